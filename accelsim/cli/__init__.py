@@ -1,0 +1,42 @@
+"""The `accelsim` command: a thin typer front end over the library; exit 2 on bad input."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from kernels.errors import InputError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="accelsim",
+    help="Simulate sparse-DNN accelerators, run kernels, analyse traces.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    """Attach each command module; kept in one place so the command set is visible here."""
+    from accelsim.cli import simulate  # noqa: F401  (registers simulate, compare, demo)
+
+
+def main() -> None:
+    """Run the CLI; an :class:`InputError` becomes one line on stderr and exit status 2."""
+    _register()
+    try:
+        rv = app(standalone_mode=False)
+    except InputError as exc:
+        print(f"accelsim: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("accelsim: aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

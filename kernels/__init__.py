@@ -1,0 +1,46 @@
+"""Kernel backend (NumPy reference, CuPy on GPU): N:M SpMM, TASD, Kron-matmul, projections, traces.
+
+Names are imported lazily so that ``import kernels`` stays cheap and optional parts
+(CuPy, Dask) are loaded only when used. ``kernels`` never imports ``accelsim``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "InputError": "kernels.errors",
+    "get_xp": "kernels.backend",
+    "array_module": "kernels.backend",
+    "device_info": "kernels.backend",
+    "gpu_available": "kernels.backend",
+    "to_numpy": "kernels.backend",
+    "NMPattern": "kernels.nm",
+    "NMTensor": "kernels.nm",
+    "nm_compress": "kernels.nm",
+    "nm_decompress": "kernels.nm",
+    "nm_spmm": "kernels.nm",
+    "tasd_decompose": "kernels.tasd",
+    "tasd_spmm": "kernels.tasd",
+    "kron_matmul": "kernels.kron",
+    "project_l1inf_bilevel": "kernels.projection",
+    "project_l11_bilevel": "kernels.projection",
+    "project_l12_bilevel": "kernels.projection",
+    "project_l1inf_exact": "kernels.projection",
+    "project_multilevel": "kernels.projection",
+    "project_l1_ball": "kernels.projection",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'kernels' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,134 @@
+"""Array-module selection (CuPy where a CUDA device is usable, else NumPy) and device info."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+
+import numpy as np
+
+from kernels.errors import InputError
+
+__all__ = [
+    "BackendError",
+    "array_module",
+    "backend_name",
+    "device_info",
+    "get_xp",
+    "gpu_available",
+    "to_numpy",
+]
+
+_ENV = "ACCELSIM_BACKEND"
+
+
+class BackendError(InputError):
+    """A backend was requested that this machine cannot provide."""
+
+
+@functools.cache
+def _usable_cupy():
+    """Return the cupy module when it imports and sees at least one device, else None."""
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
+    except Exception:  # driver missing or broken: CuPy imports but cannot run
+        return None
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and a CUDA device answers."""
+    return _usable_cupy() is not None
+
+
+def get_xp(name: str | None = None):
+    """The array module to compute with.
+
+    ``name`` (or the ``ACCELSIM_BACKEND`` environment variable) forces ``"numpy"`` or
+    ``"cupy"``; asking for cupy where no GPU is usable raises :class:`BackendError`
+    rather than silently falling back. With neither, CuPy is used when usable.
+    """
+    name = name or os.environ.get(_ENV) or "auto"
+    if name not in ("auto", "numpy", "cupy"):
+        raise BackendError(f"{_ENV}: unknown backend {name!r}; use numpy, cupy or auto")
+    if name == "numpy":
+        return np
+    cp = _usable_cupy()
+    if name == "cupy" and cp is None:
+        raise BackendError(
+            f"backend 'cupy' requested but no usable CUDA device/CuPy; install accelsim[gpu] "
+            f"on a GPU machine or set {_ENV}=numpy"
+        )
+    return cp if cp is not None else np
+
+
+def array_module(*arrays):
+    """CuPy when any argument is a CuPy array, else NumPy: the data decides, not a switch."""
+    for a in arrays:
+        if type(a).__module__.startswith("cupy"):
+            import cupy
+
+            return cupy
+    return np
+
+
+def backend_name(xp) -> str:
+    return "cupy" if xp.__name__.startswith("cupy") else "numpy"
+
+
+def to_numpy(a) -> np.ndarray:
+    """A NumPy copy of ``a`` whether it lives on the host or the device."""
+    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.cache
+def _device_info(backend: str) -> tuple:
+    if backend == "cupy":
+        import cupy
+
+        dev = cupy.cuda.Device()
+        props = cupy.cuda.runtime.getDeviceProperties(dev.id)
+        name = props["name"]
+        name = name.decode() if isinstance(name, bytes) else name
+        info = {
+            "backend": "cupy",
+            "device_name": name,
+            "compute_capability": f"{props['major']}.{props['minor']}",
+            "sm_count": int(props["multiProcessorCount"]),
+            "clock_mhz": int(props["clockRate"]) / 1000.0,
+            "memory_clock_mhz": int(props.get("memoryClockRate", 0)) / 1000.0,
+            "memory_bytes": int(props["totalGlobalMem"]),
+        }
+    else:
+        info = {
+            "backend": "numpy",
+            "device_name": _cpu_name(),
+            "compute_capability": None,
+            "sm_count": os.cpu_count() or 1,
+            "clock_mhz": None,
+            "memory_clock_mhz": None,
+            "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            if hasattr(os, "sysconf")
+            else None,
+        }
+    return tuple(info.items())
+
+
+def device_info(xp=None) -> dict:
+    """Name, compute capability, SM (or core) count, clocks and memory of the device ``xp`` runs on."""
+    return dict(_device_info(backend_name(xp or get_xp())))
