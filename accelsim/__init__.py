@@ -1,0 +1,26 @@
+"""accelsim: a tile-level simpy simulator for sparse-DNN accelerators (cycles, traffic, energy, EDP)."""
+
+from accelsim.arch import ArchConfig, builtin_archs, load_arch
+from accelsim.errors import AccelsimError, ConfigError, WorkloadError
+from accelsim.simulate import LayerResult, Report, simulate
+from accelsim.workload import Conv, Gemm, KronMatmul, Network, Sparsity, read_topology_csv
+
+__all__ = [
+    "AccelsimError",
+    "ArchConfig",
+    "ConfigError",
+    "Conv",
+    "Gemm",
+    "KronMatmul",
+    "LayerResult",
+    "Network",
+    "Report",
+    "Sparsity",
+    "WorkloadError",
+    "builtin_archs",
+    "load_arch",
+    "read_topology_csv",
+    "simulate",
+]
+
+__version__ = "0.1.0"

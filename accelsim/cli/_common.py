@@ -49,12 +49,15 @@ def print_table(title: str, columns: list[str], rows: list[list], caption: str |
 
 
 def _fmt(v) -> str:
-    if isinstance(v, float):
-        if v == 0:
-            return "0"
-        if abs(v) >= 1e6 or abs(v) < 1e-3:
-            return f"{v:.3e}"
-        return f"{v:,.3f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
+    """Compact numbers for tables (JSON keeps full precision): 16.78M, 0.238, 1,024."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    a = abs(v)
+    for div, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M")):
+        if a >= div:
+            return f"{v / div:.2f}{suffix}"
+    if isinstance(v, int) or float(v).is_integer():
+        return f"{int(v):,}"
+    if a and a < 1e-3:
+        return f"{v:.2e}"
+    return f"{v:,.3f}"

@@ -1,0 +1,334 @@
+"""The architecture config: the one schema (pydantic), YAML loading, and ``--set`` overrides."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from accelsim.errors import ConfigError
+from kernels.errors import InputError
+from kernels.nm import NMPattern
+
+__all__ = [
+    "ARCH_DIR",
+    "DTYPE_BYTES",
+    "ArchConfig",
+    "EnergyTable",
+    "MemoryLevel",
+    "SparsitySupport",
+    "SystolicCompute",
+    "TasdExtension",
+    "TensorCoreCompute",
+    "apply_overrides",
+    "builtin_archs",
+    "load_arch",
+    "parse_overrides",
+]
+
+ARCH_DIR = Path(__file__).resolve().parent.parent / "arch_configs"
+
+#: Bytes per element of each data type the configs may name.
+DTYPE_BYTES = {"int4": 0.5, "int8": 1, "fp8": 1, "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4, "fp64": 8}
+
+OPERANDS = ("input", "weight", "output")
+
+Dtype = Literal["int4", "int8", "fp8", "fp16", "bf16", "tf32", "fp32", "fp64"]
+
+
+class _Strict(BaseModel):
+    """Every schema node rejects unknown keys: a typo is an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparsitySupport(_Strict):
+    """What the compute unit can exploit. Patterns apply to the operands listed."""
+
+    patterns: tuple[str, ...] = ()
+    operands: tuple[Literal["weight", "input"], ...] = ("weight",)
+    row_wise_mix: bool = False
+    skip_unstructured: bool = False
+    compressed_levels: tuple[str, ...] = ()
+    hierarchical: tuple[str, ...] = ()
+
+    @field_validator("patterns", "hierarchical")
+    @classmethod
+    def _patterns_parse(cls, v):
+        for p in v:
+            try:
+                NMPattern.parse(p)
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    def nm_patterns(self) -> tuple[NMPattern, ...]:
+        return tuple(sorted(NMPattern.parse(p) for p in self.patterns))
+
+
+class TasdExtension(_Strict):
+    """The TASD tensor-core extension: run a series of N:M terms with B and partial sums stationary.
+
+    ``units`` TASD units extract N:M terms from activation tiles at run time, each taking
+    up to ``cycles_per_block`` cycles per M-element block; ``max_terms`` bounds the series.
+    """
+
+    units: int = Field(gt=0)
+    max_terms: int = Field(default=3, gt=0)
+    cycles_per_block: int | None = Field(default=None, gt=0)
+
+
+class SystolicCompute(_Strict):
+    """A rows × cols systolic array, one MAC per PE per cycle, with a WS/OS/IS dataflow."""
+
+    kind: Literal["systolic"]
+    rows: int = Field(gt=0)
+    cols: int = Field(gt=0)
+    dataflow: Literal["ws", "os", "is"]
+    default_dtype: Dtype = "int8"
+    sparsity: SparsitySupport = SparsitySupport()
+    tasd: TasdExtension | None = None
+
+    @property
+    def peak_macs_per_cycle(self) -> float:
+        return float(self.rows * self.cols)
+
+
+class TensorCoreCompute(_Strict):
+    """GPU-style array of ``units`` SMs, each with tensor cores at ``macs_per_cycle[dtype]`` dense MACs/cycle.
+
+    A GEMM is tiled into ``tile_m × tile_n`` output tiles (one per CTA), stepped over K in
+    ``tile_k`` chunks; CTAs run in waves of ``units``.
+    """
+
+    kind: Literal["tensor_core"]
+    units: int = Field(gt=0)
+    macs_per_cycle: dict[Dtype, float]
+    tile_m: int = Field(default=128, gt=0)
+    tile_n: int = Field(default=128, gt=0)
+    tile_k: int = Field(default=64, gt=0)
+    default_dtype: Dtype = "fp16"
+    sparsity: SparsitySupport = SparsitySupport()
+    tasd: TasdExtension | None = None
+
+    @field_validator("macs_per_cycle")
+    @classmethod
+    def _rates_positive(cls, v):
+        if not v:
+            raise ValueError("needs at least one dtype rate")
+        for dtype, rate in v.items():
+            if not rate > 0:
+                raise ValueError(f"rate for {dtype} must be > 0, got {rate}")
+        return v
+
+    @property
+    def peak_macs_per_cycle(self) -> float:
+        return self.units * self.macs_per_cycle[self.default_dtype]
+
+
+class MemoryLevel(_Strict):
+    """One level of the hierarchy. ``bandwidth`` is bytes/cycle read out of this level towards compute."""
+
+    name: str
+    capacity_bytes: int | None = Field(default=None, gt=0)
+    bandwidth: float = Field(gt=0)
+    write_bandwidth: float | None = Field(default=None, gt=0)
+    read_pj_per_byte: float = Field(default=0.0, ge=0)
+    write_pj_per_byte: float = Field(default=0.0, ge=0)
+    partition: dict[Literal["input", "weight", "output"], int] | None = None
+    area_mm2: float = Field(default=0.0, ge=0)
+
+    @field_validator("partition")
+    @classmethod
+    def _partition_positive(cls, v):
+        if v is not None:
+            for op, size in v.items():
+                if size <= 0:
+                    raise ValueError(f"partition size for {op} must be > 0, got {size}")
+        return v
+
+    def capacity_for(self, operand: str) -> float:
+        """Bytes this level can devote to ``operand``: its partition, else an equal third, else unbounded."""
+        if self.partition is not None:
+            return float(self.partition.get(operand, 0))
+        if self.capacity_bytes is None:
+            return math.inf
+        return self.capacity_bytes / len(OPERANDS)
+
+
+class EnergyTable(_Strict):
+    """Per-action energies in pJ (Accelergy-style): the engine counts actions, this prices them."""
+
+    mac_pj: dict[Dtype, float]
+    metadata_decode_pj: float = Field(default=0.0, ge=0)
+    index_select_pj: float = Field(default=0.0, ge=0)
+    tasd_unit_pj: float = Field(default=0.0, ge=0)
+    leakage_pj_per_cycle: float = Field(default=0.0, ge=0)
+    compute_area_mm2: float = Field(default=0.0, ge=0)
+    technology_nm: int | None = Field(default=None, gt=0)
+
+    @field_validator("mac_pj")
+    @classmethod
+    def _mac_nonneg(cls, v):
+        for dtype, e in v.items():
+            if e < 0:
+                raise ValueError(f"mac_pj for {dtype} must be >= 0, got {e}")
+        return v
+
+
+class ArchConfig(_Strict):
+    """A validated architecture: compute unit, memory levels (outermost first), energy table."""
+
+    version: Literal[1] = 1
+    name: str
+    description: str = ""
+    clock_ghz: float = Field(gt=0)
+    compute: Annotated[Union[SystolicCompute, TensorCoreCompute], Field(discriminator="kind")]
+    memory: tuple[MemoryLevel, ...] = Field(min_length=1)
+    energy: EnergyTable
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        names = [lvl.name for lvl in self.memory]
+        if len(set(names)) != len(names):
+            raise ValueError(f"memory level names must be unique, got {names}")
+        for lvl in self.compute.sparsity.compressed_levels:
+            if lvl not in names:
+                raise ValueError(f"compute.sparsity.compressed_levels names unknown level {lvl!r}")
+        dtype = self.compute.default_dtype
+        if dtype not in self.energy.mac_pj:
+            raise ValueError(f"energy.mac_pj has no entry for compute.default_dtype {dtype!r}")
+        if isinstance(self.compute, TensorCoreCompute) and dtype not in self.compute.macs_per_cycle:
+            raise ValueError(f"compute.macs_per_cycle has no entry for default_dtype {dtype!r}")
+        return self
+
+    def supports(self, dtype: str) -> bool:
+        if isinstance(self.compute, TensorCoreCompute):
+            return dtype in self.compute.macs_per_cycle and dtype in self.energy.mac_pj
+        return dtype in self.energy.mac_pj
+
+
+def builtin_archs() -> list[str]:
+    """Names of the shipped configs in ``arch_configs/``."""
+    return sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))
+
+
+def _resolve(spec: str | Path) -> Path:
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path}: arch config file not found")
+        return path
+    candidate = ARCH_DIR / f"{spec}.yaml"
+    if candidate.is_file():
+        return candidate
+    raise ConfigError(
+        f"{spec}: no such arch config file or built-in name (built-ins: {', '.join(builtin_archs())})"
+    )
+
+
+def parse_overrides(items: list[str] | None, *, source: str = "--set") -> dict[str, object]:
+    """Turn ``["compute.rows=64", ...]`` into ``{"compute.rows": 64}``; values parse as YAML scalars."""
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{source} {item!r}: expected key.path=value, e.g. compute.rows=64")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def _set_path(doc: dict, dotted: str, value, origin: str) -> None:
+    """Set ``a.b.c`` in a nested dict/list; list items are picked by index or by their ``name``."""
+    parts = dotted.split(".")
+    node = doc
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            idx = next((j for j, item in enumerate(node) if isinstance(item, dict) and item.get("name") == part), None)
+            if idx is None and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+                idx = int(part)
+            if idx is None:
+                raise ConfigError(f"{origin}: override {dotted!r}: no list item {part!r}")
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"{origin}: override {dotted!r}: {'.'.join(parts[:i])} is not a mapping or list")
+
+
+def apply_overrides(doc: dict, overrides: dict[str, object] | None, origin: str = "--set") -> dict:
+    """A deep copy of the raw config ``doc`` with dotted-path ``overrides`` applied (before validation)."""
+    import copy
+
+    doc = copy.deepcopy(doc)
+    for key, value in (overrides or {}).items():
+        _set_path(doc, key, value, origin)
+    return doc
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("systolic", "tensor_core")))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return f"{origin}: unknown key {loc!r}"
+    got = err.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and got is not None else ""
+    return f"{origin}: field {loc or '<root>'}: {msg}{shown}"
+
+
+def validate_arch(doc: object, origin: str) -> ArchConfig:
+    """Validate a raw mapping into an :class:`ArchConfig`; errors name ``origin``, the field and value."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{origin}: expected a YAML mapping at the top level, got {type(doc).__name__}")
+    try:
+        return ArchConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+
+
+def load_arch(spec: str | Path | ArchConfig | dict, overrides: dict[str, object] | None = None) -> ArchConfig:
+    """Load and validate an arch config from a path, a built-in name, a dict or an ArchConfig.
+
+    Overrides are dotted paths (``compute.rows``, ``memory.dram.bandwidth`` or ``memory.0.bandwidth``)
+    applied before validation, so an override is checked exactly like the file.
+
+    Examples
+    --------
+    >>> load_arch("systolic_ws_32x32", {"compute.rows": 64}).compute.rows
+    64
+    """
+    if isinstance(spec, ArchConfig):
+        doc, origin = spec.model_dump(mode="python"), spec.name
+    elif isinstance(spec, dict):
+        doc, origin = spec, "<arch dict>"
+    else:
+        path = _resolve(spec)
+        origin = str(path)
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"{origin}: malformed YAML{where}: {problem}") from None
+        except OSError as exc:
+            raise ConfigError(f"{origin}: cannot read: {exc.strerror}") from None
+    if overrides:
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{origin}: expected a YAML mapping at the top level")
+        doc = apply_overrides(doc, overrides, origin)
+    return validate_arch(doc, origin)

@@ -1,0 +1,42 @@
+"""Comparing reports of several architectures on one workload: speedup, energy and EDP ratios."""
+
+from __future__ import annotations
+
+from accelsim.errors import WorkloadError
+from accelsim.simulate import Report
+
+__all__ = ["compare_reports"]
+
+
+def compare_reports(reports: list[Report]) -> dict:
+    """Ratios of each report against the first (the baseline), in total and per layer.
+
+    ``speedup`` = baseline cycles / cycles; ``energy_ratio`` and ``edp_ratio`` = value / baseline.
+    """
+    base = reports[0]
+    names = [l.name for l in base.layers]
+    for r in reports[1:]:
+        if [l.name for l in r.layers] != names:
+            raise WorkloadError(f"compare: reports of {base.arch!r} and {r.arch!r} cover different layers")
+    archs = [
+        {
+            "arch": r.arch,
+            "cycles": r.total["cycles"],
+            "energy_pj": r.total["energy_pj"],
+            "edp": r.total["edp"],
+            "speedup": base.total["cycles"] / r.total["cycles"],
+            "energy_ratio": r.total["energy_pj"] / base.total["energy_pj"],
+            "edp_ratio": r.total["edp"] / base.total["edp"],
+        }
+        for r in reports
+    ]
+    layers = [
+        {
+            "name": name,
+            "speedup": [base.layers[i].cycles / r.layers[i].cycles for r in reports],
+            "energy_ratio": [r.layers[i].energy_pj / base.layers[i].energy_pj for r in reports],
+            "edp_ratio": [r.layers[i].edp / base.layers[i].edp for r in reports],
+        }
+        for i, name in enumerate(names)
+    ]
+    return {"workload": base.workload, "baseline": base.arch, "archs": archs, "layers": layers}

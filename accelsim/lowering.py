@@ -1,0 +1,39 @@
+"""Lowering: a workload layer → the GEMM mappings that run it (conv as GEMM, Kron as factor GEMMs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from accelsim.arch import ArchConfig
+from accelsim.errors import WorkloadError
+from accelsim.mapping import Mapping
+from accelsim.sparsity import apply_sparsity
+from accelsim.workload import Conv, Gemm, KronMatmul
+
+__all__ = ["Lowered", "lower_layer"]
+
+
+@dataclass
+class Lowered:
+    mappings: list[Mapping]
+    detail: dict = field(default_factory=dict)
+
+
+def _dtype(arch: ArchConfig, layer) -> str:
+    dtype = layer.dtype or arch.compute.default_dtype
+    if not arch.supports(dtype):
+        raise WorkloadError(f"layer {layer.name!r}: dtype {dtype!r} is not supported by arch {arch.name!r}")
+    return dtype
+
+
+def lower_layer(arch: ArchConfig, layer) -> Lowered:
+    """The mappings that execute ``layer`` on ``arch``, sparsity applied."""
+    dtype = _dtype(arch, layer)
+    if isinstance(layer, KronMatmul):
+        from accelsim.kron import lower_kron
+
+        return lower_kron(arch, layer, dtype)
+    gemm: Gemm = layer.as_gemm() if isinstance(layer, Conv) else layer
+    mappings, detail = apply_sparsity(arch, gemm, dtype)
+    tiles = sum(mp.tiles for mp in mappings)
+    return Lowered(mappings, {"m": gemm.m, "n": gemm.n, "k": gemm.k, "dtype": dtype, "tiles": tiles, **detail})

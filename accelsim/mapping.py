@@ -1,0 +1,254 @@
+"""Mapping: a GEMM on an architecture → tile groups (cycles, bytes per level) and loop order.
+
+This module owns tile sizes, loop order and data reuse. It assumes a validated ArchConfig and
+layer; sparsity is applied to the dense mapping by :mod:`accelsim.sparsity`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from accelsim.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
+
+__all__ = ["Exec", "Mapping", "TileGroup", "map_gemm", "operand_traffic", "systolic_fold_cycles"]
+
+#: Which GEMM dimensions index each operand: input A[M,K], weight B[K,N], output C[M,N].
+OPERAND_DIMS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
+
+
+@dataclass(frozen=True)
+class Exec:
+    """How the hardware runs one pass of a GEMM: the dense case is ``Exec()``.
+
+    ``k_fraction`` shrinks the reduction dimension the array iterates over (an N:M operand
+    compressed along K: ⌈K/M⌉·N of K); ``stored`` maps an operand to the fraction of its dense
+    bytes held at the compressed levels (values plus metadata); ``effectual`` is the fraction
+    of dense MACs that do useful work; ``actions`` adds per-pass counts (metadata decode …).
+    """
+
+    k_exec: int | None = None
+    stored: dict[str, float] = field(default_factory=dict)
+    compressed_levels: tuple[str, ...] = ()
+    effectual: float = 1.0
+    stationary: tuple[str, ...] = ()
+    actions: dict[str, float] = field(default_factory=dict)
+
+
+DENSE_EXEC = Exec()
+
+
+@dataclass(frozen=True)
+class TileGroup:
+    """``count`` consecutive identical tiles: cycles of compute and MACs per tile.
+
+    Bytes are not per group: the engine spreads each level's traffic over tiles in
+    proportion to their MACs (a tile at the array edge moves less data).
+    """
+
+    count: int
+    compute_cycles: float
+    macs: float
+
+
+@dataclass
+class Mapping:
+    """How one GEMM runs: tile groups in execution order plus per-level, per-operand traffic.
+
+    ``reads[level][operand]`` are bytes read out of ``level`` towards compute;
+    ``writes[level][operand]`` bytes written into it (fills from outside, results from inside).
+    """
+
+    layer: str
+    m: int
+    n: int
+    k: int
+    dtype: str
+    tile: dict[str, int]
+    loop_order: tuple[str, ...]
+    groups: list[TileGroup]
+    mapping_efficiency: float
+    macs: float
+    effectual_macs: float
+    reads: dict[str, dict[str, float]]
+    writes: dict[str, dict[str, float]]
+    actions: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def compute_cycles(self) -> float:
+        return sum(g.count * g.compute_cycles for g in self.groups)
+
+    @property
+    def tiles(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    def level_bytes(self, level: str) -> tuple[float, float]:
+        return sum(self.reads[level].values()), sum(self.writes[level].values())
+
+
+def systolic_fold_cycles(rows: int, cols: int, stream: int) -> int:
+    """Cycles of one fold on a rows × cols array streaming ``stream`` vectors, as SCALE-Sim counts them.
+
+    The stationary operand is preloaded over ``rows`` cycles; the stream enters skewed, one row
+    per cycle (``rows − 1`` extra cycles of fill), needs ``cols − 1`` cycles to cross the array
+    and ``stream`` cycles to pass through, plus one cycle to drain the last result. All folds
+    use the whole array, so edge folds cost the same as full ones (their idle PEs show up in
+    mapping efficiency). See docs/scalesim_timing.md.
+    """
+    return 2 * rows + cols + stream - 2
+
+
+def operand_traffic(
+    dims: tuple[str, ...], sizes: dict[str, int], loops: list[tuple[str, int]], capacity: float, elem_bytes: float
+) -> float:
+    """Bytes of one operand crossing into a buffer of ``capacity`` bytes, by loop-nest reuse analysis.
+
+    ``loops`` are the tile loops outermost first. Walking inner to outer, a loop over a dimension
+    that does not index the operand re-fetches it unless everything the operand touches inside that
+    loop still fits in the buffer (then the data stays and is reused).
+    """
+    extent = {d: sizes[d] for d in dims}
+    looped = {d for d, _ in loops}
+    for d in dims:
+        if d in looped:
+            extent[d] = math.ceil(sizes[d] / next(c for dd, c in loops if dd == d))
+    footprint = math.prod(extent.values()) * elem_bytes
+    fits = footprint <= capacity
+    refetch = 1
+    for d, count in reversed(loops):
+        if d in dims:
+            extent[d] = sizes[d]
+            footprint = math.prod(extent.values()) * elem_bytes
+            fits = fits and footprint <= capacity
+        elif not fits:
+            refetch *= count
+    return math.prod(sizes[d] for d in dims) * elem_bytes * refetch
+
+
+def _systolic_plan(c: SystolicCompute, m: int, n: int, k: int):
+    """Tile, fold loops (outer first), stream length and the two array-mapped dimensions per dataflow.
+
+    WS keeps weights (K×N) in the array and streams the M input rows; OS keeps outputs (M×N) and
+    streams K; IS keeps inputs (K×M) and streams the N filters — SCALE-Sim's Sr/Sc/T roles.
+    """
+    if c.dataflow == "ws":
+        row_dim, col_dim, stream = ("k", k), ("n", n), m
+    elif c.dataflow == "os":
+        row_dim, col_dim, stream = ("m", m), ("n", n), k
+    else:
+        row_dim, col_dim, stream = ("k", k), ("m", m), n
+    row_folds = math.ceil(row_dim[1] / c.rows)
+    col_folds = math.ceil(col_dim[1] / c.cols)
+    loops = [(col_dim[0], col_folds), (row_dim[0], row_folds)]
+    tile = {"m": m, "n": n, "k": k}
+    tile[row_dim[0]] = min(c.rows, row_dim[1])
+    tile[col_dim[0]] = min(c.cols, col_dim[1])
+    return tile, loops, stream, row_dim[1], col_dim[1]
+
+
+def _systolic_groups(c: SystolicCompute, m, n, k):
+    tile, loops, stream, srows, scols = _systolic_plan(c, m, n, k)
+    return (tile, loops, *_systolic_folds(c, stream, srows, scols))
+
+
+def _systolic_folds(c: SystolicCompute, stream: int, srows: int, scols: int):
+    fold = systolic_fold_cycles(c.rows, c.cols, stream)
+    rf, cf = math.ceil(srows / c.rows), math.ceil(scols / c.cols)
+    r_edge, c_edge = srows - (rf - 1) * c.rows, scols - (cf - 1) * c.cols
+    groups: list[TileGroup] = []
+    used = 0
+    for ci in range(cf):
+        cols_used = c.cols if ci < cf - 1 else c_edge
+        if rf > 1:
+            groups.append(TileGroup(rf - 1, fold, float(c.rows * cols_used * stream)))
+        groups.append(TileGroup(1, fold, float(r_edge * cols_used * stream)))
+        used += ((rf - 1) * c.rows + r_edge) * cols_used
+    eff = used / (rf * cf * c.rows * c.cols)
+    return _merge(groups), eff
+
+
+def _merge(groups: list[TileGroup]) -> list[TileGroup]:
+    out: list[TileGroup] = []
+    for g in groups:
+        if out and out[-1].compute_cycles == g.compute_cycles and out[-1].macs == g.macs:
+            out[-1] = TileGroup(out[-1].count + g.count, g.compute_cycles, g.macs)
+        else:
+            out.append(g)
+    return out
+
+
+def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype):
+    """CTAs of tile_m × tile_n run in waves over the SMs, each stepping K by tile_k.
+
+    One step = one wave advancing one K-chunk; a step takes as long as one CTA's chunk
+    (tile_m·tile_n·tile_k MACs at the SM's tensor-core rate, edge tiles padded as the hardware does).
+    """
+    c = arch.compute
+    tm, tn, tk = c.tile_m, c.tile_n, c.tile_k
+    mt, nt, kt = math.ceil(m / tm), math.ceil(n / tn), math.ceil(k / tk)
+    ctas = mt * nt
+    rate = c.macs_per_cycle[dtype]
+    step = tm * tn * tk / rate
+    full_waves, last = divmod(ctas, c.units)
+    avg_macs = m * n * k / (ctas * kt)
+    groups = []
+    if full_waves:
+        groups.append(TileGroup(full_waves * kt, step, avg_macs * c.units))
+    if last:
+        groups.append(TileGroup(kt, step, avg_macs * last))
+    waves = full_waves + (1 if last else 0)
+    eff = (m * n * k) / (waves * c.units * tm * tn * kt * tk)
+    loops = [("m", mt), ("n", nt), ("k", kt)]
+    return {"m": tm, "n": tn, "k": tk}, loops, groups, eff
+
+
+def map_gemm(
+    arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int = 1, exe: Exec = DENSE_EXEC
+) -> Mapping:
+    """Mapping of ``count`` identical GEMMs (run back to back) onto ``arch``, executed as ``exe``.
+
+    Cycles come from the executed reduction length ``exe.k_exec`` (K for dense); traffic from
+    loop-nest reuse over the dense problem, scaled for operands stored compressed. Operands in
+    ``exe.stationary`` were left on chip by a previous pass (TASD series) and are not re-read
+    from outside the innermost level.
+    """
+    k_run = exe.k_exec or k
+    if isinstance(arch.compute, SystolicCompute):
+        tile, loops, groups, eff = _systolic_groups(arch.compute, m, n, k_run)
+        order = tuple(d for d, _ in loops)
+    else:
+        tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype)
+        order = ("m", "n", "k")
+    dense_macs = float(m * n * k * count)
+    run_macs = sum(g.count * g.macs for g in groups) * count or 1.0
+    groups = [TileGroup(g.count * count, g.compute_cycles, g.macs * dense_macs / run_macs) for g in groups]
+    eb = DTYPE_BYTES[dtype]
+    sizes = {"m": m, "n": n, "k": k}
+    levels = arch.memory
+    reads = {lvl.name: dict.fromkeys(OPERAND_DIMS, 0.0) for lvl in levels}
+    writes = {lvl.name: dict.fromkeys(OPERAND_DIMS, 0.0) for lvl in levels}
+    for i, lvl in enumerate(levels):
+        inner = levels[i + 1] if i + 1 < len(levels) else None
+        for op, dims in OPERAND_DIMS.items():
+            if op in exe.stationary and inner is not None:
+                continue
+            scale = exe.stored.get(op, 1.0) if lvl.name in exe.compressed_levels else 1.0
+            cap = inner.capacity_for(op) / scale if inner is not None else 0.0
+            moved = operand_traffic(dims, sizes, loops, cap, eb) * count
+            if op == "output":
+                size = m * n * eb * count
+                writes[lvl.name][op] += moved
+                reads[lvl.name][op] += moved - size
+                if inner is not None:
+                    reads[inner.name][op] += moved
+                    writes[inner.name][op] += moved - size
+            else:
+                reads[lvl.name][op] += moved * scale
+                if inner is not None:
+                    inner_scale = exe.stored.get(op, 1.0) if inner.name in exe.compressed_levels else 1.0
+                    writes[inner.name][op] += moved * inner_scale
+    return Mapping(
+        layer=name, m=m, n=n, k=k, dtype=dtype, tile=tile, loop_order=order, groups=groups,
+        mapping_efficiency=eff, macs=dense_macs, effectual_macs=dense_macs * exe.effectual,
+        reads=reads, writes=writes, actions=dict(exe.actions),
+    )

@@ -1,0 +1,146 @@
+"""Built-in networks written from their published layer shapes, and YAML workload files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from accelsim.errors import WorkloadError
+from accelsim.workload import Conv, Gemm, KronMatmul, Network, Sparsity
+
+__all__ = ["BUILTIN", "bert_base", "build", "from_yaml", "llama_8b_prefill", "resnet50"]
+
+
+def _conv(name: str, out_hw: int, r: int, c: int, k: int, stride: int = 1) -> Conv:
+    """A conv given its *output* size; the ifmap is the padded input SCALE-Sim expects (it never pads)."""
+    size = (out_hw - 1) * stride + r
+    return Conv(name, size, size, r, r, c, k, stride, stride)
+
+
+def resnet50(batch: int = 1) -> Network:
+    """ResNet-50 v1.5 (He et al. 2016; stride on the 3×3 as in torchvision) at 224×224: 53 convs + FC.
+
+    Pooling and element-wise layers carry no MACs and are left out, as in SCALE-Sim's topologies.
+    """
+    layers = [_conv("conv1", 112, 7, 3, 64, 2)]
+    in_ch = 64
+    for stage, (blocks, width, out_hw) in enumerate([(3, 64, 56), (4, 128, 28), (6, 256, 14), (3, 512, 7)], start=2):
+        for b in range(blocks):
+            s = 2 if (b == 0 and stage > 2) else 1
+            pre = f"conv{stage}_{b + 1}"
+            layers.append(_conv(f"{pre}_a", out_hw * s, 1, in_ch, width))
+            layers.append(_conv(f"{pre}_b", out_hw, 3, width, width, s))
+            layers.append(_conv(f"{pre}_c", out_hw, 1, width, width * 4))
+            if b == 0:
+                layers.append(_conv(f"{pre}_proj", out_hw, 1, in_ch, width * 4, s))
+            in_ch = width * 4
+    layers.append(Gemm("fc", batch, 1000, 2048))
+    if batch > 1:
+        layers = [Conv(**{**l.__dict__, "count": batch}) if isinstance(l, Conv) else l for l in layers]
+    return Network.chain("resnet50", layers)
+
+
+def _encoder_layer(pre: str, seq: int, hidden: int, heads: int, ffn: int, kv_heads: int | None = None) -> list[Gemm]:
+    """One transformer block's GEMMs; attention-score GEMMs multiply two activations (no static weight)."""
+    hd = hidden // heads
+    kv = (kv_heads or heads) * hd
+    return [
+        Gemm(f"{pre}.q", seq, hidden, hidden),
+        Gemm(f"{pre}.k", seq, kv, hidden),
+        Gemm(f"{pre}.v", seq, kv, hidden),
+        Gemm(f"{pre}.qk", seq, seq, hd, count=heads, static_weight=False),
+        Gemm(f"{pre}.av", seq, hd, seq, count=heads, static_weight=False),
+        Gemm(f"{pre}.o", seq, hidden, hidden),
+    ]
+
+
+def bert_base(seq_len: int = 128, layers: int = 12) -> Network:
+    """BERT-base encoder (Devlin et al. 2019): hidden 768, 12 heads, FFN 3072, 12 layers."""
+    out = []
+    for i in range(layers):
+        out += _encoder_layer(f"l{i}", seq_len, 768, 12, 3072)
+        out += [Gemm(f"l{i}.ffn1", seq_len, 3072, 768), Gemm(f"l{i}.ffn2", seq_len, 768, 3072)]
+    return Network.chain(f"bert_base_s{seq_len}", out)
+
+
+def llama_8b_prefill(seq_len: int = 2048, layers: int = 32) -> Network:
+    """Llama-3-8B prefill GEMMs (Meta 2024): hidden 4096, 32 heads, 8 KV heads, SwiGLU FFN 14336,
+    vocabulary 128256; the LM head runs on the last token only."""
+    out = []
+    for i in range(layers):
+        out += _encoder_layer(f"l{i}", seq_len, 4096, 32, 14336, kv_heads=8)
+        out += [
+            Gemm(f"l{i}.gate", seq_len, 14336, 4096),
+            Gemm(f"l{i}.up", seq_len, 14336, 4096),
+            Gemm(f"l{i}.down", seq_len, 4096, 14336),
+        ]
+    out.append(Gemm("lm_head", 1, 128256, 4096))
+    return Network.chain(f"llama_8b_prefill_s{seq_len}", out)
+
+
+BUILTIN = {"resnet50": resnet50, "bert_base": bert_base, "llama_8b_prefill": llama_8b_prefill}
+
+
+def build(name: str, **params) -> Network:
+    try:
+        return BUILTIN[name](**params)
+    except KeyError:
+        raise WorkloadError(f"workload {name!r}: unknown built-in (choose from {', '.join(sorted(BUILTIN))})") from None
+    except TypeError as exc:
+        raise WorkloadError(f"workload {name!r}: bad parameter: {exc}") from None
+
+
+_TYPES = {"gemm": Gemm, "conv": Conv, "kron": KronMatmul}
+
+
+def from_yaml(path: str | Path) -> Network:
+    """Read ``workload: {name, layers: [{type: gemm|conv|kron, name, ...}], edges: [[a, b], ...]}``.
+
+    Without ``edges`` the layers form a chain in file order.
+    """
+    import networkx as nx
+
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise WorkloadError(f"{path}: workload file not found") from None
+    except yaml.YAMLError:
+        raise WorkloadError(f"{path}: malformed YAML") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("workload"), dict):
+        raise WorkloadError(f"{path}: expected a top-level 'workload:' mapping")
+    wl = doc["workload"]
+    unknown = set(wl) - {"name", "layers", "edges"}
+    if unknown:
+        raise WorkloadError(f"{path}: unknown key workload.{sorted(unknown)[0]!r}")
+    layers = []
+    for i, spec in enumerate(wl.get("layers") or []):
+        spec = dict(spec)
+        kind = spec.pop("type", "gemm")
+        if kind not in _TYPES:
+            raise WorkloadError(f"{path}: workload.layers.{i}.type: unknown {kind!r} (gemm, conv or kron)")
+        for key in ("weight_sparsity", "input_sparsity"):
+            if key in spec:
+                spec[key] = Sparsity.parse(spec[key])
+        spec.setdefault("name", f"layer{i}")
+        try:
+            layers.append(_TYPES[kind](**spec))
+        except TypeError as exc:
+            raise WorkloadError(f"{path}: workload.layers.{i}: {exc}") from None
+        except WorkloadError as exc:
+            raise WorkloadError(f"{path}: workload.layers.{i}: {exc}") from None
+    if not layers:
+        raise WorkloadError(f"{path}: workload.layers is empty")
+    net = Network.chain(wl.get("name", path.stem), layers)
+    if "edges" in wl:
+        g = nx.DiGraph()
+        g.add_nodes_from(net.graph.nodes(data=True))
+        for a, b in wl["edges"]:
+            if a not in g or b not in g:
+                raise WorkloadError(f"{path}: workload.edges: unknown layer in edge [{a}, {b}]")
+            g.add_edge(a, b)
+        if not nx.is_directed_acyclic_graph(g):
+            raise WorkloadError(f"{path}: workload.edges: the graph has a cycle")
+        net = Network(net.name, g)
+    return net

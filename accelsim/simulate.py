@@ -1,0 +1,154 @@
+"""simulate(): arch + workload → per-layer and network cycles, traffic, energy and EDP."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from accelsim.arch import ArchConfig, load_arch
+from accelsim.energy import price
+from accelsim.engine import Timing, run_mapping
+from accelsim.errors import WorkloadError
+from accelsim.lowering import lower_layer
+from accelsim.workload import Network, as_network
+
+__all__ = ["LayerResult", "Report", "simulate"]
+
+_SUMMED = ("cycles", "compute_cycles", "stall_cycles", "macs", "effectual_macs", "energy_pj")
+
+
+@dataclass
+class LayerResult:
+    """One layer's outcome; ``actions`` are the counts that ``energy_breakdown`` prices."""
+
+    name: str
+    cycles: float
+    compute_cycles: float
+    stall_cycles: float
+    utilization: float
+    mapping_efficiency: float
+    macs: float
+    effectual_macs: float
+    energy_pj: float
+    edp: float
+    traffic_bytes: dict[str, float]
+    energy_breakdown: dict[str, float] = field(default_factory=dict)
+    actions: dict[str, float] = field(default_factory=dict)
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self, full: bool = False) -> dict:
+        d = {k: getattr(self, k) for k in ("name", *_SUMMED[:3], "utilization", "mapping_efficiency",
+                                           "macs", "effectual_macs", "energy_pj", "edp", "traffic_bytes")}
+        if full:
+            d.update(energy_breakdown=self.energy_breakdown, actions=self.actions, detail=self.detail)
+        return d
+
+
+@dataclass
+class Report:
+    """Per-layer results plus network totals; ``total["edp"]`` is total energy × total cycles."""
+
+    arch: str
+    workload: str
+    clock_ghz: float
+    layers: list[LayerResult]
+    total: dict
+
+    def to_dict(self, full: bool = False) -> dict:
+        return {"arch": self.arch, "workload": self.workload, "layers": [l.to_dict(full) for l in self.layers],
+                "total": self.total}
+
+    @property
+    def seconds(self) -> float:
+        return self.total["cycles"] / (self.clock_ghz * 1e9)
+
+
+def _totals(layers: list[LayerResult], peak: float) -> dict:
+    tot = {k: float(sum(getattr(l, k) for l in layers)) for k in _SUMMED}
+    traffic: dict[str, float] = {}
+    breakdown: dict[str, float] = {}
+    for l in layers:
+        for lvl, b in l.traffic_bytes.items():
+            traffic[lvl] = traffic.get(lvl, 0.0) + b
+        for comp, e in l.energy_breakdown.items():
+            breakdown[comp] = breakdown.get(comp, 0.0) + e
+    tot["utilization"] = tot["effectual_macs"] / (tot["cycles"] * peak) if tot["cycles"] else 0.0
+    tot["mapping_efficiency"] = (
+        sum(l.mapping_efficiency * l.compute_cycles for l in layers) / tot["compute_cycles"] if tot["compute_cycles"] else 0.0
+    )
+    tot["edp"] = tot["energy_pj"] * tot["cycles"]
+    tot["traffic_bytes"] = traffic
+    tot["energy_breakdown"] = breakdown
+    return tot
+
+
+def _run_layer(arch: ArchConfig, layer) -> LayerResult:
+    lowered = lower_layer(arch, layer)
+    cycles = compute = stall = 0.0
+    actions: dict[str, float] = {}
+    traffic: dict[str, float] = {lvl.name: 0.0 for lvl in arch.memory}
+    macs = eff = 0.0
+    weighted_eff = 0.0
+    for mapping in lowered.mappings:
+        t: Timing = run_mapping(arch, mapping)
+        cycles += t.cycles
+        compute += t.compute_cycles
+        stall += t.stall_cycles
+        macs += mapping.macs
+        eff += mapping.effectual_macs
+        weighted_eff += mapping.mapping_efficiency * t.compute_cycles
+        for lvl in arch.memory:
+            rd, wr = mapping.level_bytes(lvl.name)
+            traffic[lvl.name] += rd + wr
+            actions[f"memory.{lvl.name}.read"] = actions.get(f"memory.{lvl.name}.read", 0.0) + rd
+            actions[f"memory.{lvl.name}.write"] = actions.get(f"memory.{lvl.name}.write", 0.0) + wr
+        for a, v in mapping.actions.items():
+            actions[a] = actions.get(a, 0.0) + v
+        mac_key = f"compute.mac.{mapping.dtype}"
+        actions[mac_key] = actions.get(mac_key, 0.0) + mapping.effectual_macs
+    actions["leakage.cycle"] = cycles
+    breakdown = price(arch, actions)
+    energy = float(sum(breakdown.values()))
+    peak = arch.compute.peak_macs_per_cycle
+    return LayerResult(
+        name=layer.name, cycles=cycles, compute_cycles=compute, stall_cycles=stall,
+        utilization=eff / (cycles * peak) if cycles else 0.0,
+        mapping_efficiency=weighted_eff / compute if compute else 0.0,
+        macs=macs, effectual_macs=eff, energy_pj=energy, edp=energy * cycles,
+        traffic_bytes=traffic, energy_breakdown=breakdown, actions=actions, detail=lowered.detail,
+    )
+
+
+def _layer_key(layer):
+    """Two layers with equal fields but their name simulate identically, so they share one run."""
+    return (type(layer).__name__, *(v for f, v in sorted(layer.__dict__.items()) if f != "name"))
+
+
+def simulate(arch, workload, *, progress=None, overrides: dict | None = None, **params) -> Report:
+    """Simulate ``workload`` (a Network, layer, list, built-in name or CSV/YAML path) on ``arch``.
+
+    ``overrides`` are dotted-path config overrides (as ``--set``); ``params`` go to a built-in
+    network (e.g. ``seq_len``). ``progress(i, n, name)`` is called after each layer.
+
+    Examples
+    --------
+    >>> from accelsim.workload import Gemm
+    >>> simulate("systolic_ws_32x32", Gemm("g", 64, 64, 64)).total["macs"]
+    262144.0
+    """
+    if not isinstance(arch, ArchConfig) or overrides:
+        arch = load_arch(arch, overrides)
+    net: Network = as_network(workload, **params)
+    layers = net.layers
+    if not layers:
+        raise WorkloadError(f"workload {net.name!r}: has no layers")
+    cache: dict = {}
+    results = []
+    for i, layer in enumerate(layers):
+        key = _layer_key(layer)
+        if key not in cache:
+            cache[key] = _run_layer(arch, layer)
+        results.append(dataclasses.replace(cache[key], name=layer.name))
+        if progress is not None:
+            progress(i + 1, len(layers), layer.name)
+    return Report(arch.name, net.name, arch.clock_ghz, results, _totals(results, arch.compute.peak_macs_per_cycle))

@@ -1,0 +1,277 @@
+"""Kron-matmul Y = X·(F1⊗…⊗FN) without forming the Kronecker product: naive, shuffle and fused."""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+
+from kernels.backend import array_module
+from kernels.errors import InputError
+
+__all__ = ["ALGORITHMS", "NAIVE_MAX_BYTES", "kron_flops", "kron_matmul"]
+
+ALGORITHMS = ("auto", "naive", "shuffle", "fused")
+
+#: Largest Kronecker product ``naive`` will materialise (bytes); it exists to check the others.
+NAIVE_MAX_BYTES = 64 * 2**20
+
+# Row blocks of the CPU fused path aim at this many bytes per intermediate, so the two
+# ping-pong buffers of one block stay in the last-level cache between factor steps.
+_BLOCK_BYTES = 4 * 2**20
+
+_CUDA_SOURCE = Path(__file__).parent / "cuda" / "kron_fused.cu"
+_MAX_FUSED = 8  # must match KRON_MAX_FUSED in kron_fused.cu
+_SMEM_BYTES = 48 * 1024  # default dynamic shared-memory limit: no attribute change needed
+
+
+def kron_flops(m: int, factor_shapes) -> int:
+    """Floating-point operations of Y = X·(F1⊗…⊗FN) done factor by factor (FastKron's count).
+
+    Start with k = ∏Pi; for each factor from the last to the first, k ← (k/Pi)·Qi and the
+    step costs one multiply and one add for each of m·k outputs over Pi terms.
+
+    Parameters
+    ----------
+    m : int
+        Rows of X.
+    factor_shapes : sequence of (P, Q)
+        Shapes of F1 … FN.
+
+    Returns
+    -------
+    int
+        ``2·m·Σ k_after·Pi``.
+
+    Examples
+    --------
+    >>> kron_flops(1, [(2, 2), (2, 2)])
+    32
+    """
+    shapes = _check_shapes(factor_shapes)
+    k = math.prod(p for p, _ in shapes)
+    total = 0
+    for p, q in reversed(shapes):
+        k = (k // p) * q
+        total += k * p
+    return 2 * int(m) * total
+
+
+def kron_matmul(x, factors, algorithm: str = "auto"):
+    """Compute X·(F1⊗F2⊗…⊗FN) for X of shape (M, ∏Pi) and factors Fi of shape (Pi, Qi).
+
+    Parameters
+    ----------
+    x : array, shape (M, ∏Pi)
+        NumPy or CuPy; the arrays decide where the work runs.
+    factors : sequence of 2-D arrays
+        One or more factors; shapes may differ. Mixed float32/float64 promote to float64.
+    algorithm : {"auto", "naive", "shuffle", "fused"}
+        ``naive`` forms the Kronecker product (refused past :data:`NAIVE_MAX_BYTES`);
+        ``shuffle`` is one reshape–matmul–transpose pass per factor; ``fused`` (what
+        ``auto`` picks) folds the transpose into the matmul and, on the CPU, walks X in
+        cache-sized row blocks, or on a GPU multiplies several factors per CUDA launch
+        with the slice held in shared memory.
+
+    Returns
+    -------
+    array, shape (M, ∏Qi)
+
+    Raises
+    ------
+    InputError
+        Bad shapes, dtypes, algorithm, or a ``naive`` product too large to build.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(8.0).reshape(2, 4)
+    >>> f = [np.eye(2), np.array([[1.0, 2.0], [3.0, 4.0]])]
+    >>> bool(np.allclose(kron_matmul(x, f), x @ np.kron(*f)))
+    True
+    """
+    if algorithm not in ALGORITHMS:
+        raise InputError(f"algorithm: unknown value {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+    xp, x, factors = _prepare(x, factors)
+    if algorithm == "naive":
+        return _naive(xp, x, factors)
+    if algorithm == "shuffle":
+        return _shuffle(xp, x, factors)
+    if xp is np:
+        return _fused_cpu(x, factors)
+    return _fused_gpu(xp, x, factors)
+
+
+def _check_shapes(factor_shapes) -> list[tuple[int, int]]:
+    shapes = [tuple(int(d) for d in s) for s in factor_shapes]
+    if not shapes:
+        raise InputError("factors: got an empty list; pass at least one 2-D factor")
+    for i, s in enumerate(shapes):
+        if len(s) != 2 or min(s) < 1:
+            raise InputError(f"factors[{i}]: shape {s} is not a non-empty 2-D matrix (P, Q)")
+    return shapes
+
+
+def _prepare(x, factors):
+    """Check shapes and dtypes at the boundary; everything after trusts the result."""
+    if not isinstance(factors, (list, tuple)):
+        raise InputError(f"factors: expected a list of 2-D arrays, got {type(factors).__name__}")
+    xp = array_module(x, *factors)
+    x = xp.asarray(x)
+    factors = [xp.asarray(f) for f in factors]
+    for i, f in enumerate(factors):
+        if f.ndim != 2:
+            raise InputError(f"factors[{i}]: expected a 2-D array, got shape {tuple(f.shape)}")
+    shapes = _check_shapes(f.shape for f in factors)
+    if x.ndim != 2:
+        raise InputError(f"x: expected a 2-D array (M, K), got shape {tuple(x.shape)}")
+    k = math.prod(p for p, _ in shapes)
+    if x.shape[1] != k:
+        raise InputError(
+            f"x: has {x.shape[1]} columns but the factors' row counts {[p for p, _ in shapes]} "
+            f"multiply to {k}"
+        )
+    dtype = np.result_type(x.dtype, *(f.dtype for f in factors))
+    if dtype not in (np.float32, np.float64):
+        raise InputError(f"dtype: {dtype} is not supported; pass float32 or float64 arrays")
+    x = xp.ascontiguousarray(x, dtype=dtype)
+    factors = [xp.ascontiguousarray(f, dtype=dtype) for f in factors]
+    return xp, x, factors
+
+
+def _naive(xp, x, factors):
+    rows = math.prod(f.shape[0] for f in factors)
+    cols = math.prod(f.shape[1] for f in factors)
+    need = rows * cols * x.dtype.itemsize
+    if need > NAIVE_MAX_BYTES:
+        raise InputError(
+            f"algorithm: 'naive' would build a {rows}x{cols} Kronecker product ({need} bytes > "
+            f"NAIVE_MAX_BYTES={NAIVE_MAX_BYTES}); use 'shuffle' or 'fused'"
+        )
+    return x @ functools.reduce(xp.kron, factors)
+
+
+def _shuffle(xp, x, factors):
+    """Baseline: per factor (last first) a matmul on the last axis, then a rotating transpose copy."""
+    m = x.shape[0]
+    y = x
+    for f in reversed(factors):
+        p, q = f.shape
+        y = (y.reshape(-1, p) @ f).reshape(m, -1, q).transpose(0, 2, 1).reshape(m, -1)
+    return xp.ascontiguousarray(y)
+
+
+def _rotate_step(f, cur, dst):
+    """dst[r, q, j] = Σp cur[r, j, p]·f[p, q]: one factor's matmul with the rotation folded in.
+
+    Passing cur as a transposed view lets BLAS pack it as an operand, so no separate
+    transpose pass over memory is needed (the shuffle baseline spends one per factor).
+    """
+    p, q = f.shape
+    r, k = cur.shape
+    np.matmul(f.T, cur.reshape(r, k // p, p).transpose(0, 2, 1), out=dst.reshape(r, q, k // p))
+
+
+def _fused_cpu(x, factors):
+    m = x.shape[0]
+    widths = [x.shape[1]]
+    for f in reversed(factors):
+        widths.append(widths[-1] // f.shape[0] * f.shape[1])
+    out = np.empty((m, widths[-1]), dtype=x.dtype)
+    widest = max(widths[1:-1], default=1)
+    rows = max(1, min(m, _BLOCK_BYTES // (widest * x.dtype.itemsize)))
+    bufs = [np.empty(rows * widest, dtype=x.dtype) for _ in range(2 if len(factors) > 1 else 0)]
+    n = len(factors)
+    for r0 in range(0, m, rows):
+        r1 = min(m, r0 + rows)
+        cur = x[r0:r1]
+        for i, f in enumerate(reversed(factors)):
+            dst = out[r0:r1] if i == n - 1 else bufs[i % 2][: (r1 - r0) * widths[i + 1]].reshape(r1 - r0, -1)
+            _rotate_step(f, cur, dst)
+            cur = dst
+    return out
+
+
+@functools.cache
+def _cuda_kernels(device_id: int, dtype_name: str):
+    """Compile kron_fused.cu once per (device, dtype); CuPy also caches the binary on disk."""
+    import cupy
+
+    with cupy.cuda.Device(device_id):
+        module = cupy.RawModule(code=_CUDA_SOURCE.read_text(), options=("-std=c++17",))
+        return module.get_function(f"kron_fused_{dtype_name}")
+
+
+def _gpu_groups(shapes, itemsize):
+    """Split factors (in processing order, last first) into launches whose slices fit shared memory.
+
+    A launch fusing factors G multiplies each contiguous chunk of S = ∏P(G) columns by
+    ⊗G; its slice grows to the largest intermediate, which two ping-pong buffers must hold.
+    A factor too large on its own gets ``None``: it runs as a cuBLAS shuffle step.
+    """
+    cap = _SMEM_BYTES // (2 * itemsize) - 1
+    groups, cur = [], []
+    for p, q in reversed(shapes):
+        trial = cur + [(p, q)]
+        if len(trial) <= _MAX_FUSED and _slice_max(trial) <= cap:
+            cur = trial
+            continue
+        if cur:
+            groups.append(cur)
+        cur = [(p, q)] if _slice_max([(p, q)]) <= cap else []
+        if not cur:
+            groups.append(None)
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _slice_max(group):
+    size = math.prod(p for p, _ in group)
+    best = size
+    for p, q in group:
+        size = size // p * q
+        best = max(best, size)
+    return best
+
+
+def _fused_gpu(cp, x, factors):
+    kernel = _cuda_kernels(cp.cuda.Device().id, "f32" if x.dtype == np.float32 else "f64")
+    itemsize = x.dtype.itemsize
+    m = x.shape[0]
+    rev = list(reversed(factors))
+    pos = 0
+    cur = x
+    for group in _gpu_groups([f.shape for f in factors], itemsize):
+        if group is None:
+            cur = _shuffle(cp, cur, [rev[pos]])
+            pos += 1
+            continue
+        fs = rev[pos : pos + len(group)]
+        pos += len(group)
+        s_in = math.prod(p for p, _ in group)
+        t_out = math.prod(q for _, q in group)
+        k_in = cur.shape[1]
+        j = k_in // s_in
+        stride = _slice_max(group) | 1  # odd stride: slices of neighbouring threads hit different banks
+        tile = max(1, min(j, 64, _SMEM_BYTES // (2 * stride * itemsize)))
+        flat = cp.concatenate([f.ravel() for f in fs])
+        dims = np.zeros(2 * _MAX_FUSED, dtype=np.int32)
+        for i, (p, q) in enumerate(group):
+            dims[2 * i], dims[2 * i + 1] = p, q
+        y = cp.empty((m, j * t_out), dtype=x.dtype)
+        # grid (ceil(J/tile), min(M, 65535)), block 256: block (b, r) takes rows r, r + gridDim.y,
+        # …; for each it loads `tile` contiguous chunks of s_in columns into shared memory,
+        # applies the group's factors there, and writes y[row, t·J + j] for every output t of
+        # the chunks j in [b·tile, b·tile + tile). Nothing else is written.
+        kernel(
+            ((j + tile - 1) // tile, min(m, 65535)),
+            (256,),
+            (cur, y, flat, cp.asarray(dims), np.int32(len(group)), np.int64(m), np.int64(k_in),
+             np.int64(j), np.int32(tile), np.int32(stride)),
+            shared_mem=2 * tile * stride * itemsize,
+        )
+        cur = y
+    return cur

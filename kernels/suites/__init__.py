@@ -1,0 +1,130 @@
+"""Benchmark suites by name: each module here registers one suite; ``all`` runs every one.
+
+Adding a suite is a one-file change: drop ``kernels/suites/<name>.py`` defining a function
+``cases(size, xp, seed) -> list[Case]`` decorated with ``@register("<name>")``. Modules in this
+package are discovered on first use, so nothing else needs editing. Each :class:`Case` builds
+its (seeded, never all-zero) inputs only when run, so large ``paper`` suites do not hold every
+operand in memory at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kernels.backend import get_xp
+from kernels.errors import InputError
+
+__all__ = [
+    "PAPER_SHAPES",
+    "PATTERNS",
+    "SIZES",
+    "SMALL_SHAPES",
+    "Case",
+    "Prepared",
+    "case_rng",
+    "get_cases",
+    "register",
+    "run_suite",
+    "suite_names",
+]
+
+SIZES = ("small", "paper")
+SMALL_SHAPES = [(128, 256, 512), (128, 512, 256)]
+"""(m, n, k) for CI: a few seconds per suite on a 2-core CPU."""
+PAPER_SHAPES = [(m, n, k) for m in (256, 512, 1024, 2048, 4096) for n, k in ((4096, 11008), (11008, 4096), (4096, 4096))]
+"""LLaMA-style projections: m tokens against (n, k) weight shapes of the MLP and attention."""
+PATTERNS = ["2:4", "4:8", "3:8", "2:8", "1:8"]
+"""50 %, 50 %, 62.5 %, 75 %, 87.5 % sparsity."""
+
+_REGISTRY: dict[str, Callable] = {}
+
+
+@dataclass
+class Prepared:
+    """A ready-to-time call plus the :meth:`kernels.trace.Recorder.add` fields describing it."""
+
+    fn: Callable
+    args: tuple
+    fields: dict
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: ``key`` identifies it (``all`` drops repeated keys, e.g. shared dense baselines)."""
+
+    suite: str
+    key: tuple
+    label: str
+    prepare: Callable[[], Prepared] = field(compare=False)
+
+
+def register(name: str):
+    """Decorator registering ``cases(size, xp, seed) -> list[Case]`` as suite ``name``."""
+
+    def deco(fn):
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def suite_names() -> list[str]:
+    """Registered suite names, sorted, plus ``all``."""
+    _discover()
+    return sorted(_REGISTRY) + ["all"]
+
+
+def case_rng(seed: int, key: tuple) -> np.random.Generator:
+    """A generator seeded by ``seed`` and the case key: same case, same data, in any order or suite."""
+    return np.random.default_rng([seed, zlib.crc32(repr(key).encode())])
+
+
+def get_cases(name: str, size: str = "small", xp=None, seed: int = 0) -> list[Case]:
+    """The cases of suite ``name`` (or every suite for ``all``) at ``size``, duplicates removed."""
+    names = suite_names()
+    if name not in names:
+        raise InputError(f"suite {name!r} is unknown; choose one of {', '.join(names)}")
+    if size not in SIZES:
+        raise InputError(f"sizes {size!r} is unknown; choose one of {', '.join(SIZES)}")
+    xp = xp or get_xp()
+    chosen = sorted(_REGISTRY) if name == "all" else [name]
+    seen, cases = set(), []
+    for s in chosen:
+        for case in _REGISTRY[s](size, xp, seed):
+            if case.key not in seen:
+                seen.add(case.key)
+                cases.append(case)
+    return cases
+
+
+def run_suite(name, size="small", recorder=None, repeats=10, warmup=3, xp=None, seed=0, on_case=None) -> list[dict]:
+    """Time every case of suite ``name`` and add one trace row each to ``recorder``.
+
+    ``on_case(case, i, total)`` is called before each case (progress bars). Returns the rows.
+    """
+    from kernels.trace import Recorder, time_call
+
+    xp = xp or get_xp()
+    recorder = recorder if recorder is not None else Recorder()
+    cases = get_cases(name, size, xp, seed)
+    rows = []
+    for i, case in enumerate(cases):
+        if on_case is not None:
+            on_case(case, i, len(cases))
+        p = case.prepare()
+        timing = time_call(p.fn, *p.args, warmup=warmup, repeats=repeats, xp=xp)
+        rows.append(recorder.add(timing=timing, suite=case.suite, xp=xp, **p.fields))
+        del p
+    return rows

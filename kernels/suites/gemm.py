@@ -1,0 +1,39 @@
+"""Dense GEMM suite: ``xp.matmul`` (cuBLAS through CuPy, the host BLAS through NumPy), the baseline for speedups."""
+
+from __future__ import annotations
+
+from kernels.backend import backend_name
+from kernels.suites import PAPER_SHAPES, SMALL_SHAPES, Case, Prepared, case_rng, register
+
+__all__ = ["cases", "dense_case", "dtypes_for"]
+
+
+def dtypes_for(xp) -> list[str]:
+    """float32 everywhere; float16 too on the GPU (NumPy has no fast float16 matmul)."""
+    return ["float32", "float16"] if backend_name(xp) == "cupy" else ["float32"]
+
+
+def dense_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: int) -> Case:
+    """The dense ``(m, k) @ (k, n)`` case; other suites add it so they carry their own baseline."""
+    key = ("gemm", m, n, k, dtype)
+
+    def prepare() -> Prepared:
+        rng = case_rng(seed, key)
+        a = xp.asarray(rng.standard_normal((m, k), dtype="float32").astype(dtype))
+        b = xp.asarray(rng.standard_normal((k, n), dtype="float32").astype(dtype))
+        item = a.dtype.itemsize
+        fields = dict(
+            kernel="gemm", dtype=dtype, m=m, n=n, k=k,
+            shapes={"a": (m, k), "b": (k, n), "c": (m, n)},
+            pattern=None, density=1.0, flops_dense=2 * m * n * k,
+            bytes_min=(m * k + k * n + m * n) * item, params={"impl": "matmul"},
+        )
+        return Prepared(xp.matmul, (a, b), fields)
+
+    return Case(suite, key, f"gemm {dtype} {m}x{n}x{k}", prepare)
+
+
+@register("gemm")
+def cases(size: str, xp, seed: int) -> list[Case]:
+    shapes = SMALL_SHAPES if size == "small" else PAPER_SHAPES
+    return [dense_case("gemm", m, n, k, dt, xp, seed) for (m, n, k) in shapes for dt in dtypes_for(xp)]

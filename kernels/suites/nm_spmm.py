@@ -1,0 +1,73 @@
+"""N:M SpMM suite: ``kernels.nm_spmm`` at 2:4 and 4:8 … 1:8 against dense GEMM (and cuSPARSELt 2:4 where usable)."""
+
+from __future__ import annotations
+
+from kernels.backend import backend_name
+from kernels.nm import NMPattern, nm_compress, nm_spmm
+from kernels.suites import PAPER_SHAPES, PATTERNS, SMALL_SHAPES, Case, Prepared, case_rng, register
+from kernels.suites.gemm import dense_case, dtypes_for
+
+__all__ = ["cases", "nm_case"]
+
+
+def nm_case(suite: str, m: int, n: int, k: int, dtype: str, pattern: str, xp, seed: int) -> Case:
+    """``nm_spmm(nm_compress(A, N, M), B)`` with A ``(m, k)`` random, compressed along k (not timed)."""
+    pat = NMPattern.parse(pattern)
+    key = ("nm_spmm", m, n, k, dtype, str(pat))
+
+    def prepare() -> Prepared:
+        rng = case_rng(seed, key)
+        a = xp.asarray(rng.standard_normal((m, k), dtype="float32").astype(dtype))
+        b = xp.asarray(rng.standard_normal((k, n), dtype="float32").astype(dtype))
+        t = nm_compress(a, pat.n, pat.m, axis=1)
+        out_item = 4 if dtype in ("float16", "float32") else 8
+        fields = dict(
+            kernel="nm_spmm", dtype=dtype, m=m, n=n, k=k,
+            shapes={"a": (m, k), "a_values": t.values.shape, "b": (k, n), "c": (m, n)},
+            pattern=str(pat), density=pat.density, flops_dense=2 * m * n * k,
+            flops_effectual=2 * m * t.groups * pat.n * n,
+            bytes_min=t.nbytes + b.nbytes + m * n * out_item,
+            params={"metadata": "uint8 per value", "backend_impl": "cuda" if backend_name(xp) == "cupy" else "gather"},
+        )
+        return Prepared(nm_spmm, (t, b), fields)
+
+    return Case(suite, key, f"nm_spmm {pat} {dtype} {m}x{n}x{k}", prepare)
+
+
+def cusparselt_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: int) -> Case | None:
+    """cuSPARSELt 2:4 on the same shape at float16, when CuPy exposes it (else None)."""
+    from kernels.nm_cuda import cusparselt_2_4_available, cusparselt_2_4_prepare
+
+    if backend_name(xp) != "cupy" or dtype != "float16" or not cusparselt_2_4_available():
+        return None
+    key = ("cusparselt_2_4", m, n, k, dtype)
+
+    def prepare() -> Prepared:
+        rng = case_rng(seed, key)
+        a = xp.asarray(rng.standard_normal((m, k), dtype="float32").astype(dtype))
+        b = xp.asarray(rng.standard_normal((k, n), dtype="float32").astype(dtype))
+        fn, args = cusparselt_2_4_prepare(a, b)
+        item = a.dtype.itemsize
+        fields = dict(
+            kernel="cusparselt_2_4", dtype=dtype, m=m, n=n, k=k,
+            shapes={"a": (m, k), "b": (k, n), "c": (m, n)}, pattern="2:4", density=0.5,
+            flops_dense=2 * m * n * k, flops_effectual=m * n * k,
+            bytes_min=(m * k // 2 + k * n + m * n) * item + m * k // 8, params={"impl": "cusparselt"},
+        )
+        return Prepared(fn, args, fields)
+
+    return Case(suite, key, f"cusparselt 2:4 {dtype} {m}x{n}x{k}", prepare)
+
+
+@register("nm_spmm")
+def cases(size: str, xp, seed: int) -> list[Case]:
+    shapes = SMALL_SHAPES if size == "small" else PAPER_SHAPES
+    out = []
+    for m, n, k in shapes:
+        for dt in dtypes_for(xp):
+            out.append(dense_case("nm_spmm", m, n, k, dt, xp, seed))
+            out.extend(nm_case("nm_spmm", m, n, k, dt, p, xp, seed) for p in PATTERNS)
+            lt = cusparselt_case("nm_spmm", m, n, k, dt, xp, seed)
+            if lt is not None:
+                out.append(lt)
+    return out

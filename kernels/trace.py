@@ -1,0 +1,389 @@
+"""THE kernel trace schema (one parquet row per kernel launch), timing/energy recorder, atomic writer, reader.
+
+Every kernel family records through this module so that ``accelsim traces`` and
+``accelsim.replay`` read one format. A trace is a parquet *dataset directory*: each
+:meth:`Recorder.flush` adds one new part file, written under a temporary name and renamed
+into place (:func:`kernels.io.atomic_path`), so a killed writer never leaves a partial file.
+The schema version lives in each file's metadata under ``accelsim.trace.schema_version``;
+:func:`read_traces` refuses other versions rather than guessing.
+
+Usage
+-----
+>>> rec = Recorder("traces/my-gpu")                                     # doctest: +SKIP
+>>> timing = time_call(kernels.nm_spmm, a_nm, b, warmup=3, repeats=10)  # doctest: +SKIP
+>>> rec.add(kernel="nm_spmm", dtype="float32", m=256, n=4096, k=4096,   # doctest: +SKIP
+...         shapes={"a": (256, 4096), "b": (4096, 4096)}, pattern="2:4", density=0.5,
+...         flops_dense=2 * 256 * 4096 * 4096, flops_effectual=256 * 4096 * 4096,
+...         bytes_min=..., timing=timing, params={"path": "low_sparsity"})
+>>> rec.flush()                                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import os
+import statistics
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kernels.backend import array_module, backend_name, device_info
+from kernels.errors import InputError
+from kernels.io import atomic_path
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "Recorder",
+    "Timing",
+    "TraceError",
+    "read_traces",
+    "time_call",
+    "trace_files",
+]
+
+SCHEMA_VERSION = "1"
+_VERSION_KEY = b"accelsim.trace.schema_version"
+
+SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("suite", pa.string()),
+        pa.field("kernel", pa.string(), nullable=False),
+        pa.field("backend", pa.string(), nullable=False),
+        pa.field("device_name", pa.string()),
+        pa.field("compute_capability", pa.string()),
+        pa.field("dtype", pa.string(), nullable=False),
+        pa.field("m", pa.int64()),
+        pa.field("n", pa.int64()),
+        pa.field("k", pa.int64()),
+        pa.field("shapes", pa.string(), nullable=False),
+        pa.field("pattern", pa.string()),
+        pa.field("density", pa.float64()),
+        pa.field("tasd_series", pa.string()),
+        pa.field("params", pa.string(), nullable=False),
+        pa.field("flops_dense", pa.int64()),
+        pa.field("flops_effectual", pa.int64()),
+        pa.field("bytes_min", pa.int64()),
+        pa.field("time_median_s", pa.float64(), nullable=False),
+        pa.field("time_min_s", pa.float64(), nullable=False),
+        pa.field("time_max_s", pa.float64(), nullable=False),
+        pa.field("repeats", pa.int32(), nullable=False),
+        pa.field("warmup", pa.int32(), nullable=False),
+        pa.field("energy_j", pa.float64()),
+        pa.field("sm_clock_mhz", pa.float64()),
+        pa.field("mem_clock_mhz", pa.float64()),
+        pa.field("numpy_version", pa.string()),
+        pa.field("cupy_version", pa.string()),
+        pa.field("cuda_version", pa.string()),
+        pa.field("git_commit", pa.string()),
+    ],
+    metadata={_VERSION_KEY: SCHEMA_VERSION.encode()},
+)
+"""Column meanings: ``shapes`` is a JSON object of operand shapes; ``params`` a JSON object of
+kernel-specific extras (Kron factor shapes, projection radius, kernel path); ``flops_dense`` the
+dense-equivalent FLOPs (2·m·n·k for a GEMM), ``flops_effectual`` those on kept values;
+``bytes_min`` each operand read once and the output written once; times are per call;
+``energy_j`` per call from NVML's energy counter, null when not measured."""
+
+
+class TraceError(InputError):
+    """A trace path that cannot be read: missing, empty, corrupt, or another schema version."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-call wall times of ``repeats`` timed calls after ``warmup`` untimed ones."""
+
+    times_s: tuple
+    warmup: int
+    energy_j: float | None = None
+    sm_clock_mhz: float | None = None
+    mem_clock_mhz: float | None = None
+
+    @property
+    def repeats(self) -> int:
+        return len(self.times_s)
+
+    @property
+    def median_s(self) -> float:
+        return float(statistics.median(self.times_s))
+
+    @property
+    def min_s(self) -> float:
+        return float(min(self.times_s))
+
+    @property
+    def max_s(self) -> float:
+        return float(max(self.times_s))
+
+
+@functools.cache
+def _nvml_handle():
+    """NVML handle of the current CUDA device, or None without nvidia-ml-py / a driver."""
+    try:
+        import cupy
+        import pynvml
+
+        pynvml.nvmlInit()
+        pci = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["pciBusID"]
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            if pynvml.nvmlDeviceGetPciInfo(h).bus == pci:
+                return h
+        return pynvml.nvmlDeviceGetHandleByIndex(cupy.cuda.Device().id)
+    except Exception:  # no pynvml, no driver, or a counter this GPU lacks: energy stays null
+        return None
+
+
+def _energy_mj(h) -> int | None:
+    try:
+        import pynvml
+
+        return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(h))
+    except Exception:
+        return None
+
+
+def _clocks(h) -> tuple:
+    try:
+        import pynvml
+
+        return (
+            float(pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)),
+            float(pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM)),
+        )
+    except Exception:
+        return (None, None)
+
+
+def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, **kwargs) -> Timing:
+    """Time ``fn(*args, **kwargs)``: ``warmup`` untimed calls, then ``repeats`` timed ones.
+
+    On CuPy (``xp``, or the module of the array arguments) each call is bracketed by CUDA
+    events on the current stream, so the time is device time without host-launch skew; on
+    NumPy ``time.perf_counter``. Where NVML is available the total-energy counter is read
+    before and after the timed calls and divided by ``repeats`` (the counter moves in
+    coarse steps, so energy for sub-millisecond kernels is only meaningful with many repeats).
+    """
+    if warmup < 0 or repeats < 1:
+        raise InputError(f"time_call: need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
+    xp = xp or array_module(*args)
+    for _ in range(warmup):
+        fn(*args, **kwargs)
+    if backend_name(xp) == "numpy":
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(*args, **kwargs)
+            times.append(time.perf_counter() - t0)
+        return Timing(tuple(times), warmup)
+    stream = xp.cuda.get_current_stream()
+    stream.synchronize()
+    h = _nvml_handle()
+    e0 = _energy_mj(h) if h is not None else None
+    events = [(xp.cuda.Event(), xp.cuda.Event()) for _ in range(repeats)]
+    for start, end in events:
+        start.record(stream)
+        fn(*args, **kwargs)
+        end.record(stream)
+    stream.synchronize()
+    e1 = _energy_mj(h) if h is not None else None
+    times = tuple(xp.cuda.get_elapsed_time(s, e) / 1e3 for s, e in events)
+    energy = (e1 - e0) / 1e3 / repeats if e0 is not None and e1 is not None and e1 > e0 else None
+    sm, mem = _clocks(h) if h is not None else (None, None)
+    return Timing(times, warmup, energy, sm, mem)
+
+
+@functools.cache
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions(backend: str) -> dict:
+    v = {"numpy_version": np.__version__, "cupy_version": None, "cuda_version": None}
+    if backend == "cupy":
+        import cupy
+
+        v["cupy_version"] = cupy.__version__
+        r = cupy.cuda.runtime.runtimeGetVersion()
+        v["cuda_version"] = f"{r // 1000}.{(r % 1000) // 10}"
+    return v
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+@dataclass
+class Recorder:
+    """Collects trace rows and appends them to the dataset directory ``out_dir``.
+
+    Call :meth:`add` once per measured launch and :meth:`flush` to write (or use it as a
+    context manager, which flushes on exit — also after an exception, since every row
+    already added is a complete measurement). ``out_dir=None`` keeps rows in memory only.
+    """
+
+    out_dir: str | os.PathLike | None = None
+    run_id: str = field(
+        default_factory=lambda: f"{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    )
+    rows: list = field(default_factory=list)
+    _parts: int = 0
+
+    def add(
+        self,
+        *,
+        kernel: str,
+        dtype,
+        timing: Timing,
+        shapes: dict,
+        m: int | None = None,
+        n: int | None = None,
+        k: int | None = None,
+        flops_dense: int | None = None,
+        flops_effectual: int | None = None,
+        bytes_min: int | None = None,
+        pattern: str | None = None,
+        density: float | None = None,
+        tasd_series: str | None = None,
+        params: dict | None = None,
+        suite: str | None = None,
+        xp=None,
+    ) -> dict:
+        """Append one row; device, versions, clocks and timestamp are filled in here. Returns the row."""
+        backend = backend_name(xp) if xp is not None else "numpy"
+        dev = device_info(xp or np)
+        row = {
+            "run_id": self.run_id,
+            "timestamp": _dt.datetime.now(_dt.timezone.utc),
+            "suite": suite,
+            "kernel": str(kernel),
+            "backend": backend,
+            "device_name": dev.get("device_name"),
+            "compute_capability": dev.get("compute_capability"),
+            "dtype": str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype,
+            "m": m,
+            "n": n,
+            "k": k,
+            "shapes": _json({name: list(map(int, s)) for name, s in shapes.items()}),
+            "pattern": None if pattern is None else str(pattern),
+            "density": None if density is None else float(density),
+            "tasd_series": tasd_series,
+            "params": _json(params or {}),
+            "flops_dense": flops_dense,
+            "flops_effectual": flops_effectual if flops_effectual is not None else flops_dense,
+            "bytes_min": bytes_min,
+            "time_median_s": timing.median_s,
+            "time_min_s": timing.min_s,
+            "time_max_s": timing.max_s,
+            "repeats": timing.repeats,
+            "warmup": timing.warmup,
+            "energy_j": timing.energy_j,
+            "sm_clock_mhz": timing.sm_clock_mhz,
+            "mem_clock_mhz": timing.mem_clock_mhz,
+            "git_commit": _git_commit(),
+            **_versions(backend),
+        }
+        self.rows.append(row)
+        return row
+
+    def table(self) -> pa.Table:
+        """The rows added so far, as a table of :data:`SCHEMA`."""
+        return pa.Table.from_pylist(self.rows, schema=SCHEMA)
+
+    def flush(self) -> Path | None:
+        """Write pending rows as one new part file; return its path (None when nothing was pending)."""
+        if not self.rows or self.out_dir is None:
+            return None
+        table = self.table()
+        dest = Path(self.out_dir) / f"part-{self.run_id}-{self._parts:04d}.parquet"
+        with atomic_path(dest) as tmp:
+            pq.write_table(table, tmp)
+        self._parts += 1
+        self.rows.clear()
+        return dest
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+
+
+def trace_files(path: str | os.PathLike) -> list[Path]:
+    """The parquet files under ``path`` (a file or a directory, searched recursively), sorted.
+
+    Hidden names (``.x``, the atomic writer's temporaries) and ``_x`` are skipped, as pyarrow does.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise TraceError(f"trace path {str(p)!r} does not exist; pass a parquet file or a directory of them")
+    if p.is_file():
+        return [p]
+    files = sorted(
+        f
+        for f in p.rglob("*.parquet")
+        if f.is_file() and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
+    )
+    if not files:
+        raise TraceError(f"trace directory {str(p)!r} holds no .parquet files; run `accelsim kernels run` first")
+    return files
+
+
+def _read_one(f: Path) -> pa.Table:
+    try:
+        pf = pq.ParquetFile(f)
+        meta = pf.schema_arrow.metadata or {}
+        version = meta.get(_VERSION_KEY)
+        if version is None:
+            raise TraceError(f"{f}: not an accelsim trace (no {_VERSION_KEY.decode()} in its metadata)")
+        if version.decode() != SCHEMA_VERSION:
+            raise TraceError(
+                f"{f}: trace schema version {version.decode()!r}, this accelsim reads version "
+                f"{SCHEMA_VERSION!r}; re-record it or use a matching accelsim"
+            )
+        table = pf.read()
+    except TraceError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        msg = " ".join(str(exc).split())
+        raise TraceError(f"{f}: unreadable parquet file (corrupt or truncated): {msg}") from None
+    missing = [name for name in SCHEMA.names if name not in table.column_names]
+    if missing:
+        raise TraceError(f"{f}: trace is missing columns {missing}")
+    try:
+        return table.select(SCHEMA.names).cast(SCHEMA)
+    except (pa.ArrowException, ValueError) as exc:
+        raise TraceError(f"{f}: columns do not match the trace schema: {' '.join(str(exc).split())}") from None
+
+
+def read_traces(path: str | os.PathLike) -> pa.Table:
+    """Read and validate every trace file under ``path`` into one table of :data:`SCHEMA`.
+
+    Raises
+    ------
+    TraceError
+        Naming the file: missing path, directory without parquet files, corrupt or
+        truncated file, a file without the version key or of another schema version.
+    """
+    return pa.concat_tables([_read_one(f) for f in trace_files(path)])
