@@ -27,7 +27,6 @@ __all__ = [
     "default_configs",
     "evaluate",
     "load_sentences",
-    "load_tensors",
     "markdown_table",
     "mean_cosine",
     "tasd_weights",
@@ -50,41 +49,6 @@ def load_sentences(path: str | Path | None = None) -> list[str]:
         except OSError as exc:
             raise InputError(f"sentences file {path}: {exc.strerror or exc}") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def load_tensors(path: str | Path, name: str | None = None) -> dict[str, np.ndarray]:
-    """Tensors to decompose from a ``.npy`` or ``.safetensors`` file; ``name`` picks one.
-
-    Raises
-    ------
-    InputError
-        For a missing file, an unknown suffix, or a ``name`` not in the file (the message lists some).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file; give a .npy or .safetensors file")
-    if path.suffix == ".npy":
-        try:
-            arrays = {path.stem: np.load(path, allow_pickle=False)}
-        except ValueError as exc:
-            raise InputError(f"{path}: not a plain .npy array ({exc})") from None
-    elif path.suffix == ".safetensors":
-        try:
-            from safetensors.numpy import load_file
-        except ImportError:
-            raise ImportError("reading .safetensors needs the [models] extra: pip install safetensors") from None
-        try:
-            arrays = load_file(str(path))
-        except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise InputError(f"{path}: cannot read as safetensors ({exc})") from None
-    else:
-        raise InputError(f"{path}: unknown suffix {path.suffix!r}; expected .npy or .safetensors")
-    if name is not None:
-        if name not in arrays:
-            some = ", ".join(sorted(arrays)[:5])
-            raise InputError(f"{path}: no tensor named {name!r}; it has {len(arrays)} such as {some}")
-        return {name: arrays[name]}
-    return arrays
 
 
 def decompose_report(a: np.ndarray, series_list: Sequence, axis: int = -1) -> list[dict]:

@@ -332,10 +332,10 @@ def as_network(workload, **params) -> Network:
     if spec in networks.BUILTIN:
         return networks.build(spec, **params)
     path = Path(spec)
-    if path.suffix.lower() == ".csv" or path.exists():
-        return read_topology_csv(path)
     if path.suffix.lower() in (".yaml", ".yml"):
         return networks.from_yaml(path)
+    if path.suffix.lower() == ".csv" or path.exists():
+        return read_topology_csv(path)
     raise WorkloadError(
         f"workload {spec!r}: not a built-in network ({', '.join(sorted(networks.BUILTIN))}) nor a .csv/.yaml file"
     )

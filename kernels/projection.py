@@ -102,16 +102,18 @@ def _l1_tau_host(a: np.ndarray, r: float) -> float:
     Condat (2016, "Fast projection onto the simplex and the ℓ1 ball", Math. Prog.)
     speeds Michelot's pivoting by starting from a good lower bound on τ. Condat's
     first pass is sequential; here the two bounds τ ≥ max(a) − r and τ ≥ (Σa − r)/n
-    play its role, then vectorised Michelot sweeps drop entries ≤ τ. Every sweep's τ
+    play its role, then vectorised Michelot sweeps drop entries below τ. Every sweep's τ
     is a lower bound on the answer, so the kept set always contains the support and
     the sweep that drops nothing has found τ exactly. Each sweep is one pass over a
     shrinking array; a handful suffice on real data (worst case is quadratic).
     """
     tau = max(float(a.max()) - r, (float(a.sum()) - r) / a.size)
-    a = a[a > tau]
+    # ">=" rather than ">": entries equal to τ add nothing to Σ(a − τ), and keeping them
+    # guarantees the maximum survives when r is below the rounding of max(a).
+    a = a[a >= tau]
     while True:
         tau = (float(a.sum()) - r) / a.size
-        keep = a > tau
+        keep = a >= tau
         if keep.all():
             return tau
         a = a[keep]

@@ -15,7 +15,7 @@ from kernels.io import atomic_path
 
 __all__ = ["Format", "FormatOpt", "console", "print_json", "print_table", "write_json"]
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 class Format(str, enum.Enum):
@@ -42,7 +42,7 @@ def write_json(obj, path: str | Path) -> None:
 def print_table(title: str, columns: list[str], rows: list[list], caption: str | None = None) -> None:
     table = Table(title=title, caption=caption)
     for i, col in enumerate(columns):
-        table.add_column(col, justify="left" if i == 0 else "right")
+        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows:
         table.add_row(*[_fmt(v) for v in row])
     console.print(table)

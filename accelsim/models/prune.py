@@ -28,8 +28,14 @@ def magnitude_prune(w: np.ndarray, fraction: float) -> np.ndarray:
     k = int(round(fraction * w.size))
     out = w.copy()
     if k:
-        order = np.argsort(np.abs(w).ravel(), kind="stable")
-        out.reshape(-1)[order[:k]] = 0
+        # O(size) selection instead of a full sort: everything below the k-th smallest
+        # magnitude goes, then the lowest-index entries equal to it until k are gone.
+        mag = np.abs(w).ravel()
+        thr = np.partition(mag, k - 1)[k - 1]
+        drop = mag < thr
+        ties = np.flatnonzero(mag == thr)[: k - int(drop.sum())]
+        drop[ties] = True
+        out.reshape(-1)[drop] = 0
     return out
 
 

@@ -1,0 +1,5 @@
+"""`python -m accelsim` runs the CLI."""
+
+from accelsim.cli import main
+
+main()

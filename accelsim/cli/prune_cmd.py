@@ -1,0 +1,72 @@
+"""`accelsim prune`: project a weight tensor into an ℓ1,∞-type ball and report the zeroed structure."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import typer
+
+from accelsim.cli._common import Format, FormatOpt, print_json, print_table
+from accelsim.prune import load_tensor, prune, save_npy
+from kernels.errors import InputError
+
+__all__ = ["Method", "prune_command", "register"]
+
+_SHOW = 16  # indices listed in the table; --format json lists them all
+
+
+class Method(str, enum.Enum):
+    bilevel_l1inf = "bilevel-l1inf"
+    bilevel_l11 = "bilevel-l11"
+    bilevel_l12 = "bilevel-l12"
+    exact_l1inf = "exact-l1inf"
+
+
+def prune_command(
+    input: Path = typer.Argument(..., help="weights: .npy or .safetensors", show_default=False),
+    out: Path = typer.Option(..., "--out", help="pruned tensor, written atomically (.npy)", show_default=False),
+    radius: float = typer.Option(..., "--radius", help="radius C of the ℓ1,p ball (>= 0)", show_default=False),
+    method: Method = typer.Option(Method.bilevel_l1inf, "--method", help="projection to apply"),
+    axis: int = typer.Option(0, "--axis", help="axis the inner norm runs along; 0 zeroes whole columns"),
+    tensor: str = typer.Option(None, "--tensor", help="tensor name inside a .safetensors file"),
+    workers: int = typer.Option(1, "--workers", help="CPU threads over column blocks (same result)"),
+    fmt: Format = FormatOpt,
+) -> None:
+    """Prune INPUT by projection and report zeroed rows/columns, density and the norm before/after."""
+    if out.resolve() == input.resolve():
+        raise InputError(f"--out: refusing to overwrite the input {str(input)!r}; pick another path")
+    if not str(out).lower().endswith(".npy"):
+        raise InputError(f"--out: must end in .npy, got {str(out)!r}")
+    w = load_tensor(input, tensor)
+    result = prune(w, radius, method.value, axis, workers=workers)
+    save_npy(result.weights, out)
+    report = {"input": str(input), "tensor": tensor, "out": str(out), **result.to_dict()}
+    if fmt == Format.json:
+        print_json(report)
+        return
+    st = result.structure
+    rows = [
+        ["method", result.method],
+        ["radius", result.radius],
+        ["axis", result.axis],
+        ["shape", "×".join(map(str, st.shape))],
+        [f"norm {report['norm']} before", result.norm_before],
+        [f"norm {report['norm']} after", result.norm_after],
+        ["density", st.density],
+        ["zero rows", f"{len(st.zero_rows)}/{st.n_rows} ({st.zero_row_fraction:.1%})"],
+        ["zero row indices", _preview(st.zero_rows)],
+        ["zero cols", f"{len(st.zero_cols)}/{st.n_cols} ({st.zero_col_fraction:.1%})"],
+        ["zero col indices", _preview(st.zero_cols)],
+    ]
+    print_table(f"prune {input.name} → {out.name}", ["field", "value"], rows)
+
+
+def _preview(idx) -> str:
+    head = ", ".join(map(str, idx[:_SHOW]))
+    return head + (f", … (+{len(idx) - _SHOW})" if len(idx) > _SHOW else "") if idx else "-"
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``prune`` to the root app (called from ``accelsim.cli._register``)."""
+    app.command("prune")(prune_command)

@@ -1,0 +1,74 @@
+"""`accelsim traces summarize|compare|roofline`: thin front end over :mod:`accelsim.traces`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from accelsim.cli import app
+from accelsim.cli._common import Format, FormatOpt, print_json, print_table
+
+__all__ = ["compare", "roofline", "summarize", "traces_app"]
+
+traces_app = typer.Typer(help="Analyse kernel traces (parquet).", no_args_is_help=True)
+app.add_typer(traces_app, name="traces")
+
+_COLS = ["kernel", "dtype", "m", "n", "k", "pattern", "time_s", "tflops_dense_equiv", "gbs", "speedup_vs_dense"]
+
+
+@traces_app.command("summarize")
+def summarize(path: Path = typer.Argument(..., help="trace file or directory"), fmt: Format = FormatOpt) -> None:
+    """Per-kernel table: time, achieved TFLOP/s and GB/s, speedup over dense at equal shape."""
+    from accelsim import traces
+
+    rows = traces.summarize(traces.load(path))
+    if fmt is Format.json:
+        print_json(rows)
+        return
+    devices = sorted({f"{r['device']} ({r['backend']})" for r in rows})
+    print_table(f"traces: {path}", _COLS, [[r[c] for c in _COLS] for r in rows], caption="; ".join(devices))
+
+
+@traces_app.command("compare")
+def compare(
+    a: Path = typer.Argument(..., help="baseline trace file or directory"),
+    b: Path = typer.Argument(..., help="trace to compare against the baseline"),
+    fmt: Format = FormatOpt,
+) -> None:
+    """Configurations present in both: times and speedup of B over A (time_a / time_b)."""
+    from accelsim import traces
+
+    rows = traces.compare(traces.load(a), traces.load(b))
+    if fmt is Format.json:
+        print_json(rows)
+        return
+    cols = ["kernel", "dtype", "m", "n", "k", "pattern", "time_a_s", "time_b_s", "speedup"]
+    print_table(f"compare: {a} vs {b}", cols, [[r[c] for c in cols] for r in rows])
+
+
+@traces_app.command("roofline")
+def roofline(
+    path: Path = typer.Argument(..., help="trace file or directory"),
+    plot: Path = typer.Option(None, "--plot", help="write a PNG roofline here"),
+    peak_tflops: float = typer.Option(None, "--peak-tflops", help="override the peak compute rate"),
+    peak_gbs: float = typer.Option(None, "--peak-gbs", help="override the peak memory bandwidth"),
+    fmt: Format = FormatOpt,
+) -> None:
+    """Each configuration against the device roof (datasheet for known GPUs, documented CPU estimate)."""
+    from accelsim import traces
+
+    result = traces.roofline(traces.load(path), peak_tflops, peak_gbs)
+    if plot is not None:
+        traces.plot_roofline(result, plot)
+    if fmt is Format.json:
+        print_json(result)
+        return
+    cols = ["kernel", "dtype", "m", "n", "k", "pattern", "intensity", "tflops_effectual", "roof_tflops", "fraction_of_roof"]
+    print_table(
+        f"roofline: {path}",
+        cols,
+        [[p[c] for c in cols] for p in result["points"]],
+        caption=f"peak {result['peak_tflops']:.3g} TFLOP/s, {result['peak_gbs']:.3g} GB/s ({result['peak_source']})"
+        + (f"; plot: {plot}" if plot else ""),
+    )

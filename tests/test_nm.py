@@ -1,0 +1,124 @@
+"""N:M compress/decompress/is_nm and the NumPy nm_spmm reference against float64 dense products."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernels.errors import InputError
+from kernels.nm import NMTensor, is_nm, nm_compress, nm_decompress, nm_spmm
+
+
+@st.composite
+def nm_cases(draw):
+    m = draw(st.sampled_from([1, 2, 3, 4, 5, 8, 16, 32]))
+    n = draw(st.integers(1, m))
+    rows = draw(st.integers(1, 9))
+    k = draw(st.integers(1, 3 * m + 3))
+    cols = draw(st.integers(1, 7))
+    dtype = draw(st.sampled_from(["float16", "float32", "float64"]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    # Never all zeros: normal draws plus an offset so exact zeros are essentially impossible.
+    a = (rng.standard_normal((rows, k)) + 0.01).astype(dtype)
+    b = (rng.standard_normal((k, cols)) + 0.01).astype(dtype)
+    return a, b, n, m
+
+
+def _rel(x, ref):
+    return np.linalg.norm(x - ref) / max(np.linalg.norm(ref), 1e-30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(nm_cases())
+def test_spmm_matches_float64_dense_product(case):
+    a, b, n, m = case
+    t = nm_compress(a, n, m)
+    ref = nm_decompress(t).astype(np.float64) @ b.astype(np.float64)
+    out = nm_spmm(t, b)
+    assert out.shape == ref.shape
+    assert out.dtype == (np.float64 if a.dtype == np.float64 else np.float32)
+    assert np.isfinite(out).all()
+    assert _rel(out, ref) < (1e-12 if a.dtype == np.float64 else 1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(nm_cases())
+def test_compress_keeps_exactly_n_largest_per_group(case):
+    a, _, n, m = case
+    t = nm_compress(a, n, m)
+    rows, k = a.shape
+    groups = -(-k // m)
+    assert t.values.shape == t.indices.shape == (rows, groups, n)
+    assert (np.diff(t.indices.astype(int), axis=-1) > 0).all()  # distinct, ascending
+    pad = np.zeros((rows, groups * m), dtype=a.dtype)
+    pad[:, :k] = a
+    g = np.abs(pad.reshape(rows, groups, m).astype(np.float64))
+    kept = np.take_along_axis(g, t.indices.astype(np.intp), -1)
+    mask = np.zeros(g.shape, bool)
+    np.put_along_axis(mask, t.indices.astype(np.intp), True, -1)
+    dropped_max = np.where(mask, -1.0, g).max(-1)
+    assert (kept.min(-1) >= dropped_max).all()
+    d = nm_decompress(t)
+    assert d.shape == a.shape and d.dtype == a.dtype
+    assert is_nm(d, n, m)
+    assert ((d == a) | (d == 0)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(nm_cases(), st.sampled_from([0, 1]))
+def test_round_trip_any_axis(case, axis):
+    a, _, n, m = case
+    d = nm_decompress(nm_compress(a, n, m, axis=axis))
+    assert is_nm(d, n, m, axis=axis)
+    np.testing.assert_array_equal(nm_decompress(nm_compress(d, n, m, axis=axis)), d)
+    np.testing.assert_array_equal(nm_decompress(nm_compress(a, m, m, axis=axis)), a)
+
+
+def test_padding_when_k_not_multiple_of_m():
+    a = np.arange(1, 11, dtype=np.float32).reshape(1, 10)  # K=10, m=4: last group pads 2 zeros
+    t = nm_compress(a, 2, 4)
+    assert t.values.shape == (1, 3, 2)
+    assert t.values[0, -1].tolist() == [9.0, 10.0]
+    np.testing.assert_array_equal(nm_decompress(t), [[0, 0, 3, 4, 0, 0, 7, 8, 9, 10]])
+    b = np.ones((10, 3), np.float32)
+    np.testing.assert_allclose(nm_spmm(t, b), nm_decompress(t) @ b)
+
+
+def test_tie_break_lower_index_wins_and_deterministic():
+    a = np.array([[1.0, -1.0, 1.0, 1.0, 2.0, 2.0, -2.0, 0.5]])
+    t = nm_compress(a, 2, 4)
+    assert t.indices.tolist() == [[[0, 1], [0, 1]]]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((33, 70)).astype(np.float32)
+    t1, t2 = nm_compress(x, 3, 8), nm_compress(x, 3, 8)
+    assert t1.values.tobytes() == t2.values.tobytes() and t1.indices.tobytes() == t2.indices.tobytes()
+    b = rng.standard_normal((70, 5)).astype(np.float32)
+    assert nm_spmm(t1, b).tobytes() == nm_spmm(t2, b).tobytes()
+
+
+def test_nm_tensor_fields():
+    t = nm_compress(np.random.default_rng(0).standard_normal((4, 16)), 2, 8)
+    assert isinstance(t, NMTensor) and str(t.pattern) == "2:8" and t.groups == 2
+    assert t.shape == (4, 16) and t.axis == 1 and t.nbytes == t.values.nbytes + t.indices.nbytes
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: nm_compress(np.ones((2, 4)), 3, 2),
+        lambda: nm_compress(np.ones((2, 4)), 1, 33),
+        lambda: nm_compress(np.ones((2, 4)), 2, 4, axis=2),
+        lambda: nm_compress(np.array(1.0), 2, 4),
+        lambda: nm_compress(np.array([[np.nan, 1, 2, 3]]), 2, 4),
+        lambda: nm_compress(np.ones((2, 4), complex), 2, 4),
+        lambda: nm_spmm(np.ones((2, 4)), np.ones((4, 2))),
+        lambda: nm_spmm(nm_compress(np.ones((2, 4)), 2, 4), np.ones((5, 2))),
+        lambda: nm_spmm(nm_compress(np.ones((2, 4)), 2, 4, axis=0), np.ones((4, 2))),
+        lambda: nm_decompress(np.ones(3)),
+    ],
+)
+def test_bad_input_is_one_line_input_error(call):
+    with pytest.raises(InputError) as exc:
+        call()
+    assert "\n" not in str(exc.value)
