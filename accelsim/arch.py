@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from accelsim.errors import ConfigError
 from kernels.errors import InputError
-from kernels.nm import NMPattern
+from kernels.nm import MAX_M, NMPattern
 
 __all__ = [
     "ARCH_DIR",
@@ -66,7 +66,15 @@ class SparsitySupport(_Strict):
         return v
 
     def nm_patterns(self) -> tuple[NMPattern, ...]:
-        return tuple(sorted(NMPattern.parse(p) for p in self.patterns))
+        """Supported patterns, flat. A hierarchical (HighLight-style) outer pattern H:G over inner
+        N:M groups is listed as its flat equivalent (H·N):(G·M), e.g. 2:4 over 2:4 → 4:16."""
+        inner = {NMPattern.parse(p) for p in self.patterns}
+        out = set(inner)
+        for h in (NMPattern.parse(p) for p in self.hierarchical):
+            for q in inner:
+                if h.m * q.m <= MAX_M:
+                    out.add(NMPattern(h.n * q.n, h.m * q.m))
+        return tuple(sorted(out))
 
 
 class TasdExtension(_Strict):

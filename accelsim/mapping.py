@@ -57,6 +57,8 @@ class Mapping:
 
     ``reads[level][operand]`` are bytes read out of ``level`` towards compute;
     ``writes[level][operand]`` bytes written into it (fills from outside, results from inside).
+    ``issued_macs`` are the MACs the hardware performs (and pays energy for): the dense count
+    unless it skips work; ``effectual_macs`` those whose operands are both non-zero.
     """
 
     layer: str
@@ -72,6 +74,7 @@ class Mapping:
     effectual_macs: float
     reads: dict[str, dict[str, float]]
     writes: dict[str, dict[str, float]]
+    issued_macs: float = 0.0
     actions: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -250,5 +253,5 @@ def map_gemm(
     return Mapping(
         layer=name, m=m, n=n, k=k, dtype=dtype, tile=tile, loop_order=order, groups=groups,
         mapping_efficiency=eff, macs=dense_macs, effectual_macs=dense_macs * exe.effectual,
-        reads=reads, writes=writes, actions=dict(exe.actions),
+        reads=reads, writes=writes, issued_macs=float(m * n * k_run * count), actions=dict(exe.actions),
     )

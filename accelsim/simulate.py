@@ -105,7 +105,7 @@ def _run_layer(arch: ArchConfig, layer) -> LayerResult:
         for a, v in mapping.actions.items():
             actions[a] = actions.get(a, 0.0) + v
         mac_key = f"compute.mac.{mapping.dtype}"
-        actions[mac_key] = actions.get(mac_key, 0.0) + mapping.effectual_macs
+        actions[mac_key] = actions.get(mac_key, 0.0) + mapping.issued_macs
     actions["leakage.cycle"] = cycles
     breakdown = price(arch, actions)
     energy = float(sum(breakdown.values()))

@@ -107,12 +107,14 @@ def _l1_tau_host(a: np.ndarray, r: float) -> float:
     the sweep that drops nothing has found τ exactly. Each sweep is one pass over a
     shrinking array; a handful suffice on real data (worst case is quadratic).
     """
-    tau = max(float(a.max()) - r, (float(a.sum()) - r) / a.size)
-    # ">=" rather than ">": entries equal to τ add nothing to Σ(a − τ), and keeping them
-    # guarantees the maximum survives when r is below the rounding of max(a).
+    amax = float(a.max())
+    # τ ≤ max(a) in exact arithmetic; clamping and ">=" keep the maximum in the set even
+    # when rounding pushes a mean of near-equal entries above it (entries equal to τ
+    # add nothing to Σ(a − τ), so keeping them is harmless).
+    tau = min(max(amax - r, (float(a.sum()) - r) / a.size), amax)
     a = a[a >= tau]
     while True:
-        tau = (float(a.sum()) - r) / a.size
+        tau = min((float(a.sum()) - r) / a.size, amax)
         keep = a >= tau
         if keep.all():
             return tau
@@ -138,10 +140,12 @@ def _l1_ball_rows(a, radii, xp):
     csum = xp.cumsum(s, axis=-1)
     k = xp.arange(1, n + 1, dtype=a.dtype)
     rr = radii[..., None]
-    rho = xp.count_nonzero(s * k > csum - rr, axis=-1)  # a prefix: s_k − (S_k − r)/k decreases
+    # k·s_k − S_k + r ≥ 0 holds on a prefix (k·s_k − S_k never increases); ">=" keeps the
+    # top entry when r is below the rounding of s_1, and makes r == 0 give τ = max.
+    rho = xp.count_nonzero(s * k >= csum - rr, axis=-1)
     idx = xp.maximum(rho - 1, 0)[..., None]
     tau = (xp.take_along_axis(csum, idx, axis=-1)[..., 0] - radii) / xp.maximum(rho, 1)
-    tau = xp.where(rho > 0, xp.maximum(tau, 0), xp.inf)  # rho == 0 only when r == 0
+    tau = xp.where(xp.sum(a, axis=-1) <= radii, 0, xp.maximum(tau, 0))  # inside: untouched
     return xp.maximum(a - tau[..., None], 0)
 
 
@@ -257,7 +261,8 @@ def _bilevel(y, radius, axis, workers, inner: str):
         if inner == "inf":  # max(max, −min): two read passes, no |y| temporary
             v[lo:hi] = xp.maximum(blk.max(axis=0), -blk.min(axis=0))
         else:
-            v[lo:hi] = _reduce(xp.abs(blk), inner, xp, axis=0)
+            with np.errstate(over="ignore"):  # overflow is reported below as an InputError
+                v[lo:hi] = _reduce(xp.abs(blk), inner, xp, axis=0)
 
     _run(norms, spans, workers)
     if not math.isfinite(float(v.sum())):
@@ -273,8 +278,9 @@ def _bilevel(y, radius, axis, workers, inner: str):
             vb = v[lo:hi]
             scale = xp.where(vb > ub, ub / xp.where(vb > 0, vb, 1), 1).astype(g.dtype)
             xp.multiply(blk, scale, out=out[:, lo:hi])
-        else:
-            out[:, lo:hi] = xp.copysign(_l1_ball_rows(xp.abs(blk).T, ub, xp).T, blk)
+        else:  # groups whose budget covers their norm stay bit-identical
+            proj = xp.copysign(_l1_ball_rows(xp.abs(blk).T, ub, xp).T, blk)
+            out[:, lo:hi] = xp.where(ub >= v[lo:hi], blk, proj)
 
     _run(apply, spans, workers)
     return _from_groups(out, y.shape, axis, xp)
@@ -459,6 +465,8 @@ def project_l1inf_exact(y, radius, axis=0, *, workers=1):
     workers = _ensure_workers(workers)
     if y.size == 0:
         return y.copy()
+    if not bool(xp.isfinite(y).all()):
+        _raise_nonfinite(y, xp)
     g = _group_view(y, axis, xp)
     n, n_groups = g.shape
     spans = _spans(n_groups, n) if xp is np else [(0, n_groups)]
@@ -471,8 +479,6 @@ def project_l1inf_exact(y, radius, axis=0, *, workers=1):
 
     _run(prepare, spans, workers)
     total = float(csum[:, 0].sum())  # Σ_g max|Y_g|: the first prefix sum is the largest entry
-    if not math.isfinite(total):
-        _raise_nonfinite(y, xp)
     if total <= r:
         return y.copy()
     if r == 0.0:

@@ -50,7 +50,7 @@ def l1_ball_sort(v, r):
         return np.zeros(np.shape(v))
     s = np.sort(a)[::-1]
     css = np.cumsum(s)
-    rho = max(k for k in range(1, len(s) + 1) if s[k - 1] - (css[k - 1] - r) / k > 0)
+    rho = max(k for k in range(1, len(s) + 1) if k * s[k - 1] - css[k - 1] + r >= 0)
     tau = (css[rho - 1] - r) / rho
     return (np.sign(v) * np.maximum(np.abs(v) - tau, 0)).reshape(np.shape(v))
 
@@ -72,24 +72,19 @@ def bilevel_reference(y, r, axis, inner):
     return np.stack(out, axis=1 - axis)
 
 
-def exact_reference(y, r, axis=0, iters=200):
-    """Exact ℓ1,∞ projection by nested bisection on the dual θ and each group's clip level μ."""
+def exact_reference(y, r, axis=0, iters=100):
+    """Exact ℓ1,∞ projection by nested bisection: on the dual θ, and on every group's clip level μ."""
     groups = np.abs(y if axis == 0 else y.T)
     if groups.max(axis=0).sum() <= r:
         return y.copy()
 
-    def mu_of(theta):
-        mus = []
-        for col in groups.T:
-            if col.sum() <= theta:
-                mus.append(0.0)
-                continue
-            lo, hi = 0.0, col.max()
-            for _ in range(iters):
-                mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if np.maximum(col - mid, 0).sum() > theta else (lo, mid)
-            mus.append((lo + hi) / 2)
-        return np.array(mus)
+    def mu_of(theta):  # μ_g solves Σ_i (|y_ig| − μ)_+ = θ; groups with ‖y_g‖₁ ≤ θ vanish
+        lo, hi = np.zeros(groups.shape[1]), groups.max(axis=0)
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            shed_more = np.maximum(groups - mid, 0).sum(axis=0) > theta
+            lo, hi = np.where(shed_more, mid, lo), np.where(shed_more, hi, mid)
+        return np.where(groups.sum(axis=0) > theta, (lo + hi) / 2, 0.0)
 
     lo, hi = 0.0, groups.sum(axis=0).max()
     for _ in range(iters):
@@ -149,7 +144,7 @@ def test_in_ball_and_signs(y, frac, axis, which):
 
 
 @FAST
-@given(matrices(), st.floats(1.0, 3.0), st.sampled_from([0, 1]), st.sampled_from(range(len(ALL))))
+@given(matrices(), st.floats(1.0 + 1e-9, 3.0), st.sampled_from([0, 1]), st.sampled_from(range(len(ALL))))
 def test_inside_ball_unchanged(y, scale, axis, which):
     fn, inner = ALL[which]
     assert np.array_equal(fn(y, scale * group_norm(y, inner, axis), axis), y)

@@ -1,0 +1,76 @@
+"""Benchmark N:M SpMM against dense GEMM (cuBLAS / host BLAS) and cuSPARSELt 2:4; writes traces, prints ratios.
+
+On a GPU (default there): the ``paper`` shapes, traces under ``traces/<gpu-name>/``.
+On the CPU (``--backend numpy``): ``small`` shapes by default, traces only with ``--out``.
+
+    python bench/bench_nm_spmm.py                          # GPU, paper sizes
+    python bench/bench_nm_spmm.py --backend numpy --sizes small --repeats 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kernels.backend import backend_name, device_info, get_xp  # noqa: E402
+from kernels.suites import run_suite  # noqa: E402
+from kernels.trace import Recorder  # noqa: E402
+
+__all__ = ["eval_density", "main"]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    p.add_argument("--sizes", choices=["small", "paper"], default=None)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--out", type=Path, default=None, help="trace directory (GPU default: traces/<gpu-name>)")
+    args = p.parse_args(argv)
+
+    xp = get_xp(args.backend)
+    gpu = backend_name(xp) == "cupy"
+    dev = device_info(xp)
+    sizes = args.sizes or ("paper" if gpu else "small")
+    out = args.out or (Path("traces") / _slug(dev["device_name"]) if gpu else None)
+    rec = Recorder(out)
+    rows = run_suite("nm_spmm", sizes, rec, repeats=args.repeats, warmup=args.warmup, xp=xp,
+                     on_case=lambda c, i, n: print(f"[{i + 1}/{n}] {c.label}", file=sys.stderr))
+    written = rec.flush()
+
+    dense = {(r["dtype"], r["m"], r["n"], r["k"]): r["time_median_s"] for r in rows if r["kernel"] == "gemm"}
+    ratios: dict[tuple, list[float]] = {}
+    print(f"device: {dev['device_name']} ({backend_name(xp)}), sizes={sizes}, repeats={args.repeats}")
+    print(f"{'kernel':<16}{'pattern':>8}{'dtype':>9}{'m':>6}{'n':>7}{'k':>7}{'time_ms':>10}{'dense_ms':>10}{'speedup':>9}")
+    for r in rows:
+        if r["kernel"] == "gemm":
+            continue
+        d = dense[(r["dtype"], r["m"], r["n"], r["k"])]
+        s = d / r["time_median_s"]
+        ratios.setdefault((r["kernel"], r["pattern"], r["dtype"]), []).append(s)
+        print(f"{r['kernel']:<16}{r['pattern']:>8}{r['dtype']:>9}{r['m']:>6}{r['n']:>7}{r['k']:>7}"
+              f"{r['time_median_s'] * 1e3:>10.3f}{d * 1e3:>10.3f}{s:>9.2f}")
+    print("geometric-mean speedup over dense, per pattern:")
+    for (kernel, pattern, dtype), v in sorted(ratios.items()):
+        print(f"  {kernel:<16}{pattern:>6}{dtype:>9}  {statistics.geometric_mean(v):6.2f}x  (ideal {1 / eval_density(pattern):.2f}x)")
+    if written:
+        print(f"traces: {written}")
+    return 0
+
+
+def eval_density(pattern: str) -> float:
+    n, m = (int(x) for x in pattern.split(":"))
+    return n / m
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
