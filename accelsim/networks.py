@@ -120,11 +120,11 @@ def from_yaml(path: str | Path) -> Network:
         kind = spec.pop("type", "gemm")
         if kind not in _TYPES:
             raise WorkloadError(f"{path}: workload.layers.{i}.type: unknown {kind!r} (gemm, conv or kron)")
-        for key in ("weight_sparsity", "input_sparsity"):
-            if key in spec:
-                spec[key] = Sparsity.parse(spec[key])
         spec.setdefault("name", f"layer{i}")
         try:
+            for key in ("weight_sparsity", "input_sparsity"):
+                if key in spec:
+                    spec[key] = Sparsity.parse(spec[key])
             layers.append(_TYPES[kind](**spec))
         except TypeError as exc:
             raise WorkloadError(f"{path}: workload.layers.{i}: {exc}") from None

@@ -1,9 +1,4 @@
-"""Accuracy side of TASD: error/density reports for tensors and MiniLM embedding fidelity per series.
-
-The simulator prices a TASD series (EDP); this module says what it costs in accuracy. The
-accuracy proxy is the mean cosine similarity of all-MiniLM-L6-v2 sentence embeddings to the
-dense model's (and, for pruned baselines, to the pruned model's) on the shipped sentences.
-"""
+"""Accuracy side of TASD (the simulator prices EDP): tensor error reports, MiniLM embedding fidelity."""
 
 from __future__ import annotations
 
@@ -164,6 +159,9 @@ def _label(spec: SeriesSpec) -> str:
 
 def evaluate(model, sentences: Sequence[str], configs: Sequence[EvalConfig]) -> list[dict]:
     """Accuracy proxy, executed density and approximation error for each configuration.
+
+    The proxy is the mean cosine similarity of sentence embeddings to the dense model's: a
+    label-free stand-in for task accuracy that needs only the shipped sentences.
 
     Row keys: ``base``, ``weights`` and ``acts`` (series or ``-``), ``cos_dense`` (mean cosine
     to the dense model), ``cos_base`` (to the unmodified base, i.e. the pruned model for pruned

@@ -63,9 +63,7 @@ class Sparsity:
             p = NMPattern.parse(s)
             return DENSE if p.dense else cls("nm", pattern=p, density=p.density)
         except (ValueError, InputError) as exc:
-            if isinstance(exc, WorkloadError):
-                raise
-            raise WorkloadError(f"sparsity {text!r}: {exc}") from None
+            raise WorkloadError(f"sparsity {text!r}: {str(exc).removeprefix('sparsity ')}") from None
 
     def __str__(self) -> str:
         if self.kind == "nm":

@@ -1,8 +1,4 @@
-"""TASD accuracy study on all-MiniLM-L6-v2: embedding fidelity vs executed density per series.
-
-Usage: ``python bench/bench_tasd_accuracy.py [--json OUT] [--quick]``. Needs ``accelsim[models]``.
-Prints a markdown table (see :func:`accelsim.tasd_eval.evaluate` for the columns).
-"""
+"""TASD accuracy study on all-MiniLM-L6-v2 (needs accelsim[models]): markdown table of fidelity vs density."""
 
 from __future__ import annotations
 

@@ -40,6 +40,7 @@ __all__ = [
 
 NORMS = ("l1", "l2", "inf")
 _BLOCK_ELEMS = 1 << 18  # ~2 MB of float64 per thread task: cache-sized, few tasks
+_MAX_SWEEPS = 64
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -105,7 +106,9 @@ def _l1_tau_host(a: np.ndarray, r: float) -> float:
     play its role, then vectorised Michelot sweeps drop entries below τ. Every sweep's τ
     is a lower bound on the answer, so the kept set always contains the support and
     the sweep that drops nothing has found τ exactly. Each sweep is one pass over a
-    shrinking array; a handful suffice on real data (worst case is quadratic).
+    shrinking array; 2–10 sweeps on 10⁶ exponential, uniform, Pareto or Gaussian
+    entries. Michelot's worst case is quadratic, so after ``_MAX_SWEEPS`` the kept
+    set is finished by sorting, which bounds the cost at O(n log n).
     """
     amax = float(a.max())
     # τ ≤ max(a) in exact arithmetic; clamping and ">=" keep the maximum in the set even
@@ -113,12 +116,16 @@ def _l1_tau_host(a: np.ndarray, r: float) -> float:
     # add nothing to Σ(a − τ), so keeping them is harmless).
     tau = min(max(amax - r, (float(a.sum()) - r) / a.size), amax)
     a = a[a >= tau]
-    while True:
+    for _ in range(_MAX_SWEEPS):
         tau = min((float(a.sum()) - r) / a.size, amax)
         keep = a >= tau
         if keep.all():
             return tau
         a = a[keep]
+    s = np.sort(a)[::-1]
+    csum = np.cumsum(s)
+    rho = int(np.count_nonzero(s * np.arange(1, s.size + 1) >= csum - r))
+    return float(csum[rho - 1] - r) / rho
 
 
 def _l1_ball_rows(a, radii, xp):
@@ -203,7 +210,7 @@ def _ball_rows(a, radii, norm: str, xp):
 def _reduce(a, norm: str, xp, axis=-1):
     """Inner norm of ``a`` ≥ 0 along ``axis``."""
     if norm == "inf":
-        return xp.max(a, axis=axis) if a.shape[axis] else xp.zeros(a.shape[:-1], a.dtype)
+        return xp.max(a, axis=axis)  # callers return early on empty input
     if norm == "l2":
         return xp.sqrt(xp.sum(a * a, axis=axis))
     return xp.sum(a, axis=axis)

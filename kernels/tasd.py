@@ -1,10 +1,4 @@
-"""TASD: a tensor as a short series of N:M-structured terms (greedy residual), and its SpMM.
-
-TASD (Jeong et al., MLSys 2025) lets structured-sparse hardware run unstructured-sparse and
-dense layers: ``A ≈ A1 + A2 + …`` where ``A1`` keeps the N:M largest magnitudes of ``A`` and
-each later term does the same to the residual left by the earlier ones. By distributivity
-``A @ B ≈ A1 @ B + A2 @ B + …``, a series of N:M SpMMs accumulating into one output.
-"""
+"""TASD (Jeong et al., MLSys 2025): a tensor as a greedy series of N:M terms, and the series SpMM."""
 
 from __future__ import annotations
 
@@ -52,7 +46,7 @@ def parse_series(series) -> tuple[NMPattern, ...]:
         items = series.split("+")
         if not series.strip() or any(not s.strip() for s in items):
             raise InputError(f"TASD series {series!r}: expected N:M terms joined by '+', e.g. '2:4+1:4'")
-    elif isinstance(series, (tuple, list)) and len(series) == 2 and all(isinstance(x, (int, np.integer)) for x in series):
+    elif isinstance(series, (tuple, list)) and len(series) == 2 and all(_is_int(x) for x in series):
         items = [tuple(series)]  # a bare (N, M) is a one-term series
     elif isinstance(series, Iterable):
         items = list(series)
@@ -63,12 +57,16 @@ def parse_series(series) -> tuple[NMPattern, ...]:
     return tuple(_pattern(item, series) for item in items)
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
 def _pattern(item, series) -> NMPattern:
     if isinstance(item, (NMPattern, str)):
         return NMPattern.parse(item)
     if isinstance(item, (tuple, list)) and len(item) == 2:
         n, m = item
-        if isinstance(n, (int, np.integer)) and isinstance(m, (int, np.integer)):
+        if _is_int(n) and _is_int(m):
             return NMPattern(int(n), int(m))
     raise InputError(f"TASD series {series!r}: term {item!r} is not an N:M pattern such as '2:4' or (2, 4)")
 
@@ -123,6 +121,10 @@ def _ensure_real(a, who: str):
 
 def tasd_decompose(a, series, axis: int = -1) -> list[NMTensor]:
     """Greedy TASD: one N:M term per pattern in ``series``, each taken from the residual so far.
+
+    TASD lets structured-sparse hardware run unstructured-sparse and dense layers: with
+    ``A ≈ A1 + A2 + …``, distributivity turns ``A @ B`` into a series of N:M SpMMs
+    (:func:`tasd_spmm`) accumulating into one output.
 
     Term ``i`` keeps, in every group of M along ``axis`` (the reduction axis), the N largest
     magnitudes of ``a - (term_1 + … + term_{i-1})``. Selected positions leave an exact zero in

@@ -1,9 +1,4 @@
-"""The NumPy all-MiniLM-L6-v2 forward pass against a PyTorch reference, its hooks, and magnitude pruning.
-
-``tests/data/minilm_reference.npz`` holds embeddings of four sentences computed independently
-with torch 2.13 (CPU) + transformers 4.57 ``AutoModel`` on the same packaged files, followed by
-attention-masked mean pooling and L2 normalisation (the model card's recipe).
-"""
+"""The NumPy all-MiniLM-L6-v2 forward pass against a PyTorch reference, its hooks, and magnitude pruning."""
 
 from pathlib import Path
 
@@ -13,6 +8,9 @@ import pytest
 from accelsim.models.prune import magnitude_prune, prune_weights, sparsity
 from kernels.errors import InputError
 
+# Embeddings of four sentences computed independently with torch 2.13 (CPU) + transformers 4.57
+# AutoModel on the same packaged files, then attention-masked mean pooling and L2 normalisation
+# (the model card's recipe); the file also records its sentences and generator.
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.npz"
 
 

@@ -143,7 +143,10 @@ def test_series_forms_agree():
     assert series_density("2:4+2:4") == 1.0 and series_density("4:8+1:8") == 0.625
 
 
-@pytest.mark.parametrize("bad", ["", "+", "2:4+", "2:4++1:4", "5:4", "0:4", "2:64", "x", "2-4", [], 3, [(2, 4, 1)], [2.0]])
+BAD_SERIES = ["", "+", "2:4+", "2:4++1:4", "5:4", "0:4", "2:64", "x", "2-4", [], 3, [(2, 4, 1)], [2.0], [(True, 4)]]
+
+
+@pytest.mark.parametrize("bad", BAD_SERIES)
 def test_bad_series_is_one_line_input_error(bad):
     with pytest.raises(InputError) as exc:
         parse_series(bad)

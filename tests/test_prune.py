@@ -1,0 +1,144 @@
+"""Tests for accelsim.prune, the `prune` CLI command and examples/sparse_classifier.py."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from accelsim.cli import prune_cmd
+from accelsim.prune import METHODS, PruneStructure, load_tensor, prune, prune_structure, save_npy
+from kernels.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = typer.Typer(pretty_exceptions_enable=False)
+    prune_cmd.register(app)
+
+    @app.callback()
+    def _root():  # a callback keeps `prune` a named sub-command, as under the real root app
+        pass
+
+    return app
+
+
+@pytest.fixture
+def weights(tmp_path):
+    w = np.random.default_rng(0).standard_normal((40, 30))
+    path = tmp_path / "w.npy"
+    np.save(path, w)
+    return w, path
+
+
+def test_structure_dataclass():
+    w = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    st = prune_structure(w)
+    assert st == PruneStructure((2, 3), (1,), (0, 2), 1 / 6)
+    d = st.to_dict()
+    assert d["zero_cols"] == [0, 2] and d["zero_rows"] == [1]
+    assert d["zero_col_fraction"] == pytest.approx(2 / 3) and d["zero_row_fraction"] == 0.5
+    json.dumps(d)
+    assert prune_structure(np.zeros((2, 2, 2))).zero_cols == (0, 1, 2, 3)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("axis", [0, 1])
+def test_prune_methods(method, axis):
+    w = np.random.default_rng(1).standard_normal((20, 25))
+    res = prune(w, 4.0, method, axis)
+    assert res.norm_after <= 4.0 * (1 + 1e-9) < res.norm_before
+    zeroed = res.structure.zero_cols if axis == 0 else res.structure.zero_rows
+    if method.startswith("bilevel"):
+        assert len(zeroed) > 0  # bilevel zeroes whole groups at this radius
+    assert 0 < res.structure.density <= 1
+    assert res.to_dict()["structure"]["shape"] == [20, 25]
+
+
+def test_prune_unknown_method():
+    with pytest.raises(InputError, match="method"):
+        prune(np.ones((2, 2)), 1.0, "magnitude")
+
+
+def test_load_and_save(tmp_path):
+    from safetensors.numpy import save_file
+
+    a, b = np.ones((2, 3), np.float32), np.zeros(4, np.float32)
+    save_file({"a": a, "b": b}, tmp_path / "m.safetensors")
+    assert np.array_equal(load_tensor(tmp_path / "m.safetensors", "a"), a)
+    with pytest.raises(InputError, match="holds 2 tensors"):
+        load_tensor(tmp_path / "m.safetensors")
+    with pytest.raises(InputError, match="no tensor 'c'"):
+        load_tensor(tmp_path / "m.safetensors", "c")
+    with pytest.raises(InputError, match="unsupported"):
+        (tmp_path / "w.txt").write_text("1")
+        load_tensor(tmp_path / "w.txt")
+    with pytest.raises(InputError, match="must end in .npy"):
+        save_npy(a, tmp_path / "out.bin")
+    save_npy(a, tmp_path / "out.npy")
+    assert np.array_equal(np.load(tmp_path / "out.npy"), a)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "out.npy", "w.txt"]
+
+
+def test_cli_json(app, weights, tmp_path):
+    w, path = weights
+    out = tmp_path / "o.npy"
+    res = CliRunner().invoke(app, ["prune", str(path), "--out", str(out), "--radius", "5",
+                                   "--method", "bilevel-l1inf", "--format", "json", "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    pruned = np.load(out)
+    assert report["structure"]["zero_cols"] == list(np.flatnonzero(~pruned.any(axis=0)))
+    assert report["norm_after"] == pytest.approx(5.0) and report["norm_before"] > 5
+    assert report["structure"]["density"] == pytest.approx((pruned != 0).mean())
+
+
+def test_cli_table_safetensors(app, tmp_path):
+    from safetensors.numpy import save_file
+
+    w = np.random.default_rng(2).standard_normal((16, 12)).astype(np.float32)
+    save_file({"fc1.weight": w, "fc1.bias": w[0]}, tmp_path / "m.safetensors")
+    out = tmp_path / "o.npy"
+    res = CliRunner().invoke(app, ["prune", str(tmp_path / "m.safetensors"), "--tensor", "fc1.weight",
+                                   "--out", str(out), "--radius", "2", "--axis", "1", "--method", "exact-l1inf"])
+    assert res.exit_code == 0, res.output
+    assert "zero rows" in res.output and np.load(out).dtype == np.float32
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--radius", "-1"], "radius"),
+    (["--radius", "1", "--axis", "3"], "axis"),
+    (["--radius", "1", "--workers", "0"], "workers"),
+])
+def test_cli_bad_input_writes_nothing(app, weights, tmp_path, args, match):
+    _, path = weights
+    out = tmp_path / "sub" / "o.npy"
+    res = CliRunner().invoke(app, ["prune", str(path), "--out", str(out), *args])
+    assert isinstance(res.exception, InputError) and match in str(res.exception)
+    assert not out.exists() and not any(out.parent.glob("*")) if out.parent.exists() else True
+
+
+def test_cli_refuses_non_npy_and_missing(app, weights, tmp_path):
+    _, path = weights
+    res = CliRunner().invoke(app, ["prune", str(path), "--out", str(tmp_path / "o.txt"), "--radius", "1"])
+    assert isinstance(res.exception, InputError)
+    res = CliRunner().invoke(app, ["prune", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "o.npy"), "--radius", "1"])
+    assert isinstance(res.exception, InputError) and not (tmp_path / "o.npy").exists()
+
+
+def test_sparse_classifier_example():
+    pytest.importorskip("sklearn")
+    spec = importlib.util.spec_from_file_location("sparse_classifier", ROOT / "examples" / "sparse_classifier.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.run(radii=(None, 8.0, 2.0), epochs=8, seed=0)
+    acc = [r["accuracy"] for r in rows]
+    sparsity = [r["sparsity"] for r in rows]
+    assert acc[0] > 0.9 and acc[1] > 0.8 and acc[2] > 0.4  # chance is 0.1
+    assert sparsity[0] < sparsity[1] < sparsity[2] and sparsity[2] > 0.5
+    assert mod.run(radii=(8.0,), epochs=8, seed=0) == rows[1:2]  # deterministic

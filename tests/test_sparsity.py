@@ -1,0 +1,146 @@
+"""Sparse operands on sparse hardware: speedups only where the hardware can exploit them, closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from accelsim import Gemm, Sparsity, load_arch, simulate
+from accelsim.errors import WorkloadError
+from accelsim.networks import bert_base, resnet50
+from accelsim.sparsity import satisfies
+from conftest import assert_one_line_error, run_cli
+from kernels.nm import NMPattern
+
+NETS = {"resnet50": resnet50(), "bert_base": bert_base(128)}
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_stc_halves_sparse_layers_and_cuts_edp(net):
+    sparse = NETS[net].with_sparsity(weight=Sparsity.parse("2:4"))
+    dense_r, stc_r = simulate("dense_tc", sparse), simulate("stc_2of4", sparse)
+    sparse_d = sparse_s = 0.0
+    for d, s, layer in zip(dense_r.layers, stc_r.layers, sparse.layers):
+        if getattr(layer, "static_weight", True):
+            ratio = s.compute_cycles / d.compute_cycles
+            assert 0.5 <= ratio <= 0.6, (layer.name, ratio)  # ⌈K/4⌉·2 of K; K-tile padding for small K
+            sparse_d, sparse_s = sparse_d + d.compute_cycles, sparse_s + s.compute_cycles
+        else:  # attention GEMMs multiply two activations: nothing to exploit
+            assert s.compute_cycles == d.compute_cycles
+    assert 0.5 <= sparse_s / sparse_d <= 0.51
+    assert stc_r.total["edp"] < 0.6 * dense_r.total["edp"]
+    assert stc_r.total["energy_pj"] < dense_r.total["energy_pj"]
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_no_sparsity_no_speedup(net):
+    d, s = simulate("dense_tc", NETS[net]), simulate("stc_2of4", NETS[net])
+    assert d.total["cycles"] == s.total["cycles"]
+    assert d.total["energy_pj"] == s.total["energy_pj"]
+
+
+def _ample(name):
+    return load_arch(name, {"memory.hbm.bandwidth": 1e9, "memory.l2.bandwidth": 1e9, "memory.smem.bandwidth": 1e9})
+
+
+def test_closed_form_macs_and_bytes_on_small_layer():
+    m, n, k = 256, 384, 1000  # K not a multiple of 4: ⌈K/4⌉·2 kept weights per column
+    arch = _ample("stc_2of4")
+    layer = simulate(arch, Gemm("g", m, n, k, weight_sparsity=Sparsity.parse("2:4"))).layers[0]
+    assert layer.macs == m * n * k
+    assert layer.effectual_macs == m * n * k / 2
+    assert layer.actions["compute.mac.fp16"] == m * n * math.ceil(k / 4) * 2
+    # Everything fits in L2: HBM reads the input once and the compressed weights once
+    # (2 of 4 values, each fp16 + 2 bits of metadata), and writes the output once.
+    assert layer.actions["memory.hbm.read"] == pytest.approx(m * k * 2 + k * n * 0.5 * (2 + 2 / 8))
+    assert layer.actions["memory.hbm.write"] == m * n * 2
+    assert layer.actions["compute.metadata_decode"] == n * math.ceil(k / 4) * 2
+    dense = simulate(_ample("dense_tc"), Gemm("g", m, n, k)).layers[0]
+    c = arch.compute
+    ctas = math.ceil(m / c.tile_m) * math.ceil(n / c.tile_n)
+    assert ctas <= c.units
+    assert dense.compute_cycles == math.ceil(k / c.tile_k) * c.tile_m * c.tile_n * c.tile_k / c.macs_per_cycle["fp16"]
+    assert layer.compute_cycles == math.ceil(math.ceil(k / 4) * 2 / c.tile_k) * c.tile_m * c.tile_n * c.tile_k / c.macs_per_cycle["fp16"]
+
+
+@pytest.mark.parametrize(
+    "pattern,arch,executed",
+    [("1:4", "stc_2of4", "2:4"), ("1:8", "stc_2of4", "2:4"), ("3:8", "stc_2of4", "dense"),
+     ("1:4", "vegeta_flex", "1:4"), ("2:8", "vegeta_flex", "2:4"), ("1:8", "vegeta_flex", "1:4"), ("1:4", "dense_tc", "dense"),
+     ("4:16", "highlight_hss", "4:16"), ("2:4", "highlight_hss", "2:4")],
+)
+def test_pattern_runs_at_nearest_supported_denser(pattern, arch, executed):
+    r = simulate(arch, Gemm("g", 128, 128, 256, weight_sparsity=Sparsity.parse(pattern)))
+    assert r.layers[0].detail["executed"] == executed
+
+
+def test_satisfies_matches_brute_force():
+    import itertools
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for p, q in itertools.product([NMPattern(1, 4), NMPattern(2, 4), NMPattern(1, 8), NMPattern(3, 8), NMPattern(2, 8)],
+                                  [NMPattern(1, 4), NMPattern(2, 4), NMPattern(4, 8), NMPattern(2, 8)]):
+        # worst case over random p-sparse rows of length lcm: does any violate q?
+        length = math.lcm(p.m, q.m) * 2
+        ok = True
+        for _ in range(200):
+            row = np.zeros(length)
+            for g in range(length // p.m):
+                row[g * p.m + rng.choice(p.m, size=p.n, replace=False)] = 1
+            if (row.reshape(-1, q.m).sum(1) > q.n).any():
+                ok = False
+                break
+        assert satisfies(p, q) == ok, (p, q)
+
+
+def test_unstructured_runs_dense_unless_skipped():
+    g = Gemm("g", 256, 256, 256, weight_sparsity=Sparsity.parse("u0.3"))
+    d = simulate("stc_2of4", g).layers[0]
+    assert d.compute_cycles == simulate("dense_tc", Gemm("g", 256, 256, 256)).layers[0].compute_cycles
+    skip = load_arch("stc_2of4", {"compute.sparsity.skip_unstructured": True})
+    assert simulate(skip, g).layers[0].compute_cycles < 0.5 * d.compute_cycles
+
+
+def test_tasd_on_ttc_keeps_dense_operand_stationary():
+    g = Gemm("g", 2048, 2048, 2048, weight_sparsity=Sparsity.parse("tasd:2:4+1:4"))
+    stc = simulate("vegeta_flex", g).layers[0]
+    ttc = simulate("tasd_ttc", g).layers[0]
+    assert stc.detail["passes"] == ttc.detail["passes"] == 2
+    assert ttc.compute_cycles == stc.compute_cycles  # same terms, same rates
+    assert ttc.traffic_bytes["l2"] < stc.traffic_bytes["l2"]
+    dense = simulate("dense_tc", Gemm("g", 2048, 2048, 2048)).layers[0]
+    assert 0.7 < ttc.compute_cycles / dense.compute_cycles < 0.8  # 1/2 + 1/4 of the dense work
+
+
+def test_activation_tasd_needs_units_and_hides_latency():
+    g = Gemm("g", 1024, 1024, 1024, input_sparsity=Sparsity.parse("tasd:2:4"))
+    both = load_arch("vegeta_flex", {"compute.sparsity.operands": ["weight", "input"]})
+    with pytest.raises(WorkloadError, match="TASD units"):
+        simulate(both, g)
+    with pytest.raises(WorkloadError, match="does not fit"):
+        simulate("stc_2of4", g)
+    many = load_arch("tasd_ttc")
+    few = load_arch("tasd_ttc", {"compute.tasd.units": 1})
+    fast, slow = simulate(many, g).layers[0], simulate(few, g).layers[0]
+    assert fast.compute_cycles < slow.compute_cycles
+    assert fast.actions["tasd_unit.op"] == 1024 * 1024 // 4
+
+
+def _workload(tmp_path, sparsity_field):
+    p = tmp_path / "w.yaml"
+    p.write_text(f"workload:\n  name: w\n  layers:\n    - {{type: gemm, name: g, m: 64, n: 64, k: 64, {sparsity_field}}}\n")
+    return str(p)
+
+
+@pytest.mark.parametrize(
+    "arch,field,needles",
+    [("stc_2of4", "weight_sparsity: 'tasd:1:4+1:4'", ["TASD term 1:4", "stc_2of4"]),
+     ("tasd_ttc", "weight_sparsity: 'tasd:2:4+1:4+1:4+1:4'", ["4 terms", "at most 3"]),
+     ("tasd_ttc", "weight_sparsity: u1.5", ["u1.5", "(0, 1]"]),
+     ("tasd_ttc", "input_sparsity: u0", ["u0", "(0, 1]"])],
+)
+def test_bad_sparse_input_cli(tmp_path, arch, field, needles):
+    assert_one_line_error(run_cli("simulate", "--arch", arch, "--workload", _workload(tmp_path, field)), *needles)
