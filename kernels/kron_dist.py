@@ -161,7 +161,8 @@ def kron_matmul_dist(x, factors, grid=(2, 1), *, scheduler=None, client=None):
         f1 = client.scatter(factors[0], broadcast=True, hash=False)
         heads = {}
         for i, (r0, r1) in enumerate(r_parts):
-            blocks = client.scatter([np.ascontiguousarray(x3[r0:r1, a0:a1]) for a0, a1 in a_parts], hash=False)
+            parts = [np.ascontiguousarray(x3[r0:r1, a0:a1]) for a0, a1 in a_parts]
+            blocks = client.scatter(parts, hash=False)
             tails = [client.submit(_local_tail, b, tail_f, t_parts, pure=False) for b in blocks]
             for j in range(cols):
                 pieces = [client.submit(_pick, t, j, pure=False) for t in tails]

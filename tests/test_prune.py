@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from accelsim.cli import prune_cmd
@@ -18,14 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def app():
-    app = typer.Typer(pretty_exceptions_enable=False)
-    prune_cmd.register(app)
-
-    @app.callback()
-    def _root():  # a callback keeps `prune` a named sub-command, as under the real root app
-        pass
-
-    return app
+    return prune_cmd.app  # importing prune_cmd registers `prune` on the root app
 
 
 @pytest.fixture
@@ -142,3 +134,16 @@ def test_sparse_classifier_example():
     assert acc[0] > 0.9 and acc[1] > 0.8 and acc[2] > 0.4  # chance is 0.1
     assert sparsity[0] < sparsity[1] < sparsity[2] and sparsity[2] > 0.5
     assert mod.run(radii=(8.0,), epochs=8, seed=0) == rows[1:2]  # deterministic
+
+
+def test_main_exit_status_2(weights, tmp_path, monkeypatch, capsys):
+    from accelsim.cli import main
+
+    _, path = weights
+    out = tmp_path / "o.npy"
+    monkeypatch.setattr("sys.argv", ["accelsim", "prune", str(path), "--out", str(out), "--radius", "-1"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("accelsim: error: radius") and "\n" not in err

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import typer
 
+from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 from accelsim.prune import load_tensor, prune, save_npy
 from kernels.errors import InputError
 
-__all__ = ["Method", "prune_command", "register"]
+__all__ = ["Method", "prune_command"]
 
 _SHOW = 16  # indices listed in the table; --format json lists them all
 
@@ -23,6 +24,7 @@ class Method(str, enum.Enum):
     exact_l1inf = "exact-l1inf"
 
 
+@app.command("prune")
 def prune_command(
     input: Path = typer.Argument(..., help="weights: .npy or .safetensors", show_default=False),
     out: Path = typer.Option(..., "--out", help="pruned tensor, written atomically (.npy)", show_default=False),
@@ -65,8 +67,3 @@ def prune_command(
 def _preview(idx) -> str:
     head = ", ".join(map(str, idx[:_SHOW]))
     return head + (f", … (+{len(idx) - _SHOW})" if len(idx) > _SHOW else "") if idx else "-"
-
-
-def register(app: typer.Typer) -> None:
-    """Attach ``prune`` to the root app (called from ``accelsim.cli._register``)."""
-    app.command("prune")(prune_command)
