@@ -124,11 +124,12 @@ def _layer_key(layer):
     return (type(layer).__name__, *(v for f, v in sorted(layer.__dict__.items()) if f != "name"))
 
 
-def simulate(arch, workload, *, progress=None, overrides: dict | None = None, **params) -> Report:
+def simulate(arch, workload, *, progress=None, overrides: dict | None = None, dedup: bool = True, **params) -> Report:
     """Simulate ``workload`` (a Network, layer, list, built-in name or CSV/YAML path) on ``arch``.
 
     ``overrides`` are dotted-path config overrides (as ``--set``); ``params`` go to a built-in
-    network (e.g. ``seq_len``). ``progress(i, n, name)`` is called after each layer.
+    network (e.g. ``seq_len``). ``progress(i, n, name)`` is called after each layer. With
+    ``dedup`` (default) layers equal in all but name are simulated once and the result reused.
 
     Examples
     --------
@@ -145,7 +146,7 @@ def simulate(arch, workload, *, progress=None, overrides: dict | None = None, **
     cache: dict = {}
     results = []
     for i, layer in enumerate(layers):
-        key = _layer_key(layer)
+        key = _layer_key(layer) if dedup else i
         if key not in cache:
             cache[key] = _run_layer(arch, layer)
         results.append(dataclasses.replace(cache[key], name=layer.name))
