@@ -58,3 +58,13 @@ def test_grid_errors():
         kron_comm_bytes(12, SHAPES, (1, 5), 8)
     with pytest.raises(InputError, match="grid: 13 row blocks"):
         kron_matmul_dist(x, factors, (13, 1), client=object())
+
+
+def test_missing_dask_names_the_extra(monkeypatch):
+    import sys
+
+    from kernels import kron_dist
+
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(ImportError, match=r"accelsim\[dist\]"):
+        kron_dist._client(None, 1)

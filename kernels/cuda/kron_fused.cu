@@ -25,7 +25,7 @@ __device__ __forceinline__ void kron_fused_impl(
 {
     extern __shared__ unsigned char smem_raw[];
     T* buf0 = reinterpret_cast<T*>(smem_raw);
-    T* buf1 = buf0 + (size_t)tile * stride;
+    T* buf1 = buf0 + (long long)tile * stride;
 
     int P[KRON_MAX_FUSED], Q[KRON_MAX_FUSED];
     long long s_in = 1;
@@ -37,7 +37,8 @@ __device__ __forceinline__ void kron_fused_impl(
     }
 
     const long long j0 = (long long)blockIdx.x * tile;
-    const int nj = (int)min((long long)tile, j_count - j0);
+    const long long left = j_count - j0;  // ternary, not min(): no header needed under NVRTC
+    const int nj = left < tile ? (int)left : tile;
     long long t_out = 1;
 #pragma unroll
     for (int g = 0; g < KRON_MAX_FUSED; ++g) t_out *= Q[g];
