@@ -87,6 +87,7 @@ class TasdExtension(_Strict):
     units: int = Field(gt=0)
     max_terms: int = Field(default=3, gt=0)
     cycles_per_block: int | None = Field(default=None, gt=0)
+    area_mm2_per_unit: float = Field(default=0.0, ge=0)
 
 
 class SystolicCompute(_Strict):
@@ -99,6 +100,7 @@ class SystolicCompute(_Strict):
     default_dtype: Dtype = "int8"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None
+    area_mm2: float = Field(default=0.0, ge=0)
 
     @property
     def peak_macs_per_cycle(self) -> float:
@@ -121,6 +123,7 @@ class TensorCoreCompute(_Strict):
     default_dtype: Dtype = "fp16"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None
+    area_mm2: float = Field(default=0.0, ge=0)
 
     @field_validator("macs_per_cycle")
     @classmethod
@@ -175,7 +178,6 @@ class EnergyTable(_Strict):
     index_select_pj: float = Field(default=0.0, ge=0)
     tasd_unit_pj: float = Field(default=0.0, ge=0)
     leakage_pj_per_cycle: float = Field(default=0.0, ge=0)
-    compute_area_mm2: float = Field(default=0.0, ge=0)
     technology_nm: int | None = Field(default=None, gt=0)
 
     @field_validator("mac_pj")
@@ -212,6 +214,14 @@ class ArchConfig(_Strict):
         if isinstance(self.compute, TensorCoreCompute) and dtype not in self.compute.macs_per_cycle:
             raise ValueError(f"compute.macs_per_cycle has no entry for default_dtype {dtype!r}")
         return self
+
+    def area_mm2(self) -> dict[str, float]:
+        """Silicon area per component (compute, TASD units, each memory level) from the config's figures."""
+        out = {"compute": self.compute.area_mm2}
+        if self.compute.tasd is not None:
+            out["tasd_units"] = self.compute.tasd.units * self.compute.tasd.area_mm2_per_unit
+        out.update({f"memory.{lvl.name}": lvl.area_mm2 for lvl in self.memory})
+        return out
 
     def supports(self, dtype: str) -> bool:
         if isinstance(self.compute, TensorCoreCompute):
