@@ -26,6 +26,7 @@ __all__ = [
     "prune",
     "prune_structure",
     "save_npy",
+    "structured_gemm",
 ]
 
 # method name → (projection, inner norm it bounds)
@@ -219,3 +220,22 @@ def save_npy(w: np.ndarray, path: str | Path) -> None:
         raise InputError(f"--out: must end in .npy, got {str(path)!r}")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.save won't append .npy
         np.save(f, np.asarray(w), allow_pickle=False)
+
+
+def structured_gemm(structure: PruneStructure, tokens: int, name: str = "pruned", residual=None, dtype=None):
+    """The GEMM a pruned Linear weight leaves: zero columns drop from K, zero rows from N.
+
+    The weight is laid out as (out_features, in_features), as PyTorch stores a Linear, so the
+    GEMM is X[tokens, in] · Wᵀ: a zero column removes an input feature (K), a zero row an output
+    (N). What remains may still be sparse: ``residual`` ("2:4", "tasd:2:4+1:4", "u0.4") is the
+    weight sparsity of the kept block, so projection → N:M/TASD → EDP is one pipeline.
+    """
+    from accelsim.workload import Gemm, Sparsity
+
+    if len(structure.shape) < 2:
+        raise InputError(f"structured_gemm: needs a 2-D weight, got shape {structure.shape}")
+    n = structure.n_rows - len(structure.zero_rows)
+    k = structure.n_cols - len(structure.zero_cols)
+    if n == 0 or k == 0:
+        raise InputError(f"structured_gemm: every {'row' if n == 0 else 'column'} of the weight is zero")
+    return Gemm(name, tokens, n, k, dtype, weight_sparsity=Sparsity.parse(residual))

@@ -103,3 +103,22 @@ def test_parquet_out(tmp_path):
     assert proc.returncode == 0, proc.stderr
     t = pq.read_table(out)
     assert t.num_rows == 12 * 8 and "traffic_hbm" in t.column_names
+
+
+def test_compare_cli_ratios_and_plot(tmp_path):
+    import json
+
+    png = tmp_path / "cmp.png"
+    proc = run_cli("compare", "--arch", "dense_tc", "--arch", "stc_2of4", "--workload", "bert_base",
+                   "--param", "seq_len=64", "--plot", str(png), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    cmp = json.loads(proc.stdout)
+    base, other = cmp["archs"]
+    assert base["speedup"] == 1.0 and other["speedup"] == 1.0  # dense weights: no speedup
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_runs():
+    proc = run_cli("demo")
+    assert proc.returncode == 0, proc.stderr
+    assert "TOTAL" in proc.stdout and "resnet50" in proc.stdout and "stc_2of4" in proc.stdout

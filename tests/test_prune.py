@@ -151,3 +151,32 @@ def test_main_exit_status_2(weights, tmp_path, monkeypatch, capsys):
     assert info.value.code == 2 and not out.exists()
     err = capsys.readouterr().err.strip()
     assert err.startswith("accelsim: error: radius") and "\n" not in err
+
+
+def test_structure_feeds_the_simulator(tmp_path):
+    """Zero columns drop from K, zero rows from N; the pruned layer is faster and its EDP lower."""
+    import json
+
+    from accelsim import simulate
+    from accelsim.prune import prune as do_prune
+    from accelsim.prune import structured_gemm
+    from conftest import run_cli
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((96, 256)) * rng.uniform(0.1, 2.0, size=256)
+    res = do_prune(w, radius=40.0)
+    st = res.structure
+    assert st.zero_cols, "radius small enough to zero whole columns"
+    g = structured_gemm(st, 128, "l", residual="2:4")
+    assert (g.m, g.n, g.k) == (128, 96 - len(st.zero_rows), 256 - len(st.zero_cols))
+    assert np.count_nonzero(res.weights[:, [c for c in range(256) if c not in set(st.zero_cols)]].any(axis=0)) == g.k
+    dense = simulate("stc_2of4", structured_gemm(type(st)((96, 256), (), (), 1.0), 128, "l")).total
+    assert simulate("stc_2of4", g).total["edp"] < dense["edp"]
+    src = tmp_path / "w.npy"
+    np.save(src, w)
+    proc = run_cli("prune", str(src), "--out", str(tmp_path / "p.npy"), "--radius", "40", "--arch", "stc_2of4",
+                   "--tokens", "128", "--residual", "2:4", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    variants = json.loads(proc.stdout)["simulation"]["variants"]
+    assert [v["variant"] for v in variants] == ["dense", "pruned", "pruned+2:4"]
+    assert variants[1]["k"] == g.k and variants[2]["speedup"] > variants[1]["speedup"] > 1

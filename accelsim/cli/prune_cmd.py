@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from accelsim.cli import app
@@ -33,6 +34,9 @@ def prune_command(
     axis: int = typer.Option(0, "--axis", help="axis the inner norm runs along; 0 zeroes whole columns"),
     tensor: str = typer.Option(None, "--tensor", help="tensor name inside a .safetensors file"),
     workers: int = typer.Option(1, "--workers", help="CPU threads over column blocks (same result)"),
+    arch: str = typer.Option(None, "--arch", help="also simulate the layer before/after pruning on this arch"),
+    tokens: int = typer.Option(512, "--tokens", help="rows of the activation operand (batch × sequence) when simulating"),
+    residual: str = typer.Option(None, "--residual", help="weight sparsity of the kept block, e.g. 2:4 or tasd:2:4+1:4"),
     fmt: Format = FormatOpt,
 ) -> None:
     """Prune INPUT by projection and report zeroed rows/columns, density and the norm before/after."""
@@ -44,6 +48,8 @@ def prune_command(
     result = prune(w, radius, method.value, axis, workers=workers)
     save_npy(result.weights, out)
     report = {"input": str(input), "tensor": tensor, "out": str(out), **result.to_dict()}
+    if arch is not None:
+        report["simulation"] = _simulate(arch, w, result.structure, tokens, residual)
     if fmt == Format.json:
         print_json(report)
         return
@@ -62,6 +68,31 @@ def prune_command(
         ["zero col indices", _preview(st.zero_cols)],
     ]
     print_table(f"prune {input.name} → {out.name}", ["field", "value"], rows)
+    if arch is not None:
+        sim = report["simulation"]
+        print_table(f"{sim['baseline']}: {tokens} tokens × weight {'×'.join(map(str, st.shape))}",
+                    ["variant", "K", "N", "cycles", "speedup", "energy pJ", "EDP ×"],
+                    [[a["variant"], a["k"], a["n"], a["cycles"], a["speedup"], a["energy_pj"], a["edp_ratio"]]
+                     for a in sim["variants"]])
+
+
+def _simulate(arch: str, w, structure, tokens: int, residual: str | None) -> dict:
+    """Dense layer vs the structurally pruned one (and with the residual sparsity) on ``arch``."""
+    from accelsim import Gemm, load_arch, simulate
+    from accelsim.compare import compare_reports
+    from accelsim.prune import prune_structure, structured_gemm
+
+    cfg = load_arch(arch)
+    dense_st = prune_structure(np.ones_like(w))
+    variants = [("dense", structured_gemm(dense_st, tokens, "layer")),
+                ("pruned", structured_gemm(structure, tokens, "layer"))]
+    if residual:
+        variants.append((f"pruned+{residual}", structured_gemm(structure, tokens, "layer", residual)))
+    reports = [simulate(cfg, g) for _, g in variants]
+    cmp = compare_reports(reports)
+    for (label, g), a in zip(variants, cmp["archs"]):
+        a.update(variant=label, k=g.k, n=g.n)
+    return {"baseline": cfg.name, "variants": cmp["archs"]}
 
 
 def _preview(idx) -> str:
