@@ -89,15 +89,18 @@ class Mapping:
         return sum(self.reads[level].values()), sum(self.writes[level].values())
 
 
-def systolic_fold_cycles(rows: int, cols: int, stream: int) -> int:
+def systolic_fold_cycles(rows: int, cols: int, stream: int, dataflow: str) -> int:
     """Cycles of one fold on a rows × cols array streaming ``stream`` vectors, as SCALE-Sim counts them.
 
-    The stationary operand is preloaded over ``rows`` cycles; the stream enters skewed, one row
-    per cycle (``rows − 1`` extra cycles of fill), needs ``cols − 1`` cycles to cross the array
-    and ``stream`` cycles to pass through, plus one cycle to drain the last result. All folds
-    use the whole array, so edge folds cost the same as full ones (their idle PEs show up in
-    mapping efficiency). See docs/scalesim_timing.md.
+    WS/IS preload the stationary tile (``rows`` cycles), then stream ``stream`` vectors that enter
+    skewed one row per cycle (``rows − 1``) and whose last partial sum crosses the array
+    (``cols − 1``). OS preloads nothing: both operands stream with ``rows − 1`` and ``cols − 1`` of
+    skew and the finished outputs leave over the same skew. Edge folds cost the same as full ones
+    (the skew is set by the physical array); their idle PEs show in mapping efficiency. Folds do
+    not overlap. See docs/scalesim_timing.md.
     """
+    if dataflow == "os":
+        return rows + cols + stream - 2
     return 2 * rows + cols + stream - 2
 
 
@@ -155,7 +158,7 @@ def _systolic_groups(c: SystolicCompute, m, n, k):
 
 
 def _systolic_folds(c: SystolicCompute, stream: int, srows: int, scols: int):
-    fold = systolic_fold_cycles(c.rows, c.cols, stream)
+    fold = systolic_fold_cycles(c.rows, c.cols, stream, c.dataflow)
     rf, cf = math.ceil(srows / c.rows), math.ceil(scols / c.cols)
     r_edge, c_edge = srows - (rf - 1) * c.rows, scols - (cf - 1) * c.cols
     groups: list[TileGroup] = []

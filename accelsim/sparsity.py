@@ -2,7 +2,7 @@
 
 Rules (what the hardware can exploit, never more):
 - an N:M operand on a core that supports N:M on that operand does N/M of the dense MACs, its
-  reduction dimension compressed to ⌈K/M⌉·N; a pattern the core lacks runs at the sparsest
+  reduction dimension compressed to the kept length N·⌊K/M⌋ + min(K mod M, N); a pattern the core lacks runs at the sparsest
   supported pattern it satisfies (1:4 on a 2:4-only core runs as 2:4), else dense;
 - unstructured sparsity runs dense unless the core skips zeros (``skip_unstructured``);
 - a TASD series runs one N:M pass per term; every term must be a supported pattern. On a plain
@@ -24,7 +24,13 @@ from accelsim.mapping import Exec, Mapping, map_gemm
 from accelsim.workload import Gemm, Sparsity
 from kernels.nm import NMPattern
 
-__all__ = ["apply_sparsity", "executed_pattern", "satisfies"]
+__all__ = ["apply_sparsity", "executed_pattern", "kept_length", "satisfies"]
+
+
+def kept_length(k: int, p: NMPattern) -> int:
+    """Positions kept along a reduction of length ``k`` under ``p``: N per full group of M, and
+    ``min(k mod M, N)`` in a partial last group (the compressed K the array iterates over)."""
+    return p.n * (k // p.m) + min(k % p.m, p.n)
 
 
 def satisfies(p: NMPattern, q: NMPattern) -> bool:
@@ -52,7 +58,7 @@ def executed_pattern(arch: ArchConfig, p: NMPattern, operand: str) -> NMPattern 
 
 def _nm_exec(arch: ArchConfig, gemm: Gemm, operand: str, q: NMPattern, density: float, dtype: str, **kw) -> Exec:
     eb = DTYPE_BYTES[dtype]
-    k_exec = math.ceil(gemm.k / q.m) * q.n
+    k_exec = kept_length(gemm.k, q)
     dense_other = gemm.m * gemm.n * k_exec * gemm.count
     kept = (gemm.m if operand == "input" else gemm.n) * k_exec * gemm.count
     stored = q.density * (eb + q.metadata_bits / 8) / eb

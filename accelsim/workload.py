@@ -112,9 +112,11 @@ class Gemm:
 
 @dataclass(frozen=True)
 class Conv:
-    """A convolution, lowered to GEMM exactly as SCALE-Sim does (no padding).
+    """A convolution, lowered to GEMM exactly as SCALE-Sim does (no padding: the ifmap size given
+    includes it).
 
-    M = ofmap pixels = E·F with E = (H − R)//stride_h + 1, K = R·S·C, N = filters.
+    M = ofmap pixels = E·F with E = ⌈(H − R)/stride_h⌉ + 1 (SCALE-Sim's rounding: one more output
+    row than a framework's ⌊·⌋ when H − R is not a multiple of the stride), K = R·S·C, N = filters.
     """
 
     name: str
@@ -141,7 +143,7 @@ class Conv:
 
     @property
     def ofmap(self) -> tuple[int, int]:
-        return ((self.ifmap_h - self.filt_h) // self.stride_h + 1, (self.ifmap_w - self.filt_w) // self.stride_w + 1)
+        return (-(-(self.ifmap_h - self.filt_h) // self.stride_h) + 1, -(-(self.ifmap_w - self.filt_w) // self.stride_w) + 1)
 
     def as_gemm(self) -> Gemm:
         e, f = self.ofmap

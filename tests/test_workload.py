@@ -15,8 +15,10 @@ from kernels.nm import NMPattern
 def test_conv_lowering_matches_definition():
     c = Conv("c", ifmap_h=230, ifmap_w=229, filt_h=7, filt_w=7, channels=3, num_filters=64, stride_h=2, stride_w=2)
     g = c.as_gemm()
-    assert (g.m, g.n, g.k) == (112 * 112, 64, 7 * 7 * 3)
-    assert c.macs == 112 * 112 * 64 * 147
+    # SCALE-Sim rounds up: (230 - 7) / 2 = 111.5 -> 112 + 1 = 113 rows; (229 - 7) / 2 = 111 -> 112 cols.
+    assert c.ofmap == (113, 112)
+    assert (g.m, g.n, g.k) == (113 * 112, 64, 7 * 7 * 3)
+    assert c.macs == 113 * 112 * 64 * 147
 
 
 @pytest.mark.parametrize(

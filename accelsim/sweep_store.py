@@ -1,0 +1,107 @@
+"""The sweep result store: a parquet dataset directory of atomically written part files.
+
+Each flush writes one ``part-*.parquet`` through :func:`kernels.io.atomic_path`, so a sweep
+killed at any moment leaves only complete parts (plus, at worst, a hidden temporary file that
+readers skip). Rows are keyed by ``key`` (the hash of a resolved config and workload); the
+store never holds two rows with the same key written by one sweep, and readers keep the first
+row per key should two sweeps have raced.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from accelsim.errors import ConfigError
+from kernels.io import atomic_path
+
+__all__ = ["ResultStore", "read_results"]
+
+
+def _parts(path: Path) -> list[Path]:
+    """Complete part files in name order; temporaries start with '.' and are never listed."""
+    return sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def _ensure_dataset(path: str | Path, *, must_exist: bool) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        if must_exist and path.is_file():
+            return path
+        raise ConfigError(f"{path}: exists and is not a sweep dataset directory; pass a new or existing directory")
+    if must_exist and not path.exists():
+        raise ConfigError(f"{path}: no such sweep results (run `accelsim sweep ... --out {path}` first)")
+    return path
+
+
+def read_results(path: str | Path) -> pa.Table:
+    """All rows of a dataset directory (or one parquet file), first row per key, sorted by key.
+
+    Parts from sweeps over different grids may have different parameter columns; missing
+    columns read as null and numeric types widen (``promote_options="permissive"``).
+    """
+    path = _ensure_dataset(path, must_exist=True)
+    files = [path] if path.is_file() else _parts(path)
+    if not files:
+        raise ConfigError(f"{path}: sweep dataset has no part files")
+    try:
+        table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ConfigError(f"{path}: cannot read sweep results: {exc}") from None
+    if "key" not in table.column_names:
+        raise ConfigError(f"{path}: not a sweep dataset (no 'key' column)")
+    keys = table.column("key").to_pylist()
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    order = [first[k] for k in sorted(first)]
+    return table.take(pa.array(order, type=pa.int64()))
+
+
+class ResultStore:
+    """Append-only writer: buffer finished rows, flush a part every ``flush_rows`` rows or
+    ``flush_seconds`` seconds (small batches, so an interrupted sweep loses little or nothing).
+
+    Use as a context manager: leaving it, normally or by an exception, flushes what is buffered.
+    """
+
+    def __init__(self, path: str | Path, *, flush_rows: int = 64, flush_seconds: float = 5.0):
+        self.path = _ensure_dataset(path, must_exist=False)
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._buf: list[dict] = []
+        self._last = time.monotonic()
+
+    def keys(self) -> set[str]:
+        """Keys already stored (reads only the ``key`` column of each part)."""
+        if not self.path.is_dir():
+            return set()
+        out: set[str] = set()
+        for f in _parts(self.path):
+            out.update(pq.read_table(f, columns=["key"]).column("key").to_pylist())
+        return out
+
+    def add(self, rows: list[dict]) -> None:
+        self._buf.extend(rows)
+        if len(self._buf) >= self.flush_rows or time.monotonic() - self._last >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last = time.monotonic()
+        if not self._buf:
+            return
+        table = pa.Table.from_pylist(self._buf)
+        self.path.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet") as tmp:
+            pq.write_table(table, tmp)
+        self._buf = []
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
