@@ -76,6 +76,8 @@ def main(argv=None) -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "date": dt.date.today().isoformat(),
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "gemm_n": n,
         "gemm_gflops": {dt_: gemm_gflops(n, dt_, reps) for dt_ in ("float32", "float64")},
         "copy_gbs": {lvl: bandwidth_gbs(b if not args.quick else min(b, 8 * 1024**2), reps) for lvl, b in BUFFERS.items()},

@@ -344,14 +344,14 @@ def run_scalesim(topology_csv, rows: int, cols: int, dataflow: str, *, gemm: boo
 # accelsim comparison (guarded: the script works without accelsim)
 # ---------------------------------------------------------------------------
 def accelsim_cycles(topology_csv, rows, cols, dataflow, gemm=False):
-    """Per-layer compute cycles from accelsim, or raise ImportError/other."""
+    """Per-layer cycles from accelsim in SCALE-Sim's convention (index of the last cycle: count − 1)."""
     sys.path.insert(0, str(REPO))
     from accelsim import simulate, load_arch  # noqa: E402
     from accelsim.workload import read_topology_csv  # noqa: E402
     arch = load_arch(f"systolic_{dataflow}_32x32", overrides={
         "compute.rows": rows, "compute.cols": cols, "compute.dataflow": dataflow})
     rep = simulate(arch, read_topology_csv(str(topology_csv), gemm=gemm))
-    return [int(l.compute_cycles) for l in rep.layers]
+    return [int(l.compute_cycles) - 1 for l in rep.layers]
 
 
 def _fmt_table(rows: list[list[str]]) -> str:

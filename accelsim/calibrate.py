@@ -1,0 +1,272 @@
+"""Projected vs measured: the calibration split and fit, error metrics, and the ``validate`` report.
+
+Calibration fits three named parameters: the launch overhead globally, the two efficiencies per
+kernel family where the family has enough training configurations (globally otherwise):
+
+- ``launch_overhead_s``: seconds added per kernel launch (host dispatch, launch latency);
+- ``compute_efficiency``: the fraction of the arch's peak MAC rate the kernels reach;
+- ``bandwidth_fraction``: the fraction of the modelled memory time the kernels reach.
+
+The model is ``t = launches·launch_overhead_s + compute_s / compute_efficiency + memory_s /
+bandwidth_fraction`` with the engine's split of busy compute and memory time. It is linear in
+(overhead, 1/efficiency, 1/fraction), so the fit is a least-squares problem in *relative* error
+(every configuration counts alike however long it runs) with non-negative coefficients, solved
+exactly by trying each subset of free coefficients — no iterative solver, no randomness.
+
+The split is by configuration, stratified by family and seeded, so the same
+``(traces, fraction, seed)`` always trains on the same configurations, and errors are
+reported on the held-out configurations only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.arch import ArchConfig
+from accelsim.errors import AccelsimError
+from accelsim.replay import Item, Projection, check_device, executed, items_from_table, project, resident_level
+
+__all__ = [
+    "MIN_FAMILY_FIT",
+    "Params",
+    "fit",
+    "mape",
+    "pearson_r",
+    "plot_validation",
+    "split",
+    "validate",
+]
+
+MIN_FAMILY_FIT = 3
+"""A family with fewer training configurations than this uses the global fit (a family fits 2 scales)."""
+_WORST = 3
+
+
+@dataclass(frozen=True)
+class Params:
+    """Calibration parameters; a scale of ``None`` was not determined by the fit (no such time)."""
+
+    launch_overhead_s: float = 0.0
+    compute_scale: float | None = 1.0
+    memory_scale: float | None = 1.0
+    source: str = "uncalibrated"
+
+    def predict(self, p: Projection, launches: int) -> float:
+        return (self.launch_overhead_s * launches + (self.compute_scale or 0.0) * p.compute_s
+                + (self.memory_scale or 0.0) * p.memory_s)
+
+    def to_dict(self) -> dict:
+        def inv(s):
+            return None if s is None or s == 0 else 1.0 / s
+
+        return {"launch_overhead_s": self.launch_overhead_s, "compute_efficiency": inv(self.compute_scale),
+                "bandwidth_fraction": inv(self.memory_scale), "source": self.source}
+
+
+def mape(projected, measured) -> float:
+    """Mean absolute percentage error, 100·mean(|p − m| / m), of paired sequences (measured > 0).
+
+    Examples
+    --------
+    >>> mape([110, 45], [100, 50])
+    10.0
+    """
+    p, m = np.asarray(projected, float), np.asarray(measured, float)
+    if p.shape != m.shape or not p.size:
+        raise AccelsimError(f"mape: need equal, non-empty sequences, got {p.size} and {m.size} values")
+    return float(np.mean(np.abs(p - m) / m) * 100.0)
+
+
+def pearson_r(x, y) -> float | None:
+    """Pearson correlation of paired sequences; ``None`` for fewer than 2 pairs or a constant one.
+
+    Examples
+    --------
+    >>> pearson_r([1, 2, 3], [2, 4, 7])
+    0.9933992677987828
+    """
+    a, b = np.asarray(x, float), np.asarray(y, float)
+    if a.size < 2:
+        return None
+    da, db = a - a.mean(), b - b.mean()
+    den = math.sqrt(float(da @ da) * float(db @ db))
+    return float(da @ db / den) if den > 0 else None
+
+
+def split(items: list[Item], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices ``(train, held_out)``: per family, a seeded shuffle; ``round(fraction·n)`` train.
+
+    Every family with two or more configurations keeps at least one on each side; a family
+    of one is held out (it is predicted with the global fit).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise AccelsimError(f"--calibrate-on {fraction!r}: must be a fraction strictly between 0 and 1, e.g. 0.5")
+    by_family: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        by_family.setdefault(it.family, []).append(i)
+    train, held = [], []
+    for family in sorted(by_family):
+        idx = by_family[family]
+        order = np.random.default_rng([seed, zlib.crc32(family.encode())]).permutation(len(idx))
+        n_train = 0 if len(idx) < 2 else min(len(idx) - 1, max(1, round(fraction * len(idx))))
+        train += [idx[j] for j in order[:n_train]]
+        held += [idx[j] for j in order[n_train:]]
+    return sorted(train), sorted(held)
+
+
+def _nnls(a: np.ndarray, t: np.ndarray, live: list[int]) -> np.ndarray:
+    """argmin ‖a·c − t‖² over c ≥ 0 with c = 0 outside ``live``: best non-negative subset solution."""
+    best, best_err = np.zeros(a.shape[1]), float(t @ t)
+    for size in range(1, len(live) + 1):
+        for cols in itertools.combinations(live, size):
+            coef, *_ = np.linalg.lstsq(a[:, cols], t, rcond=None)
+            if np.any(coef < 0):
+                continue
+            err = float(np.sum((a[:, cols] @ coef - t) ** 2))
+            if err < best_err - 1e-12:
+                best, best_err = np.zeros(a.shape[1]), err
+                best[list(cols)] = coef
+    return best
+
+
+def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_s: float | None = None) -> Params:
+    """Fit :class:`Params` to ``(projection, launches, measured_s)`` rows: non-negative, relative LS.
+
+    Minimises Σ ((prediction − measured) / measured)² over every subset of the coefficients
+    (others held at 0) and keeps the best subset whose solution is non-negative — the exact
+    non-negative least-squares optimum for so few coefficients. With ``launch_overhead_s``
+    given, only the two scales are fitted (a family fit reuses the global overhead: it is a
+    property of the host and runtime, not of the kernel). Scales whose time is zero on every
+    row (no compute in a streaming family) are not determined and come back ``None``.
+    """
+    if not rows:
+        raise AccelsimError("calibration: no training configurations; raise --calibrate-on")
+    x = np.array([[n, p.compute_s, p.memory_s] for p, n, _ in rows], float)
+    y = np.array([m for _, _, m in rows], float)
+    a = x / y[:, None]
+    t = np.ones(len(rows))
+    if launch_overhead_s is not None:
+        t = t - launch_overhead_s * a[:, 0]
+        a = a.copy()
+        a[:, 0] = 0.0
+    live = [j for j in range(3) if np.any(a[:, j] > 0)]
+    coef = _nnls(a, t, live)
+    return Params(
+        launch_overhead_s=float(coef[0]) if launch_overhead_s is None else launch_overhead_s,
+        compute_scale=float(coef[1]) if 1 in live else None,
+        memory_scale=float(coef[2]) if 2 in live else None,
+        source=source,
+    )
+
+
+def _errors(rows: list[dict], pred: str, meas: str) -> dict:
+    p = [r[pred] for r in rows]
+    m = [r[meas] for r in rows]
+    r_log = pearson_r(np.log10(p), np.log10(m)) if all(v > 0 for v in p + m) else None
+    return {"n": len(rows), "mape_pct": mape(p, m), "pearson_r": pearson_r(p, m), "pearson_r_log10": r_log}
+
+
+def _family_report(family: str, rows: list[dict], energy: bool) -> dict:
+    out = {"family": family, **_errors(rows, "projected_s", "measured_s")}
+    out["worst"] = [
+        {"label": r["label"], "ape_pct": r["ape_pct"], "projected_s": r["projected_s"], "measured_s": r["measured_s"]}
+        for r in sorted(rows, key=lambda r: (-r["ape_pct"], r["label"]))[:_WORST]
+    ]
+    with_e = [r for r in rows if r.get("measured_j") is not None]
+    if energy and with_e:
+        out["energy"] = _errors(with_e, "projected_j", "measured_j")
+        out["edp"] = _errors(with_e, "projected_edp", "measured_edp")
+    return out
+
+
+def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: int = 0) -> dict:
+    """Replay every configuration in ``table`` on ``arch`` and compare with its measurement.
+
+    Returns a JSON-ready dict: ``kernels`` (one row each: projected/measured seconds and, where
+    measured, joules and EDP; the split it fell in), ``families`` and ``overall`` (MAPE, Pearson r
+    on seconds and on log10 seconds, worst kernels), ``calibration`` (fraction, seed, fitted
+    parameters) and ``notes`` saying what was and was not compared. With ``calibrate_on`` the
+    errors cover the held-out configurations only.
+    """
+    notes = check_device(arch, table)
+    items = items_from_table(table, arch)
+    projections = [project(arch, it.workload, it.working_set) for it in items]
+    families = sorted({it.family for it in items})
+    params = {f: Params() for f in families}
+    calib = None
+    evaluated = list(range(len(items)))
+    if calibrate_on is not None:
+        train, evaluated = split(items, calibrate_on, seed)
+        rows = {i: (projections[i], items[i].launches, items[i].measured_s) for i in train}
+        glob = fit(list(rows.values()), "global")
+        for f in families:
+            mine = [rows[i] for i in train if items[i].family == f]
+            if len(mine) >= MIN_FAMILY_FIT:
+                params[f] = fit(mine, f"family ({len(mine)} configs)", glob.launch_overhead_s)
+            else:
+                params[f] = glob
+        calib = {"fraction": calibrate_on, "seed": seed, "train": len(train), "held_out": len(evaluated),
+                 "train_ids": train, "global": glob.to_dict(), "params": {f: params[f].to_dict() for f in families}}
+        if not evaluated:
+            raise AccelsimError("calibration left no held-out configuration; pass a smaller --calibrate-on")
+    energy = any(items[i].measured_j is not None for i in evaluated)
+    kernels = []
+    for i, it in enumerate(items):
+        p = projections[i]
+        t = params[it.family].predict(p, it.launches)
+        e = p.dynamic_j + p.leakage_w * t
+        row = {
+            "id": i, "family": it.family, "kernel": it.kernel, "label": it.label, "executed": executed(arch, it),
+            "resident": arch.memory[resident_level(arch, it.working_set)].name,
+            "split": "evaluated" if calibrate_on is None else ("held_out" if i in evaluated else "train"),
+            "launches": it.launches, "runs": it.runs, "projected_s": t, "measured_s": it.measured_s,
+            "ape_pct": abs(t - it.measured_s) / it.measured_s * 100.0, "projected_j": e, "measured_j": it.measured_j,
+            "projected_edp": e * t, "measured_edp": None if it.measured_j is None else it.measured_j * it.measured_s,
+        }
+        kernels.append(row)
+    scored = [kernels[i] for i in evaluated]
+    devices = sorted({f"{it.row['device_name']} ({it.row['backend']})" for it in items})
+    notes.insert(0, f"compared time of {len(scored)} {'held-out ' if calib else ''}kernel configurations "
+                    f"measured on {', '.join(devices)} against arch {arch.name!r}")
+    if not energy:
+        notes.append("energy not compared: no compared trace record carries measured energy (energy_j is null; "
+                     "the NumPy backend has no energy counter, CuPy needs NVML)")
+    return {
+        "arch": arch.name,
+        "devices": devices,
+        "calibration": calib,
+        "energy_compared": energy,
+        "overall": _family_report("all", scored, energy),
+        "families": [_family_report(f, [r for r in scored if r["family"] == f], energy)
+                     for f in families if any(r["family"] == f for r in scored)],
+        "kernels": kernels,
+        "notes": notes,
+    }
+
+
+def plot_validation(report: dict, path) -> None:
+    """Projected vs measured seconds of the compared kernels, log-log, one colour per family, y = x line."""
+    from accelsim.plots import plt, save_figure
+
+    rows = [k for k in report["kernels"] if k["split"] != "train"]
+    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    for family in sorted({r["family"] for r in rows}):
+        sel = [r for r in rows if r["family"] == family]
+        ax.loglog([r["measured_s"] for r in sel], [r["projected_s"] for r in sel], "o", label=family, alpha=0.8)
+    vals = [v for r in rows for v in (r["measured_s"], r["projected_s"]) if v > 0]
+    lo, hi = min(vals) / 1.5, max(vals) * 1.5
+    ax.loglog([lo, hi], [lo, hi], "k-", lw=0.8, label="y = x")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured time (s)")
+    ax.set_ylabel("projected time (s)")
+    cal = report["calibration"]
+    which = f"held-out ({cal['held_out']} of {cal['train'] + cal['held_out']})" if cal else "uncalibrated"
+    ax.set_title(f"{report['arch']}: {which}, MAPE {report['overall']['mape_pct']:.0f} %", fontsize=10)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

@@ -1,0 +1,158 @@
+"""`accelsim sweep` (run a design-space grid) and `accelsim sweep pareto` (the front of stored results).
+
+``sweep`` is a typer group whose callback runs the sweep when no subcommand follows
+(``invoke_without_command``), so ``accelsim sweep --arch ...`` and ``accelsim sweep pareto ...``
+both work; the callback's options are therefore optional and checked by hand.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from accelsim.cli._common import Format, FormatOpt, console, print_json, print_table
+from accelsim.errors import ConfigError
+
+__all__ = ["pareto_cmd", "register", "sweep", "sweep_app"]
+
+sweep_app = typer.Typer(
+    name="sweep",
+    help="Design-space sweeps (Dask when available) and their Pareto fronts.",
+    invoke_without_command=True,
+)
+
+_GRID_HELP = ("key.path=v1,v2,... (repeatable; the cartesian product is swept). Values are YAML as in --set; "
+              "commas inside [...] do not split, or use ';' between values: compute.sparsity.patterns=[2:4];[1:4,2:4]")
+_FIXED = {"key", "config_key", "arch", "workload"}
+
+
+class _RateColumn(ProgressColumn):
+    """Points finished per second (rich's speed columns are for bytes)."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:,.1f} points/s" if task.speed else "… points/s", style="cyan")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``sweep`` group to the top-level app."""
+    app.add_typer(sweep_app, name="sweep")
+
+
+def _param_columns(rows: list[dict]) -> list[str]:
+    from accelsim.sweep import METRICS
+
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(c for c in r if c not in _FIXED and c not in METRICS and c not in cols)
+    return cols
+
+
+def _print_fronts(fronts: dict, x: str, y: str, caption: str | None = None, max_x=False, max_y=False) -> None:
+    sense = f"{'max' if max_x else 'min'} {x}, {'max' if max_y else 'min'} {y}"
+    for n, (w, (rows, front)) in enumerate(fronts.items()):
+        params = _param_columns(rows)
+        extra = [c for c in ("cycles", "energy_pj", "edp", "area_mm2") if c not in (x, y)]
+        print_table(f"Pareto front, {w}: {len(front)} of {len(rows)} points ({sense})",
+                    [*params, x, y, *extra], [[rows[i][c] for c in (*params, x, y, *extra)] for i in front],
+                    caption=caption if n == len(fronts) - 1 else None)
+
+
+def _run_with_progress(show: bool, **kw):
+    from accelsim.sweep import run_sweep
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt  # so finished rows are flushed on SIGTERM as on Ctrl-C
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        if not show:
+            return run_sweep(**kw)
+        with Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("sweep", total=None)
+            return run_sweep(progress=lambda done, total: bar.update(task, completed=done, total=total), **kw)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@sweep_app.callback()
+def sweep(
+    ctx: typer.Context,
+    arch: Optional[str] = typer.Option(None, "--arch", help="base arch config YAML or built-in name"),
+    grid: Optional[list[str]] = typer.Option(None, "--grid", help=_GRID_HELP),
+    workload: Optional[list[str]] = typer.Option(None, "--workload", help="built-in network, CSV or YAML (repeatable)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="address of a running Dask scheduler"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0,
+                                          help="local Dask worker processes (default: CPU count; 0 = in-process)"),
+    no_dask: bool = typer.Option(False, "--no-dask", help="run in-process, sequentially, without Dask"),
+    out: Optional[Path] = typer.Option(None, "--out", help="parquet dataset directory; re-runs skip stored points"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of EDP vs area with the Pareto front"),
+    fmt: Format = FormatOpt,
+):
+    """Sweep a grid of config overrides over workloads; every point is validated before any runs.
+
+    Subcommand: `accelsim sweep pareto RESULTS --x area_mm2 --y edp`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if arch is None and not grid and not workload:
+        console.print(ctx.get_help())
+        return
+    if arch is None:
+        raise ConfigError("--arch: required, the base config every --grid point overrides")
+    if not workload:
+        raise ConfigError("--workload: required (repeatable), e.g. --workload resnet50")
+    if not grid:
+        raise ConfigError("--grid: give at least one key.path=v1,v2,... to sweep")
+    res = _run_with_progress(fmt is Format.table, arch=arch, grid=list(grid), workloads=list(workload),
+                             out=out, scheduler=scheduler, workers=workers, dask=not no_dask)
+    summary = {"points": len(res.rows), "computed": res.computed, "reused": res.reused, "mode": res.mode,
+               "wall_s": res.wall_s, "points_per_s": res.points_per_s if res.computed else None,
+               "out": str(res.out) if res.out else None}
+    fronts = None
+    if plot is not None or fmt is Format.table:
+        import pyarrow as pa
+
+        from accelsim.pareto import plot_pareto, sweep_fronts
+
+        x, y, fronts = sweep_fronts(pa.Table.from_pylist(res.rows), "area_mm2", "edp")
+        if plot is not None:
+            plot_pareto(fronts, x, y, plot)
+    if fmt is Format.json:
+        print_json({**summary, "rows": res.rows})
+        return
+    rate = f", {res.points_per_s:,.1f} points/s" if res.computed else ""
+    _print_fronts(fronts, "area_mm2", "edp",
+                  caption=f"{res.computed} computed, {res.reused} reused ({res.mode}) in {res.wall_s:.2f} s{rate}"
+                  + (f" · {res.out}" if res.out else ""))
+
+
+@sweep_app.command("pareto")
+def pareto_cmd(
+    results: Path = typer.Argument(..., help="sweep results: dataset directory or parquet file"),
+    x: str = typer.Option("area_mm2", "--x", help="column on the x axis (area = area_mm2)"),
+    y: str = typer.Option("edp", "--y", help="column on the y axis"),
+    workload: Optional[list[str]] = typer.Option(None, "--workload", help="only these workloads (repeatable)"),
+    max_x: bool = typer.Option(False, "--max-x", help="maximise x instead of minimising it"),
+    max_y: bool = typer.Option(False, "--max-y", help="maximise y instead of minimising it"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of all points with the front highlighted"),
+    fmt: Format = FormatOpt,
+):
+    """Pareto front of stored sweep results, one per workload (both axes minimised by default)."""
+    from accelsim.pareto import plot_pareto, sweep_fronts
+    from accelsim.sweep_store import read_results
+
+    table = read_results(results)
+    x, y, fronts = sweep_fronts(table, x, y, workloads=workload, maximize_x=max_x, maximize_y=max_y)
+    if plot is not None:
+        plot_pareto(fronts, x, y, plot)
+    if fmt is Format.json:
+        print_json({"x": x, "y": y, "fronts": {w: [rows[i] for i in front] for w, (rows, front) in fronts.items()},
+                    "points": {w: len(rows) for w, (rows, _) in fronts.items()}})
+        return
+    _print_fronts(fronts, x, y, max_x=max_x, max_y=max_y)

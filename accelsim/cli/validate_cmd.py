@@ -1,0 +1,74 @@
+"""`accelsim validate`: replay kernel traces on an arch and compare projected with measured time/energy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from accelsim.cli._common import Format, FormatOpt, print_json, print_table
+
+__all__ = ["register", "validate"]
+
+
+def _r(v):
+    return "n/a" if v is None else v
+
+
+def _g(v):
+    return "n/a" if v is None else f"{v:.3g}"
+
+
+def validate(
+    traces: Path = typer.Option(..., "--traces", help="trace parquet file or directory (accelsim kernels run --out)"),
+    arch: str = typer.Option(..., "--arch", help="arch config file or built-in name of the traced device"),
+    calibrate_on: float = typer.Option(None, "--calibrate-on", help="fit on this fraction of configurations, "
+                                       "report errors on the rest only (e.g. 0.5)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the calibration split"),
+    plot: Path = typer.Option(None, "--plot", help="write a projected-vs-measured PNG here"),
+    set_: list[str] = typer.Option(None, "--set", help="arch override key.path=value (repeatable)"),
+    fmt: Format = FormatOpt,
+) -> None:
+    """Per kernel family: MAPE and Pearson r of projected vs measured time (and energy, EDP where measured)."""
+    from accelsim.arch import load_arch, parse_overrides
+    from accelsim.calibrate import plot_validation
+    from accelsim.calibrate import validate as run_validate
+    from kernels.trace import read_traces
+
+    cfg = load_arch(arch, parse_overrides(set_))
+    report = run_validate(read_traces(traces), cfg, calibrate_on, seed)
+    if plot is not None:
+        plot_validation(report, plot)
+    if fmt is Format.json:
+        print_json(report)
+        return
+    energy = report["energy_compared"]
+    cols = ["family", "n", "mape_pct", "pearson_r", "pearson_r_log10", "worst kernel", "worst_ape_pct"]
+    if energy:
+        cols += ["energy_mape_pct", "edp_mape_pct"]
+    rows = []
+    for f in [*report["families"], report["overall"]]:
+        worst = f["worst"][0] if f["worst"] else {"label": "", "ape_pct": None}
+        row = [f["family"], f["n"], f["mape_pct"], _r(f["pearson_r"]), _r(f["pearson_r_log10"]),
+               worst["label"] if f["family"] != "all" else "", _r(worst["ape_pct"])]
+        if energy:
+            row += [f.get("energy", {}).get("mape_pct", "n/a"), f.get("edp", {}).get("mape_pct", "n/a")]
+        rows.append(row)
+    cal = report["calibration"]
+    caption = list(report["notes"])
+    if cal:
+        for fam, p in cal["params"].items():
+            caption.append(f"{fam}: launch_overhead_s={_g(p['launch_overhead_s'])}, compute_efficiency="
+                           f"{_g(p['compute_efficiency'])}, bandwidth_fraction={_g(p['bandwidth_fraction'])} "
+                           f"({p['source']})")
+    if plot is not None:
+        caption.append(f"plot: {plot}")
+    title = f"validate: {traces} on {report['arch']}" + (
+        f" (calibrated on {cal['train']}, held out {cal['held_out']}, seed {cal['seed']})" if cal else " (uncalibrated)")
+    print_table(title, cols, rows, caption="\n".join(caption))
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``validate`` to ``app`` (idempotent, so tests may register it before the CLI does)."""
+    if not any(c.name == "validate" for c in app.registered_commands):
+        app.command("validate")(validate)

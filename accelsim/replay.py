@@ -1,0 +1,340 @@
+"""Trace replay: kernel trace records → simulator workloads → projected time and energy, against measured.
+
+Each measured configuration (rows of one kernel, device, dtype, shape and sparsity, merged by
+the median of their per-call medians as :mod:`accelsim.traces` does) becomes one workload:
+
+- ``gemm`` → :class:`~accelsim.workload.Gemm` (M, N, K as recorded);
+- ``nm_spmm`` / ``cusparselt_2_4`` → a Gemm whose *weight* carries the N:M pattern. The kernel's
+  sparse operand A (m × k) is compressed along k, so the trace's C = A·B is replayed as
+  Cᵀ = Bᵀ·Aᵀ: M = trace n, N = trace m, K = trace k, the sparse A as the weight;
+- ``tasd_spmm`` → the same transposed Gemm with a ``tasd:`` series on the weight; on an arch
+  that lacks one of the series' patterns, one N:M Gemm per term (separate launches, as the
+  kernel runs them on hardware without the TASD extension);
+- ``kron_matmul_fused`` / ``kron_matmul_shuffle`` → :class:`~accelsim.workload.KronMatmul` with
+  the factor shapes from ``params["factors"]``;
+- ``project_*`` (bilevel / multilevel projections) → :class:`Streaming`: O(size) element-wise
+  passes with no reuse, so their time is memory traffic over bandwidth. The pass counts in
+  :data:`PROJECTION_PASSES` are read off the NumPy implementation (each ufunc call streams its
+  operands once).
+
+Caches are warm: a trace times repeated calls after warm-up ones, so operands that fit stay
+resident. Each configuration is replayed on the arch with the levels outside its *resident level*
+removed — the innermost level whose capacity holds the working set (the record's ``bytes_min``),
+never the innermost level itself, which is per-launch scratch (:func:`resident_level`).
+
+A trace must come from the device the arch describes (:func:`check_device`). Calibration and
+error metrics live in :mod:`accelsim.calibrate`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from accelsim.arch import ArchConfig, load_arch
+from accelsim.errors import AccelsimError
+from accelsim.simulate import simulate
+from accelsim.sparsity import executed_pattern
+from accelsim.traces import KEY
+from accelsim.workload import Gemm, KronMatmul, Sparsity
+
+__all__ = [
+    "FAMILIES",
+    "PROJECTION_PASSES",
+    "Item",
+    "Projection",
+    "ReplayError",
+    "Streaming",
+    "check_device",
+    "executed",
+    "items_from_table",
+    "project",
+    "record_workload",
+    "resident_level",
+    "warm_arch",
+]
+
+FAMILIES = {
+    "gemm": "gemm",
+    "nm_spmm": "nm_spmm",
+    "cusparselt_2_4": "nm_spmm",
+    "tasd_spmm": "tasd",
+    "kron_matmul_fused": "kron",
+    "kron_matmul_shuffle": "kron",
+    "project_l1inf_bilevel": "projection",
+    "project_l12_bilevel": "projection",
+    "project_multilevel": "projection",
+}
+"""Trace kernel name → kernel family; any other kernel name is refused."""
+
+PROJECTION_PASSES = {
+    # (full-size reads, full-size writes) per call, from kernels/projection.py's NumPy path:
+    "project_l1inf_bilevel": (4, 2),  # max + min (2 reads); clip: minimum (r, w) then maximum (r, w)
+    "project_l12_bilevel": (3, 2),    # abs (r, w), ℓ2 reduce (r), rescale multiply (r, w)
+    "project_multilevel": (5, 3),     # abs (r, w), inner-norm reduce (r), innermost ball (r, w), copysign (2 r, w)
+}
+
+_DTYPES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64", "int8": "int8"}
+_GENERIC = {
+    "nvidia", "amd", "intel", "corporation", "gpu", "cpu", "processor", "tensor", "core", "cores", "graphics",
+    "with", "radeon", "genuine", "r", "tm", "hbm", "hbm2", "hbm2e", "hbm3", "hbm3e", "pcie", "sxm", "sxm4",
+    "sxm5", "nvl", "gb", "mig",
+}
+_KEY = (*KEY, "shapes")
+_FORM_FACTORS = {"pcie", "sxm", "sxm4", "sxm5", "nvl"}
+_CPU_WORDS = {"cpu", "numpy"}
+
+
+class ReplayError(AccelsimError):
+    """A trace record or trace set that cannot be replayed on the given arch."""
+
+
+@dataclass(frozen=True)
+class Streaming:
+    """A bandwidth-bound kernel: ``bytes_read`` and ``bytes_written`` streamed, ``working_set`` resident."""
+
+    name: str
+    bytes_read: int
+    bytes_written: int
+    working_set: int
+    launches: int = 1
+
+
+@dataclass
+class Item:
+    """One measured configuration: the merged trace rows, its family, label and replay workload."""
+
+    key: tuple
+    family: str
+    kernel: str
+    label: str
+    measured_s: float
+    measured_j: float | None
+    workload: object
+    launches: int
+    working_set: int
+    runs: int
+    row: dict = field(repr=False, default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Engine output of one item, split so calibration can scale each part.
+
+    ``compute_s`` is busy compute time, ``memory_s`` everything else (fill, bandwidth stalls,
+    drain; all of a streaming kernel); ``dynamic_j`` energy without leakage, ``leakage_w`` the
+    arch's static power, so energy at any time t is ``dynamic_j + leakage_w · t``.
+    """
+
+    compute_s: float
+    memory_s: float
+    dynamic_j: float
+    leakage_w: float
+
+    @property
+    def seconds(self) -> float:
+        return self.compute_s + self.memory_s
+
+
+def _tokens(text: str) -> set[str]:
+    return {t for t in re.split(r"[^0-9a-z]+", (text or "").lower()) if t}
+
+
+def _device_tokens(device_name: str) -> set[str]:
+    """Distinguishing words of a device name: 'NVIDIA H100 80GB HBM3' → {'h100'}."""
+    return {t for t in _tokens(device_name) if t not in _GENERIC and not re.fullmatch(r"\d+(gb|g|mb)?", t)}
+
+
+def check_device(arch: ArchConfig, table: pa.Table) -> list[str]:
+    """Refuse traces from a device ``arch`` does not describe; return notes on looser matches.
+
+    NumPy-backend traces need a CPU arch (its name or description says ``cpu`` or ``numpy``);
+    CuPy traces need an arch whose name or description contains a distinguishing token of the
+    trace's device name (``H100`` of 'NVIDIA H100 80GB HBM3') and, where both name a form factor
+    (SXM, PCIe, NVL), the same one.
+    """
+    arch_tokens = _tokens(f"{arch.name} {arch.description}")
+    devices = sorted({(r["backend"], r["device_name"] or "") for r in table.select(["backend", "device_name"]).to_pylist()})
+    notes, bad = [], []
+    for backend, device in devices:
+        tokens = _device_tokens(device)
+        if backend == "numpy":
+            if not arch_tokens & _CPU_WORDS:
+                bad.append(f"{device!r} (NumPy backend: needs a CPU arch such as cpu_numpy)")
+            elif tokens and not tokens & arch_tokens:
+                notes.append(f"traces from CPU {device!r} replayed on {arch.name!r}, which describes another CPU")
+            continue
+        form_t, form_a = _tokens(device) & _FORM_FACTORS, arch_tokens & _FORM_FACTORS
+        if arch_tokens & _CPU_WORDS or not tokens & arch_tokens or (form_t and form_a and not form_t & form_a):
+            bad.append(repr(device))
+    if bad:
+        raise ReplayError(
+            f"traces come from {', '.join(bad)} but arch {arch.name!r} describes {arch.description or arch.name!r}; "
+            f"pass the arch config of the traced device"
+        )
+    return notes
+
+
+def _json_field(row: dict, column: str) -> dict:
+    try:
+        value = json.loads(row[column] or "{}")
+    except json.JSONDecodeError:
+        raise ReplayError(f"trace record {row['kernel']!r}: column {column} is not JSON: {row[column]!r}") from None
+    return value if isinstance(value, dict) else {}
+
+
+def _need(row: dict, column: str):
+    value = row.get(column)
+    if value is None:
+        raise ReplayError(f"trace record {row['kernel']!r}: column {column} is null; replay needs it")
+    return value
+
+
+def _arch_dtype(row: dict) -> str:
+    dtype = _DTYPES.get(row["dtype"])
+    if dtype is None:
+        raise ReplayError(f"trace record {row['kernel']!r}: dtype {row['dtype']!r} has no arch dtype ({', '.join(_DTYPES)})")
+    return dtype
+
+
+def _tasd_workload(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, series: str):
+    try:
+        sp = Sparsity.parse(f"tasd:{series}")
+    except AccelsimError as exc:
+        raise ReplayError(f"trace record {name!r}: tasd_series {series!r}: {exc}") from None
+    sup = arch.compute.sparsity
+    native = "weight" in sup.operands and all(t in set(sup.nm_patterns()) for t in sp.series)
+    if native:
+        return Gemm(name, m, n, k, dtype, weight_sparsity=sp), len(sp.series)
+    terms = [Gemm(f"{name}.t{i}", m, n, k, dtype, weight_sparsity=Sparsity("nm", pattern=p, density=p.density))
+             for i, p in enumerate(sp.series)]
+    return terms, len(terms)
+
+
+def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
+    """``(family, workload, launches)`` replaying one trace row on ``arch`` (see the module docstring).
+
+    Raises
+    ------
+    ReplayError
+        For a kernel outside :data:`FAMILIES` or a row lacking what its family needs.
+    """
+    kernel = row["kernel"]
+    family = FAMILIES.get(kernel)
+    if family is None:
+        raise ReplayError(f"trace record kernel {kernel!r} is unknown to replay; known kernels: {', '.join(sorted(FAMILIES))}")
+    dtype = _arch_dtype(row)
+    params = _json_field(row, "params")
+    if family == "projection":
+        shapes = _json_field(row, "shapes")
+        shape = shapes.get("y") or shapes.get("t")
+        if not shape:
+            raise ReplayError(f"trace record {kernel!r}: shapes has no 'y' (the projected array)")
+        size = math.prod(int(s) for s in shape) * np.dtype(row["dtype"]).itemsize
+        reads, writes = PROJECTION_PASSES[kernel]
+        return family, Streaming(kernel, reads * size, writes * size, 2 * size, reads + writes), reads + writes
+    m, n, k = (int(_need(row, c)) for c in ("m", "n", "k"))
+    if family == "gemm":
+        return family, Gemm(kernel, m, n, k, dtype), 1
+    if family == "nm_spmm":
+        sp = Sparsity.parse(_need(row, "pattern"))
+        return family, Gemm(kernel, n, m, k, dtype, weight_sparsity=sp), 1
+    if family == "tasd":
+        workload, launches = _tasd_workload(arch, kernel, n, m, k, dtype, _need(row, "tasd_series"))
+        return family, workload, launches
+    factors = params.get("factors")
+    if not factors:
+        raise ReplayError(f"trace record {kernel!r}: params has no 'factors' (the Kron factor shapes)")
+    fused = kernel.endswith("fused")
+    layer = KronMatmul(kernel, m, tuple(tuple(int(x) for x in f) for f in factors), dtype, fused=fused)
+    return family, layer, (len(factors) if not fused else 1)
+
+
+def _label(row: dict) -> str:
+    shapes = _json_field(row, "shapes")
+    if row["m"] is not None:
+        dims = f"{row['m']}x{row['n']}x{row['k']}"
+    else:
+        dims = "x".join(map(str, shapes.get("y") or shapes.get("t") or []))
+    extra = row["tasd_series"] or row["pattern"] or ""
+    return " ".join(s for s in (row["kernel"], row["dtype"], dims, extra) if s)
+
+
+def items_from_table(table: pa.Table, arch: ArchConfig) -> list[Item]:
+    """Merge repeated rows per configuration (:data:`accelsim.traces.KEY` plus ``shapes``, which
+    tells apart projections, whose m, n, k are null) and map each to a workload.
+
+    Items come sorted by their key, so ids and splits do not depend on file order.
+    """
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in table.to_pylist():
+        groups[tuple(row[c] for c in _KEY)].append(row)
+    items = []
+    for key in sorted(groups, key=lambda k: tuple(str(v) for v in k)):
+        rows = groups[key]
+        family, workload, launches = record_workload(rows[0], arch)
+        ws = rows[0]["bytes_min"] or (workload.working_set if isinstance(workload, Streaming) else 0)
+        energies = [r["energy_j"] for r in rows if r["energy_j"] is not None]
+        items.append(Item(
+            key=key, family=family, kernel=rows[0]["kernel"], label=_label(rows[0]),
+            measured_s=float(statistics.median(r["time_median_s"] for r in rows)),
+            measured_j=float(statistics.median(energies)) if energies else None,
+            workload=workload, launches=launches, working_set=int(ws), runs=len(rows), row=rows[0],
+        ))
+    return items
+
+
+def resident_level(arch: ArchConfig, working_set: int) -> int:
+    """Index of the innermost level (never the innermost one) that holds ``working_set`` bytes; 0 if none."""
+    keeping = [i for i, lvl in enumerate(arch.memory[:-1]) if lvl.capacity_bytes is None or lvl.capacity_bytes >= working_set]
+    return keeping[-1] if keeping else 0
+
+
+def warm_arch(arch: ArchConfig, level: int) -> ArchConfig:
+    """``arch`` without the memory levels outside ``level``: operands start resident there."""
+    if level == 0:
+        return arch
+    doc = arch.model_dump(mode="python")
+    kept = {lvl.name for lvl in arch.memory[level:]}
+    doc["memory"] = doc["memory"][level:]
+    sp = doc["compute"]["sparsity"]
+    sp["compressed_levels"] = tuple(n for n in sp["compressed_levels"] if n in kept)
+    return load_arch(doc)
+
+
+def project(arch: ArchConfig, workload, working_set: int = 0) -> Projection:
+    """Uncalibrated, warm-cache projection of one replay workload on ``arch`` (seconds = cycles / clock)."""
+    hz = arch.clock_ghz * 1e9
+    leak_w = arch.energy.leakage_pj_per_cycle * 1e-12 * hz
+    if isinstance(workload, Streaming):
+        lvl = arch.memory[resident_level(arch, workload.working_set)]
+        cycles = workload.bytes_read / lvl.bandwidth + workload.bytes_written / (lvl.write_bandwidth or lvl.bandwidth)
+        dyn = workload.bytes_read * lvl.read_pj_per_byte + workload.bytes_written * lvl.write_pj_per_byte
+        return Projection(0.0, cycles / hz, dyn * 1e-12, leak_w)
+    report = simulate(warm_arch(arch, resident_level(arch, working_set)), workload)
+    tot = report.total
+    dyn = tot["energy_pj"] - tot["energy_breakdown"].get("leakage", 0.0)
+    return Projection(tot["compute_cycles"] / hz, tot["stall_cycles"] / hz, dyn * 1e-12, leak_w)
+
+
+def executed(arch: ArchConfig, item: Item) -> str:
+    """How the arch runs an item's sparsity (for the report): 'dense', '2:4', 'tasd native', …"""
+    w = item.workload
+    if isinstance(w, list):
+        return "tasd as separate N:M passes"
+    if isinstance(w, Gemm) and w.weight_sparsity.kind == "nm":
+        q = executed_pattern(arch, w.weight_sparsity.pattern, "weight")
+        return str(q) if q else "dense"
+    if isinstance(w, Gemm) and w.weight_sparsity.kind == "tasd":
+        return "tasd native"
+    if isinstance(w, Streaming):
+        return "streaming"
+    return "dense" if isinstance(w, Gemm) else ("fused" if getattr(w, "fused", False) else "shuffle")
+

@@ -1,0 +1,361 @@
+"""TASDER (Jeong et al., MLSys 2025): per-layer TASD series search, the simulator as cost model.
+
+For every layer TASDER lists what the arch can run — dense, a weight series, or (with TASD units
+on the input operand) an activation series — prices each option with :func:`accelsim.simulate`
+and measures its error: the relative Frobenius error ``‖X − X̂‖F / ‖X‖F`` of the approximated
+operand (real weights/activations where given, else the synthetic samples of
+:mod:`accelsim.tasd_sources`). The simulator runs TASD on one operand per layer, so an option
+approximates the weight *or* the activation, never both.
+
+Under a per-layer error cap each layer takes its minimum-EDP option. With an end-to-end budget
+(MiniLM: mean cosine of sentence embeddings to the unmodified model) the cap is bisected over
+the distinct option errors until the largest cap whose choices still meet the budget is found.
+Everything is deterministic: fixed seeds, ties broken by (EDP, error, label).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from accelsim.arch import ArchConfig, load_arch
+from accelsim.errors import AccelsimError, WorkloadError
+from accelsim.simulate import simulate
+from accelsim.tasd_sources import activation_kind, synthetic_activation, synthetic_weight
+from accelsim.workload import DENSE, Conv, Gemm, Network, Sparsity, as_network
+from kernels.errors import InputError
+from kernels.io import atomic_path
+from kernels.tasd import candidate_series, format_series, parse_series, tasd_approximate, tasd_decompose, tasd_errors
+
+__all__ = ["DEFAULT_MAX_TERMS", "LayerChoice", "Option", "TasderResult", "arch_series", "search", "write_result"]
+
+DEFAULT_MAX_TERMS = 2  # archs without a TASD block: two terms of one pattern already reproduce any tensor
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to run a layer: ``weight``/``act`` are ``"dense"`` or a series, priced and judged."""
+
+    weight: str
+    act: str
+    error: float
+    cycles: float
+    energy_pj: float
+    executed_macs: float
+
+    @property
+    def edp(self) -> float:
+        return self.energy_pj * self.cycles
+
+    @property
+    def label(self) -> str:
+        if self.weight != "dense":
+            return f"W {self.weight}"
+        return f"A {self.act}" if self.act != "dense" else "dense"
+
+    def _key(self):
+        return (self.edp, self.error, self.label)
+
+
+@dataclass
+class LayerChoice:
+    """A layer's chosen option, its dense option on the same arch and where its error came from."""
+
+    name: str
+    macs: float
+    choice: Option
+    dense: Option
+    options: list[Option] = field(repr=False, default_factory=list)
+    sources: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        c = self.choice
+        return {"name": self.name, "weight": c.weight, "act": c.act, "error": c.error, "cycles": c.cycles,
+                "energy_pj": c.energy_pj, "edp": c.edp, "macs": self.macs, "executed_macs": c.executed_macs,
+                "dense_edp": self.dense.edp, "candidates": len(self.options), **self.sources}
+
+
+@dataclass
+class TasderResult:
+    """Per-layer choices, network totals and the accuracy proxy of the chosen configuration."""
+
+    arch: str
+    workload: str
+    layers: list[LayerChoice]
+    cap: float
+    budget: float | None
+    proxy: dict
+    probes: list[dict]
+    base: Network = field(repr=False)
+
+    @property
+    def total(self) -> dict:
+        """Summed cycles/energy, EDP = total energy × total cycles, and the same for all-dense."""
+        cyc = sum(l.choice.cycles for l in self.layers)
+        en = sum(l.choice.energy_pj for l in self.layers)
+        dcyc = sum(l.dense.cycles for l in self.layers)
+        den = sum(l.dense.energy_pj for l in self.layers)
+        macs = sum(l.macs for l in self.layers)
+        ex = sum(l.choice.executed_macs for l in self.layers)
+        return {"cycles": cyc, "energy_pj": en, "edp": cyc * en, "macs": macs, "executed_macs": ex,
+                "compute_fraction": ex / macs if macs else 1.0, "dense_cycles": dcyc, "dense_energy_pj": den,
+                "dense_edp": dcyc * den, "edp_change": cyc * en / (dcyc * den) - 1.0 if dcyc * den else 0.0}
+
+    def network(self) -> Network:
+        """The workload with every layer's chosen sparsity applied (what ``simulate`` should run)."""
+        chosen = {l.name: l.choice for l in self.layers}
+        return self.base.map_layers(lambda layer: _apply(layer, chosen[layer.name]) if layer.name in chosen else layer)
+
+    def to_dict(self) -> dict:
+        return {"arch": self.arch, "workload": self.workload, "cap": _finite(self.cap), "budget": self.budget,
+                "proxy": self.proxy, "probes": self.probes, "layers": [l.to_dict() for l in self.layers],
+                "total": self.total}
+
+
+def _finite(x: float):
+    return None if math.isinf(x) else x
+
+
+def _apply(layer, opt: Option):
+    if isinstance(layer, (Gemm, Conv)):
+        kw = {}
+        if opt.weight != "dense":
+            kw["weight_sparsity"] = Sparsity.parse("tasd:" + opt.weight)
+        if opt.act != "dense":
+            kw["input_sparsity"] = Sparsity.parse("tasd:" + opt.act)
+        return dataclasses.replace(layer, **kw) if kw else layer
+    return layer
+
+
+def arch_series(arch: ArchConfig, max_terms: int | None = None, series: Sequence | None = None) -> dict[str, list[str]]:
+    """The series TASDER may use on each operand of ``arch``: ``{"weight": [...], "input": [...]}``.
+
+    Candidates are :func:`kernels.tasd.candidate_series` over the arch's sparse N:M patterns up
+    to ``compute.tasd.max_terms`` (:data:`DEFAULT_MAX_TERMS` without a TASD block) or a smaller
+    ``max_terms``; activation series need TASD units and the input operand. ``series`` restricts
+    the candidates; a series the arch cannot run raises :class:`InputError`.
+    """
+    sup = arch.compute.sparsity
+    tasd = arch.compute.tasd
+    limit = tasd.max_terms if tasd is not None else DEFAULT_MAX_TERMS
+    if max_terms is not None:
+        if isinstance(max_terms, bool) or not isinstance(max_terms, int) or max_terms < 1:
+            raise InputError(f"--max-terms: expected a positive integer, got {max_terms!r}")
+        if tasd is not None and max_terms > tasd.max_terms:
+            raise InputError(f"--max-terms {max_terms}: arch {arch.name!r} runs at most {tasd.max_terms} TASD terms")
+        limit = max_terms
+    pats = [p for p in sup.nm_patterns() if not p.dense]
+    cands = [format_series(s) for s in candidate_series(pats, limit)] if pats else []
+    if series is not None:
+        wanted = [format_series(parse_series(s)) for s in series]
+        for s in wanted:
+            if s not in cands:
+                raise InputError(
+                    f"--series {s}: does not fit arch {arch.name!r} (patterns {', '.join(map(str, pats)) or 'none'}, "
+                    f"at most {limit} terms)"
+                )
+        cands = [c for c in cands if c in wanted]
+    out = {"weight": cands if "weight" in sup.operands else [], "input": []}
+    if tasd is not None and "input" in sup.operands:
+        out["input"] = list(cands)
+    return out
+
+
+class _Cost:
+    """Simulate a layer once per (shape, sparsity): equal layers of a network share one run."""
+
+    def __init__(self, arch: ArchConfig):
+        self.arch = arch
+        self.cache: dict = {}
+
+    def __call__(self, layer) -> tuple[float, float, float]:
+        key = dataclasses.replace(layer, name="~")
+        if key not in self.cache:
+            r = simulate(self.arch, key).layers[0]
+            ex = sum(v for a, v in r.actions.items() if a.startswith("compute.mac."))
+            self.cache[key] = (r.cycles, r.energy_pj, ex)
+        return self.cache[key]
+
+
+def _series_errors(x: np.ndarray, series: Sequence[str]) -> dict[str, float]:
+    """Relative error of every candidate series on ``x`` (prefixes computed once, by the longest)."""
+    out: dict[str, float] = {}
+    for s in sorted(series, key=lambda s: (-len(parse_series(s)), s)):
+        if s not in out:
+            for rec in tasd_errors(x, tasd_decompose(x, s, axis=-1)):
+                out.setdefault(rec["series"], rec["rel_error"])
+    return {s: out[s] for s in series}
+
+
+def _layer_options(cost: _Cost, layer, cands: dict, w: np.ndarray | None, x: np.ndarray | None) -> list[Option]:
+    opts = [Option("dense", "dense", 0.0, *cost(layer))]
+    plans = []
+    if w is not None and cands["weight"] and getattr(layer, "static_weight", True):
+        plans += [("weight", s, e) for s, e in _series_errors(w, cands["weight"]).items()]
+    if x is not None and cands["input"]:
+        plans += [("input", s, e) for s, e in _series_errors(x, cands["input"]).items()]
+    for operand, s, err in plans:
+        opt = Option(s if operand == "weight" else "dense", s if operand == "input" else "dense", err, 0, 0, 0)
+        try:
+            priced = cost(_apply(layer, opt))
+        except WorkloadError:
+            continue  # e.g. an activation series on a layer whose weights are already N:M
+        opts.append(dataclasses.replace(opt, cycles=priced[0], energy_pj=priced[1], executed_macs=priced[2]))
+    return sorted(opts, key=Option._key)
+
+
+def _choose(options: list[Option], cap: float) -> Option:
+    """Minimum-EDP option within the cap (``options`` are sorted; dense has error 0)."""
+    return next(o for o in options if o.error <= cap)
+
+
+class _MiniLMProxy:
+    """End-to-end accuracy proxy: mean cosine of embeddings to the base (and to the dense) model."""
+
+    def __init__(self, model, sentences, base_weights: Mapping[str, np.ndarray]):
+        from accelsim.tasd_eval import mean_cosine
+
+        self.model, self.sentences, self.base_w = model, list(sentences), dict(base_weights)
+        self._cos = mean_cosine
+        self.dense_emb = model.encode(self.sentences)
+        self.base_emb = model.encode(self.sentences, weights=self.base_w)
+        self._w: dict = {}
+        self._memo: dict = {}
+
+    def __call__(self, choice: Mapping[str, Option]) -> dict:
+        from accelsim.tasd_eval import ActivationTASD
+
+        key = tuple(sorted((n, o.weight, o.act) for n, o in choice.items() if n in self.base_w))
+        if key not in self._memo:
+            used = dict(self.base_w)
+            acts = {}
+            for n, wser, aser in key:
+                if wser != "dense":
+                    if (n, wser) not in self._w:
+                        self._w[(n, wser)] = tasd_approximate(self.base_w[n], wser, axis=-1)
+                    used[n] = self._w[(n, wser)]
+                if aser != "dense":
+                    acts[n] = aser
+            hook = ActivationTASD(acts, list(self.model.linear_names)) if acts else None
+            emb = self.model.encode(self.sentences, weights=used, act=hook)
+            self._memo[key] = {"cos_base": self._cos(emb, self.base_emb), "cos_dense": self._cos(emb, self.dense_emb)}
+        return self._memo[key]
+
+
+def _error_proxy(choice: Mapping[str, Option], macs: Mapping[str, float]) -> dict:
+    total = sum(macs.values())
+    mean = sum(macs[n] * o.error for n, o in choice.items()) / total if total else 0.0
+    return {"mean_rel_error": mean, "max_rel_error": max((o.error for o in choice.values()), default=0.0)}
+
+
+def search(arch, workload, *, max_error: float | None = None, budget: float | None = None,
+           weights: Mapping[str, np.ndarray] | None = None, activations: Mapping[str, np.ndarray] | None = None,
+           model=None, sentences: Sequence[str] | None = None, prune: float = 0.0, max_terms: int | None = None,
+           series: Sequence | None = None, **params) -> TasderResult:
+    """Choose each layer's TASD series (weights or activations) to minimise EDP within an error budget.
+
+    Parameters
+    ----------
+    arch, workload : as :func:`accelsim.simulate` (``params`` go to a built-in network).
+    max_error : per-layer cap on the relative error of the approximated operand (default: none
+        with ``budget``; required without).
+    budget : minimum end-to-end accuracy proxy; needs ``model`` (a :class:`MiniLM`): the mean
+        cosine of embeddings on ``sentences`` to the model run with ``weights`` unchanged.
+    weights : real ``(N, K)`` weights by layer name; other layers get :func:`synthetic_weight`
+        pruned by ``prune``. ``activations``: real ``(rows, K)`` inputs by layer name; others
+        get :func:`synthetic_activation`. With ``model`` given, missing activations are captured.
+    max_terms, series : restrict the candidates (see :func:`arch_series`).
+
+    Raises
+    ------
+    InputError
+        Bad budget/cap, a budget without a model, a series or term count the arch cannot run.
+    """
+    arch = load_arch(arch) if not isinstance(arch, ArchConfig) else arch
+    net = as_network(workload, **params)
+    if max_error is not None and not (max_error >= 0):
+        raise InputError(f"--max-error: expected a relative error >= 0, got {max_error!r}")
+    if budget is not None:
+        if not 0 < budget <= 1:
+            raise InputError(f"--budget: expected an accuracy proxy in (0, 1], e.g. 0.99, got {budget!r}")
+        if model is None:
+            raise InputError("--budget needs an end-to-end model (--weights minilm); use --max-error for synthetic weights")
+    elif max_error is None:
+        raise InputError("give an error budget: --budget (with --weights minilm) or --max-error")
+    if not 0 <= prune < 1:
+        raise InputError(f"--prune: expected a fraction in [0, 1), got {prune!r}")
+    cands = arch_series(arch, max_terms, series)
+    weights = dict(weights or {})
+    if model is not None:
+        from accelsim.tasd_eval import load_sentences
+        from accelsim.tasd_sources import capture_activations
+
+        sentences = list(sentences) if sentences is not None else load_sentences()
+        weights = {**model.linear_weights(), **weights}
+        base_w = {n: weights[n] for n in model.linear_names}
+        activations = {**capture_activations(model, sentences, weights=base_w), **(activations or {})}
+    activations = dict(activations or {})
+    cost = _Cost(arch)
+    layers: list[LayerChoice] = []
+    for layer in net.layers:
+        if not isinstance(layer, (Gemm, Conv)):
+            opts = [Option("dense", "dense", 0.0, *cost(layer))]
+            layers.append(LayerChoice(layer.name, float(layer.macs), opts[0], opts[0], opts, {}))
+            continue
+        w_src = "real" if layer.name in weights else f"laplace{'+prune' if prune else ''}"
+        w = weights[layer.name] if layer.name in weights else synthetic_weight(layer, prune)
+        # Activation-by-activation GEMMs (attention scores) have no hooked input to measure: kept dense.
+        static = getattr(layer, "static_weight", True)
+        a_src = "real" if layer.name in activations else (activation_kind(layer, net) if static else "-")
+        x = activations.get(layer.name) if a_src == "real" else (synthetic_activation(layer, a_src) if a_src != "-" else None)
+        opts = _layer_options(cost, layer, cands, w, x)
+        dense = next(o for o in opts if o.label == "dense")
+        layers.append(LayerChoice(layer.name, float(layer.macs), dense, dense, opts, {"w_source": w_src, "a_source": a_src}))
+    macs = {l.name: l.macs for l in layers}
+    cap_max = math.inf if max_error is None else float(max_error)
+    probes: list[dict] = []
+    cap = cap_max
+    evaluate = _MiniLMProxy(model, sentences, base_w) if model is not None else None
+    if budget is not None:
+        caps = sorted({o.error for l in layers for o in l.options if o.error <= cap_max} | {0.0})
+        lo, hi = 0, len(caps) - 1  # invariant: caps[lo] meets the budget (cap 0 = exact choices only)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            p = evaluate({l.name: _choose(l.options, caps[mid]) for l in layers})
+            probes.append({"cap": caps[mid], **p})
+            if p["cos_base"] >= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        cap = caps[lo]
+    for l in layers:
+        l.choice = _choose(l.options, cap)
+    choice = {l.name: l.choice for l in layers}
+    proxy = {**(evaluate(choice) if evaluate is not None else {}), **_error_proxy(choice, macs)}
+    return TasderResult(arch.name, net.name, layers, cap, budget, proxy, probes, net)
+
+
+def write_result(result: TasderResult, path: str | Path) -> None:
+    """Write ``result`` atomically: ``.json`` (:meth:`TasderResult.to_dict`) or ``.parquet`` (a row per layer)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".parquet"):
+        raise AccelsimError(f"--out {path}: unknown file type {suffix or '(none)'!r}; use .json or .parquet")
+    doc = result.to_dict()
+    with atomic_path(path) as tmp:
+        if suffix == ".json":
+            tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            rows = [{"arch": result.arch, "workload": result.workload, **r} for r in doc.pop("layers")]
+            table = pa.Table.from_pylist(rows)
+            meta = {b"tasder": json.dumps(doc, allow_nan=False).encode()}
+            pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}), tmp)

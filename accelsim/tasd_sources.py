@@ -1,0 +1,171 @@
+"""Where TASDER's error estimates come from: real or synthetic weights, real or synthetic activations.
+
+TASDER prices a choice with the simulator and judges it by the relative Frobenius error of the
+approximated operand. This module supplies those operands:
+
+- **MiniLM** (all-MiniLM-L6-v2): :func:`minilm_network` gives its GEMMs (36 Linears with their
+  real shapes plus the attention-score GEMMs), :func:`capture_activations` records every
+  Linear's real input rows from a forward pass on the shipped sentences (padding rows dropped).
+- **Synthetic** (built-in CNN and transformer shapes without weights): :func:`synthetic_weight`
+  draws Laplace(0, 1) values — trained weights are heavy-tailed, closer to Laplace than Gauss —
+  then magnitude-prunes them unstructured to the network's sparsity; :func:`synthetic_activation`
+  draws ReLU'd standard Gaussians for CNN layers (Gaussian for the first conv, a normalised
+  image), Gaussians for transformer GEMMs fed by LayerNorm and GELU'd Gaussians for the FFN's
+  second GEMM. Both are seeded from the layer name, so every run sees the same samples.
+
+Samples are at most :data:`SAMPLE_ROWS` rows × K (the reduction length): TASD's error on i.i.d.
+values depends on the distribution and on K's grouping, not on how many rows are drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from accelsim.models.prune import magnitude_prune
+from accelsim.workload import Conv, Gemm, Network
+from kernels.errors import InputError
+
+__all__ = [
+    "SAMPLE_ROWS",
+    "SEED",
+    "activation_kind",
+    "capture_activations",
+    "load_weight_file",
+    "minilm_network",
+    "synthetic_activation",
+    "synthetic_weight",
+]
+
+SAMPLE_ROWS = 256
+SEED = 20250307
+
+
+def minilm_network(seq_len: int = 128, layers: int = 6, hidden: int = 384, heads: int = 12,
+                   intermediate: int = 1536) -> Network:
+    """all-MiniLM-L6-v2's GEMMs for one sequence of ``seq_len`` tokens, in execution order.
+
+    Linear layers carry the checkpoint names (``encoder.layer.0.attention.self.query``, as
+    :attr:`MiniLM.linear_names`) so real weights map onto them; the attention-score GEMMs
+    (``….attention.qk``/``….attention.av``) multiply two activations (``static_weight=False``).
+    """
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
+        raise InputError(f"minilm workload: seq_len must be a positive integer, got {seq_len!r}")
+    hd = hidden // heads
+    out = []
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        out += [Gemm(p + f"attention.self.{n}", seq_len, hidden, hidden) for n in ("query", "key", "value")]
+        out += [
+            Gemm(p + "attention.qk", seq_len, seq_len, hd, count=heads, static_weight=False),
+            Gemm(p + "attention.av", seq_len, hd, seq_len, count=heads, static_weight=False),
+            Gemm(p + "attention.output.dense", seq_len, hidden, hidden),
+            Gemm(p + "intermediate.dense", seq_len, intermediate, hidden),
+            Gemm(p + "output.dense", seq_len, hidden, intermediate),
+        ]
+    return Network.chain(f"minilm_s{seq_len}", out)
+
+
+def _rng(name: str, salt: str) -> np.random.Generator:
+    return np.random.default_rng([SEED, zlib.crc32(f"{salt}:{name}".encode())])
+
+
+def _gemm(layer) -> Gemm:
+    return layer.as_gemm() if isinstance(layer, Conv) else layer
+
+
+def synthetic_weight(layer, prune: float = 0.0) -> np.ndarray:
+    """A ``(min(N, SAMPLE_ROWS), K)`` Laplace(0, 1) weight sample, magnitude-pruned by ``prune``."""
+    g = _gemm(layer)
+    w = _rng(layer.name, "weight").laplace(0.0, 1.0, size=(min(g.n, SAMPLE_ROWS), g.k)).astype(np.float32)
+    return magnitude_prune(w, prune) if prune else w
+
+
+def activation_kind(layer, network: Network) -> str:
+    """``relu``, ``gauss`` or ``gelu``: which synthetic distribution feeds ``layer`` (see module doc)."""
+    layers = network.layers
+    if any(isinstance(l, Conv) for l in layers):
+        return "gauss" if layers and layers[0].name == layer.name else "relu"
+    name = layer.name
+    if name.endswith(("ffn2", ".down")) or (name.endswith("output.dense") and "attention" not in name):
+        return "gelu"
+    return "gauss"
+
+
+def synthetic_activation(layer, kind: str) -> np.ndarray:
+    """A ``(SAMPLE_ROWS, K)`` activation sample of the given :func:`activation_kind`."""
+    x = _rng(layer.name, "act").standard_normal((SAMPLE_ROWS, _gemm(layer).k))
+    if kind == "relu":
+        x = np.maximum(x, 0.0)
+    elif kind == "gelu":
+        x = 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    elif kind != "gauss":
+        raise InputError(f"synthetic activation kind {kind!r}: use relu, gauss or gelu")
+    return x.astype(np.float32)
+
+
+def capture_activations(model, sentences: Sequence[str], weights: Mapping[str, np.ndarray] | None = None,
+                        batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Each Linear's real input rows ``(tokens, in)`` from ``model`` on ``sentences``, padding excluded.
+
+    Runs the unmodified forward pass (``weights`` replace Linears, e.g. a pruned base) and
+    records inputs through the activation hook; padding rows are dropped with the tokenizer's
+    attention mask, so the sample is exactly what real tokens feed each layer.
+    """
+    rows: dict[str, list[np.ndarray]] = {n: [] for n in model.linear_names}
+    for i in range(0, len(sentences), batch_size):
+        batch = list(sentences[i : i + batch_size])
+        keep = model.tokenize(batch)[1].reshape(-1).astype(bool)
+
+        def hook(name, x, keep=keep):
+            rows[name].append(np.array(x[keep], dtype=np.float32))
+            return x
+
+        model.encode(batch, weights=weights, act=hook, batch_size=len(batch))
+    return {n: np.concatenate(r, axis=0) for n, r in rows.items() if r}
+
+
+def load_weight_file(path: str | Path, network: Network) -> dict[str, np.ndarray]:
+    """Weights for ``network``'s layers from a .safetensors file: tensor ``name`` or ``name.weight``.
+
+    A tensor is laid out ``(out, in, …)`` as PyTorch stores it and flattened to ``(out, K)``;
+    its element count must match the layer's N·K. Layers without a tensor keep synthetic weights.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, a size mismatch, or no tensor matching any layer name.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--weights: no such file {str(path)!r} (give a .safetensors file or 'minilm')")
+    if path.suffix.lower() != ".safetensors":
+        raise InputError(f"--weights {str(path)!r}: expected a .safetensors file or 'minilm'")
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise InputError("--weights: reading .safetensors needs the safetensors package (pip install accelsim[models])") from None
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own SafetensorError for corrupt files
+        raise InputError(f"--weights: cannot read {str(path)!r} as .safetensors: {exc}") from None
+    out = {}
+    for layer in network.layers:
+        if not isinstance(layer, (Gemm, Conv)):
+            continue
+        t = tensors.get(layer.name, tensors.get(layer.name + ".weight"))
+        if t is None:
+            continue
+        g = _gemm(layer)
+        if t.size != g.n * g.k:
+            raise InputError(
+                f"--weights: tensor for layer {layer.name!r} has shape {t.shape}; expected {g.n}x{g.k} elements (N x K)"
+            )
+        out[layer.name] = np.asarray(t, dtype=np.float32).reshape(g.n, g.k)
+    if not out:
+        raise InputError(f"--weights {str(path)!r}: no tensor named after a layer of {network.name!r} (e.g. {network.layers[0].name!r})")
+    return out

@@ -1,0 +1,208 @@
+"""Replay (trace record → workload), device matching, calibration split/fit and error metrics."""
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from accelsim.arch import load_arch
+from accelsim.calibrate import Params, fit, mape, pearson_r, split, validate
+from accelsim.replay import (
+    PROJECTION_PASSES, Projection, ReplayError, Streaming, check_device, items_from_table, record_workload,
+)
+from accelsim.workload import Gemm, KronMatmul
+from kernels.nm import NMPattern
+from kernels.suites.gemm import dense_case
+from kernels.suites.kron import kron_case
+from kernels.suites.nm_spmm import nm_case
+from kernels.suites.projection import projection_case
+from kernels.suites.tasd import tasd_case
+from kernels.trace import SCHEMA, Recorder, time_call
+
+CPU = load_arch("cpu_numpy")
+H100 = load_arch("h100_sxm")
+
+
+def tiny_cases():
+    """One tiny real NumPy case per kernel family (and both Kron algorithms)."""
+    return [
+        dense_case("t", 8, 16, 32, "float32", np, 0),
+        nm_case("t", 8, 16, 32, "float32", "2:4", np, 0),
+        tasd_case("t", 8, 16, 32, "float32", "2:4+1:4", np, 0),
+        kron_case("t", 4, [(2, 3), (4, 2)], "float32", "fused", np, 0),
+        kron_case("t", 4, [(2, 3), (4, 2)], "float32", "shuffle", np, 0),
+        projection_case("t", "bilevel", (16, 8), "float32", np, 0),
+        projection_case("t", "multilevel", (4, 4, 4), "float32", np, 0),
+    ]
+
+
+def record(cases=None) -> list[dict]:
+    rec = Recorder()
+    for case in cases or tiny_cases():
+        p = case.prepare()
+        rec.add(timing=time_call(p.fn, *p.args, warmup=0, repeats=1), suite=case.suite, xp=np, **p.fields)
+    return rec.rows
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return record()
+
+
+def by_kernel(rows, kernel, **match):
+    return next(r for r in rows if r["kernel"] == kernel and all(r[k] == v for k, v in match.items()))
+
+
+def test_gemm_maps_to_dense_gemm(rows):
+    family, w, launches = record_workload(by_kernel(rows, "gemm"), CPU)
+    assert (family, launches) == ("gemm", 1)
+    assert isinstance(w, Gemm) and (w.m, w.n, w.k, w.dtype) == (8, 16, 32, "fp32")
+    assert w.weight_sparsity.kind == "dense"
+
+
+def test_nm_spmm_maps_to_transposed_gemm_with_weight_pattern(rows):
+    family, w, _ = record_workload(by_kernel(rows, "nm_spmm"), CPU)
+    assert family == "nm_spmm"
+    # C = A·B with A (8 x 32) sparse along k is replayed as Cᵀ = Bᵀ·Aᵀ: M = n, N = m, sparse weight.
+    assert (w.m, w.n, w.k) == (16, 8, 32)
+    assert w.weight_sparsity.kind == "nm" and w.weight_sparsity.pattern == NMPattern(2, 4)
+
+
+def test_tasd_maps_to_series_gemm_or_separate_passes(rows):
+    row = by_kernel(rows, "tasd_spmm")
+    family, w, launches = record_workload(row, CPU)
+    assert (family, launches) == ("tasd", 2)
+    assert (w.m, w.n, w.k) == (16, 8, 32)
+    assert w.weight_sparsity.kind == "tasd" and w.weight_sparsity.series == (NMPattern(2, 4), NMPattern(1, 4))
+    # The H100 runs 2:4 only, so the series replays as one N:M Gemm per term (separate launches).
+    _, terms, launches = record_workload(row, H100)
+    assert launches == 2 and [t.weight_sparsity.pattern for t in terms] == [NMPattern(2, 4), NMPattern(1, 4)]
+
+
+@pytest.mark.parametrize("algorithm", ["fused", "shuffle"])
+def test_kron_maps_to_kron_matmul_with_factors(rows, algorithm):
+    family, w, _ = record_workload(by_kernel(rows, f"kron_matmul_{algorithm}"), CPU)
+    assert family == "kron" and isinstance(w, KronMatmul)
+    assert w.m == 4 and w.factors == ((2, 3), (4, 2)) and w.fused is (algorithm == "fused")
+
+
+@pytest.mark.parametrize("kernel,shape", [("project_l1inf_bilevel", (16, 8)), ("project_multilevel", (4, 4, 4))])
+def test_projection_maps_to_streaming_passes(rows, kernel, shape):
+    family, w, launches = record_workload(by_kernel(rows, kernel), CPU)
+    size = math.prod(shape) * 4
+    reads, writes = PROJECTION_PASSES[kernel]
+    assert family == "projection" and isinstance(w, Streaming)
+    assert (w.bytes_read, w.bytes_written, launches) == (reads * size, writes * size, reads + writes)
+
+
+def test_unknown_kernel_is_refused(rows):
+    bad = {**rows[0], "kernel": "mystery_kernel"}
+    with pytest.raises(ReplayError, match="mystery_kernel.*unknown"):
+        record_workload(bad, CPU)
+
+
+def table_of(rows, **changes):
+    return pa.Table.from_pylist([{**r, **changes} for r in rows], schema=SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "backend,device,arch,ok",
+    [
+        ("numpy", "AMD EPYC", CPU, True),
+        ("numpy", "AMD EPYC", H100, False),             # NumPy traces need a CPU arch
+        ("cupy", "NVIDIA H100 80GB HBM3", H100, True),
+        ("cupy", "NVIDIA H100 80GB HBM3", CPU, False),
+        ("cupy", "NVIDIA H200", H100, False),           # another GPU
+        ("cupy", "NVIDIA H100 PCIe", H100, False),      # another form factor
+        ("cupy", "NVIDIA A100-SXM4-80GB", H100, False),
+    ],
+)
+def test_device_must_match_arch(rows, backend, device, arch, ok):
+    table = table_of(rows, backend=backend, device_name=device)
+    if ok:
+        check_device(arch, table)
+    else:
+        with pytest.raises(ReplayError, match="arch"):
+            check_device(arch, table)
+
+
+def test_mape_and_pearson_against_hand_computed():
+    # |110-100|/100 = 0.1, |45-50|/50 = 0.1, |30-20|/20 = 0.5 -> mean 0.2333
+    assert mape([110, 45, 30], [100, 50, 20]) == pytest.approx(70 / 3)
+    # x̄ = 2, ȳ = 13/3; Σdxdy = 5, Σdx² = 2, Σdy² = 114/9 -> r = 5 / sqrt(228/9)
+    assert pearson_r([1, 2, 3], [2, 4, 7]) == pytest.approx(5 / math.sqrt(228 / 9))
+    assert pearson_r([1, 2], [3, 3]) is None and pearson_r([1], [2]) is None
+
+
+def test_fit_recovers_known_parameters():
+    truth = Params(launch_overhead_s=2e-6, compute_scale=1 / 0.6, memory_scale=1 / 0.8)
+    rows = []
+    for i in range(6):
+        p = Projection(compute_s=1e-4 * (i + 1), memory_s=3e-5 * (6 - i) ** 2, dynamic_j=0.0, leakage_w=0.0)
+        rows.append((p, 1 + i % 3, truth.predict(p, 1 + i % 3)))
+    got = fit(rows, "test")
+    assert got.launch_overhead_s == pytest.approx(2e-6, rel=1e-6)
+    assert got.to_dict()["compute_efficiency"] == pytest.approx(0.6, rel=1e-6)
+    assert got.to_dict()["bandwidth_fraction"] == pytest.approx(0.8, rel=1e-6)
+
+
+def synthetic_items(n_per_family=6):
+    """Rows of six configurations in each of three families, for split and calibration tests."""
+    return record([dense_case("t", 8, 8 * (i + 1), 16, "float32", np, 0) for i in range(n_per_family)]
+                  + [nm_case("t", 8, 8 * (i + 1), 16, "float32", "2:4", np, 0) for i in range(n_per_family)]
+                  + [projection_case("t", "bilevel", (8 * (i + 1), 8), "float32", np, 0) for i in range(n_per_family)])
+
+
+@pytest.fixture(scope="module")
+def many_rows():
+    return synthetic_items()
+
+
+def test_split_is_deterministic_stratified_and_disjoint(many_rows):
+    items = items_from_table(table_of(many_rows), CPU)
+    train, held = split(items, 0.5, seed=3)
+    assert set(train).isdisjoint(held) and sorted(train + held) == list(range(len(items)))
+    assert (train, held) == split(items, 0.5, seed=3)
+    assert split(items, 0.5, seed=4) != (train, held)
+    for family in {it.family for it in items}:
+        assert sum(items[i].family == family for i in train) == 3
+    with pytest.raises(Exception, match="between 0 and 1"):
+        split(items, 1.0, 0)
+
+
+def test_calibration_never_uses_held_out_records(many_rows):
+    base = validate(table_of(many_rows), CPU, calibrate_on=0.5, seed=1)
+    held_ids = {k["id"] for k in base["kernels"] if k["split"] == "held_out"}
+    assert held_ids and set(base["calibration"]["train_ids"]).isdisjoint(held_ids)
+    assert base["overall"]["n"] == len(held_ids)
+    # Scale every held-out measurement: the fit (and every train prediction) must not move.
+    items = items_from_table(table_of(many_rows), CPU)
+    held_keys = {items[i].key for i in held_ids}
+    key_cols = [c for c in ("kernel", "backend", "device_name", "dtype", "m", "n", "k", "pattern", "tasd_series",
+                            "params", "shapes")]
+    changed = [
+        {**r, "time_median_s": r["time_median_s"] * 10} if tuple(r[c] for c in key_cols) in held_keys else r
+        for r in many_rows
+    ]
+    again = validate(table_of(changed), CPU, calibrate_on=0.5, seed=1)
+    assert again["calibration"]["params"] == base["calibration"]["params"]
+    assert again["calibration"]["global"] == base["calibration"]["global"]
+    assert again["overall"]["mape_pct"] != base["overall"]["mape_pct"]
+
+
+def test_energy_compared_only_when_measured(rows):
+    plain = validate(table_of(rows), CPU)
+    assert not plain["energy_compared"] and any("energy not compared" in n for n in plain["notes"])
+    measured = [dict(r, energy_j=1e-3 * (i + 1)) for i, r in enumerate(rows)]
+    rep = validate(table_of(measured), CPU)
+    assert rep["energy_compared"] and "energy" in rep["overall"] and "edp" in rep["overall"]
+    k = rep["kernels"][0]
+    assert k["measured_edp"] == pytest.approx(k["measured_j"] * k["measured_s"])
+    assert k["projected_edp"] == pytest.approx(k["projected_j"] * k["projected_s"])
+
+
+def test_uncalibrated_report_covers_every_family(rows):
+    rep = validate(table_of(rows), CPU)
+    assert {f["family"] for f in rep["families"]} == {"gemm", "nm_spmm", "tasd", "kron", "projection"}
+    assert all(k["projected_s"] > 0 and k["split"] == "evaluated" for k in rep["kernels"])
