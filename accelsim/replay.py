@@ -87,7 +87,6 @@ _GENERIC = {
     "with", "radeon", "genuine", "r", "tm", "hbm", "hbm2", "hbm2e", "hbm3", "hbm3e", "pcie", "sxm", "sxm4",
     "sxm5", "nvl", "gb", "mig",
 }
-_KEY = (*KEY, "shapes")
 _FORM_FACTORS = {"pcie", "sxm", "sxm4", "sxm5", "nvl"}
 _CPU_WORDS = {"cpu", "numpy"}
 
@@ -268,14 +267,14 @@ def _label(row: dict) -> str:
 
 
 def items_from_table(table: pa.Table, arch: ArchConfig) -> list[Item]:
-    """Merge repeated rows per configuration (:data:`accelsim.traces.KEY` plus ``shapes``, which
-    tells apart projections, whose m, n, k are null) and map each to a workload.
+    """Merge repeated rows per configuration (:data:`accelsim.traces.KEY`, whose ``shapes`` tells
+    apart projections, whose m, n, k are null) and map each to a workload.
 
     Items come sorted by their key, so ids and splits do not depend on file order.
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in table.to_pylist():
-        groups[tuple(row[c] for c in _KEY)].append(row)
+        groups[tuple(row[c] for c in KEY)].append(row)
     items = []
     for key in sorted(groups, key=lambda k: tuple(str(v) for v in k)):
         rows = groups[key]

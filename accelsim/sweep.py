@@ -200,9 +200,11 @@ class SweepResult:
 def _rows_template(points: list[Point], nets: list[Network]) -> tuple[dict[str, dict], list[tuple]]:
     """Row skeletons keyed by point key, and the work items ``(key, config, workload index)``."""
     fps = [_fingerprint(n) for n in nets]
-    cols = {k: {_column(p.params[k]) for p in points} for k in (points[0].params if points else {})}
-    # a parameter column mixing strings and numbers is stored as text so parquet parts agree
-    as_text = {k for k, vs in cols.items() if len({type(v) is str for v in vs}) > 1}
+    def kind(v):
+        return "bool" if isinstance(v, bool) else "num" if isinstance(v, (int, float)) else "text"
+
+    # a parameter column mixing kinds (e.g. 64 and "auto") is stored as text so parquet can type it
+    as_text = {k for k in (points[0].params if points else {}) if len({kind(_column(p.params[k])) for p in points}) > 1}
     skel, items = {}, []
     for p in points:
         params = {k: str(_column(v)) if k in as_text else _column(v) for k, v in p.params.items()}

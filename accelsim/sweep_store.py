@@ -38,6 +38,24 @@ def _ensure_dataset(path: str | Path, *, must_exist: bool) -> Path:
     return path
 
 
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate parts; a column typed differently across parts (e.g. numbers in one, text in
+    another, from two sweeps over different grids) is read as text rather than failing."""
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowTypeError:
+        types: dict[str, set] = {}
+        for t in tables:
+            for f in t.schema:
+                types.setdefault(f.name, set()).add(f.type)
+        numeric = (pa.types.is_integer, pa.types.is_floating)
+        clash = {n for n, ts in types.items()
+                 if len(ts - {pa.null()}) > 1 and not all(any(f(t) for f in numeric) for t in ts - {pa.null()})}
+        tables = [t.cast(pa.schema([pa.field(f.name, pa.string()) if f.name in clash else f for f in t.schema]))
+                  for t in tables]
+        return pa.concat_tables(tables, promote_options="permissive")
+
+
 def read_results(path: str | Path) -> pa.Table:
     """All rows of a dataset directory (or one parquet file), first row per key, sorted by key.
 
@@ -49,8 +67,8 @@ def read_results(path: str | Path) -> pa.Table:
     if not files:
         raise ConfigError(f"{path}: sweep dataset has no part files")
     try:
-        table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
-    except (pa.ArrowInvalid, OSError) as exc:
+        table = _concat([pq.read_table(f) for f in files])
+    except (pa.ArrowException, OSError) as exc:
         raise ConfigError(f"{path}: cannot read sweep results: {exc}") from None
     if "key" not in table.column_names:
         raise ConfigError(f"{path}: not a sweep dataset (no 'key' column)")

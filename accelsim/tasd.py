@@ -184,13 +184,33 @@ class _Cost:
 
 
 def _series_errors(x: np.ndarray, series: Sequence[str]) -> dict[str, float]:
-    """Relative error of every candidate series on ``x`` (prefixes computed once, by the longest)."""
+    """Relative error of every candidate series on ``x``.
+
+    Greedy terms of one group size M take the next-largest magnitudes of each group, so a
+    series whose terms share M keeps exactly the top ``min(ΣN, M)`` per group: its error comes
+    from one per-group sort (exact, far cheaper than decomposing). Mixed-M series decompose.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    norm2 = float(np.square(x64).sum())
     out: dict[str, float] = {}
-    for s in sorted(series, key=lambda s: (-len(parse_series(s)), s)):
-        if s not in out:
-            for rec in tasd_errors(x, tasd_decompose(x, s, axis=-1)):
-                out.setdefault(rec["series"], rec["rel_error"])
-    return {s: out[s] for s in series}
+    dropped: dict[int, np.ndarray] = {}
+    for s in series:
+        pats = parse_series(s)
+        m = pats[0].m
+        if norm2 == 0:
+            out[s] = 0.0
+        elif all(p.m == m for p in pats):
+            if m not in dropped:
+                g = np.square(x64)
+                pad = (-g.shape[-1]) % m
+                g = np.pad(g.reshape(-1, g.shape[-1]), ((0, 0), (0, pad))).reshape(-1, m)
+                # dropped[j]: the j smallest squares of every group, summed (the residual when M - j are kept)
+                dropped[m] = np.concatenate([[0.0], np.cumsum(np.sort(g, axis=1), axis=1).sum(axis=0)])
+            n = min(sum(p.n for p in pats), m)
+            out[s] = math.sqrt(float(dropped[m][m - n]) / norm2)
+        else:
+            out[s] = tasd_errors(x, tasd_decompose(x, s, axis=-1))[-1]["rel_error"]
+    return out
 
 
 def _layer_options(cost: _Cost, layer, cands: dict, w: np.ndarray | None, x: np.ndarray | None) -> list[Option]:
@@ -254,10 +274,31 @@ def _error_proxy(choice: Mapping[str, Option], macs: Mapping[str, float]) -> dic
     return {"mean_rel_error": mean, "max_rel_error": max((o.error for o in choice.values()), default=0.0)}
 
 
+def _refine(layers, choice, evaluate, budget, cap_max, tries, probes) -> dict[str, Option]:
+    """Greedy per-layer relaxation of a budget-meeting choice (see ``refine`` in :func:`search`)."""
+    order = sorted(layers, key=lambda l: (-l.dense.edp, l.name))
+    progress = True
+    while progress and tries > 0:
+        progress = False
+        for l in order:
+            cur = choice[l.name]
+            cheaper = [o for o in l.options if o.edp < cur.edp and o.error <= cap_max]
+            if not cheaper or tries <= 0:
+                continue
+            step = min(cheaper, key=lambda o: (o.error, o.edp, o.label))
+            trial = {**choice, l.name: step}
+            p = evaluate(trial)
+            tries -= 1
+            probes.append({"layer": l.name, "option": step.label, **p})
+            if p["cos_base"] >= budget:
+                choice, progress = trial, True
+    return choice
+
+
 def search(arch, workload, *, max_error: float | None = None, budget: float | None = None,
            weights: Mapping[str, np.ndarray] | None = None, activations: Mapping[str, np.ndarray] | None = None,
            model=None, sentences: Sequence[str] | None = None, prune: float = 0.0, max_terms: int | None = None,
-           series: Sequence | None = None, **params) -> TasderResult:
+           series: Sequence | None = None, refine: int = 0, **params) -> TasderResult:
     """Choose each layer's TASD series (weights or activations) to minimise EDP within an error budget.
 
     Parameters
@@ -271,6 +312,10 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
         pruned by ``prune``. ``activations``: real ``(rows, K)`` inputs by layer name; others
         get :func:`synthetic_activation`. With ``model`` given, missing activations are captured.
     max_terms, series : restrict the candidates (see :func:`arch_series`).
+    refine : with ``budget``, up to this many extra forward passes after the bisection: layers
+        in order of dense EDP (largest first) each try their least-error cheaper option, kept
+        when the budget still holds; passes repeat while something was kept. Layers differ in
+        sensitivity, which one uniform cap cannot see.
 
     Raises
     ------
@@ -334,9 +379,11 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
             else:
                 hi = mid - 1
         cap = caps[lo]
+    choice = {l.name: _choose(l.options, cap) for l in layers}
+    if budget is not None and refine > 0:
+        choice = _refine(layers, choice, evaluate, budget, cap_max, refine, probes)
     for l in layers:
-        l.choice = _choose(l.options, cap)
-    choice = {l.name: l.choice for l in layers}
+        l.choice = choice[l.name]
     proxy = {**(evaluate(choice) if evaluate is not None else {}), **_error_proxy(choice, macs)}
     return TasderResult(arch.name, net.name, layers, cap, budget, proxy, probes, net)
 

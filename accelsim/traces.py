@@ -28,7 +28,7 @@ __all__ = [
     "summarize",
 ]
 
-KEY = ("kernel", "backend", "device_name", "dtype", "m", "n", "k", "pattern", "tasd_series", "params")
+KEY = ("kernel", "backend", "device_name", "dtype", "m", "n", "k", "shapes", "pattern", "tasd_series", "params")
 """Columns identifying one measured configuration."""
 
 CPU_TFLOPS_PER_CORE_ESTIMATE = 2.5e9 * 32 / 1e12

@@ -179,8 +179,8 @@ def test_calibration_never_uses_held_out_records(many_rows):
     # Scale every held-out measurement: the fit (and every train prediction) must not move.
     items = items_from_table(table_of(many_rows), CPU)
     held_keys = {items[i].key for i in held_ids}
-    key_cols = [c for c in ("kernel", "backend", "device_name", "dtype", "m", "n", "k", "pattern", "tasd_series",
-                            "params", "shapes")]
+    from accelsim.traces import KEY as key_cols
+
     changed = [
         {**r, "time_median_s": r["time_median_s"] * 10} if tuple(r[c] for c in key_cols) in held_keys else r
         for r in many_rows

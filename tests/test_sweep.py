@@ -189,3 +189,19 @@ def test_cli_sweep_then_pareto(cli, wl, tmp_path):
     assert doc["x"] == "area_mm2" and doc["fronts"]["tiny"] == expect and png2.stat().st_size > 0
     assert_one_line_error(cli("sweep", "pareto", str(out), "--x", "nosuch"), "'nosuch'")
     assert_one_line_error(cli("sweep", "pareto", str(tmp_path / "missing")), "no such sweep results")
+
+
+def test_store_reads_parts_with_differing_columns(tmp_path, wl):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "res"
+    out.mkdir()
+    pq.write_table(pa.table({"key": ["b"], "p": [64], "edp": [1.0]}), out / "part-1.parquet")
+    pq.write_table(pa.table({"key": ["a", "b"], "p": ["auto", "x"], "q": [1, 2], "edp": [2, 3]}), out / "part-2.parquet")
+    (out / ".part-3.parquet.tmp").write_bytes(b"half-written")  # an interrupted writer's temporary
+    rows = read_results(out).to_pylist()
+    assert rows == [{"key": "a", "p": "auto", "edp": 2.0, "q": 1}, {"key": "b", "p": "64", "edp": 1.0, "q": None}]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a sweep dataset directory"):
+        run_sweep("systolic_ws_32x32", ["compute.rows=16"], [wl], out=tmp_path / "file", dask=False)
