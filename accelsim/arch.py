@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -26,7 +27,9 @@ __all__ = [
     "apply_overrides",
     "builtin_archs",
     "load_arch",
+    "load_yaml",
     "parse_overrides",
+    "parse_value",
 ]
 
 ARCH_DIR = Path(__file__).resolve().parent.parent / "arch_configs"
@@ -100,7 +103,11 @@ class SystolicCompute(_Strict):
     default_dtype: Dtype = "int8"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None
-    area_mm2: float = Field(default=0.0, ge=0)
+    pe_area_um2: float = Field(default=0.0, ge=0)
+
+    @property
+    def area_mm2(self) -> float:
+        return self.rows * self.cols * self.pe_area_um2 / 1e6
 
     @property
     def peak_macs_per_cycle(self) -> float:
@@ -123,7 +130,11 @@ class TensorCoreCompute(_Strict):
     default_dtype: Dtype = "fp16"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None
-    area_mm2: float = Field(default=0.0, ge=0)
+    unit_area_mm2: float = Field(default=0.0, ge=0)
+
+    @property
+    def area_mm2(self) -> float:
+        return self.units * self.unit_area_mm2
 
     @field_validator("macs_per_cycle")
     @classmethod
@@ -150,7 +161,13 @@ class MemoryLevel(_Strict):
     read_pj_per_byte: float = Field(default=0.0, ge=0)
     write_pj_per_byte: float = Field(default=0.0, ge=0)
     partition: dict[Literal["input", "weight", "output"], int] | None = None
-    area_mm2: float = Field(default=0.0, ge=0)
+    area_mm2_per_mib: float = Field(default=0.0, ge=0)
+
+    @property
+    def area_mm2(self) -> float:
+        """Area from capacity (the partitions' sum where given): scales when a sweep resizes the level."""
+        size = sum(self.partition.values()) if self.partition else (self.capacity_bytes or 0)
+        return size / 2**20 * self.area_mm2_per_mib
 
     @field_validator("partition")
     @classmethod
@@ -216,7 +233,8 @@ class ArchConfig(_Strict):
         return self
 
     def area_mm2(self) -> dict[str, float]:
-        """Silicon area per component (compute, TASD units, each memory level) from the config's figures."""
+        """Silicon area per component (compute, TASD units, each memory level), from per-PE/per-unit and
+        per-MiB densities, so it follows the array and buffer sizes."""
         out = {"compute": self.compute.area_mm2}
         if self.compute.tasd is not None:
             out["tasd_units"] = self.compute.tasd.units * self.compute.tasd.area_mm2_per_unit
@@ -227,6 +245,43 @@ class ArchConfig(_Strict):
         if isinstance(self.compute, TensorCoreCompute):
             return dtype in self.compute.macs_per_cycle and dtype in self.energy.mac_pj
         return dtype in self.energy.mac_pj
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1 base-60 numbers (``2:4`` would read as 124), so N:M patterns stay
+    strings; ``1e9`` reads as a float as in YAML 1.2."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in rs if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)|[-+]?(?:[0-9][0-9_]*)\.[0-9_]*"
+               r"|[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str):
+    """Parse YAML the way every accelsim input is parsed (config files, ``--set``, ``--grid``)."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def parse_value(text: str, origin: str = "--set"):
+    """One override or grid value as YAML; ``2:4`` and ``[2:4, 1:4]`` keep their patterns as strings."""
+    if not text.strip():
+        raise ConfigError(f"{origin}: empty value; give a value like key=64")
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError:
+        return text
 
 
 def builtin_archs() -> list[str]:
@@ -255,10 +310,7 @@ def parse_overrides(items: list[str] | None, *, source: str = "--set") -> dict[s
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{source} {item!r}: expected key.path=value, e.g. compute.rows=64")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            out[key.strip()] = raw
+        out[key.strip()] = parse_value(raw, f"{source} {key.strip()}")
     return out
 
 
@@ -337,7 +389,7 @@ def load_arch(spec: str | Path | ArchConfig | dict, overrides: dict[str, object]
         path = _resolve(spec)
         origin = str(path)
         try:
-            doc = yaml.safe_load(path.read_text())
+            doc = load_yaml(path.read_text())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

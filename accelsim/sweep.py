@@ -26,49 +26,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
-from accelsim.arch import ArchConfig, apply_overrides, load_arch, validate_arch
+from accelsim.arch import ArchConfig, apply_overrides, load_arch, parse_value, validate_arch
 from accelsim.errors import ConfigError
 from accelsim.simulate import simulate
 from accelsim.sweep_store import ResultStore
 from accelsim.workload import Network, as_network
 
-__all__ = ["METRICS", "Point", "SweepResult", "evaluate", "expand_grid", "parse_grid", "parse_value", "run_sweep"]
+__all__ = ["METRICS", "Point", "SweepResult", "evaluate", "expand_grid", "parse_grid", "run_sweep"]
 
 #: Result columns computed per (point, workload), besides the key, names and swept parameters.
 METRICS = ("cycles", "energy_pj", "edp", "seconds", "area_mm2", "utilization")
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader without YAML 1.1 base-60 numbers, so N:M patterns like ``2:4`` stay strings."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in rs if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
-    for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
-    list("-+0123456789"),
-)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
-               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."),
-)
-
-
-def parse_value(text: str, origin: str = "--grid"):
-    """One grid value as YAML; ``2:4`` and ``[2:4, 1:4]`` keep their patterns as strings."""
-    if not text.strip():
-        raise ConfigError(f"{origin}: empty value; give values like key=1,2,4")
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return text
 
 
 def _split_values(text: str) -> list[str]:
@@ -200,6 +168,7 @@ class SweepResult:
 def _rows_template(points: list[Point], nets: list[Network]) -> tuple[dict[str, dict], list[tuple]]:
     """Row skeletons keyed by point key, and the work items ``(key, config, workload index)``."""
     fps = [_fingerprint(n) for n in nets]
+
     def kind(v):
         return "bool" if isinstance(v, bool) else "num" if isinstance(v, (int, float)) else "text"
 

@@ -28,7 +28,7 @@ from accelsim.arch import ArchConfig, load_arch
 from accelsim.errors import AccelsimError, WorkloadError
 from accelsim.simulate import simulate
 from accelsim.tasd_sources import activation_kind, synthetic_activation, synthetic_weight
-from accelsim.workload import DENSE, Conv, Gemm, Network, Sparsity, as_network
+from accelsim.workload import Conv, Gemm, Network, Sparsity, as_network
 from kernels.errors import InputError
 from kernels.io import atomic_path
 from kernels.tasd import candidate_series, format_series, parse_series, tasd_approximate, tasd_decompose, tasd_errors

@@ -145,3 +145,22 @@ def _workload(tmp_path, sparsity_field):
 )
 def test_bad_sparse_input_cli(tmp_path, arch, field, needles):
     assert_one_line_error(run_cli("simulate", "--arch", arch, "--workload", _workload(tmp_path, field)), *needles)
+
+
+def test_set_override_keeps_nm_patterns_as_text():
+    """YAML 1.1 would read 2:4 as the base-60 number 124; overrides must keep patterns."""
+    from accelsim.arch import parse_overrides
+
+    arch = load_arch("dense_tc", parse_overrides(["compute.sparsity.patterns=[1:4, 2:4]", "memory.hbm.bandwidth=1e4"]))
+    assert arch.compute.sparsity.nm_patterns() == (NMPattern(1, 4), NMPattern(2, 4))
+    assert arch.memory[0].bandwidth == 1e4
+    r = simulate(arch, Gemm("g", 256, 256, 256, weight_sparsity=Sparsity.parse("1:4")))
+    assert r.layers[0].detail["executed"] == "1:4"
+
+
+def test_area_follows_array_and_buffer_size():
+    small = load_arch("systolic_ws_32x32")
+    big = load_arch("systolic_ws_32x32", {"compute.rows": 64, "memory.sram.partition.input": 131072})
+    a, b = small.area_mm2(), big.area_mm2()
+    assert b["compute"] == pytest.approx(2 * a["compute"])
+    assert b["memory.sram"] == pytest.approx(a["memory.sram"] * (4 / 3))

