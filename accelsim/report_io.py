@@ -20,7 +20,7 @@ def report_table(report: Report) -> pa.Table:
     rows = []
     for layer in report.layers:
         row = {"arch": report.arch, "workload": report.workload}
-        row.update({k: v for k, v in layer.to_dict().items() if k != "traffic_bytes"})
+        row.update({k: v for k, v in layer.to_dict().items() if k not in ("traffic_bytes", "energy_breakdown")})
         row.update({f"traffic_{lvl}": b for lvl, b in layer.traffic_bytes.items()})
         row.update({f"energy_{comp}": e for comp, e in sorted(layer.energy_breakdown.items())})
         rows.append(row)

@@ -38,9 +38,10 @@ class LayerResult:
 
     def to_dict(self, full: bool = False) -> dict:
         d = {k: getattr(self, k) for k in ("name", *_SUMMED[:3], "utilization", "mapping_efficiency",
-                                           "macs", "effectual_macs", "energy_pj", "edp", "traffic_bytes")}
+                                           "macs", "effectual_macs", "energy_pj", "edp", "traffic_bytes",
+                                           "energy_breakdown")}
         if full:
-            d.update(energy_breakdown=self.energy_breakdown, actions=self.actions, detail=self.detail)
+            d.update(actions=self.actions, detail=self.detail)
         return d
 
 
