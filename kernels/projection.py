@@ -251,11 +251,14 @@ def _clip_into(blk, bound, out, xp) -> None:
     xp.maximum(out, -bound, out=out)
 
 
-def _bilevel(y, radius, axis, workers, inner: str):
+def _ensure_inputs(y, radius, axis, workers):
+    """The checks every matrix projection starts with: (xp, y, radius, axis, workers)."""
     xp, y = _ensure_array(y)
-    r = _ensure_radius(radius)
-    axis = _ensure_axis(axis, y.ndim)
-    workers = _ensure_workers(workers)
+    return xp, y, _ensure_radius(radius), _ensure_axis(axis, y.ndim), _ensure_workers(workers)
+
+
+def _bilevel(y, radius, axis, workers, inner: str):
+    xp, y, r, axis, workers = _ensure_inputs(y, radius, axis, workers)
     if y.size == 0:
         return y.copy()
     g = _group_view(y, axis, xp)
@@ -466,10 +469,7 @@ def project_l1inf_exact(y, radius, axis=0, *, workers=1):
     InputError
         Negative/non-finite radius, bad axis or workers, non-finite entries.
     """
-    xp, y = _ensure_array(y)
-    r = _ensure_radius(radius)
-    axis = _ensure_axis(axis, y.ndim)
-    workers = _ensure_workers(workers)
+    xp, y, r, axis, workers = _ensure_inputs(y, radius, axis, workers)
     if y.size == 0:
         return y.copy()
     if not bool(xp.isfinite(y).all()):
