@@ -28,6 +28,7 @@ _EXPORTS = {
     "tasd_decompose": "kernels.tasd",
     "tasd_spmm": "kernels.tasd",
     "kron_matmul": "kernels.kron",
+    "kron_flops": "kernels.kron",
     "project_l1inf_bilevel": "kernels.projection",
     "project_l11_bilevel": "kernels.projection",
     "project_l12_bilevel": "kernels.projection",
