@@ -104,7 +104,8 @@ def compare(
 
 @app.command("demo")
 def demo(fmt: Format = FormatOpt):
-    """Built-in demo: ResNet-50 on a 32x32 WS systolic array, then dense vs 2:4 sparse tensor cores on BERT-base."""
+    """Built-in demo: ResNet-50 on a 32x32 WS systolic array, dense vs 2:4 sparse tensor cores on
+    BERT-base, and the committed kernel traces replayed through the simulator."""
     report = run_simulation("systolic_ws_32x32", "resnet50", None, None, show=fmt is Format.table)
     if fmt is Format.json:
         print_json(report.to_dict())
@@ -122,3 +123,17 @@ def demo(fmt: Format = FormatOpt):
         rows = [[a["arch"], a["cycles"], a["speedup"], a["energy_ratio"], a["edp_ratio"]] for a in cmp["archs"]]
         print_table("BERT-base (seq 128), weights pruned 2:4: dense vs sparse tensor core",
                     ["arch", "cycles", "speedup", "energy ×", "EDP ×"], rows)
+    _demo_replay()
+
+
+def _demo_replay() -> None:
+    """Replay the committed CPU traces on the CPU arch: the measure → project → compare loop."""
+    from accelsim.arch import ARCH_DIR
+    from accelsim.calibrate import validate as run_validate
+    from accelsim.cli.validate_cmd import print_validation
+    from kernels.trace import read_traces
+
+    traces = ARCH_DIR.parent / "traces" / "cpu-amd-epyc-2vcpu"
+    if traces.is_dir():
+        report = run_validate(read_traces(traces), load_arch("cpu_numpy"), 0.5, 0)
+        print_validation(report, f"committed traces {traces.name}")

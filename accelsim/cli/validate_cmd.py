@@ -8,7 +8,7 @@ import typer
 
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
-__all__ = ["register", "validate"]
+__all__ = ["print_validation", "register", "validate"]
 
 
 def _r(v):
@@ -42,6 +42,11 @@ def validate(
     if fmt is Format.json:
         print_json(report)
         return
+    print_validation(report, str(traces), plot)
+
+
+def print_validation(report: dict, traces: str, plot: Path | None = None) -> None:
+    """The per-family table of a validation report, calibration and notes in the caption."""
     energy = report["energy_compared"]
     cols = ["family", "n", "mape_pct", "pearson_r", "pearson_r_log10", "worst kernel", "worst_ape_pct"]
     if energy:
