@@ -21,7 +21,6 @@ import itertools
 import json
 import math
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

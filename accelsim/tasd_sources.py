@@ -28,6 +28,7 @@ import numpy as np
 
 from accelsim.models.prune import magnitude_prune
 from accelsim.workload import Conv, Gemm, Network
+from accelsim.tensors import load_safetensors
 from kernels.errors import InputError
 
 __all__ = [
@@ -145,14 +146,7 @@ def load_weight_file(path: str | Path, network: Network) -> dict[str, np.ndarray
         raise InputError(f"--weights: no such file {str(path)!r} (give a .safetensors file or 'minilm')")
     if path.suffix.lower() != ".safetensors":
         raise InputError(f"--weights {str(path)!r}: expected a .safetensors file or 'minilm'")
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise InputError("--weights: reading .safetensors needs the safetensors package (pip install accelsim[models])") from None
-    try:
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own SafetensorError for corrupt files
-        raise InputError(f"--weights: cannot read {str(path)!r} as .safetensors: {exc}") from None
+    tensors = load_safetensors(path, "--weights")
     out = {}
     for layer in network.layers:
         if not isinstance(layer, (Gemm, Conv)):

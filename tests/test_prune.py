@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from accelsim.cli import prune_cmd
-from accelsim.prune import METHODS, PruneStructure, load_tensor, prune, prune_structure, save_npy
+from accelsim.prune import METHODS, PruneStructure, prune, prune_structure
+from accelsim.tensors import load_tensor, save_npy
 from kernels.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]

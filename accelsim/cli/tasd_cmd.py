@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
-from accelsim.prune import load_tensor
+from accelsim.tensors import load_tensor
 from accelsim.tasd_eval import DEFAULT_WEIGHT_SERIES, decompose_report
 from kernels.errors import InputError
 

@@ -1,0 +1,66 @@
+"""Weight tensors from files: .npy and .safetensors in, .npy out (atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kernels.errors import InputError
+from kernels.io import atomic_path
+
+__all__ = ["load_safetensors", "load_tensor", "save_npy"]
+
+
+def load_safetensors(path: str | Path, option: str) -> dict[str, np.ndarray]:
+    """All tensors of a .safetensors file as NumPy arrays; errors name ``option`` (the CLI flag)."""
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise InputError(f"{option}: reading .safetensors needs the safetensors package (pip install accelsim[models])") from None
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own SafetensorError for corrupt files
+        raise InputError(f"{option}: cannot read {str(path)!r} as .safetensors: {exc}") from None
+
+
+def load_tensor(path: str | Path, name: str | None = None) -> np.ndarray:
+    """Read one tensor from ``.npy`` or ``.safetensors`` (``name`` picks it when there are several).
+
+    Raises
+    ------
+    InputError
+        Missing file, unknown suffix, unreadable file, or a missing/ambiguous tensor name.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input: no such file {str(path)!r}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        if name is not None:
+            raise InputError("--tensor: only applies to .safetensors inputs; drop it for .npy")
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"input: cannot read {str(path)!r} as .npy: {exc}") from None
+    if suffix == ".safetensors":
+        tensors = load_safetensors(path, "input")
+        if name is None:
+            if len(tensors) != 1:
+                raise InputError(f"--tensor: {str(path)!r} holds {len(tensors)} tensors; pick one of {sorted(tensors)[:10]}")
+            return next(iter(tensors.values()))
+        if name not in tensors:
+            raise InputError(f"--tensor: no tensor {name!r} in {str(path)!r}; have {sorted(tensors)[:10]}")
+        return tensors[name]
+    raise InputError(f"input: unsupported file type {suffix!r} for {str(path)!r}; use .npy or .safetensors")
+
+
+def save_npy(w: np.ndarray, path: str | Path) -> None:
+    """Write ``w`` to ``path`` (must end in .npy) atomically: a failure leaves no partial file."""
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        raise InputError(f"--out: must end in .npy, got {str(path)!r}")
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.save won't append .npy
+        np.save(f, np.asarray(w), allow_pickle=False)
+
+
