@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from kernels.errors import InputError
@@ -31,17 +30,14 @@ def _register() -> None:
 
 
 def main() -> None:
-    """Run the CLI; an :class:`InputError` becomes one line on stderr and exit status 2."""
+    """Run the CLI; an :class:`InputError` becomes one line on stderr and exit status 2.
+
+    typer runs in standalone mode, so usage errors, ``--help`` and exit codes are its own; only
+    our input errors, which it lets through, are turned into the one-line form here.
+    """
     _register()
     try:
-        rv = app(standalone_mode=False)
+        app()
     except InputError as exc:
         print(f"accelsim: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        print("accelsim: aborted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(rv if isinstance(rv, int) else 0)
