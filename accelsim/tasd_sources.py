@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.models.prune import magnitude_prune
+from accelsim.models.magnitude import magnitude_prune
 from accelsim.workload import Conv, Gemm, Network
 from accelsim.tensors import load_safetensors
 from kernels.errors import InputError

@@ -57,6 +57,10 @@ def l1inf_thresholds(csum, b, radius: float, xp):
     theta = 0.0
     for _ in range(_MAX_NEWTON):
         kk, active, a_coef, b_coef = _segment(b, csum, totals, theta, xp)
+        if not b_coef > 0:
+            # No group survives at θ: rounding put θ on the largest total, which happens only
+            # when C is below the precision of the norms; the projection is 0 to working precision.
+            break
         nxt = (a_coef - radius) / b_coef
         # nxt <= theta only through rounding at the root; otherwise stop once the
         # Newton step stays inside the current piece, where M is exactly linear.

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelsim.models.prune import magnitude_prune, prune_weights, sparsity
+from accelsim.models.magnitude import magnitude_prune, prune_weights, sparsity
 from kernels.errors import InputError
 
 # Embeddings of four sentences computed independently with torch 2.13 (CPU) + transformers 4.57

@@ -322,3 +322,12 @@ def test_device_formulas_match_host(fn, monkeypatch):
     np.testing.assert_allclose(fn(y, r, 0), host[0], atol=1e-10)
     np.testing.assert_allclose(project_l1_ball(v, 20.0), host[1], atol=1e-10)
     np.testing.assert_allclose(project_multilevel(t, 2.0, ("l1", "l1", "inf")), host[2], atol=1e-10)
+
+
+def test_exact_projection_radius_below_precision_gives_zero():
+    """Regression (found by hypothesis): C ~ 1e-43 against a norm of 50 used to divide by zero."""
+    from kernels import project_l1inf_exact
+
+    y = np.full((1, 5), 10.0)
+    x = project_l1inf_exact(y, 50.0 * 1.401298464324817e-45, axis=1)
+    assert np.all(np.abs(x) <= 1e-40)

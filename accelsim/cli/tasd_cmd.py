@@ -84,7 +84,7 @@ def search_command(
     elif weights is not None:
         real = load_weight_file(weights, net)
     if real is not None and prune:
-        from accelsim.models import prune_weights
+        from accelsim.models import magnitude_weights
 
         real = prune_weights(real, prune)
     if budget is None and max_error is None and model is not None:
