@@ -9,7 +9,7 @@ import yaml
 from accelsim.errors import WorkloadError
 from accelsim.workload import Conv, Gemm, KronMatmul, Network, Sparsity
 
-__all__ = ["BUILTIN", "bert_base", "build", "from_yaml", "llama_8b_prefill", "resnet50"]
+__all__ = ["BUILTIN", "bert_base", "build", "from_yaml", "llama_8b_prefill", "minilm", "resnet50"]
 
 
 def _conv(name: str, out_hw: int, r: int, c: int, k: int, stride: int = 1) -> Conv:
@@ -79,7 +79,32 @@ def llama_8b_prefill(seq_len: int = 2048, layers: int = 32) -> Network:
     return Network.chain(f"llama_8b_prefill_s{seq_len}", out)
 
 
-BUILTIN = {"resnet50": resnet50, "bert_base": bert_base, "llama_8b_prefill": llama_8b_prefill}
+def minilm(seq_len: int = 128, layers: int = 6, hidden: int = 384, heads: int = 12,
+                   intermediate: int = 1536) -> Network:
+    """all-MiniLM-L6-v2's GEMMs for one sequence of ``seq_len`` tokens, in execution order.
+
+    Linear layers carry the checkpoint names (``encoder.layer.0.attention.self.query``, as
+    :attr:`MiniLM.linear_names`) so real weights map onto them; the attention-score GEMMs
+    (``….attention.qk``/``….attention.av``) multiply two activations (``static_weight=False``).
+    """
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
+        raise WorkloadError(f"minilm workload: seq_len must be a positive integer, got {seq_len!r}")
+    hd = hidden // heads
+    out = []
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        out += [Gemm(p + f"attention.self.{n}", seq_len, hidden, hidden) for n in ("query", "key", "value")]
+        out += [
+            Gemm(p + "attention.qk", seq_len, seq_len, hd, count=heads, static_weight=False),
+            Gemm(p + "attention.av", seq_len, hd, seq_len, count=heads, static_weight=False),
+            Gemm(p + "attention.output.dense", seq_len, hidden, hidden),
+            Gemm(p + "intermediate.dense", seq_len, intermediate, hidden),
+            Gemm(p + "output.dense", seq_len, hidden, intermediate),
+        ]
+    return Network.chain(f"minilm_s{seq_len}", out)
+
+
+BUILTIN = {"resnet50": resnet50, "bert_base": bert_base, "llama_8b_prefill": llama_8b_prefill, "minilm": minilm}
 
 
 def build(name: str, **params) -> Network:

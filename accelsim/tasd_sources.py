@@ -3,7 +3,7 @@
 TASDER prices a choice with the simulator and judges it by the relative Frobenius error of the
 approximated operand. This module supplies those operands:
 
-- **MiniLM** (all-MiniLM-L6-v2): :func:`minilm_network` gives its GEMMs (36 Linears with their
+- **MiniLM** (all-MiniLM-L6-v2): :func:`accelsim.networks.minilm` gives its GEMMs (36 Linears with their
   real shapes plus the attention-score GEMMs), :func:`capture_activations` records every
   Linear's real input rows from a forward pass on the shipped sentences (padding rows dropped).
 - **Synthetic** (built-in CNN and transformer shapes without weights): :func:`synthetic_weight`
@@ -37,38 +37,12 @@ __all__ = [
     "activation_kind",
     "capture_activations",
     "load_weight_file",
-    "minilm_network",
     "synthetic_activation",
     "synthetic_weight",
 ]
 
 SAMPLE_ROWS = 256
 SEED = 20250307
-
-
-def minilm_network(seq_len: int = 128, layers: int = 6, hidden: int = 384, heads: int = 12,
-                   intermediate: int = 1536) -> Network:
-    """all-MiniLM-L6-v2's GEMMs for one sequence of ``seq_len`` tokens, in execution order.
-
-    Linear layers carry the checkpoint names (``encoder.layer.0.attention.self.query``, as
-    :attr:`MiniLM.linear_names`) so real weights map onto them; the attention-score GEMMs
-    (``….attention.qk``/``….attention.av``) multiply two activations (``static_weight=False``).
-    """
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
-        raise InputError(f"minilm workload: seq_len must be a positive integer, got {seq_len!r}")
-    hd = hidden // heads
-    out = []
-    for i in range(layers):
-        p = f"encoder.layer.{i}."
-        out += [Gemm(p + f"attention.self.{n}", seq_len, hidden, hidden) for n in ("query", "key", "value")]
-        out += [
-            Gemm(p + "attention.qk", seq_len, seq_len, hd, count=heads, static_weight=False),
-            Gemm(p + "attention.av", seq_len, hd, seq_len, count=heads, static_weight=False),
-            Gemm(p + "attention.output.dense", seq_len, hidden, hidden),
-            Gemm(p + "intermediate.dense", seq_len, intermediate, hidden),
-            Gemm(p + "output.dense", seq_len, hidden, intermediate),
-        ]
-    return Network.chain(f"minilm_s{seq_len}", out)
 
 
 def _rng(name: str, salt: str) -> np.random.Generator:

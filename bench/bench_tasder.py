@@ -13,7 +13,7 @@ import platform
 import time
 
 from accelsim.tasd import search
-from accelsim.tasd_sources import minilm_network
+from accelsim.networks import minilm as minilm_network
 from kernels.io import atomic_path
 
 __all__ = ["main"]

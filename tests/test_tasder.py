@@ -11,7 +11,8 @@ import pytest
 from accelsim.arch import load_arch
 from accelsim.simulate import simulate
 from accelsim.tasd import _series_errors, arch_series, search, write_result
-from accelsim.tasd_sources import minilm_network, synthetic_activation, synthetic_weight
+from accelsim.networks import minilm as minilm_network
+from accelsim.tasd_sources import synthetic_activation, synthetic_weight
 from accelsim.workload import Gemm, Network, Sparsity
 from kernels.errors import InputError
 from kernels.tasd import tasd_decompose, tasd_errors
@@ -157,3 +158,37 @@ def test_cli_json(cli):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["arch"] == "tasd_ttc" and len(doc["layers"]) == 8 and doc["total"]["edp_change"] < 0
+
+
+def test_cli_search_with_weight_file_and_prune(tmp_path):
+    """`tasd search --weights FILE --prune P`: the file's weights are read and magnitude-pruned first.
+
+    Dense Gaussian weights admit no series within 10 % error; pruned to 75 % they do (a 2:4+1:4
+    series keeps most of the surviving magnitude), so EDP drops only with --prune.
+    """
+    import json
+
+    from safetensors.numpy import save_file
+
+    from conftest import run_cli
+
+    wl = tmp_path / "w.yaml"
+    wl.write_text("workload:\n  name: w\n  layers:\n    - {type: gemm, name: fc1, m: 512, n: 256, k: 512}\n"
+                  "    - {type: gemm, name: fc2, m: 512, n: 512, k: 256}\n")
+    rng = np.random.default_rng(7)
+    weights = tmp_path / "w.safetensors"
+    save_file({"fc1": rng.standard_normal((256, 512)).astype(np.float32),
+               "fc2": rng.standard_normal((512, 256)).astype(np.float32)}, str(weights))
+    results = {}
+    for prune in ("0", "0.75"):
+        out = tmp_path / f"r{prune}.json"
+        proc = run_cli("tasd", "search", "--arch", "tasd_ttc", "--workload", str(wl), "--weights", str(weights),
+                       "--prune", prune, "--max-error", "0.1", "--out", str(out), "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        results[prune] = json.loads(out.read_text())
+    for res in results.values():
+        assert [l["name"] for l in res["layers"]] == ["fc1", "fc2"]
+        assert all(l["w_source"] == "real" and l["error"] <= 0.1 for l in res["layers"])
+    assert results["0"]["total"]["edp_change"] == 0.0
+    assert results["0.75"]["total"]["edp_change"] < -0.2
+    assert all(l["weight"] != "dense" for l in results["0.75"]["layers"])

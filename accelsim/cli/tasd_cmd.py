@@ -68,11 +68,11 @@ def search_command(
     """TASDER: per-layer weight/activation TASD series with minimum EDP within the error budget."""
     from accelsim.arch import parse_overrides
     from accelsim.tasd import search, write_result
-    from accelsim.tasd_sources import load_weight_file, minilm_network
+    from accelsim.tasd_sources import load_weight_file
     from accelsim.workload import as_network
 
     kw = parse_overrides(params, source="--param")
-    net = minilm_network(**kw) if workload == "minilm" else as_network(workload, **kw)
+    net = as_network(workload, **kw)
     model, real = None, None
     if weights == "minilm":
         if workload != "minilm":
@@ -84,7 +84,7 @@ def search_command(
     elif weights is not None:
         real = load_weight_file(weights, net)
     if real is not None and prune:
-        from accelsim.models import magnitude_weights
+        from accelsim.models import prune_weights
 
         real = prune_weights(real, prune)
     if budget is None and max_error is None and model is not None:
