@@ -36,4 +36,6 @@ def lower_layer(arch: ArchConfig, layer) -> Lowered:
     gemm: Gemm = layer.as_gemm() if isinstance(layer, Conv) else layer
     mappings, detail = apply_sparsity(arch, gemm, dtype)
     tiles = sum(mp.tiles for mp in mappings)
-    return Lowered(mappings, {"m": gemm.m, "n": gemm.n, "k": gemm.k, "dtype": dtype, "tiles": tiles, **detail})
+    split = max(mp.tile.get("split_k", 1) for mp in mappings)
+    return Lowered(mappings, {"m": gemm.m, "n": gemm.n, "k": gemm.k, "dtype": dtype, "tiles": tiles,
+                              "split_k": split, **detail})

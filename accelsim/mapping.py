@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from accelsim.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
 
-__all__ = ["Exec", "Mapping", "TileGroup", "map_gemm", "operand_traffic", "systolic_fold_cycles"]
+__all__ = ["PARTIAL_BYTES", "Exec", "Mapping", "TileGroup", "map_gemm", "operand_traffic", "systolic_fold_cycles"]
 
 #: Which GEMM dimensions index each operand: input A[M,K], weight B[K,N], output C[M,N].
 OPERAND_DIMS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
@@ -183,11 +183,19 @@ def _merge(groups: list[TileGroup]) -> list[TileGroup]:
     return out
 
 
+#: Bytes per partial-sum element when split-K reduces through memory (fp32 accumulators).
+PARTIAL_BYTES = 4
+
+
 def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype):
     """CTAs of tile_m × tile_n run in waves over the SMs, each stepping K by tile_k.
 
     One step = one wave advancing one K-chunk; a step takes as long as one CTA's chunk
     (tile_m·tile_n·tile_k MACs at the SM's tensor-core rate, edge tiles padded as the hardware does).
+    When there are fewer output tiles than SMs, K may be split over the idle SMs (split-K, as
+    cuBLAS and CUTLASS do for such shapes): ``split`` CTAs per tile each take ⌈kt/split⌉ K-chunks
+    and their fp32 partial sums are reduced through the second-innermost level (see ``map_gemm``).
+    The split minimises estimated compute plus reduction time, ties going to the smaller split.
     """
     c = arch.compute
     tm, tn, tk = c.tile_m, c.tile_n, c.tile_k
@@ -195,17 +203,27 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype):
     ctas = mt * nt
     rate = c.macs_per_cycle[dtype]
     step = tm * tn * tk / rate
-    full_waves, last = divmod(ctas, c.units)
-    avg_macs = m * n * k / (ctas * kt)
+    red = arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]
+
+    def estimate(split: int) -> float:
+        """Compute time plus the time to write and read back the fp32 partials (like a library heuristic)."""
+        compute = math.ceil(ctas * split / c.units) * math.ceil(kt / split) * step
+        return compute + (2 * split * m * n * PARTIAL_BYTES / red.bandwidth if split > 1 else 0.0)
+
+    split = min(range(1, max(1, min(c.units // ctas, kt)) + 1), key=lambda s: (estimate(s), s))
+    k_steps = math.ceil(kt / split)
+    work = ctas * split
+    full_waves, last = divmod(work, c.units)
+    avg_macs = m * n * k / (work * k_steps)
     groups = []
     if full_waves:
-        groups.append(TileGroup(full_waves * kt, step, avg_macs * c.units))
+        groups.append(TileGroup(full_waves * k_steps, step, avg_macs * c.units))
     if last:
-        groups.append(TileGroup(kt, step, avg_macs * last))
+        groups.append(TileGroup(k_steps, step, avg_macs * last))
     waves = full_waves + (1 if last else 0)
-    eff = (m * n * k) / (waves * c.units * tm * tn * kt * tk)
+    eff = (m * n * k) / (waves * c.units * tm * tn * k_steps * tk)
     loops = [("m", mt), ("n", nt), ("k", kt)]
-    return {"m": tm, "n": tn, "k": tk}, loops, groups, eff
+    return {"m": tm, "n": tn, "k": tk, "split_k": split}, loops, groups, eff
 
 
 def map_gemm(
@@ -253,6 +271,13 @@ def map_gemm(
                 if inner is not None:
                     inner_scale = exe.stored.get(op, 1.0) if inner.name in exe.compressed_levels else 1.0
                     writes[inner.name][op] += moved * inner_scale
+    split = tile.get("split_k", 1)
+    if split > 1:
+        # split-K: every partial tile is written to and read back from the reduction level.
+        red = levels[-2] if len(levels) > 1 else levels[0]
+        partials = split * m * n * PARTIAL_BYTES * count
+        writes[red.name]["output"] += partials
+        reads[red.name]["output"] += partials
     return Mapping(
         layer=name, m=m, n=n, k=k, dtype=dtype, tile=tile, loop_order=order, groups=groups,
         mapping_efficiency=eff, macs=dense_macs, effectual_macs=dense_macs * exe.effectual,

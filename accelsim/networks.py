@@ -35,10 +35,10 @@ def resnet50(batch: int = 1) -> Network:
             if b == 0:
                 layers.append(_conv(f"{pre}_proj", out_hw, 1, in_ch, width * 4, s))
             in_ch = width * 4
-    layers.append(Gemm("fc", batch, 1000, 2048))
     if batch > 1:
-        layers = [Conv(**{**l.__dict__, "count": batch}) if isinstance(l, Conv) else l for l in layers]
-    return Network.chain("resnet50", layers)
+        layers = [Conv(**{**l.__dict__, "batch": batch}) for l in layers]
+    layers.append(Gemm("fc", batch, 1000, 2048))
+    return Network.chain("resnet50" if batch == 1 else f"resnet50_b{batch}", layers)
 
 
 def _encoder_layer(pre: str, seq: int, hidden: int, heads: int, ffn: int, kv_heads: int | None = None) -> list[Gemm]:

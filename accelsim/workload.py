@@ -115,8 +115,10 @@ class Conv:
     """A convolution, lowered to GEMM exactly as SCALE-Sim does (no padding: the ifmap size given
     includes it).
 
-    M = ofmap pixels = E·F with E = ⌈(H − R)/stride_h⌉ + 1 (SCALE-Sim's rounding: one more output
-    row than a framework's ⌊·⌋ when H − R is not a multiple of the stride), K = R·S·C, N = filters.
+    M = ofmap pixels = batch·E·F with E = ⌈(H − R)/stride_h⌉ + 1 (SCALE-Sim's rounding: one more
+    output row than a framework's ⌊·⌋ when H − R is not a multiple of the stride), K = R·S·C,
+    N = filters. ``batch`` images share the weights, so they lengthen M (im2col over the batch);
+    ``count`` is for independent copies run one after another.
     """
 
     name: str
@@ -132,9 +134,10 @@ class Conv:
     weight_sparsity: Sparsity = DENSE
     input_sparsity: Sparsity = DENSE
     count: int = 1
+    batch: int = 1
 
     def __post_init__(self):
-        for f in ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride_h", "stride_w"):
+        for f in ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride_h", "stride_w", "batch"):
             _positive(f, getattr(self, f), self.name)
         if self.filt_h > self.ifmap_h or self.filt_w > self.ifmap_w:
             raise WorkloadError(
@@ -148,7 +151,7 @@ class Conv:
     def as_gemm(self) -> Gemm:
         e, f = self.ofmap
         return Gemm(
-            self.name, e * f, self.num_filters, self.filt_h * self.filt_w * self.channels, self.dtype,
+            self.name, self.batch * e * f, self.num_filters, self.filt_h * self.filt_w * self.channels, self.dtype,
             self.weight_sparsity, self.input_sparsity, self.count,
         )
 

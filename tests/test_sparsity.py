@@ -13,24 +13,44 @@ from accelsim.sparsity import satisfies
 from conftest import assert_one_line_error, run_cli
 from kernels.nm import NMPattern
 
-NETS = {"resnet50": resnet50(), "bert_base": bert_base(128)}
+NETS = {"resnet50": resnet50(), "bert_base": bert_base(128), "resnet50_b32": resnet50(batch=32),
+        "bert_base_s2048": bert_base(2048)}
 
 
 @pytest.mark.parametrize("net", sorted(NETS))
 def test_stc_halves_sparse_layers_and_cuts_edp(net):
+    """2:4 weights on the STC: never slower; half the compute (plus K-tile padding) wherever the GPU
+    is saturated; on layers too small to fill 108 SMs split-K already uses the idle SMs, so the
+    halved K shows partly as fewer busy SMs rather than fewer cycles (as on real GPUs)."""
     sparse = NETS[net].with_sparsity(weight=Sparsity.parse("2:4"))
     dense_r, stc_r = simulate("dense_tc", sparse), simulate("stc_2of4", sparse)
     sparse_d = sparse_s = 0.0
+    saturated = 0
     for d, s, layer in zip(dense_r.layers, stc_r.layers, sparse.layers):
         if getattr(layer, "static_weight", True):
             ratio = s.compute_cycles / d.compute_cycles
-            assert 0.5 <= ratio <= 0.6, (layer.name, ratio)  # kept K of K; K-tile padding for small K
+            assert 0.5 <= ratio <= 1.0, (layer.name, ratio)
+            if d.detail["split_k"] == s.detail["split_k"] == 1:
+                saturated += 1
+                assert ratio <= 0.6, (layer.name, ratio)  # kept K of K; K-tile padding for small K
             sparse_d, sparse_s = sparse_d + d.compute_cycles, sparse_s + s.compute_cycles
         else:  # attention GEMMs multiply two activations: nothing to exploit
             assert s.compute_cycles == d.compute_cycles
-    assert 0.5 <= sparse_s / sparse_d <= 0.51
-    assert stc_r.total["edp"] < 0.6 * dense_r.total["edp"]
-    assert stc_r.total["energy_pj"] < dense_r.total["energy_pj"]
+    if net in ("resnet50_b32", "bert_base_s2048"):  # large enough to fill the GPU
+        assert saturated >= 20
+        assert 0.5 <= sparse_s / sparse_d <= 0.56
+    else:
+        assert 0.5 <= sparse_s / sparse_d <= 0.7
+    assert stc_r.total["edp"] < 0.7 * dense_r.total["edp"]
+    assert stc_r.total["energy_pj"] < 0.9 * dense_r.total["energy_pj"]
+
+
+def test_split_k_uses_idle_units_and_more_units_never_hurt():
+    """Fewer output tiles than SMs: K is split over idle SMs, so cycles fall as SMs are added."""
+    g = Gemm("g", 128, 768, 3072)  # 6 output tiles of 128x128 on up to 108 SMs
+    cycles = [simulate(load_arch("dense_tc", {"compute.units": u}), g).layers[0] for u in (6, 24, 108)]
+    assert [c.detail["split_k"] for c in cycles][0] == 1 and cycles[-1].detail["split_k"] > 1
+    assert cycles[0].compute_cycles > cycles[1].compute_cycles > cycles[2].compute_cycles
 
 
 @pytest.mark.parametrize("net", sorted(NETS))
@@ -45,7 +65,7 @@ def _ample(name):
 
 
 def test_closed_form_macs_and_bytes_on_small_layer():
-    m, n, k = 256, 384, 1001  # K mod 4 = 1: the partial last group keeps min(1, 2) = 1
+    m, n, k = 1536, 1152, 1001  # 108 output tiles fill the 108 SMs (no split-K); K mod 4 = 1 keeps 1
     arch = _ample("stc_2of4")
     layer = simulate(arch, Gemm("g", m, n, k, weight_sparsity=Sparsity.parse("2:4"))).layers[0]
     assert layer.macs == m * n * k
@@ -60,7 +80,7 @@ def test_closed_form_macs_and_bytes_on_small_layer():
     dense = simulate(_ample("dense_tc"), Gemm("g", m, n, k)).layers[0]
     c = arch.compute
     ctas = math.ceil(m / c.tile_m) * math.ceil(n / c.tile_n)
-    assert ctas <= c.units
+    assert ctas == c.units and dense.detail["split_k"] == layer.detail["split_k"] == 1
     assert dense.compute_cycles == math.ceil(k / c.tile_k) * c.tile_m * c.tile_n * c.tile_k / c.macs_per_cycle["fp16"]
     assert layer.compute_cycles == math.ceil(kept / c.tile_k) * c.tile_m * c.tile_n * c.tile_k / c.macs_per_cycle["fp16"]
 
@@ -98,9 +118,9 @@ def test_satisfies_matches_brute_force():
 
 
 def test_unstructured_runs_dense_unless_skipped():
-    g = Gemm("g", 256, 256, 256, weight_sparsity=Sparsity.parse("u0.3"))
+    g = Gemm("g", 1536, 1152, 1024, weight_sparsity=Sparsity.parse("u0.3"))
     d = simulate("stc_2of4", g).layers[0]
-    assert d.compute_cycles == simulate("dense_tc", Gemm("g", 256, 256, 256)).layers[0].compute_cycles
+    assert d.compute_cycles == simulate("dense_tc", Gemm("g", 1536, 1152, 1024)).layers[0].compute_cycles
     skip = load_arch("stc_2of4", {"compute.sparsity.skip_unstructured": True})
     assert simulate(skip, g).layers[0].compute_cycles < 0.5 * d.compute_cycles
 

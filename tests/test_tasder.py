@@ -153,8 +153,9 @@ def test_cli_bad_input(cli):
 
 
 def test_cli_json(cli):
+    # seq 2048 fills the 108 SMs; at seq 128 the GPU idles and TASD passes buy no time.
     proc = cli("tasd", "search", "--arch", "tasd_ttc", "--workload", "bert_base", "--param", "layers=1",
-               "--max-error", "0.2", "--format", "json")
+               "--param", "seq_len=2048", "--max-error", "0.2", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["arch"] == "tasd_ttc" and len(doc["layers"]) == 8 and doc["total"]["edp_change"] < 0
@@ -173,12 +174,12 @@ def test_cli_search_with_weight_file_and_prune(tmp_path):
     from conftest import run_cli
 
     wl = tmp_path / "w.yaml"
-    wl.write_text("workload:\n  name: w\n  layers:\n    - {type: gemm, name: fc1, m: 512, n: 256, k: 512}\n"
-                  "    - {type: gemm, name: fc2, m: 512, n: 512, k: 256}\n")
+    wl.write_text("workload:\n  name: w\n  layers:\n    - {type: gemm, name: fc1, m: 4096, n: 1024, k: 1024}\n"
+                  "    - {type: gemm, name: fc2, m: 4096, n: 1024, k: 1024}\n")
     rng = np.random.default_rng(7)
     weights = tmp_path / "w.safetensors"
-    save_file({"fc1": rng.standard_normal((256, 512)).astype(np.float32),
-               "fc2": rng.standard_normal((512, 256)).astype(np.float32)}, str(weights))
+    save_file({"fc1": rng.standard_normal((1024, 1024)).astype(np.float32),
+               "fc2": rng.standard_normal((1024, 1024)).astype(np.float32)}, str(weights))
     results = {}
     for prune in ("0", "0.75"):
         out = tmp_path / f"r{prune}.json"

@@ -73,6 +73,12 @@ def test_seq_len_param_and_unknown_param():
         as_network("bert_base", seq_len2=3)
 
 
+def test_conv_batch_lengthens_m():
+    c = Conv("c", 10, 10, 3, 3, 4, 8, batch=5)
+    assert c.as_gemm().m == 5 * 8 * 8 and c.macs == 5 * 8 * 8 * 8 * 36
+    assert sum(l.macs for l in resnet50(batch=4).layers) == 4 * sum(l.macs for l in resnet50().layers)
+
+
 def test_kron_steps_flops():
     k = KronMatmul("k", 16, ((2, 3), (4, 5), (3, 2)))
     # FastKron's count: start k = prod P; for each factor from the last: k <- (k/P)*Q, add k*P.
