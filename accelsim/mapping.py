@@ -187,7 +187,7 @@ def _merge(groups: list[TileGroup]) -> list[TileGroup]:
 PARTIAL_BYTES = 4
 
 
-def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype):
+def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1):
     """CTAs of tile_m × tile_n run in waves over the SMs, each stepping K by tile_k.
 
     One step = one wave advancing one K-chunk; a step takes as long as one CTA's chunk
@@ -196,11 +196,13 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype):
     cuBLAS and CUTLASS do for such shapes): ``split`` CTAs per tile each take ⌈kt/split⌉ K-chunks
     and their fp32 partial sums are reduced through the second-innermost level (see ``map_gemm``).
     The split minimises estimated compute plus reduction time, ties going to the smaller split.
+    ``count`` identical GEMMs (attention heads × sequences) run as one batched GEMM: their tiles
+    share the waves, as a batched cuBLAS call does.
     """
     c = arch.compute
     tm, tn, tk = c.tile_m, c.tile_n, c.tile_k
     mt, nt, kt = math.ceil(m / tm), math.ceil(n / tn), math.ceil(k / tk)
-    ctas = mt * nt
+    ctas = mt * nt * count
     rate = c.macs_per_cycle[dtype]
     step = tm * tn * tk / rate
     red = arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]
@@ -208,20 +210,20 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype):
     def estimate(split: int) -> float:
         """Compute time plus the time to write and read back the fp32 partials (like a library heuristic)."""
         compute = math.ceil(ctas * split / c.units) * math.ceil(kt / split) * step
-        return compute + (2 * split * m * n * PARTIAL_BYTES / red.bandwidth if split > 1 else 0.0)
+        return compute + (2 * split * m * n * count * PARTIAL_BYTES / red.bandwidth if split > 1 else 0.0)
 
     split = min(range(1, max(1, min(c.units // ctas, kt)) + 1), key=lambda s: (estimate(s), s))
     k_steps = math.ceil(kt / split)
     work = ctas * split
     full_waves, last = divmod(work, c.units)
-    avg_macs = m * n * k / (work * k_steps)
+    avg_macs = m * n * k * count / (work * k_steps)
     groups = []
     if full_waves:
         groups.append(TileGroup(full_waves * k_steps, step, avg_macs * c.units))
     if last:
         groups.append(TileGroup(k_steps, step, avg_macs * last))
     waves = full_waves + (1 if last else 0)
-    eff = (m * n * k) / (waves * c.units * tm * tn * k_steps * tk)
+    eff = (m * n * k * count) / (waves * c.units * tm * tn * k_steps * tk)
     loops = [("m", mt), ("n", nt), ("k", kt)]
     return {"m": tm, "n": tn, "k": tk, "split_k": split}, loops, groups, eff
 
@@ -229,7 +231,8 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype):
 def map_gemm(
     arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int = 1, exe: Exec = DENSE_EXEC
 ) -> Mapping:
-    """Mapping of ``count`` identical GEMMs (run back to back) onto ``arch``, executed as ``exe``.
+    """Mapping of ``count`` identical GEMMs onto ``arch``, executed as ``exe``: one after another on a
+    systolic array, as one batched GEMM on tensor cores.
 
     Cycles come from the executed reduction length ``exe.k_exec`` (K for dense); traffic from
     loop-nest reuse over the dense problem, scaled for operands stored compressed. Operands in
@@ -238,14 +241,16 @@ def map_gemm(
     """
     k_run = exe.k_exec or k
     if isinstance(arch.compute, SystolicCompute):
+        # One array: the copies run one after another.
         tile, loops, groups, eff = _systolic_groups(arch.compute, m, n, k_run)
+        groups = [TileGroup(g.count * count, g.compute_cycles, g.macs) for g in groups]
         order = tuple(d for d, _ in loops)
     else:
-        tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype)
+        tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count)
         order = ("m", "n", "k")
     dense_macs = float(m * n * k * count)
-    run_macs = sum(g.count * g.macs for g in groups) * count or 1.0
-    groups = [TileGroup(g.count * count, g.compute_cycles, g.macs * dense_macs / run_macs) for g in groups]
+    run_macs = sum(g.count * g.macs for g in groups) or 1.0
+    groups = [TileGroup(g.count, g.compute_cycles, g.macs * dense_macs / run_macs) for g in groups]
     eb = DTYPE_BYTES[dtype]
     sizes = {"m": m, "n": n, "k": k}
     levels = arch.memory

@@ -41,27 +41,36 @@ def resnet50(batch: int = 1) -> Network:
     return Network.chain("resnet50" if batch == 1 else f"resnet50_b{batch}", layers)
 
 
-def _encoder_layer(pre: str, seq: int, hidden: int, heads: int, ffn: int, kv_heads: int | None = None) -> list[Gemm]:
-    """One transformer block's GEMMs; attention-score GEMMs multiply two activations (no static weight)."""
+def _encoder_layer(pre: str, seq: int, hidden: int, heads: int, kv_heads: int | None = None,
+                   batch: int = 1) -> list[Gemm]:
+    """One transformer block's attention GEMMs for ``batch`` sequences: the projections see all
+    batch·seq tokens; the attention-score GEMMs (two activations, no static weight) run per sequence
+    and head."""
     hd = hidden // heads
     kv = (kv_heads or heads) * hd
+    tokens = batch * seq
     return [
-        Gemm(f"{pre}.q", seq, hidden, hidden),
-        Gemm(f"{pre}.k", seq, kv, hidden),
-        Gemm(f"{pre}.v", seq, kv, hidden),
-        Gemm(f"{pre}.qk", seq, seq, hd, count=heads, static_weight=False),
-        Gemm(f"{pre}.av", seq, hd, seq, count=heads, static_weight=False),
-        Gemm(f"{pre}.o", seq, hidden, hidden),
+        Gemm(f"{pre}.q", tokens, hidden, hidden),
+        Gemm(f"{pre}.k", tokens, kv, hidden),
+        Gemm(f"{pre}.v", tokens, kv, hidden),
+        Gemm(f"{pre}.qk", seq, seq, hd, count=heads * batch, static_weight=False),
+        Gemm(f"{pre}.av", seq, hd, seq, count=heads * batch, static_weight=False),
+        Gemm(f"{pre}.o", tokens, hidden, hidden),
     ]
 
 
-def bert_base(seq_len: int = 128, layers: int = 12) -> Network:
+def _suffix(seq_len: int, batch: int) -> str:
+    return f"_s{seq_len}" + (f"_b{batch}" if batch > 1 else "")
+
+
+def bert_base(seq_len: int = 128, layers: int = 12, batch: int = 1) -> Network:
     """BERT-base encoder (Devlin et al. 2019): hidden 768, 12 heads, FFN 3072, 12 layers."""
     out = []
+    t = batch * seq_len
     for i in range(layers):
-        out += _encoder_layer(f"l{i}", seq_len, 768, 12, 3072)
-        out += [Gemm(f"l{i}.ffn1", seq_len, 3072, 768), Gemm(f"l{i}.ffn2", seq_len, 768, 3072)]
-    return Network.chain(f"bert_base_s{seq_len}", out)
+        out += _encoder_layer(f"l{i}", seq_len, 768, 12, batch=batch)
+        out += [Gemm(f"l{i}.ffn1", t, 3072, 768), Gemm(f"l{i}.ffn2", t, 768, 3072)]
+    return Network.chain("bert_base" + _suffix(seq_len, batch), out)
 
 
 def llama_8b_prefill(seq_len: int = 2048, layers: int = 32) -> Network:
@@ -69,7 +78,7 @@ def llama_8b_prefill(seq_len: int = 2048, layers: int = 32) -> Network:
     vocabulary 128256; the LM head runs on the last token only."""
     out = []
     for i in range(layers):
-        out += _encoder_layer(f"l{i}", seq_len, 4096, 32, 14336, kv_heads=8)
+        out += _encoder_layer(f"l{i}", seq_len, 4096, 32, kv_heads=8)
         out += [
             Gemm(f"l{i}.gate", seq_len, 14336, 4096),
             Gemm(f"l{i}.up", seq_len, 14336, 4096),
@@ -80,28 +89,31 @@ def llama_8b_prefill(seq_len: int = 2048, layers: int = 32) -> Network:
 
 
 def minilm(seq_len: int = 128, layers: int = 6, hidden: int = 384, heads: int = 12,
-                   intermediate: int = 1536) -> Network:
-    """all-MiniLM-L6-v2's GEMMs for one sequence of ``seq_len`` tokens, in execution order.
+           intermediate: int = 1536, batch: int = 1) -> Network:
+    """all-MiniLM-L6-v2's GEMMs for ``batch`` sequences of ``seq_len`` tokens, in execution order.
 
     Linear layers carry the checkpoint names (``encoder.layer.0.attention.self.query``, as
     :attr:`MiniLM.linear_names`) so real weights map onto them; the attention-score GEMMs
-    (``….attention.qk``/``….attention.av``) multiply two activations (``static_weight=False``).
+    (``….attention.qk``/``….attention.av``) multiply two activations (``static_weight=False``)
+    and run per sequence and head.
     """
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
-        raise WorkloadError(f"minilm workload: seq_len must be a positive integer, got {seq_len!r}")
+    for name, v in (("seq_len", seq_len), ("batch", batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise WorkloadError(f"minilm workload: {name} must be a positive integer, got {v!r}")
     hd = hidden // heads
+    t = batch * seq_len
     out = []
     for i in range(layers):
         p = f"encoder.layer.{i}."
-        out += [Gemm(p + f"attention.self.{n}", seq_len, hidden, hidden) for n in ("query", "key", "value")]
+        out += [Gemm(p + f"attention.self.{n}", t, hidden, hidden) for n in ("query", "key", "value")]
         out += [
-            Gemm(p + "attention.qk", seq_len, seq_len, hd, count=heads, static_weight=False),
-            Gemm(p + "attention.av", seq_len, hd, seq_len, count=heads, static_weight=False),
-            Gemm(p + "attention.output.dense", seq_len, hidden, hidden),
-            Gemm(p + "intermediate.dense", seq_len, intermediate, hidden),
-            Gemm(p + "output.dense", seq_len, hidden, intermediate),
+            Gemm(p + "attention.qk", seq_len, seq_len, hd, count=heads * batch, static_weight=False),
+            Gemm(p + "attention.av", seq_len, hd, seq_len, count=heads * batch, static_weight=False),
+            Gemm(p + "attention.output.dense", t, hidden, hidden),
+            Gemm(p + "intermediate.dense", t, intermediate, hidden),
+            Gemm(p + "output.dense", t, hidden, intermediate),
         ]
-    return Network.chain(f"minilm_s{seq_len}", out)
+    return Network.chain("minilm" + _suffix(seq_len, batch), out)
 
 
 BUILTIN = {"resnet50": resnet50, "bert_base": bert_base, "llama_8b_prefill": llama_8b_prefill, "minilm": minilm}

@@ -86,7 +86,11 @@ def _positive(name: str, value, layer: str) -> int:
 
 @dataclass(frozen=True)
 class Gemm:
-    """C[M, N] = A[M, K] · B[K, N]; A is the input (activations), B the weight, ``count`` identical copies."""
+    """C[M, N] = A[M, K] · B[K, N]; A is the input (activations), B the weight.
+
+    ``count`` identical copies (e.g. attention heads × sequences) run one after another on a
+    systolic array and as one batched GEMM on tensor cores.
+    """
 
     name: str
     m: int

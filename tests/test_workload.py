@@ -79,6 +79,19 @@ def test_conv_batch_lengthens_m():
     assert sum(l.macs for l in resnet50(batch=4).layers) == 4 * sum(l.macs for l in resnet50().layers)
 
 
+def test_transformer_batch_lengthens_projections_not_attention():
+    from accelsim.networks import minilm
+
+    for build in (lambda b: bert_base(128, batch=b), lambda b: minilm(128, batch=b)):
+        one, four = build(1), build(4)
+        assert sum(l.macs for l in four.layers) == 4 * sum(l.macs for l in one.layers)
+        for a, b in zip(one.layers, four.layers):
+            if a.static_weight:
+                assert (b.m, b.count) == (4 * a.m, a.count)
+            else:  # attention runs per sequence: same shape, four times as many
+                assert (b.m, b.n, b.k, b.count) == (a.m, a.n, a.k, 4 * a.count)
+
+
 def test_kron_steps_flops():
     k = KronMatmul("k", 16, ((2, 3), (4, 5), (3, 2)))
     # FastKron's count: start k = prod P; for each factor from the last: k <- (k/P)*Q, add k*P.
