@@ -1,0 +1,43 @@
+"""Every `accelsim ...` example in the README runs and exits 0 (docs that rot are bugs)."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+
+COMMANDS = [line.split("#")[0].split() for line in (ROOT / "README.md").read_text().splitlines()
+            if line.startswith("accelsim ")]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """The files the examples name: an arch YAML, a topology CSV, weight tensors, trace folders."""
+    d = tmp_path_factory.mktemp("readme")
+    shutil.copy(ROOT / "arch_configs" / "systolic_ws_32x32.yaml", d / "my_arch.yaml")
+    shutil.copy(ROOT / "tests" / "data" / "topologies" / "conv_mix.csv", d / "topology.csv")
+    rng = np.random.default_rng(0)
+    np.save(d / "weights.npy", rng.standard_normal((256, 512)).astype(np.float32))
+    np.save(d / "w.npy", rng.standard_normal((256, 512)).astype(np.float32))
+    committed = ROOT / "traces" / "cpu-amd-epyc-2vcpu"
+    (d / "traces").mkdir()
+    for name in ("cpu-amd-epyc-2vcpu", "local", "a", "b"):  # local: the examples may run in any order
+        shutil.copytree(committed, d / "traces" / name)
+    return d
+
+
+def test_readme_has_examples():
+    assert len(COMMANDS) >= 15
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: shlex.join(a[1:4]))
+def test_readme_example_runs(workdir, args):
+    if "minilm" in args:
+        pytest.importorskip("tokenizers")
+        pytest.importorskip("safetensors")
+    proc = run_cli(*args[1:], cwd=workdir, env={"OPENBLAS_NUM_THREADS": "1"})
+    assert proc.returncode == 0, (shlex.join(args), proc.stderr[-2000:])
