@@ -187,6 +187,11 @@ def _merge(groups: list[TileGroup]) -> list[TileGroup]:
 PARTIAL_BYTES = 4
 
 
+def _reduction_level(arch: ArchConfig):
+    """Where split-K partial sums meet: the level just outside the innermost (L2 on a GPU)."""
+    return arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]
+
+
 def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1):
     """CTAs of tile_m × tile_n run in waves over the SMs, each stepping K by tile_k.
 
@@ -205,7 +210,7 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1):
     ctas = mt * nt * count
     rate = c.macs_per_cycle[dtype]
     step = tm * tn * tk / rate
-    red = arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]
+    red = _reduction_level(arch)
 
     def estimate(split: int) -> float:
         """Compute time plus the time to write and read back the fp32 partials (like a library heuristic)."""
@@ -279,7 +284,7 @@ def map_gemm(
     split = tile.get("split_k", 1)
     if split > 1:
         # split-K: every partial tile is written to and read back from the reduction level.
-        red = levels[-2] if len(levels) > 1 else levels[0]
+        red = _reduction_level(arch)
         partials = split * m * n * PARTIAL_BYTES * count
         writes[red.name]["output"] += partials
         reads[red.name]["output"] += partials

@@ -141,7 +141,7 @@ def apply_sparsity(arch: ArchConfig, gemm: Gemm, dtype: str) -> tuple[list[Mappi
         if q is not None:
             exe = _nm_exec(arch, gemm, operand, q, sp.density, dtype)
             return [map_gemm(arch, gemm.name, gemm.m, gemm.n, gemm.k, dtype, gemm.count, exe)], {"executed": str(q)}
-    if sp.kind == "unstructured" and arch.compute.sparsity.skip_unstructured and operand in arch.compute.sparsity.operands:
+    if _skips_unstructured(arch, operand, sp):
         k_exec = max(1, math.ceil(gemm.k * sp.density))
         exe = Exec(k_exec=k_exec, effectual=sp.density,
                    actions={"compute.metadata_decode": float(gemm.n * k_exec * gemm.count)})
@@ -150,11 +150,17 @@ def apply_sparsity(arch: ArchConfig, gemm: Gemm, dtype: str) -> tuple[list[Mappi
     return [map_gemm(arch, gemm.name, gemm.m, gemm.n, gemm.k, dtype, gemm.count, exe)], {"executed": "dense"}
 
 
+def _skips_unstructured(arch: ArchConfig, operand: str, sp: Sparsity) -> bool:
+    """Whether the core skips the zeros of this unstructured-sparse operand."""
+    sup = arch.compute.sparsity
+    return sp.kind == "unstructured" and sup.skip_unstructured and operand in sup.operands
+
+
 def _speed(arch: ArchConfig, operand: str, sp: Sparsity) -> float:
     if sp.kind == "nm":
         q = executed_pattern(arch, sp.pattern, operand)
         return q.density if q else 1.0
-    if sp.kind == "unstructured" and arch.compute.sparsity.skip_unstructured and operand in arch.compute.sparsity.operands:
+    if _skips_unstructured(arch, operand, sp):
         return sp.density
     return 1.0
 

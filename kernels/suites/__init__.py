@@ -25,6 +25,7 @@ __all__ = [
     "PATTERNS",
     "SIZES",
     "SMALL_SHAPES",
+    "shapes_for",
     "Case",
     "Prepared",
     "case_rng",
@@ -38,6 +39,11 @@ SIZES = ("small", "paper")
 SMALL_SHAPES = [(128, 256, 512), (128, 512, 256)]
 """(m, n, k) for CI: a few seconds per suite on a 2-core CPU."""
 PAPER_SHAPES = [(m, n, k) for m in (256, 512, 1024, 2048, 4096) for n, k in ((4096, 11008), (11008, 4096), (4096, 4096))]
+
+
+def shapes_for(size: str) -> list[tuple[int, int, int]]:
+    """The (m, n, k) GEMM shapes of a size: ``small`` (CI) or ``paper`` (LLaMA-style)."""
+    return SMALL_SHAPES if size == "small" else PAPER_SHAPES
 """LLaMA-style projections: m tokens against (n, k) weight shapes of the MLP and attention."""
 PATTERNS = ["2:4", "4:8", "3:8", "2:8", "1:8"]
 """50 %, 50 %, 62.5 %, 75 %, 87.5 % sparsity."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kernels.backend import backend_name
-from kernels.suites import PAPER_SHAPES, SMALL_SHAPES, Case, Prepared, case_rng, register
+from kernels.suites import Case, Prepared, case_rng, register, shapes_for
 
 __all__ = ["cases", "dense_case", "dtypes_for"]
 
@@ -35,5 +35,5 @@ def dense_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: int) ->
 
 @register("gemm")
 def cases(size: str, xp, seed: int) -> list[Case]:
-    shapes = SMALL_SHAPES if size == "small" else PAPER_SHAPES
+    shapes = shapes_for(size)
     return [dense_case("gemm", m, n, k, dt, xp, seed) for (m, n, k) in shapes for dt in dtypes_for(xp)]

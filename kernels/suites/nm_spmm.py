@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kernels.backend import backend_name
 from kernels.nm import NMPattern, nm_compress, nm_spmm
-from kernels.suites import PAPER_SHAPES, PATTERNS, SMALL_SHAPES, Case, Prepared, case_rng, register
+from kernels.suites import PATTERNS, Case, Prepared, case_rng, register, shapes_for
 from kernels.suites.gemm import dense_case, dtypes_for
 
 __all__ = ["cases", "nm_case"]
@@ -61,7 +61,7 @@ def cusparselt_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: in
 
 @register("nm_spmm")
 def cases(size: str, xp, seed: int) -> list[Case]:
-    shapes = SMALL_SHAPES if size == "small" else PAPER_SHAPES
+    shapes = shapes_for(size)
     out = []
     for m, n, k in shapes:
         for dt in dtypes_for(xp):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kernels.backend import backend_name
-from kernels.suites import PAPER_SHAPES, SMALL_SHAPES, Case, Prepared, case_rng, register
+from kernels.suites import Case, Prepared, case_rng, register, shapes_for
 from kernels.suites.gemm import dense_case, dtypes_for
 from kernels.tasd import format_series, parse_series, series_density, tasd_decompose, tasd_spmm
 
@@ -43,7 +43,7 @@ def tasd_case(suite: str, m: int, n: int, k: int, dtype: str, series: str, xp, s
 
 @register("tasd")
 def cases(size: str, xp, seed: int) -> list[Case]:
-    shapes = SMALL_SHAPES if size == "small" else PAPER_SHAPES
+    shapes = shapes_for(size)
     out = []
     for m, n, k in shapes:
         for dt in dtypes_for(xp):
