@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from accelsim.errors import ConfigError
 from kernels.errors import InputError
@@ -118,7 +118,9 @@ class TensorCoreCompute(_Strict):
     """GPU-style array of ``units`` SMs, each with tensor cores at ``macs_per_cycle[dtype]`` dense MACs/cycle.
 
     A GEMM is tiled into ``tile_m × tile_n`` output tiles (one per CTA), stepped over K in
-    ``tile_k`` chunks; CTAs run in waves of ``units``.
+    ``tile_k`` chunks; CTAs run in waves of ``units``. ``tile_options`` lists further
+    ``[m, n, k]`` CTA tiles the kernel library may pick instead (cuBLAS and CUTLASS choose the
+    tile per shape); the mapper keeps the one its roofline estimate says is fastest.
     """
 
     kind: Literal["tensor_core"]
@@ -127,6 +129,7 @@ class TensorCoreCompute(_Strict):
     tile_m: int = Field(default=128, gt=0)
     tile_n: int = Field(default=128, gt=0)
     tile_k: int = Field(default=64, gt=0)
+    tile_options: list[tuple[PositiveInt, PositiveInt, PositiveInt]] = []
     default_dtype: Dtype = "fp16"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None

@@ -1,7 +1,9 @@
 """Projected vs measured: the calibration split and fit, error metrics, and the ``validate`` report.
 
 Calibration fits three named parameters: the launch overhead globally, the two efficiencies per
-kernel family where the family has enough training configurations (globally otherwise):
+*group* — a kernel family at one dtype ('gemm bfloat16'), since a kernel reaches a different
+fraction of peak at each dtype — where the group has enough training configurations, else per
+family, else globally:
 
 - ``launch_overhead_s``: seconds added per kernel launch (host dispatch, launch latency);
 - ``compute_efficiency``: the fraction of the arch's peak MAC rate the kernels reach;
@@ -13,7 +15,7 @@ bandwidth_fraction`` with the engine's split of busy compute and memory time. It
 (every configuration counts alike however long it runs) with non-negative coefficients, solved
 exactly by trying each subset of free coefficients — no iterative solver, no randomness.
 
-The split is by configuration, stratified by family and seeded, so the same
+The split is by configuration, stratified by group and seeded, so the same
 ``(traces, fraction, seed)`` always trains on the same configurations, and errors are
 reported on the held-out configurations only.
 """
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 MIN_FAMILY_FIT = 3
-"""A family with fewer training configurations than this uses the global fit (a family fits 2 scales)."""
+"""A group or family with fewer training configurations than this uses the next coarser fit (each fits 2 scales)."""
 _WORST = 3
 
 
@@ -99,20 +101,20 @@ def pearson_r(x, y) -> float | None:
 
 
 def split(items: list[Item], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices ``(train, held_out)``: per family, a seeded shuffle; ``round(fraction·n)`` train.
+    """Indices ``(train, held_out)``: per group (family and dtype), a seeded shuffle; ``round(fraction·n)`` train.
 
-    Every family with two or more configurations keeps at least one on each side; a family
-    of one is held out (it is predicted with the global fit).
+    Every group with two or more configurations keeps at least one on each side; a group
+    of one is held out (it is predicted with a coarser fit).
     """
     if not 0.0 < fraction < 1.0:
         raise AccelsimError(f"--calibrate-on {fraction!r}: must be a fraction strictly between 0 and 1, e.g. 0.5")
-    by_family: dict[str, list[int]] = {}
+    by_group: dict[str, list[int]] = {}
     for i, it in enumerate(items):
-        by_family.setdefault(it.family, []).append(i)
+        by_group.setdefault(it.group, []).append(i)
     train, held = [], []
-    for family in sorted(by_family):
-        idx = by_family[family]
-        order = np.random.default_rng([seed, zlib.crc32(family.encode())]).permutation(len(idx))
+    for group in sorted(by_group):
+        idx = by_group[group]
+        order = np.random.default_rng([seed, zlib.crc32(group.encode())]).permutation(len(idx))
         n_train = 0 if len(idx) < 2 else min(len(idx) - 1, max(1, round(fraction * len(idx))))
         train += [idx[j] for j in order[:n_train]]
         held += [idx[j] for j in order[n_train:]]
@@ -197,7 +199,8 @@ def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: i
     items = items_from_table(table, arch)
     projections = [project(arch, it.workload, it.working_set) for it in items]
     families = sorted({it.family for it in items})
-    params = {f: Params() for f in families}
+    groups = sorted({it.group for it in items})
+    params = {g: Params() for g in groups}
     calib = None
     evaluated = list(range(len(items)))
     if calibrate_on is not None:
@@ -206,22 +209,23 @@ def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: i
         glob = fit(list(rows.values()), "global")
         for f in families:
             mine = [rows[i] for i in train if items[i].family == f]
-            if len(mine) >= MIN_FAMILY_FIT:
-                params[f] = fit(mine, f"family ({len(mine)} configs)", glob.launch_overhead_s)
-            else:
-                params[f] = glob
+            fam = fit(mine, f"family ({len(mine)} configs)", glob.launch_overhead_s) if len(mine) >= MIN_FAMILY_FIT else glob
+            for g in sorted({it.group for it in items if it.family == f}):
+                ours = [rows[i] for i in train if items[i].group == g]
+                params[g] = (fit(ours, f"group ({len(ours)} configs)", glob.launch_overhead_s)
+                             if len(ours) >= MIN_FAMILY_FIT and len(ours) < len(mine) else fam)
         calib = {"fraction": calibrate_on, "seed": seed, "train": len(train), "held_out": len(evaluated),
-                 "train_ids": train, "global": glob.to_dict(), "params": {f: params[f].to_dict() for f in families}}
+                 "train_ids": train, "global": glob.to_dict(), "params": {g: params[g].to_dict() for g in groups}}
         if not evaluated:
             raise AccelsimError("calibration left no held-out configuration; pass a smaller --calibrate-on")
     energy = any(items[i].measured_j is not None for i in evaluated)
     kernels = []
     for i, it in enumerate(items):
         p = projections[i]
-        t = params[it.family].predict(p, it.launches)
+        t = params[it.group].predict(p, it.launches)
         e = p.dynamic_j + p.leakage_w * t
         row = {
-            "id": i, "family": it.family, "kernel": it.kernel, "label": it.label, "executed": executed(arch, it),
+            "id": i, "family": it.family, "group": it.group, "kernel": it.kernel, "label": it.label, "executed": executed(arch, it),
             "resident": arch.memory[resident_level(arch, it.working_set)].name,
             "split": "evaluated" if calibrate_on is None else ("held_out" if i in evaluated else "train"),
             "launches": it.launches, "runs": it.runs, "projected_s": t, "measured_s": it.measured_s,
@@ -235,7 +239,7 @@ def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: i
                     f"measured on {', '.join(devices)} against arch {arch.name!r}")
     if not energy:
         notes.append("energy not compared: no compared trace record carries measured energy (energy_j is null; "
-                     "the NumPy backend has no energy counter, CuPy needs NVML)")
+                     "the NumPy backend has no energy counter, CuPy needs NVML, imported tables carry none)")
     return {
         "arch": arch.name,
         "devices": devices,
@@ -244,20 +248,24 @@ def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: i
         "overall": _family_report("all", scored, energy),
         "families": [_family_report(f, [r for r in scored if r["family"] == f], energy)
                      for f in families if any(r["family"] == f for r in scored)],
+        "groups": [_family_report(g, [r for r in scored if r["group"] == g], energy)
+                   for g in groups if any(r["group"] == g for r in scored)],
         "kernels": kernels,
         "notes": notes,
     }
 
 
 def plot_validation(report: dict, path) -> None:
-    """Projected vs measured seconds of the compared kernels, log-log, one colour per family, y = x line."""
+    """Projected vs measured seconds of the compared kernels, log-log, y = x line; one colour per family,
+    or per group where a family was measured at several dtypes."""
     from accelsim.plots import plt, save_figure
 
     rows = [k for k in report["kernels"] if k["split"] != "train"]
+    by = "group" if len({r["group"] for r in rows}) > len({r["family"] for r in rows}) else "family"
     fig, ax = plt.subplots(figsize=(5.6, 5.2))
-    for family in sorted({r["family"] for r in rows}):
-        sel = [r for r in rows if r["family"] == family]
-        ax.loglog([r["measured_s"] for r in sel], [r["projected_s"] for r in sel], "o", label=family, alpha=0.8)
+    for label in sorted({r[by] for r in rows}):
+        sel = [r for r in rows if r[by] == label]
+        ax.loglog([r["measured_s"] for r in sel], [r["projected_s"] for r in sel], "o", label=label, alpha=0.6)
     vals = [v for r in rows for v in (r["measured_s"], r["projected_s"]) if v > 0]
     lo, hi = min(vals) / 1.5, max(vals) * 1.5
     ax.loglog([lo, hi], [lo, hi], "k-", lw=0.8, label="y = x")

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from accelsim.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
 
-__all__ = ["PARTIAL_BYTES", "Exec", "Mapping", "TileGroup", "map_gemm", "operand_traffic", "systolic_fold_cycles"]
+__all__ = [
+    "PARTIAL_BYTES", "Exec", "Mapping", "TileGroup", "map_gemm", "operand_traffic", "roofline_cycles", "systolic_fold_cycles",
+]
 
 #: Which GEMM dimensions index each operand: input A[M,K], weight B[K,N], output C[M,N].
 OPERAND_DIMS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
@@ -192,7 +194,7 @@ def _reduction_level(arch: ArchConfig):
     return arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]
 
 
-def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1):
+def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1, tile: tuple[int, int, int] | None = None):
     """CTAs of tile_m × tile_n run in waves over the SMs, each stepping K by tile_k.
 
     One step = one wave advancing one K-chunk; a step takes as long as one CTA's chunk
@@ -202,10 +204,10 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1):
     and their fp32 partial sums are reduced through the second-innermost level (see ``map_gemm``).
     The split minimises estimated compute plus reduction time, ties going to the smaller split.
     ``count`` identical GEMMs (attention heads × sequences) run as one batched GEMM: their tiles
-    share the waves, as a batched cuBLAS call does.
+    share the waves, as a batched cuBLAS call does. ``tile`` overrides the config's CTA tile.
     """
     c = arch.compute
-    tm, tn, tk = c.tile_m, c.tile_n, c.tile_k
+    tm, tn, tk = tile or (c.tile_m, c.tile_n, c.tile_k)
     mt, nt, kt = math.ceil(m / tm), math.ceil(n / tn), math.ceil(k / tk)
     ctas = mt * nt * count
     rate = c.macs_per_cycle[dtype]
@@ -233,6 +235,12 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1):
     return {"m": tm, "n": tn, "k": tk, "split_k": split}, loops, groups, eff
 
 
+def roofline_cycles(arch: ArchConfig, mp: Mapping) -> float:
+    """Lower bound on a mapping's cycles: its compute, or its busiest level's traffic over bandwidth."""
+    traffic = (sum(mp.level_bytes(lvl.name)) / lvl.bandwidth for lvl in arch.memory)
+    return max(mp.compute_cycles, *traffic)
+
+
 def map_gemm(
     arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int = 1, exe: Exec = DENSE_EXEC
 ) -> Mapping:
@@ -242,8 +250,19 @@ def map_gemm(
     Cycles come from the executed reduction length ``exe.k_exec`` (K for dense); traffic from
     loop-nest reuse over the dense problem, scaled for operands stored compressed. Operands in
     ``exe.stationary`` were left on chip by a previous pass (TASD series) and are not re-read
-    from outside the innermost level.
+    from outside the innermost level. On tensor cores with ``tile_options`` every CTA tile is
+    mapped and the one of fewest :func:`roofline_cycles` kept (ties to the earlier-listed tile).
     """
+    c = arch.compute
+    if isinstance(c, SystolicCompute) or not c.tile_options:
+        return _map_gemm(arch, name, m, n, k, dtype, count, exe, None)
+    tiles = [(c.tile_m, c.tile_n, c.tile_k), *c.tile_options]
+    maps = [_map_gemm(arch, name, m, n, k, dtype, count, exe, t) for t in tiles]
+    return min(maps, key=lambda mp: roofline_cycles(arch, mp))
+
+
+def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int, exe: Exec,
+              cta_tile: tuple[int, int, int] | None) -> Mapping:
     k_run = exe.k_exec or k
     if isinstance(arch.compute, SystolicCompute):
         # One array: the copies run one after another.
@@ -251,7 +270,7 @@ def map_gemm(
         groups = [TileGroup(g.count * count, g.compute_cycles, g.macs) for g in groups]
         order = tuple(d for d, _ in loops)
     else:
-        tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count)
+        tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count, cta_tile)
         order = ("m", "n", "k")
     dense_macs = float(m * n * k * count)
     run_macs = sum(g.count * g.macs for g in groups) or 1.0

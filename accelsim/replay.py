@@ -3,7 +3,8 @@
 Each measured configuration (rows of one kernel, device, dtype, shape and sparsity, merged by
 the median of their per-call medians as :mod:`accelsim.traces` does) becomes one workload:
 
-- ``gemm`` → :class:`~accelsim.workload.Gemm` (M, N, K as recorded);
+- ``gemm`` → :class:`~accelsim.workload.Gemm` (M, N, K as recorded; ``params["batch"]`` copies
+  as one batched GEMM);
 - ``nm_spmm`` / ``cusparselt_2_4`` → a Gemm whose *weight* carries the N:M pattern. The kernel's
   sparse operand A (m × k) is compressed along k, so the trace's C = A·B is replayed as
   Cᵀ = Bᵀ·Aᵀ: M = trace n, N = trace m, K = trace k, the sparse A as the weight;
@@ -81,7 +82,8 @@ PROJECTION_PASSES = {
     "project_multilevel": (5, 3),     # abs (r, w), inner-norm reduce (r), innermost ball (r, w), copysign (2 r, w)
 }
 
-_DTYPES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64", "int8": "int8"}
+_DTYPES = {"float16": "fp16", "bfloat16": "bf16", "tfloat32": "tf32", "float32": "fp32", "float64": "fp64",
+           "int8": "int8", "float8_e4m3fn": "fp8", "float8_e5m2": "fp8"}
 _GENERIC = {
     "nvidia", "amd", "intel", "corporation", "gpu", "cpu", "processor", "tensor", "core", "cores", "graphics",
     "with", "radeon", "genuine", "r", "tm", "hbm", "hbm2", "hbm2e", "hbm3", "hbm3e", "pcie", "sxm", "sxm4",
@@ -121,6 +123,11 @@ class Item:
     working_set: int
     runs: int
     row: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def group(self) -> str:
+        """Family and dtype ('gemm bfloat16'): the unit calibration fits, since efficiency differs per dtype."""
+        return f"{self.family} {self.row.get('dtype', '')}".strip()
 
 
 @dataclass(frozen=True)
@@ -241,7 +248,7 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
         return family, Streaming(kernel, reads * size, writes * size, 2 * size, reads + writes), reads + writes
     m, n, k = (int(_need(row, c)) for c in ("m", "n", "k"))
     if family == "gemm":
-        return family, Gemm(kernel, m, n, k, dtype), 1
+        return family, Gemm(kernel, m, n, k, dtype, count=int(params.get("batch", 1))), 1
     if family == "nm_spmm":
         sp = Sparsity.parse(_need(row, "pattern"))
         return family, Gemm(kernel, n, m, k, dtype, weight_sparsity=sp), 1
@@ -259,7 +266,8 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
 def _label(row: dict) -> str:
     shapes = _json_field(row, "shapes")
     if row["m"] is not None:
-        dims = f"{row['m']}x{row['n']}x{row['k']}"
+        batch = _json_field(row, "params").get("batch", 1)
+        dims = f"{row['m']}x{row['n']}x{row['k']}" + (f" b{batch}" if batch != 1 else "")
     else:
         dims = "x".join(map(str, shapes.get("y") or shapes.get("t") or []))
     extra = row["tasd_series"] or row["pattern"] or ""

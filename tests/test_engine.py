@@ -122,3 +122,22 @@ def test_demo_runs():
     proc = run_cli("demo")
     assert proc.returncode == 0, proc.stderr
     assert "TOTAL" in proc.stdout and "resnet50" in proc.stdout and "stc_2of4" in proc.stdout
+
+
+@pytest.mark.parametrize("m,n,k,count", [(256, 256, 4096, 1), (512, 1024, 512, 2), (4096, 4096, 4096, 1), (384, 130, 70, 3)])
+def test_tile_options_pick_the_fastest_tile_by_roofline(m, n, k, count):
+    """With tile options the mapper returns, of all candidate tiles, the mapping of fewest roofline cycles."""
+    from accelsim.mapping import map_gemm, roofline_cycles
+
+    h100 = load_arch("h100_sxm")
+    tiles = [(h100.compute.tile_m, h100.compute.tile_n, h100.compute.tile_k), *h100.compute.tile_options]
+    assert len(tiles) > 1
+    alone = []
+    for tm, tn, tk in tiles:
+        one = load_arch("h100_sxm", {"compute.tile_m": tm, "compute.tile_n": tn, "compute.tile_k": tk,
+                                     "compute.tile_options": []})
+        alone.append(roofline_cycles(one, map_gemm(one, "g", m, n, k, "bf16", count)))
+    chosen = map_gemm(h100, "g", m, n, k, "bf16", count)
+    assert roofline_cycles(h100, chosen) == min(alone)
+    assert (chosen.tile["m"], chosen.tile["n"], chosen.tile["k"]) == tiles[alone.index(min(alone))]
+    assert chosen.macs == m * n * k * count

@@ -126,14 +126,19 @@ def demo(fmt: Format = FormatOpt):
     _demo_replay()
 
 
+#: Committed trace sets the demo replays, each on the arch config of its device.
+DEMO_TRACES = (("cpu-amd-epyc-2vcpu", "cpu_numpy"), ("nvidia-h100-sxm-xla", "h100_sxm"))
+
+
 def _demo_replay() -> None:
-    """Replay the committed CPU traces on the CPU arch: the measure → project → compare loop."""
+    """Replay the committed traces on their devices' archs: the measure → project → compare loop."""
     from accelsim.arch import ARCH_DIR
     from accelsim.calibrate import validate as run_validate
     from accelsim.cli.validate_cmd import print_validation
     from kernels.trace import read_traces
 
-    traces = ARCH_DIR.parent / "traces" / "cpu-amd-epyc-2vcpu"
-    if traces.is_dir():
-        report = run_validate(read_traces(traces), load_arch("cpu_numpy"), 0.5, 0)
-        print_validation(report, f"committed traces {traces.name}")
+    for name, arch in DEMO_TRACES:
+        traces = ARCH_DIR.parent / "traces" / name
+        if traces.is_dir():
+            report = run_validate(read_traces(traces), load_arch(arch), 0.5, 0)
+            print_validation(report, f"committed traces {traces.name}")

@@ -9,7 +9,7 @@ import typer
 from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
-__all__ = ["compare", "roofline", "summarize", "traces_app"]
+__all__ = ["compare", "import_xla", "roofline", "summarize", "traces_app"]
 
 traces_app = typer.Typer(help="Analyse kernel traces (parquet).", no_args_is_help=True)
 app.add_typer(traces_app, name="traces")
@@ -72,3 +72,22 @@ def roofline(
         caption=f"peak {result['peak_tflops']:.3g} TFLOP/s, {result['peak_gbs']:.3g} GB/s ({result['peak_source']})"
         + (f"; plot: {plot}" if plot else ""),
     )
+
+
+@traces_app.command("import-xla")
+def import_xla(
+    table: Path = typer.Argument(..., help="OpenXLA GemmPerfTable: .txtpb text, a shared library holding it, "
+                                 "or a wheel holding that library (pip download --no-deps jax-cuda12-pjrt)"),
+    device: str = typer.Option(..., "--device", help="the table's device key, e.g. sm_90"),
+    device_name: str = typer.Option(..., "--device-name", help="device_name to record, e.g. 'NVIDIA H100 SXM (sm_90)'"),
+    out: Path = typer.Option(..., "--out", help="trace directory to write the part file into"),
+    dtypes: list[str] = typer.Option(None, "--dtype", help="keep only this XLA dtype triple, e.g. "
+                                     "bf16xbf16->bf16 (repeatable; default: every same-type triple)"),
+) -> None:
+    """GEMM timings that OpenXLA measured on a GPU, as trace records that `accelsim validate` replays."""
+    from kernels.trace_import import read_gemm_perf_table, write_xla_gemm_traces
+
+    text = read_gemm_perf_table(table)
+    source = f"OpenXLA GemmPerfTable from {table.name}, device {device}"
+    dest, n = write_xla_gemm_traces(text, device, device_name, out, source, set(dtypes) if dtypes else None)
+    print(f"wrote {n} records of {device} to {dest}")

@@ -45,6 +45,13 @@ def validate(
     print_validation(report, str(traces), plot)
 
 
+def _split_groups(report: dict) -> list[dict]:
+    """Group rows ('gemm bfloat16') of the families measured at more than one dtype."""
+    groups = report.get("groups", [])
+    fams = [g["family"].split()[0] for g in groups]
+    return [g for g, f in zip(groups, fams) if fams.count(f) > 1]
+
+
 def print_validation(report: dict, traces: str, plot: Path | None = None) -> None:
     """The per-family table of a validation report, calibration and notes in the caption."""
     energy = report["energy_compared"]
@@ -52,7 +59,7 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
     if energy:
         cols += ["energy_mape_pct", "edp_mape_pct"]
     rows = []
-    for f in [*report["families"], report["overall"]]:
+    for f in [*_split_groups(report), *report["families"], report["overall"]]:
         worst = f["worst"][0] if f["worst"] else {"label": "", "ape_pct": None}
         row = [f["family"], f["n"], f["mape_pct"], _r(f["pearson_r"]), _r(f["pearson_r_log10"]),
                worst["label"] if f["family"] != "all" else "", _r(worst["ape_pct"])]
