@@ -33,3 +33,23 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
     assert "Traceback" not in proc.stderr
     for n in needles:
         assert n in lines[0], (n, lines[0])
+
+
+def run_in_process(capsys, monkeypatch, *args: str) -> tuple:
+    """Run `accelsim ARGS` through :func:`accelsim.cli.main` in this process: (exit status, stdout, stderr)."""
+    from accelsim import cli
+
+    monkeypatch.setattr(sys, "argv", ["accelsim", *args])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def assert_exit_2(result: tuple, *needles: str) -> None:
+    """An in-process result (see :func:`run_in_process`) that exited 2 with one stderr line naming each needle."""
+    code, _, err = result
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, (code, err)
+    for n in needles:
+        assert n in lines[0], (n, lines[0])

@@ -1,11 +1,12 @@
 """OpenXLA GEMM perf tables → trace records → replay, and validation on the committed H100 records."""
 
 import json
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import assert_exit_2
+from conftest import run_in_process as run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,14 +118,6 @@ def test_calibration_groups_are_family_and_dtype(tmp_path):
     assert [f["family"] for f in rep["families"]] == ["gemm"] and rep["families"][0]["n"] == 16
 
 
-def run(capsys, monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["accelsim", *args])
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
 def test_cli_import_then_validate_and_refusals(capsys, monkeypatch, tmp_path):
     src = tmp_path / "t.txtpb"
     src.write_text(table_text({"sm_90": [(1, 256 * i, 512, 1024, {"bf16xbf16->bf16": 10**14 * i}) for i in (1, 2, 3)]}))
@@ -139,9 +132,7 @@ def test_cli_import_then_validate_and_refusals(capsys, monkeypatch, tmp_path):
                            "--out", str(tmp_path / "o2")], "does not exist"),
                          (["traces", "import-xla", str(src), "--device", "sm_80", "--device-name", "x",
                            "--out", str(tmp_path / "o3")], "sm_80")]:
-        code, _, err = run(capsys, monkeypatch, *args)
-        lines = [ln for ln in err.splitlines() if ln.strip()]
-        assert code == 2 and len(lines) == 1 and needle in lines[0], (code, err)
+        assert_exit_2(run(capsys, monkeypatch, *args), needle)
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 

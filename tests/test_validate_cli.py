@@ -1,14 +1,15 @@
 """`accelsim validate` end to end in-process: reports, plot, and one-line exit-2 errors on bad input."""
 
 import json
-import sys
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import assert_exit_2
+from conftest import run_in_process as run
 
-import accelsim.cli as cli
+from accelsim import cli
 from accelsim.cli import validate_cmd
 from kernels.suites.gemm import dense_case
 from kernels.suites.kron import kron_case
@@ -18,23 +19,6 @@ from kernels.suites.tasd import tasd_case
 from kernels.trace import SCHEMA, Recorder, time_call
 
 validate_cmd.register(cli.app)
-
-
-def run(capsys, monkeypatch, *args):
-    """Run `accelsim ARGS` through :func:`accelsim.cli.main`: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["accelsim", *args])
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
-def assert_exit_2(result, *needles):
-    code, _, err = result
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, (code, err)
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 @pytest.fixture(scope="module")
