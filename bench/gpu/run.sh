@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The one GPU job: a bare H200/H100, no network, at most 8 minutes, at most 8 files under $OUT.
+#   here:   bash bench/gpu/fetch_wheels.sh
+#   device: bash bench/gpu/run.sh            (carry .whl; $OUT set by the device tool)
+# Writes $OUT/pytest-gpu.log, $OUT/ratios-<suite>.json per suite (bench/gpu/suite_*.py, each run
+# with a time budget) and $OUT/traces.parquet (every trace record of the run, one file).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export ACCELSIM_CACHE_DIR=${ACCELSIM_CACHE_DIR:-/tmp/accelsim-cache}
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+start=$(date +%s)
+budget=${GPU_BUDGET_S:-450}        # whole job; the device call's limit leaves room to spare
+tmp=$(mktemp -d)
+timeout 150 python3 -m pytest -m gpu -q -x -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1
+echo "pytest -m gpu: exit $?" | tee -a "$OUT/pytest-gpu.log"
+suites=(bench/gpu/suite_*.py)
+left=${#suites[@]}
+for s in "${suites[@]}"; do
+  name=$(basename "$s" .py); name=${name#suite_}
+  remain=$(( budget - ($(date +%s) - start) ))
+  share=$(( remain / left )); left=$(( left - 1 ))
+  [ "$share" -lt 20 ] && { echo "skip $name: ${remain}s left"; continue; }
+  echo "== $name (${share}s)"
+  timeout "$share" python3 "$s" --json "$OUT/ratios-$name.json" --traces "$tmp/traces" --budget-s "$share" \
+    || echo "$name: exit $?"
+done
+python3 - "$tmp/traces" "$OUT/traces.parquet" <<'PY'
+import sys, pathlib
+import pyarrow as pa, pyarrow.parquet as pq
+files = sorted(pathlib.Path(sys.argv[1]).rglob("*.parquet"))
+if files:
+    tables = [pq.read_table(f) for f in files]
+    meta = tables[0].schema.metadata
+    t = pa.concat_tables(tables, promote_options="default").replace_schema_metadata(meta)
+    pq.write_table(t, sys.argv[2])
+    print(f"{t.num_rows} trace records -> {sys.argv[2]}")
+PY
+echo "done in $(( $(date +%s) - start ))s"
