@@ -1,9 +1,9 @@
 """accelsim: a tile-level simpy simulator for sparse-DNN accelerators (cycles, traffic, energy, EDP)."""
 
-from accelsim.arch import ArchConfig, builtin_archs, load_arch
+from accelsim.model.arch import ArchConfig, builtin_archs, load_arch
 from accelsim.errors import AccelsimError, ConfigError, WorkloadError
-from accelsim.simulate import LayerResult, Report, simulate
-from accelsim.workload import Conv, Gemm, KronMatmul, Network, Sparsity, read_topology_csv
+from accelsim.model.simulate import LayerResult, Report, simulate
+from accelsim.model.workload import Conv, Gemm, KronMatmul, Network, Sparsity, read_topology_csv
 
 __all__ = [
     "AccelsimError",

@@ -1,7 +1,7 @@
 """Simulator wall time: ResNet-50 on systolic_ws_32x32 and llama_8b_prefill on tensor_core.
 
 Run: .venv/bin/python bench/bench_sim_speed.py [--repeats 7]
-Each run is a fresh process-level call to accelsim.simulate (config load, lowering, simpy);
+Each run is a fresh process-level call to accelsim.model.simulate (config load, lowering, simpy);
 the median of the repeats is reported. The last column times ``dedup=False`` (every layer simulated, none reused).
 """
 

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from accelsim.networks import bert_base, resnet50
-from accelsim.sweep import run_sweep
-from accelsim.workload import Network, Sparsity
+from accelsim.model.networks import bert_base, resnet50
+from accelsim.explore.sweep import run_sweep
+from accelsim.model.workload import Network, Sparsity
 
 GRID = [
     "compute.rows=16,32",

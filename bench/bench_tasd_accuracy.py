@@ -7,8 +7,8 @@ import json
 import platform
 import time
 
-from accelsim.models import load_minilm
-from accelsim.tasd_eval import default_configs, evaluate, load_sentences, markdown_table
+from accelsim.codesign.minilm import load_minilm
+from accelsim.codesign.accuracy import default_configs, evaluate, load_sentences, markdown_table
 
 __all__ = ["main"]
 

@@ -2,7 +2,7 @@
 
 MiniLM uses its real weights (dense and magnitude-pruned) and real activations with the end-to-end
 budget (mean cosine >= 0.99 to the unmodified model); ResNet-50 and BERT-base use synthetic weights
-and activations (see accelsim.tasd_sources) under a per-layer relative-error cap.
+and activations (see accelsim.codesign.sources) under a per-layer relative-error cap.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 import platform
 import time
 
-from accelsim.tasd import search
-from accelsim.networks import minilm as minilm_network
+from accelsim.codesign.tasder import search
+from accelsim.model.networks import minilm as minilm_network
 from kernels.io import atomic_path
 
 __all__ = ["main"]
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     rows = []
     try:
-        from accelsim.models import load_minilm, prune_weights
+        from accelsim.codesign.magnitude import prune_weights
+        from accelsim.codesign.minilm import load_minilm
 
         model = load_minilm()
     except ImportError as exc:
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
                 f", pruned {round(p * 100)}%" if p else ", dense")
             rows += _rows(label, net, {"model": model, "weights": w}, {"budget": 0.99, "refine": args.refine})
     if not args.quick:
-        from accelsim.networks import bert_base, resnet50
+        from accelsim.model.networks import bert_base, resnet50
 
         for p in (0.0, 0.7):
             sfx = f", pruned {round(p * 100)}%" if p else ", dense"

@@ -347,7 +347,7 @@ def accelsim_cycles(topology_csv, rows, cols, dataflow, gemm=False):
     """Per-layer cycles from accelsim in SCALE-Sim's convention (index of the last cycle: count − 1)."""
     sys.path.insert(0, str(REPO))
     from accelsim import simulate, load_arch  # noqa: E402
-    from accelsim.workload import read_topology_csv  # noqa: E402
+    from accelsim.model.workload import read_topology_csv  # noqa: E402
     arch = load_arch(f"systolic_{dataflow}_32x32", overrides={
         "compute.rows": rows, "compute.cols": cols, "compute.dataflow": dataflow})
     rep = simulate(arch, read_topology_csv(str(topology_csv), gemm=gemm))
@@ -374,7 +374,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ofmap-kb", type=int)
     ap.add_argument("--bandwidth", type=int, help="words/cycle; implies USER bandwidth mode")
     ap.add_argument("--json", action="store_true", help="print JSON")
-    ap.add_argument("--compare", action="store_true", help="compare with accelsim.simulate")
+    ap.add_argument("--compare", action="store_true", help="compare with accelsim.model.simulate")
     ap.add_argument("--keep-dir", help="keep cfg/topology/reports in this directory")
     ap.add_argument("--timeout", type=float)
     a = ap.parse_args(argv)

@@ -1,7 +1,7 @@
 """THE kernel trace schema (one parquet row per kernel launch), timing/energy recorder, atomic writer, reader.
 
 Every kernel family records through this module so that ``accelsim traces`` and
-``accelsim.replay`` read one format. A trace is a parquet *dataset directory*: each
+``accelsim.replay.project`` read one format. A trace is a parquet *dataset directory*: each
 :meth:`Recorder.flush` adds one new part file, written under a temporary name and renamed
 into place (:func:`kernels.io.atomic_path`), so a killed writer never leaves a partial file.
 The schema version lives in each file's metadata under ``accelsim.trace.schema_version``;

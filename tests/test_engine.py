@@ -7,7 +7,7 @@ import math
 import pytest
 
 from accelsim import Gemm, load_arch, simulate
-from accelsim.energy import action_energy
+from accelsim.model.energy import action_energy
 from conftest import run_cli
 
 AMPLE = {"memory.dram.bandwidth": 1e6, "memory.sram.bandwidth": 1e6}
@@ -127,7 +127,7 @@ def test_demo_runs():
 @pytest.mark.parametrize("m,n,k,count", [(256, 256, 4096, 1), (512, 1024, 512, 2), (4096, 4096, 4096, 1), (384, 130, 70, 3)])
 def test_tile_options_pick_the_fastest_tile_by_roofline(m, n, k, count):
     """With tile options the mapper returns, of all candidate tiles, the mapping of fewest roofline cycles."""
-    from accelsim.mapping import map_gemm, roofline_cycles
+    from accelsim.model.mapping import map_gemm, roofline_cycles
 
     h100 = load_arch("h100_sxm")
     tiles = [(h100.compute.tile_m, h100.compute.tile_n, h100.compute.tile_k), *h100.compute.tile_options]

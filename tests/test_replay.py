@@ -6,12 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from accelsim.arch import load_arch
-from accelsim.calibrate import Params, fit, mape, pearson_r, split, validate
-from accelsim.replay import (
+from accelsim.model.arch import load_arch
+from accelsim.replay.calibrate import Params, fit, mape, pearson_r, split, validate
+from accelsim.replay.project import (
     PROJECTION_PASSES, Projection, ReplayError, Streaming, check_device, items_from_table, record_workload,
 )
-from accelsim.workload import Gemm, KronMatmul
+from accelsim.model.workload import Gemm, KronMatmul
 from kernels.nm import NMPattern
 from kernels.suites.gemm import dense_case
 from kernels.suites.kron import kron_case
@@ -179,7 +179,7 @@ def test_calibration_never_uses_held_out_records(many_rows):
     # Scale every held-out measurement: the fit (and every train prediction) must not move.
     items = items_from_table(table_of(many_rows), CPU)
     held_keys = {items[i].key for i in held_ids}
-    from accelsim.traces import KEY as key_cols
+    from accelsim.replay.traces import KEY as key_cols
 
     changed = [
         {**r, "time_median_s": r["time_median_s"] * 10} if tuple(r[c] for c in key_cols) in held_keys else r

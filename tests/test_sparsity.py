@@ -8,8 +8,8 @@ import pytest
 
 from accelsim import Gemm, Sparsity, load_arch, simulate
 from accelsim.errors import WorkloadError
-from accelsim.networks import bert_base, resnet50
-from accelsim.sparsity import satisfies
+from accelsim.model.networks import bert_base, resnet50
+from accelsim.model.sparsity import satisfies
 from conftest import assert_one_line_error, run_cli
 from kernels.nm import NMPattern
 
@@ -169,7 +169,7 @@ def test_bad_sparse_input_cli(tmp_path, arch, field, needles):
 
 def test_set_override_keeps_nm_patterns_as_text():
     """YAML 1.1 would read 2:4 as the base-60 number 124; overrides must keep patterns."""
-    from accelsim.arch import parse_overrides
+    from accelsim.model.arch import parse_overrides
 
     arch = load_arch("dense_tc", parse_overrides(["compute.sparsity.patterns=[1:4, 2:4]", "memory.hbm.bandwidth=1e4"]))
     assert arch.compute.sparsity.nm_patterns() == (NMPattern(1, 4), NMPattern(2, 4))

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim import sweep as sweep_mod
+from accelsim.explore import sweep as sweep_mod
 from accelsim.errors import ConfigError
-from accelsim.pareto import pareto_front
-from accelsim.sweep import METRICS, parse_grid, run_sweep
-from accelsim.sweep_store import read_results
+from accelsim.explore.pareto import pareto_front
+from accelsim.explore.sweep import METRICS, parse_grid, run_sweep
+from accelsim.explore.store import read_results
 from conftest import assert_one_line_error
 
 WORKLOAD = """\

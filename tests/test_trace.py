@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from accelsim import traces
+from accelsim.replay import traces
 from kernels.errors import InputError
 from kernels.suites import run_suite
 from kernels.trace import SCHEMA, SCHEMA_VERSION, Recorder, TraceError, read_traces, time_call

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim import cli
-from accelsim.arch import load_arch
-from accelsim.calibrate import split, validate
+from accelsim.model.arch import load_arch
+from accelsim.replay.calibrate import split, validate
 from accelsim.cli import traces_cmd, validate_cmd  # noqa: F401  (registers the commands)
-from accelsim.replay import items_from_table, record_workload
-from accelsim.workload import Gemm
+from accelsim.replay.project import items_from_table, record_workload
+from accelsim.model.workload import Gemm
 from kernels.trace import TraceError, read_traces
 from kernels.trace_import import (
     parse_gemm_perf_table,

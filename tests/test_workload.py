@@ -7,8 +7,8 @@ import math
 import pytest
 
 from accelsim.errors import WorkloadError
-from accelsim.networks import bert_base, llama_8b_prefill, resnet50
-from accelsim.workload import Conv, Gemm, KronMatmul, Sparsity, as_network, read_topology_csv
+from accelsim.model.networks import bert_base, llama_8b_prefill, resnet50
+from accelsim.model.workload import Conv, Gemm, KronMatmul, Sparsity, as_network, read_topology_csv
 from kernels.nm import NMPattern
 
 
@@ -80,7 +80,7 @@ def test_conv_batch_lengthens_m():
 
 
 def test_transformer_batch_lengthens_projections_not_attention():
-    from accelsim.networks import minilm
+    from accelsim.model.networks import minilm
 
     for build in (lambda b: bert_base(128, batch=b), lambda b: minilm(128, batch=b)):
         one, four = build(1), build(4)

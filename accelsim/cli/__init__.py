@@ -21,7 +21,7 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach each command module; kept in one place so the command set is visible here."""
-    from accelsim.cli import simulate  # noqa: F401  (registers simulate, compare, demo)
+    from accelsim.cli import simulate_cmd  # noqa: F401  (registers simulate, compare, demo)
     from accelsim.cli import kernels_cmd, prune_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd  # noqa: F401
 
     sweep_cmd.register(app)

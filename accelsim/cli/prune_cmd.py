@@ -10,8 +10,8 @@ import typer
 
 from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
-from accelsim.prune import prune
-from accelsim.tensors import load_tensor, save_npy
+from accelsim.codesign.prune import prune
+from accelsim.codesign.tensors import load_tensor, save_npy
 from kernels.errors import InputError
 
 __all__ = ["Method", "prune_command"]
@@ -80,8 +80,8 @@ def prune_command(
 def _simulate(arch: str, w, structure, tokens: int, residual: str | None) -> dict:
     """Dense layer vs the structurally pruned one (and with the residual sparsity) on ``arch``."""
     from accelsim import load_arch, simulate
-    from accelsim.compare import compare_reports
-    from accelsim.prune import prune_structure, structured_gemm
+    from accelsim.explore.compare import compare_reports
+    from accelsim.codesign.prune import prune_structure, structured_gemm
 
     cfg = load_arch(arch)
     dense_st = prune_structure(np.ones_like(w))

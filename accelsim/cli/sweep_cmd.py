@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _param_columns(rows: list[dict]) -> list[str]:
-    from accelsim.sweep import METRICS
+    from accelsim.explore.sweep import METRICS
 
     cols: list[str] = []
     for r in rows:
@@ -63,7 +63,7 @@ def _print_fronts(fronts: dict, x: str, y: str, caption: str | None = None, max_
 
 
 def _run_with_progress(show: bool, **kw):
-    from accelsim.sweep import run_sweep
+    from accelsim.explore.sweep import run_sweep
 
     def on_term(signum, frame):
         raise KeyboardInterrupt  # so finished rows are flushed on SIGTERM as on Ctrl-C
@@ -118,7 +118,7 @@ def sweep(
     if plot is not None or fmt is Format.table:
         import pyarrow as pa
 
-        from accelsim.pareto import plot_pareto, sweep_fronts
+        from accelsim.explore.pareto import plot_pareto, sweep_fronts
 
         x, y, fronts = sweep_fronts(pa.Table.from_pylist(res.rows), "area_mm2", "edp")
         if plot is not None:
@@ -144,8 +144,8 @@ def pareto_cmd(
     fmt: Format = FormatOpt,
 ):
     """Pareto front of stored sweep results, one per workload (both axes minimised by default)."""
-    from accelsim.pareto import plot_pareto, sweep_fronts
-    from accelsim.sweep_store import read_results
+    from accelsim.explore.pareto import plot_pareto, sweep_fronts
+    from accelsim.explore.store import read_results
 
     table = read_results(results)
     x, y, fronts = sweep_fronts(table, x, y, workloads=workload, maximize_x=max_x, maximize_y=max_y)

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
-from accelsim.tensors import load_tensor
-from accelsim.tasd_eval import DEFAULT_WEIGHT_SERIES, decompose_report
+from accelsim.codesign.tensors import load_tensor
+from accelsim.codesign.accuracy import DEFAULT_WEIGHT_SERIES, decompose_report
 from kernels.errors import InputError
 
 __all__ = ["decompose_command", "register", "search_command", "tasd_app"]
@@ -66,10 +66,10 @@ def search_command(
     fmt: Format = FormatOpt,
 ) -> None:
     """TASDER: per-layer weight/activation TASD series with minimum EDP within the error budget."""
-    from accelsim.arch import parse_overrides
-    from accelsim.tasd import search, write_result
-    from accelsim.tasd_sources import load_weight_file
-    from accelsim.workload import as_network
+    from accelsim.model.arch import parse_overrides
+    from accelsim.codesign.tasder import search, write_result
+    from accelsim.codesign.sources import load_weight_file
+    from accelsim.model.workload import as_network
 
     kw = parse_overrides(params, source="--param")
     net = as_network(workload, **kw)
@@ -77,14 +77,14 @@ def search_command(
     if weights == "minilm":
         if workload != "minilm":
             raise InputError("--weights minilm: only fits --workload minilm")
-        from accelsim.models import load_minilm
+        from accelsim.codesign.minilm import load_minilm
 
         model = load_minilm()
         real = model.linear_weights()
     elif weights is not None:
         real = load_weight_file(weights, net)
     if real is not None and prune:
-        from accelsim.models import prune_weights
+        from accelsim.codesign.magnitude import prune_weights
 
         real = prune_weights(real, prune)
     if budget is None and max_error is None and model is not None:

@@ -1,4 +1,4 @@
-"""`accelsim traces summarize|compare|roofline`: thin front end over :mod:`accelsim.traces`."""
+"""`accelsim traces summarize|compare|roofline`: thin front end over :mod:`accelsim.replay.traces`."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ _COLS = ["kernel", "dtype", "m", "n", "k", "pattern", "time_s", "tflops_dense_eq
 @traces_app.command("summarize")
 def summarize(path: Path = typer.Argument(..., help="trace file or directory"), fmt: Format = FormatOpt) -> None:
     """Per-kernel table: time, achieved TFLOP/s and GB/s, speedup over dense at equal shape."""
-    from accelsim import traces
-
+    from accelsim.replay import traces
     rows = traces.summarize(traces.load(path))
     if fmt is Format.json:
         print_json(rows)
@@ -37,8 +36,7 @@ def compare(
     fmt: Format = FormatOpt,
 ) -> None:
     """Configurations present in both: times and speedup of B over A (time_a / time_b)."""
-    from accelsim import traces
-
+    from accelsim.replay import traces
     rows = traces.compare(traces.load(a), traces.load(b))
     if fmt is Format.json:
         print_json(rows)
@@ -56,8 +54,7 @@ def roofline(
     fmt: Format = FormatOpt,
 ) -> None:
     """Each configuration against the device roof (datasheet for known GPUs, documented CPU estimate)."""
-    from accelsim import traces
-
+    from accelsim.replay import traces
     result = traces.roofline(traces.load(path), peak_tflops, peak_gbs)
     if plot is not None:
         traces.plot_roofline(result, plot)

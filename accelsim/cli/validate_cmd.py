@@ -30,9 +30,9 @@ def validate(
     fmt: Format = FormatOpt,
 ) -> None:
     """Per kernel family: MAPE and Pearson r of projected vs measured time (and energy, EDP where measured)."""
-    from accelsim.arch import load_arch, parse_overrides
-    from accelsim.calibrate import plot_validation
-    from accelsim.calibrate import validate as run_validate
+    from accelsim.model.arch import load_arch, parse_overrides
+    from accelsim.replay.calibrate import plot_validation
+    from accelsim.replay.calibrate import validate as run_validate
     from kernels.trace import read_traces
 
     cfg = load_arch(arch, parse_overrides(set_))

@@ -325,8 +325,7 @@ def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str |
 
 def as_network(workload, **params) -> Network:
     """Normalise a workload spec: a Network, a layer, a list of layers, a built-in name or a CSV path."""
-    from accelsim import networks
-
+    from accelsim.model import networks
     if isinstance(workload, Network):
         return workload
     if isinstance(workload, (Gemm, Conv, KronMatmul)):

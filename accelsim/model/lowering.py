@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from accelsim.arch import ArchConfig
+from accelsim.model.arch import ArchConfig
 from accelsim.errors import WorkloadError
-from accelsim.mapping import Mapping
-from accelsim.sparsity import apply_sparsity
-from accelsim.workload import Conv, Gemm, KronMatmul
+from accelsim.model.mapping import Mapping
+from accelsim.model.sparsity import apply_sparsity
+from accelsim.model.workload import Conv, Gemm, KronMatmul
 
 __all__ = ["Lowered", "lower_layer"]
 
@@ -30,7 +30,7 @@ def lower_layer(arch: ArchConfig, layer) -> Lowered:
     """The mappings that execute ``layer`` on ``arch``, sparsity applied."""
     dtype = _dtype(arch, layer)
     if isinstance(layer, KronMatmul):
-        from accelsim.kron import lower_kron
+        from accelsim.model.kron import lower_kron
 
         return lower_kron(arch, layer, dtype)
     gemm: Gemm = layer.as_gemm() if isinstance(layer, Conv) else layer

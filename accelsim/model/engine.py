@@ -1,6 +1,6 @@
 """The simpy engine: tiles flow load → compute → write-back through double buffers; cycles and stalls.
 
-Assumes a validated ArchConfig and a Mapping from :mod:`accelsim.mapping`. One event per tile (or
+Assumes a validated ArchConfig and a Mapping from :mod:`accelsim.model.mapping`. One event per tile (or
 per chunk of identical tiles), never per cycle or per MAC.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import simpy
 
-from accelsim.arch import ArchConfig
-from accelsim.mapping import Mapping
+from accelsim.model.arch import ArchConfig
+from accelsim.model.mapping import Mapping
 
 __all__ = ["MAX_STEPS_PER_GROUP", "Timing", "run_mapping"]
 

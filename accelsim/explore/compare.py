@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from accelsim.errors import WorkloadError
-from accelsim.simulate import Report
+from accelsim.model.simulate import Report
 
 __all__ = ["compare_reports"]
 

@@ -1,10 +1,10 @@
 """TASDER (Jeong et al., MLSys 2025): per-layer TASD series search, the simulator as cost model.
 
 For every layer TASDER lists what the arch can run — dense, a weight series, or (with TASD units
-on the input operand) an activation series — prices each option with :func:`accelsim.simulate`
+on the input operand) an activation series — prices each option with :func:`accelsim.model.simulate`
 and measures its error: the relative Frobenius error ``‖X − X̂‖F / ‖X‖F`` of the approximated
 operand (real weights/activations where given, else the synthetic samples of
-:mod:`accelsim.tasd_sources`). The simulator runs TASD on one operand per layer, so an option
+:mod:`accelsim.codesign.sources`). The simulator runs TASD on one operand per layer, so an option
 approximates the weight *or* the activation, never both.
 
 Under a per-layer error cap each layer takes its minimum-EDP option. With an end-to-end budget
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.arch import ArchConfig, load_arch
+from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.errors import AccelsimError, WorkloadError
-from accelsim.simulate import simulate
-from accelsim.tasd_sources import activation_kind, synthetic_activation, synthetic_weight
-from accelsim.workload import Conv, Gemm, Network, Sparsity, as_network
+from accelsim.model.simulate import simulate
+from accelsim.codesign.sources import activation_kind, synthetic_activation, synthetic_weight
+from accelsim.model.workload import Conv, Gemm, Network, Sparsity, as_network
 from kernels.errors import InputError
 from kernels.io import atomic_path
 from kernels.tasd import candidate_series, format_series, parse_series, tasd_approximate, tasd_decompose, tasd_errors
@@ -239,7 +239,7 @@ class _MiniLMProxy:
     """End-to-end accuracy proxy: mean cosine of embeddings to the base (and to the dense) model."""
 
     def __init__(self, model, sentences, base_weights: Mapping[str, np.ndarray]):
-        from accelsim.tasd_eval import mean_cosine
+        from accelsim.codesign.accuracy import mean_cosine
 
         self.model, self.sentences, self.base_w = model, list(sentences), dict(base_weights)
         self._cos = mean_cosine
@@ -249,7 +249,7 @@ class _MiniLMProxy:
         self._memo: dict = {}
 
     def __call__(self, choice: Mapping[str, Option]) -> dict:
-        from accelsim.tasd_eval import ActivationTASD
+        from accelsim.codesign.accuracy import ActivationTASD
 
         key = tuple(sorted((n, o.weight, o.act) for n, o in choice.items() if n in self.base_w))
         if key not in self._memo:
@@ -303,7 +303,7 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
 
     Parameters
     ----------
-    arch, workload : as :func:`accelsim.simulate` (``params`` go to a built-in network).
+    arch, workload : as :func:`accelsim.model.simulate` (``params`` go to a built-in network).
     max_error : per-layer cap on the relative error of the approximated operand (default: none
         with ``budget``; required without).
     budget : minimum end-to-end accuracy proxy; needs ``model`` (a :class:`MiniLM`): the mean
@@ -338,8 +338,8 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
     cands = arch_series(arch, max_terms, series)
     weights = dict(weights or {})
     if model is not None:
-        from accelsim.tasd_eval import load_sentences
-        from accelsim.tasd_sources import capture_activations
+        from accelsim.codesign.accuracy import load_sentences
+        from accelsim.codesign.sources import capture_activations
 
         sentences = list(sentences) if sentences is not None else load_sentences()
         weights = {**model.linear_weights(), **weights}

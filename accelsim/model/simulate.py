@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from accelsim.arch import ArchConfig, load_arch
-from accelsim.energy import price
-from accelsim.engine import Timing, run_mapping
+from accelsim.model.arch import ArchConfig, load_arch
+from accelsim.model.energy import price
+from accelsim.model.engine import Timing, run_mapping
 from accelsim.errors import WorkloadError
-from accelsim.lowering import lower_layer
-from accelsim.workload import Network, as_network
+from accelsim.model.lowering import lower_layer
+from accelsim.model.workload import Network, as_network
 
 __all__ = ["LayerResult", "Report", "simulate"]
 
@@ -134,7 +134,7 @@ def simulate(arch, workload, *, progress=None, overrides: dict | None = None, de
 
     Examples
     --------
-    >>> from accelsim.workload import Gemm
+    >>> from accelsim.model.workload import Gemm
     >>> simulate("systolic_ws_32x32", Gemm("g", 64, 64, 64)).total["macs"]
     262144.0
     """

@@ -1,7 +1,7 @@
 """Mapping: a GEMM on an architecture → tile groups (cycles, bytes per level) and loop order.
 
 This module owns tile sizes, loop order and data reuse. It assumes a validated ArchConfig and
-layer; sparsity is applied to the dense mapping by :mod:`accelsim.sparsity`.
+layer; sparsity is applied to the dense mapping by :mod:`accelsim.model.sparsity`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from accelsim.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
+from accelsim.model.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
 
 __all__ = [
     "PARTIAL_BYTES", "Exec", "Mapping", "TileGroup", "map_gemm", "operand_traffic", "roofline_cycles", "systolic_fold_cycles",

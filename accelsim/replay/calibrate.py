@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.arch import ArchConfig
+from accelsim.model.arch import ArchConfig
 from accelsim.errors import AccelsimError
-from accelsim.replay import Item, Projection, check_device, executed, items_from_table, project, resident_level
+from accelsim.replay.project import Item, Projection, check_device, executed, items_from_table, project, resident_level
 
 __all__ = [
     "MIN_FAMILY_FIT",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from accelsim.arch import DTYPE_BYTES, ArchConfig
-from accelsim.lowering import Lowered
-from accelsim.mapping import Exec, map_gemm
-from accelsim.workload import KronMatmul
+from accelsim.model.arch import DTYPE_BYTES, ArchConfig
+from accelsim.model.lowering import Lowered
+from accelsim.model.mapping import Exec, map_gemm
+from accelsim.model.workload import KronMatmul
 
 __all__ = ["FUSED_BLOCK_ROWS", "fused_groups", "lower_kron"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accelsim.arch import ArchConfig
+from accelsim.model.arch import ArchConfig
 
 __all__ = ["action_energy", "component_of", "price"]
 

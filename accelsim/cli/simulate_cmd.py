@@ -8,12 +8,12 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from accelsim.arch import load_arch, parse_overrides
+from accelsim.model.arch import load_arch, parse_overrides
 from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, console, print_json, print_table
-from accelsim.compare import compare_reports
-from accelsim.report_io import write_report
-from accelsim.simulate import Report, simulate
+from accelsim.explore.compare import compare_reports
+from accelsim.model.report_io import write_report
+from accelsim.model.simulate import Report, simulate
 
 __all__ = ["compare", "demo", "run_simulation", "simulate_cmd"]
 
@@ -111,11 +111,11 @@ def demo(fmt: Format = FormatOpt):
         print_json(report.to_dict())
         return
     _table(report)
-    from accelsim.arch import builtin_archs
+    from accelsim.model.arch import builtin_archs
 
     if {"dense_tc", "stc_2of4"} <= set(builtin_archs()):
-        from accelsim.networks import bert_base
-        from accelsim.workload import Sparsity
+        from accelsim.model.networks import bert_base
+        from accelsim.model.workload import Sparsity
 
         net = bert_base(128).with_sparsity(weight=Sparsity.parse("2:4"))
         reports = [simulate(load_arch(a), net) for a in ("dense_tc", "stc_2of4")]
@@ -132,8 +132,8 @@ DEMO_TRACES = (("cpu-amd-epyc-2vcpu", "cpu_numpy"), ("nvidia-h100-sxm-xla", "h10
 
 def _demo_replay() -> None:
     """Replay the committed traces on their devices' archs: the measure → project → compare loop."""
-    from accelsim.arch import ARCH_DIR
-    from accelsim.calibrate import validate as run_validate
+    from accelsim.model.arch import ARCH_DIR
+    from accelsim.replay.calibrate import validate as run_validate
     from accelsim.cli.validate_cmd import print_validation
     from kernels.trace import read_traces
 

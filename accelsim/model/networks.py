@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from accelsim.errors import WorkloadError
-from accelsim.workload import Conv, Gemm, KronMatmul, Network, Sparsity
+from accelsim.model.workload import Conv, Gemm, KronMatmul, Network, Sparsity
 
 __all__ = ["BUILTIN", "bert_base", "build", "from_yaml", "llama_8b_prefill", "minilm", "resnet50"]
 

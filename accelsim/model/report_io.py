@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from accelsim.errors import AccelsimError
-from accelsim.simulate import Report
+from accelsim.model.simulate import Report
 from kernels.io import atomic_path
 
 __all__ = ["report_table", "write_report"]

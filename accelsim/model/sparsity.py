@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 
-from accelsim.arch import DTYPE_BYTES, ArchConfig
+from accelsim.model.arch import DTYPE_BYTES, ArchConfig
 from accelsim.errors import WorkloadError
-from accelsim.mapping import Exec, Mapping, map_gemm
-from accelsim.workload import Gemm, Sparsity
+from accelsim.model.mapping import Exec, Mapping, map_gemm
+from accelsim.model.workload import Gemm, Sparsity
 from kernels.nm import NMPattern
 
 __all__ = ["apply_sparsity", "executed_pattern", "kept_length", "satisfies"]

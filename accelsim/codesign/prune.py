@@ -179,7 +179,7 @@ def structured_gemm(structure: PruneStructure, tokens: int, name: str = "pruned"
     (N). What remains may still be sparse: ``residual`` ("2:4", "tasd:2:4+1:4", "u0.4") is the
     weight sparsity of the kept block, so projection → N:M/TASD → EDP is one pipeline.
     """
-    from accelsim.workload import Gemm, Sparsity
+    from accelsim.model.workload import Gemm, Sparsity
 
     if len(structure.shape) < 2:
         raise InputError(f"structured_gemm: needs a 2-D weight, got shape {structure.shape}")

@@ -32,7 +32,7 @@ __all__ = [
     "parse_value",
 ]
 
-ARCH_DIR = Path(__file__).resolve().parent.parent / "arch_configs"
+ARCH_DIR = Path(__file__).resolve().parents[2] / "arch_configs"
 
 #: Bytes per element of each data type the configs may name.
 DTYPE_BYTES = {"int4": 0.5, "int8": 1, "fp8": 1, "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4, "fp64": 8}

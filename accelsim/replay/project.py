@@ -1,9 +1,9 @@
 """Trace replay: kernel trace records → simulator workloads → projected time and energy, against measured.
 
 Each measured configuration (rows of one kernel, device, dtype, shape and sparsity, merged by
-the median of their per-call medians as :mod:`accelsim.traces` does) becomes one workload:
+the median of their per-call medians as :mod:`accelsim.replay.traces` does) becomes one workload:
 
-- ``gemm`` → :class:`~accelsim.workload.Gemm` (M, N, K as recorded; ``params["batch"]`` copies
+- ``gemm`` → :class:`~accelsim.model.workload.Gemm` (M, N, K as recorded; ``params["batch"]`` copies
   as one batched GEMM);
 - ``nm_spmm`` / ``cusparselt_2_4`` → a Gemm whose *weight* carries the N:M pattern. The kernel's
   sparse operand A (m × k) is compressed along k, so the trace's C = A·B is replayed as
@@ -11,7 +11,7 @@ the median of their per-call medians as :mod:`accelsim.traces` does) becomes one
 - ``tasd_spmm`` → the same transposed Gemm with a ``tasd:`` series on the weight; on an arch
   that lacks one of the series' patterns, one N:M Gemm per term (separate launches, as the
   kernel runs them on hardware without the TASD extension);
-- ``kron_matmul_fused`` / ``kron_matmul_shuffle`` → :class:`~accelsim.workload.KronMatmul` with
+- ``kron_matmul_fused`` / ``kron_matmul_shuffle`` → :class:`~accelsim.model.workload.KronMatmul` with
   the factor shapes from ``params["factors"]``;
 - ``project_*`` (bilevel / multilevel projections) → :class:`Streaming`: O(size) element-wise
   passes with no reuse, so their time is memory traffic over bandwidth. The pass counts in
@@ -24,7 +24,7 @@ removed — the innermost level whose capacity holds the working set (the record
 never the innermost level itself, which is per-launch scratch (:func:`resident_level`).
 
 A trace must come from the device the arch describes (:func:`check_device`). Calibration and
-error metrics live in :mod:`accelsim.calibrate`.
+error metrics live in :mod:`accelsim.replay.calibrate`.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from accelsim.arch import ArchConfig, load_arch
+from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.errors import AccelsimError
-from accelsim.simulate import simulate
-from accelsim.sparsity import executed_pattern
-from accelsim.traces import KEY
-from accelsim.workload import Gemm, KronMatmul, Sparsity
+from accelsim.model.simulate import simulate
+from accelsim.model.sparsity import executed_pattern
+from accelsim.replay.traces import KEY
+from accelsim.model.workload import Gemm, KronMatmul, Sparsity
 
 __all__ = [
     "FAMILIES",
@@ -275,7 +275,7 @@ def _label(row: dict) -> str:
 
 
 def items_from_table(table: pa.Table, arch: ArchConfig) -> list[Item]:
-    """Merge repeated rows per configuration (:data:`accelsim.traces.KEY`, whose ``shapes`` tells
+    """Merge repeated rows per configuration (:data:`accelsim.replay.traces.KEY`, whose ``shapes`` tells
     apart projections, whose m, n, k are null) and map each to a workload.
 
     Items come sorted by their key, so ids and splits do not depend on file order.

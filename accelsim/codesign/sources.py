@@ -3,7 +3,7 @@
 TASDER prices a choice with the simulator and judges it by the relative Frobenius error of the
 approximated operand. This module supplies those operands:
 
-- **MiniLM** (all-MiniLM-L6-v2): :func:`accelsim.networks.minilm` gives its GEMMs (36 Linears with their
+- **MiniLM** (all-MiniLM-L6-v2): :func:`accelsim.model.networks.minilm` gives its GEMMs (36 Linears with their
   real shapes plus the attention-score GEMMs), :func:`capture_activations` records every
   Linear's real input rows from a forward pass on the shipped sentences (padding rows dropped).
 - **Synthetic** (built-in CNN and transformer shapes without weights): :func:`synthetic_weight`
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from accelsim.models.magnitude import magnitude_prune
-from accelsim.workload import Conv, Gemm, Network
-from accelsim.tensors import load_safetensors
+from accelsim.codesign.magnitude import magnitude_prune
+from accelsim.model.workload import Conv, Gemm, Network
+from accelsim.codesign.tensors import load_safetensors
 from kernels.errors import InputError
 
 __all__ = [

@@ -170,7 +170,7 @@ def evaluate(model, sentences: Sequence[str], configs: Sequence[EvalConfig]) -> 
     ``w_nnz`` (non-zero fraction of the weights used), ``w_rel_error`` (Frobenius error of the
     weights used vs the base weights, over all Linears) and ``a_rel_error`` (same for activations).
     """
-    from accelsim.models.magnitude import prune_weights, sparsity
+    from accelsim.codesign.magnitude import prune_weights, sparsity
 
     dense_w = model.linear_weights()
     names = list(dense_w)

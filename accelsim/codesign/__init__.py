@@ -1,0 +1,1 @@
+"""Codesign: TASDER search, accuracy proxies, operand sources, weight models (MiniLM, magnitude), pruning."""

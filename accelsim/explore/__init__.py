@@ -1,0 +1,1 @@
+"""Exploration: design-space sweeps (Dask), their result store, Pareto fronts, architecture comparison."""

@@ -1,0 +1,1 @@
+"""Replay: trace reading, trace record -> workload projection, device calibration, validation report."""
