@@ -69,7 +69,7 @@ def search_command(
     from accelsim.model.arch import parse_overrides
     from accelsim.codesign.tasder import search, write_result
     from accelsim.codesign.sources import load_weight_file
-    from accelsim.model.workload import as_network
+    from accelsim.model.workloads import as_network
 
     kw = parse_overrides(params, source="--param")
     net = as_network(workload, **kw)
@@ -109,5 +109,5 @@ def search_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the ``tasd`` group to the root app (called from ``accelsim.cli._register``)."""
+    """Attach the ``tasd`` group to the top-level app."""
     app.add_typer(tasd_app, name="tasd")

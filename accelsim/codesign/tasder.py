@@ -28,7 +28,8 @@ from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.errors import AccelsimError, WorkloadError
 from accelsim.model.simulate import simulate
 from accelsim.codesign.sources import activation_kind, synthetic_activation, synthetic_weight
-from accelsim.model.workload import Conv, Gemm, Network, Sparsity, as_network
+from accelsim.model.workload import Conv, Gemm, Network, Sparsity
+from accelsim.model.workloads import as_network
 from kernels.errors import InputError
 from kernels.io import atomic_path
 from kernels.tasd import candidate_series, format_series, parse_series, tasd_approximate, tasd_decompose, tasd_errors

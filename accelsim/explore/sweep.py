@@ -30,7 +30,8 @@ from accelsim.model.arch import ArchConfig, apply_overrides, load_arch, parse_va
 from accelsim.errors import ConfigError
 from accelsim.model.simulate import simulate
 from accelsim.explore.store import ResultStore
-from accelsim.model.workload import Network, as_network
+from accelsim.model.workload import Network
+from accelsim.model.workloads import as_network
 
 __all__ = ["METRICS", "Point", "SweepResult", "evaluate", "expand_grid", "parse_grid", "run_sweep"]
 
@@ -246,7 +247,7 @@ def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler
     """Validate every point, then evaluate the ones not yet in ``out`` and return this grid's rows.
 
     ``grid`` is :func:`parse_grid`'s output (or ``["key=v1,v2", ...]``); ``workloads`` are specs for
-    :func:`~accelsim.model.workload.as_network`. Execution: Dask on ``scheduler`` if given, else a
+    :func:`~accelsim.model.workloads.as_network`. Execution: Dask on ``scheduler`` if given, else a
     LocalCluster of ``workers`` processes; ``dask=False`` or ``workers=0`` (or Dask not installed)
     runs in-process. ``progress(done, total)`` is called as points finish. Finished rows are
     flushed to ``out`` in small batches, also when interrupted.

@@ -10,7 +10,8 @@ from accelsim.model.energy import price
 from accelsim.model.engine import Timing, run_mapping
 from accelsim.errors import WorkloadError
 from accelsim.model.lowering import lower_layer
-from accelsim.model.workload import Network, as_network
+from accelsim.model.workload import Network
+from accelsim.model.workloads import as_network
 
 __all__ = ["LayerResult", "Report", "simulate"]
 

@@ -1,0 +1,291 @@
+"""Workload input, in one place: built-in networks (from their published layer shapes), SCALE-Sim
+topology CSV, workload YAML (read with the arch configs' YAML loader), and :func:`as_network`."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import networkx as nx
+import yaml
+
+from accelsim.errors import WorkloadError
+from accelsim.model.arch import load_yaml
+from accelsim.model.workload import DENSE, Conv, Gemm, KronMatmul, Layer, Network, Sparsity
+from kernels.errors import InputError
+from kernels.nm import NMPattern
+
+__all__ = [
+    "BUILTIN",
+    "as_network",
+    "bert_base",
+    "build",
+    "from_yaml",
+    "llama_8b_prefill",
+    "minilm",
+    "read_topology_csv",
+    "resnet50",
+]
+
+
+def _conv(name: str, out_hw: int, r: int, c: int, k: int, stride: int = 1) -> Conv:
+    """A conv given its *output* size; the ifmap is the padded input SCALE-Sim expects (it never pads)."""
+    size = (out_hw - 1) * stride + r
+    return Conv(name, size, size, r, r, c, k, stride, stride)
+
+
+def resnet50(batch: int = 1) -> Network:
+    """ResNet-50 v1.5 (He et al. 2016; stride on the 3×3 as in torchvision) at 224×224: 53 convs + FC.
+
+    Pooling and element-wise layers carry no MACs and are left out, as in SCALE-Sim's topologies.
+    """
+    layers = [_conv("conv1", 112, 7, 3, 64, 2)]
+    in_ch = 64
+    for stage, (blocks, width, out_hw) in enumerate([(3, 64, 56), (4, 128, 28), (6, 256, 14), (3, 512, 7)], start=2):
+        for b in range(blocks):
+            s = 2 if (b == 0 and stage > 2) else 1
+            pre = f"conv{stage}_{b + 1}"
+            layers.append(_conv(f"{pre}_a", out_hw * s, 1, in_ch, width))
+            layers.append(_conv(f"{pre}_b", out_hw, 3, width, width, s))
+            layers.append(_conv(f"{pre}_c", out_hw, 1, width, width * 4))
+            if b == 0:
+                layers.append(_conv(f"{pre}_proj", out_hw, 1, in_ch, width * 4, s))
+            in_ch = width * 4
+    if batch > 1:
+        layers = [Conv(**{**l.__dict__, "batch": batch}) for l in layers]
+    layers.append(Gemm("fc", batch, 1000, 2048))
+    return Network.chain("resnet50" if batch == 1 else f"resnet50_b{batch}", layers)
+
+
+def _encoder_layer(pre: str, seq: int, hidden: int, heads: int, kv_heads: int | None = None,
+                   batch: int = 1) -> list[Gemm]:
+    """One transformer block's attention GEMMs for ``batch`` sequences: the projections see all
+    batch·seq tokens; the attention-score GEMMs (two activations, no static weight) run per sequence
+    and head."""
+    hd = hidden // heads
+    kv = (kv_heads or heads) * hd
+    tokens = batch * seq
+    return [
+        Gemm(f"{pre}.q", tokens, hidden, hidden),
+        Gemm(f"{pre}.k", tokens, kv, hidden),
+        Gemm(f"{pre}.v", tokens, kv, hidden),
+        Gemm(f"{pre}.qk", seq, seq, hd, count=heads * batch, static_weight=False),
+        Gemm(f"{pre}.av", seq, hd, seq, count=heads * batch, static_weight=False),
+        Gemm(f"{pre}.o", tokens, hidden, hidden),
+    ]
+
+
+def _suffix(seq_len: int, batch: int) -> str:
+    return f"_s{seq_len}" + (f"_b{batch}" if batch > 1 else "")
+
+
+def bert_base(seq_len: int = 128, layers: int = 12, batch: int = 1) -> Network:
+    """BERT-base encoder (Devlin et al. 2019): hidden 768, 12 heads, FFN 3072, 12 layers."""
+    out = []
+    t = batch * seq_len
+    for i in range(layers):
+        out += _encoder_layer(f"l{i}", seq_len, 768, 12, batch=batch)
+        out += [Gemm(f"l{i}.ffn1", t, 3072, 768), Gemm(f"l{i}.ffn2", t, 768, 3072)]
+    return Network.chain("bert_base" + _suffix(seq_len, batch), out)
+
+
+def llama_8b_prefill(seq_len: int = 2048, layers: int = 32) -> Network:
+    """Llama-3-8B prefill GEMMs (Meta 2024): hidden 4096, 32 heads, 8 KV heads, SwiGLU FFN 14336,
+    vocabulary 128256; the LM head runs on the last token only."""
+    out = []
+    for i in range(layers):
+        out += _encoder_layer(f"l{i}", seq_len, 4096, 32, kv_heads=8)
+        out += [
+            Gemm(f"l{i}.gate", seq_len, 14336, 4096),
+            Gemm(f"l{i}.up", seq_len, 14336, 4096),
+            Gemm(f"l{i}.down", seq_len, 4096, 14336),
+        ]
+    out.append(Gemm("lm_head", 1, 128256, 4096))
+    return Network.chain(f"llama_8b_prefill_s{seq_len}", out)
+
+
+def minilm(seq_len: int = 128, layers: int = 6, hidden: int = 384, heads: int = 12,
+           intermediate: int = 1536, batch: int = 1) -> Network:
+    """all-MiniLM-L6-v2's GEMMs for ``batch`` sequences of ``seq_len`` tokens, in execution order.
+
+    Linear layers carry the checkpoint names (``encoder.layer.0.attention.self.query``, as
+    :attr:`MiniLM.linear_names`) so real weights map onto them; the attention-score GEMMs
+    (``….attention.qk``/``….attention.av``) multiply two activations (``static_weight=False``)
+    and run per sequence and head.
+    """
+    for name, v in (("seq_len", seq_len), ("batch", batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise WorkloadError(f"minilm workload: {name} must be a positive integer, got {v!r}")
+    hd = hidden // heads
+    t = batch * seq_len
+    out = []
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        out += [Gemm(p + f"attention.self.{n}", t, hidden, hidden) for n in ("query", "key", "value")]
+        out += [
+            Gemm(p + "attention.qk", seq_len, seq_len, hd, count=heads * batch, static_weight=False),
+            Gemm(p + "attention.av", seq_len, hd, seq_len, count=heads * batch, static_weight=False),
+            Gemm(p + "attention.output.dense", t, hidden, hidden),
+            Gemm(p + "intermediate.dense", t, intermediate, hidden),
+            Gemm(p + "output.dense", t, hidden, intermediate),
+        ]
+    return Network.chain("minilm" + _suffix(seq_len, batch), out)
+
+
+BUILTIN = {"resnet50": resnet50, "bert_base": bert_base, "llama_8b_prefill": llama_8b_prefill, "minilm": minilm}
+
+
+def build(name: str, **params) -> Network:
+    try:
+        return BUILTIN[name](**params)
+    except KeyError:
+        raise WorkloadError(f"workload {name!r}: unknown built-in (choose from {', '.join(sorted(BUILTIN))})") from None
+    except TypeError as exc:
+        raise WorkloadError(f"workload {name!r}: bad parameter: {exc}") from None
+
+
+_TYPES = {"gemm": Gemm, "conv": Conv, "kron": KronMatmul}
+
+
+def from_yaml(path: str | Path) -> Network:
+    """Read ``workload: {name, layers: [{type: gemm|conv|kron, name, ...}], edges: [[a, b], ...]}``.
+
+    Without ``edges`` the layers form a chain in file order.
+    """
+    path = Path(path)
+    try:
+        doc = load_yaml(path.read_text())
+    except FileNotFoundError:
+        raise WorkloadError(f"{path}: workload file not found") from None
+    except yaml.YAMLError:
+        raise WorkloadError(f"{path}: malformed YAML") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("workload"), dict):
+        raise WorkloadError(f"{path}: expected a top-level 'workload:' mapping")
+    wl = doc["workload"]
+    unknown = set(wl) - {"name", "layers", "edges"}
+    if unknown:
+        raise WorkloadError(f"{path}: unknown key workload.{sorted(unknown)[0]!r}")
+    layers = []
+    for i, spec in enumerate(wl.get("layers") or []):
+        spec = dict(spec)
+        kind = spec.pop("type", "gemm")
+        if kind not in _TYPES:
+            raise WorkloadError(f"{path}: workload.layers.{i}.type: unknown {kind!r} (gemm, conv or kron)")
+        spec.setdefault("name", f"layer{i}")
+        try:
+            for key in ("weight_sparsity", "input_sparsity"):
+                if key in spec:
+                    spec[key] = Sparsity.parse(spec[key])
+            layers.append(_TYPES[kind](**spec))
+        except TypeError as exc:
+            raise WorkloadError(f"{path}: workload.layers.{i}: {exc}") from None
+        except WorkloadError as exc:
+            raise WorkloadError(f"{path}: workload.layers.{i}: {exc}") from None
+    if not layers:
+        raise WorkloadError(f"{path}: workload.layers is empty")
+    net = Network.chain(wl.get("name", path.stem), layers)
+    if "edges" in wl:
+        g = nx.DiGraph()
+        g.add_nodes_from(net.graph.nodes(data=True))
+        for a, b in wl["edges"]:
+            if a not in g or b not in g:
+                raise WorkloadError(f"{path}: workload.edges: unknown layer in edge [{a}, {b}]")
+            g.add_edge(a, b)
+        if not nx.is_directed_acyclic_graph(g):
+            raise WorkloadError(f"{path}: workload.edges: the graph has a cycle")
+        net = Network(net.name, g)
+    return net
+
+
+def _row_int(value: str, path: Path, lineno: int, column: str) -> int:
+    try:
+        v = int(float(value)) if value.strip() else None
+        if v is None or float(value) != v:
+            raise ValueError
+    except ValueError:
+        raise WorkloadError(f"{path}:{lineno}: column {column!r}: expected an integer, got {value!r}") from None
+    if v <= 0:
+        raise WorkloadError(f"{path}:{lineno}: column {column!r}: must be positive, got {v}")
+    return v
+
+
+def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str | None = None) -> Network:
+    """Read a SCALE-Sim topology CSV unchanged into a :class:`Network`.
+
+    Conv format: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,
+    Num Filter, Strides[, Sparsity]`` (one stride for both axes, as SCALE-Sim). GEMM format
+    (SCALE-Sim's ``-i gemm``): ``Layer, M, N, K[, Sparsity]``. ``gemm=None`` detects the format
+    from the header. Trailing commas, blank lines, spacing and header case are tolerated; the
+    optional Sparsity column holds ``N:M`` for the weights.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise WorkloadError(f"{path}: topology file not found") from None
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot read: {exc.strerror}") from None
+    rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(csv.reader(text.splitlines()))]
+    rows = [(i, r[: max((j + 1 for j, c in enumerate(r) if c), default=0)]) for i, r in rows]
+    rows = [(i, r) for i, r in rows if r]
+    if not rows:
+        raise WorkloadError(f"{path}: empty topology file")
+    header_line, header = rows[0]
+    head = [h.lower().replace("_", " ") for h in header]
+    if gemm is None:
+        gemm = len(head) >= 4 and head[1] in ("m", "m dim") and head[2] in ("n", "n dim")
+    has_sparsity = any("sparsity" in h for h in head)
+    ncols = 4 if gemm else 8
+    layers: list[Layer] = []
+    for lineno, row in rows[1:]:
+        if len(row) < ncols:
+            raise WorkloadError(f"{path}:{lineno}: expected {ncols} columns ({', '.join(header[:ncols])}), got {len(row)}")
+        lname = row[0] or f"layer{len(layers)}"
+        wsp = DENSE
+        if has_sparsity and len(row) > ncols and row[ncols]:
+            try:
+                pattern = NMPattern.parse(row[ncols])
+            except InputError as exc:
+                raise WorkloadError(f"{path}:{lineno}: column 'Sparsity': {exc}") from None
+            wsp = DENSE if pattern.dense else Sparsity("nm", pattern=pattern, density=pattern.density)
+        try:
+            if gemm:
+                m, n, k = (_row_int(row[j], path, lineno, header[j] if j < len(header) else f"col{j}") for j in (1, 2, 3))
+                layers.append(Gemm(lname, m, n, k, weight_sparsity=wsp))
+            else:
+                vals = [_row_int(row[j], path, lineno, header[j] if j < len(header) else f"col{j}") for j in range(1, 8)]
+                layers.append(Conv(lname, *vals[:6], stride_h=vals[6], stride_w=vals[6], weight_sparsity=wsp))
+        except WorkloadError as exc:
+            msg = str(exc)
+            raise WorkloadError(msg if msg.startswith(str(path)) else f"{path}:{lineno}: {msg}") from None
+    if not layers:
+        raise WorkloadError(f"{path}: no layers after the header on line {header_line}")
+    names = [layer.name for layer in layers]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        layers = [replace(layer, name=f"{layer.name}#{i}") if layer.name in dup else layer for i, layer in enumerate(layers)]
+    return Network.chain(name or path.stem, layers)
+
+
+def as_network(workload, **params) -> Network:
+    """Normalise a workload spec: a Network, a layer, a list of layers, a built-in name or a CSV path."""
+    if isinstance(workload, Network):
+        return workload
+    if isinstance(workload, (Gemm, Conv, KronMatmul)):
+        return Network.chain(workload.name, [workload])
+    if isinstance(workload, nx.DiGraph):
+        return Network(workload.graph.get("name", "graph"), workload)
+    if isinstance(workload, (list, tuple)):
+        return Network.chain("layers", list(workload))
+    spec = str(workload)
+    if spec in BUILTIN:
+        return build(spec, **params)
+    path = Path(spec)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return from_yaml(path)
+    if path.suffix.lower() == ".csv" or path.exists():
+        return read_topology_csv(path)
+    raise WorkloadError(
+        f"workload {spec!r}: not a built-in network ({', '.join(sorted(BUILTIN))}) nor a .csv/.yaml file"
+    )
