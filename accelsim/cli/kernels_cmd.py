@@ -7,14 +7,17 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 from kernels.errors import InputError
 
-__all__ = ["kernels_app", "run"]
+__all__ = ["kernels_app", "register", "run"]
 
 kernels_app = typer.Typer(help="Run real kernels (NumPy or CuPy) and record traces.", no_args_is_help=True)
-app.add_typer(kernels_app, name="kernels")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``kernels`` group to the top-level app."""
+    app.add_typer(kernels_app, name="kernels")
 
 
 @kernels_app.command("run")

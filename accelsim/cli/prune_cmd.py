@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 from accelsim.codesign.prune import prune
 from accelsim.codesign.tensors import load_tensor, save_npy
 from kernels.errors import InputError
 
-__all__ = ["Method", "prune_command"]
+__all__ = ["Method", "prune_command", "register"]
 
 _SHOW = 16  # indices listed in the table; --format json lists them all
 
@@ -26,7 +25,6 @@ class Method(str, enum.Enum):
     exact_l1inf = "exact-l1inf"
 
 
-@app.command("prune")
 def prune_command(
     input: Path = typer.Argument(..., help="weights: .npy or .safetensors", show_default=False),
     out: Path = typer.Option(..., "--out", help="pruned tensor, written atomically (.npy)", show_default=False),
@@ -75,6 +73,11 @@ def prune_command(
                     ["variant", "K", "N", "cycles", "speedup", "energy pJ", "EDP ×"],
                     [[a["variant"], a["k"], a["n"], a["cycles"], a["speedup"], a["energy_pj"], a["edp_ratio"]]
                      for a in sim["variants"]])
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``prune`` to the top-level app."""
+    app.command("prune")(prune_command)
 
 
 def _simulate(arch: str, w, structure, tokens: int, residual: str | None) -> dict:

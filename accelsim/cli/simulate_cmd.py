@@ -9,13 +9,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from accelsim.model.arch import load_arch, parse_overrides
-from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, console, print_json, print_table
 from accelsim.explore.compare import compare_reports
 from accelsim.model.report_io import write_report
 from accelsim.model.simulate import Report, simulate
 
-__all__ = ["compare", "demo", "run_simulation", "simulate_cmd"]
+__all__ = ["compare", "demo", "register", "run_simulation", "simulate_cmd"]
 
 SetOpt = typer.Option(None, "--set", help="override a config field: key.path=value (repeatable)")
 ParamOpt = typer.Option(None, "--param", help="built-in network parameter: name=value, e.g. seq_len=512")
@@ -49,7 +48,6 @@ def _table(report: Report) -> None:
                 caption=f"{report.seconds * 1e3:,.3f} ms at the arch clock · traffic: {traffic}")
 
 
-@app.command("simulate")
 def simulate_cmd(
     arch: str = typer.Option(..., "--arch", help="arch config YAML or built-in name"),
     workload: str = typer.Option(..., "--workload", help="built-in network, SCALE-Sim topology CSV or workload YAML"),
@@ -68,7 +66,6 @@ def simulate_cmd(
         _table(report)
 
 
-@app.command("compare")
 def compare(
     arch: list[str] = typer.Option(..., "--arch", help="two or more arch configs; the first is the baseline"),
     workload: str = typer.Option(..., "--workload"),
@@ -102,7 +99,6 @@ def compare(
         print_table("per layer", ["layer", *[f"speedup {n}" for n in names], *[f"EDP× {n}" for n in names]], layer_rows)
 
 
-@app.command("demo")
 def demo(fmt: Format = FormatOpt):
     """Built-in demo: ResNet-50 on a 32x32 WS systolic array, dense vs 2:4 sparse tensor cores on
     BERT-base, and the committed kernel traces replayed through the simulator."""
@@ -114,7 +110,7 @@ def demo(fmt: Format = FormatOpt):
     from accelsim.model.arch import builtin_archs
 
     if {"dense_tc", "stc_2of4"} <= set(builtin_archs()):
-        from accelsim.model.networks import bert_base
+        from accelsim.model.workloads import bert_base
         from accelsim.model.workload import Sparsity
 
         net = bert_base(128).with_sparsity(weight=Sparsity.parse("2:4"))
@@ -124,6 +120,13 @@ def demo(fmt: Format = FormatOpt):
         print_table("BERT-base (seq 128), weights pruned 2:4: dense vs sparse tensor core",
                     ["arch", "cycles", "speedup", "energy ×", "EDP ×"], rows)
     _demo_replay()
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``simulate``, ``compare`` and ``demo`` to the top-level app."""
+    app.command("simulate")(simulate_cmd)
+    app.command("compare")(compare)
+    app.command("demo")(demo)
 
 
 #: Committed trace sets the demo replays, each on the arch config of its device.
