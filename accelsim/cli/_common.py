@@ -1,19 +1,16 @@
-"""Shared CLI pieces: the --format option, JSON/table output, atomic --out files."""
+"""Shared CLI pieces: the --format option, JSON and table output."""
 
 from __future__ import annotations
 
 import enum
 import json
 import sys
-from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from kernels.io import atomic_path
-
-__all__ = ["Format", "FormatOpt", "console", "print_json", "print_table", "write_json"]
+__all__ = ["Format", "FormatOpt", "console", "print_json", "print_table"]
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -32,11 +29,6 @@ def _dumps(obj) -> str:
 
 def print_json(obj) -> None:
     sys.stdout.write(_dumps(obj) + "\n")
-
-
-def write_json(obj, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(_dumps(obj) + "\n")
 
 
 def print_table(title: str, columns: list[str], rows: list[list], caption: str | None = None) -> None:

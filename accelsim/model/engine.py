@@ -14,7 +14,7 @@ import simpy
 from accelsim.model.arch import ArchConfig
 from accelsim.model.mapping import Mapping
 
-__all__ = ["MAX_STEPS_PER_GROUP", "Timing", "run_mapping"]
+__all__ = ["LayerTiming", "MAX_STEPS_PER_GROUP", "run_mapping"]
 
 #: A tile group longer than this is simulated as its first and last tile plus equal chunks of
 #: consecutive tiles: compute cycles and bytes stay exact, only the pipeline's edge inside a
@@ -23,7 +23,7 @@ MAX_STEPS_PER_GROUP = 24
 
 
 @dataclass(frozen=True)
-class Timing:
+class LayerTiming:
     """Cycles of one layer: ``cycles = compute_cycles + stall_cycles`` (fill, bandwidth and drain)."""
 
     cycles: float
@@ -32,7 +32,7 @@ class Timing:
 
 
 def _steps(mapping: Mapping):
-    """(tiles, compute cycles, MAC share) per simulated step, in execution order."""
+    """(compute cycles, MAC share) per simulated step, in execution order."""
     total_macs = sum(g.count * g.macs for g in mapping.groups) or 1.0
     for g in mapping.groups:
         share = g.macs / total_macs
@@ -66,8 +66,8 @@ def _transfer_time(arch: ArchConfig, mapping: Mapping):
     return load, store
 
 
-def run_mapping(arch: ArchConfig, mapping: Mapping) -> Timing:
-    """Simulate one layer's tiles and return its :class:`Timing`.
+def run_mapping(arch: ArchConfig, mapping: Mapping) -> LayerTiming:
+    """Simulate one layer's tiles and return its :class:`LayerTiming`.
 
     Processes: ``loader`` fills a free buffer with the next tile's operands (yields on a free
     slot, then for the transfer time); ``compute`` takes a filled buffer (waiting there is a
@@ -109,4 +109,4 @@ def run_mapping(arch: ArchConfig, mapping: Mapping) -> Timing:
     finish = env.process(writer())
     env.run(until=finish)
     cycles = float(env.now)
-    return Timing(cycles, compute_total, cycles - compute_total)
+    return LayerTiming(cycles, compute_total, cycles - compute_total)
