@@ -1,4 +1,4 @@
-"""Shared CLI pieces: the --format option, JSON and table output."""
+"""Shared CLI pieces: the --format option, JSON and table output, progress bars."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Format", "FormatOpt", "console", "print_json", "print_table"]
+__all__ = ["Format", "FormatOpt", "console", "print_json", "print_table", "progress_bar"]
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -38,6 +38,24 @@ def print_table(title: str, columns: list[str], rows: list[list], caption: str |
     for row in rows:
         table.add_row(*[_fmt(v) for v in row])
     console.print(table)
+
+
+def progress_bar(label: str = "[bold]{task.description}", rate: str | None = None, disable: bool = False):
+    """A transient progress bar on :data:`console`: label, bar, done/total, ``rate`` items per second
+    if given, elapsed time."""
+    # Imported here: rich.progress is a large share of start-up, which `--help` should not pay.
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Items finished per second (rich's speed columns are for bytes)."""
+
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:,.1f} {rate}/s" if task.speed else f"… {rate}/s", style="cyan")
+
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), *([RateColumn()] if rate else []),
+               TimeElapsedColumn()]
+    return Progress(*columns, console=console, transient=True, disable=disable)
 
 
 def _fmt(v) -> str:

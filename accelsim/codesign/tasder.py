@@ -34,8 +34,10 @@ from kernels.errors import InputError
 from kernels.io import atomic_path
 from kernels.tasd import candidate_series, format_series, parse_series, tasd_approximate, tasd_decompose, tasd_errors
 
-__all__ = ["DEFAULT_MAX_TERMS", "LayerChoice", "Option", "TasderResult", "arch_series", "search", "write_result"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MAX_TERMS", "LayerChoice", "Option", "TasderResult", "arch_series", "search", "write_result"]
 
+#: Accuracy budget (mean cosine to the unmodified model) when a model is given and no budget or cap.
+DEFAULT_BUDGET = 0.99
 DEFAULT_MAX_TERMS = 2  # archs without a TASD block: two terms of one pattern already reproduce any tensor
 
 
@@ -308,7 +310,8 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
     max_error : per-layer cap on the relative error of the approximated operand (default: none
         with ``budget``; required without).
     budget : minimum end-to-end accuracy proxy; needs ``model`` (a :class:`MiniLM`): the mean
-        cosine of embeddings on ``sentences`` to the model run with ``weights`` unchanged.
+        cosine of embeddings on ``sentences`` to the model run with ``weights`` unchanged;
+        :data:`DEFAULT_BUDGET` when ``model`` is given without ``budget`` or ``max_error``.
     weights : real ``(N, K)`` weights by layer name; other layers get :func:`synthetic_weight`
         pruned by ``prune``. ``activations``: real ``(rows, K)`` inputs by layer name; others
         get :func:`synthetic_activation`. With ``model`` given, missing activations are captured.
@@ -325,6 +328,8 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
     """
     arch = load_arch(arch) if not isinstance(arch, ArchConfig) else arch
     net = as_network(workload, **params)
+    if budget is None and max_error is None and model is not None:
+        budget = DEFAULT_BUDGET
     if max_error is not None and not (max_error >= 0):
         raise InputError(f"--max-error: expected a relative error >= 0, got {max_error!r}")
     if budget is not None:
