@@ -19,6 +19,7 @@ __all__ = [
     "Layer",
     "Network",
     "Sparsity",
+    "layer_key",
 ]
 
 
@@ -244,3 +245,10 @@ class Network:
             return replace(layer, **kw)
 
         return self.map_layers(update)
+
+
+def layer_key(layer: Layer) -> tuple:
+    """A layer's identity for reuse: two layers equal in every field but ``name`` simulate
+    identically, so one run serves both (network simulation, the TASDER search's pricing)."""
+    return (type(layer).__name__, *(v for f, v in sorted(layer.__dict__.items()) if f != "name"))
+
