@@ -20,7 +20,6 @@ import zipfile
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kernels.io import write_part
 from kernels.trace import SCHEMA, TraceError, _json

@@ -9,6 +9,7 @@ import typer
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table, progress_bar
 from kernels.errors import InputError
 
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
 __all__ = ["kernels_app", "register", "run"]
 
 kernels_app = typer.Typer(help="Run real kernels (NumPy or CuPy) and record traces.", no_args_is_help=True)

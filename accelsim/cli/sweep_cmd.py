@@ -16,6 +16,7 @@ import typer
 from accelsim.cli._common import Format, FormatOpt, console, print_json, print_table, progress_bar
 from accelsim.errors import ConfigError
 
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
 __all__ = ["pareto_cmd", "register", "sweep", "sweep_app"]
 
 sweep_app = typer.Typer(

@@ -10,6 +10,7 @@ import typer
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 from kernels.errors import InputError
 
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
 __all__ = ["decompose_command", "register", "search_command", "tasd_app"]
 
 tasd_app = typer.Typer(

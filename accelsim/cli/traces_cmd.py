@@ -8,6 +8,7 @@ import typer
 
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
 __all__ = ["compare", "import_xla", "register", "roofline", "summarize", "traces_app"]
 
 traces_app = typer.Typer(help="Analyse kernel traces (parquet).", no_args_is_help=True)

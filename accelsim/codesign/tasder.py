@@ -27,8 +27,9 @@ import numpy as np
 from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.errors import AccelsimError, WorkloadError
 from accelsim.model.simulate import simulate
-from accelsim.codesign.sources import activation_kind, synthetic_activation, synthetic_weight
-from accelsim.model.workload import Conv, Gemm, Network, Sparsity
+from accelsim.codesign.accuracy import ActivationTASD, load_sentences, mean_cosine
+from accelsim.codesign.sources import activation_kind, capture_activations, synthetic_activation, synthetic_weight
+from accelsim.model.workload import Conv, Gemm, Network, Sparsity, layer_key
 from accelsim.model.workloads import as_network
 from kernels.errors import InputError
 from kernels.io import atomic_path
@@ -171,16 +172,16 @@ def arch_series(arch: ArchConfig, max_terms: int | None = None, series: Sequence
 
 
 class _Cost:
-    """Simulate a layer once per (shape, sparsity): equal layers of a network share one run."""
+    """Simulate a layer once per :func:`~accelsim.model.workload.layer_key`: equal layers share one run."""
 
     def __init__(self, arch: ArchConfig):
         self.arch = arch
         self.cache: dict = {}
 
     def __call__(self, layer) -> tuple[float, float, float]:
-        key = dataclasses.replace(layer, name="~")
+        key = layer_key(layer)
         if key not in self.cache:
-            r = simulate(self.arch, key).layers[0]
+            r = simulate(self.arch, layer).layers[0]
             ex = sum(v for a, v in r.actions.items() if a.startswith("compute.mac."))
             self.cache[key] = (r.cycles, r.energy_pj, ex)
         return self.cache[key]
@@ -242,8 +243,6 @@ class _MiniLMProxy:
     """End-to-end accuracy proxy: mean cosine of embeddings to the base (and to the dense) model."""
 
     def __init__(self, model, sentences, base_weights: Mapping[str, np.ndarray]):
-        from accelsim.codesign.accuracy import mean_cosine
-
         self.model, self.sentences, self.base_w = model, list(sentences), dict(base_weights)
         self._cos = mean_cosine
         self.dense_emb = model.encode(self.sentences)
@@ -252,8 +251,6 @@ class _MiniLMProxy:
         self._memo: dict = {}
 
     def __call__(self, choice: Mapping[str, Option]) -> dict:
-        from accelsim.codesign.accuracy import ActivationTASD
-
         key = tuple(sorted((n, o.weight, o.act) for n, o in choice.items() if n in self.base_w))
         if key not in self._memo:
             used = dict(self.base_w)
@@ -344,9 +341,6 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
     cands = arch_series(arch, max_terms, series)
     weights = dict(weights or {})
     if model is not None:
-        from accelsim.codesign.accuracy import load_sentences
-        from accelsim.codesign.sources import capture_activations
-
         sentences = list(sentences) if sentences is not None else load_sentences()
         weights = {**model.linear_weights(), **weights}
         base_w = {n: weights[n] for n in model.linear_names}

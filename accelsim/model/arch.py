@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from importlib import resources
@@ -356,8 +357,6 @@ def _set_path(doc: dict, dotted: str, value, origin: str) -> None:
 
 def apply_overrides(doc: dict, overrides: dict[str, object] | None, origin: str = "--set") -> dict:
     """A deep copy of the raw config ``doc`` with dotted-path ``overrides`` applied (before validation)."""
-    import copy
-
     doc = copy.deepcopy(doc)
     for key, value in (overrides or {}).items():
         _set_path(doc, key, value, origin)

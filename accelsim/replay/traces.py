@@ -186,6 +186,7 @@ def roofline(table: pa.Table, peak_tflops: float | None = None, peak_gbs: float 
 
 def plot_roofline(result: dict, out) -> None:
     """Write a log-log roofline PNG (matplotlib Agg): the roof and one marker per configuration."""
+    # Imported here: matplotlib is slow to import and only plots need it.
     import matplotlib
 
     matplotlib.use("Agg")
