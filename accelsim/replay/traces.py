@@ -117,7 +117,7 @@ def compare(a: pa.Table, b: pa.Table) -> list[dict]:
     key = tuple(c for c in KEY if c not in ("device_name", "backend"))
 
     def index(t):
-        return {tuple(r[c] for c in key): r for r in _merged(t).values()}
+        return {tuple(r[c] for c in key): r for r in merge_runs(t).values()}
 
     ia, ib = index(a), index(b)
     common = sorted(set(ia) & set(ib), key=lambda k: tuple(str(x) for x in k))
