@@ -119,7 +119,7 @@ def _ensure_real(a, who: str):
     return xp, a
 
 
-def tasd_decompose(a, series, axis: int = -1) -> list[NMTensor]:
+def tasd_decompose(a, series, axis: int = -1, layout: str = "element") -> list[NMTensor]:
     """Greedy TASD: one N:M term per pattern in ``series``, each taken from the residual so far.
 
     TASD lets structured-sparse hardware run unstructured-sparse and dense layers: with
@@ -137,6 +137,8 @@ def tasd_decompose(a, series, axis: int = -1) -> list[NMTensor]:
     a : real array (NumPy or CuPy), finite.
     series : ``"2:4+1:4"``, ``[(2, 4), (1, 4)]``, … (see :func:`parse_series`).
     axis : the reduction axis the N:M groups run along.
+    layout : ``"element"`` or ``"vector"`` (2-D only): how each term keeps its positions,
+        see :func:`kernels.nm.nm_compress`.
 
     Returns
     -------
@@ -153,7 +155,7 @@ def tasd_decompose(a, series, axis: int = -1) -> list[NMTensor]:
     residual = a
     terms = []
     for i, p in enumerate(pats):
-        t = nm_compress(residual, p.n, p.m, axis)
+        t = nm_compress(residual, p.n, p.m, axis, layout)
         terms.append(t)
         if i + 1 < len(pats):
             residual = residual - nm_decompress(t)
