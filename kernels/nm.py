@@ -269,20 +269,17 @@ def is_nm(a, n: int, m: int, axis: int = -1) -> bool:
     return bool(((g != 0).sum(axis=-1) <= pat.n).all())
 
 
-_GATHER_BUDGET = 1 << 18  # gathered B elements per block (~1 MB fp32): stays in cache; 64 MB measured 3x slower
-
-
 def nm_spmm(a_nm: NMTensor, b):
-    """``nm_decompress(a_nm) @ b`` computed from the compressed form, never building dense A.
+    """``nm_decompress(a_nm) @ b`` computed from the compressed form (dense A is never built whole).
 
     ``a_nm`` is a 2-D ``(rows, K)`` matrix compressed along its reduction axis (``axis=1``,
     i.e. the last); ``b`` is ``(K, cols)``. Only the ``n`` kept values per group are multiplied:
     ``n/m`` of the dense FLOPs. Accumulation is at least float32 (float16 inputs give a
     float32 result, like the CUDA kernel); otherwise the result dtype is NumPy's promotion.
 
-    The NumPy path gathers the referenced rows of ``b`` (``b[g*m + idx]``) for a block of
-    output rows and contracts them with the kept values; blocks bound the gathered memory.
-    In the vector layout one gather serves 32 rows, and their product is a plain matmul.
+    The NumPy path (:mod:`kernels.nm_cpu`) multiplies gathered rows of ``b`` per 32-row vector
+    (vector layout, high sparsity) or scatters blocks of rows to dense for BLAS, whichever is
+    cheaper for the layout and pattern, on worker threads.
     On CuPy arrays it launches the CUDA kernels (``kernels/cuda/nm_spmm*.cu``).
 
     Raises
@@ -307,44 +304,6 @@ def nm_spmm(a_nm: NMTensor, b):
         from kernels.nm_cuda import nm_spmm_cupy
 
         return nm_spmm_cupy(a_nm, b)
-    if a_nm.layout == "vector":
-        return _nm_spmm_vector_numpy(a_nm, b)
-    return _nm_spmm_numpy(a_nm, b)
+    from kernels.nm_cpu import nm_spmm_numpy
 
-
-def _dense_columns(a_nm: NMTensor, idx) -> np.ndarray:
-    """Dense K index of every kept value, ``(len(idx), groups * n)``, clipped to ``K - 1``.
-
-    Positions in the zero padding (K % m != 0) hold value 0, so clipping them onto the last
-    real row of B adds 0 * b[K-1] exactly as dense A @ B does.
-    """
-    col = np.arange(a_nm.groups, dtype=np.intp)[:, None] * a_nm.m + idx.astype(np.intp)
-    return np.minimum(col.reshape(idx.shape[0], -1), a_nm.shape[1] - 1)
-
-
-def _nm_spmm_vector_numpy(a_nm: NMTensor, b: np.ndarray) -> np.ndarray:
-    rows = a_nm.shape[0]
-    out_dtype = np.result_type(a_nm.values.dtype, b.dtype, np.float32)
-    vals = a_nm.values.reshape(rows, -1).astype(out_dtype, copy=False)
-    col = _dense_columns(a_nm, a_nm.indices)
-    bb = b.astype(out_dtype, copy=False)
-    out = np.empty((rows, b.shape[1]), dtype=out_dtype)
-    for v in range(col.shape[0]):
-        r0, r1 = v * VECTOR_WIDTH, min(rows, (v + 1) * VECTOR_WIDTH)
-        out[r0:r1] = vals[r0:r1] @ bb[col[v]]
-    return out
-
-
-def _nm_spmm_numpy(a_nm: NMTensor, b: np.ndarray) -> np.ndarray:
-    rows = a_nm.shape[0]
-    out_dtype = np.result_type(a_nm.values.dtype, b.dtype, np.float32)
-    vals = a_nm.values.reshape(rows, -1).astype(out_dtype, copy=False)
-    col = _dense_columns(a_nm, a_nm.indices)
-    bb = b.astype(out_dtype, copy=False)
-    out = np.empty((rows, b.shape[1]), dtype=out_dtype)
-    step = max(1, _GATHER_BUDGET // max(1, vals.shape[1] * b.shape[1]))
-    for r0 in range(0, rows, step):
-        r1 = min(rows, r0 + step)
-        # (r, j) x (r, j, c) -> (r, c): batched row-vector times gathered-rows matrix (BLAS via matmul).
-        out[r0:r1] = np.matmul(vals[r0:r1, None, :], bb[col[r0:r1]])[:, 0, :]
-    return out
+    return nm_spmm_numpy(a_nm, b)

@@ -1,0 +1,123 @@
+"""NumPy N:M SpMM at size: panel-gathered small GEMMs or blocked decompress + BLAS, on worker threads.
+
+Two ways to compute ``nm_decompress(t) @ b`` on a CPU, chosen by a fixed rule so the same
+inputs always take the same path (bit-identical results):
+
+* ``gather_gemm`` (vector layout, density <= :data:`GATHER_DENSITY`): for each 32-row vector the
+  kept positions are shared, so its product is ``vals (32, G*n) @ b[cols]``. ``b`` is cut into
+  column panels small enough that the gathered rows of one panel stay in L2 while the GEMM
+  reads them; only ``n/m`` of the dense FLOPs run.
+* ``decompress_blas`` (element layout, or denser patterns): each block of rows is scattered to
+  dense and multiplied by BLAS. Element-wise positions differ row by row, so a gather costs as
+  much as the FLOPs it saves; measured on a 2-core EPYC the gather paths lost to this at every
+  pattern (BENCHMARKS.md).
+
+Work is split into fixed blocks (independent of the thread count) run on a thread pool with
+BLAS held to one thread per worker: every output element is computed by the same sequence
+of operations whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from kernels.nm import VECTOR_WIDTH, NMTensor, row_indices
+
+__all__ = ["GATHER_DENSITY", "choose_impl", "nm_spmm_numpy"]
+
+GATHER_DENSITY = 0.2
+"""Vector layout at or below this N/M runs ``gather_gemm``. At 1024x4096x4096 on the 2-core EPYC
+the gather path cost ~9.6 s per unit of density against 2.2 s for decompress + dense, a crossover
+near 0.2 (1:8 gathers, 2:8 and denser decompress)."""
+_PANEL_BYTES = 1 << 18  # gathered panel (G*n rows x width) kept in a 512 KB L2 with room for A and C
+_ROW_BLOCK = 128  # rows per decompress + GEMM block: big enough for BLAS efficiency, small enough to spread
+
+
+def choose_impl(t: NMTensor) -> str:
+    """``"gather_gemm"`` or ``"decompress_blas"``: the fixed, data-independent choice for ``t``."""
+    if t.layout == "vector" and t.pattern.density <= GATHER_DENSITY:
+        return "gather_gemm"
+    return "decompress_blas"
+
+
+def _workers(tasks: int) -> int:
+    env = os.environ.get("ACCELSIM_CPU_THREADS")
+    n = int(env) if env and env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    return max(1, min(n, tasks))
+
+
+def _run(fn, tasks: list) -> None:
+    """Run ``fn(task)`` for every task on a pool, BLAS single-threaded inside the workers."""
+    with threadpool_limits(1, user_api="blas"):
+        if _workers(len(tasks)) == 1:
+            for task in tasks:
+                fn(task)
+            return
+        with ThreadPoolExecutor(_workers(len(tasks))) as pool:
+            for f in [pool.submit(fn, task) for task in tasks]:
+                f.result()
+
+
+def _dense_cols(t: NMTensor, idx: np.ndarray) -> np.ndarray:
+    """Dense K index of each kept value, ``(len(idx), G*n)``; padding positions (value 0) clip to K-1."""
+    col = np.arange(t.groups, dtype=np.intp)[:, None] * t.m + idx.astype(np.intp)
+    return np.minimum(col.reshape(idx.shape[0], -1), t.shape[1] - 1)
+
+
+def nm_spmm_numpy(t: NMTensor, b: np.ndarray, impl: str | None = None) -> np.ndarray:
+    """``nm_decompress(t) @ b`` for a validated 2-D ``t`` (axis 1) and ``b``; at least float32.
+
+    ``impl`` forces ``"gather_gemm"`` (vector layout only) or ``"decompress_blas"``; the
+    default is :func:`choose_impl`.
+    """
+    impl = impl or choose_impl(t)
+    out_dtype = np.result_type(t.values.dtype, b.dtype, np.float32)
+    rows, cols = t.shape[0], int(b.shape[1])
+    vals = t.values.reshape(rows, -1).astype(out_dtype, copy=False)
+    bb = np.ascontiguousarray(b, dtype=out_dtype)
+    out = np.empty((rows, cols), dtype=out_dtype)
+    if rows == 0 or cols == 0:
+        return out
+    if impl == "gather_gemm":
+        if t.layout != "vector":
+            raise ValueError("gather_gemm needs the vector layout")
+        _gather_gemm(t, vals, bb, out)
+    else:
+        _decompress_blas(t, vals, bb, out)
+    return out
+
+
+def _gather_gemm(t: NMTensor, vals, bb, out) -> None:
+    col = _dense_cols(t, t.indices)  # (vectors, G*n)
+    depth = col.shape[1]
+    width = max(16, min(bb.shape[1], (_PANEL_BYTES // (depth * bb.itemsize)) // 16 * 16))
+    panels = [(c0, min(bb.shape[1], c0 + width)) for c0 in range(0, bb.shape[1], width)]
+
+    def panel(span):
+        c0, c1 = span
+        bp = np.ascontiguousarray(bb[:, c0:c1])
+        buf = np.empty((depth, c1 - c0), dtype=bb.dtype)
+        for v in range(col.shape[0]):
+            r0, r1 = v * VECTOR_WIDTH, min(vals.shape[0], (v + 1) * VECTOR_WIDTH)
+            np.take(bp, col[v], axis=0, out=buf)
+            out[r0:r1, c0:c1] = vals[r0:r1] @ buf
+
+    _run(panel, panels)
+
+
+def _decompress_blas(t: NMTensor, vals, bb, out) -> None:
+    idx = row_indices(t).reshape(vals.shape[0], t.groups, t.n).astype(np.intp)
+    k = t.shape[1]
+    blocks = [(r0, min(vals.shape[0], r0 + _ROW_BLOCK)) for r0 in range(0, vals.shape[0], _ROW_BLOCK)]
+
+    def block(span):
+        r0, r1 = span
+        dense = np.zeros((r1 - r0, t.groups, t.m), dtype=vals.dtype)
+        np.put_along_axis(dense, idx[r0:r1], vals[r0:r1].reshape(r1 - r0, t.groups, t.n), axis=-1)
+        np.matmul(dense.reshape(r1 - r0, -1)[:, :k], bb, out=out[r0:r1])
+
+    _run(block, blocks)
