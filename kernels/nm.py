@@ -15,6 +15,7 @@ __all__ = [
     "MAX_M",
     "VECTOR_WIDTH",
     "NMPattern",
+    "check_spmm",
     "NMTensor",
     "is_nm",
     "nm_compress",
@@ -280,30 +281,37 @@ def nm_spmm(a_nm: NMTensor, b):
     The NumPy path (:mod:`kernels.nm_cpu`) multiplies gathered rows of ``b`` per 32-row vector
     (vector layout, high sparsity) or scatters blocks of rows to dense for BLAS, whichever is
     cheaper for the layout and pattern, on worker threads.
-    On CuPy arrays it launches the CUDA kernels (``kernels/cuda/nm_spmm*.cu``).
+    On CuPy arrays :mod:`kernels.nm_dispatch` runs the fastest of sparse tensor cores
+    (cuSPARSELt), the CUDA-core kernels (``kernels/cuda/nm_spmm*.cu``) and dense cuBLAS.
 
     Raises
     ------
     InputError
         When ``a_nm`` is not a 2-D NMTensor compressed along axis 1, or shapes do not match.
     """
+    xp, b = check_spmm(a_nm, b, "nm_spmm")
+    if xp is not np:
+        from kernels.nm_dispatch import spmm_cupy
+
+        return spmm_cupy([a_nm], b)
+    from kernels.nm_cpu import nm_spmm_numpy
+
+    return nm_spmm_numpy(a_nm, b)
+
+
+def check_spmm(a_nm, b, who: str):
+    """Validate an SpMM operand pair; return ``(xp, b)`` with ``b`` as an array of the data's module."""
     if not isinstance(a_nm, NMTensor):
-        raise InputError(f"nm_spmm: expected an NMTensor as A, got {type(a_nm).__name__}")
+        raise InputError(f"{who}: expected an NMTensor as A, got {type(a_nm).__name__}")
     if len(a_nm.shape) != 2 or a_nm.axis != 1:
         raise InputError(
-            f"nm_spmm: A must be 2-D (rows, K) compressed along axis 1 (its last), got shape "
+            f"{who}: A must be 2-D (rows, K) compressed along axis 1 (its last), got shape "
             f"{a_nm.shape} compressed along axis {a_nm.axis}"
         )
     xp = array_module(a_nm.values, b)
     b = xp.asarray(b)
     if b.ndim != 2 or b.shape[0] != a_nm.shape[1]:
-        raise InputError(f"nm_spmm: B must be 2-D with {a_nm.shape[1]} rows to match A {a_nm.shape}, got {b.shape}")
+        raise InputError(f"{who}: B must be 2-D with {a_nm.shape[1]} rows to match A {a_nm.shape}, got {b.shape}")
     if b.dtype.kind not in "biuf":
-        raise InputError(f"nm_spmm: expected a real numeric B, got dtype {b.dtype}")
-    if xp is not np:
-        from kernels.nm_cuda import nm_spmm_cupy
-
-        return nm_spmm_cupy(a_nm, b)
-    from kernels.nm_cpu import nm_spmm_numpy
-
-    return nm_spmm_numpy(a_nm, b)
+        raise InputError(f"{who}: expected a real numeric B, got dtype {b.dtype}")
+    return xp, b

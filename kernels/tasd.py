@@ -9,7 +9,7 @@ import numpy as np
 
 from kernels.backend import array_module
 from kernels.errors import InputError
-from kernels.nm import NMPattern, NMTensor, nm_compress, nm_decompress, nm_spmm
+from kernels.nm import NMPattern, NMTensor, check_spmm, nm_compress, nm_decompress, nm_spmm
 
 __all__ = [
     "candidate_series",
@@ -231,9 +231,10 @@ def tasd_spmm(terms, b):
     """``tasd_reconstruct(terms) @ b`` as a series of N:M SpMMs accumulated into one output.
 
     Each term is a 2-D ``(rows, K)`` :class:`NMTensor` compressed along axis 1 (the reduction
-    axis), as :func:`tasd_decompose` gives for ``axis=-1``. Every term is one
-    :func:`kernels.nm.nm_spmm` call, i.e. one kernel launch on CuPy, so the executed MACs are
-    the series' density times the dense count.
+    axis), as :func:`tasd_decompose` gives for ``axis=-1``. On NumPy every term is one
+    :func:`kernels.nm.nm_spmm` call accumulated in place; on CuPy :mod:`kernels.nm_dispatch`
+    runs the tuned fastest of: the terms on sparse tensor cores into one output (beta = 1), the
+    CUDA-core kernel, or dense cuBLAS on the summed operand.
 
     Raises
     ------
@@ -241,6 +242,11 @@ def tasd_spmm(terms, b):
         For no terms, terms of different shapes, or what :func:`kernels.nm.nm_spmm` refuses.
     """
     terms = _check_terms(terms, "tasd_spmm")
+    xp, b = check_spmm(terms[0], b, "tasd_spmm")
+    if xp is not np:
+        from kernels.nm_dispatch import spmm_cupy
+
+        return spmm_cupy(terms, b)
     out = nm_spmm(terms[0], b)
     for t in terms[1:]:
         out += nm_spmm(t, b)
