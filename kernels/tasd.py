@@ -228,19 +228,34 @@ def tasd_errors(a, terms) -> list[dict]:
 
 
 def tasd_spmm(terms, b):
-    """``tasd_reconstruct(terms) @ b`` as a series of N:M SpMMs accumulated into one output.
+    """``tasd_reconstruct(terms) @ b``: every term's kept values against one B, one output.
 
     Each term is a 2-D ``(rows, K)`` :class:`NMTensor` compressed along axis 1 (the reduction
-    axis), as :func:`tasd_decompose` gives for ``axis=-1``. Every term is one
-    :func:`kernels.nm.nm_spmm` call, i.e. one kernel launch on CuPy, so the executed MACs are
-    the series' density times the dense count.
+    axis), as :func:`tasd_decompose` gives for ``axis=-1``; all terms share one layout. On
+    CuPy the terms run in ONE kernel launch (``kernels.nm_cuda.tasd_spmm_cupy``): B's tile and
+    the output tile stay on chip while the terms' entries stream through, so the executed
+    MACs are the series' density times the dense count with no per-term pass over C. On
+    NumPy each term is one :func:`kernels.nm.nm_spmm`, accumulated in place.
 
     Raises
     ------
     InputError
-        For no terms, terms of different shapes, or what :func:`kernels.nm.nm_spmm` refuses.
+        For no terms, terms of different shapes or layouts, or what :func:`kernels.nm.nm_spmm` refuses.
     """
     terms = _check_terms(terms, "tasd_spmm")
+    if any(t.layout != terms[0].layout for t in terms):
+        raise InputError("tasd_spmm: terms mix the element and vector layouts; decompose with one layout")
+    if len(terms) > 1 and array_module(terms[0].values, b) is not np:
+        for t in terms:
+            if len(t.shape) != 2 or t.axis != 1:
+                raise InputError(f"tasd_spmm: terms must be 2-D (rows, K) along axis 1, got {t.shape} along {t.axis}")
+        xp = array_module(b)
+        b = xp.asarray(b)
+        if b.ndim != 2 or b.shape[0] != terms[0].shape[1]:
+            raise InputError(f"tasd_spmm: B must be 2-D with {terms[0].shape[1]} rows, got {b.shape}")
+        from kernels.nm_cuda import tasd_spmm_cupy
+
+        return tasd_spmm_cupy(terms, b)
     out = nm_spmm(terms[0], b)
     for t in terms[1:]:
         out += nm_spmm(t, b)
