@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kernels import autotune
 from kernels.errors import InputError
-from kernels.nm_configs import candidates, impl_name, smem_bytes, template_name, threads
+from kernels.nm_configs import MAX_ENTRY_SLOTS, candidates, impl_name, smem_bytes, template_name, threads
 from kernels.nm_pack import entries_per_block, pack_terms, pad_cols
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "cusparselt_2_4_prepare",
     "nm_spmm_cupy",
     "plan",
+    "run_config",
     "run_packed",
     "tasd_spmm_cupy",
 ]
@@ -132,6 +133,12 @@ def _launch(terms, b4, cfg, rows, cols4):
     return c
 
 
+def _b4(b):
+    """B as the kernel reads it: float32, columns padded to a multiple of 4, 16-byte aligned."""
+    b4 = pad_cols(b, _cupy())
+    return b4.copy() if b4.data.ptr % 16 else b4  # a view at an odd offset: cp.async needs 16 B
+
+
 def _time(fn, reps: int = 5) -> float:
     cupy = _cupy()
     fn()
@@ -163,7 +170,7 @@ def plan(terms, b) -> dict:
         raise InputError(f"nm_spmm on CuPy: {e_l} entries per {lblock}-row block exceed every tile's 32 slots")
     key = {"m": rows, "n": int(b.shape[1]), "k": k, "pattern": "+".join(str(t.pattern) for t in terms),
            "dtype": "float32", "layout": terms[0].layout}
-    b4 = pad_cols(b, _cupy())
+    b4 = _b4(b)
     cfg = autotune.tune(_KERNEL, device, key, cands, lambda c: _time(lambda: _launch(terms, b4, c, rows, cols4)))
     return {**cfg, "impl": impl_name(cfg["mode"], len(terms))}
 
@@ -174,18 +181,21 @@ def run_packed(terms, b):
     Terms whose entries per L-block overflow the kernel's slots (series denser than 32 per
     window block) are split in two halves and summed (more launches; rare).
     """
-    cupy = _cupy()
     terms = list(terms)
-    rows, cols = terms[0].shape[0], int(b.shape[1])
-    try:
-        cfg = plan(terms, b)
-    except InputError:
-        if len(terms) == 1:
-            raise
+    if len(terms) > 1 and entries_per_block(terms)[1] > MAX_ENTRY_SLOTS:
         half = len(terms) // 2
         return run_packed(terms[:half], b) + run_packed(terms[half:], b)
+    return run_config(terms, b, plan(terms, b))
+
+
+def run_config(terms, b, cfg: dict):
+    """Like :func:`run_packed` with a given configuration (one of :func:`kernels.nm_configs.candidates`)."""
+    cupy = _cupy()
+    terms = list(terms)
+    _check(terms, b)
+    rows, cols = terms[0].shape[0], int(b.shape[1])
     cols4 = -(-cols // 4) * 4
-    c = _launch(terms, pad_cols(b, cupy), cfg, rows, cols4)
+    c = _launch(terms, _b4(b), cfg, rows, cols4)
     return c if cols4 == cols else cupy.ascontiguousarray(c[:, :cols])
 
 
