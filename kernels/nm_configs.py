@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "IMPL_NAMES",
+    "MAX_ENTRY_SLOTS",
     "SM_COUNT_H200",
     "TILES",
     "candidates",
@@ -32,10 +33,12 @@ TILES = [
     (1, 64, 128, 8, 4, 16),
     (1, 32, 256, 8, 3, 32),
     (2, 64, 128, 8, 3, 32),
-    (2, 32, 128, 4, 4, 32),
+    (2, 32, 256, 8, 4, 32),
     (2, 64, 64, 8, 4, 32),
     (2, 128, 64, 8, 3, 32),
 ]
+MAX_ENTRY_SLOTS = max(t[5] for t in TILES)
+"""Entries one L-block may hold for any tile to take it (denser series are split by the caller)."""
 IMPL_NAMES = {0: "nm_vector_cuda", 1: "nm_vector_gather_cuda", 2: "nm_element_cuda"}
 """Stable implementation name per mode, recorded as ``params['impl']`` (TASD: ``tasd_onepass_cuda``)."""
 SM_COUNT_H200 = 132

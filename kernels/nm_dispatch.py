@@ -76,14 +76,9 @@ def _dense_a(terms):
 
 
 def _cuda_core(terms, b):
-    from kernels import nm_cuda
+    from kernels.nm_cuda import run_packed
 
-    if len(terms) > 1 and hasattr(nm_cuda, "tasd_spmm_cupy"):
-        return nm_cuda.tasd_spmm_cupy(terms, b)
-    out = nm_cuda.nm_spmm_cupy(terms[0], b)
-    for t in terms[1:]:
-        out += nm_cuda.nm_spmm_cupy(t, b)
-    return out
+    return run_packed(terms, b)  # one launch for the whole series
 
 
 def _runner(impl: str, terms, b, out_dtype) -> Callable[[], object]:
@@ -147,12 +142,11 @@ def plan(terms, b, out_dtype=None) -> dict:
     if chosen["impl"] == "nm_2of4_cusparselt":
         info.update(sparse_tc.plan_info(terms, b))
     elif chosen["impl"] == CUDA_CORE:
-        from kernels import nm_cuda
+        from kernels.nm_cuda import plan as cuda_plan
 
-        if hasattr(nm_cuda, "plan"):
-            sub = nm_cuda.plan(terms, b)
-            info["impl"] = sub.get("impl", CUDA_CORE)
-            info["cuda_core"] = sub
+        sub = cuda_plan(terms, b)
+        info["impl"] = sub.get("impl", CUDA_CORE)
+        info["cuda_core"] = sub
     else:
         info["unit"] = "tensor core" if key["dtype"] in ("float16", "bfloat16") else "CUDA cores (FFMA)"
     return info

@@ -24,7 +24,7 @@ from kernels.backend import array_module
 from kernels.errors import InputError
 from kernels.nm import VECTOR_WIDTH, NMTensor
 
-__all__ = ["ROW_ALIGN", "Packed", "pack_terms", "pad_cols"]
+__all__ = ["ROW_ALIGN", "Packed", "entries_per_block", "pack_terms", "pad_cols"]
 
 ROW_ALIGN = 128
 """Rows of the packed arrays are padded to this (the largest block height), so loads never leave them."""
@@ -71,6 +71,12 @@ def _lcm(values) -> int:
     for v in values:
         out = out * v // math.gcd(out, v)
     return out
+
+
+def entries_per_block(terms) -> tuple[int, int]:
+    """``(L, E_L)``: the L-block height (lcm of the terms' M) and the entries per row in one L-block."""
+    lblock = _lcm(t.m for t in terms)
+    return lblock, sum(t.n * lblock // t.m for t in terms)
 
 
 def pack_terms(terms, ke_ks: int | None = None) -> Packed:

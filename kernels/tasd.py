@@ -228,20 +228,24 @@ def tasd_errors(a, terms) -> list[dict]:
 
 
 def tasd_spmm(terms, b):
-    """``tasd_reconstruct(terms) @ b`` as a series of N:M SpMMs accumulated into one output.
+    """``tasd_reconstruct(terms) @ b``: every term's kept values against one B, one output.
 
     Each term is a 2-D ``(rows, K)`` :class:`NMTensor` compressed along axis 1 (the reduction
-    axis), as :func:`tasd_decompose` gives for ``axis=-1``. On NumPy every term is one
-    :func:`kernels.nm.nm_spmm` call accumulated in place; on CuPy :mod:`kernels.nm_dispatch`
-    runs the tuned fastest of: the terms on sparse tensor cores into one output (beta = 1), the
-    CUDA-core kernel, or dense cuBLAS on the summed operand.
+    axis), as :func:`tasd_decompose` gives for ``axis=-1``; all terms share one layout. On
+    NumPy each term is one :func:`kernels.nm.nm_spmm`, accumulated in place. On CuPy
+    :mod:`kernels.nm_dispatch` runs the tuned fastest of: the CUDA-core kernel in ONE launch
+    (``kernels.nm_cuda.tasd_spmm_cupy``: B's tile and the output tile stay on chip while the
+    terms stream through), the terms on sparse tensor cores into one output (beta = 1, no add
+    pass), or dense cuBLAS on the summed operand.
 
     Raises
     ------
     InputError
-        For no terms, terms of different shapes, or what :func:`kernels.nm.nm_spmm` refuses.
+        For no terms, terms of different shapes or layouts, or what :func:`kernels.nm.nm_spmm` refuses.
     """
     terms = _check_terms(terms, "tasd_spmm")
+    if any(t.layout != terms[0].layout for t in terms):
+        raise InputError("tasd_spmm: terms mix the element and vector layouts; decompose with one layout")
     xp, b = check_spmm(terms[0], b, "tasd_spmm")
     if xp is not np:
         from kernels.nm_dispatch import spmm_cupy

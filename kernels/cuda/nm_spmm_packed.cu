@@ -47,6 +47,9 @@ template <int MODE, int BM, int BN, int TM, int EMAX>
 struct NmTile {
   static constexpr int VB = BM / 32;                         // vectors per block
   static constexpr int THREADS = (BM / (4 * TM)) * (BN / 64) * 32;
+  // Blocks per SM the register budget is cut for: 2 x 256 threads (<= 128 registers each)
+  // or 3 x 128 (<= 168): enough warps to overlap one block's barrier with another's FMAs.
+  static constexpr int MIN_BLOCKS = THREADS >= 256 ? 2 : 3;
   static constexpr int A_FLOATS = EMAX * BM;
   static constexpr int B_ROWS = MODE == 1 ? VB * EMAX : EMAX;  // slab modes: ks <= EMAX rows
   static constexpr int B_FLOATS = B_ROWS * BN;
@@ -147,7 +150,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
     const int es = min(e_stage, e_tot - s * e_stage);
     if (MODE == 2) {
       const unsigned char* ke = k_buf(buf);
-#pragma unroll 2
+#pragma unroll 1
       for (int e = 0; e < es; ++e) {
         float a[TM];
         unsigned char kk[TM];
@@ -169,7 +172,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
     } else {
       const int* kv = reinterpret_cast<const int*>(k_buf(buf));
       const int k0 = s * ks;
-#pragma unroll 4
+#pragma unroll 2
       for (int e = 0; e < es; ++e) {
         const int br = MODE == 0 ? kv[vl * EMAX + e] - k0 : vl * EMAX + e;
         const float4 b0 = *reinterpret_cast<const float4*>(bs + br * BN + cl);
@@ -209,7 +212,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
 // grid (ceil(cols/BN), rows_pad/BM, split), block NmTile::THREADS, dynamic smem STAGES*STAGE_BYTES;
 // writes C[z] (rows x cols) for its tile: C itself when split == 1, else split z's partial.
 template <int MODE, int BM, int BN, int TM, int STAGES, int EMAX>
-__global__ void __launch_bounds__(NmTile<MODE, BM, BN, TM, EMAX>::THREADS)
+__global__ void __launch_bounds__(NmTile<MODE, BM, BN, TM, EMAX>::THREADS, NmTile<MODE, BM, BN, TM, EMAX>::MIN_BLOCKS)
     nm_packed(const float* __restrict__ At, const int* __restrict__ Kv, const unsigned char* __restrict__ Ke,
               const float* __restrict__ B, float* __restrict__ C, int rows, int rows_pad, int K, int cols,
               int e_tot, int e_stage, int ks, int stages, int per_split) {
