@@ -13,17 +13,18 @@ inputs always take the same path (bit-identical results):
   pattern (BENCHMARKS.md).
 
 Work is split into fixed blocks (independent of the thread count) run on a thread pool with
-BLAS held to one thread per worker: every output element is computed by the same sequence
-of operations whatever the number of workers.
+BLAS held to one thread per worker (small problems run the same blocks serially): every output
+element is computed by the same sequence of operations whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from kernels.nm import VECTOR_WIDTH, NMTensor, row_indices
 
@@ -35,6 +36,7 @@ the gather path cost ~9.6 s per unit of density against 2.2 s for decompress + d
 near 0.2 (1:8 gathers, 2:8 and denser decompress)."""
 _PANEL_BYTES = 1 << 18  # gathered panel (G*n rows x width) kept in a 512 KB L2 with room for A and C
 _ROW_BLOCK = 128  # rows per decompress + GEMM block: big enough for BLAS efficiency, small enough to spread
+_SERIAL_FLOPS = 2e7  # below this a pool costs more than it saves (~1 ms to start workers and limit BLAS)
 
 
 def choose_impl(t: NMTensor) -> str:
@@ -50,14 +52,28 @@ def _workers(tasks: int) -> int:
     return max(1, min(n, tasks))
 
 
-def _run(fn, tasks: list) -> None:
-    """Run ``fn(task)`` for every task on a pool, BLAS single-threaded inside the workers."""
-    with threadpool_limits(1, user_api="blas"):
-        if _workers(len(tasks)) == 1:
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()  # inspecting the loaded BLAS libraries is slow: do it once
+
+
+def _run(fn, tasks: list, flops: float) -> None:
+    """Run ``fn(task)`` for every task; big work on a pool with BLAS held to one thread.
+
+    BLAS is held to one thread for big work even with one worker: OpenBLAS's own threading
+    changes the rounding, so this keeps results independent of the worker count.
+    """
+    if flops < _SERIAL_FLOPS:
+        for task in tasks:
+            fn(task)
+        return
+    workers = _workers(len(tasks))
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        if workers == 1:
             for task in tasks:
                 fn(task)
             return
-        with ThreadPoolExecutor(_workers(len(tasks))) as pool:
+        with ThreadPoolExecutor(workers) as pool:
             for f in [pool.submit(fn, task) for task in tasks]:
                 f.result()
 
@@ -106,7 +122,7 @@ def _gather_gemm(t: NMTensor, vals, bb, out) -> None:
             np.take(bp, col[v], axis=0, out=buf)
             out[r0:r1, c0:c1] = vals[r0:r1] @ buf
 
-    _run(panel, panels)
+    _run(panel, panels, 2.0 * vals.size * bb.shape[1])
 
 
 def _decompress_blas(t: NMTensor, vals, bb, out) -> None:
@@ -120,4 +136,4 @@ def _decompress_blas(t: NMTensor, vals, bb, out) -> None:
         np.put_along_axis(dense, idx[r0:r1], vals[r0:r1].reshape(r1 - r0, t.groups, t.n), axis=-1)
         np.matmul(dense.reshape(r1 - r0, -1)[:, :k], bb, out=out[r0:r1])
 
-    _run(block, blocks)
+    _run(block, blocks, 2.0 * vals.shape[0] * k * bb.shape[1])
