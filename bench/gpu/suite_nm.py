@@ -240,6 +240,20 @@ def main(argv=None) -> int:
     rec = Recorder(args.traces)
     runner = _Runner(xp, rec, args.warmup, args.repeats)
     results, errors, skipped = [], [], []
+    device = device_info(xp)["device_name"]
+
+    def write() -> None:
+        """The JSON as it stands (rewritten after every configuration, so a killed run keeps its figures)."""
+        out = {
+            "suite": "nm", "backend": args.backend, "device": device, "tiny": args.tiny,
+            "repeats": args.repeats, "warmup": args.warmup, "budget_s": args.budget_s,
+            "elapsed_s": args.budget_s - budget.left(), "budget_exhausted": bool(skipped), "skipped": skipped,
+            "errors": errors, "targets": TARGETS, "summary": summarize(results), "results": results,
+            "dense_median_s": {f"{m}x{n}x{k} {dt}": t for (m, n, k, dt), t in sorted(runner.dense.items())},
+        }
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(out, indent=1, sort_keys=True, default=str))
+
     for c in configs(args.tiny):
         if not budget.allows_next():
             skipped.append(_label(c))
@@ -254,15 +268,8 @@ def main(argv=None) -> int:
             print(f"{_label(c)}: {errors[-1]['error']}", file=sys.stderr, flush=True)
         budget.spent(time.monotonic() - t0)
         rec.flush()
-    out = {
-        "suite": "nm", "backend": args.backend, "device": device_info(xp)["device_name"], "tiny": args.tiny,
-        "repeats": args.repeats, "warmup": args.warmup, "budget_s": args.budget_s,
-        "elapsed_s": args.budget_s - budget.left(), "budget_exhausted": bool(skipped), "skipped": skipped,
-        "errors": errors, "targets": TARGETS, "summary": summarize(results), "results": results,
-        "dense_median_s": {f"{m}x{n}x{k} {dt}": s for (m, n, k, dt), s in sorted(runner.dense.items())},
-    }
-    with atomic_path(args.json) as tmp:
-        tmp.write_text(json.dumps(out, indent=1, sort_keys=True, default=str))
+        write()
+    write()
     print(f"{len(results)} configs, {len(errors)} errors, {len(skipped)} skipped -> {args.json}", file=sys.stderr)
     return 0
 
