@@ -15,7 +15,6 @@ import os
 import re
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +76,9 @@ def main(argv=None) -> int:
 
 
 def _median_s(fn, repeats: int) -> float:
-    fn()  # warm-up: page-in, thread pool start
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    from kernels.trace import time_call
+
+    return time_call(fn, warmup=1, repeats=repeats, xp=np).median_s  # warm-up pages in and starts the pool
 
 
 def cpu_at_size(repeats: int, m: int = 1024, n: int = 4096, k: int = 4096) -> int:

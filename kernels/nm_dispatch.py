@@ -16,7 +16,6 @@ The candidate list and the timing are plain Python, testable with NumPy stand-in
 
 from __future__ import annotations
 
-import statistics
 import threading
 import weakref
 from collections.abc import Callable
@@ -101,18 +100,12 @@ def _runner(impl: str, terms, b, out_dtype) -> Callable[[], object]:
 
 
 def _time_gpu(fn, repeats: int = TUNE_REPEATS) -> float:
-    """Median seconds of ``repeats`` calls after one warm-up, by CUDA events on the current stream."""
+    """Median seconds of ``repeats`` calls after one warm-up (CUDA events, :func:`kernels.trace.time_call`)."""
     import cupy
 
-    fn()
-    stream = cupy.cuda.get_current_stream()
-    events = [(cupy.cuda.Event(), cupy.cuda.Event()) for _ in range(repeats)]
-    for s, e in events:
-        s.record(stream)
-        fn()
-        e.record(stream)
-    stream.synchronize()
-    return statistics.median(cupy.cuda.get_elapsed_time(s, e) / 1e3 for s, e in events)
+    from kernels.trace import time_call
+
+    return time_call(fn, warmup=1, repeats=repeats, xp=cupy).median_s
 
 
 def _device_name() -> str:

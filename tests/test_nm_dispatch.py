@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels import autotune, nm_dispatch, sparse_tc
+from kernels import nm_dispatch, sparse_tc
 from kernels.nm import nm_compress, nm_decompress
 from kernels.tasd import tasd_decompose
 
@@ -66,18 +66,15 @@ def test_candidates_keep_dense_last_and_tc_only_when_allowed():
 
 
 @pytest.fixture
-def fake_gpu(tmp_path, monkeypatch):
+def fake_gpu(private_autotune_cache, monkeypatch):
     """Dispatcher on NumPy data: fixed per-impl times instead of CUDA events, a private tuning cache."""
-    monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path))
-    autotune.clear()
     times = {}
     monkeypatch.setattr(nm_dispatch, "_device_name", lambda: "fake-gpu")
     monkeypatch.setattr(nm_dispatch, "_runner", _numpy_runner)
     monkeypatch.setattr(nm_dispatch, "_time_gpu", lambda fn: times[fn()[1]])
     monkeypatch.setattr(sparse_tc, "available", lambda: True)
     monkeypatch.setattr(sparse_tc, "_device_id", lambda: 0)
-    yield times
-    autotune.clear()
+    return times
 
 
 def _numpy_runner(impl, terms, b, out_dtype):

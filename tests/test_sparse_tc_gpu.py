@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kernels import autotune, sparse_tc
+from kernels import sparse_tc
 from kernels.backend import gpu_available
 from kernels.errors import InputError
 from kernels.nm import nm_compress, nm_decompress, nm_spmm
@@ -19,11 +19,8 @@ SHAPES = [(64, 32, 128), (256, 128, 512), (96, 48, 4096)]  # (rows, cols, K): ro
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path))
-    autotune.clear()
+def _private_cache(private_autotune_cache):
     yield
-    autotune.clear()
 
 
 def _dtypes():
