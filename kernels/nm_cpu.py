@@ -7,14 +7,14 @@ inputs always take the same path (bit-identical results):
   kept positions are shared, so its product is ``vals (32, G*n) @ b[cols]``. ``b`` is cut into
   column panels small enough that the gathered rows of one panel stay in L2 while the GEMM
   reads them; only ``n/m`` of the dense FLOPs run.
-* ``decompress_blas`` (element layout, or denser patterns): each block of rows is scattered to
-  dense and multiplied by BLAS. Element-wise positions differ row by row, so a gather costs as
-  much as the FLOPs it saves; measured on a 2-core EPYC the gather paths lost to this at every
-  pattern (BENCHMARKS.md).
+* ``decompress_blas`` (element layout, or denser patterns): decompress, then one BLAS call on
+  BLAS's own threads, i.e. the decompress + dense baseline itself. Element-wise positions differ
+  row by row, so a gather costs as much as the FLOPs it saves (the per-row gather this module
+  replaced ran 7-100x slower than this at 1024x4096x4096).
 
-Work is split into fixed blocks (independent of the thread count) run on a thread pool with
-BLAS held to one thread per worker (small problems run the same blocks serially): every output
-element is computed by the same sequence of operations whatever the number of workers.
+The gather path splits its work into fixed column panels (independent of the thread count) run
+on a thread pool with BLAS held to one thread per worker (small problems run serially): every
+output element is computed by the same sequence of operations whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from kernels.nm import VECTOR_WIDTH, NMTensor, row_indices
+from kernels.nm import VECTOR_WIDTH, NMTensor, nm_decompress
 
 __all__ = ["GATHER_DENSITY", "choose_impl", "nm_spmm_numpy"]
 
@@ -35,7 +35,6 @@ GATHER_DENSITY = 0.2
 the gather path cost ~9.6 s per unit of density against 2.2 s for decompress + dense, a crossover
 near 0.2 (1:8 gathers, 2:8 and denser decompress)."""
 _PANEL_BYTES = 1 << 18  # gathered panel (G*n rows x width) kept in a 512 KB L2 with room for A and C
-_ROW_BLOCK = 128  # rows per decompress + GEMM block: big enough for BLAS efficiency, small enough to spread
 _SERIAL_FLOPS = 2e7  # below this a pool costs more than it saves (~1 ms to start workers and limit BLAS)
 
 
@@ -103,7 +102,7 @@ def nm_spmm_numpy(t: NMTensor, b: np.ndarray, impl: str | None = None) -> np.nda
             raise ValueError("gather_gemm needs the vector layout")
         _gather_gemm(t, vals, bb, out)
     else:
-        _decompress_blas(t, vals, bb, out)
+        _decompress_blas(t, bb, out)
     return out
 
 
@@ -125,15 +124,6 @@ def _gather_gemm(t: NMTensor, vals, bb, out) -> None:
     _run(panel, panels, 2.0 * vals.size * bb.shape[1])
 
 
-def _decompress_blas(t: NMTensor, vals, bb, out) -> None:
-    idx = row_indices(t).reshape(vals.shape[0], t.groups, t.n).astype(np.intp)
-    k = t.shape[1]
-    blocks = [(r0, min(vals.shape[0], r0 + _ROW_BLOCK)) for r0 in range(0, vals.shape[0], _ROW_BLOCK)]
-
-    def block(span):
-        r0, r1 = span
-        dense = np.zeros((r1 - r0, t.groups, t.m), dtype=vals.dtype)
-        np.put_along_axis(dense, idx[r0:r1], vals[r0:r1].reshape(r1 - r0, t.groups, t.n), axis=-1)
-        np.matmul(dense.reshape(r1 - r0, -1)[:, :k], bb, out=out[r0:r1])
-
-    _run(block, blocks, 2.0 * vals.shape[0] * k * bb.shape[1])
+def _decompress_blas(t: NMTensor, bb, out) -> None:
+    # Whole-matrix decompress, then one BLAS call on its own threads: exactly the baseline's work.
+    np.matmul(nm_decompress(t).astype(bb.dtype, copy=False), bb, out=out)
