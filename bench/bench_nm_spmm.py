@@ -75,17 +75,26 @@ def main(argv=None) -> int:
     return 0
 
 
-def _median_s(fn, repeats: int) -> float:
-    from kernels.trace import time_call
+def _interleaved_medians(fns, repeats: int) -> list[float]:
+    """Median seconds of each function, timed in turn within every round so all share the load."""
+    import time
 
-    return time_call(fn, warmup=1, repeats=repeats, xp=np).median_s  # warm-up pages in and starts the pool
+    for fn in fns:
+        fn()  # warm-up: page-in, thread pool start
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def cpu_at_size(repeats: int, m: int = 1024, n: int = 4096, k: int = 4096) -> int:
     """Issue 13's CPU targets: nm_spmm >= 1.0x decompress + dense at 2:4, >= 2x dense at 1:8.
 
-    Dense, decompress + dense and nm_spmm are timed in turn per pattern and layout (medians of
-    ``repeats`` after one warm-up), so each ratio compares runs under the same load.
+    Dense, decompress + dense and nm_spmm are timed in turn within every round (medians of
+    ``repeats`` rounds after one warm-up), so each ratio compares runs under the same load.
     """
     from kernels.nm import nm_compress, nm_decompress, nm_spmm
     from kernels.nm_cpu import choose_impl
@@ -101,9 +110,8 @@ def cpu_at_size(repeats: int, m: int = 1024, n: int = 4096, k: int = 4096) -> in
         nn, mm = (int(x) for x in pattern.split(":"))
         for layout in ("element", "vector"):
             t = nm_compress(a, nn, mm, axis=1, layout=layout)
-            dense = _median_s(lambda: a @ b, repeats)
-            dec = _median_s(lambda: nm_decompress(t) @ b, repeats)
-            sp = _median_s(lambda: nm_spmm(t, b), repeats)
+            dense, dec, sp = _interleaved_medians(
+                [lambda: a @ b, lambda: nm_decompress(t) @ b, lambda: nm_spmm(t, b)], repeats)
             print(f"{pattern:>8}{layout:>9}{choose_impl(t):>17}{dense:>9.3f}{dec:>12.3f}{sp:>10.3f}"
                   f"{dense / sp:>8.2f}x{dec / sp:>12.2f}x", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
