@@ -23,7 +23,13 @@
 //   0 vector, slab:   B's KS x BN slab is loaded whole, entries index into it (low sparsity).
 //   1 vector, gather: only the B rows the block's vectors use are copied: (BM/32) x EMAX rows
 //                     of BN (high sparsity: B traffic scales with N/M, not with K).
-//   2 element, slab:  as 0 but every row has its own K row per entry (element-wise N:M).
+//   2 element, slab:  as 0 but every row has its own K row per entry (element-wise N:M): two
+//                     LDS.128 of B per row and entry, so shared-memory bandwidth caps it near
+//                     a quarter of the FMA peak; it wins at high sparsity.
+//   3 element, expand: stage data as in 2, then each thread scatters its A rows' entries into
+//                     a dense KS x BM tile in shared memory (zeros elsewhere) and the block runs
+//                     the dense register-tiled loop: global A traffic is N/M of dense, FMAs
+//                     are dense; it wins at low sparsity (2:4) where mode 2 is bandwidth-bound.
 // Split-K: blockIdx.z takes a contiguous range of stages and writes its partial tile to
 // W[z]; nm_splitk_reduce sums the partials in z order (deterministic, no atomics).
 // Launch contract (checked on the host): cols % 4 == 0, 16-byte aligned pointers,
@@ -53,8 +59,9 @@ struct NmTile {
   static constexpr int A_FLOATS = EMAX * BM;
   static constexpr int B_ROWS = MODE == 1 ? VB * EMAX : EMAX;  // slab modes: ks <= EMAX rows
   static constexpr int B_FLOATS = B_ROWS * BN;
-  static constexpr int K_BYTES = MODE == 0 ? VB * EMAX * 4 : (MODE == 2 ? EMAX * BM : 0);
+  static constexpr int K_BYTES = MODE == 0 ? VB * EMAX * 4 : (MODE >= 2 ? EMAX * BM : 0);
   static constexpr int STAGE_BYTES = (A_FLOATS + B_FLOATS) * 4 + ((K_BYTES + 15) / 16) * 16;
+  static constexpr int DENSE_BYTES = MODE == 3 ? EMAX * BM * 4 : 0;  // the expanded A tile, after the ring
 };
 
 template <int MODE, int BM, int BN, int TM, int STAGES, int EMAX>
@@ -97,7 +104,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
         NM_CP_ASYNC_4(nm_smem(kv + v * EMAX + e), Kv + (size_t)(row0 / 32 + v) * e_tot + e0 + e, 4);
       }
     }
-    if (MODE == 2) {
+    if (MODE >= 2) {
       unsigned char* ke = k_buf(buf);
       for (int c = tid; c < es * (BM / 16); c += T::THREADS) {
         const int e = c / (BM / 16), r16 = (c % (BM / 16)) * 16;
@@ -148,7 +155,33 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
     const float* as = a_buf(buf);
     const float* bs = b_buf(buf);
     const int es = min(e_stage, e_tot - s * e_stage);
-    if (MODE == 2) {
+    if (MODE == 3) {
+      // Expand: the thread owning A row r zeroes its column of the dense tile, then adds its
+      // entries (+=: TASD terms may repeat a position with value 0). Same thread, no race.
+      float* ad = reinterpret_cast<float*>(nm_shm + STAGES * T::STAGE_BYTES);
+      const unsigned char* ke = k_buf(buf);
+      for (int r = tid; r < BM; r += T::THREADS) {
+        for (int k = 0; k < ks; ++k) ad[k * BM + r] = 0.f;
+        for (int e = 0; e < es; ++e) ad[ke[e * BM + r] * BM + r] += as[e * BM + r];
+      }
+      __syncthreads();
+#pragma unroll 2
+      for (int k = 0; k < ks; ++k) {
+        const float4 b0 = *reinterpret_cast<const float4*>(bs + k * BN + cl);
+        const float4 b1 = *reinterpret_cast<const float4*>(bs + k * BN + cl + 32);
+#pragma unroll
+        for (int q = 0; q < TM; q += 4) {
+          const float4 a4 = *reinterpret_cast<const float4*>(ad + k * BM + rl + q);
+          const float a[4] = {a4.x, a4.y, a4.z, a4.w};
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            float* o = acc[q + i];
+            o[0] += a[i] * b0.x; o[1] += a[i] * b0.y; o[2] += a[i] * b0.z; o[3] += a[i] * b0.w;
+            o[4] += a[i] * b1.x; o[5] += a[i] * b1.y; o[6] += a[i] * b1.z; o[7] += a[i] * b1.w;
+          }
+        }
+      }
+    } else if (MODE == 2) {
       const unsigned char* ke = k_buf(buf);
 #pragma unroll 1
       for (int e = 0; e < es; ++e) {
@@ -209,7 +242,8 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
   }
 }
 
-// grid (ceil(cols/BN), rows_pad/BM, split), block NmTile::THREADS, dynamic smem STAGES*STAGE_BYTES;
+// grid (ceil(cols/BN), rows_pad/BM, split), block NmTile::THREADS, dynamic smem
+// STAGES*STAGE_BYTES + DENSE_BYTES;
 // writes C[z] (rows x cols) for its tile: C itself when split == 1, else split z's partial.
 template <int MODE, int BM, int BN, int TM, int STAGES, int EMAX>
 __global__ void __launch_bounds__(NmTile<MODE, BM, BN, TM, EMAX>::THREADS, NmTile<MODE, BM, BN, TM, EMAX>::MIN_BLOCKS)
