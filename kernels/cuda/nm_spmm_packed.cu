@@ -40,8 +40,11 @@
 #define NM_CP_ASYNC_4(dst, src, bytes)                                                        \
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(bytes))
 
+// Shared-memory address of a generic pointer, in PTX so that NVRTC needs no header.
 static __device__ __forceinline__ unsigned nm_smem(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+  unsigned a;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+  return a;
 }
 static __device__ __forceinline__ void nm_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -95,20 +98,20 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
     float* as = a_buf(buf);
     for (int c = tid; c < es * (BM / 4); c += T::THREADS) {
       const int e = c / (BM / 4), r4 = (c % (BM / 4)) * 4;
-      NM_CP_ASYNC_16(nm_smem(as + e * BM + r4), At + (size_t)(e0 + e) * rows_pad + row0 + r4, 16);
+      NM_CP_ASYNC_16(nm_smem(as + e * BM + r4), At + (long long)(e0 + e) * rows_pad + row0 + r4, 16);
     }
     if (MODE == 0) {
       int* kv = reinterpret_cast<int*>(k_buf(buf));
       for (int c = tid; c < T::VB * es; c += T::THREADS) {
         const int v = c / es, e = c % es;
-        NM_CP_ASYNC_4(nm_smem(kv + v * EMAX + e), Kv + (size_t)(row0 / 32 + v) * e_tot + e0 + e, 4);
+        NM_CP_ASYNC_4(nm_smem(kv + v * EMAX + e), Kv + (long long)(row0 / 32 + v) * e_tot + e0 + e, 4);
       }
     }
     if (MODE >= 2) {
       unsigned char* ke = k_buf(buf);
       for (int c = tid; c < es * (BM / 16); c += T::THREADS) {
         const int e = c / (BM / 16), r16 = (c % (BM / 16)) * 16;
-        NM_CP_ASYNC_16(nm_smem(ke + e * BM + r16), Ke + (size_t)(e0 + e) * rows_pad + row0 + r16, 16);
+        NM_CP_ASYNC_16(nm_smem(ke + e * BM + r16), Ke + (long long)(e0 + e) * rows_pad + row0 + r16, 16);
       }
     }
     float* bs = b_buf(buf);
@@ -117,16 +120,16 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
       for (int c = tid; c < T::VB * es * (BN / 4); c += T::THREADS) {
         const int r = c / (BN / 4), c4 = (c % (BN / 4)) * 4;
         const int v = r / es, e = r % es;
-        const int k = __ldg(Kv + (size_t)(row0 / 32 + v) * e_tot + e0 + e);
+        const int k = __ldg(Kv + (long long)(row0 / 32 + v) * e_tot + e0 + e);
         const bool ok = k < K && col0 + c4 < cols;
-        const float* src = ok ? B + (size_t)k * cols + col0 + c4 : B;
+        const float* src = ok ? B + (long long)k * cols + col0 + c4 : B;
         NM_CP_ASYNC_16(nm_smem(bs + (v * EMAX + e) * BN + c4), src, ok ? 16 : 0);
       }
     } else {
       for (int c = tid; c < ks * (BN / 4); c += T::THREADS) {
         const int r = c / (BN / 4), c4 = (c % (BN / 4)) * 4;
         const bool ok = k0 + r < K && col0 + c4 < cols;
-        const float* src = ok ? B + (size_t)(k0 + r) * cols + col0 + c4 : B;
+        const float* src = ok ? B + (long long)(k0 + r) * cols + col0 + c4 : B;
         NM_CP_ASYNC_16(nm_smem(bs + r * BN + c4), src, ok ? 16 : 0);
       }
     }
@@ -227,7 +230,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
   nm_wait<0>();  // no copy may still target shared memory when the block exits
 
   // Epilogue: float4 stores of the TM x 8 tile (split-K: into this split's partial).
-  float* out = C + (size_t)blockIdx.z * rows * cols;
+  float* out = C + (long long)blockIdx.z * rows * cols;
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
     const int r = row0 + rl + i;
@@ -236,7 +239,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
     for (int h = 0; h < 2; ++h) {
       const int c = col0 + cl + 32 * h;
       if (c < cols)
-        *reinterpret_cast<float4*>(out + (size_t)r * cols + c) =
+        *reinterpret_cast<float4*>(out + (long long)r * cols + c) =
             make_float4(acc[i][4 * h], acc[i][4 * h + 1], acc[i][4 * h + 2], acc[i][4 * h + 3]);
     }
   }
@@ -261,7 +264,7 @@ extern "C" __global__ void nm_splitk_reduce(const float4* __restrict__ W, float4
   if (i >= n4) return;
   float4 s = W[i];
   for (int z = 1; z < split; ++z) {
-    const float4 w = W[(size_t)z * n4 + i];
+    const float4 w = W[(long long)z * n4 + i];
     s.x += w.x; s.y += w.y; s.z += w.z; s.w += w.w;
   }
   C[i] = s;
