@@ -175,7 +175,7 @@ def plan(terms, b) -> dict:
     if not cands:
         raise InputError(f"nm_spmm on CuPy: {e_l} entries per {lblock}-row block exceed every tile's 32 slots")
     key = {"m": rows, "n": int(b.shape[1]), "k": k, "pattern": "+".join(str(t.pattern) for t in terms),
-           "dtype": "float32", "layout": terms[0].layout}
+           "dtype": str(_cupy().result_type(terms[0].values.dtype, b.dtype)), "layout": terms[0].layout}
     b4 = []  # built only if timing runs: a tuned call pays no padding copy here
 
     def time_fn(c):
