@@ -62,6 +62,13 @@ def model_packed(p: Packed, b: np.ndarray, cfg: dict) -> np.ndarray:
                     else:  # slab: rows k0 .. k0+ks-1, zero past K
                         for r in range(ks):
                             _copy_row(b_s, r, bb, k0 + r, k, col0, bn, cols)
+                    if mode == 3:  # expand into a dense ks x bm tile, then the dense loop
+                        ad = np.zeros((emax, bm))
+                        for e in range(es):
+                            np.add.at(ad, (p.ke[e0 + e, row0 : row0 + bm].astype(np.intp), np.arange(bm)), a_s[e])
+                        for kk in range(ks):
+                            acc += ad[kk, t_rows][:, :, None] * b_s[kk, t_cols][:, None, :]
+                        es = 0
                     for e in range(es):
                         a = a_s[e, t_rows]  # (threads, tm)
                         if mode == 2:

@@ -80,4 +80,4 @@ def test_tasd_plan_is_the_one_pass_implementation():
     a, b = _data((256, 512, 1024), "2:4+1:4", "float32")
     terms = tasd_decompose(cupy.asarray(a), "2:4+1:4")
     cfg = plan(terms, cupy.asarray(b))
-    assert cfg["impl"] == "tasd_onepass_cuda" and cfg["mode"] == 2
+    assert cfg["impl"] == "tasd_onepass_cuda" and cfg["mode"] in (2, 3)  # element layout: slab or expand

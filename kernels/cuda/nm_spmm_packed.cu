@@ -23,7 +23,13 @@
 //   0 vector, slab:   B's KS x BN slab is loaded whole, entries index into it (low sparsity).
 //   1 vector, gather: only the B rows the block's vectors use are copied: (BM/32) x EMAX rows
 //                     of BN (high sparsity: B traffic scales with N/M, not with K).
-//   2 element, slab:  as 0 but every row has its own K row per entry (element-wise N:M).
+//   2 element, slab:  as 0 but every row has its own K row per entry (element-wise N:M): two
+//                     LDS.128 of B per row and entry, so shared-memory bandwidth caps it near
+//                     a quarter of the FMA peak; it wins at high sparsity.
+//   3 element, expand: stage data as in 2, then each thread scatters its A rows' entries into
+//                     a dense KS x BM tile in shared memory (zeros elsewhere) and the block runs
+//                     the dense register-tiled loop: global A traffic is N/M of dense, FMAs
+//                     are dense; it wins at low sparsity (2:4) where mode 2 is bandwidth-bound.
 // Split-K: blockIdx.z takes a contiguous range of stages and writes its partial tile to
 // W[z]; nm_splitk_reduce sums the partials in z order (deterministic, no atomics).
 // Launch contract (checked on the host): cols % 4 == 0, 16-byte aligned pointers,
@@ -34,8 +40,11 @@
 #define NM_CP_ASYNC_4(dst, src, bytes)                                                        \
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(bytes))
 
+// Shared-memory address of a generic pointer, in PTX so that NVRTC needs no header.
 static __device__ __forceinline__ unsigned nm_smem(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+  unsigned a;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+  return a;
 }
 static __device__ __forceinline__ void nm_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -53,8 +62,9 @@ struct NmTile {
   static constexpr int A_FLOATS = EMAX * BM;
   static constexpr int B_ROWS = MODE == 1 ? VB * EMAX : EMAX;  // slab modes: ks <= EMAX rows
   static constexpr int B_FLOATS = B_ROWS * BN;
-  static constexpr int K_BYTES = MODE == 0 ? VB * EMAX * 4 : (MODE == 2 ? EMAX * BM : 0);
+  static constexpr int K_BYTES = MODE == 0 ? VB * EMAX * 4 : (MODE >= 2 ? EMAX * BM : 0);
   static constexpr int STAGE_BYTES = (A_FLOATS + B_FLOATS) * 4 + ((K_BYTES + 15) / 16) * 16;
+  static constexpr int DENSE_BYTES = MODE == 3 ? EMAX * BM * 4 : 0;  // the expanded A tile, after the ring
 };
 
 template <int MODE, int BM, int BN, int TM, int STAGES, int EMAX>
@@ -88,20 +98,20 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
     float* as = a_buf(buf);
     for (int c = tid; c < es * (BM / 4); c += T::THREADS) {
       const int e = c / (BM / 4), r4 = (c % (BM / 4)) * 4;
-      NM_CP_ASYNC_16(nm_smem(as + e * BM + r4), At + (size_t)(e0 + e) * rows_pad + row0 + r4, 16);
+      NM_CP_ASYNC_16(nm_smem(as + e * BM + r4), At + (long long)(e0 + e) * rows_pad + row0 + r4, 16);
     }
     if (MODE == 0) {
       int* kv = reinterpret_cast<int*>(k_buf(buf));
       for (int c = tid; c < T::VB * es; c += T::THREADS) {
         const int v = c / es, e = c % es;
-        NM_CP_ASYNC_4(nm_smem(kv + v * EMAX + e), Kv + (size_t)(row0 / 32 + v) * e_tot + e0 + e, 4);
+        NM_CP_ASYNC_4(nm_smem(kv + v * EMAX + e), Kv + (long long)(row0 / 32 + v) * e_tot + e0 + e, 4);
       }
     }
-    if (MODE == 2) {
+    if (MODE >= 2) {
       unsigned char* ke = k_buf(buf);
       for (int c = tid; c < es * (BM / 16); c += T::THREADS) {
         const int e = c / (BM / 16), r16 = (c % (BM / 16)) * 16;
-        NM_CP_ASYNC_16(nm_smem(ke + e * BM + r16), Ke + (size_t)(e0 + e) * rows_pad + row0 + r16, 16);
+        NM_CP_ASYNC_16(nm_smem(ke + e * BM + r16), Ke + (long long)(e0 + e) * rows_pad + row0 + r16, 16);
       }
     }
     float* bs = b_buf(buf);
@@ -110,16 +120,16 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
       for (int c = tid; c < T::VB * es * (BN / 4); c += T::THREADS) {
         const int r = c / (BN / 4), c4 = (c % (BN / 4)) * 4;
         const int v = r / es, e = r % es;
-        const int k = __ldg(Kv + (size_t)(row0 / 32 + v) * e_tot + e0 + e);
+        const int k = __ldg(Kv + (long long)(row0 / 32 + v) * e_tot + e0 + e);
         const bool ok = k < K && col0 + c4 < cols;
-        const float* src = ok ? B + (size_t)k * cols + col0 + c4 : B;
+        const float* src = ok ? B + (long long)k * cols + col0 + c4 : B;
         NM_CP_ASYNC_16(nm_smem(bs + (v * EMAX + e) * BN + c4), src, ok ? 16 : 0);
       }
     } else {
       for (int c = tid; c < ks * (BN / 4); c += T::THREADS) {
         const int r = c / (BN / 4), c4 = (c % (BN / 4)) * 4;
         const bool ok = k0 + r < K && col0 + c4 < cols;
-        const float* src = ok ? B + (size_t)(k0 + r) * cols + col0 + c4 : B;
+        const float* src = ok ? B + (long long)(k0 + r) * cols + col0 + c4 : B;
         NM_CP_ASYNC_16(nm_smem(bs + r * BN + c4), src, ok ? 16 : 0);
       }
     }
@@ -148,7 +158,33 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
     const float* as = a_buf(buf);
     const float* bs = b_buf(buf);
     const int es = min(e_stage, e_tot - s * e_stage);
-    if (MODE == 2) {
+    if (MODE == 3) {
+      // Expand: the thread owning A row r zeroes its column of the dense tile, then adds its
+      // entries (+=: TASD terms may repeat a position with value 0). Same thread, no race.
+      float* ad = reinterpret_cast<float*>(nm_shm + STAGES * T::STAGE_BYTES);
+      const unsigned char* ke = k_buf(buf);
+      for (int r = tid; r < BM; r += T::THREADS) {
+        for (int k = 0; k < ks; ++k) ad[k * BM + r] = 0.f;
+        for (int e = 0; e < es; ++e) ad[ke[e * BM + r] * BM + r] += as[e * BM + r];
+      }
+      __syncthreads();
+#pragma unroll 2
+      for (int k = 0; k < ks; ++k) {
+        const float4 b0 = *reinterpret_cast<const float4*>(bs + k * BN + cl);
+        const float4 b1 = *reinterpret_cast<const float4*>(bs + k * BN + cl + 32);
+#pragma unroll
+        for (int q = 0; q < TM; q += 4) {
+          const float4 a4 = *reinterpret_cast<const float4*>(ad + k * BM + rl + q);
+          const float a[4] = {a4.x, a4.y, a4.z, a4.w};
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            float* o = acc[q + i];
+            o[0] += a[i] * b0.x; o[1] += a[i] * b0.y; o[2] += a[i] * b0.z; o[3] += a[i] * b0.w;
+            o[4] += a[i] * b1.x; o[5] += a[i] * b1.y; o[6] += a[i] * b1.z; o[7] += a[i] * b1.w;
+          }
+        }
+      }
+    } else if (MODE == 2) {
       const unsigned char* ke = k_buf(buf);
 #pragma unroll 1
       for (int e = 0; e < es; ++e) {
@@ -194,7 +230,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
   nm_wait<0>();  // no copy may still target shared memory when the block exits
 
   // Epilogue: float4 stores of the TM x 8 tile (split-K: into this split's partial).
-  float* out = C + (size_t)blockIdx.z * rows * cols;
+  float* out = C + (long long)blockIdx.z * rows * cols;
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
     const int r = row0 + rl + i;
@@ -203,13 +239,14 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
     for (int h = 0; h < 2; ++h) {
       const int c = col0 + cl + 32 * h;
       if (c < cols)
-        *reinterpret_cast<float4*>(out + (size_t)r * cols + c) =
+        *reinterpret_cast<float4*>(out + (long long)r * cols + c) =
             make_float4(acc[i][4 * h], acc[i][4 * h + 1], acc[i][4 * h + 2], acc[i][4 * h + 3]);
     }
   }
 }
 
-// grid (ceil(cols/BN), rows_pad/BM, split), block NmTile::THREADS, dynamic smem STAGES*STAGE_BYTES;
+// grid (ceil(cols/BN), rows_pad/BM, split), block NmTile::THREADS, dynamic smem
+// STAGES*STAGE_BYTES + DENSE_BYTES;
 // writes C[z] (rows x cols) for its tile: C itself when split == 1, else split z's partial.
 template <int MODE, int BM, int BN, int TM, int STAGES, int EMAX>
 __global__ void __launch_bounds__(NmTile<MODE, BM, BN, TM, EMAX>::THREADS, NmTile<MODE, BM, BN, TM, EMAX>::MIN_BLOCKS)
@@ -227,7 +264,7 @@ extern "C" __global__ void nm_splitk_reduce(const float4* __restrict__ W, float4
   if (i >= n4) return;
   float4 s = W[i];
   for (int z = 1; z < split; ++z) {
-    const float4 w = W[(size_t)z * n4 + i];
+    const float4 w = W[(long long)z * n4 + i];
     s.x += w.x; s.y += w.y; s.z += w.z; s.w += w.w;
   }
   C[i] = s;
