@@ -29,6 +29,7 @@ __all__ = ["DENSE", "TUNE_REPEATS", "candidates", "plan", "spmm_cupy", "tune_key
 DENSE = "dense_cublas"
 CUDA_CORE = "cuda_core"
 TUNE_REPEATS = 5
+_CUDA_CORE_DTYPES = ("float32", "float16")  # what kernels.nm_cuda takes (float32 accumulation)
 _LOCK = threading.Lock()
 _DENSE_A: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # first term -> (ids of terms, dense A)
 _CHOICE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # first term -> {call key: impl}
@@ -52,7 +53,8 @@ def candidates(key: dict, tc_available: bool) -> list[dict]:
     out = []
     if key["sparse_tc"] and tc_available:
         out.append({"impl": "nm_2of4_cusparselt"})
-    out.append({"impl": CUDA_CORE})
+    if key["dtype"] in _CUDA_CORE_DTYPES and key["b_dtype"] == key["dtype"]:
+        out.append({"impl": CUDA_CORE})
     out.append({"impl": DENSE})
     return out
 

@@ -59,10 +59,13 @@ def test_eligibility_reasons():
 
 
 def test_candidates_keep_dense_last_and_tc_only_when_allowed():
-    key = {"sparse_tc": True}
+    key = {"sparse_tc": True, "dtype": "float16", "b_dtype": "float16"}
     assert [c["impl"] for c in nm_dispatch.candidates(key, True)] == ["nm_2of4_cusparselt", "cuda_core", "dense_cublas"]
     assert [c["impl"] for c in nm_dispatch.candidates(key, False)] == ["cuda_core", "dense_cublas"]
-    assert [c["impl"] for c in nm_dispatch.candidates({"sparse_tc": False}, True)] == ["cuda_core", "dense_cublas"]
+    key = {"sparse_tc": False, "dtype": "float32", "b_dtype": "float32"}
+    assert [c["impl"] for c in nm_dispatch.candidates(key, True)] == ["cuda_core", "dense_cublas"]
+    key = {"sparse_tc": False, "dtype": "float64", "b_dtype": "float64"}
+    assert [c["impl"] for c in nm_dispatch.candidates(key, True)] == ["dense_cublas"]  # no CUDA-core float64
 
 
 @pytest.fixture
