@@ -200,12 +200,12 @@ def nm_compress(a, n: int, m: int, axis: int = -1, layout: str = "element") -> N
     if a.dtype.kind == "f" and bool(xp.isnan(a).any()):
         raise InputError("nm_compress: input contains NaN; N:M selection by magnitude is undefined")
     g = _grouped(a, pat.m, axis, xp)
-    g64 = g.astype(xp.float64)
     if layout == "element":
-        idx = _top_positions(xp.abs(g64), pat.n, xp)
+        mag = xp.abs(g.astype(xp.float64)) if a.dtype.kind in "biu" else xp.abs(g)
+        idx = _top_positions(mag, pat.n, xp)
         vals = xp.take_along_axis(g, idx, axis=-1)
     else:
-        idx = _top_positions(_vector_norms(g64, xp), pat.n, xp)
+        idx = _top_positions(_vector_norms(g.astype(xp.float64), xp), pat.n, xp)
         vals = xp.take_along_axis(g, _expand(idx, g.shape[0], xp), axis=-1)
     return NMTensor(vals, idx.astype(xp.uint8), pat.n, pat.m, axis, tuple(int(s) for s in a.shape), layout)
 

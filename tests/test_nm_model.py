@@ -117,3 +117,25 @@ def test_pack_refuses_mixed_terms():
         pack_terms([nm_compress(a, 2, 4), nm_compress(a, 2, 4, layout="vector")])
     with pytest.raises(InputError):
         pack_terms([nm_compress(a, 2, 4)], ke_ks=6)
+
+
+def test_candidates_prefer_the_variant_that_fits_the_density():
+    smem = H200_SMEM
+    assert candidates("vector", 4, 2, 0.5, 1024, 4096, smem)[0]["mode"] == 0  # 2:4: whole slab
+    assert candidates("vector", 8, 1, 0.125, 1024, 4096, smem)[0]["mode"] == 1  # 1:8: gather used rows
+    assert candidates("element", 4, 2, 0.5, 1024, 4096, smem)[0]["mode"] == 3  # 2:4: expand on chip
+    assert candidates("element", 8, 1, 0.125, 1024, 4096, smem)[0]["mode"] == 2  # 1:8: per-row slab reads
+    small = candidates("vector", 4, 2, 0.5, 128, 128, smem)  # 1-4 blocks: split-K variants offered
+    assert {c["split"] for c in small} == {1, 2, 4}
+    big = candidates("vector", 4, 2, 0.5, 4096, 4096, smem)  # 1024 blocks: no split
+    assert {c["split"] for c in big} == {1}
+    assert all(smem_bytes(c["mode"], c["bm"], c["bn"], c["stages"], c["emax"]) <= 100 * 1024
+               for c in candidates("vector", 4, 2, 0.5, 128, 128, 100 * 1024))
+
+
+def test_tasd_spmm_refuses_mixed_layouts():
+    from kernels.tasd import tasd_spmm
+
+    a = np.random.default_rng(0).standard_normal((8, 8)) + 0.01
+    with pytest.raises(InputError, match="layout"):
+        tasd_spmm([nm_compress(a, 2, 4), nm_compress(a, 1, 4, layout="vector")], np.ones((8, 2)))

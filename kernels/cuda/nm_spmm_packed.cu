@@ -33,7 +33,7 @@
 // Split-K: blockIdx.z takes a contiguous range of stages and writes its partial tile to
 // W[z]; nm_splitk_reduce sums the partials in z order (deterministic, no atomics).
 // Launch contract (checked on the host): cols % 4 == 0, 16-byte aligned pointers,
-// e_stage <= EMAX, and for MODE 0/2 ks <= EMAX (the slab rows).
+// e_stage <= EMAX, and for MODE 0/2/3 ks <= EMAX (the slab rows).
 
 #define NM_CP_ASYNC_16(dst, src, bytes)                                                       \
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes))
@@ -49,7 +49,7 @@ static __device__ __forceinline__ unsigned nm_smem(const void* p) {
 static __device__ __forceinline__ void nm_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 static __device__ __forceinline__ void nm_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 template <int MODE, int BM, int BN, int TM, int EMAX>
