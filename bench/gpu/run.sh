@@ -17,7 +17,7 @@ fi
 start=$(date +%s)
 budget=${GPU_BUDGET_S:-450}        # whole job; the device call's limit leaves room to spare
 tmp=$(mktemp -d)
-timeout 150 python3 -m pytest -m gpu -q -x -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1
+timeout 150 python3 -m pytest -m gpu -q --maxfail=30 -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1
 echo "pytest -m gpu: exit $?" | tee -a "$OUT/pytest-gpu.log"
 suites=(bench/gpu/suite_*.py)
 left=${#suites[@]}
