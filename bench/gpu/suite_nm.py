@@ -79,18 +79,20 @@ class Budget:
 
 
 def configs(tiny: bool) -> list[dict]:
-    """Every configuration in priority order (the headline comparisons first)."""
-    shapes = TINY_SHAPES if tiny else [(m, n, k) for m in ROWS for n, k in LLAMA_NK]
-    big = [] if tiny else BIG
-    out = []
-    for dtype in ("float16", "bfloat16"):
-        out += [dict(group="tc_2of4", m=m, n=n, k=k, dtype=dtype, series="2:4", layout="element") for m, n, k in big + shapes]
-    for label, pat in VECTOR_PATTERNS.items():
+    """Every configuration in priority order: the big 2:4 shapes, then shape by shape (m = 1024, 4096,
+    2048, 512, 256) every group at that shape, so a run cut short by its budget still covers each group."""
+    rows = [32, 64] if tiny else [1024, 4096, 2048, 512, 256]
+    shapes = TINY_SHAPES if tiny else [(m, n, k) for m in rows for n, k in LLAMA_NK]
+    out = [dict(group="tc_2of4", m=m, n=n, k=k, dtype=dt, series="2:4", layout="element")
+           for m, n, k in ([] if tiny else BIG) for dt in ("float16", "bfloat16")]
+    for m, n, k in shapes:
+        out += [dict(group="tc_2of4", m=m, n=n, k=k, dtype=dt, series="2:4", layout="element")
+                for dt in ("float16", "bfloat16")]
         out += [dict(group="vector_fp32", m=m, n=n, k=k, dtype="float32", series=pat, layout="vector", sparsity=label)
-                for m, n, k in shapes]
-    for pat in ("2:4", "1:8"):
-        out += [dict(group="element_fp32", m=m, n=n, k=k, dtype="float32", series=pat, layout="element") for m, n, k in shapes]
-    out += [dict(group="tasd_fp32", m=m, n=n, k=k, dtype="float32", series="2:4+1:4", layout="element") for m, n, k in shapes]
+                for label, pat in VECTOR_PATTERNS.items()]
+        out += [dict(group="element_fp32", m=m, n=n, k=k, dtype="float32", series=pat, layout="element")
+                for pat in ("2:4", "1:8")]
+        out.append(dict(group="tasd_fp32", m=m, n=n, k=k, dtype="float32", series="2:4+1:4", layout="element"))
     return out
 
 
