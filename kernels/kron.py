@@ -206,6 +206,22 @@ def _single_thread_blas():
     return threadpool_limits(1, user_api="blas")
 
 
+def _widths(x, factors) -> list[int]:
+    """Columns of X and of each intermediate, factors taken last first."""
+    widths = [x.shape[1]]
+    for f in reversed(factors):
+        widths.append(widths[-1] // f.shape[0] * f.shape[1])
+    return widths
+
+
+def _cpu_tiling(x, factors) -> tuple[int, int]:
+    """(rows per block, worker threads) of the CPU fused path."""
+    widest = max(_widths(x, factors)[1:-1], default=1)
+    m = x.shape[0]
+    rows = max(1, min(m, _BLOCK_BYTES // (widest * x.dtype.itemsize)))
+    return rows, min(-(-m // rows), os.cpu_count() or 1)
+
+
 def _fused_cpu(x, factors):
     """Row blocks sized for the cache, each run through every factor before the next block.
 
@@ -216,12 +232,10 @@ def _fused_cpu(x, factors):
     depend on the thread count: every block is computed the same way.
     """
     m = x.shape[0]
-    widths = [x.shape[1]]
-    for f in reversed(factors):
-        widths.append(widths[-1] // f.shape[0] * f.shape[1])
+    widths = _widths(x, factors)
     out = np.empty((m, widths[-1]), dtype=x.dtype)
     widest = max(widths[1:-1], default=1)
-    rows = max(1, min(m, _BLOCK_BYTES // (widest * x.dtype.itemsize)))
+    rows, workers = _cpu_tiling(x, factors)
     starts = list(range(0, m, rows))
     n = len(factors)
 
@@ -236,7 +250,6 @@ def _fused_cpu(x, factors):
                 _rotate_step(f, cur, dst)
                 cur = dst
 
-    workers = min(len(starts), os.cpu_count() or 1)
     limit = _single_thread_blas() if workers > 1 else None
     if limit is None:
         run(starts)
