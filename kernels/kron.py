@@ -20,8 +20,9 @@ ALGORITHMS = ("auto", "naive", "shuffle", "fused")
 NAIVE_MAX_BYTES = 64 * 2**20
 
 # Row blocks of the CPU fused path aim at this many bytes per intermediate, so the two
-# ping-pong buffers of one block stay in the last-level cache between factor steps.
-_BLOCK_BYTES = 2 * 2**20
+# ping-pong buffers of one block stay in a core's L2 between factor steps (2 MiB blocks,
+# last-level-cache sized, were 10-30 % slower on the 2-core EPYC box; BENCHMARKS.md).
+_BLOCK_BYTES = 256 * 2**10
 
 
 
