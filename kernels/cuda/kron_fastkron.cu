@@ -33,6 +33,10 @@ __device__ __forceinline__ int kfk_pad_log(int n)
 
 __device__ __forceinline__ int kfk_phys(int i, int lg) { return i + (i >> lg); }
 
+// Fused multiply-add by intrinsic: no math header needed under NVRTC.
+__device__ __forceinline__ float kfk_fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+__device__ __forceinline__ double kfk_fma(double a, double b, double c) { return __fma_rn(a, b, c); }
+
 template <typename T, int N> struct KfkVec;
 template <> struct KfkVec<float, 1> { typedef float type; };
 template <> struct KfkVec<float, 2> { typedef float2 type; };
@@ -89,7 +93,7 @@ __device__ __forceinline__ void kfk_step(
 #pragma unroll
             for (int k = 0; k < RK; ++k)
 #pragma unroll
-                for (int j = 0; j < RQ; ++j) acc[k][j] = fma(xv[k], fv[j], acc[k][j]);
+                for (int j = 0; j < RQ; ++j) acc[k][j] = kfk_fma(xv[k], fv[j], acc[k][j]);
         }
 #pragma unroll
         for (int k = 0; k < RK; ++k) {
