@@ -24,7 +24,8 @@ __all__ = ["SHUFFLE", "kron_config_gpu", "kron_fastkron_gpu", "kron_gpu"]
 _SOURCE = Path(__file__).parent / "cuda" / "kron_fastkron.cu"
 SHUFFLE = {"impl": "kron_shuffle_cupy"}
 """The autotuner's fallback candidate: per-factor cuBLAS GEMM and transpose copy."""
-_PLANS: dict = {}
+_PLANS: dict = {}  # (device, M, shapes, dtype, config items) -> launches, functions, buffer sizes
+_TUNED: dict = {}  # (device, M, shapes, dtype, algorithm) -> tuned configuration
 
 
 def _cupy():
@@ -135,8 +136,8 @@ def kron_config_gpu(cp, x, factors, algorithm: str) -> dict:
     shapes = tuple(tuple(int(d) for d in f.shape) for f in factors)
     dev = cp.cuda.Device().id
     memo = (dev, m, shapes, x.dtype.name, algorithm)
-    if memo in _PLANS:
-        return dict(_PLANS[memo])
+    if memo in _TUNED:
+        return dict(_TUNED[memo])
     name, sms, smem_limit = _device(dev)
     if x.dtype.name in ("float32", "float64") and all(p <= 0xFFFF and q <= 0xFFFF for p, q in shapes):
         cands = candidates(m, shapes, x.dtype.name, sms, smem_limit)
@@ -152,7 +153,7 @@ def kron_config_gpu(cp, x, factors, algorithm: str) -> dict:
 
     key = {"m": m, "shapes": [list(s) for s in shapes], "dtype": x.dtype.name, "algorithm": algorithm}
     cfg = autotune.tune("kron_matmul", name, key, cands, time_fn)
-    _PLANS[memo] = cfg
+    _TUNED[memo] = cfg
     return dict(cfg)
 
 

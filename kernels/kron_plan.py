@@ -59,6 +59,20 @@ IMPLS = {
         "memory_passes": "X read once and Y written once; intermediates stay in cache",
         "host_ops": "allocates the output and two cache-sized buffers per thread",
     },
+    "kron_naive_numpy": {
+        "unit": "BLAS GEMM against the materialised Kronecker product",
+        "tile": "BLAS's own",
+        "launches": "N-1 np.kron products, then one matmul",
+        "memory_passes": "X read once, the (∏P × ∏Q) product built and read once",
+        "host_ops": "allocates every partial Kronecker product",
+    },
+    "kron_naive_cupy": {
+        "unit": "cuBLAS GEMM against the materialised Kronecker product",
+        "tile": "cuBLAS's own",
+        "launches": "N-1 cupy.kron products, then one matmul",
+        "memory_passes": "X read once, the (∏P × ∏Q) product built and read once",
+        "host_ops": "no synchronisation; allocates every partial Kronecker product",
+    },
     "kron_shuffle_numpy": {
         "unit": "BLAS GEMM + NumPy transpose copy",
         "tile": "BLAS's own",

@@ -63,6 +63,7 @@ def fake_cp(monkeypatch, tmp_path):
     monkeypatch.setattr(kron_gpu, "_memoize_per_device", lambda: lambda: module)
     monkeypatch.setattr(kron_gpu, "_device", lambda dev: ("fake-gpu", SMS, SMEM))
     monkeypatch.setattr(kron_gpu, "_PLANS", {})
+    monkeypatch.setattr(kron_gpu, "_TUNED", {})
     monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path))
     autotune.clear()
     return cp
