@@ -20,8 +20,9 @@ ALGORITHMS = ("auto", "naive", "shuffle", "fused")
 NAIVE_MAX_BYTES = 64 * 2**20
 
 # Row blocks of the CPU fused path aim at this many bytes per intermediate, so the two
-# ping-pong buffers of one block stay in a core's L2 between factor steps (2 MiB blocks,
-# last-level-cache sized, were 10-30 % slower on the 2-core EPYC box; BENCHMARKS.md).
+# ping-pong buffers of one block can stay in a core's L2 between factor steps. (Against
+# 2 MiB blocks the geometric mean over FastKron's shapes was equal within noise on the
+# loaded 2-core EPYC box; BENCHMARKS.md.)
 _BLOCK_BYTES = 256 * 2**10
 
 
