@@ -129,3 +129,33 @@ def test_same_inputs_same_bits():
     a = cp.asnumpy(kron_matmul(xg, fg, "fused"))
     b = cp.asnumpy(kron_matmul(xg, fg, "fused"))
     assert np.array_equal(a, b)
+
+
+def test_random_shapes_property():
+    """Hypothesis: fresh rectangular shapes, M and dtype; the tuned kernel against float64 np.kron."""
+    import cupy as cp
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from kernels.kron_gpu import _device, kron_fastkron_gpu
+    from kernels.kron_plan import candidates
+
+    dims = st.integers(1, 9)
+    shapes_st = st.lists(st.tuples(dims, dims), min_size=1, max_size=5).filter(
+        lambda s: math.prod(p for p, _ in s) <= 4096 and math.prod(q for _, q in s) <= 4096
+    )
+
+    @settings(max_examples=25, deadline=None)
+    @given(shapes=shapes_st, m=st.integers(1, 70), dtype=st.sampled_from([np.float32, np.float64]),
+           pick=st.integers(0, 10**6), seed=st.integers(0, 2**32 - 1))
+    def check(shapes, m, dtype, pick, seed):
+        rng = np.random.default_rng(seed)
+        factors = [(rng.uniform(0.5, 1.5, s) * rng.choice([-1.0, 1.0], s)).astype(dtype) for s in shapes]
+        x = rng.uniform(-1, 1, (m, math.prod(p for p, _ in shapes))).astype(dtype)
+        _, sms, smem = _device(cp.cuda.Device().id)
+        cands = candidates(m, shapes, np.dtype(dtype).name, sms, smem)
+        y = kron_fastkron_gpu(cp, cp.asarray(x), [cp.asarray(f) for f in factors], cands[pick % len(cands)])
+        ref = x.astype(np.float64) @ functools.reduce(np.kron, [f.astype(np.float64) for f in factors])
+        _check(y, ref, dtype)
+
+    check()
