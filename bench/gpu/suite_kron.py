@@ -87,8 +87,9 @@ def run(xp, cases, m: int, repeats: int, budget_s: float, rec: Recorder, dense_n
         preps = {"fused": fused}
         for alg in ("shuffle", "auto"):  # same inputs as the fused case
             params = {"algorithm": alg, "factors": fused.fields["params"]["factors"], **kron_config(x, fs, alg)}
-            preps[alg] = Prepared(kron_matmul, (x, fs, alg),
-                                  {**fused.fields, "kernel": f"kron_matmul_{alg}", "params": params})
+            # The row names the kernel that ran (auto runs one of the two), so replay knows it.
+            kernel = "kron_matmul_shuffle" if params["impl"].startswith("kron_shuffle") else "kron_matmul_fused"
+            preps[alg] = Prepared(kron_matmul, (x, fs, alg), {**fused.fields, "kernel": kernel, "params": params})
         row = {"case": name, "M": rows, "gflop": fused.fields["flops_dense"] / 1e9}
         for alg, prep in preps.items():
             timing = time_call(prep.fn, *prep.args, warmup=3, repeats=repeats, xp=xp)
