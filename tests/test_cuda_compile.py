@@ -59,3 +59,57 @@ def test_every_nm_tile_compiles_without_spills(arch, tmp_path):
         stack, regs = next(v for k, v in by_name.items() if k.startswith(mangled))
         assert stack == 0 and regs * threads(c["bm"], c["bn"], c["tm"]) <= 65536, (c, regs)
         assert smem_bytes(c["mode"], c["bm"], c["bn"], c["stages"], c["emax"]) <= 227 * 1024
+
+
+KRON_CU = Path(__file__).resolve().parents[1] / "kernels" / "cuda" / "kron_fastkron.cu"
+
+
+@pytest.fixture(scope="module")
+def kron_sm90(tmp_path_factory):
+    """kron_fastkron.cu for sm_90: (cubin path, {entry: (registers, spill bytes, stack bytes)})."""
+    cubin = tmp_path_factory.mktemp("kron") / "kron.cubin"
+    log = _compile(KRON_CU, "sm_90", cubin)
+    stats = {}
+    for name, body in re.findall(r"Compiling entry function '(\w+)' for 'sm_90'(.*?)(?=Compiling entry|\Z)", log, re.S):
+        regs = int(re.search(r"Used (\d+) registers", body).group(1))
+        spill = sum(int(x) for x in re.findall(r"(\d+) bytes spill (?:stores|loads)", body))
+        stack = int(re.search(r"(\d+) bytes stack frame", body).group(1))
+        stats[name] = (regs, spill, stack)
+    return cubin, stats
+
+
+def test_kron_variants_compile_without_spills(kron_sm90):
+    """Every register tile the planner can pick is compiled, spill-free, at <= 128 registers.
+
+    128 registers × 256 threads leaves room for two blocks per SM on sm_90.
+    """
+    from kernels.kron_plan import VARIANTS, kernel_name
+
+    _, stats = kron_sm90
+    expected = {kernel_name(dt, rk, rq) for dt, tiles in VARIANTS.items() for rk, rq in tiles}
+    assert set(stats) == expected
+    for name, (regs, spill, stack) in stats.items():
+        assert spill == 0 and stack == 0 and regs <= 128, (name, regs, spill, stack)
+
+
+def _cuobjdump():
+    found = shutil.which("cuobjdump")
+    if found is None and NVCC is not None:
+        near = Path(NVCC).resolve().parent / "cuobjdump"
+        found = str(near) if near.exists() else None
+    return found
+
+
+@pytest.mark.skipif(_cuobjdump() is None, reason="cuobjdump not found")
+@pytest.mark.parametrize(("name", "fma"), [("kron_fk_f32_4x8", "FFMA"), ("kron_fk_f64_4x4", "DFMA")])
+def test_kron_inner_loop_sass(kron_sm90, name, fma):
+    """The factor step's inner loop: FMAs fed by shared-memory loads, no local memory at all."""
+    cubin, _ = kron_sm90
+    sass = subprocess.run([_cuobjdump(), "-sass", "-fun", name, str(cubin)],
+                          capture_output=True, text=True, timeout=120, check=True).stdout
+    ops = re.findall(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)", sass)
+    assert not [o for o in ops if o.startswith(("LDL", "STL"))]
+    fmas = sum(o == fma for o in ops)
+    lds = sum(o.startswith("LDS") for o in ops)
+    assert fmas >= 4 * 32 // (2 if fma == "DFMA" else 1)  # the unrolled 4 × RK×RQ register tile
+    assert lds > 0 and fmas >= 2 * lds  # each shared-memory load feeds several FMAs
