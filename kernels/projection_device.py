@@ -122,7 +122,8 @@ def _norms_model(g, inner: str, xp):
     if inner == "l1":
         return xp.abs(g).sum(axis=0, dtype=np.float64).astype(g.dtype)
     g64 = g.astype(np.float64)
-    return xp.sqrt((g64 * g64).sum(axis=0)).astype(g.dtype)
+    with np.errstate(over="ignore"):  # an overflowing norm is reported as an all-NaN result
+        return xp.sqrt((g64 * g64).sum(axis=0)).astype(g.dtype)
 
 
 def _apply_model(g, u, v, inner: str, max_sweeps: int, xp):
@@ -225,8 +226,8 @@ def launch_plan(n: int, G: int, layout: str, inner: str, cfg: dict, itemsize: in
 
     Pure index arithmetic, shared by the launches and the CPU tests of coverage and limits.
     """
-    splits = int(cfg["splits"])
-    part = -(-n // splits)  # rows (cols) or elements (rows) per split
+    part = -(-n // max(1, min(int(cfg["splits"]), n, 65535)))  # rows (cols) or elements (rows) per split
+    splits = -(-n // part)  # no empty split
     if layout == "cols":
         plan = {"norms": ((-(-G // 32), splits), (32, int(cfg["by"])), (n, G, part), 0)}
     else:
