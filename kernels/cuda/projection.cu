@@ -150,7 +150,7 @@ template <typename T>
 __device__ void l1_threshold(const T* __restrict__ v, T* __restrict__ u, T* work, long long len,
                              double r, int max_sweeps, double* info)
 {
-    extern __shared__ unsigned char smem_raw[];
+    extern __shared__ __align__(16) unsigned char smem_raw[];
     __shared__ double red[66];
     T* w = work != nullptr ? work : reinterpret_cast<T*>(smem_raw);
     for (long long j = threadIdx.x; j < len; j += blockDim.x) w[j] = v[j];
@@ -293,7 +293,7 @@ template <typename T>
 __device__ void apply_l1(const T* __restrict__ y, const T* __restrict__ u, const T* __restrict__ v,
                          T* __restrict__ out, long long n, long long gstride, long long estride, int max_sweeps)
 {
-    extern __shared__ unsigned char smem_raw[];
+    extern __shared__ __align__(16) unsigned char smem_raw[];
     __shared__ double red[66];
     T* w = reinterpret_cast<T*>(smem_raw);
     const long long g = blockIdx.x;
