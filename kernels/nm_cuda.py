@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from kernels.backend import cuda_function, require_cupy
 from kernels.errors import InputError
 
 __all__ = [
@@ -26,26 +27,11 @@ HIGH_SPARSITY_DENSITY = 0.25
 
 
 def _cupy():
-    try:
-        import cupy
-    except ImportError:
-        raise ImportError("the CuPy path of nm_spmm needs CuPy: pip install 'accelsim[gpu]'") from None
-    return cupy
-
-
-@functools.cache
-def _memoize_per_device():
-    cupy = _cupy()
-
-    @cupy.memoize(for_each_device=True)
-    def module():
-        return cupy.RawModule(code=_SOURCE.read_text(), options=("--std=c++17",))
-
-    return module
+    return require_cupy("the CuPy path of nm_spmm")
 
 
 def _kernel(name: str):
-    return _memoize_per_device()().get_function(name)
+    return cuda_function(_SOURCE, name, "the CuPy path of nm_spmm")
 
 
 def nm_spmm_cupy(a_nm, b):

@@ -22,14 +22,13 @@ Non-finite input cannot raise without a synchronisation: on the device it gives 
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 
 import numpy as np
 
 from kernels import autotune
-from kernels.backend import array_module, backend_name, device_info
+from kernels.backend import array_module, backend_name, cuda_function, device_info, require_cupy
 from kernels.errors import InputError
 
 __all__ = [
@@ -143,26 +142,11 @@ def _apply_model(g, u, v, inner: str, max_sweeps: int, xp):
 
 
 def _cupy():
-    try:
-        import cupy
-    except ImportError:
-        raise ImportError("the device projections need CuPy: pip install 'accelsim[gpu]'") from None
-    return cupy
-
-
-@functools.cache
-def _module_getter():
-    cupy = _cupy()
-
-    @cupy.memoize(for_each_device=True)
-    def module():
-        return cupy.RawModule(code=_SOURCE.read_text(), options=("--std=c++17",))
-
-    return module
+    return require_cupy("the device projections")
 
 
 def _kernel(name: str):
-    return _module_getter()().get_function(name)
+    return cuda_function(_SOURCE, name, "the device projections")
 
 
 def _heuristic(n: int, G: int, layout: str, sms: int) -> dict:
