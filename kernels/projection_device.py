@@ -177,12 +177,18 @@ def _tune_key(g, inner: str) -> dict:
     return {"n": n, "G": G, "layout": group_layout(g), "inner": inner, "dtype": str(g.dtype)}
 
 
+_CONFIGS: dict[str, dict] = {}  # (device, key) -> launch shape: no cache-file read per call
+
+
 def launch_config(g, inner: str) -> dict:
     """The tuned launch shape for this (n, G) view if :func:`tune` has cached one, else the shape heuristic."""
     info = device_info(array_module(g))
     key = _tune_key(g, inner)
-    found = autotune.lookup("bilevel_device", info["device_name"], key)
-    return found if found is not None else _heuristic(key["n"], key["G"], key["layout"], info["sm_count"])
+    memo = repr((info["device_name"], sorted(key.items())))
+    if memo not in _CONFIGS:
+        found = autotune.lookup("bilevel_device", info["device_name"], key)
+        _CONFIGS[memo] = found or _heuristic(key["n"], key["G"], key["layout"], info["sm_count"])
+    return dict(_CONFIGS[memo])
 
 
 def tune(g, radius: float, inner: str) -> dict:
@@ -202,7 +208,9 @@ def tune(g, radius: float, inner: str) -> dict:
         return cupy.cuda.get_elapsed_time(start, end)
 
     cands = _candidates(key["n"], key["G"], key["layout"], info["sm_count"])
-    return autotune.tune("bilevel_device", info["device_name"], key, cands, time_fn)
+    best = autotune.tune("bilevel_device", info["device_name"], key, cands, time_fn)
+    _CONFIGS[repr((info["device_name"], sorted(key.items())))] = best
+    return dict(best)
 
 
 def launch_plan(n: int, G: int, layout: str, inner: str, cfg: dict, itemsize: int) -> dict:
