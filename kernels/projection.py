@@ -462,9 +462,7 @@ def multilevel_impl(t, norms=("l1", "inf", "inf"), axes=None, impl: str = "auto"
     """The implementation a multilevel call on ``t`` runs, as trace params record it (``multilevel_l1_inf_inf_device``)."""
     xp, t = _ensure_array(t, "t")
     norms, axes = _ensure_levels(t, norms, axes)
-    inner = _device_inner(norms)
-    g = xp.transpose(t, axes).reshape(t.shape[axes[0]], -1).T if inner else t
-    return f"multilevel_{'_'.join(norms)}_{_resolve_impl(xp, g, inner, impl)}"
+    return f"multilevel_{'_'.join(norms)}_{_resolve_impl(xp, t, _device_inner(norms), impl)}"
 
 
 def project_multilevel(t, radius, norms=("l1", "inf", "inf"), axes=None, *, impl="auto"):
@@ -491,7 +489,6 @@ def project_multilevel(t, radius, norms=("l1", "inf", "inf"), axes=None, *, impl
         One norm per axis, outermost first.
     axes : sequence of int, optional
         Permutation of the axes giving the order the norms apply in.
-
     impl : {"auto", "host", "device", "xp"}
         ``device`` (the CuPy default where it applies) needs norms ("l1", p, ..., p) with
         p ∞ or ℓ2, which make the projection bilevel over the top-level slices; it runs
@@ -515,9 +512,9 @@ def project_multilevel(t, radius, norms=("l1", "inf", "inf"), axes=None, *, impl
     if t.size == 0:
         return t.copy()
     x = xp.transpose(t, axes)
-    inner = _device_inner(norms)
-    g = x.reshape(x.shape[0], -1).T if inner else x  # groups: the flattened top-level slices
-    if _resolve_impl(xp, g, inner, impl) == "device":
+    inner = _device_inner(norms)  # ∞ or ℓ2: device support depends on the dtype only
+    if _resolve_impl(xp, x, inner, impl) == "device":
+        g = x.reshape(x.shape[0], -1).T  # groups: the flattened top-level slices
         out = bilevel_device(g, r, inner).T.reshape(x.shape)
         return xp.transpose(out, tuple(int(i) for i in np.argsort(axes)))
     levels = [xp.abs(x)]  # levels[k]: nested norm of every sub-tensor at depth k

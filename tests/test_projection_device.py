@@ -190,3 +190,17 @@ def test_launch_plan_covers_every_element_within_limits(n, G, layout, inner, sms
         else:
             assert grid[0] == G and grid[1] * sizes[1] >= n and (grid[1] - 1) * sizes[1] < n
     assert _heuristic(n, G, layout, sms) == _candidates(n, G, layout, sms)[0]
+
+
+def test_every_reachable_impl_is_described():
+    """Each name a trace can carry for the bilevel / fused multilevel paths has its description."""
+    from kernels.projection_impls import describe
+
+    y = np.ones((4, 6), np.float32)
+    names = {bilevel_impl(y, inner, impl=impl) for inner in BILEVEL for impl in ("host", "device", "xp")}
+    names |= {multilevel_impl(np.ones((2, 3, 4)), ("l1", p, p), impl="device") for p in ("inf", "l2")}
+    for name in names:
+        d = describe(name)
+        assert d is not None and {"unit", "launches", "passes", "host_ops", "host_syncs"} <= set(d), name
+        if name.endswith("_device"):
+            assert d["host_syncs"] == 0 and d["passes"]["hbm"] == {"read": 2, "write": 1}

@@ -8,7 +8,7 @@ measures them) it times, in one process, medians of >= 10 calls after warm-up (C
 ``device`` (every step on the GPU, tuned launch shape), ``xp`` (the previous CuPy path: generic
 array code with a host sync) and the NumPy host path on a host copy (fewer repeats: it is slow).
 It reports the device time against the HBM roofline of the passes the algorithm makes
-(2 reads + 1 write of the array; peak = 2 × memory clock × bus width, from the device's
+(:mod:`kernels.projection_impls`: 2 reads + 1 write of the array; peak = 2 × memory clock × bus width, from the device's
 properties), the speedups over ``xp`` and NumPy, and the largest difference from NumPy's result.
 Every timing is also a trace record under DIR.
 """
@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
 
 from kernels.backend import device_info, get_xp, to_numpy  # noqa: E402
 from kernels.io import atomic_path  # noqa: E402
+from kernels.projection_impls import describe  # noqa: E402
 from kernels.suites.projection import projection_case  # noqa: E402
 from kernels.trace import Recorder, time_call  # noqa: E402
 
@@ -43,7 +44,6 @@ TINY = {"bilevel": [(64, 96), (40, 300)], "multilevel": [(8, 16, 12)]}
 GOALS = {"bilevel_4096x11008_ms": 0.25, "bilevel_roofline_fraction": 0.40, "speedup_vs_xp_1000x1000": 5.0}
 """Issue #14: bilevel ℓ1,∞ at 4096×11008 fp32 ≤ 0.25 ms (≥ 40 % of the roofline of its passes),
 ≥ 5× the previous GPU time at 1000×1000."""
-PASSES = 3  # the device algorithm reads y twice and writes the result once
 FALLBACK_PEAK = 4.8e12  # H200 HBM3e, when the device does not report its memory clock and bus
 
 
@@ -81,13 +81,15 @@ def run(shapes: dict, xp, recorder, budget_s: float, repeats: int = 10) -> dict:
             t_np, out_np, _ = _measure(projection_case("gpu-projection", variant, shape, "float32", np, 0), np,
                                        recorder, 3)
             size = math.prod(shape) * 4
+            hbm = describe(fields["params"]["impl"])["passes"]["hbm"]  # 2 reads + 1 write for the device path
+            passes = hbm["read"] + hbm["write"]
             rows.append({
                 "variant": variant, "shape": list(shape), "impl": fields["params"]["impl"],
                 "launch": {k: v for k, v in fields["params"].items() if k not in ("impl", "norms", "axis")},
                 "device_ms": t_dev * 1e3, "xp_ms": t_xp * 1e3, "numpy_ms": t_np * 1e3,
                 "speedup_vs_xp": t_xp / t_dev, "speedup_vs_numpy": t_np / t_dev,
-                "pass_bytes": PASSES * size,
-                "roofline_fraction": None if peak is None else PASSES * size / t_dev / peak,
+                "pass_bytes": passes * size,
+                "roofline_fraction": None if peak is None else passes * size / t_dev / peak,
                 "max_abs_diff_vs_numpy": float(np.abs(out_dev - out_np).max()),
             })
     return {"peak_bytes_per_s": peak, "peak_source": peak_src, "rows": rows, "skipped": skipped}

@@ -17,6 +17,7 @@ import functools
 from kernels import projection_device
 from kernels.backend import backend_name
 from kernels.projection import bilevel_impl, mixed_norm, multilevel_impl, project_l1inf_bilevel, project_multilevel
+from kernels.projection_impls import describe
 from kernels.suites import Case, Prepared, case_rng, register
 
 __all__ = ["MULTILEVEL_NORMS", "PAPER_SHAPES", "SMALL_SHAPES", "cases", "projection_case"]
@@ -51,7 +52,8 @@ def projection_case(suite: str, variant: str, shape: tuple[int, ...], dtype: str
             name, groups = multilevel_impl(y, MULTILEVEL_NORMS, None, impl), y.reshape(shape[0], -1).T
         params["impl"] = name
         if name.endswith("_device"):
-            params["matrix_passes"] = 3
+            hbm = describe(name)["passes"]["hbm"]
+            params["matrix_passes"] = hbm["read"] + hbm["write"]
             if backend_name(xp) == "cupy":
                 params.update(projection_device.tune(groups, radius, "inf"))
         size = math.prod(shape) * y.dtype.itemsize
