@@ -10,9 +10,8 @@ device path's tuned launch shape and its ``matrix_passes`` (2 reads + 1 write) j
 
 from __future__ import annotations
 
-import math
-
 import functools
+import math
 
 from kernels import projection_device
 from kernels.backend import backend_name
