@@ -92,8 +92,9 @@ def test_device_matches_model_and_host(cp, inner, axis, dtype, shape):
         tol = 2e-6 if dtype == np.float32 else 1e-12
         np.testing.assert_allclose(got, fn(y, r, axis), atol=tol * scale)
         g = np.moveaxis(y, axis, 0).reshape(y.shape[axis], -1)
-        model = np.moveaxis(bilevel_device(g, r, inner).reshape(np.moveaxis(y, axis, 0).shape), 0, axis)
-        np.testing.assert_allclose(got, model, atol=tol * scale)
+        if inner != "l1" or g.shape[1] <= 1100:  # the ℓ1 model loops over groups in Python: keep it short
+            model = np.moveaxis(bilevel_device(g, r, inner).reshape(np.moveaxis(y, axis, 0).shape), 0, axis)
+            np.testing.assert_allclose(got, model, atol=tol * scale)
         if frac > 1:
             assert np.array_equal(got, y)
         assert bool((cp.asnumpy(fn(yd, r, axis, impl="device")) == got).all())  # run to run: same bits
