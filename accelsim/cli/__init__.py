@@ -22,8 +22,9 @@ app = typer.Typer(
 def _register() -> None:
     """Attach each command module; kept in one place so the command set is visible here."""
     from accelsim.cli import simulate_cmd  # noqa: F401  (registers simulate, compare, demo)
-    from accelsim.cli import kernels_cmd, prune_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd  # noqa: F401
+    from accelsim.cli import kernels_cmd, prune_cmd, run_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd  # noqa: F401
 
+    run_cmd.register(app)
     sweep_cmd.register(app)
     tasd_cmd.register(app)
     validate_cmd.register(app)
