@@ -20,8 +20,9 @@ def run_command(
     out: Path = typer.Option(..., "--out", help="trace dataset directory to append the run's records to"),
     params: Optional[list[str]] = typer.Option(None, "--param", help="override a network parameter, e.g. seq_len=32"),
     layers: Optional[str] = typer.Option(None, "--layers", help="run only layers START:STOP (network order)"),
-    weights: Optional[str] = typer.Option(None, "--weights", help="'minilm' (default for minilm) or a .safetensors "
-                                          "file; else seeded synthetic weights"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="'minilm' (default for minilm), 'synthetic' "
+                                          "(seeded; default elsewhere) or a .safetensors file"),
+    prune: float = typer.Option(0.0, "--prune", help="magnitude-prune synthetic weights to this sparsity (as searched)"),
     repeats: int = typer.Option(3, "--repeats", help="timed passes over the network (medians reported)"),
     warmup: int = typer.Option(1, "--warmup", help="untimed passes first"),
     backend: Optional[str] = typer.Option(None, "--backend", help="numpy or cupy (default: cupy when a GPU is usable)"),
@@ -43,7 +44,7 @@ def run_command(
         raise InputError(f"--out {str(out)!r} is a file; pass a directory for the trace dataset")
     p = load_plan(plan)
     prep = prepare_run(p, params=parse_overrides(params, source="--param"), layers=layers, weights=weights,
-                       backend=backend, dtype=dtype, dense=dense, plan_file=str(plan))
+                       backend=backend, dtype=dtype, dense=dense, plan_file=str(plan), prune=prune)
     per_pass = sum(len(s) for s in prep.steps.values())
     rec = Recorder(out)
     with Progress(TextColumn("{task.description}", style="cyan"), BarColumn(), MofNCompleteColumn(),

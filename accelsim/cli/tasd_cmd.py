@@ -73,6 +73,8 @@ def search_command(
     from accelsim.codesign.sources import load_weight_file
     from accelsim.model.workload import as_network
 
+    if layout not in ("element", "vector"):
+        raise InputError(f"--layout {layout!r}: use element or vector")
     kw = parse_overrides(params, source="--param")
     net = as_network(workload, **kw)
     model, real = None, None

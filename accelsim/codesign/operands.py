@@ -45,7 +45,7 @@ def _check_shape(name: str, what: str, arr: np.ndarray, want: tuple) -> None:
         raise InputError(f"layer {name!r}: {what} has shape {tuple(arr.shape)}, the network needs {tuple(want)}")
 
 
-def _synthetic(layer, network: Network) -> Operands:
+def _synthetic(layer, network: Network, prune: float) -> Operands:
     g = layer.as_gemm()
     if not getattr(layer, "static_weight", True):
         rng = np.random.default_rng([SEED, zlib.crc32(f"pair:{layer.name}".encode())])
@@ -54,12 +54,14 @@ def _synthetic(layer, network: Network) -> Operands:
         return Operands(a=a, b=b)
     rows = g.m * getattr(g, "count", 1)
     return Operands(x=synthetic_activation(layer, activation_kind(layer, network), rows=rows),
-                    w=synthetic_weight(layer, rows=g.n))
+                    w=synthetic_weight(layer, prune, rows=g.n))
 
 
 def network_operands(network: Network, layers: Sequence, weights: Mapping[str, np.ndarray] | None = None,
-                     real: Mapping[str, Operands] | None = None) -> dict[str, Operands]:
+                     real: Mapping[str, Operands] | None = None, prune: float = 0.0) -> dict[str, Operands]:
     """Operands of ``layers`` (of ``network``): ``real`` ones where given, else synthetic with ``weights``.
+
+    ``prune`` magnitude-prunes the synthetic weights (as ``tasd search --prune`` assumes them).
 
     Raises
     ------
@@ -72,7 +74,7 @@ def network_operands(network: Network, layers: Sequence, weights: Mapping[str, n
             raise InputError(f"layer {layer.name!r} ({type(layer).__name__}) is not a GEMM or conv; `accelsim run` "
                              f"runs GEMM networks")
         g = layer.as_gemm()
-        ops = (real or {}).get(layer.name) or _synthetic(layer, network)
+        ops = (real or {}).get(layer.name) or _synthetic(layer, network, prune)
         if layer.name in (weights or {}):
             ops = Operands(x=ops.x, w=np.asarray(weights[layer.name], dtype=np.float32), source="weights")
         if ops.static:

@@ -206,11 +206,12 @@ class _Clock:
 
 
 def run_passes(steps: dict[str, list[Step]], *, xp, repeats: int, warmup: int, meta: dict,
-               recorder: Recorder, energy_s: float = 1.0, on_step=None) -> RunResult:
+               recorder: Recorder, energy_s: float = 1.0, layer_energy: bool = True, on_step=None) -> RunResult:
     """Time ``warmup + repeats`` alternating passes over ``steps`` and add the trace rows to ``recorder``.
 
     ``meta`` (network, workload, dtype, plan file) goes into every row's params. ``on_step(variant,
-    step, pass_no)`` is called before each layer (a progress bar). Ctrl-C stops the loop; the rows
+    step, pass_no)`` is called before each layer (a progress bar). Energy windows last ``energy_s``
+    (0: none) per run and, with ``layer_energy``, per layer too. Ctrl-C stops the loop; the rows
     of the passes finished so far are still added and the result says it was interrupted.
     """
     clock = _Clock(xp)
@@ -244,7 +245,8 @@ def run_passes(steps: dict[str, list[Step]], *, xp, repeats: int, warmup: int, m
             pass_energy = energy_window(lambda ss=ss: [s.fn() for s in ss], xp=xp, min_window_s=energy_s)
         for s in ss:
             ts = times[variant][s.name][: res.passes]
-            e = energy_window(s.fn, xp=xp, min_window_s=energy_s) if not res.interrupted and energy_s > 0 else None
+            e = (energy_window(s.fn, xp=xp, min_window_s=energy_s)
+                 if not res.interrupted and energy_s > 0 and layer_energy else None)
             f = dict(s.fields)
             params = {**meta, **f.pop("params"), "role": "layer", "plan": variant,
                       "output_rel_error": errors.get((variant, s.name))}
@@ -303,12 +305,13 @@ def _slice(spec: str | None, n: int) -> range:
 
 def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = None, weights: str | None = None,
                 backend: str | None = None, dtype: str = "float32", dense: bool = True,
-                plan_file: str | None = None) -> Prepared:
+                plan_file: str | None = None, prune: float = 0.0) -> Prepared:
     """Check everything, build operands and steps; nothing is run or written here.
 
     ``params`` override the plan's network parameters (e.g. ``seq_len`` for a shorter CPU run);
     ``layers`` is a ``START:STOP`` slice of the network's layers; ``weights`` is ``minilm`` (real,
-    the default for MiniLM), a ``.safetensors`` file, or None (seeded synthetic weights).
+    the default for MiniLM), a ``.safetensors`` file, or ``synthetic`` (seeded; the default elsewhere),
+    magnitude-pruned by ``prune`` as ``tasd search --prune`` assumed.
 
     Raises
     ------
@@ -324,6 +327,8 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
 
     if dtype not in ("float32", "float16"):
         raise InputError(f"--dtype {dtype!r}: use float32 or float16")
+    if not 0 <= prune < 1:
+        raise InputError(f"--prune: expected a fraction in [0, 1), got {prune!r}")
     params = {**plan.params, **(params or {})}
     net = as_network(plan.workload, **params)
     check_network(plan, net)
@@ -331,7 +336,7 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
     check_kernels(plan, xp)
     idx = list(_slice(layers, len(net.layers)))
     chosen = [net.layers[i] for i in idx]
-    weights = weights if weights is not None else ("minilm" if plan.workload == "minilm" else None)
+    weights = weights if weights is not None else ("minilm" if plan.workload == "minilm" else "synthetic")
     real, wfile = None, None
     if weights == "minilm":
         if plan.workload != "minilm":
@@ -345,12 +350,12 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
             raise InputError(f"--param batch={batch}: only {len(sentences)} sentences ship with accelsim")
         real = minilm_operands(load_minilm(), sentences[:batch], int(params.get("seq_len", 128)),
                                [l.name for l in chosen])
-    elif weights is not None:
+    elif weights != "synthetic":
         from accelsim.codesign.sources import load_weight_file
 
         wfile = load_weight_file(weights, net)
-    operands = network_operands(net, chosen, wfile, real)
-    meta = {"network": net.name, "workload": plan.workload, "network_params": params, "dtype": dtype,
+    operands = network_operands(net, chosen, wfile, real, prune)
+    meta = {"network": net.name, "workload": plan.workload, "network_params": params, "dtype": dtype, "prune": prune,
             "plan_id": plan.id, "plan_file": plan_file, "plan_arch": plan.arch}
     steps = build_steps(chosen, idx, plan, operands, xp, dtype, dense)
     return Prepared(net, chosen, idx, steps, meta, xp)

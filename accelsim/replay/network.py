@@ -166,6 +166,7 @@ def plot_run(report: dict, path) -> None:
         bx.bar([x - 0.2 for x in xs], proj, 0.4, label="projected")
         bx.bar([x + 0.2 for x in xs], meas, 0.4, label="measured")
         bx.axhline(1.0, color="k", lw=0.8)
+        bx.set_yscale("log")
         bx.set_xticks(list(xs), names, fontsize=6, rotation=90)
         bx.set_xlabel("layer index (network order); run = whole run")
         bx.set_ylabel("gain over dense (dense time / plan time)")
