@@ -13,7 +13,8 @@ from rich.table import Table
 
 from kernels.io import atomic_path
 
-__all__ = ["Format", "FormatOpt", "console", "print_json", "print_table", "write_json"]
+__all__ = ["Format", "FormatOpt", "check_timing_opts", "console", "print_json", "print_table", "progress_bar",
+           "write_json"]
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -24,6 +25,24 @@ class Format(str, enum.Enum):
 
 
 FormatOpt = typer.Option(Format.table, "--format", help="table (default) or json for scripts")
+
+
+def check_timing_opts(repeats: int, warmup: int, out: Path) -> None:
+    """Refuse bad --repeats/--warmup and an --out that is a file (commands writing trace datasets)."""
+    from kernels.errors import InputError
+
+    if repeats < 1 or warmup < 0:
+        raise InputError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file; pass a directory for the trace dataset")
+
+
+def progress_bar(disable: bool = False):
+    """The rich progress bar of the commands that run kernels (transient: gone when done)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=True, disable=disable)
 
 
 def _dumps(obj) -> str:

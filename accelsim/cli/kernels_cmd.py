@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from accelsim.cli import app
-from accelsim.cli._common import Format, FormatOpt, print_json, print_table
-from kernels.errors import InputError
+from accelsim.cli._common import Format, FormatOpt, check_timing_opts, print_json, print_table, progress_bar
 
 __all__ = ["kernels_app", "run"]
 
@@ -33,16 +31,10 @@ def run(
     from kernels.suites import get_cases, run_suite
     from kernels.trace import Recorder
 
-    if repeats < 1 or warmup < 0:
-        raise InputError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; pass a directory for the trace dataset")
+    check_timing_opts(repeats, warmup, out)
     xp = get_xp(backend)
     total = len(get_cases(suite, sizes, xp, seed))
-    with Recorder(out) as rec, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=True, disable=fmt is Format.json,
-    ) as progress:
+    with Recorder(out) as rec, progress_bar(disable=fmt is Format.json) as progress:
         task = progress.add_task(suite, total=total)
 
         def on_case(case, i, n):

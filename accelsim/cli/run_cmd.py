@@ -9,8 +9,7 @@ from typing import Optional
 
 import typer
 
-from accelsim.cli._common import Format, FormatOpt, print_json, print_table
-from kernels.errors import InputError
+from accelsim.cli._common import Format, FormatOpt, check_timing_opts, print_json, print_table, progress_bar
 
 __all__ = ["register", "run_command"]
 
@@ -31,24 +30,18 @@ def run_command(
     fmt: Format = FormatOpt,
 ) -> None:
     """Run every GEMM layer of the plan's network in order with its planned kernel; one record per layer and run."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from accelsim.codesign.plan import load_plan
     from accelsim.codesign.runplan import DENSE, prepare_run, run_passes
     from accelsim.model.arch import parse_overrides
     from kernels.trace import Recorder
 
-    if repeats < 1 or warmup < 0:
-        raise InputError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; pass a directory for the trace dataset")
+    check_timing_opts(repeats, warmup, out)
     p = load_plan(plan)
     prep = prepare_run(p, params=parse_overrides(params, source="--param"), layers=layers, weights=weights,
                        backend=backend, dtype=dtype, dense=dense, plan_file=str(plan), prune=prune)
     per_pass = sum(len(s) for s in prep.steps.values())
     rec = Recorder(out)
-    with Progress(TextColumn("{task.description}", style="cyan"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True, disable=fmt is Format.json) as progress:
+    with progress_bar(disable=fmt is Format.json) as progress:
         task = progress.add_task("run", total=per_pass * (warmup + repeats))
 
         def on_step(variant, step, p_no):

@@ -94,7 +94,6 @@ def _impl(xp, kind: str) -> str:
 
 def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
     """Prepare ``layer`` under ``lp``: operands moved to ``xp``, weights compressed (untimed)."""
-    g = layer.as_gemm()
     item = np.dtype(dtype).itemsize
     base = {"layer": layer.name, "layer_index": index, "plan_kernel": lp.label, "operands": ops.source}
     if not ops.static:
@@ -149,12 +148,11 @@ def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
                       params={**base, **extra, "terms": len(terms)}, **spec)
         return Step(index, layer.name, lp, lambda: spmm(terms, xt), fields, transposed=True)
     wt = xp.ascontiguousarray(w.T)
-    groups = math.ceil(k / pats[0][1])
     eff = sum(2 * mt * math.ceil(k / m_) * n_ * n for n_, m_ in pats)
     fields = dict(kernel=kern, m=mt, n=n, k=k, shapes={"a": x.shape, "b": wt.shape, "c": (mt, n)}, density=density,
                   flops_dense=dense_flops, flops_effectual=eff,
                   bytes_min=(mt * k + k * n + mt * n) * item,
-                  params={**base, **extra, "terms": len(pats), "runtime_compress": True, "groups": groups}, **spec)
+                  params={**base, **extra, "terms": len(pats), "runtime_compress": True}, **spec)
     return Step(index, layer.name, lp, lambda: spmm(compress(x), wt), fields)
 
 
