@@ -204,3 +204,60 @@ def test_weights_of_wrong_shape_exit_2(tmp_path, small_bert_plan, capsys, monkey
 def test_validate_network_run_errors(tmp_path, capsys, monkeypatch):
     assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", CPU_TRACES, "--arch", "cpu_numpy",
                                  "--calibrate-with", CPU_TRACES), "--calibrate-with")
+
+
+def test_cli_ctrl_c_keeps_finished_passes(tmp_path, workload, capsys, monkeypatch):
+    """Ctrl-C during the second timed pass: exit 130, a stderr line saying so, the first pass's records kept."""
+    import accelsim.codesign.runplan as runplan
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(plan_doc(workload, {"name": "fc1", "kernel": "nm", "pattern": "2:4"})))
+    calls = []
+    real = runplan.nm_spmm
+
+    def flaky(*a):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(runplan, "nm_spmm", flaky)
+    code, _, err = run_in_process(capsys, monkeypatch, "run", "--plan", str(plan), "--out", str(tmp_path / "out"),
+                                  "--repeats", "2", "--warmup", "0", "--backend", "numpy")
+    assert code == 130 and "interrupted after 1 of 2 timed passes; kept 8 finished records" in err
+    rows = _records(tmp_path / "out")
+    assert len(rows) == 8 and all(r["repeats"] == 1 for r in rows)
+
+
+def test_vector_layout_runs_or_is_refused(tmp_path, workload, capsys, monkeypatch):
+    """The vector layout goes to nm_compress(layout="vector") where the kernels have it, else exit 2 naming it."""
+    from accelsim.codesign.runplan import _layouts_supported
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(plan_doc(workload, {"name": "fc1", "kernel": "nm", "pattern": "2:4", "layout": "vector"})))
+    args = ("run", "--plan", str(plan), "--out", str(tmp_path / "out"), "--repeats", "1", "--backend", "numpy")
+    if not _layouts_supported():
+        assert_exit_2(run_in_process(capsys, monkeypatch, *args), "layers[0] (fc1).layout", "'vector'")
+        assert not (tmp_path / "out").exists()
+        return
+    code, _, err = run_in_process(capsys, monkeypatch, *args)
+    assert code == 0, err
+    rec = [r for r in _records(tmp_path / "out") if json.loads(r["params"]).get("layer") == "fc1"
+           and json.loads(r["params"])["plan"] != DENSE]
+    assert json.loads(rec[0]["params"])["layout"] == "vector" and json.loads(rec[0]["params"])["output_rel_error"] < 1
+
+
+def test_validate_without_dense_baseline(tmp_path, workload, capsys, monkeypatch):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(plan_doc(workload, {"name": "fc2", "kernel": "tasd", "series": "2:4+1:4"})))
+    code, _, err = run_in_process(capsys, monkeypatch, "run", "--plan", str(plan), "--out", str(tmp_path / "out"),
+                                  "--repeats", "1", "--no-dense", "--backend", "numpy")
+    assert code == 0, err
+    code, out, err = run_in_process(capsys, monkeypatch, "validate", "--traces", str(tmp_path / "out"), "--arch",
+                                    "cpu_numpy", "--format", "json")
+    assert code in (0, None), err
+    rep = json.loads(out)
+    assert rep["gain"] == {} and any("no dense baseline" in n for n in rep["notes"])
+    (v,) = rep["variants"]
+    assert [l["layer"] for l in v["layers"]] == ["fc1", "att", "fc2"]
+    assert v["run"]["projected_s"] == pytest.approx(sum(l["projected_s"] for l in v["layers"]))
