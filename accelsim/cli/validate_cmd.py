@@ -75,6 +75,10 @@ def _validate_run(table, cfg, calibrate_with, plot, fmt, traces: str) -> None:
     print_run(report, traces, calibrate_with, plot)
 
 
+def _x(v):
+    return "n/a" if v is None else f"{v:.3g}x"
+
+
 def _pct(v):
     return "n/a" if v is None else f"{v:+.1%}"
 
@@ -107,7 +111,7 @@ def print_run(report: dict, traces: str, calibrate_with=None, plot: Path | None 
               _r(v["run"]["measured_j"]), v["run"]["projected_j"], _r(v["run"]["measured_edp"]),
               v["run"]["projected_edp"], _pct(v["run"]["edp_error"])] for v in vs]
     caption = [f"{k}: gain over dense, time measured {g['measured_time']:.3f}x vs projected {g['projected_time']:.3f}x; "
-               f"EDP measured {_g(g['measured_edp'])}x vs projected {g['projected_edp']:.3g}x"
+               f"EDP measured {_x(g['measured_edp'])} vs projected {_x(g['projected_edp'])}"
                for k, g in report["gain"].items()]
     caption += report["notes"] + ([f"plot: {plot}"] if plot is not None else [])
     print_table("whole run", wcols, wrows, caption="\n".join(caption))
