@@ -174,20 +174,21 @@ def main(argv=None) -> int:
     args.repeats = args.repeats or (10 if backend_name(xp) == "cupy" else 2)
     notes = [] if args.calibrate_with else ["projection uncalibrated (pass --calibrate-with kernel traces of this device)"]
     cases, done = _cases(args.tiny), []
-    for i, case in enumerate(cases):
+    for case in cases:
         spent = time.perf_counter() - args.start
         if done and spent / len(done) > args.budget_s - spent:
             notes.append(f"{case['name']}: skipped, {args.budget_s - spent:.0f} s of the budget left")
-            continue
-        done.append(_case(case, args, xp, args.calibrate_with, notes))
-        print(f"{case['name']}: measured gain {done[-1]['measured']['gain_time']:.3f}x"
-              + (f", projected {done[-1]['projected']['gain_time']:.3f}x" if "projected" in done[-1] else ""),
-              flush=True)
-    doc = {"suite": "network", "device": device_info(xp)["device_name"], "backend": backend_name(xp),
-           "tiny": args.tiny, "repeats": args.repeats, "numpy": np.__version__, "cases": done, "notes": notes,
-           "seconds": time.perf_counter() - args.start}
-    with atomic_path(args.json) as tmp:
-        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        else:
+            done.append(_case(case, args, xp, args.calibrate_with, notes))
+            print(f"{case['name']}: measured gain {done[-1]['measured']['gain_time']:.3f}x"
+                  + (f", projected {done[-1]['projected']['gain_time']:.3f}x" if "projected" in done[-1] else ""),
+                  flush=True)
+        # Written after every case: a runner's hard timeout still leaves the finished cases.
+        doc = {"suite": "network", "device": device_info(xp)["device_name"], "backend": backend_name(xp),
+               "tiny": args.tiny, "repeats": args.repeats, "numpy": np.__version__, "cases": done, "notes": notes,
+               "seconds": time.perf_counter() - args.start}
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     return 0
 
 
