@@ -45,7 +45,7 @@ __all__ = [
     "Recorder",
     "Timing",
     "TraceError",
-    "energy_window",
+    "energy_per_call",
     "read_traces",
     "time_call",
     "trace_files",
@@ -205,7 +205,7 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, **kwargs) 
     return Timing(times, warmup, energy, sm, mem)
 
 
-def energy_window(fn, *args, xp=None, min_window_s: float = 1.0, **kwargs) -> float | None:
+def energy_per_call(fn, *args, xp=None, min_window_s: float = 1.0, **kwargs) -> float | None:
     """Joules per call of ``fn`` from NVML's energy counter over a window of at least ``min_window_s``.
 
     The counter moves in coarse steps (tens of ms), so the call repeats until the window is long

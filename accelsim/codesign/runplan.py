@@ -7,7 +7,7 @@ part of running it. The dense baseline and the plan run as alternating passes ov
 in network order (dense, plan, dense, plan, …), so a machine whose load drifts slows both
 alike; each layer's time is the median over the timed passes, and the whole run is timed as
 one span per pass. On CuPy, CUDA events bracket every layer and NVML energy is read over
-windows of at least one second (:func:`kernels.trace.energy_window`), per layer and per run.
+windows of at least one second (:func:`kernels.trace.energy_per_call`), per layer and per run.
 
 Trace records (:mod:`kernels.trace`, suite ``network``): one per layer and variant, kernel
 ``gemm`` / ``nm_spmm`` / ``tasd_spmm`` / ``cusparselt_2_4`` as the replay knows them, ``params``
@@ -32,7 +32,7 @@ from accelsim.codesign.plan import LayerPlan, Plan, PlanError
 from kernels.backend import backend_name
 from kernels.nm import nm_compress, nm_spmm
 from kernels.tasd import tasd_decompose, tasd_spmm
-from kernels.trace import Recorder, Timing, energy_window
+from kernels.trace import Recorder, Timing, energy_per_call
 
 __all__ = ["DENSE", "Prepared", "RunResult", "Step", "build_steps", "check_kernels", "prepare_run", "run_passes"]
 
@@ -240,10 +240,10 @@ def run_passes(steps: dict[str, list[Step]], *, xp, repeats: int, warmup: int, m
             continue
         pass_energy = None
         if not res.interrupted and energy_s > 0:
-            pass_energy = energy_window(lambda ss=ss: [s.fn() for s in ss], xp=xp, min_window_s=energy_s)
+            pass_energy = energy_per_call(lambda ss=ss: [s.fn() for s in ss], xp=xp, min_window_s=energy_s)
         for s in ss:
             ts = times[variant][s.name][: res.passes]
-            e = (energy_window(s.fn, xp=xp, min_window_s=energy_s)
+            e = (energy_per_call(s.fn, xp=xp, min_window_s=energy_s)
                  if not res.interrupted and energy_s > 0 and layer_energy else None)
             f = dict(s.fields)
             params = {**meta, **f.pop("params"), "role": "layer", "plan": variant,
