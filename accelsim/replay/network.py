@@ -20,7 +20,7 @@ from accelsim.model.arch import ArchConfig
 from accelsim.replay.calibrate import Params, fit_groups
 from accelsim.replay.project import ReplayError, check_device, items_from_table, project
 
-__all__ = ["DENSE", "compare_run", "is_network_run", "plot_run"]
+__all__ = ["DENSE", "calibration_from", "compare_run", "is_network_run", "plot_run", "simulator_predictor"]
 
 DENSE = "dense"
 
@@ -53,8 +53,23 @@ def _edp(j, s):
     return None if j is None else j * s
 
 
-def compare_run(table: pa.Table, arch: ArchConfig, calibration: dict | None = None) -> dict:
+def simulator_predictor(arch: ArchConfig, calibration: dict | None = None):
+    """``predict(item) -> (seconds, joules)``: the simulator's warm-cache projection scaled by ``calibration``."""
+
+    def predict(item):
+        p = project(arch, item.workload, item.working_set)
+        t = _params_for(calibration, item).predict(p, item.launches)
+        return t, p.dynamic_j + p.leakage_w * t
+
+    return predict
+
+
+def compare_run(table: pa.Table, arch: ArchConfig, calibration: dict | None = None, predict=None) -> dict:
     """Compare a network run with its projection on ``arch``; a JSON-ready report.
+
+    ``predict(item) -> (seconds, joules)`` projects one layer record (an
+    :class:`~accelsim.replay.project.Item`); the default is :func:`simulator_predictor` with
+    ``calibration``. Another device model plugs in here.
 
     Keys: ``variants`` (per plan id: layers with projected/measured seconds, joules and EDP, the
     whole run likewise), ``gain`` (per non-dense variant: projected and measured dense/plan ratios
@@ -74,11 +89,10 @@ def compare_run(table: pa.Table, arch: ArchConfig, calibration: dict | None = No
     layer_rows = [r for r in net_rows if r["kernel"] != "network"]
     items = items_from_table(pa.Table.from_pylist(layer_rows, schema=table.schema), arch)
     variants: dict[str, dict] = {}
+    predict = predict or simulator_predictor(arch, calibration)
     for it in items:
         prm = json.loads(it.row["params"])
-        p = project(arch, it.workload, it.working_set)
-        t = _params_for(calibration, it).predict(p, it.launches)
-        e = p.dynamic_j + p.leakage_w * t
+        t, e = predict(it)
         v = variants.setdefault(prm["plan"], {"plan": prm["plan"], "network": prm["network"], "layers": []})
         v["layers"].append({
             "index": prm["layer_index"], "layer": prm["layer"], "kernel": it.kernel, "plan_kernel": prm["plan_kernel"],
