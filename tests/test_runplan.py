@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.codesign.operands import network_operands
 from accelsim.codesign.plan import FORMAT, PLAN_VERSION, parse_plan
@@ -261,3 +263,36 @@ def test_validate_without_dense_baseline(tmp_path, workload, capsys, monkeypatch
     (v,) = rep["variants"]
     assert [l["layer"] for l in v["layers"]] == ["fc1", "att", "fc2"]
     assert v["run"]["projected_s"] == pytest.approx(sum(l["projected_s"] for l in v["layers"]))
+
+
+def _top_padded(a: np.ndarray, keep: int, m: int) -> np.ndarray:
+    pad = (-a.shape[1]) % m
+    return _top(np.pad(a, ((0, 0), (0, pad))), keep, m)[:, : a.shape[1]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 24), n=st.integers(1, 24), k=st.integers(1, 40), m=st.sampled_from([2, 4, 8]),
+       data=st.data(), operand=st.sampled_from(["weight", "input"]), seed=st.integers(0, 2**31 - 1))
+def test_step_matches_float64_reference(rows, n, k, m, data, operand, seed):
+    """Any shape (K not a multiple of M included), pattern, series and operand: the planned layer computes
+    the product of the operand with all but its top-N-per-group magnitudes dropped (float64 reference)."""
+    from accelsim.codesign.operands import Operands
+    from accelsim.codesign.plan import LayerPlan
+    from accelsim.codesign.runplan import build_steps
+    from accelsim.model.workload import Gemm
+
+    terms = data.draw(st.lists(st.integers(1, m - 1), min_size=1, max_size=2))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    lp = (LayerPlan("l", "nm", operand, pattern=f"{terms[0]}:{m}") if len(terms) == 1 else
+          LayerPlan("l", "tasd", operand, series="+".join(f"{t}:{m}" for t in terms)))
+    plan = parse_plan(plan_doc("unused.yaml", lp.to_dict()))
+    steps = build_steps([Gemm("l", rows, n, k)], [0], plan, {"l": Operands(x=x, w=w)}, np)
+    (step,) = steps[plan.id]
+    keep = min(sum(terms), m)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    ref = x64 @ _top_padded(w64, keep, m).T if operand == "weight" else _top_padded(x64, keep, m) @ w64.T
+    y = step.fn()
+    np.testing.assert_allclose(y.T if step.transposed else y, ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(steps[DENSE][0].fn(), x64 @ w64.T, rtol=1e-4, atol=1e-4)

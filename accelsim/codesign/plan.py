@@ -55,6 +55,7 @@ __all__ = [
     "PlanError",
     "check_network",
     "load_plan",
+    "parse_plan",
     "plan_from_search",
     "write_plan",
 ]
