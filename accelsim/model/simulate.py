@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.model.energy import price
-from accelsim.model.engine import Timing, run_mapping
+from accelsim.model.engine import LayerTiming, run_mapping
 from accelsim.errors import WorkloadError
 from accelsim.model.lowering import lower_layer
 from accelsim.model.workload import Network, as_network
@@ -91,7 +91,7 @@ def _run_layer(arch: ArchConfig, layer) -> LayerResult:
     macs = eff = 0.0
     weighted_eff = 0.0
     for mapping in lowered.mappings:
-        t: Timing = run_mapping(arch, mapping)
+        t: LayerTiming = run_mapping(arch, mapping)
         cycles += t.cycles
         compute += t.compute_cycles
         stall += t.stall_cycles
