@@ -31,7 +31,7 @@ from accelsim.codesign.operands import Operands
 from accelsim.codesign.plan import LayerPlan, Plan, PlanError
 from kernels.backend import backend_name
 from kernels.nm import nm_compress, nm_spmm
-from kernels.tasd import tasd_decompose, tasd_spmm
+from kernels.tasd import parse_series, tasd_decompose, tasd_spmm
 from kernels.trace import Recorder, Timing, energy_per_call
 
 __all__ = ["DENSE", "Prepared", "RunResult", "Step", "build_steps", "check_kernels", "prepare_run", "run_passes"]
@@ -157,8 +157,6 @@ def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
 
 
 def _patterns(lp: LayerPlan):
-    from kernels.tasd import parse_series
-
     return parse_series(lp.series if lp.kernel == "tasd" else lp.pattern)
 
 
