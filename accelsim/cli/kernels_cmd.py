@@ -6,13 +6,17 @@ from pathlib import Path
 
 import typer
 
-from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, check_timing_opts, print_json, print_table, progress_bar
 
-__all__ = ["kernels_app", "run"]
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
+__all__ = ["kernels_app", "register", "run"]
 
 kernels_app = typer.Typer(help="Run real kernels (NumPy or CuPy) and record traces.", no_args_is_help=True)
-app.add_typer(kernels_app, name="kernels")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``kernels`` group to the top-level app."""
+    app.add_typer(kernels_app, name="kernels")
 
 
 @kernels_app.command("run")
@@ -34,7 +38,7 @@ def run(
     check_timing_opts(repeats, warmup, out)
     xp = get_xp(backend)
     total = len(get_cases(suite, sizes, xp, seed))
-    with Recorder(out) as rec, progress_bar(disable=fmt is Format.json) as progress:
+    with Recorder(out) as rec, progress_bar("{task.description}", disable=fmt is Format.json) as progress:
         task = progress.add_task(suite, total=total)
 
         def on_case(case, i, n):

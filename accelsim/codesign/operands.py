@@ -100,7 +100,7 @@ def _padded(model, seq_len: int):
 
 
 def minilm_operands(model, sentences: Sequence[str], seq_len: int, names: Sequence[str] | None = None) -> dict[str, Operands]:
-    """Real operands of MiniLM's GEMMs (names as :func:`accelsim.model.networks.minilm`) on ``sentences``.
+    """Real operands of MiniLM's GEMMs (names as :func:`accelsim.model.workloads.minilm`) on ``sentences``.
 
     Every sentence is padded or truncated to ``seq_len`` tokens; all ``len(sentences) · seq_len`` rows
     run, as in a padded batch. Q, K, V and the attention probabilities (padded keys masked) are

@@ -317,7 +317,7 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
     """
     from accelsim.codesign.operands import minilm_operands, network_operands
     from accelsim.codesign.plan import check_network
-    from accelsim.model.workload import as_network
+    from accelsim.model.workloads import as_network
     from kernels.backend import get_xp
     from kernels.errors import InputError
 

@@ -24,10 +24,11 @@ OPERAND_DIMS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
 class Exec:
     """How the hardware runs one pass of a GEMM: the dense case is ``Exec()``.
 
-    ``k_fraction`` shrinks the reduction dimension the array iterates over (an N:M operand
-    compressed along K: ⌈K/M⌉·N of K); ``stored`` maps an operand to the fraction of its dense
-    bytes held at the compressed levels (values plus metadata); ``effectual`` is the fraction
-    of dense MACs that do useful work; ``actions`` adds per-pass counts (metadata decode …).
+    ``k_exec`` is the reduction length the array iterates over (``None``: the dense K; an N:M
+    operand compressed along K runs ⌈K/M⌉·N); ``stored`` maps an operand to the fraction of its
+    dense bytes held at ``compressed_levels`` (values plus metadata); ``effectual`` is the fraction
+    of dense MACs that do useful work; ``stationary`` names operands a previous pass left on chip;
+    ``actions`` adds per-pass counts (metadata decode …).
     """
 
     k_exec: int | None = None

@@ -40,7 +40,8 @@ from accelsim.codesign.plan import parse_plan, plan_from_search  # noqa: E402
 from accelsim.codesign.runplan import DENSE, prepare_run, run_passes  # noqa: E402
 from accelsim.codesign.tasder import search  # noqa: E402
 from accelsim.model.arch import builtin_archs, load_arch  # noqa: E402
-from accelsim.model.workload import Network, as_network  # noqa: E402
+from accelsim.model.workload import Network  # noqa: E402
+from accelsim.model.workloads import as_network  # noqa: E402
 from accelsim.replay.network import calibration_from, compare_run  # noqa: E402
 from accelsim.replay.project import ReplayError, check_device  # noqa: E402
 from kernels.backend import backend_name, device_info, get_xp  # noqa: E402
