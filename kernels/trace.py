@@ -45,6 +45,7 @@ __all__ = [
     "Recorder",
     "Timing",
     "TraceError",
+    "energy_per_call",
     "read_traces",
     "time_call",
     "trace_files",
@@ -202,6 +203,35 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, **kwargs) 
     energy = (e1 - e0) / 1e3 / repeats if e0 is not None and e1 is not None and e1 > e0 else None
     sm, mem = _clocks(h) if h is not None else (None, None)
     return Timing(times, warmup, energy, sm, mem)
+
+
+def energy_per_call(fn, *args, xp=None, min_window_s: float = 1.0, **kwargs) -> float | None:
+    """Joules per call of ``fn`` from NVML's energy counter over a window of at least ``min_window_s``.
+
+    The counter moves in coarse steps (tens of ms), so the call repeats until the window is long
+    enough and the energy is divided by the calls made. ``None`` on NumPy or without NVML.
+    """
+    xp = xp or array_module(*args)
+    if backend_name(xp) == "numpy":
+        return None
+    h = _nvml_handle()
+    if h is None:
+        return None
+    stream = xp.cuda.get_current_stream()
+    fn(*args, **kwargs)
+    stream.synchronize()
+    e0, t0, calls = _energy_mj(h), time.perf_counter(), 0
+    while True:
+        fn(*args, **kwargs)
+        calls += 1
+        if calls & (calls - 1) == 0 or calls % 64 == 0:  # sync rarely: the queue stays full
+            stream.synchronize()
+            if time.perf_counter() - t0 >= min_window_s:
+                break
+    e1 = _energy_mj(h)
+    if e0 is None or e1 is None or e1 <= e0:
+        return None
+    return (e1 - e0) / 1e3 / calls
 
 
 @functools.cache
