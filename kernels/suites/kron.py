@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from kernels.backend import backend_name
+from kernels.impls import impl_name
 from kernels.kron import kron_flops, kron_matmul
 from kernels.suites import Case, Prepared, case_rng, register
 
@@ -34,7 +36,8 @@ def kron_case(
             shapes={"x": (m, k), "y": (m, n), **{f"f{i + 1}": s for i, s in enumerate(shapes)}},
             pattern=None, density=1.0, flops_dense=kron_flops(m, shapes),
             bytes_min=(m * k + m * n + sum(p * q for p, q in shapes)) * item,
-            params={"algorithm": algorithm, "factors": [list(s) for s in shapes]},
+            params={"algorithm": algorithm, "factors": [list(s) for s in shapes],
+                    "impl": impl_name(f"kron_matmul_{algorithm}", backend_name(xp))},
         )
         return Prepared(kron_matmul, (x, fs, algorithm), fields)
 

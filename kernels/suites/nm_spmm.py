@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kernels.backend import backend_name
+from kernels.impls import impl_name
 from kernels.nm import NMPattern, nm_compress, nm_spmm
 from kernels.suites import PATTERNS, Case, Prepared, case_rng, register, shapes_for
 from kernels.suites.gemm import dense_case, dtypes_for
@@ -27,7 +28,8 @@ def nm_case(suite: str, m: int, n: int, k: int, dtype: str, pattern: str, xp, se
             pattern=str(pat), density=pat.density, flops_dense=2 * m * n * k,
             flops_effectual=2 * m * t.groups * pat.n * n,
             bytes_min=t.nbytes + b.nbytes + m * n * out_item,
-            params={"metadata": "uint8 per value", "backend_impl": "cuda" if backend_name(xp) == "cupy" else "gather"},
+            params={"metadata": "uint8 per value", "backend_impl": "cuda" if backend_name(xp) == "cupy" else "gather",
+                    "impl": impl_name("nm_spmm", backend_name(xp))},
         )
         return Prepared(nm_spmm, (t, b), fields)
 
@@ -52,7 +54,7 @@ def cusparselt_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: in
             kernel="cusparselt_2_4", dtype=dtype, m=m, n=n, k=k,
             shapes={"a": (m, k), "b": (k, n), "c": (m, n)}, pattern="2:4", density=0.5,
             flops_dense=2 * m * n * k, flops_effectual=m * n * k,
-            bytes_min=(m * k // 2 + k * n + m * n) * item + m * k // 8, params={"impl": "cusparselt"},
+            bytes_min=(m * k // 2 + k * n + m * n) * item + m * k // 8, params={"impl": impl_name("cusparselt_2_4", "cupy")},
         )
         return Prepared(fn, args, fields)
 

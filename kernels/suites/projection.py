@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from kernels.backend import backend_name
+from kernels.impls import impl_name
 from kernels.projection import mixed_norm, project_l1inf_bilevel, project_multilevel
 from kernels.suites import Case, Prepared, case_rng, register
 
@@ -43,7 +45,7 @@ def projection_case(suite: str, variant: str, shape: tuple[int, ...], dtype: str
         size = math.prod(shape) * y.dtype.itemsize
         fields = dict(
             kernel=kernel, dtype=dtype, shapes={"y": shape}, pattern=None, density=None,
-            bytes_min=2 * size, params={**params, "radius_fraction": _FRACTION},
+            bytes_min=2 * size, params={**params, "radius_fraction": _FRACTION, "impl": impl_name(kernel, backend_name(xp))},
         )
         return Prepared(fn, args, fields)
 

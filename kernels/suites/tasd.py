@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kernels.backend import backend_name
+from kernels.impls import impl_name
 from kernels.suites import Case, Prepared, case_rng, register, shapes_for
 from kernels.suites.gemm import dense_case, dtypes_for
 from kernels.tasd import format_series, parse_series, series_density, tasd_decompose, tasd_spmm
@@ -34,7 +35,8 @@ def tasd_case(suite: str, m: int, n: int, k: int, dtype: str, series: str, xp, s
             flops_effectual=sum(2 * m * t.groups * t.n * n for t in terms),
             bytes_min=sum(t.nbytes for t in terms) + b.nbytes + m * n * out_item,
             params={"terms": len(terms), "launches": len(terms),
-                    "backend_impl": "cuda" if backend_name(xp) == "cupy" else "gather"},
+                    "backend_impl": "cuda" if backend_name(xp) == "cupy" else "gather",
+                    "impl": impl_name("tasd_spmm", backend_name(xp))},
         )
         return Prepared(tasd_spmm, (terms, b), fields)
 
