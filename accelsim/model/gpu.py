@@ -89,9 +89,9 @@ class EnergyParams:
 
 
 ENERGY_BOUNDS = {
-    "compute_scale": (0.25, 4.0, "scale of MAC + register-file energies"),
-    "onchip_scale": (0.25, 4.0, "scale of shared-memory and L2 energies per byte"),
-    "dram_scale": (0.25, 4.0, "scale of HBM energy per byte"),
+    "compute_scale": (0.1, 10.0, "scale of MAC + register-file energies"),
+    "onchip_scale": (0.1, 10.0, "scale of shared-memory and L2 energies per byte"),
+    "dram_scale": (0.1, 10.0, "scale of HBM energy per byte"),
     "static_w": (0.0, 400.0, "power drawn whatever the kernel does (idle + clocks up), W"),
 }
 
