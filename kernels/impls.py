@@ -279,7 +279,7 @@ def _kron_fused_steps(r: Record) -> list[Step]:
     grid (ceil(J/tile), min(M, 65535)); per row a block loads ``tile`` chunks to shared memory, runs the
     group's factors there (per output one dependent p-long FMA chain reading a[pi] from shared memory
     and F through the read-only cache), and writes its outputs."""
-    from kernels.kron import _MAX_FUSED, _SMEM_BYTES, _gpu_groups, _slice_max
+    from kernels.kron import _SMEM_BYTES, _gpu_groups, _slice_max
 
     (m,) = _need(r, "m")
     factors = _kron_factors(r)
@@ -325,7 +325,6 @@ def _kron_fused_steps(r: Record) -> list[Step]:
                           bytes_read=m * k_in * item, bytes_written=written,
                           working_set=m * (k_in + j * t_out) * item))
         k_in = j * t_out
-    del _MAX_FUSED
     return steps
 
 

@@ -61,8 +61,8 @@ def test_energy_window_calls_on_until_the_window_is_long_enough(fake_nvml):
 
 def test_time_call_records_median_of_timed_calls_and_the_long_window(fake_nvml):
     xp = _fake_cupy()
-    call = _work()
-    timing = time_call(lambda: call(), xp=xp, warmup=1, repeats=5, min_window_s=0.3)
+    # a 2 ms call: the 5 timed calls fill a fraction of the window, so the recorder must call on
+    timing = time_call(lambda: time.sleep(0.002), xp=xp, warmup=1, repeats=5, min_window_s=0.3)
     assert timing.repeats == 5 and timing.median_s == pytest.approx(float(np.median(timing.times_s)))
     assert timing.energy_window_s >= 0.3 and timing.energy_calls > 5
     assert timing.idle_power_w == 90.0

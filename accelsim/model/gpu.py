@@ -26,7 +26,7 @@ operand accesses (three per MAC), shared-memory, L2 and HBM bytes -- plus static
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from accelsim.errors import AccelsimError
 from accelsim.model.arch import ArchConfig, GpuUnits
@@ -42,6 +42,9 @@ __all__ = [
     "record_time",
     "step_time",
 ]
+
+
+_ITEM = {"fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4, "fp64": 8, "fp8": 1, "int8": 1}
 
 
 @dataclass(frozen=True)
@@ -167,8 +170,10 @@ def step_time(arch: ArchConfig, p: DeviceParams, step) -> StepTime:
     if step.gemm is not None:
         comp = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm)
         body, bound = (comp, "compute") if comp >= mem_s else (mem_s, "memory")
-        m, n, k, batch = step.gemm
-        smem_b = 2.0 * step.macs * (1 if step.unit == "cuda_core" else 0.05)  # operand staging per MAC
+        # operands staged through shared memory: an SGEMM thread computes an 8x8 register tile from 8 + 8
+        # values per k (1 B/MAC at fp32); a tensor-core CTA tile 128 wide reads (1/128 + 1/128) items per MAC
+        item = _ITEM.get(step.dtype, 4)
+        smem_b = step.macs * (item * 2 / 8 if step.unit == "cuda_core" else item * 2 / 128)
     elif step.blocks:
         per_sm = max(1, step.blocks_per_sm)
         waves = -(-step.blocks // (gpu.sms * per_sm))
@@ -201,13 +206,10 @@ def energy(arch: ArchConfig, steps, times: list[StepTime], seconds: float, e: En
             table = {"cuda_core": en.cuda_core_mac_pj, "tensor_core": en.tensor_core_mac_pj,
                      "sparse_tensor_core": en.tensor_core_mac_pj}.get(s.unit, en.cuda_core_mac_pj)
             mac = table.get(s.dtype, max(table.values()))
+            # an FMA reads two operands and the accumulator; an MMA reads its fragments once per 16-deep k-step
             rf = en.register_file_pj_per_access * (3 if s.unit == "cuda_core" else 3 / 16)
             compute += t.macs * (mac + rf)
         onchip += t.smem_bytes * en.smem_pj_per_byte + t.l2_bytes * _level(arch, "l2").read_pj_per_byte
         dram += t.hbm_bytes * _level(arch, "hbm").read_pj_per_byte
     static = en.static_w if e.static_w is None else e.static_w
     return 1e-12 * (e.compute_scale * compute + e.onchip_scale * onchip + e.dram_scale * dram) + static * seconds
-
-
-def _field_names(cls) -> list[str]:
-    return [f.name for f in fields(cls)]

@@ -23,6 +23,7 @@ from accelsim.errors import AccelsimError
 from accelsim.model.arch import ArchConfig
 from accelsim.model.gpu import BOUNDS, ENERGY_BOUNDS, DeviceParams, EnergyParams, energy, gpu_of, record_time
 from accelsim.replay.traces import _merged
+from kernels.trace import MIN_ENERGY_WINDOW_S
 
 __all__ = [
     "CALIBRATION_VERSION",
@@ -39,8 +40,6 @@ __all__ = [
 ]
 
 CALIBRATION_VERSION = 1
-MIN_ENERGY_WINDOW_S = 1.0
-"""NVML's energy counter steps coarsely: only windows this long give a usable energy per call."""
 
 _FAMILIES = {"gemm": "gemm", "nm_spmm": "nm_spmm", "cusparselt_2_4": "nm_spmm", "tasd_spmm": "tasd",
              "kron_matmul_fused": "kron", "kron_matmul_shuffle": "kron", "project_l1inf_bilevel": "projection",
