@@ -415,13 +415,18 @@ exactly one implementation per backend then (gemm's old ``"matmul"`` and cuSPARS
 tags included)."""
 
 
+_LEGACY_TAGS = (None, "matmul", "cusparselt")
+"""``params["impl"]`` values of records made before the descriptions: they say nothing about the implementation."""
+
+
 def infer_impl(r: Record) -> str:
-    """The implementation name of record ``r``: ``params["impl"]`` when it names a described one, else
-    inferred from its kernel and backend (:data:`_BY_KERNEL`); :class:`InputError` when neither works."""
+    """The implementation name of record ``r``: ``params["impl"]`` when it names a described one; for
+    older records (no impl, or a legacy tag) inferred from its kernel and backend (:data:`_BY_KERNEL`).
+    :class:`InputError` for an impl without a description (never replayed as another implementation)."""
     name = r.params.get("impl")
     if isinstance(name, str) and name in IMPLS:
         return name
-    found = _BY_KERNEL.get((r.kernel, r.backend))
+    found = _BY_KERNEL.get((r.kernel, r.backend)) if name in _LEGACY_TAGS else None
     if found is None:
         raise InputError(f"trace record {r.kernel!r} (backend {r.backend!r}, impl {name!r}): no implementation "
                          f"description; add one to kernels.impls (known: {', '.join(sorted(IMPLS))})")
