@@ -352,13 +352,30 @@ def _kron_shuffle_steps(r: Record) -> list[Step]:
 
 
 # --------------------------------------------------------------------------- projections
-# kernels/projection.py on CuPy, counted call by call: every CuPy call is one small kernel launch
-# and one host dispatch; float(...) of a device scalar is a synchronisation (one more host call).
-_L1_BALL_CALLS = 25  # _l1_ball_rows: asarray, -a, sort, -s, cumsum, arange, s*k, csum-rr, >=, count_nonzero, ...
+# kernels/projection.py on CuPy, counted call by call: each CuPy call is one host dispatch and (most) one
+# kernel launch; an allocation or a synchronisation (float() of a device scalar, thrust's sort) is a host
+# call without a launch. (host calls, launches) per step:
+_L1_BALL_ROWS = (
+    (1, 1),  # xp.asarray(radii): a scalar copied to the device
+    (1, 1),  # -a
+    (7, 5),  # xp.sort: a copy, then thrust: temp allocation, 4 radix passes, a sync
+    (1, 1),  # -(sorted)
+    (3, 2),  # xp.cumsum: CUB scan: temp allocation, 2 launches
+    (4, 4),  # arange, s * k, csum - rr, >=
+    (3, 3),  # count_nonzero, rho - 1, maximum
+    (4, 4),  # take_along_axis: index arrays, gather
+    (3, 3),  # - radii, maximum(rho, 1), /
+    (4, 4),  # sum(a), <= radii, maximum(tau, 0), where
+    (2, 2),  # a - tau, maximum(., 0)
+)
 _PROJECTION_CALLS = {
-    # (launches, host calls, full-size reads, full-size writes)
-    "project_l1inf_bilevel": (5 + 1 + _L1_BALL_CALLS + 3, 5 + 2 + _L1_BALL_CALLS + 3, 3, 1),
-    "project_multilevel": (1 + 2 + 1 + 1 + _L1_BALL_CALLS + 4 + 1, 1 + 2 + 2 + 1 + _L1_BALL_CALLS + 4 + 1, 3, 2),
+    # (host calls, launches, full-size reads, full-size writes)
+    "project_l1inf_bilevel": (
+        6 + 2 + sum(h for h, _ in _L1_BALL_ROWS) + 4,  # norms (max, min, -, maximum, copy, empty); sum + sync; clip
+        5 + 1 + sum(n for _, n in _L1_BALL_ROWS) + 3, 3, 1),
+    "project_multilevel": (
+        1 + 2 + 2 + 1 + sum(h for h, _ in _L1_BALL_ROWS) + 2 + 2,  # abs; 2 max; sum + sync; asarray; l1 ball; 2 min
+        1 + 2 + 1 + 1 + sum(n for _, n in _L1_BALL_ROWS) + 2 + 2, 3, 2),    # ...; copysign, astype
 }
 
 
@@ -370,14 +387,14 @@ def _projection_size(r: Record) -> int:
 
 
 def _projection_steps(r: Record) -> list[Step]:
-    launches, _, reads, writes = _PROJECTION_CALLS[r.kernel]
+    _, launches, reads, writes = _PROJECTION_CALLS[r.kernel]
     size = _projection_size(r)
     return [Step("projection passes", "memory", r.unit_dtype, launches=launches, bytes_read=reads * size,
                  bytes_written=writes * size, working_set=2 * size)]
 
 
 def _projection_calls(r: Record) -> int:
-    return _PROJECTION_CALLS[r.kernel][1]
+    return _PROJECTION_CALLS[r.kernel][0]
 
 
 register(Impl("gemm_cublas", "gemm", "tensor_core", "cupy.matmul: cuBLAS GEMM (fp32 on CUDA cores, TF32 off)",
@@ -393,9 +410,9 @@ register(Impl("kron_fused_cuda", "kron_matmul_fused", "cuda_core", "kernels/cuda
               "in shared memory", _kron_fused_steps, host_calls=lambda r: 3 * len(_kron_factors(r))))
 register(Impl("kron_shuffle_cupy", "kron_matmul_shuffle", "cuda_core", "per factor a cuBLAS GEMM and a transpose copy",
               _kron_shuffle_steps, host_calls=lambda r: 2 * len(_kron_factors(r))))
-register(Impl("bilevel_l1inf_cupy", "project_l1inf_bilevel", "memory", "~35 CuPy calls and one host sync",
+register(Impl("bilevel_l1inf_cupy", "project_l1inf_bilevel", "memory", "~45 CuPy calls (sort, scan) and their syncs",
               _projection_steps, _projection_calls))
-register(Impl("multilevel_cupy", "project_multilevel", "memory", "~35 CuPy calls and one host sync",
+register(Impl("multilevel_cupy", "project_multilevel", "memory", "~45 CuPy calls (sort, scan) and their syncs",
               _projection_steps, _projection_calls))
 
 _BY_KERNEL = {
