@@ -22,6 +22,7 @@ import numpy as np
 from accelsim.errors import AccelsimError
 from accelsim.model.arch import ArchConfig
 from accelsim.model.gpu import BOUNDS, ENERGY_BOUNDS, DeviceParams, EnergyParams, energy, gpu_of, record_time
+from accelsim.replay.project import FAMILIES, _label
 from accelsim.replay.traces import _merged
 from kernels.trace import MIN_ENERGY_WINDOW_S
 
@@ -40,11 +41,6 @@ __all__ = [
 ]
 
 CALIBRATION_VERSION = 1
-
-_FAMILIES = {"gemm": "gemm", "nm_spmm": "nm_spmm", "cusparselt_2_4": "nm_spmm", "tasd_spmm": "tasd",
-             "kron_matmul_fused": "kron", "kron_matmul_shuffle": "kron", "project_l1inf_bilevel": "projection",
-             "project_l12_bilevel": "projection", "project_multilevel": "projection"}
-
 
 class CalibrationError(AccelsimError):
     """A calibration file that cannot be used: unreadable, another version, or another device."""
@@ -76,12 +72,6 @@ class GpuItem:
         return sum(s.launches for s in self.steps)
 
 
-def _label(row: dict) -> str:
-    from accelsim.replay.project import _label as label
-
-    return label(row)
-
-
 def gpu_items(table) -> list[GpuItem]:
     """Merged configurations of ``table`` with their implementation steps, sorted by key."""
     from kernels.errors import InputError
@@ -99,7 +89,7 @@ def gpu_items(table) -> list[GpuItem]:
         except InputError as exc:
             raise AccelsimError(str(exc)) from None
         window = row.get("energy_window_s")
-        items.append(GpuItem(key, _FAMILIES.get(row["kernel"], row["kernel"]), row["kernel"], name, _label(row),
+        items.append(GpuItem(key, FAMILIES.get(row["kernel"], row["kernel"]), row["kernel"], name, _label(row),
                              float(row["time_s"]), row["energy_j"], window, steps, calls, row["runs"], row))
     return items
 
