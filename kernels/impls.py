@@ -51,7 +51,6 @@ __all__ = [
     "Record",
     "Step",
     "describe",
-    "impl_name",
     "infer_impl",
     "register",
     "warp_bank_wavefronts",
@@ -480,7 +479,3 @@ def infer_impl(r: Record) -> str:
                          f"description; add one to kernels.impls (known: {', '.join(sorted(IMPLS))})")
     return found
 
-
-def impl_name(kernel: str, backend: str) -> str:
-    """The implementation the suites record for ``kernel`` on ``backend`` (``params["impl"]``)."""
-    return _BY_KERNEL.get((kernel, backend), f"{kernel}_{backend}")
