@@ -213,3 +213,12 @@ def test_reading_old_and_new_schema_versions(tmp_path):
     t = read_traces(H200)  # a version-1 file: the version-2 columns read as null
     assert t.num_rows == 65 and t.column("energy_window_s").null_count == 65
     assert Path(H200 / "README.md").is_file()
+
+
+def test_device_projection_streams_three_passes_by_hand(arch):
+    r = Record("project_l1inf_bilevel", "float32", shapes={"y": [4096, 11008]}, params={"impl": "bilevel_l1inf_device"})
+    impl = describe(infer_impl(r))
+    size = 4096 * 11008 * 4  # 180 MB: past the 50 MB L2, so HBM at 4.8 TB/s
+    device = 3 * size / (YAML["memory"][0]["bandwidth"] * 1.98e9) / P.bandwidth_efficiency + 4 * P.launch_s
+    t, _ = record_time(arch, P, impl.steps(r), impl.host_calls(r))
+    assert t == pytest.approx(max(device, 8 * P.host_call_s), rel=1e-12)
