@@ -28,15 +28,22 @@ def validate(
     seed: int = typer.Option(0, "--seed", help="seed of the calibration split"),
     plot: Path = typer.Option(None, "--plot", help="write a projected-vs-measured PNG here"),
     set_: list[str] = typer.Option(None, "--set", help="arch override key.path=value (repeatable)"),
+    save_calibration: Path = typer.Option(None, "--save-calibration", help="GPU arch: write the fitted device "
+                                          "calibration here (fitted on the --calibrate-on split, else on everything)"),
+    calibration: Path = typer.Option(None, "--calibration", help="GPU arch: apply a calibration saved with "
+                                     "--save-calibration for the same device instead of fitting"),
     calibrate_with: Path = typer.Option(None, "--calibrate-with", help="network runs: fit the calibration on this "
                                         "trace set of the same device (e.g. traces/cpu-amd-epyc-2vcpu)"),
     fmt: Format = FormatOpt,
 ) -> None:
     """Per kernel family: MAPE and Pearson r of projected vs measured time (and energy, EDP where measured).
 
-    On the traces of `accelsim run` (a network run): per layer and for the whole run, projected vs
-    measured time, energy and EDP, and the plan's projected gain over the dense run against the measured one.
+    An arch with a ``gpu:`` section (h200_sxm) is replayed on the GPU unit model with one device
+    calibration; other archs on the simulator with per-group calibration. On the traces of
+    `accelsim run` (a network run): per layer and for the whole run, projected vs measured time,
+    energy and EDP, and the plan's projected gain over the dense run against the measured one.
     """
+    from accelsim.errors import ConfigError
     from accelsim.model.arch import load_arch, parse_overrides
     from accelsim.replay.calibrate import plot_validation
     from accelsim.replay.calibrate import validate as run_validate
@@ -53,7 +60,15 @@ def validate(
         return
     if calibrate_with is not None:
         raise InputError(f"--calibrate-with: only for network-run traces (`accelsim run`); {traces} holds kernel traces")
-    report = run_validate(table, cfg, calibrate_on, seed)
+    if cfg.gpu is not None:
+        from accelsim.replay.device import validate_gpu
+
+        report = validate_gpu(table, cfg, calibrate_on, seed, calibration, save_calibration)
+    elif save_calibration is not None or calibration is not None:
+        raise ConfigError(f"--save-calibration/--calibration: arch {cfg.name!r} has no gpu: section; "
+                          f"device calibrations are for GPU unit-model archs such as h200_sxm")
+    else:
+        report = run_validate(table, cfg, calibrate_on, seed)
     if plot is not None:
         plot_validation(report, plot)
     if fmt is Format.json:
@@ -141,7 +156,14 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
         rows.append(row)
     cal = report["calibration"]
     caption = list(report["notes"])
-    if cal:
+    if cal and cal.get("model") == "gpu-units":
+        caption.append(f"device calibration: {cal['source']}")
+        for name, p in cal["params"].items():
+            caption.append(f"  {name} = {p['value']:.4g} in [{p['lower']:g}, {p['upper']:g}]: {p['meaning']}")
+        caption.append("largest errors: " + "; ".join(
+            f"{d['label']} {d['ape_pct']:.0f} % ({100 * d['share_of_squared_error']:.0f} % of squared error)"
+            for d in cal["dominant"][:3]))
+    elif cal:
         for fam, p in cal["params"].items():
             caption.append(f"{fam}: launch_overhead_s={_g(p['launch_overhead_s'])}, compute_efficiency="
                            f"{_g(p['compute_efficiency'])}, bandwidth_fraction={_g(p['bandwidth_fraction'])} "
@@ -149,7 +171,8 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
     if plot is not None:
         caption.append(f"plot: {plot}")
     title = f"validate: {traces} on {report['arch']}" + (
-        f" (calibrated on {cal['train']}, held out {cal['held_out']}, seed {cal['seed']})" if cal else " (uncalibrated)")
+        f" (calibrated on {cal['train']}, held out {cal['held_out']}, seed {cal['seed']})" if cal and cal.get("held_out")
+        else f" ({cal['source']})" if cal and cal.get("model") else " (uncalibrated)")
     print_table(title, cols, rows, caption="\n".join(caption))
 
 
