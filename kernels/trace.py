@@ -371,10 +371,56 @@ def _read_one(f: Path) -> pa.Table:
     missing = [name for name in SCHEMA.names if name not in table.column_names]
     if missing:
         raise TraceError(f"{f}: trace is missing columns {missing}")
-    try:
-        return table.select(SCHEMA.names).cast(SCHEMA)
-    except (pa.ArrowException, ValueError) as exc:
-        raise TraceError(f"{f}: columns do not match the trace schema: {' '.join(str(exc).split())}") from None
+    table = table.select(SCHEMA.names)
+    for fld in SCHEMA:
+        try:
+            table = table.set_column(table.schema.get_field_index(fld.name), fld, table.column(fld.name).cast(fld.type))
+        except (pa.ArrowException, ValueError):
+            got = table.schema.field(fld.name).type
+            raise TraceError(f"{f}: column {fld.name!r} holds {got} values that are not {fld.type}") from None
+    _check_rows(table.replace_schema_metadata(SCHEMA.metadata), f)
+    return table.replace_schema_metadata(SCHEMA.metadata)
+
+
+#: Columns whose values must be positive and finite (null allowed where the schema allows it).
+_POSITIVE = ("time_median_s", "time_min_s", "time_max_s", "repeats", "m", "n", "k")
+#: Columns whose values must be finite and >= 0 (null allowed).
+_NON_NEGATIVE = ("warmup", "flops_dense", "flops_effectual", "bytes_min", "energy_j", "sm_clock_mhz", "mem_clock_mhz")
+
+
+def _check_rows(table: pa.Table, f: Path) -> None:
+    """Refuse rows no measurement can produce: a time that is zero, negative, NaN or infinite, a
+    non-positive shape, a density outside (0, 1], or ``shapes``/``params`` that are not JSON objects.
+    The error names the file, the row, the column and the value."""
+    import pyarrow.compute as pc
+
+    def bad_row(mask) -> int | None:
+        return pc.index(mask, True).as_py() if pc.any(mask).as_py() else None
+
+    def fail(i: int, col: str, why: str):
+        row = table.slice(i, 1).to_pylist()[0]
+        raise TraceError(f"{f}: row {i} ({row['kernel']}): {col} = {row[col]!r}; {why}")
+
+    for col in (*_POSITIVE, *_NON_NEGATIVE, "density"):
+        v = table.column(col)
+        ok = pc.greater(v, 0) if col in _POSITIVE else pc.greater_equal(v, 0)
+        if pa.types.is_floating(v.type):
+            ok = pc.and_(ok, pc.is_finite(v))
+        if col == "density":
+            ok = pc.and_(ok, pc.less_equal(v, 1))
+        i = bad_row(pc.invert(pc.fill_null(ok, SCHEMA.field(col).nullable)))
+        if i is not None:
+            why = ("must be in (0, 1]" if col == "density" else
+                   "must be a positive finite number" if col in _POSITIVE else "must be finite and >= 0")
+            fail(i, col, why)
+    for col in ("shapes", "params"):
+        for i, text in enumerate(table.column(col).to_pylist()):
+            try:
+                ok = isinstance(json.loads(text), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                fail(i, col, "must be a JSON object")
 
 
 def read_traces(path: str | os.PathLike) -> pa.Table:

@@ -1,10 +1,13 @@
-"""Shared CLI pieces: the --format option, JSON/table output, atomic --out files."""
+"""Shared CLI pieces: the --format option, JSON/table output, atomic --out files, Ctrl-C reports."""
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -13,7 +16,7 @@ from rich.table import Table
 
 from kernels.io import atomic_path
 
-__all__ = ["Format", "FormatOpt", "console", "print_json", "print_table", "write_json"]
+__all__ = ["Format", "FormatOpt", "console", "on_interrupt", "print_json", "print_table", "write_json"]
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -37,6 +40,30 @@ def print_json(obj) -> None:
 def write_json(obj, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(_dumps(obj) + "\n")
+
+
+@contextlib.contextmanager
+def on_interrupt(kept):
+    """Turn Ctrl-C (and SIGTERM) inside the block into one stderr line saying what was kept, exit 130.
+
+    ``kept()`` is called after the interrupt has unwound the block (so writers have flushed) and
+    returns that sentence, e.g. "12 trace rows written to traces/local".
+    """
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, on_term) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.file.flush()
+        print(f"accelsim: interrupted: {kept()}", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old)
 
 
 def print_table(title: str, columns: list[str], rows: list[list], caption: str | None = None) -> None:

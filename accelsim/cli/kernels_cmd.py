@@ -8,7 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from accelsim.cli import app
-from accelsim.cli._common import Format, FormatOpt, print_json, print_table
+from accelsim.checks import ensure_writable
+from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table
 from kernels.errors import InputError
 
 __all__ = ["kernels_app", "run"]
@@ -35,17 +36,24 @@ def run(
 
     if repeats < 1 or warmup < 0:
         raise InputError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; pass a directory for the trace dataset")
+    ensure_writable(out, directory=True)
     xp = get_xp(backend)
     total = len(get_cases(suite, sizes, xp, seed))
-    with Recorder(out) as rec, Progress(
+    rec = Recorder(out)
+    done = {"cases": 0}
+
+    def kept() -> str:
+        return (f"{done['cases']} of {total} cases finished; their trace rows are kept in {out} (run {rec.run_id}), "
+                "the case in progress was dropped")
+
+    with on_interrupt(kept), rec, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         transient=True, disable=fmt is Format.json,
     ) as progress:
         task = progress.add_task(suite, total=total)
 
         def on_case(case, i, n):
+            done["cases"] = i
             progress.update(task, completed=i, description=case.label)
 
         rows = run_suite(suite, sizes, rec, repeats=repeats, warmup=warmup, xp=xp, seed=seed, on_case=on_case)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from accelsim.checks import ensure_writable
 from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 from accelsim.codesign.prune import prune
@@ -43,8 +44,7 @@ def prune_command(
     """Prune INPUT by projection and report zeroed rows/columns, density and the norm before/after."""
     if out.resolve() == input.resolve():
         raise InputError(f"--out: refusing to overwrite the input {str(input)!r}; pick another path")
-    if not str(out).lower().endswith(".npy"):
-        raise InputError(f"--out: must end in .npy, got {str(out)!r}")
+    ensure_writable(out, suffixes=(".npy",))
     w = load_tensor(input, tensor)
     result = prune(w, radius, method.value, axis, workers=workers)
     save_npy(result.weights, out)

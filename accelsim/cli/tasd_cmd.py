@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from accelsim.cli._common import Format, FormatOpt, print_json, print_table
+from accelsim.checks import ensure_writable
+from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table
 from accelsim.codesign.tensors import load_tensor
 from accelsim.codesign.accuracy import DEFAULT_WEIGHT_SERIES, decompose_report
 from kernels.errors import InputError
@@ -71,6 +72,8 @@ def search_command(
     from accelsim.codesign.sources import load_weight_file
     from accelsim.model.workload import as_network
 
+    if out is not None:
+        ensure_writable(out, suffixes=(".json", ".parquet"))
     kw = parse_overrides(params, source="--param")
     net = as_network(workload, **kw)
     model, real = None, None
@@ -89,8 +92,9 @@ def search_command(
         real = prune_weights(real, prune)
     if budget is None and max_error is None and model is not None:
         budget = 0.99
-    result = search(arch, net, budget=budget, max_error=max_error, weights=real, model=model, prune=prune,
-                    max_terms=max_terms, series=series, refine=refine)
+    with on_interrupt(lambda: "nothing written" + (f" (--out {out} is written when the search finishes)" if out else "")):
+        result = search(arch, net, budget=budget, max_error=max_error, weights=real, model=model, prune=prune,
+                        max_terms=max_terms, series=series, refine=refine)
     if out is not None:
         write_result(result, out)
     if fmt == Format.json:

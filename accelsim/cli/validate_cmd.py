@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from accelsim.checks import ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
 __all__ = ["print_validation", "register", "validate"]
@@ -35,6 +36,8 @@ def validate(
     from accelsim.replay.calibrate import validate as run_validate
     from kernels.trace import read_traces
 
+    if plot is not None:
+        ensure_writable(plot, "--plot", suffixes=(".png",))
     cfg = load_arch(arch, parse_overrides(set_))
     report = run_validate(read_traces(traces), cfg, calibrate_on, seed)
     if plot is not None:

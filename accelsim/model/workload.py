@@ -10,7 +10,9 @@ from typing import Union
 
 import networkx as nx
 
+from accelsim.checks import MAX_LAYER_MACS, check_dim, read_text
 from accelsim.errors import WorkloadError
+from accelsim.model.arch import DTYPE_BYTES
 from kernels.errors import InputError
 from kernels.nm import NMPattern
 
@@ -78,10 +80,28 @@ class Sparsity:
 DENSE = Sparsity()
 
 
-def _positive(name: str, value, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise WorkloadError(f"layer {layer!r}: field {name} must be a positive integer, got {value!r}")
-    return value
+def _ensure_layer(layer, dims: tuple[str, ...]) -> None:
+    """The checks every layer type shares: a string name, bounded positive dimensions, a known dtype,
+    boolean flags (typed data from a YAML file or a script is checked here, once)."""
+    if not isinstance(layer.name, str) or not layer.name:
+        raise WorkloadError(f"layer {layer.name!r}: field name must be a non-empty string")
+    where = f"layer {layer.name!r}"
+    for f in dims:
+        check_dim(f, getattr(layer, f), where)
+    if layer.dtype is not None and layer.dtype not in DTYPE_BYTES:
+        raise WorkloadError(f"{where}: field dtype: unknown {layer.dtype!r} (use one of {', '.join(DTYPE_BYTES)})")
+    for f in ("weight_sparsity", "input_sparsity"):
+        if not isinstance(getattr(layer, f, DENSE), Sparsity):
+            raise WorkloadError(f"{where}: field {f} must be a Sparsity, got {getattr(layer, f)!r}")
+    for f in ("static_weight", "fused"):
+        if not isinstance(getattr(layer, f, True), bool):
+            raise WorkloadError(f"{where}: field {f} must be true or false, got {getattr(layer, f)!r}")
+
+
+def _ensure_macs(gemm: Gemm, where: str) -> None:
+    if gemm.macs > MAX_LAYER_MACS:
+        raise WorkloadError(f"layer {where!r}: {gemm.macs:.3g} MACs (m·n·k·count = {gemm.m}·{gemm.n}·{gemm.k}·"
+                            f"{gemm.count}) exceed the limit 2**53 (accelsim.checks.MAX_LAYER_MACS)")
 
 
 @dataclass(frozen=True)
@@ -103,8 +123,8 @@ class Gemm:
     static_weight: bool = True
 
     def __post_init__(self):
-        for f in ("m", "n", "k", "count"):
-            _positive(f, getattr(self, f), self.name)
+        _ensure_layer(self, ("m", "n", "k", "count"))
+        _ensure_macs(self, self.name)
 
     @property
     def macs(self) -> int:
@@ -141,12 +161,13 @@ class Conv:
     batch: int = 1
 
     def __post_init__(self):
-        for f in ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride_h", "stride_w", "batch"):
-            _positive(f, getattr(self, f), self.name)
+        _ensure_layer(self, ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride_h",
+                             "stride_w", "count", "batch"))
         if self.filt_h > self.ifmap_h or self.filt_w > self.ifmap_w:
             raise WorkloadError(
                 f"layer {self.name!r}: filter {self.filt_h}x{self.filt_w} larger than ifmap {self.ifmap_h}x{self.ifmap_w}"
             )
+        self.as_gemm()  # the lowered GEMM's dimensions and MACs are bounded too
 
     @property
     def ofmap(self) -> tuple[int, int]:
@@ -176,13 +197,17 @@ class KronMatmul:
     count: int = 1
 
     def __post_init__(self):
-        _positive("m", self.m, self.name)
-        if not self.factors:
-            raise WorkloadError(f"layer {self.name!r}: field factors must list at least one (P, Q)")
-        object.__setattr__(self, "factors", tuple((int(p), int(q)) for p, q in self.factors))
-        for p, q in self.factors:
-            _positive("factors", p, self.name)
-            _positive("factors", q, self.name)
+        _ensure_layer(self, ("m", "count"))
+        where = f"layer {self.name!r}"
+        if not isinstance(self.factors, (list, tuple)) or not self.factors:
+            raise WorkloadError(f"{where}: field factors must list at least one [P, Q], got {self.factors!r}")
+        for f in self.factors:
+            if not isinstance(f, (list, tuple)) or len(f) != 2:
+                raise WorkloadError(f"{where}: field factors: each factor is a [P, Q] pair, got {f!r}")
+            for v in f:
+                check_dim("factors", v, where)
+        object.__setattr__(self, "factors", tuple((p, q) for p, q in self.factors))
+        self.steps()  # each per-factor GEMM (rows = m·∏P/Pi) is checked as it is built
 
     def steps(self) -> list[Gemm]:
         """The per-factor GEMMs, last factor first: each contracts one Pi into Qi over all other modes."""
@@ -258,11 +283,11 @@ def _row_int(value: str, path: Path, lineno: int, column: str) -> int:
         v = int(float(value)) if value.strip() else None
         if v is None or float(value) != v:
             raise ValueError
-    except ValueError:
+    except (ValueError, OverflowError):
         raise WorkloadError(f"{path}:{lineno}: column {column!r}: expected an integer, got {value!r}") from None
     if v <= 0:
         raise WorkloadError(f"{path}:{lineno}: column {column!r}: must be positive, got {v}")
-    return v
+    return check_dim(column, v, f"{path}:{lineno}")
 
 
 def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str | None = None) -> Network:
@@ -275,13 +300,11 @@ def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str |
     optional Sparsity column holds ``N:M`` for the weights.
     """
     path = Path(path)
+    text = read_text(path, "topology file", WorkloadError)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise WorkloadError(f"{path}: topology file not found") from None
-    except OSError as exc:
-        raise WorkloadError(f"{path}: cannot read: {exc.strerror}") from None
-    rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(csv.reader(text.splitlines()))]
+        rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(csv.reader(text.splitlines()))]
+    except csv.Error as exc:
+        raise WorkloadError(f"{path}: malformed CSV: {exc}") from None
     rows = [(i, r[: max((j + 1 for j, c in enumerate(r) if c), default=0)]) for i, r in rows]
     rows = [(i, r) for i, r in rows if r]
     if not rows:

@@ -7,6 +7,7 @@ their per-call medians, so re-running a suite into the same directory sharpens, 
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from collections import defaultdict
@@ -159,8 +160,8 @@ def roofline(table: pa.Table, peak_tflops: float | None = None, peak_gbs: float 
     first row's device and dtype. ``fraction_of_roof`` = achieved / min(peak, intensity x bandwidth).
     """
     for name, v in (("--peak-tflops", peak_tflops), ("--peak-gbs", peak_gbs)):
-        if v is not None and not v > 0:
-            raise InputError(f"traces roofline: {name} must be positive, got {v}")
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise InputError(f"traces roofline: {name} must be a positive finite number, got {v}")
     rows = summarize(table)
     first = rows[0]
     if peak_tflops is None or peak_gbs is None:
