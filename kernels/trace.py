@@ -373,13 +373,25 @@ def _read_one(f: Path) -> pa.Table:
         raise TraceError(f"{f}: trace is missing columns {missing}")
     table = table.select(SCHEMA.names)
     for fld in SCHEMA:
+        got = table.schema.field(fld.name).type
         try:
+            if _kind(got) not in (_kind(fld.type), "null"):
+                raise ValueError
             table = table.set_column(table.schema.get_field_index(fld.name), fld, table.column(fld.name).cast(fld.type))
         except (pa.ArrowException, ValueError):
-            got = table.schema.field(fld.name).type
-            raise TraceError(f"{f}: column {fld.name!r} holds {got} values that are not {fld.type}") from None
+            raise TraceError(f"{f}: column {fld.name!r} holds {got} values, the trace schema has {fld.type}") from None
     _check_rows(table.replace_schema_metadata(SCHEMA.metadata), f)
     return table.replace_schema_metadata(SCHEMA.metadata)
+
+
+def _kind(t: pa.DataType) -> str:
+    """Coarse type class: a number column holding text is refused, though "128" would cast."""
+    for kind, test in (("null", pa.types.is_null), ("number", pa.types.is_integer), ("number", pa.types.is_floating),
+                       ("text", pa.types.is_string), ("text", pa.types.is_large_string),
+                       ("time", pa.types.is_timestamp)):
+        if test(t):
+            return kind
+    return str(t)
 
 
 #: Columns whose values must be positive and finite (null allowed where the schema allows it).

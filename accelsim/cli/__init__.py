@@ -20,7 +20,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    """Attach each command module; kept in one place so the command set is visible here."""
+    """Attach each command module once (``main`` may run many times in one process, as in the tests);
+    kept in one place so the command set is visible here."""
+    if any(g.name == "sweep" for g in app.registered_groups):
+        return
     from accelsim.cli import simulate_cmd  # noqa: F401  (registers simulate, compare, demo)
     from accelsim.cli import kernels_cmd, prune_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd  # noqa: F401
 
