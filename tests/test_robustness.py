@@ -414,3 +414,10 @@ def test_demo_explains_each_section(run):
         guide = " ".join(DEMO_GUIDE[key].split())
         assert guide in flat and flat.index(guide) < flat.index(title), key
     assert "mape_pct is the mean of |projected - measured| / measured" in flat
+
+
+def test_plot_must_be_png(run, tmp_path):
+    """The plots are PNG bytes: a .pdf name would hold a PNG, so it is refused before simulating."""
+    assert_exit_2(run("compare", "--arch", "dense_tc", "--arch", "stc_2of4", "--workload", SMALL,
+                      "--plot", tmp_path / "c.pdf"), "--plot", "c.pdf", ".png")
+    _no_files(tmp_path)
