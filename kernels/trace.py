@@ -402,7 +402,8 @@ _NON_NEGATIVE = ("warmup", "flops_dense", "flops_effectual", "bytes_min", "energ
 
 def _check_rows(table: pa.Table, f: Path) -> None:
     """Refuse rows no measurement can produce: a time that is zero, negative, NaN or infinite, a
-    non-positive shape, a density outside (0, 1], or ``shapes``/``params`` that are not JSON objects.
+    non-positive shape, a density outside (0, 1], a null where the schema forbids one, or
+    ``shapes``/``params`` that are not JSON objects.
     The error names the file, the row, the column and the value."""
     import pyarrow.compute as pc
 
@@ -413,6 +414,9 @@ def _check_rows(table: pa.Table, f: Path) -> None:
         row = table.slice(i, 1).to_pylist()[0]
         raise TraceError(f"{f}: row {i} ({row['kernel']}): {col} = {row[col]!r}; {why}")
 
+    for fld in SCHEMA:
+        if not fld.nullable and table.column(fld.name).null_count:
+            fail(bad_row(pc.is_null(table.column(fld.name))), fld.name, "must not be null")
     for col in (*_POSITIVE, *_NON_NEGATIVE, "density"):
         v = table.column(col)
         ok = pc.greater(v, 0) if col in _POSITIVE else pc.greater_equal(v, 0)

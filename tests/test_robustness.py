@@ -7,7 +7,6 @@ The table of every class and its behaviour is docs/robustness.md; the fuzz test 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +110,8 @@ WORKLOAD_CASES = {
     "m = 1e24 (a float)": (_yaml_layers("{name: g, m: 1e24, n: 8, k: 8}"), ["w.yaml", "field m", "1e+24"]),
     "MACs over 2**53": (_yaml_layers("{name: g, m: 1048576, n: 1048576, k: 1048576}"),
                         ["w.yaml", "MAX_LAYER_MACS"]),
+    "type is a list (found by the fuzz test)": (_yaml_layers("{type: [gemm], name: g, m: 8, n: 8, k: 8}"),
+                                                ["w.yaml", "layers.0.type", "['gemm']"]),
     "name is a list": (_yaml_layers("{name: [a], m: 8, n: 8, k: 8}"), ["w.yaml", "name"]),
     "unknown field": (_yaml_layers("{name: g, m: 8, n: 8, k: 8, q: 1}"), ["w.yaml", "unexpected keyword", "'q'"]),
 }
@@ -286,6 +287,7 @@ def _bad_trace(tmp_path: Path, column: str, value, as_type=None) -> Path:
     ("m", "128", pa.string(), ["column 'm'", "string"]),
     ("m", -4, None, ["row 1", "m = -4"]),
     ("params", "{not json", None, ["row 1", "params", "JSON object"]),
+    ("params", None, None, ["row 1", "params = None", "must not be null"]),  # found by the fuzz test
 ])
 def test_bad_trace_rows(run, tmp_path, column, value, as_type, needles):
     """Used to give MAPE −100 % / nan with exit 0, or a LinAlgError traceback (time 0)."""

@@ -29,6 +29,7 @@ __all__ = [
     "builtin_archs",
     "load_arch",
     "load_yaml",
+    "read_yaml",
     "parse_overrides",
     "parse_value",
 ]
@@ -276,6 +277,18 @@ def load_yaml(text: str):
     return yaml.load(text, Loader=_Loader)
 
 
+def read_yaml(path: Path, what: str, error: type[ConfigError] | type[InputError] = ConfigError):
+    """The YAML document in the file at ``path`` (UTF-8 text, see :func:`accelsim.checks.read_text`);
+    a syntax error becomes one ``error`` line with the file, line and column."""
+    text = read_text(path, what, error)
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
+
+
 def parse_value(text: str, origin: str = "--set"):
     """One override or grid value as YAML; ``2:4`` and ``[2:4, 1:4]`` keep their patterns as strings."""
     if not text.strip():
@@ -388,14 +401,7 @@ def load_arch(spec: str | Path | ArchConfig | dict, overrides: dict[str, object]
     else:
         path = _resolve(spec)
         origin = str(path)
-        text = read_text(path, "arch config YAML", ConfigError)
-        try:
-            doc = load_yaml(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(f"{origin}: malformed YAML{where}: {problem}") from None
+        doc = read_yaml(path, "arch config YAML", ConfigError)
     if overrides:
         if not isinstance(doc, dict):
             raise ConfigError(f"{origin}: expected a YAML mapping at the top level")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from accelsim.checks import MAX_BLOCKS, check_dim, read_text
+from accelsim.checks import MAX_BLOCKS, check_dim
 from accelsim.errors import WorkloadError
+from accelsim.model.arch import read_yaml
 from accelsim.model.workload import Conv, Gemm, KronMatmul, Network, Sparsity
 
 __all__ = ["BUILTIN", "bert_base", "build", "from_yaml", "llama_8b_prefill", "minilm", "resnet50"]
@@ -151,7 +150,7 @@ def from_yaml(path: str | Path) -> Network:
     import networkx as nx
 
     path = Path(path)
-    doc = _parse_yaml(path)
+    doc = read_yaml(path, "workload YAML", WorkloadError)
     if not isinstance(doc, dict) or not isinstance(doc.get("workload"), dict):
         raise WorkloadError(f"{path}: expected a top-level 'workload:' mapping")
     wl = doc["workload"]
@@ -190,19 +189,6 @@ def from_yaml(path: str | Path) -> Network:
     return net
 
 
-def _parse_yaml(path: Path):
-    """The YAML document of a workload file, parsed as arch configs are (``2:4`` stays a string)."""
-    from accelsim.model.arch import load_yaml
-
-    text = read_text(path, "workload YAML", WorkloadError)
-    try:
-        return load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise WorkloadError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
-
-
 def _layer(path: Path, i: int, spec):
     """``workload.layers.i`` as a layer; its checks run in the layer's constructor."""
     where = f"{path}: workload.layers.{i}"
@@ -210,7 +196,7 @@ def _layer(path: Path, i: int, spec):
         raise WorkloadError(f"{where}: expected a mapping such as {{type: gemm, m: 64, n: 64, k: 64}}, got {spec!r}")
     spec = dict(spec)
     kind = spec.pop("type", "gemm")
-    if kind not in _TYPES:
+    if not isinstance(kind, str) or kind not in _TYPES:
         raise WorkloadError(f"{where}.type: unknown {kind!r} (gemm, conv or kron)")
     bad = [k for k in spec if not isinstance(k, str)]
     if bad:
