@@ -24,7 +24,9 @@ __all__ = [
     "MAX_LAYER_MACS",
     "MAX_PJ",
     "MAX_RATE",
+    "MAX_REPEATS",
     "MAX_UNITS",
+    "MAX_WORKERS_PER_CPU",
     "MIN_RATE",
     "check_dim",
     "ensure_finite",
@@ -60,6 +62,12 @@ MAX_PJ = 1e6
 
 MAX_BYTES = 2**60
 """Largest memory capacity or partition in bytes (an exbibyte)."""
+
+MAX_REPEATS = 10_000
+"""Largest ``--repeats``/``--warmup`` of ``kernels run``: a median of 10,000 calls is as good as it gets."""
+
+MAX_WORKERS_PER_CPU = 4
+"""Largest ``sweep --workers`` per CPU core: local Dask workers are processes, one per point in flight."""
 
 
 def ensure_finite(value: float, what: str) -> float:

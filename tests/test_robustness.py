@@ -423,3 +423,13 @@ def test_plot_must_be_png(run, tmp_path):
     assert_exit_2(run("compare", "--arch", "dense_tc", "--arch", "stc_2of4", "--workload", SMALL,
                       "--plot", tmp_path / "c.pdf"), "--plot", "c.pdf", ".png")
     _no_files(tmp_path)
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["kernels", "run", "--suite", "gemm", "--repeats", "1000000000"], ["--repeats", "MAX_REPEATS", "1000000000"]),
+    (["sweep", "--arch", "systolic_ws_32x32", "--grid", "compute.rows=16,32", "--workload", SMALL,
+      "--workers", "100000"], ["--workers 100000", "per CPU"]),
+])
+def test_option_bounds(run, args, needles):
+    """Options that would only spend time or processes are bounded, with the bound in the message."""
+    assert_exit_2(run(*args), *needles)

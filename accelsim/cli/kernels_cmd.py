@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from accelsim.cli import app
-from accelsim.checks import ensure_writable
+from accelsim.checks import MAX_REPEATS, ensure_writable
 from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table
 from kernels.errors import InputError
 
@@ -34,8 +34,9 @@ def run(
     from kernels.suites import get_cases, run_suite
     from kernels.trace import Recorder
 
-    if repeats < 1 or warmup < 0:
-        raise InputError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
+    if not (1 <= repeats <= MAX_REPEATS and 0 <= warmup <= MAX_REPEATS):
+        raise InputError(f"--repeats must be in 1..{MAX_REPEATS:,} and --warmup in 0..{MAX_REPEATS:,} "
+                         f"(accelsim.checks.MAX_REPEATS), got {repeats} and {warmup}")
     ensure_writable(out, directory=True)
     xp = get_xp(backend)
     total = len(get_cases(suite, sizes, xp, seed))

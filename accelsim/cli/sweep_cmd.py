@@ -7,6 +7,7 @@ both work; the callback's options are therefore optional and checked by hand.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from accelsim.checks import ensure_writable
+from accelsim.checks import MAX_WORKERS_PER_CPU, ensure_writable
 from accelsim.cli._common import Format, FormatOpt, console, on_interrupt, print_json, print_table
 from accelsim.errors import ConfigError
 
@@ -120,6 +121,9 @@ def sweep(
         raise ConfigError("--workload: required (repeatable), e.g. --workload resnet50")
     if not grid:
         raise ConfigError("--grid: give at least one key.path=v1,v2,... to sweep")
+    if workers is not None and workers > MAX_WORKERS_PER_CPU * (os.cpu_count() or 1):
+        raise ConfigError(f"--workers {workers}: more than {MAX_WORKERS_PER_CPU} local processes per CPU "
+                          f"({MAX_WORKERS_PER_CPU * (os.cpu_count() or 1)} here); use --scheduler for a cluster")
     if out is not None:
         ensure_writable(out, directory=True)
     if plot is not None:
