@@ -394,6 +394,8 @@ def _kind(t: pa.DataType) -> str:
     return str(t)
 
 
+_YEAR_10000_US = 253_402_300_800 * 10**6  # 10000-01-01 in µs since 1970: Python's datetime ends before it
+
 #: Columns whose values must be positive and finite (null allowed where the schema allows it).
 _POSITIVE = ("time_median_s", "time_min_s", "time_max_s", "repeats", "m", "n", "k")
 #: Columns whose values must be finite and >= 0 (null allowed).
@@ -429,6 +431,10 @@ def _check_rows(table: pa.Table, f: Path) -> None:
             why = ("must be in (0, 1]" if col == "density" else
                    "must be a positive finite number" if col in _POSITIVE else "must be finite and >= 0")
             fail(i, col, why)
+    stamp = pc.cast(table.column("timestamp"), pa.int64())  # µs since 1970 (the schema's unit)
+    i = bad_row(pc.invert(pc.and_(pc.greater_equal(stamp, 0), pc.less(stamp, _YEAR_10000_US))))
+    if i is not None:
+        raise TraceError(f"{f}: row {i}: timestamp = {stamp[i].as_py()} µs since 1970; must be in 1970..9999")
     for col in ("shapes", "params"):
         for i, text in enumerate(table.column(col).to_pylist()):
             try:

@@ -87,14 +87,15 @@ def mutated_doc(draw, doc: dict):
         for p in path[:-1]:
             parent = parent[p]
         op = draw(st.sampled_from(["replace", "replace", "replace", "drop", "add"]))
+        value = copy.deepcopy(draw(NASTY))  # a fresh copy: later edits must not change NASTY itself
         if op == "replace":
-            parent[path[-1]] = draw(NASTY)
+            parent[path[-1]] = value
         elif op == "drop":
             del parent[path[-1]]
         elif isinstance(parent, dict):
-            parent[draw(st.sampled_from(["extra", "1", "name "]))] = draw(NASTY)
+            parent[draw(st.sampled_from(["extra", "1", "name "]))] = value
         else:
-            parent.append(draw(NASTY))
+            parent.append(value)
     return doc
 
 

@@ -288,6 +288,7 @@ def _bad_trace(tmp_path: Path, column: str, value, as_type=None) -> Path:
     ("m", -4, None, ["row 1", "m = -4"]),
     ("params", "{not json", None, ["row 1", "params", "JSON object"]),
     ("params", None, None, ["row 1", "params = None", "must not be null"]),  # found by the fuzz test
+    ("timestamp", 2**62, None, ["row 1", "timestamp", "1970..9999"]),  # found by the fuzz test
 ])
 def test_bad_trace_rows(run, tmp_path, column, value, as_type, needles):
     """Used to give MAPE −100 % / nan with exit 0, or a LinAlgError traceback (time 0)."""
