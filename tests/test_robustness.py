@@ -434,3 +434,21 @@ def test_plot_must_be_png(run, tmp_path):
 def test_option_bounds(run, args, needles):
     """Options that would only spend time or processes are bounded, with the bound in the message."""
     assert_exit_2(run(*args), *needles)
+
+
+@pytest.mark.parametrize("kernel, params, needles", [
+    ("kron_matmul_fused", '{"factors": 3}', ["'factors' list"]),
+    ("kron_matmul_fused", '{"factors": [[8, "8"]]}', ["'factors' entry", "'8'"]),
+    ("gemm", '{"batch": "abc"}', ["'batch'", "'abc'"]),
+])
+def test_bad_trace_params(run, tmp_path, kernel, params, needles):
+    """Kernel-specific params are free-form JSON; replay checks what it reads (found by the fuzz test)."""
+    table = pq.read_table(next(CPU_TRACES.glob("*.parquet")))
+    values = table.column("params").to_pylist()
+    values[table.column("kernel").to_pylist().index(kernel)] = params
+    i = table.schema.get_field_index("params")
+    table = table.set_column(i, table.schema.field(i), pa.array(values, pa.string()))
+    (tmp_path / "t").mkdir()
+    pq.write_table(table, tmp_path / "t" / "part-0.parquet")
+    assert_exit_2(run("validate", "--traces", tmp_path / "t", "--arch", "cpu_numpy"), f"trace record {kernel!r}",
+                  *needles)
