@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -17,15 +18,14 @@ from kernels.kron import kron_flops
 
 __all__ = ["CASES", "main"]
 
-# FastKron's shapes (PPoPP'24, M=1024). Cases whose X would exceed 1 GiB in float32 (16^5, 32^4)
-# use an eighth of the rows that fit in 1 GiB (M=32) so a 2-core machine finishes them in
-# minutes; the table's M column says which M each row used.
+# FastKron's shapes (PPoPP'24, M=1024). On the CPU each case gets as many rows (at most --m) as
+# keep float32 X within --x-mib, so the whole table takes about a minute on a 2-core machine;
+# the table's M column says which M each row used.
 CASES = [(8, 5), (8, 6), (16, 4), (16, 5), (32, 3), (32, 4), (64, 2), (64, 3), (128, 2)]
-_MAX_X_BYTES = 2**30
 
 
-def _rows(p: int, n: int, m: int) -> int:
-    return m if m * p**n * 4 <= _MAX_X_BYTES else max(1, _MAX_X_BYTES // (p**n * 4) // 8)
+def _rows(p: int, n: int, m: int, x_mib: float) -> int:
+    return max(1, min(m, int(x_mib * 2**20) // (p**n * 4)))
 
 
 def _time(fn, repeats: int) -> float:
@@ -91,7 +91,8 @@ def run_case(p, n, m, repeats, shuffle_repeats, peer, tmp: Path) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--m", type=int, default=1024, help="rows of X (large cases use fewer)")
+    ap.add_argument("--m", type=int, default=1024, help="most rows of X")
+    ap.add_argument("--x-mib", type=float, default=32.0, help="fewer rows where X would exceed this")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--shuffle-repeats", type=int, default=3, help="the slow baseline gets fewer runs")
     ap.add_argument("--cases", default=",".join(f"{p}^{n}" for p, n in CASES), help="e.g. 8^6,16^4")
@@ -105,18 +106,26 @@ def main(argv=None) -> None:
             "pfk/fused", "pfk/shuffle", "err_fused", "err_peer"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
+    ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for p, n in cases:
-            r = run_case(p, n, _rows(p, n, args.m), args.repeats, args.shuffle_repeats, not args.no_peer, Path(tmp))
+            r = run_case(p, n, _rows(p, n, args.m, args.x_mib), args.repeats, args.shuffle_repeats, not args.no_peer,
+                         Path(tmp))
             pfk = r.get("pyfastkron_s", math.nan)
             vals = [r["case"], r["M"], r["K"], f"{r['gflop']:.2f}", f"{r['fused_s']:.4f}",
                     f"{r['shuffle_s']:.4f}", f"{pfk:.4f}", f"{r['gflop'] / r['fused_s']:.1f}",
                     f"{pfk / r['fused_s']:.2f}", f"{pfk / r['shuffle_s']:.2f}",
                     f"{r['err_fused']:.1e}", f"{r.get('err_peer', math.nan):.1e}"]
             print("| " + " | ".join(str(v) for v in vals) + " |", flush=True)
+            if "pyfastkron_s" in r:
+                ratios.append(r["pyfastkron_s"] / r["fused_s"])
             gpu = {k: v for k, v in r.items() if k.startswith(("gpu_", "err_gpu"))}
             if gpu:
                 print(f"  GPU {r['case']}: {gpu}", flush=True)
+    if ratios:
+        gm = math.exp(sum(math.log(v) for v in ratios) / len(ratios))
+        print(f"geometric mean pyfastkron/fused: {gm:.2f} over {len(ratios)} shapes; load average "
+              f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

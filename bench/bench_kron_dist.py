@@ -39,7 +39,8 @@ def main() -> None:
         closed = kron_comm_bytes(256, [f.shape for f in factors], grid, 4)
         print(f"local Dask, grid {grid}: max |y - single-process| = {float(np.abs(y - ref).max()):.2e}, "
               f"exchanged {rep.exchange_bytes:,} B (closed form {closed.exchange_bytes:,}), "
-              f"one-per-factor {rep.naive_exchange_bytes:,} B, wall {dt:.1f} s incl. cluster start")
+              f"one-per-factor {rep.naive_exchange_bytes:,} B, cells on {sorted(set(rep.backends))}, "
+              f"wall {dt:.1f} s incl. cluster start")
 
 
 if __name__ == "__main__":

@@ -5,15 +5,19 @@ On the CPU (``--backend numpy``): ``small`` shapes by default, traces only with 
 
     python bench/bench_nm_spmm.py                          # GPU, paper sizes
     python bench/bench_nm_spmm.py --backend numpy --sizes small --repeats 20
+    python bench/bench_nm_spmm.py --cpu-at-size --repeats 5   # NumPy at 1024x4096x4096, both layouts
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -21,7 +25,7 @@ from kernels.backend import backend_name, device_info, get_xp  # noqa: E402
 from kernels.suites import run_suite  # noqa: E402
 from kernels.trace import Recorder  # noqa: E402
 
-__all__ = ["eval_density", "main"]
+__all__ = ["cpu_at_size", "eval_density", "main"]
 
 
 def _slug(name: str) -> str:
@@ -35,7 +39,11 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--out", type=Path, default=None, help="trace directory (GPU default: traces/<gpu-name>)")
+    p.add_argument("--cpu-at-size", action="store_true",
+                   help="NumPy nm_spmm vs dense and decompress+dense at 1024x4096x4096, both layouts, 2:4 and 1:8")
     args = p.parse_args(argv)
+    if args.cpu_at_size:
+        return cpu_at_size(args.repeats)
 
     xp = get_xp(args.backend)
     gpu = backend_name(xp) == "cupy"
@@ -64,6 +72,49 @@ def main(argv=None) -> int:
         print(f"  {kernel:<16}{pattern:>6}{dtype:>9}  {statistics.geometric_mean(v):6.2f}x  (ideal {1 / eval_density(pattern):.2f}x)")
     if written:
         print(f"traces: {written}")
+    return 0
+
+
+def _interleaved_medians(fns, repeats: int) -> list[float]:
+    """Median seconds of each function, timed in turn within every round so all share the load."""
+    import time
+
+    for fn in fns:
+        fn()  # warm-up: page-in, thread pool start
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
+def cpu_at_size(repeats: int, m: int = 1024, n: int = 4096, k: int = 4096) -> int:
+    """Issue 13's CPU targets: nm_spmm >= 1.0x decompress + dense at 2:4, >= 2x dense at 1:8.
+
+    Dense, decompress + dense and nm_spmm are timed in turn within every round (medians of
+    ``repeats`` rounds after one warm-up), so each ratio compares runs under the same load.
+    """
+    from kernels.nm import nm_compress, nm_decompress, nm_spmm
+    from kernels.nm_cpu import choose_impl
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    print(f"cpu: {device_info(np)['device_name']}, {os.cpu_count()} threads, {m}x{n}x{k} float32, "
+          f"medians of {repeats}, load average before: {os.getloadavg()[0]:.2f}")
+    print(f"{'pattern':>8}{'layout':>9}{'impl':>17}{'dense_s':>9}{'dec+dense_s':>12}{'nm_spmm_s':>10}"
+          f"{'vs dense':>9}{'vs dec+dense':>13}")
+    for pattern in ("2:4", "1:8"):
+        nn, mm = (int(x) for x in pattern.split(":"))
+        for layout in ("element", "vector"):
+            t = nm_compress(a, nn, mm, axis=1, layout=layout)
+            dense, dec, sp = _interleaved_medians(
+                [lambda: a @ b, lambda: nm_decompress(t) @ b, lambda: nm_spmm(t, b)], repeats)
+            print(f"{pattern:>8}{layout:>9}{choose_impl(t):>17}{dense:>9.3f}{dec:>12.3f}{sp:>10.3f}"
+                  f"{dense / sp:>8.2f}x{dec / sp:>12.2f}x", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from accelsim.model.networks import bert_base, resnet50
+from accelsim.model.workloads import bert_base, resnet50
 from accelsim.explore.sweep import run_sweep
 from accelsim.model.workload import Network, Sparsity
 

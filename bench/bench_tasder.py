@@ -13,7 +13,7 @@ import platform
 import time
 
 from accelsim.codesign.tasder import search
-from accelsim.model.networks import minilm as minilm_network
+from accelsim.model.workloads import minilm as minilm_network
 from kernels.io import atomic_path
 
 __all__ = ["main"]
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
                 f", pruned {round(p * 100)}%" if p else ", dense")
             rows += _rows(label, net, {"model": model, "weights": w}, {"budget": 0.99, "refine": args.refine})
     if not args.quick:
-        from accelsim.model.networks import bert_base, resnet50
+        from accelsim.model.workloads import bert_base, resnet50
 
         for p in (0.0, 0.7):
             sfx = f", pruned {round(p * 100)}%" if p else ", dense"

@@ -347,7 +347,7 @@ def accelsim_cycles(topology_csv, rows, cols, dataflow, gemm=False):
     """Per-layer cycles from accelsim in SCALE-Sim's convention (index of the last cycle: count − 1)."""
     sys.path.insert(0, str(REPO))
     from accelsim import simulate, load_arch  # noqa: E402
-    from accelsim.model.workload import read_topology_csv  # noqa: E402
+    from accelsim.model.workloads import read_topology_csv  # noqa: E402
     arch = load_arch(f"systolic_{dataflow}_32x32", overrides={
         "compute.rows": rows, "compute.cols": cols, "compute.dataflow": dataflow})
     rep = simulate(arch, read_topology_csv(str(topology_csv), gemm=gemm))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+from pathlib import Path
 
 import numpy as np
 
@@ -14,9 +15,11 @@ __all__ = [
     "BackendError",
     "array_module",
     "backend_name",
+    "cuda_function",
     "device_info",
     "get_xp",
     "gpu_available",
+    "require_cupy",
     "to_numpy",
 ]
 
@@ -132,3 +135,31 @@ def _device_info(backend: str) -> tuple:
 def device_info(xp=None) -> dict:
     """Name, compute capability, SM (or core) count, clocks and memory of the device ``xp`` runs on."""
     return dict(_device_info(backend_name(xp or get_xp())))
+
+
+def require_cupy(feature: str):
+    """The cupy module, or an ImportError naming ``feature`` and the extra that provides CuPy."""
+    try:
+        import cupy
+    except ImportError:
+        raise ImportError(f"{feature} needs CuPy: pip install 'accelsim[gpu]'") from None
+    return cupy
+
+
+@functools.cache
+def _cuda_module(source: str, feature: str):
+    cupy = require_cupy(feature)
+
+    @cupy.memoize(for_each_device=True)
+    def module():
+        return cupy.RawModule(code=Path(source).read_text(), options=("--std=c++17",))
+
+    return module
+
+
+def cuda_function(source: str | os.PathLike, name: str, feature: str):
+    """Kernel ``name`` of the CUDA file ``source``, compiled by NVRTC on first use, once per device.
+
+    CuPy also caches the binary on disk, so later processes skip the compile.
+    """
+    return _cuda_module(str(source), feature)().get_function(name)

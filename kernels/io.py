@@ -1,13 +1,15 @@
-"""Atomic file output: write to a temporary name beside the target, then rename."""
+"""Atomic file output: write to a temporary name beside the target, then rename; parquet part files."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "write_part"]
 
 
 @contextlib.contextmanager
@@ -29,6 +31,18 @@ def atomic_path(dest: str | os.PathLike):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_part(table, directory: str | os.PathLike, name: str | None = None) -> Path:
+    """Write the pyarrow ``table`` as ``directory/part-NAME.parquet`` through :func:`atomic_path`, the
+    one writer of every parquet dataset here (traces, sweep results): readers list only complete
+    ``part-*`` files. ``NAME`` defaults to a time-ordered unique id."""
+    import pyarrow.parquet as pq  # here: atomic_path's other users (.npy, .json) need no pyarrow
+
+    dest = Path(directory) / f"part-{name or f'{time.time_ns():020d}-{uuid.uuid4().hex[:8]}'}.parquet"
+    with atomic_path(dest) as tmp:
+        pq.write_table(table, tmp)
+    return dest
 
 
 def _umask() -> int:

@@ -6,14 +6,13 @@ import functools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
 from kernels.backend import array_module
 from kernels.errors import InputError
 
-__all__ = ["ALGORITHMS", "NAIVE_MAX_BYTES", "kron_flops", "kron_matmul"]
+__all__ = ["ALGORITHMS", "NAIVE_MAX_BYTES", "kron_config", "kron_flops", "kron_matmul"]
 
 ALGORITHMS = ("auto", "naive", "shuffle", "fused")
 
@@ -21,12 +20,11 @@ ALGORITHMS = ("auto", "naive", "shuffle", "fused")
 NAIVE_MAX_BYTES = 64 * 2**20
 
 # Row blocks of the CPU fused path aim at this many bytes per intermediate, so the two
-# ping-pong buffers of one block stay in the last-level cache between factor steps.
-_BLOCK_BYTES = 2 * 2**20
+# ping-pong buffers of one block can stay in a core's L2 between factor steps. (Against
+# 2 MiB blocks the geometric mean over FastKron's shapes was equal within noise on the
+# loaded 2-core EPYC box; BENCHMARKS.md.)
+_BLOCK_BYTES = 256 * 2**10
 
-_CUDA_SOURCE = Path(__file__).parent / "cuda" / "kron_fused.cu"
-_MAX_FUSED = 8  # must match KRON_MAX_FUSED in kron_fused.cu
-_SMEM_BYTES = 48 * 1024  # default dynamic shared-memory limit: no attribute change needed
 
 
 def kron_flops(m: int, factor_shapes) -> int:
@@ -72,10 +70,11 @@ def kron_matmul(x, factors, algorithm: str = "auto"):
         One or more factors; shapes may differ. Mixed float32/float64 promote to float64.
     algorithm : {"auto", "naive", "shuffle", "fused"}
         ``naive`` forms the Kronecker product (refused past :data:`NAIVE_MAX_BYTES`);
-        ``shuffle`` is one reshape–matmul–transpose pass per factor; ``fused`` (what
-        ``auto`` picks) folds the transpose into the matmul and, on the CPU, walks X in
-        cache-sized row blocks, or on a GPU multiplies several factors per CUDA launch
-        with the slice held in shared memory.
+        ``shuffle`` is one reshape–matmul–transpose pass per factor; ``fused`` folds the
+        transpose into the matmul and, on the CPU, walks X in cache-sized row blocks, or
+        on a GPU runs the FastKron-style kernel (several factors per launch, the slice in
+        shared memory) with autotuned tiles. ``auto`` is ``fused`` on the CPU; on a GPU
+        the autotuner also times ``shuffle`` and keeps whichever is faster.
 
     Returns
     -------
@@ -101,9 +100,33 @@ def kron_matmul(x, factors, algorithm: str = "auto"):
         return _naive(xp, x, factors)
     if algorithm == "shuffle":
         return _shuffle(xp, x, factors)
-    if xp is np:
-        return _fused_cpu(x, factors)
-    return _fused_gpu(xp, x, factors)
+    if xp is not np:
+        from kernels.kron_gpu import kron_gpu
+
+        return kron_gpu(xp, x, factors, algorithm)
+    return _fused_cpu(x, factors)
+
+
+def kron_config(x, factors, algorithm: str = "auto") -> dict:
+    """How :func:`kron_matmul` runs these operands: ``{"impl": name, ...tile fields}``.
+
+    The trace suites copy it into ``params``; ``impl`` is a key of
+    :data:`kernels.kron_plan.IMPLS`. On a GPU this tunes (once) what the call would tune.
+    """
+    if algorithm not in ALGORITHMS:
+        raise InputError(f"algorithm: unknown value {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+    xp, x, factors = _prepare(x, factors)
+    gpu = xp is not np
+    if algorithm == "naive":
+        return {"impl": "kron_naive_" + ("cupy" if gpu else "numpy")}
+    if algorithm == "shuffle":
+        return {"impl": "kron_shuffle_" + ("cupy" if gpu else "numpy")}
+    if gpu:
+        from kernels.kron_gpu import kron_config_gpu
+
+        return kron_config_gpu(xp, x, factors, algorithm)
+    rows, workers = _cpu_tiling(x, factors)
+    return {"impl": "kron_fused_numpy", "block_rows": rows, "threads": workers}
 
 
 def _check_shapes(factor_shapes) -> list[tuple[int, int]]:
@@ -185,6 +208,22 @@ def _single_thread_blas():
     return threadpool_limits(1, user_api="blas")
 
 
+def _widths(x, factors) -> list[int]:
+    """Columns of X and of each intermediate, factors taken last first."""
+    widths = [x.shape[1]]
+    for f in reversed(factors):
+        widths.append(widths[-1] // f.shape[0] * f.shape[1])
+    return widths
+
+
+def _cpu_tiling(x, factors) -> tuple[int, int]:
+    """(rows per block, worker threads) of the CPU fused path."""
+    widest = max(_widths(x, factors)[1:-1], default=1)
+    m = x.shape[0]
+    rows = max(1, min(m, _BLOCK_BYTES // (widest * x.dtype.itemsize)))
+    return rows, min(-(-m // rows), os.cpu_count() or 1)
+
+
 def _fused_cpu(x, factors):
     """Row blocks sized for the cache, each run through every factor before the next block.
 
@@ -195,12 +234,10 @@ def _fused_cpu(x, factors):
     depend on the thread count: every block is computed the same way.
     """
     m = x.shape[0]
-    widths = [x.shape[1]]
-    for f in reversed(factors):
-        widths.append(widths[-1] // f.shape[0] * f.shape[1])
+    widths = _widths(x, factors)
     out = np.empty((m, widths[-1]), dtype=x.dtype)
     widest = max(widths[1:-1], default=1)
-    rows = max(1, min(m, _BLOCK_BYTES // (widest * x.dtype.itemsize)))
+    rows, workers = _cpu_tiling(x, factors)
     starts = list(range(0, m, rows))
     n = len(factors)
 
@@ -215,7 +252,6 @@ def _fused_cpu(x, factors):
                 _rotate_step(f, cur, dst)
                 cur = dst
 
-    workers = min(len(starts), os.cpu_count() or 1)
     limit = _single_thread_blas() if workers > 1 else None
     if limit is None:
         run(starts)
@@ -223,86 +259,3 @@ def _fused_cpu(x, factors):
     with limit, ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, [starts[w::workers] for w in range(workers)]))
     return out
-
-
-@functools.cache
-def _cuda_kernels(device_id: int, dtype_name: str):
-    """Compile kron_fused.cu once per (device, dtype); CuPy also caches the binary on disk."""
-    import cupy
-
-    with cupy.cuda.Device(device_id):
-        module = cupy.RawModule(code=_CUDA_SOURCE.read_text(), options=("-std=c++17",))
-        return module.get_function(f"kron_fused_{dtype_name}")
-
-
-def _gpu_groups(shapes, itemsize):
-    """Split factors (in processing order, last first) into launches whose slices fit shared memory.
-
-    A launch fusing factors G multiplies each contiguous chunk of S = ∏P(G) columns by
-    ⊗G; its slice grows to the largest intermediate, which two ping-pong buffers must hold.
-    A factor too large on its own gets ``None``: it runs as a cuBLAS shuffle step.
-    """
-    cap = _SMEM_BYTES // (2 * itemsize) - 1
-    groups, cur = [], []
-    for p, q in reversed(shapes):
-        trial = cur + [(p, q)]
-        if len(trial) <= _MAX_FUSED and _slice_max(trial) <= cap:
-            cur = trial
-            continue
-        if cur:
-            groups.append(cur)
-        cur = [(p, q)] if _slice_max([(p, q)]) <= cap else []
-        if not cur:
-            groups.append(None)
-    if cur:
-        groups.append(cur)
-    return groups
-
-
-def _slice_max(group):
-    size = math.prod(p for p, _ in group)
-    best = size
-    for p, q in group:
-        size = size // p * q
-        best = max(best, size)
-    return best
-
-
-def _fused_gpu(cp, x, factors):
-    kernel = _cuda_kernels(cp.cuda.Device().id, "f32" if x.dtype == np.float32 else "f64")
-    itemsize = x.dtype.itemsize
-    m = x.shape[0]
-    rev = list(reversed(factors))
-    pos = 0
-    cur = x
-    for group in _gpu_groups([f.shape for f in factors], itemsize):
-        if group is None:
-            cur = _shuffle(cp, cur, [rev[pos]])
-            pos += 1
-            continue
-        fs = rev[pos : pos + len(group)]
-        pos += len(group)
-        s_in = math.prod(p for p, _ in group)
-        t_out = math.prod(q for _, q in group)
-        k_in = cur.shape[1]
-        j = k_in // s_in
-        stride = _slice_max(group) | 1  # odd stride: slices of neighbouring threads hit different banks
-        tile = max(1, min(j, 64, _SMEM_BYTES // (2 * stride * itemsize)))
-        flat = cp.concatenate([f.ravel() for f in fs])
-        dims = np.zeros(2 * _MAX_FUSED, dtype=np.int32)
-        for i, (p, q) in enumerate(group):
-            dims[2 * i], dims[2 * i + 1] = p, q
-        y = cp.empty((m, j * t_out), dtype=x.dtype)
-        # grid (ceil(J/tile), min(M, 65535)), block 256: block (b, r) takes rows r, r + gridDim.y,
-        # …; for each it loads `tile` contiguous chunks of s_in columns into shared memory,
-        # applies the group's factors there, and writes y[row, t·J + j] for every output t of
-        # the chunks j in [b·tile, b·tile + tile). Nothing else is written.
-        kernel(
-            ((j + tile - 1) // tile, min(m, 65535)),
-            (256,),
-            (cur, y, flat, cp.asarray(dims), np.int32(len(group)), np.int64(m), np.int64(k_in),
-             np.int64(j), np.int32(tile), np.int32(stride)),
-            shared_mem=2 * tile * stride * itemsize,
-        )
-        cur = y
-    return cur

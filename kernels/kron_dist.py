@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from kernels.backend import to_numpy
 from kernels.errors import InputError
 from kernels.kron import _prepare, kron_matmul
 
@@ -26,6 +29,8 @@ class CommReport:
     exchange_bytes: int
     naive_exchange_bytes: int
     io_bytes: int
+    backends: tuple[str, ...] = ()
+    """Where each cell's local work ran (``numpy`` or ``cupy:<device>``), row-major over the grid."""
 
     @property
     def saving(self) -> float:
@@ -85,22 +90,62 @@ def kron_comm_bytes(m: int, factor_shapes, grid, itemsize: int) -> CommReport:
     return CommReport((rows, cols), exchange, naive, io)
 
 
-def _local_tail(xb, tail_factors, t_parts):
-    """Multiply a block (mb, a1_part, ∏P_{≥2}) by F2⊗…⊗FN; return its pieces per destination."""
+def _worker_xp(device: str):
+    """(array module, label) for this task: CuPy on the worker's own GPU when there is one.
+
+    A worker started by dask-cuda sees one device (its CUDA_VISIBLE_DEVICES); otherwise the
+    worker's name (0, 1, … in a LocalCluster) picks device ``name % device_count``, so a
+    cluster of as many workers as GPUs puts one worker on each.
+    """
+    if device == "cpu":
+        return np, "numpy"
+    from kernels.backend import gpu_available
+
+    if not gpu_available():
+        if device == "gpu":
+            raise InputError("device: 'gpu' requested but this Dask worker has no usable CUDA device")
+        return np, "numpy"
+    import cupy
+
+    n = cupy.cuda.runtime.getDeviceCount()
+    try:
+        from dask.distributed import get_worker
+
+        name = get_worker().name
+        index = name if isinstance(name, int) else zlib.crc32(str(name).encode())
+    except (ImportError, ValueError):  # not inside a worker: the current device
+        index = cupy.cuda.Device().id
+    cupy.cuda.Device(index % n).use()
+    return cupy, f"cupy:{index % n}"
+
+
+def _local_tail(xb, tail_factors, t_parts, device="cpu"):
+    """Multiply a block (mb, a1_part, ∏P_{≥2}) by F2⊗…⊗FN; return its pieces per destination and the backend.
+
+    On a GPU the block goes to the device once, F_N … F_2 run there (the FastKron kernel),
+    and only the pieces other cells need come back to host memory for the exchange.
+    """
+    xp, label = _worker_xp(device)
     mb, a1 = xb.shape[0], xb.shape[1]
-    flat = xb.reshape(mb * a1, -1)
-    z = kron_matmul(flat, tail_factors) if tail_factors else flat
+    flat = xp.asarray(xb).reshape(mb * a1, -1)
+    z = kron_matmul(flat, [xp.asarray(f) for f in tail_factors]) if tail_factors else flat
     z = z.reshape(mb, a1, -1)
-    return [np.ascontiguousarray(z[:, :, t0:t1]) for t0, t1 in t_parts]
+    return [to_numpy(xp.ascontiguousarray(z[:, :, t0:t1])) for t0, t1 in t_parts], label
 
 
 def _pick(pieces, i):
-    return pieces[i]
+    return pieces[0][i]
 
 
-def _local_head(f1, *pieces):
+def _label(pieces):
+    return pieces[1]
+
+
+def _local_head(f1, *pieces, device="cpu"):
     """Join the P1 axis from every column block and multiply by F1: (mb, Q1, t_part)."""
-    return np.matmul(f1.T, np.concatenate(pieces, axis=1))
+    xp, _ = _worker_xp(device)
+    joined = xp.concatenate([xp.asarray(p) for p in pieces], axis=1)
+    return to_numpy(xp.matmul(xp.asarray(f1).T, joined))
 
 
 def _client(scheduler, n_workers):
@@ -116,7 +161,7 @@ def _client(scheduler, n_workers):
     return Client(cluster), cluster
 
 
-def kron_matmul_dist(x, factors, grid=(2, 1), *, scheduler=None, client=None):
+def kron_matmul_dist(x, factors, grid=(2, 1), *, scheduler=None, client=None, device="auto"):
     """Compute X·(F1⊗…⊗FN) over a (row_blocks, col_blocks) grid of Dask tasks.
 
     Each cell holds rows ``r`` and the columns whose first-axis index falls in its P1
@@ -135,13 +180,21 @@ def kron_matmul_dist(x, factors, grid=(2, 1), *, scheduler=None, client=None):
         cluster of ``rows·cols`` single-threaded worker processes is started and closed.
     client : dask.distributed.Client, optional
         Use this client as is (tests pass an in-process one).
+    device : {"auto", "cpu", "gpu"}
+        Where each cell multiplies: ``auto`` uses the worker's GPU when it has one (the
+        FastKron kernel through :func:`kernels.kron_matmul`), ``gpu`` insists on one.
+        Data travels between cells in host memory either way, so the bytes reported are
+        the same.
 
     Returns
     -------
     y : numpy.ndarray, shape (M, ∏Qi)
     report : CommReport
-        Bytes of the one exchange against one exchange per factor (see :func:`kron_comm_bytes`).
+        Bytes of the one exchange against one exchange per factor (see :func:`kron_comm_bytes`)
+        and where each cell ran (``backends``).
     """
+    if device not in ("auto", "cpu", "gpu"):
+        raise InputError(f"device: unknown value {device!r}; use auto, cpu or gpu")
     _, x, factors = _prepare(x, factors)
     if not isinstance(x, np.ndarray):
         raise InputError("x: kron_matmul_dist takes NumPy arrays; move CuPy data with kernels.to_numpy")
@@ -159,15 +212,17 @@ def kron_matmul_dist(x, factors, grid=(2, 1), *, scheduler=None, client=None):
         x3 = x.reshape(m, p1, -1)
         tail_f = client.scatter(list(factors[1:]), broadcast=True, hash=False) if len(factors) > 1 else []
         f1 = client.scatter(factors[0], broadcast=True, hash=False)
-        heads = {}
+        heads, labels = {}, []
         for i, (r0, r1) in enumerate(r_parts):
             parts = [np.ascontiguousarray(x3[r0:r1, a0:a1]) for a0, a1 in a_parts]
             blocks = client.scatter(parts, hash=False)
-            tails = [client.submit(_local_tail, b, tail_f, t_parts, pure=False) for b in blocks]
+            tails = [client.submit(_local_tail, b, tail_f, t_parts, device, pure=False) for b in blocks]
+            labels.extend(client.submit(_label, t, pure=False) for t in tails)
             for j in range(cols):
                 pieces = [client.submit(_pick, t, j, pure=False) for t in tails]
-                heads[i, j] = client.submit(_local_head, f1, *pieces, pure=False)
+                heads[i, j] = client.submit(_local_head, f1, *pieces, device=device, pure=False)
         done = client.gather(heads)
+        report = dataclasses.replace(report, backends=tuple(client.gather(labels)))
     finally:
         if own is not None:
             client.close()

@@ -10,9 +10,24 @@ import numpy as np
 from kernels.backend import array_module
 from kernels.errors import InputError
 
-__all__ = ["MAX_M", "NMPattern", "NMTensor", "is_nm", "nm_compress", "nm_decompress", "nm_spmm"]
+__all__ = [
+    "LAYOUTS",
+    "MAX_M",
+    "VECTOR_WIDTH",
+    "NMPattern",
+    "check_spmm",
+    "NMTensor",
+    "is_nm",
+    "nm_compress",
+    "nm_decompress",
+    "nm_spmm",
+    "row_indices",
+]
 
 MAX_M = 32
+VECTOR_WIDTH = 32
+"""Rows (across the non-reduction axis) that share one index set in the vector layout."""
+LAYOUTS = ("element", "vector")
 
 
 @dataclass(frozen=True, order=True)
@@ -69,12 +84,27 @@ class NMPattern:
 class NMTensor:
     """A tensor compressed to N:M along one axis: kept values plus their in-group positions.
 
-    The compressed axis is moved last and split into ``groups`` of ``m``; ``values`` and
-    ``indices`` have shape ``(*rest, groups, n)`` where ``rest`` is ``shape`` without ``axis``.
-    ``indices`` (uint8, ascending within a group) give each value's position 0..m-1 in its
-    group, i.e. dense index ``g * m + indices[..., g, j]``. When ``shape[axis] % m != 0`` the
-    axis was zero-padded to ``groups * m``; padded positions hold zeros and are cropped again
-    by :func:`nm_decompress`. Arrays are NumPy or CuPy, whichever the input was.
+    Storage (stable: the CPU and GPU kernels read these arrays directly). The compressed
+    axis is moved last and split into ``groups = ceil(shape[axis] / m)`` groups of ``m``;
+    ``rest`` is ``shape`` without ``axis``.
+
+    ``values``
+        shape ``(*rest, groups, n)``, the input dtype: the kept values of every group, in
+        ascending position order. Identical in both layouts.
+    ``indices``
+        uint8, the position 0..m-1 of each value inside its group (dense index along
+        ``axis`` = ``g * m + position``), ascending within a group.
+
+        * ``layout="element"``: shape ``(*rest, groups, n)``, one position per value.
+        * ``layout="vector"`` (2-D only, ``rest = (r,)``): shape ``(ceil(r / 32), groups, n)``;
+          ``indices[v, g]`` holds for the 32 rows ``32*v .. 32*v + 31`` of ``values``
+          (the last vector may be shorter: ``r`` is not padded, and its missing rows count as
+          zeros when the positions are chosen). :func:`row_indices` expands it to one set per row.
+
+    When ``shape[axis] % m != 0`` the axis was zero-padded at its end to ``groups * m``;
+    padded positions can be kept only when a group has fewer than ``n`` real positions, hold
+    the value 0, and are cropped by :func:`nm_decompress`. Arrays are NumPy or CuPy,
+    whichever the input was.
     """
 
     values: object
@@ -83,6 +113,7 @@ class NMTensor:
     m: int
     axis: int
     shape: tuple
+    layout: str = "element"
 
     @property
     def pattern(self) -> NMPattern:
@@ -98,7 +129,7 @@ class NMTensor:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of values plus metadata as stored (one uint8 per kept value)."""
+        """Bytes of values plus metadata as stored (one uint8 per kept value, or per 32 in the vector layout)."""
         return int(self.values.nbytes + self.indices.nbytes)
 
 
@@ -122,8 +153,15 @@ def _grouped(a, m, axis, xp):
     return x.reshape(*x.shape[:-1], (k + pad) // m, m)
 
 
-def nm_compress(a, n: int, m: int, axis: int = -1) -> NMTensor:
-    """Keep the ``n`` largest-magnitude values in every group of ``m`` along ``axis``.
+def nm_compress(a, n: int, m: int, axis: int = -1, layout: str = "element") -> NMTensor:
+    """Keep ``n`` of every ``m`` values along ``axis``, per element or per 32-row vector.
+
+    ``layout="element"`` keeps the ``n`` largest magnitudes of every group independently.
+    ``layout="vector"`` (2-D ``a`` only, NM-SpMM's vector-wise N:M) keeps, in every group,
+    the same ``n`` positions for 32 consecutive rows across the other axis: those whose
+    column over the 32 rows has the largest L2 norm (squares summed in float64, row by row,
+    so NumPy and CuPy round alike). Sharing one index set across 32 rows is what lets a GPU
+    kernel gather one B row per kept position for a whole warp of output rows.
 
     Ties break deterministically: the lower index wins, so equal inputs give bit-identical
     outputs on NumPy and CuPy. An axis whose length is not a multiple of ``m`` is zero-padded
@@ -131,42 +169,86 @@ def nm_compress(a, n: int, m: int, axis: int = -1) -> NMTensor:
 
     Parameters
     ----------
-    a : NumPy or CuPy array of real numbers, no NaN.
+    a : NumPy or CuPy array of real numbers, no NaN (2-D for the vector layout).
     n, m : the pattern, 1 <= n <= m <= 32 (n == m keeps everything).
     axis : the reduction axis the groups run along.
+    layout : ``"element"`` or ``"vector"`` (see :class:`NMTensor` for the storage).
 
     Raises
     ------
     InputError
-        For a bad pattern or axis, a non-numeric or complex array, or NaN values.
+        For a bad pattern, axis or layout, a non-numeric or complex array, or NaN values.
 
     Examples
     --------
     >>> t = nm_compress(np.array([[1.0, -4.0, 3.0, 2.0]]), 2, 4)
     >>> t.values.tolist(), t.indices.tolist()
     ([[[-4.0, 3.0]]], [[[1, 2]]])
+    >>> v = nm_compress(np.array([[1.0, -4.0, 3.0, 2.0], [5.0, 0.0, 0.0, 1.0]]), 2, 4, layout="vector")
+    >>> v.values.tolist(), v.indices.tolist()
+    ([[[1.0, -4.0]], [[5.0, 0.0]]], [[[0, 1]]])
     """
     pat, axis = _check_nm(a, n, m, axis)
+    if layout not in LAYOUTS:
+        raise InputError(f"nm_compress: layout {layout!r} is unknown; choose 'element' or 'vector'")
     xp = array_module(a)
     a = xp.asarray(a)
+    if layout == "vector" and a.ndim != 2:
+        raise InputError(f"nm_compress: the vector layout needs a 2-D array, got shape {tuple(a.shape)}")
     if a.dtype.kind not in "biuf":
         raise InputError(f"nm_compress: expected a real numeric array, got dtype {a.dtype}")
     if a.dtype.kind == "f" and bool(xp.isnan(a).any()):
         raise InputError("nm_compress: input contains NaN; N:M selection by magnitude is undefined")
     g = _grouped(a, pat.m, axis, xp)
-    mag = xp.abs(g.astype(xp.float64)) if a.dtype.kind in "biu" else xp.abs(g)
-    # rank[i] = how many group members beat i (larger magnitude, or equal with a lower index):
+    if layout == "element":
+        mag = xp.abs(g.astype(xp.float64)) if a.dtype.kind in "biu" else xp.abs(g)
+        idx = _top_positions(mag, pat.n, xp)
+        vals = xp.take_along_axis(g, idx, axis=-1)
+    else:
+        idx = _top_positions(_vector_norms(g.astype(xp.float64), xp), pat.n, xp)
+        vals = xp.take_along_axis(g, _expand(idx, g.shape[0], xp), axis=-1)
+    return NMTensor(vals, idx.astype(xp.uint8), pat.n, pat.m, axis, tuple(int(s) for s in a.shape), layout)
+
+
+def _top_positions(score, n, xp):
+    """Ascending positions of the ``n`` largest scores along the last axis (lower index wins ties)."""
+    m = score.shape[-1]
+    # rank[i] = how many group members beat i (larger score, or equal with a lower index):
     # a strict total order, so ranks are a permutation of 0..m-1 and exactly n satisfy rank < n.
     # m <= 32 passes of elementwise work, identical on NumPy and CuPy (no sort-stability question).
-    rank = xp.zeros(g.shape, dtype=xp.int8)
-    pos = xp.arange(pat.m)
-    for j in range(pat.m):
-        mj = mag[..., j : j + 1]
-        rank += (mj > mag) | ((mj == mag) & (j < pos))
-    keep = rank < pat.n
-    idx = xp.nonzero(keep.reshape(-1, pat.m))[1].reshape(*g.shape[:-1], pat.n)
-    vals = xp.take_along_axis(g, idx, axis=-1)
-    return NMTensor(vals, idx.astype(xp.uint8), pat.n, pat.m, axis, tuple(int(s) for s in a.shape))
+    rank = xp.zeros(score.shape, dtype=xp.int8)
+    pos = xp.arange(m)
+    for j in range(m):
+        sj = score[..., j : j + 1]
+        rank += (sj > score) | ((sj == score) & (j < pos))
+    keep = rank < n
+    return xp.nonzero(keep.reshape(-1, m))[1].reshape(*score.shape[:-1], n)
+
+
+def _vector_norms(g64, xp):
+    """Squared L2 norm over each 32-row vector of ``(rows, groups, m)``: ``(ceil(rows/32), groups, m)``."""
+    rows = g64.shape[0]
+    nvec = -(-rows // VECTOR_WIDTH)
+    pad = nvec * VECTOR_WIDTH - rows
+    if pad:
+        g64 = xp.concatenate([g64, xp.zeros((pad, *g64.shape[1:]), dtype=g64.dtype)], axis=0)
+    v = g64.reshape(nvec, VECTOR_WIDTH, *g64.shape[1:])
+    acc = v[:, 0] * v[:, 0]
+    for r in range(1, VECTOR_WIDTH):  # a fixed summation order: same rounding on every backend
+        acc = acc + v[:, r] * v[:, r]
+    return acc
+
+
+def _expand(vec_idx, rows, xp):
+    """Per-vector index sets ``(nvec, ...)`` repeated to one per row ``(rows, ...)``."""
+    return xp.repeat(vec_idx, VECTOR_WIDTH, axis=0)[:rows]
+
+
+def row_indices(t: NMTensor):
+    """Positions per row, shape ``values.shape``: ``t.indices`` itself, or expanded from the vectors."""
+    if t.layout == "element":
+        return t.indices
+    return _expand(t.indices, t.values.shape[0], array_module(t.indices))
 
 
 def nm_decompress(t: NMTensor):
@@ -175,7 +257,7 @@ def nm_decompress(t: NMTensor):
         raise InputError(f"nm_decompress: expected an NMTensor, got {type(t).__name__}")
     xp = array_module(t.values)
     g = xp.zeros((*t.values.shape[:-1], t.m), dtype=t.values.dtype)
-    xp.put_along_axis(g, t.indices.astype(xp.intp), t.values, axis=-1)
+    xp.put_along_axis(g, row_indices(t).astype(xp.intp), t.values, axis=-1)
     x = g.reshape(*g.shape[:-2], -1)[..., : t.shape[t.axis]]
     return xp.ascontiguousarray(xp.moveaxis(x, -1, t.axis))
 
@@ -188,59 +270,48 @@ def is_nm(a, n: int, m: int, axis: int = -1) -> bool:
     return bool(((g != 0).sum(axis=-1) <= pat.n).all())
 
 
-_GATHER_BUDGET = 1 << 18  # gathered B elements per block (~1 MB fp32): stays in cache; 64 MB measured 3x slower
-
-
 def nm_spmm(a_nm: NMTensor, b):
-    """``nm_decompress(a_nm) @ b`` computed from the compressed form, never building dense A.
+    """``nm_decompress(a_nm) @ b`` computed from the compressed form (dense A is never built whole).
 
     ``a_nm`` is a 2-D ``(rows, K)`` matrix compressed along its reduction axis (``axis=1``,
     i.e. the last); ``b`` is ``(K, cols)``. Only the ``n`` kept values per group are multiplied:
     ``n/m`` of the dense FLOPs. Accumulation is at least float32 (float16 inputs give a
     float32 result, like the CUDA kernel); otherwise the result dtype is NumPy's promotion.
 
-    The NumPy path gathers the referenced rows of ``b`` (``b[g*m + idx]``) for a block of
-    output rows and contracts them with the kept values; blocks bound the gathered memory.
-    On CuPy arrays it launches the CUDA kernel in ``kernels/cuda/nm_spmm.cu``.
+    The NumPy path (:mod:`kernels.nm_cpu`) multiplies gathered rows of ``b`` per 32-row vector
+    (vector layout, high sparsity) or scatters blocks of rows to dense for BLAS, whichever is
+    cheaper for the layout and pattern, on worker threads.
+    On CuPy arrays :mod:`kernels.nm_dispatch` runs the fastest of sparse tensor cores
+    (cuSPARSELt), the CUDA-core kernels (``kernels/cuda/nm_spmm*.cu``) and dense cuBLAS.
 
     Raises
     ------
     InputError
         When ``a_nm`` is not a 2-D NMTensor compressed along axis 1, or shapes do not match.
     """
+    xp, b = check_spmm(a_nm, b, "nm_spmm")
+    if xp is not np:
+        from kernels.nm_dispatch import spmm_cupy
+
+        return spmm_cupy([a_nm], b)
+    from kernels.nm_cpu import nm_spmm_numpy
+
+    return nm_spmm_numpy(a_nm, b)
+
+
+def check_spmm(a_nm, b, who: str):
+    """Validate an SpMM operand pair; return ``(xp, b)`` with ``b`` as an array of the data's module."""
     if not isinstance(a_nm, NMTensor):
-        raise InputError(f"nm_spmm: expected an NMTensor as A, got {type(a_nm).__name__}")
+        raise InputError(f"{who}: expected an NMTensor as A, got {type(a_nm).__name__}")
     if len(a_nm.shape) != 2 or a_nm.axis != 1:
         raise InputError(
-            f"nm_spmm: A must be 2-D (rows, K) compressed along axis 1 (its last), got shape "
+            f"{who}: A must be 2-D (rows, K) compressed along axis 1 (its last), got shape "
             f"{a_nm.shape} compressed along axis {a_nm.axis}"
         )
     xp = array_module(a_nm.values, b)
     b = xp.asarray(b)
     if b.ndim != 2 or b.shape[0] != a_nm.shape[1]:
-        raise InputError(f"nm_spmm: B must be 2-D with {a_nm.shape[1]} rows to match A {a_nm.shape}, got {b.shape}")
+        raise InputError(f"{who}: B must be 2-D with {a_nm.shape[1]} rows to match A {a_nm.shape}, got {b.shape}")
     if b.dtype.kind not in "biuf":
-        raise InputError(f"nm_spmm: expected a real numeric B, got dtype {b.dtype}")
-    if xp is not np:
-        from kernels.nm_cuda import nm_spmm_cupy
-
-        return nm_spmm_cupy(a_nm, b)
-    return _nm_spmm_numpy(a_nm, b)
-
-
-def _nm_spmm_numpy(a_nm: NMTensor, b: np.ndarray) -> np.ndarray:
-    rows, k = a_nm.shape
-    out_dtype = np.result_type(a_nm.values.dtype, b.dtype, np.float32)
-    vals = a_nm.values.reshape(rows, -1).astype(out_dtype, copy=False)
-    # Dense column of every kept value; positions in the zero padding (K % m != 0) hold value 0,
-    # so clipping them onto the last real row of B adds 0 * b[K-1] exactly as dense A @ B does.
-    col = (np.arange(a_nm.groups, dtype=np.intp)[:, None] * a_nm.m + a_nm.indices.astype(np.intp))
-    col = np.minimum(col.reshape(rows, -1), k - 1)
-    bb = b.astype(out_dtype, copy=False)
-    out = np.empty((rows, b.shape[1]), dtype=out_dtype)
-    step = max(1, _GATHER_BUDGET // max(1, vals.shape[1] * b.shape[1]))
-    for r0 in range(0, rows, step):
-        r1 = min(rows, r0 + step)
-        # (r, j) x (r, j, c) -> (r, c): batched row-vector times gathered-rows matrix (BLAS via matmul).
-        out[r0:r1] = np.matmul(vals[r0:r1, None, :], bb[col[r0:r1]])[:, 0, :]
-    return out
+        raise InputError(f"{who}: expected a real numeric B, got dtype {b.dtype}")
+    return xp, b

@@ -1,28 +1,37 @@
-"""CuPy path of N:M SpMM: the CUDA kernels in ``cuda/nm_spmm.cu`` and a cuSPARSELt 2:4 baseline.
+"""CuPy path of N:M SpMM and one-pass TASD: the packed CUDA-core kernels, plus a cuSPARSELt 2:4 baseline.
 
-Imported only when an :func:`kernels.nm.nm_spmm` argument is a CuPy array, so NumPy-only
-machines never need CuPy. The kernel is compiled by NVRTC on first use (``cupy.RawModule``)
-and memoized per device; CuPy also caches the binary on disk.
+Imported only when a :func:`kernels.nm.nm_spmm` / :func:`kernels.tasd.tasd_spmm` argument is a
+CuPy array, so NumPy-only machines never need CuPy. Per call: A's packed form
+(:mod:`kernels.nm_pack`) is built once per tensor and cached beside it; the tile configuration
+is autotuned once per (device, shape, pattern, dtype, layout) (:mod:`kernels.autotune`); each
+template instantiation is compiled by NVRTC on first use (``cupy.RawModule``), memoized per
+device. One launch per call (two with split-K: the partial tiles, then their ordered sum).
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from pathlib import Path
 
+from kernels import autotune
 from kernels.errors import InputError
+from kernels.nm_configs import MAX_ENTRY_SLOTS, candidates, impl_name, smem_bytes, template_name, threads
+from kernels.nm_pack import entries_per_block, pack_terms, pad_cols
 
 __all__ = [
-    "HIGH_SPARSITY_DENSITY",
     "cusparselt_2_4_available",
     "cusparselt_2_4_prepare",
     "nm_spmm_cupy",
+    "plan",
+    "run_config",
+    "run_packed",
+    "tasd_spmm_cupy",
 ]
 
-_SOURCE = Path(__file__).parent / "cuda" / "nm_spmm.cu"
-_BN = 64  # columns per block tile, must match NM_BN in the .cu
-HIGH_SPARSITY_DENSITY = 0.25
-"""At or below this N/M the high-sparsity kernel (A tile first, only referenced B rows) runs."""
+_SOURCE = Path(__file__).parent / "cuda" / "nm_spmm_packed.cu"
+_PACKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KERNEL = "nm_spmm_packed"
 
 
 def _cupy():
@@ -34,53 +43,187 @@ def _cupy():
 
 
 @functools.cache
-def _memoize_per_device():
+def _compiler():
     cupy = _cupy()
 
     @cupy.memoize(for_each_device=True)
-    def module():
-        return cupy.RawModule(code=_SOURCE.read_text(), options=("--std=c++17",))
+    def function(name: str):
+        mod = cupy.RawModule(code=_SOURCE.read_text(), options=("--std=c++17",), name_expressions=[name])
+        return mod, mod.get_function(name)
 
-    return module
+    return function
 
 
-def _kernel(name: str):
-    return _memoize_per_device()().get_function(name)
+def _function(name: str):
+    return _compiler()(name)[1]
+
+
+def _reduce_function():
+    return _compiler()(template_name(dict(mode=0, bm=128, bn=128, tm=8, stages=3, emax=32)))[0].get_function(
+        "nm_splitk_reduce"
+    )
+
+
+def _packed(terms, ks):
+    """The packed A of ``terms`` (element layout: relative to stages of ``ks`` rows), cached on terms[0].
+
+    NMTensor arrays are treated as immutable: the cache lives as long as the first term.
+    """
+    element = terms[0].layout == "element"
+    key = (tuple(id(t) for t in terms), ks if element else None)
+    per = _PACKS.setdefault(terms[0], {})
+    hit = per.get(key)
+    if hit is not None and all(r() is t for r, t in zip(hit[0], terms)):
+        return hit[1]
+    p = pack_terms(terms, ke_ks=ks if element else None)
+    per[key] = (tuple(weakref.ref(t) for t in terms), p)
+    return p
+
+
+def _check(terms, b):
+    cupy = _cupy()
+    for t in terms:
+        if cupy.result_type(t.values.dtype, b.dtype) not in (cupy.float16, cupy.float32):
+            raise InputError(
+                f"nm_spmm on CuPy supports float16 and float32 inputs (computed in float32), "
+                f"got {t.values.dtype} and {b.dtype}"
+            )
+
+
+def _device():
+    """(autotune device key, opt-in shared memory per block, SM count) of the current device."""
+    return _device_of(_cupy().cuda.Device().id)
+
+
+@functools.cache
+def _device_of(dev_id: int):
+    cupy = _cupy()
+    dev = cupy.cuda.Device(dev_id)
+    attrs = dev.attributes
+    props = cupy.cuda.runtime.getDeviceProperties(dev_id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    return f"{name} sm_{props['major']}{props['minor']}", int(attrs["MaxSharedMemoryPerBlockOptin"]), int(
+        attrs["MultiProcessorCount"]
+    )
+
+
+def _launch(terms, b4, cfg, rows, cols4):
+    """Run one configuration: returns C (rows x cols4, float32)."""
+    cupy = _cupy()
+    p = _packed(terms, cfg["ks"])
+    e_stage, stages, ks = p.stage_shape(cfg["ks"])
+    split = min(cfg["split"], stages)
+    per_split = -(-stages // split)
+    split = -(-stages // per_split)
+    fn = _function(template_name(cfg))
+    smem = smem_bytes(cfg["mode"], cfg["bm"], cfg["bn"], cfg["stages"], cfg["emax"])
+    if smem > 48 * 1024:
+        fn.max_dynamic_shared_size_bytes = smem
+    c = cupy.empty((rows, cols4), dtype=cupy.float32)
+    out = c if split == 1 else cupy.empty((split, rows, cols4), dtype=cupy.float32)
+    kv = p.kv if p.kv is not None else cupy.zeros(1, dtype=cupy.int32)
+    ke = p.ke if p.ke is not None else cupy.zeros(16, dtype=cupy.uint8)
+    i32 = cupy.int32
+    # grid (ceil(cols/BN), rows_pad/BM, split), block threads(BM, BN, TM): writes out[z] tile by tile.
+    fn(
+        (-(-cols4 // cfg["bn"]), p.rows_pad // cfg["bm"], split),
+        (threads(cfg["bm"], cfg["bn"], cfg["tm"]),),
+        (p.at, kv, ke, b4, out, i32(rows), i32(p.rows_pad), i32(p.k), i32(cols4), i32(p.e_tot),
+         i32(e_stage), i32(ks), i32(stages), i32(per_split)),
+        shared_mem=smem,
+    )
+    if split > 1:
+        n4 = rows * cols4 // 4
+        # grid ceil(n4/256), block 256: c = sum of the split partials in z order.
+        _reduce_function()((-(-n4 // 256),), (256,), (out, c, i32(n4), i32(split)))
+    return c
+
+
+def _b4(b):
+    """B as the kernel reads it: float32, columns padded to a multiple of 4, 16-byte aligned."""
+    b4 = pad_cols(b, _cupy())
+    return b4.copy() if b4.data.ptr % 16 else b4  # a view at an odd offset: cp.async needs 16 B
+
+
+def _time(fn, reps: int = 5) -> float:
+    cupy = _cupy()
+    fn()
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    times = []
+    for _ in range(reps):
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def plan(terms, b) -> dict:
+    """The configuration (autotuned, cached) the kernel runs for these terms and this B, plus ``impl``.
+
+    The dict is what trace records carry in ``params``: the tile (``mode``, ``bm``, ``bn``,
+    ``tm``, ``stages``, ``emax``), ``ks``, ``split`` and the implementation name.
+    """
+    terms = list(terms)
+    _check(terms, b)
+    rows, k = terms[0].shape
+    cols4 = -(-int(b.shape[1]) // 4) * 4
+    device, smem_limit, sms = _device()
+    lblock, e_l = entries_per_block(terms)
+    cands = candidates(terms[0].layout, lblock, e_l, sum(t.n / t.m for t in terms), rows, cols4, smem_limit, sms)
+    if not cands:
+        raise InputError(f"nm_spmm on CuPy: {e_l} entries per {lblock}-row block exceed every tile's 32 slots")
+    key = {"m": rows, "n": int(b.shape[1]), "k": k, "pattern": "+".join(str(t.pattern) for t in terms),
+           "dtype": str(_cupy().result_type(terms[0].values.dtype, b.dtype)), "layout": terms[0].layout}
+    b4 = []  # built only if timing runs: a tuned call pays no padding copy here
+
+    def time_fn(c):
+        if not b4:
+            b4.append(_b4(b))
+        return _time(lambda: _launch(terms, b4[0], c, rows, cols4))
+
+    cfg = autotune.tune(_KERNEL, device, key, cands, time_fn)
+    return {**cfg, "impl": impl_name(cfg["mode"], len(terms))}
+
+
+def run_packed(terms, b):
+    """``sum(decompress(t) for t in terms) @ b`` in one pass on the GPU; float32 result.
+
+    Terms whose entries per L-block overflow the kernel's slots (series denser than 32 per
+    window block) are split in two halves and summed (more launches; rare).
+    """
+    terms = list(terms)
+    if len(terms) > 1 and entries_per_block(terms)[1] > MAX_ENTRY_SLOTS:
+        half = len(terms) // 2
+        return run_packed(terms[:half], b) + run_packed(terms[half:], b)
+    return run_config(terms, b, plan(terms, b))
+
+
+def run_config(terms, b, cfg: dict):
+    """Like :func:`run_packed` with a given configuration (one of :func:`kernels.nm_configs.candidates`)."""
+    cupy = _cupy()
+    terms = list(terms)
+    _check(terms, b)
+    rows, cols = terms[0].shape[0], int(b.shape[1])
+    cols4 = -(-cols // 4) * 4
+    c = _launch(terms, _b4(b), cfg, rows, cols4)
+    return c if cols4 == cols else cupy.ascontiguousarray(c[:, :cols])
 
 
 def nm_spmm_cupy(a_nm, b):
-    """``decompress(a_nm) @ b`` on the GPU; float16/float32 inputs, float32 result.
+    """``decompress(a_nm) @ b`` on CUDA cores; float16/float32 inputs, float32 result.
 
     Inputs are validated by :func:`kernels.nm.nm_spmm`; float64 or integer inputs have no CUDA
-    kernel and are refused rather than silently computed at lower precision.
+    kernel and are refused rather than silently computed at lower precision. float16 runs
+    here only when asked (the tensor-core path is the fp16 default elsewhere).
     """
-    cupy = _cupy()
-    vals, idx = a_nm.values, a_nm.indices
-    dtype = cupy.result_type(vals.dtype, b.dtype)
-    if dtype == cupy.float16:
-        tag = "f16"
-    elif dtype == cupy.float32:
-        tag = "f32"
-    else:
-        raise InputError(f"nm_spmm on CuPy supports float16 and float32 inputs, got {vals.dtype} and {b.dtype}")
-    vals = cupy.ascontiguousarray(vals.astype(dtype, copy=False))
-    idx = cupy.ascontiguousarray(idx, dtype=cupy.uint8)
-    b = cupy.ascontiguousarray(b.astype(dtype, copy=False))
-    rows, k = a_nm.shape
-    cols = int(b.shape[1])
-    c = cupy.empty((rows, cols), dtype=cupy.float32)
-    high = a_nm.n / a_nm.m <= HIGH_SPARSITY_DENSITY
-    bm = 32 if high else 64
-    kernel = _kernel(f"nm_spmm_{tag}_{'high' if high else 'low'}")
-    # grid (ceil(cols/64), ceil(rows/BM)), block 128 threads: each block writes its BM x 64 tile of c.
-    grid = ((cols + _BN - 1) // _BN, (rows + bm - 1) // bm)
-    kernel(
-        grid,
-        (128,),
-        (vals, idx, b, c, cupy.int32(rows), cupy.int32(k), cupy.int32(cols),
-         cupy.int32(a_nm.groups), cupy.int32(a_nm.n), cupy.int32(a_nm.m)),
-    )
-    return c
+    return run_packed([a_nm], b)
+
+
+def tasd_spmm_cupy(terms, b):
+    """``tasd_reconstruct(terms) @ b`` in ONE kernel launch: B and C tiles stay on chip while the terms stream."""
+    return run_packed(terms, b)
 
 
 @functools.cache

@@ -9,7 +9,7 @@ import numpy as np
 
 from kernels.backend import array_module
 from kernels.errors import InputError
-from kernels.nm import NMPattern, NMTensor, nm_compress, nm_decompress, nm_spmm
+from kernels.nm import NMPattern, NMTensor, check_spmm, nm_compress, nm_decompress, nm_spmm
 
 __all__ = [
     "candidate_series",
@@ -119,7 +119,7 @@ def _ensure_real(a, who: str):
     return xp, a
 
 
-def tasd_decompose(a, series, axis: int = -1) -> list[NMTensor]:
+def tasd_decompose(a, series, axis: int = -1, layout: str = "element") -> list[NMTensor]:
     """Greedy TASD: one N:M term per pattern in ``series``, each taken from the residual so far.
 
     TASD lets structured-sparse hardware run unstructured-sparse and dense layers: with
@@ -137,6 +137,8 @@ def tasd_decompose(a, series, axis: int = -1) -> list[NMTensor]:
     a : real array (NumPy or CuPy), finite.
     series : ``"2:4+1:4"``, ``[(2, 4), (1, 4)]``, … (see :func:`parse_series`).
     axis : the reduction axis the N:M groups run along.
+    layout : ``"element"`` or ``"vector"`` (2-D only): how each term keeps its positions,
+        see :func:`kernels.nm.nm_compress`.
 
     Returns
     -------
@@ -153,7 +155,7 @@ def tasd_decompose(a, series, axis: int = -1) -> list[NMTensor]:
     residual = a
     terms = []
     for i, p in enumerate(pats):
-        t = nm_compress(residual, p.n, p.m, axis)
+        t = nm_compress(residual, p.n, p.m, axis, layout)
         terms.append(t)
         if i + 1 < len(pats):
             residual = residual - nm_decompress(t)
@@ -226,19 +228,29 @@ def tasd_errors(a, terms) -> list[dict]:
 
 
 def tasd_spmm(terms, b):
-    """``tasd_reconstruct(terms) @ b`` as a series of N:M SpMMs accumulated into one output.
+    """``tasd_reconstruct(terms) @ b``: every term's kept values against one B, one output.
 
     Each term is a 2-D ``(rows, K)`` :class:`NMTensor` compressed along axis 1 (the reduction
-    axis), as :func:`tasd_decompose` gives for ``axis=-1``. Every term is one
-    :func:`kernels.nm.nm_spmm` call, i.e. one kernel launch on CuPy, so the executed MACs are
-    the series' density times the dense count.
+    axis), as :func:`tasd_decompose` gives for ``axis=-1``; all terms share one layout. On
+    NumPy each term is one :func:`kernels.nm.nm_spmm`, accumulated in place. On CuPy
+    :mod:`kernels.nm_dispatch` runs the tuned fastest of: the CUDA-core kernel in ONE launch
+    (``kernels.nm_cuda.tasd_spmm_cupy``: B's tile and the output tile stay on chip while the
+    terms stream through), the terms on sparse tensor cores into one output (beta = 1, no add
+    pass), or dense cuBLAS on the summed operand.
 
     Raises
     ------
     InputError
-        For no terms, terms of different shapes, or what :func:`kernels.nm.nm_spmm` refuses.
+        For no terms, terms of different shapes or layouts, or what :func:`kernels.nm.nm_spmm` refuses.
     """
     terms = _check_terms(terms, "tasd_spmm")
+    if any(t.layout != terms[0].layout for t in terms):
+        raise InputError("tasd_spmm: terms mix the element and vector layouts; decompose with one layout")
+    xp, b = check_spmm(terms[0], b, "tasd_spmm")
+    if xp is not np:
+        from kernels.nm_dispatch import spmm_cupy
+
+        return spmm_cupy(terms, b)
     out = nm_spmm(terms[0], b)
     for t in terms[1:]:
         out += nm_spmm(t, b)

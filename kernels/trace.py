@@ -3,7 +3,7 @@
 Every kernel family records through this module so that ``accelsim traces`` and
 ``accelsim.replay.project`` read one format. A trace is a parquet *dataset directory*: each
 :meth:`Recorder.flush` adds one new part file, written under a temporary name and renamed
-into place (:func:`kernels.io.atomic_path`), so a killed writer never leaves a partial file.
+into place (:func:`kernels.io.write_part`), so a killed writer never leaves a partial file.
 The schema version lives in each file's metadata under ``accelsim.trace.schema_version``;
 :func:`read_traces` refuses other versions rather than guessing.
 
@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from kernels.backend import array_module, backend_name, device_info
 from kernels.errors import InputError
-from kernels.io import atomic_path
+from kernels.io import write_part
 
 __all__ = [
     "SCHEMA",
@@ -315,10 +315,7 @@ class Recorder:
         """Write pending rows as one new part file; return its path (None when nothing was pending)."""
         if not self.rows or self.out_dir is None:
             return None
-        table = self.table()
-        dest = Path(self.out_dir) / f"part-{self.run_id}-{self._parts:04d}.parquet"
-        with atomic_path(dest) as tmp:
-            pq.write_table(table, tmp)
+        dest = write_part(self.table(), self.out_dir, f"{self.run_id}-{self._parts:04d}")
         self._parts += 1
         self.rows.clear()
         return dest

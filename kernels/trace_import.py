@@ -20,9 +20,8 @@ import zipfile
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from kernels.io import atomic_path
+from kernels.io import write_part
 from kernels.trace import SCHEMA, TraceError, _json
 
 __all__ = ["MARKER", "XLA_DTYPES", "parse_gemm_perf_table", "read_gemm_perf_table", "write_xla_gemm_traces"]
@@ -152,7 +151,5 @@ def write_xla_gemm_traces(text: str, device_key: str, device_name: str, out_dir:
     rows = _rows(table[device_key], device_key, device_name, dtypes, source)
     if not rows:
         raise TraceError(f"GEMM perf table, device {device_key!r}: no entry of the dtypes asked for")
-    dest = Path(out_dir) / f"part-xla-gemm-perf-table-{device_key}.parquet"
-    with atomic_path(dest) as tmp:
-        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp)
+    dest = write_part(pa.Table.from_pylist(rows, schema=SCHEMA), out_dir, f"xla-gemm-perf-table-{device_key}")
     return dest, len(rows)

@@ -53,3 +53,14 @@ def assert_exit_2(result: tuple, *needles: str) -> None:
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, (code, err)
     for n in needles:
         assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture
+def private_autotune_cache(tmp_path, monkeypatch):
+    """A fresh autotune cache in a temporary folder, cleared before and after the test."""
+    from kernels import autotune
+
+    monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path))
+    autotune.clear()
+    yield tmp_path
+    autotune.clear()

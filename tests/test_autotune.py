@@ -9,11 +9,8 @@ from kernels.errors import InputError
 
 
 @pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path))
-    autotune.clear()
+def _cache(private_autotune_cache):
     yield
-    autotune.clear()
 
 
 def test_fastest_candidate_is_chosen_and_cached(tmp_path):

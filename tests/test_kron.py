@@ -108,3 +108,17 @@ def test_flops_formula_matches_matmul_count(shapes, m):
 def test_flops_paper_shape():
     # M=1024, six 8x8 factors: 6 steps of 2·M·8^6·8 each.
     assert kron_flops(1024, [(8, 8)] * 6) == 6 * 2 * 1024 * 8**6 * 8
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "naive", "shuffle", "fused"])
+def test_config_names_a_described_implementation(algorithm):
+    from kernels.kron import kron_config
+    from kernels.kron_plan import IMPLS
+
+    rng = np.random.default_rng(2)
+    factors = [_rand(rng, (4, 4), np.float32)] * 3
+    x = _rand(rng, (300, 64), np.float32)
+    cfg = kron_config(x, factors, algorithm)
+    assert set(IMPLS[cfg["impl"]]) == {"unit", "tile", "launches", "memory_passes", "host_ops"}
+    if cfg["impl"] == "kron_fused_numpy":
+        assert 1 <= cfg["block_rows"] <= 300 and cfg["threads"] >= 1

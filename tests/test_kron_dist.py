@@ -1,5 +1,6 @@
 """Distributed Kron-matmul equals the single-process result; its byte counts follow closed forms."""
 
+import functools
 import math
 
 import numpy as np
@@ -68,3 +69,35 @@ def test_missing_dask_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(ImportError, match=r"accelsim\[dist\]"):
         kron_dist._client(None, 1)
+
+
+def test_cpu_cells_report_numpy(client):
+    x, factors = _data()
+    y, report = kron_matmul_dist(x, factors, (2, 2), client=client, device="auto")
+    np.testing.assert_allclose(y, kron_matmul(x, factors), rtol=1e-12)
+    assert report.backends == ("numpy",) * 4
+
+
+def test_bad_device_is_refused(client):
+    x, factors = _data()
+    with pytest.raises(InputError, match="device: unknown value 'tpu'"):
+        kron_matmul_dist(x, factors, (1, 1), client=client, device="tpu")
+
+
+@pytest.mark.gpu
+def test_gpu_cells_run_the_kernel_and_match(client):
+    """With a GPU each cell multiplies on it; result and byte counts equal the CPU run's."""
+    from kernels.backend import gpu_available
+
+    if not gpu_available():
+        pytest.skip("needs CuPy and a CUDA device")
+    rng = np.random.default_rng(11)
+    factors = [rng.uniform(-1, 1, (8, 8)).astype(np.float32) for _ in range(4)]
+    x = rng.uniform(-1, 1, (64, 8**4)).astype(np.float32)
+    y_cpu, rep_cpu = kron_matmul_dist(x, factors, (2, 2), client=client, device="cpu")
+    y_gpu, rep_gpu = kron_matmul_dist(x, factors, (2, 2), client=client, device="gpu")
+    assert all(b.startswith("cupy:") for b in rep_gpu.backends) and len(rep_gpu.backends) == 4
+    assert rep_gpu.exchange_bytes == rep_cpu.exchange_bytes
+    ref = x.astype(np.float64) @ functools.reduce(np.kron, [f.astype(np.float64) for f in factors])
+    for y in (y_cpu, y_gpu):
+        assert np.linalg.norm(y - ref) <= 1e-5 * np.linalg.norm(ref)

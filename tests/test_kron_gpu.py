@@ -1,4 +1,4 @@
-"""CuPy Kron-matmul (fused CUDA kernel and cuBLAS shuffle) against the NumPy float64 reference."""
+"""CuPy Kron-matmul (FastKron-style CUDA kernel, every tuning candidate, and the cuBLAS shuffle) vs NumPy float64."""
 
 import functools
 import math
@@ -15,46 +15,147 @@ pytestmark = [
 ]
 
 CASES = [
-    [(8, 8)] * 4,  # one launch fusing all four
-    [(8, 8)] * 6,  # two launches (shared-memory cap)
-    [(2, 3), (3, 2), (4, 5)],  # mixed shapes
+    [(8, 8)] * 4,  # one launch can fuse all four
+    [(8, 8)] * 6,  # two or more launches
+    [(2, 3), (3, 2), (4, 5)],  # rectangular, differing shapes, odd sizes (no padding, Q not a multiple of RQ)
+    [(16, 16)] * 3,
     [(32, 32)] * 3,
-    [(128, 128)] * 2,  # one factor per launch
+    [(64, 64)] * 2,
+    [(128, 128)] * 2,  # one factor per launch, 64 KB (fp32) of factor in shared memory
     [(5, 7)],
+    [(4, 1), (1, 4), (2, 2)],
 ]
 
 
-@pytest.mark.parametrize("shapes", CASES, ids=str)
-@pytest.mark.parametrize("algorithm", ["fused", "shuffle"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_cupy_matches_numpy(shapes, algorithm, dtype):
-    import cupy as cp
-
-    from kernels import kron_matmul
-
-    rng = np.random.default_rng(zlib.crc32(f"{shapes}{algorithm}".encode()))
-    m = 37
+def _data(shapes, m, dtype, salt=""):
+    rng = np.random.default_rng(zlib.crc32(f"{shapes}{m}{dtype}{salt}".encode()))
     factors = [rng.uniform(-1, 1, s) for s in shapes]
     x = rng.uniform(-1, 1, (m, math.prod(p for p, _ in shapes)))
-    ref = kron_matmul(x, factors, "shuffle")
-    if math.prod(p for p, _ in shapes) <= 256:
-        np.testing.assert_allclose(ref, x @ functools.reduce(np.kron, factors), rtol=1e-10)
-    y = kron_matmul(cp.asarray(x, dtype), [cp.asarray(f, dtype) for f in factors], algorithm)
-    assert isinstance(y, cp.ndarray) and y.dtype == dtype
+    return x.astype(dtype), [f.astype(dtype) for f in factors]
+
+
+def _ref(x, factors):
+    from kernels import kron_matmul
+
+    ref = kron_matmul(x.astype(np.float64), [f.astype(np.float64) for f in factors], "shuffle")
+    if math.prod(f.shape[0] for f in factors) <= 256:
+        np.testing.assert_allclose(ref, x.astype(np.float64) @ functools.reduce(np.kron, factors).astype(np.float64),
+                                   rtol=1e-6, atol=1e-9)
+    return ref
+
+
+def _check(y, ref, dtype):
+    import cupy as cp
+
+    assert isinstance(y, cp.ndarray) and y.dtype == dtype and y.shape == ref.shape
     y = cp.asnumpy(y)
     assert np.isfinite(y).all()
-    tol = 1e-4 if dtype == np.float32 else 1e-11
+    tol = 1e-5 if dtype == np.float32 else 1e-12
     assert np.linalg.norm(y - ref) <= tol * np.linalg.norm(ref)
 
 
-def test_many_rows_wrap_grid_y():
-    """More rows than gridDim.y allows (65535): blocks loop over rows."""
+@pytest.mark.parametrize("shapes", CASES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_candidate_matches_numpy(shapes, dtype):
+    """Each tiling the autotuner may choose computes the same product."""
+    import cupy as cp
+
+    from kernels.kron_gpu import _device, kron_fastkron_gpu
+    from kernels.kron_plan import candidates
+
+    m = 37
+    x, factors = _data(shapes, m, dtype)
+    ref = _ref(x, factors)
+    xg, fg = cp.asarray(x), [cp.asarray(f) for f in factors]
+    _, sms, smem = _device(cp.cuda.Device().id)
+    for cfg in candidates(m, shapes, np.dtype(dtype).name, sms, smem):
+        _check(kron_fastkron_gpu(cp, xg, fg, cfg), ref, dtype)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "fused", "shuffle"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dispatcher_matches_numpy(algorithm, dtype, tmp_path, monkeypatch):
+    import cupy as cp
+
+    from kernels import kron_matmul
+    from kernels.kron import kron_config
+    from kernels.kron_plan import IMPLS
+
+    monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path))
+    shapes = [(8, 8)] * 3 + [(4, 6)]
+    x, factors = _data(shapes, 300, dtype, algorithm)
+    xg, fg = cp.asarray(x), [cp.asarray(f) for f in factors]
+    _check(kron_matmul(xg, fg, algorithm), _ref(x, factors), dtype)
+    cfg = kron_config(xg, fg, algorithm)
+    assert cfg["impl"] in IMPLS
+    if algorithm == "fused":
+        assert cfg["impl"] == "kron_fastkron_cuda" and {"variant", "depth", "nj", "tm"} <= set(cfg)
+
+
+def test_factor_larger_than_shared_memory_runs_as_shuffle_step():
+    """A 300×300 float64 factor (720 KB) cannot sit in shared memory: that step is cuBLAS, the rest fused."""
+    import cupy as cp
+
+    from kernels.kron_gpu import _device, kron_fastkron_gpu
+    from kernels.kron_plan import candidates, plan
+
+    shapes = [(300, 300), (4, 4), (4, 4)]
+    x, factors = _data(shapes, 9, np.float64)
+    _, sms, smem = _device(cp.cuda.Device().id)
+    cfg = candidates(9, shapes, "float64", sms, smem)[0]
+    assert [la.impl for la in plan(9, shapes, "float64", cfg, sms, smem)] == ["fastkron", "shuffle"]
+    _check(kron_fastkron_gpu(cp, cp.asarray(x), [cp.asarray(f) for f in factors], cfg), _ref(x, factors), np.float64)
+
+
+def test_many_rows_loop_over_row_tiles():
+    """More row tiles than blocks in y: each block walks rows by, by + gridDim.y, ... ."""
     import cupy as cp
 
     from kernels import kron_matmul
 
-    rng = np.random.default_rng(3)
-    factors = [rng.uniform(-1, 1, (2, 2)) for _ in range(2)]
-    x = rng.uniform(-1, 1, (70000, 4))
-    y = cp.asnumpy(kron_matmul(cp.asarray(x), [cp.asarray(f) for f in factors], "fused"))
-    np.testing.assert_allclose(y, kron_matmul(x, factors), rtol=1e-12)
+    x, factors = _data([(2, 2), (2, 2)], 70000, np.float64)
+    y = kron_matmul(cp.asarray(x), [cp.asarray(f) for f in factors], "fused")
+    _check(y, _ref(x, factors), np.float64)
+
+
+def test_same_inputs_same_bits():
+    """Deterministic: no atomics, a fixed reduction order per output."""
+    import cupy as cp
+
+    from kernels import kron_matmul
+
+    x, factors = _data([(16, 16)] * 3, 64, np.float32)
+    xg, fg = cp.asarray(x), [cp.asarray(f) for f in factors]
+    a = cp.asnumpy(kron_matmul(xg, fg, "fused"))
+    b = cp.asnumpy(kron_matmul(xg, fg, "fused"))
+    assert np.array_equal(a, b)
+
+
+def test_random_shapes_property():
+    """Hypothesis: fresh rectangular shapes, M and dtype; the tuned kernel against float64 np.kron."""
+    import cupy as cp
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from kernels.kron_gpu import _device, kron_fastkron_gpu
+    from kernels.kron_plan import candidates
+
+    dims = st.integers(1, 9)
+    shapes_st = st.lists(st.tuples(dims, dims), min_size=1, max_size=5).filter(
+        lambda s: math.prod(p for p, _ in s) <= 4096 and math.prod(q for _, q in s) <= 4096
+    )
+
+    @settings(max_examples=25, deadline=None)
+    @given(shapes=shapes_st, m=st.integers(1, 70), dtype=st.sampled_from([np.float32, np.float64]),
+           pick=st.integers(0, 10**6), seed=st.integers(0, 2**32 - 1))
+    def check(shapes, m, dtype, pick, seed):
+        rng = np.random.default_rng(seed)
+        factors = [(rng.uniform(0.5, 1.5, s) * rng.choice([-1.0, 1.0], s)).astype(dtype) for s in shapes]
+        x = rng.uniform(-1, 1, (m, math.prod(p for p, _ in shapes))).astype(dtype)
+        _, sms, smem = _device(cp.cuda.Device().id)
+        cands = candidates(m, shapes, np.dtype(dtype).name, sms, smem)
+        y = kron_fastkron_gpu(cp, cp.asarray(x), [cp.asarray(f) for f in factors], cands[pick % len(cands)])
+        ref = x.astype(np.float64) @ functools.reduce(np.kron, [f.astype(np.float64) for f in factors])
+        _check(y, ref, dtype)
+
+    check()

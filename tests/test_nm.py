@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernels.errors import InputError
-from kernels.nm import NMTensor, is_nm, nm_compress, nm_decompress, nm_spmm
+from kernels.nm import VECTOR_WIDTH, NMTensor, is_nm, nm_compress, nm_decompress, nm_spmm, row_indices
 
 
 @st.composite
@@ -23,6 +23,22 @@ def nm_cases(draw):
     a = (rng.standard_normal((rows, k)) + 0.01).astype(dtype)
     b = (rng.standard_normal((k, cols)) + 0.01).astype(dtype)
     return a, b, n, m
+
+
+@st.composite
+def layout_cases(draw):
+    """Both layouts; rows up to three vectors (ragged last vector), any N <= M <= 32, ragged K."""
+    m = draw(st.integers(1, 32))
+    n = draw(st.integers(1, m))
+    rows = draw(st.integers(1, 3 * VECTOR_WIDTH + 5))
+    k = draw(st.integers(1, 3 * m + 3))
+    cols = draw(st.integers(1, 6))
+    dtype = draw(st.sampled_from(["float16", "float32", "float64"]))
+    layout = draw(st.sampled_from(["element", "vector"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    a = (rng.standard_normal((rows, k)) + 0.01).astype(dtype)
+    b = (rng.standard_normal((k, cols)) + 0.01).astype(dtype)
+    return a, b, n, m, layout
 
 
 def _rel(x, ref):
@@ -120,5 +136,102 @@ def test_nm_tensor_fields():
 )
 def test_bad_input_is_one_line_input_error(call):
     with pytest.raises(InputError) as exc:
+        call()
+    assert "\n" not in str(exc.value)
+
+
+def _dense_ref(a, idx_per_row, n, m):
+    """Independent decompression: place a's kept entries (by per-row positions) into zeros, float64."""
+    rows, k = a.shape
+    groups = -(-k // m)
+    out = np.zeros((rows, groups * m))
+    for r in range(rows):
+        for g in range(groups):
+            for j in range(n):
+                c = g * m + int(idx_per_row[r, g, j])
+                if c < k:
+                    out[r, c] = float(a[r, c])
+    return out[:, :k]
+
+
+@settings(max_examples=80, deadline=None)
+@given(layout_cases())
+def test_both_layouts_spmm_matches_float64_reference(case):
+    a, b, n, m, layout = case
+    t = nm_compress(a, n, m, axis=1, layout=layout)
+    assert t.layout == layout and t.values.shape == (a.shape[0], -(-a.shape[1] // m), n)
+    dense = _dense_ref(a, row_indices(t), n, m)
+    np.testing.assert_array_equal(nm_decompress(t).astype(np.float64), dense)
+    ref = dense @ b.astype(np.float64)
+    out = nm_spmm(t, b)
+    assert out.shape == ref.shape and np.isfinite(out).all()
+    # elementwise bound relative to |A| @ |B|: a sum that cancels to ~0 is still checked fairly
+    scale = np.abs(dense) @ np.abs(b.astype(np.float64))
+    assert (np.abs(out - ref) <= (1e-12 if a.dtype == np.float64 else 1e-5) * scale + 1e-300).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(layout_cases())
+def test_vector_layout_keeps_largest_norm_positions(case):
+    a, _, n, m, _ = case
+    t = nm_compress(a, n, m, axis=1, layout="vector")
+    rows, k = a.shape
+    groups, nvec = -(-k // m), -(-rows // VECTOR_WIDTH)
+    assert t.indices.shape == (nvec, groups, n) and t.indices.dtype == np.uint8
+    assert (np.diff(t.indices.astype(int), axis=-1) > 0).all()
+    pad = np.zeros((rows, groups * m))
+    pad[:, :k] = a
+    for v in range(nvec):
+        block = pad[v * VECTOR_WIDTH : (v + 1) * VECTOR_WIDTH]
+        for g in range(groups):
+            norms = np.linalg.norm(block[:, g * m : (g + 1) * m], axis=0)
+            kept = set(t.indices[v, g].tolist())
+            # brute force over every position pair: no dropped position beats a kept one
+            for p in kept:
+                for q in set(range(m)) - kept:
+                    assert norms[p] > norms[q] * (1 - 1e-9) or (norms[p] >= norms[q] * (1 - 1e-9) and p < q)
+            # every row of the vector stores exactly its entries at the shared positions
+            pos = g * m + np.array(sorted(kept))
+            np.testing.assert_array_equal(
+                t.values[v * VECTOR_WIDTH : (v + 1) * VECTOR_WIDTH, g].astype(np.float64), block[:, pos]
+            )
+
+
+def test_vector_layout_ties_and_ragged_rows():
+    # 40 rows (one full vector, one of 8), K = 6 with m = 4 (last group padded by 2).
+    a = np.zeros((40, 6), np.float32)
+    a[:32, 1] = 1.0
+    a[:32, 3] = -1.0  # ties column 1 in norm: the lower index (1) wins for 1:4
+    a[:32, 5] = 0.5
+    a[32:, 0] = 2.0
+    a[32:, 4] = 3.0
+    a[32:, 2] = 1.0  # rows 32.. have a non-zero; not all zeros
+    t = nm_compress(a, 1, 4, axis=1, layout="vector")
+    assert t.indices.tolist() == [[[1], [1]], [[0], [0]]]
+    np.testing.assert_array_equal(t.values[:32, :, 0], np.tile([1.0, 0.5], (32, 1)))
+    np.testing.assert_array_equal(t.values[32:, :, 0], np.tile([2.0, 3.0], (8, 1)))
+    b = np.arange(18, dtype=np.float32).reshape(6, 3) + 1
+    np.testing.assert_allclose(nm_spmm(t, b), nm_decompress(t) @ b)
+
+
+def test_vector_layout_deterministic_and_axis0():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((70, 45)).astype(np.float32)
+    t1, t2 = nm_compress(x, 3, 8, layout="vector"), nm_compress(x, 3, 8, layout="vector")
+    assert t1.indices.tobytes() == t2.indices.tobytes() and t1.values.tobytes() == t2.values.tobytes()
+    t0 = nm_compress(x, 2, 4, axis=0, layout="vector")  # groups run down the rows, vectors across columns
+    assert t0.values.shape == (45, 18, 2) and t0.indices.shape == (2, 18, 2)
+    np.testing.assert_array_equal(nm_decompress(t0), nm_decompress(nm_compress(x.T, 2, 4, layout="vector")).T)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: nm_compress(np.ones((2, 4)), 2, 4, layout="block"),
+        lambda: nm_compress(np.ones((2, 2, 4)), 2, 4, layout="vector"),
+    ],
+)
+def test_bad_layout_is_one_line_input_error(call):
+    with pytest.raises(InputError, match="layout") as exc:
         call()
     assert "\n" not in str(exc.value)

@@ -18,10 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def app():
-    from accelsim.cli import _register
+    from accelsim.cli import app as root
 
-    _register()  # the full command set, so `prune` is a named sub-command as in real use
-    return prune_cmd.app  # importing prune_cmd registered `prune` on this root app
+    return root  # the full command set, so `prune` is a named sub-command as in real use
 
 
 @pytest.fixture

@@ -392,7 +392,7 @@ def test_weight_sparsity_makes_compare_rows_differ(run):
 
 def test_weight_sparsity_matches_the_python_api(run):
     from accelsim import Sparsity, load_arch, simulate
-    from accelsim.model.networks import bert_base
+    from accelsim.model.workloads import bert_base
 
     code, out, _ = run("simulate", "--arch", "stc_2of4", "--workload", "bert_base", "--param", "layers=2",
                        "--weight-sparsity", "2:4", "--format", "json")

@@ -8,7 +8,7 @@ import pytest
 
 from accelsim import Gemm, Sparsity, load_arch, simulate
 from accelsim.errors import WorkloadError
-from accelsim.model.networks import bert_base, resnet50
+from accelsim.model.workloads import bert_base, resnet50
 from accelsim.model.sparsity import satisfies
 from conftest import assert_one_line_error, run_cli
 from kernels.nm import NMPattern

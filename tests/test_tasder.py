@@ -11,7 +11,7 @@ import pytest
 from accelsim.model.arch import load_arch
 from accelsim.model.simulate import simulate
 from accelsim.codesign.tasder import _series_errors, arch_series, search, write_result
-from accelsim.model.networks import minilm as minilm_network
+from accelsim.model.workloads import minilm as minilm_network
 from accelsim.codesign.sources import synthetic_activation, synthetic_weight
 from accelsim.model.workload import Gemm, Network, Sparsity
 from kernels.errors import InputError

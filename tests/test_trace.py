@@ -26,13 +26,13 @@ def test_round_trip_schema_and_summary(trace_dir):
     assert len(files) == 1
     assert pq.read_schema(files[0]).metadata[b"accelsim.trace.schema_version"] == SCHEMA_VERSION.encode()
     t = read_traces(trace_dir)
-    assert t.schema.equals(SCHEMA) and t.num_rows == 12
+    assert t.schema.equals(SCHEMA) and t.num_rows == 22  # 2 shapes x (dense + 5 patterns x 2 layouts)
     row = t.to_pylist()[0]
     assert row["backend"] == "numpy" and row["energy_j"] is None and row["repeats"] == 2
     assert json.loads(row["shapes"])["a"] == [row["m"], row["k"]]
     summary = traces.summarize(t)
     sparse = [r for r in summary if r["kernel"] == "nm_spmm"]
-    assert len(sparse) == 10 and all(r["speedup_vs_dense"] > 0 for r in sparse)
+    assert len(sparse) == 20 and all(r["speedup_vs_dense"] > 0 for r in sparse)
     assert all(r["tflops_effectual"] > 0 and r["gbs"] > 0 for r in summary)
 
 
@@ -41,9 +41,9 @@ def test_opens_in_pandas_polars_duckdb(trace_dir):
     pl = pytest.importorskip("polars")
     duckdb = pytest.importorskip("duckdb")
     f = str(next(trace_dir.glob("*.parquet")))
-    assert len(pd.read_parquet(f)) == 12
-    assert pl.read_parquet(f).height == 12
-    assert duckdb.sql(f"select count(*) from '{trace_dir}/*.parquet'").fetchall() == [(12,)]
+    assert len(pd.read_parquet(f)) == 22
+    assert pl.read_parquet(f).height == 22
+    assert duckdb.sql(f"select count(*) from '{trace_dir}/*.parquet'").fetchall() == [(22,)]
 
 
 def test_appends_new_part_files(tmp_path):

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from accelsim import cli
 from accelsim.model.arch import load_arch
 from accelsim.replay.calibrate import split, validate
-from accelsim.cli import traces_cmd, validate_cmd  # noqa: F401  (registers the commands)
 from accelsim.replay.project import items_from_table, record_workload
 from accelsim.model.workload import Gemm
 from kernels.trace import TraceError, read_traces
@@ -23,7 +22,6 @@ from kernels.trace_import import (
     write_xla_gemm_traces,
 )
 
-validate_cmd.register(cli.app)
 H100 = load_arch("h100_sxm")
 COMMITTED = Path(__file__).resolve().parents[1] / "traces" / "nvidia-h100-sxm-xla"
 

@@ -77,7 +77,6 @@ def test_bad_input_exit_2_one_line(run_dir, tmp_path, args):
 
 def test_main_turns_input_error_into_exit_2(monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["accelsim", "traces", "summarize", "/nonexistent/trace"])
-    monkeypatch.setattr(cli, "_register", lambda: None)
     with pytest.raises(SystemExit) as exc:
         cli.main()
     assert exc.value.code == 2

@@ -18,7 +18,6 @@ from kernels.suites.projection import projection_case
 from kernels.suites.tasd import tasd_case
 from kernels.trace import SCHEMA, Recorder, time_call
 
-validate_cmd.register(cli.app)
 
 
 @pytest.fixture(scope="module")

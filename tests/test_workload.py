@@ -7,8 +7,9 @@ import math
 import pytest
 
 from accelsim.errors import WorkloadError
-from accelsim.model.networks import bert_base, llama_8b_prefill, resnet50
-from accelsim.model.workload import Conv, Gemm, KronMatmul, Sparsity, as_network, read_topology_csv
+from accelsim.model.workloads import bert_base, llama_8b_prefill, resnet50
+from accelsim.model.workload import Conv, Gemm, KronMatmul, Sparsity
+from accelsim.model.workloads import as_network, read_topology_csv
 from kernels.nm import NMPattern
 
 
@@ -80,7 +81,7 @@ def test_conv_batch_lengthens_m():
 
 
 def test_transformer_batch_lengthens_projections_not_attention():
-    from accelsim.model.networks import minilm
+    from accelsim.model.workloads import minilm
 
     for build in (lambda b: bert_base(128, batch=b), lambda b: minilm(128, batch=b)):
         one, four = build(1), build(4)
@@ -110,6 +111,17 @@ def test_yaml_workload(tmp_path):
     net = as_network(str(p))
     assert [l.name for l in net.layers] == ["a", "b"]
     assert net.layers[0].weight_sparsity.pattern == NMPattern(2, 4)
+
+
+def test_yaml_workload_unquoted_nm(tmp_path):
+    """YAML 1.1 reads an unquoted ``2:4`` as the base-60 integer 124; workload files use the arch
+    configs' loader, which keeps it the N:M pattern it says."""
+    p = tmp_path / "w.yaml"
+    p.write_text("workload:\n  layers:\n    - {type: gemm, m: 8, n: 8, k: 8, weight_sparsity: 2:4}\n"
+                 "    - type: gemm\n      m: 4\n      n: 4\n      k: 4\n      input_sparsity: 1:4\n")
+    a, b = as_network(str(p)).layers
+    assert a.weight_sparsity.pattern == NMPattern(2, 4) and a.weight_sparsity.density == 0.5
+    assert b.input_sparsity.pattern == NMPattern(1, 4) and b.input_sparsity.density == 0.25
 
 
 def test_sparsity_parse():

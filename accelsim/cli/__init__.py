@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from accelsim.cli import kernels_cmd, prune_cmd, simulate_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd
 from kernels.errors import InputError
 
 __all__ = ["app", "main"]
@@ -18,18 +19,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-
-def _register() -> None:
-    """Attach each command module once (``main`` may run many times in one process, as in the tests);
-    kept in one place so the command set is visible here."""
-    if any(g.name == "sweep" for g in app.registered_groups):
-        return
-    from accelsim.cli import simulate_cmd  # noqa: F401  (registers simulate, compare, demo)
-    from accelsim.cli import kernels_cmd, prune_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd  # noqa: F401
-
-    sweep_cmd.register(app)
-    tasd_cmd.register(app)
-    validate_cmd.register(app)
+# Every command module attaches its commands through ``register(app)``; the command set is this list.
+for _module in (simulate_cmd, kernels_cmd, prune_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd):
+    _module.register(app)
 
 
 def main() -> None:
@@ -38,7 +30,6 @@ def main() -> None:
     typer runs in standalone mode, so usage errors, ``--help`` and exit codes are its own; only
     our input errors, which it lets through, are turned into the one-line form here.
     """
-    _register()
     try:
         app()
     except InputError as exc:

@@ -5,17 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from accelsim.cli import app
 from accelsim.checks import MAX_REPEATS, ensure_writable
-from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table
+from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table, progress_bar
 from kernels.errors import InputError
 
-__all__ = ["kernels_app", "run"]
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
+__all__ = ["kernels_app", "register", "run"]
 
 kernels_app = typer.Typer(help="Run real kernels (NumPy or CuPy) and record traces.", no_args_is_help=True)
-app.add_typer(kernels_app, name="kernels")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``kernels`` group to the top-level app."""
+    app.add_typer(kernels_app, name="kernels")
 
 
 @kernels_app.command("run")
@@ -47,10 +50,7 @@ def run(
         return (f"{done['cases']} of {total} cases finished; their trace rows are kept in {out} (run {rec.run_id}), "
                 "the case in progress was dropped")
 
-    with on_interrupt(kept), rec, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=True, disable=fmt is Format.json,
-    ) as progress:
+    with on_interrupt(kept), rec, progress_bar("{task.description}", disable=fmt is Format.json) as progress:
         task = progress.add_task(suite, total=total)
 
         def on_case(case, i, n):

@@ -5,17 +5,13 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from accelsim.checks import ensure_writable
-from accelsim.cli import app
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
-from accelsim.codesign.prune import prune
-from accelsim.codesign.tensors import load_tensor, save_npy
 from kernels.errors import InputError
 
-__all__ = ["Method", "prune_command"]
+__all__ = ["Method", "prune_command", "register"]
 
 _SHOW = 16  # indices listed in the table; --format json lists them all
 
@@ -27,7 +23,6 @@ class Method(str, enum.Enum):
     exact_l1inf = "exact-l1inf"
 
 
-@app.command("prune")
 def prune_command(
     input: Path = typer.Argument(..., help="weights: .npy or .safetensors", show_default=False),
     out: Path = typer.Option(..., "--out", help="pruned tensor, written atomically (.npy)", show_default=False),
@@ -42,6 +37,11 @@ def prune_command(
     fmt: Format = FormatOpt,
 ) -> None:
     """Prune INPUT by projection and report zeroed rows/columns, density and the norm before/after."""
+    # Imported here: numpy, the projections and the model are start-up that `accelsim --help` skips.
+    from accelsim.codesign.prune import prune, simulate_pruned
+    from accelsim.codesign.tensors import load_tensor, save_npy
+    from accelsim.model.arch import load_arch
+
     if out.resolve() == input.resolve():
         raise InputError(f"--out: refusing to overwrite the input {str(input)!r}; pick another path")
     ensure_writable(out, suffixes=(".npy",))
@@ -50,7 +50,7 @@ def prune_command(
     save_npy(result.weights, out)
     report = {"input": str(input), "tensor": tensor, "out": str(out), **result.to_dict()}
     if arch is not None:
-        report["simulation"] = _simulate(arch, w, result.structure, tokens, residual)
+        report["simulation"] = simulate_pruned(load_arch(arch), result.structure, tokens, residual)
     if fmt == Format.json:
         print_json(report)
         return
@@ -77,23 +77,9 @@ def prune_command(
                      for a in sim["variants"]])
 
 
-def _simulate(arch: str, w, structure, tokens: int, residual: str | None) -> dict:
-    """Dense layer vs the structurally pruned one (and with the residual sparsity) on ``arch``."""
-    from accelsim import load_arch, simulate
-    from accelsim.explore.compare import compare_reports
-    from accelsim.codesign.prune import prune_structure, structured_gemm
-
-    cfg = load_arch(arch)
-    dense_st = prune_structure(np.ones_like(w))
-    variants = [("dense", structured_gemm(dense_st, tokens, "layer")),
-                ("pruned", structured_gemm(structure, tokens, "layer"))]
-    if residual:
-        variants.append((f"pruned+{residual}", structured_gemm(structure, tokens, "layer", residual)))
-    reports = [simulate(cfg, g) for _, g in variants]
-    cmp = compare_reports(reports)
-    for (label, g), a in zip(variants, cmp["archs"]):
-        a.update(variant=label, k=g.k, n=g.n)
-    return {"baseline": cfg.name, "variants": cmp["archs"]}
+def register(app: typer.Typer) -> None:
+    """Attach ``prune`` to the top-level app."""
+    app.command("prune")(prune_command)
 
 
 def _preview(idx) -> str:

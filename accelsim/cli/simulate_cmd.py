@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from accelsim.checks import ensure_writable
-from accelsim.model.arch import load_arch, parse_overrides
-from accelsim.cli import app
-from accelsim.cli._common import Format, FormatOpt, console, print_json, print_table
-from accelsim.explore.compare import compare_reports
-from accelsim.model.report_io import write_report
-from accelsim.model.simulate import Report, simulate
-from accelsim.model.workload import Network, Sparsity, as_network
+from accelsim.cli._common import Format, FormatOpt, console, print_json, print_table, progress_bar
+from accelsim.cli.validate_cmd import print_validation
+from accelsim.errors import ConfigError
 
-__all__ = ["compare", "demo", "run_simulation", "simulate_cmd", "sparse_workload"]
+if TYPE_CHECKING:
+    from accelsim.model.simulate import Report
+
+__all__ = ["DEMO_GUIDE", "compare", "demo", "register", "run_simulation", "simulate_cmd"]
 
 SetOpt = typer.Option(None, "--set", help="override a config field: key.path=value (repeatable)")
 ParamOpt = typer.Option(None, "--param", help="built-in network parameter: name=value, e.g. seq_len=512")
@@ -26,24 +24,20 @@ WeightSparsityOpt = typer.Option(
     "static weight): 2:4, u0.3, tasd:2:4+1:4 or dense; the workload name gets ' (weights SPEC)'")
 
 
-def sparse_workload(workload: str, params: list[str] | None, weight_sparsity: str | None) -> Network:
-    """The workload as a network, its weights made ``weight_sparsity`` sparse when given."""
-    net = as_network(workload, **parse_overrides(params, source="--param"))
-    if weight_sparsity is None:
-        return net
-    sp = Sparsity.parse(weight_sparsity)
-    return Network(f"{net.name} (weights {sp})", net.with_sparsity(weight=sp).graph)
-
-
 def run_simulation(arch: str, workload: str, sets: list[str] | None, params: list[str] | None, show: bool,
                    weight_sparsity: str | None = None) -> Report:
     """Load, validate, simulate; a progress bar on the terminal for multi-layer networks."""
+    # Imported here, as in every command module: the model (pydantic, numpy, networkx, simpy) is most
+    # of start-up, and `accelsim --help` or another command should not pay for it.
+    from accelsim.model.arch import load_arch, parse_overrides
+    from accelsim.model.simulate import simulate
+    from accelsim.model.workloads import as_network
+
     cfg = load_arch(arch, parse_overrides(sets))
-    net = sparse_workload(workload, params, weight_sparsity)
+    net = as_network(workload, weight_sparsity=weight_sparsity, **parse_overrides(params, source="--param"))
     if not show:
         return simulate(cfg, net)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"{cfg.name}", total=None)
 
         def tick(i, n, name):
@@ -64,7 +58,6 @@ def _table(report: Report) -> None:
                 caption=f"{report.seconds * 1e3:,.3f} ms at the arch clock · traffic: {traffic}")
 
 
-@app.command("simulate")
 def simulate_cmd(
     arch: str = typer.Option(..., "--arch", help="arch config YAML or built-in name"),
     workload: str = typer.Option(..., "--workload", help="built-in network, SCALE-Sim topology CSV or workload YAML"),
@@ -79,6 +72,8 @@ def simulate_cmd(
         ensure_writable(out, suffixes=(".json", ".parquet"))
     report = run_simulation(arch, workload, sets, params, show=fmt is Format.table, weight_sparsity=weight_sparsity)
     if out is not None:
+        from accelsim.model.report_io import write_report  # start-up: pyarrow only when writing
+
         write_report(report, out)
     if fmt is Format.json:
         print_json(report.to_dict())
@@ -86,7 +81,6 @@ def simulate_cmd(
         _table(report)
 
 
-@app.command("compare")
 def compare(
     arch: list[str] = typer.Option(..., "--arch", help="two or more arch configs; the first is the baseline"),
     workload: str = typer.Option(..., "--workload"),
@@ -97,7 +91,7 @@ def compare(
     fmt: Format = FormatOpt,
 ):
     """Compare architectures on one workload: speedup, energy and EDP ratios against the first."""
-    from accelsim.errors import ConfigError
+    from accelsim.explore.compare import compare_reports  # start-up (see run_simulation)
 
     if len(arch) < 2:
         raise ConfigError(f"--arch: compare needs at least two configs, got {len(arch)}")
@@ -132,7 +126,7 @@ DEMO_GUIDE = {
         "energy table; EDP = energy x cycles. Lower cycles, energy and EDP are better."),
     "sparse": (
         "2/3  BERT-base (128 tokens) with every weight pruned 2:4, on a dense tensor core and on a 2:4 sparse "
-        "tensor core that skips the zeros (same workload as `accelsim compare --weight-sparsity 2:4`). "
+        "tensor core that skips the zeros (as `accelsim compare --weight-sparsity 2:4` runs it). "
         "speedup = dense cycles / sparse cycles; energy x and EDP x below 1 mean the sparse core saves that much."),
     "replay": (
         "3/3  Kernel timings measured on real devices (committed in traces/) replayed through the simulator. "
@@ -152,46 +146,36 @@ def _say(key: str) -> None:
     console.print(DEMO_GUIDE[key], markup=False, highlight=False)
 
 
-@app.command("demo")
 def demo(fmt: Format = FormatOpt):
     """Built-in demo: ResNet-50 on a 32x32 WS systolic array, dense vs 2:4 sparse tensor cores on
     BERT-base, and the committed kernel traces replayed through the simulator. Each section opens
     with a sentence on what it shows and how to read it."""
+    from accelsim.explore import demo as runs  # start-up (see run_simulation)
+
     show = fmt is Format.table
     if show:
         _say("systolic")
-    report = run_simulation("systolic_ws_32x32", "resnet50", None, None, show=show)
+    report = run_simulation(*runs.headline(), None, None, show=show)
     if fmt is Format.json:
         print_json(report.to_dict())
         return
     _table(report)
-    from accelsim.model.arch import builtin_archs
-
-    if {"dense_tc", "stc_2of4"} <= set(builtin_archs()):
+    cmp = runs.sparse_comparison()
+    if cmp is not None:
         _say("sparse")
-        reports = [run_simulation(a, "bert_base", None, ["seq_len=128"], show=False, weight_sparsity="2:4")
-                   for a in ("dense_tc", "stc_2of4")]
-        cmp = compare_reports(reports)
         rows = [[a["arch"], a["cycles"], a["speedup"], a["energy_ratio"], a["edp_ratio"]] for a in cmp["archs"]]
         print_table("BERT-base (seq 128), weights pruned 2:4: dense vs sparse tensor core",
                     ["arch", "cycles", "speedup", "energy ×", "EDP ×"], rows)
-    _say("replay")
-    _demo_replay()
+    replays = list(runs.trace_replays())
+    if replays:
+        _say("replay")
+    for name, validation in replays:
+        print_validation(validation, f"committed traces {name}")
 
 
-#: Committed trace sets the demo replays, each on the arch config of its device.
-DEMO_TRACES = (("cpu-amd-epyc-2vcpu", "cpu_numpy"), ("nvidia-h100-sxm-xla", "h100_sxm"))
+def register(app: typer.Typer) -> None:
+    """Attach ``simulate``, ``compare`` and ``demo`` to the top-level app."""
+    app.command("simulate")(simulate_cmd)
+    app.command("compare")(compare)
+    app.command("demo")(demo)
 
-
-def _demo_replay() -> None:
-    """Replay the committed traces on their devices' archs: the measure → project → compare loop."""
-    from accelsim.model.arch import ARCH_DIR
-    from accelsim.replay.calibrate import validate as run_validate
-    from accelsim.cli.validate_cmd import print_validation
-    from kernels.trace import read_traces
-
-    for name, arch in DEMO_TRACES:
-        traces = ARCH_DIR.parent / "traces" / name
-        if traces.is_dir():
-            report = run_validate(read_traces(traces), load_arch(arch), 0.5, 0)
-            print_validation(report, f"committed traces {traces.name}")

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 from accelsim.checks import MAX_WORKERS_PER_CPU, ensure_writable
-from accelsim.cli._common import Format, FormatOpt, console, on_interrupt, print_json, print_table
+from accelsim.cli._common import Format, FormatOpt, console, on_interrupt, print_json, print_table, progress_bar
 from accelsim.errors import ConfigError
 
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
 __all__ = ["pareto_cmd", "register", "sweep", "sweep_app"]
 
 sweep_app = typer.Typer(
@@ -30,13 +29,6 @@ sweep_app = typer.Typer(
 _GRID_HELP = ("key.path=v1,v2,... (repeatable; the cartesian product is swept). Values are YAML as in --set; "
               "commas inside [...] do not split, or use ';' between values: compute.sparsity.patterns=[2:4];[1:4,2:4]")
 _FIXED = {"key", "config_key", "arch", "workload"}
-
-
-class _RateColumn(ProgressColumn):
-    """Points finished per second (rich's speed columns are for bytes)."""
-
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:,.1f} points/s" if task.speed else "… points/s", style="cyan")
 
 
 def register(app: typer.Typer) -> None:
@@ -84,8 +76,7 @@ def _run_with_progress(show: bool, out: Path | None, **kw):
     with on_interrupt(kept):
         if not show:
             return run_sweep(out=out, progress=progress, **kw)
-        with Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
+        with progress_bar("[bold]sweep", rate="points") as bar:
             task = bar.add_task("sweep", total=None)
             return run_sweep(out=out, progress=progress, **kw)
 

@@ -9,10 +9,9 @@ import typer
 
 from accelsim.checks import ensure_writable
 from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table
-from accelsim.codesign.tensors import load_tensor
-from accelsim.codesign.accuracy import DEFAULT_WEIGHT_SERIES, decompose_report
 from kernels.errors import InputError
 
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
 __all__ = ["decompose_command", "register", "search_command", "tasd_app"]
 
 tasd_app = typer.Typer(
@@ -33,6 +32,10 @@ def decompose_command(
     fmt: Format = FormatOpt,
 ) -> None:
     """Relative Frobenius error and executed density of each series, term by term."""
+    # Imported here: numpy and the TASD code are start-up that `accelsim --help` skips.
+    from accelsim.codesign.accuracy import DEFAULT_WEIGHT_SERIES, decompose_report
+    from accelsim.codesign.tensors import load_tensor
+
     a = load_tensor(input, tensor)
     reports = decompose_report(a, series or list(DEFAULT_WEIGHT_SERIES), axis=axis)
     if fmt == Format.json:
@@ -55,7 +58,7 @@ def decompose_command(
 def search_command(
     arch: str = typer.Option(..., "--arch", help="arch config YAML or built-in name"),
     workload: str = typer.Option(..., "--workload", help="minilm, a built-in network, topology CSV or workload YAML"),
-    budget: Optional[float] = typer.Option(None, "--budget", help="min mean cosine to the unmodified model (needs --weights minilm)"),
+    budget: Optional[float] = typer.Option(None, "--budget", help="min mean cosine to the unmodified model (needs --weights minilm; default 0.99 there)"),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="per-layer cap on the relative error"),
     weights: Optional[str] = typer.Option(None, "--weights", help="'minilm' (real weights and activations) or a .safetensors file"),
     prune: float = typer.Option(0.0, "--prune", help="magnitude-prune the weights (real or synthetic) to this sparsity first"),
@@ -67,10 +70,11 @@ def search_command(
     fmt: Format = FormatOpt,
 ) -> None:
     """TASDER: per-layer weight/activation TASD series with minimum EDP within the error budget."""
+    # Imported here (start-up, as in decompose); minilm and magnitude only on the paths that use them.
     from accelsim.model.arch import parse_overrides
     from accelsim.codesign.tasder import search, write_result
     from accelsim.codesign.sources import load_weight_file
-    from accelsim.model.workload import as_network
+    from accelsim.model.workloads import as_network
 
     if out is not None:
         ensure_writable(out, suffixes=(".json", ".parquet"))
@@ -90,8 +94,6 @@ def search_command(
         from accelsim.codesign.magnitude import prune_weights
 
         real = prune_weights(real, prune)
-    if budget is None and max_error is None and model is not None:
-        budget = 0.99
     with on_interrupt(lambda: "nothing written" + (f" (--out {out} is written when the search finishes)" if out else "")):
         result = search(arch, net, budget=budget, max_error=max_error, weights=real, model=model, prune=prune,
                         max_terms=max_terms, series=series, refine=refine)
@@ -113,5 +115,5 @@ def search_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the ``tasd`` group to the root app (called from ``accelsim.cli._register``)."""
+    """Attach the ``tasd`` group to the top-level app."""
     app.add_typer(tasd_app, name="tasd")

@@ -6,14 +6,18 @@ from pathlib import Path
 
 import typer
 
-from accelsim.cli import app
 from accelsim.checks import ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
-__all__ = ["compare", "import_xla", "roofline", "summarize", "traces_app"]
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
+__all__ = ["compare", "import_xla", "register", "roofline", "summarize", "traces_app"]
 
 traces_app = typer.Typer(help="Analyse kernel traces (parquet).", no_args_is_help=True)
-app.add_typer(traces_app, name="traces")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``traces`` group to the top-level app."""
+    app.add_typer(traces_app, name="traces")
 
 _COLS = ["kernel", "dtype", "m", "n", "k", "pattern", "time_s", "tflops_dense_equiv", "gbs", "speedup_vs_dense"]
 

@@ -9,6 +9,7 @@ import typer
 from accelsim.checks import ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
+# Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
 __all__ = ["print_validation", "register", "validate"]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from accelsim.codesign.magnitude import prune_weights, sparsity
 from kernels.errors import InputError
 from kernels.tasd import format_series, parse_series, tasd_approximate, tasd_decompose, tasd_errors
 
@@ -170,8 +171,6 @@ def evaluate(model, sentences: Sequence[str], configs: Sequence[EvalConfig]) -> 
     ``w_nnz`` (non-zero fraction of the weights used), ``w_rel_error`` (Frobenius error of the
     weights used vs the base weights, over all Linears) and ``a_rel_error`` (same for activations).
     """
-    from accelsim.codesign.magnitude import prune_weights, sparsity
-
     dense_w = model.linear_weights()
     names = list(dense_w)
     sizes = {n: w.size for n, w in dense_w.items()}

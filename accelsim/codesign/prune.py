@@ -6,6 +6,10 @@ import dataclasses
 
 import numpy as np
 
+from accelsim.explore.compare import compare_reports
+from accelsim.model.arch import ArchConfig
+from accelsim.model.simulate import simulate
+from accelsim.model.workload import Gemm, Sparsity
 from kernels.errors import InputError
 from kernels.projection import (
     mixed_norm,
@@ -22,6 +26,7 @@ __all__ = [
     "group_l1_norm",
     "prune",
     "prune_structure",
+    "simulate_pruned",
     "structured_gemm",
 ]
 
@@ -179,8 +184,6 @@ def structured_gemm(structure: PruneStructure, tokens: int, name: str = "pruned"
     (N). What remains may still be sparse: ``residual`` ("2:4", "tasd:2:4+1:4", "u0.4") is the
     weight sparsity of the kept block, so projection → N:M/TASD → EDP is one pipeline.
     """
-    from accelsim.model.workload import Gemm, Sparsity
-
     if len(structure.shape) < 2:
         raise InputError(f"structured_gemm: needs a 2-D weight, got shape {structure.shape}")
     n = structure.n_rows - len(structure.zero_rows)
@@ -188,3 +191,18 @@ def structured_gemm(structure: PruneStructure, tokens: int, name: str = "pruned"
     if n == 0 or k == 0:
         raise InputError(f"structured_gemm: every {'row' if n == 0 else 'column'} of the weight is zero")
     return Gemm(name, tokens, n, k, dtype, weight_sparsity=Sparsity.parse(residual))
+
+
+def simulate_pruned(arch: ArchConfig, structure: PruneStructure, tokens: int, residual: str | None = None) -> dict:
+    """The dense layer vs the structurally pruned one (and with ``residual`` sparsity on the kept
+    block) on ``arch``: ``{"baseline": arch name, "variants": [compare_reports row + variant, k, n]}``."""
+    dense = PruneStructure(structure.shape, (), (), 1.0)
+    variants = [("dense", structured_gemm(dense, tokens, "layer")),
+                ("pruned", structured_gemm(structure, tokens, "layer"))]
+    if residual:
+        variants.append((f"pruned+{residual}", structured_gemm(structure, tokens, "layer", residual)))
+    cmp = compare_reports([simulate(arch, g) for _, g in variants])
+    for (label, g), a in zip(variants, cmp["archs"]):
+        a.update(variant=label, k=g.k, n=g.n)
+    return {"baseline": arch.name, "variants": cmp["archs"]}
+

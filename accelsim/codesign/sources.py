@@ -3,7 +3,7 @@
 TASDER prices a choice with the simulator and judges it by the relative Frobenius error of the
 approximated operand. This module supplies those operands:
 
-- **MiniLM** (all-MiniLM-L6-v2): :func:`accelsim.model.networks.minilm` gives its GEMMs (36 Linears with their
+- **MiniLM** (all-MiniLM-L6-v2): :func:`accelsim.model.workloads.minilm` gives its GEMMs (36 Linears with their
   real shapes plus the attention-score GEMMs), :func:`capture_activations` records every
   Linear's real input rows from a forward pass on the shipped sentences (padding rows dropped).
 - **Synthetic** (built-in CNN and transformer shapes without weights): :func:`synthetic_weight`

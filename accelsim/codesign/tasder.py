@@ -27,14 +27,18 @@ import numpy as np
 from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.errors import AccelsimError, WorkloadError
 from accelsim.model.simulate import simulate
-from accelsim.codesign.sources import activation_kind, synthetic_activation, synthetic_weight
-from accelsim.model.workload import Conv, Gemm, Network, Sparsity, as_network
+from accelsim.codesign.accuracy import ActivationTASD, load_sentences, mean_cosine
+from accelsim.codesign.sources import activation_kind, capture_activations, synthetic_activation, synthetic_weight
+from accelsim.model.workload import Conv, Gemm, Network, Sparsity, layer_key
+from accelsim.model.workloads import as_network
 from kernels.errors import InputError
 from kernels.io import atomic_path
 from kernels.tasd import candidate_series, format_series, parse_series, tasd_approximate, tasd_decompose, tasd_errors
 
-__all__ = ["DEFAULT_MAX_TERMS", "LayerChoice", "Option", "TasderResult", "arch_series", "search", "write_result"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MAX_TERMS", "LayerChoice", "Option", "TasderResult", "arch_series", "search", "write_result"]
 
+#: Accuracy budget (mean cosine to the unmodified model) when a model is given and no budget or cap.
+DEFAULT_BUDGET = 0.99
 DEFAULT_MAX_TERMS = 2  # archs without a TASD block: two terms of one pattern already reproduce any tensor
 
 
@@ -168,16 +172,16 @@ def arch_series(arch: ArchConfig, max_terms: int | None = None, series: Sequence
 
 
 class _Cost:
-    """Simulate a layer once per (shape, sparsity): equal layers of a network share one run."""
+    """Simulate a layer once per :func:`~accelsim.model.workload.layer_key`: equal layers share one run."""
 
     def __init__(self, arch: ArchConfig):
         self.arch = arch
         self.cache: dict = {}
 
     def __call__(self, layer) -> tuple[float, float, float]:
-        key = dataclasses.replace(layer, name="~")
+        key = layer_key(layer)
         if key not in self.cache:
-            r = simulate(self.arch, key).layers[0]
+            r = simulate(self.arch, layer).layers[0]
             ex = sum(v for a, v in r.actions.items() if a.startswith("compute.mac."))
             self.cache[key] = (r.cycles, r.energy_pj, ex)
         return self.cache[key]
@@ -239,8 +243,6 @@ class _MiniLMProxy:
     """End-to-end accuracy proxy: mean cosine of embeddings to the base (and to the dense) model."""
 
     def __init__(self, model, sentences, base_weights: Mapping[str, np.ndarray]):
-        from accelsim.codesign.accuracy import mean_cosine
-
         self.model, self.sentences, self.base_w = model, list(sentences), dict(base_weights)
         self._cos = mean_cosine
         self.dense_emb = model.encode(self.sentences)
@@ -249,8 +251,6 @@ class _MiniLMProxy:
         self._memo: dict = {}
 
     def __call__(self, choice: Mapping[str, Option]) -> dict:
-        from accelsim.codesign.accuracy import ActivationTASD
-
         key = tuple(sorted((n, o.weight, o.act) for n, o in choice.items() if n in self.base_w))
         if key not in self._memo:
             used = dict(self.base_w)
@@ -307,7 +307,8 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
     max_error : per-layer cap on the relative error of the approximated operand (default: none
         with ``budget``; required without).
     budget : minimum end-to-end accuracy proxy; needs ``model`` (a :class:`MiniLM`): the mean
-        cosine of embeddings on ``sentences`` to the model run with ``weights`` unchanged.
+        cosine of embeddings on ``sentences`` to the model run with ``weights`` unchanged;
+        :data:`DEFAULT_BUDGET` when ``model`` is given without ``budget`` or ``max_error``.
     weights : real ``(N, K)`` weights by layer name; other layers get :func:`synthetic_weight`
         pruned by ``prune``. ``activations``: real ``(rows, K)`` inputs by layer name; others
         get :func:`synthetic_activation`. With ``model`` given, missing activations are captured.
@@ -324,6 +325,8 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
     """
     arch = load_arch(arch) if not isinstance(arch, ArchConfig) else arch
     net = as_network(workload, **params)
+    if budget is None and max_error is None and model is not None:
+        budget = DEFAULT_BUDGET
     if max_error is not None and not (max_error >= 0):
         raise InputError(f"--max-error: expected a relative error >= 0, got {max_error!r}")
     if budget is not None:
@@ -338,9 +341,6 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
     cands = arch_series(arch, max_terms, series)
     weights = dict(weights or {})
     if model is not None:
-        from accelsim.codesign.accuracy import load_sentences
-        from accelsim.codesign.sources import capture_activations
-
         sentences = list(sentences) if sentences is not None else load_sentences()
         weights = {**model.linear_weights(), **weights}
         base_w = {n: weights[n] for n in model.linear_names}

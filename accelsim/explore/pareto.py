@@ -78,7 +78,7 @@ def sweep_fronts(table, x: str, y: str, *, workloads: list[str] | None = None, m
 
 def plot_pareto(fronts: dict[str, tuple[list[dict], list[int]]], x: str, y: str, path: str | Path) -> None:
     """One panel per workload (their scales differ): all points faint, the front joined and highlighted."""
-    from accelsim.plots import plt, save_figure
+    from accelsim.plots import plt, save_figure  # here: matplotlib is slow to import, only plots need it
 
     n = max(1, len(fronts))
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4.5), squeeze=False)

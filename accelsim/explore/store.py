@@ -1,6 +1,6 @@
 """The sweep result store: a parquet dataset directory of atomically written part files.
 
-Each flush writes one ``part-*.parquet`` through :func:`kernels.io.atomic_path`, so a sweep
+Each flush writes one ``part-*.parquet`` through :func:`kernels.io.write_part`, so a sweep
 killed at any moment leaves only complete parts (plus, at worst, a hidden temporary file that
 readers skip). Rows are keyed by ``key`` (the hash of a resolved config and workload); the
 store never holds two rows with the same key written by one sweep, and readers keep the first
@@ -12,14 +12,13 @@ user moves or deletes it, and a resumed sweep computes its points again.
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from accelsim.errors import ConfigError
-from kernels.io import atomic_path
+from kernels.io import write_part
 
 __all__ = ["ResultStore", "read_results"]
 
@@ -123,10 +122,7 @@ class ResultStore:
         self._last = time.monotonic()
         if not self._buf:
             return
-        table = pa.Table.from_pylist(self._buf)
-        self.path.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet") as tmp:
-            pq.write_table(table, tmp)
+        write_part(pa.Table.from_pylist(self._buf), self.path)
         self._buf = []
 
     def __enter__(self) -> ResultStore:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import time
@@ -26,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from accelsim import __version__
 from accelsim.model.arch import ArchConfig, apply_overrides, load_arch, parse_value, validate_arch
 from accelsim.errors import ConfigError
 from accelsim.model.simulate import simulate
-from accelsim.explore.store import ResultStore
-from accelsim.model.workload import Network, as_network
+from accelsim.explore.store import ResultStore, read_results
+from accelsim.model.workload import Network
+from accelsim.model.workloads import as_network
 
 __all__ = ["METRICS", "Point", "SweepResult", "evaluate", "expand_grid", "parse_grid", "run_sweep"]
 
@@ -120,8 +123,6 @@ def expand_grid(arch, grid: dict[str, list[tuple[str, object]]]) -> list[Point]:
 
 def _fingerprint(net: Network) -> str:
     """The workload's identity: its name, layers (dataclass reprs) and edges."""
-    from accelsim import __version__
-
     edges = sorted(net.graph.edges)
     return _sha(_canonical({"name": net.name, "layers": [repr(l) for l in net.layers], "edges": edges,
                             "accelsim": __version__}))
@@ -192,9 +193,7 @@ def _run_local(items, nets, on_done) -> None:
 
 def _dask_client(scheduler: str | None, workers: int | None):
     """A client on ``scheduler``, or on a new LocalCluster of ``workers`` single-threaded processes."""
-    import logging
-
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # optional dependency: the [dist] extra
 
     if scheduler:
         try:
@@ -208,7 +207,7 @@ def _dask_client(scheduler: str | None, workers: int | None):
 
 def _run_dask(items, nets, on_done, client, chunk_size: int | None) -> None:
     """Submit chunks of points, at most a few per worker in flight, so the scheduler never holds thousands."""
-    from distributed import as_completed
+    from distributed import as_completed  # optional dependency: the [dist] extra
 
     nworkers = max(1, len(client.scheduler_info().get("workers", {})))
     chunk = chunk_size or max(1, min(16, math.ceil(len(items) / (nworkers * 8))))
@@ -246,7 +245,7 @@ def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler
     """Validate every point, then evaluate the ones not yet in ``out`` and return this grid's rows.
 
     ``grid`` is :func:`parse_grid`'s output (or ``["key=v1,v2", ...]``); ``workloads`` are specs for
-    :func:`~accelsim.model.workload.as_network`. Execution: Dask on ``scheduler`` if given, else a
+    :func:`~accelsim.model.workloads.as_network`. Execution: Dask on ``scheduler`` if given, else a
     LocalCluster of ``workers`` processes; ``dask=False`` or ``workers=0`` (or Dask not installed)
     runs in-process. ``progress(done, total)`` is called as points finish. Finished rows are
     flushed to ``out`` in small batches, also when interrupted.
@@ -296,8 +295,6 @@ def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler
             store.flush()
     wall = time.perf_counter() - t0
     if len(metrics) < len(items):
-        from accelsim.explore.store import read_results
-
         stored = read_results(out)
         by_key = dict(zip(stored.column("key").to_pylist(), stored.select(list(METRICS)).to_pylist()))
         for key, *_ in items:

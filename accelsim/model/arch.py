@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -34,7 +36,18 @@ __all__ = [
     "parse_value",
 ]
 
-ARCH_DIR = Path(__file__).resolve().parents[2] / "arch_configs"
+
+def _arch_dir() -> Path:
+    """The built-in configs: the package ``accelsim.model.arch_configs``, which the build maps onto the
+    repository's ``arch_configs/`` (the one source); a checkout used without installing has no such
+    package and reads that folder directly."""
+    try:
+        return Path(str(resources.files("accelsim.model.arch_configs")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "arch_configs"
+
+
+ARCH_DIR = _arch_dir()
 
 #: Bytes per element of each data type the configs may name.
 DTYPE_BYTES = {"int4": 0.5, "int8": 1, "fp8": 1, "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4, "fp64": 8}
@@ -354,8 +367,6 @@ def _set_path(doc: dict, dotted: str, value, origin: str) -> None:
 
 def apply_overrides(doc: dict, overrides: dict[str, object] | None, origin: str = "--set") -> dict:
     """A deep copy of the raw config ``doc`` with dotted-path ``overrides`` applied (before validation)."""
-    import copy
-
     doc = copy.deepcopy(doc)
     for key, value in (overrides or {}).items():
         _set_path(doc, key, value, origin)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from accelsim.model.arch import DTYPE_BYTES, ArchConfig
-from accelsim.model.lowering import Lowered
-from accelsim.model.mapping import Exec, map_gemm
+from accelsim.model.mapping import Exec, Mapping, map_gemm
 from accelsim.model.workload import KronMatmul
 
 __all__ = ["FUSED_BLOCK_ROWS", "fused_groups", "lower_kron"]
@@ -37,8 +36,9 @@ def fused_groups(arch: ArchConfig, layer: KronMatmul, dtype: str) -> list[int]:
     return groups
 
 
-def lower_kron(arch: ArchConfig, layer: KronMatmul, dtype: str) -> Lowered:
-    """The factor GEMMs of ``layer``, last factor first (as FastKron and the shuffle algorithm run).
+def lower_kron(arch: ArchConfig, layer: KronMatmul, dtype: str) -> tuple[list[Mapping], dict]:
+    """The factor GEMMs of ``layer``, last factor first (as FastKron and the shuffle algorithm run),
+    and the layer's report detail.
 
     Unfused (shuffle): every step reads its input from and writes its output to the outermost
     level, and a transpose (one more read and write of the intermediate there) reorders it for the
@@ -62,6 +62,6 @@ def lower_kron(arch: ArchConfig, layer: KronMatmul, dtype: str) -> Lowered:
             mp.writes[outer]["output"] += moved
         mappings.append(mp)
     flops = 2 * sum(g.macs for g in steps)
-    return Lowered(mappings, {"m": layer.m, "factors": [list(f) for f in layer.factors], "dtype": dtype,
-                              "fused": layer.fused, "launches": len(sizes), "steps": len(steps), "flops": flops,
-                              "tiles": sum(mp.tiles for mp in mappings)})
+    return mappings, {"m": layer.m, "factors": [list(f) for f in layer.factors], "dtype": dtype,
+                      "fused": layer.fused, "launches": len(sizes), "steps": len(steps), "flops": flops,
+                      "tiles": sum(mp.tiles for mp in mappings)}

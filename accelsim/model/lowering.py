@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from accelsim.model.arch import ArchConfig
 from accelsim.errors import WorkloadError
+from accelsim.model.kron import lower_kron
 from accelsim.model.mapping import Mapping
 from accelsim.model.sparsity import apply_sparsity
 from accelsim.model.workload import Conv, Gemm, KronMatmul
@@ -30,9 +31,7 @@ def lower_layer(arch: ArchConfig, layer) -> Lowered:
     """The mappings that execute ``layer`` on ``arch``, sparsity applied."""
     dtype = _dtype(arch, layer)
     if isinstance(layer, KronMatmul):
-        from accelsim.model.kron import lower_kron
-
-        return lower_kron(arch, layer, dtype)
+        return Lowered(*lower_kron(arch, layer, dtype))
     gemm: Gemm = layer.as_gemm() if isinstance(layer, Conv) else layer
     mappings, detail = apply_sparsity(arch, gemm, dtype)
     tiles = sum(mp.tiles for mp in mappings)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from accelsim.model.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
 
 __all__ = [
-    "PARTIAL_BYTES", "Exec", "Mapping", "TileGroup", "map_gemm", "operand_traffic", "roofline_cycles", "systolic_fold_cycles",
+    "PARTIAL_BYTES", "Exec", "Mapping", "TileBlock", "TileGroup", "map_gemm", "operand_traffic", "roofline_cycles",
+    "systolic_fold_cycles",
 ]
 
 #: Which GEMM dimensions index each operand: input A[M,K], weight B[K,N], output C[M,N].
@@ -23,10 +24,11 @@ OPERAND_DIMS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
 class Exec:
     """How the hardware runs one pass of a GEMM: the dense case is ``Exec()``.
 
-    ``k_fraction`` shrinks the reduction dimension the array iterates over (an N:M operand
-    compressed along K: ⌈K/M⌉·N of K); ``stored`` maps an operand to the fraction of its dense
-    bytes held at the compressed levels (values plus metadata); ``effectual`` is the fraction
-    of dense MACs that do useful work; ``actions`` adds per-pass counts (metadata decode …).
+    ``k_exec`` is the reduction length the array iterates over (``None``: the dense K; an N:M
+    operand compressed along K runs ⌈K/M⌉·N); ``stored`` maps an operand to the fraction of its
+    dense bytes held at ``compressed_levels`` (values plus metadata); ``effectual`` is the fraction
+    of dense MACs that do useful work; ``stationary`` names operands a previous pass left on chip;
+    ``actions`` adds per-pass counts (metadata decode …).
     """
 
     k_exec: int | None = None
@@ -51,6 +53,50 @@ class TileGroup:
     count: int
     compute_cycles: float
     macs: float
+
+    @property
+    def tiles(self) -> int:
+        return self.count
+
+    @property
+    def total_cycles(self) -> float:
+        return self.count * self.compute_cycles
+
+    @property
+    def total_macs(self) -> float:
+        return self.count * self.macs
+
+    def scaled(self, count: int = 1, cycles=None, macs=None) -> TileGroup:
+        """Count times ``count``; cycles and MACs mapped by the functions ``cycles`` and ``macs`` when given."""
+        return TileGroup(self.count * count, cycles(self.compute_cycles) if cycles else self.compute_cycles,
+                         macs(self.macs) if macs else self.macs)
+
+
+@dataclass(frozen=True)
+class TileBlock:
+    """``groups`` in order, repeated ``times``: a periodic tile sequence kept O(1) in size.
+
+    A systolic array with ragged row folds runs, per column fold, its full row folds then one
+    edge fold; a layer with a million column folds is one block, not two million groups.
+    """
+
+    groups: tuple[TileGroup, ...]
+    times: int
+
+    @property
+    def tiles(self) -> int:
+        return self.times * sum(g.count for g in self.groups)
+
+    @property
+    def total_cycles(self) -> float:
+        return self.times * sum(g.total_cycles for g in self.groups)
+
+    @property
+    def total_macs(self) -> float:
+        return self.times * sum(g.total_macs for g in self.groups)
+
+    def scaled(self, count: int = 1, cycles=None, macs=None) -> TileBlock:
+        return TileBlock(tuple(g.scaled(count, cycles, macs) for g in self.groups), self.times)
 
 
 @dataclass
@@ -81,11 +127,11 @@ class Mapping:
 
     @property
     def compute_cycles(self) -> float:
-        return sum(g.count * g.compute_cycles for g in self.groups)
+        return sum(g.total_cycles for g in self.groups)
 
     @property
     def tiles(self) -> int:
-        return sum(g.count for g in self.groups)
+        return sum(g.tiles for g in self.groups)
 
     def level_bytes(self, level: str) -> tuple[float, float]:
         return sum(self.reads[level].values()), sum(self.writes[level].values())
@@ -160,26 +206,37 @@ def _systolic_groups(c: SystolicCompute, m, n, k):
 
 
 def _systolic_folds(c: SystolicCompute, stream: int, srows: int, scols: int):
+    """Tile groups of the folds in execution order (column folds outer, row folds inner) and mapping efficiency.
+
+    Each column fold runs its full row folds then the edge row fold; all column folds but the
+    last are alike, so they are one :class:`TileBlock` whatever their number.
+    """
     fold = systolic_fold_cycles(c.rows, c.cols, stream, c.dataflow)
     rf, cf = math.ceil(srows / c.rows), math.ceil(scols / c.cols)
     r_edge, c_edge = srows - (rf - 1) * c.rows, scols - (cf - 1) * c.cols
-    groups: list[TileGroup] = []
-    used = 0
-    for ci in range(cf):
-        cols_used = c.cols if ci < cf - 1 else c_edge
-        if rf > 1:
-            groups.append(TileGroup(rf - 1, fold, float(c.rows * cols_used * stream)))
-        groups.append(TileGroup(1, fold, float(r_edge * cols_used * stream)))
-        used += ((rf - 1) * c.rows + r_edge) * cols_used
+
+    def column(cols_used: int) -> list[TileGroup]:
+        full = [TileGroup(rf - 1, fold, float(c.rows * cols_used * stream))] if rf > 1 else []
+        return _merge([*full, TileGroup(1, fold, float(r_edge * cols_used * stream))])
+
+    groups: list = []
+    if cf > 1:
+        body = column(c.cols)
+        groups = [body[0].scaled(cf - 1)] if len(body) == 1 else [TileBlock(tuple(body), cf - 1)]
+    groups = _merge([*groups, *column(c_edge)])
+    used = ((rf - 1) * c.rows + r_edge) * ((cf - 1) * c.cols + c_edge)
     eff = used / (rf * cf * c.rows * c.cols)
-    return _merge(groups), eff
+    return groups, eff
 
 
-def _merge(groups: list[TileGroup]) -> list[TileGroup]:
-    out: list[TileGroup] = []
+def _merge(groups: list) -> list:
+    """Adjacent tile groups of equal cycles and MACs become one."""
+    out: list = []
     for g in groups:
-        if out and out[-1].compute_cycles == g.compute_cycles and out[-1].macs == g.macs:
-            out[-1] = TileGroup(out[-1].count + g.count, g.compute_cycles, g.macs)
+        prev = out[-1] if out else None
+        if (isinstance(g, TileGroup) and isinstance(prev, TileGroup)
+                and prev.compute_cycles == g.compute_cycles and prev.macs == g.macs):
+            out[-1] = TileGroup(prev.count + g.count, g.compute_cycles, g.macs)
         else:
             out.append(g)
     return out
@@ -267,14 +324,14 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
     if isinstance(arch.compute, SystolicCompute):
         # One array: the copies run one after another.
         tile, loops, groups, eff = _systolic_groups(arch.compute, m, n, k_run)
-        groups = [TileGroup(g.count * count, g.compute_cycles, g.macs) for g in groups]
+        groups = [g.scaled(count) for g in groups]
         order = tuple(d for d, _ in loops)
     else:
         tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count, cta_tile)
         order = ("m", "n", "k")
     dense_macs = float(m * n * k * count)
-    run_macs = sum(g.count * g.macs for g in groups) or 1.0
-    groups = [TileGroup(g.count, g.compute_cycles, g.macs * dense_macs / run_macs) for g in groups]
+    run_macs = sum(g.total_macs for g in groups) or 1.0
+    groups = [g.scaled(macs=lambda x: x * dense_macs / run_macs) for g in groups]
     eb = DTYPE_BYTES[dtype]
     sizes = {"m": m, "n": n, "k": k}
     levels = arch.memory

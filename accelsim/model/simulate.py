@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.model.energy import price
-from accelsim.model.engine import Timing, run_mapping
+from accelsim.model.engine import LayerTiming, run_mapping
 from accelsim.errors import WorkloadError
 from accelsim.model.lowering import lower_layer
-from accelsim.model.workload import Network, as_network
+from accelsim.model.workload import Network, layer_key
+from accelsim.model.workloads import as_network
 
 __all__ = ["LayerResult", "Report", "simulate"]
 
@@ -91,7 +92,7 @@ def _run_layer(arch: ArchConfig, layer) -> LayerResult:
     macs = eff = 0.0
     weighted_eff = 0.0
     for mapping in lowered.mappings:
-        t: Timing = run_mapping(arch, mapping)
+        t: LayerTiming = run_mapping(arch, mapping)
         cycles += t.cycles
         compute += t.compute_cycles
         stall += t.stall_cycles
@@ -120,11 +121,6 @@ def _run_layer(arch: ArchConfig, layer) -> LayerResult:
     )
 
 
-def _layer_key(layer):
-    """Two layers with equal fields but their name simulate identically, so they share one run."""
-    return (type(layer).__name__, *(v for f, v in sorted(layer.__dict__.items()) if f != "name"))
-
-
 def simulate(arch, workload, *, progress=None, overrides: dict | None = None, dedup: bool = True, **params) -> Report:
     """Simulate ``workload`` (a Network, layer, list, built-in name or CSV/YAML path) on ``arch``.
 
@@ -147,7 +143,7 @@ def simulate(arch, workload, *, progress=None, overrides: dict | None = None, de
     cache: dict = {}
     results = []
     for i, layer in enumerate(layers):
-        key = _layer_key(layer) if dedup else i
+        key = layer_key(layer) if dedup else i
         if key not in cache:
             cache[key] = _run_layer(arch, layer)
         results.append(dataclasses.replace(cache[key], name=layer.name))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Union
 
 import networkx as nx
 
-from accelsim.checks import MAX_LAYER_MACS, check_dim, read_text
+from accelsim.checks import MAX_LAYER_MACS, check_dim
 from accelsim.errors import WorkloadError
 from accelsim.model.arch import DTYPE_BYTES
 from kernels.errors import InputError
@@ -23,8 +21,7 @@ __all__ = [
     "Layer",
     "Network",
     "Sparsity",
-    "as_network",
-    "read_topology_csv",
+    "layer_key",
 ]
 
 
@@ -275,96 +272,8 @@ class Network:
         return self.map_layers(update)
 
 
-_CONV_FIELDS = ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride_h", "stride_w")
+def layer_key(layer: Layer) -> tuple:
+    """A layer's identity for reuse: two layers equal in every field but ``name`` simulate
+    identically, so one run serves both (network simulation, the TASDER search's pricing)."""
+    return (type(layer).__name__, *(v for f, v in sorted(layer.__dict__.items()) if f != "name"))
 
-
-def _row_int(value: str, path: Path, lineno: int, column: str) -> int:
-    try:
-        v = int(float(value)) if value.strip() else None
-        if v is None or float(value) != v:
-            raise ValueError
-    except (ValueError, OverflowError):
-        raise WorkloadError(f"{path}:{lineno}: column {column!r}: expected an integer, got {value!r}") from None
-    if v <= 0:
-        raise WorkloadError(f"{path}:{lineno}: column {column!r}: must be positive, got {v}")
-    return check_dim(column, v, f"{path}:{lineno}")
-
-
-def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str | None = None) -> Network:
-    """Read a SCALE-Sim topology CSV unchanged into a :class:`Network`.
-
-    Conv format: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,
-    Num Filter, Strides[, Sparsity]`` (one stride for both axes, as SCALE-Sim). GEMM format
-    (SCALE-Sim's ``-i gemm``): ``Layer, M, N, K[, Sparsity]``. ``gemm=None`` detects the format
-    from the header. Trailing commas, blank lines, spacing and header case are tolerated; the
-    optional Sparsity column holds ``N:M`` for the weights.
-    """
-    path = Path(path)
-    text = read_text(path, "topology file", WorkloadError)
-    try:
-        rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(csv.reader(text.splitlines()))]
-    except csv.Error as exc:
-        raise WorkloadError(f"{path}: malformed CSV: {exc}") from None
-    rows = [(i, r[: max((j + 1 for j, c in enumerate(r) if c), default=0)]) for i, r in rows]
-    rows = [(i, r) for i, r in rows if r]
-    if not rows:
-        raise WorkloadError(f"{path}: empty topology file")
-    header_line, header = rows[0]
-    head = [h.lower().replace("_", " ") for h in header]
-    if gemm is None:
-        gemm = len(head) >= 4 and head[1] in ("m", "m dim") and head[2] in ("n", "n dim")
-    has_sparsity = any("sparsity" in h for h in head)
-    ncols = 4 if gemm else 8
-    layers: list[Layer] = []
-    for lineno, row in rows[1:]:
-        if len(row) < ncols:
-            raise WorkloadError(f"{path}:{lineno}: expected {ncols} columns ({', '.join(header[:ncols])}), got {len(row)}")
-        lname = row[0] or f"layer{len(layers)}"
-        wsp = DENSE
-        if has_sparsity and len(row) > ncols and row[ncols]:
-            try:
-                pattern = NMPattern.parse(row[ncols])
-            except InputError as exc:
-                raise WorkloadError(f"{path}:{lineno}: column 'Sparsity': {exc}") from None
-            wsp = DENSE if pattern.dense else Sparsity("nm", pattern=pattern, density=pattern.density)
-        try:
-            if gemm:
-                m, n, k = (_row_int(row[j], path, lineno, header[j] if j < len(header) else f"col{j}") for j in (1, 2, 3))
-                layers.append(Gemm(lname, m, n, k, weight_sparsity=wsp))
-            else:
-                vals = [_row_int(row[j], path, lineno, header[j] if j < len(header) else f"col{j}") for j in range(1, 8)]
-                layers.append(Conv(lname, *vals[:6], stride_h=vals[6], stride_w=vals[6], weight_sparsity=wsp))
-        except WorkloadError as exc:
-            msg = str(exc)
-            raise WorkloadError(msg if msg.startswith(str(path)) else f"{path}:{lineno}: {msg}") from None
-    if not layers:
-        raise WorkloadError(f"{path}: no layers after the header on line {header_line}")
-    names = [layer.name for layer in layers]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        layers = [replace(layer, name=f"{layer.name}#{i}") if layer.name in dup else layer for i, layer in enumerate(layers)]
-    return Network.chain(name or path.stem, layers)
-
-
-def as_network(workload, **params) -> Network:
-    """Normalise a workload spec: a Network, a layer, a list of layers, a built-in name or a CSV path."""
-    from accelsim.model import networks
-    if isinstance(workload, Network):
-        return workload
-    if isinstance(workload, (Gemm, Conv, KronMatmul)):
-        return Network.chain(workload.name, [workload])
-    if isinstance(workload, nx.DiGraph):
-        return Network(workload.graph.get("name", "graph"), workload)
-    if isinstance(workload, (list, tuple)):
-        return Network.chain("layers", list(workload))
-    spec = str(workload)
-    if spec in networks.BUILTIN:
-        return networks.build(spec, **params)
-    path = Path(spec)
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return networks.from_yaml(path)
-    if path.suffix.lower() == ".csv" or path.exists():
-        return read_topology_csv(path)
-    raise WorkloadError(
-        f"workload {spec!r}: not a built-in network ({', '.join(sorted(networks.BUILTIN))}) nor a .csv/.yaml file"
-    )

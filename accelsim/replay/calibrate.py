@@ -258,7 +258,7 @@ def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: i
 def plot_validation(report: dict, path) -> None:
     """Projected vs measured seconds of the compared kernels, log-log, y = x line; one colour per family,
     or per group where a family was measured at several dtypes."""
-    from accelsim.plots import plt, save_figure
+    from accelsim.plots import plt, save_figure  # here: matplotlib is slow to import, only plots need it
 
     rows = [k for k in report["kernels"] if k["split"] != "train"]
     by = "group" if len({r["group"] for r in rows}) > len({r["family"] for r in rows}) else "family"

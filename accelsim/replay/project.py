@@ -32,8 +32,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +41,7 @@ from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.errors import AccelsimError
 from accelsim.model.simulate import simulate
 from accelsim.model.sparsity import executed_pattern
-from accelsim.replay.traces import KEY
+from accelsim.replay.traces import merge_runs
 from accelsim.model.workload import Gemm, KronMatmul, Sparsity
 
 __all__ = [
@@ -282,25 +280,22 @@ def _label(row: dict) -> str:
 
 
 def items_from_table(table: pa.Table, arch: ArchConfig) -> list[Item]:
-    """Merge repeated rows per configuration (:data:`accelsim.replay.traces.KEY`, whose ``shapes`` tells
-    apart projections, whose m, n, k are null) and map each to a workload.
+    """Merge repeated rows per configuration (:func:`~accelsim.replay.traces.merge_runs`: its key's
+    ``shapes`` tells apart projections, whose m, n, k are null) and map each to a workload.
 
     Items come sorted by their key, so ids and splits do not depend on file order.
     """
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for row in table.to_pylist():
-        groups[tuple(row[c] for c in KEY)].append(row)
+    merged = merge_runs(table)
     items = []
-    for key in sorted(groups, key=lambda k: tuple(str(v) for v in k)):
-        rows = groups[key]
-        family, workload, launches = record_workload(rows[0], arch)
-        ws = rows[0]["bytes_min"] or (workload.working_set if isinstance(workload, Streaming) else 0)
-        energies = [r["energy_j"] for r in rows if r["energy_j"] is not None]
+    for key in sorted(merged, key=lambda k: tuple(str(v) for v in k)):
+        row = merged[key]
+        family, workload, launches = record_workload(row, arch)
+        ws = row["bytes_min"] or (workload.working_set if isinstance(workload, Streaming) else 0)
         items.append(Item(
-            key=key, family=family, kernel=rows[0]["kernel"], label=_label(rows[0]),
-            measured_s=float(statistics.median(r["time_median_s"] for r in rows)),
-            measured_j=float(statistics.median(energies)) if energies else None,
-            workload=workload, launches=launches, working_set=int(ws), runs=len(rows), row=rows[0],
+            key=key, family=family, kernel=row["kernel"], label=_label(row),
+            measured_s=float(row["time_s"]),
+            measured_j=float(row["energy_j"]) if row["energy_j"] is not None else None,
+            workload=workload, launches=launches, working_set=int(ws), runs=row["runs"], row=row,
         ))
     return items
 

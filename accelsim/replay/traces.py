@@ -21,6 +21,7 @@ __all__ = [
     "CPU_GBS_ESTIMATE",
     "CPU_TFLOPS_PER_CORE_ESTIMATE",
     "KEY",
+    "merge_runs",
     "compare",
     "device_peaks",
     "load",
@@ -53,7 +54,9 @@ def load(path: str | os.PathLike) -> pa.Table:
     return read_traces(path)
 
 
-def _merged(table: pa.Table) -> dict[tuple, dict]:
+def merge_runs(table: pa.Table) -> dict[tuple, dict]:
+    """Rows grouped by configuration (:data:`KEY`), in first-seen order: the first row of each, with
+    ``time_s`` and ``energy_j`` the medians over its runs and ``runs`` their number."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in table.to_pylist():
         groups[tuple(row[c] for c in KEY)].append(row)
@@ -78,7 +81,7 @@ def summarize(table: pa.Table) -> list[dict]:
     ``speedup_vs_dense`` is the dense ``gemm`` time at equal backend, device, dtype and shape over
     this row's time; null when no such dense row was recorded.
     """
-    merged = _merged(table)
+    merged = merge_runs(table)
     dense = {_dense_key(r): r["time_s"] for r in merged.values() if r["kernel"] == "gemm"}
     out = []
     for r in sorted(merged.values(), key=lambda r: tuple(str(r[c]) for c in KEY)):
@@ -115,7 +118,7 @@ def compare(a: pa.Table, b: pa.Table) -> list[dict]:
     key = tuple(c for c in KEY if c not in ("device_name", "backend"))
 
     def index(t):
-        return {tuple(r[c] for c in key): r for r in _merged(t).values()}
+        return {tuple(r[c] for c in key): r for r in merge_runs(t).values()}
 
     ia, ib = index(a), index(b)
     common = sorted(set(ia) & set(ib), key=lambda k: tuple(str(x) for x in k))
@@ -184,6 +187,7 @@ def roofline(table: pa.Table, peak_tflops: float | None = None, peak_gbs: float 
 
 def plot_roofline(result: dict, out) -> None:
     """Write a log-log roofline PNG (matplotlib Agg): the roof and one marker per configuration."""
+    # Imported here: matplotlib is slow to import and only plots need it.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from kernels.kron import kron_flops, kron_matmul
+from kernels.kron import kron_config, kron_flops, kron_matmul
 from kernels.suites import Case, Prepared, case_rng, register
 
 __all__ = ["PAPER_CASES", "SMALL_CASES", "cases", "kron_case"]
@@ -20,7 +20,11 @@ _MAX_X_BYTES = 2**30  # cases whose float32 X would exceed this run with fewer r
 def kron_case(
     suite: str, m: int, shapes: list[tuple[int, int]], dtype: str, algorithm: str, xp, seed: int
 ) -> Case:
-    """``kron_matmul(X, factors, algorithm)`` with X ``(m, ∏P)`` and factors of ``shapes``."""
+    """``kron_matmul(X, factors, algorithm)`` with X ``(m, ∏P)`` and factors of ``shapes``.
+
+    ``params`` carries :func:`kernels.kron.kron_config`: the implementation name and, on a
+    GPU, the tuned tile (tuning happens here, before timing).
+    """
     key = ("kron_matmul", algorithm, m, tuple(shapes), dtype)
     k, n = math.prod(p for p, _ in shapes), math.prod(q for _, q in shapes)
 
@@ -34,7 +38,7 @@ def kron_case(
             shapes={"x": (m, k), "y": (m, n), **{f"f{i + 1}": s for i, s in enumerate(shapes)}},
             pattern=None, density=1.0, flops_dense=kron_flops(m, shapes),
             bytes_min=(m * k + m * n + sum(p * q for p, q in shapes)) * item,
-            params={"algorithm": algorithm, "factors": [list(s) for s in shapes]},
+            params={"algorithm": algorithm, "factors": [list(s) for s in shapes], **kron_config(x, fs, algorithm)},
         )
         return Prepared(kron_matmul, (x, fs, algorithm), fields)
 

@@ -1,4 +1,5 @@
-"""N:M SpMM suite: ``kernels.nm_spmm`` at 2:4 and 4:8 … 1:8 against dense GEMM (and cuSPARSELt 2:4 where usable)."""
+"""N:M SpMM suite: ``kernels.nm_spmm`` at 2:4 and 4:8 … 1:8, element- and vector-wise, against dense GEMM
+(and cuSPARSELt 2:4 where usable)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,32 @@ from kernels.nm import NMPattern, nm_compress, nm_spmm
 from kernels.suites import PATTERNS, Case, Prepared, case_rng, register, shapes_for
 from kernels.suites.gemm import dense_case, dtypes_for
 
-__all__ = ["cases", "nm_case"]
+__all__ = ["cases", "impl_params", "nm_case"]
 
 
-def nm_case(suite: str, m: int, n: int, k: int, dtype: str, pattern: str, xp, seed: int) -> Case:
-    """``nm_spmm(nm_compress(A, N, M), B)`` with A ``(m, k)`` random, compressed along k (not timed)."""
+def impl_params(terms, b, xp) -> dict:
+    """``params`` naming the implementation a call runs: on CuPy the dispatcher's tuned choice
+    (:func:`kernels.nm_dispatch.plan`, tuned here, before timing), on NumPy the CPU path."""
+    if backend_name(xp) == "cupy":
+        from kernels.nm_dispatch import plan
+
+        return plan(terms, b)
+    from kernels.nm_cpu import choose_impl
+
+    return {"impl": f"nm_{terms[0].layout}_numpy", "cpu_path": choose_impl(terms[0])}
+
+
+def nm_case(suite: str, m: int, n: int, k: int, dtype: str, pattern: str, xp, seed: int,
+            layout: str = "element") -> Case:
+    """``nm_spmm(nm_compress(A, N, M, layout=...), B)`` with A ``(m, k)`` random, compressed along k (not timed)."""
     pat = NMPattern.parse(pattern)
-    key = ("nm_spmm", m, n, k, dtype, str(pat))
+    key = ("nm_spmm", m, n, k, dtype, str(pat)) + (() if layout == "element" else (layout,))
 
     def prepare() -> Prepared:
         rng = case_rng(seed, key)
         a = xp.asarray(rng.standard_normal((m, k), dtype="float32").astype(dtype))
         b = xp.asarray(rng.standard_normal((k, n), dtype="float32").astype(dtype))
-        t = nm_compress(a, pat.n, pat.m, axis=1)
+        t = nm_compress(a, pat.n, pat.m, axis=1, layout=layout)
         out_item = 4 if dtype in ("float16", "float32") else 8
         fields = dict(
             kernel="nm_spmm", dtype=dtype, m=m, n=n, k=k,
@@ -27,11 +41,13 @@ def nm_case(suite: str, m: int, n: int, k: int, dtype: str, pattern: str, xp, se
             pattern=str(pat), density=pat.density, flops_dense=2 * m * n * k,
             flops_effectual=2 * m * t.groups * pat.n * n,
             bytes_min=t.nbytes + b.nbytes + m * n * out_item,
-            params={"metadata": "uint8 per value", "backend_impl": "cuda" if backend_name(xp) == "cupy" else "gather"},
+            params={"layout": layout,
+                    "metadata": "uint8 per value" if layout == "element" else "uint8 per value per 32 rows",
+                    **impl_params([t], b, xp)},
         )
         return Prepared(nm_spmm, (t, b), fields)
 
-    return Case(suite, key, f"nm_spmm {pat} {dtype} {m}x{n}x{k}", prepare)
+    return Case(suite, key, f"nm_spmm {pat} {layout} {dtype} {m}x{n}x{k}", prepare)
 
 
 def cusparselt_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: int) -> Case | None:
@@ -67,6 +83,8 @@ def cases(size: str, xp, seed: int) -> list[Case]:
         for dt in dtypes_for(xp):
             out.append(dense_case("nm_spmm", m, n, k, dt, xp, seed))
             out.extend(nm_case("nm_spmm", m, n, k, dt, p, xp, seed) for p in PATTERNS)
+            if dt == "float32":  # the vector layout's kernel is the CUDA-core fp32 one
+                out.extend(nm_case("nm_spmm", m, n, k, dt, p, xp, seed, "vector") for p in PATTERNS)
             lt = cusparselt_case("nm_spmm", m, n, k, dt, xp, seed)
             if lt is not None:
                 out.append(lt)

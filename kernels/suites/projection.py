@@ -4,13 +4,19 @@ Radius C = 0.1·‖Y‖ of the projected norm (computed when preparing, not time
 call does the full work: an input already inside the ball would return early on some paths.
 The trace's ``shapes["y"]`` is the projected array; ``m``/``n``/``k`` stay null (not a GEMM)
 and FLOPs are not recorded (a few compare/select operations per element, no multiply-adds).
+``params["impl"]`` names the implementation that ran (``bilevel_l1inf_device``, ...); the
+device path's tuned launch shape and its ``matrix_passes`` (2 reads + 1 write) join it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
-from kernels.projection import mixed_norm, project_l1inf_bilevel, project_multilevel
+from kernels import projection_device
+from kernels.backend import backend_name
+from kernels.projection import bilevel_impl, mixed_norm, multilevel_impl, project_l1inf_bilevel, project_multilevel
+from kernels.projection_impls import describe
 from kernels.suites import Case, Prepared, case_rng, register
 
 __all__ = ["MULTILEVEL_NORMS", "PAPER_SHAPES", "SMALL_SHAPES", "cases", "projection_case"]
@@ -26,28 +32,38 @@ MULTILEVEL_NORMS = ("l1", "inf", "inf")
 _FRACTION = 0.1
 
 
-def projection_case(suite: str, variant: str, shape: tuple[int, ...], dtype: str, xp, seed: int) -> Case:
-    """``project_l1inf_bilevel(Y, C, axis=0)`` (variant ``bilevel``) or ``project_multilevel(T, C)``."""
+def projection_case(suite: str, variant: str, shape: tuple[int, ...], dtype: str, xp, seed: int,
+                    impl: str = "auto") -> Case:
+    """``project_l1inf_bilevel(Y, C, axis=0)`` (variant ``bilevel``) or ``project_multilevel(T, C)``, run with ``impl``."""
     kernel = "project_l1inf_bilevel" if variant == "bilevel" else "project_multilevel"
-    key = (kernel, tuple(shape), dtype)
+    key = (kernel, tuple(shape), dtype) if impl == "auto" else (kernel, tuple(shape), dtype, impl)
 
     def prepare() -> Prepared:
-        rng = case_rng(seed, key)
+        rng = case_rng(seed, (kernel, tuple(shape), dtype))  # every impl sees the same data
         y = xp.asarray(rng.standard_normal(shape, dtype="float32").astype(dtype))
         if variant == "bilevel":
             radius = _FRACTION * mixed_norm(y, ("l1", "inf"), axes=(1, 0))
             fn, args, params = project_l1inf_bilevel, (y, radius, 0), {"axis": 0, "norms": ["l1", "inf"]}
+            name, groups = bilevel_impl(y, "inf", 0, impl), y
         else:
             radius = _FRACTION * mixed_norm(y, MULTILEVEL_NORMS)
             fn, args, params = project_multilevel, (y, radius, MULTILEVEL_NORMS), {"norms": list(MULTILEVEL_NORMS)}
+            name, groups = multilevel_impl(y, MULTILEVEL_NORMS, None, impl), y.reshape(shape[0], -1).T
+        params["impl"] = name
+        if name.endswith("_device"):
+            hbm = describe(name)["passes"]["hbm"]
+            params["matrix_passes"] = hbm["read"] + hbm["write"]
+            if backend_name(xp) == "cupy":
+                params.update(projection_device.tune(groups, radius, "inf"))
         size = math.prod(shape) * y.dtype.itemsize
         fields = dict(
             kernel=kernel, dtype=dtype, shapes={"y": shape}, pattern=None, density=None,
             bytes_min=2 * size, params={**params, "radius_fraction": _FRACTION},
         )
-        return Prepared(fn, args, fields)
+        return Prepared(functools.partial(fn, impl=impl), args, fields)
 
-    return Case(suite, key, f"{kernel} {dtype} {'x'.join(map(str, shape))}", prepare)
+    return Case(suite, key, f"{kernel} {dtype} {'x'.join(map(str, shape))}" + ("" if impl == "auto" else f" {impl}"),
+                prepare)
 
 
 @register("projection")

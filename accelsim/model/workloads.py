@@ -1,15 +1,32 @@
-"""Built-in networks written from their published layer shapes, and YAML workload files."""
+"""Workload input, in one place: built-in networks (from their published layer shapes), SCALE-Sim
+topology CSV, workload YAML (read with the arch configs' YAML loader), and :func:`as_network`."""
 
 from __future__ import annotations
 
+import csv
+from dataclasses import replace
 from pathlib import Path
 
-from accelsim.checks import MAX_BLOCKS, check_dim
+import networkx as nx
+
+from accelsim.checks import MAX_BLOCKS, check_dim, read_text
 from accelsim.errors import WorkloadError
 from accelsim.model.arch import read_yaml
-from accelsim.model.workload import Conv, Gemm, KronMatmul, Network, Sparsity
+from accelsim.model.workload import DENSE, Conv, Gemm, KronMatmul, Layer, Network, Sparsity
+from kernels.errors import InputError
+from kernels.nm import NMPattern
 
-__all__ = ["BUILTIN", "bert_base", "build", "from_yaml", "llama_8b_prefill", "minilm", "resnet50"]
+__all__ = [
+    "BUILTIN",
+    "as_network",
+    "bert_base",
+    "build",
+    "from_yaml",
+    "llama_8b_prefill",
+    "minilm",
+    "read_topology_csv",
+    "resnet50",
+]
 
 
 def _conv(name: str, out_hw: int, r: int, c: int, k: int, stride: int = 1) -> Conv:
@@ -147,8 +164,6 @@ def from_yaml(path: str | Path) -> Network:
     Without ``edges`` the layers form a chain in file order. Every error names the file and the
     ``workload.…`` path of the bad entry.
     """
-    import networkx as nx
-
     path = Path(path)
     doc = read_yaml(path, "workload YAML", WorkloadError)
     if not isinstance(doc, dict) or not isinstance(doc.get("workload"), dict):
@@ -211,3 +226,107 @@ def _layer(path: Path, i: int, spec):
         raise WorkloadError(f"{where}: {str(exc).split('.', 1)[-1].removeprefix('__init__() ')}") from None
     except WorkloadError as exc:
         raise WorkloadError(f"{where}: {exc}") from None
+
+
+def _row_int(value: str, path: Path, lineno: int, column: str) -> int:
+    try:
+        v = int(float(value)) if value.strip() else None
+        if v is None or float(value) != v:
+            raise ValueError
+    except (ValueError, OverflowError):
+        raise WorkloadError(f"{path}:{lineno}: column {column!r}: expected an integer, got {value!r}") from None
+    if v <= 0:
+        raise WorkloadError(f"{path}:{lineno}: column {column!r}: must be positive, got {v}")
+    return check_dim(column, v, f"{path}:{lineno}")
+
+
+def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str | None = None) -> Network:
+    """Read a SCALE-Sim topology CSV unchanged into a :class:`Network`.
+
+    Conv format: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,
+    Num Filter, Strides[, Sparsity]`` (one stride for both axes, as SCALE-Sim). GEMM format
+    (SCALE-Sim's ``-i gemm``): ``Layer, M, N, K[, Sparsity]``. ``gemm=None`` detects the format
+    from the header. Trailing commas, blank lines, spacing and header case are tolerated; the
+    optional Sparsity column holds ``N:M`` for the weights.
+    """
+    path = Path(path)
+    text = read_text(path, "topology file", WorkloadError)
+    try:
+        rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(csv.reader(text.splitlines()))]
+    except csv.Error as exc:
+        raise WorkloadError(f"{path}: malformed CSV: {exc}") from None
+    rows = [(i, r[: max((j + 1 for j, c in enumerate(r) if c), default=0)]) for i, r in rows]
+    rows = [(i, r) for i, r in rows if r]
+    if not rows:
+        raise WorkloadError(f"{path}: empty topology file")
+    header_line, header = rows[0]
+    head = [h.lower().replace("_", " ") for h in header]
+    if gemm is None:
+        gemm = len(head) >= 4 and head[1] in ("m", "m dim") and head[2] in ("n", "n dim")
+    has_sparsity = any("sparsity" in h for h in head)
+    ncols = 4 if gemm else 8
+    layers: list[Layer] = []
+    for lineno, row in rows[1:]:
+        if len(row) < ncols:
+            raise WorkloadError(f"{path}:{lineno}: expected {ncols} columns ({', '.join(header[:ncols])}), got {len(row)}")
+        lname = row[0] or f"layer{len(layers)}"
+        wsp = DENSE
+        if has_sparsity and len(row) > ncols and row[ncols]:
+            try:
+                pattern = NMPattern.parse(row[ncols])
+            except InputError as exc:
+                raise WorkloadError(f"{path}:{lineno}: column 'Sparsity': {exc}") from None
+            wsp = DENSE if pattern.dense else Sparsity("nm", pattern=pattern, density=pattern.density)
+        try:
+            if gemm:
+                m, n, k = (_row_int(row[j], path, lineno, header[j] if j < len(header) else f"col{j}") for j in (1, 2, 3))
+                layers.append(Gemm(lname, m, n, k, weight_sparsity=wsp))
+            else:
+                vals = [_row_int(row[j], path, lineno, header[j] if j < len(header) else f"col{j}") for j in range(1, 8)]
+                layers.append(Conv(lname, *vals[:6], stride_h=vals[6], stride_w=vals[6], weight_sparsity=wsp))
+        except WorkloadError as exc:
+            msg = str(exc)
+            raise WorkloadError(msg if msg.startswith(str(path)) else f"{path}:{lineno}: {msg}") from None
+    if not layers:
+        raise WorkloadError(f"{path}: no layers after the header on line {header_line}")
+    names = [layer.name for layer in layers]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        layers = [replace(layer, name=f"{layer.name}#{i}") if layer.name in dup else layer for i, layer in enumerate(layers)]
+    return Network.chain(name or path.stem, layers)
+
+
+def as_network(workload, *, weight_sparsity: str | Sparsity | None = None, **params) -> Network:
+    """Normalise a workload spec: a Network, a layer, a list of layers, a built-in name or a CSV/YAML path.
+
+    ``weight_sparsity`` (``2:4``, ``u0.3``, ``tasd:2:4+1:4``, a :class:`Sparsity`) replaces the sparsity
+    of every static weight (attention-score GEMMs have none) and appends `` (weights SPEC)`` to the
+    name, so a dense built-in network can show what a sparse architecture gains.
+    """
+    net = _as_network(workload, **params)
+    if weight_sparsity is None:
+        return net
+    sp = weight_sparsity if isinstance(weight_sparsity, Sparsity) else Sparsity.parse(weight_sparsity)
+    return Network(f"{net.name} (weights {sp})", net.with_sparsity(weight=sp).graph)
+
+
+def _as_network(workload, **params) -> Network:
+    if isinstance(workload, Network):
+        return workload
+    if isinstance(workload, (Gemm, Conv, KronMatmul)):
+        return Network.chain(workload.name, [workload])
+    if isinstance(workload, nx.DiGraph):
+        return Network(workload.graph.get("name", "graph"), workload)
+    if isinstance(workload, (list, tuple)):
+        return Network.chain("layers", list(workload))
+    spec = str(workload)
+    if spec in BUILTIN:
+        return build(spec, **params)
+    path = Path(spec)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return from_yaml(path)
+    if path.suffix.lower() == ".csv" or path.exists():
+        return read_topology_csv(path)
+    raise WorkloadError(
+        f"workload {spec!r}: not a built-in network ({', '.join(sorted(BUILTIN))}) nor a .csv/.yaml file"
+    )
