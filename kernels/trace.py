@@ -461,10 +461,78 @@ def _read_one(f: Path) -> pa.Table:
     missing = [name for name in SCHEMA.names if name not in table.column_names]
     if missing:
         raise TraceError(f"{f}: trace is missing columns {missing}")
-    try:
-        return table.select(SCHEMA.names).cast(SCHEMA)
-    except (pa.ArrowException, ValueError) as exc:
-        raise TraceError(f"{f}: columns do not match the trace schema: {' '.join(str(exc).split())}") from None
+    table = table.select(SCHEMA.names)
+    for fld in SCHEMA:
+        got = table.schema.field(fld.name).type
+        try:
+            if _kind(got) not in (_kind(fld.type), "null"):
+                raise ValueError
+            table = table.set_column(table.schema.get_field_index(fld.name), fld, table.column(fld.name).cast(fld.type))
+        except (pa.ArrowException, ValueError):
+            raise TraceError(f"{f}: column {fld.name!r} holds {got} values, the trace schema has {fld.type}") from None
+    _check_rows(table.replace_schema_metadata(SCHEMA.metadata), f)
+    return table.replace_schema_metadata(SCHEMA.metadata)
+
+
+def _kind(t: pa.DataType) -> str:
+    """Coarse type class: a number column holding text is refused, though "128" would cast."""
+    for kind, test in (("null", pa.types.is_null), ("number", pa.types.is_integer), ("number", pa.types.is_floating),
+                       ("text", pa.types.is_string), ("text", pa.types.is_large_string),
+                       ("time", pa.types.is_timestamp)):
+        if test(t):
+            return kind
+    return str(t)
+
+
+_YEAR_10000_US = 253_402_300_800 * 10**6  # 10000-01-01 in µs since 1970: Python's datetime ends before it
+
+#: Columns whose values must be positive and finite (null allowed where the schema allows it).
+_POSITIVE = ("time_median_s", "time_min_s", "time_max_s", "repeats", "m", "n", "k")
+#: Columns whose values must be finite and >= 0 (null allowed).
+_NON_NEGATIVE = ("warmup", "flops_dense", "flops_effectual", "bytes_min", "energy_j", "sm_clock_mhz", "mem_clock_mhz")
+
+
+def _check_rows(table: pa.Table, f: Path) -> None:
+    """Refuse rows no measurement can produce: a time that is zero, negative, NaN or infinite, a
+    non-positive shape, a density outside (0, 1], a null where the schema forbids one, or
+    ``shapes``/``params`` that are not JSON objects.
+    The error names the file, the row, the column and the value."""
+    import pyarrow.compute as pc
+
+    def bad_row(mask) -> int | None:
+        return pc.index(mask, True).as_py() if pc.any(mask).as_py() else None
+
+    def fail(i: int, col: str, why: str):
+        row = table.slice(i, 1).to_pylist()[0]
+        raise TraceError(f"{f}: row {i} ({row['kernel']}): {col} = {row[col]!r}; {why}")
+
+    for fld in SCHEMA:
+        if not fld.nullable and table.column(fld.name).null_count:
+            fail(bad_row(pc.is_null(table.column(fld.name))), fld.name, "must not be null")
+    for col in (*_POSITIVE, *_NON_NEGATIVE, "density"):
+        v = table.column(col)
+        ok = pc.greater(v, 0) if col in _POSITIVE else pc.greater_equal(v, 0)
+        if pa.types.is_floating(v.type):
+            ok = pc.and_(ok, pc.is_finite(v))
+        if col == "density":
+            ok = pc.and_(ok, pc.less_equal(v, 1))
+        i = bad_row(pc.invert(pc.fill_null(ok, SCHEMA.field(col).nullable)))
+        if i is not None:
+            why = ("must be in (0, 1]" if col == "density" else
+                   "must be a positive finite number" if col in _POSITIVE else "must be finite and >= 0")
+            fail(i, col, why)
+    stamp = pc.cast(table.column("timestamp"), pa.int64())  # µs since 1970 (the schema's unit)
+    i = bad_row(pc.invert(pc.and_(pc.greater_equal(stamp, 0), pc.less(stamp, _YEAR_10000_US))))
+    if i is not None:
+        raise TraceError(f"{f}: row {i}: timestamp = {stamp[i].as_py()} µs since 1970; must be in 1970..9999")
+    for col in ("shapes", "params"):
+        for i, text in enumerate(table.column(col).to_pylist()):
+            try:
+                ok = isinstance(json.loads(text), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                fail(i, col, "must be a JSON object")
 
 
 def read_traces(path: str | os.PathLike) -> pa.Table:

@@ -1,17 +1,21 @@
-"""Shared CLI pieces: the --format option, JSON and table output, progress bars."""
+"""Shared CLI pieces: the --format option, JSON and table output, progress bars, Ctrl-C reports."""
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Format", "FormatOpt", "check_timing_opts", "console", "print_json", "print_table", "progress_bar"]
+__all__ = ["Format", "FormatOpt", "check_timing_opts", "console", "on_interrupt", "print_json", "print_table",
+           "progress_bar"]
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -25,13 +29,14 @@ FormatOpt = typer.Option(Format.table, "--format", help="table (default) or json
 
 
 def check_timing_opts(repeats: int, warmup: int, out: Path) -> None:
-    """Refuse bad --repeats/--warmup and an --out that is a file (commands writing trace datasets)."""
+    """Refuse bad --repeats/--warmup and an --out that cannot take a trace dataset, before any work."""
+    from accelsim.checks import MAX_REPEATS, ensure_writable
     from kernels.errors import InputError
 
-    if repeats < 1 or warmup < 0:
-        raise InputError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; pass a directory for the trace dataset")
+    if not (1 <= repeats <= MAX_REPEATS and 0 <= warmup <= MAX_REPEATS):
+        raise InputError(f"--repeats must be in 1..{MAX_REPEATS:,} and --warmup in 0..{MAX_REPEATS:,} "
+                         f"(accelsim.checks.MAX_REPEATS), got {repeats} and {warmup}")
+    ensure_writable(out, directory=True)
 
 
 def _dumps(obj) -> str:
@@ -40,6 +45,30 @@ def _dumps(obj) -> str:
 
 def print_json(obj) -> None:
     sys.stdout.write(_dumps(obj) + "\n")
+
+
+@contextlib.contextmanager
+def on_interrupt(kept):
+    """Turn Ctrl-C (and SIGTERM) inside the block into one stderr line saying what was kept, exit 130.
+
+    ``kept()`` is called after the interrupt has unwound the block (so writers have flushed) and
+    returns that sentence, e.g. "12 trace rows written to traces/local".
+    """
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, on_term) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.file.flush()
+        print(f"accelsim: interrupted: {kept()}", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old)
 
 
 def print_table(title: str, columns: list[str], rows: list[list], caption: str | None = None) -> None:

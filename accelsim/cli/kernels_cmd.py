@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from accelsim.cli._common import Format, FormatOpt, check_timing_opts, print_json, print_table, progress_bar
+from accelsim.cli._common import Format, FormatOpt, check_timing_opts, on_interrupt, print_json, print_table, progress_bar
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
 __all__ = ["kernels_app", "register", "run"]
@@ -38,10 +38,18 @@ def run(
     check_timing_opts(repeats, warmup, out)
     xp = get_xp(backend)
     total = len(get_cases(suite, sizes, xp, seed))
-    with Recorder(out) as rec, progress_bar("{task.description}", disable=fmt is Format.json) as progress:
+    rec = Recorder(out)
+    done = {"cases": 0}
+
+    def kept() -> str:
+        return (f"{done['cases']} of {total} cases finished; their trace rows are kept in {out} (run {rec.run_id}), "
+                "the case in progress was dropped")
+
+    with on_interrupt(kept), rec, progress_bar("{task.description}", disable=fmt is Format.json) as progress:
         task = progress.add_task(suite, total=total)
 
         def on_case(case, i, n):
+            done["cases"] = i
             progress.update(task, completed=i, description=case.label)
 
         rows = run_suite(suite, sizes, rec, repeats=repeats, warmup=warmup, xp=xp, seed=seed, on_case=on_case)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from accelsim.checks import ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 from kernels.errors import InputError
 
@@ -43,8 +44,7 @@ def prune_command(
 
     if out.resolve() == input.resolve():
         raise InputError(f"--out: refusing to overwrite the input {str(input)!r}; pick another path")
-    if not str(out).lower().endswith(".npy"):
-        raise InputError(f"--out: must end in .npy, got {str(out)!r}")
+    ensure_writable(out, suffixes=(".npy",))
     w = load_tensor(input, tensor)
     result = prune(w, radius, method.value, axis, workers=workers)
     save_npy(result.weights, out)

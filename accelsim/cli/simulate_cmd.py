@@ -7,37 +7,43 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from accelsim.cli._common import Format, FormatOpt, print_json, print_table, progress_bar
+from accelsim.checks import ensure_writable
+from accelsim.cli._common import Format, FormatOpt, console, print_json, print_table, progress_bar
 from accelsim.cli.validate_cmd import print_validation
 from accelsim.errors import ConfigError
 
 if TYPE_CHECKING:
     from accelsim.model.simulate import Report
 
-__all__ = ["compare", "demo", "register", "run_simulation", "simulate_cmd"]
+__all__ = ["DEMO_GUIDE", "compare", "demo", "register", "run_simulation", "simulate_cmd"]
 
 SetOpt = typer.Option(None, "--set", help="override a config field: key.path=value (repeatable)")
 ParamOpt = typer.Option(None, "--param", help="built-in network parameter: name=value, e.g. seq_len=512")
+WeightSparsityOpt = typer.Option(
+    None, "--weight-sparsity", help="set every layer's weight sparsity (not the attention scores, which have no "
+    "static weight): 2:4, u0.3, tasd:2:4+1:4 or dense; the workload name gets ' (weights SPEC)'")
 
 
-def run_simulation(arch: str, workload: str, sets: list[str] | None, params: list[str] | None, show: bool) -> Report:
+def run_simulation(arch: str, workload: str, sets: list[str] | None, params: list[str] | None, show: bool,
+                   weight_sparsity: str | None = None) -> Report:
     """Load, validate, simulate; a progress bar on the terminal for multi-layer networks."""
     # Imported here, as in every command module: the model (pydantic, numpy, networkx, simpy) is most
     # of start-up, and `accelsim --help` or another command should not pay for it.
     from accelsim.model.arch import load_arch, parse_overrides
     from accelsim.model.simulate import simulate
+    from accelsim.model.workloads import as_network
 
     cfg = load_arch(arch, parse_overrides(sets))
-    kw = parse_overrides(params, source="--param")
+    net = as_network(workload, weight_sparsity=weight_sparsity, **parse_overrides(params, source="--param"))
     if not show:
-        return simulate(cfg, workload, **kw)
+        return simulate(cfg, net)
     with progress_bar() as bar:
         task = bar.add_task(f"{cfg.name}", total=None)
 
         def tick(i, n, name):
             bar.update(task, completed=i, total=n, description=f"{cfg.name}: {name}")
 
-        return simulate(cfg, workload, progress=tick, **kw)
+        return simulate(cfg, net, progress=tick)
 
 
 def _table(report: Report) -> None:
@@ -57,11 +63,14 @@ def simulate_cmd(
     workload: str = typer.Option(..., "--workload", help="built-in network, SCALE-Sim topology CSV or workload YAML"),
     sets: Optional[list[str]] = SetOpt,
     params: Optional[list[str]] = ParamOpt,
+    weight_sparsity: Optional[str] = WeightSparsityOpt,
     out: Optional[Path] = typer.Option(None, "--out", help="write the report to .json or .parquet"),
     fmt: Format = FormatOpt,
 ):
     """Simulate a workload on an architecture: cycles, traffic, energy and EDP per layer and in total."""
-    report = run_simulation(arch, workload, sets, params, show=fmt is Format.table)
+    if out is not None:
+        ensure_writable(out, suffixes=(".json", ".parquet"))
+    report = run_simulation(arch, workload, sets, params, show=fmt is Format.table, weight_sparsity=weight_sparsity)
     if out is not None:
         from accelsim.model.report_io import write_report  # start-up: pyarrow only when writing
 
@@ -77,6 +86,7 @@ def compare(
     workload: str = typer.Option(..., "--workload"),
     sets: Optional[list[str]] = SetOpt,
     params: Optional[list[str]] = ParamOpt,
+    weight_sparsity: Optional[str] = WeightSparsityOpt,
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of the energy breakdown and EDP per arch"),
     fmt: Format = FormatOpt,
 ):
@@ -85,7 +95,9 @@ def compare(
 
     if len(arch) < 2:
         raise ConfigError(f"--arch: compare needs at least two configs, got {len(arch)}")
-    reports = [run_simulation(a, workload, sets, params, show=False) for a in arch]
+    if plot is not None:
+        ensure_writable(plot, "--plot", suffixes=(".png",))
+    reports = [run_simulation(a, workload, sets, params, show=False, weight_sparsity=weight_sparsity) for a in arch]
     cmp = compare_reports(reports)
     if plot is not None:
         from accelsim.plots import plot_comparison
@@ -105,22 +117,59 @@ def compare(
         print_table("per layer", ["layer", *[f"speedup {n}" for n in names], *[f"EDP× {n}" for n in names]], layer_rows)
 
 
+#: What each demo section shows and how to read it, printed before the section.
+DEMO_GUIDE = {
+    "systolic": (
+        "1/3  ResNet-50 (224x224, batch 1) on a 32x32 weight-stationary systolic array, one row per layer. "
+        "cycles = compute + stall (cycles spent waiting for memory); util = useful MACs per cycle over the "
+        "array's 1,024; energy prices every counted action (MACs, buffer and DRAM bytes) from the arch's "
+        "energy table; EDP = energy x cycles. Lower cycles, energy and EDP are better."),
+    "sparse": (
+        "2/3  BERT-base (128 tokens) with every weight pruned 2:4, on a dense tensor core and on a 2:4 sparse "
+        "tensor core that skips the zeros (as `accelsim compare --weight-sparsity 2:4` runs it). "
+        "speedup = dense cycles / sparse cycles; energy x and EDP x below 1 mean the sparse core saves that much."),
+    "replay": (
+        "3/3  Kernel timings measured on real devices (committed in traces/) replayed through the simulator. "
+        "Half of the configurations fit, per kernel family, launch_overhead_s (seconds added per launch) and "
+        "two scales: compute_efficiency and bandwidth_fraction, the measured speed as a fraction of the arch "
+        "config's peak compute and memory rates. A fitted value above 1 does not mean hardware beat its peak: "
+        "it means the model over-counts that part's cost for the family (for example traffic a cache absorbed) "
+        "and the fit scales it down, so it flags where the model needs work. The other half is held out: "
+        "mape_pct is the mean of |projected - measured| / measured (10 means projections are typically within "
+        "10 % of the measurement), pearson_r is 1 when the model ranks configurations exactly as measured. "
+        "Trust a family for design decisions when its MAPE is low, its r close to 1 and its n large enough "
+        "to mean something."),
+}
+
+
+def _say(key: str) -> None:
+    console.print(DEMO_GUIDE[key], markup=False, highlight=False)
+
+
 def demo(fmt: Format = FormatOpt):
     """Built-in demo: ResNet-50 on a 32x32 WS systolic array, dense vs 2:4 sparse tensor cores on
-    BERT-base, and the committed kernel traces replayed through the simulator."""
+    BERT-base, and the committed kernel traces replayed through the simulator. Each section opens
+    with a sentence on what it shows and how to read it."""
     from accelsim.explore import demo as runs  # start-up (see run_simulation)
 
-    report = run_simulation(*runs.headline(), None, None, show=fmt is Format.table)
+    show = fmt is Format.table
+    if show:
+        _say("systolic")
+    report = run_simulation(*runs.headline(), None, None, show=show)
     if fmt is Format.json:
         print_json(report.to_dict())
         return
     _table(report)
     cmp = runs.sparse_comparison()
     if cmp is not None:
+        _say("sparse")
         rows = [[a["arch"], a["cycles"], a["speedup"], a["energy_ratio"], a["edp_ratio"]] for a in cmp["archs"]]
         print_table("BERT-base (seq 128), weights pruned 2:4: dense vs sparse tensor core",
                     ["arch", "cycles", "speedup", "energy ×", "EDP ×"], rows)
-    for name, validation in runs.trace_replays():
+    replays = list(runs.trace_replays())
+    if replays:
+        _say("replay")
+    for name, validation in replays:
         print_validation(validation, f"committed traces {name}")
 
 

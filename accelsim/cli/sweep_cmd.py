@@ -7,13 +7,14 @@ both work; the callback's options are therefore optional and checked by hand.
 
 from __future__ import annotations
 
-import signal
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from accelsim.cli._common import Format, FormatOpt, console, print_json, print_table, progress_bar
+from accelsim.checks import MAX_WORKERS_PER_CPU, ensure_writable
+from accelsim.cli._common import Format, FormatOpt, console, on_interrupt, print_json, print_table, progress_bar
 from accelsim.errors import ConfigError
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
@@ -54,21 +55,30 @@ def _print_fronts(fronts: dict, x: str, y: str, caption: str | None = None, max_
                     caption=caption if n == len(fronts) - 1 else None)
 
 
-def _run_with_progress(show: bool, **kw):
+def _run_with_progress(show: bool, out: Path | None, **kw):
+    """Run the sweep; on Ctrl-C or SIGTERM the finished points are flushed and one line says how many."""
     from accelsim.explore.sweep import run_sweep
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt  # so finished rows are flushed on SIGTERM as on Ctrl-C
+    count = {"done": 0, "total": None}
 
-    old = signal.signal(signal.SIGTERM, on_term)
-    try:
+    def progress(done, total):
+        count.update(done=done, total=total)
+        if bar is not None:
+            bar.update(task, completed=done, total=total)
+
+    def kept() -> str:
+        done = f"{count['done']} of {count['total']} new points finished"
+        if out is None:
+            return f"{done}; nothing kept (no --out)"
+        return f"{done}; all of them are stored in {out}, re-run the same command to resume"
+
+    bar = task = None
+    with on_interrupt(kept):
         if not show:
-            return run_sweep(**kw)
+            return run_sweep(out=out, progress=progress, **kw)
         with progress_bar("[bold]sweep", rate="points") as bar:
             task = bar.add_task("sweep", total=None)
-            return run_sweep(progress=lambda done, total: bar.update(task, completed=done, total=total), **kw)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+            return run_sweep(out=out, progress=progress, **kw)
 
 
 @sweep_app.callback()
@@ -81,7 +91,9 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                           help="local Dask worker processes (default: CPU count; 0 = in-process)"),
     no_dask: bool = typer.Option(False, "--no-dask", help="run in-process, sequentially, without Dask"),
-    out: Optional[Path] = typer.Option(None, "--out", help="parquet dataset directory; re-runs skip stored points"),
+    out: Optional[Path] = typer.Option(None, "--out", help="parquet dataset directory; re-runs skip stored points. "
+                                       "A damaged part file in it stops the sweep with a line naming it: move or "
+                                       "delete it and re-run (its points are computed again)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of EDP vs area with the Pareto front"),
     fmt: Format = FormatOpt,
 ):
@@ -100,6 +112,13 @@ def sweep(
         raise ConfigError("--workload: required (repeatable), e.g. --workload resnet50")
     if not grid:
         raise ConfigError("--grid: give at least one key.path=v1,v2,... to sweep")
+    if workers is not None and workers > MAX_WORKERS_PER_CPU * (os.cpu_count() or 1):
+        raise ConfigError(f"--workers {workers}: more than {MAX_WORKERS_PER_CPU} local processes per CPU "
+                          f"({MAX_WORKERS_PER_CPU * (os.cpu_count() or 1)} here); use --scheduler for a cluster")
+    if out is not None:
+        ensure_writable(out, directory=True)
+    if plot is not None:
+        ensure_writable(plot, "--plot", suffixes=(".png",))
     res = _run_with_progress(fmt is Format.table, arch=arch, grid=list(grid), workloads=list(workload),
                              out=out, scheduler=scheduler, workers=workers, dask=not no_dask)
     summary = {"points": len(res.rows), "computed": res.computed, "reused": res.reused, "mode": res.mode,
@@ -138,6 +157,8 @@ def pareto_cmd(
     from accelsim.explore.pareto import plot_pareto, sweep_fronts
     from accelsim.explore.store import read_results
 
+    if plot is not None:
+        ensure_writable(plot, "--plot", suffixes=(".png",))
     table = read_results(results)
     x, y, fronts = sweep_fronts(table, x, y, workloads=workload, maximize_x=max_x, maximize_y=max_y)
     if plot is not None:

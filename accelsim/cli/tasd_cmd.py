@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from accelsim.cli._common import Format, FormatOpt, print_json, print_table
+from accelsim.checks import ensure_writable
+from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table
 from kernels.errors import InputError
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
@@ -79,6 +80,8 @@ def search_command(
 
     if layout not in ("element", "vector"):
         raise InputError(f"--layout {layout!r}: use element or vector")
+    if out is not None:
+        ensure_writable(out, suffixes=(".json", ".parquet"))
     kw = parse_overrides(params, source="--param")
     net = as_network(workload, **kw)
     model, real = None, None
@@ -95,8 +98,9 @@ def search_command(
         from accelsim.codesign.magnitude import prune_weights
 
         real = prune_weights(real, prune)
-    result = search(arch, net, budget=budget, max_error=max_error, weights=real, model=model, prune=prune,
-                    max_terms=max_terms, series=series, refine=refine)
+    with on_interrupt(lambda: "nothing written" + (f" (--out {out} is written when the search finishes)" if out else "")):
+        result = search(arch, net, budget=budget, max_error=max_error, weights=real, model=model, prune=prune,
+                        max_terms=max_terms, series=series, refine=refine)
     if out is not None:
         write_result(result, out, workload, kw, layout, sparse_tc)
     if fmt == Format.json:

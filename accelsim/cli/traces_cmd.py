@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from accelsim.checks import ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
@@ -59,6 +60,8 @@ def roofline(
 ) -> None:
     """Each configuration against the device roof (datasheet for known GPUs, documented CPU estimate)."""
     from accelsim.replay import traces
+    if plot is not None:
+        ensure_writable(plot, "--plot", suffixes=(".png",))
     result = traces.roofline(traces.load(path), peak_tflops, peak_gbs)
     if plot is not None:
         traces.plot_roofline(result, plot)
@@ -88,6 +91,7 @@ def import_xla(
     """GEMM timings that OpenXLA measured on a GPU, as trace records that `accelsim validate` replays."""
     from kernels.trace_import import read_gemm_perf_table, write_xla_gemm_traces
 
+    ensure_writable(out, directory=True)
     text = read_gemm_perf_table(table)
     source = f"OpenXLA GemmPerfTable from {table.name}, device {device}"
     dest, n = write_xla_gemm_traces(text, device, device_name, out, source, set(dtypes) if dtypes else None)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from accelsim.checks import ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
@@ -51,6 +52,8 @@ def validate(
     from kernels.errors import InputError
     from kernels.trace import read_traces
 
+    if plot is not None:
+        ensure_writable(plot, "--plot", suffixes=(".png",))
     cfg = load_arch(arch, parse_overrides(set_))
     table = read_traces(traces)
     if is_network_run(table):

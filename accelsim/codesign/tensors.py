@@ -30,7 +30,8 @@ def load_tensor(path: str | Path, name: str | None = None) -> np.ndarray:
     Raises
     ------
     InputError
-        Missing file, unknown suffix, unreadable file, or a missing/ambiguous tensor name.
+        Missing file, unknown suffix, unreadable file, a missing/ambiguous tensor name, or a tensor
+        that is empty, not real numbers, or holds NaN/inf.
     """
     path = Path(path)
     if not path.is_file():
@@ -40,19 +41,33 @@ def load_tensor(path: str | Path, name: str | None = None) -> np.ndarray:
         if name is not None:
             raise InputError("--tensor: only applies to .safetensors inputs; drop it for .npy")
         try:
-            return np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
+            return _ensure_weights(np.load(path, allow_pickle=False), path)
+        except (ValueError, OSError, EOFError) as exc:
+            if isinstance(exc, InputError):
+                raise
             raise InputError(f"input: cannot read {str(path)!r} as .npy: {exc}") from None
     if suffix == ".safetensors":
         tensors = load_safetensors(path, "input")
         if name is None:
             if len(tensors) != 1:
                 raise InputError(f"--tensor: {str(path)!r} holds {len(tensors)} tensors; pick one of {sorted(tensors)[:10]}")
-            return next(iter(tensors.values()))
+            return _ensure_weights(next(iter(tensors.values())), path)
         if name not in tensors:
             raise InputError(f"--tensor: no tensor {name!r} in {str(path)!r}; have {sorted(tensors)[:10]}")
-        return tensors[name]
+        return _ensure_weights(tensors[name], path)
     raise InputError(f"input: unsupported file type {suffix!r} for {str(path)!r}; use .npy or .safetensors")
+
+
+def _ensure_weights(a: np.ndarray, path: Path) -> np.ndarray:
+    """A non-empty array of finite real numbers (what pruning and TASD can work on)."""
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
+        raise InputError(f"input: {str(path)!r} holds {getattr(a, 'dtype', type(a).__name__)} data; "
+                         "expected real numbers")
+    if a.size == 0:
+        raise InputError(f"input: {str(path)!r} holds an empty tensor of shape {'×'.join(map(str, a.shape))}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise InputError(f"input: {str(path)!r} holds NaN or inf values; weights must be finite")
+    return a
 
 
 def save_npy(w: np.ndarray, path: str | Path) -> None:

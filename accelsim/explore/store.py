@@ -4,7 +4,9 @@ Each flush writes one ``part-*.parquet`` through :func:`kernels.io.write_part`, 
 killed at any moment leaves only complete parts (plus, at worst, a hidden temporary file that
 readers skip). Rows are keyed by ``key`` (the hash of a resolved config and workload); the
 store never holds two rows with the same key written by one sweep, and readers keep the first
-row per key should two sweeps have raced.
+row per key should two sweeps have raced. A part that cannot be read (damaged by something other than
+this writer) stops both reading and resuming with one line naming it, rather than being skipped: the
+user moves or deletes it, and a resumed sweep computes its points again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,20 @@ def _ensure_dataset(path: str | Path, *, must_exist: bool) -> Path:
     return path
 
 
+def _read_part(f: Path, columns: list[str] | None = None) -> pa.Table:
+    """One part file; an unreadable one (truncated, not parquet, no ``key`` column) stops the caller
+    with a line that names it: its rows cannot be trusted, and moving it away makes a resumed sweep
+    compute them again."""
+    try:
+        table = pq.read_table(f, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise ConfigError(f"{f}: unreadable sweep part file ({' '.join(str(exc).split())[:160]}); move or "
+                          f"delete it and re-run: the points it held are computed again") from None
+    if "key" not in table.column_names:
+        raise ConfigError(f"{f}: not a sweep part file (no 'key' column); move it out of the results folder")
+    return table
+
+
 def _concat(tables: list[pa.Table]) -> pa.Table:
     """Concatenate parts; a column typed differently across parts (e.g. numbers in one, text in
     another, from two sweeps over different grids) is read as text rather than failing."""
@@ -65,12 +81,7 @@ def read_results(path: str | Path) -> pa.Table:
     files = [path] if path.is_file() else _parts(path)
     if not files:
         raise ConfigError(f"{path}: sweep dataset has no part files")
-    try:
-        table = _concat([pq.read_table(f) for f in files])
-    except (pa.ArrowException, OSError) as exc:
-        raise ConfigError(f"{path}: cannot read sweep results: {exc}") from None
-    if "key" not in table.column_names:
-        raise ConfigError(f"{path}: not a sweep dataset (no 'key' column)")
+    table = _concat([_read_part(f) for f in files])
     keys = table.column("key").to_pylist()
     first: dict[str, int] = {}
     for i, k in enumerate(keys):
@@ -99,7 +110,7 @@ class ResultStore:
             return set()
         out: set[str] = set()
         for f in _parts(self.path):
-            out.update(pq.read_table(f, columns=["key"]).column("key").to_pylist())
+            out.update(_read_part(f, columns=["key"]).column("key").to_pylist())
         return out
 
     def add(self, rows: list[dict]) -> None:

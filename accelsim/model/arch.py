@@ -13,6 +13,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_serializer,
                       model_validator)
 
+from accelsim.checks import MAX_ARRAY_DIM, MAX_BYTES, MAX_DIM, MAX_PJ, MAX_RATE, MAX_UNITS, MIN_RATE, read_text
 from accelsim.errors import ConfigError
 from kernels.errors import InputError
 from kernels.nm_format import MAX_M, NMPattern
@@ -33,6 +34,7 @@ __all__ = [
     "builtin_archs",
     "load_arch",
     "load_yaml",
+    "read_yaml",
     "parse_overrides",
     "parse_value",
 ]
@@ -58,10 +60,18 @@ OPERANDS = ("input", "weight", "output")
 Dtype = Literal["int4", "int8", "fp8", "fp16", "bf16", "tf32", "fp32", "fp64"]
 
 
-class _Strict(BaseModel):
-    """Every schema node rejects unknown keys: a typo is an error, never silently ignored."""
+_TileSide = Annotated[int, Field(gt=0, le=MAX_ARRAY_DIM)]
+_Rate = Annotated[float, Field(ge=MIN_RATE, le=MAX_RATE)]
+_Pj = Annotated[float, Field(ge=0, le=MAX_PJ)]
+_Area = Annotated[float, Field(ge=0, le=1e9)]
+_Bytes = Annotated[int, Field(gt=0, le=MAX_BYTES)]
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class _Strict(BaseModel):
+    """Every schema node rejects unknown keys (a typo is an error, never silently ignored) and
+    NaN/±inf in any number (no physical quantity is infinite; JSON cannot hold either)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SparsitySupport(_Strict):
@@ -103,23 +113,23 @@ class TasdExtension(_Strict):
     up to ``cycles_per_block`` cycles per M-element block; ``max_terms`` bounds the series.
     """
 
-    units: int = Field(gt=0)
-    max_terms: int = Field(default=3, gt=0)
-    cycles_per_block: int | None = Field(default=None, gt=0)
-    area_mm2_per_unit: float = Field(default=0.0, ge=0)
+    units: int = Field(gt=0, le=MAX_UNITS)
+    max_terms: int = Field(default=3, gt=0, le=MAX_M)
+    cycles_per_block: int | None = Field(default=None, gt=0, le=MAX_DIM)
+    area_mm2_per_unit: _Area = 0.0
 
 
 class SystolicCompute(_Strict):
     """A rows × cols systolic array, one MAC per PE per cycle, with a WS/OS/IS dataflow."""
 
     kind: Literal["systolic"]
-    rows: int = Field(gt=0)
-    cols: int = Field(gt=0)
+    rows: int = Field(gt=0, le=MAX_ARRAY_DIM)
+    cols: int = Field(gt=0, le=MAX_ARRAY_DIM)
     dataflow: Literal["ws", "os", "is"]
     default_dtype: Dtype = "int8"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None
-    pe_area_um2: float = Field(default=0.0, ge=0)
+    pe_area_um2: _Area = 0.0
 
     @property
     def area_mm2(self) -> float:
@@ -140,16 +150,16 @@ class TensorCoreCompute(_Strict):
     """
 
     kind: Literal["tensor_core"]
-    units: int = Field(gt=0)
-    macs_per_cycle: dict[Dtype, float]
-    tile_m: int = Field(default=128, gt=0)
-    tile_n: int = Field(default=128, gt=0)
-    tile_k: int = Field(default=64, gt=0)
-    tile_options: list[tuple[PositiveInt, PositiveInt, PositiveInt]] = []
+    units: int = Field(gt=0, le=MAX_UNITS)
+    macs_per_cycle: dict[Dtype, _Rate]
+    tile_m: int = Field(default=128, gt=0, le=MAX_ARRAY_DIM)
+    tile_n: int = Field(default=128, gt=0, le=MAX_ARRAY_DIM)
+    tile_k: int = Field(default=64, gt=0, le=MAX_ARRAY_DIM)
+    tile_options: list[tuple[_TileSide, _TileSide, _TileSide]] = []
     default_dtype: Dtype = "fp16"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None
-    unit_area_mm2: float = Field(default=0.0, ge=0)
+    unit_area_mm2: _Area = 0.0
 
     @property
     def area_mm2(self) -> float:
@@ -160,9 +170,6 @@ class TensorCoreCompute(_Strict):
     def _rates_positive(cls, v):
         if not v:
             raise ValueError("needs at least one dtype rate")
-        for dtype, rate in v.items():
-            if not rate > 0:
-                raise ValueError(f"rate for {dtype} must be > 0, got {rate}")
         return v
 
     @property
@@ -174,13 +181,13 @@ class MemoryLevel(_Strict):
     """One level of the hierarchy. ``bandwidth`` is bytes/cycle read out of this level towards compute."""
 
     name: str
-    capacity_bytes: int | None = Field(default=None, gt=0)
-    bandwidth: float = Field(gt=0)
-    write_bandwidth: float | None = Field(default=None, gt=0)
-    read_pj_per_byte: float = Field(default=0.0, ge=0)
-    write_pj_per_byte: float = Field(default=0.0, ge=0)
-    partition: dict[Literal["input", "weight", "output"], int] | None = None
-    area_mm2_per_mib: float = Field(default=0.0, ge=0)
+    capacity_bytes: _Bytes | None = None
+    bandwidth: _Rate
+    write_bandwidth: _Rate | None = None
+    read_pj_per_byte: _Pj = 0.0
+    write_pj_per_byte: _Pj = 0.0
+    partition: dict[Literal["input", "weight", "output"], Annotated[int, Field(le=MAX_BYTES)]] | None = None
+    area_mm2_per_mib: _Area = 0.0
 
     @property
     def area_mm2(self) -> float:
@@ -209,20 +216,13 @@ class MemoryLevel(_Strict):
 class EnergyTable(_Strict):
     """Per-action energies in pJ (Accelergy-style): the engine counts actions, this prices them."""
 
-    mac_pj: dict[Dtype, float]
-    metadata_decode_pj: float = Field(default=0.0, ge=0)
-    index_select_pj: float = Field(default=0.0, ge=0)
-    tasd_unit_pj: float = Field(default=0.0, ge=0)
-    leakage_pj_per_cycle: float = Field(default=0.0, ge=0)
+    mac_pj: dict[Dtype, _Pj]
+    metadata_decode_pj: _Pj = 0.0
+    index_select_pj: _Pj = 0.0
+    tasd_unit_pj: _Pj = 0.0
+    leakage_pj_per_cycle: _Pj = 0.0
     technology_nm: int | None = Field(default=None, gt=0)
 
-    @field_validator("mac_pj")
-    @classmethod
-    def _mac_nonneg(cls, v):
-        for dtype, e in v.items():
-            if e < 0:
-                raise ValueError(f"mac_pj for {dtype} must be >= 0, got {e}")
-        return v
 
 
 def _positive_rates(v: dict) -> dict:
@@ -272,7 +272,7 @@ class ArchConfig(_Strict):
     version: Literal[1] = 1
     name: str
     description: str = ""
-    clock_ghz: float = Field(gt=0)
+    clock_ghz: _Rate
     compute: Annotated[Union[SystolicCompute, TensorCoreCompute], Field(discriminator="kind")]
     memory: tuple[MemoryLevel, ...] = Field(min_length=1)
     energy: EnergyTable
@@ -343,6 +343,18 @@ def load_yaml(text: str):
     return yaml.load(text, Loader=_Loader)
 
 
+def read_yaml(path: Path, what: str, error: type[ConfigError] | type[InputError] = ConfigError):
+    """The YAML document in the file at ``path`` (UTF-8 text, see :func:`accelsim.checks.read_text`);
+    a syntax error becomes one ``error`` line with the file, line and column."""
+    text = read_text(path, what, error)
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
+
+
 def parse_value(text: str, origin: str = "--set"):
     """One override or grid value as YAML; ``2:4`` and ``[2:4, 1:4]`` keep their patterns as strings."""
     if not text.strip():
@@ -361,8 +373,6 @@ def builtin_archs() -> list[str]:
 def _resolve(spec: str | Path) -> Path:
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"{path}: arch config file not found")
         return path
     candidate = ARCH_DIR / f"{spec}.yaml"
     if candidate.is_file():
@@ -455,15 +465,7 @@ def load_arch(spec: str | Path | ArchConfig | dict, overrides: dict[str, object]
     else:
         path = _resolve(spec)
         origin = str(path)
-        try:
-            doc = load_yaml(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(f"{origin}: malformed YAML{where}: {problem}") from None
-        except OSError as exc:
-            raise ConfigError(f"{origin}: cannot read: {exc.strerror}") from None
+        doc = read_yaml(path, "arch config YAML", ConfigError)
     if overrides:
         if not isinstance(doc, dict):
             raise ConfigError(f"{origin}: expected a YAML mapping at the top level")

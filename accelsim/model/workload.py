@@ -8,7 +8,9 @@ from typing import Union
 
 import networkx as nx
 
+from accelsim.checks import MAX_LAYER_MACS, check_dim
 from accelsim.errors import WorkloadError
+from accelsim.model.arch import DTYPE_BYTES
 from kernels.errors import InputError
 from kernels.nm_format import NMPattern
 
@@ -75,10 +77,28 @@ class Sparsity:
 DENSE = Sparsity()
 
 
-def _positive(name: str, value, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise WorkloadError(f"layer {layer!r}: field {name} must be a positive integer, got {value!r}")
-    return value
+def _ensure_layer(layer, dims: tuple[str, ...]) -> None:
+    """The checks every layer type shares: a string name, bounded positive dimensions, a known dtype,
+    boolean flags (typed data from a YAML file or a script is checked here, once)."""
+    if not isinstance(layer.name, str) or not layer.name:
+        raise WorkloadError(f"layer {layer.name!r}: field name must be a non-empty string")
+    where = f"layer {layer.name!r}"
+    for f in dims:
+        check_dim(f, getattr(layer, f), where)
+    if layer.dtype is not None and layer.dtype not in DTYPE_BYTES:
+        raise WorkloadError(f"{where}: field dtype: unknown {layer.dtype!r} (use one of {', '.join(DTYPE_BYTES)})")
+    for f in ("weight_sparsity", "input_sparsity"):
+        if not isinstance(getattr(layer, f, DENSE), Sparsity):
+            raise WorkloadError(f"{where}: field {f} must be a Sparsity, got {getattr(layer, f)!r}")
+    for f in ("static_weight", "fused"):
+        if not isinstance(getattr(layer, f, True), bool):
+            raise WorkloadError(f"{where}: field {f} must be true or false, got {getattr(layer, f)!r}")
+
+
+def _ensure_macs(gemm: Gemm, where: str) -> None:
+    if gemm.macs > MAX_LAYER_MACS:
+        raise WorkloadError(f"layer {where!r}: {gemm.macs:.3g} MACs (m·n·k·count = {gemm.m}·{gemm.n}·{gemm.k}·"
+                            f"{gemm.count}) exceed the limit 2**53 (accelsim.checks.MAX_LAYER_MACS)")
 
 
 @dataclass(frozen=True)
@@ -100,8 +120,8 @@ class Gemm:
     static_weight: bool = True
 
     def __post_init__(self):
-        for f in ("m", "n", "k", "count"):
-            _positive(f, getattr(self, f), self.name)
+        _ensure_layer(self, ("m", "n", "k", "count"))
+        _ensure_macs(self, self.name)
 
     @property
     def macs(self) -> int:
@@ -138,12 +158,13 @@ class Conv:
     batch: int = 1
 
     def __post_init__(self):
-        for f in ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride_h", "stride_w", "batch"):
-            _positive(f, getattr(self, f), self.name)
+        _ensure_layer(self, ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride_h",
+                             "stride_w", "count", "batch"))
         if self.filt_h > self.ifmap_h or self.filt_w > self.ifmap_w:
             raise WorkloadError(
                 f"layer {self.name!r}: filter {self.filt_h}x{self.filt_w} larger than ifmap {self.ifmap_h}x{self.ifmap_w}"
             )
+        self.as_gemm()  # the lowered GEMM's dimensions and MACs are bounded too
 
     @property
     def ofmap(self) -> tuple[int, int]:
@@ -173,13 +194,17 @@ class KronMatmul:
     count: int = 1
 
     def __post_init__(self):
-        _positive("m", self.m, self.name)
-        if not self.factors:
-            raise WorkloadError(f"layer {self.name!r}: field factors must list at least one (P, Q)")
-        object.__setattr__(self, "factors", tuple((int(p), int(q)) for p, q in self.factors))
-        for p, q in self.factors:
-            _positive("factors", p, self.name)
-            _positive("factors", q, self.name)
+        _ensure_layer(self, ("m", "count"))
+        where = f"layer {self.name!r}"
+        if not isinstance(self.factors, (list, tuple)) or not self.factors:
+            raise WorkloadError(f"{where}: field factors must list at least one [P, Q], got {self.factors!r}")
+        for f in self.factors:
+            if not isinstance(f, (list, tuple)) or len(f) != 2:
+                raise WorkloadError(f"{where}: field factors: each factor is a [P, Q] pair, got {f!r}")
+            for v in f:
+                check_dim("factors", v, where)
+        object.__setattr__(self, "factors", tuple((p, q) for p, q in self.factors))
+        self.steps()  # each per-factor GEMM (rows = m·∏P/Pi) is checked as it is built
 
     def steps(self) -> list[Gemm]:
         """The per-factor GEMMs, last factor first: each contracts one Pi into Qi over all other modes."""

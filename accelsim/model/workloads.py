@@ -8,10 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import networkx as nx
-import yaml
 
+from accelsim.checks import MAX_BLOCKS, check_dim, read_text
 from accelsim.errors import WorkloadError
-from accelsim.model.arch import load_yaml
+from accelsim.model.arch import read_yaml
 from accelsim.model.workload import DENSE, Conv, Gemm, KronMatmul, Layer, Network, Sparsity
 from kernels.errors import InputError
 from kernels.nm_format import NMPattern
@@ -137,12 +137,22 @@ BUILTIN = {"resnet50": resnet50, "bert_base": bert_base, "llama_8b_prefill": lla
 
 
 def build(name: str, **params) -> Network:
-    try:
-        return BUILTIN[name](**params)
-    except KeyError:
-        raise WorkloadError(f"workload {name!r}: unknown built-in (choose from {', '.join(sorted(BUILTIN))})") from None
-    except TypeError as exc:
-        raise WorkloadError(f"workload {name!r}: bad parameter: {exc}") from None
+    """The built-in network ``name`` with ``params`` (each a positive integer, as in ``--param seq_len=512``)."""
+    import inspect
+
+    if name not in BUILTIN:
+        raise WorkloadError(f"workload {name!r}: unknown built-in (choose from {', '.join(sorted(BUILTIN))})")
+    fn = BUILTIN[name]
+    known = inspect.signature(fn).parameters
+    for key, value in params.items():
+        if key not in known:
+            raise WorkloadError(f"--param {key}: {name} has no parameter {key!r} (it takes {', '.join(known)})")
+        check_dim(key, value, f"workload {name!r} --param", *((MAX_BLOCKS, "MAX_BLOCKS") if key == "layers" else ()))
+    full = {k: p.default for k, p in known.items()} | params
+    if "heads" in full and full["hidden"] % full["heads"]:
+        raise WorkloadError(f"--param heads={full['heads']} for {name}: hidden size {full['hidden']} is not "
+                            f"divisible by {full['heads']} heads")
+    return fn(**params)
 
 
 _TYPES = {"gemm": Gemm, "conv": Conv, "kron": KronMatmul}
@@ -151,44 +161,40 @@ _TYPES = {"gemm": Gemm, "conv": Conv, "kron": KronMatmul}
 def from_yaml(path: str | Path) -> Network:
     """Read ``workload: {name, layers: [{type: gemm|conv|kron, name, ...}], edges: [[a, b], ...]}``.
 
-    Without ``edges`` the layers form a chain in file order.
+    Without ``edges`` the layers form a chain in file order. Every error names the file and the
+    ``workload.…`` path of the bad entry.
     """
     path = Path(path)
-    try:
-        doc = load_yaml(path.read_text())
-    except FileNotFoundError:
-        raise WorkloadError(f"{path}: workload file not found") from None
-    except yaml.YAMLError:
-        raise WorkloadError(f"{path}: malformed YAML") from None
+    doc = read_yaml(path, "workload YAML", WorkloadError)
     if not isinstance(doc, dict) or not isinstance(doc.get("workload"), dict):
         raise WorkloadError(f"{path}: expected a top-level 'workload:' mapping")
     wl = doc["workload"]
     unknown = set(wl) - {"name", "layers", "edges"}
     if unknown:
-        raise WorkloadError(f"{path}: unknown key workload.{sorted(unknown)[0]!r}")
-    layers = []
-    for i, spec in enumerate(wl.get("layers") or []):
-        spec = dict(spec)
-        kind = spec.pop("type", "gemm")
-        if kind not in _TYPES:
-            raise WorkloadError(f"{path}: workload.layers.{i}.type: unknown {kind!r} (gemm, conv or kron)")
-        spec.setdefault("name", f"layer{i}")
-        try:
-            for key in ("weight_sparsity", "input_sparsity"):
-                if key in spec:
-                    spec[key] = Sparsity.parse(spec[key])
-            layers.append(_TYPES[kind](**spec))
-        except TypeError as exc:
-            raise WorkloadError(f"{path}: workload.layers.{i}: {exc}") from None
-        except WorkloadError as exc:
-            raise WorkloadError(f"{path}: workload.layers.{i}: {exc}") from None
+        raise WorkloadError(f"{path}: unknown key workload.{sorted(map(str, unknown))[0]!r}")
+    name = wl.get("name", path.stem)
+    if not isinstance(name, str) or not name:
+        raise WorkloadError(f"{path}: workload.name must be a non-empty string, got {name!r}")
+    specs = wl.get("layers") or []
+    if not isinstance(specs, list):
+        raise WorkloadError(f"{path}: workload.layers must be a list of layer mappings, got {type(specs).__name__}")
+    layers = [_layer(path, i, spec) for i, spec in enumerate(specs)]
     if not layers:
         raise WorkloadError(f"{path}: workload.layers is empty")
-    net = Network.chain(wl.get("name", path.stem), layers)
+    try:
+        net = Network.chain(name, layers)
+    except WorkloadError as exc:
+        raise WorkloadError(f"{path}: {exc}") from None
     if "edges" in wl:
+        edges = wl["edges"]
+        if not isinstance(edges, list):
+            raise WorkloadError(f"{path}: workload.edges must be a list of [from, to] pairs, got {edges!r}")
         g = nx.DiGraph()
         g.add_nodes_from(net.graph.nodes(data=True))
-        for a, b in wl["edges"]:
+        for j, edge in enumerate(edges):
+            if not isinstance(edge, list) or len(edge) != 2 or not all(isinstance(x, str) for x in edge):
+                raise WorkloadError(f"{path}: workload.edges.{j}: expected a [from, to] pair of layer names, got {edge!r}")
+            a, b = edge
             if a not in g or b not in g:
                 raise WorkloadError(f"{path}: workload.edges: unknown layer in edge [{a}, {b}]")
             g.add_edge(a, b)
@@ -198,16 +204,40 @@ def from_yaml(path: str | Path) -> Network:
     return net
 
 
+def _layer(path: Path, i: int, spec):
+    """``workload.layers.i`` as a layer; its checks run in the layer's constructor."""
+    where = f"{path}: workload.layers.{i}"
+    if not isinstance(spec, dict):
+        raise WorkloadError(f"{where}: expected a mapping such as {{type: gemm, m: 64, n: 64, k: 64}}, got {spec!r}")
+    spec = dict(spec)
+    kind = spec.pop("type", "gemm")
+    if not isinstance(kind, str) or kind not in _TYPES:
+        raise WorkloadError(f"{where}.type: unknown {kind!r} (gemm, conv or kron)")
+    bad = [k for k in spec if not isinstance(k, str)]
+    if bad:
+        raise WorkloadError(f"{where}: keys must be field names, got {bad[0]!r}")
+    spec.setdefault("name", f"layer{i}")
+    try:
+        for key in ("weight_sparsity", "input_sparsity"):
+            if key in spec:
+                spec[key] = Sparsity.parse(spec[key])
+        return _TYPES[kind](**spec)
+    except TypeError as exc:
+        raise WorkloadError(f"{where}: {str(exc).split('.', 1)[-1].removeprefix('__init__() ')}") from None
+    except WorkloadError as exc:
+        raise WorkloadError(f"{where}: {exc}") from None
+
+
 def _row_int(value: str, path: Path, lineno: int, column: str) -> int:
     try:
         v = int(float(value)) if value.strip() else None
         if v is None or float(value) != v:
             raise ValueError
-    except ValueError:
+    except (ValueError, OverflowError):
         raise WorkloadError(f"{path}:{lineno}: column {column!r}: expected an integer, got {value!r}") from None
     if v <= 0:
         raise WorkloadError(f"{path}:{lineno}: column {column!r}: must be positive, got {v}")
-    return v
+    return check_dim(column, v, f"{path}:{lineno}")
 
 
 def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str | None = None) -> Network:
@@ -220,13 +250,11 @@ def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str |
     optional Sparsity column holds ``N:M`` for the weights.
     """
     path = Path(path)
+    text = read_text(path, "topology file", WorkloadError)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise WorkloadError(f"{path}: topology file not found") from None
-    except OSError as exc:
-        raise WorkloadError(f"{path}: cannot read: {exc.strerror}") from None
-    rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(csv.reader(text.splitlines()))]
+        rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(csv.reader(text.splitlines()))]
+    except csv.Error as exc:
+        raise WorkloadError(f"{path}: malformed CSV: {exc}") from None
     rows = [(i, r[: max((j + 1 for j, c in enumerate(r) if c), default=0)]) for i, r in rows]
     rows = [(i, r) for i, r in rows if r]
     if not rows:
@@ -268,8 +296,21 @@ def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str |
     return Network.chain(name or path.stem, layers)
 
 
-def as_network(workload, **params) -> Network:
-    """Normalise a workload spec: a Network, a layer, a list of layers, a built-in name or a CSV path."""
+def as_network(workload, *, weight_sparsity: str | Sparsity | None = None, **params) -> Network:
+    """Normalise a workload spec: a Network, a layer, a list of layers, a built-in name or a CSV/YAML path.
+
+    ``weight_sparsity`` (``2:4``, ``u0.3``, ``tasd:2:4+1:4``, a :class:`Sparsity`) replaces the sparsity
+    of every static weight (attention-score GEMMs have none) and appends `` (weights SPEC)`` to the
+    name, so a dense built-in network can show what a sparse architecture gains.
+    """
+    net = _as_network(workload, **params)
+    if weight_sparsity is None:
+        return net
+    sp = weight_sparsity if isinstance(weight_sparsity, Sparsity) else Sparsity.parse(weight_sparsity)
+    return Network(f"{net.name} (weights {sp})", net.with_sparsity(weight=sp).graph)
+
+
+def _as_network(workload, **params) -> Network:
     if isinstance(workload, Network):
         return workload
     if isinstance(workload, (Gemm, Conv, KronMatmul)):

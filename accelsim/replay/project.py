@@ -222,6 +222,14 @@ def _tasd_workload(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: s
     return terms, len(terms)
 
 
+def _ints(row: dict, column: str, value, what: str) -> list[int]:
+    """``value`` as a non-empty list of positive integers, else a :class:`ReplayError` naming the record."""
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ReplayError(f"trace record {row['kernel']!r}: {column} {what} must be positive integers, got {value!r}")
+    return value
+
+
 def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
     """``(family, workload, launches)`` replaying one trace row on ``arch`` (see the module docstring).
 
@@ -238,15 +246,13 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
     params = _json_field(row, "params")
     if family == "projection":
         shapes = _json_field(row, "shapes")
-        shape = shapes.get("y") or shapes.get("t")
-        if not shape:
-            raise ReplayError(f"trace record {kernel!r}: shapes has no 'y' (the projected array)")
-        size = math.prod(int(s) for s in shape) * np.dtype(row["dtype"]).itemsize
+        shape = _ints(row, "shapes", shapes.get("y") or shapes.get("t"), "'y' (the projected array's shape)")
+        size = math.prod(shape) * np.dtype(row["dtype"]).itemsize
         reads, writes = PROJECTION_PASSES[kernel]
         return family, Streaming(kernel, reads * size, writes * size, 2 * size, reads + writes), reads + writes
     m, n, k = (int(_need(row, c)) for c in ("m", "n", "k"))
     if family == "gemm":
-        return family, Gemm(kernel, m, n, k, dtype, count=int(params.get("batch", 1))), 1
+        return family, Gemm(kernel, m, n, k, dtype, count=_ints(row, "params", [params.get("batch", 1)], "'batch'")[0]), 1
     if family == "nm_spmm":
         sp = Sparsity.parse(_need(row, "pattern"))
         return family, Gemm(kernel, n, m, k, dtype, weight_sparsity=sp), 1
@@ -254,10 +260,11 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
         workload, launches = _tasd_workload(arch, kernel, n, m, k, dtype, _need(row, "tasd_series"))
         return family, workload, launches
     factors = params.get("factors")
-    if not factors:
-        raise ReplayError(f"trace record {kernel!r}: params has no 'factors' (the Kron factor shapes)")
+    if not isinstance(factors, list) or not factors:
+        raise ReplayError(f"trace record {kernel!r}: params has no 'factors' list (the Kron factor shapes)")
+    factors = [_ints(row, "params", f, "'factors' entry") for f in factors]
     fused = kernel.endswith("fused")
-    layer = KronMatmul(kernel, m, tuple(tuple(int(x) for x in f) for f in factors), dtype, fused=fused)
+    layer = KronMatmul(kernel, m, tuple(tuple(f) for f in factors), dtype, fused=fused)
     return family, layer, (len(factors) if not fused else 1)
 
 

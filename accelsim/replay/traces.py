@@ -13,6 +13,7 @@ from collections import defaultdict
 
 import pyarrow as pa
 
+from accelsim.checks import ensure_finite
 from kernels.errors import InputError
 from kernels.trace import read_traces
 
@@ -162,7 +163,7 @@ def roofline(table: pa.Table, peak_tflops: float | None = None, peak_gbs: float 
     first row's device and dtype. ``fraction_of_roof`` = achieved / min(peak, intensity x bandwidth).
     """
     for name, v in (("--peak-tflops", peak_tflops), ("--peak-gbs", peak_gbs)):
-        if v is not None and not v > 0:
+        if v is not None and not ensure_finite(v, f"traces roofline: {name}") > 0:
             raise InputError(f"traces roofline: {name} must be positive, got {v}")
     rows = summarize(table)
     first = rows[0]
