@@ -40,18 +40,25 @@ from kernels.errors import InputError
 from kernels.io import write_part
 
 __all__ = [
+    "MIN_ENERGY_WINDOW_S",
     "SCHEMA",
     "SCHEMA_VERSION",
     "Recorder",
     "Timing",
     "TraceError",
+    "energy_window",
+    "idle_power",
     "read_traces",
     "time_call",
     "trace_files",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+_READABLE = ("1", "2")
 _VERSION_KEY = b"accelsim.trace.schema_version"
+_ADDED_IN_2 = ("energy_window_s", "energy_calls", "idle_power_w")
+MIN_ENERGY_WINDOW_S = 1.0
+"""The recorder keeps calling a kernel until NVML's energy window is at least this long."""
 
 SCHEMA = pa.schema(
     [
@@ -80,6 +87,9 @@ SCHEMA = pa.schema(
         pa.field("repeats", pa.int32(), nullable=False),
         pa.field("warmup", pa.int32(), nullable=False),
         pa.field("energy_j", pa.float64()),
+        pa.field("energy_window_s", pa.float64()),
+        pa.field("energy_calls", pa.int32()),
+        pa.field("idle_power_w", pa.float64()),
         pa.field("sm_clock_mhz", pa.float64()),
         pa.field("mem_clock_mhz", pa.float64()),
         pa.field("numpy_version", pa.string()),
@@ -93,7 +103,10 @@ SCHEMA = pa.schema(
 kernel-specific extras (Kron factor shapes, projection radius, kernel path); ``flops_dense`` the
 dense-equivalent FLOPs (2·m·n·k for a GEMM), ``flops_effectual`` those on kept values;
 ``bytes_min`` each operand read once and the output written once; times are per call;
-``energy_j`` per call from NVML's energy counter, null when not measured."""
+``energy_j`` per call from NVML's energy counter, null when not measured, over a window of
+``energy_window_s`` seconds and ``energy_calls`` calls (version 2; the recorder extends the window
+to :data:`MIN_ENERGY_WINDOW_S`); ``idle_power_w`` the device's power before the run (version 2).
+Version-1 files read with those three columns null."""
 
 
 class TraceError(InputError):
@@ -109,6 +122,9 @@ class Timing:
     energy_j: float | None = None
     sm_clock_mhz: float | None = None
     mem_clock_mhz: float | None = None
+    energy_window_s: float | None = None
+    energy_calls: int | None = None
+    idle_power_w: float | None = None
 
     @property
     def repeats(self) -> int:
@@ -166,21 +182,59 @@ def _clocks(h) -> tuple:
         return (None, None)
 
 
-def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, **kwargs) -> Timing:
+def _power_w(h) -> float | None:
+    try:
+        import pynvml
+
+        return float(pynvml.nvmlDeviceGetPowerUsage(h)) / 1e3
+    except Exception:
+        return None
+
+
+def idle_power(h, samples: int = 5, interval_s: float = 0.02) -> float | None:
+    """Median NVML power draw (W) of the idle device over ``samples`` readings; None without NVML."""
+    values = []
+    for i in range(samples):
+        if i:
+            time.sleep(interval_s)
+        w = _power_w(h)
+        if w is not None:
+            values.append(w)
+    return float(statistics.median(values)) if values else None
+
+
+def energy_window(call, h, sync, calls_done: int, started: float, min_window_s: float = MIN_ENERGY_WINDOW_S):
+    """Extend an energy window opened at ``started`` (``time.perf_counter``) after ``calls_done`` calls.
+
+    Calls ``call()`` until ``min_window_s`` has passed (``sync()`` after each, so the window
+    covers finished work), then returns ``(calls, window_s, counter_mJ)``: every call in the
+    window and the NVML total-energy counter at its end.
+    """
+    calls = calls_done
+    while time.perf_counter() - started < min_window_s:
+        call()
+        sync()
+        calls += 1
+    return calls, time.perf_counter() - started, _energy_mj(h)
+
+
+def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, min_window_s: float = MIN_ENERGY_WINDOW_S,
+              **kwargs) -> Timing:
     """Time ``fn(*args, **kwargs)``: ``warmup`` untimed calls, then ``repeats`` timed ones.
 
     On CuPy (``xp``, or the module of the array arguments) each call is bracketed by CUDA
     events on the current stream, so the time is device time without host-launch skew; on
-    NumPy ``time.perf_counter``. Where NVML is available the total-energy counter is read
-    before and after the timed calls and divided by ``repeats`` (the counter moves in
-    coarse steps, so energy for sub-millisecond kernels is only meaningful with many repeats).
+    NumPy ``time.perf_counter``. Where NVML is available the idle power is read first, the
+    total-energy counter before the timed calls and, after calling on until the window is at
+    least ``min_window_s`` (NVML's counter steps coarsely), at its end: energy per call is the
+    window's energy over its calls; the time stays the median of the timed calls.
     """
     if warmup < 0 or repeats < 1:
         raise InputError(f"time_call: need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
     xp = xp or array_module(*args)
-    for _ in range(warmup):
-        fn(*args, **kwargs)
     if backend_name(xp) == "numpy":
+        for _ in range(warmup):
+            fn(*args, **kwargs)
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -190,6 +244,11 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, **kwargs) 
     stream = xp.cuda.get_current_stream()
     stream.synchronize()
     h = _nvml_handle()
+    idle = idle_power(h) if h is not None else None
+    for _ in range(warmup):
+        fn(*args, **kwargs)
+    stream.synchronize()
+    started = time.perf_counter()
     e0 = _energy_mj(h) if h is not None else None
     events = [(xp.cuda.Event(), xp.cuda.Event()) for _ in range(repeats)]
     for start, end in events:
@@ -197,11 +256,15 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, **kwargs) 
         fn(*args, **kwargs)
         end.record(stream)
     stream.synchronize()
-    e1 = _energy_mj(h) if h is not None else None
     times = tuple(xp.cuda.get_elapsed_time(s, e) / 1e3 for s, e in events)
-    energy = (e1 - e0) / 1e3 / repeats if e0 is not None and e1 is not None and e1 > e0 else None
+    energy = window = calls = None
+    if e0 is not None:
+        calls, window, e1 = energy_window(lambda: fn(*args, **kwargs), h, stream.synchronize, repeats, started,
+                                          min_window_s)
+        energy = (e1 - e0) / 1e3 / calls if e1 is not None and e1 > e0 else None
     sm, mem = _clocks(h) if h is not None else (None, None)
-    return Timing(times, warmup, energy, sm, mem)
+    return Timing(times, warmup, energy, sm, mem, window if energy is not None else None,
+                  calls if energy is not None else None, idle)
 
 
 @functools.cache
@@ -299,6 +362,9 @@ class Recorder:
             "repeats": timing.repeats,
             "warmup": timing.warmup,
             "energy_j": timing.energy_j,
+            "energy_window_s": timing.energy_window_s,
+            "energy_calls": timing.energy_calls,
+            "idle_power_w": timing.idle_power_w,
             "sm_clock_mhz": timing.sm_clock_mhz,
             "mem_clock_mhz": timing.mem_clock_mhz,
             "git_commit": _git_commit(),
@@ -354,10 +420,10 @@ def _read_one(f: Path) -> pa.Table:
         version = meta.get(_VERSION_KEY)
         if version is None:
             raise TraceError(f"{f}: not an accelsim trace (no {_VERSION_KEY.decode()} in its metadata)")
-        if version.decode() != SCHEMA_VERSION:
+        if version.decode() not in _READABLE:
             raise TraceError(
-                f"{f}: trace schema version {version.decode()!r}, this accelsim reads version "
-                f"{SCHEMA_VERSION!r}; re-record it or use a matching accelsim"
+                f"{f}: trace schema version {version.decode()!r}, this accelsim reads versions "
+                f"{', '.join(map(repr, _READABLE))}; re-record it or use a matching accelsim"
             )
         table = pf.read()
     except TraceError:
@@ -365,6 +431,10 @@ def _read_one(f: Path) -> pa.Table:
     except (pa.ArrowException, OSError, ValueError) as exc:
         msg = " ".join(str(exc).split())
         raise TraceError(f"{f}: unreadable parquet file (corrupt or truncated): {msg}") from None
+    if version.decode() == "1":  # version 2 added the energy-window columns: null in older files
+        for name in _ADDED_IN_2:
+            if name not in table.column_names:
+                table = table.append_column(SCHEMA.field(name), pa.nulls(table.num_rows, SCHEMA.field(name).type))
     missing = [name for name in SCHEMA.names if name not in table.column_names]
     if missing:
         raise TraceError(f"{f}: trace is missing columns {missing}")

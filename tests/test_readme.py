@@ -27,7 +27,8 @@ def workdir(tmp_path_factory):
     (d / "traces").mkdir()
     for name in ("cpu-amd-epyc-2vcpu", "local", "a", "b"):  # local: the examples may run in any order
         shutil.copytree(committed, d / "traces" / name)
-    shutil.copytree(ROOT / "traces" / "nvidia-h100-sxm-xla", d / "traces" / "nvidia-h100-sxm-xla")
+    for name in ("nvidia-h100-sxm-xla", "nvidia-h200-cupy"):
+        shutil.copytree(ROOT / "traces" / name, d / "traces" / name)
     return d
 
 

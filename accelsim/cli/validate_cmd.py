@@ -28,16 +28,33 @@ def validate(
     seed: int = typer.Option(0, "--seed", help="seed of the calibration split"),
     plot: Path = typer.Option(None, "--plot", help="write a projected-vs-measured PNG here"),
     set_: list[str] = typer.Option(None, "--set", help="arch override key.path=value (repeatable)"),
+    save_calibration: Path = typer.Option(None, "--save-calibration", help="GPU arch: write the fitted device "
+                                          "calibration here (fitted on the --calibrate-on split, else on everything)"),
+    calibration: Path = typer.Option(None, "--calibration", help="GPU arch: apply a calibration saved with "
+                                     "--save-calibration for the same device instead of fitting"),
     fmt: Format = FormatOpt,
 ) -> None:
-    """Per kernel family: MAPE and Pearson r of projected vs measured time (and energy, EDP where measured)."""
+    """Per kernel family: MAPE and Pearson r of projected vs measured time (and energy, EDP where measured).
+
+    An arch with a ``gpu:`` section (h200_sxm) is replayed on the GPU unit model with one device
+    calibration; other archs on the simulator with per-group calibration.
+    """
+    from accelsim.errors import ConfigError
     from accelsim.model.arch import load_arch, parse_overrides
     from accelsim.replay.calibrate import plot_validation
     from accelsim.replay.calibrate import validate as run_validate
     from kernels.trace import read_traces
 
     cfg = load_arch(arch, parse_overrides(set_))
-    report = run_validate(read_traces(traces), cfg, calibrate_on, seed)
+    if cfg.gpu is not None:
+        from accelsim.replay.device import validate_gpu
+
+        report = validate_gpu(read_traces(traces), cfg, calibrate_on, seed, calibration, save_calibration)
+    elif save_calibration is not None or calibration is not None:
+        raise ConfigError(f"--save-calibration/--calibration: arch {cfg.name!r} has no gpu: section; "
+                          f"device calibrations are for GPU unit-model archs such as h200_sxm")
+    else:
+        report = run_validate(read_traces(traces), cfg, calibrate_on, seed)
     if plot is not None:
         plot_validation(report, plot)
     if fmt is Format.json:
@@ -69,7 +86,14 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
         rows.append(row)
     cal = report["calibration"]
     caption = list(report["notes"])
-    if cal:
+    if cal and cal.get("model") == "gpu-units":
+        caption.append(f"device calibration: {cal['source']}")
+        for name, p in cal["params"].items():
+            caption.append(f"  {name} = {p['value']:.4g} in [{p['lower']:g}, {p['upper']:g}]: {p['meaning']}")
+        caption.append("largest errors: " + "; ".join(
+            f"{d['label']} {d['ape_pct']:.0f} % ({100 * d['share_of_squared_error']:.0f} % of squared error)"
+            for d in cal["dominant"][:3]))
+    elif cal:
         for fam, p in cal["params"].items():
             caption.append(f"{fam}: launch_overhead_s={_g(p['launch_overhead_s'])}, compute_efficiency="
                            f"{_g(p['compute_efficiency'])}, bandwidth_fraction={_g(p['bandwidth_fraction'])} "
@@ -77,7 +101,8 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
     if plot is not None:
         caption.append(f"plot: {plot}")
     title = f"validate: {traces} on {report['arch']}" + (
-        f" (calibrated on {cal['train']}, held out {cal['held_out']}, seed {cal['seed']})" if cal else " (uncalibrated)")
+        f" (calibrated on {cal['train']}, held out {cal['held_out']}, seed {cal['seed']})" if cal and cal.get("held_out")
+        else f" ({cal['source']})" if cal and cal.get("model") else " (uncalibrated)")
     print_table(title, cols, rows, caption="\n".join(caption))
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_serializer,
+                      model_validator)
 
 from accelsim.errors import ConfigError
 from kernels.errors import InputError
@@ -21,6 +22,8 @@ __all__ = [
     "DTYPE_BYTES",
     "ArchConfig",
     "EnergyTable",
+    "GpuEnergy",
+    "GpuUnits",
     "MemoryLevel",
     "SparsitySupport",
     "SystolicCompute",
@@ -222,6 +225,47 @@ class EnergyTable(_Strict):
         return v
 
 
+def _positive_rates(v: dict) -> dict:
+    for dtype, rate in v.items():
+        if not rate > 0:
+            raise ValueError(f"rate for {dtype} must be > 0, got {rate}")
+    return v
+
+
+class GpuEnergy(_Strict):
+    """Per-action energies of the GPU unit model (pJ), and the static power (W)."""
+
+    cuda_core_mac_pj: dict[Dtype, float]
+    tensor_core_mac_pj: dict[Dtype, float]
+    register_file_pj_per_access: float = Field(ge=0)
+    smem_pj_per_byte: float = Field(ge=0)
+    static_w: float = Field(ge=0)
+
+
+class GpuUnits(_Strict):
+    """A GPU's separate units for :mod:`accelsim.model.gpu`: per-SM MAC rates of the CUDA cores, tensor
+    cores and sparse tensor cores per dtype (sparse: kept MACs per cycle), the shared-memory pipe per
+    SM, the CTA tiles and split-K factors library GEMMs choose from, and uncalibrated launch, host-call
+    and loop-step costs. L2 and HBM come from the arch's ``memory`` levels named ``l2`` and ``hbm``."""
+
+    sms: int = Field(gt=0)
+    cuda_core_macs_per_cycle: dict[Dtype, float]
+    tensor_core_macs_per_cycle: dict[Dtype, float]
+    sparse_tensor_core_macs_per_cycle: dict[Dtype, float] = {}
+    smem_bytes_per_cycle: float = Field(gt=0)
+    tensor_core_tiles: list[tuple[PositiveInt, PositiveInt]] = Field(min_length=1)
+    cuda_core_tiles: list[tuple[PositiveInt, PositiveInt]] = Field(min_length=1)
+    split_k: list[PositiveInt] = [1]
+    min_split_k_depth: int = Field(default=256, gt=0)
+    launch_s: float = Field(ge=0)
+    host_call_s: float = Field(ge=0)
+    loop_step_s: float = Field(ge=0)
+    energy: GpuEnergy
+
+    _rates = field_validator("cuda_core_macs_per_cycle", "tensor_core_macs_per_cycle",
+                             "sparse_tensor_core_macs_per_cycle")(_positive_rates)
+
+
 class ArchConfig(_Strict):
     """A validated architecture: compute unit, memory levels (outermost first), energy table."""
 
@@ -232,6 +276,15 @@ class ArchConfig(_Strict):
     compute: Annotated[Union[SystolicCompute, TensorCoreCompute], Field(discriminator="kind")]
     memory: tuple[MemoryLevel, ...] = Field(min_length=1)
     energy: EnergyTable
+    gpu: GpuUnits | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_absent_gpu(self, handler):
+        """Configs without a ``gpu:`` section dump as before it existed (sweep keys stay the same)."""
+        out = handler(self)
+        if out.get("gpu") is None:
+            out.pop("gpu", None)
+        return out
 
     @model_validator(mode="after")
     def _cross_checks(self):

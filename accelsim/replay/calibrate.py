@@ -274,7 +274,11 @@ def plot_validation(report: dict, path) -> None:
     ax.set_xlabel("measured time (s)")
     ax.set_ylabel("projected time (s)")
     cal = report["calibration"]
-    which = f"held-out ({cal['held_out']} of {cal['train'] + cal['held_out']})" if cal else "uncalibrated"
+    if cal and cal.get("held_out"):
+        which = f"held-out ({cal['held_out']} of {cal['train'] + cal['held_out']})"
+    else:
+        which = "calibration from file" if cal and str(cal.get("source", "")).startswith("file") else (
+            "in-sample" if cal and cal.get("train") else "uncalibrated")
     ax.set_title(f"{report['arch']}: {which}, MAPE {report['overall']['mape_pct']:.0f} %", fontsize=10)
     ax.legend(fontsize=8)
     save_figure(fig, path)

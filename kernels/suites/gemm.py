@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kernels.backend import backend_name
+from kernels.impls import impl_name
 from kernels.suites import Case, Prepared, case_rng, register, shapes_for
 
 __all__ = ["cases", "dense_case", "dtypes_for"]
@@ -26,7 +27,7 @@ def dense_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: int) ->
             kernel="gemm", dtype=dtype, m=m, n=n, k=k,
             shapes={"a": (m, k), "b": (k, n), "c": (m, n)},
             pattern=None, density=1.0, flops_dense=2 * m * n * k,
-            bytes_min=(m * k + k * n + m * n) * item, params={"impl": "matmul"},
+            bytes_min=(m * k + k * n + m * n) * item, params={"impl": impl_name("gemm", backend_name(xp))},
         )
         return Prepared(xp.matmul, (a, b), fields)
 

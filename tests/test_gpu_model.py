@@ -1,0 +1,216 @@
+"""GPU unit model: implementation descriptions against the kernels' code, times recomputed by hand, the device
+calibration (bounds, save/apply, device mismatch) and regression guards on committed H200 and H100 traces."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.model.arch import load_arch
+from accelsim.model.gpu import BOUNDS, DeviceParams, record_time, step_time
+from accelsim.replay.device import fit_device, gpu_items, predict, validate_gpu
+from kernels.impls import IMPLS, Record, describe, infer_impl, warp_bank_wavefronts
+from kernels.trace import read_traces
+from tests.conftest import ROOT, assert_exit_2, run_in_process
+
+H200 = ROOT / "traces" / "nvidia-h200-cupy"
+H100 = ROOT / "traces" / "nvidia-h100-sxm-xla"
+YAML = yaml.safe_load((ROOT / "arch_configs" / "h200_sxm.yaml").read_text())
+P = DeviceParams(launch_s=3e-6, host_call_s=20e-6, loop_step_s=2e-6, mac_efficiency=0.75, smem_efficiency=0.9,
+                 bandwidth_efficiency=0.5)
+
+
+@pytest.fixture(scope="module")
+def arch():
+    return load_arch("h200_sxm")
+
+
+@pytest.fixture(scope="module")
+def h200_items():
+    return gpu_items(read_traces(H200))
+
+
+def _rec(**kw) -> Record:
+    base = dict(kernel="nm_spmm", dtype="float32", m=1024, n=4096, k=4096, pattern="4:8")
+    return Record(**{**base, **kw})
+
+
+# --------------------------------------------------------------------------- descriptions vs the code
+def test_nm_step_matches_the_cuda_launch_read_by_hand():
+    # nm_spmm.cu, 4:8 (low path): BM=64, 128 threads, grid (4096/64, 1024/64); bkg = 32/8 = 4 groups per chunk,
+    # 512 groups -> 128 chunks; per kept value and row a warp does 2 LDS.128 (4 wavefronts each) + LDS + LDS.U8;
+    # TM = 4 rows/thread, 4 warps: 4 * (512 groups * 4 kept) * 4 * 10 wavefronts; staging 128 chunks * 4 warps *
+    # (16 B slots + 2 * 16 A slots).
+    (step,) = describe("nm_scalar_cuda").steps(_rec())
+    assert step.unit == "cuda_core" and step.blocks == 64 * 16 and step.blocks_per_sm == 2
+    assert step.smem_cycles_per_block == 4 * 2048 * 4 * 10 + 128 * 4 * (16 + 32)
+    assert step.loop_steps_per_block == 129
+    assert step.macs == 1024 * 4096 * 2048
+    # 1:8 takes the high-sparsity path: BM = 32, 4 blocks/SM, TM = 2; fp16 exposes 1 + 4/2 round trips per chunk
+    (hi,) = describe("nm_scalar_cuda").steps(_rec(pattern="1:8", dtype="float16"))
+    assert hi.blocks == 64 * 32 and hi.blocks_per_sm == 4
+    assert hi.smem_cycles_per_block == 4 * 512 * 2 * 10 + 128 * 4 * (16 + 16)
+    assert hi.loop_steps_per_block == 129 * 3
+
+
+def test_tasd_is_one_spmm_per_term_plus_adds():
+    steps = describe("tasd_multipass_cuda").steps(Record("tasd_spmm", "float32", m=512, n=256, k=1024,
+                                                         tasd_series="2:4+1:4"))
+    assert [s.name for s in steps] == ["term 2:4", "term 1:4", "add"]
+    assert steps[2].launches == 1 and steps[2].bytes_read == 2 * 512 * 256 * 4 and steps[2].bytes_written == 512 * 256 * 4
+    assert sum(s.macs for s in steps[:2]) == 512 * 256 * (512 + 256)  # kept values per row: K/4*2 + K/4*1
+
+
+def test_kron_shuffle_is_a_gemm_and_a_transpose_per_factor():
+    steps = describe("kron_shuffle_cupy").steps(Record("kron_matmul_shuffle", "float32", m=64,
+                                                       params={"factors": [[8, 8], [8, 8], [8, 8]]}))
+    assert [s.unit for s in steps] == ["cuda_core", "memory"] * 3
+    assert all(s.gemm == (64 * 512 // 8, 8, 8, 1) for s in steps[::2])
+
+
+def test_kron_fused_launches_and_macs_follow_kernels_kron():
+    from kernels.kron import _gpu_groups, kron_flops
+
+    shapes = [(8, 8)] * 6
+    steps = describe("kron_fused_cuda").steps(Record("kron_matmul_fused", "float32", m=16, params={"factors": shapes}))
+    assert len(steps) == len(_gpu_groups(shapes, 4)) == 2
+    assert sum(s.macs for s in steps) == kron_flops(16, shapes) // 2
+
+
+@given(st.integers(1, 64))
+@settings(max_examples=40, deadline=None)
+def test_bank_conflicts_of_a_strided_warp_access_are_gcd(stride):
+    assert warp_bank_wavefronts([t * stride for t in range(32)]) == math.gcd(stride, 32)
+
+
+def test_old_records_get_their_implementation_from_kernel_and_backend():
+    assert infer_impl(_rec(params={"impl": "matmul"}, kernel="gemm")) == "gemm_cublas"
+    assert infer_impl(_rec(params={"impl": "cusparselt"}, kernel="cusparselt_2_4")) == "nm_2of4_cusparselt"
+    assert infer_impl(_rec(params={"impl": "nm_scalar_cuda"})) == "nm_scalar_cuda"
+    assert infer_impl(_rec(backend="xla", kernel="gemm")) == "gemm_xla"
+    from kernels.errors import InputError
+
+    with pytest.raises(InputError, match="no implementation description"):
+        infer_impl(_rec(kernel="nm_spmm", backend="cupy", params={"impl": "nm_vector_cuda"}))  # not yet described
+
+
+def test_every_suite_records_a_described_implementation():
+    from kernels.impls import impl_name
+
+    for kernel in ("gemm", "nm_spmm", "tasd_spmm", "kron_matmul_fused", "kron_matmul_shuffle",
+                   "project_l1inf_bilevel", "project_multilevel", "cusparselt_2_4"):
+        assert impl_name(kernel, "cupy") in IMPLS
+
+
+# --------------------------------------------------------------------------- times recomputed by hand
+def test_cublas_gemm_time_by_hand(arch):
+    m = n = k = 4096
+    (step,) = describe("gemm_cublas").steps(_rec(kernel="gemm", m=1024, n=4096, k=4096))
+    hz = YAML["clock_ghz"] * 1e9
+    # every listed SGEMM tile gives 1024*4096*4096/(128 lanes)/132 SMs rounded up to whole waves = 8 blocks of
+    # 131072 cycles (64x64) = 1048576 cycles; operands 1024x4096 + 4096x4096 + 1024x4096 fp32 = 100.7 MB > 50 MB L2
+    mac_s = 1048576 / hz / P.mac_efficiency
+    mem_s = (1024 * 4096 + 4096 * 4096 + 1024 * 4096) * 4 / (YAML["memory"][0]["bandwidth"] * hz) / P.bandwidth_efficiency
+    want = max(mac_s, mem_s) + P.launch_s
+    assert step_time(arch, P, step).seconds == pytest.approx(want, rel=1e-12)
+    t, _ = record_time(arch, P, [step], host_calls=1)
+    assert t == pytest.approx(max(want, P.host_call_s), rel=1e-12)
+    del m, n, k
+
+
+def test_nm_kernel_time_by_hand(arch):
+    (step,) = describe("nm_scalar_cuda").steps(_rec())
+    hz = 1.98e9
+    per_sm_blocks = math.ceil(1024 / 132)  # 8 blocks share each SM's shared-memory pipe
+    waves = math.ceil(1024 / (132 * 2))  # 2 resident blocks per SM
+    cycles = 4 * 2048 * 4 * 10 + 128 * 4 * 48
+    want = per_sm_blocks * cycles / hz / P.smem_efficiency + waves * 129 * P.loop_step_s + P.launch_s
+    assert step_time(arch, P, step).seconds == pytest.approx(want, rel=1e-12)
+
+
+def test_projection_is_host_bound_by_its_calls(arch):
+    r = Record("project_l1inf_bilevel", "float32", shapes={"y": [1000, 1000]})
+    impl = describe(infer_impl(r))
+    t, _ = record_time(arch, P, impl.steps(r), impl.host_calls(r))
+    assert t == pytest.approx(impl.host_calls(r) * P.host_call_s)
+
+
+# --------------------------------------------------------------------------- calibration
+def test_fit_recovers_known_parameters_and_respects_bounds(arch, h200_items):
+    truth = DeviceParams(launch_s=4e-6, host_call_s=30e-6, loop_step_s=1.5e-6, mac_efficiency=0.7,
+                         smem_efficiency=0.8, bandwidth_efficiency=0.4)
+    for it in h200_items:
+        it.measured_s = predict(arch, truth, it)
+    got = fit_device(arch, h200_items)
+    for name in ("host_call_s", "loop_step_s", "mac_efficiency", "smem_efficiency", "bandwidth_efficiency"):
+        assert getattr(got, name) == pytest.approx(getattr(truth, name), rel=0.02), name
+    # measurements 3x faster than any efficiency <= 1 allows: the fit stops at the bound
+    for it in h200_items:
+        it.measured_s = predict(arch, DeviceParams(0, 0, 0, 1, 1, 1), it) / 3
+    fast = fit_device(arch, h200_items)
+    for name, (lo, hi, _) in BOUNDS.items():
+        assert lo <= getattr(fast, name) <= hi
+    assert fast.smem_efficiency == pytest.approx(1.0) and fast.mac_efficiency == pytest.approx(1.0)
+
+
+def test_save_then_apply_reproduces_the_projection(tmp_path, arch, capsys, monkeypatch):
+    cal = tmp_path / "h200.json"
+    code, out, _ = run_in_process(capsys, monkeypatch, "validate", "--traces", str(H200), "--arch", "h200_sxm",
+                                  "--calibrate-on", "0.5", "--seed", "1", "--save-calibration", str(cal),
+                                  "--format", "json")
+    assert code in (0, None)
+    fitted = json.loads(out)
+    doc = json.loads(cal.read_text())
+    assert doc["device"] == "NVIDIA H200" and set(doc["params"]) == set(BOUNDS)
+    for name, p in fitted["calibration"]["params"].items():
+        assert doc["params"][name] == p["value"] and p["lower"] <= p["value"] <= p["upper"]
+    code, out, _ = run_in_process(capsys, monkeypatch, "validate", "--traces", str(H200), "--arch", "h200_sxm",
+                                  "--calibration", str(cal), "--format", "json")
+    applied = json.loads(out)
+    assert [k["projected_s"] for k in applied["kernels"]] == [k["projected_s"] for k in fitted["kernels"]]
+    assert applied["calibration"]["source"].startswith("file")
+
+
+def test_calibration_of_another_device_exits_2(tmp_path, capsys, monkeypatch):
+    cal = tmp_path / "h200.json"
+    run_in_process(capsys, monkeypatch, "validate", "--traces", str(H200), "--arch", "h200_sxm",
+                   "--save-calibration", str(cal), "--format", "json")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(H100), "--arch", "h100_sxm_units",
+                                 "--calibration", str(cal)), "NVIDIA H200", "h100_sxm_units")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(H100), "--arch", "h100_sxm",
+                                 "--calibration", str(cal)), "gpu: section")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.loads(cal.read_text()), "params": {**json.loads(cal.read_text())["params"],
+                                                                          "mac_efficiency": 3.0}}))
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(H200), "--arch", "h200_sxm",
+                                 "--calibration", str(bad)), "mac_efficiency", "bound")
+    assert not (tmp_path / "never.json").exists()
+
+
+# --------------------------------------------------------------------------- regression guards
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_h200_subset_held_out_error(arch, seed):
+    report = validate_gpu(read_traces(H200), arch, calibrate_on=0.5, seed=seed)
+    assert report["overall"]["mape_pct"] <= 12.0 and report["overall"]["pearson_r"] >= 0.98
+    fam = {f["family"]: f["mape_pct"] for f in report["families"]}
+    assert fam["nm_spmm"] <= 10 and fam["tasd"] <= 10 and fam["gemm"] <= 20
+    assert all(p["inside_bound"] for p in report["calibration"]["params"].values())
+    assert "energy unmeasured" in " ".join(report["notes"])
+
+
+def test_h100_xla_unit_model_guard():
+    report = validate_gpu(read_traces(H100), load_arch("h100_sxm_units"), calibrate_on=0.5, seed=0)
+    groups = {g["family"]: g["mape_pct"] for g in report["groups"]}
+    assert groups["gemm bfloat16"] <= 15 and groups["gemm tfloat32"] <= 22  # measured 12.6 / 19.3 %
+
+
+def test_reading_old_and_new_schema_versions(tmp_path):
+    t = read_traces(H200)  # a version-1 file: the version-2 columns read as null
+    assert t.num_rows == 65 and t.column("energy_window_s").null_count == 65
+    assert Path(H200 / "README.md").is_file()
