@@ -46,6 +46,7 @@ __all__ = [
     "Recorder",
     "Timing",
     "TraceError",
+    "energy_per_call",
     "energy_window",
     "idle_power",
     "read_traces",
@@ -265,6 +266,28 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, min_window
     sm, mem = _clocks(h) if h is not None else (None, None)
     return Timing(times, warmup, energy, sm, mem, window if energy is not None else None,
                   calls if energy is not None else None, idle)
+
+
+def energy_per_call(fn, *args, xp=None, min_window_s: float = 1.0, **kwargs) -> float | None:
+    """Joules per call of ``fn`` from NVML's energy counter over a window of at least ``min_window_s``.
+
+    The counter moves in coarse steps (tens of ms), so the call repeats until the window is long
+    enough and the energy is divided by the calls made. ``None`` on NumPy or without NVML.
+    """
+    xp = xp or array_module(*args)
+    if backend_name(xp) == "numpy":
+        return None
+    h = _nvml_handle()
+    if h is None:
+        return None
+    stream = xp.cuda.get_current_stream()
+    fn(*args, **kwargs)
+    stream.synchronize()
+    e0, t0 = _energy_mj(h), time.perf_counter()
+    calls, _, e1 = energy_window(lambda: fn(*args, **kwargs), h, stream.synchronize, 0, t0, min_window_s)
+    if e0 is None or e1 is None or e1 <= e0:
+        return None
+    return (e1 - e0) / 1e3 / calls
 
 
 @functools.cache

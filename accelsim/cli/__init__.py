@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from accelsim.cli import kernels_cmd, prune_cmd, simulate_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd
+from accelsim.cli import kernels_cmd, prune_cmd, run_cmd, simulate_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd
 from kernels.errors import InputError
 
 __all__ = ["app", "main"]
@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 
 # Every command module attaches its commands through ``register(app)``; the command set is this list.
-for _module in (simulate_cmd, kernels_cmd, prune_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd):
+for _module in (simulate_cmd, kernels_cmd, prune_cmd, run_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd):
     _module.register(app)
 
 

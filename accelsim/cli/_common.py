@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 import json
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Format", "FormatOpt", "console", "print_json", "print_table", "progress_bar"]
+__all__ = ["Format", "FormatOpt", "check_timing_opts", "console", "print_json", "print_table", "progress_bar"]
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -21,6 +22,16 @@ class Format(str, enum.Enum):
 
 
 FormatOpt = typer.Option(Format.table, "--format", help="table (default) or json for scripts")
+
+
+def check_timing_opts(repeats: int, warmup: int, out: Path) -> None:
+    """Refuse bad --repeats/--warmup and an --out that is a file (commands writing trace datasets)."""
+    from kernels.errors import InputError
+
+    if repeats < 1 or warmup < 0:
+        raise InputError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file; pass a directory for the trace dataset")
 
 
 def _dumps(obj) -> str:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from accelsim.cli._common import Format, FormatOpt, print_json, print_table, progress_bar
-from kernels.errors import InputError
+from accelsim.cli._common import Format, FormatOpt, check_timing_opts, print_json, print_table, progress_bar
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
 __all__ = ["kernels_app", "register", "run"]
@@ -36,10 +35,7 @@ def run(
     from kernels.suites import get_cases, run_suite
     from kernels.trace import Recorder
 
-    if repeats < 1 or warmup < 0:
-        raise InputError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; pass a directory for the trace dataset")
+    check_timing_opts(repeats, warmup, out)
     xp = get_xp(backend)
     total = len(get_cases(suite, sizes, xp, seed))
     with Recorder(out) as rec, progress_bar("{task.description}", disable=fmt is Format.json) as progress:

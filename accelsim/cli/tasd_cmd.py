@@ -65,7 +65,9 @@ def search_command(
     series: Optional[list[str]] = typer.Option(None, "--series", help="restrict candidates to these series (repeatable)"),
     refine: int = typer.Option(0, "--refine", help="extra forward passes for greedy per-layer relaxation (with --budget)"),
     params: Optional[list[str]] = typer.Option(None, "--param", help="network parameter name=value, e.g. seq_len=128"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write the result to .json or .parquet"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the plan (.json, runs with `accelsim run`) or a .parquet table"),
+    layout: str = typer.Option("element", "--layout", help="N:M layout of one-term series in the plan: element or vector"),
+    sparse_tc: bool = typer.Option(False, "--sparse-tc", help="plan 2:4 weights on sparse tensor cores (cuSPARSELt)"),
     fmt: Format = FormatOpt,
 ) -> None:
     """TASDER: per-layer weight/activation TASD series with minimum EDP within the error budget."""
@@ -75,6 +77,8 @@ def search_command(
     from accelsim.codesign.sources import load_weight_file
     from accelsim.model.workloads import as_network
 
+    if layout not in ("element", "vector"):
+        raise InputError(f"--layout {layout!r}: use element or vector")
     kw = parse_overrides(params, source="--param")
     net = as_network(workload, **kw)
     model, real = None, None
@@ -94,7 +98,7 @@ def search_command(
     result = search(arch, net, budget=budget, max_error=max_error, weights=real, model=model, prune=prune,
                     max_terms=max_terms, series=series, refine=refine)
     if out is not None:
-        write_result(result, out)
+        write_result(result, out, workload, kw, layout, sparse_tc)
     if fmt == Format.json:
         print_json(result.to_dict())
         return

@@ -9,7 +9,7 @@ import typer
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
-__all__ = ["print_validation", "register", "validate"]
+__all__ = ["print_run", "print_validation", "register", "validate"]
 
 
 def _r(v):
@@ -32,35 +32,105 @@ def validate(
                                           "calibration here (fitted on the --calibrate-on split, else on everything)"),
     calibration: Path = typer.Option(None, "--calibration", help="GPU arch: apply a calibration saved with "
                                      "--save-calibration for the same device instead of fitting"),
+    calibrate_with: Path = typer.Option(None, "--calibrate-with", help="network runs: fit the calibration on this "
+                                        "trace set of the same device (e.g. traces/cpu-amd-epyc-2vcpu)"),
     fmt: Format = FormatOpt,
 ) -> None:
     """Per kernel family: MAPE and Pearson r of projected vs measured time (and energy, EDP where measured).
 
     An arch with a ``gpu:`` section (h200_sxm) is replayed on the GPU unit model with one device
-    calibration; other archs on the simulator with per-group calibration.
+    calibration; other archs on the simulator with per-group calibration. On the traces of
+    `accelsim run` (a network run): per layer and for the whole run, projected vs measured time,
+    energy and EDP, and the plan's projected gain over the dense run against the measured one.
     """
     from accelsim.errors import ConfigError
     from accelsim.model.arch import load_arch, parse_overrides
     from accelsim.replay.calibrate import plot_validation
     from accelsim.replay.calibrate import validate as run_validate
+    from accelsim.replay.network import is_network_run
+    from kernels.errors import InputError
     from kernels.trace import read_traces
 
     cfg = load_arch(arch, parse_overrides(set_))
+    table = read_traces(traces)
+    if is_network_run(table):
+        if calibrate_on is not None:
+            raise InputError("--calibrate-on: a network run is never fitted on; use --calibrate-with TRACES")
+        _validate_run(table, cfg, calibrate_with, plot, fmt, str(traces))
+        return
+    if calibrate_with is not None:
+        raise InputError(f"--calibrate-with: only for network-run traces (`accelsim run`); {traces} holds kernel traces")
     if cfg.gpu is not None:
         from accelsim.replay.device import validate_gpu
 
-        report = validate_gpu(read_traces(traces), cfg, calibrate_on, seed, calibration, save_calibration)
+        report = validate_gpu(table, cfg, calibrate_on, seed, calibration, save_calibration)
     elif save_calibration is not None or calibration is not None:
         raise ConfigError(f"--save-calibration/--calibration: arch {cfg.name!r} has no gpu: section; "
                           f"device calibrations are for GPU unit-model archs such as h200_sxm")
     else:
-        report = run_validate(read_traces(traces), cfg, calibrate_on, seed)
+        report = run_validate(table, cfg, calibrate_on, seed)
     if plot is not None:
         plot_validation(report, plot)
     if fmt is Format.json:
         print_json(report)
         return
     print_validation(report, str(traces), plot)
+
+
+def _validate_run(table, cfg, calibrate_with, plot, fmt, traces: str) -> None:
+    from accelsim.replay.network import calibration_from, compare_run, plot_run
+    from kernels.trace import read_traces
+
+    cal = calibration_from(read_traces(calibrate_with), cfg) if calibrate_with is not None else None
+    report = compare_run(table, cfg, cal)
+    if plot is not None:
+        plot_run(report, plot)
+    if fmt is Format.json:
+        print_json(report)
+        return
+    print_run(report, traces, calibrate_with, plot)
+
+
+def _x(v):
+    return "n/a" if v is None else f"{v:.3g}x"
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{v:+.1%}"
+
+
+def print_run(report: dict, traces: str, calibrate_with=None, plot: Path | None = None) -> None:
+    """Per-layer table (dense and plan, projected vs measured) and a whole-run table with the gains."""
+    vs = report["variants"]
+    dense = next((v for v in vs if v["plan"] == "dense"), None)
+    plan = next((v for v in vs if v["plan"] != "dense"), None)
+    cols = ["#", "layer", "plan kernel"]
+    rows = []
+    for v in (dense, plan):
+        if v is not None:
+            cols += [f"{'dense' if v is dense else 'plan'} meas s", f"{'dense' if v is dense else 'plan'} proj s"]
+    if dense and plan:
+        cols += ["gain meas", "gain proj"]
+    ref = plan or dense
+    for i, l in enumerate(ref["layers"]):
+        row = [l["index"], l["layer"], l["plan_kernel"]]
+        for v in (dense, plan):
+            if v is not None:
+                row += [v["layers"][i]["measured_s"], v["layers"][i]["projected_s"]]
+        if dense and plan:
+            row += [l["measured_gain"], l["projected_gain"]]
+        rows.append(row)
+    cal = f"calibrated on {calibrate_with} ({report['calibration']['configs']} configs)" if report["calibration"] else "uncalibrated"
+    print_table(f"validate run: {traces} on {report['arch']} ({cal})", cols, rows)
+    wcols = ["variant", "meas s", "proj s", "time err", "meas J", "proj J", "meas EDP", "proj EDP", "EDP err"]
+    wrows = [[v["plan"], v["run"]["measured_s"], v["run"]["projected_s"], _pct(v["run"]["time_error"]),
+              _r(v["run"]["measured_j"]), v["run"]["projected_j"], _r(v["run"]["measured_edp"]),
+              v["run"]["projected_edp"], _pct(v["run"]["edp_error"])] for v in vs]
+    caption = [f"{k}: gain over dense, time measured {g['measured_time']:.3f}x vs projected {g['projected_time']:.3f}x; "
+               f"EDP measured {_x(g['measured_edp'])} vs projected {_x(g['projected_edp'])}"
+               for k, g in report["gain"].items()]
+    caption += report["notes"] + ([f"plot: {plot}"] if plot is not None else [])
+    print_table("whole run", wcols, wrows, caption="\n".join(caption))
 
 
 def _split_groups(report: dict) -> list[dict]:

@@ -53,10 +53,14 @@ def _gemm(layer) -> Gemm:
     return layer.as_gemm() if isinstance(layer, Conv) else layer
 
 
-def synthetic_weight(layer, prune: float = 0.0) -> np.ndarray:
-    """A ``(min(N, SAMPLE_ROWS), K)`` Laplace(0, 1) weight sample, magnitude-pruned by ``prune``."""
+def synthetic_weight(layer, prune: float = 0.0, rows: int | None = None) -> np.ndarray:
+    """A ``(min(N, SAMPLE_ROWS), K)`` Laplace(0, 1) weight sample, magnitude-pruned by ``prune``.
+
+    ``rows`` draws that many rows instead (``N`` for the whole weight); the first rows are the sample's.
+    """
     g = _gemm(layer)
-    w = _rng(layer.name, "weight").laplace(0.0, 1.0, size=(min(g.n, SAMPLE_ROWS), g.k)).astype(np.float32)
+    rows = min(g.n, SAMPLE_ROWS) if rows is None else rows
+    w = _rng(layer.name, "weight").laplace(0.0, 1.0, size=(rows, g.k)).astype(np.float32)
     return magnitude_prune(w, prune) if prune else w
 
 
@@ -71,30 +75,31 @@ def activation_kind(layer, network: Network) -> str:
     return "gauss"
 
 
-def synthetic_activation(layer, kind: str) -> np.ndarray:
-    """A ``(SAMPLE_ROWS, K)`` activation sample of the given :func:`activation_kind`."""
-    x = _rng(layer.name, "act").standard_normal((SAMPLE_ROWS, _gemm(layer).k))
+def synthetic_activation(layer, kind: str, rows: int | None = None) -> np.ndarray:
+    """A ``(SAMPLE_ROWS, K)`` activation sample of the given :func:`activation_kind` (``rows`` rows if given)."""
+    x = _rng(layer.name, "act").standard_normal((rows or SAMPLE_ROWS, _gemm(layer).k))
     if kind == "relu":
         x = np.maximum(x, 0.0)
     elif kind == "gelu":
         x = 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
     elif kind != "gauss":
         raise InputError(f"synthetic activation kind {kind!r}: use relu, gauss or gelu")
-    return x.astype(np.float32)
+    return x.astype(np.float32, copy=False)
 
 
 def capture_activations(model, sentences: Sequence[str], weights: Mapping[str, np.ndarray] | None = None,
-                        batch_size: int = 64) -> dict[str, np.ndarray]:
+                        batch_size: int = 64, keep_padding: bool = False) -> dict[str, np.ndarray]:
     """Each Linear's real input rows ``(tokens, in)`` from ``model`` on ``sentences``, padding excluded.
 
     Runs the unmodified forward pass (``weights`` replace Linears, e.g. a pruned base) and
     records inputs through the activation hook; padding rows are dropped with the tokenizer's
-    attention mask, so the sample is exactly what real tokens feed each layer.
+    attention mask, so the sample is exactly what real tokens feed each layer. ``keep_padding``
+    keeps them: every row a padded batch multiplies (what a network run executes).
     """
     rows: dict[str, list[np.ndarray]] = {n: [] for n in model.linear_names}
     for i in range(0, len(sentences), batch_size):
         batch = list(sentences[i : i + batch_size])
-        keep = model.tokenize(batch)[1].reshape(-1).astype(bool)
+        keep = model.tokenize(batch)[1].reshape(-1).astype(bool) | keep_padding
 
         def hook(name, x, keep=keep):
             rows[name].append(np.array(x[keep], dtype=np.float32))
@@ -129,9 +134,10 @@ def load_weight_file(path: str | Path, network: Network) -> dict[str, np.ndarray
         if t is None:
             continue
         g = _gemm(layer)
-        if t.size != g.n * g.k:
+        if t.ndim < 2 or t.shape[0] != g.n or math.prod(t.shape[1:]) != g.k:
             raise InputError(
-                f"--weights: tensor for layer {layer.name!r} has shape {t.shape}; expected {g.n}x{g.k} elements (N x K)"
+                f"--weights: tensor for layer {layer.name!r} has shape {t.shape}; expected ({g.n}, {g.k}) "
+                f"(out, in) or (out, in, kh, kw) with in*kh*kw = {g.k}"
             )
         out[layer.name] = np.asarray(t, dtype=np.float32).reshape(g.n, g.k)
     if not out:

@@ -388,21 +388,27 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
     return TasderResult(arch.name, net.name, layers, cap, budget, proxy, probes, net)
 
 
-def write_result(result: TasderResult, path: str | Path) -> None:
-    """Write ``result`` atomically: ``.json`` (:meth:`TasderResult.to_dict`) or ``.parquet`` (a row per layer)."""
+def write_result(result: TasderResult, path: str | Path, workload: str | None = None, params: dict | None = None,
+                 layout: str = "element", sparse_tc: bool = False) -> None:
+    """Write ``result`` atomically: ``.json`` as a plan (:mod:`accelsim.codesign.plan`, TASDER's figures kept
+    per layer) or ``.parquet`` (a row per layer). ``workload``/``params`` rebuild the network (default: its name)."""
+    from accelsim.codesign.plan import plan_from_search
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".json", ".parquet"):
         raise AccelsimError(f"--out {path}: unknown file type {suffix or '(none)'!r}; use .json or .parquet")
-    doc = result.to_dict()
-    with atomic_path(path) as tmp:
-        if suffix == ".json":
+    if suffix == ".json":
+        doc = plan_from_search(result, workload or result.workload, params or {}, layout, sparse_tc)
+        with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-            rows = [{"arch": result.arch, "workload": result.workload, **r} for r in doc.pop("layers")]
-            table = pa.Table.from_pylist(rows)
-            meta = {b"tasder": json.dumps(doc, allow_nan=False).encode()}
-            pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}), tmp)
+    doc = result.to_dict()
+    rows = [{"arch": result.arch, "workload": result.workload, **r} for r in doc.pop("layers")]
+    table = pa.Table.from_pylist(rows)
+    meta = {b"tasder": json.dumps(doc, allow_nan=False).encode()}
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}), tmp)

@@ -37,6 +37,7 @@ __all__ = [
     "MIN_FAMILY_FIT",
     "Params",
     "fit",
+    "fit_groups",
     "mape",
     "pearson_r",
     "plot_validation",
@@ -166,6 +167,25 @@ def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_
     )
 
 
+def fit_groups(items: list[Item], projections: list[Projection], train: list[int]) -> tuple[Params, dict, dict]:
+    """``(global, {family: Params}, {group: Params})`` fitted on the ``train`` items (see the module doc).
+
+    A family with fewer than :data:`MIN_FAMILY_FIT` training configurations uses the global fit;
+    a group uses its own fit only when it has enough and is not the whole family.
+    """
+    rows = {i: (projections[i], items[i].launches, items[i].measured_s) for i in train}
+    glob = fit(list(rows.values()), "global")
+    fams, groups = {}, {}
+    for f in sorted({it.family for it in items}):
+        mine = [rows[i] for i in train if items[i].family == f]
+        fams[f] = fit(mine, f"family ({len(mine)} configs)", glob.launch_overhead_s) if len(mine) >= MIN_FAMILY_FIT else glob
+        for g in sorted({it.group for it in items if it.family == f}):
+            ours = [rows[i] for i in train if items[i].group == g]
+            groups[g] = (fit(ours, f"group ({len(ours)} configs)", glob.launch_overhead_s)
+                         if len(ours) >= MIN_FAMILY_FIT and len(ours) < len(mine) else fams[f])
+    return glob, fams, groups
+
+
 def _errors(rows: list[dict], pred: str, meas: str) -> dict:
     p = [r[pred] for r in rows]
     m = [r[meas] for r in rows]
@@ -205,15 +225,7 @@ def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: i
     evaluated = list(range(len(items)))
     if calibrate_on is not None:
         train, evaluated = split(items, calibrate_on, seed)
-        rows = {i: (projections[i], items[i].launches, items[i].measured_s) for i in train}
-        glob = fit(list(rows.values()), "global")
-        for f in families:
-            mine = [rows[i] for i in train if items[i].family == f]
-            fam = fit(mine, f"family ({len(mine)} configs)", glob.launch_overhead_s) if len(mine) >= MIN_FAMILY_FIT else glob
-            for g in sorted({it.group for it in items if it.family == f}):
-                ours = [rows[i] for i in train if items[i].group == g]
-                params[g] = (fit(ours, f"group ({len(ours)} configs)", glob.launch_overhead_s)
-                             if len(ours) >= MIN_FAMILY_FIT and len(ours) < len(mine) else fam)
+        glob, _, params = fit_groups(items, projections, train)
         calib = {"fraction": calibrate_on, "seed": seed, "train": len(train), "held_out": len(evaluated),
                  "train_ids": train, "global": glob.to_dict(), "params": {g: params[g].to_dict() for g in groups}}
         if not evaluated:

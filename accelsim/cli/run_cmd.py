@@ -1,0 +1,78 @@
+"""`accelsim run`: run a sparsity plan's network on real kernels, layer by layer, and write its traces."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from accelsim.cli._common import Format, FormatOpt, check_timing_opts, print_json, print_table, progress_bar
+
+__all__ = ["register", "run_command"]
+
+
+def run_command(
+    plan: Path = typer.Option(..., "--plan", help="plan JSON from `accelsim tasd search --out plan.json`"),
+    out: Path = typer.Option(..., "--out", help="trace dataset directory to append the run's records to"),
+    params: Optional[list[str]] = typer.Option(None, "--param", help="override a network parameter, e.g. seq_len=32"),
+    layers: Optional[str] = typer.Option(None, "--layers", help="run only layers START:STOP (network order)"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="'minilm' (default for minilm), 'synthetic' "
+                                          "(seeded; default elsewhere) or a .safetensors file"),
+    prune: float = typer.Option(0.0, "--prune", help="magnitude-prune synthetic weights to this sparsity (as searched)"),
+    repeats: int = typer.Option(3, "--repeats", help="timed passes over the network (medians reported)"),
+    warmup: int = typer.Option(1, "--warmup", help="untimed passes first"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="numpy or cupy (default: cupy when a GPU is usable)"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float16"),
+    dense: bool = typer.Option(True, "--dense/--no-dense", help="also run the all-dense baseline (for the gain)"),
+    fmt: Format = FormatOpt,
+) -> None:
+    """Run every GEMM layer of the plan's network in order with its planned kernel; one record per layer and run."""
+    from accelsim.codesign.plan import load_plan
+    from accelsim.codesign.runplan import DENSE, prepare_run, run_passes
+    from accelsim.model.arch import parse_overrides
+    from kernels.trace import Recorder
+
+    check_timing_opts(repeats, warmup, out)
+    p = load_plan(plan)
+    prep = prepare_run(p, params=parse_overrides(params, source="--param"), layers=layers, weights=weights,
+                       backend=backend, dtype=dtype, dense=dense, plan_file=str(plan), prune=prune)
+    per_pass = sum(len(s) for s in prep.steps.values())
+    rec = Recorder(out)
+    with progress_bar(disable=fmt is Format.json) as progress:
+        task = progress.add_task("run", total=per_pass * (warmup + repeats))
+
+        def on_step(variant, step, p_no):
+            kind = "warm-up" if p_no < warmup else f"pass {p_no - warmup + 1}/{repeats}"
+            progress.update(task, advance=1, description=f"{kind} {variant} {step.name} [{step.plan.label}]")
+
+        res = run_passes(prep.steps, xp=prep.xp, repeats=repeats, warmup=warmup, meta=prep.meta, recorder=rec,
+                         on_step=on_step)
+    rec.flush()
+    by_plan = {json.loads(r["params"])["plan"]: r["time_median_s"] for r in res.rows if r["kernel"] == "network"}
+    summary = {"out": str(out), "run_id": rec.run_id, "network": prep.network.name, "plan": p.id,
+               "layers": len(prep.layers), "passes": res.passes, "records": len(res.rows),
+               "interrupted": res.interrupted, "run_s": by_plan,
+               "measured_gain": by_plan[DENSE] / by_plan[p.id] if DENSE in by_plan and p.id in by_plan else None}
+    if res.interrupted:
+        print(f"accelsim run: interrupted after {res.passes} of {repeats} timed passes; kept {len(res.rows)} "
+              f"finished records in {out}", file=sys.stderr)
+    if fmt is Format.json:
+        print_json(summary)
+    else:
+        rows = [[name, secs] for name, secs in by_plan.items()]
+        gain = summary["measured_gain"]
+        print_table(f"run {p.id} on {prep.network.name} ({len(prep.layers)} layers, {prep.xp.__name__})",
+                    ["variant", "run time s (median)"], rows,
+                    caption=f"{len(res.rows)} records appended to {out} (run {rec.run_id}); "
+                            + (f"measured gain over dense {gain:.3f}x" if gain else "no dense baseline"))
+    if res.interrupted:
+        raise typer.Exit(130)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``run`` to the root app."""
+    if not any(c.name == "run" for c in app.registered_commands):
+        app.command("run")(run_command)

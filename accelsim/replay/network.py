@@ -1,0 +1,189 @@
+"""Projected vs measured for a network run (``accelsim run``): per layer, whole run, and the plan's gain.
+
+A run's trace holds, per variant (the dense baseline ``dense`` and the plan's id), one record per
+layer and one for the whole run (:mod:`accelsim.codesign.runplan`). Every layer record is replayed
+like any kernel record (:mod:`accelsim.replay.project`), scaled by a calibration fitted on another
+trace set of the same device (``calibrate_with``; the run itself is never fitted on), and summed
+into a projected whole run. The comparison gives, per variant, time, energy and EDP projected and
+measured (energy only where the run measured it: NVML on a GPU), and the plan's gain over the
+dense run — dense time / plan time, likewise EDP — projected against measured.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from accelsim.model.arch import ArchConfig
+from accelsim.replay.calibrate import Params, fit_groups
+from accelsim.replay.project import ReplayError, check_device, items_from_table, project
+
+__all__ = ["DENSE", "calibration_from", "compare_run", "is_network_run", "plot_run", "simulator_predictor"]
+
+DENSE = "dense"
+
+
+def is_network_run(table: pa.Table) -> bool:
+    """True when ``table`` holds records of ``accelsim run`` (suite ``network``)."""
+    return bool(pc.any(pc.equal(table.column("suite"), "network")).as_py())
+
+
+def calibration_from(table: pa.Table, arch: ArchConfig) -> dict:
+    """``{"global", "families", "groups"}`` :class:`Params` fitted on every configuration of ``table``."""
+    check_device(arch, table)
+    items = items_from_table(table, arch)
+    projections = [project(arch, it.workload, it.working_set) for it in items]
+    glob, fams, groups = fit_groups(items, projections, list(range(len(items))))
+    return {"global": glob, "families": fams, "groups": groups, "configs": len(items)}
+
+
+def _params_for(cal: dict | None, item) -> Params:
+    if cal is None:
+        return Params()
+    return cal["groups"].get(item.group) or cal["families"].get(item.family) or cal["global"]
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def _edp(j, s):
+    return None if j is None else j * s
+
+
+def simulator_predictor(arch: ArchConfig, calibration: dict | None = None):
+    """``predict(item) -> (seconds, joules)``: the simulator's warm-cache projection scaled by ``calibration``."""
+
+    def predict(item):
+        p = project(arch, item.workload, item.working_set)
+        t = _params_for(calibration, item).predict(p, item.launches)
+        return t, p.dynamic_j + p.leakage_w * t
+
+    return predict
+
+
+def compare_run(table: pa.Table, arch: ArchConfig, calibration: dict | None = None, predict=None) -> dict:
+    """Compare a network run with its projection on ``arch``; a JSON-ready report.
+
+    ``predict(item) -> (seconds, joules)`` projects one layer record (an
+    :class:`~accelsim.replay.project.Item`); the default is :func:`simulator_predictor` with
+    ``calibration``. Another device model plugs in here.
+
+    Keys: ``variants`` (per plan id: layers with projected/measured seconds, joules and EDP, the
+    whole run likewise), ``gain`` (per non-dense variant: projected and measured dense/plan ratios
+    of time and EDP), ``calibration`` and ``notes``.
+
+    Raises
+    ------
+    ReplayError
+        No network-run records, a run record without its layers, or traces from another device.
+    """
+    notes = check_device(arch, table)
+    rows = table.to_pylist()
+    net_rows = [r for r in rows if r["suite"] == "network"]
+    if not net_rows:
+        raise ReplayError("no network-run records (suite 'network'); write them with `accelsim run`")
+    runs = [r for r in net_rows if r["kernel"] == "network"]
+    layer_rows = [r for r in net_rows if r["kernel"] != "network"]
+    items = items_from_table(pa.Table.from_pylist(layer_rows, schema=table.schema), arch)
+    variants: dict[str, dict] = {}
+    predict = predict or simulator_predictor(arch, calibration)
+    for it in items:
+        prm = json.loads(it.row["params"])
+        t, e = predict(it)
+        v = variants.setdefault(prm["plan"], {"plan": prm["plan"], "network": prm["network"], "layers": []})
+        v["layers"].append({
+            "index": prm["layer_index"], "layer": prm["layer"], "kernel": it.kernel, "plan_kernel": prm["plan_kernel"],
+            "impl": prm.get("impl"), "output_rel_error": prm.get("output_rel_error"),
+            "projected_s": t, "measured_s": it.measured_s, "projected_j": e, "measured_j": it.measured_j,
+            "projected_edp": e * t, "measured_edp": _edp(it.measured_j, it.measured_s),
+        })
+    for r in runs:
+        prm = json.loads(r["params"])
+        v = variants.get(prm["plan"])
+        if v is None:
+            raise ReplayError(f"run record of plan {prm['plan']!r} has no layer records in these traces")
+        v["layers"].sort(key=lambda l: l["index"])
+        have = [l["layer"] for l in v["layers"]]
+        if have != prm["layers"]:
+            raise ReplayError(f"plan {prm['plan']!r}: the run lists {len(prm['layers'])} layers, the traces hold "
+                              f"records for {len(have)}; pass one run's trace directory")
+        ps = sum(l["projected_s"] for l in v["layers"])
+        pj = sum(l["projected_j"] for l in v["layers"])
+        v["run"] = {"projected_s": ps, "measured_s": r["time_median_s"], "projected_j": pj,
+                    "measured_j": r["energy_j"], "projected_edp": ps * pj,
+                    "measured_edp": _edp(r["energy_j"], r["time_median_s"]),
+                    "measured_layer_sum_s": sum(l["measured_s"] for l in v["layers"]), "passes": r["repeats"]}
+        v["run"]["time_error"] = v["run"]["projected_s"] / v["run"]["measured_s"] - 1.0
+        me = v["run"]["measured_edp"]
+        v["run"]["edp_error"] = v["run"]["projected_edp"] / me - 1.0 if me else None
+    missing = [k for k, v in variants.items() if "run" not in v]
+    if missing:
+        raise ReplayError(f"plan {missing[0]!r}: layer records without a whole-run record (an interrupted run?)")
+    gain = {}
+    if DENSE in variants:
+        d = variants[DENSE]["run"]
+        for k, v in variants.items():
+            if k == DENSE:
+                continue
+            r = v["run"]
+            gain[k] = {"projected_time": d["projected_s"] / r["projected_s"], "measured_time": d["measured_s"] / r["measured_s"],
+                       "projected_edp": d["projected_edp"] / r["projected_edp"],
+                       "measured_edp": _ratio(d["measured_edp"], r["measured_edp"])}
+            for l, dl in zip(v["layers"], variants[DENSE]["layers"]):
+                l["projected_gain"] = dl["projected_s"] / l["projected_s"]
+                l["measured_gain"] = dl["measured_s"] / l["measured_s"]
+    else:
+        notes.append("no dense baseline in these traces (run without --no-dense to compare gains)")
+    if not any(v["run"]["measured_j"] is not None for v in variants.values()):
+        notes.append("energy and EDP not measured (NumPy backend: no energy counter); projected values only")
+    cal = None
+    if calibration is not None:
+        cal = {"configs": calibration["configs"], "global": calibration["global"].to_dict(),
+               "groups": {g: p.to_dict() for g, p in calibration["groups"].items()}}
+    devices = sorted({f"{r['device_name']} ({r['backend']})" for r in net_rows})
+    return {"arch": arch.name, "devices": devices, "calibration": cal,
+            "variants": [variants[k] for k in sorted(variants, key=lambda k: (k != DENSE, k))], "gain": gain,
+            "notes": notes}
+
+
+def plot_run(report: dict, path) -> None:
+    """Left: projected vs measured time per layer (log-log, y = x). Right: per-layer and whole-run gain,
+    projected next to measured."""
+    from accelsim.plots import plt, save_figure
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.6]})
+    vals = []
+    for v in report["variants"]:
+        xs = [l["measured_s"] for l in v["layers"]]
+        ys = [l["projected_s"] for l in v["layers"]]
+        vals += xs + ys
+        ax.loglog(xs, ys, "o", alpha=0.6, label=f"{v['plan']} layers")
+        ax.loglog([v["run"]["measured_s"]], [v["run"]["projected_s"]], "*", ms=14, label=f"{v['plan']} whole run")
+        vals += [v["run"]["measured_s"], v["run"]["projected_s"]]
+    lo, hi = min(x for x in vals if x > 0) / 1.5, max(vals) * 1.5
+    ax.loglog([lo, hi], [lo, hi], "k-", lw=0.8, label="y = x")
+    ax.set_xlabel("measured time (s)")
+    ax.set_ylabel("projected time (s)")
+    ax.set_title(f"{report['variants'][0]['network']} on {report['arch']}", fontsize=10)
+    ax.legend(fontsize=7)
+    plans = [v for v in report["variants"] if v["plan"] in report["gain"]]
+    if plans:
+        v = plans[0]
+        names = [str(l["index"]) for l in v["layers"]] + ["run"]
+        g = report["gain"][v["plan"]]
+        proj = [l["projected_gain"] for l in v["layers"]] + [g["projected_time"]]
+        meas = [l["measured_gain"] for l in v["layers"]] + [g["measured_time"]]
+        xs = range(len(names))
+        bx.bar([x - 0.2 for x in xs], proj, 0.4, label="projected")
+        bx.bar([x + 0.2 for x in xs], meas, 0.4, label="measured")
+        bx.axhline(1.0, color="k", lw=0.8)
+        bx.set_yscale("log")
+        bx.set_xticks(list(xs), names, fontsize=6, rotation=90)
+        bx.set_xlabel("layer index (network order); run = whole run")
+        bx.set_ylabel("gain over dense (dense time / plan time)")
+        bx.set_title(f"{v['plan']}: projected {g['projected_time']:.2f}x, measured {g['measured_time']:.2f}x", fontsize=10)
+        bx.legend(fontsize=8)
+    save_figure(fig, path)
