@@ -11,6 +11,7 @@ import numpy as np
 
 from kernels.backend import array_module
 from kernels.errors import InputError
+from kernels.kron_shuffle import shuffle
 
 __all__ = ["ALGORITHMS", "NAIVE_MAX_BYTES", "kron_config", "kron_flops", "kron_matmul"]
 
@@ -99,7 +100,7 @@ def kron_matmul(x, factors, algorithm: str = "auto"):
     if algorithm == "naive":
         return _naive(xp, x, factors)
     if algorithm == "shuffle":
-        return _shuffle(xp, x, factors)
+        return shuffle(xp, x, factors)
     if xp is not np:
         from kernels.kron_gpu import kron_gpu
 
@@ -176,16 +177,6 @@ def _naive(xp, x, factors):
             f"NAIVE_MAX_BYTES={NAIVE_MAX_BYTES}); use 'shuffle' or 'fused'"
         )
     return x @ functools.reduce(xp.kron, factors)
-
-
-def _shuffle(xp, x, factors):
-    """Baseline: per factor (last first) a matmul on the last axis, then a rotating transpose copy."""
-    m = x.shape[0]
-    y = x
-    for f in reversed(factors):
-        p, q = f.shape
-        y = (y.reshape(-1, p) @ f).reshape(m, -1, q).transpose(0, 2, 1).reshape(m, -1)
-    return xp.ascontiguousarray(y)
 
 
 def _rotate_step(f, cur, dst):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels import autotune
-from kernels.kron import _shuffle
+from kernels.kron_shuffle import shuffle
 from kernels.kron_plan import MAX_FACTORS, THREADS, candidates, kernel_name, plan
 
 __all__ = ["SHUFFLE", "kron_config_gpu", "kron_fastkron_gpu", "kron_gpu"]
@@ -99,7 +99,7 @@ def kron_fastkron_gpu(cp, x, factors, config: dict):
         dst = (out if o else tmp)[: m * la.k_out].reshape(m, la.k_out)
         fs = order[la.first : la.first + len(la.shapes)]
         if fn is None:
-            dst[...] = _shuffle(cp, cur, fs)
+            dst[...] = shuffle(cp, cur, fs)
         else:
             ptrs = fs + [fs[0]] * (MAX_FACTORS - len(fs))
             pq = [np.int32(p | q << 16) for p, q in la.shapes] + [np.int32(0)] * (MAX_FACTORS - len(fs))
@@ -148,7 +148,7 @@ def kron_config_gpu(cp, x, factors, algorithm: str) -> dict:
 
     def time_fn(cfg):
         if cfg["impl"] == SHUFFLE["impl"]:
-            return _event_time(cp, lambda: _shuffle(cp, x, factors))
+            return _event_time(cp, lambda: shuffle(cp, x, factors))
         return _event_time(cp, lambda: kron_fastkron_gpu(cp, x, factors, cfg))
 
     key = {"m": m, "shapes": [list(s) for s in shapes], "dtype": x.dtype.name, "algorithm": algorithm}
@@ -161,6 +161,6 @@ def kron_gpu(cp, x, factors, algorithm: str):
     """Dispatch ``fused``/``auto`` on CuPy arrays to the tuned implementation."""
     cfg = kron_config_gpu(cp, x, factors, algorithm)
     if cfg["impl"] == SHUFFLE["impl"]:
-        return _shuffle(cp, x, factors)
+        return shuffle(cp, x, factors)
     return kron_fastkron_gpu(cp, x, factors, cfg)
 

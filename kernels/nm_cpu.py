@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from kernels.nm import VECTOR_WIDTH, NMTensor, nm_decompress
+from kernels.nm_format import VECTOR_WIDTH, NMTensor, nm_decompress
 
 __all__ = ["GATHER_DENSITY", "choose_impl", "nm_spmm_numpy"]
 

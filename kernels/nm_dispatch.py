@@ -61,7 +61,7 @@ def candidates(key: dict, tc_available: bool) -> list[dict]:
 
 def _dense_a(terms):
     """``sum(decompress(t))`` on the device, cached on the first term while it lives."""
-    from kernels.nm import nm_decompress
+    from kernels.nm_format import nm_decompress
 
     ids = tuple(id(t) for t in terms)
     with _LOCK:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from kernels.backend import array_module
 from kernels.errors import InputError
-from kernels.nm import VECTOR_WIDTH, NMTensor
+from kernels.nm_format import VECTOR_WIDTH, NMTensor
 
 __all__ = ["ROW_ALIGN", "Packed", "entries_per_block", "pack_terms", "pad_cols"]
 

@@ -32,7 +32,7 @@ def test_tiny_numpy_run_writes_ratios_and_traces(tmp_path):
     table = read_traces(traces).to_pylist()
     kinds = sorted(r["kernel"] for r in table)
     assert kinds.count("gemm") == 1 and len(kinds) == 1 + 3 * 3
-    from accelsim.replay import FAMILIES
+    from accelsim.replay.project import FAMILIES
 
     assert all(r["kernel"] in FAMILIES for r in table)  # accelsim validate can replay every row
     impls = {json.loads(r["params"]).get("impl") for r in table}

@@ -15,7 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from accelsim.errors import ConfigError
 from kernels.errors import InputError
-from kernels.nm import MAX_M, NMPattern
+from kernels.nm_format import MAX_M, NMPattern
 
 __all__ = [
     "ARCH_DIR",

@@ -22,7 +22,7 @@ from accelsim.model.arch import DTYPE_BYTES, ArchConfig
 from accelsim.errors import WorkloadError
 from accelsim.model.mapping import Exec, Mapping, map_gemm
 from accelsim.model.workload import Gemm, Sparsity
-from kernels.nm import NMPattern
+from kernels.nm_format import NMPattern
 
 __all__ = ["apply_sparsity", "executed_pattern", "kept_length", "satisfies"]
 

@@ -10,7 +10,7 @@ import networkx as nx
 
 from accelsim.errors import WorkloadError
 from kernels.errors import InputError
-from kernels.nm import NMPattern
+from kernels.nm_format import NMPattern
 
 __all__ = [
     "Conv",

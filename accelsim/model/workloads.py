@@ -14,7 +14,7 @@ from accelsim.errors import WorkloadError
 from accelsim.model.arch import load_yaml
 from accelsim.model.workload import DENSE, Conv, Gemm, KronMatmul, Layer, Network, Sparsity
 from kernels.errors import InputError
-from kernels.nm import NMPattern
+from kernels.nm_format import NMPattern
 
 __all__ = [
     "BUILTIN",
