@@ -32,7 +32,10 @@ Adding an implementation (e.g. a new CUDA kernel recorded as ``impl="nm_vector_c
                   _nm_vector_steps, host_calls=lambda r: 1))
 
 A library call is shorter: ``Step("lt", "sparse_tensor_core", "fp16", gemm=(m, n, k, 1), ...)``.
-The recorder's suite then passes ``params={"impl": "nm_vector_cuda", ...}``.
+The recorder's suite then passes ``params={"impl": "nm_vector_cuda", ...}``. (``kernels.kron_plan.IMPLS`` and
+``kernels.projection_impls`` describe the same implementations in prose; this module is the computable form
+the replay reads. Not yet described here: ``nm_vector_cuda`` and the packed N:M kernels, ``tasd_onepass_cuda``,
+``kron_fastkron_cuda``; their records are refused until they are.)
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ __all__ = [
     "Record",
     "Step",
     "describe",
-    "impl_name",
     "infer_impl",
     "register",
     "warp_bank_wavefronts",
@@ -274,19 +276,50 @@ def _kron_factors(r: Record) -> list[tuple[int, int]]:
     return [(int(p), int(q)) for p, q in factors]
 
 
+# kernels/kron.py at a1a550e: the launch grouping of kernels/cuda/kron_fused.cu (that kernel has since been
+# replaced by kron_fastkron.cu, described by its own impl name; these rules stay for its records).
+_KF_MAX_FUSED, _KF_SMEM_BYTES = 8, 48 * 1024
+
+
+def _kf_slice_max(group) -> int:
+    size = best = math.prod(p for p, _ in group)
+    for p, q in group:
+        size = size // p * q
+        best = max(best, size)
+    return best
+
+
+def _kf_groups(shapes, itemsize) -> list:
+    """Factors (last first) split into launches whose two ping-pong slices fit shared memory; ``None``
+    marks a factor too large alone (it ran as a shuffle step)."""
+    cap = _KF_SMEM_BYTES // (2 * itemsize) - 1
+    groups, cur = [], []
+    for p, q in reversed(shapes):
+        trial = cur + [(p, q)]
+        if len(trial) <= _KF_MAX_FUSED and _kf_slice_max(trial) <= cap:
+            cur = trial
+            continue
+        if cur:
+            groups.append(cur)
+        cur = [(p, q)] if _kf_slice_max([(p, q)]) <= cap else []
+        if not cur:
+            groups.append(None)
+    if cur:
+        groups.append(cur)
+    return groups
+
+
 def _kron_fused_steps(r: Record) -> list[Step]:
-    """kernels/cuda/kron_fused.cu: one launch per factor group (kernels.kron._gpu_groups), 256 threads,
+    """kernels/cuda/kron_fused.cu (a1a550e): one launch per factor group (:func:`_kf_groups`), 256 threads,
     grid (ceil(J/tile), min(M, 65535)); per row a block loads ``tile`` chunks to shared memory, runs the
     group's factors there (per output one dependent p-long FMA chain reading a[pi] from shared memory
     and F through the read-only cache), and writes its outputs."""
-    from kernels.kron import _SMEM_BYTES, _gpu_groups, _slice_max
-
     (m,) = _need(r, "m")
     factors = _kron_factors(r)
     item = r.item
     rev = list(reversed(factors))
     steps, pos, k_in = [], 0, math.prod(p for p, _ in factors)
-    for group in _gpu_groups(factors, item):
+    for group in _kf_groups(factors, item):
         if group is None:
             steps += _shuffle_factor_steps(r, m, k_in, *rev[pos])
             k_in = k_in // rev[pos][0] * rev[pos][1]
@@ -296,8 +329,8 @@ def _kron_fused_steps(r: Record) -> list[Step]:
         s_in = math.prod(p for p, _ in group)
         t_out = math.prod(q for _, q in group)
         j = k_in // s_in
-        stride = _slice_max(group) | 1
-        tile = max(1, min(j, 64, _SMEM_BYTES // (2 * stride * item)))
+        stride = _kf_slice_max(group) | 1
+        tile = max(1, min(j, 64, _KF_SMEM_BYTES // (2 * stride * item)))
         smem = 2 * tile * stride * item
         per_sm = max(1, min(2048 // 256, 233472 // (smem + 1024)))
         grid_y = min(m, 65535)
@@ -397,7 +430,7 @@ def _projection_calls(r: Record) -> int:
     return _PROJECTION_CALLS[r.kernel][0]
 
 
-register(Impl("gemm_cublas", "gemm", "tensor_core", "cupy.matmul: cuBLAS GEMM (fp32 on CUDA cores, TF32 off)",
+register(Impl("dense_cublas", "gemm", "tensor_core", "cupy.matmul: cuBLAS GEMM (fp32 on CUDA cores, TF32 off)",
               _gemm_steps))
 register(Impl("gemm_xla", "gemm", "tensor_core", "OpenXLA GEMM (imported perf table), tensor cores", _xla_gemm_steps,
               host_calls=lambda r: 0))
@@ -410,21 +443,35 @@ register(Impl("kron_fused_cuda", "kron_matmul_fused", "cuda_core", "kernels/cuda
               "in shared memory", _kron_fused_steps, host_calls=lambda r: 3 * len(_kron_factors(r))))
 register(Impl("kron_shuffle_cupy", "kron_matmul_shuffle", "cuda_core", "per factor a cuBLAS GEMM and a transpose copy",
               _kron_shuffle_steps, host_calls=lambda r: 2 * len(_kron_factors(r))))
-register(Impl("bilevel_l1inf_cupy", "project_l1inf_bilevel", "memory", "~45 CuPy calls (sort, scan) and their syncs",
+register(Impl("bilevel_l1inf_xp", "project_l1inf_bilevel", "memory", "~45 CuPy calls (sort, scan) and their syncs",
               _projection_steps, _projection_calls))
-register(Impl("multilevel_cupy", "project_multilevel", "memory", "~45 CuPy calls (sort, scan) and their syncs",
+register(Impl("multilevel_l1_inf_inf_xp", "project_multilevel", "memory", "~45 CuPy calls (sort, scan) and their syncs",
               _projection_steps, _projection_calls))
 
+def _device_projection_steps(r: Record) -> list[Step]:
+    """kernels/projection_device.py: norms, l1 threshold and apply kernels (+ a memset when the norms split
+    over row blocks); the array is read twice and written once (kernels.projection_impls)."""
+    size = _projection_size(r)
+    return [Step("device projection", "memory", r.unit_dtype, launches=4, bytes_read=2 * size, bytes_written=size,
+                 working_set=2 * size)]
+
+
+for _name, _kernel in (("bilevel_l1inf_device", "project_l1inf_bilevel"),
+                       ("multilevel_l1_inf_inf_device", "project_multilevel")):
+    # host: input checks, 3-5 pool allocations and 4 launches, no synchronisation
+    register(Impl(_name, _kernel, "memory", "device-resident projection, 3 kernels, no host sync",
+                  _device_projection_steps, host_calls=lambda r: 8))
+
 _BY_KERNEL = {
-    ("gemm", "cupy"): "gemm_cublas",
+    ("gemm", "cupy"): "dense_cublas",
     ("gemm", "xla"): "gemm_xla",
     ("cusparselt_2_4", "cupy"): "nm_2of4_cusparselt",
     ("nm_spmm", "cupy"): "nm_scalar_cuda",
     ("tasd_spmm", "cupy"): "tasd_multipass_cuda",
     ("kron_matmul_fused", "cupy"): "kron_fused_cuda",
     ("kron_matmul_shuffle", "cupy"): "kron_shuffle_cupy",
-    ("project_l1inf_bilevel", "cupy"): "bilevel_l1inf_cupy",
-    ("project_multilevel", "cupy"): "multilevel_cupy",
+    ("project_l1inf_bilevel", "cupy"): "bilevel_l1inf_xp",
+    ("project_multilevel", "cupy"): "multilevel_l1_inf_inf_xp",
 }
 """Implementation of records made before ``params["impl"]`` named one (through commit a1a550e and
 its successors up to this module): the trace kernel and backend decide it, since each kernel had
@@ -449,7 +496,3 @@ def infer_impl(r: Record) -> str:
                          f"description; add one to kernels.impls (known: {', '.join(sorted(IMPLS))})")
     return found
 
-
-def impl_name(kernel: str, backend: str) -> str:
-    """The implementation the suites record for ``kernel`` on ``backend`` (``params["impl"]``)."""
-    return _BY_KERNEL.get((kernel, backend), f"{kernel}_{backend}")

@@ -23,7 +23,7 @@ from accelsim.errors import AccelsimError
 from accelsim.model.arch import ArchConfig
 from accelsim.model.gpu import BOUNDS, ENERGY_BOUNDS, DeviceParams, EnergyParams, energy, gpu_of, record_time
 from accelsim.replay.project import FAMILIES, _label
-from accelsim.replay.traces import _merged
+from accelsim.replay.traces import merge_runs
 from kernels.trace import MIN_ENERGY_WINDOW_S
 
 __all__ = [
@@ -78,7 +78,7 @@ def gpu_items(table) -> list[GpuItem]:
     from kernels.impls import Record, describe, infer_impl
 
     items = []
-    merged = _merged(table)
+    merged = merge_runs(table)
     for key in sorted(merged, key=lambda k: tuple(str(v) for v in k)):
         row = merged[key]
         rec = Record.from_row(row)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from kernels.backend import backend_name
-from kernels.impls import impl_name
 from kernels.suites import Case, Prepared, case_rng, register, shapes_for
 
 __all__ = ["cases", "dense_case", "dtypes_for"]
@@ -27,7 +26,7 @@ def dense_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: int) ->
             kernel="gemm", dtype=dtype, m=m, n=n, k=k,
             shapes={"a": (m, k), "b": (k, n), "c": (m, n)},
             pattern=None, density=1.0, flops_dense=2 * m * n * k,
-            bytes_min=(m * k + k * n + m * n) * item, params={"impl": impl_name("gemm", backend_name(xp))},
+            bytes_min=(m * k + k * n + m * n) * item, params={"impl": "dense_cublas" if backend_name(xp) == "cupy" else "matmul"},
         )
         return Prepared(xp.matmul, (a, b), fields)
 
