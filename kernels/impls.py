@@ -32,10 +32,9 @@ Adding an implementation (e.g. a new CUDA kernel recorded as ``impl="nm_vector_c
                   _nm_vector_steps, host_calls=lambda r: 1))
 
 A library call is shorter: ``Step("lt", "sparse_tensor_core", "fp16", gemm=(m, n, k, 1), ...)``.
-The recorder's suite then passes ``params={"impl": "nm_vector_cuda", ...}``. (``kernels.kron_plan.IMPLS`` and
-``kernels.projection_impls`` describe the same implementations in prose; this module is the computable form
-the replay reads. Not yet described here: ``nm_vector_cuda`` and the packed N:M kernels, ``tasd_onepass_cuda``,
-``kron_fastkron_cuda``; their records are refused until they are.)
+The recorder's suite then passes ``params={"impl": "nm_vector_cuda", ...}``. Descriptions may live
+beside their kernels (:mod:`kernels.impls_nm`, :mod:`kernels.impls_kron`, :mod:`kernels.projection_impls`):
+they register here when this module is imported, so :data:`IMPLS` is the one registry.
 """
 
 from __future__ import annotations
@@ -448,20 +447,6 @@ register(Impl("bilevel_l1inf_xp", "project_l1inf_bilevel", "memory", "~45 CuPy c
 register(Impl("multilevel_l1_inf_inf_xp", "project_multilevel", "memory", "~45 CuPy calls (sort, scan) and their syncs",
               _projection_steps, _projection_calls))
 
-def _device_projection_steps(r: Record) -> list[Step]:
-    """kernels/projection_device.py: norms, l1 threshold and apply kernels (+ a memset when the norms split
-    over row blocks); the array is read twice and written once (kernels.projection_impls)."""
-    size = _projection_size(r)
-    return [Step("device projection", "memory", r.unit_dtype, launches=4, bytes_read=2 * size, bytes_written=size,
-                 working_set=2 * size)]
-
-
-for _name, _kernel in (("bilevel_l1inf_device", "project_l1inf_bilevel"),
-                       ("multilevel_l1_inf_inf_device", "project_multilevel")):
-    # host: input checks, 3-5 pool allocations and 4 launches, no synchronisation
-    register(Impl(_name, _kernel, "memory", "device-resident projection, 3 kernels, no host sync",
-                  _device_projection_steps, host_calls=lambda r: 8))
-
 _BY_KERNEL = {
     ("gemm", "cupy"): "dense_cublas",
     ("gemm", "xla"): "gemm_xla",
@@ -496,3 +481,6 @@ def infer_impl(r: Record) -> str:
                          f"description; add one to kernels.impls (known: {', '.join(sorted(IMPLS))})")
     return found
 
+
+# The descriptions kept beside their kernels register into IMPLS here (they import this module's types).
+from kernels import impls_kron, impls_nm, projection_impls  # noqa: E402,F401
