@@ -1,6 +1,6 @@
-"""Descriptions (kernels.impls entries) of the Kron-matmul implementations :func:`kernels.kron.kron_config` names.
+"""Descriptions of the Kron-matmul implementations :func:`kernels.kron.kron_config` names (kernels.impls entries).
 
-Registered into :data:`kernels.impls.IMPLS` when :mod:`kernels.impls` is imported. The
+:data:`ENTRIES` is registered by :mod:`kernels.impls`. The
 FastKron-style kernel is described launch by launch from :func:`kernels.kron_plan.plan` under the
 tuned configuration in ``params`` (``variant``, ``depth``, ``nj``, ``tm``); ``kron_shuffle_cupy``
 stays the entry in :mod:`kernels.impls`. The NumPy paths are described by the same device work
@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 
 from kernels.errors import InputError
-from kernels.impls import (Impl, Record, Step, _gemm_steps, _kron_factors, _kron_shuffle_steps, _need,
-                           _shuffle_factor_steps, register)
+from kernels.impl_types import (Impl, Record, Step, _gemm_steps, _kron_factors, _kron_shuffle_steps, _need,
+                                _shuffle_factor_steps)
 from kernels.kron_plan import THREADS, plan
 
-__all__ = ["fastkron_launches", "group_macs"]
+__all__ = ["ENTRIES", "fastkron_launches", "group_macs"]
 
 _SMEM_PER_SM, _RESERVED_PER_BLOCK, _MAX_THREADS_PER_SM = 228 * 1024, 1024, 2048
 _CONFIG_KEYS = ("variant", "depth", "nj", "tm")
@@ -82,18 +82,20 @@ def _naive_steps(r: Record) -> list[Step]:
     return steps + _gemm_steps(gemm)
 
 
-register(Impl("kron_fastkron_cuda", "kron_matmul_fused", "cuda_core",
-              "cuda/kron_fastkron.cu: one launch per fused factor group (kron_plan.plan), groups in shared memory",
-              _fastkron_steps, lambda r: 2 + len(fastkron_launches(r))))
-register(Impl("kron_naive_cupy", "kron_matmul_naive", "tensor_core",
-              "cupy.kron products of the factors, then one cuBLAS GEMM", _naive_steps,
-              lambda r: len(_kron_factors(r))))
-register(Impl("kron_naive_numpy", "kron_matmul_naive", "tensor_core",
-              "CPU: np.kron products, then one BLAS matmul (same work as kron_naive_cupy)", _naive_steps,
-              lambda r: len(_kron_factors(r))))
-register(Impl("kron_shuffle_numpy", "kron_matmul_shuffle", "cuda_core",
-              "CPU: per factor a BLAS matmul and a transpose copy (same work as kron_shuffle_cupy)",
-              _kron_shuffle_steps, lambda r: 2 * len(_kron_factors(r))))
-register(Impl("kron_fused_numpy", "kron_matmul_fused", "cuda_core",
-              "CPU: per row block the shuffle's matmuls with intermediates in cache (X read, Y written once)",
-              _kron_shuffle_steps, lambda r: 2 * len(_kron_factors(r))))
+ENTRIES = (
+    Impl("kron_fastkron_cuda", "kron_matmul_fused", "cuda_core",
+         "cuda/kron_fastkron.cu: one launch per fused factor group (kron_plan.plan), groups in shared memory",
+         _fastkron_steps, lambda r: 2 + len(fastkron_launches(r))),
+    Impl("kron_naive_cupy", "kron_matmul_naive", "tensor_core",
+         "cupy.kron products of the factors, then one cuBLAS GEMM", _naive_steps,
+         lambda r: len(_kron_factors(r))),
+    Impl("kron_naive_numpy", "kron_matmul_naive", "tensor_core",
+         "CPU: np.kron products, then one BLAS matmul (same work as kron_naive_cupy)", _naive_steps,
+         lambda r: len(_kron_factors(r))),
+    Impl("kron_shuffle_numpy", "kron_matmul_shuffle", "cuda_core",
+         "CPU: per factor a BLAS matmul and a transpose copy (same work as kron_shuffle_cupy)",
+         _kron_shuffle_steps, lambda r: 2 * len(_kron_factors(r))),
+    Impl("kron_fused_numpy", "kron_matmul_fused", "cuda_core",
+         "CPU: per row block the shuffle's matmuls with intermediates in cache (X read, Y written once)",
+         _kron_shuffle_steps, lambda r: 2 * len(_kron_factors(r))),
+)

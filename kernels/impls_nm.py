@@ -1,6 +1,6 @@
-"""Descriptions (kernels.impls entries) of the GPU N:M SpMM / one-pass TASD implementations the dispatcher records.
+"""Descriptions of the GPU N:M SpMM / one-pass TASD implementations the dispatcher records (kernels.impls entries).
 
-Registered into :data:`kernels.impls.IMPLS` when :mod:`kernels.impls` is imported. The packed
+:data:`ENTRIES` and the per-term cuSPARSELt and cast steps are registered by :mod:`kernels.impls`. The packed
 CUDA-core kernel (``cuda/nm_spmm_packed.cu``, :mod:`kernels.nm_configs`) is described from the
 tile configuration trace records carry in ``params`` (top level from :func:`kernels.nm_cuda.plan`,
 or under ``params["cuda_core"]`` from :func:`kernels.nm_dispatch.plan`); the library paths
@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 
 from kernels.errors import InputError
-from kernels.impls import IMPLS, Impl, Record, Step, _need, _pattern, _tasd_terms, register
+from kernels.impl_types import Impl, Record, Step, _need, _pattern, _tasd_terms
 from kernels.nm_configs import IMPL_NAMES, smem_bytes, threads
 
-__all__ = ["cuda_config", "nm_terms", "packed_entries"]
+__all__ = ["ENTRIES", "cast_steps", "cuda_config", "cusparselt_terms_calls", "cusparselt_terms_steps", "nm_terms",
+           "packed_entries"]
 
 _SMEM_PER_SM = 228 * 1024
 _RESERVED_PER_BLOCK = 1024
@@ -99,7 +100,7 @@ def _packed_calls(r: Record) -> int:
     return 2 if split == 1 else 4
 
 
-def _cast_steps(r: Record, rows: int, cols: int) -> list[Step]:
+def cast_steps(r: Record, rows: int, cols: int) -> list[Step]:
     """The result cast to float32 (nm_spmm's output dtype) after a 16-bit library GEMM."""
     if r.item == 4 or r.dtype == "float64":
         return []
@@ -107,7 +108,7 @@ def _cast_steps(r: Record, rows: int, cols: int) -> list[Step]:
                  bytes_written=rows * cols * 4, working_set=rows * cols * (r.item + 4))]
 
 
-def _cusparselt_terms_steps(r: Record) -> list[Step]:
+def cusparselt_terms_steps(r: Record) -> list[Step]:
     """One cuSPARSELt matmul per term into one C (``beta = 1`` after the first: C read back), then the cast."""
     rows, cols, k = _need(r, "m", "n", "k")
     count = len(nm_terms(r))
@@ -115,51 +116,19 @@ def _cusparselt_terms_steps(r: Record) -> list[Step]:
     c = rows * cols * r.item
     return [Step("cusparselt_2of4", "sparse_tensor_core", r.unit_dtype, launches=count, gemm=(rows, cols, k, 1),
                  macs=rows * cols * k // 2 * count, bytes_read=read * count + c * (count - 1),
-                 bytes_written=c * count, working_set=read + c)] + _cast_steps(r, rows, cols)
+                 bytes_written=c * count, working_set=read + c)] + cast_steps(r, rows, cols)
 
 
-_LEGACY_LT = IMPLS["nm_2of4_cusparselt"]
-
-
-def _cusparselt_steps(r: Record) -> list[Step]:
-    """The old ``cusparselt_2_4`` records (one GEMM, no cast) as before; nm_spmm/tasd_spmm records per term."""
-    return _LEGACY_LT.steps(r) if r.kernel == _LEGACY_LT.kernel else _cusparselt_terms_steps(r)
-
-
-def _lt_calls(r: Record) -> int:
-    if r.kernel == _LEGACY_LT.kernel:
-        return _LEGACY_LT.host_calls(r)
-    return len(nm_terms(r)) + len(_cast_steps(r, 1, 1))
-
-
-_LEGACY_DENSE = IMPLS["dense_cublas"]
-
-
-def _dense_steps(r: Record) -> list[Step]:
-    """gemm records as before; the dispatcher's ``matmul(A, B)`` on the dense A it caches (the sum of the
-    terms, built once, not per call), then the float32 cast."""
-    steps = _LEGACY_DENSE.steps(r)
-    if r.kernel == _LEGACY_DENSE.kernel:
-        return steps
-    rows, cols = _need(r, "m", "n")
-    return steps + _cast_steps(r, rows, cols)
-
-
-def _dense_calls(r: Record) -> int:
-    return _LEGACY_DENSE.host_calls(r) + (0 if r.kernel == _LEGACY_DENSE.kernel else len(_cast_steps(r, 1, 1)))
+def cusparselt_terms_calls(r: Record) -> int:
+    return len(nm_terms(r)) + len(cast_steps(r, 1, 1))
 
 
 _MODES = {0: "vector-wise N:M, slab of B rows per stage", 1: "vector-wise N:M, gathered B rows",
           2: "element-wise N:M, slab of B rows (bandwidth-bound on shared memory)",
           3: "element-wise N:M expanded to a dense tile on chip"}
-for _mode, _name in IMPL_NAMES.items():
-    register(Impl(_name, "nm_spmm", "cuda_core", f"cuda/nm_spmm_packed.cu mode {_mode}: {_MODES[_mode]}",
-                  _packed_steps, _packed_calls))
-register(Impl("tasd_onepass_cuda", "tasd_spmm", "cuda_core", "cuda/nm_spmm_packed.cu: every TASD term in one launch",
-              _packed_steps, _packed_calls))
-register(Impl("nm_2of4_cusparselt", _LEGACY_LT.kernel, "sparse_tensor_core",
-              "cuSPARSELt 2:4 SpMM, one matmul per term (beta = 1 after the first), then the float32 cast",
-              _cusparselt_steps, _lt_calls))
-register(Impl("dense_cublas", _LEGACY_DENSE.kernel, "tensor_core",
-              f"{_LEGACY_DENSE.summary}; under nm_dispatch on the cached dense A, then the float32 cast",
-              _dense_steps, _dense_calls))
+ENTRIES = (
+    *(Impl(name, "nm_spmm", "cuda_core", f"cuda/nm_spmm_packed.cu mode {mode}: {_MODES[mode]}", _packed_steps,
+           _packed_calls) for mode, name in IMPL_NAMES.items()),
+    Impl("tasd_onepass_cuda", "tasd_spmm", "cuda_core", "cuda/nm_spmm_packed.cu: every TASD term in one launch",
+         _packed_steps, _packed_calls),
+)

@@ -1,18 +1,18 @@
-"""Descriptions (kernels.impls entries) of the projection implementations :func:`kernels.projection.bilevel_impl` names.
+"""Descriptions of the projection implementations :func:`kernels.projection.bilevel_impl` names (kernels.impls entries).
 
-Registered into :data:`kernels.impls.IMPLS` when :mod:`kernels.impls` is imported. Each is a
+:data:`ENTRIES` is registered by :mod:`kernels.impls`. Each is a
 number of whole-array passes (reads, writes; O(groups) vectors not counted), launches and host
 calls, following the code paths in :mod:`kernels.projection` and :mod:`kernels.projection_device`.
-The suites and ``bench/gpu/suite_projection.py`` read the passes back with :func:`passes`.
+The suites and ``bench/gpu/suite_projection.py`` read the passes back with :func:`kernels.impls.passes`;
+the level-by-level multilevel names (:data:`LEVELWISE`) share the H200 records' xp description in
+:mod:`kernels.impls`.
 """
 
 from __future__ import annotations
 
-import math
+from kernels.impl_types import Impl, Record, Step, _projection_size
 
-from kernels.impls import IMPLS, Impl, Record, Step, _projection_calls, _projection_size, _projection_steps, describe, register
-
-__all__ = ["DEVICE", "MULTILEVEL_NAMES", "passes"]
+__all__ = ["DEVICE", "ENTRIES", "LEVELWISE", "MULTILEVEL_NAMES"]
 
 DEVICE = {"reads": 2, "writes": 1, "launches": 3, "host_syncs": 0}
 """The device path: norms, l1_threshold and apply kernels (+ a memset of the norm partials when split
@@ -59,26 +59,14 @@ def _table_steps(name: str):
     return steps
 
 
-def passes(name: str, shape, dtype: str = "float32") -> tuple[int, int]:
-    """(whole-array reads, writes) one call of implementation ``name`` makes, read from its registered steps."""
-    impl = describe(name)
-    r = Record(impl.kernel, dtype, shapes={"y": list(shape)}, params={"impl": name})
-    steps = impl.steps(r)
-    size = math.prod(shape) * r.item
-    return sum(s.bytes_read for s in steps) // size, sum(s.bytes_written for s in steps) // size
-
-
-for _name in ("bilevel_l1inf_device", "bilevel_l12_device", "bilevel_l11_device",
-              *(n for n in MULTILEVEL_NAMES if n.endswith("_device"))):
-    register(Impl(_name, "project_multilevel" if _name.startswith("multilevel") else "project_l1inf_bilevel", "memory",
-                  "kernels/projection_device.py: 3 kernels (+ memset when split), 2 reads + 1 write over HBM, no sync",
-                  _device_steps, _device_calls))
-for _name in MULTILEVEL_NAMES:
-    if _name.endswith("_device") or _name in IMPLS:  # multilevel_l1_inf_inf_xp: the H200 records' entry
-        continue
-    # level by level like the xp path of the H200 records (kernels.impls: 3 reads, 2 writes); on NumPy no launches
-    register(Impl(_name, "project_multilevel", "memory", "level-by-level array calls (sort, scan per level)",
-                  _projection_steps, _projection_calls if _name.endswith("_xp") else (lambda r: 0)))
-for _name, (_summary, *_rest) in _TABLE.items():
-    register(Impl(_name, "project_l1inf_bilevel", "memory", _summary, _table_steps(_name),
-                  (lambda calls: lambda r: calls)(_rest[-1])))
+_DEVICE_NAMES = ("bilevel_l1inf_device", "bilevel_l12_device", "bilevel_l11_device",
+                 *(n for n in MULTILEVEL_NAMES if n.endswith("_device")))
+LEVELWISE = tuple(n for n in MULTILEVEL_NAMES if not n.endswith("_device"))
+"""Multilevel names run level by level (CuPy calls or NumPy): described like the H200 records' xp path."""
+ENTRIES = (
+    *(Impl(name, "project_multilevel" if name.startswith("multilevel") else "project_l1inf_bilevel", "memory",
+           "kernels/projection_device.py: 3 kernels (+ memset when split), 2 reads + 1 write over HBM, no sync",
+           _device_steps, _device_calls) for name in _DEVICE_NAMES),
+    *(Impl(name, "project_l1inf_bilevel", "memory", row[0], _table_steps(name), (lambda calls: lambda r: calls)(row[-1]))
+      for name, row in _TABLE.items()),
+)

@@ -18,7 +18,7 @@ from kernels.errors import InputError
 from kernels.impls import IMPLS, Record, describe, infer_impl
 from kernels.kron import kron_config, kron_flops
 from kernels.projection import bilevel_impl, multilevel_impl
-from kernels.projection_impls import passes
+from kernels.impls import passes
 
 VECTOR = {"mode": 0, "bm": 128, "bn": 128, "tm": 8, "stages": 3, "emax": 32, "ks": 128, "split": 1}
 ELEMENT_EXPAND = {"mode": 3, "bm": 64, "bn": 128, "tm": 8, "stages": 4, "emax": 32, "ks": 32, "split": 1}

@@ -194,8 +194,7 @@ def test_launch_plan_covers_every_element_within_limits(n, G, layout, inner, sms
 
 def test_every_reachable_impl_is_described():
     """Each name a trace can carry for the bilevel / fused multilevel paths has its description."""
-    from kernels.impls import Record, describe
-    from kernels.projection_impls import passes
+    from kernels.impls import Record, describe, passes
 
     y = np.ones((4, 6), np.float32)
     names = {bilevel_impl(y, inner, impl=impl) for inner in BILEVEL for impl in ("host", "device", "xp")}

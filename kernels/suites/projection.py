@@ -16,7 +16,7 @@ import math
 from kernels import projection_device
 from kernels.backend import backend_name
 from kernels.projection import bilevel_impl, mixed_norm, multilevel_impl, project_l1inf_bilevel, project_multilevel
-from kernels.projection_impls import passes
+from kernels.impls import passes
 from kernels.suites import Case, Prepared, case_rng, register
 
 __all__ = ["MULTILEVEL_NORMS", "PAPER_SHAPES", "SMALL_SHAPES", "cases", "projection_case"]
