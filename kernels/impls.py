@@ -32,20 +32,21 @@ Adding an implementation (e.g. a new CUDA kernel recorded as ``impl="nm_vector_c
                   _nm_vector_steps, host_calls=lambda r: 1))
 
 A library call is shorter: ``Step("lt", "sparse_tensor_core", "fp16", gemm=(m, n, k, 1), ...)``.
-The recorder's suite then passes ``params={"impl": "nm_vector_cuda", ...}``. (``kernels.kron_plan.IMPLS`` and
-``kernels.projection_impls`` describe the same implementations in prose; this module is the computable form
-the replay reads. Not yet described here: ``nm_vector_cuda`` and the packed N:M kernels, ``tasd_onepass_cuda``,
-``kron_fastkron_cuda``; their records are refused until they are.)
+The recorder's suite then passes ``params={"impl": "nm_vector_cuda", ...}``. Descriptions may live
+beside their kernels (:mod:`kernels.impls_nm`, :mod:`kernels.impls_kron`, :mod:`kernels.projection_impls`, each
+an ``ENTRIES`` tuple built from :mod:`kernels.impl_types`): this module registers them, so :data:`IMPLS` is the one
+registry.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
-from typing import Callable
 
+from kernels import impls_kron, impls_nm, projection_impls
 from kernels.errors import InputError
+from kernels.impl_types import (_SECTOR, _SMEM_BANKS, _WARP, UNITS, Impl, Record, Step, _gemm_steps,
+                                _kron_factors, _kron_shuffle_steps, _need, _pattern, _projection_size,
+                                _shuffle_factor_steps, _tasd_terms)
 
 __all__ = [
     "IMPLS",
@@ -55,89 +56,17 @@ __all__ = [
     "Step",
     "describe",
     "infer_impl",
+    "passes",
     "register",
     "warp_bank_wavefronts",
 ]
 
-UNITS = ("tensor_core", "sparse_tensor_core", "cuda_core", "memory")
-_DTYPE = {"float16": "fp16", "bfloat16": "bf16", "tfloat32": "tf32", "float32": "fp32", "float64": "fp64",
-          "int8": "int8", "float8_e4m3fn": "fp8", "float8_e5m2": "fp8"}
-_ITEM = {"float16": 2, "bfloat16": 2, "tfloat32": 4, "float32": 4, "float64": 8, "int8": 1,
-         "float8_e4m3fn": 1, "float8_e5m2": 1}
-_SMEM_BANKS, _WARP, _SECTOR = 32, 32, 32
 
 
-@dataclass(frozen=True)
-class Record:
-    """The trace-record fields a description reads (``from_row`` takes a trace row dict)."""
-
-    kernel: str
-    dtype: str
-    backend: str = "cupy"
-    m: int | None = None
-    n: int | None = None
-    k: int | None = None
-    pattern: str | None = None
-    tasd_series: str | None = None
-    shapes: dict = field(default_factory=dict)
-    params: dict = field(default_factory=dict)
-    git_commit: str | None = None
-
-    @classmethod
-    def from_row(cls, row: dict) -> Record:
-        def js(v):
-            try:
-                out = json.loads(v or "{}") if isinstance(v, str) else (v or {})
-            except json.JSONDecodeError:
-                raise InputError(f"trace record {row.get('kernel')!r}: not JSON: {v!r}") from None
-            return out if isinstance(out, dict) else {}
-
-        return cls(row["kernel"], row["dtype"], row.get("backend") or "cupy", row.get("m"), row.get("n"),
-                   row.get("k"), row.get("pattern"), row.get("tasd_series"), js(row.get("shapes")),
-                   js(row.get("params")), row.get("git_commit"))
-
-    @property
-    def item(self) -> int:
-        return _ITEM.get(self.dtype, 4)
-
-    @property
-    def unit_dtype(self) -> str:
-        return _DTYPE.get(self.dtype, self.dtype)
 
 
-@dataclass(frozen=True)
-class Step:
-    """One kind of device launch of an implementation (see the module docstring)."""
-
-    name: str
-    unit: str
-    dtype: str
-    launches: int = 1
-    gemm: tuple[int, int, int, int] | None = None
-    macs: int = 0
-    blocks: int = 0
-    blocks_per_sm: int = 1
-    smem_cycles_per_block: float = 0.0
-    loop_steps_per_block: float = 0.0
-    bytes_read: int = 0
-    bytes_written: int = 0
-    working_set: int = 0
-
-    def __post_init__(self):
-        if self.unit not in UNITS:
-            raise InputError(f"Step {self.name!r}: unit {self.unit!r} is not one of {', '.join(UNITS)}")
 
 
-@dataclass(frozen=True)
-class Impl:
-    """An implementation: its name (``params["impl"]``), trace kernel, main unit and how one call runs."""
-
-    name: str
-    kernel: str
-    unit: str
-    summary: str
-    steps: Callable[[Record], list[Step]]
-    host_calls: Callable[[Record], int] = lambda r: 1
 
 
 IMPLS: dict[str, Impl] = {}
@@ -170,26 +99,11 @@ def warp_bank_wavefronts(word_addresses) -> int:
     return max(len(s) for s in banks.values()) if banks else 0
 
 
-def _pattern(text: str) -> tuple[int, int]:
-    n, m = (int(x) for x in str(text).split(":"))
-    return n, m
 
 
-def _need(r: Record, *names):
-    vals = [getattr(r, n) for n in names]
-    if any(v is None for v in vals):
-        raise InputError(f"trace record {r.kernel!r}: needs {', '.join(names)} (got {vals})")
-    return [int(v) for v in vals]
 
 
 # --------------------------------------------------------------------------- library GEMMs
-def _gemm_steps(r: Record) -> list[Step]:
-    m, n, k = _need(r, "m", "n", "k")
-    batch = int(r.params.get("batch", 1))
-    unit = "cuda_core" if r.dtype in ("float32", "float64") else "tensor_core"  # CuPy leaves TF32 off
-    size = (m * k + k * n + m * n) * r.item * batch
-    return [Step("cublas_gemm", unit, r.unit_dtype, gemm=(m, n, k, batch), macs=m * n * k * batch,
-                 bytes_read=(m * k + k * n) * r.item * batch, bytes_written=m * n * r.item * batch, working_set=size)]
 
 
 def _xla_gemm_steps(r: Record) -> list[Step]:
@@ -246,10 +160,6 @@ def _nm_steps(r: Record) -> list[Step]:
     return [_nm_kernel_step("nm_spmm", m, n, k, pn, pm, r.unit_dtype, r.item)]
 
 
-def _tasd_terms(r: Record) -> list[tuple[int, int]]:
-    if not r.tasd_series:
-        raise InputError(f"trace record {r.kernel!r}: needs tasd_series")
-    return [_pattern(t) for t in str(r.tasd_series).split("+")]
 
 
 def _add_step(rows: int, cols: int, count: int) -> Step:
@@ -269,11 +179,6 @@ def _tasd_steps(r: Record) -> list[Step]:
 
 
 # --------------------------------------------------------------------------- Kron
-def _kron_factors(r: Record) -> list[tuple[int, int]]:
-    factors = r.params.get("factors")
-    if not factors:
-        raise InputError(f"trace record {r.kernel!r}: params has no 'factors' (the Kron factor shapes)")
-    return [(int(p), int(q)) for p, q in factors]
 
 
 # kernels/kron.py at a1a550e: the launch grouping of kernels/cuda/kron_fused.cu (that kernel has since been
@@ -361,27 +266,8 @@ def _kron_fused_steps(r: Record) -> list[Step]:
     return steps
 
 
-def _shuffle_factor_steps(r: Record, m: int, k_in: int, p: int, q: int) -> list[Step]:
-    """One shuffle step: cuBLAS (m·K/p, p) @ (p, q), then the rotating transpose copy of the (m, K/p, q) result."""
-    item = r.item
-    rows = m * k_in // p
-    out = rows * q * item
-    unit = "cuda_core" if r.dtype in ("float32", "float64") else "tensor_core"
-    return [
-        Step(f"shuffle gemm {p}x{q}", unit, r.unit_dtype, gemm=(rows, q, p, 1), macs=rows * q * p,
-             bytes_read=rows * p * item + p * q * item, bytes_written=out, working_set=rows * p * item + out),
-        Step("shuffle transpose", "memory", r.unit_dtype, bytes_read=out, bytes_written=out, working_set=2 * out),
-    ]
 
 
-def _kron_shuffle_steps(r: Record) -> list[Step]:
-    (m,) = _need(r, "m")
-    k_in = math.prod(p for p, _ in _kron_factors(r))
-    steps = []
-    for p, q in reversed(_kron_factors(r)):
-        steps += _shuffle_factor_steps(r, m, k_in, p, q)
-        k_in = k_in // p * q
-    return steps
 
 
 # --------------------------------------------------------------------------- projections
@@ -412,11 +298,6 @@ _PROJECTION_CALLS = {
 }
 
 
-def _projection_size(r: Record) -> int:
-    shape = r.shapes.get("y") or r.shapes.get("t")
-    if not shape:
-        raise InputError(f"trace record {r.kernel!r}: shapes has no 'y' (the projected array)")
-    return math.prod(int(s) for s in shape) * r.item
 
 
 def _projection_steps(r: Record) -> list[Step]:
@@ -430,11 +311,24 @@ def _projection_calls(r: Record) -> int:
     return _PROJECTION_CALLS[r.kernel][0]
 
 
-register(Impl("dense_cublas", "gemm", "tensor_core", "cupy.matmul: cuBLAS GEMM (fp32 on CUDA cores, TF32 off)",
-              _gemm_steps))
+def _dense_steps(r: Record) -> list[Step]:
+    """gemm records; under nm_dispatch, the GEMM on the cached dense A of the terms, then the float32 cast."""
+    return _gemm_steps(r) + ([] if r.kernel == "gemm" else impls_nm.cast_steps(r, *_need(r, "m", "n")))
+
+
+def _lt_steps(r: Record) -> list[Step]:
+    """The old cusparselt_2_4 records (one GEMM); nm_spmm/tasd_spmm records one matmul per term and the cast."""
+    return _cusparselt_steps(r) if r.kernel == "cusparselt_2_4" else impls_nm.cusparselt_terms_steps(r)
+
+
+register(Impl("dense_cublas", "gemm", "tensor_core", "cupy.matmul: cuBLAS GEMM (fp32 on CUDA cores, TF32 off); "
+              "under nm_dispatch on the cached dense A, then the float32 cast", _dense_steps,
+              host_calls=lambda r: 1 + (0 if r.kernel == "gemm" else len(impls_nm.cast_steps(r, 1, 1)))))
 register(Impl("gemm_xla", "gemm", "tensor_core", "OpenXLA GEMM (imported perf table), tensor cores", _xla_gemm_steps,
               host_calls=lambda r: 0))
-register(Impl("nm_2of4_cusparselt", "cusparselt_2_4", "sparse_tensor_core", "cuSPARSELt 2:4 SpMM", _cusparselt_steps))
+register(Impl("nm_2of4_cusparselt", "cusparselt_2_4", "sparse_tensor_core", "cuSPARSELt 2:4 SpMM (per term, "
+              "then the float32 cast, under nm_dispatch)", _lt_steps,
+              host_calls=lambda r: 1 if r.kernel == "cusparselt_2_4" else impls_nm.cusparselt_terms_calls(r)))
 register(Impl("nm_scalar_cuda", "nm_spmm", "cuda_core", "kernels/cuda/nm_spmm.cu: scalar fp32 FMAs, shared-memory B",
               _nm_steps))
 register(Impl("tasd_multipass_cuda", "tasd_spmm", "cuda_core", "tasd_spmm: one nm_spmm launch per term plus adds",
@@ -448,19 +342,23 @@ register(Impl("bilevel_l1inf_xp", "project_l1inf_bilevel", "memory", "~45 CuPy c
 register(Impl("multilevel_l1_inf_inf_xp", "project_multilevel", "memory", "~45 CuPy calls (sort, scan) and their syncs",
               _projection_steps, _projection_calls))
 
-def _device_projection_steps(r: Record) -> list[Step]:
-    """kernels/projection_device.py: norms, l1 threshold and apply kernels (+ a memset when the norms split
-    over row blocks); the array is read twice and written once (kernels.projection_impls)."""
+# the descriptions kept beside the current kernels
+for _impl in (*impls_nm.ENTRIES, *impls_kron.ENTRIES, *projection_impls.ENTRIES):
+    register(_impl)
+for _name in projection_impls.LEVELWISE:
+    if _name not in IMPLS:  # multilevel_l1_inf_inf_xp: the H200 records' own entry above
+        register(Impl(_name, "project_multilevel", "memory", "level-by-level array calls (sort, scan per level)",
+                      _projection_steps, _projection_calls if _name.endswith("_xp") else (lambda r: 0)))
+
+
+def passes(name: str, shape, dtype: str = "float32") -> tuple[int, int]:
+    """(whole-array reads, writes) of one call of projection implementation ``name``, from its steps."""
+    impl = describe(name)
+    r = Record(impl.kernel, dtype, shapes={"y": list(shape)}, params={"impl": name})
+    steps = impl.steps(r)
     size = _projection_size(r)
-    return [Step("device projection", "memory", r.unit_dtype, launches=4, bytes_read=2 * size, bytes_written=size,
-                 working_set=2 * size)]
+    return sum(s.bytes_read for s in steps) // size, sum(s.bytes_written for s in steps) // size
 
-
-for _name, _kernel in (("bilevel_l1inf_device", "project_l1inf_bilevel"),
-                       ("multilevel_l1_inf_inf_device", "project_multilevel")):
-    # host: input checks, 3-5 pool allocations and 4 launches, no synchronisation
-    register(Impl(_name, _kernel, "memory", "device-resident projection, 3 kernels, no host sync",
-                  _device_projection_steps, host_calls=lambda r: 8))
 
 _BY_KERNEL = {
     ("gemm", "cupy"): "dense_cublas",

@@ -112,7 +112,7 @@ def kron_config(x, factors, algorithm: str = "auto") -> dict:
     """How :func:`kron_matmul` runs these operands: ``{"impl": name, ...tile fields}``.
 
     The trace suites copy it into ``params``; ``impl`` is a key of
-    :data:`kernels.kron_plan.IMPLS`. On a GPU this tunes (once) what the call would tune.
+    :data:`kernels.impls.IMPLS` (described in :mod:`kernels.impls_kron`). On a GPU this tunes (once) what the call would tune.
     """
     if algorithm not in ALGORITHMS:
         raise InputError(f"algorithm: unknown value {algorithm!r}; use one of {', '.join(ALGORITHMS)}")

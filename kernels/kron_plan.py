@@ -3,8 +3,7 @@
 Pure Python (no CuPy): the launcher (:mod:`kernels.kron_gpu`), the NumPy model of the kernel
 (:mod:`kernels.kron_model`) and the tests all size shared memory and grids with these
 functions, so the rules in ``cuda/kron_fastkron.cu`` have exactly one Python mirror.
-:data:`IMPLS` describes how each Kron implementation runs, keyed by the ``params["impl"]``
-name its trace records carry.
+How each Kron implementation runs is described in :mod:`kernels.impls_kron` (one registry, :mod:`kernels.impls`).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 __all__ = [
-    "IMPLS",
     "MAX_FACTORS",
     "META_BYTES",
     "THREADS",
@@ -36,51 +34,6 @@ VARIANTS = {
     "float64": ((4, 4), (2, 4), (4, 2), (4, 1)),
 }
 """Register tiles (RK slices × RQ factor columns per thread) compiled for each dtype."""
-
-IMPLS = {
-    "kron_fastkron_cuda": {
-        "unit": f"CUDA block of {THREADS} threads",
-        "tile": "TM rows × NJ chunks of ∏P(group) columns in shared memory; RK×RQ outputs per thread",
-        "launches": "one per fused group: ⌈N / depth⌉ when every group fits shared memory",
-        "memory_passes": "one read of the group's input and one write of its output per launch",
-        "host_ops": "no synchronisation, no copy; allocates the output and one ping-pong buffer",
-    },
-    "kron_shuffle_cupy": {
-        "unit": "cuBLAS GEMM + CuPy transpose copy",
-        "tile": "cuBLAS's own",
-        "launches": "2 per factor (GEMM, then the rotating transpose copy)",
-        "memory_passes": "two reads and two writes of the intermediate per factor",
-        "host_ops": "no synchronisation; two allocations per factor",
-    },
-    "kron_fused_numpy": {
-        "unit": "one CPU thread per row block (BLAS held to one thread)",
-        "tile": "rows whose widest intermediate fits _BLOCK_BYTES of cache",
-        "launches": "one BLAS matmul per factor per row block",
-        "memory_passes": "X read once and Y written once; intermediates stay in cache",
-        "host_ops": "allocates the output and two cache-sized buffers per thread",
-    },
-    "kron_naive_numpy": {
-        "unit": "BLAS GEMM against the materialised Kronecker product",
-        "tile": "BLAS's own",
-        "launches": "N-1 np.kron products, then one matmul",
-        "memory_passes": "X read once, the (∏P × ∏Q) product built and read once",
-        "host_ops": "allocates every partial Kronecker product",
-    },
-    "kron_naive_cupy": {
-        "unit": "cuBLAS GEMM against the materialised Kronecker product",
-        "tile": "cuBLAS's own",
-        "launches": "N-1 cupy.kron products, then one matmul",
-        "memory_passes": "X read once, the (∏P × ∏Q) product built and read once",
-        "host_ops": "no synchronisation; allocates every partial Kronecker product",
-    },
-    "kron_shuffle_numpy": {
-        "unit": "BLAS GEMM + NumPy transpose copy",
-        "tile": "BLAS's own",
-        "launches": "one matmul and one copy per factor",
-        "memory_passes": "two reads and two writes of the intermediate per factor",
-        "host_ops": "two allocations per factor",
-    },
-}
 
 
 def kernel_name(dtype: str, rk: int, rq: int) -> str:

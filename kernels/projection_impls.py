@@ -1,63 +1,72 @@
-"""How each projection implementation runs, keyed by the name trace records carry in ``params["impl"]``.
+"""Descriptions of the projection implementations :func:`kernels.projection.bilevel_impl` names (kernels.impls entries).
 
-One entry per implementation: the unit doing the work, kernel launches per call, passes over the
-array per memory level (``read``/``write`` counts of the whole array; O(groups) vectors are not
-counted), host-side operations and synchronisations per call. Figures follow the code paths in
-:mod:`kernels.projection` and :mod:`kernels.projection_device`; the replay and the GPU suite read
-``passes`` to place a time against the memory roofline.
+:data:`ENTRIES` is registered by :mod:`kernels.impls`. Each is a
+number of whole-array passes (reads, writes; O(groups) vectors not counted), launches and host
+calls, following the code paths in :mod:`kernels.projection` and :mod:`kernels.projection_device`.
+The suites and ``bench/gpu/suite_projection.py`` read the passes back with :func:`kernels.impls.passes`;
+the level-by-level multilevel names (:data:`LEVELWISE`) share the H200 records' xp description in
+:mod:`kernels.impls`.
 """
 
 from __future__ import annotations
 
-__all__ = ["IMPLEMENTATIONS", "describe"]
+from kernels.impl_types import Impl, Record, Step, _projection_size
 
-_DEVICE = {
-    "unit": "GPU, memory-bound, CUDA cores",
-    "launches": "3 kernels (norms, l1_threshold, apply) + 1 memset when the norms are split over row blocks",
-    "passes": {"hbm": {"read": 2, "write": 1}, "l2": "norm partials (splits x groups), folded once",
-               "smem": "the group-norm vector, once per Michelot sweep (typically 1-8)"},
-    "host_ops": "input checks, 3-5 memory-pool allocations, launch-shape lookup (memoized)",
-    "host_syncs": 0,
-}
-_HOST_INF = {
-    "unit": "CPU, memory-bound, NumPy SIMD (workers threads over wide blocks)",
-    "launches": None,
-    "passes": {"dram": {"read": 4, "write": 2}},  # max and min; minimum then maximum into out
-    "host_ops": "whole-array NumPy passes; l1 threshold by Condat-started Michelot sweeps on the group norms",
-    "host_syncs": None,
-}
-_XP_GPU = {
-    "unit": "GPU through generic CuPy array calls (CPU: NumPy over 64-column blocks)",
-    "launches": "about 35 CuPy calls (sort, cumsum, reductions, elementwise)",
-    "passes": {"hbm": {"read": 4, "write": 2}},
-    "host_ops": "one float() of the norm sum (finiteness check)",
-    "host_syncs": 1,
+__all__ = ["DEVICE", "ENTRIES", "LEVELWISE", "MULTILEVEL_NAMES"]
+
+DEVICE = {"reads": 2, "writes": 1, "launches": 3, "host_syncs": 0}
+"""The device path: norms, l1_threshold and apply kernels (+ a memset of the norm partials when split
+over row blocks); the norm pass and the apply each read the array, the apply writes it; no sync."""
+
+# name -> (summary, whole-array reads, writes, launches, host calls)
+_TABLE = {
+    "bilevel_l1inf_host": ("CPU NumPy SIMD passes: max and min, then minimum and maximum into out", 4, 2, 0, 6),
+    "bilevel_l12_host": ("CPU NumPy passes: |y|, squares, sum; y * scale", 4, 3, 0, 7),
+    "bilevel_l11_host": ("CPU NumPy: |y| and its sum, per cache-sized block a sort, cumsum and select", 3, 2, 0, 8),
+    "bilevel_l12_xp": ("about 35 CuPy calls, one float() sync", 4, 3, 35, 36),
+    "bilevel_l11_xp": ("about 35 CuPy calls plus a full sort of |y| (radix: 4 passes), one sync", 8, 7, 40, 41),
 }
 
-IMPLEMENTATIONS = {
-    "bilevel_l1inf_device": _DEVICE,
-    "bilevel_l12_device": _DEVICE,
-    "bilevel_l11_device": {
-        **_DEVICE,
-        "passes": {"hbm": {"read": 2, "write": 1}, "l2": {"read": 1},  # the apply re-reads its group for the signs
-                   "smem": "each group's |y| staged once; its l1-ball sweeps run there"},
-    },
-    "multilevel_l1_inf_inf_device": _DEVICE,
-    "multilevel_l1_l2_l2_device": _DEVICE,
-    "bilevel_l1inf_host": _HOST_INF,
-    "bilevel_l12_host": {**_HOST_INF, "passes": {"dram": {"read": 4, "write": 3}}},  # |y|, squares, sum; y*scale
-    "bilevel_l11_host": {**_HOST_INF, "unit": "CPU, NumPy over cache-sized blocks (per-group sorts)",
-                         "passes": {"dram": "|y| and its sum, then per block a sort, cumsum and select (cache-resident)"}},
-    "bilevel_l1inf_xp": _XP_GPU,
-    "bilevel_l12_xp": {**_XP_GPU, "passes": {"hbm": {"read": 4, "write": 3}}},
-    "bilevel_l11_xp": {**_XP_GPU, "launches": "about 35 CuPy calls plus a per-group sort of |y|",
-                       "passes": {"hbm": "|y| and its sum, a full sort, cumsum and select of |y|"}},
-}
-"""Implementation name -> description (plain, JSON-ready dicts)."""
+
+MULTILEVEL_NAMES = tuple(f"multilevel_l1_{'_'.join([p] * levels)}_{kind}" for p in ("inf", "l2")
+                         for levels in (1, 2, 3) for kind in ("device", "xp", "host"))
+"""The multilevel names described: norm lists ("l1", p, ..., p), the ones the device kernels take."""
 
 
-def describe(impl: str) -> dict | None:
-    """The description of ``impl`` (``params["impl"]`` of a trace record), None for unlisted ones
-    (the level-by-level multilevel code, whose cost depends on the norm list)."""
-    found = IMPLEMENTATIONS.get(impl)
-    return None if found is None else dict(found)
+def _device_launches(r: Record) -> int:
+    return DEVICE["launches"] + (int(r.params.get("splits", 1)) > 1)
+
+
+def _device_calls(r: Record) -> int:
+    """Input checks, 3-5 memory-pool allocations (counted as 4) and the launches; no synchronisation."""
+    return 4 + _device_launches(r)
+
+
+def _device_steps(r: Record) -> list[Step]:
+    size = _projection_size(r)
+    return [Step("projection device passes", "memory", r.unit_dtype, launches=_device_launches(r),
+                 bytes_read=DEVICE["reads"] * size, bytes_written=DEVICE["writes"] * size, working_set=size)]
+
+
+def _table_steps(name: str):
+    _, reads, writes, launches, _ = _TABLE[name]
+
+    def steps(r: Record) -> list[Step]:
+        size = _projection_size(r)
+        return [Step("projection passes", "memory", r.unit_dtype, launches=max(1, launches),
+                     bytes_read=reads * size, bytes_written=writes * size, working_set=2 * size)]
+
+    return steps
+
+
+_DEVICE_NAMES = ("bilevel_l1inf_device", "bilevel_l12_device", "bilevel_l11_device",
+                 *(n for n in MULTILEVEL_NAMES if n.endswith("_device")))
+LEVELWISE = tuple(n for n in MULTILEVEL_NAMES if not n.endswith("_device"))
+"""Multilevel names run level by level (CuPy calls or NumPy): described like the H200 records' xp path."""
+ENTRIES = (
+    *(Impl(name, "project_multilevel" if name.startswith("multilevel") else "project_l1inf_bilevel", "memory",
+           "kernels/projection_device.py: 3 kernels (+ memset when split), 2 reads + 1 write over HBM, no sync",
+           _device_steps, _device_calls) for name in _DEVICE_NAMES),
+    *(Impl(name, "project_l1inf_bilevel", "memory", row[0], _table_steps(name), (lambda calls: lambda r: calls)(row[-1]))
+      for name, row in _TABLE.items()),
+)

@@ -98,7 +98,7 @@ def test_old_records_get_their_implementation_from_kernel_and_backend():
     from kernels.errors import InputError
 
     with pytest.raises(InputError, match="no implementation description"):
-        infer_impl(_rec(kernel="nm_spmm", backend="cupy", params={"impl": "nm_vector_cuda"}))  # not yet described
+        infer_impl(_rec(kernel="nm_spmm", backend="cupy", params={"impl": "nm_warp_tc_cuda"}))  # no such description
 
 
 def test_every_inferred_implementation_is_described():
@@ -219,6 +219,7 @@ def test_device_projection_streams_three_passes_by_hand(arch):
     r = Record("project_l1inf_bilevel", "float32", shapes={"y": [4096, 11008]}, params={"impl": "bilevel_l1inf_device"})
     impl = describe(infer_impl(r))
     size = 4096 * 11008 * 4  # 180 MB: past the 50 MB L2, so HBM at 4.8 TB/s
-    device = 3 * size / (YAML["memory"][0]["bandwidth"] * 1.98e9) / P.bandwidth_efficiency + 4 * P.launch_s
+    # no "splits" in params: one norm block per group, so 3 launches and no memset; 4 host calls besides them
+    device = 3 * size / (YAML["memory"][0]["bandwidth"] * 1.98e9) / P.bandwidth_efficiency + 3 * P.launch_s
     t, _ = record_time(arch, P, impl.steps(r), impl.host_calls(r))
-    assert t == pytest.approx(max(device, 8 * P.host_call_s), rel=1e-12)
+    assert t == pytest.approx(max(device, 7 * P.host_call_s), rel=1e-12)

@@ -79,7 +79,7 @@ def test_dispatcher_matches_numpy(algorithm, dtype, tmp_path, monkeypatch):
 
     from kernels import kron_matmul
     from kernels.kron import kron_config
-    from kernels.kron_plan import IMPLS
+    from kernels.impls import IMPLS
 
     monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path))
     shapes = [(8, 8)] * 3 + [(4, 6)]

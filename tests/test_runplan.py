@@ -296,3 +296,19 @@ def test_step_matches_float64_reference(rows, n, k, m, data, operand, seed):
     y = step.fn()
     np.testing.assert_allclose(y.T if step.transposed else y, ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(steps[DENSE][0].fn(), x64 @ w64.T, rtol=1e-4, atol=1e-4)
+
+
+def test_layers_record_the_kernels_own_impl_names(workload):
+    """The loop writes what the kernels' suites write: NumPy's ``matmul`` and ``nm_<layout>_numpy`` with the CPU path."""
+    from kernels.nm import nm_compress
+    from kernels.nm_cpu import choose_impl
+
+    plan = parse_plan(plan_doc(workload, {"name": "fc1", "kernel": "nm", "pattern": "2:4"},
+                               {"name": "fc2", "kernel": "tasd", "operand": "input", "series": "2:4+1:4"}))
+    prep = prepare_run(plan, backend="numpy")
+    params = {s.name: s.fields["params"] for s in prep.steps[plan.id]}
+    assert params["att"]["impl"] == "matmul" and {s.fields["params"]["impl"] for s in prep.steps[DENSE]} == {"matmul"}
+    assert params["fc1"]["impl"] == params["fc2"]["impl"] == "nm_element_numpy"
+    w = from_yaml(workload)
+    t = nm_compress(network_operands(w, w.layers)["fc1"].w, 2, 4, axis=1)
+    assert params["fc1"]["cpu_path"] == choose_impl(t)

@@ -29,8 +29,11 @@ import numpy as np
 
 from accelsim.codesign.operands import Operands
 from accelsim.codesign.plan import LayerPlan, Plan, PlanError
+from kernels import sparse_tc
 from kernels.backend import backend_name
 from kernels.nm import nm_compress, nm_spmm
+from kernels.suites.gemm import dense_impl
+from kernels.suites.nm_spmm import impl_params
 from kernels.tasd import parse_series, tasd_decompose, tasd_spmm
 from kernels.trace import Recorder, Timing, energy_per_call
 
@@ -86,12 +89,6 @@ def check_kernels(plan: Plan, xp) -> None:
                                 f"{backend_name(xp)}; plan 'nm' 2:4 instead")
 
 
-def _impl(xp, kind: str) -> str:
-    gpu = backend_name(xp) == "cupy"
-    return {"gemm": "cublas" if gpu else "blas", "nm": "nm_spmm.cuda" if gpu else "nm_spmm.gather",
-            "tasd": "tasd_spmm.cuda" if gpu else "tasd_spmm.gather", "sparse_tc": "cusparselt"}[kind]
-
-
 def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
     """Prepare ``layer`` under ``lp``: operands moved to ``xp``, weights compressed (untimed)."""
     item = np.dtype(dtype).itemsize
@@ -101,7 +98,7 @@ def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
         c, m, k, n = a.shape[0], a.shape[1], a.shape[2], b.shape[2]
         fields = dict(kernel="gemm", m=m, n=n, k=k, shapes={"a": a.shape, "b": b.shape, "c": (c, m, n)},
                       flops_dense=2 * c * m * n * k, bytes_min=c * (m * k + k * n + m * n) * item,
-                      params={**base, "batch": c, "impl": _impl(xp, "gemm")})
+                      params={**base, "batch": c, "impl": dense_impl(xp)})
         return Step(index, layer.name, lp, lambda: xp.matmul(a, b), fields)
     x, w = xp.asarray(ops.x, dtype=dtype), xp.asarray(ops.w, dtype=dtype)
     mt, k = x.shape
@@ -111,7 +108,7 @@ def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
         wt = xp.ascontiguousarray(w.T)
         fields = dict(kernel="gemm", m=mt, n=n, k=k, shapes={"a": x.shape, "b": wt.shape, "c": (mt, n)},
                       flops_dense=dense_flops, bytes_min=(mt * k + k * n + mt * n) * item,
-                      params={**base, "impl": _impl(xp, "gemm")})
+                      params={**base, "impl": dense_impl(xp)})
         return Step(index, layer.name, lp, lambda: xp.matmul(x, wt), fields)
     if lp.kernel == "sparse_tc":
         from kernels.nm_cuda import cusparselt_2_4_prepare
@@ -122,12 +119,12 @@ def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
                       shapes={"a": (n, k), "b": (k, mt), "c": (n, mt)}, pattern="2:4", density=0.5,
                       flops_dense=dense_flops, flops_effectual=dense_flops // 2,
                       bytes_min=(n * k // 2 + k * mt + n * mt) * 2 + n * k // 8,
-                      params={**base, "operand": "weight", "impl": "cusparselt"})
+                      params={**base, "operand": "weight", "impl": sparse_tc.IMPL})
         return Step(index, layer.name, lp, lambda: fn(*args), fields, transposed=True)
     pats = [(p.n, p.m) for p in _patterns(lp)]
     density = min(1.0, sum(n_ / m_ for n_, m_ in pats))
     spec = dict(pattern=lp.pattern, tasd_series=None) if lp.kernel == "nm" else dict(pattern=None, tasd_series=lp.series)
-    extra = {"operand": lp.operand, "layout": lp.layout, "impl": _impl(xp, lp.kernel)}
+    extra = {"operand": lp.operand, "layout": lp.layout}
 
     def compress(t):
         if lp.kernel == "nm":
@@ -145,14 +142,15 @@ def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
         fields = dict(kernel=kern, m=n, n=mt, k=k, shapes={"a": (n, k), "b": xt.shape, "c": (n, mt)}, density=density,
                       flops_dense=dense_flops, flops_effectual=eff,
                       bytes_min=sum(t.nbytes for t in terms) + (k * mt + n * mt) * item,
-                      params={**base, **extra, "terms": len(terms)}, **spec)
+                      params={**base, **extra, **impl_params(terms, xt, xp), "terms": len(terms)}, **spec)
         return Step(index, layer.name, lp, lambda: spmm(terms, xt), fields, transposed=True)
     wt = xp.ascontiguousarray(w.T)
     eff = sum(2 * mt * math.ceil(k / m_) * n_ * n for n_, m_ in pats)
     fields = dict(kernel=kern, m=mt, n=n, k=k, shapes={"a": x.shape, "b": wt.shape, "c": (mt, n)}, density=density,
                   flops_dense=dense_flops, flops_effectual=eff,
                   bytes_min=(mt * k + k * n + mt * n) * item,
-                  params={**base, **extra, "terms": len(pats), "runtime_compress": True}, **spec)
+                  params={**base, **extra, **impl_params(compress(x), wt, xp), "terms": len(pats),
+                          "runtime_compress": True}, **spec)
     return Step(index, layer.name, lp, lambda: spmm(compress(x), wt), fields)
 
 

@@ -8,7 +8,7 @@ measures them) it times, in one process, medians of >= 10 calls after warm-up (C
 ``device`` (every step on the GPU, tuned launch shape), ``xp`` (the previous CuPy path: generic
 array code with a host sync) and the NumPy host path on a host copy (fewer repeats: it is slow).
 It reports the device time against the HBM roofline of the passes the algorithm makes
-(:mod:`kernels.projection_impls`: 2 reads + 1 write of the array; peak = 2 × memory clock × bus width, from the device's
+(:func:`kernels.impls.passes`: 2 reads + 1 write of the array; peak = 2 × memory clock × bus width, from the device's
 properties), the speedups over ``xp`` and NumPy, and the largest difference from NumPy's result.
 Every timing is also a trace record under DIR.
 """
@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 from kernels.backend import device_info, get_xp, to_numpy  # noqa: E402
 from kernels.io import atomic_path  # noqa: E402
-from kernels.projection_impls import describe  # noqa: E402
+from kernels.impls import passes as impl_passes  # noqa: E402
 from kernels.suites.projection import projection_case  # noqa: E402
 from kernels.trace import Recorder, time_call  # noqa: E402
 
@@ -81,8 +81,7 @@ def run(shapes: dict, xp, recorder, budget_s: float, repeats: int = 10) -> dict:
             t_np, out_np, _ = _measure(projection_case("gpu-projection", variant, shape, "float32", np, 0), np,
                                        recorder, 3)
             size = math.prod(shape) * 4
-            hbm = describe(fields["params"]["impl"])["passes"]["hbm"]  # 2 reads + 1 write for the device path
-            passes = hbm["read"] + hbm["write"]
+            passes = sum(impl_passes(fields["params"]["impl"], shape))  # 2 reads + 1 write on the device path
             rows.append({
                 "variant": variant, "shape": list(shape), "impl": fields["params"]["impl"],
                 "launch": {k: v for k, v in fields["params"].items() if k not in ("impl", "norms", "axis")},

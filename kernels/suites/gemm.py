@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from kernels.backend import backend_name
+from kernels.nm_dispatch import DENSE
 from kernels.suites import Case, Prepared, case_rng, register, shapes_for
 
-__all__ = ["cases", "dense_case", "dtypes_for"]
+__all__ = ["cases", "dense_case", "dense_impl", "dtypes_for"]
+
+
+def dense_impl(xp) -> str:
+    """``params["impl"]`` of ``xp.matmul``: cuBLAS on CuPy (:data:`kernels.nm_dispatch.DENSE`), NumPy's BLAS otherwise."""
+    return DENSE if backend_name(xp) == "cupy" else "matmul"
 
 
 def dtypes_for(xp) -> list[str]:
@@ -26,7 +32,7 @@ def dense_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: int) ->
             kernel="gemm", dtype=dtype, m=m, n=n, k=k,
             shapes={"a": (m, k), "b": (k, n), "c": (m, n)},
             pattern=None, density=1.0, flops_dense=2 * m * n * k,
-            bytes_min=(m * k + k * n + m * n) * item, params={"impl": "dense_cublas" if backend_name(xp) == "cupy" else "matmul"},
+            bytes_min=(m * k + k * n + m * n) * item, params={"impl": dense_impl(xp)},
         )
         return Prepared(xp.matmul, (a, b), fields)
 

@@ -16,7 +16,7 @@ import math
 from kernels import projection_device
 from kernels.backend import backend_name
 from kernels.projection import bilevel_impl, mixed_norm, multilevel_impl, project_l1inf_bilevel, project_multilevel
-from kernels.projection_impls import describe
+from kernels.impls import passes
 from kernels.suites import Case, Prepared, case_rng, register
 
 __all__ = ["MULTILEVEL_NORMS", "PAPER_SHAPES", "SMALL_SHAPES", "cases", "projection_case"]
@@ -51,8 +51,7 @@ def projection_case(suite: str, variant: str, shape: tuple[int, ...], dtype: str
             name, groups = multilevel_impl(y, MULTILEVEL_NORMS, None, impl), y.reshape(shape[0], -1).T
         params["impl"] = name
         if name.endswith("_device"):
-            hbm = describe(name)["passes"]["hbm"]
-            params["matrix_passes"] = hbm["read"] + hbm["write"]
+            params["matrix_passes"] = sum(passes(name, shape, dtype))
             if backend_name(xp) == "cupy":
                 params.update(projection_device.tune(groups, radius, "inf"))
         size = math.prod(shape) * y.dtype.itemsize

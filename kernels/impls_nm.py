@@ -1,0 +1,134 @@
+"""Descriptions of the GPU N:M SpMM / one-pass TASD implementations the dispatcher records (kernels.impls entries).
+
+:data:`ENTRIES` and the per-term cuSPARSELt and cast steps are registered by :mod:`kernels.impls`. The packed
+CUDA-core kernel (``cuda/nm_spmm_packed.cu``, :mod:`kernels.nm_configs`) is described from the
+tile configuration trace records carry in ``params`` (top level from :func:`kernels.nm_cuda.plan`,
+or under ``params["cuda_core"]`` from :func:`kernels.nm_dispatch.plan`); the library paths
+(cuSPARSELt 2:4 per term, dense cuBLAS on the cached dense A) from the record's shape and dtype.
+Shared-memory figures are from the SASS in ``docs/results/nm_spmm_gpu.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from kernels.errors import InputError
+from kernels.impl_types import Impl, Record, Step, _need, _pattern, _tasd_terms
+from kernels.nm_configs import IMPL_NAMES, smem_bytes, threads
+
+__all__ = ["ENTRIES", "cast_steps", "cuda_config", "cusparselt_terms_calls", "cusparselt_terms_steps", "nm_terms",
+           "packed_entries"]
+
+_SMEM_PER_SM = 228 * 1024
+_RESERVED_PER_BLOCK = 1024
+_LDS128_WAVEFRONTS = 4  # a warp's distinct 16-byte words: 512 B = 4 x 128 B
+# Per kept entry and warp: modes 0, 1 and 3's dense loop issue 2 LDS.128 of A (lanes of one warp share
+# their rows: one broadcast wavefront each) and 2 LDS.128 of B (distinct columns); mode 0 adds an LDS.64
+# of K rows per two entries; mode 2 issues 16 LDS.128 of B (one pair per row), 2 of A and an LDS.64 of
+# the 8 index bytes.
+_WAVEFRONTS_PER_ENTRY = {0: 2 + 2 * _LDS128_WAVEFRONTS + 0.5, 1: 2 + 2 * _LDS128_WAVEFRONTS,
+                         2: 2 + 16 * _LDS128_WAVEFRONTS + 1, 3: 2 + 2 * _LDS128_WAVEFRONTS}
+_CFG_KEYS = ("mode", "bm", "bn", "tm", "stages", "emax", "ks", "split")
+
+
+def nm_terms(r: Record) -> list[tuple[int, int]]:
+    """(N, M) of each term: the TASD series, else the record's pattern."""
+    return _tasd_terms(r) if r.tasd_series else [_pattern(r.pattern)]
+
+
+def cuda_config(r: Record) -> dict:
+    """The packed kernel's tile configuration in ``r.params`` (nested under ``cuda_core`` by the dispatcher)."""
+    cfg = r.params.get("cuda_core") if isinstance(r.params.get("cuda_core"), dict) else r.params
+    missing = [key for key in _CFG_KEYS if key not in cfg]
+    if missing:
+        raise InputError(f"trace record {r.kernel!r} (impl {r.params.get('impl')!r}): params has no "
+                         f"{', '.join(missing)} (the packed kernel's tile configuration)")
+    return {key: int(cfg[key]) for key in _CFG_KEYS}
+
+
+def packed_entries(terms, k: int) -> tuple[int, int]:
+    """(L, entries per row over all of K): L = lcm of the terms' M, ``sum(N * L / M)`` entries per L rows."""
+    lblock = math.lcm(*(m for _, m in terms))
+    return lblock, -(-k // lblock) * sum(n * lblock // m for n, m in terms)
+
+
+def _blocks_per_sm(cfg: dict) -> int:
+    """``__launch_bounds__(threads, 2)`` for 256-thread tiles, ``(threads, 3)`` below; then shared memory."""
+    by_regs = 2 if threads(cfg["bm"], cfg["bn"], cfg["tm"]) >= 256 else 3
+    smem = smem_bytes(cfg["mode"], cfg["bm"], cfg["bn"], cfg["stages"], cfg["emax"])
+    return max(1, min(by_regs, _SMEM_PER_SM // (smem + _RESERVED_PER_BLOCK)))
+
+
+def _packed_steps(r: Record) -> list[Step]:
+    rows, cols, k = _need(r, "m", "n", "k")
+    cfg = cuda_config(r)
+    terms = nm_terms(r)
+    mode, bm, bn = cfg["mode"], cfg["bm"], cfg["bn"]
+    lblock, entries = packed_entries(terms, k)
+    ks = cfg["ks"]
+    stages = -(-k // ks)
+    split = -(-stages // -(-stages // min(cfg["split"], stages)))  # nm_cuda._launch: no empty split
+    stages_per_block = -(-stages // split)
+    warps = threads(bm, bn, cfg["tm"]) // 32
+    rows_pad, cols4 = -(-rows // 32) * 32, -(-cols // 4) * 4
+    blocks = -(-cols4 // bn) * -(-rows_pad // bm) * split
+    # mode 3 runs the dense FMA loop over the stage's ks rows; the others over its entries
+    loop_items = stages_per_block * ks if mode == 3 else -(-entries // split)
+    compute = warps * loop_items * _WAVEFRONTS_PER_ENTRY[mode]
+    per_stage = ks // lblock * (entries // -(-k // lblock))  # entries of one stage, per row (vector)
+    b_rows = per_stage * bm // 32 if mode == 1 else (per_stage if mode != 3 else ks)
+    staged_bytes = stages_per_block * (per_stage * bm * 4 + b_rows * bn * 4 + per_stage * (bm if mode >= 2 else 4))
+    expand = stages_per_block * per_stage * bm * 2 / 32 if mode == 3 else 0.0  # LDS.U8 + STS per (entry, row)
+    macs = rows * cols * (k if mode == 3 else entries)
+    index_bytes = rows_pad * entries if mode >= 2 else rows_pad // 32 * entries * 4
+    a_bytes = rows_pad * entries * 4 + index_bytes
+    b_bytes = k * cols4 * 4
+    c_bytes = rows * cols4 * 4
+    out = [Step(f"nm_packed mode {mode}", "cuda_core", "fp32", blocks=blocks, blocks_per_sm=_blocks_per_sm(cfg),
+                smem_cycles_per_block=compute + staged_bytes / 128 + expand,
+                loop_steps_per_block=stages_per_block + 1, macs=macs, bytes_read=a_bytes + b_bytes,
+                bytes_written=c_bytes * split, working_set=a_bytes + b_bytes + c_bytes * split)]
+    if split > 1:  # nm_splitk_reduce: the partials summed in z order
+        out.append(Step("splitk_reduce", "memory", "fp32", bytes_read=c_bytes * split, bytes_written=c_bytes,
+                        working_set=c_bytes * (split + 1)))
+    return out
+
+
+def _packed_calls(r: Record) -> int:
+    """The launch, the split-K reduce, and the output (and partials) allocations."""
+    split = cuda_config(r)["split"]
+    return 2 if split == 1 else 4
+
+
+def cast_steps(r: Record, rows: int, cols: int) -> list[Step]:
+    """The result cast to float32 (nm_spmm's output dtype) after a 16-bit library GEMM."""
+    if r.item == 4 or r.dtype == "float64":
+        return []
+    return [Step("cast to float32", "memory", r.unit_dtype, bytes_read=rows * cols * r.item,
+                 bytes_written=rows * cols * 4, working_set=rows * cols * (r.item + 4))]
+
+
+def cusparselt_terms_steps(r: Record) -> list[Step]:
+    """One cuSPARSELt matmul per term into one C (``beta = 1`` after the first: C read back), then the cast."""
+    rows, cols, k = _need(r, "m", "n", "k")
+    count = len(nm_terms(r))
+    read = (rows * k // 2 + k * cols) * r.item + rows * k // 8
+    c = rows * cols * r.item
+    return [Step("cusparselt_2of4", "sparse_tensor_core", r.unit_dtype, launches=count, gemm=(rows, cols, k, 1),
+                 macs=rows * cols * k // 2 * count, bytes_read=read * count + c * (count - 1),
+                 bytes_written=c * count, working_set=read + c)] + cast_steps(r, rows, cols)
+
+
+def cusparselt_terms_calls(r: Record) -> int:
+    return len(nm_terms(r)) + len(cast_steps(r, 1, 1))
+
+
+_MODES = {0: "vector-wise N:M, slab of B rows per stage", 1: "vector-wise N:M, gathered B rows",
+          2: "element-wise N:M, slab of B rows (bandwidth-bound on shared memory)",
+          3: "element-wise N:M expanded to a dense tile on chip"}
+ENTRIES = (
+    *(Impl(name, "nm_spmm", "cuda_core", f"cuda/nm_spmm_packed.cu mode {mode}: {_MODES[mode]}", _packed_steps,
+           _packed_calls) for mode, name in IMPL_NAMES.items()),
+    Impl("tasd_onepass_cuda", "tasd_spmm", "cuda_core", "cuda/nm_spmm_packed.cu: every TASD term in one launch",
+         _packed_steps, _packed_calls),
+)
