@@ -51,7 +51,7 @@ def _rows(p: int, n: int, m: int, cap: int) -> int:
 def _dense_rate(xp, n: int, repeats: int, rec: Recorder) -> float:
     """float32 matmul TFLOP/s at n×n×n, recorded as a gemm trace row."""
     prep = dense_case("kron", n, n, n, "float32", xp, 0).prepare()
-    timing = time_call(prep.fn, *prep.args, warmup=3, repeats=repeats, xp=xp)
+    timing = time_call(prep.fn, *prep.args, warmup=3, repeats=repeats, xp=xp, min_window_s=0)  # time only: see suite_nm
     rec.add(timing=timing, suite="kron", xp=xp, **prep.fields)
     return 2 * n**3 / timing.median_s / 1e12
 
@@ -92,7 +92,7 @@ def run(xp, cases, m: int, repeats: int, budget_s: float, rec: Recorder, dense_n
             preps[alg] = Prepared(kron_matmul, (x, fs, alg), {**fused.fields, "kernel": kernel, "params": params})
         row = {"case": name, "M": rows, "gflop": fused.fields["flops_dense"] / 1e9}
         for alg, prep in preps.items():
-            timing = time_call(prep.fn, *prep.args, warmup=3, repeats=repeats, xp=xp)
+            timing = time_call(prep.fn, *prep.args, warmup=3, repeats=repeats, xp=xp, min_window_s=0)  # time only: see suite_nm
             rec.add(timing=timing, suite="kron", xp=xp, **prep.fields)
             row[f"{alg}_s"] = timing.median_s
             row[f"{alg}_impl"] = prep.fields["params"].get("impl")
