@@ -41,6 +41,7 @@ __all__ = [
     "mape",
     "pearson_r",
     "plot_validation",
+    "report",
     "split",
     "validate",
 ]
@@ -252,8 +253,14 @@ def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: i
     if not energy:
         notes.append("energy not compared: no compared trace record carries measured energy (energy_j is null; "
                      "the NumPy backend has no energy counter, CuPy needs NVML, imported tables carry none)")
+    return report(arch.name, devices, calib, energy, scored, families, groups, kernels, notes)
+
+
+def report(arch_name: str, devices: list, calib: dict, energy: bool, scored: list[dict], families, groups,
+           kernels: list, notes: list) -> dict:
+    """The validation report: per family and calibration group MAPE and r, over every scored record."""
     return {
-        "arch": arch.name,
+        "arch": arch_name,
         "devices": devices,
         "calibration": calib,
         "energy_compared": energy,

@@ -235,7 +235,7 @@ def validate_gpu(table, arch: ArchConfig, calibrate_on: float | None = None, see
     :func:`accelsim.replay.calibrate.validate`'s, with ``calibration.params`` naming each parameter's
     value, bound and meaning, and ``calibration.dominant`` the records that dominate the error.
     """
-    from accelsim.replay.calibrate import _family_report, split
+    from accelsim.replay.calibrate import report, split
     from accelsim.replay.project import check_device
 
     notes = check_device(arch, table)
@@ -305,16 +305,4 @@ def validate_gpu(table, arch: ArchConfig, calibrate_on: float | None = None, see
                 "meaning": ENERGY_BOUNDS[n][2]} for n in ENERGY_BOUNDS},
         "dominant": _dominant(scored),
     }
-    return {
-        "arch": arch.name,
-        "devices": [device],
-        "calibration": calib,
-        "energy_compared": energy_cmp,
-        "overall": _family_report("all", scored, energy_cmp),
-        "families": [_family_report(f, [r for r in scored if r["family"] == f], energy_cmp)
-                     for f in families if any(r["family"] == f for r in scored)],
-        "groups": [_family_report(g, [r for r in scored if r["group"] == g], energy_cmp)
-                   for g in groups if any(r["group"] == g for r in scored)],
-        "kernels": kernels,
-        "notes": notes,
-    }
+    return report(arch.name, [device], calib, energy_cmp, scored, families, groups, kernels, notes)
