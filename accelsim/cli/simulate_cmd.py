@@ -138,7 +138,10 @@ DEMO_GUIDE = {
         "mape_pct is the mean of |projected - measured| / measured (10 means projections are typically within "
         "10 % of the measurement), pearson_r is 1 when the model ranks configurations exactly as measured. "
         "Trust a family for design decisions when its MAPE is low, its r close to 1 and its n large enough "
-        "to mean something."),
+        "to mean something. The H200 set (this project's own kernels) runs on the GPU unit model instead: "
+        "each record is described by its implementation (which unit, launches, memory passes, host calls) "
+        "and one calibration of six bounded device parameters (costs in seconds, efficiencies in (0, 1]) "
+        "serves every family."),
 }
 
 
