@@ -15,6 +15,7 @@ import numpy as np
 from kernels import kron_matmul
 from kernels.backend import device_info, gpu_available
 from kernels.kron import kron_flops
+from kernels.trace import time_call
 
 __all__ = ["CASES", "main"]
 
@@ -35,21 +36,6 @@ def _time(fn, repeats: int) -> float:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def _time_gpu(fn, repeats: int) -> float:
-    import cupy as cp
-
-    fn()
-    start, stop = cp.cuda.Event(), cp.cuda.Event()
-    times = []
-    for _ in range(repeats):
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop) / 1e3)
     return statistics.median(times)
 
 
@@ -84,7 +70,8 @@ def run_case(p, n, m, repeats, shuffle_repeats, peer, tmp: Path) -> dict:
 
         xg, fg = cp.asarray(x), [cp.asarray(f) for f in fs]
         for alg in ("fused", "shuffle"):
-            row[f"gpu_{alg}_s"] = _time_gpu(lambda: kron_matmul(xg, fg, alg), repeats)
+            row[f"gpu_{alg}_s"] = time_call(kron_matmul, xg, fg, alg, warmup=1, repeats=repeats, xp=cp,
+                                             min_window_s=0).median_s
         row["err_gpu_fused"] = _rel_err(cp.asnumpy(kron_matmul(xg, fg, "fused"))[:4], ref)
     return row
 

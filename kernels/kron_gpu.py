@@ -10,14 +10,14 @@ synchronisation, no host-device copy, two allocations (the output and one ping-p
 from __future__ import annotations
 
 import functools
-import statistics
 from pathlib import Path
 
 import numpy as np
 
 from kernels import autotune
-from kernels.kron_shuffle import shuffle
 from kernels.kron_plan import MAX_FACTORS, THREADS, candidates, kernel_name, plan
+from kernels.kron_shuffle import shuffle
+from kernels.trace import time_call
 
 __all__ = ["SHUFFLE", "kron_config_gpu", "kron_fastkron_gpu", "kron_gpu"]
 
@@ -113,19 +113,6 @@ def kron_fastkron_gpu(cp, x, factors, config: dict):
     return cur
 
 
-def _event_time(cp, fn, repeats: int = 3) -> float:
-    fn()
-    start, stop = cp.cuda.Event(), cp.cuda.Event()
-    times = []
-    for _ in range(repeats):
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop) / 1e3)
-    return statistics.median(times)
-
-
 def kron_config_gpu(cp, x, factors, algorithm: str) -> dict:
     """The tuned configuration for these operands: ``{"impl": ..., tile fields}``.
 
@@ -147,9 +134,9 @@ def kron_config_gpu(cp, x, factors, algorithm: str) -> dict:
         cands = cands + [SHUFFLE]
 
     def time_fn(cfg):
-        if cfg["impl"] == SHUFFLE["impl"]:
-            return _event_time(cp, lambda: shuffle(cp, x, factors))
-        return _event_time(cp, lambda: kron_fastkron_gpu(cp, x, factors, cfg))
+        run = (lambda: shuffle(cp, x, factors)) if cfg["impl"] == SHUFFLE["impl"] else \
+            (lambda: kron_fastkron_gpu(cp, x, factors, cfg))
+        return time_call(run, warmup=1, repeats=3, xp=cp, min_window_s=0).median_s  # tuning: no energy window
 
     key = {"m": m, "shapes": [list(s) for s in shapes], "dtype": x.dtype.name, "algorithm": algorithm}
     cfg = autotune.tune("kron_matmul", name, key, cands, time_fn)

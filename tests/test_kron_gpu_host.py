@@ -51,15 +51,17 @@ def fake_cp(monkeypatch, tmp_path):
     events = iter(range(10**6))
 
     class _Event:
-        def record(self):
+        def record(self, stream=None):
             self.t = next(events)
 
         def synchronize(self):
             pass
 
+    stream = types.SimpleNamespace(synchronize=lambda: None)
     cuda = types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=0), Event=_Event,
-                                 get_elapsed_time=lambda a, b: float(b.t - a.t))
-    cp = types.SimpleNamespace(empty=np.empty, ascontiguousarray=np.ascontiguousarray, cuda=cuda, calls=calls)
+                                 get_current_stream=lambda: stream, get_elapsed_time=lambda a, b: float(b.t - a.t))
+    cp = types.SimpleNamespace(__name__="cupy", empty=np.empty, ascontiguousarray=np.ascontiguousarray, cuda=cuda,
+                               calls=calls)
     monkeypatch.setattr(kron_gpu, "_memoize_per_device", lambda: lambda: module)
     monkeypatch.setattr(kron_gpu, "_device", lambda dev: ("fake-gpu", SMS, SMEM))
     monkeypatch.setattr(kron_gpu, "_PLANS", {})
