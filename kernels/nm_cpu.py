@@ -1,16 +1,16 @@
-"""NumPy N:M SpMM at size: panel-gathered small GEMMs or blocked decompress + BLAS, on worker threads.
+"""NumPy N:M SpMM at size: panel-gathered small GEMMs, or a threaded block decompress + one BLAS call.
 
 Two ways to compute ``nm_decompress(t) @ b`` on a CPU, chosen by a fixed rule so the same
 inputs always take the same path (bit-identical results):
 
 * ``gather_gemm`` (vector layout, density <= :data:`GATHER_DENSITY`): for each 32-row vector the
   kept positions are shared, so its product is ``vals (32, G*n) @ b[cols]``. ``b`` is cut into
-  column panels small enough that the gathered rows of one panel stay in L2 while the GEMM
-  reads them; only ``n/m`` of the dense FLOPs run.
-* ``decompress_blas`` (element layout, or denser patterns): decompress, then one BLAS call on
-  BLAS's own threads, i.e. the decompress + dense baseline itself. Element-wise positions differ
-  row by row, so a gather costs as much as the FLOPs it saves (the per-row gather this module
-  replaced ran 7-100x slower than this at 1024x4096x4096).
+  column panels (copied contiguous: a gather from a strided panel runs ~4x slower), each panel's
+  gathered rows are reused by the vector's small GEMM; only ``n/m`` of the dense FLOPs run.
+* ``decompress_blas`` (element layout, or denser patterns): row blocks are scattered to dense on
+  worker threads (zero fill and scatter run in parallel, in cache), then one BLAS call on BLAS's
+  own threads. Element-wise positions differ row by row, so a gather costs as much as the FLOPs
+  it saves; splitting the GEMM itself by rows ran 8-60 % slower than one BLAS call.
 
 The gather path splits its work into fixed column panels (independent of the thread count) run
 on a thread pool with BLAS held to one thread per worker (small problems run serially): every
@@ -26,15 +26,16 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from kernels.nm_format import VECTOR_WIDTH, NMTensor, nm_decompress
+from kernels.nm_format import VECTOR_WIDTH, NMTensor, scatter_groups
 
 __all__ = ["GATHER_DENSITY", "choose_impl", "nm_spmm_numpy"]
 
-GATHER_DENSITY = 0.2
+GATHER_DENSITY = 0.25
 """Vector layout at or below this N/M runs ``gather_gemm``. At 1024x4096x4096 on the 2-core EPYC
-the gather path cost ~9.6 s per unit of density against 2.2 s for decompress + dense, a crossover
-near 0.2 (1:8 gathers, 2:8 and denser decompress)."""
-_PANEL_BYTES = 1 << 18  # gathered panel (G*n rows x width) kept in a 512 KB L2 with room for A and C
+(medians of 5, interleaved): 1:8 gathered 87 ms, 2:8 184 ms, 2:4 296 ms, against 250-280 ms
+for dense and decompress + dense: 2:8 still gains 1.5x, 2:4 loses."""
+_PANEL_BYTES = 1 << 22  # gathered rows of one panel (G*n x width): 4 MB ran fastest of 1, 4 and 16 MB
+_BLOCK_ROWS = 64  # rows per decompress block: 1 MB of float32 dense at K = 4096, in L2
 _SERIAL_FLOPS = 2e7  # below this a pool costs more than it saves (~1 ms to start workers and limit BLAS)
 
 
@@ -114,16 +115,32 @@ def _gather_gemm(t: NMTensor, vals, bb, out) -> None:
 
     def panel(span):
         c0, c1 = span
-        bp = np.ascontiguousarray(bb[:, c0:c1])
+        bp = bb if c1 - c0 == bb.shape[1] else np.ascontiguousarray(bb[:, c0:c1])
         buf = np.empty((depth, c1 - c0), dtype=bb.dtype)
         for v in range(col.shape[0]):
             r0, r1 = v * VECTOR_WIDTH, min(vals.shape[0], (v + 1) * VECTOR_WIDTH)
-            np.take(bp, col[v], axis=0, out=buf)
-            out[r0:r1, c0:c1] = vals[r0:r1] @ buf
+            # mode="clip": with out=, "raise" stages the gather through a temporary (~4x slower);
+            # the indices are in range (_dense_cols clips the padding)
+            np.take(bp, col[v], axis=0, out=buf, mode="clip")
+            np.matmul(vals[r0:r1], buf, out=out[r0:r1, c0:c1])
 
     _run(panel, panels, 2.0 * vals.size * bb.shape[1])
 
 
 def _decompress_blas(t: NMTensor, bb, out) -> None:
-    # Whole-matrix decompress, then one BLAS call on its own threads: exactly the baseline's work.
-    np.matmul(nm_decompress(t).astype(bb.dtype, copy=False), bb, out=out)
+    rows, k = t.shape
+    dense = np.empty((rows, t.groups * t.m), dtype=bb.dtype)
+    vals = t.values.reshape(rows, t.groups, t.pattern.n)
+
+    def block(r0):
+        r1 = min(rows, r0 + _BLOCK_ROWS)
+        if t.layout == "vector":  # _BLOCK_ROWS is a multiple of VECTOR_WIDTH
+            idx = np.repeat(t.indices[r0 // VECTOR_WIDTH: -(-r1 // VECTOR_WIDTH)], VECTOR_WIDTH, axis=0)[: r1 - r0]
+        else:
+            idx = t.indices[r0:r1]
+        groups = dense[r0:r1].reshape(r1 - r0, t.groups, t.m)
+        groups.fill(0)
+        scatter_groups(vals[r0:r1], idx, groups)
+
+    _run(block, list(range(0, rows, _BLOCK_ROWS)), 2.0 * t.values.size * bb.shape[1])
+    np.matmul(dense[:, :k], bb, out=out)

@@ -21,6 +21,7 @@ __all__ = [
     "nm_compress",
     "nm_decompress",
     "row_indices",
+    "scatter_groups",
 ]
 
 MAX_M = 32
@@ -250,13 +251,24 @@ def row_indices(t: NMTensor):
     return _expand(t.indices, t.values.shape[0], array_module(t.indices))
 
 
+def scatter_groups(values, idx, groups) -> None:
+    """Write each group's kept ``values`` at its positions ``idx`` into the zeroed ``groups`` ``(..., m)``.
+
+    One flat-index assignment (``put_along_axis`` builds an index array per axis: ~1.7x slower).
+    ``groups`` may have another dtype than ``values`` (the assignment casts).
+    """
+    xp = array_module(groups)
+    base = xp.arange(0, groups.size, groups.shape[-1], dtype=xp.intp).reshape(*values.shape[:-1], 1)
+    groups.reshape(-1)[(base + idx).reshape(-1)] = values.reshape(-1)
+
+
 def nm_decompress(t: NMTensor):
     """The dense array ``t`` was compressed from, with the dropped values as zeros."""
     if not isinstance(t, NMTensor):
         raise InputError(f"nm_decompress: expected an NMTensor, got {type(t).__name__}")
     xp = array_module(t.values)
     g = xp.zeros((*t.values.shape[:-1], t.m), dtype=t.values.dtype)
-    xp.put_along_axis(g, row_indices(t).astype(xp.intp), t.values, axis=-1)
+    scatter_groups(t.values, row_indices(t), g)
     x = g.reshape(*g.shape[:-2], -1)[..., : t.shape[t.axis]]
     return xp.ascontiguousarray(xp.moveaxis(x, -1, t.axis))
 

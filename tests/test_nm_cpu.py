@@ -40,8 +40,11 @@ def test_both_paths_match_float64(rows, k, cols, nm, layout, seed):
     _check(nm_spmm(t, b), t, b)
 
 
-def test_panels_and_blocks_cover_a_large_case():
-    # Several 128-row blocks and several column panels, with a ragged last vector and K % m != 0.
+def test_panels_and_blocks_cover_a_large_case(monkeypatch):
+    # Several 64-row blocks and (with 64 KB panels) six column panels, a ragged last vector, K % m != 0.
+    import kernels.nm_cpu
+
+    monkeypatch.setattr(kernels.nm_cpu, "_PANEL_BYTES", 1 << 16)
     rng = np.random.default_rng(7)
     a = rng.standard_normal((300, 1001)).astype(np.float32)
     b = rng.standard_normal((1001, 700)).astype(np.float32)
@@ -53,8 +56,9 @@ def test_panels_and_blocks_cover_a_large_case():
 def test_rule_is_fixed_by_layout_and_density():
     a = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
     assert choose_impl(nm_compress(a, 1, 8, axis=1, layout="vector")) == "gather_gemm"
-    assert 2 / 8 > GATHER_DENSITY
-    assert choose_impl(nm_compress(a, 2, 8, axis=1, layout="vector")) == "decompress_blas"
+    assert choose_impl(nm_compress(a, 2, 8, axis=1, layout="vector")) == "gather_gemm"
+    assert 3 / 8 > GATHER_DENSITY
+    assert choose_impl(nm_compress(a, 3, 8, axis=1, layout="vector")) == "decompress_blas"
     assert choose_impl(nm_compress(a, 1, 8, axis=1, layout="element")) == "decompress_blas"
 
 
