@@ -18,7 +18,8 @@ A :class:`Step` is one kind of launch, ``launches`` times, on one unit:
 - ``memory``: element-wise passes (adds, copies, reductions) that only stream bytes.
 
 Every step carries the bytes it reads and writes in device memory and its working set (which
-cache level holds it warm).
+cache level holds it warm); a strided step also carries ``l2_bytes``, the whole 32-byte sectors its
+warps move between L2 and the SMs (:func:`kernels.impl_types.warp_sectors`).
 
 Adding an implementation (e.g. a new CUDA kernel recorded as ``impl="nm_vector_cuda"``)::
 
