@@ -86,6 +86,7 @@ class Step:
     bytes_read: int = 0
     bytes_written: int = 0
     working_set: int = 0
+    l2_bytes: int = 0
 
     def __post_init__(self):
         if self.unit not in UNITS:
@@ -138,16 +139,35 @@ def _kron_factors(r: Record) -> list[tuple[int, int]]:
     return [(int(p), int(q)) for p, q in factors]
 
 
+def warp_sectors(offsets, item: int) -> int:
+    """Distinct 32-byte sectors one warp-wide access of ``item``-byte elements at element ``offsets`` touches.
+
+    >>> warp_sectors(range(32), 4), warp_sectors(range(0, 32 * 8, 8), 4)
+    (4, 32)
+    """
+    return len({o * item // _SECTOR for o in offsets})
+
+
 def _shuffle_factor_steps(r: Record, m: int, k_in: int, p: int, q: int) -> list[Step]:
-    """One shuffle step: cuBLAS (m·K/p, p) @ (p, q), then the rotating transpose copy of the (m, K/p, q) result."""
+    """One shuffle step: cuBLAS (m·K/p, p) @ (p, q), then the rotating transpose copy of the (m, K/p, q) result.
+
+    The copy (CuPy's elementwise kernel over the C-ordered (m, q, K/p) output) writes whole sectors but
+    reads the (m, K/p, q) input at a stride of q elements: a warp's 32 outputs touch up to 32 sectors, and
+    each sector crosses the L2-SM interface once per warp that needs one of its elements
+    (``l2_bytes``; HBM still sees the array once when it spills L2: the sector stays in L2 for the others).
+    """
     item = r.item
     rows = m * k_in // p
     out = rows * q * item
+    j = k_in // p
+    warp = [(e // j) + (e % j) * q for e in range(_WARP)]  # input offsets of output elements 0..31 (qq, jj)
+    sector_bytes = -(-out // (_WARP * item)) * warp_sectors(warp, item) * _SECTOR
     unit = "cuda_core" if r.dtype in ("float32", "float64") else "tensor_core"
     return [
         Step(f"shuffle gemm {p}x{q}", unit, r.unit_dtype, gemm=(rows, q, p, 1), macs=rows * q * p,
              bytes_read=rows * p * item + p * q * item, bytes_written=out, working_set=rows * p * item + out),
-        Step("shuffle transpose", "memory", r.unit_dtype, bytes_read=out, bytes_written=out, working_set=2 * out),
+        Step("shuffle transpose", "memory", r.unit_dtype, bytes_read=out, bytes_written=out, working_set=2 * out,
+             l2_bytes=sector_bytes + out),
     ]
 
 

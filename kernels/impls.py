@@ -18,7 +18,8 @@ A :class:`Step` is one kind of launch, ``launches`` times, on one unit:
 - ``memory``: element-wise passes (adds, copies, reductions) that only stream bytes.
 
 Every step carries the bytes it reads and writes in device memory and its working set (which
-cache level holds it warm).
+cache level holds it warm); a strided step also carries ``l2_bytes``, the whole 32-byte sectors its
+warps move between L2 and the SMs (:func:`kernels.impl_types.warp_sectors`).
 
 Adding an implementation (e.g. a new CUDA kernel recorded as ``impl="nm_vector_cuda"``)::
 
@@ -43,6 +44,7 @@ from __future__ import annotations
 import math
 
 from kernels import impls_kron, impls_nm, projection_impls
+from kernels.impls_kron import group_macs
 from kernels.errors import InputError
 from kernels.impl_types import (_SECTOR, _SMEM_BANKS, _WARP, UNITS, Impl, Record, Step, _gemm_steps,
                                 _kron_factors, _kron_shuffle_steps, _need, _pattern, _projection_size,
@@ -214,11 +216,55 @@ def _kf_groups(shapes, itemsize) -> list:
     return groups
 
 
+def _kf_block_wavefronts(group, nj: int, stride: int, j: int, j0: int, s_in: int, item: int) -> tuple[float, int]:
+    """(shared-memory pipe wavefronts, L2 sectors written) of one block of kron_fused.cu for one row, warp by warp.
+
+    Every warp's accesses are laid out from the kernel's index math (not the first warp's only: with
+    ``nj`` not a multiple of 32 a warp spans two ``o`` and its ``jj`` wrap, so slices 32 apart share a bank):
+    the load (LDG of ``nj*s_in`` contiguous values, one wavefront per 128-B line, and its STS into the
+    odd-stride slices), per factor and per FMA the LDS of ``a[pi]`` (bank conflicts counted) and the
+    ``__ldg`` of the factor (one wavefront per 128-B line of ``f``), the STS of each output, and the
+    store (LDS of the slice, STG of ``y[row, t*J + j0 + jj]``: one wavefront per 128-B line, one L2 sector
+    per distinct 32-B sector).
+    """
+    from kernels.impl_types import warp_sectors
+
+    def warps(count):
+        return (range(w * _WARP, min(count, (w + 1) * _WARP)) for w in range(-(-count // _WARP)))
+
+    line = 128 // item
+    n_load = nj * s_in
+    wf = 0.0
+    for es in warps(n_load):
+        wf += len({(j0 * s_in + e) // line for e in es})  # LDG
+        wf += warp_bank_wavefronts([(e // s_in) * stride + e % s_in for e in es])  # STS into the slices
+    length = s_in
+    for p, q in group:
+        r_count = length // p
+        out_len = q * r_count
+        for es in warps(nj * out_len):
+            o = [e // nj for e in es]
+            a = [(e % nj) * stride + (oo % r_count) * p for e, oo in zip(es, o)]
+            f_lines = len({(oo // r_count) // line for oo in o})
+            wf += p * (warp_bank_wavefronts(a) + f_lines)  # per FMA: LDS a[pi], LDG f[pi*q + qi]
+            wf += warp_bank_wavefronts([(e % nj) * stride + oo for e, oo in zip(es, o)])  # STS out
+        length = out_len
+    sectors = 0
+    for es in warps(nj * length):
+        dst = [(e // nj) * j + j0 + e % nj for e in es]
+        wf += warp_bank_wavefronts([(e % nj) * stride + e // nj for e in es])  # LDS of the slice
+        wf += len({d // line for d in dst})  # STG
+        sectors += warp_sectors(dst, item)
+    return wf, sectors
+
+
 def _kron_fused_steps(r: Record) -> list[Step]:
     """kernels/cuda/kron_fused.cu (a1a550e): one launch per factor group (:func:`_kf_groups`), 256 threads,
     grid (ceil(J/tile), min(M, 65535)); per row a block loads ``tile`` chunks to shared memory, runs the
     group's factors there (per output one dependent p-long FMA chain reading a[pi] from shared memory
-    and F through the read-only cache), and writes its outputs."""
+    and F through the read-only cache), and writes its outputs. Shared-memory pipe wavefronts are counted
+    warp by warp (:func:`_kf_block_wavefronts`) for a full block and for the last, partial one; each row's
+    load is one exposed global round trip (it completes before the block's barrier)."""
     (m,) = _need(r, "m")
     factors = _kron_factors(r)
     item = r.item
@@ -239,35 +285,24 @@ def _kron_fused_steps(r: Record) -> list[Step]:
         smem = 2 * tile * stride * item
         per_sm = max(1, min(2048 // 256, 233472 // (smem + 1024)))
         grid_y = min(m, 65535)
-        blocks = -(-j // tile) * grid_y
+        grid_x = -(-j // tile)
+        blocks = grid_x * grid_y
         rows_per_block = -(-m // grid_y)
-        cycles, chain, length, macs = 0.0, 0.0, s_in, 0
-        nj = min(tile, j)
-        loads = -(-nj * s_in // _WARP)
-        for p, q in group:
-            r_count = length // p
-            out_len = q * r_count
-            elems = nj * out_len
-            warp0 = [(e % nj) * stride + ((e // nj) % r_count) * p for e in range(min(_WARP, elems))]
-            lds = warp_bank_wavefronts(warp0)
-            cycles += -(-elems // _WARP) * p * (lds + 1)  # LDS of a[pi] + the F read, per FMA
-            chain += -(-elems // 256) * p  # dependent FMA steps per thread
-            macs += elems * p
-            length = out_len
-        cycles += 2 * loads + -(-nj * length // _WARP)
-        # the store y[row, t*J + j0 + jj] writes runs of nj elements: a 32-byte sector per run when shorter
-        written = m * j * t_out * item * max(1, _SECTOR // (nj * item))
+        full, full_sectors = _kf_block_wavefronts(group, tile, stride, j, 0, s_in, item)
+        last_nj = j - (grid_x - 1) * tile
+        last, last_sectors = ((full, full_sectors) if last_nj == tile else
+                              _kf_block_wavefronts(group, last_nj, stride, j, (grid_x - 1) * tile, s_in, item))
+        cycles = ((grid_x - 1) * full + last) / grid_x
+        written = m * j * t_out * item
+        sectors = m * ((grid_x - 1) * full_sectors + last_sectors)
         steps.append(Step(f"kron_fused x{len(group)}", "cuda_core", r.unit_dtype, blocks=blocks,
                           blocks_per_sm=per_sm, smem_cycles_per_block=cycles * rows_per_block,
-                          loop_steps_per_block=0.0, macs=macs * -(-j // nj) * m,
+                          loop_steps_per_block=float(rows_per_block), macs=m * j * group_macs(group),
                           bytes_read=m * k_in * item, bytes_written=written,
-                          working_set=m * (k_in + j * t_out) * item))
+                          working_set=m * (k_in + j * t_out) * item,
+                          l2_bytes=m * k_in * item + sectors * _SECTOR))
         k_in = j * t_out
     return steps
-
-
-
-
 
 
 # --------------------------------------------------------------------------- projections

@@ -12,7 +12,9 @@ through :mod:`kernels.impls`; each step is timed on the unit it names:
 - hand-written CUDA-core kernel (``blocks``): waves = ⌈blocks / (SMs · blocks per SM)⌉; per wave an
   SM serves its resident blocks' shared-memory wavefronts (or FMAs, whichever is more) at
   ``smem_efficiency`` of the pipe, plus ``loop_step_s`` for every exposed main-loop round trip;
-- memory pass: bytes over bandwidth (L2 when the working set fits, else HBM) at ``bandwidth_efficiency``.
+- memory pass: bytes over bandwidth (L2 when the working set fits, else HBM) at ``bandwidth_efficiency``;
+  a strided pass moves whole 32-B sectors between L2 and the SMs (``Step.l2_bytes``) and takes the
+  longer of that L2 transfer and its HBM transfer.
 
 Every launch adds ``launch_s``; the host dispatches ``host_calls`` operations at ``host_call_s`` each,
 asynchronously, so a call takes max(host time, device time). These six are the device's calibration
@@ -125,15 +127,21 @@ def _level(arch: ArchConfig, name: str):
     raise AccelsimError(f"arch {arch.name!r}: the gpu model needs a memory level named {name!r}")
 
 
-def _stream(arch: ArchConfig, p: DeviceParams, read: float, written: float, working_set: float):
-    """(seconds, l2 bytes, hbm bytes) of streaming ``read + written`` bytes, warm: L2 when they fit."""
+def _stream(arch: ArchConfig, p: DeviceParams, read: float, written: float, working_set: float, l2_bytes: float = 0):
+    """(seconds, l2 bytes, hbm bytes) of streaming ``read + written`` bytes, warm: L2 when they fit.
+
+    ``l2_bytes`` is the traffic between the SMs and L2 in whole sectors when it exceeds the bytes
+    (strided accesses); the pass takes the longer of its L2 and (when it spills L2) HBM transfers.
+    """
     hz = arch.clock_ghz * 1e9
     l2 = _level(arch, "l2")
     total = read + written
+    l2_total = max(total, l2_bytes)
+    l2_s = l2_total / (l2.bandwidth * hz) / p.bandwidth_efficiency
     if l2.capacity_bytes is not None and working_set <= l2.capacity_bytes:
-        return total / (l2.bandwidth * hz) / p.bandwidth_efficiency, total, 0.0
+        return l2_s, l2_total, 0.0
     hbm = _level(arch, "hbm")
-    return total / (hbm.bandwidth * hz) / p.bandwidth_efficiency, total, total
+    return max(l2_s, total / (hbm.bandwidth * hz) / p.bandwidth_efficiency), l2_total, total
 
 
 def _rate(gpu: GpuUnits, unit: str, dtype: str) -> float:
@@ -165,7 +173,8 @@ def step_time(arch: ArchConfig, p: DeviceParams, step) -> StepTime:
     """Device seconds of one :class:`kernels.impls.Step` (all its launches, launch costs included)."""
     gpu = gpu_of(arch)
     hz = arch.clock_ghz * 1e9
-    mem_s, l2_b, hbm_b = _stream(arch, p, step.bytes_read, step.bytes_written, step.working_set)
+    mem_s, l2_b, hbm_b = _stream(arch, p, step.bytes_read, step.bytes_written, step.working_set,
+                                  getattr(step, "l2_bytes", 0))
     smem_b = 0.0
     if step.gemm is not None:
         comp = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm)
