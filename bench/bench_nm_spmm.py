@@ -41,9 +41,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None, help="trace directory (GPU default: traces/<gpu-name>)")
     p.add_argument("--cpu-at-size", action="store_true",
                    help="NumPy nm_spmm vs dense and decompress+dense at 1024x4096x4096, both layouts, 2:4 and 1:8")
+    p.add_argument("--settle-s", type=float, default=0.25,
+                   help="--cpu-at-size: sleep before each timed call (OpenBLAS threads spin ~0.1 s after a call)")
     args = p.parse_args(argv)
     if args.cpu_at_size:
-        return cpu_at_size(args.repeats)
+        return cpu_at_size(args.repeats, settle_s=args.settle_s)
 
     xp = get_xp(args.backend)
     gpu = backend_name(xp) == "cupy"
@@ -75,8 +77,13 @@ def main(argv=None) -> int:
     return 0
 
 
-def _interleaved_medians(fns, repeats: int) -> list[float]:
-    """Median seconds of each function, timed in turn within every round so all share the load."""
+def _interleaved_medians(fns, repeats: int, settle_s: float = 0.0) -> list[float]:
+    """Median seconds of each function, timed in turn within every round so all share the load.
+
+    ``settle_s`` sleeps before every timed call: after a multi-threaded BLAS call OpenBLAS's
+    worker threads spin for ~0.1 s (measured: 110 ms of CPU burnt in a 0.3 s sleep after one
+    dense GEMM here), which only the call timed next -- whoever it is -- pays for.
+    """
     import time
 
     for fn in fns:
@@ -84,17 +91,19 @@ def _interleaved_medians(fns, repeats: int) -> list[float]:
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, ts in zip(fns, times):
+            time.sleep(settle_s)
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)
     return [statistics.median(ts) for ts in times]
 
 
-def cpu_at_size(repeats: int, m: int = 1024, n: int = 4096, k: int = 4096) -> int:
+def cpu_at_size(repeats: int, m: int = 1024, n: int = 4096, k: int = 4096, settle_s: float = 0.25) -> int:
     """Issue 13's CPU targets: nm_spmm >= 1.0x decompress + dense at 2:4, >= 2x dense at 1:8.
 
     Dense, decompress + dense and nm_spmm are timed in turn within every round (medians of
-    ``repeats`` rounds after one warm-up), so each ratio compares runs under the same load.
+    ``repeats`` rounds after one warm-up), so each ratio compares runs under the same load, each
+    after ``settle_s`` of sleep (see :func:`_interleaved_medians`; ``--settle-s 0`` times them back to back).
     """
     from kernels.nm import nm_compress, nm_decompress, nm_spmm
     from kernels.nm_cpu import choose_impl
@@ -103,7 +112,7 @@ def cpu_at_size(repeats: int, m: int = 1024, n: int = 4096, k: int = 4096) -> in
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
     print(f"cpu: {device_info(np)['device_name']}, {os.cpu_count()} threads, {m}x{n}x{k} float32, "
-          f"medians of {repeats}, load average before: {os.getloadavg()[0]:.2f}")
+          f"medians of {repeats}, {settle_s:g} s settle before each call, load average before: {os.getloadavg()[0]:.2f}")
     print(f"{'pattern':>8}{'layout':>9}{'impl':>17}{'dense_s':>9}{'dec+dense_s':>12}{'nm_spmm_s':>10}"
           f"{'vs dense':>9}{'vs dec+dense':>13}")
     for pattern in ("2:4", "1:8"):
@@ -111,7 +120,7 @@ def cpu_at_size(repeats: int, m: int = 1024, n: int = 4096, k: int = 4096) -> in
         for layout in ("element", "vector"):
             t = nm_compress(a, nn, mm, axis=1, layout=layout)
             dense, dec, sp = _interleaved_medians(
-                [lambda: a @ b, lambda: nm_decompress(t) @ b, lambda: nm_spmm(t, b)], repeats)
+                [lambda: a @ b, lambda: nm_decompress(t) @ b, lambda: nm_spmm(t, b)], repeats, settle_s)
             print(f"{pattern:>8}{layout:>9}{choose_impl(t):>17}{dense:>9.3f}{dec:>12.3f}{sp:>10.3f}"
                   f"{dense / sp:>8.2f}x{dec / sp:>12.2f}x", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
