@@ -33,8 +33,8 @@ __all__ = ["GATHER_DENSITY", "choose_impl", "nm_spmm_numpy"]
 
 GATHER_DENSITY = 0.25
 """Vector layout at or below this N/M runs ``gather_gemm``. At 1024x4096x4096 on the 2-core EPYC
-(medians of 5, interleaved): 1:8 gathered 87 ms, 2:8 184 ms, 2:4 296 ms, against 250-280 ms
-for dense and decompress + dense: 2:8 still gains 1.5x, 2:4 loses."""
+(medians of 5, interleaved, BENCHMARKS.md): gathered 1:8 ~90-110 ms, 2:8 170 ms, 3:8 380 ms,
+2:4 312 ms, against 250-260 ms dense: 2:8 still gains 1.5x, 3:8 and 2:4 lose."""
 _PANEL_BYTES = 1 << 21  # gathered rows of one panel (G*n x width): 2 MB, between the 1 and 4 MB that ran fastest
 _BLOCK_ROWS = 64  # rows per decompress block: 1 MB of float32 dense at K = 4096, in L2
 _SERIAL_FLOPS = 2e7  # below this a pool costs more than it saves (~1 ms to start workers and limit BLAS)
