@@ -8,7 +8,13 @@ through :mod:`kernels.impls`; each step is timed on the unit it names:
 - library GEMM (``gemm=(m, n, k, batch)``): for each CTA tile and split-K the arch lists, waves =
   ⌈CTAs / SMs⌉ and time = waves · (tile MACs) / (per-SM rate) / ``mac_efficiency``; the fastest
   tiling is kept (cuBLAS and XLA choose per shape), and the time is at least its bytes over the
-  bandwidth of the level holding its working set;
+  bandwidth of the level holding its working set. When B is N-major (``Step.b_mn_major``) and the
+  arch's tensor-core MMA cannot read that dtype MN-major from shared memory (``mn_major_dtypes``:
+  sm_90 ``wgmma`` transposes only 16-bit operands, so TF32 cannot), the library swaps the operands
+  and its MMA warps load B's tile from shared memory into registers themselves before each MMA
+  (CUTLASS 3's sm_90 builder: ``SwapAB`` for 4-byte K-major A / MN-major B, register-sourced
+  mainloop): each CTA adds tile_n · k_slice · itemsize bytes over the SM's shared-memory pipe at
+  ``smem_efficiency``, in series with its MMAs (the same warps issue both);
 - hand-written CUDA-core kernel (``blocks``): waves = ⌈blocks / (SMs · blocks per SM)⌉; per wave an
   SM serves its resident blocks' shared-memory wavefronts (or FMAs, whichever is more) at
   ``smem_efficiency`` of the pipe, plus ``loop_step_s`` for every exposed main-loop round trip;
@@ -42,6 +48,7 @@ __all__ = [
     "energy",
     "gpu_of",
     "record_time",
+    "register_sourced_b",
     "step_time",
 ]
 
@@ -74,7 +81,8 @@ BOUNDS = {
     "loop_step_s": (0.0, 5e-6, "exposed round trip of one main-loop step of a hand-written kernel "
                                "(global load + barrier), s"),
     "mac_efficiency": (0.05, 1.0, "fraction of the unit's peak MAC rate a library GEMM's main loop reaches"),
-    "smem_efficiency": (0.05, 1.0, "fraction of the SM's shared-memory pipe (wavefronts/cycle) hand kernels reach"),
+    "smem_efficiency": (0.05, 1.0, "fraction of the SM's shared-memory pipe (wavefronts/cycle) hand kernels and a "
+                                   "library GEMM's shared-memory-to-register operand loads reach"),
     "bandwidth_efficiency": (0.05, 1.0, "fraction of L2/HBM peak bandwidth streaming passes reach"),
 }
 """Parameter → (lower bound, upper bound, meaning)."""
@@ -152,21 +160,37 @@ def _rate(gpu: GpuUnits, unit: str, dtype: str) -> float:
     return float(table[dtype])
 
 
-def _gemm_seconds(arch: ArchConfig, gpu: GpuUnits, p: DeviceParams, unit: str, dtype: str, gemm) -> float:
+def register_sourced_b(gpu: GpuUnits, unit: str, dtype: str, b_mn_major: bool) -> bool:
+    """Whether a tensor-core GEMM must load an N-major B through registers (its MMA cannot read it from shared memory)."""
+    return (unit != "cuda_core" and b_mn_major and gpu.mn_major_dtypes is not None
+            and dtype not in gpu.mn_major_dtypes)
+
+
+def _gemm_seconds(arch: ArchConfig, gpu: GpuUnits, p: DeviceParams, unit: str, dtype: str, gemm,
+                  b_mn_major: bool = False) -> tuple[float, float]:
+    """(seconds, shared-memory bytes loaded into registers) of the fastest tiling and split-K of a library GEMM."""
     m, n, k, batch = gemm
     hz = arch.clock_ghz * 1e9
     rate = _rate(gpu, unit, dtype)
     tiles = gpu.cuda_core_tiles if unit == "cuda_core" else gpu.tensor_core_tiles
     kept = 0.5 if unit == "sparse_tensor_core" else 1.0
-    best = math.inf
+    reg_b = register_sourced_b(gpu, unit, dtype, b_mn_major)
+    item = _ITEM.get(dtype, 4)
+    best, best_bytes = math.inf, 0.0
     for tm, tn in tiles:
         ctas = -(-m // tm) * -(-n // tn) * batch
         for split in gpu.split_k:
             if split > 1 and (ctas >= gpu.sms or k < split * gpu.min_split_k_depth):
                 continue
             waves = -(-ctas * split // gpu.sms)
-            best = min(best, waves * tm * tn * -(-k // split) * kept / rate / hz)
-    return best / p.mac_efficiency
+            k_slice = -(-k // split)
+            cta_s = tm * tn * k_slice * kept / rate / hz / p.mac_efficiency
+            # the register-sourced B: tn x k_slice items per CTA through the SM's shared-memory pipe, in series
+            b_load = tn * k_slice * item if reg_b else 0
+            cta_s += b_load / (gpu.smem_bytes_per_cycle * hz) / p.smem_efficiency
+            if waves * cta_s < best:
+                best, best_bytes = waves * cta_s, float(ctas * split * b_load)
+    return best, best_bytes
 
 
 def step_time(arch: ArchConfig, p: DeviceParams, step) -> StepTime:
@@ -177,12 +201,13 @@ def step_time(arch: ArchConfig, p: DeviceParams, step) -> StepTime:
                                   getattr(step, "l2_bytes", 0))
     smem_b = 0.0
     if step.gemm is not None:
-        comp = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm)
+        comp, reg_b = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm, getattr(step, "b_mn_major", False))
         body, bound = (comp, "compute") if comp >= mem_s else (mem_s, "memory")
         # operands staged through shared memory: an SGEMM thread computes an 8x8 register tile from 8 + 8
-        # values per k (1 B/MAC at fp32); a tensor-core CTA tile 128 wide reads (1/128 + 1/128) items per MAC
+        # values per k (1 B/MAC at fp32); a tensor-core CTA tile 128 wide reads (1/128 + 1/128) items per MAC;
+        # plus a register-sourced B's loads
         item = _ITEM.get(step.dtype, 4)
-        smem_b = step.macs * (item * 2 / 8 if step.unit == "cuda_core" else item * 2 / 128)
+        smem_b = step.macs * (item * 2 / 8 if step.unit == "cuda_core" else item * 2 / 128) + reg_b
     elif step.blocks:
         per_sm = max(1, step.blocks_per_sm)
         waves = -(-step.blocks // (gpu.sms * per_sm))
