@@ -167,8 +167,14 @@ def register_sourced_b(gpu: GpuUnits, unit: str, dtype: str, b_mn_major: bool) -
 
 
 def _gemm_seconds(arch: ArchConfig, gpu: GpuUnits, p: DeviceParams, unit: str, dtype: str, gemm,
-                  b_mn_major: bool = False) -> tuple[float, float]:
-    """(seconds, shared-memory bytes loaded into registers) of the fastest tiling and split-K of a library GEMM."""
+                  b_mn_major: bool = False, working_set: float = 0.0) -> tuple[float, float]:
+    """(seconds, shared-memory bytes loaded into registers) of the fastest tiling and split-K of a library GEMM.
+
+    Seconds = waves x (one CTA's MMAs [+ its register-sourced B]) + the drain: a CTA stores its output
+    tile (a split-K slice its fp32 partial tile) after its main loop; other CTAs' main loops hide those
+    stores, except the last wave's, so one wave's share of the output, m·n·batch·split/waves items,
+    is written after the last MMA, at the bandwidth of the level holding the working set.
+    """
     m, n, k, batch = gemm
     hz = arch.clock_ghz * 1e9
     rate = _rate(gpu, unit, dtype)
@@ -188,8 +194,10 @@ def _gemm_seconds(arch: ArchConfig, gpu: GpuUnits, p: DeviceParams, unit: str, d
             # the register-sourced B: tn x k_slice items per CTA through the SM's shared-memory pipe, in series
             b_load = tn * k_slice * item if reg_b else 0
             cta_s += b_load / (gpu.smem_bytes_per_cycle * hz) / p.smem_efficiency
-            if waves * cta_s < best:
-                best, best_bytes = waves * cta_s, float(ctas * split * b_load)
+            out_item = item if split == 1 else 4  # split-K slices write fp32 partials
+            drain_s = _stream(arch, p, 0, m * n * batch * out_item * split / waves, working_set)[0]
+            if waves * cta_s + drain_s < best:
+                best, best_bytes = waves * cta_s + drain_s, float(ctas * split * b_load)
     return best, best_bytes
 
 
@@ -201,7 +209,8 @@ def step_time(arch: ArchConfig, p: DeviceParams, step) -> StepTime:
                                   getattr(step, "l2_bytes", 0))
     smem_b = 0.0
     if step.gemm is not None:
-        comp, reg_b = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm, getattr(step, "b_mn_major", False))
+        comp, reg_b = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm, getattr(step, "b_mn_major", False),
+                                    step.working_set)
         body, bound = (comp, "compute") if comp >= mem_s else (mem_s, "memory")
         # operands staged through shared memory: an SGEMM thread computes an 8x8 register tile from 8 + 8
         # values per k (1 B/MAC at fp32); a tensor-core CTA tile 128 wide reads (1/128 + 1/128) items per MAC;
