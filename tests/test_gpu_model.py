@@ -221,11 +221,12 @@ def test_register_sourced_b_prefers_wide_m_tiles_by_hand():
     assert step_time(arch, p, step).seconds == pytest.approx((131072 + 16384 + 16 * 2**20 / 1830.6) / hz, rel=1e-12)
 
 
-def test_gemm_drain_of_split_k_partials_by_hand():
+def test_gemm_drain_and_split_k_fixup_by_hand():
     # 512x512x4096 bf16, 128x128 tiles, split 1 or 4: 16 CTAs < 132 SMs. Split 4: 64 CTAs, one wave, each
     # 128*128*1024 / 2048 MAC/clk = 8192 cycles, then the wave's fp32 partials, 512*512*4 slices*4 B = 4 MiB,
     # are stored; the working set (512*4096*2 + 512*512 items * 2 B = 8.9 MB) sits in L2 (3005 B/clk):
-    # 4194304 / 3005 cycles. No split: 32768 cycles + the bf16 output, 512*512*2 B / 3005 cycles: slower.
+    # 4194304 / 3005 cycles; then the fix-up reads the 4 MiB of partials back and writes the 512x512 bf16 output
+    # (524288 B), also in L2. No split: 32768 cycles + the bf16 output, 512*512*2 B / 3005 cycles: slower.
     doc = json.loads(json.dumps(H100_YAML))
     doc["gpu"].update(tensor_core_tiles=[[128, 128]], split_k=[1, 4])
     arch = load_arch(doc)
@@ -233,7 +234,7 @@ def test_gemm_drain_of_split_k_partials_by_hand():
                      bandwidth_efficiency=0.5)
     hz = H100_YAML["clock_ghz"] * 1e9
     (step,) = describe("gemm_xla").steps(Record("gemm", "bfloat16", backend="xla", m=512, n=512, k=4096))
-    want = 8192 / hz / 0.8 + 4194304 / (3005 * hz) / 0.5 + 1e-6
+    want = 8192 / hz / 0.8 + (4194304 + 4194304 + 524288) / (3005 * hz) / 0.5 + 1e-6
     assert want < 32768 / hz / 0.8 + 524288 / (3005 * hz) / 0.5 + 1e-6
     assert step_time(arch, p, step).seconds == pytest.approx(want, rel=1e-12)
 
@@ -324,7 +325,7 @@ def test_h100_xla_unit_model_guard():
     report = validate_gpu(read_traces(H100), load_arch(ROOT / "arch_configs" / "h100_sxm_units.yaml"),
                           calibrate_on=0.5, seed=0)
     groups = {g["family"]: g["mape_pct"] for g in report["groups"]}
-    # measured 8.0 / 14.1 % (12.6 / 19.3 % before TF32's register-sourced B and the GEMM drain)
+    # measured 7.7 / 13.9 % (12.6 / 19.3 % before TF32's register-sourced B, the GEMM drain and split-K fix-up)
     assert groups["gemm bfloat16"] <= 9 and groups["gemm tfloat32"] <= 15
     assert all(p["inside_bound"] for p in report["calibration"]["params"].values())
 

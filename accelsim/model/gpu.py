@@ -173,7 +173,8 @@ def _gemm_seconds(arch: ArchConfig, gpu: GpuUnits, p: DeviceParams, unit: str, d
     Seconds = waves x (one CTA's MMAs [+ its register-sourced B]) + the drain: a CTA stores its output
     tile (a split-K slice its fp32 partial tile) after its main loop; other CTAs' main loops hide those
     stores, except the last wave's, so one wave's share of the output, m·n·batch·split/waves items,
-    is written after the last MMA, at the bandwidth of the level holding the working set.
+    is written after the last MMA, at the bandwidth of the level holding the working set. A split-K GEMM
+    then reads its fp32 partials back and writes the output (the fix-up), also after the slices.
     """
     m, n, k, batch = gemm
     hz = arch.clock_ghz * 1e9
@@ -196,6 +197,8 @@ def _gemm_seconds(arch: ArchConfig, gpu: GpuUnits, p: DeviceParams, unit: str, d
             cta_s += b_load / (gpu.smem_bytes_per_cycle * hz) / p.smem_efficiency
             out_item = item if split == 1 else 4  # split-K slices write fp32 partials
             drain_s = _stream(arch, p, 0, m * n * batch * out_item * split / waves, working_set)[0]
+            if split > 1:  # the fix-up: the partials read back and the output written, after the slices
+                drain_s += _stream(arch, p, m * n * batch * 4 * split, m * n * batch * item, working_set)[0]
             if waves * cta_s + drain_s < best:
                 best, best_bytes = waves * cta_s + drain_s, float(ctas * split * b_load)
     return best, best_bytes
