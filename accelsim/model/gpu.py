@@ -195,6 +195,10 @@ def _gemm_seconds(arch: ArchConfig, gpu: GpuUnits, p: DeviceParams, unit: str, d
             # the register-sourced B: tn x k_slice items per CTA through the SM's shared-memory pipe, in series
             b_load = tn * k_slice * item if reg_b else 0
             cta_s += b_load / (gpu.smem_bytes_per_cycle * hz) / p.smem_efficiency
+            # the fill: a wave's CTAs all load their first stage, (tm + tn) rows x the stage's K depth in bytes,
+            # through the shared L2/HBM before their first MMA
+            fill = min(ctas * split, gpu.sms) * (tm + tn) * gpu.k_tile_bytes.get(unit, 0)
+            cta_s += _stream(arch, p, fill, 0, working_set)[0]
             out_item = item if split == 1 else 4  # split-K slices write fp32 partials
             drain_s = _stream(arch, p, 0, m * n * batch * out_item * split / waves, working_set)[0]
             if split > 1:  # the fix-up: the partials read back and the output written, after the slices
