@@ -6,9 +6,16 @@ CUDA cores, tensor cores and sparse tensor cores per dtype, the shared-memory pi
 through :mod:`kernels.impls`; each step is timed on the unit it names:
 
 - library GEMM (``gemm=(m, n, k, batch)``): for each CTA tile and split-K the arch lists, waves =
-  ⌈CTAs / SMs⌉ and time = waves · (tile MACs) / (per-SM rate) / ``mac_efficiency``; the fastest
-  tiling is kept (cuBLAS and XLA choose per shape), and the time is at least its bytes over the
-  bandwidth of the level holding its working set. When B is N-major (``Step.b_mn_major``) and the
+  ⌈CTAs / SMs⌉ and time = waves · (fill + tile MACs / per-SM rate / ``mac_efficiency``) + drain
+  [+ split-K fix-up]; the fastest tiling is kept (cuBLAS and XLA choose per shape), and the time is
+  at least its bytes over the bandwidth of the level holding its working set. The fill: a wave's
+  CTAs (at most one per SM) all load their first main-loop stage, (tile_m + tile_n) rows × the
+  stage's K depth in bytes (``k_tile_bytes``: 128 for a TMA tile with the 128-byte swizzle), through
+  the shared L2/HBM before their first MMA. The drain: each CTA stores its output tile after its
+  main loop; later waves hide those stores except the last wave's, m·n·batch·split/waves items
+  (split-K slices: fp32 partials). A split-K GEMM then reads its partials back and writes the
+  output. Fill, drain and fix-up move bytes at ``bandwidth_efficiency`` of the level holding the
+  working set. When B is N-major (``Step.b_mn_major``) and the
   arch's tensor-core MMA cannot read that dtype MN-major from shared memory (``mn_major_dtypes``:
   sm_90 ``wgmma`` transposes only 16-bit operands, so TF32 cannot), the library swaps the operands
   and its MMA warps load B's tile from shared memory into registers themselves before each MMA
