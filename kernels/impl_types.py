@@ -87,6 +87,7 @@ class Step:
     bytes_written: int = 0
     working_set: int = 0
     l2_bytes: int = 0
+    b_mn_major: bool = False
 
     def __post_init__(self):
         if self.unit not in UNITS:
@@ -122,8 +123,10 @@ def _gemm_steps(r: Record) -> list[Step]:
     batch = int(r.params.get("batch", 1))
     unit = "cuda_core" if r.dtype in ("float32", "float64") else "tensor_core"  # CuPy leaves TF32 off
     size = (m * k + k * n + m * n) * r.item * batch
+    # B is a C-ordered [batch,] k x n array (CuPy's matmul operands, XLA's perf-table rhs [b, k, n]): N-major
     return [Step("cublas_gemm", unit, r.unit_dtype, gemm=(m, n, k, batch), macs=m * n * k * batch,
-                 bytes_read=(m * k + k * n) * r.item * batch, bytes_written=m * n * r.item * batch, working_set=size)]
+                 bytes_read=(m * k + k * n) * r.item * batch, bytes_written=m * n * r.item * batch, working_set=size,
+                 b_mn_major=True)]
 
 
 def _tasd_terms(r: Record) -> list[tuple[int, int]]:
@@ -165,7 +168,8 @@ def _shuffle_factor_steps(r: Record, m: int, k_in: int, p: int, q: int) -> list[
     unit = "cuda_core" if r.dtype in ("float32", "float64") else "tensor_core"
     return [
         Step(f"shuffle gemm {p}x{q}", unit, r.unit_dtype, gemm=(rows, q, p, 1), macs=rows * q * p,
-             bytes_read=rows * p * item + p * q * item, bytes_written=out, working_set=rows * p * item + out),
+             bytes_read=rows * p * item + p * q * item, bytes_written=out, working_set=rows * p * item + out,
+             b_mn_major=True),
         Step("shuffle transpose", "memory", r.unit_dtype, bytes_read=out, bytes_written=out, working_set=2 * out,
              l2_bytes=sector_bytes + out),
     ]

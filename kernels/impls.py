@@ -11,6 +11,8 @@ A :class:`Step` is one kind of launch, ``launches`` times, on one unit:
 
 - ``tensor_core`` / ``sparse_tensor_core`` / ``cuda_core`` with ``gemm=(m, n, k, batch)``: a
   library GEMM (cuBLAS, cuSPARSELt); the device model picks its CTA tile and counts waves;
+  ``b_mn_major`` says B is stored N-major (a C-ordered k x n array), which the device model
+  charges where the arch's tensor-core MMA cannot read that layout from shared memory;
 - ``cuda_core`` with ``blocks``: a hand-written kernel, given by what its code does per block:
   shared-memory pipe cycles (wavefronts, bank conflicts included), main-loop steps whose global
   round trip is exposed, and the blocks resident per SM (registers/shared memory, from
@@ -109,10 +111,14 @@ def warp_bank_wavefronts(word_addresses) -> int:
 
 
 def _xla_gemm_steps(r: Record) -> list[Step]:
-    """OpenXLA's GEMMs (imported tables): tensor cores at the record's dtype, TF32 included."""
+    """OpenXLA's GEMMs (imported tables): tensor cores at the record's dtype, TF32 included.
+
+    The perf table's dots take ``rhs = [b, k, n]`` contracted on dimension 1 (``GetModule`` in
+    ``xla/tools/matmul_perf_table_gen.cc``): B is N-major (``Step.b_mn_major``).
+    """
     (step,) = _gemm_steps(r)
     return [Step(step.name, "tensor_core", r.unit_dtype, gemm=step.gemm, macs=step.macs, bytes_read=step.bytes_read,
-                 bytes_written=step.bytes_written, working_set=step.working_set)]
+                 bytes_written=step.bytes_written, working_set=step.working_set, b_mn_major=step.b_mn_major)]
 
 
 def _cusparselt_steps(r: Record) -> list[Step]:

@@ -245,8 +245,10 @@ class GpuEnergy(_Strict):
 class GpuUnits(_Strict):
     """A GPU's separate units for :mod:`accelsim.model.gpu`: per-SM MAC rates of the CUDA cores, tensor
     cores and sparse tensor cores per dtype (sparse: kept MACs per cycle), the shared-memory pipe per
-    SM, the CTA tiles and split-K factors library GEMMs choose from, and uncalibrated launch, host-call
-    and loop-step costs. L2 and HBM come from the arch's ``memory`` levels named ``l2`` and ``hbm``."""
+    SM, the CTA tiles and split-K factors library GEMMs choose from, the dtypes whose tensor-core MMA
+    reads an MN-major operand straight from shared memory (``mn_major_dtypes``; None: every dtype), the
+    K depth in bytes of one main-loop stage of a library GEMM per unit (``k_tile_bytes``; absent: no fill),
+    and uncalibrated launch, host-call and loop-step costs. L2 and HBM come from the arch's ``memory`` levels named ``l2`` and ``hbm``."""
 
     sms: int = Field(gt=0)
     cuda_core_macs_per_cycle: dict[Dtype, float]
@@ -257,6 +259,8 @@ class GpuUnits(_Strict):
     cuda_core_tiles: list[tuple[PositiveInt, PositiveInt]] = Field(min_length=1)
     split_k: list[PositiveInt] = [1]
     min_split_k_depth: int = Field(default=256, gt=0)
+    mn_major_dtypes: list[Dtype] | None = None
+    k_tile_bytes: dict[Literal["tensor_core", "sparse_tensor_core", "cuda_core"], PositiveInt] = {}
     launch_s: float = Field(ge=0)
     host_call_s: float = Field(ge=0)
     loop_step_s: float = Field(ge=0)

@@ -6,9 +6,22 @@ CUDA cores, tensor cores and sparse tensor cores per dtype, the shared-memory pi
 through :mod:`kernels.impls`; each step is timed on the unit it names:
 
 - library GEMM (``gemm=(m, n, k, batch)``): for each CTA tile and split-K the arch lists, waves =
-  ⌈CTAs / SMs⌉ and time = waves · (tile MACs) / (per-SM rate) / ``mac_efficiency``; the fastest
-  tiling is kept (cuBLAS and XLA choose per shape), and the time is at least its bytes over the
-  bandwidth of the level holding its working set;
+  ⌈CTAs / SMs⌉ and time = waves · (fill + tile MACs / per-SM rate / ``mac_efficiency``) + drain
+  [+ split-K fix-up]; the fastest tiling is kept (cuBLAS and XLA choose per shape), and the time is
+  at least its bytes over the bandwidth of the level holding its working set. The fill: a wave's
+  CTAs (at most one per SM) all load their first main-loop stage, (tile_m + tile_n) rows × the
+  stage's K depth in bytes (``k_tile_bytes``: 128 for a TMA tile with the 128-byte swizzle), through
+  the shared L2/HBM before their first MMA. The drain: each CTA stores its output tile after its
+  main loop; later waves hide those stores except the last wave's, m·n·batch·split/waves items
+  (split-K slices: fp32 partials). A split-K GEMM then reads its partials back and writes the
+  output. Fill, drain and fix-up move bytes at ``bandwidth_efficiency`` of the level holding the
+  working set. When B is N-major (``Step.b_mn_major``) and the
+  arch's tensor-core MMA cannot read that dtype MN-major from shared memory (``mn_major_dtypes``:
+  sm_90 ``wgmma`` transposes only 16-bit operands, so TF32 cannot), the library swaps the operands
+  and its MMA warps load B's tile from shared memory into registers themselves before each MMA
+  (CUTLASS 3's sm_90 builder: ``SwapAB`` for 4-byte K-major A / MN-major B, register-sourced
+  mainloop): each CTA adds tile_n · k_slice · itemsize bytes over the SM's shared-memory pipe at
+  ``smem_efficiency``, in series with its MMAs (the same warps issue both);
 - hand-written CUDA-core kernel (``blocks``): waves = ⌈blocks / (SMs · blocks per SM)⌉; per wave an
   SM serves its resident blocks' shared-memory wavefronts (or FMAs, whichever is more) at
   ``smem_efficiency`` of the pipe, plus ``loop_step_s`` for every exposed main-loop round trip;
@@ -42,6 +55,7 @@ __all__ = [
     "energy",
     "gpu_of",
     "record_time",
+    "register_sourced_b",
     "step_time",
 ]
 
@@ -74,7 +88,8 @@ BOUNDS = {
     "loop_step_s": (0.0, 5e-6, "exposed round trip of one main-loop step of a hand-written kernel "
                                "(global load + barrier), s"),
     "mac_efficiency": (0.05, 1.0, "fraction of the unit's peak MAC rate a library GEMM's main loop reaches"),
-    "smem_efficiency": (0.05, 1.0, "fraction of the SM's shared-memory pipe (wavefronts/cycle) hand kernels reach"),
+    "smem_efficiency": (0.05, 1.0, "fraction of the SM's shared-memory pipe (wavefronts/cycle) hand kernels and a "
+                                   "library GEMM's shared-memory-to-register operand loads reach"),
     "bandwidth_efficiency": (0.05, 1.0, "fraction of L2/HBM peak bandwidth streaming passes reach"),
 }
 """Parameter → (lower bound, upper bound, meaning)."""
@@ -152,21 +167,52 @@ def _rate(gpu: GpuUnits, unit: str, dtype: str) -> float:
     return float(table[dtype])
 
 
-def _gemm_seconds(arch: ArchConfig, gpu: GpuUnits, p: DeviceParams, unit: str, dtype: str, gemm) -> float:
+def register_sourced_b(gpu: GpuUnits, unit: str, dtype: str, b_mn_major: bool) -> bool:
+    """Whether a tensor-core GEMM must load an N-major B through registers (its MMA cannot read it from shared memory)."""
+    return (unit != "cuda_core" and b_mn_major and gpu.mn_major_dtypes is not None
+            and dtype not in gpu.mn_major_dtypes)
+
+
+def _gemm_seconds(arch: ArchConfig, gpu: GpuUnits, p: DeviceParams, unit: str, dtype: str, gemm,
+                  b_mn_major: bool = False, working_set: float = 0.0) -> tuple[float, float]:
+    """(seconds, shared-memory bytes loaded into registers) of the fastest tiling and split-K of a library GEMM.
+
+    Seconds = waves x (one CTA's MMAs [+ its register-sourced B]) + the drain: a CTA stores its output
+    tile (a split-K slice its fp32 partial tile) after its main loop; other CTAs' main loops hide those
+    stores, except the last wave's, so one wave's share of the output, m·n·batch·split/waves items,
+    is written after the last MMA, at the bandwidth of the level holding the working set. A split-K GEMM
+    then reads its fp32 partials back and writes the output (the fix-up), also after the slices.
+    """
     m, n, k, batch = gemm
     hz = arch.clock_ghz * 1e9
     rate = _rate(gpu, unit, dtype)
     tiles = gpu.cuda_core_tiles if unit == "cuda_core" else gpu.tensor_core_tiles
     kept = 0.5 if unit == "sparse_tensor_core" else 1.0
-    best = math.inf
+    reg_b = register_sourced_b(gpu, unit, dtype, b_mn_major)
+    item = _ITEM.get(dtype, 4)
+    best, best_bytes = math.inf, 0.0
     for tm, tn in tiles:
         ctas = -(-m // tm) * -(-n // tn) * batch
         for split in gpu.split_k:
             if split > 1 and (ctas >= gpu.sms or k < split * gpu.min_split_k_depth):
                 continue
             waves = -(-ctas * split // gpu.sms)
-            best = min(best, waves * tm * tn * -(-k // split) * kept / rate / hz)
-    return best / p.mac_efficiency
+            k_slice = -(-k // split)
+            cta_s = tm * tn * k_slice * kept / rate / hz / p.mac_efficiency
+            # the register-sourced B: tn x k_slice items per CTA through the SM's shared-memory pipe, in series
+            b_load = tn * k_slice * item if reg_b else 0
+            cta_s += b_load / (gpu.smem_bytes_per_cycle * hz) / p.smem_efficiency
+            # the fill: a wave's CTAs all load their first stage, (tm + tn) rows x the stage's K depth in bytes,
+            # through the shared L2/HBM before their first MMA
+            fill = min(ctas * split, gpu.sms) * (tm + tn) * gpu.k_tile_bytes.get(unit, 0)
+            cta_s += _stream(arch, p, fill, 0, working_set)[0]
+            out_item = item if split == 1 else 4  # split-K slices write fp32 partials
+            drain_s = _stream(arch, p, 0, m * n * batch * out_item * split / waves, working_set)[0]
+            if split > 1:  # the fix-up: the partials read back and the output written, after the slices
+                drain_s += _stream(arch, p, m * n * batch * 4 * split, m * n * batch * item, working_set)[0]
+            if waves * cta_s + drain_s < best:
+                best, best_bytes = waves * cta_s + drain_s, float(ctas * split * b_load)
+    return best, best_bytes
 
 
 def step_time(arch: ArchConfig, p: DeviceParams, step) -> StepTime:
@@ -177,12 +223,14 @@ def step_time(arch: ArchConfig, p: DeviceParams, step) -> StepTime:
                                   getattr(step, "l2_bytes", 0))
     smem_b = 0.0
     if step.gemm is not None:
-        comp = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm)
+        comp, reg_b = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm, getattr(step, "b_mn_major", False),
+                                    step.working_set)
         body, bound = (comp, "compute") if comp >= mem_s else (mem_s, "memory")
         # operands staged through shared memory: an SGEMM thread computes an 8x8 register tile from 8 + 8
-        # values per k (1 B/MAC at fp32); a tensor-core CTA tile 128 wide reads (1/128 + 1/128) items per MAC
+        # values per k (1 B/MAC at fp32); a tensor-core CTA tile 128 wide reads (1/128 + 1/128) items per MAC;
+        # plus a register-sourced B's loads
         item = _ITEM.get(step.dtype, 4)
-        smem_b = step.macs * (item * 2 / 8 if step.unit == "cuda_core" else item * 2 / 128)
+        smem_b = step.macs * (item * 2 / 8 if step.unit == "cuda_core" else item * 2 / 128) + reg_b
     elif step.blocks:
         per_sm = max(1, step.blocks_per_sm)
         waves = -(-step.blocks // (gpu.sms * per_sm))
