@@ -17,7 +17,8 @@ fi
 start=$(date +%s)
 budget=${GPU_BUDGET_S:-450}        # whole job; the device call's limit leaves room to spare
 tmp=$(mktemp -d)
-timeout 150 python3 -m pytest -m gpu -q --maxfail=30 -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1
+# xdist (in the image): NVRTC compiles of the tile configurations run on 8 of the 16 cores
+timeout 150 python3 -m pytest -m gpu -q -n 8 --maxfail=30 -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1
 echo "pytest -m gpu: exit $?" | tee -a "$OUT/pytest-gpu.log"
 suites=(bench/gpu/suite_*.py)
 left=${#suites[@]}
