@@ -54,18 +54,32 @@ def _load() -> dict:
 
 
 def _store(entry: str, config: dict) -> None:
-    """Merge one entry into the cache file; written to a temporary name, then renamed."""
+    """Merge one entry into the cache file; written to a temporary name, then renamed.
+
+    The read-merge-write holds an advisory lock on a side file (POSIX), so processes tuning at
+    once (pytest-xdist workers, Dask workers on one host) do not drop each other's entries.
+    """
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = _load()
-        data[entry] = config
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autotune-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, sort_keys=True, indent=0)
-        os.replace(tmp, path)
+        with open(path.with_suffix(".lock"), "a") as lock:
+            _flock(lock)
+            data = _load()
+            data[entry] = config
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autotune-", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, sort_keys=True, indent=0)
+            os.replace(tmp, path)
     except OSError:  # a read-only home still runs, it only re-tunes next process
         pass
+
+
+def _flock(fh) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: last writer wins, entries may be re-tuned
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file closes
 
 
 def lookup(kernel: str, device: str, key: dict) -> dict | None:

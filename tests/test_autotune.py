@@ -49,3 +49,29 @@ def test_failing_candidates_are_skipped_and_ties_keep_order():
 def test_disabled_takes_first_candidate(monkeypatch):
     monkeypatch.setenv("ACCELSIM_AUTOTUNE", "0")
     assert autotune.tune("k", "d", {}, [{"a": 1}, {"a": 2}], lambda c: 1.0 / c["a"]) == {"a": 1}
+
+
+def _store_many(cache, worker, count):
+    import os
+
+    os.environ["ACCELSIM_CACHE_DIR"] = cache
+    from kernels import autotune
+
+    for i in range(count):
+        autotune._store(f"w{worker}-{i}", {"tile": i})
+
+
+def test_processes_storing_at_once_keep_every_entry(tmp_path):
+    # Four processes merge 25 entries each into one cache file: none may be dropped by another's write.
+    import json
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_store_many, args=(str(tmp_path), w, 25)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    data = json.loads((tmp_path / "autotune.json").read_text())
+    assert set(data) == {f"w{w}-{i}" for w in range(4) for i in range(25)}
