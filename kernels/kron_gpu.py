@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels import autotune
+from kernels.backend import cuda_function, require_cupy
 from kernels.kron_plan import MAX_FACTORS, THREADS, candidates, kernel_name, plan
 from kernels.kron_shuffle import shuffle
 from kernels.trace import time_call
@@ -28,23 +29,11 @@ _PLANS: dict = {}  # (device, M, shapes, dtype, config items) -> launches, funct
 _TUNED: dict = {}  # (device, M, shapes, dtype, algorithm) -> tuned configuration
 
 
+_FEATURE = "the CuPy path of kron_matmul"
+
+
 def _cupy():
-    try:
-        import cupy
-    except ImportError:
-        raise ImportError("the CuPy path of kron_matmul needs CuPy: pip install 'accelsim[gpu]'") from None
-    return cupy
-
-
-@functools.cache
-def _memoize_per_device():
-    cupy = _cupy()
-
-    @cupy.memoize(for_each_device=True)
-    def module():
-        return cupy.RawModule(code=_SOURCE.read_text(), options=("--std=c++17",))
-
-    return module
+    return require_cupy(_FEATURE)
 
 
 @functools.cache
@@ -57,7 +46,7 @@ def _device(device_id: int) -> tuple[str, int, int]:
 
 
 def _function(name: str, smem: int):
-    fn = _memoize_per_device()().get_function(name)
+    fn = cuda_function(_SOURCE, name, _FEATURE)
     if smem > 48 * 1024 and fn.max_dynamic_shared_size_bytes < smem:
         fn.max_dynamic_shared_size_bytes = smem  # opt in past 48 KB (Hopper: up to 227 KB)
     return fn

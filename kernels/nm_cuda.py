@@ -15,6 +15,7 @@ import weakref
 from pathlib import Path
 
 from kernels import autotune
+from kernels.backend import require_cupy
 from kernels.errors import InputError
 from kernels.nm_configs import MAX_ENTRY_SLOTS, candidates, impl_name, smem_bytes, template_name, threads
 from kernels.nm_pack import entries_per_block, pack_terms, pad_cols
@@ -35,11 +36,7 @@ _KERNEL = "nm_spmm_packed"
 
 
 def _cupy():
-    try:
-        import cupy
-    except ImportError:
-        raise ImportError("the CuPy path of nm_spmm needs CuPy: pip install 'accelsim[gpu]'") from None
-    return cupy
+    return require_cupy("the CuPy path of nm_spmm")
 
 
 @functools.cache

@@ -62,7 +62,7 @@ def fake_cp(monkeypatch, tmp_path):
                                  get_current_stream=lambda: stream, get_elapsed_time=lambda a, b: float(b.t - a.t))
     cp = types.SimpleNamespace(__name__="cupy", empty=np.empty, ascontiguousarray=np.ascontiguousarray, cuda=cuda,
                                calls=calls)
-    monkeypatch.setattr(kron_gpu, "_memoize_per_device", lambda: lambda: module)
+    monkeypatch.setattr(kron_gpu, "cuda_function", lambda source, name, feature: module.get_function(name))
     monkeypatch.setattr(kron_gpu, "_device", lambda dev: ("fake-gpu", SMS, SMEM))
     monkeypatch.setattr(kron_gpu, "_PLANS", {})
     monkeypatch.setattr(kron_gpu, "_TUNED", {})
