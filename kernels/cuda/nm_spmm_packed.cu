@@ -52,6 +52,12 @@ static __device__ __forceinline__ void nm_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// One output row's 8 columns (two float4 of B) += a * b: the rank-1 update every mode's inner loop makes.
+static __device__ __forceinline__ void nm_fma8(float* o, float a, const float4& b0, const float4& b1) {
+  o[0] += a * b0.x; o[1] += a * b0.y; o[2] += a * b0.z; o[3] += a * b0.w;
+  o[4] += a * b1.x; o[5] += a * b1.y; o[6] += a * b1.z; o[7] += a * b1.w;
+}
+
 template <int MODE, int BM, int BN, int TM, int EMAX>
 struct NmTile {
   static constexpr int VB = BM / 32;                         // vectors per block
@@ -177,11 +183,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
           const float4 a4 = *reinterpret_cast<const float4*>(ad + k * BM + rl + q);
           const float a[4] = {a4.x, a4.y, a4.z, a4.w};
 #pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            float* o = acc[q + i];
-            o[0] += a[i] * b0.x; o[1] += a[i] * b0.y; o[2] += a[i] * b0.z; o[3] += a[i] * b0.w;
-            o[4] += a[i] * b1.x; o[5] += a[i] * b1.y; o[6] += a[i] * b1.z; o[7] += a[i] * b1.w;
-          }
+          for (int i = 0; i < 4; ++i) nm_fma8(acc[q + i], a[i], b0, b1);
         }
       }
     } else if (MODE == 2) {
@@ -201,8 +203,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
         for (int i = 0; i < TM; ++i) {
           const float4 b0 = *reinterpret_cast<const float4*>(bs + kk[i] * BN + cl);
           const float4 b1 = *reinterpret_cast<const float4*>(bs + kk[i] * BN + cl + 32);
-          acc[i][0] += a[i] * b0.x; acc[i][1] += a[i] * b0.y; acc[i][2] += a[i] * b0.z; acc[i][3] += a[i] * b0.w;
-          acc[i][4] += a[i] * b1.x; acc[i][5] += a[i] * b1.y; acc[i][6] += a[i] * b1.z; acc[i][7] += a[i] * b1.w;
+          nm_fma8(acc[i], a[i], b0, b1);
         }
       }
     } else {
@@ -218,11 +219,7 @@ __device__ __forceinline__ void nm_packed_body(const float* __restrict__ At, con
           const float4 a4 = *reinterpret_cast<const float4*>(as + e * BM + rl + q);
           const float a[4] = {a4.x, a4.y, a4.z, a4.w};
 #pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            float* o = acc[q + i];
-            o[0] += a[i] * b0.x; o[1] += a[i] * b0.y; o[2] += a[i] * b0.z; o[3] += a[i] * b0.w;
-            o[4] += a[i] * b1.x; o[5] += a[i] * b1.y; o[6] += a[i] * b1.z; o[7] += a[i] * b1.w;
-          }
+          for (int i = 0; i < 4; ++i) nm_fma8(acc[q + i], a[i], b0, b1);
         }
       }
     }
