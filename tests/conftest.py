@@ -1,7 +1,8 @@
-"""Shared fixtures: run the CLI as a user would (a subprocess), and locate test data."""
+"""Shared fixtures: run the CLI as a user would (a subprocess), locate test data, load scripts by path."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +12,15 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(relpath: str):
+    """The module of a script that is not a package (``bench/gpu/suite_nm.py``, ``examples/...``), by path."""
+    path = ROOT / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_script
 from kernels.trace import read_traces
 
 
 def _suite():
-    spec = importlib.util.spec_from_file_location("suite_network", ROOT / "bench" / "gpu" / "suite_network.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench/gpu/suite_network.py")
 
 
 def test_tiny_suite(tmp_path):

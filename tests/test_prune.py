@@ -1,8 +1,6 @@
 """Tests for accelsim.codesign.prune, the `prune` CLI command and examples/sparse_classifier.py."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +9,8 @@ from typer.testing import CliRunner
 from accelsim.cli import prune_cmd
 from accelsim.codesign.prune import METHODS, PruneStructure, prune, prune_structure
 from accelsim.codesign.tensors import load_tensor, save_npy
+from conftest import load_script
 from kernels.errors import InputError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +126,7 @@ def test_cli_refuses_non_npy_and_missing(app, weights, tmp_path):
 
 def test_sparse_classifier_example():
     pytest.importorskip("sklearn")
-    spec = importlib.util.spec_from_file_location("sparse_classifier", ROOT / "examples" / "sparse_classifier.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("examples/sparse_classifier.py")
     rows = mod.run(radii=(None, 8.0, 2.0), epochs=8, seed=0)
     acc = [r["accuracy"] for r in rows]
     sparsity = [r["sparsity"] for r in rows]

@@ -1,21 +1,15 @@
 """bench/gpu/suite_kron.py on the CPU (--backend numpy --tiny): ratios JSON, trace rows, budget."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
+from conftest import load_script
 from kernels.trace import read_traces
-
-SUITE = Path(__file__).resolve().parents[1] / "bench" / "gpu" / "suite_kron.py"
 
 
 def _suite():
-    spec = importlib.util.spec_from_file_location("suite_kron", SUITE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench/gpu/suite_kron.py")
 
 
 def test_tiny_numpy_run_writes_ratios_and_traces(tmp_path):

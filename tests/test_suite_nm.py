@@ -1,23 +1,17 @@
 """bench/gpu/suite_nm.py on the CPU: ratio math, budget handling, and a tiny end-to-end run with NumPy."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
+from conftest import load_script
 from kernels.trace import read_traces
-
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "gpu" / "suite_nm.py"
 
 
 @pytest.fixture(scope="module")
 def suite():
-    spec = importlib.util.spec_from_file_location("suite_nm", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench/gpu/suite_nm.py")
 
 
 def test_geomean_closed_form(suite):
