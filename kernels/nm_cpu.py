@@ -60,7 +60,7 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()  # inspecting the loaded BLAS libraries is slow: do it once
 
 
-def _run(fn, tasks: list, flops: float, scratch=None) -> None:
+def _run(fn, tasks: list, flops: float, scratch) -> None:
     """Run ``fn(task, buffers)`` for every task; big work on a pool with BLAS held to one thread.
 
     BLAS is held to one thread for big work even with one worker: OpenBLAS's own threading
@@ -74,7 +74,7 @@ def _run(fn, tasks: list, flops: float, scratch=None) -> None:
     workers = 1 if serial else _workers(len(tasks))
     free = queue.SimpleQueue()
     for _ in range(workers):
-        free.put(None if scratch is None else scratch())
+        free.put(scratch())
 
     def one(task):
         buffers = free.get()
@@ -87,14 +87,9 @@ def _run(fn, tasks: list, flops: float, scratch=None) -> None:
         for task in tasks:
             one(task)
         return
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        if workers == 1:
-            for task in tasks:
-                one(task)
-            return
-        with ThreadPoolExecutor(workers) as pool:
-            for f in [pool.submit(one, task) for task in tasks]:
-                f.result()
+    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        for f in [pool.submit(one, task) for task in tasks]:
+            f.result()
 
 
 def _dense_cols(t: NMTensor, idx: np.ndarray) -> np.ndarray:
