@@ -220,10 +220,10 @@ def step_time(arch: ArchConfig, p: DeviceParams, step) -> StepTime:
     gpu = gpu_of(arch)
     hz = arch.clock_ghz * 1e9
     mem_s, l2_b, hbm_b = _stream(arch, p, step.bytes_read, step.bytes_written, step.working_set,
-                                  getattr(step, "l2_bytes", 0))
+                                  step.l2_bytes)
     smem_b = 0.0
     if step.gemm is not None:
-        comp, reg_b = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm, getattr(step, "b_mn_major", False),
+        comp, reg_b = _gemm_seconds(arch, gpu, p, step.unit, step.dtype, step.gemm, step.b_mn_major,
                                     step.working_set)
         body, bound = (comp, "compute") if comp >= mem_s else (mem_s, "memory")
         # operands staged through shared memory: an SGEMM thread computes an 8x8 register tile from 8 + 8
