@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from accelsim.errors import AccelsimError
 from accelsim.model.arch import ArchConfig
 from accelsim.model.gpu import BOUNDS, ENERGY_BOUNDS, DeviceParams, EnergyParams, energy, gpu_of, record_time
-from accelsim.replay.project import FAMILIES, _label
+from accelsim.replay.project import FAMILIES, Measured, _label
 from accelsim.replay.traces import merge_runs
 from kernels.trace import MIN_ENERGY_WINDOW_S
 
@@ -46,26 +46,14 @@ class CalibrationError(AccelsimError):
     """A calibration file that cannot be used: unreadable, another version, or another device."""
 
 
-@dataclass
-class GpuItem:
-    """One measured configuration with its implementation's steps."""
+@dataclass(kw_only=True)
+class GpuItem(Measured):
+    """A :class:`Measured` configuration with its implementation's steps."""
 
-    key: tuple
-    family: str
-    kernel: str
     impl: str
-    label: str
-    measured_s: float
-    measured_j: float | None
     window_s: float | None
     steps: list
     host_calls: int
-    runs: int
-    row: dict = field(repr=False, default_factory=dict)
-
-    @property
-    def group(self) -> str:
-        return f"{self.family} {self.row.get('dtype', '')}".strip()
 
     @property
     def launches(self) -> int:
@@ -89,8 +77,9 @@ def gpu_items(table) -> list[GpuItem]:
         except InputError as exc:
             raise AccelsimError(str(exc)) from None
         window = row.get("energy_window_s")
-        items.append(GpuItem(key, FAMILIES.get(row["kernel"], row["kernel"]), row["kernel"], name, _label(row),
-                             float(row["time_s"]), row["energy_j"], window, steps, calls, row["runs"], row))
+        items.append(GpuItem(key=key, family=FAMILIES.get(row["kernel"], row["kernel"]), kernel=row["kernel"],
+                             label=_label(row), measured_s=float(row["time_s"]), measured_j=row["energy_j"],
+                             runs=row["runs"], row=row, impl=name, window_s=window, steps=steps, host_calls=calls))
     return items
 
 
@@ -280,7 +269,8 @@ def validate_gpu(table, arch: ArchConfig, calibrate_on: float | None = None, see
             "bound": ", ".join(x.bound for x in times),
             "split": "evaluated" if calibrate_on is None else ("held_out" if i in held else "train"),
             "launches": it.launches, "host_calls": it.host_calls, "runs": it.runs,
-            "projected_s": t, "measured_s": it.measured_s, "ape_pct": abs(t - it.measured_s) / it.measured_s * 100.0,
+            "projected_s": t, "measured_s": it.measured_s,
+            "ape_pct": abs(t - it.measured_s) / it.measured_s * 100.0,
             "projected_j": j, "measured_j": meas_j, "energy_window_s": it.window_s,
             "projected_edp": j * t, "measured_edp": None if meas_j is None else meas_j * it.measured_s,
         })

@@ -48,6 +48,7 @@ __all__ = [
     "FAMILIES",
     "PROJECTION_PASSES",
     "Item",
+    "Measured",
     "Projection",
     "ReplayError",
     "Streaming",
@@ -107,8 +108,8 @@ class Streaming:
 
 
 @dataclass
-class Item:
-    """One measured configuration: the merged trace rows, its family, label and replay workload."""
+class Measured:
+    """One measured configuration (trace rows merged by :func:`~accelsim.replay.traces.merge_runs`): what a replay is compared with."""
 
     key: tuple
     family: str
@@ -116,9 +117,6 @@ class Item:
     label: str
     measured_s: float
     measured_j: float | None
-    workload: object
-    launches: int
-    working_set: int
     runs: int
     row: dict = field(repr=False, default_factory=dict)
 
@@ -126,6 +124,15 @@ class Item:
     def group(self) -> str:
         """Family and dtype ('gemm bfloat16'): the unit calibration fits, since efficiency differs per dtype."""
         return f"{self.family} {self.row.get('dtype', '')}".strip()
+
+
+@dataclass(kw_only=True)
+class Item(Measured):
+    """A :class:`Measured` configuration with its simulator workload."""
+
+    workload: object
+    launches: int
+    working_set: int
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 #   here:   bash bench/gpu/fetch_wheels.sh
 #   device: bash bench/gpu/run.sh            (carry .whl; $OUT set by the device tool)
 # Writes $OUT/pytest-gpu.log, $OUT/ratios-<suite>.json per suite (bench/gpu/suite_*.py, each run
-# with a time budget) and $OUT/traces.parquet (every trace record of the run, one file).
+# with a time budget), $OUT/traces.parquet (every trace record of the run, one file) and
+# $OUT/validate.json (bench/gpu/replay_check.py: the run's kernel records replayed on the GPU model).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-out/gpu}
@@ -15,7 +16,7 @@ if [ -d .whl ]; then
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 start=$(date +%s)
-budget=${GPU_BUDGET_S:-450}        # whole job; the device call's limit leaves room to spare
+budget=${GPU_BUDGET_S:-420}        # pytest + suites; the replay check and the device call's limit leave room
 tmp=$(mktemp -d)
 # xdist (in the image): NVRTC compiles of the tile configurations run on 8 of the 16 cores
 timeout 150 python3 -m pytest -m gpu -q -n 8 --maxfail=30 -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1
@@ -43,4 +44,8 @@ if files:
     pq.write_table(t, sys.argv[2])
     print(f"{t.num_rows} trace records -> {sys.argv[2]}")
 PY
+if [ -f "$OUT/traces.parquet" ]; then
+  timeout 60 python3 bench/gpu/replay_check.py --traces "$OUT/traces.parquet" --json "$OUT/validate.json" \
+    || echo "replay_check: exit $?"
+fi
 echo "done in $(( $(date +%s) - start ))s"
