@@ -81,3 +81,19 @@ def test_records_no_gpu_arch_describes_are_named_not_replayed(rc, tmp_path):
     assert rep["arch"] is None and "saved" not in rep and "split" not in rep
     assert any("nothing replayed" in n for n in rep["notes"])
     assert [p.name for p in tmp_path.iterdir()] == ["v.json"]  # no temporary left behind
+
+
+def test_replay_floor_starts_from_validates_own_group_error():
+    """bench/replay_floor.py: its 'model' column is validate's held-out error of that group, and the
+    corrections are finite (bf16 on the OpenXLA H100 set, one seed)."""
+    from accelsim.model.arch import load_arch
+    from accelsim.replay.device import validate_gpu
+
+    floor = load_script("bench/replay_floor.py")
+    traces = ROOT / "traces" / "nvidia-h100-sxm-xla"
+    r = floor.floor(traces, "h100_sxm_units", "gemm bfloat16", 1)
+    rep = validate_gpu(read_traces(traces), load_arch("h100_sxm_units"), calibrate_on=0.5, seed=1)
+    (group,) = [g for g in rep["groups"] if g["family"] == "gemm bfloat16"]
+    assert r["held_out"] == group["n"]
+    assert r["model"] == pytest.approx(group["mape_pct"], rel=1e-9)
+    assert all(0.0 < r[k] < 100.0 for k in ("model x knn3", "model x boosted trees"))
