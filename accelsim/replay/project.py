@@ -52,6 +52,7 @@ __all__ = [
     "Projection",
     "ReplayError",
     "Streaming",
+    "arch_for",
     "check_device",
     "executed",
     "items_from_table",
@@ -191,6 +192,19 @@ def check_device(arch: ArchConfig, table: pa.Table) -> list[str]:
             f"pass the arch config of the traced device"
         )
     return notes
+
+
+def arch_for(table: pa.Table, names) -> str | None:
+    """The first of the arch ``names`` (builtin names or files) that :func:`check_device` accepts for ``table``; None if none."""
+    from accelsim.model.arch import load_arch
+
+    for name in names:
+        try:
+            check_device(load_arch(name), table)
+            return name
+        except ReplayError:
+            continue
+    return None
 
 
 def _json_field(row: dict, column: str) -> dict:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,13 +31,14 @@ sys.path.insert(0, str(ROOT))
 import pyarrow.compute as pc  # noqa: E402
 
 from accelsim.errors import AccelsimError  # noqa: E402
-from accelsim.model.arch import load_arch  # noqa: E402
+from accelsim.model.arch import builtin_archs, load_arch  # noqa: E402
 from accelsim.replay.device import validate_gpu  # noqa: E402
-from accelsim.replay.project import check_device  # noqa: E402
+from accelsim.replay.project import arch_for  # noqa: E402
+from kernels.io import atomic_path  # noqa: E402
 from kernels.trace import read_traces  # noqa: E402
 
-ARCHS = ("h200_sxm", "h100_sxm_units")
-"""Builtin archs with a ``gpu:`` section, tried in order against the records' device name."""
+GPU_ARCHS = [name for name in builtin_archs() if load_arch(name).gpu is not None]
+"""Builtin archs with a ``gpu:`` section (the unit model), tried in order against the records' device name."""
 SEEDS = (0, 1, 2)
 GOALS = {"overall_mape_pct": 10.0, "family_mape_pct": 15.0, "pearson_r": 0.98, "energy_mape_pct": 15.0}
 
@@ -77,20 +76,10 @@ def summary(rep: dict) -> dict:
     }
 
 
-def pick_arch(table) -> str | None:
-    for name in ARCHS:
-        try:
-            check_device(load_arch(name), table)
-            return name
-        except AccelsimError:
-            continue
-    return None
-
-
 def check(traces: Path) -> dict:
     table = kernel_records(read_traces(traces))
     out: dict = {"traces": str(traces), "records": table.num_rows, "goals": GOALS, "notes": []}
-    arch = pick_arch(table) if table.num_rows else None
+    arch = arch_for(table, GPU_ARCHS) if table.num_rows else None
     out["arch"] = arch
     if arch is None:
         out["notes"].append("no kernel records of a device a builtin GPU arch describes; nothing replayed")
@@ -110,15 +99,6 @@ def check(traces: Path) -> dict:
     return out
 
 
-def write_json(path: Path, obj) -> None:
-    """Whole file or nothing: a temporary name in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1, default=str)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces", required=True, type=Path, help="trace parquet file or folder of one GPU run")
@@ -129,7 +109,8 @@ def main(argv=None) -> int:
     except AccelsimError as exc:
         print(f"replay_check: {exc}", file=sys.stderr)
         return 2
-    write_json(args.json, out)
+    with atomic_path(args.json) as tmp:
+        tmp.write_text(json.dumps(out, indent=1, default=str))
     for name, rep in [("saved", out.get("saved")), *((f"split seed {s}", r) for s, r in out.get("split", {}).items())]:
         if rep:
             fams = ", ".join(f"{f['family']} {f['mape_pct']:.1f}" for f in rep["families"])

@@ -43,7 +43,7 @@ from accelsim.model.arch import builtin_archs, load_arch  # noqa: E402
 from accelsim.model.workload import Network  # noqa: E402
 from accelsim.model.workloads import as_network  # noqa: E402
 from accelsim.replay.network import calibration_from, compare_run  # noqa: E402
-from accelsim.replay.project import ReplayError, check_device  # noqa: E402
+from accelsim.replay.project import ReplayError, arch_for  # noqa: E402
 from kernels.backend import backend_name, device_info, get_xp  # noqa: E402
 from kernels.io import atomic_path  # noqa: E402
 from kernels.trace import Recorder, read_traces  # noqa: E402
@@ -95,14 +95,7 @@ def _plan(case: dict, notes: list) -> tuple:
 
 def _arch_for(table, backend: str) -> str | None:
     """The first builtin arch whose description matches the traced device (GPU archs before the CPU one)."""
-    names = sorted(builtin_archs(), key=lambda n: ("cpu" in n) == (backend != "numpy"))
-    for name in names:
-        try:
-            check_device(load_arch(name), table)
-            return name
-        except ReplayError:
-            continue
-    return None
+    return arch_for(table, sorted(builtin_archs(), key=lambda n: ("cpu" in n) == (backend != "numpy")))
 
 
 def _case(case: dict, args, xp, calib_dir, notes: list) -> dict:
