@@ -43,6 +43,7 @@ __all__ = [
     "MIN_ENERGY_WINDOW_S",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "EnergyWindow",
     "Recorder",
     "Timing",
     "TraceError",
@@ -268,11 +269,24 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, min_window
                   calls if energy is not None else None, idle)
 
 
-def energy_per_call(fn, *args, xp=None, min_window_s: float = 1.0, **kwargs) -> float | None:
+@dataclass(frozen=True)
+class EnergyWindow:
+    """Energy per call over one NVML window (:func:`energy_per_call`); the field names are :class:`Timing`'s,
+    so ``Timing(times, warmup, **asdict(window))`` records the window with the times."""
+
+    energy_j: float
+    energy_window_s: float
+    energy_calls: int
+    idle_power_w: float | None
+
+
+def energy_per_call(fn, *args, xp=None, min_window_s: float = MIN_ENERGY_WINDOW_S, **kwargs) -> EnergyWindow | None:
     """Joules per call of ``fn`` from NVML's energy counter over a window of at least ``min_window_s``.
 
     The counter moves in coarse steps (tens of ms), so the call repeats until the window is long
-    enough and the energy is divided by the calls made. ``None`` on NumPy or without NVML.
+    enough and the energy is divided by the calls made; the window's length and calls, and the
+    device's power read just before it (as :func:`time_call` reads idle power), come with it.
+    ``None`` on NumPy or without NVML.
     """
     xp = xp or array_module(*args)
     if backend_name(xp) == "numpy":
@@ -281,13 +295,15 @@ def energy_per_call(fn, *args, xp=None, min_window_s: float = 1.0, **kwargs) -> 
     if h is None:
         return None
     stream = xp.cuda.get_current_stream()
+    stream.synchronize()
+    idle = idle_power(h)
     fn(*args, **kwargs)
     stream.synchronize()
     e0, t0 = _energy_mj(h), time.perf_counter()
-    calls, _, e1 = energy_window(lambda: fn(*args, **kwargs), h, stream.synchronize, 0, t0, min_window_s)
+    calls, window, e1 = energy_window(lambda: fn(*args, **kwargs), h, stream.synchronize, 0, t0, min_window_s)
     if e0 is None or e1 is None or e1 <= e0:
         return None
-    return (e1 - e0) / 1e3 / calls
+    return EnergyWindow((e1 - e0) / 1e3 / calls, window, calls, idle)
 
 
 @functools.cache

@@ -65,13 +65,21 @@ def test_meets_follows_the_goals(rc, h200_report):
                               "params_inside_bounds": False, "energy_mape": False}
 
 
-def test_network_runs_are_left_to_accelsim_validate(rc):
+def _with(table: pa.Table, name: str, head: list) -> pa.Table:
+    """``table`` with the first ``len(head)`` values of column ``name`` replaced by ``head``."""
+    i = table.schema.get_field_index(name)
+    return table.set_column(i, name, pa.array(head + table[name].to_pylist()[len(head):], table.schema.field(i).type))
+
+
+def test_network_runs_and_numpy_baselines_are_left_out(rc):
     table = read_traces(H200)
-    suite = pa.array(["network"] * 5 + [None] * 2 + table["suite"].to_pylist()[7:], pa.string())
-    marked = table.set_column(table.schema.get_field_index("suite"), "suite", suite)
+    marked = _with(table, "kernel", ["network"] * 3)
+    marked = _with(marked, "backend", marked["backend"].to_pylist()[:3] + ["numpy"] * 2)
+    marked = _with(marked, "suite", ["network"] * 7)
     kept = rc.kernel_records(marked)
+    # the 3 whole-run records and 2 NumPy ones go; the network suite's 2 other (layer) records stay
     assert kept.num_rows == table.num_rows - 5
-    assert pc.sum(pc.is_null(kept["suite"])).as_py() == 2
+    assert pc.sum(pc.equal(kept["suite"], "network")).as_py() == 2
 
 
 def test_records_no_gpu_arch_describes_are_named_not_replayed(rc, tmp_path):

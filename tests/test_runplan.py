@@ -312,3 +312,27 @@ def test_layers_record_the_kernels_own_impl_names(workload):
     w = from_yaml(workload)
     t = nm_compress(network_operands(w, w.layers)["fc1"].w, 2, 4, axis=1)
     assert params["fc1"]["cpu_path"] == choose_impl(t)
+
+
+def test_layer_and_run_records_carry_their_energy_window(workload, monkeypatch, tmp_path):
+    """Where NVML gives a window (faked here: the NumPy path has none), every record keeps its length, calls and
+    idle power beside the energy, so `accelsim validate` can tell >= 1 s windows from short ones."""
+    import accelsim.codesign.runplan as runplan
+    from kernels.trace import EnergyWindow, read_traces
+
+    windows = []
+
+    def fake(fn, xp=None, min_window_s=1.0):
+        fn()
+        windows.append(EnergyWindow(0.5 + len(windows), min_window_s + 0.25, 7 + len(windows), 88.0))
+        return windows[-1]
+
+    monkeypatch.setattr(runplan, "energy_per_call", fake)
+    plan = parse_plan(plan_doc(workload, {"name": "fc1", "kernel": "nm", "pattern": "2:4"}))
+    prep = prepare_run(plan, backend="numpy")
+    with Recorder(tmp_path) as rec:
+        res = run_passes(prep.steps, xp=np, repeats=1, warmup=0, meta=prep.meta, recorder=rec, energy_s=1.0)
+    rows = read_traces(tmp_path).to_pylist()
+    assert len(rows) == len(res.rows) == len(windows) == 2 * (3 + 1)  # 3 layers + the run, per variant
+    got = sorted((r["energy_j"], r["energy_window_s"], r["energy_calls"], r["idle_power_w"]) for r in rows)
+    assert got == sorted((w.energy_j, w.energy_window_s, w.energy_calls, w.idle_power_w) for w in windows)

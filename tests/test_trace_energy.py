@@ -87,3 +87,27 @@ def test_no_nvml_means_no_energy(monkeypatch):
     assert timing.energy_j is None and timing.energy_window_s is None and timing.idle_power_w is None
     monkeypatch.setattr(trace, "_power_w", lambda h: None)
     assert idle_power("gpu0", interval_s=0.0) is None
+
+
+def test_energy_per_call_returns_the_window_with_its_energy(fake_nvml):
+    """What the network loop records per layer: energy per call, the window's length and calls, idle power."""
+    from dataclasses import asdict
+
+    from kernels.trace import Timing, energy_per_call
+
+    e = energy_per_call(lambda: time.sleep(0.002), xp=_fake_cupy(), min_window_s=0.2)
+    assert e.energy_window_s >= 0.2 and e.energy_calls >= 0.2 / 0.01  # 2 ms calls (sleep overshoots a little)
+    assert e.idle_power_w == 90.0
+    # the counter's rise over the window (from after the one untimed call to the end) over its calls
+    assert e.energy_j == pytest.approx((fake_nvml[-1] - fake_nvml[-2]) / 1e3 / e.energy_calls, rel=1e-12)
+    assert e.energy_j * e.energy_calls == pytest.approx(WATTS * e.energy_window_s, rel=0.05)
+    t = Timing((0.002,), 0, **asdict(e))
+    assert (t.energy_j, t.energy_window_s, t.energy_calls, t.idle_power_w) == tuple(asdict(e).values())
+
+
+def test_energy_per_call_is_none_on_numpy_and_without_nvml(monkeypatch):
+    from kernels.trace import energy_per_call
+
+    assert energy_per_call(_work(), xp=np) is None
+    monkeypatch.setattr(trace, "_nvml_handle", lambda: None)
+    assert energy_per_call(_work(), xp=_fake_cupy()) is None

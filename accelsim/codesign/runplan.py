@@ -7,7 +7,8 @@ part of running it. The dense baseline and the plan run as alternating passes ov
 in network order (dense, plan, dense, plan, …), so a machine whose load drifts slows both
 alike; each layer's time is the median over the timed passes, and the whole run is timed as
 one span per pass. On CuPy, CUDA events bracket every layer and NVML energy is read over
-windows of at least one second (:func:`kernels.trace.energy_per_call`), per layer and per run.
+windows of at least one second (:func:`kernels.trace.energy_per_call`), per layer and per run;
+each record keeps its window's length and calls and the idle power read before it.
 
 Trace records (:mod:`kernels.trace`, suite ``network``): one per layer and variant, kernel
 ``gemm`` / ``nm_spmm`` / ``tasd_spmm`` / ``cusparselt_2_4`` as the replay knows them, ``params``
@@ -23,7 +24,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from kernels.nm import nm_compress, nm_spmm
 from kernels.suites.gemm import dense_impl
 from kernels.suites.nm_spmm import impl_params
 from kernels.tasd import parse_series, tasd_decompose, tasd_spmm
-from kernels.trace import Recorder, Timing, energy_per_call
+from kernels.trace import EnergyWindow, Recorder, Timing, energy_per_call
 
 __all__ = ["DENSE", "Prepared", "RunResult", "Step", "build_steps", "check_kernels", "prepare_run", "run_passes"]
 
@@ -245,16 +246,22 @@ def run_passes(steps: dict[str, list[Step]], *, xp, repeats: int, warmup: int, m
             params = {**meta, **f.pop("params"), "role": "layer", "plan": variant,
                       "output_rel_error": errors.get((variant, s.name))}
             f.setdefault("dtype", meta["dtype"])
-            res.rows.append(recorder.add(timing=Timing(tuple(ts), warmup, e), suite="network", xp=xp,
+            res.rows.append(recorder.add(timing=Timing(tuple(ts), warmup, **_energy(e)), suite="network", xp=xp,
                                          params=params, **f))
         fl = [s.fields for s in ss]
         res.rows.append(recorder.add(
-            kernel="network", dtype=meta["dtype"], timing=Timing(tuple(runs[variant][: res.passes]), warmup, pass_energy),
+            kernel="network", dtype=meta["dtype"], timing=Timing(tuple(runs[variant][: res.passes]), warmup,
+                                                                    **_energy(pass_energy)),
             shapes={}, suite="network", xp=xp, flops_dense=sum(f["flops_dense"] for f in fl),
             flops_effectual=sum(f.get("flops_effectual") or f["flops_dense"] for f in fl),
             bytes_min=sum(f["bytes_min"] for f in fl),
             params={**meta, "role": "run", "plan": variant, "layers": [s.name for s in ss]}))
     return res
+
+
+def _energy(window: EnergyWindow | None) -> dict:
+    """The :class:`Timing` energy fields of an NVML window (energy, its length and calls, idle power); none without one."""
+    return {} if window is None else asdict(window)
 
 
 def _output_errors(steps: dict[str, list[Step]], xp) -> dict:
