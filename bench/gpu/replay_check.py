@@ -3,16 +3,17 @@
 
     python3 bench/gpu/replay_check.py --traces $OUT/traces.parquet --json $OUT/validate.json
 
-The GPU kernel records of the run (the ``gpu_nm``, ``kron`` and ``gpu-projection`` suites' calls and
-the ``network`` suite's layers; not its whole-run records, which ``accelsim validate`` replays as a
-run, nor NumPy baselines) are replayed on the builtin GPU arch describing the device:
+The GPU kernel records of the run (every suite's calls, ``suite_replay.py``'s re-recording of the
+validation set's cases among them, and the ``network`` suite's layers; not its whole-run records,
+which ``accelsim validate`` replays as a run, nor NumPy baselines) are replayed on the builtin GPU
+arch describing the device:
 
 - ``saved``: with the device calibration saved from the a1a550e records
   (``docs/results/<arch>_calibration.json``, where one exists for this device), so every record of
   the current kernels is an out-of-sample check of calibrate-once-apply-elsewhere;
 - ``split``: fitted on half of these records and scored on the rest, seeds 0, 1, 2, with energy and
-  EDP on the records whose NVML window was at least 1 s (the network suite's layers; the kernel
-  suites time only, to fit the job's 8 minutes).
+  EDP on the records whose NVML window was at least 1 s (``suite_replay.py``'s and the network
+  suite's; the other kernel suites time only, to fit the job's 8 minutes).
 
 Each report keeps the per-family MAPE and Pearson r, the fitted parameters and the records that
 dominate the error, and ``meets`` says which of the issue's goals hold. A check that cannot run

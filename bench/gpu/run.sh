@@ -16,7 +16,7 @@ if [ -d .whl ]; then
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 start=$(date +%s)
-budget=${GPU_BUDGET_S:-420}        # pytest + suites; the replay check and the device call's limit leave room
+budget=${GPU_BUDGET_S:-400}        # pytest + suites; the replay check and the device call's limit leave room
 tmp=$(mktemp -d)
 # xdist (in the image): NVRTC compiles of the tile configurations run on 8 of the 16 cores
 timeout 150 python3 -m pytest -m gpu -q -n 8 --maxfail=30 -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1

@@ -1,0 +1,96 @@
+"""GPU suite (issue 15): the validation set's kernels again, on the current code, with >= 1 s NVML windows.
+
+Run: ``python3 bench/gpu/suite_replay.py --json FILE --traces DIR --budget-s SECONDS``
+(``--backend numpy --tiny`` runs the same code on the CPU's ``small`` cases; tests do that).
+
+``../shared/gpu/h200-cupy`` was recorded at a1a550e by the ``kernels.suites`` paper cases with
+10 timed calls and NVML windows mostly under 1 s. This suite times the same cases (dense GEMM,
+N:M, TASD, Kron, projections) on today's kernels through ``kernels.suites``' own timing: the
+median of 10 calls, and energy per call over a window the recorder extends to >= 1 s, with the
+idle power before it. Cases run round-robin over the suites, each suite's in a fixed shuffled
+order, so any budget covers every family; a case starts only while the budget has room for the
+slowest case so far. ``bench/gpu/replay_check.py`` then replays these records with the saved H200
+calibration (the calibrate-once, apply-elsewhere check) and fits energy on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kernels.backend import device_info, get_xp  # noqa: E402
+from kernels.io import atomic_path  # noqa: E402
+from kernels.suites import get_cases, suite_names  # noqa: E402
+from kernels.trace import Recorder, time_call  # noqa: E402
+
+__all__ = ["main", "round_robin", "run"]
+
+SEED = 0
+
+
+def round_robin(size: str, xp, seed: int = SEED) -> list:
+    """Every suite's cases (repeated keys once), each suite in a seeded shuffled order, interleaved one per suite."""
+    queues, seen = [], set()
+    for name in suite_names():
+        if name == "all":
+            continue
+        cases = [c for c in get_cases(name, size, xp, seed) if c.key not in seen]
+        seen.update(c.key for c in cases)
+        order = np.random.default_rng([seed, len(queues)]).permutation(len(cases))
+        queues.append([cases[i] for i in order])
+    out = []
+    for i in range(max(map(len, queues), default=0)):
+        out += [q[i] for q in queues if i < len(q)]
+    return out
+
+
+def run(xp, recorder, budget_s: float, size: str, repeats: int) -> dict:
+    """Time cases in :func:`round_robin` order while the budget has room for the slowest one so far."""
+    cases = round_robin(size, xp)
+    start, slowest, rows = time.monotonic(), 0.0, []
+    for case in cases:
+        if time.monotonic() - start + slowest >= budget_s:
+            break
+        t0 = time.monotonic()
+        p = case.prepare()
+        timing = time_call(p.fn, *p.args, warmup=3, repeats=repeats, xp=xp)
+        recorder.add(timing=timing, suite=case.suite, xp=xp, **p.fields)
+        del p
+        slowest = max(slowest, time.monotonic() - t0)
+        rows.append({"suite": case.suite, "label": case.label, "time_s": timing.median_s, "energy_j": timing.energy_j,
+                     "energy_window_s": timing.energy_window_s, "idle_power_w": timing.idle_power_w})
+    return {"cases": len(cases), "recorded": len(rows), "skipped": len(cases) - len(rows),
+            "families": sorted({r["suite"] for r in rows}), "rows": rows}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", required=True, type=Path, help="results file to write")
+    ap.add_argument("--traces", required=True, type=Path, help="trace dataset directory")
+    ap.add_argument("--budget-s", type=float, default=60.0, help="stop starting cases once this is spent")
+    ap.add_argument("--backend", default="cupy", choices=["cupy", "numpy"])
+    ap.add_argument("--tiny", action="store_true", help="the CI-sized cases (CPU check of the script)")
+    args = ap.parse_args(argv)
+    xp = get_xp(args.backend)
+    with Recorder(args.traces) as rec:
+        result = run(xp, rec, args.budget_s, "small" if args.tiny else "paper", repeats=3 if args.tiny else 10)
+    result = {"suite": "replay", "device": device_info(xp)["device_name"], "backend": args.backend, **result}
+    with atomic_path(args.json) as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    windows = [r["energy_window_s"] for r in result["rows"] if r["energy_window_s"]]
+    print(f"replay: {result['recorded']} of {result['cases']} cases ({', '.join(result['families'])}); "
+          f"{len(windows)} with an NVML window, shortest {min(windows, default=0):.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

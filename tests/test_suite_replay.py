@@ -1,0 +1,53 @@
+"""bench/gpu/suite_replay.py on the CPU (--backend numpy --tiny): every family early, traces, budget."""
+
+import json
+
+import numpy as np
+
+from conftest import load_script
+from kernels.suites import get_cases
+from kernels.trace import read_traces
+
+
+def _suite():
+    return load_script("bench/gpu/suite_replay.py")
+
+
+def test_round_robin_covers_every_case_once_and_every_family_first():
+    order = _suite().round_robin("small", np)
+    every = get_cases("all", "small", np)
+    assert sorted(map(repr, (c.key for c in order))) == sorted(map(repr, (c.key for c in every)))
+    families = {c.suite for c in every}
+    assert {c.suite for c in order[: len(families)]} == families  # one case of each before any second one
+
+
+def test_tiny_numpy_run_records_what_it_reports(tmp_path):
+    out, traces = tmp_path / "r.json", tmp_path / "t"
+    assert _suite().main(["--backend", "numpy", "--tiny", "--json", str(out), "--traces", str(traces),
+                          "--budget-s", "300"]) == 0
+    res = json.loads(out.read_text())
+    table = read_traces(traces)
+    assert res["recorded"] == res["cases"] == table.num_rows and res["skipped"] == 0
+    assert sorted(table.column("time_median_s").to_pylist()) == sorted(r["time_s"] for r in res["rows"])
+    assert set(res["families"]) == {"gemm", "kron", "nm_spmm", "projection", "tasd"}
+    assert all(r["energy_j"] is None for r in res["rows"])  # NumPy: no energy counter
+
+
+def test_budget_stops_new_cases(tmp_path):
+    out = tmp_path / "r.json"
+    _suite().main(["--backend", "numpy", "--tiny", "--json", str(out), "--traces", str(tmp_path / "t"),
+                   "--budget-s", "0"])
+    res = json.loads(out.read_text())
+    assert res["recorded"] == 0 and res["skipped"] == res["cases"] > 0
+
+
+def test_the_gpu_job_writes_at_most_8_files():
+    """run.sh writes pytest-gpu.log, one ratios-<suite>.json per bench/gpu/suite_*.py, traces.parquet and
+    validate.json; the device tool brings back at most 8 files."""
+    from conftest import ROOT
+
+    run = (ROOT / "bench/gpu/run.sh").read_text()
+    assert 'suites=(bench/gpu/suite_*.py)' in run and '"$OUT/ratios-$name.json"' in run
+    writes = {"pytest-gpu.log", "traces.parquet", "validate.json"}
+    assert all(f'$OUT/{name}' in run for name in writes)
+    assert len(list((ROOT / "bench/gpu").glob("suite_*.py"))) + len(writes) <= 8
