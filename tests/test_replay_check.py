@@ -40,6 +40,10 @@ def test_saved_calibration_is_applied_not_refitted(h200_report):
     assert saved["calibration"]["params"] == pytest.approx(stored, rel=0, abs=0)
     assert saved["overall"]["n"] == _configurations(read_traces(H200))
     assert saved["calibration"]["source"].startswith("file ")
+    rows = saved["kernels"]
+    assert len(rows) == saved["overall"]["n"]
+    assert saved["overall"]["mape_pct"] == pytest.approx(
+        sum(abs(r["projected_s"] / r["measured_s"] - 1) for r in rows) / len(rows) * 100, rel=1e-9)
 
 
 def test_split_fits_hold_out_about_half_for_each_seed(h200_report):

@@ -93,7 +93,11 @@ def check(traces: Path) -> dict:
     cfg = load_arch(arch)
     saved = calibration_file(arch)
     try:
-        out["saved"] = {"calibration": str(saved.relative_to(ROOT)), **summary(validate_gpu(table, cfg, calibration=saved))}
+        rep = validate_gpu(table, cfg, calibration=saved)
+        # every record's projection with the saved calibration: which kernels a new description gets wrong
+        rows = [{k: r[k] for k in ("label", "impl", "executed", "bound", "projected_s", "measured_s", "ape_pct",
+                                   "projected_j", "measured_j", "energy_window_s")} for r in rep["kernels"]]
+        out["saved"] = {"calibration": str(saved.relative_to(ROOT)), **summary(rep), "kernels": rows}
     except (AccelsimError, OSError) as exc:
         out["notes"].append(f"saved calibration not applied: {exc}")
     out["split"] = {}
