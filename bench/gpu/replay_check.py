@@ -23,7 +23,6 @@ dominate the error, and ``meets`` says which of the issue's goals hold. A check 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,11 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 import pyarrow.compute as pc  # noqa: E402
 
+from bench.gpu.common import write_json  # noqa: E402
+
 from accelsim.errors import AccelsimError  # noqa: E402
 from accelsim.model.arch import builtin_archs, load_arch  # noqa: E402
 from accelsim.replay.device import validate_gpu  # noqa: E402
 from accelsim.replay.project import arch_for  # noqa: E402
-from kernels.io import atomic_path  # noqa: E402
 from kernels.trace import read_traces  # noqa: E402
 
 GPU_ARCHS = [name for name in builtin_archs() if load_arch(name).gpu is not None]
@@ -119,8 +119,7 @@ def main(argv=None) -> int:
     except AccelsimError as exc:
         print(f"replay_check: {exc}", file=sys.stderr)
         return 2
-    with atomic_path(args.json) as tmp:
-        tmp.write_text(json.dumps(out, indent=1, default=str))
+    write_json(args.json, out)
     for name, rep in [("saved", out.get("saved")), *((f"split seed {s}", r) for s, r in out.get("split", {}).items())]:
         if rep:
             fams = ", ".join(f"{f['family']} {f['mape_pct']:.1f}" for f in rep["families"])

@@ -14,18 +14,16 @@ algorithms run on the same inputs.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
+
+from bench.gpu.common import suite_parser, write_json  # noqa: E402
 
 from kernels.backend import to_numpy  # noqa: E402
 from kernels.kron import kron_config, kron_matmul  # noqa: E402
@@ -119,22 +117,8 @@ def run(xp, cases, m: int, repeats: int, budget_s: float, rec: Recorder, dense_n
     return out
 
 
-def _write_json(path: str, data: dict) -> None:
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, default=float)
-    os.replace(tmp, dest)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", required=True, help="ratios file to write")
-    ap.add_argument("--traces", required=True, help="trace dataset directory")
-    ap.add_argument("--budget-s", type=float, default=120.0)
-    ap.add_argument("--backend", choices=("cupy", "numpy"), default="cupy")
-    ap.add_argument("--tiny", action="store_true", help="small shapes, M = 16 (CPU smoke run)")
+    ap = suite_parser(__doc__, budget_s=120.0, tiny="small shapes, M = 16 (CPU smoke run)")
     ap.add_argument("--repeats", type=int, default=10)
     args = ap.parse_args(argv)
     if args.backend == "cupy":
@@ -148,7 +132,7 @@ def main(argv=None) -> int:
         math.exp(sum(math.log(c["speedup_vs_shuffle"]) for c in data["cases"]) / len(data["cases"]))
         if data["cases"] else None
     )
-    _write_json(args.json, data)
+    write_json(args.json, data)
     return 0
 
 

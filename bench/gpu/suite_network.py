@@ -25,7 +25,6 @@ tokens in place of Llama, whose weights alone are 0.8 GB).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -36,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
+from bench.gpu.common import suite_parser, write_json  # noqa: E402
+
 from accelsim.codesign.plan import parse_plan, plan_from_search  # noqa: E402
 from accelsim.codesign.runplan import DENSE, prepare_run, run_passes  # noqa: E402
 from accelsim.codesign.tasder import search  # noqa: E402
@@ -45,7 +46,6 @@ from accelsim.model.workloads import as_network  # noqa: E402
 from accelsim.replay.network import calibration_from, compare_run  # noqa: E402
 from accelsim.replay.project import ReplayError, arch_for  # noqa: E402
 from kernels.backend import backend_name, device_info, get_xp  # noqa: E402
-from kernels.io import atomic_path  # noqa: E402
 from kernels.trace import Recorder, read_traces  # noqa: E402
 
 SEARCH_ARCH = "tasd_ttc"
@@ -153,12 +153,7 @@ def _case(case: dict, args, xp, calib_dir, notes: list) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", required=True, type=Path)
-    ap.add_argument("--traces", required=True, type=Path)
-    ap.add_argument("--budget-s", type=float, default=300.0)
-    ap.add_argument("--backend", default=None, help="numpy or cupy (default: cupy when usable)")
-    ap.add_argument("--tiny", action="store_true", help="CI size (see the module docstring)")
+    ap = suite_parser(__doc__, budget_s=300.0, tiny="CI size (see the module docstring)", backend=None)
     ap.add_argument("--repeats", type=int, default=None, help="timed passes (default 10 on a GPU, 2 on NumPy)")
     ap.add_argument("--arch", default=None, help="arch to project on (default: the builtin that describes the device)")
     ap.add_argument("--calibrate-with", type=Path, default=None, help="kernel traces of this device for the calibration")
@@ -181,8 +176,7 @@ def main(argv=None) -> int:
         doc = {"suite": "network", "device": device_info(xp)["device_name"], "backend": backend_name(xp),
                "tiny": args.tiny, "repeats": args.repeats, "numpy": np.__version__, "cases": done, "notes": notes,
                "seconds": time.perf_counter() - args.start}
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        write_json(args.json, doc, indent=2, allow_nan=False)
     return 0
 
 

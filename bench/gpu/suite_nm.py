@@ -22,8 +22,6 @@ choice); where that was not the CUDA-core kernel, ``cuda_core_ratio`` is the ker
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
@@ -32,6 +30,8 @@ from pathlib import Path
 
 os.environ.setdefault("CUPY_TF32", "0")  # fp32 baselines are true fp32 (cuBLAS without TF32)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.gpu.common import suite_parser, write_json  # noqa: E402
 
 __all__ = ["Budget", "TARGETS", "configs", "geomean", "main", "summarize"]
 
@@ -229,12 +229,7 @@ class _Runner:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--json", type=Path, required=True)
-    p.add_argument("--traces", type=Path, required=True)
-    p.add_argument("--budget-s", type=float, required=True)
-    p.add_argument("--backend", choices=["numpy", "cupy"], default="cupy")
-    p.add_argument("--tiny", action="store_true", help="small shapes (a CPU check of the whole suite)")
+    p = suite_parser(__doc__, budget_s=None, tiny="small shapes (a CPU check of the whole suite)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     args = p.parse_args(argv)
@@ -242,7 +237,6 @@ def main(argv=None) -> int:
         p.error("--repeats: the targets are stated on medians of >= 10 timed calls")
 
     from kernels.backend import device_info, get_xp
-    from kernels.io import atomic_path
     from kernels.trace import Recorder
 
     budget = Budget(args.budget_s)
@@ -261,8 +255,7 @@ def main(argv=None) -> int:
             "errors": errors, "targets": TARGETS, "summary": summarize(results), "results": results,
             "dense_median_s": {f"{m}x{n}x{k} {dt}": t for (m, n, k, dt), t in sorted(runner.dense.items())},
         }
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(out, indent=1, sort_keys=True, default=str))
+        write_json(args.json, out, sort_keys=True)
 
     for c in configs(args.tiny):
         if not budget.allows_next():

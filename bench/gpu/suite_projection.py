@@ -15,8 +15,6 @@ Every timing is also a trace record under DIR.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 import time
@@ -28,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.gpu.common import suite_parser, write_json  # noqa: E402
 from kernels.backend import device_info, get_xp, to_numpy  # noqa: E402
-from kernels.io import atomic_path  # noqa: E402
 from kernels.impls import passes as impl_passes  # noqa: E402
 from kernels.suites.projection import projection_case  # noqa: E402
 from kernels.trace import Recorder, time_call  # noqa: E402
@@ -107,20 +105,14 @@ def _goals(result: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", required=True, help="ratios file to write")
-    parser.add_argument("--traces", required=True, help="trace dataset directory")
-    parser.add_argument("--budget-s", type=float, default=120.0, help="stop starting new shapes after 80%% of this")
-    parser.add_argument("--backend", default="cupy", choices=["cupy", "numpy"])
-    parser.add_argument("--tiny", action="store_true", help="small shapes (CPU check of the script)")
+    parser = suite_parser(__doc__, budget_s=120.0, tiny="small shapes (CPU check of the script)")
     args = parser.parse_args(argv)
     xp = get_xp(args.backend)
     with Recorder(args.traces) as rec:
         result = run(TINY if args.tiny else SHAPES, xp, rec, args.budget_s, repeats=3 if args.tiny else 10)
     result = {"suite": "projection", "device": device_info(xp)["device_name"], "backend": args.backend,
               **result, "goals": _goals(result)}
-    with atomic_path(args.json) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+    write_json(args.json, result)
     for r in result["rows"]:
         frac = "" if r["roofline_fraction"] is None else f", {r['roofline_fraction']:.0%} of roofline"
         print(f"{r['variant']} {'x'.join(map(str, r['shape']))}: {r['device_ms']:.3f} ms{frac}, "

@@ -15,8 +15,6 @@ calibration (the calibrate-once, apply-elsewhere check) and fits energy on them.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.gpu.common import suite_parser, write_json  # noqa: E402
 from kernels.backend import device_info, get_xp  # noqa: E402
-from kernels.io import atomic_path  # noqa: E402
 from kernels.suites import get_cases, suite_names  # noqa: E402
 from kernels.trace import Recorder, time_call  # noqa: E402
 
@@ -73,19 +71,13 @@ def run(xp, recorder, budget_s: float, size: str, repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", required=True, type=Path, help="results file to write")
-    ap.add_argument("--traces", required=True, type=Path, help="trace dataset directory")
-    ap.add_argument("--budget-s", type=float, default=60.0, help="stop starting cases once this is spent")
-    ap.add_argument("--backend", default="cupy", choices=["cupy", "numpy"])
-    ap.add_argument("--tiny", action="store_true", help="the CI-sized cases (CPU check of the script)")
+    ap = suite_parser(__doc__, budget_s=60.0, tiny="the CI-sized cases (CPU check of the script)")
     args = ap.parse_args(argv)
     xp = get_xp(args.backend)
     with Recorder(args.traces) as rec:
         result = run(xp, rec, args.budget_s, "small" if args.tiny else "paper", repeats=3 if args.tiny else 10)
     result = {"suite": "replay", "device": device_info(xp)["device_name"], "backend": args.backend, **result}
-    with atomic_path(args.json) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+    write_json(args.json, result)
     windows = [r["energy_window_s"] for r in result["rows"] if r["energy_window_s"]]
     print(f"replay: {result['recorded']} of {result['cases']} cases ({', '.join(result['families'])}); "
           f"{len(windows)} with an NVML window, shortest {min(windows, default=0):.2f} s")
