@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from accelsim.model.arch import load_arch  # noqa: E402
+from accelsim.replay.calibrate import mape  # noqa: E402
 from accelsim.replay.device import gpu_items, validate_gpu  # noqa: E402
 from kernels.trace import read_traces  # noqa: E402
 
@@ -33,10 +34,6 @@ from kernels.trace import read_traces  # noqa: E402
 def features(row: dict) -> list[float]:
     batch = json.loads(row["params"] or "{}").get("batch", 1)
     return [float(np.log2(v)) for v in (row["m"], row["n"], row["k"], batch)]
-
-
-def mape(pred, meas) -> float:
-    return float(np.mean(np.abs(np.asarray(pred) / np.asarray(meas) - 1.0)) * 100.0)
 
 
 def floor(traces: Path, arch: str, group: str, seed: int) -> dict:

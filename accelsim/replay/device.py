@@ -269,8 +269,7 @@ def validate_gpu(table, arch: ArchConfig, calibrate_on: float | None = None, see
             "bound": ", ".join(x.bound for x in times),
             "split": "evaluated" if calibrate_on is None else ("held_out" if i in held else "train"),
             "launches": it.launches, "host_calls": it.host_calls, "runs": it.runs,
-            "projected_s": t, "measured_s": it.measured_s,
-            "ape_pct": abs(t - it.measured_s) / it.measured_s * 100.0,
+            "projected_s": t, "measured_s": it.measured_s, "ape_pct": abs(t - it.measured_s) / it.measured_s * 100.0,
             "projected_j": j, "measured_j": meas_j, "energy_window_s": it.window_s,
             "projected_edp": j * t, "measured_edp": None if meas_j is None else meas_j * it.measured_s,
         })
