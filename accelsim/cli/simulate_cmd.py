@@ -9,6 +9,7 @@ import typer
 
 from accelsim.checks import ensure_writable
 from accelsim.cli._common import Format, FormatOpt, console, print_json, print_table, progress_bar
+from accelsim.cli._mapping import MapperKind, MapperOpt, Objective, ObjectiveOpt, mapper_of
 from accelsim.cli.validate_cmd import print_validation
 from accelsim.errors import ConfigError
 
@@ -25,7 +26,7 @@ WeightSparsityOpt = typer.Option(
 
 
 def run_simulation(arch: str, workload: str, sets: list[str] | None, params: list[str] | None, show: bool,
-                   weight_sparsity: str | None = None) -> Report:
+                   weight_sparsity: str | None = None, mapper=None) -> Report:
     """Load, validate, simulate; a progress bar on the terminal for multi-layer networks."""
     # Imported here, as in every command module: the model (pydantic, numpy, networkx, simpy) is most
     # of start-up, and `accelsim --help` or another command should not pay for it.
@@ -35,15 +36,42 @@ def run_simulation(arch: str, workload: str, sets: list[str] | None, params: lis
 
     cfg = load_arch(arch, parse_overrides(sets))
     net = as_network(workload, weight_sparsity=weight_sparsity, **parse_overrides(params, source="--param"))
+    how = {} if mapper is None else {"mapper": mapper}
     if not show:
-        return simulate(cfg, net)
+        return simulate(cfg, net, **how)
     with progress_bar() as bar:
         task = bar.add_task(f"{cfg.name}", total=None)
 
         def tick(i, n, name):
             bar.update(task, completed=i, total=n, description=f"{cfg.name}: {name}")
 
-        return simulate(cfg, net, progress=tick)
+        return simulate(cfg, net, progress=tick, **how)
+
+
+def _loops(loops) -> str:
+    return " ".join(f"{d}{n}" for d, n in loops) or "-"
+
+
+def _mapping_table(report: Report) -> None:
+    """Each searched layer's loop nest: backing-store loops, the on-chip tile and its folds, the array."""
+    rows = []
+    for l in report.layers:
+        m = l.detail.get("mapping")
+        if m is None:
+            continue
+        for i, part in enumerate(m.get("passes", [m])):
+            levels = part["nest"]
+            tile = levels[1].get("tile", {})
+            rows.append([l.name + (f".t{i}" if "passes" in m else ""), f"{levels[0]['level']}: {_loops(levels[0].get('loops', []))}",
+                         " ".join(f"{d}={t}" for d, t in tile.items()), _loops(levels[1].get("loops", [])),
+                         _loops(levels[2].get("spatial", [])) + " / " + _loops(levels[2].get("loops", []))
+                         if len(levels) > 2 else f"split_k {levels[0].get('split_k', 1)}"])
+    if rows:
+        print_table("mapping per layer (loops outer → inner as dimension and trip count)",
+                    ["layer", "backing store loops", "on-chip tile", "folds over the tile", "array spatial / streamed"],
+                    rows)
+    else:
+        console.print("no searched mappings to show: --show-mapping goes with --mapper search", highlight=False)
 
 
 def _table(report: Report) -> None:
@@ -65,12 +93,16 @@ def simulate_cmd(
     params: Optional[list[str]] = ParamOpt,
     weight_sparsity: Optional[str] = WeightSparsityOpt,
     out: Optional[Path] = typer.Option(None, "--out", help="write the report to .json or .parquet"),
+    mapper: MapperKind = MapperOpt,
+    objective: Objective = ObjectiveOpt,
+    show_mapping: bool = typer.Option(False, "--show-mapping", help="print each layer's searched loop nest"),
     fmt: Format = FormatOpt,
 ):
     """Simulate a workload on an architecture: cycles, traffic, energy and EDP per layer and in total."""
     if out is not None:
         ensure_writable(out, suffixes=(".json", ".parquet"))
-    report = run_simulation(arch, workload, sets, params, show=fmt is Format.table, weight_sparsity=weight_sparsity)
+    report = run_simulation(arch, workload, sets, params, show=fmt is Format.table, weight_sparsity=weight_sparsity,
+                            mapper=mapper_of(mapper, objective))
     if out is not None:
         from accelsim.model.report_io import write_report  # start-up: pyarrow only when writing
 
@@ -79,6 +111,8 @@ def simulate_cmd(
         print_json(report.to_dict())
     else:
         _table(report)
+        if show_mapping:
+            _mapping_table(report)
 
 
 def compare(
@@ -88,6 +122,8 @@ def compare(
     params: Optional[list[str]] = ParamOpt,
     weight_sparsity: Optional[str] = WeightSparsityOpt,
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of the energy breakdown and EDP per arch"),
+    mapper: MapperKind = MapperOpt,
+    objective: Objective = ObjectiveOpt,
     fmt: Format = FormatOpt,
 ):
     """Compare architectures on one workload: speedup, energy and EDP ratios against the first."""
@@ -97,7 +133,9 @@ def compare(
         raise ConfigError(f"--arch: compare needs at least two configs, got {len(arch)}")
     if plot is not None:
         ensure_writable(plot, "--plot", suffixes=(".png",))
-    reports = [run_simulation(a, workload, sets, params, show=False, weight_sparsity=weight_sparsity) for a in arch]
+    how = mapper_of(mapper, objective)
+    reports = [run_simulation(a, workload, sets, params, show=False, weight_sparsity=weight_sparsity, mapper=how)
+               for a in arch]
     cmp = compare_reports(reports)
     if plot is not None:
         from accelsim.plots import plot_comparison

@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from accelsim.checks import MAX_WORKERS_PER_CPU, ensure_writable
+from accelsim.cli._mapping import MapperKind, MapperOpt, Objective, ObjectiveOpt, mapper_of
 from accelsim.cli._common import Format, FormatOpt, console, on_interrupt, print_json, print_table, progress_bar
 from accelsim.errors import ConfigError
 
@@ -95,6 +96,8 @@ def sweep(
                                        "A damaged part file in it stops the sweep with a line naming it: move or "
                                        "delete it and re-run (its points are computed again)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of EDP vs area with the Pareto front"),
+    mapper: MapperKind = MapperOpt,
+    objective: Objective = ObjectiveOpt,
     fmt: Format = FormatOpt,
 ):
     """Sweep a grid of config overrides over workloads; every point is validated before any runs.
@@ -120,7 +123,8 @@ def sweep(
     if plot is not None:
         ensure_writable(plot, "--plot", suffixes=(".png",))
     res = _run_with_progress(fmt is Format.table, arch=arch, grid=list(grid), workloads=list(workload),
-                             out=out, scheduler=scheduler, workers=workers, dask=not no_dask)
+                             out=out, scheduler=scheduler, workers=workers, dask=not no_dask,
+                             mapper=mapper_of(mapper, objective))
     summary = {"points": len(res.rows), "computed": res.computed, "reused": res.reused, "mode": res.mode,
                "wall_s": res.wall_s, "points_per_s": res.points_per_s if res.computed else None,
                "out": str(res.out) if res.out else None}

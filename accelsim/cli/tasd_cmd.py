@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from accelsim.checks import ensure_writable
+from accelsim.cli._mapping import MapperKind, MapperOpt, Objective, ObjectiveOpt, mapper_of
 from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table
 from kernels.errors import InputError
 
@@ -69,6 +70,8 @@ def search_command(
     out: Optional[Path] = typer.Option(None, "--out", help="write the plan (.json, runs with `accelsim run`) or a .parquet table"),
     layout: str = typer.Option("element", "--layout", help="N:M layout of one-term series in the plan: element or vector"),
     sparse_tc: bool = typer.Option(False, "--sparse-tc", help="plan 2:4 weights on sparse tensor cores (cuSPARSELt)"),
+    mapper: MapperKind = MapperOpt,
+    objective: Objective = ObjectiveOpt,
     fmt: Format = FormatOpt,
 ) -> None:
     """TASDER: per-layer weight/activation TASD series with minimum EDP within the error budget."""
@@ -100,7 +103,7 @@ def search_command(
         real = prune_weights(real, prune)
     with on_interrupt(lambda: "nothing written" + (f" (--out {out} is written when the search finishes)" if out else "")):
         result = search(arch, net, budget=budget, max_error=max_error, weights=real, model=model, prune=prune,
-                        max_terms=max_terms, series=series, refine=refine)
+                        max_terms=max_terms, series=series, refine=refine, mapper=mapper_of(mapper, objective))
     if out is not None:
         write_result(result, out, workload, kw, layout, sparse_tc)
     if fmt == Format.json:

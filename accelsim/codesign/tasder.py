@@ -26,6 +26,7 @@ import numpy as np
 
 from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.errors import AccelsimError, WorkloadError
+from accelsim.model.mapper import FIXED, Mapper
 from accelsim.model.simulate import simulate
 from accelsim.codesign.accuracy import ActivationTASD, load_sentences, mean_cosine
 from accelsim.codesign.sources import activation_kind, capture_activations, synthetic_activation, synthetic_weight
@@ -174,14 +175,15 @@ def arch_series(arch: ArchConfig, max_terms: int | None = None, series: Sequence
 class _Cost:
     """Simulate a layer once per :func:`~accelsim.model.workload.layer_key`: equal layers share one run."""
 
-    def __init__(self, arch: ArchConfig):
+    def __init__(self, arch: ArchConfig, mapper: Mapper = FIXED):
         self.arch = arch
+        self.mapper = mapper
         self.cache: dict = {}
 
     def __call__(self, layer) -> tuple[float, float, float]:
         key = layer_key(layer)
         if key not in self.cache:
-            r = simulate(self.arch, layer).layers[0]
+            r = simulate(self.arch, layer, mapper=self.mapper).layers[0]
             ex = sum(v for a, v in r.actions.items() if a.startswith("compute.mac."))
             self.cache[key] = (r.cycles, r.energy_pj, ex)
         return self.cache[key]
@@ -298,7 +300,7 @@ def _refine(layers, choice, evaluate, budget, cap_max, tries, probes) -> dict[st
 def search(arch, workload, *, max_error: float | None = None, budget: float | None = None,
            weights: Mapping[str, np.ndarray] | None = None, activations: Mapping[str, np.ndarray] | None = None,
            model=None, sentences: Sequence[str] | None = None, prune: float = 0.0, max_terms: int | None = None,
-           series: Sequence | None = None, refine: int = 0, **params) -> TasderResult:
+           series: Sequence | None = None, refine: int = 0, mapper: Mapper = FIXED, **params) -> TasderResult:
     """Choose each layer's TASD series (weights or activations) to minimise EDP within an error budget.
 
     Parameters
@@ -313,6 +315,8 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
         pruned by ``prune``. ``activations``: real ``(rows, K)`` inputs by layer name; others
         get :func:`synthetic_activation`. With ``model`` given, missing activations are captured.
     max_terms, series : restrict the candidates (see :func:`arch_series`).
+    mapper : how every option is mapped when priced (the searching mapper prices each series under
+        its own best mapping).
     refine : with ``budget``, up to this many extra forward passes after the bisection: layers
         in order of dense EDP (largest first) each try their least-error cheaper option, kept
         when the budget still holds; passes repeat while something was kept. Layers differ in
@@ -346,7 +350,7 @@ def search(arch, workload, *, max_error: float | None = None, budget: float | No
         base_w = {n: weights[n] for n in model.linear_names}
         activations = {**capture_activations(model, sentences, weights=base_w), **(activations or {})}
     activations = dict(activations or {})
-    cost = _Cost(arch)
+    cost = _Cost(arch, mapper)
     layers: list[LayerChoice] = []
     for layer in net.layers:
         if not isinstance(layer, (Gemm, Conv)):

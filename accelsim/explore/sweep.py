@@ -30,6 +30,7 @@ from pathlib import Path
 from accelsim import __version__
 from accelsim.model.arch import ArchConfig, apply_overrides, load_arch, parse_value, validate_arch
 from accelsim.errors import ConfigError
+from accelsim.model.mapper import FIXED, Mapper
 from accelsim.model.simulate import simulate
 from accelsim.explore.store import ResultStore, read_results
 from accelsim.model.workload import Network
@@ -128,18 +129,18 @@ def _fingerprint(net: Network) -> str:
                             "accelsim": __version__}))
 
 
-def evaluate(config: dict, net: Network) -> dict:
+def evaluate(config: dict, net: Network, mapper: Mapper = FIXED) -> dict:
     """Simulate one resolved config on one workload; the metric columns of a result row."""
     cfg = ArchConfig.model_validate(config)
-    rep = simulate(cfg, net)
+    rep = simulate(cfg, net, mapper=mapper)
     t = rep.total
     return {"cycles": t["cycles"], "energy_pj": t["energy_pj"], "edp": t["edp"], "seconds": rep.seconds,
             "area_mm2": float(sum(cfg.area_mm2().values())), "utilization": t["utilization"]}
 
 
-def _run_chunk(items: list[tuple], nets: list[Network]) -> list[tuple[str, dict]]:
+def _run_chunk(items: list[tuple], nets: list[Network], mapper: Mapper = FIXED) -> list[tuple[str, dict]]:
     """Worker task: evaluate ``(key, config, workload index)`` items; returns ``(key, metrics)``."""
-    return [(key, evaluate(config, nets[w])) for key, config, w in items]
+    return [(key, evaluate(config, nets[w], mapper)) for key, config, w in items]
 
 
 def _column(value):
@@ -165,9 +166,13 @@ class SweepResult:
         return self.computed / self.wall_s if self.wall_s > 0 else math.nan
 
 
-def _rows_template(points: list[Point], nets: list[Network]) -> tuple[dict[str, dict], list[tuple]]:
-    """Row skeletons keyed by point key, and the work items ``(key, config, workload index)``."""
-    fps = [_fingerprint(n) for n in nets]
+def _rows_template(points: list[Point], nets: list[Network], mapper: Mapper = FIXED) -> tuple[dict[str, dict], list[tuple]]:
+    """Row skeletons keyed by point key, and the work items ``(key, config, workload index)``.
+
+    A searched mapping is part of the point: its rows get their own keys and the workload column
+    says ``[search:OBJECTIVE]``, so a store never mixes them with fixed-mapping rows."""
+    tag = "" if mapper == FIXED else f" [{mapper.kind}:{mapper.objective}]"
+    fps = [_fingerprint(n) + tag for n in nets]
 
     def kind(v):
         return "bool" if isinstance(v, bool) else "num" if isinstance(v, (int, float)) else "text"
@@ -180,15 +185,15 @@ def _rows_template(points: list[Point], nets: list[Network]) -> tuple[dict[str, 
         for w, (net, fp) in enumerate(zip(nets, fps)):
             key = _sha(p.config_key + fp)
             if key not in skel:
-                skel[key] = {"key": key, "config_key": p.config_key, "arch": p.config["name"], "workload": net.name,
+                skel[key] = {"key": key, "config_key": p.config_key, "arch": p.config["name"], "workload": net.name + tag,
                              **params}
                 items.append((key, p.config, w))
     return skel, items
 
 
-def _run_local(items, nets, on_done) -> None:
+def _run_local(items, nets, on_done, mapper: Mapper = FIXED) -> None:
     for key, config, w in items:
-        on_done([(key, evaluate(config, nets[w]))])
+        on_done([(key, evaluate(config, nets[w], mapper))])
 
 
 def _dask_client(scheduler: str | None, workers: int | None):
@@ -205,7 +210,7 @@ def _dask_client(scheduler: str | None, workers: int | None):
     return Client(cluster), cluster
 
 
-def _run_dask(items, nets, on_done, client, chunk_size: int | None) -> None:
+def _run_dask(items, nets, on_done, client, chunk_size: int | None, mapper: Mapper = FIXED) -> None:
     """Submit chunks of points, at most a few per worker in flight, so the scheduler never holds thousands."""
     from distributed import as_completed  # optional dependency: the [dist] extra
 
@@ -216,7 +221,7 @@ def _run_dask(items, nets, on_done, client, chunk_size: int | None) -> None:
     ac = as_completed()
     pending = []
     for c in itertools.islice(chunks, nworkers * 4):
-        f = client.submit(_run_chunk, c, net_futs, pure=False)
+        f = client.submit(_run_chunk, c, net_futs, mapper, pure=False)
         pending.append(f)
         ac.add(f)
     try:
@@ -224,7 +229,7 @@ def _run_dask(items, nets, on_done, client, chunk_size: int | None) -> None:
             on_done(fut.result())
             nxt = next(chunks, None)
             if nxt is not None:
-                f = client.submit(_run_chunk, nxt, net_futs, pure=False)
+                f = client.submit(_run_chunk, nxt, net_futs, mapper, pure=False)
                 pending.append(f)
                 ac.add(f)
     finally:
@@ -241,14 +246,15 @@ def _dask_available() -> bool:
 
 def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler: str | None = None,
               workers: int | None = None, dask: bool | None = None, chunk_size: int | None = None,
-              progress=None, flush_rows: int = 64) -> SweepResult:
+              progress=None, flush_rows: int = 64, mapper: Mapper = FIXED) -> SweepResult:
     """Validate every point, then evaluate the ones not yet in ``out`` and return this grid's rows.
 
     ``grid`` is :func:`parse_grid`'s output (or ``["key=v1,v2", ...]``); ``workloads`` are specs for
     :func:`~accelsim.model.workloads.as_network`. Execution: Dask on ``scheduler`` if given, else a
     LocalCluster of ``workers`` processes; ``dask=False`` or ``workers=0`` (or Dask not installed)
     runs in-process. ``progress(done, total)`` is called as points finish. Finished rows are
-    flushed to ``out`` in small batches, also when interrupted.
+    flushed to ``out`` in small batches, also when interrupted. ``mapper`` maps every layer of
+    every point (:mod:`accelsim.model.mapper`).
     """
     if isinstance(grid, (list, tuple)):
         grid = parse_grid(list(grid))
@@ -256,7 +262,7 @@ def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler
         raise ConfigError("--workload: give at least one workload")
     nets = [as_network(w) for w in workloads]
     points = expand_grid(arch, grid)
-    skel, items = _rows_template(points, nets)
+    skel, items = _rows_template(points, nets, mapper)
     store = ResultStore(out, flush_rows=flush_rows) if out is not None else None
     done_keys = store.keys() if store is not None else set()
     todo = [it for it in items if it[0] not in done_keys]
@@ -283,13 +289,13 @@ def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler
         if todo and use_dask:
             client, cluster = _dask_client(scheduler, workers)
             try:
-                _run_dask(todo, nets, on_done, client, chunk_size)
+                _run_dask(todo, nets, on_done, client, chunk_size, mapper)
             finally:
                 client.close()
                 if cluster is not None:
                     cluster.close()
         elif todo:
-            _run_local(todo, nets, on_done)
+            _run_local(todo, nets, on_done, mapper)
     finally:
         if store is not None:
             store.flush()

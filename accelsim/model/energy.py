@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from accelsim.model.arch import ArchConfig
 
-__all__ = ["action_energy", "component_of", "price"]
+__all__ = ["action_energy", "component_of", "mapping_actions", "price"]
 
 
 def action_energy(arch: ArchConfig, action: str) -> float:
@@ -43,3 +43,18 @@ def price(arch: ArchConfig, actions: dict[str, float]) -> dict[str, float]:
         comp = component_of(action)
         out[comp] = out.get(comp, 0.0) + count * action_energy(arch, action)
     return out
+
+
+def mapping_actions(arch: ArchConfig, mapping) -> dict[str, float]:
+    """A mapping's action counts: bytes read and written per level, MACs issued, its own extras
+    (metadata decode, index select, TASD unit); leakage is the caller's, since it needs the cycles."""
+    actions: dict[str, float] = {}
+    for lvl in arch.memory:
+        rd, wr = mapping.level_bytes(lvl.name)
+        actions[f"memory.{lvl.name}.read"] = rd
+        actions[f"memory.{lvl.name}.write"] = wr
+    for a, v in mapping.actions.items():
+        actions[a] = actions.get(a, 0.0) + v
+    mac_key = f"compute.mac.{mapping.dtype}"
+    actions[mac_key] = actions.get(mac_key, 0.0) + mapping.issued_macs
+    return actions

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from accelsim.model.arch import DTYPE_BYTES, ArchConfig
-from accelsim.model.mapping import Exec, Mapping, map_gemm
+from accelsim.model.mapper import FIXED, Mapper, plan_gemm
+from accelsim.model.mapping import Exec, Mapping
 from accelsim.model.workload import KronMatmul
 
 __all__ = ["FUSED_BLOCK_ROWS", "fused_groups", "lower_kron"]
@@ -36,7 +37,7 @@ def fused_groups(arch: ArchConfig, layer: KronMatmul, dtype: str) -> list[int]:
     return groups
 
 
-def lower_kron(arch: ArchConfig, layer: KronMatmul, dtype: str) -> tuple[list[Mapping], dict]:
+def lower_kron(arch: ArchConfig, layer: KronMatmul, dtype: str, mapper: Mapper = FIXED) -> tuple[list[Mapping], dict]:
     """The factor GEMMs of ``layer``, last factor first (as FastKron and the shuffle algorithm run),
     and the layer's report detail.
 
@@ -55,7 +56,7 @@ def lower_kron(arch: ArchConfig, layer: KronMatmul, dtype: str) -> tuple[list[Ma
         keep_in = j > 0 and (j - 1) not in ends
         keep_out = j not in ends
         stationary = tuple(op for op, keep in (("input", keep_in), ("output", keep_out)) if keep)
-        mp = map_gemm(arch, g.name, g.m, g.n, g.k, dtype, g.count, Exec(stationary=stationary))
+        mp = plan_gemm(arch, g.name, g.m, g.n, g.k, dtype, g.count, Exec(stationary=stationary), mapper)
         if not layer.fused and j < len(steps) - 1:
             moved = g.m * g.n * eb * g.count
             mp.reads[outer]["output"] += moved

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from accelsim.model.arch import ArchConfig
 from accelsim.errors import WorkloadError
 from accelsim.model.kron import lower_kron
+from accelsim.model.mapper import FIXED, Mapper, Window
 from accelsim.model.mapping import Mapping
 from accelsim.model.sparsity import apply_sparsity
 from accelsim.model.workload import Conv, Gemm, KronMatmul
@@ -27,13 +28,20 @@ def _dtype(arch: ArchConfig, layer) -> str:
     return dtype
 
 
-def lower_layer(arch: ArchConfig, layer) -> Lowered:
-    """The mappings that execute ``layer`` on ``arch``, sparsity applied."""
+def lower_layer(arch: ArchConfig, layer, mapper: Mapper = FIXED) -> Lowered:
+    """The mappings that execute ``layer`` on ``arch`` as ``mapper`` maps it, sparsity applied.
+
+    A convolution runs as its im2col GEMM; the searching mapper also gets its window, so tiles
+    reuse inputs across neighbouring outputs."""
     dtype = _dtype(arch, layer)
     if isinstance(layer, KronMatmul):
-        return Lowered(*lower_kron(arch, layer, dtype))
+        return Lowered(*lower_kron(arch, layer, dtype, mapper))
     gemm: Gemm = layer.as_gemm() if isinstance(layer, Conv) else layer
-    mappings, detail = apply_sparsity(arch, gemm, dtype)
+    window = None
+    if isinstance(layer, Conv):
+        oy, ox = layer.ofmap
+        window = Window(layer.batch, oy, ox, layer.filt_h, layer.filt_w, layer.stride_h, layer.stride_w)
+    mappings, detail = apply_sparsity(arch, gemm, dtype, mapper, window)
     tiles = sum(mp.tiles for mp in mappings)
     split = max(mp.tile.get("split_k", 1) for mp in mappings)
     return Lowered(mappings, {"m": gemm.m, "n": gemm.n, "k": gemm.k, "dtype": dtype, "tiles": tiles,

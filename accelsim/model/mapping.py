@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from accelsim.model.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
 
 __all__ = [
-    "PARTIAL_BYTES", "Exec", "Mapping", "TileBlock", "TileGroup", "map_gemm", "operand_traffic", "roofline_cycles",
-    "systolic_fold_cycles",
+    "PARTIAL_BYTES", "Exec", "Mapping", "TileBlock", "TileGroup", "map_gemm", "map_gemm_tile", "operand_traffic",
+    "roofline_cycles", "systolic_fold_cycles",
 ]
 
 #: Which GEMM dimensions index each operand: input A[M,K], weight B[K,N], output C[M,N].
@@ -124,6 +124,7 @@ class Mapping:
     writes: dict[str, dict[str, float]]
     issued_macs: float = 0.0
     actions: dict[str, float] = field(default_factory=dict)
+    nest: dict | None = None
 
     @property
     def compute_cycles(self) -> float:
@@ -251,7 +252,8 @@ def _reduction_level(arch: ArchConfig):
     return arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]
 
 
-def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1, tile: tuple[int, int, int] | None = None):
+def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1, tile: tuple[int, int, int] | None = None,
+                        split: int | None = None):
     """CTAs of tile_m × tile_n run in waves over the SMs, each stepping K by tile_k.
 
     One step = one wave advancing one K-chunk; a step takes as long as one CTA's chunk
@@ -261,7 +263,8 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1, tile: 
     and their fp32 partial sums are reduced through the second-innermost level (see ``map_gemm``).
     The split minimises estimated compute plus reduction time, ties going to the smaller split.
     ``count`` identical GEMMs (attention heads × sequences) run as one batched GEMM: their tiles
-    share the waves, as a batched cuBLAS call does. ``tile`` overrides the config's CTA tile.
+    share the waves, as a batched cuBLAS call does. ``tile`` overrides the config's CTA tile and
+    ``split`` the heuristic's split (the mapper searches both).
     """
     c = arch.compute
     tm, tn, tk = tile or (c.tile_m, c.tile_n, c.tile_k)
@@ -276,7 +279,8 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1, tile: 
         compute = math.ceil(ctas * split / c.units) * math.ceil(kt / split) * step
         return compute + (2 * split * m * n * count * PARTIAL_BYTES / red.bandwidth if split > 1 else 0.0)
 
-    split = min(range(1, max(1, min(c.units // ctas, kt)) + 1), key=lambda s: (estimate(s), s))
+    if split is None:
+        split = min(range(1, max(1, min(c.units // ctas, kt)) + 1), key=lambda s: (estimate(s), s))
     k_steps = math.ceil(kt / split)
     work = ctas * split
     full_waves, last = divmod(work, c.units)
@@ -318,8 +322,16 @@ def map_gemm(
     return min(maps, key=lambda mp: roofline_cycles(arch, mp))
 
 
+def map_gemm_tile(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int, exe: Exec,
+                  tile: tuple[int, int, int], split: int, order: tuple[str, ...]) -> Mapping:
+    """A tensor-core mapping with the CTA ``tile``, K ``split`` over SMs and output-tile ``order`` given
+    (outer first; the mapper's candidates, costed like the configured one)."""
+    return _map_gemm(arch, name, m, n, k, dtype, count, exe, tile, split, order)
+
+
 def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int, exe: Exec,
-              cta_tile: tuple[int, int, int] | None) -> Mapping:
+              cta_tile: tuple[int, int, int] | None, split: int | None = None,
+              order: tuple[str, ...] = ("m", "n", "k")) -> Mapping:
     k_run = exe.k_exec or k
     if isinstance(arch.compute, SystolicCompute):
         # One array: the copies run one after another.
@@ -327,8 +339,9 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
         groups = [g.scaled(count) for g in groups]
         order = tuple(d for d, _ in loops)
     else:
-        tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count, cta_tile)
-        order = ("m", "n", "k")
+        tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count, cta_tile, split)
+        trips = dict(loops)
+        loops = [(d, trips[d]) for d in order]
     dense_macs = float(m * n * k * count)
     run_macs = sum(g.total_macs for g in groups) or 1.0
     groups = [g.scaled(macs=lambda x: x * dense_macs / run_macs) for g in groups]

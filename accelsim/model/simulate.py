@@ -6,10 +6,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from accelsim.model.arch import ArchConfig, load_arch
-from accelsim.model.energy import price
+from accelsim.model.energy import mapping_actions, price
 from accelsim.model.engine import LayerTiming, run_mapping
 from accelsim.errors import WorkloadError
 from accelsim.model.lowering import lower_layer
+from accelsim.model.mapper import FIXED, Mapper
 from accelsim.model.workload import Network, layer_key
 from accelsim.model.workloads import as_network
 
@@ -41,6 +42,8 @@ class LayerResult:
         d = {k: getattr(self, k) for k in ("name", *_SUMMED[:3], "utilization", "mapping_efficiency",
                                            "macs", "effectual_macs", "energy_pj", "edp", "traffic_bytes",
                                            "energy_breakdown")}
+        if "mapping" in self.detail:
+            d["mapping"] = self.detail["mapping"]
         if full:
             d.update(actions=self.actions, detail=self.detail)
         return d
@@ -84,8 +87,8 @@ def _totals(layers: list[LayerResult], peak: float) -> dict:
     return tot
 
 
-def _run_layer(arch: ArchConfig, layer) -> LayerResult:
-    lowered = lower_layer(arch, layer)
+def _run_layer(arch: ArchConfig, layer, mapper: Mapper = FIXED) -> LayerResult:
+    lowered = lower_layer(arch, layer, mapper)
     cycles = compute = stall = 0.0
     actions: dict[str, float] = {}
     traffic: dict[str, float] = {lvl.name: 0.0 for lvl in arch.memory}
@@ -100,33 +103,37 @@ def _run_layer(arch: ArchConfig, layer) -> LayerResult:
         eff += mapping.effectual_macs
         weighted_eff += mapping.mapping_efficiency * t.compute_cycles
         for lvl in arch.memory:
-            rd, wr = mapping.level_bytes(lvl.name)
-            traffic[lvl.name] += rd + wr
-            actions[f"memory.{lvl.name}.read"] = actions.get(f"memory.{lvl.name}.read", 0.0) + rd
-            actions[f"memory.{lvl.name}.write"] = actions.get(f"memory.{lvl.name}.write", 0.0) + wr
-        for a, v in mapping.actions.items():
+            traffic[lvl.name] += sum(mapping.level_bytes(lvl.name))
+        for a, v in mapping_actions(arch, mapping).items():
             actions[a] = actions.get(a, 0.0) + v
-        mac_key = f"compute.mac.{mapping.dtype}"
-        actions[mac_key] = actions.get(mac_key, 0.0) + mapping.issued_macs
     actions["leakage.cycle"] = cycles
     breakdown = price(arch, actions)
     energy = float(sum(breakdown.values()))
     peak = arch.compute.peak_macs_per_cycle
+    detail = dict(lowered.detail)
+    nests = [mp.nest for mp in lowered.mappings if mp.nest is not None]
+    if nests:
+        detail["mapping"] = {"mapper": mapper.kind, "objective": mapper.objective,
+                             **(nests[0] if len(nests) == 1 else {"passes": nests})}
     return LayerResult(
         name=layer.name, cycles=cycles, compute_cycles=compute, stall_cycles=stall,
         utilization=eff / (cycles * peak) if cycles else 0.0,
         mapping_efficiency=weighted_eff / compute if compute else 0.0,
         macs=macs, effectual_macs=eff, energy_pj=energy, edp=energy * cycles,
-        traffic_bytes=traffic, energy_breakdown=breakdown, actions=actions, detail=lowered.detail,
+        traffic_bytes=traffic, energy_breakdown=breakdown, actions=actions, detail=detail,
     )
 
 
-def simulate(arch, workload, *, progress=None, overrides: dict | None = None, dedup: bool = True, **params) -> Report:
+def simulate(arch, workload, *, progress=None, overrides: dict | None = None, dedup: bool = True,
+             mapper: Mapper | str = FIXED, objective: str = "edp", **params) -> Report:
     """Simulate ``workload`` (a Network, layer, list, built-in name or CSV/YAML path) on ``arch``.
 
     ``overrides`` are dotted-path config overrides (as ``--set``); ``params`` go to a built-in
     network (e.g. ``seq_len``). ``progress(i, n, name)`` is called after each layer. With
     ``dedup`` (default) layers equal in all but name are simulated once and the result reused.
+    ``mapper`` is ``"fixed"`` (SCALE-Sim's mapping, the parity reference) or ``"search"`` (the
+    best mapping per layer by ``objective``: ``edp``, ``latency`` or ``energy``; see
+    :mod:`accelsim.model.mapper`); a searched layer's ``detail["mapping"]`` is its loop nest.
 
     Examples
     --------
@@ -136,6 +143,8 @@ def simulate(arch, workload, *, progress=None, overrides: dict | None = None, de
     """
     if not isinstance(arch, ArchConfig) or overrides:
         arch = load_arch(arch, overrides)
+    if not isinstance(mapper, Mapper):
+        mapper = Mapper(mapper, objective)
     net: Network = as_network(workload, **params)
     layers = net.layers
     if not layers:
@@ -145,7 +154,7 @@ def simulate(arch, workload, *, progress=None, overrides: dict | None = None, de
     for i, layer in enumerate(layers):
         key = layer_key(layer) if dedup else i
         if key not in cache:
-            cache[key] = _run_layer(arch, layer)
+            cache[key] = _run_layer(arch, layer, mapper)
         results.append(dataclasses.replace(cache[key], name=layer.name))
         if progress is not None:
             progress(i + 1, len(layers), layer.name)

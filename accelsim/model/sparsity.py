@@ -20,7 +20,8 @@ import math
 
 from accelsim.model.arch import DTYPE_BYTES, ArchConfig
 from accelsim.errors import WorkloadError
-from accelsim.model.mapping import Exec, Mapping, map_gemm
+from accelsim.model.mapper import FIXED, Mapper, Window, plan_gemm
+from accelsim.model.mapping import Exec, Mapping
 from accelsim.model.workload import Gemm, Sparsity
 from kernels.nm_format import NMPattern
 
@@ -101,7 +102,7 @@ def _tasd_extract_cycles(arch: ArchConfig, gemm: Gemm, series: tuple[NMPattern, 
     return blocks * per_block * len(series) / tasd.units / max(mapping.tiles, 1)
 
 
-def _tasd(arch: ArchConfig, gemm: Gemm, sp: Sparsity, operand: str, dtype: str):
+def _tasd(arch: ArchConfig, gemm: Gemm, sp: Sparsity, operand: str, dtype: str, plan):
     _check_series(arch, gemm, sp, operand)
     ttc = arch.compute.tasd is not None
     mappings = []
@@ -109,7 +110,7 @@ def _tasd(arch: ArchConfig, gemm: Gemm, sp: Sparsity, operand: str, dtype: str):
         other = "weight" if operand == "input" else "input"
         stationary = (other, "output") if (ttc and i > 0) else ()
         exe = _nm_exec(arch, gemm, operand, term, term.density, dtype, stationary=stationary)
-        mp = map_gemm(arch, f"{gemm.name}.t{i}", gemm.m, gemm.n, gemm.k, dtype, gemm.count, exe)
+        mp = plan(exe, f"{gemm.name}.t{i}")
         if operand == "input":
             extract = _tasd_extract_cycles(arch, gemm, sp.series, mp)
             blocks = gemm.m * math.ceil(gemm.k / term.m) * gemm.count
@@ -121,8 +122,14 @@ def _tasd(arch: ArchConfig, gemm: Gemm, sp: Sparsity, operand: str, dtype: str):
     return mappings, {"executed": f"tasd:{'+'.join(map(str, sp.series))}", "passes": len(mappings), "ttc": ttc}
 
 
-def apply_sparsity(arch: ArchConfig, gemm: Gemm, dtype: str) -> tuple[list[Mapping], dict]:
-    """The mappings (one per pass) that run ``gemm`` with its operand sparsity on ``arch``."""
+def apply_sparsity(arch: ArchConfig, gemm: Gemm, dtype: str, mapper: Mapper = FIXED,
+                   window: Window | None = None) -> tuple[list[Mapping], dict]:
+    """The mappings (one per pass) that run ``gemm`` with its operand sparsity on ``arch``, as ``mapper``
+    maps each pass (``window``: the convolution ``gemm`` lowers, if any)."""
+
+    def plan(exe: Exec = Exec(), name: str = gemm.name) -> Mapping:
+        return plan_gemm(arch, name, gemm.m, gemm.n, gemm.k, dtype, gemm.count, exe, mapper, window)
+
     ws, xs = gemm.weight_sparsity, gemm.input_sparsity
     sparse = [(op, sp) for op, sp in (("weight", ws), ("input", xs)) if sp.kind != "dense"]
     if len(sparse) > 1:
@@ -132,22 +139,22 @@ def apply_sparsity(arch: ArchConfig, gemm: Gemm, dtype: str) -> tuple[list[Mappi
         # Two sparse operands: the hardware exploits the one it supports best; the other runs dense.
         sparse = sorted(sparse, key=lambda t: _speed(arch, t[0], t[1]))[:1]
     if not sparse:
-        return [map_gemm(arch, gemm.name, gemm.m, gemm.n, gemm.k, dtype, gemm.count)], {"executed": "dense"}
+        return [plan()], {"executed": "dense"}
     operand, sp = sparse[0]
     if sp.kind == "tasd":
-        return _tasd(arch, gemm, sp, operand, dtype)
+        return _tasd(arch, gemm, sp, operand, dtype, plan)
     if sp.kind == "nm":
         q = executed_pattern(arch, sp.pattern, operand)
         if q is not None:
             exe = _nm_exec(arch, gemm, operand, q, sp.density, dtype)
-            return [map_gemm(arch, gemm.name, gemm.m, gemm.n, gemm.k, dtype, gemm.count, exe)], {"executed": str(q)}
+            return [plan(exe)], {"executed": str(q)}
     if _skips_unstructured(arch, operand, sp):
         k_exec = max(1, math.ceil(gemm.k * sp.density))
         exe = Exec(k_exec=k_exec, effectual=sp.density,
                    actions={"compute.metadata_decode": float(gemm.n * k_exec * gemm.count)})
-        return [map_gemm(arch, gemm.name, gemm.m, gemm.n, gemm.k, dtype, gemm.count, exe)], {"executed": f"skip:{sp}"}
+        return [plan(exe)], {"executed": f"skip:{sp}"}
     exe = Exec(effectual=sp.density)
-    return [map_gemm(arch, gemm.name, gemm.m, gemm.n, gemm.k, dtype, gemm.count, exe)], {"executed": "dense"}
+    return [plan(exe)], {"executed": "dense"}
 
 
 def _skips_unstructured(arch: ArchConfig, operand: str, sp: Sparsity) -> bool:

@@ -1,0 +1,416 @@
+"""The mapper: the best mapping of one GEMM or convolution on an arch, by bounded search of its mapspace.
+
+``fixed`` is SCALE-Sim's mapping (:func:`accelsim.model.mapping.map_gemm`, the parity reference);
+``search`` enumerates the mapspace the arch allows and keeps the mapping that minimises the
+objective (``edp``, ``latency`` or ``energy``) as :func:`accelsim.simulate` prices it.
+
+Systolic arrays (two memory levels: a backing store and a per-operand on-chip buffer). A mapping is
+a tile of the problem held on chip — output pixels (batch, rows, columns), input channels and
+filters (``m``, ``k``, ``n`` of a GEMM) — the order of the tile loops at the backing store, and the
+array's folds over the tile (the dataflow fixes which dimensions the rows and columns hold and
+which one streams). A convolution stays a convolution: its input tile is the window's footprint,
+``((oy−1)·stride + fy)`` rows, so neighbouring outputs share inputs; the array still streams im2col
+rows, as SCALE-Sim's does. Sparse operands are searched as they run: an N:M operand's bytes are
+its compressed bytes at the levels that store it compressed (so more of it fits), the array folds
+over the kept reduction length, and TASD passes whose operands stay on chip move no bytes off it.
+
+Every candidate's traffic, compute cycles and dynamic energy have closed forms, computed for the
+whole mapspace at once (NumPy). ``max(compute, load, write-back)`` bounds the engine's cycles from
+below, so the candidates are costed by the engine and energy model in order of their bound until
+the bound exceeds the best found (branch and bound): the winner's figures are the simulator's own.
+
+Tensor cores: the CTA tile (``m × n × k``, staged twice in the per-SM share of the innermost level),
+the split of K over idle SMs and the raster order of the output tiles are searched, each candidate
+mapped and costed as ``map_gemm`` maps a configured tile.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.errors import ConfigError
+from accelsim.model.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
+from accelsim.model.energy import action_energy, mapping_actions, price
+from accelsim.model.engine import run_mapping
+from accelsim.model.mapping import DENSE_EXEC, Exec, Mapping, TileGroup, map_gemm, map_gemm_tile, systolic_fold_cycles
+
+__all__ = ["MAPPERS", "OBJECTIVES", "Mapper", "Window", "plan_gemm", "search_gemm"]
+
+MAPPERS = ("fixed", "search")
+OBJECTIVES = ("edp", "latency", "energy")
+
+
+@dataclass(frozen=True)
+class Mapper:
+    """Which mapper runs and what it minimises; ``Mapper()`` is SCALE-Sim's fixed mapping."""
+
+    kind: str = "fixed"
+    objective: str = "edp"
+
+    def __post_init__(self):
+        if self.kind not in MAPPERS:
+            raise ConfigError(f"mapper {self.kind!r}: use one of {', '.join(MAPPERS)}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective {self.objective!r}: use one of {', '.join(OBJECTIVES)}")
+
+
+FIXED = Mapper()
+
+
+@dataclass(frozen=True)
+class Window:
+    """A convolution's output pixels and window: ``k = c·fy·fx`` of its im2col GEMM, ``m = batch·oy·ox``."""
+
+    batch: int
+    oy: int
+    ox: int
+    fy: int = 1
+    fx: int = 1
+    sy: int = 1
+    sx: int = 1
+
+    @classmethod
+    def gemm(cls, m: int) -> Window:
+        return cls(1, m, 1)
+
+
+def plan_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int = 1,
+              exe: Exec = DENSE_EXEC, mapper: Mapper = FIXED, window: Window | None = None) -> Mapping:
+    """The mapping ``mapper`` chooses for ``count`` GEMMs (``window``: the convolution they lower)."""
+    if mapper.kind == "fixed":
+        return map_gemm(arch, name, m, n, k, dtype, count, exe)
+    return search_gemm(arch, name, m, n, k, dtype, count, exe, mapper.objective, window)
+
+
+_CACHE: dict = {}
+
+
+def search_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int = 1,
+                exe: Exec = DENSE_EXEC, objective: str = "edp", window: Window | None = None) -> Mapping:
+    """The best mapping by ``objective``; results are cached by (arch, problem, execution, objective)."""
+    window = window or Window.gemm(m)
+    key = (arch.model_dump_json(), m, n, k, dtype, count, repr(exe), objective, window)
+    if key not in _CACHE:
+        if isinstance(arch.compute, SystolicCompute):
+            _CACHE[key] = _search_systolic(arch, m, n, k, dtype, count, exe, objective, window)
+        else:
+            _CACHE[key] = _search_tensor_core(arch, m, n, k, dtype, count, exe, objective)
+    mp = copy.deepcopy(_CACHE[key])
+    mp.layer = name
+    return mp
+
+
+def cost(arch: ArchConfig, mp: Mapping) -> tuple[float, float]:
+    """(cycles, energy in pJ) of one mapping, as ``simulate`` prices it (leakage included)."""
+    cycles = run_mapping(arch, mp).cycles
+    actions = mapping_actions(arch, mp)
+    actions["leakage.cycle"] = cycles
+    return cycles, sum(price(arch, actions).values())
+
+
+def _key(objective: str, cycles, energy):
+    if objective == "latency":
+        return cycles, energy
+    if objective == "energy":
+        return energy, cycles
+    return energy * cycles, cycles
+
+
+# --- systolic arrays -------------------------------------------------------------------------------
+
+#: The array's roles per dataflow: (rows, columns, streamed) over the problem dimensions
+#: m (output pixels), k (reduction) and n (filters) — SCALE-Sim's Sr / Sc / T.
+_ROLES = {"ws": ("k", "n", "m"), "os": ("m", "n", "k"), "is": ("k", "m", "n")}
+_OPERANDS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
+_IRRELEVANT = {"input": "n", "weight": "m", "output": "k"}
+
+
+def _tiles(size: int) -> list[int]:
+    """Every distinct tile length of a dimension: ⌈size / c⌉ for c = 1..size."""
+    return sorted({-(-size // c) for c in range(1, size + 1)}, reverse=True)
+
+
+def _split(size: int, tile: int) -> list[tuple[int, int]]:
+    """(length, how many) of the tiles that cover ``size`` by ``tile``: full ones, then the edge."""
+    full, edge = divmod(size, tile)
+    return [(tile, full)] * bool(full) + [(edge, 1)] * bool(edge)
+
+
+def _chunks(pieces: list[tuple[int, int]], width: int) -> list[tuple[int, int]]:
+    """The array folds over tiles of these lengths, ``width`` at a time: (extent, how many)."""
+    out: dict[int, int] = {}
+    for length, times in pieces:
+        for e, c in _split(length, width):
+            out[e] = out.get(e, 0) + c * times
+    return sorted(out.items(), reverse=True)
+
+
+@dataclass(frozen=True)
+class _Dim:
+    """One tile choice of a problem dimension: its pieces (array extent, how many) and its sums."""
+
+    tile: dict          # the tile per problem axis (b, oy, ox | c | n)
+    count: int          # tiles along the dimension
+    pieces: tuple       # ((extent the array sees, how many), ...)
+    extent: int         # sum of extents (the dimension's size as the array sees it)
+    footprint: float    # largest tile's footprint factor (input window rows × cols for pixels)
+    fetched: float      # footprint factors summed over the tiles
+
+
+def _pixel_dims(w: Window) -> list[_Dim]:
+    """Pixel tiles: whole images (batch tiled), whole output rows, or pieces of one row."""
+    choices = [(b, w.oy, w.ox) for b in _tiles(w.batch)]
+    choices += [(1, y, w.ox) for y in _tiles(w.oy) if y < w.oy or w.batch > 1]
+    choices += [(1, 1, x) for x in _tiles(w.ox) if x < w.ox and (w.oy > 1 or w.batch > 1)]
+    out = []
+    for b, y, x in dict.fromkeys(choices):
+        sb, sy, sx = _split(w.batch, b), _split(w.oy, y), _split(w.ox, x)
+        pieces: dict[int, int] = {}
+        for (lb, cb), (ly, cy), (lx, cx) in itertools.product(sb, sy, sx):
+            pieces[lb * ly * lx] = pieces.get(lb * ly * lx, 0) + cb * cy * cx
+        rows = lambda t: (t - 1) * w.sy + w.fy
+        cols = lambda t: (t - 1) * w.sx + w.fx
+        fetched = (w.batch * sum(rows(l) * c for l, c in sy) * sum(cols(l) * c for l, c in sx))
+        out.append(_Dim({"b": b, "oy": y, "ox": x}, sum(c for _, c in pieces.items()),
+                        tuple(sorted(pieces.items(), reverse=True)), w.batch * w.oy * w.ox,
+                        float(b * rows(y) * cols(x)), float(fetched)))
+    return out
+
+
+def _channel_dims(c_size: int, window: int, k_exec_ratio: float, align: int) -> list[_Dim]:
+    """Input-channel tiles; the array sees ``channels·fy·fx`` reduction rows, the kept ones when sparse.
+
+    Tiles whose reduction length is a multiple of the array side (or the whole dimension) are kept:
+    others leave rows idle in every fold for no saving in traffic.
+    """
+    out = []
+    for t in _tiles(c_size):
+        if t != c_size and (t * window) % align:
+            continue
+        sp = _split(c_size, t)
+        pieces = tuple((max(1, math.ceil(l * window * k_exec_ratio)), c) for l, c in sp)
+        out.append(_Dim({"c": t}, sum(c for _, c in sp), pieces, sum(e * c for e, c in pieces),
+                        float(t), float(c_size)))
+    return out or _channel_dims(c_size, window, k_exec_ratio, 1)
+
+
+def _filter_dims(n_size: int, align: int) -> list[_Dim]:
+    out = []
+    for t in _tiles(n_size):
+        if t != n_size and t % align:
+            continue
+        sp = _split(n_size, t)
+        out.append(_Dim({"n": t}, sum(c for _, c in sp), tuple(sp), n_size, float(t), float(n_size)))
+    return out
+
+
+def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objective: str, w: Window) -> Mapping:
+    c = arch.compute
+    if len(arch.memory) != 2:
+        raise ConfigError(f"arch {arch.name!r}: the mapper searches systolic arrays with two memory levels "
+                          f"(backing store and on-chip buffer); this one has {len(arch.memory)}")
+    outer, inner = arch.memory
+    eb = DTYPE_BYTES[dtype]
+    window = w.fy * w.fx
+    c_size = k // window
+    row, col, stream = _ROLES[c.dataflow]
+    side = {row: c.rows, col: c.cols}
+    k_run = exe.k_exec or k
+    dims = {
+        "m": _pixel_dims(w),
+        "k": _channel_dims(c_size, window, k_run / k, side.get("k", 1)),
+        "n": _filter_dims(n, side.get("n", 1)),
+    }
+    axes = ("m", "k", "n")
+    grids = np.meshgrid(*(np.arange(len(dims[a])) for a in axes), indexing="ij")
+    idx = {a: g.ravel() for a, g in zip(axes, grids)}
+
+    def col_of(attr, a, fn=None):
+        vals = [fn(d) if fn else getattr(d, attr) for d in dims[a]]
+        return np.asarray(vals, dtype=float)[idx[a]]
+
+    cnt = {a: col_of("count", a) for a in axes}
+    ext = {a: col_of("extent", a) for a in axes}
+    folds = {a: col_of(None, a, lambda d, a=a: sum(ch for _, ch in _chunks(list(d.pieces), side[a])))
+             for a in (row, col)}
+    folds[stream] = cnt[stream]
+    base = systolic_fold_cycles(c.rows, c.cols, 0, c.dataflow)
+    compute = folds[row] * folds[col] * (folds[stream] * base + ext[stream]) * count
+
+    def scale(level, op):
+        return exe.stored.get(op, 1.0) if level.name in exe.compressed_levels else 1.0
+
+    # Footprints (elements) of each operand's tile on chip, and volumes moved.
+    tile_fp = {
+        "input": col_of("footprint", "m") * col_of("footprint", "k"),
+        "weight": col_of("footprint", "k") * window * col_of("footprint", "n"),
+        "output": np.asarray([d.tile["b"] * d.tile["oy"] * d.tile["ox"] for d in dims["m"]], float)[idx["m"]]
+        * col_of("footprint", "n"),
+    }
+    fits = np.ones_like(compute, dtype=bool)
+    for op in _OPERANDS:
+        fits &= tile_fp[op] * eb * scale(inner, op) <= inner.capacity_for(op)
+    # Array traffic: every fold moves its slice of each operand (im2col rows for the input).
+    dense = {"m": float(m), "k": float(k), "n": float(n)}
+    array_moves = {}
+    for op, ds in _OPERANDS.items():
+        moved = np.ones_like(compute)
+        for a in axes:
+            moved = moved * (dense[a] if a in ds else folds[a])
+        array_moves[op] = moved * eb * count
+    fetched_vol = {
+        "input": col_of("fetched", "m") * col_of("fetched", "k") * eb * count,
+        "weight": float(k * n) * eb * count * np.ones_like(compute),
+        "output": float(m * n) * eb * count * np.ones_like(compute),
+    }
+    size_out = float(m * n) * eb * count
+    leak = arch.energy.leakage_pj_per_cycle
+    mac_e = float(m * n * k_run * count) * arch.energy.mac_pj[dtype] + sum(
+        v * action_energy(arch, a) for a, v in exe.actions.items())
+    best = None
+    for order in itertools.permutations(axes):
+        # Backing-store fetches: a tile is fetched again when a loop over a dimension it does not
+        # depend on sits outside a loop (of more than one trip) over one it does.
+        mult = {}
+        for op, ds in _OPERANDS.items():
+            irr = _IRRELEVANT[op]
+            below = [a for a in order[order.index(irr) + 1:] if a in ds]
+            refetch = np.zeros_like(compute, dtype=bool)
+            for a in below:
+                refetch |= cnt[a] > 1
+            mult[op] = np.where(refetch, cnt[irr], 1.0)
+        rd = {lvl.name: {} for lvl in arch.memory}
+        wr = {lvl.name: {} for lvl in arch.memory}
+        for op in ("input", "weight"):
+            moved = 0.0 if op in exe.stationary else fetched_vol[op] * mult[op]
+            rd[outer.name][op] = moved * scale(outer, op)
+            wr[inner.name][op] = moved * scale(inner, op)
+            rd[inner.name][op] = array_moves[op] * scale(inner, op)
+            wr[outer.name][op] = 0.0
+        spill = 0.0 if "output" in exe.stationary else fetched_vol["output"] * mult["output"]
+        wr[outer.name]["output"] = spill
+        rd[outer.name]["output"] = np.maximum(spill - size_out, 0.0) if "output" not in exe.stationary else 0.0
+        wr[inner.name]["output"] = array_moves["output"] + np.maximum(spill - size_out, 0.0) * ("output" not in exe.stationary)
+        rd[inner.name]["output"] = array_moves["output"] - size_out + spill
+        load = np.maximum.reduce([(rd[l.name]["input"] + rd[l.name]["weight"]) / l.bandwidth for l in arch.memory])
+        store = np.maximum.reduce([(wr[l.name]["output"] + rd[l.name]["output"]) / (l.write_bandwidth or l.bandwidth)
+                                   for l in arch.memory])
+        cyc = np.maximum.reduce([compute, load, store])
+        dyn = mac_e + sum((rd[l.name][op] * l.read_pj_per_byte + wr[l.name][op] * l.write_pj_per_byte)
+                          for l in arch.memory for op in _OPERANDS)
+        energy = dyn + leak * cyc
+        lb = _key(objective, cyc, energy)[0]
+        lb = np.where(fits, lb, np.inf)
+        for i in np.argsort(lb, kind="stable"):
+            if not np.isfinite(lb[i]) or (best is not None and lb[i] > best[0][0]):
+                break
+            mp = _build_systolic(arch, order, {a: dims[a][idx[a][i]] for a in axes}, m, n, k, dtype, count, exe,
+                                 {l: {op: float(np.broadcast_to(v, compute.shape)[i]) for op, v in d.items()}
+                                  for l, d in rd.items()},
+                                 {l: {op: float(np.broadcast_to(v, compute.shape)[i]) for op, v in d.items()}
+                                  for l, d in wr.items()}, w)
+            key = _key(objective, *cost(arch, mp))
+            if best is None or key < best[0]:
+                best = (key, mp)
+    if best is None:
+        raise ConfigError(f"arch {arch.name!r}: no tile of this layer fits the on-chip buffer "
+                          f"(capacities {[l.capacity_for(op) for l in arch.memory[1:] for op in _OPERANDS]})")
+    return best[1]
+
+
+def _build_systolic(arch, order, choice: dict, m, n, k, dtype, count, exe: Exec, reads, writes, w: Window) -> Mapping:
+    """The Mapping (fold groups in a fixed order, traffic per level) of one systolic candidate."""
+    c = arch.compute
+    row, col, stream = _ROLES[c.dataflow]
+    side = {row: c.rows, col: c.cols}
+    folds = {a: _chunks(list(choice[a].pieces), side[a]) for a in (row, col)}
+    folds[stream] = list(choice[stream].pieces)
+    groups = []
+    for (er, nr), (ec, nc), (es, ns) in itertools.product(folds[row], folds[col], folds[stream]):
+        cycles = systolic_fold_cycles(c.rows, c.cols, es, c.dataflow)
+        groups.append(TileGroup(nr * nc * ns * count, float(cycles), float(er * ec * es)))
+    k_run = exe.k_exec or k
+    dense_macs = float(m * n * k * count)
+    run_macs = sum(g.total_macs for g in groups)
+    groups = [g.scaled(macs=lambda x: x * dense_macs / run_macs) for g in groups]
+    slots = sum(g.total_cycles - g.count * systolic_fold_cycles(c.rows, c.cols, 0, c.dataflow) for g in groups)
+    eff = float(m * n * k_run * count) / (c.rows * c.cols * slots)
+    tile = {"m": choice["m"].tile["b"] * choice["m"].tile["oy"] * choice["m"].tile["ox"],
+            "n": choice["n"].tile["n"], "k": choice["k"].tile["c"] * w.fy * w.fx}
+    mp = Mapping(layer="", m=m, n=n, k=k, dtype=dtype, tile=tile, loop_order=tuple(order), groups=groups,
+                 mapping_efficiency=eff, macs=dense_macs, effectual_macs=dense_macs * exe.effectual,
+                 reads=reads, writes=writes, issued_macs=float(m * n * k_run * count), actions=dict(exe.actions))
+    mp.nest = _systolic_nest(arch, order, choice, w, m, n, k)
+    return mp
+
+
+def _systolic_nest(arch, order, choice: dict, w: Window, m, n, k) -> dict:
+    """The mapping as a loop nest a reader can follow (outermost level first, loops outer → inner)."""
+    c = arch.compute
+    row, col, stream = _ROLES[c.dataflow]
+    side = {row: c.rows, col: c.cols}
+    pix, ch = choice["m"].tile, choice["k"].tile["c"]
+    conv = (w.fy, w.fx, w.ox, w.batch) != (1, 1, 1, 1)
+    if conv:
+        names = {"m": [("b", w.batch, pix["b"]), ("oy", w.oy, pix["oy"]), ("ox", w.ox, pix["ox"])],
+                 "k": [("c", k // (w.fy * w.fx), ch)], "n": [("kout", n, choice["n"].tile["n"])]}
+        problem = {"kind": "conv", "dims": {"b": w.batch, "oy": w.oy, "ox": w.ox, "c": k // (w.fy * w.fx),
+                                            "kout": n, "fy": w.fy, "fx": w.fx}, "stride": [w.sy, w.sx]}
+    else:
+        names = {"m": [("m", m, pix["oy"])], "k": [("k", k, ch)], "n": [("n", n, choice["n"].tile["n"])]}
+        problem = {"kind": "gemm", "dims": {"m": m, "n": n, "k": k}}
+    outer_loops = [[nm, -(-size // t)] for a in order for nm, size, t in names[a] if size > t]
+    tile_of = {a: choice[a].pieces[0][0] for a in ("m", "k", "n")}
+    inner_loops = []
+    for a in (col, row):
+        nm = names[a][0][0] if a != "m" else "m"
+        if conv and a == "k" and ch % side[a] == 0:
+            inner_loops += [["fy", w.fy], ["fx", w.fx], ["c", ch // side[a]]]
+        else:
+            inner_loops.append([nm, math.ceil(tile_of[a] / side[a])])
+    return {"problem": problem, "nest": [
+        {"level": arch.memory[0].name, "loops": outer_loops},
+        {"level": arch.memory[1].name, "tile": {nm: t for a in ("m", "k", "n") for nm, _, t in names[a]},
+         "loops": inner_loops},
+        {"level": "array", "spatial": [[row, c.rows], [col, c.cols]], "loops": [[stream, tile_of[stream]]]},
+    ]}
+
+
+# --- tensor cores ----------------------------------------------------------------------------------
+
+_CTA_SIDES = (64, 128, 256)
+_CTA_K = (32, 64, 128)
+
+
+def _search_tensor_core(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objective: str) -> Mapping:
+    c = arch.compute
+    smem = arch.memory[-1]
+    per_unit = smem.capacity_bytes / c.units if smem.capacity_bytes else math.inf
+    eb = DTYPE_BYTES[dtype]
+    tiles = {(c.tile_m, c.tile_n, c.tile_k), *map(tuple, c.tile_options)}
+    for tm, tn, tk in itertools.product(_CTA_SIDES, _CTA_SIDES, _CTA_K):
+        stage = (tm * tk * exe.stored.get("input", 1.0) + tk * tn * exe.stored.get("weight", 1.0)) * eb
+        if 2 * stage <= per_unit:
+            tiles.add((tm, tn, tk))
+    best = None
+    for tile in sorted(tiles):
+        kt = math.ceil((exe.k_exec or k) / tile[2])
+        ctas = math.ceil(m / tile[0]) * math.ceil(n / tile[1]) * count
+        splits = sorted({1, *(s for s in (2, 3, 4, 6, 8, 12, 16) if s <= kt and ctas * s <= c.units)})
+        for split, order in itertools.product(splits, (("m", "n", "k"), ("n", "m", "k"))):
+            mp = map_gemm_tile(arch, "", m, n, k, dtype, count, exe, tile, split, order)
+            key = _key(objective, *cost(arch, mp))
+            if best is None or key < best[0]:
+                best = (key, mp)
+    mp = best[1]
+    mp.nest = {"problem": {"kind": "gemm", "dims": {"m": m, "n": n, "k": k, "count": count}}, "nest": [
+        {"level": "grid", "loops": [[d, math.ceil({"m": m, "n": n, "k": exe.k_exec or k}[d] / mp.tile[d])]
+                                    for d in mp.loop_order], "split_k": mp.tile.get("split_k", 1)},
+        {"level": "cta", "tile": {d: mp.tile[d] for d in ("m", "n", "k")}},
+    ]}
+    return mp
