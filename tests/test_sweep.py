@@ -110,14 +110,14 @@ def test_resume_after_interruption_recomputes_nothing_stored(wl, tmp_path, monke
     real = sweep_mod.evaluate
     calls = []
 
-    def counting(config, net, stop_after=None):
+    def counting(config, net, *how, stop_after=None):
         if stop_after is not None and len(calls) >= stop_after:
             raise KeyboardInterrupt
         calls.append(config["compute"]["rows"])
-        return real(config, net)
+        return real(config, net, *how)
 
     out = tmp_path / "res"
-    monkeypatch.setattr(sweep_mod, "evaluate", lambda c, n: counting(c, n, stop_after=5))
+    monkeypatch.setattr(sweep_mod, "evaluate", lambda c, n, *how: counting(c, n, *how, stop_after=5))
     with pytest.raises(KeyboardInterrupt):
         run_sweep("systolic_ws_32x32", GRID, [wl], out=out, dask=False)
     assert len(calls) == 5
@@ -125,7 +125,7 @@ def test_resume_after_interruption_recomputes_nothing_stored(wl, tmp_path, monke
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
     calls.clear()
-    monkeypatch.setattr(sweep_mod, "evaluate", lambda c, n: counting(c, n))
+    monkeypatch.setattr(sweep_mod, "evaluate", lambda c, n, *how: counting(c, n, *how))
     res = run_sweep("systolic_ws_32x32", GRID, [wl], out=out, dask=False)
     assert len(calls) == NPOINTS - 5 and (res.computed, res.reused) == (NPOINTS - 5, 5)
     again = run_sweep("systolic_ws_32x32", GRID, [wl], out=out, dask=False)

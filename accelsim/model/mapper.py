@@ -8,7 +8,8 @@ Systolic arrays (two memory levels: a backing store and a per-operand on-chip bu
 a tile of the problem held on chip — output pixels (batch, rows, columns), input channels and
 filters (``m``, ``k``, ``n`` of a GEMM) — the order of the tile loops at the backing store, and the
 array's folds over the tile (the dataflow fixes which dimensions the rows and columns hold and
-which one streams). A convolution stays a convolution: its input tile is the window's footprint,
+which one streams). Every tile length is in the space; :func:`_tiles` drops only dominated ones. A
+convolution stays a convolution: its input tile is the window's footprint,
 ``((oy−1)·stride + fy)`` rows, so neighbouring outputs share inputs; the array still streams im2col
 rows, as SCALE-Sim's does. Sparse operands are searched as they run: an N:M operand's bytes are
 its compressed bytes at the levels that store it compressed (so more of it fits), the array folds
@@ -130,9 +131,33 @@ _OPERANDS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
 _IRRELEVANT = {"input": "n", "weight": "m", "output": "k"}
 
 
-def _tiles(size: int) -> list[int]:
-    """Every distinct tile length of a dimension: ⌈size / c⌉ for c = 1..size."""
-    return sorted({-(-size // c) for c in range(1, size + 1)}, reverse=True)
+#: Dimensions up to this size try every tile length; longer ones drop the dominated lengths.
+EVERY_LENGTH_UP_TO = 16
+
+
+def _tiles(size: int, unit: int = 1, side: int | None = None) -> list[int]:
+    """The tile lengths of a dimension worth trying, longest first.
+
+    Every length 1..size is in the mapspace. Past :data:`EVERY_LENGTH_UP_TO` the dominated ones are
+    dropped: lengths giving the same number of tiles move the same bytes, and a shorter tile has a
+    smaller footprint, so along a streamed dimension only the shortest length per tile count stays,
+    and along the array (``side`` rows or columns; a tile spans ``length·unit`` of them) only the
+    lengths with fewer folds than every shorter one of the same tile count.
+    """
+    t = np.arange(1, size + 1)
+    if size <= EVERY_LENGTH_UP_TO:
+        return sorted(t.tolist(), reverse=True)
+    count = -(-size // t)
+    if side is None:
+        return sorted({int(x) for x in -(-size // np.unique(count))}, reverse=True)
+    edge = size - (count - 1) * t
+    folds = (count - 1) * -(-(t * unit) // side) + -(-(edge * unit) // side)
+    keep, least = [], {}
+    for length, c, f in zip(t.tolist(), count.tolist(), folds.tolist()):
+        if f < least.get(c, math.inf):
+            least[c] = f
+            keep.append(length)
+    return sorted(keep, reverse=True)
 
 
 def _split(size: int, tile: int) -> list[tuple[int, int]]:
@@ -162,48 +187,50 @@ class _Dim:
     fetched: float      # footprint factors summed over the tiles
 
 
-def _pixel_dims(w: Window) -> list[_Dim]:
-    """Pixel tiles: whole images (batch tiled), whole output rows, or pieces of one row."""
-    choices = [(b, w.oy, w.ox) for b in _tiles(w.batch)]
-    choices += [(1, y, w.ox) for y in _tiles(w.oy) if y < w.oy or w.batch > 1]
-    choices += [(1, 1, x) for x in _tiles(w.ox) if x < w.ox and (w.oy > 1 or w.batch > 1)]
+def _pixel_dims(w: Window, align: int) -> list[_Dim]:
+    """Pixel tiles: whole images (batch tiled), whole output rows, pieces of one row, and for a
+    pointwise convolution any run of pixels across rows; ``align`` is the array side the pixels lie
+    along (OS rows, IS columns), 1 when they stream."""
+    rows = lambda t: min((t - 1) * w.sy + w.fy, t * w.fy)   # input rows under t output rows: windows
+    cols = lambda t: min((t - 1) * w.sx + w.fx, t * w.fx)   # overlap, or skip rows when stride > window
+    side = align if align > 1 else None
+    choices = [(b, w.oy, w.ox) for b in _tiles(w.batch, w.oy * w.ox, side)]
+    choices += [(1, y, w.ox) for y in _tiles(w.oy, w.ox, side) if y < w.oy or w.batch > 1]
+    choices += [(1, 1, x) for x in _tiles(w.ox, 1, side) if x < w.ox and (w.oy > 1 or w.batch > 1)]
     out = []
     for b, y, x in dict.fromkeys(choices):
         sb, sy, sx = _split(w.batch, b), _split(w.oy, y), _split(w.ox, x)
         pieces: dict[int, int] = {}
         for (lb, cb), (ly, cy), (lx, cx) in itertools.product(sb, sy, sx):
             pieces[lb * ly * lx] = pieces.get(lb * ly * lx, 0) + cb * cy * cx
-        rows = lambda t: (t - 1) * w.sy + w.fy
-        cols = lambda t: (t - 1) * w.sx + w.fx
-        fetched = (w.batch * sum(rows(l) * c for l, c in sy) * sum(cols(l) * c for l, c in sx))
-        out.append(_Dim({"b": b, "oy": y, "ox": x}, sum(c for _, c in pieces.items()),
-                        tuple(sorted(pieces.items(), reverse=True)), w.batch * w.oy * w.ox,
-                        float(b * rows(y) * cols(x)), float(fetched)))
+        fetched = w.batch * sum(rows(l) * c for l, c in sy) * sum(cols(l) * c for l, c in sx)
+        out.append(_Dim({"b": b, "oy": y, "ox": x}, sum(pieces.values()), tuple(sorted(pieces.items(), reverse=True)),
+                        w.batch * w.oy * w.ox, float(b * rows(y) * cols(x)), float(fetched)))
+    total = w.batch * w.oy * w.ox
+    if w.ox > 1 and w.fy == w.fx == 1:
+        # A pointwise convolution reads one input pixel per output pixel, so a run of pixels that
+        # crosses rows needs exactly its own inputs.
+        shapes = {d.tile["b"] * d.tile["oy"] * d.tile["ox"] for d in out}
+        for t in (t for t in _tiles(total, 1, side) if t not in shapes):
+            sp = _split(total, t)
+            out.append(_Dim({"pixels": t}, sum(c for _, c in sp), tuple(sp), total, float(t), float(total)))
     return out
 
 
-def _channel_dims(c_size: int, window: int, k_exec_ratio: float, align: int) -> list[_Dim]:
-    """Input-channel tiles; the array sees ``channels·fy·fx`` reduction rows, the kept ones when sparse.
-
-    Tiles whose reduction length is a multiple of the array side (or the whole dimension) are kept:
-    others leave rows idle in every fold for no saving in traffic.
-    """
+def _channel_dims(c_size: int, window: int, k_exec_ratio: float, side: int | None) -> list[_Dim]:
+    """Input-channel tiles; the array sees ``channels·fy·fx`` reduction rows, the kept ones when sparse."""
     out = []
-    for t in _tiles(c_size):
-        if t != c_size and (t * window) % align:
-            continue
+    for t in _tiles(c_size, window, side):
         sp = _split(c_size, t)
         pieces = tuple((max(1, math.ceil(l * window * k_exec_ratio)), c) for l, c in sp)
         out.append(_Dim({"c": t}, sum(c for _, c in sp), pieces, sum(e * c for e, c in pieces),
                         float(t), float(c_size)))
-    return out or _channel_dims(c_size, window, k_exec_ratio, 1)
+    return out
 
 
-def _filter_dims(n_size: int, align: int) -> list[_Dim]:
+def _filter_dims(n_size: int, side: int | None) -> list[_Dim]:
     out = []
-    for t in _tiles(n_size):
-        if t != n_size and t % align:
-            continue
+    for t in _tiles(n_size, 1, side):
         sp = _split(n_size, t)
         out.append(_Dim({"n": t}, sum(c for _, c in sp), tuple(sp), n_size, float(t), float(n_size)))
     return out
@@ -222,9 +249,9 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
     side = {row: c.rows, col: c.cols}
     k_run = exe.k_exec or k
     dims = {
-        "m": _pixel_dims(w),
-        "k": _channel_dims(c_size, window, k_run / k, side.get("k", 1)),
-        "n": _filter_dims(n, side.get("n", 1)),
+        "m": _pixel_dims(w, side.get("m", 1)),
+        "k": _channel_dims(c_size, window, k_run / k, side.get("k")),
+        "n": _filter_dims(n, side.get("n")),
     }
     axes = ("m", "k", "n")
     grids = np.meshgrid(*(np.arange(len(dims[a])) for a in axes), indexing="ij")
@@ -234,14 +261,6 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
         vals = [fn(d) if fn else getattr(d, attr) for d in dims[a]]
         return np.asarray(vals, dtype=float)[idx[a]]
 
-    cnt = {a: col_of("count", a) for a in axes}
-    ext = {a: col_of("extent", a) for a in axes}
-    folds = {a: col_of(None, a, lambda d, a=a: sum(ch for _, ch in _chunks(list(d.pieces), side[a])))
-             for a in (row, col)}
-    folds[stream] = cnt[stream]
-    base = systolic_fold_cycles(c.rows, c.cols, 0, c.dataflow)
-    compute = folds[row] * folds[col] * (folds[stream] * base + ext[stream]) * count
-
     def scale(level, op):
         return exe.stored.get(op, 1.0) if level.name in exe.compressed_levels else 1.0
 
@@ -249,12 +268,38 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
     tile_fp = {
         "input": col_of("footprint", "m") * col_of("footprint", "k"),
         "weight": col_of("footprint", "k") * window * col_of("footprint", "n"),
-        "output": np.asarray([d.tile["b"] * d.tile["oy"] * d.tile["ox"] for d in dims["m"]], float)[idx["m"]]
-        * col_of("footprint", "n"),
+        "output": np.asarray([d.pieces[0][0] for d in dims["m"]], float)[idx["m"]] * col_of("footprint", "n"),
     }
-    fits = np.ones_like(compute, dtype=bool)
+    fits = np.ones(len(idx["m"]), dtype=bool)
     for op in _OPERANDS:
         fits &= tile_fp[op] * eb * scale(inner, op) <= inner.capacity_for(op)
+    if not fits.any():
+        raise ConfigError(f"arch {arch.name!r}: no tile of this layer fits the on-chip buffer "
+                          f"({', '.join(f'{op} {inner.capacity_for(op):g} B' for op in _OPERANDS)})")
+    # Only the tiles that fit go on: every array below is over them.
+    idx = {a: v[fits] for a, v in idx.items()}
+    cnt = {a: col_of("count", a) for a in axes}
+    ext = {a: col_of("extent", a) for a in axes}
+    folds = {a: col_of(None, a, lambda d, a=a: sum(ch for _, ch in _chunks(list(d.pieces), side[a])))
+             for a in (row, col)}
+    folds[stream] = cnt[stream]
+    base = systolic_fold_cycles(c.rows, c.cols, 0, c.dataflow)
+    compute = folds[row] * folds[col] * (folds[stream] * base + ext[stream]) * count
+    # The folds by shape: (extent, how many) per dimension, padded to one length for NumPy. The
+    # engine fills before the first fold (largest extents) and drains after the last (smallest),
+    # each moving bytes in proportion to its MACs.
+    chunk = {a: [_chunks(list(d.pieces), side[a]) if a in side else list(d.pieces) for d in dims[a]] for a in axes}
+    shape_e, shape_n = {}, {}
+    for a in axes:
+        width = max(len(ch) for ch in chunk[a])
+        shape_e[a] = np.asarray([[e for e, _ in ch] + [0] * (width - len(ch)) for ch in chunk[a]], float)[idx[a]]
+        shape_n[a] = np.asarray([[n for _, n in ch] + [0] * (width - len(ch)) for ch in chunk[a]], float)[idx[a]]
+    total_macs = ext[row] * ext[col] * ext[stream] * count
+
+    share_first = shape_e[row][:, 0] * shape_e[col][:, 0] * shape_e[stream][:, 0] / total_macs
+    lasts = {a: shape_e[a][np.arange(len(compute)), (shape_n[a] > 0).sum(axis=1) - 1] for a in axes}
+    share_last = lasts[row] * lasts[col] * lasts[stream] / total_macs
+
     # Array traffic: every fold moves its slice of each operand (im2col rows for the input).
     dense = {"m": float(m), "k": float(k), "n": float(n)}
     array_moves = {}
@@ -272,54 +317,79 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
     leak = arch.energy.leakage_pj_per_cycle
     mac_e = float(m * n * k_run * count) * arch.energy.mac_pj[dtype] + sum(
         v * action_energy(arch, a) for a, v in exe.actions.items())
-    best = None
-    for order in itertools.permutations(axes):
-        # Backing-store fetches: a tile is fetched again when a loop over a dimension it does not
-        # depend on sits outside a loop (of more than one trip) over one it does.
-        mult = {}
-        for op, ds in _OPERANDS.items():
-            irr = _IRRELEVANT[op]
-            below = [a for a in order[order.index(irr) + 1:] if a in ds]
-            refetch = np.zeros_like(compute, dtype=bool)
-            for a in below:
-                refetch |= cnt[a] > 1
-            mult[op] = np.where(refetch, cnt[irr], 1.0)
+    partial_out = "output" not in exe.stationary
+
+    def closed_forms(order):
+        """Traffic per level and operand, and the bounds on cycles and energy, for one loop order."""
         rd = {lvl.name: {} for lvl in arch.memory}
         wr = {lvl.name: {} for lvl in arch.memory}
-        for op in ("input", "weight"):
-            moved = 0.0 if op in exe.stationary else fetched_vol[op] * mult[op]
-            rd[outer.name][op] = moved * scale(outer, op)
-            wr[inner.name][op] = moved * scale(inner, op)
-            rd[inner.name][op] = array_moves[op] * scale(inner, op)
-            wr[outer.name][op] = 0.0
-        spill = 0.0 if "output" in exe.stationary else fetched_vol["output"] * mult["output"]
-        wr[outer.name]["output"] = spill
-        rd[outer.name]["output"] = np.maximum(spill - size_out, 0.0) if "output" not in exe.stationary else 0.0
-        wr[inner.name]["output"] = array_moves["output"] + np.maximum(spill - size_out, 0.0) * ("output" not in exe.stationary)
-        rd[inner.name]["output"] = array_moves["output"] - size_out + spill
-        load = np.maximum.reduce([(rd[l.name]["input"] + rd[l.name]["weight"]) / l.bandwidth for l in arch.memory])
-        store = np.maximum.reduce([(wr[l.name]["output"] + rd[l.name]["output"]) / (l.write_bandwidth or l.bandwidth)
-                                   for l in arch.memory])
-        cyc = np.maximum.reduce([compute, load, store])
-        dyn = mac_e + sum((rd[l.name][op] * l.read_pj_per_byte + wr[l.name][op] * l.write_pj_per_byte)
+        for op, ds in _OPERANDS.items():
+            # Backing-store fetches: a tile is fetched again when a loop over a dimension it does
+            # not depend on sits outside a loop (of more than one trip) over one it does.
+            irr = _IRRELEVANT[op]
+            refetch = np.zeros_like(compute, dtype=bool)
+            for a in order[order.index(irr) + 1:]:
+                if a in ds:
+                    refetch |= cnt[a] > 1
+            moved = 0.0 if op in exe.stationary else fetched_vol[op] * np.where(refetch, cnt[irr], 1.0)
+            if op == "output":
+                # Evicted partial sums go out and come back; the last write is the result.
+                back = moved - size_out if partial_out else 0.0
+                wr[outer.name][op], rd[outer.name][op] = moved, back
+                wr[inner.name][op] = array_moves[op] + back
+                rd[inner.name][op] = array_moves[op] - size_out + moved
+            else:
+                rd[outer.name][op], wr[outer.name][op] = moved * scale(outer, op), 0.0
+                wr[inner.name][op] = moved * scale(inner, op)
+                rd[inner.name][op] = array_moves[op] * scale(inner, op)
+        load = store = 0.0
+        for l in arch.memory:
+            load = np.maximum(load, (rd[l.name]["input"] + rd[l.name]["weight"]) / l.bandwidth)
+            store = np.maximum(store, (wr[l.name]["output"] + rd[l.name]["output"]) / (l.write_bandwidth or l.bandwidth))
+        fill, drain = np.ceil(load * share_first), np.ceil(store * share_last)
+        cyc = np.maximum(np.maximum(compute, load + base + lasts[stream] + drain),
+                         np.maximum(fill + compute + drain, fill + base + shape_e[stream][:, 0] + store))
+        dyn = mac_e + sum(rd[l.name][op] * l.read_pj_per_byte + wr[l.name][op] * l.write_pj_per_byte
                           for l in arch.memory for op in _OPERANDS)
-        energy = dyn + leak * cyc
-        lb = _key(objective, cyc, energy)[0]
-        lb = np.where(fits, lb, np.inf)
-        for i in np.argsort(lb, kind="stable"):
-            if not np.isfinite(lb[i]) or (best is not None and lb[i] > best[0][0]):
-                break
-            mp = _build_systolic(arch, order, {a: dims[a][idx[a][i]] for a in axes}, m, n, k, dtype, count, exe,
-                                 {l: {op: float(np.broadcast_to(v, compute.shape)[i]) for op, v in d.items()}
-                                  for l, d in rd.items()},
-                                 {l: {op: float(np.broadcast_to(v, compute.shape)[i]) for op, v in d.items()}
-                                  for l, d in wr.items()}, w)
-            key = _key(objective, *cost(arch, mp))
-            if best is None or key < best[0]:
-                best = (key, mp)
-    if best is None:
-        raise ConfigError(f"arch {arch.name!r}: no tile of this layer fits the on-chip buffer "
-                          f"(capacities {[l.capacity_for(op) for l in arch.memory[1:] for op in _OPERANDS]})")
+        return rd, wr, _key(objective, cyc, dyn + leak * cyc)[0]
+
+    orders = list(itertools.permutations(axes))
+    forms = []
+    for o in orders:
+        rd, wr, bound = closed_forms(o)
+        full = lambda d: {l: {op: np.broadcast_to(v, compute.shape).copy() for op, v in ops.items()} for l, ops in d.items()}
+        forms.append((full(rd), full(wr), bound))
+    bound = np.concatenate([f[2] for f in forms])
+    size = compute.size
+    best = None
+    costed: dict = {}
+
+    def candidates():
+        """Candidates in order of their bound: the least first, then only those below its cost."""
+        j0 = int(np.argmin(bound))
+        yield j0
+        below = np.flatnonzero(bound < best[0][0])
+        yield from below[np.argsort(bound[below], kind="stable")]
+
+    for j in candidates():
+        if best is not None and bound[j] >= best[0][0]:
+            break
+        o, i = divmod(int(j), size)
+        rd, wr, _ = forms[o]
+        reads = {l: {op: float(v[i]) for op, v in ops.items()} for l, ops in rd.items()}
+        writes = {l: {op: float(v[i]) for op, v in ops.items()} for l, ops in wr.items()}
+        # Candidates alike in folds and traffic (a loop order among one-trip loops, tiles that fold
+        # the same way) cost the same: the engine runs once for each.
+        same = (tuple(tuple(chunk[a][idx[a][i]]) for a in (row, col, stream)),
+                tuple((l, op, v) for l, ops in reads.items() for op, v in ops.items()),
+                tuple((l, op, v) for l, ops in writes.items() for op, v in ops.items()))
+        if same in costed:
+            continue
+        mp = _build_systolic(arch, orders[o], {a: dims[a][idx[a][i]] for a in axes}, m, n, k, dtype, count, exe,
+                             reads, writes, w)
+        costed[same] = key = _key(objective, *cost(arch, mp))
+        if best is None or key < best[0]:
+            best = (key, mp)
     return best[1]
 
 
@@ -340,8 +410,7 @@ def _build_systolic(arch, order, choice: dict, m, n, k, dtype, count, exe: Exec,
     groups = [g.scaled(macs=lambda x: x * dense_macs / run_macs) for g in groups]
     slots = sum(g.total_cycles - g.count * systolic_fold_cycles(c.rows, c.cols, 0, c.dataflow) for g in groups)
     eff = float(m * n * k_run * count) / (c.rows * c.cols * slots)
-    tile = {"m": choice["m"].tile["b"] * choice["m"].tile["oy"] * choice["m"].tile["ox"],
-            "n": choice["n"].tile["n"], "k": choice["k"].tile["c"] * w.fy * w.fx}
+    tile = {"m": choice["m"].pieces[0][0], "n": choice["n"].tile["n"], "k": choice["k"].tile["c"] * w.fy * w.fx}
     mp = Mapping(layer="", m=m, n=n, k=k, dtype=dtype, tile=tile, loop_order=tuple(order), groups=groups,
                  mapping_efficiency=eff, macs=dense_macs, effectual_macs=dense_macs * exe.effectual,
                  reads=reads, writes=writes, issued_macs=float(m * n * k_run * count), actions=dict(exe.actions))
@@ -357,12 +426,14 @@ def _systolic_nest(arch, order, choice: dict, w: Window, m, n, k) -> dict:
     pix, ch = choice["m"].tile, choice["k"].tile["c"]
     conv = (w.fy, w.fx, w.ox, w.batch) != (1, 1, 1, 1)
     if conv:
-        names = {"m": [("b", w.batch, pix["b"]), ("oy", w.oy, pix["oy"]), ("ox", w.ox, pix["ox"])],
+        pixels = [("pixels", w.batch * w.oy * w.ox, pix["pixels"])] if "pixels" in pix else [
+            ("b", w.batch, pix["b"]), ("oy", w.oy, pix["oy"]), ("ox", w.ox, pix["ox"])]
+        names = {"m": pixels,
                  "k": [("c", k // (w.fy * w.fx), ch)], "n": [("kout", n, choice["n"].tile["n"])]}
         problem = {"kind": "conv", "dims": {"b": w.batch, "oy": w.oy, "ox": w.ox, "c": k // (w.fy * w.fx),
                                             "kout": n, "fy": w.fy, "fx": w.fx}, "stride": [w.sy, w.sx]}
     else:
-        names = {"m": [("m", m, pix["oy"])], "k": [("k", k, ch)], "n": [("n", n, choice["n"].tile["n"])]}
+        names = {"m": [("m", m, pix.get("oy", pix.get("pixels")))], "k": [("k", k, ch)], "n": [("n", n, choice["n"].tile["n"])]}
         problem = {"kind": "gemm", "dims": {"m": m, "n": n, "k": k}}
     outer_loops = [[nm, -(-size // t)] for a in order for nm, size, t in names[a] if size > t]
     tile_of = {a: choice[a].pieces[0][0] for a in ("m", "k", "n")}
@@ -401,7 +472,8 @@ def _search_tensor_core(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, obje
     for tile in sorted(tiles):
         kt = math.ceil((exe.k_exec or k) / tile[2])
         ctas = math.ceil(m / tile[0]) * math.ceil(n / tile[1]) * count
-        splits = sorted({1, *(s for s in (2, 3, 4, 6, 8, 12, 16) if s <= kt and ctas * s <= c.units)})
+        # The library heuristic's split (None) and the powers of two that keep every CTA on an SM.
+        splits = [None, 1, *(s for s in (2, 4, 8, 16) if s <= kt and ctas * s <= c.units)]
         for split, order in itertools.product(splits, (("m", "n", "k"), ("n", "m", "k"))):
             mp = map_gemm_tile(arch, "", m, n, k, dtype, count, exe, tile, split, order)
             key = _key(objective, *cost(arch, mp))
