@@ -99,13 +99,13 @@ def search(problem: dict, arch: str, order: str | None = None, jobs: int = 1) ->
     return _record(m, time.time() - t0, _cpu() - c0)
 
 
-def evaluate(problem: dict, arch: str, mapping_yaml: str) -> dict:
-    """AccelForge's cost of one given LoopTree mapping (YAML text); no search."""
+def evaluate(problem: dict, arch: str, mapping_yaml: str, order: str | None = None) -> dict:
+    """AccelForge's cost of one given LoopTree mapping (YAML text); no search (order: for the _order arch)."""
     with tempfile.NamedTemporaryFile("w", suffix=".mapping.yaml", delete=False) as f:
         f.write(mapping_yaml)
     try:
         t0, c0 = time.time(), _cpu()
-        spec = _spec(arch, problem, mapping=f.name)
+        spec = _spec(arch, problem, mapping=f.name, order=order)
         r = spec.evaluate_mapping()
         cycles, energy = float(r.latency()) * 1e9, float(r.energy()) * 1e12
         return {"cycles": round(cycles, 3), "energy_pj": energy, "edp": energy * cycles,
