@@ -31,6 +31,9 @@ AF_NAME = {"gemm": {"m": "m", "n": "n", "k": "k"},
 AF_TENSOR = {"gemm": {"input": "A", "weight": "B", "output": "Z"},
              "conv": {"input": "I1", "weight": "W1", "output": "T1"}}
 SRAM_OF = {"output": "O", "weight": "W", "input": "I"}
+RELEVANT = {"gemm": {"input": "mk", "weight": "kn", "output": "mn"},
+            "conv": {"input": ("b", "oy", "ox", "c", "fy", "fx"), "weight": ("c", "kout", "fy", "fx"),
+                     "output": ("b", "oy", "ox", "kout")}}
 
 
 class FeedbackError(ValueError):
@@ -87,8 +90,10 @@ def parse(doc) -> dict:
         else ["input", "weight", "output"]
     if sorted(keep) != ["input", "output", "weight"]:
         raise FeedbackError(f"keep.sram: the peers' models keep every operand in its SRAM, got {keep!r}")
-    return {"kind": kind, "dims": {d: dims[d] for d in names}, "stride": stride, "dram": dram, "sram": sram,
-            "stream": stream[0][1]}
+    out = {"kind": kind, "dims": {d: dims[d] for d in names}, "stride": stride, "dram": dram, "sram": sram,
+           "stream": stream[0][1]}
+    _check_fold(out)
+    return out
 
 
 def tiles(m: dict) -> tuple:
@@ -107,9 +112,10 @@ def _check_fold(m: dict) -> None:
     if m["kind"] == "gemm":
         rows, cols, pix = fold["k"], fold["n"], fold["m"]
     else:
-        rows, cols, pix = fold["c"] * fold["fy"] * fold["fx"], fold["kout"], fold["b"] * fold["oy"] * fold["ox"]
-        if fold["fy"] * fold["fx"] != 1 and fold["c"] != ARRAY and fold["c"] * fold["fy"] * fold["fx"] > ARRAY:
-            raise FeedbackError(f"nest[1].loops: a fold must be one (fy, fx) and 32 channels, got fold tile {fold}")
+        rows, cols, pix = fold["c"], fold["kout"], fold["b"] * fold["oy"] * fold["ox"]
+        if fold["fy"] * fold["fx"] != 1:
+            raise FeedbackError(f"nest[1].loops: the peers take folds of one (fy, fx) window position "
+                                f"(c a multiple of 32), got fold tile fy {fold['fy']} fx {fold['fx']}")
     if rows > ARRAY or cols > ARRAY:
         raise FeedbackError(f"nest[1].loops: fold tile {rows} rows x {cols} cols exceeds the 32x32 array")
     if pix != m["stream"]:
@@ -122,7 +128,6 @@ def zigzag_temporal(m: dict) -> list:
     ZigZag needs exact factors: every dim must equal the product of its loop counts (times 32 for the two
     spatial dims), so ragged tiles and folds smaller than the array are refused.
     """
-    _check_fold(m)
     if m["kind"] == "gemm":
         stream = [("m", m["stream"])]
         spatial = {"n": ARRAY, "k": ARRAY}
@@ -152,10 +157,10 @@ def _operand_bytes(kind: str, op: str, t: dict, stride) -> int:
 def accelforge_looptree(m: dict) -> tuple:
     """(LoopTree mapping YAML, SRAM order outermost first) of the mapping for shared/peers/accelforge's arch.
 
-    Each SRAM operand sits right under the off-chip loops (accelsim's on-chip tile) if that tile fits 64 KiB,
-    else under the first fold loop or streaming split (output rows, then pixels) where it does.
+    Each SRAM operand sits right under the last off-chip loop that indexes it (accelsim's on-chip tile, held
+    across the innermost off-chip loops it does not depend on) if that tile fits 64 KiB, else under the first
+    fold loop or streaming split (output rows, then pixels) where it does.
     """
-    _check_fold(m)
     kind, names, tensor = m["kind"], AF_NAME[m["kind"]], AF_TENSOR[m["kind"]]
     tile = dict(m["dims"])
     loops, states = [], []                      # loops: (dim, tile after it), outer -> inner
@@ -178,7 +183,10 @@ def accelforge_looptree(m: dict) -> tuple:
     states.append(t)
     place = {}
     for op in ("output", "weight", "input"):
-        fits = [i for i in range(first, len(states))
+        # Stationary over the innermost off-chip loops that do not index it (accelsim refetches a tile only
+        # when such a loop sits outside one that does), so it goes right under its last relevant one.
+        top = max([i + 1 for i, (d, _) in enumerate(loops[:first]) if d in RELEVANT[kind][op]], default=0)
+        fits = [i for i in range(top, len(states))
                 if _operand_bytes(kind, op, states[i], m["stride"]) <= SRAM_BYTES]
         if not fits:
             raise FeedbackError(f"nest: no {op} tile fits the {SRAM_BYTES} B SRAM even one pixel at a time")
