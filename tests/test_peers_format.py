@@ -161,3 +161,17 @@ def test_merge_scales_counts_and_reuses_shapes():
     assert a["accelforge"]["sram_order"] == "WOI" and b["reuses"] == "a" and "reuses" not in a
     assert a["best"]["by"] == "accelforge" and h["best"] == {"by": "zigzag_loma6", "edp": 144 * 30,
                                                              "cycles": 120.0, "energy_pj": 36.0}
+
+
+def test_flattened_pixel_tiles_become_row_tiles_or_are_refused():
+    dims = {"b": 1, "oy": 56, "ox": 56, "c": 64, "kout": 64, "fy": 3, "fx": 3}
+
+    def conv(count, stream):
+        return {"problem": {"kind": "conv", "dims": dims, "stride": [1, 1]},
+                "nest": [{"level": "dram", "loops": [["pixels", count]]},
+                         {"level": "sram", "loops": [["kout", 2], ["fy", 3], ["fx", 3], ["c", 2]]},
+                         {"level": "array", "spatial": [["k", 32], ["n", 32]], "loops": [["m", stream]]}]}
+    # 4 tiles of 784 pixels = 14 whole rows of 56: the same as an oy loop of 4.
+    assert fb.zigzag_temporal(fb.parse(conv(4, 784)))[-1] == ["OY", 4]
+    with pytest.raises(fb.FeedbackError, match=r'\["pixels", 17\] gives tiles of 185 pixels'):
+        fb.parse(conv(17, 185))

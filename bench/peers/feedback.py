@@ -54,6 +54,23 @@ def _loops(level: dict, where: str, allowed) -> list:
     return out
 
 
+def _pixel_loops(dims: dict, count: int) -> list:
+    """A loop over tiles of the flattened output pixels (b, oy, ox; ox innermost) as loops over b, oy, ox.
+
+    Exact only when a tile is whole images, whole rows or a divisor of a row; anything else is refused.
+    """
+    b, oy, ox = dims["b"], dims["oy"], dims["ox"]
+    t = math.ceil(b * oy * ox / count)
+    if t % (oy * ox) == 0:
+        return [("b", math.ceil(b / (t // (oy * ox))))]
+    if t % ox == 0 and oy % (t // ox) == 0:
+        return [("b", b), ("oy", oy // (t // ox))]
+    if ox % t == 0:
+        return [("b", b), ("oy", oy), ("ox", ox // t)]
+    raise FeedbackError(f"nest[0].loops: [\"pixels\", {count}] gives tiles of {t} pixels, not whole images, whole "
+                        f"rows or a divisor of a row ({oy} x {ox}); the peers tile oy and ox")
+
+
 def parse(doc) -> dict:
     """Check one mapping (or a layer with "mapping") and return {kind, dims, stride, dram, sram, stream, keep}."""
     mp = doc.get("mapping", doc) if isinstance(doc, dict) else None
@@ -75,9 +92,11 @@ def parse(doc) -> dict:
             and nest[2].get("level") == "array"):
         raise FeedbackError("nest: expected three levels (off-chip, on-chip, 'array'), got "
                             f"{[lv.get('level') if isinstance(lv, dict) else lv for lv in nest]!r}")
-    outer = ("m", "n", "k") if kind == "gemm" else ("b", "oy", "ox", "c", "kout")
+    outer = ("m", "n", "k") if kind == "gemm" else ("b", "oy", "ox", "c", "kout", "pixels")
     fold = ("n", "k") if kind == "gemm" else ("kout", "fy", "fx", "c")
     dram = _loops(nest[0], "nest[0]", outer)
+    if kind == "conv":
+        dram = [lp for d, c in dram for lp in (_pixel_loops(dims, c) if d == "pixels" else [(d, c)])]
     sram = _loops(nest[1], "nest[1]", fold)
     spatial = nest[2].get("spatial")
     want = [["k", ARRAY], ["n", ARRAY]]
