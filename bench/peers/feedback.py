@@ -6,6 +6,7 @@ it): three levels, outermost first (off-chip, on-chip, "array"). The translation
 it without the peers; running the peers needs their venvs (bench/peers/setup.sh).
 
     python bench/peers/feedback.py MAPPING.json [--peers zigzag,accelforge] [--envs /work/peers-env]
+    python bench/peers/feedback.py REPORT.json --layer conv2_1_b     # a layer of `simulate --mapper search`
 
 ZigZag gets the loops innermost first and allocates them to its memories itself. AccelForge gets every loop
 and, per SRAM operand, a Storage node as high in the nest as its tile fits the 64 KiB SRAM (right under the
@@ -260,7 +261,8 @@ def feedback(m: dict, peers, envs: str) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mapping", help="accelsim mapping JSON (MAPPING_FORMAT.md)")
+    p.add_argument("mapping", help="accelsim mapping JSON (MAPPING_FORMAT.md), a layer, or a whole report")
+    p.add_argument("--layer", help="the layer to take from a report (`simulate --mapper search --out R.json`)")
     p.add_argument("--peers", default="zigzag,accelforge")
     p.add_argument("--envs", default=os.environ.get("PEERS_ENV", "/work/peers-env"))
     args = p.parse_args(argv)
@@ -270,7 +272,13 @@ def main(argv=None) -> int:
         if bad:
             raise FeedbackError(f"--peers: unknown peer {bad[0]!r} (zigzag, accelforge)")
         with open(args.mapping) as f:
-            m = parse(json.load(f))
+            doc = json.load(f)
+        if isinstance(doc, dict) and isinstance(doc.get("layers"), list):
+            named = {lay.get("name"): lay for lay in doc["layers"] if isinstance(lay, dict)}
+            if args.layer not in named:
+                raise FeedbackError(f"layers: --layer must name one of the report's layers, got {args.layer!r}")
+            doc = named[args.layer]
+        m = parse(doc)
     except (OSError, json.JSONDecodeError) as e:
         print(f"{args.mapping}: {e}", file=sys.stderr)
         return 2
