@@ -157,6 +157,8 @@ def test_merge_scales_counts_and_reuses_shapes():
     assert (zz["cycles"], zz["energy_pj"], zz["search_wall_s"]) == (100 + 100 + 12 * 10, 5 + 5 + 12 * 3, 3.0)
     assert zz["sum_layer_edp"] == 500 + 500 + 144 * 30 and zz["network_edp"] == 320 * 46
     assert (af["cycles"], af["layers_done"], af["layers_missing"], af["search_wall_s"]) == (160, 2, 1, 3.0)
+    bp = out["totals"]["best_per_layer"]
+    assert (bp["cycles"], bp["energy_pj"], bp["by"]) == (80 + 80 + 120, 6 + 6 + 36, {"zigzag_loma6": 1, "accelforge": 2})
     a, b, h = out["layers"]
     assert a["accelforge"]["sram_order"] == "WOI" and b["reuses"] == "a" and "reuses" not in a
     assert a["best"]["by"] == "accelforge" and h["best"] == {"by": "zigzag_loma6", "edp": 144 * 30,

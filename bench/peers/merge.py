@@ -72,6 +72,13 @@ def merge(layers: dict, runs: dict) -> dict:
                 row["best"] = {"by": best, "edp": done[best]["edp"] * count * count,
                                "cycles": done[best]["cycles"] * count, "energy_pj": done[best]["energy_pj"] * count}
             rows.append(row)
+        best = [r["best"] for r in rows if "best" in r]
+        totals["best_per_layer"] = {"cycles": sum(b["cycles"] for b in best),
+                                    "energy_pj": sum(b["energy_pj"] for b in best),
+                                    "sum_layer_edp": sum(b["edp"] for b in best), "layers_done": len(best),
+                                    "layers_missing": len(rows) - len(best),
+                                    "by": {n: sum(1 for b in best if b["by"] == n) for n in runs},
+                                    "search_wall_s": 0.0}
         for t in totals.values():
             t["network_edp"] = t["energy_pj"] * t["cycles"]
             t["search_wall_s"] = round(t["search_wall_s"], 1)
