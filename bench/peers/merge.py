@@ -86,11 +86,33 @@ def merge(layers: dict, runs: dict) -> dict:
     return nets
 
 
+def markdown(nets: dict, names: list) -> str:
+    """One row per distinct shape: layers using it, each engine's EDP (one copy), the best engine."""
+    out = []
+    for net, v in nets.items():
+        out += [f"\n{net}: EDP (pJ x cycles) of one copy of the layer, shape b x oy x ox x c x kout x fy x fx or m x n x k\n",
+                "| shape | layers | " + " | ".join(names) + " | best |", "|---" * (len(names) + 3) + "|"]
+        users = {}
+        for r in v["layers"]:
+            users.setdefault(r["shape"], []).append(r["name"])
+        for r in v["layers"]:
+            if "reuses" in r:
+                continue
+            d = r["problem"]["dims"]
+            shape = "x".join(str(d[k]) for k in d) + (f" s{r['problem']['stride'][0]}" if "stride" in r["problem"] else "")
+            cells = [f"{r[n]['edp']:.3e}" if r.get(n) and "edp" in r[n] else "-" for n in names]
+            names_ = users[r["shape"]]
+            who = names_[0] + (f" (+{len(names_) - 1})" if len(names_) > 1 else "") + (f" x{r['count']}" if r["count"] > 1 else "")
+            out.append(f"| {shape} | {who} | " + " | ".join(cells) + f" | {r.get('best', {}).get('by', '-')} |")
+    return "\n".join(out)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", default=os.path.join(HERE, "runs"))
     p.add_argument("--layers", default=os.path.join(HERE, "layers.json"))
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "peers_mapper_systolic_ws_32x32.json"))
+    p.add_argument("--markdown", action="store_true", help="also print a per-shape table of EDP per engine")
     args = p.parse_args(argv)
     runs = {}
     for name, fn in RUNS.items():
@@ -134,6 +156,8 @@ def main(argv=None) -> None:
     }
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=1)
+    if args.markdown:
+        print(markdown(doc["networks"], list(runs)))
     for net, v in doc["networks"].items():
         for name, t in v["totals"].items():
             print(f"{net:10s} {name:14s} layers {t['layers_done']:3d} (missing {t['layers_missing']}) "
