@@ -184,14 +184,11 @@ def accelforge_looptree(m: dict) -> tuple:
     kind, names, tensor = m["kind"], AF_NAME[m["kind"]], AF_TENSOR[m["kind"]]
     tile = dict(m["dims"])
     loops, states = [], []                      # loops: (dim, tile after it), outer -> inner
-    for i, (d, c) in enumerate(m["dram"] + m["sram"]):
-        if i == len(m["dram"]):
-            first = len(loops)                  # SRAM tiles start under the off-chip loops
+    for d, c in m["dram"] + m["sram"]:
         if c > 1:
             tile[d] = math.ceil(tile[d] / c)
             loops.append((d, tile[d]))
-    if not m["sram"]:
-        first = len(loops)
+    first = sum(1 for _, c in m["dram"] if c > 1)   # the off-chip loops: SRAM tiles start under them
     n_folds = len(loops)
     for d in (("m",) if kind == "gemm" else ("b", "oy", "ox")):
         if tile[d] > 1:
