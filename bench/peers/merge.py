@@ -107,6 +107,14 @@ def markdown(nets: dict, names: list) -> str:
     return "\n".join(out)
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", default=os.path.join(HERE, "runs"))
@@ -147,7 +155,8 @@ def main(argv=None) -> None:
             "ZigZag's fixed WS spatial unrolling (K over columns, C over rows) leaves conv1 (C=3) at 3/32 row "
             "use; AccelForge may also spread the filter window over the rows.",
             "search_wall_s is on a 2-vCPU box shared with other jobs; see machine.loadavg_1min."],
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+        "machine": {"cpus": os.cpu_count(), "cpu": _cpu_model(), "platform": platform.platform(),
+                    "shared": "2-vCPU box shared with about seven other agents' jobs while the peers ran",
                     "loadavg_1min": [min(loads), max(loads)] if loads else None,
                     "runs_finished_utc": [finished[0], finished[-1]] if finished else None},
         "command": "bash bench/peers/setup.sh && bash bench/peers/run_all.sh && python3 bench/peers/merge.py",
