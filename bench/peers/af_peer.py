@@ -5,6 +5,7 @@ yaml and the stdlib. The hardware is the shared model in shared/peers/accelforge
 first, or any order through accelsim_ws_32x32_order.arch.yaml). Units out: cycles (latency at 1 GHz; AccelForge
 overlaps everything, so these are lower bounds) and dynamic energy in pJ.
 """
+import contextlib
 import os
 import tempfile
 import time
@@ -95,7 +96,8 @@ def search(problem: dict, arch: str, order: str | None = None, jobs: int = 1) ->
     t0, c0 = time.time(), _cpu()
     spec = _spec(arch, problem, order=order)
     spec.mapper.metrics = af.Metrics.ENERGY_DELAY_PRODUCT
-    m = spec.map_workload_to_arch(print_progress=False)
+    with tempfile.TemporaryDirectory(prefix="af_") as tmp, contextlib.chdir(tmp):  # it writes mapping.svg to cwd
+        m = spec.map_workload_to_arch(print_progress=False)
     return _record(m, time.time() - t0, _cpu() - c0)
 
 
@@ -106,7 +108,8 @@ def evaluate(problem: dict, arch: str, mapping_yaml: str, order: str | None = No
     try:
         t0, c0 = time.time(), _cpu()
         spec = _spec(arch, problem, mapping=f.name, order=order)
-        r = spec.evaluate_mapping()
+        with tempfile.TemporaryDirectory(prefix="af_") as tmp, contextlib.chdir(tmp):
+            r = spec.evaluate_mapping()
         cycles, energy = float(r.latency()) * 1e9, float(r.energy()) * 1e12
         return {"cycles": round(cycles, 3), "energy_pj": energy, "edp": energy * cycles,
                 "search_wall_s": round(time.time() - t0, 3), "search_cpu_s": round(_cpu() - c0, 3)}
