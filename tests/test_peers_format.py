@@ -177,3 +177,23 @@ def test_flattened_pixel_tiles_become_row_tiles_or_are_refused():
     assert fb.zigzag_temporal(fb.parse(conv(4, 784)))[-1] == ["OY", 4]
     with pytest.raises(fb.FeedbackError, match=r'\["pixels", 17\] gives tiles of 185 pixels'):
         fb.parse(conv(17, 185))
+
+
+def test_peer_workloads_match_the_shared_layer_files():
+    zz, af = load_script("bench/peers/zz_peer.py"), load_script("bench/peers/af_peer.py")
+    conv = {"kind": "conv", "dims": {"b": 1, "oy": 56, "ox": 56, "c": 64, "kout": 64, "fy": 3, "fx": 3}, "stride": [1, 1]}
+    # shared/peers/zigzag/conv.yaml and shared/peers/accelforge/conv.workload.yaml (hand-written)
+    (layer,) = zz.workload(conv, "res2_conv3x3")
+    assert layer["loop_dims"] == ["B", "K", "C", "OY", "OX", "FY", "FX"]
+    assert layer["loop_sizes"] == [1, 64, 64, 56, 56, 3, 3]
+    assert layer["dimension_relations"] == ["ix=1*ox+1*fx", "iy=1*oy+1*fy"]
+    text = af.workload_yaml(conv)
+    assert '"T1[p1, q1, n, m1] = I1[n, c1, H: p1 + r1, W: q1 + s1] * W1[r1, s1, c1, m1]"' in text
+    assert all(f"0 <= {r} < {s}" in text for r, s in (("p1", 56), ("q1", 56), ("c1", 64), ("m1", 64), ("r1", 3)))
+    # A strided 1x1 conv (ResNet's projection) as the example resnet50 workload shipped with AccelForge writes it.
+    proj = {"kind": "conv", "dims": {"b": 1, "oy": 28, "ox": 28, "c": 256, "kout": 512, "fy": 1, "fx": 1}, "stride": [2, 2]}
+    assert "I1[n, c1, H: p1 * 2, W: q1 * 2] * W1[c1, m1]" in af.workload_yaml(proj)
+    assert zz.workload(proj)[0]["dimension_relations"] == ["ix=2*ox+1*fx", "iy=2*oy+1*fy"]
+    gemm = af.workload_yaml({"kind": "gemm", "dims": {"m": 512, "n": 768, "k": 768}})
+    assert '"Z[m, n] = A[m, k] * B[k, n]"' in gemm and "0 <= k < 768" in gemm
+    assert zz.workload({"kind": "gemm", "dims": {"m": 512, "n": 768, "k": 768}})[0]["loop_sizes"] == [512, 768, 768]
