@@ -197,3 +197,17 @@ def test_peer_workloads_match_the_shared_layer_files():
     gemm = af.workload_yaml({"kind": "gemm", "dims": {"m": 512, "n": 768, "k": 768}})
     assert '"Z[m, n] = A[m, k] * B[k, n]"' in gemm and "0 <= k < 768" in gemm
     assert zz.workload({"kind": "gemm", "dims": {"m": 512, "n": 768, "k": 768}})[0]["loop_sizes"] == [512, 768, 768]
+
+
+def test_stated_on_chip_tile_wins_over_ceil_and_must_match_the_counts():
+    # accelsim rounds on-chip tiles up to whole folds: k = 768 in 5 tiles of 160 (the last 128), not ceil = 154.
+    doc = _gemm(128, 768, 768, [["n", 2], ["k", 5]], [["n", 12], ["k", 5]], 128)
+    doc["nest"][1]["tile"] = {"m": 128, "k": 160, "n": 384}
+    got = _nodes(fb.accelforge_looptree(fb.parse(doc))[0])
+    assert "!Temporal {rank_variable: k, tile_shape: 160}" in got and "!Temporal {rank_variable: k, tile_shape: 32}" in got
+    assert "!Temporal {rank_variable: n, tile_shape: 384}" in got
+    with pytest.raises(fb.FeedbackError, match="dims.k: 768"):
+        fb.zigzag_temporal(fb.parse(doc))
+    doc["nest"][1]["tile"]["k"] = 100
+    with pytest.raises(fb.FeedbackError, match=r"nest\[1\].tile.k: 100"):
+        fb.parse(doc)

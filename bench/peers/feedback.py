@@ -111,16 +111,37 @@ def parse(doc) -> dict:
     if sorted(keep) != ["input", "output", "weight"]:
         raise FeedbackError(f"keep.sram: the peers' models keep every operand in its SRAM, got {keep!r}")
     out = {"kind": kind, "dims": {d: dims[d] for d in names}, "stride": stride, "dram": dram, "sram": sram,
-           "stream": stream[0][1]}
+           "stream": stream[0][1], "tile": _given_tile(nest[1].get("tile"), dims, dram)}
     _check_fold(out)
     return out
 
 
+def _given_tile(tile, dims: dict, dram: list) -> dict:
+    """The on-chip tile the mapper states (nest[1].tile), where it differs from ceil(dim / count) and is
+    consistent with the counts (ceil(dim / tile) tiles; accelsim rounds tiles up to whole folds of 32)."""
+    if tile is None:
+        return {}
+    if not isinstance(tile, dict):
+        raise FeedbackError(f"nest[1].tile: expected an object of dim sizes, got {tile!r}")
+    out = {}
+    for d in {d for d, c in dram if c > 1}:
+        if d not in tile:
+            continue
+        t, count = tile[d], math.prod(c for dd, c in dram if dd == d)
+        if not isinstance(t, int) or t < 1 or math.ceil(dims[d] / t) != count:
+            raise FeedbackError(f"nest[1].tile.{d}: {t!r} does not cut {d} = {dims[d]} into the {count} tiles "
+                                "of the off-chip loops")
+        out[d] = t
+    return out
+
+
 def tiles(m: dict) -> tuple:
-    """(on-chip tile, fold tile) per dim: dim / product of the counts so far, ceil for a ragged last tile."""
+    """(on-chip tile, fold tile) per dim: nest[1].tile where given, else dim / product of the counts so far
+    (ceil for a ragged last tile)."""
     sram = dict(m["dims"])
     for d, c in m["dram"]:
         sram[d] = math.ceil(sram[d] / c)
+    sram.update(m["tile"])
     fold = dict(sram)
     for d, c in m["sram"]:
         fold[d] = math.ceil(fold[d] / c)
@@ -184,9 +205,10 @@ def accelforge_looptree(m: dict) -> tuple:
     kind, names, tensor = m["kind"], AF_NAME[m["kind"]], AF_TENSOR[m["kind"]]
     tile = dict(m["dims"])
     loops, states = [], []                      # loops: (dim, tile after it), outer -> inner
-    for d, c in m["dram"] + m["sram"]:
+    last = {d: i for i, (d, c) in enumerate(m["dram"]) if c > 1}
+    for i, (d, c) in enumerate(m["dram"] + m["sram"]):
         if c > 1:
-            tile[d] = math.ceil(tile[d] / c)
+            tile[d] = m["tile"][d] if d in m["tile"] and last.get(d) == i else math.ceil(tile[d] / c)
             loops.append((d, tile[d]))
     first = sum(1 for _, c in m["dram"] if c > 1)   # the off-chip loops: SRAM tiles start under them
     n_folds = len(loops)
