@@ -59,7 +59,8 @@ def merge(layers: dict, runs: dict) -> dict:
                     t["layers_missing"] += 1
                     row[name] = res
                     continue
-                row[name] = res
+                # a reused shape's search and mapping are on the layer it reuses: numbers only here
+                row[name] = {k: res[k] for k in ("cycles", "energy_pj", "edp")} if "reuses" in row else res
                 t["cycles"] += count * res["cycles"]
                 t["energy_pj"] += count * res["energy_pj"]
                 t["sum_layer_edp"] += count * count * res["edp"]
