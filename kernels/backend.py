@@ -17,6 +17,7 @@ __all__ = [
     "backend_name",
     "cuda_function",
     "device_info",
+    "dtype_kind",
     "get_xp",
     "gpu_available",
     "require_cupy",
@@ -24,6 +25,17 @@ __all__ = [
 ]
 
 _ENV = "ACCELSIM_BACKEND"
+_EXTRA_FLOATS = frozenset({"bfloat16"})
+
+
+def dtype_kind(dtype) -> str:
+    """NumPy's kind letter of ``dtype``, with ml_dtypes' bfloat16 counted as a float (``"f"``).
+
+    NumPy and CuPy report bfloat16 as kind ``"V"`` (a user-defined type), so a plain
+    ``dtype.kind in "biuf"`` check refuses the 16-bit type the sparse tensor cores take.
+    """
+    dt = np.dtype(dtype)
+    return "f" if dt.kind == "V" and dt.name in _EXTRA_FLOATS else dt.kind
 
 
 class BackendError(InputError):

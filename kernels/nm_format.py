@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.backend import array_module
+from kernels.backend import array_module, dtype_kind
 from kernels.errors import InputError
 
 __all__ = [
@@ -195,13 +195,14 @@ def nm_compress(a, n: int, m: int, axis: int = -1, layout: str = "element") -> N
     a = xp.asarray(a)
     if layout == "vector" and a.ndim != 2:
         raise InputError(f"nm_compress: the vector layout needs a 2-D array, got shape {tuple(a.shape)}")
-    if a.dtype.kind not in "biuf":
+    kind = dtype_kind(a.dtype)
+    if kind not in "biuf":
         raise InputError(f"nm_compress: expected a real numeric array, got dtype {a.dtype}")
-    if a.dtype.kind == "f" and bool(xp.isnan(a).any()):
+    if kind == "f" and bool(xp.isnan(a).any()):
         raise InputError("nm_compress: input contains NaN; N:M selection by magnitude is undefined")
     g = _grouped(a, pat.m, axis, xp)
     if layout == "element":
-        mag = xp.abs(g.astype(xp.float64)) if a.dtype.kind in "biu" else xp.abs(g)
+        mag = xp.abs(g.astype(xp.float64)) if kind in "biu" else xp.abs(g)
         idx = _top_positions(mag, pat.n, xp)
         vals = xp.take_along_axis(g, idx, axis=-1)
     else:
@@ -297,6 +298,6 @@ def check_spmm(a_nm, b, who: str):
     b = xp.asarray(b)
     if b.ndim != 2 or b.shape[0] != a_nm.shape[1]:
         raise InputError(f"{who}: B must be 2-D with {a_nm.shape[1]} rows to match A {a_nm.shape}, got {b.shape}")
-    if b.dtype.kind not in "biuf":
+    if dtype_kind(b.dtype) not in "biuf":
         raise InputError(f"{who}: expected a real numeric B, got dtype {b.dtype}")
     return xp, b

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from kernels.backend import array_module
+from kernels.backend import array_module, dtype_kind
 from kernels.errors import InputError
 from kernels.nm import NMPattern, NMTensor, check_spmm, nm_compress, nm_decompress, nm_spmm
 
@@ -112,9 +112,10 @@ def _ensure_real(a, who: str):
     a = xp.asarray(a)
     if a.ndim == 0 or a.size == 0:
         raise InputError(f"{who}: expected a non-empty array with at least one axis, got shape {a.shape}")
-    if a.dtype.kind not in "biuf":
+    kind = dtype_kind(a.dtype)
+    if kind not in "biuf":
         raise InputError(f"{who}: expected a real numeric array, got dtype {a.dtype}")
-    if a.dtype.kind == "f" and not bool(xp.isfinite(a).all()):
+    if kind == "f" and not bool(xp.isfinite(a).all()):
         raise InputError(f"{who}: input contains NaN or infinity; magnitude selection is undefined")
     return xp, a
 
