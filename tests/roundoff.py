@@ -19,10 +19,10 @@ def unit_roundoff(dtype) -> float:
 def dot_bound(k: int, acc, out, directed: bool = False) -> float:
     """Bound on ``|computed - exact| / (|A| @ |B|)`` elementwise for products of K terms.
 
-    Inputs are exact in ``acc`` and their products are exact (16-bit operands in float32), so the
-    error is the accumulation's, gamma_K = K u / (1 - K u) (Higham, Accuracy and Stability, 3.5)
-    for any summation order, plus one rounding of the result to ``out``. ``directed`` doubles the
-    accumulation's u: tensor cores may truncate rather than round to nearest while adding.
+    gamma_K = K u / (1 - K u) of the accumulation dtype covers the products' and the sums' roundings
+    in any summation order (Higham, Accuracy and Stability, 3.1; 16-bit products are even exact in
+    float32), plus one rounding of the result to ``out`` where it is narrower. ``directed`` doubles
+    the accumulation's u: tensor cores may truncate rather than round to nearest while adding.
     """
     u = unit_roundoff(acc) * (2 if directed else 1)
     k = max(int(k), 1)
