@@ -18,6 +18,7 @@ __all__ = [
     "cuda_function",
     "device_info",
     "dtype_kind",
+    "native_float",
     "get_xp",
     "gpu_available",
     "require_cupy",
@@ -36,6 +37,12 @@ def dtype_kind(dtype) -> str:
     """
     dt = np.dtype(dtype)
     return "f" if dt.kind == "V" and dt.name in _EXTRA_FLOATS else dt.kind
+
+
+def native_float(x):
+    """``x``, or a bfloat16 array widened to float32 (exactly): what magnitudes are compared and NaN is looked
+    for on, since bfloat16's own ufuncs depend on the ml_dtypes and CuPy versions."""
+    return x.astype(np.float32) if x.dtype.kind == "V" and x.dtype.name in _EXTRA_FLOATS else x
 
 
 class BackendError(InputError):

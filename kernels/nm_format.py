@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.backend import array_module, dtype_kind
+from kernels.backend import array_module, dtype_kind, native_float
 from kernels.errors import InputError
 
 __all__ = [
@@ -198,11 +198,11 @@ def nm_compress(a, n: int, m: int, axis: int = -1, layout: str = "element") -> N
     kind = dtype_kind(a.dtype)
     if kind not in "biuf":
         raise InputError(f"nm_compress: expected a real numeric array, got dtype {a.dtype}")
-    if kind == "f" and bool(xp.isnan(a).any()):
+    if kind == "f" and bool(xp.isnan(native_float(a)).any()):
         raise InputError("nm_compress: input contains NaN; N:M selection by magnitude is undefined")
     g = _grouped(a, pat.m, axis, xp)
     if layout == "element":
-        mag = xp.abs(g.astype(xp.float64)) if kind in "biu" else xp.abs(g)
+        mag = xp.abs(g.astype(xp.float64)) if kind in "biu" else xp.abs(native_float(g))
         idx = _top_positions(mag, pat.n, xp)
         vals = xp.take_along_axis(g, idx, axis=-1)
     else:

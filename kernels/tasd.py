@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from kernels.backend import array_module, dtype_kind
+from kernels.backend import array_module, dtype_kind, native_float
 from kernels.errors import InputError
 from kernels.nm import NMPattern, NMTensor, check_spmm, nm_compress, nm_decompress, nm_spmm
 
@@ -115,7 +115,7 @@ def _ensure_real(a, who: str):
     kind = dtype_kind(a.dtype)
     if kind not in "biuf":
         raise InputError(f"{who}: expected a real numeric array, got dtype {a.dtype}")
-    if kind == "f" and not bool(xp.isfinite(a).all()):
+    if kind == "f" and not bool(xp.isfinite(native_float(a)).all()):
         raise InputError(f"{who}: input contains NaN or infinity; magnitude selection is undefined")
     return xp, a
 
@@ -158,8 +158,8 @@ def tasd_decompose(a, series, axis: int = -1, layout: str = "element") -> list[N
     for i, p in enumerate(pats):
         t = nm_compress(residual, p.n, p.m, axis, layout)
         terms.append(t)
-        if i + 1 < len(pats):
-            residual = residual - nm_decompress(t)
+        if i + 1 < len(pats):  # exact: each entry stays or becomes 0 (bfloat16 subtracts as float32)
+            residual = (native_float(residual) - native_float(nm_decompress(t))).astype(a.dtype, copy=False)
     return terms
 
 
