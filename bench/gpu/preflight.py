@@ -5,7 +5,8 @@
 
 One line per check, ``ok``, ``MISSING`` or ``FAILED`` with the reason: package versions (cupy,
 cuda-core, cuda-pathfinder, cuda-bindings, cuSPARSELt, nvmath-python, typing_extensions, pyarrow,
-ml-dtypes, pydantic, pytest-timeout), the driver and clocks (nvidia-smi), NVML power, bfloat16 on
+ml-dtypes, pydantic, pytest-timeout) and whether nvmath-python's and pydantic's own requirements are
+met by what is installed, the driver and clocks (nvidia-smi), NVML power, bfloat16 on
 the array module, ``cusparseLt.init()`` (:func:`kernels.sparse_tc.unavailable_reason`),
 ``import accelsim.cli``, and one tiny launch of each CUDA module (``kernels/cuda/*.cu``: N:M/TASD,
 Kron, projection) checked against NumPy. A missing piece is named and the job goes on without it:
@@ -59,6 +60,36 @@ def _version(names) -> str:
         except md.PackageNotFoundError:
             continue
     raise Missing("not installed")
+
+
+def _requires(dist: str) -> str:
+    """Whether the installed versions meet ``dist``'s own Requires-Dist (nvmath-python pins cuda-core and
+    cuda-pathfinder ranges; pydantic needs a recent typing-extensions): the mismatch #23 feared, named."""
+    try:
+        reqs = md.requires(dist) or []
+    except md.PackageNotFoundError:
+        raise Missing(f"{dist} not installed") from None
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        raise Missing("no 'packaging' to read the requirements with") from None
+    bad, met = [], 0
+    for text in reqs:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            have = md.version(req.name)
+        except md.PackageNotFoundError:
+            bad.append(f"{req} (not installed)")
+            continue
+        if req.specifier and not req.specifier.contains(have, prereleases=True):
+            bad.append(f"{req} (have {have})")
+        else:
+            met += 1
+    if bad:
+        raise RuntimeError(f"{dist} {md.version(dist)} needs " + "; ".join(bad))
+    return f"{dist} {md.version(dist)}: {met} requirements met"
 
 
 def _smi() -> str:
@@ -176,6 +207,7 @@ def _close(got, a_dense, b, rel: float) -> None:
 def checks(xp) -> list:
     """``(label, fn)`` in the order they run: versions, device, libraries, one launch per CUDA module."""
     out = [(f"version {label}", (lambda names=names: _version(names))) for label, names in PACKAGES.items()]
+    out += [(f"requires {dist}", (lambda dist=dist: _requires(dist))) for dist in ("nvmath-python", "pydantic")]
     out += [("driver and clocks", _smi), ("nvml", _nvml), ("bfloat16", lambda: _bf16(xp)),
             ("cusparselt", lambda: _cusparselt(xp)), ("accelsim.cli", _cli),
             ("launch nm_spmm_packed.cu", lambda: _nm(xp)), ("launch kron_fastkron.cu", lambda: _kron(xp)),

@@ -50,8 +50,8 @@ status preflight $?
 
 # pytest: SIGINT (not TERM) at the limit so pytest still prints its summary and tracebacks; a per-test limit;
 # maxfail high enough that every file is reached.
-per_test=(-o faulthandler_timeout=60)
-$PY -c "import pytest_timeout" 2>/dev/null && per_test=(-p timeout --timeout=60)
+per_test=(-o faulthandler_timeout=90)   # without pytest-timeout: a stack dump of a test stuck 90 s
+$PY -c "import pytest_timeout" 2>/dev/null && per_test=(--timeout=90)
 xdist=()
 [ "$workers" != 0 ] && xdist=(-n "$workers")   # NVRTC compiles of the tile configurations on 8 of the 16 cores
 timeout -s INT -k 20 "$pytest_s" $PY -m pytest -m gpu -q -rfEs "${xdist[@]}" --maxfail=1000 "${per_test[@]}" \
