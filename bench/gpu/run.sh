@@ -65,7 +65,9 @@ for s in "${suites[@]}"; do
   name=$(basename "$s" .py); name=${name#suite_}
   remain=$(( budget - ($(date +%s) - start) ))
   share=$(( remain / left )); left=$(( left - 1 ))
-  if [ "$share" -le $(( margin + 5 )) ]; then note "skip suite $name: ${remain}s left"; failed+=("$name (no time)"); continue; fi
+  if [ "$share" -le $(( margin + 5 )) ]; then
+    note "skip suite $name: ${remain}s left"; failed+=("$name (no time)"); continue
+  fi
   note "== suite $name (${share}s, stops starting cases at $(( share - margin ))s)"
   # TERM first (the suite exits through Python, its JSON whole), KILL 10 s later.
   timeout -s TERM -k 10 "$share" $PY "$s" "${suite_args[@]}" --json "$OUT/ratios-$name.json" --traces "$tmp/traces" \

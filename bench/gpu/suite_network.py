@@ -17,9 +17,9 @@ NVML over >= 1 s windows on a GPU), the projection's errors, and the plan's meas
 dense next to the projected one. Records go under ``--traces``. ``--budget-s`` is respected: a
 case whose estimate (:func:`predict`: the slowest finished case scaled by the cases' relative cost)
 does not fit is skipped and listed; a case that fails is listed under ``errors``, the JSON is
-rewritten after every case. ``--backend numpy --tiny`` runs the same
-code small enough for CI (MiniLM 16 x 8 tokens; four layers of a one-block ``bert_base`` at 512
-tokens in place of Llama, whose weights alone are 0.8 GB).
+rewritten after every case. ``--backend numpy --tiny`` runs the same code small enough for CI
+(MiniLM 16 x 8 tokens; four layers of a one-block ``bert_base`` at 512 tokens in place of Llama,
+whose weights alone are 0.8 GB).
 
     python3 bench/gpu/suite_network.py --json out.json --traces DIR --budget-s 120
     python3 bench/gpu/suite_network.py --json out.json --traces DIR --budget-s 60 --backend numpy --tiny
@@ -182,7 +182,8 @@ def main(argv=None) -> int:
         spent = time.perf_counter() - args.start
         need = predict(finished, case["cost"])
         if need > args.budget_s - spent:
-            notes.append(f"{case['name']}: skipped, {args.budget_s - spent:.0f} s of the budget left, ~{need:.0f} s needed")
+            notes.append(f"{case['name']}: skipped, {args.budget_s - spent:.0f} s of the budget left, "
+                         f"~{need:.0f} s needed")
         else:
             row = guarded(case["name"], lambda: _case(case, args, xp, args.calibrate_with, notes), errors)
             finished.append((time.perf_counter() - args.start - spent, case["cost"]))

@@ -14,8 +14,9 @@ dense ``xp.matmul`` of the same shape and dtype timed in the same run (fp32 with
 * ``tasd_fp32``: the series 2:4+1:4 (one pass) against dense.
 
 Before each configuration the suite checks the time left against the slowest configuration so
-far; once the budget is spent it skips the rest and lists them in the JSON (``budget_exhausted``). A configuration that fails is
-listed under ``errors`` and the others still run. ``ratio`` is what a caller gets (the dispatcher's
+far; once the budget is spent it skips the rest and lists them in the JSON (``budget_exhausted``).
+A configuration that fails is listed under ``errors`` and the others still run; the JSON is
+rewritten after every configuration. ``ratio`` is what a caller gets (the dispatcher's
 choice); where that was not the CUDA-core kernel, ``cuda_core_ratio`` is the kernel's own.
 ``--tiny`` runs small shapes (CPU check).
 """

@@ -67,7 +67,8 @@ def _measure(case, xp, recorder, repeats: int) -> tuple[float, object, dict]:
 
 def _row(variant: str, shape: tuple, xp, recorder, repeats: int, peak) -> dict:
     """One shape: the device path, the previous CuPy path and NumPy, timed on the same input."""
-    case = {impl: projection_case("gpu-projection", variant, shape, "float32", xp, 0, impl) for impl in ("device", "xp")}
+    case = {impl: projection_case("gpu-projection", variant, shape, "float32", xp, 0, impl)
+            for impl in ("device", "xp")}
     t_dev, out_dev, fields = _measure(case["device"], xp, recorder, repeats)
     t_xp, _, _ = _measure(case["xp"], xp, recorder, repeats)
     t_np, out_np, _ = _measure(projection_case("gpu-projection", variant, shape, "float32", np, 0), np, recorder, 3)
