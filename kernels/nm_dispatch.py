@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable
 
 from kernels import autotune
-from kernels.backend import array_module, native_float
+from kernels.backend import array_module
 from kernels.errors import InputError
 
 __all__ = ["CUDA_CORE", "DENSE", "TUNE_REPEATS", "candidates", "forced", "plan", "spmm_cupy", "tune_key"]
@@ -61,19 +61,14 @@ def candidates(key: dict, tc_available: bool) -> list[dict]:
 
 def _dense_a(terms):
     """``sum(decompress(t))`` on the device, cached on the first term while it lives."""
-    from kernels.nm_format import nm_decompress
+    from kernels.tasd import tasd_reconstruct
 
     ids = tuple(id(t) for t in terms)
     with _LOCK:
         hit = _DENSE_A.get(terms[0])
     if hit is not None and hit[0] == ids:
         return hit[1]
-    a = nm_decompress(terms[0])
-    if len(terms) > 1:  # disjoint terms: the sum is exact (bfloat16 adds as float32, whatever CuPy's bfloat16 ufuncs)
-        wide = native_float(a)
-        for t in terms[1:]:
-            wide = wide + native_float(nm_decompress(t))
-        a = wide.astype(a.dtype, copy=False)
+    a = tasd_reconstruct(terms)
     with _LOCK:
         _DENSE_A[terms[0]] = (ids, a)
     return a

@@ -183,8 +183,11 @@ def tasd_reconstruct(terms):
     """The dense approximation ``term_1 + term_2 + …`` (exact input when the series covers it)."""
     terms = _check_terms(terms, "tasd_reconstruct")
     out = nm_decompress(terms[0])
-    for t in terms[1:]:
-        out = out + nm_decompress(t)
+    if len(terms) > 1:  # disjoint terms: the sum is exact (bfloat16 adds as float32, whatever CuPy's bfloat16 ufuncs)
+        wide = native_float(out)
+        for t in terms[1:]:
+            wide = wide + native_float(nm_decompress(t))
+        out = wide.astype(out.dtype, copy=False)
     return out
 
 

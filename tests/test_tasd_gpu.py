@@ -3,6 +3,7 @@ for the whole series, within the float32 accumulation bound for K."""
 
 import zlib
 
+import ml_dtypes
 import numpy as np
 import pytest
 from roundoff import assert_within_bound, dot_bound
@@ -20,17 +21,20 @@ SHAPES = [(1, 1, 1), (64, 64, 64), (65, 130, 97), (256, 512, 1024)]
 def _data(shape, series, dtype):
     rows, cols, k = shape
     rng = np.random.default_rng(zlib.crc32(repr((shape, series, dtype)).encode()))  # stable across runs
-    a = (rng.standard_normal((rows, k)) + 0.01).astype(dtype)
-    b = (rng.standard_normal((k, cols)) + 0.01).astype(dtype)
+    dt = ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype
+    a = (rng.standard_normal((rows, k)) + 0.01).astype(dt)
+    b = (rng.standard_normal((k, cols)) + 0.01).astype(dt)
     return a, b
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("series", SERIES)
 @pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
-def test_cupy_terms_equal_numpy_terms(shape, series):
+def test_cupy_terms_equal_numpy_terms(shape, series, dtype):
+    """The same kept values and positions on both backends: bfloat16 too (the 2:4 bf16 figure needs it)."""
     import cupy
 
-    a, _ = _data(shape, series, "float32")
+    a, _ = _data(shape, series, dtype)
     host = tasd_decompose(a, series)
     dev = tasd_decompose(cupy.asarray(a), series)
     for h, d in zip(host, dev):
