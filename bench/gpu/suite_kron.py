@@ -148,7 +148,6 @@ def main(argv=None) -> int:
     ap = suite_parser(__doc__, budget_s=120.0, tiny="small shapes, M = 16 (CPU smoke run)")
     ap.add_argument("--repeats", type=int, default=10)
     args = ap.parse_args(argv)
-    exit_on_term()
     if args.backend == "cupy":
         import cupy as xp
     else:
@@ -162,4 +161,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_term()  # as a script only: tests call main() in their own process
     sys.exit(main())

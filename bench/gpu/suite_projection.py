@@ -123,7 +123,6 @@ def _goals(result: dict) -> dict:
 def main(argv=None) -> int:
     parser = suite_parser(__doc__, budget_s=120.0, tiny="small shapes (CPU check of the script)")
     args = parser.parse_args(argv)
-    exit_on_term()
     xp = get_xp(args.backend)
     head = {"suite": "projection", "device": device_info(xp)["device_name"], "backend": args.backend}
 
@@ -143,4 +142,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_term()  # as a script only: tests call main() in their own process
     sys.exit(main())

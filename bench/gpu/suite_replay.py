@@ -88,7 +88,6 @@ def run(xp, recorder, budget_s: float, size: str, repeats: int, write=None) -> d
 def main(argv=None) -> int:
     ap = suite_parser(__doc__, budget_s=60.0, tiny="the CI-sized cases (CPU check of the script)")
     args = ap.parse_args(argv)
-    exit_on_term()
     xp = get_xp(args.backend)
     head = {"suite": "replay", "device": device_info(xp)["device_name"], "backend": args.backend}
     with Recorder(args.traces) as rec:
@@ -103,4 +102,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_term()  # as a script only: tests call main() in their own process
     sys.exit(main())
