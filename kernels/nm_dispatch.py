@@ -61,14 +61,14 @@ def candidates(key: dict, tc_available: bool) -> list[dict]:
 
 def _dense_a(terms):
     """``sum(decompress(t))`` on the device, cached on the first term while it lives."""
-    from kernels.tasd import tasd_reconstruct
+    from kernels.nm_format import sum_decompressed
 
     ids = tuple(id(t) for t in terms)
     with _LOCK:
         hit = _DENSE_A.get(terms[0])
     if hit is not None and hit[0] == ids:
         return hit[1]
-    a = tasd_reconstruct(terms)
+    a = sum_decompressed(terms)
     with _LOCK:
         _DENSE_A[terms[0]] = (ids, a)
     return a

@@ -22,6 +22,7 @@ __all__ = [
     "nm_decompress",
     "row_indices",
     "scatter_groups",
+    "sum_decompressed",
 ]
 
 MAX_M = 32
@@ -275,6 +276,21 @@ def nm_decompress(t: NMTensor):
     scatter_groups(t.values, row_indices(t), g)
     x = g.reshape(*g.shape[:-2], -1)[..., : t.shape[t.axis]]
     return xp.ascontiguousarray(xp.moveaxis(x, -1, t.axis))
+
+
+def sum_decompressed(terms):
+    """``nm_decompress(t1) + nm_decompress(t2) + ...`` of disjoint terms (a TASD series), in the terms' dtype.
+
+    Exact, since each position is non-zero in at most one term; bfloat16 adds as float32, whatever
+    bfloat16 ufuncs the CuPy version has.
+    """
+    out = nm_decompress(terms[0])
+    if len(terms) > 1:
+        wide = native_float(out)
+        for t in terms[1:]:
+            wide = wide + native_float(nm_decompress(t))
+        out = wide.astype(out.dtype, copy=False)
+    return out
 
 
 def is_nm(a, n: int, m: int, axis: int = -1) -> bool:

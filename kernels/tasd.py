@@ -10,6 +10,7 @@ import numpy as np
 from kernels.backend import array_module, dtype_kind, native_float
 from kernels.errors import InputError
 from kernels.nm import NMPattern, NMTensor, check_spmm, nm_compress, nm_decompress, nm_spmm
+from kernels.nm_format import sum_decompressed
 
 __all__ = [
     "candidate_series",
@@ -181,14 +182,7 @@ def _check_terms(terms, who: str) -> list[NMTensor]:
 
 def tasd_reconstruct(terms):
     """The dense approximation ``term_1 + term_2 + …`` (exact input when the series covers it)."""
-    terms = _check_terms(terms, "tasd_reconstruct")
-    out = nm_decompress(terms[0])
-    if len(terms) > 1:  # disjoint terms: the sum is exact (bfloat16 adds as float32, whatever CuPy's bfloat16 ufuncs)
-        wide = native_float(out)
-        for t in terms[1:]:
-            wide = wide + native_float(nm_decompress(t))
-        out = wide.astype(out.dtype, copy=False)
-    return out
+    return sum_decompressed(_check_terms(terms, "tasd_reconstruct"))
 
 
 def tasd_approximate(a, series, axis: int = -1):

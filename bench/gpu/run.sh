@@ -18,7 +18,8 @@ export ACCELSIM_CACHE_DIR=${ACCELSIM_CACHE_DIR:-/tmp/accelsim-cache}
 PY=${GPU_PYTHON:-python3}
 log="$OUT/pytest-gpu.log"
 if [ -n "${GPU_DRY_RUN:-}" ]; then   # the CI dry run: same steps on NumPy, small shapes, a few test files
-  backend=numpy; suite_args=(--backend numpy --tiny); budget=${GPU_BUDGET_S:-240}; pytest_s=${GPU_PYTEST_S:-120}
+  # budgets that a loaded 2-core CI machine cannot overrun: the tiny suites end on their own in seconds
+  backend=numpy; suite_args=(--backend numpy --tiny); budget=${GPU_BUDGET_S:-3000}; pytest_s=${GPU_PYTEST_S:-600}
   workers=${GPU_PYTEST_WORKERS:-0}; read -ra test_paths <<< "${GPU_TESTS:-tests/test_nm_gpu.py tests/test_tasd_gpu.py}"
 else
   backend=cupy; suite_args=(--backend cupy); budget=${GPU_BUDGET_S:-400}; pytest_s=${GPU_PYTEST_S:-150}
