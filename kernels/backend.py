@@ -17,6 +17,8 @@ __all__ = [
     "backend_name",
     "cuda_function",
     "device_info",
+    "dtype_kind",
+    "native_float",
     "get_xp",
     "gpu_available",
     "require_cupy",
@@ -24,6 +26,23 @@ __all__ = [
 ]
 
 _ENV = "ACCELSIM_BACKEND"
+_EXTRA_FLOATS = frozenset({"bfloat16"})
+
+
+def dtype_kind(dtype) -> str:
+    """NumPy's kind letter of ``dtype``, with ml_dtypes' bfloat16 counted as a float (``"f"``).
+
+    NumPy and CuPy report bfloat16 as kind ``"V"`` (a user-defined type), so a plain
+    ``dtype.kind in "biuf"`` check refuses the 16-bit type the sparse tensor cores take.
+    """
+    dt = np.dtype(dtype)
+    return "f" if dt.kind == "V" and dt.name in _EXTRA_FLOATS else dt.kind
+
+
+def native_float(x):
+    """``x``, or a bfloat16 array widened to float32 (exactly): what magnitudes are compared and NaN is looked
+    for on, since bfloat16's own ufuncs depend on the ml_dtypes and CuPy versions."""
+    return x.astype(np.float32) if x.dtype.kind == "V" and x.dtype.name in _EXTRA_FLOATS else x
 
 
 class BackendError(InputError):

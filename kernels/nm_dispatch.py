@@ -24,7 +24,7 @@ from kernels import autotune
 from kernels.backend import array_module
 from kernels.errors import InputError
 
-__all__ = ["DENSE", "TUNE_REPEATS", "candidates", "plan", "spmm_cupy", "tune_key"]
+__all__ = ["CUDA_CORE", "DENSE", "TUNE_REPEATS", "candidates", "forced", "plan", "spmm_cupy", "tune_key"]
 
 DENSE = "dense_cublas"
 CUDA_CORE = "cuda_core"
@@ -61,16 +61,14 @@ def candidates(key: dict, tc_available: bool) -> list[dict]:
 
 def _dense_a(terms):
     """``sum(decompress(t))`` on the device, cached on the first term while it lives."""
-    from kernels.nm_format import nm_decompress
+    from kernels.nm_format import sum_decompressed
 
     ids = tuple(id(t) for t in terms)
     with _LOCK:
         hit = _DENSE_A.get(terms[0])
     if hit is not None and hit[0] == ids:
         return hit[1]
-    a = nm_decompress(terms[0])
-    for t in terms[1:]:
-        a = a + nm_decompress(t)
+    a = sum_decompressed(terms)
     with _LOCK:
         _DENSE_A[terms[0]] = (ids, a)
     return a
@@ -134,6 +132,8 @@ def plan(terms, b, out_dtype=None) -> dict:
     chosen = autotune.tune("nm_dispatch", _device_name(), key, cands,
                            lambda cfg: _time_gpu(_runner(cfg["impl"], terms, b, out_dtype)))
     info = {"impl": chosen["impl"], "tuned": dict(chosen), "candidates": [c["impl"] for c in cands]}
+    if key["sparse_tc"] and not sparse_tc.available():  # eligible, yet cuSPARSELt did not load: say why
+        info["sparse_tc_unavailable"] = sparse_tc.unavailable_reason()
     if chosen["impl"] == "nm_2of4_cusparselt":
         info.update(sparse_tc.plan_info(terms, b))
     elif chosen["impl"] == CUDA_CORE:
@@ -155,16 +155,36 @@ def _default_out(terms, b):
     return np.dtype(np.float64 if wide else np.float32)
 
 
-def spmm_cupy(terms, b, out_dtype=None):
+def forced(terms, b, impl: str, out_dtype) -> str:
+    """``impl`` when it is a candidate for these terms and ``b``, else :class:`InputError` saying why not."""
+    from kernels import sparse_tc
+
+    key = tune_key(terms, b, out_dtype)
+    names = [c["impl"] for c in candidates(key, sparse_tc.available())]
+    if impl in names:
+        return impl
+    why = ""
+    if impl == sparse_tc.IMPL:
+        why = sparse_tc.eligible(terms, b) or sparse_tc.unavailable_reason() or ""
+    elif impl == CUDA_CORE:
+        why = f"the CUDA-core kernels take {' or '.join(_CUDA_CORE_DTYPES)} on both sides, got {key['dtype']} x {key['b_dtype']}"
+    raise InputError(f"nm dispatch: impl {impl!r} cannot run here ({why or 'unknown impl'}); candidates: {names}")
+
+
+def spmm_cupy(terms, b, out_dtype=None, impl: str | None = None):
     """``sum(decompress(t) for t in terms) @ b`` on the GPU through the tuned implementation.
 
     ``out_dtype`` defaults to float32 (nm_spmm's contract); pass the input dtype to keep a 16-bit
-    result and skip the cast pass after a tensor-core path.
+    result and skip the cast pass after a tensor-core path. ``impl`` (``nm_2of4_cusparselt``,
+    ``cuda_core`` or ``dense_cublas``) runs that implementation instead of the tuned one, so a
+    test checks the kernel it names; one that cannot run these operands raises :class:`InputError`.
     """
     import numpy as np
 
     terms = list(terms)
     out_dtype = np.dtype(out_dtype) if out_dtype is not None else _default_out(terms, b)
+    if impl is not None:
+        return _runner(forced(terms, b, impl, out_dtype), terms, b, out_dtype)()
     memo_key = (tuple(id(t) for t in terms), tuple(b.shape), str(b.dtype), str(out_dtype))
     with _LOCK:
         chosen = _CHOICE.get(terms[0], {}).get(memo_key)

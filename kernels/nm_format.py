@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.backend import array_module
+from kernels.backend import array_module, dtype_kind, native_float
 from kernels.errors import InputError
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "nm_decompress",
     "row_indices",
     "scatter_groups",
+    "sum_decompressed",
 ]
 
 MAX_M = 32
@@ -195,13 +196,14 @@ def nm_compress(a, n: int, m: int, axis: int = -1, layout: str = "element") -> N
     a = xp.asarray(a)
     if layout == "vector" and a.ndim != 2:
         raise InputError(f"nm_compress: the vector layout needs a 2-D array, got shape {tuple(a.shape)}")
-    if a.dtype.kind not in "biuf":
+    kind = dtype_kind(a.dtype)
+    if kind not in "biuf":
         raise InputError(f"nm_compress: expected a real numeric array, got dtype {a.dtype}")
-    if a.dtype.kind == "f" and bool(xp.isnan(a).any()):
+    if kind == "f" and bool(xp.isnan(native_float(a)).any()):
         raise InputError("nm_compress: input contains NaN; N:M selection by magnitude is undefined")
     g = _grouped(a, pat.m, axis, xp)
     if layout == "element":
-        mag = xp.abs(g.astype(xp.float64)) if a.dtype.kind in "biu" else xp.abs(g)
+        mag = xp.abs(g.astype(xp.float64)) if kind in "biu" else xp.abs(native_float(g))
         idx = _top_positions(mag, pat.n, xp)
         vals = xp.take_along_axis(g, idx, axis=-1)
     else:
@@ -276,6 +278,21 @@ def nm_decompress(t: NMTensor):
     return xp.ascontiguousarray(xp.moveaxis(x, -1, t.axis))
 
 
+def sum_decompressed(terms):
+    """``nm_decompress(t1) + nm_decompress(t2) + ...`` of disjoint terms (a TASD series), in the terms' dtype.
+
+    Exact, since each position is non-zero in at most one term; bfloat16 adds as float32, whatever
+    bfloat16 ufuncs the CuPy version has.
+    """
+    out = nm_decompress(terms[0])
+    if len(terms) > 1:
+        wide = native_float(out)
+        for t in terms[1:]:
+            wide = wide + native_float(nm_decompress(t))
+        out = wide.astype(out.dtype, copy=False)
+    return out
+
+
 def is_nm(a, n: int, m: int, axis: int = -1) -> bool:
     """True when every group of ``m`` along ``axis`` (zero-padded at the end) has at most ``n`` non-zeros."""
     pat, axis = _check_nm(a, n, m, axis)
@@ -297,6 +314,6 @@ def check_spmm(a_nm, b, who: str):
     b = xp.asarray(b)
     if b.ndim != 2 or b.shape[0] != a_nm.shape[1]:
         raise InputError(f"{who}: B must be 2-D with {a_nm.shape[1]} rows to match A {a_nm.shape}, got {b.shape}")
-    if b.dtype.kind not in "biuf":
+    if dtype_kind(b.dtype) not in "biuf":
         raise InputError(f"{who}: expected a real numeric B, got dtype {b.dtype}")
     return xp, b

@@ -27,7 +27,8 @@ from kernels.backend import array_module
 from kernels.errors import InputError
 from kernels.nm_format import NMTensor, nm_decompress, row_indices
 
-__all__ = ["IMPL", "available", "eligible", "fits_2of4", "matmul_terms", "pattern_fits_2of4", "plan_info"]
+__all__ = ["IMPL", "available", "eligible", "fits_2of4", "matmul_terms", "pattern_fits_2of4", "plan_info",
+           "unavailable_reason"]
 
 IMPL = "nm_2of4_cusparselt"
 _ALIGN_ROWS_K = 32  # structured operand: rows and K in multiples of 32 (16-bit types)
@@ -98,14 +99,22 @@ def _binding():
     return cusparseLt, cusparse
 
 
-@functools.cache
 def available() -> bool:
     """True when nvmath-python's cuSPARSELt binding loads and a handle initialises on this GPU."""
+    return unavailable_reason() is None
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """None when cuSPARSELt is usable here, else why not (the exception's type and text), e.g.
+    ``"ImportError: sparse tensor cores need nvmath-python ..."`` or a library or version mismatch
+    (nvmath-python needs matching cuda-core, cuda-pathfinder and cuda-bindings). The GPU job's
+    preflight prints it, and the dispatcher puts it in the trace ``params`` when it falls back."""
     try:
         _handle(_device_id())
-        return True
-    except Exception:  # no nvmath, no libcusparseLt, or a GPU without sparse tensor cores
-        return False
+        return None
+    except Exception as e:  # noqa: BLE001 - anything here means no sparse tensor cores; the reason is kept
+        return f"{type(e).__name__}: {e}".strip()[:500]
 
 
 def _device_id() -> int:

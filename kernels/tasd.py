@@ -7,9 +7,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from kernels.backend import array_module
+from kernels.backend import array_module, dtype_kind, native_float
 from kernels.errors import InputError
 from kernels.nm import NMPattern, NMTensor, check_spmm, nm_compress, nm_decompress, nm_spmm
+from kernels.nm_format import sum_decompressed
 
 __all__ = [
     "candidate_series",
@@ -112,9 +113,10 @@ def _ensure_real(a, who: str):
     a = xp.asarray(a)
     if a.ndim == 0 or a.size == 0:
         raise InputError(f"{who}: expected a non-empty array with at least one axis, got shape {a.shape}")
-    if a.dtype.kind not in "biuf":
+    kind = dtype_kind(a.dtype)
+    if kind not in "biuf":
         raise InputError(f"{who}: expected a real numeric array, got dtype {a.dtype}")
-    if a.dtype.kind == "f" and not bool(xp.isfinite(a).all()):
+    if kind == "f" and not bool(xp.isfinite(native_float(a)).all()):
         raise InputError(f"{who}: input contains NaN or infinity; magnitude selection is undefined")
     return xp, a
 
@@ -157,8 +159,8 @@ def tasd_decompose(a, series, axis: int = -1, layout: str = "element") -> list[N
     for i, p in enumerate(pats):
         t = nm_compress(residual, p.n, p.m, axis, layout)
         terms.append(t)
-        if i + 1 < len(pats):
-            residual = residual - nm_decompress(t)
+        if i + 1 < len(pats):  # exact: each entry stays or becomes 0 (bfloat16 subtracts as float32)
+            residual = (native_float(residual) - native_float(nm_decompress(t))).astype(a.dtype, copy=False)
     return terms
 
 
@@ -180,11 +182,7 @@ def _check_terms(terms, who: str) -> list[NMTensor]:
 
 def tasd_reconstruct(terms):
     """The dense approximation ``term_1 + term_2 + …`` (exact input when the series covers it)."""
-    terms = _check_terms(terms, "tasd_reconstruct")
-    out = nm_decompress(terms[0])
-    for t in terms[1:]:
-        out = out + nm_decompress(t)
-    return out
+    return sum_decompressed(_check_terms(terms, "tasd_reconstruct"))
 
 
 def tasd_approximate(a, series, axis: int = -1):

@@ -230,6 +230,8 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, min_window
     total-energy counter before the timed calls and, after calling on until the window is at
     least ``min_window_s`` (NVML's counter steps coarsely), at its end: energy per call is the
     window's energy over its calls; the time stays the median of the timed calls.
+    ``min_window_s <= 0`` asks for no energy window (timing only, e.g. autotuning): the idle power,
+    whose readings sleep ~80 ms, is then not read.
     """
     if warmup < 0 or repeats < 1:
         raise InputError(f"time_call: need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
@@ -246,7 +248,7 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, min_window
     stream = xp.cuda.get_current_stream()
     stream.synchronize()
     h = _nvml_handle()
-    idle = idle_power(h) if h is not None else None
+    idle = idle_power(h) if h is not None and min_window_s > 0 else None
     for _ in range(warmup):
         fn(*args, **kwargs)
     stream.synchronize()

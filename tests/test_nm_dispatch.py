@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernels import nm_dispatch, sparse_tc
+from kernels.errors import InputError
 from kernels.nm import nm_compress, nm_decompress
 from kernels.tasd import tasd_decompose
 
@@ -124,3 +125,41 @@ def test_dense_runner_caches_the_summed_operand():
     ref = (nm_decompress(terms[0]).astype(np.float64) + nm_decompress(terms[1])) @ b.astype(np.float64)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
     assert nm_dispatch._DENSE_A[terms[0]][0] == (id(terms[0]), id(terms[1]))
+
+
+def test_a_forced_impl_runs_that_impl_and_an_impossible_one_says_why(fake_gpu, monkeypatch):
+    """GPU tests name the implementation they check: ``impl=`` bypasses the tuned choice."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((32, 64)).astype(np.float16)
+    b = rng.standard_normal((64, 16)).astype(np.float16)
+    terms = tasd_decompose(a, "2:4+1:4", axis=1)
+    fake_gpu.update({"nm_2of4_cusparselt": 1.0, "cuda_core": 3.0, "dense_cublas": 2.0})
+    for impl in ("cuda_core", "dense_cublas", "nm_2of4_cusparselt"):
+        assert nm_dispatch.spmm_cupy(terms, b, impl=impl)[1] == impl
+    with pytest.raises(InputError, match="'cuda_core' cannot run.*float32 or float16"):
+        nm_dispatch.spmm_cupy([nm_compress(a.astype(np.float64), 2, 4, axis=1)], b.astype(np.float64), impl="cuda_core")
+    monkeypatch.setattr(sparse_tc, "available", lambda: False)
+    monkeypatch.setattr(sparse_tc, "unavailable_reason", lambda: "ImportError: no nvmath here")
+    with pytest.raises(InputError, match="no nvmath here"):
+        nm_dispatch.spmm_cupy(terms, b, impl="nm_2of4_cusparselt")
+    with pytest.raises(InputError, match="unknown impl"):
+        nm_dispatch.spmm_cupy(terms, b, impl="nm_magic")
+    wide = rng.standard_normal((64, 32)).astype(np.float16)  # an untuned shape the sparse path would take
+    assert nm_dispatch.plan(terms, wide)["sparse_tc_unavailable"] == "ImportError: no nvmath here"
+
+
+def test_unavailable_reason_names_the_failure(monkeypatch):
+    """available() no longer swallows the exception: the reason is kept for the preflight and the trace."""
+    def broken():
+        raise RuntimeError("cuda-core 0.1 is older than nvmath-python needs")
+
+    monkeypatch.setattr(sparse_tc, "_device_id", lambda: 0)
+    monkeypatch.setattr(sparse_tc, "_binding", broken)
+    sparse_tc.unavailable_reason.cache_clear()
+    sparse_tc._handle.cache_clear()
+    try:
+        assert sparse_tc.unavailable_reason() == "RuntimeError: cuda-core 0.1 is older than nvmath-python needs"
+        assert sparse_tc.available() is False
+    finally:
+        sparse_tc.unavailable_reason.cache_clear()
+        sparse_tc._handle.cache_clear()

@@ -72,6 +72,15 @@ def test_time_call_records_median_of_timed_calls_and_the_long_window(fake_nvml):
     assert e1 - e0 >= 0.3 * WATTS * 1e3
 
 
+def test_no_energy_window_asked_means_no_idle_power_sleep(fake_nvml, monkeypatch):
+    """Autotuning times candidates with ``min_window_s=0``: no ~80 ms of idle-power readings per call."""
+    monkeypatch.setattr(trace, "idle_power", lambda *a, **k: pytest.fail("idle power read for a timing-only call"))
+    t0 = time.perf_counter()
+    timing = time_call(lambda: None, xp=_fake_cupy(), warmup=1, repeats=3, min_window_s=0)
+    assert time.perf_counter() - t0 < 0.05
+    assert timing.idle_power_w is None and timing.repeats == 3
+
+
 def test_recorder_writes_window_and_idle_power(fake_nvml, tmp_path):
     timing = time_call(lambda: _work()(), xp=_fake_cupy(), warmup=0, repeats=3, min_window_s=0.05)
     with Recorder(tmp_path) as rec:

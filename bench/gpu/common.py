@@ -1,17 +1,22 @@
-"""What every ``bench/gpu`` suite shares: the command line ``run.sh`` calls it with, and its whole-or-nothing JSON.
+"""What every ``bench/gpu`` suite shares: the command line ``run.sh`` calls it with, its whole-or-nothing JSON,
+the per-case guard and the exit on ``timeout``'s SIGTERM.
 
-Not a suite itself (``run.sh`` runs ``suite_*.py`` only).
+A suite runs each case through :func:`guarded` and rewrites its JSON after every case, so an error
+or a kill loses at most the case in progress. Not a suite itself (``run.sh`` runs ``suite_*.py`` only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
+import time
 from pathlib import Path
 
 from kernels.io import atomic_path
 
-__all__ = ["suite_parser", "write_json"]
+__all__ = ["exit_on_term", "guarded", "suite_parser", "write_json"]
 
 
 def suite_parser(doc: str, *, budget_s: float | None, tiny: str, backend: str | None = "cupy") -> argparse.ArgumentParser:
@@ -39,3 +44,21 @@ def write_json(path, data, **dumps) -> None:
     """``data`` as JSON at ``path`` (indent 1 unless ``dumps`` says otherwise), through a temporary name."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, **{"indent": 1, "default": _plain, **dumps}) + "\n")
+
+
+def guarded(label: str, fn, errors: list):
+    """``fn()``, or None with ``{"case": label, "error": "Type: text", "seconds": ...}`` appended to ``errors``
+    (and printed): one failing case must not lose the others."""
+    t0 = time.monotonic()
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - the case's error goes into the JSON; the suite goes on
+        errors.append({"case": label, "error": f"{type(e).__name__}: {e}"[:300], "seconds": time.monotonic() - t0})
+        print(f"{label}: {errors[-1]['error']}", file=sys.stderr, flush=True)
+        return None
+
+
+def exit_on_term() -> None:
+    """SIGTERM (``timeout``'s signal) exits through Python, so a JSON write in progress removes its temporary
+    file (:func:`kernels.io.atomic_path`) instead of leaving it beside the results."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -2,50 +2,108 @@
 # The one GPU job: a bare H200/H100, no network, at most 8 minutes, at most 8 files under $OUT.
 #   here:   bash bench/gpu/fetch_wheels.sh
 #   device: bash bench/gpu/run.sh            (carry .whl; $OUT set by the device tool)
-# Writes $OUT/pytest-gpu.log, $OUT/ratios-<suite>.json per suite (bench/gpu/suite_*.py, each run
-# with a time budget), $OUT/traces.parquet (every trace record of the run, one file) and
-# $OUT/validate.json (bench/gpu/replay_check.py: the run's kernel records replayed on the GPU model).
+#   CI:     GPU_DRY_RUN=1 OUT=$(mktemp -d) bash bench/gpu/run.sh   (NumPy, tiny suites: every step, in seconds)
+# Steps (bench/gpu/README.md has the table: budget, what each writes, what a failure does):
+#   wheels, preflight (bench/gpu/preflight.py), pytest -m gpu, one bench/gpu/suite_*.py per suite,
+#   traces (every trace record -> $OUT/traces.parquet), replay_check ($OUT/validate.json).
+# $OUT gets pytest-gpu.log (preflight, pytest, each step's status and the summary), ratios-<suite>.json per
+# suite, traces.parquet and validate.json. A failed step is named in the summary; the others still run and
+# the exit status is 1 when any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export ACCELSIM_CACHE_DIR=${ACCELSIM_CACHE_DIR:-/tmp/accelsim-cache}
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+PY=${GPU_PYTHON:-python3}
+log="$OUT/pytest-gpu.log"
+if [ -n "${GPU_DRY_RUN:-}" ]; then   # the CI dry run: same steps on NumPy, small shapes, a few test files
+  # budgets that a loaded 2-core CI machine cannot overrun: the tiny suites end on their own in seconds
+  backend=numpy; suite_args=(--backend numpy --tiny); budget=${GPU_BUDGET_S:-3000}; pytest_s=${GPU_PYTEST_S:-600}
+  workers=${GPU_PYTEST_WORKERS:-0}; read -ra test_paths <<< "${GPU_TESTS:-tests/test_nm_gpu.py tests/test_tasd_gpu.py}"
+else
+  backend=cupy; suite_args=(--backend cupy); budget=${GPU_BUDGET_S:-400}; pytest_s=${GPU_PYTEST_S:-150}
+  workers=${GPU_PYTEST_WORKERS:-8}; read -ra test_paths <<< "${GPU_TESTS:-tests}"
 fi
+margin=${GPU_SUITE_MARGIN_S:-15}     # a suite stops starting cases this long before its hard timeout
 start=$(date +%s)
-budget=${GPU_BUDGET_S:-400}        # pytest + suites; the replay check and the device call's limit leave room
+failed=()
+: > "$log"
+
+note() { echo "$*" | tee -a "$log"; }
+status() {   # status NAME EXIT: record a step's outcome in the log and, if it failed, for the summary
+  note "step $1: exit $2"
+  [ "$2" -eq 0 ] || failed+=("$1 (exit $2)")
+}
+tidy() { find "$OUT" -maxdepth 1 -name '.*.tmp' -delete; }   # a suite killed mid-write leaves no ninth file
+
+note "== gpu job $(date -u +%FT%TZ) backend=$backend budget=${budget}s commit=$(git rev-parse --short HEAD 2>/dev/null)"
+if [ -d .whl ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    >> "$log" 2>&1
+  rc=$?; status wheels $rc
+  [ $rc -eq 0 ] && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+
+# Preflight: versions, driver and clocks, cusparseLt.init(), import accelsim.cli, a tiny launch per CUDA module.
+timeout -s INT -k 10 90 $PY bench/gpu/preflight.py --backend "$backend" >> "$log" 2>&1
+status preflight $?
+
+# pytest: SIGINT (not TERM) at the limit so pytest still prints its summary and tracebacks; a per-test limit;
+# maxfail high enough that every file is reached.
+per_test=(-o faulthandler_timeout=90)   # without pytest-timeout: a stack dump of a test stuck 90 s
+$PY -c "import pytest_timeout" 2>/dev/null && per_test=(--timeout=90)
+xdist=()
+[ "$workers" != 0 ] && xdist=(-n "$workers")   # NVRTC compiles of the tile configurations on 8 of the 16 cores
+timeout -s INT -k 20 "$pytest_s" $PY -m pytest -m gpu -q -rfEs "${xdist[@]}" --maxfail=1000 "${per_test[@]}" \
+  -p no:cacheprovider "${test_paths[@]}" >> "$log" 2>&1
+status pytest $?
+
 tmp=$(mktemp -d)
-# xdist (in the image): NVRTC compiles of the tile configurations run on 8 of the 16 cores
-timeout 150 python3 -m pytest -m gpu -q -n 8 --maxfail=30 -p no:cacheprovider tests > "$OUT/pytest-gpu.log" 2>&1
-echo "pytest -m gpu: exit $?" | tee -a "$OUT/pytest-gpu.log"
 suites=(bench/gpu/suite_*.py)
 left=${#suites[@]}
 for s in "${suites[@]}"; do
   name=$(basename "$s" .py); name=${name#suite_}
   remain=$(( budget - ($(date +%s) - start) ))
   share=$(( remain / left )); left=$(( left - 1 ))
-  [ "$share" -lt 20 ] && { echo "skip $name: ${remain}s left"; continue; }
-  echo "== $name (${share}s)"
-  # The suite's own budget stops it starting new configurations 15 s before the hard timeout.
-  timeout "$share" python3 "$s" --json "$OUT/ratios-$name.json" --traces "$tmp/traces" --budget-s $(( share - 15 )) \
-    || echo "$name: exit $?"
+  if [ "$share" -le $(( margin + 5 )) ]; then
+    note "skip suite $name: ${remain}s left"; failed+=("$name (no time)"); continue
+  fi
+  note "== suite $name (${share}s, stops starting cases at $(( share - margin ))s)"
+  # TERM first (the suite exits through Python, its JSON whole), KILL 10 s later.
+  timeout -s TERM -k 10 "$share" $PY "$s" "${suite_args[@]}" --json "$OUT/ratios-$name.json" --traces "$tmp/traces" \
+    --budget-s $(( share - margin )) 2>&1 | tee -a "$log"
+  rc=${PIPESTATUS[0]}
+  tidy
+  [ $rc -eq 0 ] && [ ! -s "$OUT/ratios-$name.json" ] && rc=3   # exit 0 but no results: a failure too
+  status "suite $name" $rc
 done
-python3 - "$tmp/traces" "$OUT/traces.parquet" <<'PY'
+
+$PY - "$tmp/traces" "$OUT/traces.parquet" <<'PY' 2>&1 | tee -a "$log"
 import sys, pathlib
 import pyarrow as pa, pyarrow.parquet as pq
 files = sorted(pathlib.Path(sys.argv[1]).rglob("*.parquet"))
-if files:
-    tables = [pq.read_table(f) for f in files]
-    meta = tables[0].schema.metadata
-    t = pa.concat_tables(tables, promote_options="default").replace_schema_metadata(meta)
-    pq.write_table(t, sys.argv[2])
-    print(f"{t.num_rows} trace records -> {sys.argv[2]}")
+if not files:
+    sys.exit("no trace records")
+tables = [pq.read_table(f) for f in files]
+meta = tables[0].schema.metadata
+t = pa.concat_tables(tables, promote_options="default").replace_schema_metadata(meta)
+pq.write_table(t, sys.argv[2])
+print(f"{t.num_rows} trace records -> {sys.argv[2]}")
 PY
+status traces "${PIPESTATUS[0]}"
+
 if [ -f "$OUT/traces.parquet" ]; then
-  timeout 60 python3 bench/gpu/replay_check.py --traces "$OUT/traces.parquet" --json "$OUT/validate.json" \
-    || echo "replay_check: exit $?"
+  timeout -s TERM -k 10 60 $PY bench/gpu/replay_check.py --traces "$OUT/traces.parquet" --json "$OUT/validate.json" \
+    2>&1 | tee -a "$log"
+  status replay_check "${PIPESTATUS[0]}"
+else
+  status replay_check 4
 fi
-echo "done in $(( $(date +%s) - start ))s"
+rm -rf "$tmp"
+tidy
+
+files=$(find "$OUT" -type f | wc -l)
+[ "$files" -le 8 ] || failed+=("out ($files files > 8)")
+note "== summary: ${#failed[@]} step(s) failed${failed:+: ${failed[*]}}; $files files in \$OUT; $(( $(date +%s) - start ))s"
+[ ${#failed[@]} -eq 0 ]

@@ -15,9 +15,11 @@ alternating passes (:mod:`accelsim.codesign.runplan`), then projected layer by l
 Written to ``--json``: per case measured and projected whole-run time, energy and EDP (energy from
 NVML over >= 1 s windows on a GPU), the projection's errors, and the plan's measured gain over
 dense next to the projected one. Records go under ``--traces``. ``--budget-s`` is respected: a
-case whose estimate does not fit is skipped and listed. ``--backend numpy --tiny`` runs the same
-code small enough for CI (MiniLM 16 x 8 tokens; four layers of a one-block ``bert_base`` at 512
-tokens in place of Llama, whose weights alone are 0.8 GB).
+case whose estimate (:func:`predict`: the slowest finished case scaled by the cases' relative cost)
+does not fit is skipped and listed; a case that fails is listed under ``errors``, the JSON is
+rewritten after every case. ``--backend numpy --tiny`` runs the same code small enough for CI
+(MiniLM 16 x 8 tokens; four layers of a one-block ``bert_base`` at 512 tokens in place of Llama,
+whose weights alone are 0.8 GB).
 
     python3 bench/gpu/suite_network.py --json out.json --traces DIR --budget-s 120
     python3 bench/gpu/suite_network.py --json out.json --traces DIR --budget-s 60 --backend numpy --tiny
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
-from bench.gpu.common import suite_parser, write_json  # noqa: E402
+from bench.gpu.common import exit_on_term, guarded, suite_parser, write_json  # noqa: E402
 
 from accelsim.codesign.plan import parse_plan, plan_from_search  # noqa: E402
 from accelsim.codesign.runplan import DENSE, prepare_run, run_passes  # noqa: E402
@@ -57,11 +59,23 @@ series within 10 % error, so the plan would be all dense)."""
 
 
 def _cases(tiny: bool) -> list[dict]:
+    """The cases in order; ``cost`` is each one's expected time relative to MiniLM's (llama4 ~2.4x, issue #23),
+    what :func:`predict` scales the finished cases by."""
     if tiny:
-        return [{"name": "minilm", "workload": "minilm", "params": {"seq_len": 8, "batch": 16}, "layers": None},
-                {"name": "bert4", "workload": "bert_base", "params": {"seq_len": 512, "layers": 1}, "layers": "4:8"}]
-    return [{"name": "minilm", "workload": "minilm", "params": {"seq_len": 128, "batch": 64}, "layers": None},
-            {"name": "llama4", "workload": "llama_8b_prefill", "params": {"seq_len": 4096}, "layers": "5:9"}]
+        return [{"name": "minilm", "workload": "minilm", "params": {"seq_len": 8, "batch": 16}, "layers": None,
+                 "cost": 1.0},
+                {"name": "bert4", "workload": "bert_base", "params": {"seq_len": 512, "layers": 1}, "layers": "4:8",
+                 "cost": 1.0}]
+    return [{"name": "minilm", "workload": "minilm", "params": {"seq_len": 128, "batch": 64}, "layers": None,
+             "cost": 1.0},
+            {"name": "llama4", "workload": "llama_8b_prefill", "params": {"seq_len": 4096}, "layers": "5:9",
+             "cost": 2.4}]
+
+
+def predict(finished: list[tuple[float, float]], cost: float) -> float:
+    """Seconds the next case (relative ``cost``) should take: the slowest finished case per unit of cost,
+    times ``cost`` (not the mean: one slow case must keep the next from starting); 0 before any."""
+    return max((sec / c for sec, c in finished), default=0.0) * cost
 
 
 def _plan(case: dict, notes: list) -> tuple:
@@ -162,23 +176,28 @@ def main(argv=None) -> int:
     xp = get_xp(args.backend)
     args.repeats = args.repeats or (10 if backend_name(xp) == "cupy" else 2)
     notes = [] if args.calibrate_with else ["projection uncalibrated (pass --calibrate-with kernel traces of this device)"]
-    cases, done = _cases(args.tiny), []
+    cases, done, errors, finished = _cases(args.tiny), [], [], []
     for case in cases:
         spent = time.perf_counter() - args.start
-        if done and spent / len(done) > args.budget_s - spent:
-            notes.append(f"{case['name']}: skipped, {args.budget_s - spent:.0f} s of the budget left")
+        need = predict(finished, case["cost"])
+        if need > args.budget_s - spent:
+            notes.append(f"{case['name']}: skipped, {args.budget_s - spent:.0f} s of the budget left, "
+                         f"~{need:.0f} s needed")
         else:
-            done.append(_case(case, args, xp, args.calibrate_with, notes))
-            print(f"{case['name']}: measured gain {done[-1]['measured']['gain_time']:.3f}x"
-                  + (f", projected {done[-1]['projected']['gain_time']:.3f}x" if "projected" in done[-1] else ""),
-                  flush=True)
+            row = guarded(case["name"], lambda: _case(case, args, xp, args.calibrate_with, notes), errors)
+            finished.append((time.perf_counter() - args.start - spent, case["cost"]))
+            if row is not None:
+                done.append(row)
+                print(f"{case['name']}: measured gain {row['measured']['gain_time']:.3f}x"
+                      + (f", projected {row['projected']['gain_time']:.3f}x" if "projected" in row else ""), flush=True)
         # Written after every case: a runner's hard timeout still leaves the finished cases.
         doc = {"suite": "network", "device": device_info(xp)["device_name"], "backend": backend_name(xp),
-               "tiny": args.tiny, "repeats": args.repeats, "numpy": np.__version__, "cases": done, "notes": notes,
-               "seconds": time.perf_counter() - args.start}
+               "tiny": args.tiny, "repeats": args.repeats, "numpy": np.__version__, "cases": done, "errors": errors,
+               "notes": notes, "seconds": time.perf_counter() - args.start}
         write_json(args.json, doc, indent=2, allow_nan=False)
     return 0
 
 
 if __name__ == "__main__":
+    exit_on_term()  # as a script only: tests call main() in their own process
     sys.exit(main())

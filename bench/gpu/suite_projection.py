@@ -10,7 +10,9 @@ array code with a host sync) and the NumPy host path on a host copy (fewer repea
 It reports the device time against the HBM roofline of the passes the algorithm makes
 (:func:`kernels.impls.passes`: 2 reads + 1 write of the array; peak = 2 × memory clock × bus width, from the device's
 properties), the speedups over ``xp`` and NumPy, and the largest difference from NumPy's result.
-Every timing is also a trace record under DIR.
+Every timing is also a trace record under DIR. A shape starts only while the budget has room for the
+slowest finished one; the JSON is rewritten after every shape, and a failing shape is listed under
+``errors`` while the others still run.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.gpu.common import suite_parser, write_json  # noqa: E402
+from bench.gpu.common import exit_on_term, guarded, suite_parser, write_json  # noqa: E402
 from kernels.backend import device_info, get_xp, to_numpy  # noqa: E402
 from kernels.impls import passes as impl_passes  # noqa: E402
 from kernels.suites.projection import projection_case  # noqa: E402
@@ -63,33 +65,47 @@ def _measure(case, xp, recorder, repeats: int) -> tuple[float, object, dict]:
     return timing.median_s, to_numpy(p.fn(*p.args)), p.fields
 
 
-def run(shapes: dict, xp, recorder, budget_s: float, repeats: int = 10) -> dict:
-    """Time every (variant, shape) until the budget is spent; one result row per shape."""
+def _row(variant: str, shape: tuple, xp, recorder, repeats: int, peak) -> dict:
+    """One shape: the device path, the previous CuPy path and NumPy, timed on the same input."""
+    case = {impl: projection_case("gpu-projection", variant, shape, "float32", xp, 0, impl)
+            for impl in ("device", "xp")}
+    t_dev, out_dev, fields = _measure(case["device"], xp, recorder, repeats)
+    t_xp, _, _ = _measure(case["xp"], xp, recorder, repeats)
+    t_np, out_np, _ = _measure(projection_case("gpu-projection", variant, shape, "float32", np, 0), np, recorder, 3)
+    size = math.prod(shape) * 4
+    passes = sum(impl_passes(fields["params"]["impl"], shape))  # 2 reads + 1 write on the device path
+    return {
+        "variant": variant, "shape": list(shape), "impl": fields["params"]["impl"],
+        "launch": {k: v for k, v in fields["params"].items() if k not in ("impl", "norms", "axis")},
+        "device_ms": t_dev * 1e3, "xp_ms": t_xp * 1e3, "numpy_ms": t_np * 1e3,
+        "speedup_vs_xp": t_xp / t_dev, "speedup_vs_numpy": t_np / t_dev,
+        "pass_bytes": passes * size,
+        "roofline_fraction": None if peak is None else passes * size / t_dev / peak,
+        "max_abs_diff_vs_numpy": float(np.abs(out_dev - out_np).max()),
+    }
+
+
+def run(shapes: dict, xp, recorder, budget_s: float, repeats: int = 10, write=None) -> dict:
+    """Time every (variant, shape) while the budget has room for the slowest finished one; one row per shape,
+    ``write(result)`` after each (a failing shape is listed under ``errors``)."""
     peak, peak_src = hbm_peak(xp)
-    t_start, rows, skipped = time.monotonic(), [], []
+    out = {"peak_bytes_per_s": peak, "peak_source": peak_src, "rows": [], "skipped": [], "errors": []}
+    t_start, slowest = time.monotonic(), 0.0
     for variant, sizes in shapes.items():
         for shape in sizes:
-            if time.monotonic() - t_start > 0.8 * budget_s:
-                skipped.append(f"{variant} {'x'.join(map(str, shape))}")
+            label = f"{variant} {'x'.join(map(str, shape))}"
+            if budget_s - (time.monotonic() - t_start) <= slowest:
+                out["skipped"].append(label)
                 continue
-            case = {impl: projection_case("gpu-projection", variant, shape, "float32", xp, 0, impl)
-                    for impl in ("device", "xp")}
-            t_dev, out_dev, fields = _measure(case["device"], xp, recorder, repeats)
-            t_xp, _, _ = _measure(case["xp"], xp, recorder, repeats)
-            t_np, out_np, _ = _measure(projection_case("gpu-projection", variant, shape, "float32", np, 0), np,
-                                       recorder, 3)
-            size = math.prod(shape) * 4
-            passes = sum(impl_passes(fields["params"]["impl"], shape))  # 2 reads + 1 write on the device path
-            rows.append({
-                "variant": variant, "shape": list(shape), "impl": fields["params"]["impl"],
-                "launch": {k: v for k, v in fields["params"].items() if k not in ("impl", "norms", "axis")},
-                "device_ms": t_dev * 1e3, "xp_ms": t_xp * 1e3, "numpy_ms": t_np * 1e3,
-                "speedup_vs_xp": t_xp / t_dev, "speedup_vs_numpy": t_np / t_dev,
-                "pass_bytes": passes * size,
-                "roofline_fraction": None if peak is None else passes * size / t_dev / peak,
-                "max_abs_diff_vs_numpy": float(np.abs(out_dev - out_np).max()),
-            })
-    return {"peak_bytes_per_s": peak, "peak_source": peak_src, "rows": rows, "skipped": skipped}
+            t0 = time.monotonic()
+            row = guarded(label, lambda: _row(variant, shape, xp, recorder, repeats, peak), out["errors"])
+            slowest = max(slowest, time.monotonic() - t0)
+            if row is not None:
+                out["rows"].append(row)
+            recorder.flush()
+            if write:
+                write(out)
+    return out
 
 
 def _goals(result: dict) -> dict:
@@ -108,10 +124,15 @@ def main(argv=None) -> int:
     parser = suite_parser(__doc__, budget_s=120.0, tiny="small shapes (CPU check of the script)")
     args = parser.parse_args(argv)
     xp = get_xp(args.backend)
+    head = {"suite": "projection", "device": device_info(xp)["device_name"], "backend": args.backend}
+
+    def doc(res: dict) -> dict:
+        return {**head, **res, "goals": _goals(res)}
+
     with Recorder(args.traces) as rec:
-        result = run(TINY if args.tiny else SHAPES, xp, rec, args.budget_s, repeats=3 if args.tiny else 10)
-    result = {"suite": "projection", "device": device_info(xp)["device_name"], "backend": args.backend,
-              **result, "goals": _goals(result)}
+        result = run(TINY if args.tiny else SHAPES, xp, rec, args.budget_s, repeats=3 if args.tiny else 10,
+                     write=lambda res: write_json(args.json, doc(res)))
+    result = doc(result)
     write_json(args.json, result)
     for r in result["rows"]:
         frac = "" if r["roofline_fraction"] is None else f", {r['roofline_fraction']:.0%} of roofline"
@@ -121,4 +142,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_term()  # as a script only: tests call main() in their own process
     sys.exit(main())

@@ -9,7 +9,7 @@ N:M, TASD, Kron, projections) on today's kernels through ``kernels.suites``' own
 median of 10 calls, and energy per call over a window the recorder extends to >= 1 s, with the
 idle power before it. Cases run round-robin over the suites, each suite's in a fixed shuffled
 order, so any budget covers every family; a case starts only while the budget has room for the
-slowest case so far. ``bench/gpu/replay_check.py`` then replays these records with the saved H200
+slowest case so far. The JSON is rewritten after every case; a failing case is listed under ``errors``. ``bench/gpu/replay_check.py`` then replays these records with the saved H200
 calibration (the calibrate-once, apply-elsewhere check) and fits energy on them.
 """
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.gpu.common import suite_parser, write_json  # noqa: E402
+from bench.gpu.common import exit_on_term, guarded, suite_parser, write_json  # noqa: E402
 from kernels.backend import device_info, get_xp  # noqa: E402
 from kernels.suites import get_cases, suite_names  # noqa: E402
 from kernels.trace import Recorder, time_call  # noqa: E402
@@ -51,32 +51,49 @@ def round_robin(size: str, xp, seed: int = SEED) -> list:
     return out
 
 
-def run(xp, recorder, budget_s: float, size: str, repeats: int) -> dict:
-    """Time cases in :func:`round_robin` order while the budget has room for the slowest one so far."""
+def _measure(case, xp, recorder, repeats: int) -> dict:
+    """One case timed by ``kernels.suites``' own ``time_call`` (>= 1 s NVML window on a GPU), recorded."""
+    p = case.prepare()
+    timing = time_call(p.fn, *p.args, warmup=3, repeats=repeats, xp=xp)
+    recorder.add(timing=timing, suite=case.suite, xp=xp, **p.fields)
+    return {"suite": case.suite, "label": case.label, "time_s": timing.median_s, "energy_j": timing.energy_j,
+            "energy_window_s": timing.energy_window_s, "idle_power_w": timing.idle_power_w}
+
+
+def run(xp, recorder, budget_s: float, size: str, repeats: int, write=None) -> dict:
+    """Time cases in :func:`round_robin` order while the budget has room for the slowest one so far;
+    ``write(result)`` after each (a failing case is listed under ``errors``)."""
     cases = round_robin(size, xp)
-    start, slowest, rows = time.monotonic(), 0.0, []
+    start, slowest, rows, errors = time.monotonic(), 0.0, [], []
+
+    def result() -> dict:
+        done = len(rows) + len(errors)
+        return {"cases": len(cases), "recorded": len(rows), "failed": len(errors), "skipped": len(cases) - done,
+                "families": sorted({r["suite"] for r in rows}), "rows": rows, "errors": errors}
+
     for case in cases:
         if time.monotonic() - start + slowest >= budget_s:
             break
         t0 = time.monotonic()
-        p = case.prepare()
-        timing = time_call(p.fn, *p.args, warmup=3, repeats=repeats, xp=xp)
-        recorder.add(timing=timing, suite=case.suite, xp=xp, **p.fields)
-        del p
+        row = guarded(f"{case.suite} {case.label}", lambda: _measure(case, xp, recorder, repeats), errors)
         slowest = max(slowest, time.monotonic() - t0)
-        rows.append({"suite": case.suite, "label": case.label, "time_s": timing.median_s, "energy_j": timing.energy_j,
-                     "energy_window_s": timing.energy_window_s, "idle_power_w": timing.idle_power_w})
-    return {"cases": len(cases), "recorded": len(rows), "skipped": len(cases) - len(rows),
-            "families": sorted({r["suite"] for r in rows}), "rows": rows}
+        if row is not None:
+            rows.append(row)
+        recorder.flush()
+        if write:
+            write(result())
+    return result()
 
 
 def main(argv=None) -> int:
     ap = suite_parser(__doc__, budget_s=60.0, tiny="the CI-sized cases (CPU check of the script)")
     args = ap.parse_args(argv)
     xp = get_xp(args.backend)
+    head = {"suite": "replay", "device": device_info(xp)["device_name"], "backend": args.backend}
     with Recorder(args.traces) as rec:
-        result = run(xp, rec, args.budget_s, "small" if args.tiny else "paper", repeats=3 if args.tiny else 10)
-    result = {"suite": "replay", "device": device_info(xp)["device_name"], "backend": args.backend, **result}
+        result = run(xp, rec, args.budget_s, "small" if args.tiny else "paper", repeats=3 if args.tiny else 10,
+                     write=lambda res: write_json(args.json, {**head, **res}))
+    result = {**head, **result}
     write_json(args.json, result)
     windows = [r["energy_window_s"] for r in result["rows"] if r["energy_window_s"]]
     print(f"replay: {result['recorded']} of {result['cases']} cases ({', '.join(result['families'])}); "
@@ -85,4 +102,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_term()  # as a script only: tests call main() in their own process
     sys.exit(main())
