@@ -86,7 +86,7 @@ def sweep(
     ctx: typer.Context,
     arch: Optional[str] = typer.Option(None, "--arch", help="base arch config YAML or built-in name"),
     grid: Optional[list[str]] = typer.Option(None, "--grid", help=_GRID_HELP),
-    workload: Optional[list[str]] = typer.Option(None, "--workload", help="built-in network, CSV or YAML (repeatable)"),
+    workload: Optional[list[str]] = typer.Option(None, "--workload", help="built-in network, CSV, YAML or .onnx (repeatable)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="address of a running Dask scheduler"),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                           help="local Dask worker processes (default: CPU count; 0 = in-process)"),
