@@ -86,6 +86,42 @@ def test_conv_output_shape_matches_onnx_reference_run(tmp_path):
     assert y.shape == (b, k, *layer.ofmap)
 
 
+def test_conv_auto_pad_same(tmp_path):
+    """SAME_UPPER: E = ⌈H / stride⌉ whatever the kernel."""
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="same", strides=[2, 3], auto_pad="SAME_UPPER")
+    path = _save(tmp_path, [node], [_vi("x", [1, 3, 11, 13])], [_vi("y", None)], [_init("w", (4, 3, 4, 3))])
+    (layer,) = as_network(str(path)).layers
+    assert layer.ofmap == (6, 5) and layer.macs == 6 * 5 * 4 * 3 * 4 * 3
+
+
+def test_quantized_ops_lower_as_float_ones_in_int8(tmp_path):
+    scale, zp = numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z")
+    wq = numpy_helper.from_array(RNG.integers(-8, 8, size=(6, 2, 3, 3)).astype(np.int8), "wq")
+    bq = numpy_helper.from_array(RNG.integers(-8, 8, size=(20, 5)).astype(np.int8), "bq")
+    nodes = [helper.make_node("QLinearConv", ["x", "s", "z", "wq", "s", "z", "s", "z"], ["y"], name="qconv",
+                              pads=[1] * 4, group=2),
+             helper.make_node("MatMulInteger", ["a", "bq"], ["c"], name="qmm")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 4, 5, 5]),
+              helper.make_tensor_value_info("a", TensorProto.INT8, [3, 7, 20])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.INT8, None), helper.make_tensor_value_info("c", TensorProto.INT32, None)]
+    path = _save(tmp_path, nodes, inputs, outputs, [scale, zp, wq, bq], opset=13)
+    qconv, qmm = as_network(str(path)).layers
+    assert qconv.dtype == qmm.dtype == "int8"
+    assert (qconv.count, qconv.channels, qconv.num_filters, qconv.macs) == (2, 2, 3, 5 * 5 * 6 * 2 * 9)
+    assert (qmm.m, qmm.n, qmm.k, qmm.static_weight) == (21, 5, 20, True)
+
+
+def test_matmul_with_vectors(tmp_path):
+    """numpy's rules: a 1-D left operand is one row, a 1-D right operand one column."""
+    nodes = [helper.make_node("MatMul", ["v", "w"], ["r"], name="row"),
+             helper.make_node("MatMul", ["x", "u"], ["col"], name="col")]
+    path = _save(tmp_path, nodes, [_vi("v", [12]), _vi("x", [2, 5, 12])], [_vi("r", None), _vi("col", None)],
+                 [_init("w", (12, 7)), _init("u", (12,))])
+    row, col = as_network(str(path)).layers
+    assert (row.m, row.n, row.k) == (1, 7, 12)
+    assert (col.m, col.n, col.k, col.macs) == (10, 1, 12, 2 * 5 * 12)
+
+
 def test_conv1d_and_conv3d(tmp_path):
     n1 = helper.make_node("Conv", ["x", "w1"], ["y1"], name="c1d", strides=[2], pads=[2, 2])
     n3 = helper.make_node("Conv", ["v", "w3"], ["y3"], name="c3d", pads=[1] * 6)
@@ -246,3 +282,26 @@ def test_simulate_json_follows_node_names(tmp_path, capsys, monkeypatch):
     assert doc["not_modelled"] == {"Relu": 1}
     rc, out, _ = run_in_process(capsys, monkeypatch, "simulate", "--arch", "systolic_ws_32x32", "--workload", str(path))
     assert "not modelled (no MACs): Relu 1" in " ".join(out.split())
+
+
+def example_model(path):
+    """The README's ``model.onnx``: a conv block and a classifier, symbolic ``batch``, real weights."""
+    nodes = [helper.make_node("Conv", ["image", "w1"], ["c1"], name="stem", strides=[2, 2], pads=[1] * 4),
+             helper.make_node("Relu", ["c1"], ["r1"], name="stem_relu"),
+             helper.make_node("Conv", ["r1", "dw"], ["c2"], name="depthwise", pads=[1] * 4, group=32),
+             helper.make_node("Conv", ["c2", "pw"], ["c3"], name="pointwise"),
+             helper.make_node("GlobalAveragePool", ["c3"], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "fc_w"], ["logits"], name="classifier", transB=1)]
+    inits = [_init("w1", (32, 3, 3, 3)), _init("dw", (32, 1, 3, 3)), _init("pw", (64, 32, 1, 1)),
+             _init("fc_w", (10, 64))]
+    graph = helper.make_graph(nodes, "example", [_vi("image", ["batch", 3, 64, 64])], [_vi("logits", ["batch", 10])],
+                              inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_example_model(tmp_path):
+    example_model(tmp_path / "model.onnx")
+    net = as_network(str(tmp_path / "model.onnx"), batch=8)
+    assert [l.macs for l in net.layers] == [8 * 32 * 32 * 32 * 27, 8 * 32 * 32 * 32 * 9, 8 * 32 * 32 * 64 * 32,
+                                            8 * 10 * 64]

@@ -1,6 +1,9 @@
 """ONNX models in: a graph read with the ``onnx`` package (the ``[onnx]`` extra), shapes inferred, its
 Conv/Gemm/MatMul nodes as layers named after the model's nodes, every other op counted.
 
+The quantized forms (QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger) lower as their float ops, in
+int8. Nodes inside control flow (If, Loop, Scan bodies) are not expanded: the op itself is counted.
+
 Lowering (exact in MACs, as ZigZag's parser counts them):
 
 - **Conv** (1-D, 2-D) → :class:`Conv` with ``count`` = groups, ``channels`` = C/groups, ``num_filters``
@@ -34,8 +37,6 @@ from accelsim.errors import WorkloadError
 from accelsim.model.workload import Conv, Gemm, Network
 
 __all__ = ["MODELLED_OPS", "read_onnx", "read_weights"]
-
-MODELLED_OPS = ("Conv", "Gemm", "MatMul")
 
 
 def _onnx():
@@ -123,8 +124,8 @@ def _attr(node, key: str, default):
     return default
 
 
-def _conv(node, name: str, shape, const: set):
-    x, w, y = shape(node, name, node.input[0]), shape(node, name, node.input[1]), shape(node, name, node.output[0])
+def _conv(node, name: str, shape, const: set, xi: str, wi: str, dtype: str | None):
+    x, w, y = shape(node, name, xi), shape(node, name, wi), shape(node, name, node.output[0])
     g = _attr(node, "group", 1)
     if len(x) != len(w) or x[1] != w[1] * g or w[0] % g:
         raise WorkloadError(f"input {list(x)} and weight {list(w)} do not fit a Conv with group={g} "
@@ -136,41 +137,48 @@ def _conv(node, name: str, shape, const: set):
     geo = {"group": g, "kernel": kernel, "strides": strides, "dilations": _attr(node, "dilations", [1] * spatial),
            "pads": _attr(node, "pads", [0] * 2 * spatial), "input": list(x), "output": list(y)}
     if spatial > 2:
-        return Gemm(name, batch * math.prod(out), k_out // g, w[1] * math.prod(kernel), count=g), node.input[1], False, geo
+        return Gemm(name, batch * math.prod(out), k_out // g, w[1] * math.prod(kernel), dtype, count=g), wi, False, geo
     if spatial == 1:
         kernel, strides, out = [1, *kernel], [1, *strides], [1, *out]
     ifmap = [(e - 1) * s + r for e, s, r in zip(out, strides, kernel)]
-    layer = Conv(name, ifmap[0], ifmap[1], kernel[0], kernel[1], w[1], k_out // g, strides[0], strides[1],
+    layer = Conv(name, ifmap[0], ifmap[1], kernel[0], kernel[1], w[1], k_out // g, strides[0], strides[1], dtype,
                  count=g, batch=batch)
-    return layer, node.input[1], False, geo
+    return layer, wi, False, geo
 
 
-def _gemm(node, name: str, shape, const: set):
-    a, b = shape(node, name, node.input[0]), shape(node, name, node.input[1])
+def _gemm(node, name: str, shape, const: set, ai: str, bi: str, dtype: str | None):
+    a, b = shape(node, name, ai), shape(node, name, bi)
     if _attr(node, "transA", 0):
         a = a[::-1]
     tb = bool(_attr(node, "transB", 0))
     k, n = b[::-1] if tb else b
     if a[1] != k:
         raise WorkloadError(f"Gemm operands {list(a)} and {[k, n]} (after transA/transB) do not multiply")
-    if node.input[1] not in const and node.input[0] in const:  # C = W·X: Cᵀ = Xᵀ·Wᵀ, W the weight
-        return Gemm(name, n, a[0], a[1]), node.input[0], bool(_attr(node, "transA", 0)), {"swapped": True}
-    return Gemm(name, a[0], n, a[1], static_weight=node.input[1] in const), node.input[1], not tb, {}
+    if bi not in const and ai in const:  # C = W·X: Cᵀ = Xᵀ·Wᵀ, W the weight
+        return Gemm(name, n, a[0], a[1], dtype), ai, bool(_attr(node, "transA", 0)), {"swapped": True}
+    return Gemm(name, a[0], n, a[1], dtype, static_weight=bi in const), bi, not tb, {}
 
 
-def _matmul(node, name: str, shape, const: set):
-    a, b = shape(node, name, node.input[0]), shape(node, name, node.input[1])
+def _matmul(node, name: str, shape, const: set, ai: str, bi: str, dtype: str | None):
+    a, b = shape(node, name, ai), shape(node, name, bi)
     m, k = (1, a[0]) if len(a) == 1 else a[-2:]
     n = 1 if len(b) == 1 else b[-1]
     batch = math.prod(np.broadcast_shapes(a[:-2], b[:-2]))
-    if math.prod(b[:-2]) == 1 and node.input[1] in const:  # one weight shared by every row: rows fold into M
-        return Gemm(name, batch * m, n, k), node.input[1], True, {}
-    if math.prod(a[:-2]) == 1 and node.input[0] in const:  # W·X per batch: the weight is A, (out, in) already
-        return Gemm(name, batch * n, m, k), node.input[0], False, {"swapped": True}
-    return Gemm(name, m, n, k, count=batch, static_weight=node.input[1] in const), node.input[1], True, {}
+    if math.prod(b[:-2]) == 1 and bi in const:  # one weight shared by every row: rows fold into M
+        return Gemm(name, batch * m, n, k, dtype), bi, True, {}
+    if math.prod(a[:-2]) == 1 and ai in const:  # W·X per batch: the weight is A, (out, in) already
+        return Gemm(name, batch * n, m, k, dtype), ai, False, {"swapped": True}
+    return Gemm(name, m, n, k, dtype, count=batch, static_weight=bi in const), bi, True, {}
 
 
-_LOWER = {"Conv": _conv, "Gemm": _gemm, "MatMul": _matmul}
+# op type → (lowering, index of the input operand, index of the weight operand, dtype); float ops run in the
+# arch's default dtype, the quantized forms in int8
+_LOWER = {
+    "Conv": (_conv, 0, 1, None), "ConvInteger": (_conv, 0, 1, "int8"), "QLinearConv": (_conv, 0, 3, "int8"),
+    "Gemm": (_gemm, 0, 1, None),
+    "MatMul": (_matmul, 0, 1, None), "MatMulInteger": (_matmul, 0, 1, "int8"), "QLinearMatMul": (_matmul, 0, 3, "int8"),
+}
+MODELLED_OPS = tuple(_LOWER)
 
 
 def _constants(model) -> set[str]:
@@ -222,7 +230,8 @@ def read_onnx(path: str | Path, **params) -> Network:
         if seen[name] > 1:
             name = f"{name}#{i}"
         try:
-            layer, weight, transpose, geo = _LOWER[node.op_type](node, name, shape, const)
+            lower, xi, wi, dtype = _LOWER[node.op_type]
+            layer, weight, transpose, geo = lower(node, name, shape, const, node.input[xi], node.input[wi], dtype)
         except WorkloadError as exc:
             msg = str(exc)
             raise WorkloadError(msg if msg.startswith(str(path)) else f"{path}: node {name!r}: {msg}") from None
@@ -233,7 +242,7 @@ def read_onnx(path: str | Path, **params) -> Network:
             feeds[t] = {name}
             producer[t] = name
     if not g:
-        raise WorkloadError(f"{path}: no Conv, Gemm or MatMul node to simulate (ops: "
+        raise WorkloadError(f"{path}: no Conv, Gemm or MatMul node (or quantized form) to simulate (ops: "
                             f"{', '.join(f'{k} {v}' for k, v in skipped.most_common()) or 'none'})")
     g.graph["not_modelled"] = dict(sorted(skipped.items()))
     g.graph["source"] = str(path)
