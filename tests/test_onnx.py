@@ -305,3 +305,19 @@ def test_example_model(tmp_path):
     net = as_network(str(tmp_path / "model.onnx"), batch=8)
     assert [l.macs for l in net.layers] == [8 * 32 * 32 * 32 * 27, 8 * 32 * 32 * 32 * 9, 8 * 32 * 32 * 64 * 32,
                                             8 * 10 * 64]
+
+
+def test_compare_and_sweep_take_onnx(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "model.onnx"
+    example_model(path)
+    rc, out, err = run_in_process(capsys, monkeypatch, "compare", "--arch", "systolic_ws_32x32", "--arch",
+                                  "systolic_os_32x32", "--workload", str(path), "--param", "batch=2", "--format", "json")
+    assert rc in (0, None), err
+    assert [l["name"] for l in json.loads(out)["layers"]] == ["stem", "depthwise", "pointwise", "classifier"]
+    rc, out, err = run_in_process(capsys, monkeypatch, "sweep", "--arch", "systolic_ws_32x32", "--grid",
+                                  "compute.rows=16,32", "--workload", str(path), "--param", "batch=2", "--no-dask",
+                                  "--format", "json")
+    assert rc in (0, None), err
+    assert json.loads(out)["computed"] == 2
+    assert_exit_2(run_in_process(capsys, monkeypatch, "sweep", "--arch", "systolic_ws_32x32", "--grid",
+                                 "compute.rows=16,32", "--workload", str(path), "--no-dask"), "--param batch=N")

@@ -213,7 +213,6 @@ def read_onnx(path: str | Path, **params) -> Network:
     model = _infer(path, model)
     shape = _Shapes(path, model)
     const = _constants(model)
-    producer: dict[str, str] = {}
     feeds: dict[str, set[str]] = {}  # tensor → the layers whose outputs reach it through non-layer ops
     g = nx.DiGraph(name=path.stem)
     skipped: Counter = Counter()
@@ -240,7 +239,6 @@ def read_onnx(path: str | Path, **params) -> Network:
         g.add_edges_from((s, name) for s in srcs)
         for t in node.output:
             feeds[t] = {name}
-            producer[t] = name
     if not g:
         raise WorkloadError(f"{path}: no Conv, Gemm or MatMul node (or quantized form) to simulate (ops: "
                             f"{', '.join(f'{k} {v}' for k, v in skipped.most_common()) or 'none'})")
