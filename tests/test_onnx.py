@@ -227,6 +227,9 @@ def test_bad_input_exits_2(tmp_path, capsys, monkeypatch):
     text.write_text("layer,m,n,k\nfc,1,2,3\n")
     assert_exit_2(run_in_process(capsys, monkeypatch, *sim, str(text)), "notes.onnx", "not an ONNX model")
     good = _symbolic(tmp_path)
+    garbled = tmp_path / "garbled.onnx"  # the node name "conv" no longer UTF-8: protobuf gives bytes
+    garbled.write_bytes(good.read_bytes().replace(b"\x1a\x04conv", b"\x1a\x04\xffonv"))
+    assert_exit_2(run_in_process(capsys, monkeypatch, *sim, str(garbled)), "garbled.onnx", "not UTF-8")
     cut = tmp_path / "cut.onnx"
     cut.write_bytes(good.read_bytes()[:-40])
     assert_exit_2(run_in_process(capsys, monkeypatch, *sim, str(cut)), "cut.onnx", "not an ONNX model")

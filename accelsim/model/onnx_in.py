@@ -60,6 +60,9 @@ def _load(path: Path):
         raise WorkloadError(f"{path}: not an ONNX model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if model.ir_version <= 0 or not model.graph.node:
         raise WorkloadError(f"{path}: not an ONNX model (no ir_version or no graph nodes)")
+    for i, node in enumerate(model.graph.node):  # protobuf hands invalid UTF-8 strings back as bytes
+        if not all(isinstance(t, str) for t in (node.op_type, node.name, node.domain, *node.input, *node.output)):
+            raise WorkloadError(f"{path}: not an ONNX model (node {i}: a name or op type is not UTF-8 text)")
     return model
 
 
