@@ -324,3 +324,28 @@ def test_compare_and_sweep_take_onnx(tmp_path, capsys, monkeypatch):
     assert json.loads(out)["computed"] == 2
     assert_exit_2(run_in_process(capsys, monkeypatch, "sweep", "--arch", "systolic_ws_32x32", "--grid",
                                  "compute.rows=16,32", "--workload", str(path), "--no-dask"), "--param batch=N")
+
+
+def test_symbolic_seq_len_through_shape_ops(tmp_path):
+    """As exporters write attention: the head split's target shape computed from Shape(x) at run time;
+    with --param the inferred shapes are concrete and the score GEMM has seq_len² per head."""
+    hidden, heads = 32, 4
+    i64 = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)  # noqa: E731
+    nodes = [
+        helper.make_node("MatMul", ["x", "wq"], ["q"], name="query"),
+        helper.make_node("Shape", ["x"], ["xs"], name="shape"),
+        helper.make_node("Gather", ["xs", "i0"], ["b"], name="take_batch", axis=0),
+        helper.make_node("Gather", ["xs", "i1"], ["s"], name="take_seq", axis=0),
+        helper.make_node("Concat", ["b", "s", "nh", "hd"], ["target"], name="target", axis=0),
+        helper.make_node("Reshape", ["q", "target"], ["q4"], name="split"),
+        helper.make_node("Transpose", ["q4"], ["qh"], name="heads", perm=[0, 2, 1, 3]),
+        helper.make_node("Transpose", ["q4"], ["kh"], name="keys", perm=[0, 2, 3, 1]),
+        helper.make_node("MatMul", ["qh", "kh"], ["scores"], name="scores"),
+    ]
+    path = _save(tmp_path, nodes, [_vi("x", ["batch", "seq_len", hidden])], [_vi("scores", None)],
+                 [_init("wq", (hidden, hidden)), i64("i0", [0]), i64("i1", [1]), i64("nh", [heads]),
+                  i64("hd", [hidden // heads])])
+    query, scores = as_network(str(path), batch=3, seq_len=10).layers
+    assert (query.m, query.n, query.k) == (30, hidden, hidden)
+    assert (scores.m, scores.n, scores.k, scores.count, scores.static_weight) == (10, 10, hidden // heads, 3 * heads,
+                                                                                   False)
