@@ -16,10 +16,13 @@ COMMANDS = [line.split("#")[0].split() for line in (ROOT / "README.md").read_tex
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """The files the examples name: an arch YAML, a topology CSV, weight tensors, trace folders."""
+    """The files the examples name: an arch YAML, a topology CSV, an ONNX model, weight tensors, trace folders."""
     d = tmp_path_factory.mktemp("readme")
     shutil.copy(ROOT / "arch_configs" / "systolic_ws_32x32.yaml", d / "my_arch.yaml")
     shutil.copy(ROOT / "tests" / "data" / "topologies" / "conv_mix.csv", d / "topology.csv")
+    from test_onnx import example_model
+
+    example_model(d / "model.onnx")
     rng = np.random.default_rng(0)
     np.save(d / "weights.npy", rng.standard_normal((256, 512)).astype(np.float32))
     np.save(d / "w.npy", rng.standard_normal((256, 512)).astype(np.float32))

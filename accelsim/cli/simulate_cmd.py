@@ -81,14 +81,16 @@ def _table(report: Report) -> None:
     rows.append(["TOTAL", t["cycles"], t["compute_cycles"], t["stall_cycles"], t["utilization"], t["macs"],
                  t["energy_pj"], t["edp"]])
     traffic = ", ".join(f"{lvl} {b / 1e6:,.2f} MB" for lvl, b in t["traffic_bytes"].items())
+    skipped = ", ".join(f"{op} {n}" for op, n in report.not_modelled.items())
     print_table(f"{report.workload} on {report.arch}",
                 ["layer", "cycles", "compute", "stall", "util", "MACs", "energy pJ", "EDP pJ·cyc"], rows,
-                caption=f"{report.seconds * 1e3:,.3f} ms at the arch clock · traffic: {traffic}")
+                caption=f"{report.seconds * 1e3:,.3f} ms at the arch clock · traffic: {traffic}"
+                + (f" · not modelled (no MACs): {skipped}" if skipped else ""))
 
 
 def simulate_cmd(
     arch: str = typer.Option(..., "--arch", help="arch config YAML or built-in name"),
-    workload: str = typer.Option(..., "--workload", help="built-in network, SCALE-Sim topology CSV or workload YAML"),
+    workload: str = typer.Option(..., "--workload", help="built-in network, SCALE-Sim topology CSV, workload YAML or .onnx model"),
     sets: Optional[list[str]] = SetOpt,
     params: Optional[list[str]] = ParamOpt,
     weight_sparsity: Optional[str] = WeightSparsityOpt,

@@ -87,7 +87,9 @@ def sweep(
     ctx: typer.Context,
     arch: Optional[str] = typer.Option(None, "--arch", help="base arch config YAML or built-in name"),
     grid: Optional[list[str]] = typer.Option(None, "--grid", help=_GRID_HELP),
-    workload: Optional[list[str]] = typer.Option(None, "--workload", help="built-in network, CSV or YAML (repeatable)"),
+    workload: Optional[list[str]] = typer.Option(None, "--workload", help="built-in network, CSV, YAML or .onnx (repeatable)"),
+    params: Optional[list[str]] = typer.Option(None, "--param", help="network parameter name=value for every --workload, "
+                                               "e.g. batch=8 (an ONNX model's symbolic dimension)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="address of a running Dask scheduler"),
     workers: Optional[int] = typer.Option(None, "--workers", min=0,
                                           help="local Dask worker processes (default: CPU count; 0 = in-process)"),
@@ -122,7 +124,10 @@ def sweep(
         ensure_writable(out, directory=True)
     if plot is not None:
         ensure_writable(plot, "--plot", suffixes=(".png",))
+    from accelsim.model.arch import parse_overrides
+
     res = _run_with_progress(fmt is Format.table, arch=arch, grid=list(grid), workloads=list(workload),
+                             params=parse_overrides(params, source="--param"),
                              out=out, scheduler=scheduler, workers=workers, dask=not no_dask,
                              mapper=mapper_of(mapper, objective))
     summary = {"points": len(res.rows), "computed": res.computed, "reused": res.reused, "mode": res.mode,

@@ -58,10 +58,10 @@ def decompose_command(
 @tasd_app.command("search")
 def search_command(
     arch: str = typer.Option(..., "--arch", help="arch config YAML or built-in name"),
-    workload: str = typer.Option(..., "--workload", help="minilm, a built-in network, topology CSV or workload YAML"),
+    workload: str = typer.Option(..., "--workload", help="minilm, a built-in network, topology CSV, workload YAML or .onnx model"),
     budget: Optional[float] = typer.Option(None, "--budget", help="min mean cosine to the unmodified model (needs --weights minilm; default 0.99 there)"),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="per-layer cap on the relative error"),
-    weights: Optional[str] = typer.Option(None, "--weights", help="'minilm' (real weights and activations) or a .safetensors file"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="'minilm' (real weights and activations), a .safetensors file or the --workload .onnx model"),
     prune: float = typer.Option(0.0, "--prune", help="magnitude-prune the weights (real or synthetic) to this sparsity first"),
     max_terms: Optional[int] = typer.Option(None, "--max-terms", help="at most this many terms per series"),
     series: Optional[list[str]] = typer.Option(None, "--series", help="restrict candidates to these series (repeatable)"),

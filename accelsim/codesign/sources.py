@@ -110,10 +110,12 @@ def capture_activations(model, sentences: Sequence[str], weights: Mapping[str, n
 
 
 def load_weight_file(path: str | Path, network: Network) -> dict[str, np.ndarray]:
-    """Weights for ``network``'s layers from a .safetensors file: tensor ``name`` or ``name.weight``.
+    """Weights for ``network``'s layers from a .safetensors file (tensor ``name`` or ``name.weight``) or
+    from the .onnx model the network was read from (:func:`accelsim.model.onnx_in.read_weights`).
 
-    A tensor is laid out ``(out, in, …)`` as PyTorch stores it and flattened to ``(out, K)``;
-    its element count must match the layer's N·K. Layers without a tensor keep synthetic weights.
+    A tensor is laid out ``(out, in, …)`` as PyTorch stores it and flattened to ``(rows, K)``: ``N``
+    rows, or ``count·N`` for a layer run as ``count`` copies with their own weights (a grouped conv).
+    Layers without a tensor keep synthetic weights.
 
     Raises
     ------
@@ -122,10 +124,15 @@ def load_weight_file(path: str | Path, network: Network) -> dict[str, np.ndarray
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"--weights: no such file {str(path)!r} (give a .safetensors file or 'minilm')")
-    if path.suffix.lower() != ".safetensors":
-        raise InputError(f"--weights {str(path)!r}: expected a .safetensors file or 'minilm'")
-    tensors = load_safetensors(path, "--weights")
+        raise InputError(f"--weights: no such file {str(path)!r} (give a .safetensors or .onnx file or 'minilm')")
+    if path.suffix.lower() == ".onnx":
+        from accelsim.model.onnx_in import read_weights  # the optional onnx extra
+
+        tensors = read_weights(path, network)
+    elif path.suffix.lower() == ".safetensors":
+        tensors = load_safetensors(path, "--weights")
+    else:
+        raise InputError(f"--weights {str(path)!r}: expected a .safetensors or .onnx file or 'minilm'")
     out = {}
     for layer in network.layers:
         if not isinstance(layer, (Gemm, Conv)):
@@ -134,12 +141,13 @@ def load_weight_file(path: str | Path, network: Network) -> dict[str, np.ndarray
         if t is None:
             continue
         g = _gemm(layer)
-        if t.ndim < 2 or t.shape[0] != g.n or math.prod(t.shape[1:]) != g.k:
+        if t.ndim < 2 or t.shape[0] not in (g.n, g.n * g.count) or math.prod(t.shape[1:]) != g.k:
             raise InputError(
                 f"--weights: tensor for layer {layer.name!r} has shape {t.shape}; expected ({g.n}, {g.k}) "
                 f"(out, in) or (out, in, kh, kw) with in*kh*kw = {g.k}"
+                + (f", or {g.count * g.n} rows for its {g.count} copies" if g.count > 1 else "")
             )
-        out[layer.name] = np.asarray(t, dtype=np.float32).reshape(g.n, g.k)
+        out[layer.name] = np.asarray(t, dtype=np.float32).reshape(t.shape[0], g.k)
     if not out:
         raise InputError(f"--weights {str(path)!r}: no tensor named after a layer of {network.name!r} (e.g. {network.layers[0].name!r})")
     return out

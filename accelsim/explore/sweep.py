@@ -246,11 +246,12 @@ def _dask_available() -> bool:
 
 def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler: str | None = None,
               workers: int | None = None, dask: bool | None = None, chunk_size: int | None = None,
-              progress=None, flush_rows: int = 64, mapper: Mapper = FIXED) -> SweepResult:
+              progress=None, flush_rows: int = 64, params: dict | None = None,
+              mapper: Mapper = FIXED) -> SweepResult:
     """Validate every point, then evaluate the ones not yet in ``out`` and return this grid's rows.
 
     ``grid`` is :func:`parse_grid`'s output (or ``["key=v1,v2", ...]``); ``workloads`` are specs for
-    :func:`~accelsim.model.workloads.as_network`. Execution: Dask on ``scheduler`` if given, else a
+    :func:`~accelsim.model.workloads.as_network` (``params`` go to each, as ``--param``). Execution: Dask on ``scheduler`` if given, else a
     LocalCluster of ``workers`` processes; ``dask=False`` or ``workers=0`` (or Dask not installed)
     runs in-process. ``progress(done, total)`` is called as points finish. Finished rows are
     flushed to ``out`` in small batches, also when interrupted. ``mapper`` maps every layer of
@@ -260,7 +261,7 @@ def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler
         grid = parse_grid(list(grid))
     if not workloads:
         raise ConfigError("--workload: give at least one workload")
-    nets = [as_network(w) for w in workloads]
+    nets = [as_network(w, **(params or {})) for w in workloads]
     points = expand_grid(arch, grid)
     skel, items = _rows_template(points, nets, mapper)
     store = ResultStore(out, flush_rows=flush_rows) if out is not None else None

@@ -51,17 +51,19 @@ class LayerResult:
 
 @dataclass
 class Report:
-    """Per-layer results plus network totals; ``total["edp"]`` is total energy × total cycles."""
+    """Per-layer results plus network totals; ``total["edp"]`` is total energy × total cycles.
+    ``not_modelled`` counts the workload's ops that are not layers (an ONNX model's Relu, Add, …) by type."""
 
     arch: str
     workload: str
     clock_ghz: float
     layers: list[LayerResult]
     total: dict
+    not_modelled: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self, full: bool = False) -> dict:
         return {"arch": self.arch, "workload": self.workload, "layers": [l.to_dict(full) for l in self.layers],
-                "total": self.total}
+                "total": self.total, **({"not_modelled": self.not_modelled} if self.not_modelled else {})}
 
     @property
     def seconds(self) -> float:
@@ -158,4 +160,5 @@ def simulate(arch, workload, *, progress=None, overrides: dict | None = None, de
         results.append(dataclasses.replace(cache[key], name=layer.name))
         if progress is not None:
             progress(i + 1, len(layers), layer.name)
-    return Report(arch.name, net.name, arch.clock_ghz, results, _totals(results, arch.compute.peak_macs_per_cycle))
+    return Report(arch.name, net.name, arch.clock_ghz, results, _totals(results, arch.compute.peak_macs_per_cycle),
+                  dict(net.graph.graph.get("not_modelled", {})))

@@ -1,5 +1,6 @@
 """Workload input, in one place: built-in networks (from their published layer shapes), SCALE-Sim
-topology CSV, workload YAML (read with the arch configs' YAML loader), and :func:`as_network`."""
+topology CSV, workload YAML (read with the arch configs' YAML loader), ONNX models (:mod:`accelsim.model.onnx_in`),
+and :func:`as_network`."""
 
 from __future__ import annotations
 
@@ -297,7 +298,8 @@ def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str |
 
 
 def as_network(workload, *, weight_sparsity: str | Sparsity | None = None, **params) -> Network:
-    """Normalise a workload spec: a Network, a layer, a list of layers, a built-in name or a CSV/YAML path.
+    """Normalise a workload spec: a Network, a layer, a list of layers, a built-in name or a CSV/YAML/ONNX
+    path (``params`` size a built-in network or an ONNX model's symbolic dimensions).
 
     ``weight_sparsity`` (``2:4``, ``u0.3``, ``tasd:2:4+1:4``, a :class:`Sparsity`) replaces the sparsity
     of every static weight (attention-score GEMMs have none) and appends `` (weights SPEC)`` to the
@@ -323,10 +325,14 @@ def _as_network(workload, **params) -> Network:
     if spec in BUILTIN:
         return build(spec, **params)
     path = Path(spec)
+    if path.suffix.lower() == ".onnx":
+        from accelsim.model.onnx_in import read_onnx  # onnx is an optional extra, imported on use
+
+        return read_onnx(path, **params)
     if path.suffix.lower() in (".yaml", ".yml"):
         return from_yaml(path)
     if path.suffix.lower() == ".csv" or path.exists():
         return read_topology_csv(path)
     raise WorkloadError(
-        f"workload {spec!r}: not a built-in network ({', '.join(sorted(BUILTIN))}) nor a .csv/.yaml file"
+        f"workload {spec!r}: not a built-in network ({', '.join(sorted(BUILTIN))}) nor a .csv/.yaml/.onnx file"
     )
