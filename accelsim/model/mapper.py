@@ -319,77 +319,85 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
         v * action_energy(arch, a) for a, v in exe.actions.items())
     partial_out = "output" not in exe.stationary
 
-    def closed_forms(order):
-        """Traffic per level and operand, and the bounds on cycles and energy, for one loop order."""
+    def closed_forms(order, sel):
+        """Traffic per level and operand, and the bound on the objective, of candidates ``sel`` in one loop order."""
         rd = {lvl.name: {} for lvl in arch.memory}
         wr = {lvl.name: {} for lvl in arch.memory}
         for op, ds in _OPERANDS.items():
             # Backing-store fetches: a tile is fetched again when a loop over a dimension it does
             # not depend on sits outside a loop (of more than one trip) over one it does.
             irr = _IRRELEVANT[op]
-            refetch = np.zeros_like(compute, dtype=bool)
+            refetch = np.zeros(len(sel), dtype=bool)
             for a in order[order.index(irr) + 1:]:
                 if a in ds:
-                    refetch |= cnt[a] > 1
-            moved = 0.0 if op in exe.stationary else fetched_vol[op] * np.where(refetch, cnt[irr], 1.0)
+                    refetch |= cnt[a][sel] > 1
+            moved = 0.0 if op in exe.stationary else fetched_vol[op][sel] * np.where(refetch, cnt[irr][sel], 1.0)
             if op == "output":
                 # Evicted partial sums go out and come back; the last write is the result.
                 back = moved - size_out if partial_out else 0.0
                 wr[outer.name][op], rd[outer.name][op] = moved, back
-                wr[inner.name][op] = array_moves[op] + back
-                rd[inner.name][op] = array_moves[op] - size_out + moved
+                wr[inner.name][op] = array_moves[op][sel] + back
+                rd[inner.name][op] = array_moves[op][sel] - size_out + moved
             else:
                 rd[outer.name][op], wr[outer.name][op] = moved * scale(outer, op), 0.0
                 wr[inner.name][op] = moved * scale(inner, op)
-                rd[inner.name][op] = array_moves[op] * scale(inner, op)
+                rd[inner.name][op] = array_moves[op][sel] * scale(inner, op)
         load = store = 0.0
         for l in arch.memory:
             load = np.maximum(load, (rd[l.name]["input"] + rd[l.name]["weight"]) / l.bandwidth)
             store = np.maximum(store, (wr[l.name]["output"] + rd[l.name]["output"]) / (l.write_bandwidth or l.bandwidth))
-        fill, drain = np.ceil(load * share_first), np.ceil(store * share_last)
-        cyc = np.maximum(np.maximum(compute, load + base + lasts[stream] + drain),
-                         np.maximum(fill + compute + drain, fill + base + shape_e[stream][:, 0] + store))
+        fill, drain = np.ceil(load * share_first[sel]), np.ceil(store * share_last[sel])
+        cyc = np.maximum(np.maximum(compute[sel], load + base + lasts[stream][sel] + drain),
+                         np.maximum(fill + compute[sel] + drain, fill + base + shape_e[stream][sel, 0] + store))
         dyn = mac_e + sum(rd[l.name][op] * l.read_pj_per_byte + wr[l.name][op] * l.write_pj_per_byte
                           for l in arch.memory for op in _OPERANDS)
-        return rd, wr, _key(objective, cyc, dyn + leak * cyc)[0]
+        full = lambda d: {l: {op: np.broadcast_to(v, sel.shape) for op, v in ops.items()} for l, ops in d.items()}
+        return full(rd), full(wr), _key(objective, cyc, dyn + leak * cyc)[0]
+
+    # A bound that holds in every loop order (each operand fetched once), to drop most candidates
+    # before the per-order forms: every order of the first few candidates gives an incumbent.
+    once = fetched_vol
+    dyn0 = mac_e + sum(array_moves[op] * scale(inner, op) * inner.read_pj_per_byte for op in ("input", "weight"))
+    dyn0 = dyn0 + sum(0.0 if op in exe.stationary else once[op] * (scale(outer, op) * outer.read_pj_per_byte
+                                                                    + scale(inner, op) * inner.write_pj_per_byte)
+                      for op in ("input", "weight"))
+    out_once = 0.0 if "output" in exe.stationary else size_out
+    dyn0 = dyn0 + out_once * (outer.write_pj_per_byte + inner.read_pj_per_byte) + array_moves["output"] * (
+        inner.write_pj_per_byte + inner.read_pj_per_byte) - size_out * inner.read_pj_per_byte
+    lb0 = _key(objective, compute, dyn0 + leak * compute)[0]
 
     orders = list(itertools.permutations(axes))
-    forms = []
-    for o in orders:
-        rd, wr, bound = closed_forms(o)
-        full = lambda d: {l: {op: np.broadcast_to(v, compute.shape).copy() for op, v in ops.items()} for l, ops in d.items()}
-        forms.append((full(rd), full(wr), bound))
-    bound = np.concatenate([f[2] for f in forms])
-    size = compute.size
     best = None
     costed: dict = {}
 
-    def candidates():
-        """Candidates in order of their bound: the least first, then only those below its cost."""
-        j0 = int(np.argmin(bound))
-        yield j0
-        below = np.flatnonzero(bound < best[0][0])
-        yield from below[np.argsort(bound[below], kind="stable")]
+    def search(sel):
+        """Branch and bound over candidates ``sel`` in every order, from the incumbent ``best``."""
+        nonlocal best
+        forms = [closed_forms(o, sel) for o in orders]
+        bound = np.concatenate([f[2] for f in forms])
+        below = np.flatnonzero(bound < best[0][0]) if best is not None else np.arange(bound.size)
+        for j in below[np.argsort(bound[below], kind="stable")]:
+            if best is not None and bound[j] >= best[0][0]:
+                break
+            o, local = divmod(int(j), len(sel))
+            i = int(sel[local])
+            reads = {l: {op: float(v[local]) for op, v in ops.items()} for l, ops in forms[o][0].items()}
+            writes = {l: {op: float(v[local]) for op, v in ops.items()} for l, ops in forms[o][1].items()}
+            # Candidates alike in folds and traffic (a loop order among one-trip loops, tiles that
+            # fold the same way) cost the same: the engine runs once for each.
+            same = (tuple(tuple(chunk[a][idx[a][i]]) for a in (row, col, stream)),
+                    tuple((l, op, v) for l, ops in reads.items() for op, v in ops.items()),
+                    tuple((l, op, v) for l, ops in writes.items() for op, v in ops.items()))
+            if same in costed:
+                continue
+            mp = _build_systolic(arch, orders[o], {a: dims[a][idx[a][i]] for a in axes}, m, n, k, dtype, count,
+                                 exe, reads, writes, w)
+            costed[same] = key = _key(objective, *cost(arch, mp))
+            if best is None or key < best[0]:
+                best = (key, mp)
 
-    for j in candidates():
-        if best is not None and bound[j] >= best[0][0]:
-            break
-        o, i = divmod(int(j), size)
-        rd, wr, _ = forms[o]
-        reads = {l: {op: float(v[i]) for op, v in ops.items()} for l, ops in rd.items()}
-        writes = {l: {op: float(v[i]) for op, v in ops.items()} for l, ops in wr.items()}
-        # Candidates alike in folds and traffic (a loop order among one-trip loops, tiles that fold
-        # the same way) cost the same: the engine runs once for each.
-        same = (tuple(tuple(chunk[a][idx[a][i]]) for a in (row, col, stream)),
-                tuple((l, op, v) for l, ops in reads.items() for op, v in ops.items()),
-                tuple((l, op, v) for l, ops in writes.items() for op, v in ops.items()))
-        if same in costed:
-            continue
-        mp = _build_systolic(arch, orders[o], {a: dims[a][idx[a][i]] for a in axes}, m, n, k, dtype, count, exe,
-                             reads, writes, w)
-        costed[same] = key = _key(objective, *cost(arch, mp))
-        if best is None or key < best[0]:
-            best = (key, mp)
+    search(np.argsort(lb0, kind="stable")[:16])
+    search(np.flatnonzero(lb0 < best[0][0]))
     return best[1]
 
 
