@@ -35,15 +35,17 @@ def dynamic(layer) -> tuple[float, float, float]:
     return layer.cycles, e, e * layer.cycles
 
 
-def timed_search(arch, layer, repeats: int) -> tuple[float, object]:
-    """Median wall time of a cold search of one layer (the result cache emptied before each run)."""
-    times = []
+def timed_search(arch, layer, repeats: int) -> tuple[float, float, object]:
+    """Median wall and CPU time of a cold search of one layer (the result cache emptied before each
+    run). CPU time is the figure to compare on a shared box: wall time there counts other jobs."""
+    wall, cpu = [], []
     for _ in range(repeats):
         mapper._CACHE.clear()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rep = simulate(arch, layer, mapper="search")
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), rep.layers[0]
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu), rep.layers[0]
 
 
 PEERS = ("zigzag_loma6", "zigzag_loma7", "zigzag_salsa", "accelforge")
@@ -77,11 +79,11 @@ def main(argv=None) -> dict:
         for layer in net.layers:
             key = layer_key(layer)
             if key not in seen:
-                t, found = timed_search(arch, layer, args.repeats)
+                t, t_cpu, found = timed_search(arch, layer, args.repeats)
                 fixed = simulate(arch, layer).layers[0]
                 folds = sum(mp.tiles for mp in lower_layer(arch, layer, mapper.Mapper("search")).mappings)
                 fill = folds * systolic_fold_cycles(arch.compute.rows, arch.compute.cols, 0, arch.compute.dataflow)
-                seen[key] = {"search_s": t, "search": dynamic(found), "fixed": dynamic(fixed), "folds": folds,
+                seen[key] = {"search_s": t, "search_cpu_s": t_cpu, "search": dynamic(found), "fixed": dynamic(fixed), "folds": folds,
                              "fold_fill_drain_cycles": fill, "mapping": found.detail["mapping"]}
             r = dict(seen[key], name=layer.name)
             best = peer_best(peers, net.name.split("_s")[0] if net.name.startswith("bert") else net.name, layer.name)
@@ -93,19 +95,28 @@ def main(argv=None) -> dict:
                 # Diagnostic: the peers count no per-fold preload and skew (SCALE-Sim's 2R + C - 2).
                 r["ratio_without_fold_fill"] = r["search"][1] * (r["search"][0] - r["fold_fill_drain_cycles"]) / best[1]["edp"]
             rows.append(r)
-        whole = []
+        whole, whole_cpu = [], []
         for _ in range(args.repeats):
             mapper._CACHE.clear()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             simulate(arch, net, mapper="search")
             whole.append(time.perf_counter() - t0)
+            whole_cpu.append(time.process_time() - c0)
+        peer_rows = {r["name"]: r for r in peers.get("networks", {}).get(net.name.split("_s")[0], {}).get("layers", [])}
+        peer_cpu = {p: [peer_rows[r["name"]][p]["search_cpu_s"] for r in rows if r["name"] in peer_rows
+                        and "reuses" not in peer_rows[r["name"]] and (peer_rows[r["name"]].get(p) or {}).get("search_cpu_s")]
+                    for p in PEERS}
         ratios = [r["ratio"] for r in rows if "ratio" in r]
         geo = lambda xs: math.exp(statistics.fmean(map(math.log, xs)))
         summary = {
             "layers": len(rows), "distinct": len(seen),
             "search_s_per_distinct_median": statistics.median(v["search_s"] for v in seen.values()),
             "search_s_per_distinct_max": max(v["search_s"] for v in seen.values()),
+            "search_cpu_s_per_distinct_median": statistics.median(v["search_cpu_s"] for v in seen.values()),
+            "search_cpu_s_per_distinct_max": max(v["search_cpu_s"] for v in seen.values()),
             "whole_network_search_s": statistics.median(whole),
+            "whole_network_search_cpu_s": statistics.median(whole_cpu),
+            "peer_search_cpu_s_per_distinct_median": {p: statistics.median(v) for p, v in peer_cpu.items() if v},
             "cycles": sum(r["search"][0] for r in rows), "dynamic_energy_pj": sum(r["search"][1] for r in rows),
             "fixed_cycles": sum(r["fixed"][0] for r in rows), "fixed_dynamic_energy_pj": sum(r["fixed"][1] for r in rows),
         }
