@@ -281,3 +281,23 @@ def test_sparse_weights_shrink_the_searched_traffic():
     assert s.actions["compute.mac.fp16"] == d.actions["compute.mac.fp16"] / 2
     assert s.traffic_bytes["hbm"] < d.traffic_bytes["hbm"]
     assert s.cycles < d.cycles
+
+
+def test_no_tile_fits_is_one_line_naming_the_layer(cli):
+    from conftest import assert_one_line_error
+
+    proc = cli("simulate", "--arch", "systolic_ws_32x32", "--workload", "resnet50", "--mapper", "search",
+               "--set", "memory.sram.partition.input=16")
+    assert_one_line_error(proc, "conv1", "input 16 B", "--mapper fixed")
+
+
+def test_json_and_table_show_the_searched_nest(cli):
+    import json
+
+    proc = cli("simulate", "--arch", "systolic_ws_32x32", "--workload", "resnet50", "--mapper", "search",
+               "--format", "json")
+    layers = json.loads(proc.stdout)["layers"]
+    assert all(l["mapping"]["mapper"] == "search" and len(l["mapping"]["nest"]) == 3 for l in layers)
+    table = cli("simulate", "--arch", "systolic_ws_32x32", "--workload", "resnet50", "--mapper", "search",
+                "--show-mapping")
+    assert table.returncode == 0 and "conv2_1_b" in table.stdout and "oy=14" in table.stdout

@@ -97,10 +97,13 @@ def search_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str,
     window = window or Window.gemm(m)
     key = (arch.model_dump_json(), m, n, k, dtype, count, repr(exe), objective, window)
     if key not in _CACHE:
-        if isinstance(arch.compute, SystolicCompute):
-            _CACHE[key] = _search_systolic(arch, m, n, k, dtype, count, exe, objective, window)
-        else:
-            _CACHE[key] = _search_tensor_core(arch, m, n, k, dtype, count, exe, objective)
+        try:
+            if isinstance(arch.compute, SystolicCompute):
+                _CACHE[key] = _search_systolic(arch, m, n, k, dtype, count, exe, objective, window)
+            else:
+                _CACHE[key] = _search_tensor_core(arch, m, n, k, dtype, count, exe, objective)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("{layer}", repr(name))) from None
     mp = copy.deepcopy(_CACHE[key])
     mp.layer = name
     return mp
@@ -274,8 +277,9 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
     for op in _OPERANDS:
         fits &= tile_fp[op] * eb * scale(inner, op) <= inner.capacity_for(op)
     if not fits.any():
-        raise ConfigError(f"arch {arch.name!r}: no tile of this layer fits the on-chip buffer "
-                          f"({', '.join(f'{op} {inner.capacity_for(op):g} B' for op in _OPERANDS)})")
+        raise ConfigError(f"arch {arch.name!r}: no tile of layer {{layer}} fits the on-chip buffer "
+                          f"({', '.join(f'{op} {inner.capacity_for(op):g} B' for op in _OPERANDS)}); "
+                          f"--mapper fixed streams what does not fit")
     # Only the tiles that fit go on: every array below is over them.
     idx = {a: v[fits] for a, v in idx.items()}
     cnt = {a: col_of("count", a) for a in axes}
