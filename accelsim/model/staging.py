@@ -1,0 +1,291 @@
+"""SCALE-Sim's memory staging under the fixed systolic mapping: stalls from double-buffered SRAM halves.
+
+SCALE-Sim v3 (USER bandwidth mode) runs every operand through its own SRAM split into an active and a
+prefetch half, each fed by its own DRAM interface. The array issues one demand line per cycle; a
+line waits when an operand it reads is outside the active window or when the output buffer is full.
+This module replays that per demand line, with the fold geometry of
+:func:`accelsim.model.mapping.systolic_fold_cycles`; the mechanisms and their numbers are in
+docs/scalesim_timing.md §9. Lines between events cost nothing extra, so only the lines where a
+window moves or the output buffer drains are stepped through.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["BufferSpec", "SystolicStaging", "staged_cycles"]
+
+#: SCALE-Sim's read buffers hash their fetch order into sets of 1 % of the SRAM (its lookup granularity).
+SETS_PER_BUFFER = 100
+#: Cycles between a DRAM request and its data (SCALE-Sim's read port without a DRAM trace).
+READ_LATENCY = 1
+
+
+@dataclass(frozen=True)
+class SystolicStaging:
+    """The fold geometry SCALE-Sim stages data by: ``copies`` runs of an m×n×k GEMM on the array.
+
+    ``k`` is the executed reduction length (compressed for N:M weights, as SCALE-Sim compresses them).
+    """
+
+    rows: int
+    cols: int
+    dataflow: str
+    m: int
+    n: int
+    k: int
+    copies: int = 1
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """One operand's SRAM (words) and its DRAM interface (words per cycle)."""
+
+    words: int
+    bandwidth: float
+
+
+def _g(x, w):
+    """Σ_{j=1..x} min(j, w) for integer arrays ``x`` (0 where x ≤ 0)."""
+    x = np.maximum(x, 0)
+    return np.where(x <= w, x * (x + 1) // 2, w * (w + 1) // 2 + (x - w) * w)
+
+
+class _Order:
+    """The order an operand is fetched in: blocks of ``block_rows`` × ``width`` stacked, the last block
+    ``last_width`` wide; read along anti-diagonals (``diag``) or row by row. Only real elements count."""
+
+    def __init__(self, diag: bool, block_rows: int, blocks: int, width: int, last_width: int):
+        self.diag, self.width, self.last_width = diag, width, last_width
+        self.y0 = (blocks - 1) * block_rows          # first row of the last block
+        self.rows = blocks * block_rows
+        self.elements = self.y0 * width + block_rows * last_width
+
+    def pos(self, y, c):
+        """Fetch position of element (row ``y``, column ``c``) among the real elements."""
+        w, w1, y0 = self.width, self.last_width, self.y0
+        if not self.diag:
+            return np.minimum(y, y0) * w + np.maximum(y - y0, 0) * w1 + c
+        d = y + c
+        before = _g(d, w) - _g(d - y0, w) + _g(d - y0, w1) - _g(d - self.rows, w1)
+        hi = np.minimum(d, self.rows - 1)
+        padded = np.maximum(np.minimum(hi, d - w1) - np.maximum(y + 1, y0) + 1, 0)
+        return before + (hi - y) - padded
+
+
+class _ReadBuffer:
+    """An operand SRAM as SCALE-Sim runs it: a window of sets over the fetch order, moved a half at a time.
+
+    The active half covers ``active`` sets from ``start`` (cyclically over all ``sets``); a demand
+    outside it moves the window by a prefetch half, each move completing ``step`` cycles after the
+    previous one (request lines at the interface bandwidth plus the read latency), whether or not
+    the array was waiting. A line waits for every move it caused, and SCALE-Sim counts a wait twice.
+    """
+
+    def __init__(self, order: _Order, spec: BufferSpec):
+        size = spec.words
+        self.per_set = math.ceil(size / SETS_PER_BUFFER)
+        active_words = math.ceil(size / 2)
+        prefetch_words = size - active_words
+        self.sets = order.elements // self.per_set + 1
+        self.active = min(math.ceil(active_words / self.per_set), self.sets)
+        self.move = min(math.ceil(prefetch_words / self.per_set), self.sets - self.active)
+        self.step = math.ceil(prefetch_words / spec.bandwidth) + READ_LATENCY
+        self.start = 0
+        self.ready = -1.0          # when the last move's data arrived
+        self.order = order
+
+    def outside(self, s):
+        """Which of the set indices ``s`` (-1: no demand) lie outside the active window."""
+        return (s >= 0) & ((s - self.start) % self.sets >= self.active)
+
+    def wait(self, first: int, last: int, clock: float) -> float:
+        """Stall of a line demanding sets ``first``..``last`` (in fetch order) at ``clock``."""
+        offset = READ_LATENCY
+        for s in (first, last):
+            if s < 0:
+                continue
+            ahead = (s - self.start) % self.sets
+            if ahead < self.active:
+                continue
+            for _ in range(-(-(ahead - self.active + 1) // self.move)):
+                self.start = (self.start + self.move) % self.sets
+                self.ready += self.step
+                late = self.ready - (clock + offset)
+                offset += 2 * late if late > 0 else late
+        return offset - READ_LATENCY
+
+
+class _WriteBuffer:
+    """The output SRAM: results fill it; once more than a drain half is held, that half drains at the
+    interface bandwidth; a result arriving while a drain runs and the SRAM is full waits for it."""
+
+    def __init__(self, spec: BufferSpec):
+        self.size = spec.words
+        self.keep = math.ceil(spec.words / 2)            # drain once fewer than this many words are free
+        self.half = spec.words - self.keep
+        self.bandwidth = spec.bandwidth
+        self.lines = math.ceil(self.half / spec.bandwidth)
+        self.free = spec.words
+        self.pending = 0
+        self.drain_end = 0.0
+
+    def quiet_lines(self, w_cum, clock0: float) -> int:
+        """Index of the first line (in a run whose cumulative writes are ``w_cum``) that needs stepping."""
+        n = len(w_cum)
+        hit_zero = int(np.searchsorted(w_cum, self.free)) if self.free > 0 else 0
+        after = max(0, math.ceil(self.drain_end - clock0))           # lines before the drain is over
+        cut = np.searchsorted(w_cum, self.free - self.keep + 1)     # free would drop below keep
+        drain = max(int(cut), after)
+        while drain < n and (w_cum[drain] - (w_cum[drain - 1] if drain else 0)) == 0:
+            drain += 1
+        return min(hit_zero if after > 0 else n, drain, n)
+
+    def write(self, count: int, clock: float) -> float:
+        """Stall of a line writing ``count`` words at ``clock``."""
+        cur = clock
+        while count > 0:
+            if cur < self.drain_end:
+                if self.free - count > 0:
+                    n = count
+                else:
+                    n = max(self.free, 1)
+                self.free -= n
+                self.pending += n
+                count -= n
+                if self.free <= 0:
+                    cur = self.drain_end
+            else:
+                n = count if self.free - count >= self.keep else max(self.free - self.keep + 1, 1)
+                self.free -= n
+                self.pending += n
+                count -= n
+                if self.free < self.keep:
+                    lines = min(self.lines, math.ceil(self.pending / self.bandwidth))
+                    drained = min(lines * self.bandwidth, self.pending)
+                    self.free += drained
+                    self.pending -= drained
+                    self.drain_end = cur + lines - 1
+        return cur - clock
+
+    def skip(self, count: int) -> None:
+        self.free -= count
+        self.pending += count
+
+
+def _span(lo, hi):
+    return np.maximum(hi - lo + 1, 0)
+
+
+class _Plan:
+    """Per dataflow: fold counts, lines per fold, and each fold's demand lines (sets per operand, writes)."""
+
+    def __init__(self, st: SystolicStaging, bufs: dict[str, BufferSpec]):
+        R, C, m, n, k = st.rows, st.cols, st.m, st.n, st.k
+        self.R, self.C = R, C
+        df = st.dataflow
+        if df == "ws":
+            sr, sc, t = k, n, m
+        elif df == "os":
+            sr, sc, t = m, n, k
+        else:
+            sr, sc, t = k, m, n
+        self.df, self.sr, self.sc, self.t = df, sr, sc, t
+        self.rf, self.cf = -(-sr // R), -(-sc // C)
+        self.lines = (R + C + t - 2) if df == "os" else (2 * R + C + t - 2)
+        self.l = np.arange(self.lines, dtype=np.int64)
+        if df == "os":
+            ifo = _Order(True, t, self.rf, R, sr - (self.rf - 1) * R)
+            fio = _Order(True, t, self.cf, C, sc - (self.cf - 1) * C)
+        else:
+            stream = _Order(True, t, self.rf, R, sr - (self.rf - 1) * R)
+            tile = _Order(False, sr, self.cf, C, sc - (self.cf - 1) * C)
+            ifo, fio = (stream, tile) if df == "ws" else (tile, stream)
+        self.ifmap = _ReadBuffer(ifo, bufs["input"])
+        self.filter = _ReadBuffer(fio, bufs["weight"])
+        self.ofmap = _WriteBuffer(bufs["output"])
+
+    def _stream(self, buf: _ReadBuffer, block: int, width: int, lead: int):
+        """Sets of a diagonal stream: line l reads anti-diagonal l − lead of its block's rows."""
+        t, o = self.t, buf.order
+        dl = self.l - lead
+        lo = np.maximum(0, dl - t + 1)
+        hi = np.minimum(width - 1, dl)
+        ok = lo <= hi
+        base = block * t
+        first = np.where(ok, o.pos(base + dl - lo, lo) // buf.per_set, -1)
+        last = np.where(ok, o.pos(base + dl - hi, hi) // buf.per_set, -1)
+        return first, last
+
+    def _tile(self, buf: _ReadBuffer, block: int, fr: int, used_rows: int, width: int):
+        """Sets of a stationary tile: lines 0..R-1 load its rows bottom row first."""
+        o = buf.order
+        kk = self.R - 1 - self.l
+        ok = (kk >= 0) & (kk < used_rows)
+        y = block * self.sr + fr * self.R + kk
+        first = np.where(ok, o.pos(y, 0) // buf.per_set, -1)
+        last = np.where(ok, o.pos(y, width - 1) // buf.per_set, -1)
+        return first, last
+
+    def fold(self, fc: int, fr: int):
+        """(ifmap first, ifmap last, filter first, filter last, writes) per line of fold (fc, fr)."""
+        R, C, t, l = self.R, self.C, self.t, self.l
+        ru = min(R, self.sr - fr * R)
+        cu = min(C, self.sc - fc * C)
+        if self.df == "os":
+            i = self._stream(self.ifmap, fr, ru, 0)
+            f = self._stream(self.filter, fc, cu, 0)
+            j = l - (t - 1)
+            w = _span(np.maximum(0, j - R + 1), np.minimum(cu - 1, j - (R - ru)))
+        else:
+            s = self._stream(self.ifmap if self.df == "ws" else self.filter, fr, ru, R)
+            tl = self._tile(self.filter if self.df == "ws" else self.ifmap, fc, fr, ru, cu)
+            i, f = (s, tl) if self.df == "ws" else (tl, s)
+            j = l - (2 * R - 1)
+            w = _span(np.maximum(0, j - t + 1), np.minimum(cu - 1, j))
+        return (*i, *f, w)
+
+
+def staged_cycles(st: SystolicStaging, bufs: dict[str, BufferSpec]) -> tuple[float, float]:
+    """(cycles, compute cycles) of the staging: demand lines plus SCALE-Sim's stalls, all copies.
+
+    ``bufs`` maps ``input``/``weight``/``output`` to that operand's SRAM and DRAM interface.
+    Cycles count lines (SCALE-Sim's "Total Cycles" is this minus one: it reports the last index).
+    """
+    p = _Plan(st, bufs)
+    stall = 0.0
+    unseen = 0.0
+    L = p.lines
+    for fc in range(p.cf):
+        for fr in range(p.rf):
+            base = (fc * p.rf + fr) * L
+            if_a, if_b, f_a, f_b, w = p.fold(fc, fr)
+            w_cum = np.cumsum(w)
+            i = 0
+            while i < L:
+                miss = (p.ifmap.outside(if_a[i:]) | p.ifmap.outside(if_b[i:])
+                        | p.filter.outside(f_a[i:]) | p.filter.outside(f_b[i:]))
+                nxt = int(np.argmax(miss)) if miss.any() else L - i
+                done = w_cum[i - 1] if i else 0
+                q = p.ofmap.quiet_lines(w_cum[i:] - done, base + i + stall)
+                nxt = min(nxt, q)
+                if nxt:
+                    p.ofmap.skip(int(w_cum[i + nxt - 1] - done))
+                    i += nxt
+                    if i >= L:
+                        break
+                clock = base + i + stall
+                s_if = p.ifmap.wait(int(if_a[i]), int(if_b[i]), clock)
+                s_f = p.filter.wait(int(f_a[i]), int(f_b[i]), clock)
+                s_of = p.ofmap.write(int(w[i]), clock)
+                worst = max(s_if, s_f, s_of, 0.0)
+                if base + i == p.cf * p.rf * L - 1:
+                    unseen = worst - s_of
+                stall += worst
+                i += 1
+    lines = p.cf * p.rf * L
+    # SCALE-Sim's run ends at the last line's output write: that line's read stalls are not waited for.
+    return st.copies * (lines + stall - unseen), float(st.copies * lines)
