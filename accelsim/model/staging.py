@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BufferSpec", "SystolicStaging", "staged_cycles"]
+__all__ = ["BufferSpec", "ConvWindow", "SystolicStaging", "staged_cycles"]
 
 #: SCALE-Sim's read buffers hash their fetch order into sets of 1 % of the SRAM (its lookup granularity).
 SETS_PER_BUFFER = 100
@@ -38,6 +38,32 @@ class SystolicStaging:
     n: int
     k: int
     copies: int = 1
+    window: ConvWindow | None = None
+
+
+@dataclass(frozen=True)
+class ConvWindow:
+    """A conv layer's im2col input: its rows repeat ifmap words (windows overlap) and past the edge
+    hold no word at all (SCALE-Sim's rounded-up output size), which moves every later word in the
+    fetch order and lets a demand hit on an earlier copy."""
+
+    ifmap_h: int
+    ifmap_w: int
+    filt_h: int
+    filt_w: int
+    channels: int
+    stride_h: int
+    stride_w: int
+
+    def words(self, i, j):
+        """Ifmap word read by im2col row ``i`` (output pixel), column ``j`` (window offset); -1 past the edge."""
+        f = -(-(self.ifmap_w - self.filt_w) // self.stride_w) + 1
+        orow, ocol = np.divmod(i, f)
+        frow, rest = np.divmod(j, self.filt_w * self.channels)
+        fcol, ch = np.divmod(rest, self.channels)
+        row, col = orow * self.stride_h + frow, ocol * self.stride_w + fcol
+        ok = (row < self.ifmap_h) & (col < self.ifmap_w)
+        return np.where(ok, (row * self.ifmap_w + col) * self.channels + ch, -1)
 
 
 @dataclass(frozen=True)
@@ -58,14 +84,42 @@ class _Order:
     """The order an operand is fetched in: blocks of ``block_rows`` × ``width`` stacked, the last block
     ``last_width`` wide; read along anti-diagonals (``diag``) or row by row. Only real elements count."""
 
-    def __init__(self, diag: bool, block_rows: int, blocks: int, width: int, last_width: int):
+    def __init__(self, diag: bool, block_rows: int, blocks: int, width: int, last_width: int, words=None):
         self.diag, self.width, self.last_width = diag, width, last_width
         self.y0 = (blocks - 1) * block_rows          # first row of the last block
         self.rows = blocks * block_rows
         self.elements = self.y0 * width + block_rows * last_width
+        self.words = None
+        if words is not None:
+            self._explicit(words)
+
+    def _explicit(self, words) -> None:
+        """Positions from the words themselves (``words(y, c)``, -1 = none): holes take no position."""
+        y, c = np.meshgrid(np.arange(self.rows), np.arange(self.width), indexing="ij")
+        grid = np.where(c < np.where(y >= self.y0, self.last_width, self.width), words(y, c), -1)
+        order = np.lexsort((-y.ravel(), (y + c).ravel())) if self.diag else np.arange(grid.size)
+        flat = grid.ravel()[order]
+        real = flat >= 0
+        rank = np.full(grid.size, -1, dtype=np.int64)
+        rank[order[real]] = np.arange(int(real.sum()))
+        self.rank = rank.reshape(grid.shape)
+        self.words = flat[real]
+        self.elements = len(self.words)
+        by_word = np.argsort(self.words, kind="stable")
+        self.sorted_words = self.words[by_word]
+        self.copies = by_word                  # positions of each word's copies, grouped by word
+
+    def copies_of(self, position: int):
+        """Fetch positions holding the same word as ``position`` (itself included)."""
+        w = self.words[position]
+        lo = np.searchsorted(self.sorted_words, w, "left")
+        hi = np.searchsorted(self.sorted_words, w, "right")
+        return self.copies[lo:hi]
 
     def pos(self, y, c):
-        """Fetch position of element (row ``y``, column ``c``) among the real elements."""
+        """Fetch position of element (row ``y``, column ``c``) among the real elements (-1: a hole)."""
+        if self.words is not None:
+            return self.rank[y, c]
         w, w1, y0 = self.width, self.last_width, self.y0
         if not self.diag:
             return np.minimum(y, y0) * w + np.maximum(y - y0, 0) * w1 + c
@@ -102,16 +156,21 @@ class _ReadBuffer:
         """Which of the set indices ``s`` (-1: no demand) lie outside the active window."""
         return (s >= 0) & ((s - self.start) % self.sets >= self.active)
 
-    def wait(self, first: int, last: int, clock: float) -> float:
-        """Stall of a line demanding sets ``first``..``last`` (in fetch order) at ``clock``."""
+    def _moves_to(self, position: int) -> int:
+        """Window moves until ``position`` (or, for a repeated word, any copy of it) is active."""
+        if self.order.words is None:
+            ahead = (position // self.per_set - self.start) % self.sets
+        else:
+            ahead = int(((self.order.copies_of(position) // self.per_set - self.start) % self.sets).min())
+        return 0 if ahead < self.active else -(-(ahead - self.active + 1) // self.move)
+
+    def wait(self, positions, clock: float) -> float:
+        """Stall of a line demanding fetch ``positions`` (column order, -1: none) at ``clock``."""
         offset = READ_LATENCY
-        for s in (first, last):
-            if s < 0:
+        for position in positions:
+            if position < 0:
                 continue
-            ahead = (s - self.start) % self.sets
-            if ahead < self.active:
-                continue
-            for _ in range(-(-(ahead - self.active + 1) // self.move)):
+            for _ in range(self._moves_to(int(position))):
                 self.start = (self.start + self.move) % self.sets
                 self.ready += self.step
                 late = self.ready - (clock + offset)
@@ -197,41 +256,71 @@ class _Plan:
         self.rf, self.cf = -(-sr // R), -(-sc // C)
         self.lines = (R + C + t - 2) if df == "os" else (2 * R + C + t - 2)
         self.l = np.arange(self.lines, dtype=np.int64)
+        words = self._ifmap_words(st.window)
         if df == "os":
-            ifo = _Order(True, t, self.rf, R, sr - (self.rf - 1) * R)
+            ifo = _Order(True, t, self.rf, R, sr - (self.rf - 1) * R, words)
             fio = _Order(True, t, self.cf, C, sc - (self.cf - 1) * C)
+        elif df == "ws":
+            ifo = _Order(True, t, self.rf, R, sr - (self.rf - 1) * R, words)
+            fio = _Order(False, sr, self.cf, C, sc - (self.cf - 1) * C)
         else:
-            stream = _Order(True, t, self.rf, R, sr - (self.rf - 1) * R)
-            tile = _Order(False, sr, self.cf, C, sc - (self.cf - 1) * C)
-            ifo, fio = (stream, tile) if df == "ws" else (tile, stream)
+            ifo = _Order(False, sr, self.cf, C, sc - (self.cf - 1) * C, words)
+            fio = _Order(True, t, self.rf, R, sr - (self.rf - 1) * R)
         self.ifmap = _ReadBuffer(ifo, bufs["input"])
         self.filter = _ReadBuffer(fio, bufs["weight"])
         self.ofmap = _WriteBuffer(bufs["output"])
 
+    def _ifmap_words(self, window: ConvWindow | None):
+        """``words(y, c)`` over the ifmap's fetch grid (its blocks stacked), or None for a GEMM's distinct words."""
+        if window is None:
+            return None
+        df, R, C = self.df, self.R, self.C
+        yb = self.t if df != "is" else self.sr
+
+        def words(y, c):
+            b, u = np.divmod(y, yb)
+            i, j = (u, b * R + c) if df == "ws" else (b * (C if df == "is" else R) + c, u)
+            return window.words(i, j)
+        return words
+
+    def _ends(self, buf: _ReadBuffer, y, c, ok):
+        """First and last fetch positions per line over columns ``c`` (rows ``y``), and every position
+        when the order has holes or repeats (those lines are stepped element by element)."""
+        o = buf.order
+        if o.words is None:
+            lo, hi = c
+            return (np.where(ok, o.pos(y[0], lo), -1), np.where(ok, o.pos(y[1], hi), -1), None)
+        pos = np.where(ok, o.pos(np.clip(y, 0, o.rows - 1), np.clip(c, 0, o.width - 1)), -1)
+        first = np.where(pos >= 0, pos, np.iinfo(np.int64).max).min(axis=1)
+        return np.where(first == np.iinfo(np.int64).max, -1, first), pos.max(axis=1), pos
+
     def _stream(self, buf: _ReadBuffer, block: int, width: int, lead: int):
-        """Sets of a diagonal stream: line l reads anti-diagonal l − lead of its block's rows."""
+        """A diagonal stream: line l reads anti-diagonal l − lead of its block's rows."""
         t, o = self.t, buf.order
         dl = self.l - lead
         lo = np.maximum(0, dl - t + 1)
         hi = np.minimum(width - 1, dl)
-        ok = lo <= hi
         base = block * t
-        first = np.where(ok, o.pos(base + dl - lo, lo) // buf.per_set, -1)
-        last = np.where(ok, o.pos(base + dl - hi, hi) // buf.per_set, -1)
-        return first, last
+        if o.words is None:
+            return self._ends(buf, (base + dl - lo, base + dl - hi), (lo, hi), lo <= hi)
+        c = np.arange(o.width)[None, :]
+        ok = (c >= lo[:, None]) & (c <= hi[:, None])
+        return self._ends(buf, base + dl[:, None] - c, np.broadcast_to(c, ok.shape), ok)
 
     def _tile(self, buf: _ReadBuffer, block: int, fr: int, used_rows: int, width: int):
-        """Sets of a stationary tile: lines 0..R-1 load its rows bottom row first."""
+        """A stationary tile: lines 0..R-1 load its rows, bottom row first."""
         o = buf.order
         kk = self.R - 1 - self.l
         ok = (kk >= 0) & (kk < used_rows)
         y = block * self.sr + fr * self.R + kk
-        first = np.where(ok, o.pos(y, 0) // buf.per_set, -1)
-        last = np.where(ok, o.pos(y, width - 1) // buf.per_set, -1)
-        return first, last
+        if o.words is None:
+            return self._ends(buf, (y, y), (0, width - 1), ok)
+        c = np.arange(o.width)[None, :]
+        ok2 = ok[:, None] & (c < width)
+        return self._ends(buf, np.broadcast_to(y[:, None], ok2.shape), np.broadcast_to(c, ok2.shape), ok2)
 
     def fold(self, fc: int, fr: int):
-        """(ifmap first, ifmap last, filter first, filter last, writes) per line of fold (fc, fr)."""
+        """Per line of fold (fc, fr): ifmap (first, last, all) positions, filter's, and words written."""
         R, C, t, l = self.R, self.C, self.t, self.l
         ru = min(R, self.sr - fr * R)
         cu = min(C, self.sc - fc * C)
@@ -246,7 +335,7 @@ class _Plan:
             i, f = (s, tl) if self.df == "ws" else (tl, s)
             j = l - (2 * R - 1)
             w = _span(np.maximum(0, j - t + 1), np.minimum(cu - 1, j))
-        return (*i, *f, w)
+        return i, f, w
 
 
 def staged_cycles(st: SystolicStaging, bufs: dict[str, BufferSpec]) -> tuple[float, float]:
@@ -262,24 +351,26 @@ def staged_cycles(st: SystolicStaging, bufs: dict[str, BufferSpec]) -> tuple[flo
     for fc in range(p.cf):
         for fr in range(p.rf):
             base = (fc * p.rf + fr) * L
-            if_a, if_b, f_a, f_b, w = p.fold(fc, fr)
+            (if_a, if_b, if_all), (f_a, f_b, f_all), w = p.fold(fc, fr)
+            sets = [(p.ifmap, if_a // p.ifmap.per_set, if_b // p.ifmap.per_set),
+                    (p.filter, f_a // p.filter.per_set, f_b // p.filter.per_set)]
             w_cum = np.cumsum(w)
             i = 0
             while i < L:
-                miss = (p.ifmap.outside(if_a[i:]) | p.ifmap.outside(if_b[i:])
-                        | p.filter.outside(f_a[i:]) | p.filter.outside(f_b[i:]))
+                miss = np.zeros(L - i, dtype=bool)
+                for buf, a, b in sets:
+                    miss |= buf.outside(np.where(a[i:] >= 0, a[i:], -1)) | buf.outside(np.where(b[i:] >= 0, b[i:], -1))
                 nxt = int(np.argmax(miss)) if miss.any() else L - i
                 done = w_cum[i - 1] if i else 0
-                q = p.ofmap.quiet_lines(w_cum[i:] - done, base + i + stall)
-                nxt = min(nxt, q)
+                nxt = min(nxt, p.ofmap.quiet_lines(w_cum[i:] - done, base + i + stall))
                 if nxt:
                     p.ofmap.skip(int(w_cum[i + nxt - 1] - done))
                     i += nxt
                     if i >= L:
                         break
                 clock = base + i + stall
-                s_if = p.ifmap.wait(int(if_a[i]), int(if_b[i]), clock)
-                s_f = p.filter.wait(int(f_a[i]), int(f_b[i]), clock)
+                s_if = p.ifmap.wait(if_all[i] if if_all is not None else (if_a[i], if_b[i]), clock)
+                s_f = p.filter.wait(f_all[i] if f_all is not None else (f_a[i], f_b[i]), clock)
                 s_of = p.ofmap.write(int(w[i]), clock)
                 worst = max(s_if, s_f, s_of, 0.0)
                 if base + i == p.cf * p.rf * L - 1:
