@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from accelsim.model.arch import ArchConfig
@@ -9,6 +10,7 @@ from accelsim.errors import WorkloadError
 from accelsim.model.kron import lower_kron
 from accelsim.model.mapping import Mapping
 from accelsim.model.sparsity import apply_sparsity
+from accelsim.model.staging import ConvWindow
 from accelsim.model.workload import Conv, Gemm, KronMatmul
 
 __all__ = ["Lowered", "lower_layer"]
@@ -27,6 +29,14 @@ def _dtype(arch: ArchConfig, layer) -> str:
     return dtype
 
 
+def _stage_window(conv: Conv, gemm: Gemm, mappings: list[Mapping]) -> None:
+    """A dense conv's staged mappings read the ifmap through its im2col window (repeated words, edges)."""
+    win = ConvWindow(conv.ifmap_h, conv.ifmap_w, conv.filt_h, conv.filt_w, conv.channels, conv.stride_h, conv.stride_w)
+    for mp in mappings:
+        if mp.staging is not None and mp.staging.k == gemm.k:
+            mp.staging = dataclasses.replace(mp.staging, window=win)
+
+
 def lower_layer(arch: ArchConfig, layer) -> Lowered:
     """The mappings that execute ``layer`` on ``arch``, sparsity applied."""
     dtype = _dtype(arch, layer)
@@ -34,6 +44,8 @@ def lower_layer(arch: ArchConfig, layer) -> Lowered:
         return Lowered(*lower_kron(arch, layer, dtype))
     gemm: Gemm = layer.as_gemm() if isinstance(layer, Conv) else layer
     mappings, detail = apply_sparsity(arch, gemm, dtype)
+    if isinstance(layer, Conv) and layer.batch == 1:
+        _stage_window(layer, gemm, mappings)
     tiles = sum(mp.tiles for mp in mappings)
     split = max(mp.tile.get("split_k", 1) for mp in mappings)
     return Lowered(mappings, {"m": gemm.m, "n": gemm.n, "k": gemm.k, "dtype": dtype, "tiles": tiles,

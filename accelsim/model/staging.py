@@ -22,6 +22,8 @@ __all__ = ["BufferSpec", "ConvWindow", "SystolicStaging", "staged_cycles"]
 SETS_PER_BUFFER = 100
 #: Cycles between a DRAM request and its data (SCALE-Sim's read port without a DRAM trace).
 READ_LATENCY = 1
+#: Folds stepped through per layer; beyond, the stall rate is extrapolated (bounded cost).
+MAX_FOLDS = 4096
 
 
 @dataclass(frozen=True)
@@ -92,33 +94,31 @@ class _Order:
         self.words = None
         if words is not None:
             self._explicit(words)
+            self.words = self.words
 
     def _explicit(self, words) -> None:
         """Positions from the words themselves (``words(y, c)``, -1 = none): holes take no position."""
         y, c = np.meshgrid(np.arange(self.rows), np.arange(self.width), indexing="ij")
-        grid = np.where(c < np.where(y >= self.y0, self.last_width, self.width), words(y, c), -1)
-        order = np.lexsort((-y.ravel(), (y + c).ravel())) if self.diag else np.arange(grid.size)
-        flat = grid.ravel()[order]
-        real = flat >= 0
-        rank = np.full(grid.size, -1, dtype=np.int64)
-        rank[order[real]] = np.arange(int(real.sum()))
-        self.rank = rank.reshape(grid.shape)
-        self.words = flat[real]
+        cell = c < np.where(y >= self.y0, self.last_width, self.width)
+        y, c = y[cell], c[cell]
+        slot = self.pos(y, c)                  # position were there no holes
+        word = np.empty(len(slot), dtype=np.int64)
+        word[slot] = words(y, c)
+        real = word >= 0
+        rank = np.cumsum(real) - 1
+        grid = np.full((self.rows, self.width), -1, dtype=np.int64)
+        grid[y, c] = np.where(real[slot], rank[slot], -1)
+        self.rank = grid
+        self.words = word[real]
         self.elements = len(self.words)
-        by_word = np.argsort(self.words, kind="stable")
-        self.sorted_words = self.words[by_word]
-        self.copies = by_word                  # positions of each word's copies, grouped by word
-
-    def copies_of(self, position: int):
-        """Fetch positions holding the same word as ``position`` (itself included)."""
-        w = self.words[position]
-        lo = np.searchsorted(self.sorted_words, w, "left")
-        hi = np.searchsorted(self.sorted_words, w, "right")
-        return self.copies[lo:hi]
+        self.copies = np.argsort(self.words, kind="stable")     # positions grouped by word, in order
+        first = np.r_[True, np.diff(self.words[self.copies]) != 0]
+        self.group = np.empty(self.elements, dtype=np.int64)
+        self.group[self.copies] = np.cumsum(first) - 1
 
     def pos(self, y, c):
         """Fetch position of element (row ``y``, column ``c``) among the real elements (-1: a hole)."""
-        if self.words is not None:
+        if self.words is not None and hasattr(self, "rank"):
             return self.rank[y, c]
         w, w1, y0 = self.width, self.last_width, self.y0
         if not self.diag:
@@ -152,16 +152,33 @@ class _ReadBuffer:
         self.ready = -1.0          # when the last move's data arrived
         self.order = order
 
+        if order.words is not None:
+            # each word's copies as (word group, set) keys, ascending: a range search finds an active copy
+            self.keys = order.group[order.copies] * self.sets + order.copies // self.per_set
+
     def outside(self, s):
         """Which of the set indices ``s`` (-1: no demand) lie outside the active window."""
         return (s >= 0) & ((s - self.start) % self.sets >= self.active)
+
+    def unserved(self, positions):
+        """Which fetch ``positions`` (-1: none) have no copy of their word in the active window."""
+        if self.order.words is None:
+            return self.outside(np.where(positions >= 0, positions // self.per_set, -1))
+        g = self.order.group[np.maximum(positions, 0)] * self.sets
+        lo, hi = self.start, self.start + self.active
+        found = np.searchsorted(self.keys, g + min(hi, self.sets)) - np.searchsorted(self.keys, g + lo)
+        if hi > self.sets:
+            found += np.searchsorted(self.keys, g + hi - self.sets) - np.searchsorted(self.keys, g)
+        return (positions >= 0) & (found == 0)
 
     def _moves_to(self, position: int) -> int:
         """Window moves until ``position`` (or, for a repeated word, any copy of it) is active."""
         if self.order.words is None:
             ahead = (position // self.per_set - self.start) % self.sets
         else:
-            ahead = int(((self.order.copies_of(position) // self.per_set - self.start) % self.sets).min())
+            g = self.order.group[position] * self.sets
+            at = self.keys[np.searchsorted(self.keys, g):np.searchsorted(self.keys, g + self.sets)] - g
+            ahead = int(((at - self.start) % self.sets).min())
         return 0 if ahead < self.active else -(-(ahead - self.active + 1) // self.move)
 
     def wait(self, positions, clock: float) -> float:
@@ -343,40 +360,70 @@ def staged_cycles(st: SystolicStaging, bufs: dict[str, BufferSpec]) -> tuple[flo
 
     ``bufs`` maps ``input``/``weight``/``output`` to that operand's SRAM and DRAM interface.
     Cycles count lines (SCALE-Sim's "Total Cycles" is this minus one: it reports the last index).
+    Past :data:`MAX_FOLDS` folds the stall rate of the last half simulated is extrapolated, so a
+    layer's cost is bounded (docs/scalesim_timing.md §9 bounds the error this makes).
     """
     p = _Plan(st, bufs)
-    stall = 0.0
-    unseen = 0.0
+    folds = p.cf * p.rf
+    run = min(folds, MAX_FOLDS)
+    stall = unseen = half = 0.0
     L = p.lines
-    for fc in range(p.cf):
-        for fr in range(p.rf):
-            base = (fc * p.rf + fr) * L
-            (if_a, if_b, if_all), (f_a, f_b, f_all), w = p.fold(fc, fr)
-            sets = [(p.ifmap, if_a // p.ifmap.per_set, if_b // p.ifmap.per_set),
-                    (p.filter, f_a // p.filter.per_set, f_b // p.filter.per_set)]
-            w_cum = np.cumsum(w)
-            i = 0
-            while i < L:
-                miss = np.zeros(L - i, dtype=bool)
-                for buf, a, b in sets:
-                    miss |= buf.outside(np.where(a[i:] >= 0, a[i:], -1)) | buf.outside(np.where(b[i:] >= 0, b[i:], -1))
-                nxt = int(np.argmax(miss)) if miss.any() else L - i
-                done = w_cum[i - 1] if i else 0
-                nxt = min(nxt, p.ofmap.quiet_lines(w_cum[i:] - done, base + i + stall))
-                if nxt:
-                    p.ofmap.skip(int(w_cum[i + nxt - 1] - done))
-                    i += nxt
-                    if i >= L:
-                        break
-                clock = base + i + stall
-                s_if = p.ifmap.wait(if_all[i] if if_all is not None else (if_a[i], if_b[i]), clock)
-                s_f = p.filter.wait(f_all[i] if f_all is not None else (f_a[i], f_b[i]), clock)
-                s_of = p.ofmap.write(int(w[i]), clock)
-                worst = max(s_if, s_f, s_of, 0.0)
-                if base + i == p.cf * p.rf * L - 1:
-                    unseen = worst - s_of
-                stall += worst
-                i += 1
-    lines = p.cf * p.rf * L
+    for f in range(run):
+        if f == run // 2:
+            half = stall
+        fc, fr = divmod(f, p.rf)
+        stall, last = _fold(p, fc, fr, f * L, stall, f == folds - 1)
+        unseen = last if f == folds - 1 else unseen
+    if run < folds:
+        stall += (stall - half) / (run - run // 2) * (folds - run)
+    lines = folds * L
     # SCALE-Sim's run ends at the last line's output write: that line's read stalls are not waited for.
     return st.copies * (lines + stall - unseen), float(st.copies * lines)
+
+
+def _fold(p: _Plan, fc: int, fr: int, base: int, stall: float, final: bool) -> tuple[float, float]:
+    """Step through fold (fc, fr) from ``stall`` cycles of stall so far; the new total and, on the
+    final fold, how much of its last line's stall is a read stall the run does not wait for."""
+    L = p.lines
+    (if_a, if_b, if_all), (f_a, f_b, f_all), w = p.fold(fc, fr)
+    reads = [(p.ifmap, if_a, if_b, if_all), (p.filter, f_a, f_b, f_all)]
+
+    def misses(lo: int, hi: int):
+        m = np.zeros(hi - lo, dtype=bool)
+        for buf, a, b, every in reads:
+            m |= buf.unserved(a[lo:hi]) | buf.unserved(b[lo:hi]) if every is None else buf.unserved(every[lo:hi]).any(axis=1)
+        return m
+
+    w_cum = np.cumsum(w)
+    unseen = 0.0
+    i = 0
+    window = None
+    found = L
+    while i < L:
+        if window != (p.ifmap.ready, p.filter.ready):
+            # the windows moved: find the next line that misses, in growing chunks
+            window, found, j, chunk = (p.ifmap.ready, p.filter.ready), L, i, 64
+            while j < L:
+                m = misses(j, min(j + chunk, L))
+                if m.any():
+                    found = j + int(np.argmax(m))
+                    break
+                j, chunk = j + chunk, min(chunk * 2, 4096)
+        nxt = found - i
+        done = w_cum[i - 1] if i else 0
+        nxt = min(nxt, p.ofmap.quiet_lines(w_cum[i:] - done, base + i + stall))
+        if nxt:
+            p.ofmap.skip(int(w_cum[i + nxt - 1] - done))
+            i += nxt
+            if i >= L:
+                break
+        clock = base + i + stall
+        s_if = p.ifmap.wait(if_all[i] if if_all is not None else (if_a[i], if_b[i]), clock)
+        s_f = p.filter.wait(f_all[i] if f_all is not None else (f_a[i], f_b[i]), clock)
+        s_of = p.ofmap.write(int(w[i]), clock)
+        worst = max(s_if, s_f, s_of, 0.0)
+        if final and i == L - 1:
+            unseen = worst - s_of
+        stall += worst
+        i += 1
+    return stall, unseen
