@@ -164,12 +164,15 @@ class _ReadBuffer:
         """Which fetch ``positions`` (-1: none) have no copy of their word in the active window."""
         if self.order.words is None:
             return self.outside(np.where(positions >= 0, positions // self.per_set, -1))
-        g = self.order.group[np.maximum(positions, 0)] * self.sets
-        lo, hi = self.start, self.start + self.active
-        found = np.searchsorted(self.keys, g + min(hi, self.sets)) - np.searchsorted(self.keys, g + lo)
-        if hi > self.sets:
-            found += np.searchsorted(self.keys, g + hi - self.sets) - np.searchsorted(self.keys, g)
-        return (positions >= 0) & (found == 0)
+        out = self.outside(np.where(positions >= 0, positions // self.per_set, -1))
+        if out.any():                          # an own copy outside: look for another one inside
+            g = self.order.group[positions[out]] * self.sets
+            lo, hi = self.start, self.start + self.active
+            found = np.searchsorted(self.keys, g + min(hi, self.sets)) - np.searchsorted(self.keys, g + lo)
+            if hi > self.sets:
+                found += np.searchsorted(self.keys, g + hi - self.sets) - np.searchsorted(self.keys, g)
+            out[out] = found == 0
+        return out
 
     def _moves_to(self, position: int) -> int:
         """Window moves until ``position`` (or, for a repeated word, any copy of it) is active."""
