@@ -32,6 +32,8 @@ def _dtype(arch: ArchConfig, layer) -> str:
 def _stage_window(conv: Conv, gemm: Gemm, mappings: list[Mapping]) -> None:
     """A dense conv's staged mappings read the ifmap through its im2col window (repeated words, edges)."""
     win = ConvWindow(conv.ifmap_h, conv.ifmap_w, conv.filt_h, conv.filt_w, conv.channels, conv.stride_h, conv.stride_w)
+    if not win.repeats_or_skips:
+        return
     for mp in mappings:
         if mp.staging is not None and mp.staging.k == gemm.k:
             mp.staging = dataclasses.replace(mp.staging, window=win)

@@ -332,7 +332,8 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
         tile, loops, groups, eff = _systolic_groups(c, m, n, k_run)
         groups = [g.scaled(count) for g in groups]
         order = tuple(d for d, _ in loops)
-        staging = SystolicStaging(c.rows, c.cols, c.dataflow, m, n, k_run, count)
+        if c.staging == "scalesim":
+            staging = SystolicStaging(c.rows, c.cols, c.dataflow, m, n, k_run, count)
     else:
         tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count, cta_tile)
         order = ("m", "n", "k")

@@ -57,6 +57,13 @@ class ConvWindow:
     stride_h: int
     stride_w: int
 
+    @property
+    def repeats_or_skips(self) -> bool:
+        """Whether im2col repeats a word (windows overlap) or reads past the edge; if not, its words
+        are distinct and complete and the conv stages like a GEMM."""
+        return (self.filt_h > self.stride_h or self.filt_w > self.stride_w
+                or (self.ifmap_h - self.filt_h) % self.stride_h != 0 or (self.ifmap_w - self.filt_w) % self.stride_w != 0)
+
     def words(self, i, j):
         """Ifmap word read by im2col row ``i`` (output pixel), column ``j`` (window offset); -1 past the edge."""
         f = -(-(self.ifmap_w - self.filt_w) // self.stride_w) + 1
@@ -190,11 +197,20 @@ class _ReadBuffer:
         for position in positions:
             if position < 0:
                 continue
-            for _ in range(self._moves_to(int(position))):
-                self.start = (self.start + self.move) % self.sets
+            moves = self._moves_to(int(position))
+            self.start = (self.start + moves * self.move) % self.sets
+            done = 0
+            while done < moves:
+                if done >= 2 and (moves - done) % 2 == 0:
+                    # from the second move on, lateness alternates (x, step − x) or (step, 0):
+                    # every further pair of moves adds two steps to the wait
+                    offset += (moves - done) * self.step
+                    self.ready += (moves - done) * self.step
+                    break
                 self.ready += self.step
                 late = self.ready - (clock + offset)
                 offset += 2 * late if late > 0 else late
+                done += 1
         return offset - READ_LATENCY
 
 
@@ -339,19 +355,38 @@ class _Plan:
         ok2 = ok[:, None] & (c < width)
         return self._ends(buf, np.broadcast_to(y[:, None], ok2.shape), np.broadcast_to(c, ok2.shape), ok2)
 
+    def _settled(self, buf: _ReadBuffer, y0: int, y1: int, width: int) -> bool:
+        """Whether rows ``y0``..``y1`` (columns < ``width``) of ``buf``'s fetch grid all lie in its
+        active window, so the fold reading them cannot move it."""
+        o = buf.order
+        if o.words is None:
+            lo, hi = int(o.pos(y0, 0)), int(o.pos(y1, width - 1))
+        else:
+            block = o.rank[y0:y1 + 1, :width]
+            real = block[block >= 0]
+            if not len(real):
+                return True
+            lo, hi = int(real.min()), int(real.max())
+        a = (lo // buf.per_set - buf.start) % buf.sets
+        b = (hi // buf.per_set - buf.start) % buf.sets
+        return a <= b < buf.active
+
     def fold(self, fc: int, fr: int):
-        """Per line of fold (fc, fr): ifmap (first, last, all) positions, filter's, and words written."""
+        """Per line of fold (fc, fr): ifmap (first, last, all) positions, filter's, and words written;
+        None for an operand whose whole fold already lies in its active window."""
         R, C, t, l = self.R, self.C, self.t, self.l
         ru = min(R, self.sr - fr * R)
         cu = min(C, self.sc - fc * C)
         if self.df == "os":
-            i = self._stream(self.ifmap, fr, ru, 0)
-            f = self._stream(self.filter, fc, cu, 0)
+            i = None if self._settled(self.ifmap, fr * t, fr * t + t - 1, ru) else self._stream(self.ifmap, fr, ru, 0)
+            f = None if self._settled(self.filter, fc * t, fc * t + t - 1, cu) else self._stream(self.filter, fc, cu, 0)
             j = l - (t - 1)
             w = _span(np.maximum(0, j - R + 1), np.minimum(cu - 1, j - (R - ru)))
         else:
-            s = self._stream(self.ifmap if self.df == "ws" else self.filter, fr, ru, R)
-            tl = self._tile(self.filter if self.df == "ws" else self.ifmap, fc, fr, ru, cu)
+            sb, tb = (self.ifmap, self.filter) if self.df == "ws" else (self.filter, self.ifmap)
+            s = None if self._settled(sb, fr * t, fr * t + t - 1, ru) else self._stream(sb, fr, ru, R)
+            y = fc * self.sr + fr * R
+            tl = None if self._settled(tb, y, y + ru - 1, cu) else self._tile(tb, fc, fr, ru, cu)
             i, f = (s, tl) if self.df == "ws" else (tl, s)
             j = l - (2 * R - 1)
             w = _span(np.maximum(0, j - t + 1), np.minimum(cu - 1, j))
@@ -388,8 +423,8 @@ def _fold(p: _Plan, fc: int, fr: int, base: int, stall: float, final: bool) -> t
     """Step through fold (fc, fr) from ``stall`` cycles of stall so far; the new total and, on the
     final fold, how much of its last line's stall is a read stall the run does not wait for."""
     L = p.lines
-    (if_a, if_b, if_all), (f_a, f_b, f_all), w = p.fold(fc, fr)
-    reads = [(p.ifmap, if_a, if_b, if_all), (p.filter, f_a, f_b, f_all)]
+    ifmap, filt, w = p.fold(fc, fr)
+    reads = [(buf, *arrays) for buf, arrays in ((p.ifmap, ifmap), (p.filter, filt)) if arrays is not None]
 
     def misses(lo: int, hi: int):
         m = np.zeros(hi - lo, dtype=bool)
@@ -421,10 +456,10 @@ def _fold(p: _Plan, fc: int, fr: int, base: int, stall: float, final: bool) -> t
             if i >= L:
                 break
         clock = base + i + stall
-        s_if = p.ifmap.wait(if_all[i] if if_all is not None else (if_a[i], if_b[i]), clock)
-        s_f = p.filter.wait(f_all[i] if f_all is not None else (f_a[i], f_b[i]), clock)
         s_of = p.ofmap.write(int(w[i]), clock)
-        worst = max(s_if, s_f, s_of, 0.0)
+        worst = max(s_of, 0.0)
+        for buf, a, b, every in reads:
+            worst = max(worst, buf.wait(every[i] if every is not None else (a[i], b[i]), clock))
         if final and i == L - 1:
             unseen = worst - s_of
         stall += worst
