@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from accelsim import Conv, Gemm, load_arch, simulate
+from accelsim.model import staging
 
 REF = json.loads((Path(__file__).parent / "data" / "scalesim_stalls_reference.json").read_text())
 #: Worst relative error of total cycles the model must keep, on every case.
@@ -59,3 +60,14 @@ def test_total_cycles_match_scalesim(case):
     expected = case["expected"]
     assert r.compute_cycles - 1 == expected["total_cycles"] - expected["stall_cycles"]
     assert r.cycles - 1 == pytest.approx(expected["total_cycles"], rel=TOLERANCE)
+
+
+def test_huge_layer_steps_a_bounded_number_of_folds(monkeypatch):
+    """n = 1e8 (6.25 M folds): at most MAX_FOLDS folds are replayed, the rest extrapolated."""
+    stepped = []
+    real = staging._fold
+    monkeypatch.setattr(staging, "_fold", lambda *a: stepped.append(1) or real(*a))
+    st = staging.SystolicStaging(32, 32, "ws", 64, 10**8, 64)
+    cycles, compute = staging.staged_cycles(st, {op: staging.BufferSpec(65536, 10) for op in ("input", "weight", "output")})
+    assert len(stepped) == staging.MAX_FOLDS and compute == 2 * (10**8 // 32) * (2 * 32 + 32 + 64 - 2)
+    assert cycles > compute
