@@ -65,14 +65,16 @@ class ConvWindow:
                 or (self.ifmap_h - self.filt_h) % self.stride_h != 0 or (self.ifmap_w - self.filt_w) % self.stride_w != 0)
 
     def words(self, i, j):
-        """Ifmap word read by im2col row ``i`` (output pixel), column ``j`` (window offset); -1 past the edge."""
+        """Ifmap word read by im2col row ``i`` (output pixel), column ``j`` (window offset); -1 past the edge.
+        The word is a per-row base plus a per-column offset, so both are tabulated once."""
         f = -(-(self.ifmap_w - self.filt_w) // self.stride_w) + 1
-        orow, ocol = np.divmod(i, f)
-        frow, rest = np.divmod(j, self.filt_w * self.channels)
+        orow, ocol = np.divmod(np.arange(int(i.max()) + 1), f)
+        frow, rest = np.divmod(np.arange(int(j.max()) + 1), self.filt_w * self.channels)
         fcol, ch = np.divmod(rest, self.channels)
-        row, col = orow * self.stride_h + frow, ocol * self.stride_w + fcol
-        ok = (row < self.ifmap_h) & (col < self.ifmap_w)
-        return np.where(ok, (row * self.ifmap_w + col) * self.channels + ch, -1)
+        row0, col0 = orow * self.stride_h, ocol * self.stride_w
+        word = ((row0 * self.ifmap_w + col0) * self.channels)[i] + ((frow * self.ifmap_w + fcol) * self.channels + ch)[j]
+        ok = (row0[i] + frow[j] < self.ifmap_h) & (col0[i] + fcol[j] < self.ifmap_w)
+        return np.where(ok, word, -1)
 
 
 @dataclass(frozen=True)
