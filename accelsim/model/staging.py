@@ -12,6 +12,7 @@ window moves or the output buffer drains are stepped through.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,17 +218,18 @@ class _ReadBuffer:
 
 
 class _WriteBuffer:
-    """The output SRAM: results fill it; once more than a drain half is held, that half drains at the
-    interface bandwidth; a result arriving while a drain runs and the SRAM is full waits for it."""
+    """The output SRAM: results fill it in lines of ``bw`` words; once more than a drain half is held,
+    that many lines drain at one line per cycle; a result arriving while a drain runs and the SRAM is
+    full waits for it. A drain first closes the line being filled, and frees a whole line's worth for
+    every line it drains but the last (SCALE-Sim's accounting), so partly filled lines free extra space."""
 
     def __init__(self, spec: BufferSpec):
-        self.size = spec.words
         self.keep = math.ceil(spec.words / 2)            # drain once fewer than this many words are free
-        self.half = spec.words - self.keep
-        self.bandwidth = spec.bandwidth
-        self.lines = math.ceil(self.half / spec.bandwidth)
+        self.width = max(1, int(spec.bandwidth))
+        self.lines = math.ceil((spec.words - self.keep) / self.width)
         self.free = spec.words
-        self.pending = 0
+        self.fill = 0                                    # words in the line being filled
+        self.queue: deque[list[int]] = deque()           # undrained lines: [count, words in each]
         self.drain_end = 0.0
 
     def quiet_lines(self, w_cum, clock0: float) -> int:
@@ -235,42 +237,56 @@ class _WriteBuffer:
         n = len(w_cum)
         hit_zero = int(np.searchsorted(w_cum, self.free)) if self.free > 0 else 0
         after = max(0, math.ceil(self.drain_end - clock0))           # lines before the drain is over
-        cut = np.searchsorted(w_cum, self.free - self.keep + 1)     # free would drop below keep
-        drain = max(int(cut), after)
-        while drain < n and (w_cum[drain] - (w_cum[drain - 1] if drain else 0)) == 0:
-            drain += 1
+        drain = max(int(np.searchsorted(w_cum, self.free - self.keep + 1)), after)
+        if drain < n:
+            writes = np.flatnonzero(np.diff(w_cum[drain - 1:] if drain else np.r_[0, w_cum]) > 0)
+            drain = drain + int(writes[0]) if len(writes) else n
         return min(hit_zero if after > 0 else n, drain, n)
+
+    def skip(self, count: int) -> None:
+        self.free -= count
+        full, self.fill = divmod(self.fill + count, self.width)
+        self._queue(full, self.width)
+
+    def _queue(self, count: int, words: int) -> None:
+        if count:
+            if self.queue and self.queue[-1][1] == words:
+                self.queue[-1][0] += count
+            else:
+                self.queue.append([count, words])
+
+    def _drain(self, cur: float) -> None:
+        self._queue(1 if self.fill else 0, self.fill)
+        self.fill = 0
+        taken = last = 0
+        while taken < self.lines and self.queue:
+            run = self.queue[0]
+            k = min(run[0], self.lines - taken)
+            taken, last = taken + k, run[1]
+            run[0] -= k
+            if not run[0]:
+                self.queue.popleft()
+        if taken:
+            self.free += taken * self.width - (self.width - last)
+            self.drain_end = cur + taken - 1
 
     def write(self, count: int, clock: float) -> float:
         """Stall of a line writing ``count`` words at ``clock``."""
         cur = clock
         while count > 0:
             if cur < self.drain_end:
-                if self.free - count > 0:
-                    n = count
-                else:
-                    n = max(self.free, 1)
-                self.free -= n
-                self.pending += n
+                n = count if self.free - count > 0 else max(self.free, 1)
+                self.skip(n)
                 count -= n
                 if self.free <= 0:
                     cur = self.drain_end
             else:
                 n = count if self.free - count >= self.keep else max(self.free - self.keep + 1, 1)
-                self.free -= n
-                self.pending += n
+                self.skip(n)
                 count -= n
                 if self.free < self.keep:
-                    lines = min(self.lines, math.ceil(self.pending / self.bandwidth))
-                    drained = min(lines * self.bandwidth, self.pending)
-                    self.free += drained
-                    self.pending -= drained
-                    self.drain_end = cur + lines - 1
+                    self._drain(cur)
         return cur - clock
-
-    def skip(self, count: int) -> None:
-        self.free -= count
-        self.pending += count
 
 
 def _span(lo, hi):
