@@ -101,10 +101,9 @@ class _Order:
         self.y0 = (blocks - 1) * block_rows          # first row of the last block
         self.rows = blocks * block_rows
         self.elements = self.y0 * width + block_rows * last_width
-        self.words = None
+        self.words = None                          # the words in fetch order, when they repeat or skip
         if words is not None:
             self._explicit(words)
-            self.words = self.words
 
     def _explicit(self, words) -> None:
         """Positions from the words themselves (``words(y, c)``, -1 = none): holes take no position."""
@@ -128,7 +127,7 @@ class _Order:
 
     def pos(self, y, c):
         """Fetch position of element (row ``y``, column ``c``) among the real elements (-1: a hole)."""
-        if self.words is not None and hasattr(self, "rank"):
+        if self.words is not None:
             return self.rank[y, c]
         w, w1, y0 = self.width, self.last_width, self.y0
         if not self.diag:
@@ -172,10 +171,8 @@ class _ReadBuffer:
 
     def unserved(self, positions):
         """Which fetch ``positions`` (-1: none) have no copy of their word in the active window."""
-        if self.order.words is None:
-            return self.outside(np.where(positions >= 0, positions // self.per_set, -1))
         out = self.outside(np.where(positions >= 0, positions // self.per_set, -1))
-        if out.any():                          # an own copy outside: look for another one inside
+        if self.order.words is not None and out.any():     # own copy outside: is another one inside?
             g = self.order.group[positions[out]] * self.sets
             lo, hi = self.start, self.start + self.active
             found = np.searchsorted(self.keys, g + min(hi, self.sets)) - np.searchsorted(self.keys, g + lo)
