@@ -4,9 +4,9 @@
 
     SCALESIM_VENV=/path/to/venv python bench/scalesim_stall_cases.py [--jobs 2]
 
-Two sets, drawn from different seeds: ``build`` (used while developing the memory model in
-accelsim/model/staging.py) and ``heldout`` (only evaluated by bench/bench_scalesim_stalls.py and the
-test, never used to shape the model). Each case is one layer on one (array, dataflow, SRAM sizes,
+Three sets, drawn from different seeds: ``build`` (used while developing the memory model in
+accelsim/model/staging.py), ``heldout`` and ``sparse`` (N:M weights; both only evaluated by
+bench/bench_scalesim_stalls.py and the test, never used to shape the model). Each case is one layer on one (array, dataflow, SRAM sizes,
 bandwidth) configuration; cases sharing a configuration run in one SCALE-Sim invocation.
 Sizes are kept small (SCALE-Sim's USER mode costs ~0.1-1 ms per simulated cycle). Stdlib only.
 """
@@ -27,8 +27,10 @@ sys.path.insert(0, str(HERE))
 import peer_scalesim as peer  # noqa: E402
 
 DEFAULT_OUT = REPO / "tests" / "data" / "scalesim_stalls_reference.json"
-SEEDS = {"build": 31, "heldout": 3131}
-COUNTS = {"build": 24, "heldout": 48}
+SEEDS = {"build": 31, "heldout": 3131, "sparse": 313131}
+COUNTS = {"build": 24, "heldout": 48, "sparse": 18}
+#: Layer-wise N:M weight sparsity of the ``sparse`` set (SCALE-Sim's SparsitySupport, ellpack_block).
+PATTERNS = ["1:2", "2:4", "1:4", "3:4", "2:8"]
 ARRAYS = [(8, 8), (16, 16), (8, 16), (16, 8), (4, 8)]
 SRAM_KB = [1, 2, 4]
 BANDWIDTHS = [2, 4, 8, 10, 16, 32]
@@ -60,6 +62,8 @@ def draw(which: str) -> list[dict]:
             layer = {"type": "conv", "name": f"c{len(cases)}", "ifmap_h": h, "ifmap_w": rng.randint(fh + 2, 14),
                      "filt_h": fh, "filt_w": fh, "channels": rng.randint(1, 16),
                      "num_filters": rng.randint(4, 48), "stride": s}
+        if which == "sparse":
+            layer["sparsity"] = rng.choice(PATTERNS)
         m, n, k = peer.gemm_dims(layer)
         if _lines(df, rows, cols, m, n, k) > MAX_LINES:
             continue
@@ -70,13 +74,14 @@ def draw(which: str) -> list[dict]:
 
 
 def run_group(key, cases):
-    df, rows, cols, kb, bw, typ = key
+    df, rows, cols, kb, bw, typ, sparse = key
     mem = {"ifmap_kb": kb[0], "filter_kb": kb[1], "ofmap_kb": kb[2], "bandwidth": bw,
            "bandwidth_mode": "USER"}
     with tempfile.TemporaryDirectory() as tmp:
         topo = Path(tmp) / "topo.csv"
-        peer.write_topology([c["layer"] for c in cases], topo, typ == "gemm", with_sparsity=False)
-        res, wall = peer.run_scalesim(topo, rows, cols, df, gemm=typ == "gemm", memory=mem)
+        peer.write_topology([c["layer"] for c in cases], topo, typ == "gemm", with_sparsity=sparse)
+        res, wall = peer.run_scalesim(topo, rows, cols, df, gemm=typ == "gemm", memory=mem,
+                                      sparsity=True if sparse else None)
     for c, r in zip(cases, res):
         c["expected"] = {"total_cycles": r["total_cycles"], "stall_cycles": r["stall_cycles"]}
         c["info"] = {"scalesim_layer_seconds": round(r["sim_seconds"], 3)}
@@ -95,7 +100,7 @@ def main(argv=None) -> int:
     for c in cases:
         kb = c["sram_kb"]
         key = (c["dataflow"], c["rows"], c["cols"], (kb["ifmap"], kb["filter"], kb["ofmap"]), c["bandwidth"],
-               c["layer"]["type"])
+               c["layer"]["type"], "sparsity" in c["layer"])
         groups.setdefault(key, []).append(c)
     t0 = time.time()
     with cf.ThreadPoolExecutor(max_workers=a.jobs) as ex:
@@ -113,7 +118,9 @@ def main(argv=None) -> int:
             "expected.total_cycles is SCALE-Sim's 'Total Cycles' (index of the last cycle, stalls included).",
             "bandwidth (words/cycle) is SCALE-Sim's Bandwidth and both [layout] *SRAMBankBandwidth: each of "
             "the ifmap, filter and ofmap DRAM interfaces gets it; 1-byte words; sram_kb per operand.",
-            "set 'build' shaped the model; set 'heldout' was only evaluated.",
+            "set 'build' shaped the model; sets 'heldout' and 'sparse' were only evaluated.",
+            "layer.sparsity (set 'sparse'): layer-wise N:M weights, SparsitySupport true, SparseRep "
+            "ellpack_block, OptimizedMapping false; gemm.K is the dense K.",
         ],
         "total_wall_seconds": round(time.time() - t0, 1),
         "cases": cases,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from accelsim import Conv, Gemm, load_arch, simulate
+from accelsim import Conv, Gemm, Sparsity, load_arch, simulate
 from accelsim.model import staging
 
 REF = json.loads((Path(__file__).parent / "data" / "scalesim_stalls_reference.json").read_text())
@@ -24,10 +24,11 @@ TOLERANCE = 0.05
 
 def case_layer(case):
     spec = case["layer"]
+    sp = Sparsity.parse(spec.get("sparsity"))
     if spec["type"] == "gemm":
-        return Gemm(spec["name"], spec["M"], spec["N"], spec["K"])
+        return Gemm(spec["name"], spec["M"], spec["N"], spec["K"], weight_sparsity=sp)
     return Conv(spec["name"], spec["ifmap_h"], spec["ifmap_w"], spec["filt_h"], spec["filt_w"], spec["channels"],
-                spec["num_filters"], spec["stride"], spec["stride"])
+                spec["num_filters"], spec["stride"], spec["stride"], weight_sparsity=sp)
 
 
 def case_arch(case):
@@ -36,7 +37,9 @@ def case_arch(case):
         "compute.rows": case["rows"], "compute.cols": case["cols"],
         "memory.sram.partition": {"input": kb["ifmap"] * 1024, "weight": kb["filter"] * 1024,
                                   "output": kb["ofmap"] * 1024},
-        "memory.dram.bandwidth": case["bandwidth"]})
+        "memory.dram.bandwidth": case["bandwidth"],
+        # SCALE-Sim's sparsity support compresses any layer-wise N:M along K
+        "compute.sparsity.patterns": [case["layer"]["sparsity"]] if "sparsity" in case["layer"] else []})
 
 
 def test_reference_covers_the_required_space():

@@ -9,7 +9,7 @@ from accelsim.model.arch import ArchConfig
 from accelsim.errors import WorkloadError
 from accelsim.model.kron import lower_kron
 from accelsim.model.mapping import Mapping
-from accelsim.model.sparsity import apply_sparsity
+from accelsim.model.sparsity import apply_sparsity, kept_length
 from accelsim.model.staging import ConvWindow
 from accelsim.model.workload import Conv, Gemm, KronMatmul
 
@@ -30,13 +30,18 @@ def _dtype(arch: ArchConfig, layer) -> str:
 
 
 def _stage_window(conv: Conv, gemm: Gemm, mappings: list[Mapping]) -> None:
-    """A dense conv's staged mappings read the ifmap through its im2col window (repeated words, edges)."""
+    """A conv's staged mappings read the ifmap through its im2col window (repeated words, edges):
+    all of its columns when dense, the kept ones when N:M weights are compressed along K."""
     win = ConvWindow(conv.ifmap_h, conv.ifmap_w, conv.filt_h, conv.filt_w, conv.channels, conv.stride_h, conv.stride_w)
-    if not win.repeats_or_skips:
-        return
+    sp = conv.weight_sparsity
+    nm = sp.pattern if sp.kind == "nm" and not sp.pattern.dense else None
     for mp in mappings:
-        if mp.staging is not None and mp.staging.k == gemm.k:
+        if mp.staging is None:
+            continue
+        if mp.staging.k == gemm.k and win.repeats_or_skips:
             mp.staging = dataclasses.replace(mp.staging, window=win)
+        elif nm is not None and mp.staging.k == kept_length(gemm.k, nm):
+            mp.staging = dataclasses.replace(mp.staging, window=dataclasses.replace(win, keep=(nm.n, nm.m)))
 
 
 def lower_layer(arch: ArchConfig, layer) -> Lowered:

@@ -57,20 +57,27 @@ class ConvWindow:
     channels: int
     stride_h: int
     stride_w: int
+    keep: tuple[int, int] | None = None
 
     @property
     def repeats_or_skips(self) -> bool:
         """Whether im2col repeats a word (windows overlap) or reads past the edge; if not, its words
         are distinct and complete and the conv stages like a GEMM."""
-        return (self.filt_h > self.stride_h or self.filt_w > self.stride_w
+        return self.keep is not None or (self.filt_h > self.stride_h or self.filt_w > self.stride_w
                 or (self.ifmap_h - self.filt_h) % self.stride_h != 0 or (self.ifmap_w - self.filt_w) % self.stride_w != 0)
 
     def words(self, i, j):
         """Ifmap word read by im2col row ``i`` (output pixel), column ``j`` (window offset); -1 past the edge.
-        The word is a per-row base plus a per-column offset, so both are tabulated once."""
+        The word is a per-row base plus a per-column offset, so both are tabulated once. With ``keep``
+        = (n, m) (N:M weights compressed along K) column ``j`` is the j-th kept one: the first n of
+        every m."""
         f = -(-(self.ifmap_w - self.filt_w) // self.stride_w) + 1
         orow, ocol = np.divmod(np.arange(int(i.max()) + 1), f)
-        frow, rest = np.divmod(np.arange(int(j.max()) + 1), self.filt_w * self.channels)
+        cols = np.arange(int(j.max()) + 1)
+        if self.keep is not None:
+            n, m = self.keep
+            cols = cols // n * m + cols % n
+        frow, rest = np.divmod(cols, self.filt_w * self.channels)
         fcol, ch = np.divmod(rest, self.channels)
         row0, col0 = orow * self.stride_h, ocol * self.stride_w
         word = ((row0 * self.ifmap_w + col0) * self.channels)[i] + ((frow * self.ifmap_w + fcol) * self.channels + ch)[j]
