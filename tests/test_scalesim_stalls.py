@@ -51,6 +51,9 @@ def test_reference_covers_the_required_space():
     assert {c["layer"]["type"] for c in held} == {"gemm", "conv"}
     assert len({tuple(c["sram_kb"].values()) for c in held}) >= 5 and len({c["bandwidth"] for c in held}) >= 4
     assert sum(c["expected"]["stall_cycles"] > c["expected"]["total_cycles"] / 2 for c in held) >= 10
+    sparse = [c for c in cases if c["set"] == "sparse"]
+    assert len(sparse) >= 15 and {c["dataflow"] for c in sparse} == {"ws", "os", "is"}
+    assert {c["layer"]["type"] for c in sparse} == {"gemm", "conv"} and all(c["layer"]["sparsity"] for c in sparse)
 
 
 @pytest.mark.parametrize("case", REF["cases"], ids=lambda c: f"{c['id']}-{c['set']}-{c['dataflow']}-"
