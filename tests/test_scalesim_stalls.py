@@ -3,8 +3,8 @@
 tests/data/scalesim_stalls_reference.json records SCALE-Sim 3.0.0's own numbers and the command that
 produced them (bench/scalesim_stall_cases.py). Each case sets the SRAM size of each operand and the
 DRAM bandwidth every operand interface gets; accelsim's fixed systolic mapping stages data as
-SCALE-Sim does (accelsim/model/staging.py, docs/scalesim_timing.md §9). Cases of set ``heldout`` were
-never used to build that model. SCALE-Sim reports the index of the last cycle: cycles − 1.
+SCALE-Sim does (accelsim/model/staging.py, docs/scalesim_timing.md §9). Cases of sets ``heldout`` and
+``sparse`` (N:M weights) were never used to build that model. SCALE-Sim reports the index of the last cycle: cycles − 1.
 """
 
 from __future__ import annotations
