@@ -425,17 +425,20 @@ def staged_cycles(st: SystolicStaging, bufs: dict[str, BufferSpec]) -> tuple[flo
     """
     p = _Plan(st, bufs)
     folds = p.cf * p.rf
-    run = min(folds, MAX_FOLDS)
+    # replay whole column folds (the period of the operands' re-reads) when one fits, and measure the
+    # rate to extrapolate over the second half of them
+    run = min(folds, max(MAX_FOLDS // p.rf, 1) * p.rf if p.rf <= MAX_FOLDS else MAX_FOLDS)
+    mid = (run // p.rf // 2) * p.rf if run >= 2 * p.rf else run // 2
     stall = unseen = half = 0.0
     L = p.lines
     for f in range(run):
-        if f == run // 2:
+        if f == mid:
             half = stall
         fc, fr = divmod(f, p.rf)
         stall, last = _fold(p, fc, fr, f * L, stall, f == folds - 1)
         unseen = last if f == folds - 1 else unseen
     if run < folds:
-        stall += (stall - half) / (run - run // 2) * (folds - run)
+        stall += (stall - half) / (run - mid) * (folds - run)
     lines = folds * L
     # SCALE-Sim's run ends at the last line's output write: that line's read stalls are not waited for.
     return st.copies * (lines + stall - unseen), float(st.copies * lines)
