@@ -94,7 +94,10 @@ class BufferSpec:
 
 
 def _g(x, w):
-    """Σ_{j=1..x} min(j, w) for integer arrays ``x`` (0 where x ≤ 0)."""
+    """Σ_{j=1..x} min(j, w) for integers or integer arrays ``x`` (0 where x ≤ 0)."""
+    if isinstance(x, int):
+        x = max(x, 0)
+        return x * (x + 1) // 2 if x <= w else w * (w + 1) // 2 + (x - w) * w
     x = np.maximum(x, 0)
     return np.where(x <= w, x * (x + 1) // 2, w * (w + 1) // 2 + (x - w) * w)
 
@@ -137,12 +140,13 @@ class _Order:
         if self.words is not None:
             return self.rank[y, c]
         w, w1, y0 = self.width, self.last_width, self.y0
+        lo_, hi_ = (min, max) if isinstance(y, int) and isinstance(c, int) else (np.minimum, np.maximum)
         if not self.diag:
-            return np.minimum(y, y0) * w + np.maximum(y - y0, 0) * w1 + c
+            return lo_(y, y0) * w + hi_(y - y0, 0) * w1 + c
         d = y + c
         before = _g(d, w) - _g(d - y0, w) + _g(d - y0, w1) - _g(d - self.rows, w1)
-        hi = np.minimum(d, self.rows - 1)
-        padded = np.maximum(np.minimum(hi, d - w1) - np.maximum(y + 1, y0) + 1, 0)
+        hi = lo_(d, self.rows - 1)
+        padded = hi_(lo_(hi, d - w1) - hi_(y + 1, y0) + 1, 0)
         return before + (hi - y) - padded
 
 
@@ -450,11 +454,17 @@ def _fold(p: _Plan, fc: int, fr: int, base: int, stall: float, final: bool) -> t
     L = p.lines
     ifmap, filt, w = p.fold(fc, fr)
     reads = [(buf, *arrays) for buf, arrays in ((p.ifmap, ifmap), (p.filter, filt)) if arrays is not None]
+    # distinct words: a line misses when the set of its first or last word is outside the window
+    sets = [(buf, np.where(a >= 0, a // buf.per_set, -1), np.where(b >= 0, b // buf.per_set, -1))
+            for buf, a, b, every in reads if every is None]
+    repeats = [(buf, every) for buf, a, b, every in reads if every is not None]
 
     def misses(lo: int, hi: int):
         m = np.zeros(hi - lo, dtype=bool)
-        for buf, a, b, every in reads:
-            m |= buf.unserved(a[lo:hi]) | buf.unserved(b[lo:hi]) if every is None else buf.unserved(every[lo:hi]).any(axis=1)
+        for buf, a, b in sets:
+            m |= buf.outside(a[lo:hi]) | buf.outside(b[lo:hi])
+        for buf, every in repeats:
+            m |= buf.unserved(every[lo:hi]).any(axis=1)
         return m
 
     w_cum = np.cumsum(w)
@@ -465,7 +475,7 @@ def _fold(p: _Plan, fc: int, fr: int, base: int, stall: float, final: bool) -> t
     while i < L:
         if window != (p.ifmap.ready, p.filter.ready):
             # the windows moved: find the next line that misses, in growing chunks
-            window, found, j, chunk = (p.ifmap.ready, p.filter.ready), L, i, 64
+            window, found, j, chunk = (p.ifmap.ready, p.filter.ready), L, i, 512
             while j < L:
                 m = misses(j, min(j + chunk, L))
                 if m.any():
