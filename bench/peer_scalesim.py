@@ -44,7 +44,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-VENV = HERE / ".venv-scalesim"
+#: SCALE-Sim's own venv; ``SCALESIM_VENV`` points at an existing one kept outside the tree.
+VENV = Path(os.environ.get("SCALESIM_VENV") or HERE / ".venv-scalesim")
 SCALESIM_VERSION = "3.0.0"
 PIP_REQUIREMENTS = [f"scalesim=={SCALESIM_VERSION}", "numpy<2", "pandas<2.3"]
 

@@ -120,12 +120,18 @@ class TasdExtension(_Strict):
 
 
 class SystolicCompute(_Strict):
-    """A rows × cols systolic array, one MAC per PE per cycle, with a WS/OS/IS dataflow."""
+    """A rows × cols systolic array, one MAC per PE per cycle, with a WS/OS/IS dataflow.
+
+    ``staging`` times its fixed mapping: ``scalesim`` replays SCALE-Sim's double-buffered SRAM halves
+    demand line by demand line (its stalls, docs/scalesim_timing.md §9; costs up to seconds per
+    layer), ``pipeline`` the tile pipeline of engine.py (cost independent of layer size).
+    """
 
     kind: Literal["systolic"]
     rows: int = Field(gt=0, le=MAX_ARRAY_DIM)
     cols: int = Field(gt=0, le=MAX_ARRAY_DIM)
     dataflow: Literal["ws", "os", "is"]
+    staging: Literal["scalesim", "pipeline"] = "scalesim"
     default_dtype: Dtype = "int8"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None

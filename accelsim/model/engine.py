@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import simpy
 
-from accelsim.model.arch import ArchConfig
+from accelsim.model.arch import DTYPE_BYTES, ArchConfig
 from accelsim.model.mapping import Mapping, TileBlock, TileGroup
+from accelsim.model.staging import BufferSpec, staged_cycles
 
 __all__ = ["LayerTiming", "run_mapping", "simulate_tiles"]
 
@@ -204,8 +205,25 @@ def _repeat(s: _State, w: float, body, times: int) -> tuple[_State, float]:
     return s, w
 
 
+def _staged(arch: ArchConfig, mapping: Mapping) -> LayerTiming:
+    """SCALE-Sim's staging: each operand's SRAM partition (innermost level) fed by its own DRAM
+    interface at the outermost level's bandwidth (reads for the operands, writes for the output)."""
+    eb = DTYPE_BYTES[mapping.dtype]
+    dram, sram = arch.memory[0], arch.memory[-1]
+    bufs = {op: BufferSpec(int(sram.capacity_for(op) // eb), (dram.bandwidth if op != "output" else
+                                                               dram.write_bandwidth or dram.bandwidth) / eb)
+            for op in ("input", "weight", "output")}
+    cycles, compute = staged_cycles(mapping.staging, bufs)
+    return LayerTiming(cycles, compute, cycles - compute)
+
+
 def run_mapping(arch: ArchConfig, mapping: Mapping) -> LayerTiming:
-    """One layer's :class:`LayerTiming`, equal to :func:`simulate_tiles` at a cost set by its groups, not its tiles."""
+    """One layer's :class:`LayerTiming`: SCALE-Sim's staging for a staged mapping (the fixed systolic
+    one) on a two-level hierarchy, else the tile pipeline, equal to :func:`simulate_tiles` at a cost set
+    by its groups, not its tiles."""
+    if mapping.staging is not None and len(arch.memory) > 1 and all(
+            2 <= arch.memory[-1].capacity_for(op) < math.inf for op in ("input", "weight", "output")):
+        return _staged(arch, mapping)
     s: _State = (0.0, 0.0, 0.0)
     w = 0.0
     compute_total = 0.0

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from accelsim.model.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
+from accelsim.model.staging import SystolicStaging
 
 __all__ = [
     "PARTIAL_BYTES", "Exec", "Mapping", "TileBlock", "TileGroup", "map_gemm", "map_gemm_tile", "operand_traffic",
@@ -107,6 +108,8 @@ class Mapping:
     ``writes[level][operand]`` bytes written into it (fills from outside, results from inside).
     ``issued_macs`` are the MACs the hardware performs (and pays energy for): the dense count
     unless it skips work; ``effectual_macs`` those whose operands are both non-zero.
+    ``staging``, set by the fixed systolic mapping, makes the engine time the layer as SCALE-Sim
+    stages its data (:mod:`accelsim.model.staging`); None keeps the tile pipeline.
     """
 
     layer: str
@@ -125,6 +128,7 @@ class Mapping:
     issued_macs: float = 0.0
     actions: dict[str, float] = field(default_factory=dict)
     nest: dict | None = None
+    staging: SystolicStaging | None = None
 
     @property
     def compute_cycles(self) -> float:
@@ -333,11 +337,15 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
               cta_tile: tuple[int, int, int] | None, split: int | None = None,
               order: tuple[str, ...] = ("m", "n", "k")) -> Mapping:
     k_run = exe.k_exec or k
+    staging = None
     if isinstance(arch.compute, SystolicCompute):
         # One array: the copies run one after another.
-        tile, loops, groups, eff = _systolic_groups(arch.compute, m, n, k_run)
+        c = arch.compute
+        tile, loops, groups, eff = _systolic_groups(c, m, n, k_run)
         groups = [g.scaled(count) for g in groups]
         order = tuple(d for d, _ in loops)
+        if c.staging == "scalesim":
+            staging = SystolicStaging(c.rows, c.cols, c.dataflow, m, n, k_run, count)
     else:
         tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count, cta_tile, split)
         trips = dict(loops)
@@ -381,4 +389,5 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
         layer=name, m=m, n=n, k=k, dtype=dtype, tile=tile, loop_order=order, groups=groups,
         mapping_efficiency=eff, macs=dense_macs, effectual_macs=dense_macs * exe.effectual,
         reads=reads, writes=writes, issued_macs=float(m * n * k_run * count), actions=dict(exe.actions),
+        staging=staging,
     )
