@@ -1,8 +1,8 @@
 """The types of implementation descriptions (Record, Step, Impl) and the record readers descriptions share.
 
 :mod:`kernels.impls` holds the one registry and its docstring says how to add an implementation;
-the description modules beside the kernels (:mod:`kernels.impls_nm`, :mod:`kernels.impls_kron`,
-:mod:`kernels.projection_impls`) build their entries from these types, so none of them imports
+the description modules beside the kernels (:mod:`kernels.nm.impls`, :mod:`kernels.kron.impls`,
+:mod:`kernels.projection.impls`) build their entries from these types, so none of them imports
 the registry (it imports them).
 """
 

@@ -36,7 +36,7 @@ Adding an implementation (e.g. a new CUDA kernel recorded as ``impl="nm_vector_c
 
 A library call is shorter: ``Step("lt", "sparse_tensor_core", "fp16", gemm=(m, n, k, 1), ...)``.
 The recorder's suite then passes ``params={"impl": "nm_vector_cuda", ...}``. Descriptions may live
-beside their kernels (:mod:`kernels.impls_nm`, :mod:`kernels.impls_kron`, :mod:`kernels.projection_impls`, each
+beside their kernels (:mod:`kernels.nm.impls`, :mod:`kernels.kron.impls`, :mod:`kernels.projection.impls`, each
 an ``ENTRIES`` tuple built from :mod:`kernels.impl_types`): this module registers them, so :data:`IMPLS` is the one
 registry.
 """
@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import math
 
-from kernels import impls_kron, impls_nm, projection_impls
-from kernels.impls_kron import group_macs
+from kernels.kron import impls as impls_kron
+from kernels.nm import impls as impls_nm
+from kernels.projection import impls as projection_impls
+from kernels.kron.impls import group_macs
 from kernels.errors import InputError
 from kernels.impl_types import (_SECTOR, _SMEM_BANKS, _WARP, UNITS, Impl, Record, Step, _gemm_steps,
                                 _kron_factors, _kron_shuffle_steps, _need, _pattern, _projection_size,

@@ -54,7 +54,7 @@ def test_graph_sees_known_edges():
     """The parser finds real imports (the relative ``from . import module`` form is in the next test)."""
     g = import_graph()
     assert g.has_edge("accelsim.model.lowering", "accelsim.model.kron")
-    assert g.has_edge("accelsim.model.arch", "kernels.nm_format")
+    assert g.has_edge("accelsim.model.arch", "kernels.nm.format")
     assert g.has_edge("accelsim.__main__", "accelsim.cli")
 
 

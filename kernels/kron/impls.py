@@ -1,7 +1,7 @@
 """Descriptions of the Kron-matmul implementations :func:`kernels.kron.kron_config` names (kernels.impls entries).
 
 :data:`ENTRIES` is registered by :mod:`kernels.impls`. The
-FastKron-style kernel is described launch by launch from :func:`kernels.kron_plan.plan` under the
+FastKron-style kernel is described launch by launch from :func:`kernels.kron.plan.plan` under the
 tuned configuration in ``params`` (``variant``, ``depth``, ``nj``, ``tm``); ``kron_shuffle_cupy``
 stays the entry in :mod:`kernels.impls`. The NumPy paths are described by the same device work
 (their BLAS matmuls and copies) so a GPU model can place them; their records carry ``backend="numpy"``.
@@ -14,7 +14,7 @@ import math
 from kernels.errors import InputError
 from kernels.impl_types import (Impl, Record, Step, _gemm_steps, _kron_factors, _kron_shuffle_steps, _need,
                                 _shuffle_factor_steps)
-from kernels.kron_plan import THREADS, plan
+from kernels.kron.plan import THREADS, plan
 
 __all__ = ["ENTRIES", "fastkron_launches", "group_macs"]
 
@@ -32,7 +32,7 @@ def group_macs(shapes) -> int:
 
 
 def fastkron_launches(r: Record):
-    """The launches :func:`kernels.kron_plan.plan` makes for ``r``'s rows, factors, dtype and tuned configuration."""
+    """The launches :func:`kernels.kron.plan.plan` makes for ``r``'s rows, factors, dtype and tuned configuration."""
     missing = [key for key in _CONFIG_KEYS if key not in r.params]
     if missing:
         raise InputError(f"trace record {r.kernel!r} (impl kron_fastkron_cuda): params has no {', '.join(missing)}")

@@ -1,9 +1,9 @@
 """Descriptions of the GPU N:M SpMM / one-pass TASD implementations the dispatcher records (kernels.impls entries).
 
 :data:`ENTRIES` and the per-term cuSPARSELt and cast steps are registered by :mod:`kernels.impls`. The packed
-CUDA-core kernel (``cuda/nm_spmm_packed.cu``, :mod:`kernels.nm_configs`) is described from the
-tile configuration trace records carry in ``params`` (top level from :func:`kernels.nm_cuda.plan`,
-or under ``params["cuda_core"]`` from :func:`kernels.nm_dispatch.plan`); the library paths
+CUDA-core kernel (``nm_spmm_packed.cu``, :mod:`kernels.nm.configs`) is described from the
+tile configuration trace records carry in ``params`` (top level from :func:`kernels.nm.cuda.plan`,
+or under ``params["cuda_core"]`` from :func:`kernels.nm.dispatch.plan`); the library paths
 (cuSPARSELt 2:4 per term, dense cuBLAS on the cached dense A) from the record's shape and dtype.
 Shared-memory figures are from the SASS in ``docs/results/nm_spmm_gpu.md``.
 """
@@ -14,7 +14,7 @@ import math
 
 from kernels.errors import InputError
 from kernels.impl_types import Impl, Record, Step, _need, _pattern, _tasd_terms
-from kernels.nm_configs import IMPL_NAMES, smem_bytes, threads
+from kernels.nm.configs import IMPL_NAMES, smem_bytes, threads
 
 __all__ = ["ENTRIES", "cast_steps", "cuda_config", "cusparselt_terms_calls", "cusparselt_terms_steps", "nm_terms",
            "packed_entries"]

@@ -2,7 +2,7 @@
 
 :data:`ENTRIES` is registered by :mod:`kernels.impls`. Each is a
 number of whole-array passes (reads, writes; O(groups) vectors not counted), launches and host
-calls, following the code paths in :mod:`kernels.projection` and :mod:`kernels.projection_device`.
+calls, following the code paths in :mod:`kernels.projection` and :mod:`kernels.projection.device`.
 The suites and ``bench/gpu/suite_projection.py`` read the passes back with :func:`kernels.impls.passes`;
 the level-by-level multilevel names (:data:`LEVELWISE`) share the H200 records' xp description in
 :mod:`kernels.impls`.
@@ -65,7 +65,7 @@ LEVELWISE = tuple(n for n in MULTILEVEL_NAMES if not n.endswith("_device"))
 """Multilevel names run level by level (CuPy calls or NumPy): described like the H200 records' xp path."""
 ENTRIES = (
     *(Impl(name, "project_multilevel" if name.startswith("multilevel") else "project_l1inf_bilevel", "memory",
-           "kernels/projection_device.py: 3 kernels (+ memset when split), 2 reads + 1 write over HBM, no sync",
+           "kernels/projection/device.py: 3 kernels (+ memset when split), 2 reads + 1 write over HBM, no sync",
            _device_steps, _device_calls) for name in _DEVICE_NAMES),
     *(Impl(name, "project_l1inf_bilevel", "memory", row[0], _table_steps(name), (lambda calls: lambda r: calls)(row[-1]))
       for name, row in _TABLE.items()),
