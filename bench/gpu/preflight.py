@@ -105,7 +105,7 @@ def _smi() -> str:
 
 
 def _nvml() -> str:
-    from kernels.trace import _nvml_handle, _power_w
+    from kernels.timing import _nvml_handle, _power_w
 
     h = _nvml_handle()
     if h is None:

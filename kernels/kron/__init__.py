@@ -1,4 +1,10 @@
-"""Kron-matmul Y = X·(F1⊗…⊗FN) without forming the Kronecker product: naive, shuffle and fused."""
+"""Kron-matmul Y = X·(F1⊗…⊗FN) without forming the Kronecker product: naive, shuffle and fused.
+
+The Kron room: the NumPy paths (here; the shuffle step in :mod:`.shuffle`), the FastKron-style CUDA
+kernel (``kron_fastkron.cu``; launch and autotuning :mod:`.gpu`, its plan :mod:`.plan`, block-by-block
+NumPy model :mod:`.model`), row-sharding over Dask (:mod:`.dist`) and the replay's descriptions
+(:mod:`.impls`). Imports only the shared top modules of :mod:`kernels` and itself.
+"""
 
 from __future__ import annotations
 

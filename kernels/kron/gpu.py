@@ -18,7 +18,7 @@ from kernels import autotune
 from kernels.backend import cuda_function, require_cupy
 from kernels.kron.plan import MAX_FACTORS, THREADS, candidates, kernel_name, plan
 from kernels.kron.shuffle import shuffle
-from kernels.trace import time_call
+from kernels.timing import time_call
 
 __all__ = ["SHUFFLE", "kron_config_gpu", "kron_fastkron_gpu", "kron_gpu"]
 

@@ -1,4 +1,12 @@
-"""N:M SpMM, the entry point: the data types of :mod:`kernels.nm.format` and ``nm_spmm`` on either backend."""
+"""N:M SpMM, the entry point: the data types of :mod:`kernels.nm.format` and ``nm_spmm`` on either backend.
+
+The N:M room: the format (:mod:`.format`), the NumPy path (:mod:`.cpu`), the packed CUDA-core
+kernel (``nm_spmm_packed.cu``; its packing :mod:`.pack`, launch :mod:`.cuda`, autotune tiles
+:mod:`.configs`, block-by-block NumPy model :mod:`.model`), 2:4 sparse tensor cores through
+cuSPARSELt (:mod:`.sparse_tc`), the dispatcher choosing among them per device (:mod:`.dispatch`)
+and the replay's descriptions of each implementation (:mod:`.impls`). Imports only the shared top
+modules of :mod:`kernels` and itself.
+"""
 
 from __future__ import annotations
 

@@ -100,10 +100,10 @@ def _runner(impl: str, terms, b, out_dtype) -> Callable[[], object]:
 
 
 def _time_gpu(fn, repeats: int = TUNE_REPEATS) -> float:
-    """Median seconds of ``repeats`` calls after one warm-up (CUDA events, :func:`kernels.trace.time_call`)."""
+    """Median seconds of ``repeats`` calls after one warm-up (CUDA events, :func:`kernels.timing.time_call`)."""
     import cupy
 
-    from kernels.trace import time_call
+    from kernels.timing import time_call
 
     return time_call(fn, warmup=1, repeats=repeats, xp=cupy, min_window_s=0).median_s  # tuning: no 1 s energy window
 

@@ -19,6 +19,10 @@ model); ``xp`` is the generic array-module code (sort-based ℓ1 steps, one host
 the finiteness check; on NumPy, 64-column blocks), kept as the baseline. Block
 partitions depend only on the shape, never on ``workers``, so every worker count
 gives identical bits.
+
+The projection room: the NumPy/array-module paths (here), the exact ℓ1,∞ projection's breakpoints
+(:mod:`.exact`), the synchronisation-free device path (:mod:`.device`, ``projection.cu``) and the
+replay's descriptions (:mod:`.impls`). Imports only the shared top modules of :mod:`kernels` and itself.
 """
 
 from __future__ import annotations

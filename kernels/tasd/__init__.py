@@ -1,4 +1,10 @@
-"""TASD (Jeong et al., MLSys 2025): a tensor as a greedy series of N:M terms, and the series SpMM."""
+"""TASD (Jeong et al., MLSys 2025): a tensor as a greedy series of N:M terms, and the series SpMM.
+
+The TASD room: decomposition, series arithmetic and the series SpMM. A series is a sum of N:M
+terms run by the N:M kernels (one launch for every term on the GPU), so besides the shared top
+modules of :mod:`kernels` and itself it imports :mod:`kernels.nm`, and nothing else; the replay's
+descriptions of the TASD launches are N:M's (:mod:`kernels.nm.impls`).
+"""
 
 from __future__ import annotations
 
