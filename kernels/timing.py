@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from kernels.backend import array_module, backend_name
 from kernels.errors import InputError
 
-__all__ = ["MIN_ENERGY_WINDOW_S", "EnergyWindow", "Timing", "energy_per_call", "energy_window", "idle_power", "time_call"]
+__all__ = ["MIN_ENERGY_WINDOW_S", "EnergyWindow", "Timing", "energy_per_call", "energy_window", "idle_power",
+           "time_call"]
 
 MIN_ENERGY_WINDOW_S = 1.0
 """The recorder keeps calling a kernel until NVML's energy window is at least this long."""

@@ -141,3 +141,15 @@ def test_technique_rooms_import_only_the_shared_modules_and_themselves():
     assert {"kernels.backend", "kernels.errors", "kernels.impl_types"} <= base
     assert not room_violations(g, base), room_violations(g, base)
     assert {b for _, b in g.out_edges(REGISTRY)} - base == {f"kernels.{r}.impls" for r in ("nm", "kron", "projection")}
+
+
+def test_each_cuda_source_sits_in_its_room():
+    """Every .cu is in the room of the module that loads it (and no ``kernels/cuda/`` is left behind)."""
+    from kernels.kron import gpu
+    from kernels.nm import cuda
+    from kernels.projection import device
+
+    loaded = {m._SOURCE for m in (cuda, gpu, device)}
+    assert all(p.is_file() for p in loaded), loaded
+    assert loaded == set(KERNELS.glob("*/*.cu")) and not (KERNELS / "cuda").exists()
+    assert {p.parent.name for p in loaded} == {"nm", "kron", "projection"}
