@@ -1,7 +1,7 @@
 """Distributed Kron-matmul: bytes exchanged vs one exchange per factor, for 2 and 4 workers.
 
 Run: .venv/bin/python bench/bench_kron_dist.py
-Closed-form counts (kernels.kron_dist.kron_comm_bytes) on FastKron shapes, then one real run on a
+Closed-form counts (kernels.kron.dist.kron_comm_bytes) on FastKron shapes, then one real run on a
 local Dask cluster per grid checking the result against the single-process kron_matmul and that
 the bytes it reports equal the closed form.
 """
@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from kernels.kron import kron_matmul
-from kernels.kron_dist import kron_comm_bytes, kron_matmul_dist
+from kernels.kron.dist import kron_comm_bytes, kron_matmul_dist
 
 GRIDS = ((1, 2), (2, 1), (1, 4), (2, 2))
 

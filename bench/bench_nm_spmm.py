@@ -106,7 +106,7 @@ def cpu_at_size(repeats: int, m: int = 1024, n: int = 4096, k: int = 4096, settl
     after ``settle_s`` of sleep (see :func:`_interleaved_medians`; ``--settle-s 0`` times them back to back).
     """
     from kernels.nm import nm_compress, nm_decompress, nm_spmm
-    from kernels.nm_cpu import choose_impl
+    from kernels.nm.cpu import choose_impl
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype=np.float32)

@@ -2,6 +2,16 @@
 
 Names are imported lazily so that ``import kernels`` stays cheap and optional parts
 (CuPy, Dask) are loaded only when used. ``kernels`` never imports ``accelsim``.
+
+One room per technique, each with its format, NumPy and CUDA paths, dispatcher, autotune configs
+and replay descriptions: :mod:`kernels.nm` (with 2:4 sparse tensor cores), :mod:`kernels.tasd`,
+:mod:`kernels.kron` (with Dask), :mod:`kernels.projection`; the trace schema, recorder and importers
+in :mod:`kernels.trace`; the benchmark suites in :mod:`kernels.suites`. What they share sits at the
+top: :mod:`~kernels.backend`, :mod:`~kernels.autotune` (the tuning cache), :mod:`~kernels.timing`,
+:mod:`~kernels.io` (atomic writes), :mod:`~kernels.errors` and :mod:`~kernels.impl_types` (the
+description types); a room imports only these and itself (TASD also N:M). :mod:`kernels.impls` is the
+one registry of the rooms' descriptions and the suites run every room; nothing else crosses rooms
+(``tests/test_import_graph.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ _EXPORTS = {
     "Recorder": "kernels.trace",
     "TraceError": "kernels.trace",
     "read_traces": "kernels.trace",
-    "time_call": "kernels.trace",
+    "time_call": "kernels.timing",
     "tasd_decompose": "kernels.tasd",
     "tasd_spmm": "kernels.tasd",
     "kron_matmul": "kernels.kron",

@@ -1,15 +1,14 @@
-"""The types of implementation descriptions (Record, Step, Impl) and the record readers descriptions share.
+"""The types of implementation descriptions (Record, Step, Impl), the record readers and warp memory counts rooms share.
 
 :mod:`kernels.impls` holds the one registry and its docstring says how to add an implementation;
-the description modules beside the kernels (:mod:`kernels.impls_nm`, :mod:`kernels.impls_kron`,
-:mod:`kernels.projection_impls`) build their entries from these types, so none of them imports
+the description modules beside the kernels (:mod:`kernels.nm.impls`, :mod:`kernels.kron.impls`,
+:mod:`kernels.projection.impls`) build their entries from these types, so none of them imports
 the registry (it imports them).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -129,19 +128,6 @@ def _gemm_steps(r: Record) -> list[Step]:
                  b_mn_major=True)]
 
 
-def _tasd_terms(r: Record) -> list[tuple[int, int]]:
-    if not r.tasd_series:
-        raise InputError(f"trace record {r.kernel!r}: needs tasd_series")
-    return [_pattern(t) for t in str(r.tasd_series).split("+")]
-
-
-def _kron_factors(r: Record) -> list[tuple[int, int]]:
-    factors = r.params.get("factors")
-    if not factors:
-        raise InputError(f"trace record {r.kernel!r}: params has no 'factors' (the Kron factor shapes)")
-    return [(int(p), int(q)) for p, q in factors]
-
-
 def warp_sectors(offsets, item: int) -> int:
     """Distinct 32-byte sectors one warp-wide access of ``item``-byte elements at element ``offsets`` touches.
 
@@ -151,42 +137,13 @@ def warp_sectors(offsets, item: int) -> int:
     return len({o * item // _SECTOR for o in offsets})
 
 
-def _shuffle_factor_steps(r: Record, m: int, k_in: int, p: int, q: int) -> list[Step]:
-    """One shuffle step: cuBLAS (m·K/p, p) @ (p, q), then the rotating transpose copy of the (m, K/p, q) result.
+def warp_bank_wavefronts(word_addresses) -> int:
+    """Shared-memory wavefronts one warp-wide 4-byte access takes: the most distinct words in one bank.
 
-    The copy (CuPy's elementwise kernel over the C-ordered (m, q, K/p) output) writes whole sectors but
-    reads the (m, K/p, q) input at a stride of q elements: a warp's 32 outputs touch up to 32 sectors, and
-    each sector crosses the L2-SM interface once per warp that needs one of its elements
-    (``l2_bytes``; HBM still sees the array once when it spills L2: the sector stays in L2 for the others).
+    >>> warp_bank_wavefronts(range(32)), warp_bank_wavefronts(range(0, 32 * 64, 64))
+    (1, 32)
     """
-    item = r.item
-    rows = m * k_in // p
-    out = rows * q * item
-    j = k_in // p
-    warp = [(e // j) + (e % j) * q for e in range(_WARP)]  # input offsets of output elements 0..31 (qq, jj)
-    sector_bytes = -(-out // (_WARP * item)) * warp_sectors(warp, item) * _SECTOR
-    unit = "cuda_core" if r.dtype in ("float32", "float64") else "tensor_core"
-    return [
-        Step(f"shuffle gemm {p}x{q}", unit, r.unit_dtype, gemm=(rows, q, p, 1), macs=rows * q * p,
-             bytes_read=rows * p * item + p * q * item, bytes_written=out, working_set=rows * p * item + out,
-             b_mn_major=True),
-        Step("shuffle transpose", "memory", r.unit_dtype, bytes_read=out, bytes_written=out, working_set=2 * out,
-             l2_bytes=sector_bytes + out),
-    ]
-
-
-def _kron_shuffle_steps(r: Record) -> list[Step]:
-    (m,) = _need(r, "m")
-    k_in = math.prod(p for p, _ in _kron_factors(r))
-    steps = []
-    for p, q in reversed(_kron_factors(r)):
-        steps += _shuffle_factor_steps(r, m, k_in, p, q)
-        k_in = k_in // p * q
-    return steps
-
-
-def _projection_size(r: Record) -> int:
-    shape = r.shapes.get("y") or r.shapes.get("t")
-    if not shape:
-        raise InputError(f"trace record {r.kernel!r}: shapes has no 'y' (the projected array)")
-    return math.prod(int(s) for s in shape) * r.item
+    banks: dict[int, set] = {}
+    for a in word_addresses:
+        banks.setdefault(a % _SMEM_BANKS, set()).add(a)
+    return max(len(s) for s in banks.values()) if banks else 0

@@ -1,4 +1,4 @@
-"""Every kernels/cuda/*.cu compiles with nvcc for sm_80 and sm_90, and every tile configuration of the
+"""Every kernels/*/*.cu compiles with nvcc for sm_80 and sm_90, and every tile configuration of the
 packed N:M kernel for sm_90 (the target), with no errors and no register spills; skipped without nvcc."""
 
 import re
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kernels.nm_configs import TILES, smem_bytes, template_name, threads
+from kernels.nm.configs import TILES, smem_bytes, template_name, threads
 
 NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nvcc").exists() else None)
-CUDA = Path(__file__).resolve().parents[1] / "kernels" / "cuda"
-SOURCES = sorted(CUDA.glob("*.cu"))
+KERNELS = Path(__file__).resolve().parents[1] / "kernels"
+SOURCES = sorted(KERNELS.glob("*/*.cu"))
 ARGS = "(const float*, const int*, const unsigned char*, const float*, float*, int, int, int, int, int, int, int, int, int)"
 
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not found")
@@ -42,10 +42,10 @@ def test_compiles_without_spills(src, arch, tmp_path):
 
 @pytest.mark.parametrize("arch", ["sm_90"])
 def test_every_nm_tile_compiles_without_spills(arch, tmp_path):
-    """One translation unit instantiating every tile of kernels.nm_configs.TILES (one nvcc run, ~30 s)."""
+    """One translation unit instantiating every tile of kernels.nm.configs.TILES (one nvcc run, ~30 s)."""
     cfgs = [dict(zip(("mode", "bm", "bn", "tm", "stages", "emax"), t)) for t in TILES]
     src = tmp_path / "tiles.cu"
-    src.write_text(f'#include "{CUDA / "nm_spmm_packed.cu"}"\n' + "".join(
+    src.write_text(f'#include "{KERNELS / "nm" / "nm_spmm_packed.cu"}"\n' + "".join(
         f"template __global__ void {template_name(c)}{ARGS};\n" for c in cfgs))
     log = _compile(src, arch, tmp_path / "tiles.cubin")
     _no_spills(log)
@@ -61,7 +61,7 @@ def test_every_nm_tile_compiles_without_spills(arch, tmp_path):
         assert smem_bytes(c["mode"], c["bm"], c["bn"], c["stages"], c["emax"]) <= 227 * 1024
 
 
-KRON_CU = Path(__file__).resolve().parents[1] / "kernels" / "cuda" / "kron_fastkron.cu"
+KRON_CU = KERNELS / "kron" / "kron_fastkron.cu"
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_kron_variants_compile_without_spills(kron_sm90):
 
     128 registers × 256 threads leaves room for two blocks per SM on sm_90.
     """
-    from kernels.kron_plan import VARIANTS, kernel_name
+    from kernels.kron.plan import VARIANTS, kernel_name
 
     _, stats = kron_sm90
     expected = {kernel_name(dt, rk, rq) for dt, tiles in VARIANTS.items() for rk, rq in tiles}

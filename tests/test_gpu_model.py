@@ -103,7 +103,7 @@ def test_kron_fused_block_wavefronts_counted_by_hand():
 
 
 def test_shuffle_transpose_moves_whole_sectors_by_hand(arch):
-    from kernels.impl_types import _shuffle_factor_steps
+    from kernels.kron.impls import _shuffle_factor_steps
 
     # (2·256/4, 4) @ (4, 4), then the copy (2, 64, 4) -> (2, 4, 64): a warp's 32 outputs read the input
     # 4 floats = 16 B apart, 2 per 32-B sector: 16 sectors per warp, 4x the 4 KiB array; writes are whole

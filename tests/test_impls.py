@@ -1,4 +1,4 @@
-"""The implementation descriptions of the current kernels (kernels.impls_nm, impls_kron, projection_impls) against
+"""The implementation descriptions of the current kernels (kernels.nm.impls, impls_kron, projection_impls) against
 closed forms recomputed from the record, the names the kernels can record, and the GPU model's time for each."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from accelsim.model.arch import load_arch
 from accelsim.model.gpu import record_time
 from accelsim.replay.device import with_defaults
-from kernels import kron_plan, nm_configs, nm_dispatch, sparse_tc
+from kernels.kron import plan as kron_plan
+from kernels.nm import configs as nm_configs, dispatch as nm_dispatch, sparse_tc
 from kernels.errors import InputError
 from kernels.impls import IMPLS, Record, describe, infer_impl
 from kernels.kron import kron_config, kron_flops

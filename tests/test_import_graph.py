@@ -54,7 +54,7 @@ def test_graph_sees_known_edges():
     """The parser finds real imports (the relative ``from . import module`` form is in the next test)."""
     g = import_graph()
     assert g.has_edge("accelsim.model.lowering", "accelsim.model.kron")
-    assert g.has_edge("accelsim.model.arch", "kernels.nm_format")
+    assert g.has_edge("accelsim.model.arch", "kernels.nm.format")
     assert g.has_edge("accelsim.__main__", "accelsim.cli")
 
 
@@ -77,3 +77,79 @@ def test_kernels_never_imports_accelsim():
     g = import_graph()
     bad = [(a, b) for a, b in g.edges if a.startswith("kernels") and b.startswith("accelsim")]
     assert not bad, bad
+
+
+KERNELS = ROOT / "kernels"
+TECHNIQUES = ("nm", "tasd", "kron", "projection")
+BUILDS_ON = {"tasd": {"nm"}}
+"""A technique's declared foundations: a TASD series is a sum of N:M terms, run by N:M's kernels."""
+REGISTRY = "kernels.impls"
+"""The one registry of implementation descriptions: it reads every room's ``impls`` module."""
+
+
+def _base_modules() -> set[str]:
+    """The shared top modules every room may import (not the lazy ``kernels`` face, not the registry)."""
+    return {f"kernels.{p.stem}" for p in KERNELS.glob("*.py") if p.stem != "__init__"} - {REGISTRY}
+
+
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def room_violations(g: nx.DiGraph, base: set[str]) -> list[tuple[str, str]]:
+    """Edges leaving a technique room (or ``kernels.trace``) for anything but the base modules, itself and
+    what :data:`BUILDS_ON` declares; edges from a base module to anything but another base module."""
+    bad = []
+    for a, b in g.edges:
+        if a in base:
+            ok = b in base
+        else:
+            room = next((r for r in (*TECHNIQUES, "trace") if _inside(a, f"kernels.{r}")), None)
+            if room is None:
+                continue
+            allowed = {f"kernels.{r}" for r in (room, *BUILDS_ON.get(room, ()))}
+            ok = b in base or any(_inside(b, p) for p in allowed)
+        if not ok:
+            bad.append((a, b))
+    return bad
+
+
+def test_kernels_top_level_is_a_few_shared_modules():
+    top = sorted(p.name for p in KERNELS.glob("*.py"))
+    assert len(top) <= 8, top
+    assert {p.name for p in KERNELS.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == {
+        *TECHNIQUES, "trace", "suites"}
+
+
+def test_room_rule_catches_a_cross_room_edge():
+    """The checker below flags a technique importing another technique, the trace room or the registry,
+    and a base module importing a room; it lets a room import itself, the base and its declared foundation."""
+    g = nx.DiGraph([("kernels.nm.cpu", "kernels.kron.plan"), ("kernels.kron.gpu", "kernels.trace"),
+                    ("kernels.projection", REGISTRY), ("kernels.backend", "kernels.nm.format"),
+                    ("kernels.nm.cpu", "kernels.nm.format"), ("kernels.kron", "kernels.backend"),
+                    ("kernels.tasd", "kernels.nm.dispatch"), ("kernels.suites.kron", "kernels.kron")])
+    assert sorted(room_violations(g, {"kernels.backend"})) == [
+        ("kernels.backend", "kernels.nm.format"), ("kernels.kron.gpu", "kernels.trace"),
+        ("kernels.nm.cpu", "kernels.kron.plan"), ("kernels.projection", REGISTRY)]
+
+
+def test_technique_rooms_import_only_the_shared_modules_and_themselves():
+    """kernels/nm, tasd, kron, projection and trace import only the base top modules and themselves (TASD
+    also N:M); the base modules import only each other; the registry and the suites may import every room."""
+    g = import_graph()
+    base = _base_modules()
+    assert {"kernels.backend", "kernels.errors", "kernels.impl_types"} <= base
+    assert not room_violations(g, base), room_violations(g, base)
+    assert {b for _, b in g.out_edges(REGISTRY)} - base == {f"kernels.{r}.impls" for r in ("nm", "kron", "projection")}
+
+
+def test_each_cuda_source_sits_in_its_room():
+    """Every .cu is in the room of the module that loads it (and no ``kernels/cuda/`` is left behind)."""
+    from kernels.kron import gpu
+    from kernels.nm import cuda
+    from kernels.projection import device
+
+    loaded = {m._SOURCE for m in (cuda, gpu, device)}
+    assert all(p.is_file() for p in loaded), loaded
+    assert loaded == set(KERNELS.glob("*/*.cu")) and not (KERNELS / "cuda").exists()
+    assert {p.parent.name for p in loaded} == {"nm", "kron", "projection"}

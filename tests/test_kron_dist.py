@@ -10,7 +10,7 @@ pytest.importorskip("dask.distributed")
 from dask.distributed import Client, LocalCluster  # noqa: E402
 
 from kernels import InputError, kron_matmul  # noqa: E402
-from kernels.kron_dist import kron_comm_bytes, kron_matmul_dist  # noqa: E402
+from kernels.kron.dist import kron_comm_bytes, kron_matmul_dist  # noqa: E402
 
 SHAPES = [(4, 3), (2, 5), (4, 2)]
 
@@ -64,7 +64,7 @@ def test_grid_errors():
 def test_missing_dask_names_the_extra(monkeypatch):
     import sys
 
-    from kernels import kron_dist
+    from kernels.kron import dist as kron_dist
 
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(ImportError, match=r"accelsim\[dist\]"):

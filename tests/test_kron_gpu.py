@@ -67,8 +67,8 @@ def test_every_candidate_matches_numpy(shapes, dtype):
     """Each tiling the autotuner may choose computes the same product."""
     import cupy as cp
 
-    from kernels.kron_gpu import _device, kron_fastkron_gpu
-    from kernels.kron_plan import candidates
+    from kernels.kron.gpu import _device, kron_fastkron_gpu
+    from kernels.kron.plan import candidates
 
     m = 37
     x, factors = _data(shapes, m, dtype)
@@ -103,8 +103,8 @@ def test_factor_larger_than_shared_memory_runs_as_shuffle_step():
     """A 300×300 float64 factor (720 KB) cannot sit in shared memory: that step is cuBLAS, the rest fused."""
     import cupy as cp
 
-    from kernels.kron_gpu import _device, kron_fastkron_gpu
-    from kernels.kron_plan import candidates, plan
+    from kernels.kron.gpu import _device, kron_fastkron_gpu
+    from kernels.kron.plan import candidates, plan
 
     shapes = [(300, 300), (4, 4), (4, 4)]
     x, factors = _data(shapes, 9, np.float64)
@@ -144,8 +144,8 @@ def test_random_shapes_property():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from kernels.kron_gpu import _device, kron_fastkron_gpu
-    from kernels.kron_plan import candidates
+    from kernels.kron.gpu import _device, kron_fastkron_gpu
+    from kernels.kron.plan import candidates
 
     dims = st.integers(1, 9)
     shapes_st = st.lists(st.tuples(dims, dims), min_size=1, max_size=5).filter(

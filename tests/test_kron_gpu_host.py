@@ -2,7 +2,7 @@
 
 The stand-in kernel rebuilds the launch from the very arguments kron_gpu passes (factor
 pointers, packed shapes, grid, shared-memory bytes, buffer size) and replays it with
-:func:`kernels.kron_model.emulate_launch`, so wrong arguments, a wrong ping-pong buffer or a
+:func:`kernels.kron.model.emulate_launch`, so wrong arguments, a wrong ping-pong buffer or a
 too-small shared-memory size show up as a wrong product (or NaN) here, before any GPU run.
 """
 
@@ -13,9 +13,10 @@ import types
 import numpy as np
 import pytest
 
-from kernels import autotune, kron_gpu
-from kernels.kron_model import emulate_launch
-from kernels.kron_plan import MAX_FACTORS, THREADS, Launch, candidates
+from kernels import autotune
+from kernels.kron import gpu as kron_gpu
+from kernels.kron.model import emulate_launch
+from kernels.kron.plan import MAX_FACTORS, THREADS, Launch, candidates
 
 SMS, SMEM = 132, 227 * 1024
 

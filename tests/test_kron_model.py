@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.kron_model import emulate, step_accesses, worst_conflict
-from kernels.kron_plan import MAX_FACTORS, META_BYTES, THREADS, VARIANTS, candidates, kernel_name, plan
+from kernels.kron.model import emulate, step_accesses, worst_conflict
+from kernels.kron.plan import MAX_FACTORS, META_BYTES, THREADS, VARIANTS, candidates, kernel_name, plan
 
-CU = (Path(__file__).resolve().parents[1] / "kernels" / "cuda" / "kron_fastkron.cu").read_text()
+CU = (Path(__file__).resolve().parents[1] / "kernels" / "kron" / "kron_fastkron.cu").read_text()
 PAPER = [(8, 5), (8, 6), (16, 4), (16, 5), (32, 3), (32, 4), (64, 2), (64, 3), (128, 2)]
 
 

@@ -1,4 +1,4 @@
-"""kernels.nm_cpu: both CPU paths against float64 dense math, the fixed path rule, bit-identical reruns."""
+"""kernels.nm.cpu: both CPU paths against float64 dense math, the fixed path rule, bit-identical reruns."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernels.nm import nm_compress, nm_decompress, nm_spmm
-from kernels.nm_cpu import GATHER_DENSITY, choose_impl, nm_spmm_numpy
+from kernels.nm.cpu import GATHER_DENSITY, choose_impl, nm_spmm_numpy
 
 
 def _ref(t, b):
@@ -42,9 +42,9 @@ def test_both_paths_match_float64(rows, k, cols, nm, layout, seed):
 
 def test_panels_and_blocks_cover_a_large_case(monkeypatch):
     # Several 64-row blocks and (with 64 KB panels) six column panels, a ragged last vector, K % m != 0.
-    import kernels.nm_cpu
+    import kernels.nm.cpu
 
-    monkeypatch.setattr(kernels.nm_cpu, "_PANEL_BYTES", 1 << 16)
+    monkeypatch.setattr(kernels.nm.cpu, "_PANEL_BYTES", 1 << 16)
     rng = np.random.default_rng(7)
     a = rng.standard_normal((300, 1001)).astype(np.float32)
     b = rng.standard_normal((1001, 700)).astype(np.float32)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels import nm_dispatch, sparse_tc
+from kernels.nm import dispatch as nm_dispatch, sparse_tc
 from kernels.errors import InputError
 from kernels.nm import nm_compress, nm_decompress
 from kernels.tasd import tasd_decompose

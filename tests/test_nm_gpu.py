@@ -10,9 +10,9 @@ from roundoff import assert_within_bound, dot_bound
 
 from kernels.backend import gpu_available
 from kernels.nm import nm_compress, nm_decompress
-from kernels.nm_configs import IMPL_NAMES, candidates
-from kernels.nm_dispatch import CUDA_CORE, spmm_cupy
-from kernels.nm_pack import entries_per_block
+from kernels.nm.configs import IMPL_NAMES, candidates
+from kernels.nm.dispatch import CUDA_CORE, spmm_cupy
+from kernels.nm.pack import entries_per_block
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason="no usable CUDA device / CuPy")]
 
@@ -67,7 +67,7 @@ def test_every_candidate_config_matches_numpy(shape, pattern, layout):
     """Each tile, gather and split-K variant the autotuner may pick, run directly."""
     import cupy
 
-    from kernels.nm_cuda import _device, run_config
+    from kernels.nm.cuda import _device, run_config
 
     n, m = pattern
     a, b = _data(shape, "float32", 11)
@@ -88,7 +88,7 @@ def test_plan_names_the_implementation_and_is_cached():
     import cupy
 
     from kernels import autotune
-    from kernels.nm_cuda import plan
+    from kernels.nm.cuda import plan
 
     a, b = _data((256, 256, 512), "float32", 5)
     t = nm_compress(cupy.asarray(a), 1, 8, layout="vector")
@@ -101,7 +101,7 @@ def test_plan_names_the_implementation_and_is_cached():
 def test_cusparselt_baseline_if_available():
     import cupy
 
-    from kernels.nm_cuda import cusparselt_2_4_available, cusparselt_2_4_prepare
+    from kernels.nm.cuda import cusparselt_2_4_available, cusparselt_2_4_prepare
 
     if not cusparselt_2_4_available():
         pytest.skip("cuSPARSELt not usable through CuPy here")

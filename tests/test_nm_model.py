@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from kernels.errors import InputError
 from kernels.nm import nm_compress, nm_decompress
-from kernels.nm_configs import TILES, candidates, smem_bytes, threads
-from kernels.nm_model import model_packed, thread_map
-from kernels.nm_pack import ROW_ALIGN, pack_terms, pad_cols
+from kernels.nm.configs import TILES, candidates, smem_bytes, threads
+from kernels.nm.model import model_packed, thread_map
+from kernels.nm.pack import ROW_ALIGN, pack_terms, pad_cols
 from kernels.tasd import tasd_decompose, tasd_reconstruct
 
 H200_SMEM = 227 * 1024

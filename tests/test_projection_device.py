@@ -1,4 +1,4 @@
-"""The device projection algorithm (kernels.projection_device) run as its NumPy model, and the host passes.
+"""The device projection algorithm (kernels.projection.device) run as its NumPy model, and the host passes.
 
 The CUDA kernels follow the model step by step (tests/test_projection_gpu.py holds them to it on a
 GPU); here the model is held to float64 references and to the exact NumPy projections.
@@ -21,7 +21,7 @@ from kernels.projection import (
     project_l1inf_bilevel,
     project_multilevel,
 )
-from kernels.projection_device import _candidates, _heuristic, group_layout, l1_threshold, launch_plan
+from kernels.projection.device import _candidates, _heuristic, group_layout, l1_threshold, launch_plan
 
 BILEVEL = {"inf": project_l1inf_bilevel, "l1": project_l11_bilevel, "l2": project_l12_bilevel}
 FAST = settings(max_examples=60, deadline=None)

@@ -76,7 +76,7 @@ def _data(shape, dtype, seed=0):
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_device_matches_model_and_host(cp, inner, axis, dtype, shape):
     from kernels.projection import bilevel_impl
-    from kernels.projection_device import bilevel_device
+    from kernels.projection.device import bilevel_device
 
     y = _data(shape, dtype)
     fn = BILEVEL[inner]
@@ -102,7 +102,7 @@ def test_device_matches_model_and_host(cp, inner, axis, dtype, shape):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_threshold_kernel_tau_and_sweeps_match_model(cp, dtype):
-    from kernels.projection_device import _bilevel_cupy, _heuristic, l1_threshold
+    from kernels.projection.device import _bilevel_cupy, _heuristic, l1_threshold
 
     y = _data((400, 3000), dtype, seed=3)
     r = 0.1 * mixed_norm(y, ("l1", "inf"), axes=(1, 0))
@@ -167,7 +167,7 @@ def test_device_path_never_waits_for_the_gpu(cp):
 
 def test_tune_caches_and_launch_config_reads_it(cp, tmp_path, monkeypatch):
     from kernels import autotune
-    from kernels.projection_device import _candidates, launch_config, tune
+    from kernels.projection.device import _candidates, launch_config, tune
 
     monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path))
     autotune.clear()

@@ -301,7 +301,7 @@ def test_step_matches_float64_reference(rows, n, k, m, data, operand, seed):
 def test_layers_record_the_kernels_own_impl_names(workload):
     """The loop writes what the kernels' suites write: NumPy's ``matmul`` and ``nm_<layout>_numpy`` with the CPU path."""
     from kernels.nm import nm_compress
-    from kernels.nm_cpu import choose_impl
+    from kernels.nm.cpu import choose_impl
 
     plan = parse_plan(plan_doc(workload, {"name": "fc1", "kernel": "nm", "pattern": "2:4"},
                                {"name": "fc2", "kernel": "tasd", "operand": "input", "series": "2:4+1:4"}))

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from roundoff import assert_within_bound, dot_bound
 
-from kernels import sparse_tc
+from kernels.nm import sparse_tc
 from kernels.backend import gpu_available
 from kernels.errors import InputError
 from kernels.nm import nm_compress, nm_decompress, nm_spmm
-from kernels.nm_dispatch import CUDA_CORE, DENSE, plan, spmm_cupy
+from kernels.nm.dispatch import CUDA_CORE, DENSE, plan, spmm_cupy
 from kernels.tasd import tasd_decompose, tasd_reconstruct, tasd_spmm
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason="no usable CUDA device / CuPy")]

@@ -9,7 +9,7 @@ import pytest
 from roundoff import assert_within_bound, dot_bound
 
 from kernels.backend import gpu_available
-from kernels.nm_dispatch import CUDA_CORE, spmm_cupy
+from kernels.nm.dispatch import CUDA_CORE, spmm_cupy
 from kernels.tasd import tasd_decompose, tasd_errors, tasd_reconstruct
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason="no usable CUDA device / CuPy")]
@@ -59,7 +59,7 @@ def _private_tuning_cache(tmp_path, monkeypatch):
 def test_cupy_tasd_spmm_matches_float64_reference(shape, series, dtype, layout, monkeypatch):
     import cupy
 
-    import kernels.nm_cuda as nc
+    import kernels.nm.cuda as nc
 
     launches = []
     real = nc._launch
@@ -80,7 +80,7 @@ def test_cupy_tasd_spmm_matches_float64_reference(shape, series, dtype, layout, 
 def test_tasd_plan_is_the_one_pass_implementation():
     import cupy
 
-    from kernels.nm_cuda import plan
+    from kernels.nm.cuda import plan
 
     a, b = _data((256, 512, 1024), "2:4+1:4", "float32")
     terms = tasd_decompose(cupy.asarray(a), "2:4+1:4")

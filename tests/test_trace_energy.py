@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-import kernels.trace as trace
+import kernels.timing as timing_module
 from kernels.trace import Recorder, energy_window, idle_power, read_traces, time_call
 
 WATTS = 300.0
@@ -25,10 +25,10 @@ def fake_nvml(monkeypatch):
         reads.append(int((time.perf_counter() - t0) * WATTS * 1e3))
         return reads[-1]
 
-    monkeypatch.setattr(trace, "_nvml_handle", lambda: "gpu0")
-    monkeypatch.setattr(trace, "_energy_mj", counter)
-    monkeypatch.setattr(trace, "_power_w", lambda h: 90.0)
-    monkeypatch.setattr(trace, "_clocks", lambda h: (1980.0, 3201.0))
+    monkeypatch.setattr(timing_module, "_nvml_handle", lambda: "gpu0")
+    monkeypatch.setattr(timing_module, "_energy_mj", counter)
+    monkeypatch.setattr(timing_module, "_power_w", lambda h: 90.0)
+    monkeypatch.setattr(timing_module, "_clocks", lambda h: (1980.0, 3201.0))
     return reads
 
 
@@ -53,7 +53,7 @@ def _work():
 def test_energy_window_calls_on_until_the_window_is_long_enough(fake_nvml):
     call = _work()
     started = time.perf_counter()
-    e0 = trace._energy_mj("gpu0")
+    e0 = timing_module._energy_mj("gpu0")
     calls, window, e1 = energy_window(call, "gpu0", lambda: None, 10, started, min_window_s=0.2)
     assert window >= 0.2 and calls > 10
     assert e1 == fake_nvml[-1] and e1 - e0 >= 0.2 * WATTS * 1e3  # the counter read at the window's end
@@ -74,7 +74,7 @@ def test_time_call_records_median_of_timed_calls_and_the_long_window(fake_nvml):
 
 def test_no_energy_window_asked_means_no_idle_power_sleep(fake_nvml, monkeypatch):
     """Autotuning times candidates with ``min_window_s=0``: no ~80 ms of idle-power readings per call."""
-    monkeypatch.setattr(trace, "idle_power", lambda *a, **k: pytest.fail("idle power read for a timing-only call"))
+    monkeypatch.setattr(timing_module, "idle_power", lambda *a, **k: pytest.fail("idle power read for a timing-only call"))
     t0 = time.perf_counter()
     timing = time_call(lambda: None, xp=_fake_cupy(), warmup=1, repeats=3, min_window_s=0)
     assert time.perf_counter() - t0 < 0.05
@@ -91,10 +91,10 @@ def test_recorder_writes_window_and_idle_power(fake_nvml, tmp_path):
 
 
 def test_no_nvml_means_no_energy(monkeypatch):
-    monkeypatch.setattr(trace, "_nvml_handle", lambda: None)
+    monkeypatch.setattr(timing_module, "_nvml_handle", lambda: None)
     timing = time_call(lambda: _work()(), xp=_fake_cupy(), warmup=0, repeats=2)
     assert timing.energy_j is None and timing.energy_window_s is None and timing.idle_power_w is None
-    monkeypatch.setattr(trace, "_power_w", lambda h: None)
+    monkeypatch.setattr(timing_module, "_power_w", lambda h: None)
     assert idle_power("gpu0", interval_s=0.0) is None
 
 
@@ -118,5 +118,5 @@ def test_energy_per_call_is_none_on_numpy_and_without_nvml(monkeypatch):
     from kernels.trace import energy_per_call
 
     assert energy_per_call(_work(), xp=np) is None
-    monkeypatch.setattr(trace, "_nvml_handle", lambda: None)
+    monkeypatch.setattr(timing_module, "_nvml_handle", lambda: None)
     assert energy_per_call(_work(), xp=_fake_cupy()) is None

@@ -16,7 +16,7 @@ from accelsim.replay.calibrate import split, validate
 from accelsim.replay.project import items_from_table, record_workload
 from accelsim.model.workload import Gemm
 from kernels.trace import TraceError, read_traces
-from kernels.trace_import import (
+from kernels.trace.importers import (
     parse_gemm_perf_table,
     read_gemm_perf_table,
     write_xla_gemm_traces,

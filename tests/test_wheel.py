@@ -39,6 +39,14 @@ def test_wheel_ships_each_arch_config_once(wheel):
 
 
 @pytest.mark.slow
+def test_wheel_ships_each_cuda_source_beside_its_module(wheel):
+    """The .cu files the kernel rooms load at run time (``Path(__file__).parent / name``) are in the wheel."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    sources = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "kernels").glob("*/*.cu"))
+    assert len(sources) == 3 and set(sources) <= names, (sources, sorted(n for n in names if n.endswith(".cu")))
+
+
+@pytest.mark.slow
 def test_pip_install_into_fresh_venv_outside_repo(wheel, tmp_path):
     """``pip install`` the wheel (not editable) into a new venv in a temporary folder and run the
     console script from there. The install itself is offline: the venv sees this environment's

@@ -89,7 +89,7 @@ def import_xla(
                                      "bf16xbf16->bf16 (repeatable; default: every same-type triple)"),
 ) -> None:
     """GEMM timings that OpenXLA measured on a GPU, as trace records that `accelsim validate` replays."""
-    from kernels.trace_import import read_gemm_perf_table, write_xla_gemm_traces
+    from kernels.trace.importers import read_gemm_perf_table, write_xla_gemm_traces
 
     ensure_writable(out, directory=True)
     text = read_gemm_perf_table(table)

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from accelsim.errors import AccelsimError
 from kernels.io import atomic_path
-from kernels.nm_format import NMPattern
+from kernels.nm.format import NMPattern
 from kernels.tasd import format_series, parse_series
 
 __all__ = [

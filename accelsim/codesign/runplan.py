@@ -30,7 +30,7 @@ import numpy as np
 
 from accelsim.codesign.operands import Operands
 from accelsim.codesign.plan import LayerPlan, Plan, PlanError
-from kernels import sparse_tc
+from kernels.nm import sparse_tc
 from kernels.backend import backend_name
 from kernels.nm import nm_compress, nm_spmm
 from kernels.suites.gemm import dense_impl
@@ -82,7 +82,7 @@ def check_kernels(plan: Plan, xp) -> None:
         if lp.kernel == "sparse_tc":
             ok = backend_name(xp) == "cupy"
             if ok:
-                from kernels.nm_cuda import cusparselt_2_4_available
+                from kernels.nm.cuda import cusparselt_2_4_available
 
                 ok = cusparselt_2_4_available()
             if not ok:
@@ -112,7 +112,7 @@ def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
                       params={**base, "impl": dense_impl(xp)})
         return Step(index, layer.name, lp, lambda: xp.matmul(x, wt), fields)
     if lp.kernel == "sparse_tc":
-        from kernels.nm_cuda import cusparselt_2_4_prepare
+        from kernels.nm.cuda import cusparselt_2_4_prepare
 
         xt16 = xp.ascontiguousarray(x.T.astype(xp.float16))
         fn, args = cusparselt_2_4_prepare(w.astype(xp.float16), xt16)

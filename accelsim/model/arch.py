@@ -16,7 +16,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from accelsim.checks import MAX_ARRAY_DIM, MAX_BYTES, MAX_DIM, MAX_PJ, MAX_RATE, MAX_UNITS, MIN_RATE, read_text
 from accelsim.errors import ConfigError
 from kernels.errors import InputError
-from kernels.nm_format import MAX_M, NMPattern
+from kernels.nm.format import MAX_M, NMPattern
 
 __all__ = [
     "ARCH_DIR",

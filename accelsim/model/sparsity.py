@@ -23,7 +23,7 @@ from accelsim.errors import WorkloadError
 from accelsim.model.mapper import FIXED, Mapper, Window, plan_gemm
 from accelsim.model.mapping import Exec, Mapping
 from accelsim.model.workload import Gemm, Sparsity
-from kernels.nm_format import NMPattern
+from kernels.nm.format import NMPattern
 
 __all__ = ["apply_sparsity", "executed_pattern", "kept_length", "satisfies"]
 

@@ -12,7 +12,7 @@ from accelsim.checks import MAX_LAYER_MACS, check_dim
 from accelsim.errors import WorkloadError
 from accelsim.model.arch import DTYPE_BYTES
 from kernels.errors import InputError
-from kernels.nm_format import NMPattern
+from kernels.nm.format import NMPattern
 
 __all__ = [
     "Conv",

@@ -15,7 +15,7 @@ from accelsim.errors import WorkloadError
 from accelsim.model.arch import read_yaml
 from accelsim.model.workload import DENSE, Conv, Gemm, KronMatmul, Layer, Network, Sparsity
 from kernels.errors import InputError
-from kernels.nm_format import NMPattern
+from kernels.nm.format import NMPattern
 
 __all__ = [
     "BUILTIN",

@@ -7,8 +7,8 @@ One line per check, ``ok``, ``MISSING`` or ``FAILED`` with the reason: package v
 cuda-core, cuda-pathfinder, cuda-bindings, cuSPARSELt, nvmath-python, typing_extensions, pyarrow,
 ml-dtypes, pydantic, pytest-timeout) and whether nvmath-python's and pydantic's own requirements are
 met by what is installed, the driver and clocks (nvidia-smi), NVML power, bfloat16 on
-the array module, ``cusparseLt.init()`` (:func:`kernels.sparse_tc.unavailable_reason`),
-``import accelsim.cli``, and one tiny launch of each CUDA module (``kernels/cuda/*.cu``: N:M/TASD,
+the array module, ``cusparseLt.init()`` (:func:`kernels.nm.sparse_tc.unavailable_reason`),
+``import accelsim.cli``, and one tiny launch of each CUDA module (``kernels/*/*.cu``: N:M/TASD,
 Kron, projection) checked against NumPy. A missing piece is named and the job goes on without it:
 the exit status is 0 unless this script itself breaks. ``--backend numpy`` runs the same checks
 with NumPy arrays (the CI dry run of ``run.sh``).
@@ -105,7 +105,7 @@ def _smi() -> str:
 
 
 def _nvml() -> str:
-    from kernels.trace import _nvml_handle, _power_w
+    from kernels.timing import _nvml_handle, _power_w
 
     h = _nvml_handle()
     if h is None:
@@ -126,7 +126,7 @@ def _bf16(xp) -> str:
 
 
 def _cusparselt(xp) -> str:
-    from kernels import sparse_tc
+    from kernels.nm import sparse_tc
 
     why = sparse_tc.unavailable_reason()
     if why is not None:
@@ -150,9 +150,9 @@ def _nm(xp) -> str:
 
         got, impl = tasd_spmm(terms, b), "numpy"
     else:
-        from kernels.nm_dispatch import CUDA_CORE, spmm_cupy
+        from kernels.nm.dispatch import CUDA_CORE, spmm_cupy
 
-        got, impl = _host(spmm_cupy(terms, xp.asarray(b), impl=CUDA_CORE)), "kernels/cuda/nm_spmm_packed.cu"
+        got, impl = _host(spmm_cupy(terms, xp.asarray(b), impl=CUDA_CORE)), "kernels/nm/nm_spmm_packed.cu"
     _close(got, _host(tasd_reconstruct(terms)), b, 1e-4)
     return f"TASD 2:4+1:4 64x96x32 float32 through {impl}"
 

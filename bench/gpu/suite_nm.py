@@ -201,13 +201,13 @@ class _Runner:
         del a
         out16 = dtype in ("float16", "bfloat16") and self.gpu
         if self.gpu:
-            from kernels.nm_dispatch import plan, spmm_cupy
+            from kernels.nm.dispatch import plan, spmm_cupy
 
             params = plan(terms, b, b.dtype if out16 else None)
             fn = (lambda: spmm_cupy(terms, b, b.dtype)) if out16 else (
                 (lambda: tasd_spmm(terms, b)) if len(terms) > 1 else (lambda: nm_spmm(terms[0], b)))
         else:
-            from kernels.nm_cpu import choose_impl
+            from kernels.nm.cpu import choose_impl
 
             params = {"impl": f"nm_{c['layout']}_numpy", "cpu_path": choose_impl(terms[0])}
             fn = (lambda: tasd_spmm(terms, b)) if len(terms) > 1 else (lambda: nm_spmm(terms[0], b))
@@ -225,7 +225,7 @@ class _Runner:
                "density": density, "rate_vs_dense": ratio * density}
         if self.gpu and dtype == "float32" and not str(row["impl"]).endswith("_cuda"):
             # The dispatcher fell back: time the CUDA-core kernel anyway, so its own ratio is on record.
-            from kernels.nm_cuda import run_packed
+            from kernels.nm.cuda import run_packed
 
             row["cuda_core_ratio"] = dense_s / self._time(lambda: run_packed(terms, b)).median_s
         return row

@@ -5,6 +5,8 @@ Adding a suite is a one-file change: drop ``kernels/suites/<name>.py`` defining 
 package are discovered on first use, so nothing else needs editing. Each :class:`Case` builds
 its (seeded, never all-zero) inputs only when run, so large ``paper`` suites do not hold every
 operand in memory at once.
+
+The suites room runs every technique, so it may import every room of :mod:`kernels`; no room imports it.
 """
 
 from __future__ import annotations

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from kernels.backend import backend_name
-from kernels.nm_dispatch import DENSE
+from kernels.nm.dispatch import DENSE
 from kernels.suites import Case, Prepared, case_rng, register, shapes_for
 
 __all__ = ["cases", "dense_case", "dense_impl", "dtypes_for"]
 
 
 def dense_impl(xp) -> str:
-    """``params["impl"]`` of ``xp.matmul``: cuBLAS on CuPy (:data:`kernels.nm_dispatch.DENSE`), NumPy's BLAS otherwise."""
+    """``params["impl"]`` of ``xp.matmul``: cuBLAS on CuPy (:data:`kernels.nm.dispatch.DENSE`), NumPy's BLAS otherwise."""
     return DENSE if backend_name(xp) == "cupy" else "matmul"
 
 

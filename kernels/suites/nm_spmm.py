@@ -13,12 +13,12 @@ __all__ = ["cases", "impl_params", "nm_case"]
 
 def impl_params(terms, b, xp) -> dict:
     """``params`` naming the implementation a call runs: on CuPy the dispatcher's tuned choice
-    (:func:`kernels.nm_dispatch.plan`, tuned here, before timing), on NumPy the CPU path."""
+    (:func:`kernels.nm.dispatch.plan`, tuned here, before timing), on NumPy the CPU path."""
     if backend_name(xp) == "cupy":
-        from kernels.nm_dispatch import plan
+        from kernels.nm.dispatch import plan
 
         return plan(terms, b)
-    from kernels.nm_cpu import choose_impl
+    from kernels.nm.cpu import choose_impl
 
     return {"impl": f"nm_{terms[0].layout}_numpy", "cpu_path": choose_impl(terms[0])}
 
@@ -52,7 +52,7 @@ def nm_case(suite: str, m: int, n: int, k: int, dtype: str, pattern: str, xp, se
 
 def cusparselt_case(suite: str, m: int, n: int, k: int, dtype: str, xp, seed: int) -> Case | None:
     """cuSPARSELt 2:4 on the same shape at float16, when CuPy exposes it (else None)."""
-    from kernels.nm_cuda import cusparselt_2_4_available, cusparselt_2_4_prepare
+    from kernels.nm.cuda import cusparselt_2_4_available, cusparselt_2_4_prepare
 
     if backend_name(xp) != "cupy" or dtype != "float16" or not cusparselt_2_4_available():
         return None

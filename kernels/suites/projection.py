@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 
-from kernels import projection_device
+from kernels.projection import device as projection_device
 from kernels.backend import backend_name
 from kernels.projection import bilevel_impl, mixed_norm, multilevel_impl, project_l1inf_bilevel, project_multilevel
 from kernels.impls import passes

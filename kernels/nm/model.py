@@ -1,6 +1,6 @@
 """NumPy model of the packed CUDA kernels' index math: which block and thread touch which A, B and C.
 
-``kernels/cuda/nm_spmm_packed.cu`` cannot run here, so this module replays its loops
+``kernels/nm/nm_spmm_packed.cu`` cannot run here, so this module replays its loops
 (grid, split-K ranges, per-stage copies with their zero-fill, the thread -> rows/columns map,
 the per-entry B row each thread reads, the split-K reduction) on NumPy arrays, in float64.
 Tests check that the model equals ``nm_decompress(t) @ b`` for random shapes; a change to the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.nm_pack import Packed
+from kernels.nm.pack import Packed
 
 __all__ = ["model_packed", "thread_map"]
 

@@ -1,6 +1,6 @@
 // N:M SpMM and one-pass TASD on CUDA cores (fp32), NM-SpMM style, over a packed A.
 //
-// C (rows x cols) = A @ B where A is one or more N:M terms (kernels/nm_pack.py builds the
+// C (rows x cols) = A @ B where A is one or more N:M terms (kernels/nm/pack.py builds the
 // packed form once per tensor). The packed A is a list of "entries" (kept values) walked in
 // K order: entries are grouped into L-blocks of L dense rows (L = lcm of the terms' M), each
 // holding E_L entries per row (all terms' kept values of those windows), so a pipeline stage

@@ -14,11 +14,15 @@ groups (hence the ``workers=`` thread path) and sparser than the exact projectio
 Implementations (``impl=``, recorded as ``bilevel_<norm>_<impl>`` in trace params):
 ``host`` (NumPy default) makes whole-array passes for the ∞ and ℓ2 inner norms and
 cache-sized blocks of groups for ℓ1; ``device`` (CuPy default) runs every step on the GPU
-with no synchronisation (:mod:`kernels.projection_device`; on NumPy its step-by-step
+with no synchronisation (:mod:`kernels.projection.device`; on NumPy its step-by-step
 model); ``xp`` is the generic array-module code (sort-based ℓ1 steps, one host sync for
 the finiteness check; on NumPy, 64-column blocks), kept as the baseline. Block
 partitions depend only on the shape, never on ``workers``, so every worker count
 gives identical bits.
+
+The projection room: the NumPy/array-module paths (here), the exact ℓ1,∞ projection's breakpoints
+(:mod:`.exact`), the synchronisation-free device path (:mod:`.device`, ``projection.cu``) and the
+replay's descriptions (:mod:`.impls`). Imports only the shared top modules of :mod:`kernels` and itself.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ import numpy as np
 
 from kernels.backend import array_module, backend_name
 from kernels.errors import InputError
-from kernels.projection_device import bilevel_device, device_supported
-from kernels.projection_exact import group_breakpoints, l1inf_thresholds
+from kernels.projection.device import bilevel_device, device_supported
+from kernels.projection.exact import group_breakpoints, l1inf_thresholds
 
 __all__ = [
     "IMPLS",
@@ -492,7 +496,7 @@ def project_multilevel(t, radius, norms=("l1", "inf", "inf"), axes=None, *, impl
     impl : {"auto", "host", "device", "xp"}
         ``device`` (the CuPy default where it applies) needs norms ("l1", p, ..., p) with
         p ∞ or ℓ2, which make the projection bilevel over the top-level slices; it runs
-        :func:`kernels.projection_device.bilevel_device` with no synchronisation
+        :func:`kernels.projection.device.bilevel_device` with no synchronisation
         (non-finite input then gives all NaN). Otherwise the level-by-level code runs.
 
     Returns
@@ -536,7 +540,7 @@ def project_l1inf_exact(y, radius, axis=0, *, workers=1):
     """Exact Euclidean projection onto the ℓ1,∞ ball {X : Σ_g max |X_g| ≤ radius}.
 
     Quattoni et al. (ICML 2009) show the solution clips each group g at a level μ_g
-    set by one dual variable; :func:`kernels.projection_exact.l1inf_thresholds` finds
+    set by one dual variable; :func:`kernels.projection.exact.l1inf_thresholds` finds
     it by Newton's method on sorted groups (Chu et al., ICML 2020). Cost
     O(size·log n) for the per-group sorts (threaded over ``workers``) plus a few
     O(size) Newton passes: the baseline the bilevel projection is measured against.

@@ -153,7 +153,7 @@ def _client(scheduler, n_workers):
         from dask.distributed import Client, LocalCluster
     except ImportError as exc:
         raise ImportError(
-            "kernels.kron_dist needs Dask distributed; install it with pip install 'accelsim[dist]'"
+            "kernels.kron.dist needs Dask distributed; install it with pip install 'accelsim[dist]'"
         ) from exc
     if scheduler is not None:
         return Client(scheduler), None

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from kernels.nm_format import VECTOR_WIDTH, NMTensor, scatter_groups
+from kernels.nm.format import VECTOR_WIDTH, NMTensor, scatter_groups
 
 __all__ = ["GATHER_DENSITY", "choose_impl", "nm_spmm_numpy"]
 

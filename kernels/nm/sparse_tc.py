@@ -25,7 +25,7 @@ import numpy as np
 
 from kernels.backend import array_module
 from kernels.errors import InputError
-from kernels.nm_format import NMTensor, nm_decompress, row_indices
+from kernels.nm.format import NMTensor, nm_decompress, row_indices
 
 __all__ = ["IMPL", "available", "eligible", "fits_2of4", "matmul_terms", "pattern_fits_2of4", "plan_info",
            "unavailable_reason"]

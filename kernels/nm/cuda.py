@@ -2,7 +2,7 @@
 
 Imported only when a :func:`kernels.nm.nm_spmm` / :func:`kernels.tasd.tasd_spmm` argument is a
 CuPy array, so NumPy-only machines never need CuPy. Per call: A's packed form
-(:mod:`kernels.nm_pack`) is built once per tensor and cached beside it; the tile configuration
+(:mod:`kernels.nm.pack`) is built once per tensor and cached beside it; the tile configuration
 is autotuned once per (device, shape, pattern, dtype, layout) (:mod:`kernels.autotune`); each
 template instantiation is compiled by NVRTC on first use (``cupy.RawModule``), memoized per
 device. One launch per call (two with split-K: the partial tiles, then their ordered sum).
@@ -17,8 +17,8 @@ from pathlib import Path
 from kernels import autotune
 from kernels.backend import require_cupy
 from kernels.errors import InputError
-from kernels.nm_configs import MAX_ENTRY_SLOTS, candidates, impl_name, smem_bytes, template_name, threads
-from kernels.nm_pack import entries_per_block, pack_terms, pad_cols
+from kernels.nm.configs import MAX_ENTRY_SLOTS, candidates, impl_name, smem_bytes, template_name, threads
+from kernels.nm.pack import entries_per_block, pack_terms, pad_cols
 
 __all__ = [
     "cusparselt_2_4_available",
@@ -30,7 +30,7 @@ __all__ = [
     "tasd_spmm_cupy",
 ]
 
-_SOURCE = Path(__file__).parent / "cuda" / "nm_spmm_packed.cu"
+_SOURCE = Path(__file__).parent / "nm_spmm_packed.cu"
 _PACKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _KERNEL = "nm_spmm_packed"
 
@@ -198,7 +198,7 @@ def run_packed(terms, b):
 
 
 def run_config(terms, b, cfg: dict):
-    """Like :func:`run_packed` with a given configuration (one of :func:`kernels.nm_configs.candidates`)."""
+    """Like :func:`run_packed` with a given configuration (one of :func:`kernels.nm.configs.candidates`)."""
     cupy = _cupy()
     terms = list(terms)
     _check(terms, b)

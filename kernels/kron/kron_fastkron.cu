@@ -2,7 +2,7 @@
 // ideas): multiply a group of up to KFK_MAX_FACTORS Kronecker factors per launch with the slice
 // held in shared memory, register-tiled, writing each result where the next factor reads it.
 //
-// Layout contract (mirrored by kernels/kron_model.py, which tests it in NumPy):
+// Layout contract (mirrored by kernels/kron/model.py, which tests it in NumPy):
 //  * X is (M, J*S) row-major, S = prod P_g over the group; chunk j of a row is the S columns
 //    j*S .. j*S+S-1. Y is (M, J*T), T = prod Q_g; chunk j's T results land at Y[row, t*J + j].
 //  * Factors arrive in processing order (the last Kronecker factor first); pq_g = P | Q << 16.
@@ -209,7 +209,7 @@ __device__ __forceinline__ void kfk_impl(
     }
 }
 
-// One extern "C" entry per (dtype, register tile RK x RQ); kernels/kron_plan.py lists them.
+// One extern "C" entry per (dtype, register tile RK x RQ); kernels/kron/plan.py lists them.
 #define KFK_KERNEL(NAME, T, RK, RQ)                                                              \
     extern "C" __global__ void __launch_bounds__(KFK_THREADS) NAME(                              \
         const T* __restrict__ x, T* __restrict__ y, const T* f0, const T* f1, const T* f2,       \

@@ -1,6 +1,6 @@
-"""NumPy model of ``cuda/kron_fastkron.cu``: every block's loads, factor steps and stores, index by index.
+"""NumPy model of ``kron_fastkron.cu``: every block's loads, factor steps and stores, index by index.
 
-The model replays a :class:`kernels.kron_plan.Launch` block by block with the kernel's own
+The model replays a :class:`kernels.kron.plan.Launch` block by block with the kernel's own
 index formulas (work item → slices and factor columns, shared-memory word of each value,
 global address of each store), vectorised over the block's threads. Shared memory starts
 as NaN, so a value the kernel would read before writing shows up in the result. It also
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from kernels.kron_plan import Launch, pad_log, phys, plan
+from kernels.kron.plan import Launch, pad_log, phys, plan
 
 __all__ = ["emulate", "emulate_launch", "step_accesses", "worst_conflict"]
 

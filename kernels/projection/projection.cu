@@ -1,4 +1,4 @@
-// Bilevel l1,p projections with every step on the device (kernels/projection_device.py drives them).
+// Bilevel l1,p projections with every step on the device (kernels/projection/device.py drives them).
 //
 // Group view (n, G): n elements per group, G groups, in one of two layouts:
 //   COLS  element (i, g) at y[i*G + g]   (groups are the columns of a row-major matrix)

@@ -1,12 +1,20 @@
-"""N:M SpMM, the entry point: the data types of :mod:`kernels.nm_format` and ``nm_spmm`` on either backend."""
+"""N:M SpMM, the entry point: the data types of :mod:`kernels.nm.format` and ``nm_spmm`` on either backend.
+
+The N:M room: the format (:mod:`.format`), the NumPy path (:mod:`.cpu`), the packed CUDA-core
+kernel (``nm_spmm_packed.cu``; its packing :mod:`.pack`, launch :mod:`.cuda`, autotune tiles
+:mod:`.configs`, block-by-block NumPy model :mod:`.model`), 2:4 sparse tensor cores through
+cuSPARSELt (:mod:`.sparse_tc`), the dispatcher choosing among them per device (:mod:`.dispatch`)
+and the replay's descriptions of each implementation (:mod:`.impls`). Imports only the shared top
+modules of :mod:`kernels` and itself.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from kernels.nm_cpu import nm_spmm_numpy
-from kernels.nm_dispatch import spmm_cupy
-from kernels.nm_format import (
+from kernels.nm.cpu import nm_spmm_numpy
+from kernels.nm.dispatch import spmm_cupy
+from kernels.nm.format import (
     LAYOUTS,
     MAX_M,
     NMPattern,
@@ -42,11 +50,11 @@ def nm_spmm(a_nm: NMTensor, b):
     ``n/m`` of the dense FLOPs. Accumulation is at least float32 (float16 inputs give a
     float32 result, like the CUDA kernel); otherwise the result dtype is NumPy's promotion.
 
-    The NumPy path (:mod:`kernels.nm_cpu`) multiplies gathered rows of ``b`` per 32-row vector
+    The NumPy path (:mod:`kernels.nm.cpu`) multiplies gathered rows of ``b`` per 32-row vector
     (vector layout, high sparsity) or scatters blocks of rows to dense for BLAS, whichever is
     cheaper for the layout and pattern, on worker threads.
-    On CuPy arrays :mod:`kernels.nm_dispatch` runs the fastest of sparse tensor cores
-    (cuSPARSELt), the CUDA-core kernels (``kernels/cuda/nm_spmm*.cu``) and dense cuBLAS.
+    On CuPy arrays :mod:`kernels.nm.dispatch` runs the fastest of sparse tensor cores
+    (cuSPARSELt), the CUDA-core kernels (``kernels/nm/nm_spmm_packed.cu``) and dense cuBLAS.
 
     Raises
     ------

@@ -1,4 +1,10 @@
-"""Kron-matmul Y = X·(F1⊗…⊗FN) without forming the Kronecker product: naive, shuffle and fused."""
+"""Kron-matmul Y = X·(F1⊗…⊗FN) without forming the Kronecker product: naive, shuffle and fused.
+
+The Kron room: the NumPy paths (here; the shuffle step in :mod:`.shuffle`), the FastKron-style CUDA
+kernel (``kron_fastkron.cu``; launch and autotuning :mod:`.gpu`, its plan :mod:`.plan`, block-by-block
+NumPy model :mod:`.model`), row-sharding over Dask (:mod:`.dist`) and the replay's descriptions
+(:mod:`.impls`). Imports only the shared top modules of :mod:`kernels` and itself.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import numpy as np
 
 from kernels.backend import array_module
 from kernels.errors import InputError
-from kernels.kron_shuffle import shuffle
+from kernels.kron.shuffle import shuffle
 
 __all__ = ["ALGORITHMS", "NAIVE_MAX_BYTES", "kron_config", "kron_flops", "kron_matmul"]
 
@@ -102,7 +108,7 @@ def kron_matmul(x, factors, algorithm: str = "auto"):
     if algorithm == "shuffle":
         return shuffle(xp, x, factors)
     if xp is not np:
-        from kernels.kron_gpu import kron_gpu
+        from kernels.kron.gpu import kron_gpu
 
         return kron_gpu(xp, x, factors, algorithm)
     return _fused_cpu(x, factors)
@@ -112,7 +118,7 @@ def kron_config(x, factors, algorithm: str = "auto") -> dict:
     """How :func:`kron_matmul` runs these operands: ``{"impl": name, ...tile fields}``.
 
     The trace suites copy it into ``params``; ``impl`` is a key of
-    :data:`kernels.impls.IMPLS` (described in :mod:`kernels.impls_kron`). On a GPU this tunes (once) what the call would tune.
+    :data:`kernels.impls.IMPLS` (described in :mod:`kernels.kron.impls`). On a GPU this tunes (once) what the call would tune.
     """
     if algorithm not in ALGORITHMS:
         raise InputError(f"algorithm: unknown value {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
@@ -123,7 +129,7 @@ def kron_config(x, factors, algorithm: str = "auto") -> dict:
     if algorithm == "shuffle":
         return {"impl": "kron_shuffle_" + ("cupy" if gpu else "numpy")}
     if gpu:
-        from kernels.kron_gpu import kron_config_gpu
+        from kernels.kron.gpu import kron_config_gpu
 
         return kron_config_gpu(xp, x, factors, algorithm)
     rows, workers = _cpu_tiling(x, factors)

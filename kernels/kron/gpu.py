@@ -1,4 +1,4 @@
-"""CuPy path of kron_matmul: the FastKron-style kernel (``cuda/kron_fastkron.cu``) under an autotuned plan.
+"""CuPy path of kron_matmul: the FastKron-style kernel (``kron_fastkron.cu``) under an autotuned plan.
 
 Imported only when a :func:`kernels.kron_matmul` argument is a CuPy array. The kernel source
 is compiled by NVRTC once per device (``cupy.memoize``); the plan of each (device, M, factor
@@ -16,13 +16,13 @@ import numpy as np
 
 from kernels import autotune
 from kernels.backend import cuda_function, require_cupy
-from kernels.kron_plan import MAX_FACTORS, THREADS, candidates, kernel_name, plan
-from kernels.kron_shuffle import shuffle
-from kernels.trace import time_call
+from kernels.kron.plan import MAX_FACTORS, THREADS, candidates, kernel_name, plan
+from kernels.kron.shuffle import shuffle
+from kernels.timing import time_call
 
 __all__ = ["SHUFFLE", "kron_config_gpu", "kron_fastkron_gpu", "kron_gpu"]
 
-_SOURCE = Path(__file__).parent / "cuda" / "kron_fastkron.cu"
+_SOURCE = Path(__file__).parent / "kron_fastkron.cu"
 SHUFFLE = {"impl": "kron_shuffle_cupy"}
 """The autotuner's fallback candidate: per-factor cuBLAS GEMM and transpose copy."""
 _PLANS: dict = {}  # (device, M, shapes, dtype, config items) -> launches, functions, buffer sizes
@@ -76,7 +76,7 @@ def _prepared(cp, m, shapes, dtype, config):
 
 
 def kron_fastkron_gpu(cp, x, factors, config: dict):
-    """X·(F1⊗…⊗FN) by the launches of ``config`` (see :func:`kernels.kron_plan.plan`)."""
+    """X·(F1⊗…⊗FN) by the launches of ``config`` (see :func:`kernels.kron.plan.plan`)."""
     m = x.shape[0]
     shapes = tuple(tuple(int(d) for d in f.shape) for f in factors)
     launches, fns, into_out, out_elems, tmp_elems = _prepared(cp, m, shapes, x.dtype.name, config)

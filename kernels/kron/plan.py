@@ -1,9 +1,9 @@
 """Launch plans of the FastKron-style CUDA kernel: factor groups, tiles, shared-memory layout, candidates.
 
-Pure Python (no CuPy): the launcher (:mod:`kernels.kron_gpu`), the NumPy model of the kernel
-(:mod:`kernels.kron_model`) and the tests all size shared memory and grids with these
-functions, so the rules in ``cuda/kron_fastkron.cu`` have exactly one Python mirror.
-How each Kron implementation runs is described in :mod:`kernels.impls_kron` (one registry, :mod:`kernels.impls`).
+Pure Python (no CuPy): the launcher (:mod:`kernels.kron.gpu`), the NumPy model of the kernel
+(:mod:`kernels.kron.model`) and the tests all size shared memory and grids with these
+functions, so the rules in ``kron_fastkron.cu`` have exactly one Python mirror.
+How each Kron implementation runs is described in :mod:`kernels.kron.impls` (one registry, :mod:`kernels.impls`).
 """
 
 from __future__ import annotations

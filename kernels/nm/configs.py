@@ -2,7 +2,7 @@
 
 A configuration is a plain dict (it goes into the trace record's ``params`` as is):
 ``mode`` (0 vector slab, 1 vector gather, 2 element slab, 3 element expanded to a dense tile on
-chip; see ``cuda/nm_spmm_packed.cu``),
+chip; see ``nm_spmm_packed.cu``),
 ``bm``/``bn`` (block tile), ``tm`` (rows per thread; 8 columns each), ``stages`` (cp.async
 ring depth), ``emax`` (entry slots per stage; the slab height for modes 0 and 2), plus, per
 call, ``ks`` (dense K rows per stage) and ``split`` (split-K factor). Tile shapes are

@@ -4,9 +4,9 @@ For CuPy inputs :func:`kernels.nm.nm_spmm` and :func:`kernels.tasd.tasd_spmm` co
 candidates for (device, shape, pattern series, dtype, layout) are timed once by
 :func:`kernels.autotune.tune` and the winner is cached on disk:
 
-* ``nm_2of4_cusparselt`` (:mod:`kernels.sparse_tc`): float16/bfloat16 terms with at most 2 kept
+* ``nm_2of4_cusparselt`` (:mod:`kernels.nm.sparse_tc`): float16/bfloat16 terms with at most 2 kept
   values per aligned 4 along K;
-* the CUDA-core kernel of :mod:`kernels.nm_cuda` (its own ``impl`` name; one launch for a series);
+* the CUDA-core kernel of :mod:`kernels.nm.cuda` (its own ``impl`` name; one launch for a series);
 * ``dense_cublas``: ``cupy.matmul`` of the decompressed operand (built once, kept while the terms
   live). Dense is always a candidate, so the choice is never slower than dense beyond timing noise.
 
@@ -29,7 +29,7 @@ __all__ = ["CUDA_CORE", "DENSE", "TUNE_REPEATS", "candidates", "forced", "plan",
 DENSE = "dense_cublas"
 CUDA_CORE = "cuda_core"
 TUNE_REPEATS = 5
-_CUDA_CORE_DTYPES = ("float32", "float16")  # what kernels.nm_cuda takes (float32 accumulation)
+_CUDA_CORE_DTYPES = ("float32", "float16")  # what kernels.nm.cuda takes (float32 accumulation)
 _LOCK = threading.Lock()
 _DENSE_A: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # first term -> (ids of terms, dense A)
 _CHOICE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # first term -> {call key: impl}
@@ -37,7 +37,7 @@ _CHOICE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # first term -
 
 def tune_key(terms, b, out_dtype) -> dict:
     """The autotune key: shape, pattern series, dtypes, layout and whether sparse tensor cores may run."""
-    from kernels.sparse_tc import eligible
+    from kernels.nm.sparse_tc import eligible
 
     t0 = terms[0]
     return {
@@ -61,7 +61,7 @@ def candidates(key: dict, tc_available: bool) -> list[dict]:
 
 def _dense_a(terms):
     """``sum(decompress(t))`` on the device, cached on the first term while it lives."""
-    from kernels.nm_format import sum_decompressed
+    from kernels.nm.format import sum_decompressed
 
     ids = tuple(id(t) for t in terms)
     with _LOCK:
@@ -75,7 +75,7 @@ def _dense_a(terms):
 
 
 def _cuda_core(terms, b):
-    from kernels.nm_cuda import run_packed
+    from kernels.nm.cuda import run_packed
 
     return run_packed(terms, b)  # one launch for the whole series
 
@@ -88,7 +88,7 @@ def _runner(impl: str, terms, b, out_dtype) -> Callable[[], object]:
         return c if c.dtype == out_dtype else c.astype(out_dtype)
 
     if impl == "nm_2of4_cusparselt":
-        from kernels.sparse_tc import matmul_terms
+        from kernels.nm.sparse_tc import matmul_terms
 
         return lambda: cast(matmul_terms(terms, b))
     if impl == DENSE:
@@ -100,10 +100,10 @@ def _runner(impl: str, terms, b, out_dtype) -> Callable[[], object]:
 
 
 def _time_gpu(fn, repeats: int = TUNE_REPEATS) -> float:
-    """Median seconds of ``repeats`` calls after one warm-up (CUDA events, :func:`kernels.trace.time_call`)."""
+    """Median seconds of ``repeats`` calls after one warm-up (CUDA events, :func:`kernels.timing.time_call`)."""
     import cupy
 
-    from kernels.trace import time_call
+    from kernels.timing import time_call
 
     return time_call(fn, warmup=1, repeats=repeats, xp=cupy, min_window_s=0).median_s  # tuning: no 1 s energy window
 
@@ -124,7 +124,7 @@ def plan(terms, b, out_dtype=None) -> dict:
     """
     import numpy as np
 
-    from kernels import sparse_tc
+    from kernels.nm import sparse_tc
 
     out_dtype = np.dtype(out_dtype) if out_dtype is not None else _default_out(terms, b)
     key = tune_key(terms, b, out_dtype)
@@ -137,7 +137,7 @@ def plan(terms, b, out_dtype=None) -> dict:
     if chosen["impl"] == "nm_2of4_cusparselt":
         info.update(sparse_tc.plan_info(terms, b))
     elif chosen["impl"] == CUDA_CORE:
-        from kernels.nm_cuda import plan as cuda_plan
+        from kernels.nm.cuda import plan as cuda_plan
 
         sub = cuda_plan(terms, b)
         info["impl"] = sub.get("impl", CUDA_CORE)
@@ -157,7 +157,7 @@ def _default_out(terms, b):
 
 def forced(terms, b, impl: str, out_dtype) -> str:
     """``impl`` when it is a candidate for these terms and ``b``, else :class:`InputError` saying why not."""
-    from kernels import sparse_tc
+    from kernels.nm import sparse_tc
 
     key = tune_key(terms, b, out_dtype)
     names = [c["impl"] for c in candidates(key, sparse_tc.available())]

@@ -1,4 +1,10 @@
-"""TASD (Jeong et al., MLSys 2025): a tensor as a greedy series of N:M terms, and the series SpMM."""
+"""TASD (Jeong et al., MLSys 2025): a tensor as a greedy series of N:M terms, and the series SpMM.
+
+The TASD room: decomposition, series arithmetic and the series SpMM. A series is a sum of N:M
+terms run by the N:M kernels (one launch for every term on the GPU), so besides the shared top
+modules of :mod:`kernels` and itself it imports :mod:`kernels.nm`, and nothing else; the replay's
+descriptions of the TASD launches are N:M's (:mod:`kernels.nm.impls`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import numpy as np
 from kernels.backend import array_module, dtype_kind, native_float
 from kernels.errors import InputError
 from kernels.nm import NMPattern, NMTensor, check_spmm, nm_compress, nm_decompress, nm_spmm
-from kernels.nm_format import sum_decompressed
+from kernels.nm.format import sum_decompressed
 
 __all__ = [
     "candidate_series",
@@ -231,8 +237,8 @@ def tasd_spmm(terms, b):
     Each term is a 2-D ``(rows, K)`` :class:`NMTensor` compressed along axis 1 (the reduction
     axis), as :func:`tasd_decompose` gives for ``axis=-1``; all terms share one layout. On
     NumPy each term is one :func:`kernels.nm.nm_spmm`, accumulated in place. On CuPy
-    :mod:`kernels.nm_dispatch` runs the tuned fastest of: the CUDA-core kernel in ONE launch
-    (``kernels.nm_cuda.tasd_spmm_cupy``: B's tile and the output tile stay on chip while the
+    :mod:`kernels.nm.dispatch` runs the tuned fastest of: the CUDA-core kernel in ONE launch
+    (``kernels.nm.cuda.tasd_spmm_cupy``: B's tile and the output tile stay on chip while the
     terms stream through), the terms on sparse tensor cores into one output (beta = 1, no add
     pass), or dense cuBLAS on the summed operand.
 
@@ -246,7 +252,7 @@ def tasd_spmm(terms, b):
         raise InputError("tasd_spmm: terms mix the element and vector layouts; decompose with one layout")
     xp, b = check_spmm(terms[0], b, "tasd_spmm")
     if xp is not np:
-        from kernels.nm_dispatch import spmm_cupy
+        from kernels.nm.dispatch import spmm_cupy
 
         return spmm_cupy(terms, b)
     out = nm_spmm(terms[0], b)

@@ -9,7 +9,7 @@ The algorithm works on the (n, G) group view (n elements per group, G groups) in
    each group's own ℓ1-ball projection with its threshold found the same way (ℓ1).
 
 So the matrix is crossed three times (two reads, one write) and nothing waits for the host: on
-CuPy each stage is one launch of ``cuda/projection.cu`` (three kernels, plus one memset when the
+CuPy each stage is one launch of ``projection.cu`` (three kernels, plus one memset when the
 norms are split over row blocks), queued without a synchronisation or a data-dependent host branch.
 On NumPy the same stages run as NumPy code following the kernels step by step: that model is what
 the CPU tests hold against the exact projections, and what the GPU tests hold the kernels to.
@@ -49,7 +49,7 @@ _MAX_BISECT = 200  # MAX_BISECT in the .cu
 _SMEM_BYTES = 48 * 1024  # static + dynamic shared memory without an opt-in attribute
 _THRESHOLD_THREADS = 1024
 DEVICE_DTYPES = ("float32", "float64")
-_SOURCE = Path(__file__).parent / "cuda" / "projection.cu"
+_SOURCE = Path(__file__).parent / "projection.cu"
 _TAGS = {"float32": "f32", "float64": "f64"}
 
 
@@ -73,7 +73,7 @@ def device_supported(g, inner: str) -> bool:
 def l1_threshold(v, r: float, max_sweeps: int = MAX_SWEEPS):
     """u = P_ℓ1(v, r) for v ≥ 0 by the kernel's steps; returns ``(u, (tau, sweeps, bisections))``.
 
-    The ``l1_tau_block`` steps of ``cuda/projection.cu`` on any array module, sums in float64:
+    The ``l1_tau_block`` steps of ``projection.cu`` on any array module, sums in float64:
     Condat's bounds τ ≥ max − r and τ ≥ (Σv − r)/len start Michelot's sweeps (drop entries
     below τ, τ ← (Σ kept − r)/#kept: a lower bound that only rises), and the sweep that drops
     nothing has found τ. If ``max_sweeps`` sweeps do not converge (Michelot's worst case is

@@ -1,6 +1,6 @@
 """The packed A of the CUDA-core N:M kernels: one or more N:M terms as one K-ordered entry list.
 
-``kernels/cuda/nm_spmm_packed.cu`` walks K once and, at every pipeline stage, multiplies all
+``kernels/nm/nm_spmm_packed.cu`` walks K once and, at every pipeline stage, multiplies all
 kept values ("entries") of that K range, whichever term they come from. That is what makes
 TASD one pass: a series ``A1 + A2 + ...`` is packed into one entry list, and the kernel's B
 and C tiles stay on chip while the terms stream through. A single N:M tensor is the
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from kernels.backend import array_module
 from kernels.errors import InputError
-from kernels.nm_format import VECTOR_WIDTH, NMTensor
+from kernels.nm.format import VECTOR_WIDTH, NMTensor
 
 __all__ = ["ROW_ALIGN", "Packed", "entries_per_block", "pack_terms", "pad_cols"]
 
@@ -32,7 +32,7 @@ ROW_ALIGN = 128
 
 @dataclass(frozen=True, eq=False)
 class Packed:
-    """Kernel-ready A: see ``kernels/cuda/nm_spmm_packed.cu`` for how each array is read.
+    """Kernel-ready A: see ``kernels/nm/nm_spmm_packed.cu`` for how each array is read.
 
     ``at`` float32 ``(e_tot, rows_pad)``: kept values transposed (zeros in padded rows).
     ``kv`` int32 ``(rows_pad // 32, e_tot)``: vector layout, dense K row of each entry
