@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from accelsim.checks import MAX_WEIGHT, check_input_file, check_npy
 from kernels.errors import InputError
 from kernels.io import atomic_path
 
@@ -34,12 +35,12 @@ def load_tensor(path: str | Path, name: str | None = None) -> np.ndarray:
         that is empty, not real numbers, or holds NaN/inf.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"input: no such file {str(path)!r}")
+    check_input_file(path, "weight tensor (.npy or .safetensors)", InputError)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         if name is not None:
             raise InputError("--tensor: only applies to .safetensors inputs; drop it for .npy")
+        check_npy(path, InputError)  # the header against the file size, before numpy allocates the shape
         try:
             return _ensure_weights(np.load(path, allow_pickle=False), path)
         except (ValueError, OSError, EOFError) as exc:
@@ -60,13 +61,17 @@ def load_tensor(path: str | Path, name: str | None = None) -> np.ndarray:
 
 def _ensure_weights(a: np.ndarray, path: Path) -> np.ndarray:
     """A non-empty array of finite real numbers (what pruning and TASD can work on)."""
-    if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "iuf":
         raise InputError(f"input: {str(path)!r} holds {getattr(a, 'dtype', type(a).__name__)} data; "
                          "expected real numbers")
     if a.size == 0:
         raise InputError(f"input: {str(path)!r} holds an empty tensor of shape {'×'.join(map(str, a.shape))}")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise InputError(f"input: {str(path)!r} holds NaN or inf values; weights must be finite")
+    peak = float(np.abs(a).max())
+    if peak > MAX_WEIGHT:
+        raise InputError(f"input: {str(path)!r} holds a value of magnitude {peak:.3g}, beyond {MAX_WEIGHT:.3g} "
+                         "(accelsim.checks.MAX_WEIGHT, float32's largest)")
     return a
 
 

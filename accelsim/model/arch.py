@@ -13,7 +13,8 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_serializer,
                       model_validator)
 
-from accelsim.checks import MAX_ARRAY_DIM, MAX_BYTES, MAX_DIM, MAX_PJ, MAX_RATE, MAX_UNITS, MIN_RATE, read_text
+from accelsim.checks import (MAX_ARRAY_DIM, MAX_BYTES, MAX_DEPTH, MAX_DIM, MAX_PJ, MAX_RATE, MAX_UNITS, MIN_RATE,
+                             check_depth, read_text)
 from accelsim.errors import ConfigError
 from kernels.errors import InputError
 from kernels.nm_format import MAX_M, NMPattern
@@ -322,7 +323,17 @@ class ArchConfig(_Strict):
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader without YAML 1.1 base-60 numbers (``2:4`` would read as 124), so N:M patterns stay
-    strings; ``1e9`` reads as a float as in YAML 1.2."""
+    strings; ``1e9`` reads as a float as in YAML 1.2. A key given twice in one mapping is an error
+    (PyYAML would keep the last value silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -343,8 +354,21 @@ _Loader.add_implicit_resolver(
 
 
 def load_yaml(text: str):
-    """Parse YAML the way every accelsim input is parsed (config files, ``--set``, ``--grid``)."""
-    return yaml.load(text, Loader=_Loader)
+    """Parse YAML the way every accelsim input is parsed (config files, ``--set``, ``--grid``).
+
+    Nesting beyond :data:`~accelsim.checks.MAX_DEPTH` and integers beyond Python's digit limit are
+    YAML errors here, like any other malformed document."""
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep (accelsim.checks.MAX_DEPTH)") from None
+    except ValueError as exc:  # int() beyond sys.get_int_max_str_digits()
+        raise yaml.YAMLError(str(exc).split(":")[0]) from None
+    try:
+        check_depth(doc, "document")
+    except InputError:
+        raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep (accelsim.checks.MAX_DEPTH)") from None
+    return doc
 
 
 def read_yaml(path: Path, what: str, error: type[ConfigError] | type[InputError] = ConfigError):
@@ -356,7 +380,8 @@ def read_yaml(path: Path, what: str, error: type[ConfigError] | type[InputError]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise error(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
+        problem = getattr(exc, "problem", None) or (str(exc) if type(exc) is yaml.YAMLError else "invalid YAML")
+        raise error(f"{path}: malformed YAML{where}: {problem}") from None
 
 
 def parse_value(text: str, origin: str = "--set"):
