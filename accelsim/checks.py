@@ -223,7 +223,7 @@ def read_json(path: str | Path, what: str, error: type[AccelsimError] = Accelsim
     except AccelsimError:
         raise
     except json.JSONDecodeError as exc:
-        raise error(f"{path}: not JSON ({what} expected): {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise error(f"{path}: not a {what}: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except RecursionError:
         raise error(f"{path}: nested more than {MAX_DEPTH} levels deep (accelsim.checks.MAX_DEPTH)") from None
     except ValueError as exc:  # int() beyond sys.get_int_max_str_digits()

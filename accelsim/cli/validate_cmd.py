@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from accelsim.checks import ensure_writable
+from accelsim.checks import check_seed, ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
@@ -52,8 +52,12 @@ def validate(
     from kernels.errors import InputError
     from kernels.trace import read_traces
 
+    inputs = (traces, calibration, calibrate_with)
+    check_seed(seed)
     if plot is not None:
-        ensure_writable(plot, "--plot", suffixes=(".png",))
+        ensure_writable(plot, "--plot", suffixes=(".png",), inputs=inputs)
+    if save_calibration is not None:
+        ensure_writable(save_calibration, "--save-calibration", suffixes=(".json",), inputs=inputs)
     cfg = load_arch(arch, parse_overrides(set_))
     table = read_traces(traces)
     if is_network_run(table):
