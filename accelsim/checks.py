@@ -33,10 +33,12 @@ __all__ = [
     "MAX_REPEATS",
     "MAX_SEED",
     "MAX_TEXT_BYTES",
+    "MAX_TIME_S",
     "MAX_UNITS",
     "MAX_WEIGHT",
     "MAX_WORKERS_PER_CPU",
     "MIN_RATE",
+    "MIN_TIME_S",
     "check_depth",
     "check_dim",
     "check_input_file",
@@ -101,6 +103,10 @@ MAX_GRID_POINTS = 100_000
 MAX_WEIGHT = 3.4028234663852886e38
 """Largest magnitude of a weight value (float32's largest): a larger one fits no accelerator dtype, and
 float64 norms of such values overflow to inf."""
+
+MIN_TIME_S, MAX_TIME_S = 1e-12, 86_400.0
+"""Range of a trace row's measured times (median, min, max of one call): below a picosecond or above a
+day is not a kernel timing, and such values overflow the rates and fits derived from them."""
 
 MAX_SEED = 2**32 - 1
 """Largest ``--seed`` (NumPy seeds are unsigned 32-bit words; the smallest is 0)."""

@@ -110,11 +110,15 @@ def compare(
     rows = [[a["arch"], a["cycles"], a["speedup"], a["energy_pj"], a["energy_ratio"], a["edp_ratio"]] for a in cmp["archs"]]
     print_table(f"{cmp['workload']}: against {base}", ["arch", "cycles", "speedup", "energy pJ", "energy ×", "EDP ×"], rows,
                 caption="ratios are arch / baseline (speedup = baseline cycles / arch cycles)")
-    layer_rows = [[l["name"], *[f"{s:.2f}x" for s in l["speedup"]], *[f"{e:.2f}" for e in l["edp_ratio"]]]
+    layer_rows = [[l["name"], *[_x(s, "x") for s in l["speedup"]], *[_x(e) for e in l["edp_ratio"]]]
                   for l in cmp["layers"]]
     names = [a["arch"] for a in cmp["archs"]]
     if len(layer_rows) <= 80:
         print_table("per layer", ["layer", *[f"speedup {n}" for n in names], *[f"EDP× {n}" for n in names]], layer_rows)
+
+
+def _x(v, unit: str = "") -> str:
+    return "n/a" if v is None else f"{v:.2f}{unit}"
 
 
 #: What each demo section shows and how to read it, printed before the section.
