@@ -41,6 +41,7 @@ __all__ = [
     "MIN_TIME_S",
     "check_depth",
     "check_dim",
+    "check_layer_count",
     "check_input_file",
     "check_npy",
     "check_seed",
@@ -121,6 +122,12 @@ def ensure_finite(value: float, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise AccelsimError(f"{what}: must be a finite number, got {value!r}")
     return value
+
+
+def check_layer_count(name: str, count: int) -> None:
+    """Refuse a workload of more than :data:`MAX_LAYERS` layers, before it is simulated layer by layer."""
+    if count > MAX_LAYERS:
+        raise WorkloadError(f"network {name!r}: {count:,} layers, more than {MAX_LAYERS:,} (accelsim.checks.MAX_LAYERS)")
 
 
 def check_dim(name: str, value, where: str, limit: int = MAX_DIM, limit_name: str = "MAX_DIM") -> int:

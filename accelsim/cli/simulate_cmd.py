@@ -33,6 +33,8 @@ def run_simulation(arch: str, workload: str, sets: list[str] | None, params: lis
     from accelsim.model.simulate import simulate
     from accelsim.model.workloads import as_network
 
+    if weight_sparsity is not None and not weight_sparsity.strip():
+        raise ConfigError("--weight-sparsity: empty; give 2:4, u0.3, tasd:2:4+1:4 or dense")
     cfg = load_arch(arch, parse_overrides(sets))
     net = as_network(workload, weight_sparsity=weight_sparsity, **parse_overrides(params, source="--param"))
     if not show:
@@ -69,7 +71,7 @@ def simulate_cmd(
 ):
     """Simulate a workload on an architecture: cycles, traffic, energy and EDP per layer and in total."""
     if out is not None:
-        ensure_writable(out, suffixes=(".json", ".parquet"))
+        ensure_writable(out, suffixes=(".json", ".parquet"), inputs=(arch, workload))
     report = run_simulation(arch, workload, sets, params, show=fmt is Format.table, weight_sparsity=weight_sparsity)
     if out is not None:
         from accelsim.model.report_io import write_report  # start-up: pyarrow only when writing
@@ -96,7 +98,7 @@ def compare(
     if len(arch) < 2:
         raise ConfigError(f"--arch: compare needs at least two configs, got {len(arch)}")
     if plot is not None:
-        ensure_writable(plot, "--plot", suffixes=(".png",))
+        ensure_writable(plot, "--plot", suffixes=(".png",), inputs=(*arch, workload))
     reports = [run_simulation(a, workload, sets, params, show=False, weight_sparsity=weight_sparsity) for a in arch]
     cmp = compare_reports(reports)
     if plot is not None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from accelsim.codesign.magnitude import magnitude_prune
 from accelsim.model.workload import Conv, Gemm, Network
-from accelsim.codesign.tensors import load_safetensors
+from accelsim.codesign.tensors import check_weights, load_safetensors
 from kernels.errors import InputError
 
 __all__ = [
@@ -139,6 +139,7 @@ def load_weight_file(path: str | Path, network: Network) -> dict[str, np.ndarray
                 f"--weights: tensor for layer {layer.name!r} has shape {t.shape}; expected ({g.n}, {g.k}) "
                 f"(out, in) or (out, in, kh, kw) with in*kh*kw = {g.k}"
             )
+        check_weights(t, path, f"--weights tensor {layer.name!r}")
         out[layer.name] = np.asarray(t, dtype=np.float32).reshape(g.n, g.k)
     if not out:
         raise InputError(f"--weights {str(path)!r}: no tensor named after a layer of {network.name!r} (e.g. {network.layers[0].name!r})")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 
 from accelsim import __version__
+from accelsim.checks import MAX_GRID_POINTS
 from accelsim.model.arch import ArchConfig, apply_overrides, load_arch, parse_value, validate_arch
 from accelsim.errors import ConfigError
 from accelsim.model.simulate import simulate
@@ -110,6 +111,10 @@ def expand_grid(arch, grid: dict[str, list[tuple[str, object]]]) -> list[Point]:
             validate_arch(apply_overrides(doc, {key: value}, origin), origin)
     points, seen = [], set()
     keys = list(grid)
+    size = math.prod(len(grid[k]) for k in keys)
+    if size > MAX_GRID_POINTS:
+        raise ConfigError(f"--grid: {size:,} points ({' x '.join(str(len(grid[k])) for k in keys)}), more than "
+                          f"{MAX_GRID_POINTS:,} (accelsim.checks.MAX_GRID_POINTS); split the sweep")
     for combo in itertools.product(*(grid[k] for k in keys)):
         origin = "--grid point " + ", ".join(f"{k}={t}" for k, (t, _) in zip(keys, combo))
         cfg = validate_arch(apply_overrides(doc, {k: v for k, (_, v) in zip(keys, combo)}, origin), origin)
@@ -126,6 +131,19 @@ def _fingerprint(net: Network) -> str:
     edges = sorted(net.graph.edges)
     return _sha(_canonical({"name": net.name, "layers": [repr(l) for l in net.layers], "edges": edges,
                             "accelsim": __version__}))
+
+
+def _check_same_workloads(out, nets: list[Network]) -> None:
+    """Refuse to resume into ``out`` when it holds rows of a workload of the same name but another
+    definition (its file changed since): old and new rows would mix under one name."""
+    fps = {n.name: _fingerprint(n) for n in nets}
+    stored = read_results(out).select(["key", "config_key", "workload"]).to_pylist()
+    for row in stored:
+        fp = fps.get(row["workload"])
+        if fp is not None and row["key"] != _sha(f"{row['config_key']}{fp}"):
+            raise ConfigError(f"--out {out}: holds results of workload {row['workload']!r} computed from another "
+                              "definition of it (its file changed since); sweep into a new --out, or move the old "
+                              "part files away")
 
 
 def evaluate(config: dict, net: Network) -> dict:
@@ -259,6 +277,8 @@ def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler
     skel, items = _rows_template(points, nets)
     store = ResultStore(out, flush_rows=flush_rows) if out is not None else None
     done_keys = store.keys() if store is not None else set()
+    if done_keys:
+        _check_same_workloads(out, nets)
     todo = [it for it in items if it[0] not in done_keys]
     use_dask = dask is not False and workers != 0 and (scheduler is not None or _dask_available())
     if scheduler is not None and not _dask_available():
