@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -73,6 +74,32 @@ class _Strict(BaseModel):
     NaN/±inf in any number (no physical quantity is infinite; JSON cannot hold either)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data):
+        """``rows: true`` is not 1: a YAML boolean is refused wherever the field holds no boolean."""
+        if isinstance(data, dict):
+            for name, v in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if field is not None and _holds_bool(v) and not _admits_bool_or_model(field.annotation):
+                    raise ValueError(f"field {name}: expected a number or name, got the boolean {v!r}")
+        return data
+
+
+def _admits_bool_or_model(annotation) -> bool:
+    """Whether a field's type holds booleans itself or a nested schema node (which checks its own fields)."""
+    if annotation is bool or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return True
+    return any(_admits_bool_or_model(a) for a in typing.get_args(annotation))
+
+
+def _holds_bool(v) -> bool:
+    if isinstance(v, bool):
+        return True
+    if isinstance(v, dict):
+        return any(map(_holds_bool, v.values()))
+    return isinstance(v, (list, tuple)) and any(map(_holds_bool, v))
 
 
 class SparsitySupport(_Strict):
@@ -204,6 +231,13 @@ class MemoryLevel(_Strict):
                 if size <= 0:
                     raise ValueError(f"partition size for {op} must be > 0, got {size}")
         return v
+
+    @model_validator(mode="after")
+    def _partition_fits(self):
+        if self.partition and self.capacity_bytes is not None and sum(self.partition.values()) > self.capacity_bytes:
+            raise ValueError(f"partitions sum to {sum(self.partition.values()):,} bytes, more than "
+                             f"capacity_bytes {self.capacity_bytes:,}")
+        return self
 
     def capacity_for(self, operand: str) -> float:
         """Bytes this level can devote to ``operand``: its partition, else an equal third, else unbounded."""
