@@ -312,6 +312,7 @@ def ensure_writable(path: str | Path, option: str = "--out", *, directory: bool 
     """
     path = Path(path)
     shown = f"{option} {_short(path)!r}"
+    _check_name_lengths(path, shown)  # first: a name too long makes every later stat fail
     if not directory:
         for given in inputs:
             if given is None:
@@ -328,7 +329,6 @@ def ensure_writable(path: str | Path, option: str = "--out", *, directory: bool 
         raise AccelsimError(f"{shown}: exists and is a file; pass a directory")
     if not directory and path.is_dir():
         raise AccelsimError(f"{shown}: is a directory; pass a file name")
-    _check_name_lengths(path, shown)
     folder = path if directory else path.parent
     folder = folder if str(folder) else Path(".")
     while not folder.exists() and not folder.is_symlink():
@@ -350,11 +350,11 @@ def _check_name_lengths(path: Path, shown: str) -> None:
     """Each component within ``NAME_MAX`` and the whole within ``PATH_MAX`` of the nearest existing
     folder's file system, so the write cannot fail with "File name too long" after the work."""
     probe = path.absolute()
-    while not probe.exists():
+    while not os.path.isdir(probe):  # isdir is False (never raises) for a missing or too long name
         probe = probe.parent
     try:
-        name_max = os.pathconf(probe if probe.is_dir() else probe.parent, "PC_NAME_MAX")
-        path_max = os.pathconf(probe if probe.is_dir() else probe.parent, "PC_PATH_MAX")
+        name_max = os.pathconf(probe, "PC_NAME_MAX")
+        path_max = os.pathconf(probe, "PC_PATH_MAX")
     except (OSError, ValueError):
         name_max, path_max = 255, 4096
     for part in path.parts:

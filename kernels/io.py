@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -28,8 +29,10 @@ class WriteError(InputError):
 
 
 def is_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (an OSError, or a library's error wrapping one, as pyarrow's) means no room."""
-    return isinstance(exc, OSError) and (exc.errno in _FULL or any(t in str(exc) for t in _FULL_TEXT))
+    """Whether ``exc`` (an OSError, or a library's error wrapping one, as pyarrow's; numpy's short
+    write "4096 requested and 496 written") means no room."""
+    return isinstance(exc, OSError) and (exc.errno in _FULL or any(t in str(exc) for t in _FULL_TEXT)
+                                         or re.search(r"\d+ requested and \d+ written", str(exc)) is not None)
 
 
 @contextlib.contextmanager
@@ -41,6 +44,7 @@ def atomic_path(dest: str | os.PathLike):
     flushed to disk (fsync) before the rename, so a renamed file survives a crash whole.
     """
     dest = Path(dest)
+    made = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # removed again on failure
     dest.parent.mkdir(parents=True, exist_ok=True)
     # the temporary name keeps at most 64 characters of dest's, so it fits wherever dest's name fits
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:64]}.", suffix=".tmp", dir=dest.parent)
@@ -54,6 +58,9 @@ def atomic_path(dest: str | os.PathLike):
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        for folder in made:  # deepest first; a folder someone else has filled meanwhile stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         if is_full(exc):
             raise WriteError(f"{dest}: cannot write: {_why(exc)}; nothing was written there") from None
         raise
@@ -74,7 +81,7 @@ def write_part(table, directory: str | os.PathLike, name: str | None = None) -> 
 def _why(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno in _FULL:
         return os.strerror(exc.errno)
-    return next((t for t in _FULL_TEXT if t in str(exc)), "no space left")
+    return next((t for t in _FULL_TEXT if t in str(exc)), "a short write, no room left")
 
 
 def _fsync(path) -> None:
