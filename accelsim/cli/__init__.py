@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sys
+import threading
 
 import typer
 from typer._click import exceptions as click  # typer vendors its click; its usage errors are these
@@ -79,8 +80,8 @@ def main() -> None:
     typer runs outside standalone mode, so its multi-line usage boxes and silent interrupts are
     replaced here by the one-line forms.
     """
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, _on_term)
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _on_term) if main_thread else None
     _stdout_text()
     try:
         try:
@@ -102,6 +103,9 @@ def main() -> None:
                 or not _is_stdout_error(exc):
             raise
         _stdout_lost(exc)
+    finally:
+        if main_thread:  # in-process callers (tests) get their own handler back
+            signal.signal(signal.SIGTERM, old_term)
     if code == 130:  # an interrupt no command reported (those exit through their own one line)
         print("accelsim: interrupted: nothing written", file=sys.stderr)
     raise SystemExit(code or 0)
