@@ -1,4 +1,5 @@
-"""Fuzz the CLI's input boundary: mutated arch configs, workload YAMLs, topology CSVs and trace files.
+"""Fuzz the CLI's input boundary: mutated arch configs, workload YAMLs, topology CSVs and trace files;
+and (issue 25) structure depth, input size, encodings, duplicate keys, signals and a full disk.
 
 Each example mutates a valid input (a value swapped for NaN, ±inf, a huge, negative or zero number, a
 string, a list, null; a key dropped or added; the bytes truncated, overwritten or replaced by random
@@ -7,7 +8,7 @@ or 2, never a traceback, exactly one stderr line on exit 2, no output or tempora
 2, and on exit 0 an output that parses as strict JSON (no NaN/inf).
 
 CI runs a fixed (derandomized) set of ``ACCELSIM_FUZZ_EXAMPLES`` examples per input class (default 25,
-about a minute in all on 2 cores). For a longer, random search::
+about 30 s in all on 2 cores). For a longer, random search::
 
     ACCELSIM_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz_cli.py -p no:cacheprovider
 
