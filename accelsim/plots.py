@@ -15,9 +15,11 @@ __all__ = ["plot_comparison", "save_figure"]
 
 
 def save_figure(fig, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    finally:  # also when the write fails (a full disk): figures are never left open
+        plt.close(fig)
 
 
 def plot_comparison(reports, path: str | Path) -> None:

@@ -223,6 +223,15 @@ class MemoryLevel(_Strict):
         size = sum(self.partition.values()) if self.partition else (self.capacity_bytes or 0)
         return size / 2**20 * self.area_mm2_per_mib
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v):
+        """A level's name is a component of ``--set memory.NAME.field`` paths and of energy action names
+        (``read.NAME``), so it is one plain word (found by the fuzz test: ``.dram`` crashed pricing)."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
+            raise ValueError(f"memory level name {v!r}: use letters, digits, '_' or '-' only")
+        return v
+
     @field_validator("partition")
     @classmethod
     def _partition_positive(cls, v):

@@ -227,6 +227,8 @@ def plot_roofline(result: dict, out) -> None:
     ax.set_title(f"roofline: {result['peak_tflops']:.3g} TFLOP/s, {result['peak_gbs']:.3g} GB/s ({result['peak_source']})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+    finally:  # also when the write fails (a full disk)
+        plt.close(fig)
