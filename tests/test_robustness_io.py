@@ -59,6 +59,35 @@ def _subprocess(args: list[str], *, env: dict | None = None, prelude: str = "", 
                           env=full_env, timeout=timeout, **kw)
 
 
+_MANY = """
+import contextlib, io, json, sys
+from accelsim.cli import main
+results = []
+for args in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = ["accelsim", *args]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def _many_in_child(commands: list[list], *, prelude: str = "", cwd=ROOT) -> list[tuple[int, str]]:
+    """Run several ``accelsim`` commands one after another in one child process (one start-up):
+    [(exit status, stderr)] in order. For faults that must not reach pytest (a FIFO that could block,
+    a file-size limit)."""
+    code = textwrap.dedent(prelude) + _MANY
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps([[str(a) for a in c] for c in commands])],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    return [tuple(r) for r in json.loads(proc.stdout.splitlines()[-1])]
+
+
 def _one_line(proc, code: int, *needles: str) -> str:
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     assert proc.returncode == code and len(lines) == 1 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr)
@@ -85,13 +114,15 @@ _SUFFIX = {"arch YAML": ".yaml", "workload YAML": ".yaml", "topology CSV": ".csv
            "plan JSON": ".json", "calibration JSON": ".json"}
 
 
-@pytest.mark.parametrize("what", sorted(_SUFFIX))
-def test_fifo_is_refused_not_read(tmp_path, what):
-    """A FIFO used to hang the command forever (nothing ever writes to it); now refused on sight."""
-    fifo = tmp_path / f"in{_SUFFIX[what]}"
-    os.mkfifo(fifo)
-    proc = _subprocess(_input_commands(fifo)[what], timeout=60)
-    _one_line(proc, 2, fifo.name, "is a FIFO")
+def test_fifo_is_refused_not_read(tmp_path):
+    """A FIFO used to hang the command forever (nothing ever writes to it); now refused on sight, for
+    every kind of input file (in a child process: a regression would block, not fail)."""
+    fifos = {what: tmp_path / f"in{i}{suffix}" for i, (what, suffix) in enumerate(sorted(_SUFFIX.items()))}
+    for f in fifos.values():
+        os.mkfifo(f)
+    results = _many_in_child([_input_commands(f)[what] for what, f in fifos.items()])
+    for (what, f), (code, err) in zip(fifos.items(), results):
+        assert code == 2 and err.count("\n") == 1 and f.name in err and "is a FIFO" in err, (what, err)
 
 
 @pytest.mark.parametrize("what", ["arch YAML", "workload YAML", "weights .npy", "calibration JSON"])
@@ -309,13 +340,12 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
 """
 
 
-@pytest.mark.parametrize("command", ["simulate --out json", "simulate --out parquet", "prune --out", "kernels run --out",
-                                     "compare --plot", "tasd search --out"])
-def test_full_disk_one_line_nothing_left(tmp_path, command):
+def test_full_disk_one_line_nothing_left(tmp_path):
     """Files past 4 KiB fail (RLIMIT_FSIZE: EFBIG, or numpy's short write), as on a full disk: one line,
-    exit 2, and neither the destination, nor a temporary, nor a folder the writer created is left."""
+    exit 2, and neither the destination, nor a temporary, nor a folder the writer created is left;
+    for every writer: JSON, parquet, .npy, a trace part, PNG, a plan."""
     np.save(tmp_path / "w.npy", np.random.default_rng(0).standard_normal((64, 64)))
-    args = {
+    commands = {
         "simulate --out json": ["simulate", "--arch", "dense_tc", "--workload", "resnet50", "--out", "new/r.json"],
         "simulate --out parquet": ["simulate", "--arch", "dense_tc", "--workload", "resnet50", "--out", "r.parquet"],
         "prune --out": ["prune", "w.npy", "--radius", "1", "--out", "new/p.npy"],
@@ -323,9 +353,10 @@ def test_full_disk_one_line_nothing_left(tmp_path, command):
         "compare --plot": ["compare", "--arch", "dense_tc", "--arch", "stc_2of4", "--workload", SMALL, "--plot", "c.png"],
         "tasd search --out": ["tasd", "search", "--arch", "tasd_ttc", "--workload", "resnet50", "--max-error", "0.1",
                               "--out", "plan.json"],
-    }[command]
-    proc = _subprocess(args, prelude=_LIMIT, cwd=tmp_path)
-    _one_line(proc, 2, "cannot write", "nothing was written there")
+    }
+    for name, (code, err) in zip(commands, _many_in_child(list(commands.values()), prelude=_LIMIT, cwd=tmp_path)):
+        assert code == 2 and err.count("\n") == 1 and "cannot write" in err and "nothing was written there" in err, \
+            (name, err)
     assert _files(tmp_path) == ["w.npy"]
 
 
@@ -398,15 +429,18 @@ def test_kernels_run_sigkill_keeps_finished_cases(tmp_path):
     assert not [p for p in out.rglob(".*")], "temporary file left"
 
 
-@pytest.mark.parametrize("command, target, after, needles", [
-    ("simulate", "accelsim.model.simulate:_run_layer", 1, ["interrupted", "nothing written"]),
-    ("kernels run", "kernels.trace:time_call", 1, ["1 of", "cases finished", "kept"]),
-    ("sweep", "accelsim.explore.sweep:evaluate", 1, ["1 of 2 new points finished", "re-run"]),
-    ("tasd search", "accelsim.codesign.tasder:search", 0, ["nothing written"]),
-    ("run --plan, preparing", "accelsim.codesign.runplan:prepare_run", 0, ["nothing written", "prepared"]),
-])
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
-def test_signal_one_line_exit_130(tmp_path, command, target, after, needles, sig):
+_SIGNAL_CASES = {
+    "simulate": ("accelsim.model.simulate:_run_layer", 1, ["interrupted", "nothing written"]),
+    "kernels run": ("kernels.trace:time_call", 1, ["1 of", "cases finished", "kept"]),
+    "sweep": ("accelsim.explore.sweep:evaluate", 1, ["1 of 2 new points finished", "re-run"]),
+    "tasd search": ("accelsim.codesign.tasder:search", 0, ["nothing written"]),
+    "run --plan, preparing": ("accelsim.codesign.runplan:prepare_run", 0, ["nothing written", "prepared"]),
+}
+
+
+@pytest.mark.parametrize("sig, command", [*(("SIGTERM", c) for c in _SIGNAL_CASES),
+                                          ("SIGINT", "simulate"), ("SIGINT", "run --plan, preparing")])
+def test_signal_one_line_exit_130(tmp_path, command, sig):
     """SIGTERM is handled as Ctrl-C by every command: one line saying what was kept, exit 130 (it used to
     kill `run --plan` silently, rc -15); Ctrl-C while a run is prepared used to exit 130 saying nothing."""
     plan = tmp_path / "plan.json"
@@ -422,6 +456,7 @@ def test_signal_one_line_exit_130(tmp_path, command, target, after, needles, sig
                         "--out", tmp_path / "p.json"],
         "run --plan, preparing": ["run", "--plan", plan, "--out", tmp_path / "o", "--backend", "numpy"],
     }[command]
+    target, after, needles = _SIGNAL_CASES[command]
     proc = _subprocess(args, prelude=_fault(target, after, sig))
     line = _one_line(proc, 130, *needles)
     assert line.startswith("accelsim: interrupted")
@@ -597,9 +632,14 @@ def test_layer_and_grid_bounds(run, tmp_path, monkeypatch):
     csv = tmp_path / "big.csv"
     csv.write_text("Layer,M,N,K,\n" + "".join(f"g{i},8,8,8,\n" for i in range(MAX_LAYERS + 1)))
     assert_exit_2(run("simulate", "--arch", "dense_tc", "--workload", csv), "100,001 layers", "MAX_LAYERS")
+    import accelsim.checks as checks
+
+    monkeypatch.setattr(checks, "MAX_LAYERS", 10)  # the same check in the YAML reader, without parsing 100k layers
     yml = tmp_path / "big.yaml"
-    yml.write_text("workload:\n  name: big\n  layers:\n" + "    - {m: 8, n: 8, k: 8}\n" * (MAX_LAYERS + 1))
-    assert_exit_2(run("simulate", "--arch", "dense_tc", "--workload", yml), "100,001 layers", "MAX_LAYERS")
+    yml.write_text("workload:\n  name: big\n  layers:\n" + "    - {m: 8, n: 8, k: 8}\n" * 11)
+    assert_exit_2(run("simulate", "--arch", "dense_tc", "--workload", yml), "11 layers", "MAX_LAYERS")
+    assert_exit_2(run("simulate", "--arch", "dense_tc", "--workload", "bert_base", "--param", "layers=2"),
+                  "bert_base", "16 layers", "MAX_LAYERS")  # a built-in's expansion too
     values = ",".join(str(v) for v in range(1, 1001))
     assert_exit_2(run("sweep", "--arch", "systolic_ws_32x32", "--grid", f"compute.rows={values}", "--grid",
                       f"compute.cols={values}", "--workload", SMALL, "--no-dask"),

@@ -103,6 +103,11 @@ def expand_grid(arch, grid: dict[str, list[tuple[str, object]]]) -> list[Point]:
     Raises :class:`ConfigError` naming the key and value (or the combination) on the first bad point,
     before anything has run.
     """
+    keys = list(grid)
+    size = math.prod(len(grid[k]) for k in keys)
+    if size > MAX_GRID_POINTS:
+        raise ConfigError(f"--grid: {size:,} points ({' x '.join(str(len(grid[k])) for k in keys)}), more than "
+                          f"{MAX_GRID_POINTS:,} (accelsim.checks.MAX_GRID_POINTS); split the sweep")
     base = load_arch(arch) if not isinstance(arch, ArchConfig) else arch
     doc = base.model_dump(mode="json")
     for key, values in grid.items():
@@ -110,11 +115,6 @@ def expand_grid(arch, grid: dict[str, list[tuple[str, object]]]) -> list[Point]:
             origin = f"--grid {key}={text}"
             validate_arch(apply_overrides(doc, {key: value}, origin), origin)
     points, seen = [], set()
-    keys = list(grid)
-    size = math.prod(len(grid[k]) for k in keys)
-    if size > MAX_GRID_POINTS:
-        raise ConfigError(f"--grid: {size:,} points ({' x '.join(str(len(grid[k])) for k in keys)}), more than "
-                          f"{MAX_GRID_POINTS:,} (accelsim.checks.MAX_GRID_POINTS); split the sweep")
     for combo in itertools.product(*(grid[k] for k in keys)):
         origin = "--grid point " + ", ".join(f"{k}={t}" for k, (t, _) in zip(keys, combo))
         cfg = validate_arch(apply_overrides(doc, {k: v for k, (_, v) in zip(keys, combo)}, origin), origin)
