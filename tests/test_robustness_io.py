@@ -612,7 +612,7 @@ def test_param_for_file_workloads(run, tmp_path):
 @pytest.mark.parametrize("edit, needles", [
     (("rows: 8", "rows: true"), ["compute", "rows", "boolean True"]),
     (("int8: 0.2", "int8: false"), ["mac_pj", "boolean"]),
-    (("capacity_bytes: 65536", "capacity_bytes: 1, partition: {input: 1024}"), ["partitions sum to 1,024",
+    (("capacity_bytes: 65536", "capacity_bytes: 1, partition: {input: 1024}"), ["partition input = 1,024 bytes",
                                                                                 "capacity_bytes 1"]),
     (("{name: dram", "{name: .dram"), ["memory.0.name", "'.dram'"]),  # found by the long fuzz run: StopIteration
     (("{name: sram", "{name: s ram"), ["memory.1.name", "'s ram'"]),

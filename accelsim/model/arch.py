@@ -243,9 +243,13 @@ class MemoryLevel(_Strict):
 
     @model_validator(mode="after")
     def _partition_fits(self):
-        if self.partition and self.capacity_bytes is not None and sum(self.partition.values()) > self.capacity_bytes:
-            raise ValueError(f"partitions sum to {sum(self.partition.values()):,} bytes, more than "
-                             f"capacity_bytes {self.capacity_bytes:,}")
+        """Given partitions size the level (a sweep may grow them past ``capacity_bytes``, and area follows
+        them), but one partition larger than the whole stated level is a typo (``capacity_bytes: 1``)."""
+        if self.partition and self.capacity_bytes is not None:
+            op, size = max(self.partition.items(), key=lambda kv: kv[1])
+            if size > self.capacity_bytes:
+                raise ValueError(f"partition {op} = {size:,} bytes is larger than the whole level "
+                                 f"(capacity_bytes {self.capacity_bytes:,})")
         return self
 
     def capacity_for(self, operand: str) -> float:
