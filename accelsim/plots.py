@@ -15,9 +15,11 @@ __all__ = ["plot_comparison", "save_figure"]
 
 
 def save_figure(fig, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    finally:  # also when the write fails (a full disk): figures are never left open
+        plt.close(fig)
 
 
 def plot_comparison(reports, path: str | Path) -> None:
@@ -34,7 +36,7 @@ def plot_comparison(reports, path: str | Path) -> None:
     ax_e.set_title(f"energy breakdown: {reports[0].workload}")
     ax_e.legend(fontsize=8)
     base = reports[0].total["edp"]
-    ax_d.bar(names, [r.total["edp"] / base for r in reports], color="tab:gray")
+    ax_d.bar(names, [r.total["edp"] / base if base else float("nan") for r in reports], color="tab:gray")
     ax_d.axhline(1.0, color="k", lw=0.8)
     ax_d.set_ylabel(f"EDP / EDP({names[0]})")
     ax_d.set_title("energy-delay product")

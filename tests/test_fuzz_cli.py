@@ -1,4 +1,5 @@
-"""Fuzz the CLI's input boundary: mutated arch configs, workload YAMLs, topology CSVs and trace files.
+"""Fuzz the CLI's input boundary: mutated arch configs, workload YAMLs, topology CSVs and trace files;
+and (issue 25) structure depth, input size, encodings, duplicate keys, signals and a full disk.
 
 Each example mutates a valid input (a value swapped for NaN, ±inf, a huge, negative or zero number, a
 string, a list, null; a key dropped or added; the bytes truncated, overwritten or replaced by random
@@ -7,7 +8,7 @@ or 2, never a traceback, exactly one stderr line on exit 2, no output or tempora
 2, and on exit 0 an output that parses as strict JSON (no NaN/inf).
 
 CI runs a fixed (derandomized) set of ``ACCELSIM_FUZZ_EXAMPLES`` examples per input class (default 25,
-about a minute in all on 2 cores). For a longer, random search::
+about 30 s in all on 2 cores). For a longer, random search::
 
     ACCELSIM_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz_cli.py -p no:cacheprovider
 
@@ -253,3 +254,274 @@ def test_fuzz_trace_file(capsys, monkeypatch, data):
                 "--format", "json"], None)
         _check(capsys, monkeypatch, folder, {"traces"}, ["traces", "summarize", str(folder / "traces"), "--format",
                                                           "json"], None)
+
+
+# -- issue 25: structure depth, sizes, encodings, duplicate keys, signals, a full disk ---------------
+
+#: Documents every new class starts from: (file name, text, the command that reads it).
+SIMPLE_WORKLOAD = {"workload": {"name": "w", "layers": [{"type": "gemm", "name": "g", "m": 16, "n": 8, "k": 8}]}}
+
+
+def _cmd(kind: str, path: Path) -> list[str]:
+    if kind == "arch":
+        return ["simulate", "--arch", str(path), "--workload", str(ROOT / "tests/data/topologies/gemm_mix.csv"),
+                "--format", "json"]
+    if kind == "workload":
+        return ["simulate", "--arch", "systolic_ws_32x32", "--workload", str(path), "--format", "json"]
+    return ["compare", "--arch", "systolic_ws_32x32", "--arch", "dense_tc", "--workload", str(path), "--format", "json"]
+
+
+_DOCS = {"arch": ("arch.yaml", ARCH), "workload": ("w.yaml", SIMPLE_WORKLOAD)}
+
+
+@st.composite
+def deepened(draw):
+    """A valid document with one value wrapped in 1..3000 levels of flow lists or single-key mappings
+    (written as text: PyYAML's own dumper recurses, too)."""
+    import copy
+
+    kind = draw(st.sampled_from(sorted(_DOCS)))
+    doc = copy.deepcopy(_DOCS[kind][1])
+    path = draw(st.sampled_from(list(_paths(doc))))
+    parent = doc
+    for p in path[:-1]:
+        parent = parent[p]
+    value = json.dumps(parent[path[-1]])
+    parent[path[-1]] = "__DEEP__"
+    depth = draw(st.one_of(st.integers(1, 80), st.integers(80, 3000)))
+    wrap = draw(st.sampled_from(["list", "dict"]))
+    inner = "[" * depth + value + "]" * depth if wrap == "list" else "{x: " * depth + value + "}" * depth
+    text = yaml.safe_dump(doc, default_flow_style=draw(st.booleans()), width=10**9).replace("__DEEP__", inner)
+    return kind, text.encode(), depth
+
+
+@FUZZ
+@given(case=deepened())
+def test_fuzz_structure_depth(capsys, monkeypatch, case):
+    """Any nesting depth: exit 0 or 2, never a RecursionError; past MAX_DEPTH always refused."""
+    from accelsim.checks import MAX_DEPTH
+
+    kind, data, depth = case
+    name = _DOCS[kind][0]
+    tmp, folder = _case(data, name)
+    with tmp:
+        code = _check(capsys, monkeypatch, folder, {name}, _cmd(kind, folder / name), None)
+        if depth + 3 > MAX_DEPTH + 1:  # the wrapped value sits at least 2 levels below the root
+            assert code == 2
+
+
+@st.composite
+def sized(draw):
+    kind = draw(st.sampled_from(sorted(_DOCS)))
+    text = _text(_DOCS[kind][1])
+    return kind, text, draw(st.integers(0, 4000))
+
+
+@FUZZ
+@given(case=sized())
+def test_fuzz_input_size_limit(capsys, monkeypatch, case):
+    """A text input over the limit (set low here, at random) is refused by its size and nothing else."""
+    import accelsim.checks as checks
+
+    from accelsim.model.arch import ARCH_DIR
+
+    kind, data, limit = case
+    name = _DOCS[kind][0]
+    other = (ROOT / "tests/data/topologies/gemm_mix.csv" if kind == "arch" else ARCH_DIR / "systolic_ws_32x32.yaml")
+    monkeypatch.setattr(checks, "MAX_TEXT_BYTES", limit)
+    tmp, folder = _case(data, name)
+    with tmp:
+        code, _, err = _run(capsys, monkeypatch, _cmd(kind, folder / name))
+        over = max(len(data), other.stat().st_size) > limit  # the command reads both files
+        assert (code, "MAX_TEXT_BYTES" in err) == ((2, True) if over else (0, False)), err
+
+
+@st.composite
+def encoded(draw):
+    """A valid document in another encoding, with a byte-order mark, or with odd characters inserted."""
+    kind = draw(st.sampled_from(sorted(_DOCS)))
+    text = _text(_DOCS[kind][1]).decode()
+    op = draw(st.sampled_from(["encoding", "bom", "insert"]))
+    if op == "encoding":
+        enc = draw(st.sampled_from(["utf-16", "utf-16-le", "utf-32", "latin-1", "cp1252", "utf-8"]))
+        extra = draw(st.sampled_from(["", "é", "ß", "µ"]))
+        return kind, text.replace("name: ", f"name: {extra}", 1).encode(enc, errors="replace")
+    if op == "bom":
+        return kind, draw(st.sampled_from([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"])) + text.encode()
+    chars = draw(st.lists(st.characters(codec="utf-8", exclude_categories=()), min_size=1, max_size=5))
+    at = draw(st.integers(0, len(text)))
+    return kind, (text[:at] + "".join(chars) + text[at:]).encode("utf-8", errors="surrogatepass")
+
+
+@FUZZ
+@given(case=encoded())
+def test_fuzz_encodings(capsys, monkeypatch, case):
+    kind, data = case
+    name = _DOCS[kind][0]
+    tmp, folder = _case(data, name)
+    with tmp:
+        _check(capsys, monkeypatch, folder, {name}, _cmd(kind, folder / name), None)
+
+
+def _block(node, indent: int = 0) -> list[str]:
+    """``node`` as block-style YAML lines, one ``key: value`` line per scalar (so a line can be repeated)."""
+    pad = " " * indent
+    lines = []
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for k, v in items:
+        head = f"{pad}{k}:" if isinstance(node, dict) else f"{pad}-"
+        if isinstance(v, (dict, list)) and v:
+            if isinstance(node, dict):
+                lines.append(head)
+                lines += _block(v, indent + 2)
+            else:
+                sub = _block(v, indent + 2)
+                lines.append(f"{pad}- {sub[0].strip()}")
+                lines += sub[1:]
+        else:
+            lines.append(f"{head} {json.dumps(v)}")
+    return lines
+
+
+@st.composite
+def duplicated(draw):
+    """A valid document with one ``key: value`` line repeated right after itself (same mapping)."""
+    kind = draw(st.sampled_from(sorted(_DOCS)))
+    lines = _block(_DOCS[kind][1])
+    keyed = [i for i, l in enumerate(lines) if ":" in l and not l.lstrip().startswith("-")]
+    i = draw(st.sampled_from(keyed))
+    indent = len(lines[i]) - len(lines[i].lstrip())
+    end = i + 1  # after the key's own block, if its value is one
+    while end < len(lines) and len(lines[end]) - len(lines[end].lstrip(" -")) > indent:
+        end += 1
+    lines.insert(end, lines[i].split(":", 1)[0] + ": " + draw(st.sampled_from(["1", "x", "null", "[]"])))
+    return kind, ("\n".join(lines) + "\n").encode(), lines[i].split(":", 1)[0].strip()
+
+
+@FUZZ
+@given(case=duplicated())
+def test_fuzz_duplicate_keys(capsys, monkeypatch, case):
+    """Any key given twice in one mapping is refused, naming it; the last value never silently wins."""
+    kind, data, key = case
+    name = _DOCS[kind][0]
+    tmp, folder = _case(data, name)
+    with tmp:
+        code, _, err = _run(capsys, monkeypatch, _cmd(kind, folder / name))
+        assert code == 2 and f"duplicate key {key!r}" in err and err.count("\n") == 1, err
+
+
+_SIGNAL_COMMANDS = {
+    "simulate": ("accelsim.model.simulate", "_run_layer"),
+    "sweep": ("accelsim.explore.sweep", "evaluate"),
+    "kernels run": ("kernels.trace", "time_call"),
+}
+
+
+@FUZZ
+@given(command=st.sampled_from(sorted(_SIGNAL_COMMANDS)), after=st.integers(0, 8),
+       how=st.sampled_from(["SIGTERM", "Ctrl-C"]))
+def test_fuzz_signals(capsys, monkeypatch, command, after, how):
+    """An interrupt at any call: exit 0 (it came too late) or 130 with one line; what the line says was
+    kept is exactly what the output folder holds, and no temporary file is left."""
+    import importlib
+    import re
+    import signal as sig
+
+    module, attr = _SIGNAL_COMMANDS[command]
+    mod = importlib.import_module(module)
+    real = getattr(mod, attr)
+    calls = [0]
+
+    def wrapped(*a, **k):
+        calls[0] += 1
+        if calls[0] > after:
+            if how == "SIGTERM":
+                os.kill(os.getpid(), sig.SIGTERM)
+            else:
+                raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(mod, attr, wrapped)
+    tmp = tempfile.TemporaryDirectory(prefix="accelsim-fuzz-")
+    with tmp:
+        out = Path(tmp.name) / "out"
+        args = {"simulate": ["simulate", "--arch", "systolic_ws_32x32", "--workload",
+                             str(ROOT / "tests/data/topologies/gemm_mix.csv"), "--out", str(out) + ".json"],
+                "sweep": ["sweep", "--arch", "systolic_ws_32x32", "--grid", "compute.rows=8,16,32,64",
+                          "--workload", str(ROOT / "tests/data/topologies/gemm_mix.csv"), "--no-dask", "--out", str(out),
+                          "--format", "json"],
+                "kernels run": ["kernels", "run", "--suite", "gemm", "--repeats", "1", "--warmup", "0", "--backend",
+                                "numpy", "--out", str(out), "--format", "json"]}[command]
+        code, _, err = _run(capsys, monkeypatch, args)
+        assert signal_handler_restored(sig)
+        assert code in (0, 130) and "Traceback" not in err, err
+        assert not [p for p in Path(tmp.name).rglob(".*")], "temporary file left"
+        if code == 0:
+            return
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("accelsim: interrupted"), err
+        if command == "simulate":
+            assert not Path(str(out) + ".json").exists()
+            return
+        kept = int(re.search(r"(\d+) of \d+", lines[0]).group(1))
+        if command == "kernels run":
+            from kernels.trace import read_traces
+            assert (read_traces(out).num_rows if out.exists() else 0) == kept
+        else:
+            from accelsim.explore.store import read_results
+            assert (read_results(out).num_rows if out.exists() else 0) == kept
+
+
+def signal_handler_restored(sig) -> bool:
+    """main() gives the caller's SIGTERM handler back (pytest's, here)."""
+    return sig.getsignal(sig.SIGTERM) is not getattr(__import__("accelsim.cli", fromlist=["_on_term"]), "_on_term")
+
+
+_DISK_COMMANDS = {
+    "simulate --out json": (["simulate", "--arch", "dense_tc", "--workload", "resnet50", "--out", "OUT/r.json"], "r.json"),
+    "simulate --out parquet": (["simulate", "--arch", "dense_tc", "--workload", "resnet50", "--out", "OUT/r.parquet"],
+                               "r.parquet"),
+    "prune --out": (["prune", "W", "--radius", "1", "--out", "OUT/p.npy"], "p.npy"),
+    "compare --plot": (["compare", "--arch", "dense_tc", "--arch", "stc_2of4", "--workload",
+                        str(ROOT / "tests/data/topologies/gemm_mix.csv"), "--plot", "OUT/c.png"], "c.png"),
+    "kernels run --out": (["kernels", "run", "--suite", "gemm", "--repeats", "1", "--warmup", "0", "--backend", "numpy",
+                           "--out", "OUT/t"], "t"),
+}
+
+
+@FUZZ
+@given(command=st.sampled_from(sorted(_DISK_COMMANDS)), room=st.integers(0, 120_000))
+def test_fuzz_full_disk(capsys, monkeypatch, command, room):
+    """Room for only ``room`` bytes per file (RLIMIT_FSIZE, the injected disk-full): the output is whole
+    (exit 0) or absent with one line (exit 2), with no temporary file or created folder left."""
+    import resource
+    import signal as sig
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401  (imports, caches, fonts: before the limit)
+    import numpy as np
+
+    tmp = tempfile.TemporaryDirectory(prefix="accelsim-fuzz-")
+    with tmp:
+        folder = Path(tmp.name)
+        np.save(folder / "w.npy", np.random.default_rng(0).standard_normal((96, 96)))
+        template, made = _DISK_COMMANDS[command]
+        args = [a.replace("OUT", str(folder / "new")).replace("W", str(folder / "w.npy")) if a in ("W",) or
+                a.startswith("OUT") else a for a in template]
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        old = sig.signal(sig.SIGXFSZ, sig.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))
+        try:
+            code, _, err = _run(capsys, monkeypatch, args)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            sig.signal(sig.SIGXFSZ, old)
+        assert code in (0, 2) and "Traceback" not in err, err
+        left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+        if code == 2:
+            assert err.count("\n") == 1 and "cannot write" in err, err
+            assert left == ["w.npy"] or command == "kernels run --out" and all(
+                p == "w.npy" or p.startswith("new") and ".tmp" not in p for p in left), left
+        else:
+            assert (folder / "new" / made).exists() and not [p for p in left if "/." in p or p.startswith(".")]

@@ -99,7 +99,9 @@ def progress_bar(label: str = "[bold]{task.description}", rate: str | None = Non
 
 
 def _fmt(v) -> str:
-    """Compact numbers for tables (JSON keeps full precision): 16.78M, 0.238, 1,024."""
+    """Compact numbers for tables (JSON keeps full precision): 16.78M, 0.238, 1,024; None is n/a."""
+    if v is None:
+        return "n/a"
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
     a = abs(v)

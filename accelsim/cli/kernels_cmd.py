@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from accelsim.checks import check_seed
 from accelsim.cli._common import Format, FormatOpt, check_timing_opts, on_interrupt, print_json, print_table, progress_bar
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
@@ -36,6 +37,7 @@ def run(
     from kernels.trace import Recorder
 
     check_timing_opts(repeats, warmup, out)
+    check_seed(seed)
     xp = get_xp(backend)
     total = len(get_cases(suite, sizes, xp, seed))
     rec = Recorder(out)
@@ -49,6 +51,7 @@ def run(
         task = progress.add_task(suite, total=total)
 
         def on_case(case, i, n):
+            rec.flush()  # cases 0..i-1 are finished: each lands in its own part file, so a kill loses one case
             done["cases"] = i
             progress.update(task, completed=i, description=case.label)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from accelsim.checks import ensure_writable
+from accelsim.checks import check_dim, ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 from kernels.errors import InputError
 
@@ -41,16 +41,23 @@ def prune_command(
     from accelsim.codesign.prune import prune, simulate_pruned
     from accelsim.codesign.tensors import load_tensor, save_npy
     from accelsim.model.arch import load_arch
+    from accelsim.model.workload import Sparsity
 
-    if out.resolve() == input.resolve():
-        raise InputError(f"--out: refusing to overwrite the input {str(input)!r}; pick another path")
-    ensure_writable(out, suffixes=(".npy",))
+    ensure_writable(out, suffixes=(".npy",), inputs=(input,))
+    cfg = load_arch(arch) if arch is not None else None  # every option is checked before the work
+    if cfg is not None:
+        check_dim("--tokens", tokens, "prune")
+        if residual is not None:
+            try:
+                Sparsity.parse(residual)
+            except InputError as exc:
+                raise InputError(f"--residual: {exc}") from None
     w = load_tensor(input, tensor)
     result = prune(w, radius, method.value, axis, workers=workers)
-    save_npy(result.weights, out)
     report = {"input": str(input), "tensor": tensor, "out": str(out), **result.to_dict()}
-    if arch is not None:
-        report["simulation"] = simulate_pruned(load_arch(arch), result.structure, tokens, residual)
+    if cfg is not None:
+        report["simulation"] = simulate_pruned(cfg, result.structure, tokens, residual)
+    save_npy(result.weights, out)  # last: a failure above leaves no output file
     if fmt == Format.json:
         print_json(report)
         return

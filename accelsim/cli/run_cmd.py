@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from accelsim.cli._common import Format, FormatOpt, check_timing_opts, print_json, print_table, progress_bar
+from accelsim.cli._common import Format, FormatOpt, check_timing_opts, on_interrupt, print_json, print_table, progress_bar
 
 __all__ = ["register", "run_command"]
 
@@ -36,9 +36,10 @@ def run_command(
     from kernels.trace import Recorder
 
     check_timing_opts(repeats, warmup, out)
-    p = load_plan(plan)
-    prep = prepare_run(p, params=parse_overrides(params, source="--param"), layers=layers, weights=weights,
-                       backend=backend, dtype=dtype, dense=dense, plan_file=str(plan), prune=prune)
+    with on_interrupt(lambda: f"nothing written to {out} (the run was still being prepared)"):
+        p = load_plan(plan)
+        prep = prepare_run(p, params=parse_overrides(params, source="--param"), layers=layers, weights=weights,
+                           backend=backend, dtype=dtype, dense=dense, plan_file=str(plan), prune=prune)
     per_pass = sum(len(s) for s in prep.steps.values())
     rec = Recorder(out)
     with progress_bar(disable=fmt is Format.json) as progress:
@@ -57,8 +58,8 @@ def run_command(
                "interrupted": res.interrupted, "run_s": by_plan,
                "measured_gain": by_plan[DENSE] / by_plan[p.id] if DENSE in by_plan and p.id in by_plan else None}
     if res.interrupted:
-        print(f"accelsim run: interrupted after {res.passes} of {repeats} timed passes; kept {len(res.rows)} "
-              f"finished records in {out}", file=sys.stderr)
+        print(f"accelsim: interrupted after {res.passes} of {repeats} timed passes; kept {len(res.rows)} finished "
+              f"records in {out} (run {rec.run_id}), the pass in progress was dropped", file=sys.stderr)
     if fmt is Format.json:
         print_json(summary)
     else:
@@ -69,7 +70,7 @@ def run_command(
                     caption=f"{len(res.rows)} records appended to {out} (run {rec.run_id}); "
                             + (f"measured gain over dense {gain:.3f}x" if gain else "no dense baseline"))
     if res.interrupted:
-        raise typer.Exit(130)
+        raise SystemExit(130)
 
 
 def register(app: typer.Typer) -> None:

@@ -34,6 +34,8 @@ def run_simulation(arch: str, workload: str, sets: list[str] | None, params: lis
     from accelsim.model.simulate import simulate
     from accelsim.model.workloads import as_network
 
+    if weight_sparsity is not None and not weight_sparsity.strip():
+        raise ConfigError("--weight-sparsity: empty; give 2:4, u0.3, tasd:2:4+1:4 or dense")
     cfg = load_arch(arch, parse_overrides(sets))
     net = as_network(workload, weight_sparsity=weight_sparsity, **parse_overrides(params, source="--param"))
     how = {} if mapper is None else {"mapper": mapper}
@@ -102,7 +104,7 @@ def simulate_cmd(
 ):
     """Simulate a workload on an architecture: cycles, traffic, energy and EDP per layer and in total."""
     if out is not None:
-        ensure_writable(out, suffixes=(".json", ".parquet"))
+        ensure_writable(out, suffixes=(".json", ".parquet"), inputs=(arch, workload))
     report = run_simulation(arch, workload, sets, params, show=fmt is Format.table, weight_sparsity=weight_sparsity,
                             mapper=mapper_of(mapper, objective))
     if out is not None:
@@ -134,7 +136,7 @@ def compare(
     if len(arch) < 2:
         raise ConfigError(f"--arch: compare needs at least two configs, got {len(arch)}")
     if plot is not None:
-        ensure_writable(plot, "--plot", suffixes=(".png",))
+        ensure_writable(plot, "--plot", suffixes=(".png",), inputs=(*arch, workload))
     how = mapper_of(mapper, objective)
     reports = [run_simulation(a, workload, sets, params, show=False, weight_sparsity=weight_sparsity, mapper=how)
                for a in arch]
@@ -150,11 +152,15 @@ def compare(
     rows = [[a["arch"], a["cycles"], a["speedup"], a["energy_pj"], a["energy_ratio"], a["edp_ratio"]] for a in cmp["archs"]]
     print_table(f"{cmp['workload']}: against {base}", ["arch", "cycles", "speedup", "energy pJ", "energy ×", "EDP ×"], rows,
                 caption="ratios are arch / baseline (speedup = baseline cycles / arch cycles)")
-    layer_rows = [[l["name"], *[f"{s:.2f}x" for s in l["speedup"]], *[f"{e:.2f}" for e in l["edp_ratio"]]]
+    layer_rows = [[l["name"], *[_x(s, "x") for s in l["speedup"]], *[_x(e) for e in l["edp_ratio"]]]
                   for l in cmp["layers"]]
     names = [a["arch"] for a in cmp["archs"]]
     if len(layer_rows) <= 80:
         print_table("per layer", ["layer", *[f"speedup {n}" for n in names], *[f"EDP× {n}" for n in names]], layer_rows)
+
+
+def _x(v, unit: str = "") -> str:
+    return "n/a" if v is None else f"{v:.2f}{unit}"
 
 
 #: What each demo section shows and how to read it, printed before the section.

@@ -117,13 +117,15 @@ def sweep(
         raise ConfigError("--workload: required (repeatable), e.g. --workload resnet50")
     if not grid:
         raise ConfigError("--grid: give at least one key.path=v1,v2,... to sweep")
+    if scheduler is not None and no_dask:
+        raise ConfigError(f"--scheduler {scheduler} --no-dask: a scheduler runs on Dask; drop one of the two")
     if workers is not None and workers > MAX_WORKERS_PER_CPU * (os.cpu_count() or 1):
         raise ConfigError(f"--workers {workers}: more than {MAX_WORKERS_PER_CPU} local processes per CPU "
                           f"({MAX_WORKERS_PER_CPU * (os.cpu_count() or 1)} here); use --scheduler for a cluster")
     if out is not None:
         ensure_writable(out, directory=True)
     if plot is not None:
-        ensure_writable(plot, "--plot", suffixes=(".png",))
+        ensure_writable(plot, "--plot", suffixes=(".png",), inputs=(arch, *workload, out))
     from accelsim.model.arch import parse_overrides
 
     res = _run_with_progress(fmt is Format.table, arch=arch, grid=list(grid), workloads=list(workload),
@@ -167,7 +169,7 @@ def pareto_cmd(
     from accelsim.explore.store import read_results
 
     if plot is not None:
-        ensure_writable(plot, "--plot", suffixes=(".png",))
+        ensure_writable(plot, "--plot", suffixes=(".png",), inputs=(results,))
     table = read_results(results)
     x, y, fronts = sweep_fronts(table, x, y, workloads=workload, maximize_x=max_x, maximize_y=max_y)
     if plot is not None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from accelsim.checks import ensure_writable
+from accelsim.checks import MAX_REPEATS, ensure_writable
 from accelsim.cli._mapping import MapperKind, MapperOpt, Objective, ObjectiveOpt, mapper_of
 from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table
 from kernels.errors import InputError
@@ -83,9 +83,14 @@ def search_command(
 
     if layout not in ("element", "vector"):
         raise InputError(f"--layout {layout!r}: use element or vector")
+    if not 0 <= refine <= MAX_REPEATS:
+        raise InputError(f"--refine {refine}: must be in 0..{MAX_REPEATS:,} extra forward passes (accelsim.checks.MAX_REPEATS)")
+    if refine and budget is None and weights != "minilm":
+        raise InputError(f"--refine {refine}: relaxes layers against an accuracy budget; give --budget with --weights minilm")
     if out is not None:
-        ensure_writable(out, suffixes=(".json", ".parquet"))
+        ensure_writable(out, suffixes=(".json", ".parquet"), inputs=(workload, weights))
     kw = parse_overrides(params, source="--param")
+    _check_plan_runs(out, workload, weights, kw)
     net = as_network(workload, **kw)
     model, real = None, None
     if weights == "minilm":
@@ -119,6 +124,19 @@ def search_command(
     print_table(f"TASDER: {result.workload} on {result.arch}",
                 ["layer", "choice", "rel. error", "cycles", "energy pJ", "EDP pJ·cyc", "EDP × dense"], rows,
                 caption=f"per-layer cap {cap}; {proxy}; EDP change vs dense on this arch {t['edp_change']:+.1%}")
+
+
+def _check_plan_runs(out: Path | None, workload: str, weights: str | None, params: dict) -> None:
+    """Refuse a plan `accelsim run` would refuse: minilm runs its real weights, which have a fixed
+    number of positions, so a longer --param seq_len is caught here rather than after the search."""
+    if out is None or out.suffix.lower() != ".json" or workload != "minilm" or weights not in (None, "minilm"):
+        return
+    from accelsim.codesign.minilm import MiniLMConfig
+
+    seq_len, most = params.get("seq_len"), MiniLMConfig.max_seq_len
+    if isinstance(seq_len, int) and seq_len > most:
+        raise InputError(f"--param seq_len={seq_len}: minilm has {most} positions, so `accelsim run` could not run "
+                         f"this plan; use seq_len <= {most}")
 
 
 def register(app: typer.Typer) -> None:

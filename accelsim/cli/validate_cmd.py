@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from accelsim.checks import ensure_writable
+from accelsim.checks import check_seed, ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
@@ -49,13 +49,19 @@ def validate(
     from accelsim.replay.calibrate import plot_validation
     from accelsim.replay.calibrate import validate as run_validate
     from accelsim.replay.network import is_network_run
+    from accelsim.replay.traces import load as load_traces
     from kernels.errors import InputError
-    from kernels.trace import read_traces
 
+    inputs = (traces, calibration, calibrate_with)
+    check_seed(seed)
     if plot is not None:
-        ensure_writable(plot, "--plot", suffixes=(".png",))
+        ensure_writable(plot, "--plot", suffixes=(".png",), inputs=inputs)
+    if save_calibration is not None:
+        ensure_writable(save_calibration, "--save-calibration", suffixes=(".json",), inputs=inputs)
     cfg = load_arch(arch, parse_overrides(set_))
-    table = read_traces(traces)
+    table = load_traces(traces)
+    if table.num_rows == 0:
+        raise InputError(f"--traces {traces}: holds no trace rows; record some with `accelsim kernels run`")
     if is_network_run(table):
         if calibrate_on is not None:
             raise InputError("--calibrate-on: a network run is never fitted on; use --calibrate-with TRACES")
@@ -82,9 +88,9 @@ def validate(
 
 def _validate_run(table, cfg, calibrate_with, plot, fmt, traces: str) -> None:
     from accelsim.replay.network import calibration_from, compare_run, plot_run
-    from kernels.trace import read_traces
+    from accelsim.replay.traces import load as load_traces
 
-    cal = calibration_from(read_traces(calibrate_with), cfg) if calibrate_with is not None else None
+    cal = calibration_from(load_traces(calibrate_with), cfg) if calibrate_with is not None else None
     report = compare_run(table, cfg, cal)
     if plot is not None:
         plot_run(report, plot)

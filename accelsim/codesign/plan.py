@@ -39,6 +39,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from accelsim.checks import read_json
 from accelsim.errors import AccelsimError
 from kernels.io import atomic_path
 from kernels.nm.format import NMPattern
@@ -244,13 +245,9 @@ def load_plan(path: str | Path) -> Plan:
         Missing or malformed file, wrong format or version, or a bad field (named).
     """
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PlanError(f"--plan {str(path)!r}: no such file (write one with `accelsim tasd search --out plan.json`)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PlanError(f"{path}: not a JSON plan: {' '.join(str(exc).split())}") from None
-    return parse_plan(doc, str(path))
+    if not path.exists():
+        raise PlanError(f"--plan {str(path)!r}: no such file (write one with `accelsim tasd search --out plan.json`)")
+    return parse_plan(read_json(path, "JSON plan", PlanError), str(path))
 
 
 def write_plan(plan: Plan, path: str | Path) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from accelsim.codesign.magnitude import magnitude_prune
 from accelsim.model.workload import Conv, Gemm, Network
-from accelsim.codesign.tensors import load_safetensors
+from accelsim.codesign.tensors import check_weights, load_safetensors
 from kernels.errors import InputError
 
 __all__ = [
@@ -147,6 +147,7 @@ def load_weight_file(path: str | Path, network: Network) -> dict[str, np.ndarray
                 f"(out, in) or (out, in, kh, kw) with in*kh*kw = {g.k}"
                 + (f", or {g.count * g.n} rows for its {g.count} copies" if g.count > 1 else "")
             )
+        check_weights(t, path, f"--weights tensor {layer.name!r}")
         out[layer.name] = np.asarray(t, dtype=np.float32).reshape(t.shape[0], g.k)
     if not out:
         raise InputError(f"--weights {str(path)!r}: no tensor named after a layer of {network.name!r} (e.g. {network.layers[0].name!r})")

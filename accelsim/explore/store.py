@@ -12,6 +12,7 @@ user moves or deletes it, and a resumed sweep computes its points again.
 from __future__ import annotations
 
 import time
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -50,6 +51,13 @@ def _read_part(f: Path, columns: list[str] | None = None) -> pa.Table:
                           f"delete it and re-run: the points it held are computed again") from None
     if "key" not in table.column_names:
         raise ConfigError(f"{f}: not a sweep part file (no 'key' column); move it out of the results folder")
+    for name in table.column_names:  # metrics and arch parameters are finite numbers when a sweep writes them
+        if pa.types.is_floating(table.schema.field(name).type):
+            values = table.column(name).to_pylist()
+            bad = next((i for i, v in enumerate(values) if v is not None and not math.isfinite(v)), None)
+            if bad is not None:
+                raise ConfigError(f"{f}: row {bad}: {name} = {values[bad]!r}; a sweep writes finite numbers only, "
+                                  "so this part was altered: move or delete it and re-run")
     return table
 
 

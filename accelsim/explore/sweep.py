@@ -28,6 +28,7 @@ from pathlib import Path
 
 
 from accelsim import __version__
+from accelsim.checks import MAX_GRID_POINTS
 from accelsim.model.arch import ArchConfig, apply_overrides, load_arch, parse_value, validate_arch
 from accelsim.errors import ConfigError
 from accelsim.model.mapper import FIXED, Mapper
@@ -103,6 +104,11 @@ def expand_grid(arch, grid: dict[str, list[tuple[str, object]]]) -> list[Point]:
     Raises :class:`ConfigError` naming the key and value (or the combination) on the first bad point,
     before anything has run.
     """
+    keys = list(grid)
+    size = math.prod(len(grid[k]) for k in keys)
+    if size > MAX_GRID_POINTS:
+        raise ConfigError(f"--grid: {size:,} points ({' x '.join(str(len(grid[k])) for k in keys)}), more than "
+                          f"{MAX_GRID_POINTS:,} (accelsim.checks.MAX_GRID_POINTS); split the sweep")
     base = load_arch(arch) if not isinstance(arch, ArchConfig) else arch
     doc = base.model_dump(mode="json")
     for key, values in grid.items():
@@ -110,7 +116,6 @@ def expand_grid(arch, grid: dict[str, list[tuple[str, object]]]) -> list[Point]:
             origin = f"--grid {key}={text}"
             validate_arch(apply_overrides(doc, {key: value}, origin), origin)
     points, seen = [], set()
-    keys = list(grid)
     for combo in itertools.product(*(grid[k] for k in keys)):
         origin = "--grid point " + ", ".join(f"{k}={t}" for k, (t, _) in zip(keys, combo))
         cfg = validate_arch(apply_overrides(doc, {k: v for k, (_, v) in zip(keys, combo)}, origin), origin)
@@ -127,6 +132,20 @@ def _fingerprint(net: Network) -> str:
     edges = sorted(net.graph.edges)
     return _sha(_canonical({"name": net.name, "layers": [repr(l) for l in net.layers], "edges": edges,
                             "accelsim": __version__}))
+
+
+def _check_same_workloads(out, nets: list[Network], mapper: Mapper = FIXED) -> None:
+    """Refuse to resume into ``out`` when it holds rows of a workload of the same name but another
+    definition (its file changed since): old and new rows would mix under one name."""
+    tag = _mapper_tag(mapper)
+    fps = {n.name + tag: _fingerprint(n) + tag for n in nets}
+    stored = read_results(out).select(["key", "config_key", "workload"]).to_pylist()
+    for row in stored:
+        fp = fps.get(row["workload"])
+        if fp is not None and row["key"] != _sha(f"{row['config_key']}{fp}"):
+            raise ConfigError(f"--out {out}: holds results of workload {row['workload']!r} computed from another "
+                              "definition of it (its file changed since); sweep into a new --out, or move the old "
+                              "part files away")
 
 
 def evaluate(config: dict, net: Network, mapper: Mapper = FIXED) -> dict:
@@ -166,12 +185,16 @@ class SweepResult:
         return self.computed / self.wall_s if self.wall_s > 0 else math.nan
 
 
+def _mapper_tag(mapper: Mapper) -> str:
+    return "" if mapper == FIXED else f" [{mapper.kind}:{mapper.objective}]"
+
+
 def _rows_template(points: list[Point], nets: list[Network], mapper: Mapper = FIXED) -> tuple[dict[str, dict], list[tuple]]:
     """Row skeletons keyed by point key, and the work items ``(key, config, workload index)``.
 
     A searched mapping is part of the point: its rows get their own keys and the workload column
     says ``[search:OBJECTIVE]``, so a store never mixes them with fixed-mapping rows."""
-    tag = "" if mapper == FIXED else f" [{mapper.kind}:{mapper.objective}]"
+    tag = _mapper_tag(mapper)
     fps = [_fingerprint(n) + tag for n in nets]
 
     def kind(v):
@@ -266,6 +289,8 @@ def run_sweep(arch, grid, workloads, *, out: str | Path | None = None, scheduler
     skel, items = _rows_template(points, nets, mapper)
     store = ResultStore(out, flush_rows=flush_rows) if out is not None else None
     done_keys = store.keys() if store is not None else set()
+    if done_keys:
+        _check_same_workloads(out, nets, mapper)
     todo = [it for it in items if it[0] not in done_keys]
     use_dask = dask is not False and workers != 0 and (scheduler is not None or _dask_available())
     if scheduler is not None and not _dask_available():

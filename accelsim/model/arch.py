@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -13,7 +14,8 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_serializer,
                       model_validator)
 
-from accelsim.checks import MAX_ARRAY_DIM, MAX_BYTES, MAX_DIM, MAX_PJ, MAX_RATE, MAX_UNITS, MIN_RATE, read_text
+from accelsim.checks import (MAX_ARRAY_DIM, MAX_BYTES, MAX_DEPTH, MAX_DIM, MAX_PJ, MAX_RATE, MAX_UNITS, MIN_RATE,
+                             check_depth, read_text)
 from accelsim.errors import ConfigError
 from kernels.errors import InputError
 from kernels.nm.format import MAX_M, NMPattern
@@ -72,6 +74,32 @@ class _Strict(BaseModel):
     NaN/±inf in any number (no physical quantity is infinite; JSON cannot hold either)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data):
+        """``rows: true`` is not 1: a YAML boolean is refused wherever the field holds no boolean."""
+        if isinstance(data, dict):
+            for name, v in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if field is not None and _holds_bool(v) and not _admits_bool_or_model(field.annotation):
+                    raise ValueError(f"field {name}: expected a number or name, got the boolean {v!r}")
+        return data
+
+
+def _admits_bool_or_model(annotation) -> bool:
+    """Whether a field's type holds booleans itself or a nested schema node (which checks its own fields)."""
+    if annotation is bool or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return True
+    return any(_admits_bool_or_model(a) for a in typing.get_args(annotation))
+
+
+def _holds_bool(v) -> bool:
+    if isinstance(v, bool):
+        return True
+    if isinstance(v, dict):
+        return any(map(_holds_bool, v.values()))
+    return isinstance(v, (list, tuple)) and any(map(_holds_bool, v))
 
 
 class SparsitySupport(_Strict):
@@ -201,6 +229,15 @@ class MemoryLevel(_Strict):
         size = sum(self.partition.values()) if self.partition else (self.capacity_bytes or 0)
         return size / 2**20 * self.area_mm2_per_mib
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v):
+        """A level's name is a component of ``--set memory.NAME.field`` paths and of energy action names
+        (``read.NAME``), so it is one plain word (found by the fuzz test: ``.dram`` crashed pricing)."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
+            raise ValueError(f"memory level name {v!r}: use letters, digits, '_' or '-' only")
+        return v
+
     @field_validator("partition")
     @classmethod
     def _partition_positive(cls, v):
@@ -209,6 +246,17 @@ class MemoryLevel(_Strict):
                 if size <= 0:
                     raise ValueError(f"partition size for {op} must be > 0, got {size}")
         return v
+
+    @model_validator(mode="after")
+    def _partition_fits(self):
+        """Given partitions size the level (a sweep may grow them past ``capacity_bytes``, and area follows
+        them), but one partition larger than the whole stated level is a typo (``capacity_bytes: 1``)."""
+        if self.partition and self.capacity_bytes is not None:
+            op, size = max(self.partition.items(), key=lambda kv: kv[1])
+            if size > self.capacity_bytes:
+                raise ValueError(f"partition {op} = {size:,} bytes is larger than the whole level "
+                                 f"(capacity_bytes {self.capacity_bytes:,})")
+        return self
 
     def capacity_for(self, operand: str) -> float:
         """Bytes this level can devote to ``operand``: its partition, else an equal third, else unbounded."""
@@ -328,7 +376,17 @@ class ArchConfig(_Strict):
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader without YAML 1.1 base-60 numbers (``2:4`` would read as 124), so N:M patterns stay
-    strings; ``1e9`` reads as a float as in YAML 1.2."""
+    strings; ``1e9`` reads as a float as in YAML 1.2. A key given twice in one mapping is an error
+    (PyYAML would keep the last value silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -349,8 +407,21 @@ _Loader.add_implicit_resolver(
 
 
 def load_yaml(text: str):
-    """Parse YAML the way every accelsim input is parsed (config files, ``--set``, ``--grid``)."""
-    return yaml.load(text, Loader=_Loader)
+    """Parse YAML the way every accelsim input is parsed (config files, ``--set``, ``--grid``).
+
+    Nesting beyond :data:`~accelsim.checks.MAX_DEPTH` and integers beyond Python's digit limit are
+    YAML errors here, like any other malformed document."""
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep (accelsim.checks.MAX_DEPTH)") from None
+    except ValueError as exc:  # int() beyond sys.get_int_max_str_digits()
+        raise yaml.YAMLError(str(exc).split(":")[0]) from None
+    try:
+        check_depth(doc, "document")
+    except InputError:
+        raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep (accelsim.checks.MAX_DEPTH)") from None
+    return doc
 
 
 def read_yaml(path: Path, what: str, error: type[ConfigError] | type[InputError] = ConfigError):
@@ -362,7 +433,8 @@ def read_yaml(path: Path, what: str, error: type[ConfigError] | type[InputError]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise error(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
+        problem = getattr(exc, "problem", None) or (str(exc) if type(exc) is yaml.YAMLError else "invalid YAML")
+        raise error(f"{path}: malformed YAML{where}: {problem}") from None
 
 
 def parse_value(text: str, origin: str = "--set"):

@@ -8,7 +8,7 @@ from typing import Union
 
 import networkx as nx
 
-from accelsim.checks import MAX_LAYER_MACS, check_dim
+from accelsim.checks import MAX_LAYER_MACS, check_dim, check_layer_count
 from accelsim.errors import WorkloadError
 from accelsim.model.arch import DTYPE_BYTES
 from kernels.errors import InputError
@@ -231,8 +231,12 @@ class Network:
     name: str
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
 
+    def __post_init__(self):
+        check_layer_count(self.name, self.graph.number_of_nodes())
+
     @classmethod
     def chain(cls, name: str, layers: list[Layer]) -> Network:
+        check_layer_count(name, len(layers))
         g = nx.DiGraph()
         prev = None
         for layer in layers:

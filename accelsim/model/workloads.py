@@ -5,12 +5,13 @@ and :func:`as_network`."""
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import networkx as nx
 
-from accelsim.checks import MAX_BLOCKS, check_dim, read_text
+from accelsim.checks import MAX_BLOCKS, check_dim, check_layer_count, read_text
 from accelsim.errors import WorkloadError
 from accelsim.model.arch import read_yaml
 from accelsim.model.workload import DENSE, Conv, Gemm, KronMatmul, Layer, Network, Sparsity
@@ -179,6 +180,7 @@ def from_yaml(path: str | Path) -> Network:
     specs = wl.get("layers") or []
     if not isinstance(specs, list):
         raise WorkloadError(f"{path}: workload.layers must be a list of layer mappings, got {type(specs).__name__}")
+    check_layer_count(name, len(specs))
     layers = [_layer(path, i, spec) for i, spec in enumerate(specs)]
     if not layers:
         raise WorkloadError(f"{path}: workload.layers is empty")
@@ -260,6 +262,7 @@ def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str |
     rows = [(i, r) for i, r in rows if r]
     if not rows:
         raise WorkloadError(f"{path}: empty topology file")
+    check_layer_count(name or path.stem, len(rows) - 1)  # before building them, one by one
     header_line, header = rows[0]
     head = [h.lower().replace("_", " ") for h in header]
     if gemm is None:
@@ -291,7 +294,7 @@ def read_topology_csv(path: str | Path, *, gemm: bool | None = None, name: str |
     if not layers:
         raise WorkloadError(f"{path}: no layers after the header on line {header_line}")
     names = [layer.name for layer in layers]
-    dup = {n for n in names if names.count(n) > 1}
+    dup = {n for n, c in Counter(names).items() if c > 1}
     if dup:
         layers = [replace(layer, name=f"{layer.name}#{i}") if layer.name in dup else layer for i, layer in enumerate(layers)]
     return Network.chain(name or path.stem, layers)
@@ -329,6 +332,9 @@ def _as_network(workload, **params) -> Network:
         from accelsim.model.onnx_in import read_onnx  # onnx is an optional extra, imported on use
 
         return read_onnx(path, **params)
+    if params and (path.suffix.lower() in (".yaml", ".yml", ".csv") or path.exists()):
+        raise WorkloadError(f"--param {next(iter(params))}: only built-in networks take parameters; "
+                            f"{spec} is a file whose layers are fixed")
     if path.suffix.lower() in (".yaml", ".yml"):
         return from_yaml(path)
     if path.suffix.lower() == ".csv" or path.exists():

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from accelsim.checks import ensure_finite, read_json
 from accelsim.errors import AccelsimError
 from accelsim.model.arch import ArchConfig
 from accelsim.model.gpu import BOUNDS, ENERGY_BOUNDS, DeviceParams, EnergyParams, energy, gpu_of, record_time
@@ -177,18 +178,20 @@ def write_calibration(path, arch: ArchConfig, device: str, p: DeviceParams, e: E
 
 def load_calibration(path, arch: ArchConfig, device: str) -> tuple[DeviceParams, EnergyParams | None, dict]:
     """Read a calibration saved by :func:`write_calibration`; refuse one of another device or arch."""
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except OSError as exc:
-        raise CalibrationError(f"--calibration {os.fspath(path)}: cannot read: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise CalibrationError(f"--calibration {os.fspath(path)}: not JSON: {exc.msg} at line {exc.lineno}") from None
+    doc = read_json(path, "device calibration JSON (--calibration)", CalibrationError)
     if not isinstance(doc, dict) or doc.get("version") != CALIBRATION_VERSION:
         raise CalibrationError(f"--calibration {os.fspath(path)}: not a version-{CALIBRATION_VERSION} accelsim calibration")
     if doc.get("device") != device or doc.get("arch") != arch.name:
         raise CalibrationError(f"--calibration {os.fspath(path)}: fitted for device {doc.get('device')!r} on arch "
                                f"{doc.get('arch')!r}, but the traces come from {device!r} on arch {arch.name!r}")
+    for section in ("params", "energy"):
+        values = doc.get(section)
+        if section == "params" or values is not None:
+            if not isinstance(values, dict):
+                raise CalibrationError(f"--calibration {os.fspath(path)}: field {section}: expected a mapping of "
+                                       f"numbers, got {values!r}"[:300])
+            for key, v in values.items():
+                ensure_finite(v, f"--calibration {os.fspath(path)}: field {section}.{key}")
     try:
         p = DeviceParams(**doc["params"])
         e = None if doc.get("energy") is None else EnergyParams(**doc["energy"])

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from accelsim.checks import ensure_finite
+from accelsim.checks import MAX_RATE, MAX_TIME_S, MIN_RATE, MIN_TIME_S, ensure_finite
 from kernels.errors import InputError
 from kernels.trace import read_traces
 
@@ -50,8 +50,16 @@ _GPU_PEAKS = {
 
 
 def load(path: str | os.PathLike) -> pa.Table:
-    """Read and validate every trace under ``path`` (see :func:`kernels.trace.read_traces`)."""
-    return read_traces(path)
+    """Read and validate every trace under ``path`` (see :func:`kernels.trace.read_traces`); times
+    outside :data:`~accelsim.checks.MIN_TIME_S`..:data:`~accelsim.checks.MAX_TIME_S` are refused."""
+    table = read_traces(path)
+    for column in ("time_median_s", "time_min_s", "time_max_s"):
+        values = table.column(column).to_pylist()
+        bad = next((i for i, v in enumerate(values) if v is not None and not MIN_TIME_S <= v <= MAX_TIME_S), None)
+        if bad is not None:
+            raise InputError(f"{path}: row {bad} ({table.column('kernel')[bad]}): {column} = {values[bad]!r} s is "
+                             f"outside {MIN_TIME_S:g}..{MAX_TIME_S:g} s (accelsim.checks.MIN_TIME_S, MAX_TIME_S)")
+    return table
 
 
 def merge_runs(table: pa.Table) -> dict[tuple, dict]:
@@ -163,9 +171,16 @@ def roofline(table: pa.Table, peak_tflops: float | None = None, peak_gbs: float 
     first row's device and dtype. ``fraction_of_roof`` = achieved / min(peak, intensity x bandwidth).
     """
     for name, v in (("--peak-tflops", peak_tflops), ("--peak-gbs", peak_gbs)):
-        if v is not None and not ensure_finite(v, f"traces roofline: {name}") > 0:
-            raise InputError(f"traces roofline: {name} must be positive, got {v}")
+        if v is not None and not MIN_RATE <= ensure_finite(v, f"traces roofline: {name}") <= MAX_RATE:
+            raise InputError(f"traces roofline: {name} must be in {MIN_RATE:g}..{MAX_RATE:g} "
+                             f"(accelsim.checks.MIN_RATE, MAX_RATE), got {v}")
     rows = summarize(table)
+    if not rows:
+        raise InputError("traces roofline: the traces hold no rows to place under a roof")
+    devices = sorted({f"{r['device']} ({r['backend']})" for r in rows})
+    if len(devices) > 1:
+        raise InputError(f"traces roofline: the traces come from {len(devices)} devices ({', '.join(devices)}); "
+                         "one roof fits one device, so pass one device's traces")
     first = rows[0]
     if peak_tflops is None or peak_gbs is None:
         pt, pb, source = device_peaks(first["device"], first["backend"], first["dtype"])
@@ -212,6 +227,8 @@ def plot_roofline(result: dict, out) -> None:
     ax.set_title(f"roofline: {result['peak_tflops']:.3g} TFLOP/s, {result['peak_gbs']:.3g} GB/s ({result['peak_source']})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+    finally:  # also when the write fails (a full disk)
+        plt.close(fig)
