@@ -1,0 +1,298 @@
+"""Energy, action counts and transfer time worked out by hand, independently of the code under test.
+
+One small weight-stationary array (4×4, int8, DRAM → SRAM) whose every price differs: read and write
+per level, MAC, metadata decode, index select, TASD unit and leakage, so that pricing a write at the
+read price, swapping two actions or dropping one changes a number here. The expected values are
+closed forms from the layer's dimensions and the rules the model documents:
+
+- WS folds (``mapping.py``): K on the rows, N on the columns, the M input rows stream; ``rf = ⌈K_run/4⌉``
+  row folds inside ``cf = ⌈N/4⌉`` column folds; one fold takes ``2·rows + cols + M − 2`` cycles.
+- Reuse: the SRAM partition of an operand is the buffer DRAM fills. The input (M×K) is refetched per
+  column fold unless all of it fits; a finished-output tile (M×N/cf) that does not fit spills per row
+  fold; weights are read once. The SRAM itself has nothing inside it: the array re-reads the input
+  per column fold and the outputs per row fold. Output bytes read back are the refetches minus one
+  copy. An operand stored compressed moves its stored fraction of the dense bytes at those levels.
+- N:M (``sparsity.py``): K runs compressed to N·⌊K/M⌋ + min(K mod M, N); each kept value is one
+  metadata decode, each issued MAC one index select; a kept value takes 1 byte + ⌈log2 M⌉ bits.
+  TASD: one pass per term; with TASD units the dense operand and the outputs stay on chip after the
+  first pass, and the units extract M·⌈K/m⌉ blocks per term.
+- The engine: a tile's load and write-back are its MAC share of the slowest level's transfer time,
+  rounded up; reads and writes use separate channels. With T identical tiles the double-buffered
+  pipeline runs at its slowest stage: ``cycles = L + C + S + (T − 1)·max(L, C, S)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from accelsim import Gemm, Sparsity, load_arch, simulate
+from accelsim.model.arch import load_yaml
+from accelsim.model.engine import _transfer_time
+from accelsim.model.lowering import lower_layer
+
+ARCH_YAML = """
+version: 1
+name: hand_ws_4x4
+clock_ghz: 1.0
+compute:
+  kind: systolic
+  rows: 4
+  cols: 4
+  dataflow: ws
+  default_dtype: int8
+  sparsity: {patterns: ['2:4', '1:8'], operands: [weight, input], compressed_levels: [dram, sram]}
+  tasd: {units: 2, max_terms: 2, cycles_per_block: 3}
+memory:
+  - {name: dram, bandwidth: 16, write_bandwidth: 8, read_pj_per_byte: 200.0, write_pj_per_byte: 260.0}
+  - name: sram
+    capacity_bytes: 768
+    partition: {input: 256, weight: 256, output: 256}
+    bandwidth: 64
+    write_bandwidth: 32
+    read_pj_per_byte: 3.0
+    write_pj_per_byte: 5.0
+energy:
+  mac_pj: {int8: 0.25}
+  metadata_decode_pj: 0.07
+  index_select_pj: 0.011
+  tasd_unit_pj: 0.9
+  leakage_pj_per_cycle: 13.0
+"""
+DOC = load_yaml(ARCH_YAML)
+ROWS = COLS = 4
+PART = 256
+PRICE = {"dram": (200.0, 260.0), "sram": (3.0, 5.0)}
+MAC, DECODE, SELECT, TASD_OP, LEAK = 0.25, 0.07, 0.011, 0.9, 13.0
+M, N, K = 24, 8, 16
+
+
+def arch(**overrides):
+    return load_arch(DOC, overrides or None)
+
+
+def kept(k: int, n: int, m: int) -> int:
+    return n * (k // m) + min(k % m, n)
+
+
+def stored_fraction(n: int, m: int) -> float:
+    """Bytes stored per dense int8 byte: N/M of the values, each 1 byte plus ⌈log2 M⌉ bits of metadata."""
+    return n / m * (1 + math.ceil(math.log2(m)) / 8)
+
+
+def traffic(k_run: int, stored: dict | None = None, stationary: tuple = ()):
+    """``(reads, writes)`` per level and operand of the M×N×K layer run with reduction length ``k_run``."""
+    stored = stored or {}
+    rf, cf = math.ceil(k_run / ROWS), math.ceil(N / COLS)
+    s = {op: stored.get(op, 1.0) for op in ("input", "weight", "output")}  # both levels store compressed
+    rd = {lvl: dict.fromkeys(s, 0.0) for lvl in PRICE}
+    wr = {lvl: dict.fromkeys(s, 0.0) for lvl in PRICE}
+    # DRAM → SRAM: the SRAM partition holds PART stored bytes, i.e. PART / s dense bytes.
+    if "input" not in stationary:
+        moved = M * K * (cf if M * K > PART / s["input"] else 1)
+        rd["dram"]["input"] += moved * s["input"]
+        wr["sram"]["input"] += moved * s["input"]
+    if "weight" not in stationary:
+        rd["dram"]["weight"] += K * N * s["weight"]
+        wr["sram"]["weight"] += K * N * s["weight"]
+    if "output" not in stationary:
+        moved = M * N * (rf if M * (N // cf) > PART else 1)
+        wr["dram"]["output"] += moved
+        rd["dram"]["output"] += moved - M * N
+        rd["sram"]["output"] += moved
+        wr["sram"]["output"] += moved - M * N
+    # SRAM → array: nothing inside keeps data.
+    rd["sram"]["input"] += M * K * cf * s["input"]
+    rd["sram"]["weight"] += K * N * s["weight"]
+    wr["sram"]["output"] += M * N * rf
+    rd["sram"]["output"] += M * N * rf - M * N
+    return rd, wr
+
+
+def transfer(rd, wr, bw=None):
+    """(load, store) cycles of the whole layer: the slowest level, reads and writes on their own channels."""
+    bw = bw or {"dram": (16, 8), "sram": (64, 32)}
+    load = max((rd[l]["input"] + rd[l]["weight"]) / bw[l][0] for l in PRICE)
+    store = max((wr[l]["output"] + rd[l]["output"]) / bw[l][1] for l in PRICE)
+    return load, store
+
+
+def pipeline(tiles: int, compute: float, load_all: float, store_all: float) -> float:
+    load, store = math.ceil(load_all / tiles), math.ceil(store_all / tiles)
+    return load + compute + store + (tiles - 1) * max(load, compute, store)
+
+
+def fold() -> int:
+    return 2 * ROWS + COLS + M - 2
+
+
+def memory_actions(rd, wr) -> dict:
+    out = {}
+    for lvl in PRICE:
+        out[f"memory.{lvl}.read"] = sum(rd[lvl].values())
+        out[f"memory.{lvl}.write"] = sum(wr[lvl].values())
+    return out
+
+
+def add(a: dict, b: dict) -> dict:
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in {*a, *b}}
+
+
+def priced(actions: dict) -> dict:
+    """The breakdown by component, each action priced by hand."""
+    out = {f"memory.{lvl}": actions[f"memory.{lvl}.read"] * PRICE[lvl][0] + actions[f"memory.{lvl}.write"] * PRICE[lvl][1]
+           for lvl in PRICE}
+    out["compute"] = (actions["compute.mac.int8"] * MAC + actions.get("compute.metadata_decode", 0.0) * DECODE
+                      + actions.get("compute.index_select", 0.0) * SELECT)
+    if "tasd_unit.op" in actions:
+        out["tasd_unit"] = actions["tasd_unit.op"] * TASD_OP
+    out["leakage"] = actions["leakage.cycle"] * LEAK
+    return out
+
+
+def check(layer, cycles: float, compute: float, actions: dict) -> None:
+    assert layer.cycles == cycles and layer.compute_cycles == compute
+    assert layer.stall_cycles == cycles - compute
+    assert set(layer.actions) == set(actions)
+    for key, want in actions.items():
+        assert layer.actions[key] == pytest.approx(want, rel=1e-12), key
+    want = priced(actions)
+    assert set(layer.energy_breakdown) == set(want)
+    for comp, e in want.items():
+        assert layer.energy_breakdown[comp] == pytest.approx(e, rel=1e-12), comp
+    assert layer.energy_pj == pytest.approx(sum(want.values()), rel=1e-12)
+    for lvl in PRICE:
+        assert layer.traffic_bytes[lvl] == pytest.approx(actions[f"memory.{lvl}.read"] + actions[f"memory.{lvl}.write"])
+
+
+def test_dense_layer_by_hand():
+    rd, wr = traffic(K)
+    # The closed form above, spelled out once: 8 tiles (4 row × 2 column folds) of 34 cycles; the input
+    # (384 B) overflows its 256 B partition and is read once per column fold; an output tile (96 B) fits.
+    assert rd["dram"] == {"input": 768, "weight": 128, "output": 0}
+    assert wr["dram"] == {"input": 0, "weight": 0, "output": 192}
+    assert rd["sram"] == {"input": 768, "weight": 128, "output": 576 + 192}
+    assert wr["sram"] == {"input": 768, "weight": 128, "output": 768}
+    assert transfer(rd, wr) == (56.0, 48.0)  # DRAM reads 896 B at 16 B/cycle; SRAM writes+reads 1536 B at 32
+    cycles = 7 + 34 + 6 + 7 * 34
+    assert pipeline(8, fold(), *transfer(rd, wr)) == cycles
+    layer = simulate(arch(), Gemm("g", M, N, K)).layers[0]
+    actions = {**memory_actions(rd, wr), "compute.mac.int8": M * N * K, "leakage.cycle": cycles}
+    check(layer, cycles, 8 * 34, actions)
+    assert layer.energy_breakdown["memory.dram"] == 896 * 200.0 + 192 * 260.0
+
+
+def test_nm_weight_layer_by_hand():
+    """2:4 weights: K runs as 8 (2 row folds); weights move 0.625 of their bytes; decode and select priced."""
+    k_run = kept(K, 2, 4)
+    assert k_run == 8
+    rd, wr = traffic(k_run, {"weight": stored_fraction(2, 4)})
+    tiles = math.ceil(k_run / ROWS) * math.ceil(N / COLS)
+    cycles = pipeline(tiles, fold(), *transfer(rd, wr))
+    layer = simulate(arch(), Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("2:4"))).layers[0]
+    actions = {**memory_actions(rd, wr), "compute.mac.int8": M * N * k_run, "compute.index_select": M * N * k_run,
+               "compute.metadata_decode": N * k_run, "leakage.cycle": cycles}
+    check(layer, cycles, tiles * fold(), actions)
+    assert layer.macs == M * N * K and layer.effectual_macs == M * N * K / 2
+
+
+def test_nm_weight_ragged_k_keeps_the_partial_group():
+    """K = 18 under 1:8: two full groups keep 1 each, the partial group of 2 keeps 1 → K runs as 3."""
+    k = 18
+    layer = simulate(arch(), Gemm("g", M, N, k, weight_sparsity=Sparsity.parse("1:8"))).layers[0]
+    assert layer.actions["compute.metadata_decode"] == N * 3
+    assert layer.actions["compute.index_select"] == M * N * 3
+    assert layer.compute_cycles == 1 * 2 * fold()  # one row fold of the 4 rows, two column folds
+
+
+def test_tasd_activations_with_tasd_units_by_hand():
+    """Input TASD 2:4 + 1:8 on an arch with TASD units: two passes; the weights and outputs stay on chip
+    after the first; each pass's tiles wait for the units' extraction when it is slower than the fold."""
+    series = ((2, 4), (1, 8))
+    gemm = Gemm("g", M, N, K, input_sparsity=Sparsity.parse("tasd:2:4+1:8"))
+    ext_blocks = M * math.ceil(K / 8)  # the units work on blocks of the widest term
+    want = {}
+    cycles = compute = 0.0
+    for i, (n, m) in enumerate(series):
+        k_run = kept(K, n, m)
+        rd, wr = traffic(k_run, {"input": stored_fraction(n, m)}, ("weight", "output") if i else ())
+        tiles = math.ceil(k_run / ROWS) * math.ceil(N / COLS)
+        extract = ext_blocks * 3 * len(series) / 2 / tiles  # 3 cycles a block, 2 units
+        c = max(fold(), extract)
+        cycles += pipeline(tiles, c, *transfer(rd, wr))
+        compute += tiles * c
+        want = add(want, {**memory_actions(rd, wr), "compute.mac.int8": M * N * k_run,
+                          "compute.index_select": M * N * k_run, "compute.metadata_decode": M * k_run,
+                          "tasd_unit.op": M * math.ceil(K / m)})
+    assert [math.ceil(kept(K, n, m) / ROWS) * 2 for n, m in series] == [4, 2]
+    want["leakage.cycle"] = cycles
+    layer = simulate(arch(), gemm).layers[0]
+    check(layer, cycles, compute, want)
+    assert layer.actions["tasd_unit.op"] == 24 * 4 + 24 * 2
+    assert layer.macs == M * N * K  # the second pass adds no dense MACs
+    assert layer.effectual_macs == pytest.approx(M * N * K * (0.5 + 0.125))
+
+
+def test_tasd_weights_without_tasd_units_reread_everything():
+    """Weight TASD on a plain N:M core: every pass re-reads the input and spills the outputs, no TASD ops."""
+    plain = dict(DOC, compute={k: v for k, v in DOC["compute"].items() if k != "tasd"})
+    a = load_arch(plain)
+    want = {}
+    cycles = compute = 0.0
+    for n, m in ((2, 4), (1, 8)):
+        k_run = kept(K, n, m)
+        rd, wr = traffic(k_run, {"weight": stored_fraction(n, m)})
+        tiles = math.ceil(k_run / ROWS) * math.ceil(N / COLS)
+        cycles += pipeline(tiles, fold(), *transfer(rd, wr))
+        compute += tiles * fold()
+        want = add(want, {**memory_actions(rd, wr), "compute.mac.int8": M * N * k_run,
+                          "compute.index_select": M * N * k_run, "compute.metadata_decode": N * k_run})
+    want["leakage.cycle"] = cycles
+    check(simulate(a, Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("tasd:2:4+1:8"))).layers[0],
+          cycles, compute, want)
+
+
+# ----------------------------------------------------------------------------- transfer time
+def _mapping(a, gemm=None):
+    (mp,) = lower_layer(a, gemm or Gemm("g", M, N, K)).mappings
+    return mp
+
+
+def test_transfer_time_takes_the_slowest_level_not_the_sum():
+    """DRAM reads 896 B at 4 B/cycle (224 cycles), SRAM 896 B at 8 (112): the load is 224 cycles, 28 a tile
+    (the sum, 336, would give 42 a tile and a load-bound pipeline)."""
+    a = arch(**{"memory.dram.bandwidth": 4, "memory.sram.bandwidth": 8})
+    load, store = _transfer_time(a, _mapping(a))
+    assert (load, store) == (224.0, 48.0)
+    cycles = 28 + 34 + 6 + 7 * 34
+    layer = simulate(a, Gemm("g", M, N, K)).layers[0]
+    assert layer.cycles == cycles and layer.stall_cycles == cycles - 8 * 34
+
+
+def test_write_back_has_its_own_channel_and_counts():
+    """SRAM write-back 1536 B at 2 B/cycle: 768 cycles, 96 a tile, slower than the 34-cycle fold: the writer
+    sets the pace. Reads are unaffected (the read bandwidth stays 64)."""
+    a = arch(**{"memory.sram.write_bandwidth": 2})
+    load, store = _transfer_time(a, _mapping(a))
+    assert (load, store) == (56.0, 768.0)
+    cycles = 7 + 34 + 96 + 7 * 96
+    assert simulate(a, Gemm("g", M, N, K)).layers[0].cycles == cycles
+
+
+def test_write_bandwidth_defaults_to_the_read_bandwidth():
+    """Without ``write_bandwidth`` the write-back shares the level's bandwidth figure: DRAM 192 B at 16 = 12,
+    SRAM 1536 B at 64 = 24 cycles."""
+    doc = load_yaml(ARCH_YAML)
+    for lvl in doc["memory"]:
+        del lvl["write_bandwidth"]
+    a = load_arch(doc)
+    assert _transfer_time(a, _mapping(a)) == (56.0, 24.0)
+    assert simulate(a, Gemm("g", M, N, K)).layers[0].cycles == 7 + 34 + 3 + 7 * 34
+
+
+def test_load_bound_pipeline_runs_at_the_load_rate():
+    """DRAM at 1 B/cycle: 896 cycles of loads, 112 a tile > 34: cycles = 112 + 34 + 6 + 7·112."""
+    a = arch(**{"memory.dram.bandwidth": 1})
+    assert _transfer_time(a, _mapping(a)) == (896.0, 48.0)
+    assert simulate(a, Gemm("g", M, N, K)).layers[0].cycles == 112 + 34 + 6 + 7 * 112
