@@ -1,0 +1,114 @@
+"""The trace recorder and reader keep every column as given: each numeric value written comes back equal.
+
+The values are chosen so that no two columns agree (a swapped pair, a column filled from its
+neighbour or a default used in place of a given value changes a number), and the times are
+scripted, so median, minimum and maximum are known exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kernels.trace as trace
+from kernels.trace import SCHEMA, Recorder, Timing, read_traces, time_call
+
+# Four calls: the median of an even count is the mean of the middle two, (2.5 + 3) / 2 ms.
+TIMES = (3.0e-3, 1.0e-3, 7.0e-3, 2.5e-3)
+TIMING = Timing(TIMES, warmup=5, energy_j=0.125, sm_clock_mhz=1755.0, mem_clock_mhz=2619.0, energy_window_s=1.375,
+                energy_calls=411, idle_power_w=71.5)
+GIVEN = dict(kernel="nm_spmm", dtype="float32", m=96, n=160, k=224, shapes={"a": (96, 224), "b": (224, 160)},
+             flops_dense=2 * 96 * 160 * 224, flops_effectual=96 * 160 * 224, bytes_min=4 * (96 * 112 + 224 * 160 + 96 * 160),
+             pattern="2:4", density=0.5, tasd_series="2:4+1:8", params={"layout": "vector", "path": "low"},
+             suite="small")
+
+
+def _head() -> str | None:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(trace.__file__).parent, capture_output=True, text=True)
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def test_every_column_round_trips(tmp_path):
+    before = dt.datetime.now(dt.timezone.utc)
+    with Recorder(tmp_path, run_id="run-7") as rec:
+        rec.add(timing=TIMING, **GIVEN)
+    after = dt.datetime.now(dt.timezone.utc)
+    table = read_traces(tmp_path)
+    assert table.schema.equals(SCHEMA) and table.num_rows == 1
+    row = table.to_pylist()[0]
+    want = {
+        "run_id": "run-7", "suite": "small", "kernel": "nm_spmm", "backend": "numpy", "dtype": "float32",
+        "m": 96, "n": 160, "k": 224,
+        "shapes": {"a": [96, 224], "b": [224, 160]}, "pattern": "2:4", "density": 0.5, "tasd_series": "2:4+1:8",
+        "params": {"layout": "vector", "path": "low"},
+        "flops_dense": 6881280, "flops_effectual": 3440640, "bytes_min": 4 * (10752 + 35840 + 15360),
+        "time_median_s": 2.75e-3, "time_min_s": 1.0e-3, "time_max_s": 7.0e-3, "repeats": 4, "warmup": 5,
+        "energy_j": 0.125, "energy_window_s": 1.375, "energy_calls": 411, "idle_power_w": 71.5,
+        "sm_clock_mhz": 1755.0, "mem_clock_mhz": 2619.0,
+        "numpy_version": np.__version__, "cupy_version": None, "cuda_version": None, "git_commit": _head(),
+        "compute_capability": None,
+    }
+    row["shapes"], row["params"] = json.loads(row["shapes"]), json.loads(row["params"])
+    for col, value in want.items():
+        assert row[col] == value, col
+    assert before <= row["timestamp"] <= after
+    assert isinstance(row["device_name"], str) and row["device_name"]
+    assert set(row) == set(want) | {"timestamp", "device_name"}
+
+
+def test_effectual_flops_default_to_dense_only_when_not_given():
+    rec = Recorder()
+    given = rec.add(timing=TIMING, kernel="gemm", dtype=np.float64, shapes={"a": (2, 3)}, flops_dense=12,
+                    flops_effectual=5)
+    missing = rec.add(timing=TIMING, kernel="gemm", dtype=np.float64, shapes={"a": (2, 3)}, flops_dense=12)
+    assert (given["flops_effectual"], missing["flops_effectual"]) == (5, 12)
+    assert given["dtype"] == "float64"
+    table = rec.table()
+    assert table.column("flops_effectual").to_pylist() == [5, 12]
+    assert table.column("flops_dense").to_pylist() == [12, 12]
+
+
+def test_timing_statistics_of_an_odd_count():
+    t = Timing((4.0, 9.0, 1.0), warmup=0)
+    assert (t.median_s, t.min_s, t.max_s, t.repeats) == (4.0, 1.0, 9.0, 3)
+
+
+def test_time_call_times_each_call_on_a_scripted_clock(monkeypatch):
+    """NumPy path: warm-up calls are not timed; each timed call is the clock's advance over that call."""
+    clock = iter([10.0, 10.5, 20.0, 20.25, 30.0, 31.0])
+    calls = []
+    monkeypatch.setattr(trace, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    t = time_call(lambda x: calls.append(x), 1, xp=np, warmup=2, repeats=3)
+    assert len(calls) == 5
+    assert t.times_s == (0.5, 0.25, 1.0) and t.warmup == 2 and t.energy_j is None
+    assert (t.median_s, t.min_s, t.max_s) == (0.5, 0.25, 1.0)
+
+
+def test_time_call_on_device_events_and_energy_window(monkeypatch):
+    """CuPy path with scripted events and an NVML counter: times are the events' elapsed ms / 1e3; energy per
+    call is the counter's rise (mJ) over every call of the window, here 3 timed + 2 more."""
+    elapsed = iter([2.0, 6.0, 4.0])
+    counter = iter([1000, 1000 + 5 * 250])  # before the timed calls, at the window's end
+
+    class Event:
+        def record(self, stream):
+            pass
+
+    cuda = types.SimpleNamespace(Event=Event, get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None),
+                                 get_elapsed_time=lambda s, e: next(elapsed))
+    xp = types.SimpleNamespace(__name__="cupy", cuda=cuda)
+    monkeypatch.setattr(trace, "_nvml_handle", lambda: "gpu0")
+    monkeypatch.setattr(trace, "_energy_mj", lambda h: next(counter))
+    monkeypatch.setattr(trace, "_power_w", lambda h: 64.0)
+    monkeypatch.setattr(trace, "_clocks", lambda h: (1410.0, 1215.0))
+    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, window: (done + 2, 1.5, next(counter)))
+    t = time_call(lambda: None, xp=xp, warmup=1, repeats=3)
+    assert t.times_s == (2e-3, 6e-3, 4e-3) and (t.median_s, t.min_s, t.max_s) == (4e-3, 2e-3, 6e-3)
+    assert t.energy_j == pytest.approx(0.25, rel=1e-12) and t.energy_calls == 5 and t.energy_window_s == 1.5
+    assert (t.sm_clock_mhz, t.mem_clock_mhz, t.idle_power_w) == (1410.0, 1215.0, 64.0)
