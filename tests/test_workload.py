@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from accelsim.errors import WorkloadError
