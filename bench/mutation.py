@@ -231,7 +231,12 @@ def _pytest_args(module: str) -> list[str]:
 
 def _child(module: str, index: int | None) -> int:
     import pytest
+    from hypothesis import Phase, settings
 
+    # A failing property test stops at its first counterexample (no shrinking: the mutant is dead either way)
+    # and nothing is saved to the example database, which would replay mutants' failures on later runs.
+    settings.register_profile("mutation", phases=[Phase.explicit, Phase.generate], database=None, deadline=None)
+    settings.load_profile("mutation")
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT / "tests"))
     if index is not None:
@@ -297,7 +302,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--module", action="append", choices=sorted(TARGETS), help="only these modules (repeatable)")
     ap.add_argument("--jobs", type=int, default=1, help="mutants run at once (forked children)")
-    ap.add_argument("--timeout", type=float, default=90.0, help="seconds before a mutant's run counts as killed")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a mutant's run counts as killed")
     ap.add_argument("--json", type=Path, help="write every mutant's outcome and the summary here")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--ids", help="only these mutant ids (comma-separated; with one --module)")
