@@ -229,6 +229,32 @@ def _pytest_args(module: str) -> list[str]:
             "-W", "ignore", "--hypothesis-seed=0", "-k", deselect, "--rootdir", str(ROOT)]
 
 
+#: A single test running longer than this under a mutant has hung (the slowest targeted test takes ~4 s alone).
+TEST_ALARM_S = 30
+
+
+class _Hung(Exception):
+    pass
+
+
+class _TestAlarm:
+    """pytest plugin: a test still running after ``seconds`` fails (SIGALRM), so a mutant that makes a loop
+    endless is killed in seconds instead of waiting out the whole run's timeout."""
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+
+    def pytest_runtest_setup(self, item):
+        def ring(signum, frame):
+            raise _Hung(f"{item.nodeid} ran over {self.seconds} s")
+
+        signal.signal(signal.SIGALRM, ring)
+        signal.alarm(self.seconds)
+
+    def pytest_runtest_teardown(self, item):
+        signal.alarm(0)
+
+
 def _child(module: str, index: int | None) -> int:
     import pytest
     from hypothesis import Phase, settings
@@ -242,10 +268,11 @@ def _child(module: str, index: int | None) -> int:
     if index is not None:
         sys.meta_path.insert(0, _Serve(module, mutated_code(module, index)))
     devnull = os.open(os.devnull, os.O_WRONLY)
+    plugins = [_TestAlarm(TEST_ALARM_S)] if index is not None else []
     if index is not None:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-    return int(pytest.main(_pytest_args(module)))
+    return int(pytest.main(_pytest_args(module), plugins=plugins))
 
 
 def run_one(module: str, index: int | None, timeout: float) -> tuple[str, float]:
@@ -302,16 +329,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--module", action="append", choices=sorted(TARGETS), help="only these modules (repeatable)")
     ap.add_argument("--jobs", type=int, default=1, help="mutants run at once (forked children)")
-    ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a mutant's run counts as killed")
+    ap.add_argument("--timeout", type=float, default=300.0,
+                    help="seconds before a mutant's whole run counts as killed (a hung test fails sooner)")
     ap.add_argument("--json", type=Path, help="write every mutant's outcome and the summary here")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
-    ap.add_argument("--ids", help="only these mutant ids (comma-separated; with one --module)")
+    ap.add_argument("--ids", help="only these mutants: comma-separated ids, or module:id")
     args = ap.parse_args(argv)
     modules = args.module or sorted(TARGETS)
     todo = [m for mod in modules for m in mutants(mod)]
     if args.ids:
-        keep = {int(i) for i in args.ids.split(",")}
-        todo = [m for m in todo if m.id in keep]
+        keep = {(i.rpartition(":")[0], int(i.rpartition(":")[2])) for i in args.ids.split(",")}
+        todo = [m for m in todo if (m.module, m.id) in keep or ("", m.id) in keep]
     if args.list:
         for m in todo:
             print(f"{m.module}:{m.id} line {m.line} {m.op}: {m.code}")
