@@ -81,8 +81,8 @@ def stored_fraction(n: int, m: int) -> float:
     return n / m * (1 + math.ceil(math.log2(m)) / 8)
 
 
-def traffic(k_run: int, stored: dict | None = None, stationary: tuple = ()):
-    """``(reads, writes)`` per level and operand of the M×N×K layer run with reduction length ``k_run``."""
+def traffic(k_run: int, stored: dict | None = None, stationary: tuple = (), count: int = 1):
+    """``(reads, writes)`` per level and operand of ``count`` M×N×K GEMMs run with reduction length ``k_run``."""
     stored = stored or {}
     rf, cf = math.ceil(k_run / ROWS), math.ceil(N / COLS)
     s = {op: stored.get(op, 1.0) for op in ("input", "weight", "output")}  # both levels store compressed
@@ -107,7 +107,9 @@ def traffic(k_run: int, stored: dict | None = None, stationary: tuple = ()):
     rd["sram"]["weight"] += K * N * s["weight"]
     wr["sram"]["output"] += M * N * rf
     rd["sram"]["output"] += M * N * rf - M * N
-    return rd, wr
+    # ``count`` copies run one after another: each moves the same bytes.
+    return ({l: {op: v * count for op, v in d.items()} for l, d in rd.items()},
+            {l: {op: v * count for op, v in d.items()} for l, d in wr.items()})
 
 
 def transfer(rd, wr, bw=None):
@@ -183,18 +185,36 @@ def test_dense_layer_by_hand():
     assert layer.energy_breakdown["memory.dram"] == 896 * 200.0 + 192 * 260.0
 
 
-def test_nm_weight_layer_by_hand():
-    """2:4 weights: K runs as 8 (2 row folds); weights move 0.625 of their bytes; decode and select priced."""
+@pytest.mark.parametrize("count", [1, 3])
+def test_nm_weight_layer_by_hand(count):
+    """2:4 weights: K runs as 8 (2 row folds); weights move 0.625 of their bytes; decode and select priced.
+    ``count`` copies run one after another: every count and byte times ``count``."""
     k_run = kept(K, 2, 4)
     assert k_run == 8
-    rd, wr = traffic(k_run, {"weight": stored_fraction(2, 4)})
-    tiles = math.ceil(k_run / ROWS) * math.ceil(N / COLS)
+    rd, wr = traffic(k_run, {"weight": stored_fraction(2, 4)}, count=count)
+    tiles = math.ceil(k_run / ROWS) * math.ceil(N / COLS) * count
     cycles = pipeline(tiles, fold(), *transfer(rd, wr))
-    layer = simulate(arch(), Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("2:4"))).layers[0]
-    actions = {**memory_actions(rd, wr), "compute.mac.int8": M * N * k_run, "compute.index_select": M * N * k_run,
-               "compute.metadata_decode": N * k_run, "leakage.cycle": cycles}
+    layer = simulate(arch(), Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("2:4"), count=count)).layers[0]
+    actions = {**memory_actions(rd, wr), "compute.mac.int8": M * N * k_run * count,
+               "compute.index_select": M * N * k_run * count, "compute.metadata_decode": N * k_run * count,
+               "leakage.cycle": cycles}
     check(layer, cycles, tiles * fold(), actions)
-    assert layer.macs == M * N * K and layer.effectual_macs == M * N * K / 2
+    assert layer.macs == M * N * K * count and layer.effectual_macs == M * N * K * count / 2
+
+
+def test_two_sparse_operands_run_the_one_the_hardware_exploits_best():
+    """2:4 weights and 1:8 inputs, both supported: the sparser input runs (K as 2), the weight runs dense.
+    With unstructured inputs the core cannot skip, the 2:4 weights run."""
+    both = simulate(arch(), Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("2:4"),
+                                 input_sparsity=Sparsity.parse("1:8"))).layers[0]
+    k_run = kept(K, 1, 8)
+    assert both.detail["executed"] == "1:8"
+    assert both.actions["compute.metadata_decode"] == M * k_run and both.actions["compute.index_select"] == M * N * k_run
+    rd, wr = traffic(k_run, {"input": stored_fraction(1, 8)})
+    assert both.actions["memory.dram.read"] == pytest.approx(sum(rd["dram"].values()))
+    weights = simulate(arch(), Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("2:4"),
+                                    input_sparsity=Sparsity.parse("u0.5"))).layers[0]
+    assert weights.detail["executed"] == "2:4" and weights.actions["compute.metadata_decode"] == N * kept(K, 2, 4)
 
 
 def test_nm_weight_ragged_k_keeps_the_partial_group():
@@ -206,32 +226,33 @@ def test_nm_weight_ragged_k_keeps_the_partial_group():
     assert layer.compute_cycles == 1 * 2 * fold()  # one row fold of the 4 rows, two column folds
 
 
-def test_tasd_activations_with_tasd_units_by_hand():
+@pytest.mark.parametrize("count", [1, 2])
+def test_tasd_activations_with_tasd_units_by_hand(count):
     """Input TASD 2:4 + 1:8 on an arch with TASD units: two passes; the weights and outputs stay on chip
     after the first; each pass's tiles wait for the units' extraction when it is slower than the fold."""
     series = ((2, 4), (1, 8))
-    gemm = Gemm("g", M, N, K, input_sparsity=Sparsity.parse("tasd:2:4+1:8"))
-    ext_blocks = M * math.ceil(K / 8)  # the units work on blocks of the widest term
+    gemm = Gemm("g", M, N, K, input_sparsity=Sparsity.parse("tasd:2:4+1:8"), count=count)
+    ext_blocks = M * math.ceil(K / 8) * count  # the units work on blocks of the widest term
     want = {}
     cycles = compute = 0.0
     for i, (n, m) in enumerate(series):
         k_run = kept(K, n, m)
-        rd, wr = traffic(k_run, {"input": stored_fraction(n, m)}, ("weight", "output") if i else ())
-        tiles = math.ceil(k_run / ROWS) * math.ceil(N / COLS)
+        rd, wr = traffic(k_run, {"input": stored_fraction(n, m)}, ("weight", "output") if i else (), count)
+        tiles = math.ceil(k_run / ROWS) * math.ceil(N / COLS) * count
         extract = ext_blocks * 3 * len(series) / 2 / tiles  # 3 cycles a block, 2 units
         c = max(fold(), extract)
         cycles += pipeline(tiles, c, *transfer(rd, wr))
         compute += tiles * c
-        want = add(want, {**memory_actions(rd, wr), "compute.mac.int8": M * N * k_run,
-                          "compute.index_select": M * N * k_run, "compute.metadata_decode": M * k_run,
-                          "tasd_unit.op": M * math.ceil(K / m)})
+        want = add(want, {**memory_actions(rd, wr), "compute.mac.int8": M * N * k_run * count,
+                          "compute.index_select": M * N * k_run * count, "compute.metadata_decode": M * k_run * count,
+                          "tasd_unit.op": M * math.ceil(K / m) * count})
     assert [math.ceil(kept(K, n, m) / ROWS) * 2 for n, m in series] == [4, 2]
     want["leakage.cycle"] = cycles
     layer = simulate(arch(), gemm).layers[0]
     check(layer, cycles, compute, want)
-    assert layer.actions["tasd_unit.op"] == 24 * 4 + 24 * 2
-    assert layer.macs == M * N * K  # the second pass adds no dense MACs
-    assert layer.effectual_macs == pytest.approx(M * N * K * (0.5 + 0.125))
+    assert layer.actions["tasd_unit.op"] == (24 * 4 + 24 * 2) * count
+    assert layer.macs == M * N * K * count  # the second pass adds no dense MACs
+    assert layer.effectual_macs == pytest.approx(M * N * K * count * (0.5 + 0.125))
 
 
 def test_tasd_weights_without_tasd_units_reread_everything():
