@@ -255,15 +255,17 @@ def test_tasd_activations_with_tasd_units_by_hand(count):
     assert layer.effectual_macs == pytest.approx(M * N * K * count * (0.5 + 0.125))
 
 
-def test_tasd_weights_without_tasd_units_reread_everything():
-    """Weight TASD on a plain N:M core: every pass re-reads the input and spills the outputs, no TASD ops."""
-    plain = dict(DOC, compute={k: v for k, v in DOC["compute"].items() if k != "tasd"})
-    a = load_arch(plain)
+@pytest.mark.parametrize("units", [False, True])
+def test_tasd_weights_by_hand(units):
+    """Weight TASD. On a plain N:M core every pass re-reads the input and spills the outputs; with TASD units
+    the input and outputs stay on chip after the first pass (the units extract activations only: no ops)."""
+    doc = DOC if units else dict(DOC, compute={k: v for k, v in DOC["compute"].items() if k != "tasd"})
+    a = load_arch(doc)
     want = {}
     cycles = compute = 0.0
-    for n, m in ((2, 4), (1, 8)):
+    for i, (n, m) in enumerate(((2, 4), (1, 8))):
         k_run = kept(K, n, m)
-        rd, wr = traffic(k_run, {"weight": stored_fraction(n, m)})
+        rd, wr = traffic(k_run, {"weight": stored_fraction(n, m)}, ("input", "output") if units and i else ())
         tiles = math.ceil(k_run / ROWS) * math.ceil(N / COLS)
         cycles += pipeline(tiles, fold(), *transfer(rd, wr))
         compute += tiles * fold()
@@ -272,6 +274,35 @@ def test_tasd_weights_without_tasd_units_reread_everything():
     want["leakage.cycle"] = cycles
     check(simulate(a, Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("tasd:2:4+1:8"))).layers[0],
           cycles, compute, want)
+
+
+def test_tasd_extraction_on_a_single_tile():
+    """24×4×8, input TASD 2:4 + 1:8: each pass is one tile (K runs as 4, then 1; N fits the 4 columns); the
+    units take 24 blocks × 3 cycles × 2 terms / 2 units = 72 cycles a tile, more than the 34-cycle fold."""
+    layer = simulate(arch(), Gemm("g", 24, 4, 8, input_sparsity=Sparsity.parse("tasd:2:4+1:8"))).layers[0]
+    assert layer.compute_cycles == 72 + 72
+
+
+@pytest.mark.parametrize("k,density,k_run", [(16, 0.3, 5), (3, 0.1, 1)])
+def test_skipped_unstructured_weights_by_hand(k, density, k_run):
+    """A core that skips zeros runs ⌈K·density⌉ (at least 1) of the reduction, decodes each kept weight's
+    position, and moves dense bytes (nothing is stored compressed)."""
+    a = arch(**{"compute.sparsity.skip_unstructured": True})
+    layer = simulate(a, Gemm("g", M, N, k, weight_sparsity=Sparsity.parse(f"u{density}"))).layers[0]
+    assert layer.actions["compute.metadata_decode"] == N * k_run
+    assert "compute.index_select" not in layer.actions
+    assert layer.actions["compute.mac.int8"] == M * N * k_run
+    assert layer.compute_cycles == math.ceil(k_run / ROWS) * 2 * fold()
+    assert layer.effectual_macs == pytest.approx(M * N * k * density)
+
+
+def test_two_unexploited_operands_keep_the_weight_density():
+    """3:8 weights (no supported pattern holds them) and unstructured inputs (not skipped): both run dense; on
+    the tie the weight operand, listed first, is the one whose density counts as effectual."""
+    layer = simulate(arch(), Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("3:8"),
+                                  input_sparsity=Sparsity.parse("u0.5"))).layers[0]
+    assert layer.detail["executed"] == "dense" and layer.actions["compute.mac.int8"] == M * N * K
+    assert layer.effectual_macs == M * N * K * 3 / 8
 
 
 # ----------------------------------------------------------------------------- transfer time
