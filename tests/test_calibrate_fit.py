@@ -8,11 +8,13 @@ The reference is ``scipy.optimize.lsq_linear`` with non-negativity bounds on the
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 from scipy.optimize import lsq_linear, minimize
 
-from accelsim.replay.calibrate import fit
+from accelsim.replay.calibrate import MIN_FAMILY_FIT, fit, fit_groups, report
 from accelsim.replay.project import Projection
 
 TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale
@@ -112,3 +114,41 @@ def test_scale_with_no_time_is_undetermined():
     x0[:, 1] = 0.0
     ref = lsq_linear((x0 / y[:, None])[:, [0, 2]], np.ones_like(y), bounds=(0.0, np.inf), method="bvls", tol=1e-15).x
     np.testing.assert_allclose([got.launch_overhead_s, got.memory_scale], ref, rtol=1e-7)
+
+
+def _items(families: dict[str, list[str]]):
+    """Items of the given families, each config in its named group; measured from a per-family truth."""
+    truth = {"fa": (1e-6, 2.0, 1.5), "fb": (1e-6, 4.0, 1.2)}
+    items, projections = [], []
+    rng = np.random.default_rng(7)
+    for fam, groups in families.items():
+        for g in groups:
+            c, m, n = float(10 ** rng.uniform(-5, -3)), float(10 ** rng.uniform(-5, -3)), int(rng.integers(1, 4))
+            t = truth[fam]
+            items.append(types.SimpleNamespace(family=fam, group=g, launches=n,
+                                               measured_s=(t[0] * n + t[1] * c + t[2] * m) * float(np.exp(rng.normal(0, 0.05)))))
+            projections.append(Projection(c, m, 0.0, 0.0))
+    return items, projections
+
+
+def test_family_and_group_fits_need_min_family_fit_configs():
+    """``fa`` has 3 training configs (= MIN_FAMILY_FIT): its own fit; ``fb`` has 2: the global fit. Group
+    ``fa/x`` (3 of fa's 4 when all train) fits alone; ``fa/y`` (1) takes the family's."""
+    assert MIN_FAMILY_FIT == 3
+    items, proj = _items({"fa": ["fa/x", "fa/x", "fa/x", "fa/y"], "fb": ["fb/z", "fb/z"]})
+    glob, fams, groups = fit_groups(items, proj, [0, 1, 2, 4, 5])
+    assert fams["fb"] is glob and fams["fa"].source == "family (3 configs)"
+    rows = [(proj[i], items[i].launches, items[i].measured_s) for i in (0, 1, 2)]
+    np.testing.assert_allclose(coefs(fams["fa"]), coefs(fit(rows, "x", glob.launch_overhead_s)), rtol=1e-12)
+    assert groups["fa/x"] is fams["fa"]  # the group is the whole trained family: no separate fit
+    glob, fams, groups = fit_groups(items, proj, [0, 1, 2, 3, 4, 5])
+    assert fams["fa"].source == "family (4 configs)" and groups["fa/x"].source == "group (3 configs)"
+    assert groups["fa/y"] is fams["fa"] and groups["fb/z"] is glob
+
+
+def test_report_lists_the_three_worst_kernels_of_each_family():
+    rows = [{"label": f"k{i}", "ape_pct": ape, "projected_s": 1.0 + ape / 100, "measured_s": 1.0, "family": "f"}
+            for i, ape in enumerate([5.0, 40.0, 12.0, 33.0, 1.0])]
+    rep = report("a", ["cpu"], None, False, rows, ["f"], [], rows, [])
+    assert [w["label"] for w in rep["overall"]["worst"]] == ["k1", "k3", "k2"]
+    assert rep["overall"]["mape_pct"] == pytest.approx(np.mean([5, 40, 12, 33, 1]))

@@ -283,17 +283,25 @@ def test_tasd_extraction_on_a_single_tile():
     assert layer.compute_cycles == 72 + 72
 
 
-@pytest.mark.parametrize("k,density,k_run", [(16, 0.3, 5), (3, 0.1, 1)])
-def test_skipped_unstructured_weights_by_hand(k, density, k_run):
+@pytest.mark.parametrize("k,density,k_run,count", [(16, 0.3, 5, 1), (3, 0.1, 1, 1), (16, 0.3, 5, 2)])
+def test_skipped_unstructured_weights_by_hand(k, density, k_run, count):
     """A core that skips zeros runs ⌈K·density⌉ (at least 1) of the reduction, decodes each kept weight's
     position, and moves dense bytes (nothing is stored compressed)."""
     a = arch(**{"compute.sparsity.skip_unstructured": True})
-    layer = simulate(a, Gemm("g", M, N, k, weight_sparsity=Sparsity.parse(f"u{density}"))).layers[0]
-    assert layer.actions["compute.metadata_decode"] == N * k_run
+    layer = simulate(a, Gemm("g", M, N, k, weight_sparsity=Sparsity.parse(f"u{density}"), count=count)).layers[0]
+    assert layer.actions["compute.metadata_decode"] == N * k_run * count
     assert "compute.index_select" not in layer.actions
-    assert layer.actions["compute.mac.int8"] == M * N * k_run
-    assert layer.compute_cycles == math.ceil(k_run / ROWS) * 2 * fold()
-    assert layer.effectual_macs == pytest.approx(M * N * k * density)
+    assert layer.actions["compute.mac.int8"] == M * N * k_run * count
+    assert layer.compute_cycles == math.ceil(k_run / ROWS) * 2 * fold() * count
+    assert layer.effectual_macs == pytest.approx(M * N * k * density * count)
+
+
+def test_skipped_unstructured_beats_a_denser_pattern():
+    """Skipped u0.3 weights (speed 0.3) against 2:4 inputs (0.5): the weights run, K as ⌈16·0.3⌉ = 5."""
+    a = arch(**{"compute.sparsity.skip_unstructured": True})
+    layer = simulate(a, Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("u0.3"),
+                             input_sparsity=Sparsity.parse("2:4"))).layers[0]
+    assert layer.detail["executed"] == "skip:u0.3" and layer.actions["compute.metadata_decode"] == N * 5
 
 
 def test_two_unexploited_operands_keep_the_weight_density():
@@ -303,6 +311,9 @@ def test_two_unexploited_operands_keep_the_weight_density():
                                   input_sparsity=Sparsity.parse("u0.5"))).layers[0]
     assert layer.detail["executed"] == "dense" and layer.actions["compute.mac.int8"] == M * N * K
     assert layer.effectual_macs == M * N * K * 3 / 8
+    swapped = simulate(arch(), Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("u0.5"),
+                                    input_sparsity=Sparsity.parse("3:8"))).layers[0]
+    assert swapped.detail["executed"] == "dense" and swapped.effectual_macs == M * N * K / 2
 
 
 # ----------------------------------------------------------------------------- transfer time
