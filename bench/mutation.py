@@ -7,7 +7,8 @@ Usage::
 
 Each mutant is one small change to one module (the operators below), applied alone; the module's
 targeted tests (``TARGETS``) then run with ``-x``: a failing test *kills* the mutant, a passing run
-lets it *survive*, a run past ``--timeout`` counts as killed (the change made the code hang).
+lets it *survive*; a test running past ``TEST_ALARM_S`` or a run past ``--timeout`` is a *timeout*, counted
+as killed (the change made the code hang). Each outcome names the first failing test.
 The score is killed / (generated − equivalent), where equivalent mutants are the ones listed in
 ``EQUIVALENT`` (by module and id) with the reason no test can tell them apart from the original.
 
@@ -37,6 +38,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,6 +93,7 @@ class Mutant:
     code: str
     outcome: str = ""
     seconds: float = 0.0
+    killed_by: str | None = None
 
 
 def _frozen(tree: ast.AST) -> set[int]:
@@ -232,7 +235,9 @@ def _pytest_args(module: str) -> list[str]:
 
 
 #: A single test running longer than this under a mutant has hung (the slowest targeted test takes ~4 s alone).
-TEST_ALARM_S = 30
+TEST_ALARM_S = 60
+#: Where children leave their first failing test for the parent.
+_VERDICTS = Path(tempfile.mkdtemp(prefix="accelsim-mutation-"))
 
 
 class _Hung(Exception):
@@ -245,6 +250,11 @@ class _TestAlarm:
 
     def __init__(self, seconds: int):
         self.seconds = seconds
+        self.first: tuple[str, bool] | None = None  # the first failing test, and whether it hung
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed and self.first is None:
+            self.first = (report.nodeid, "_Hung" in str(report.longrepr))
 
     def pytest_runtest_setup(self, item):
         def ring(signum, frame):
@@ -270,16 +280,18 @@ def _child(module: str, index: int | None) -> int:
     if index is not None:
         sys.meta_path.insert(0, _Serve(module, mutated_code(module, index)))
     devnull = os.open(os.devnull, os.O_WRONLY)
-    plugins = [_TestAlarm(TEST_ALARM_S)] if index is not None else []
+    alarm = _TestAlarm(TEST_ALARM_S)
     if index is not None:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-    return int(pytest.main(_pytest_args(module), plugins=plugins))
+    code = int(pytest.main(_pytest_args(module), plugins=[alarm] if index is not None else []))
+    if index is not None and alarm.first is not None:
+        (_VERDICTS / f"{os.getpid()}.json").write_text(json.dumps(alarm.first))
+    return code
 
 
-def run_one(module: str, index: int | None, timeout: float) -> tuple[str, float]:
-    """Fork, run the module's tests against the mutant in the child; (outcome, seconds)."""
-    t0 = time.perf_counter()
+def _spawn(module: str, index: int | None) -> int:
+    """Fork a child that runs the module's tests against mutant ``index`` (None: unmutated); its pid."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -287,18 +299,32 @@ def run_one(module: str, index: int | None, timeout: float) -> tuple[str, float]
         except BaseException:
             code = 99
         os._exit(code)
-    deadline = t0 + timeout
+    return pid
+
+
+def _verdict(pid: int, status: int) -> tuple[str, str | None]:
+    """(outcome, first failing test) of a finished child; a test that hung makes it a timeout."""
+    f = _VERDICTS / f"{pid}.json"
+    first = json.loads(f.read_text()) if f.exists() else None
+    f.unlink(missing_ok=True)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return "survived", None
+    return ("timeout" if first and first[1] else "killed"), first[0] if first else None
+
+
+def run_one(module: str, index: int | None, timeout: float) -> tuple[str, float]:
+    """Run the module's tests against the mutant in a child; (outcome, seconds)."""
+    t0 = time.perf_counter()
+    pid = _spawn(module, index)
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            break
-        if time.perf_counter() > deadline:
+            return _verdict(pid, status)[0], time.perf_counter() - t0
+        if time.perf_counter() > t0 + timeout:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return "timeout", time.perf_counter() - t0
         time.sleep(0.02)
-    code = os.waitstatus_to_exitcode(status)
-    return ("survived" if code == 0 else "killed"), time.perf_counter() - t0
 
 
 def _preload() -> None:
@@ -363,20 +389,12 @@ def main(argv=None) -> int:
     while queue or running:
         while queue and len(running) < args.jobs:
             m = queue.pop(0)
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    code = _child(m.module, m.id)
-                except BaseException:
-                    code = 99
-                os._exit(code)
-            running[pid] = (m, time.perf_counter())
+            running[_spawn(m.module, m.id)] = (m, time.perf_counter())
         for pid, (m, t0) in list(running.items()):
             got, status = os.waitpid(pid, os.WNOHANG)
             now = time.perf_counter()
             if got:
-                code = os.waitstatus_to_exitcode(status)
-                m.outcome = "survived" if code == 0 else "killed"
+                m.outcome, m.killed_by = _verdict(pid, status)
             elif now - t0 > args.timeout:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
@@ -388,7 +406,7 @@ def main(argv=None) -> int:
             done += 1
             flag = "SURVIVED " if m.outcome == "survived" else ""
             print(f"[{done}/{len(todo)} {now - t_start:.0f}s] {flag}{m.module}:{m.id} line {m.line} {m.op}: "
-                  f"{m.code} -> {m.outcome} ({m.seconds} s)", flush=True)
+                  f"{m.code} -> {m.outcome} ({m.seconds} s) {m.killed_by or ''}", flush=True)
         time.sleep(0.02)
     summ = summary(todo)
     print(json.dumps(summ, indent=1))
