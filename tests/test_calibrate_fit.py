@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.optimize import lsq_linear, minimize
 
-from accelsim.replay.calibrate import MIN_FAMILY_FIT, fit, fit_groups, report
+from accelsim.replay.calibrate import MIN_FAMILY_FIT, fit, fit_groups, pearson_r, report
 from accelsim.replay.project import Projection
 
 TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale
@@ -152,3 +152,20 @@ def test_report_lists_the_three_worst_kernels_of_each_family():
     rep = report("a", ["cpu"], None, False, rows, ["f"], [], rows, [])
     assert [w["label"] for w in rep["overall"]["worst"]] == ["k1", "k3", "k2"]
     assert rep["overall"]["mape_pct"] == pytest.approx(np.mean([5, 40, 12, 33, 1]))
+
+
+def test_report_compares_energy_only_when_asked_and_measured():
+    rows = [{"label": f"k{i}", "ape_pct": 10.0 * i, "projected_s": 1.0 + i / 10, "measured_s": 1.0, "family": "f",
+             "measured_j": 2.0, "projected_j": 2.0 + i, "measured_edp": 2.0, "projected_edp": (2.0 + i) * (1 + i / 10)}
+            for i in range(3)]
+    off = report("a", ["cpu"], None, False, rows, ["f"], [], rows, [])
+    assert "energy" not in off["overall"] and "edp" not in off["overall"]
+    on = report("a", ["cpu"], None, True, rows, ["f"], [], rows, [])
+    assert on["overall"]["energy"]["mape_pct"] == pytest.approx(50.0)  # mean of |2+i - 2| / 2 = 0, 0.5, 1
+    unmeasured = [dict(r, measured_j=None) for r in rows]
+    assert "energy" not in report("a", ["cpu"], None, True, unmeasured, ["f"], [], unmeasured, [])["overall"]
+
+
+def test_pearson_r_of_two_pairs_is_defined():
+    assert pearson_r([1.0, 2.0], [3.0, 5.0]) == pytest.approx(1.0)
+    assert pearson_r([1.0, 2.0], [5.0, 3.0]) == pytest.approx(-1.0)

@@ -191,6 +191,12 @@ def test_calibration_never_uses_held_out_records(many_rows):
     assert again["overall"]["mape_pct"] != base["overall"]["mape_pct"]
 
 
+def test_default_seed_is_zero(many_rows):
+    rep = validate(table_of(many_rows), CPU, calibrate_on=0.5)
+    assert rep["calibration"]["seed"] == 0
+    assert rep["calibration"]["train_ids"] == validate(table_of(many_rows), CPU, calibrate_on=0.5, seed=0)["calibration"]["train_ids"]
+
+
 def test_energy_compared_only_when_measured(rows):
     plain = validate(table_of(rows), CPU)
     assert not plain["energy_compared"] and any("energy not compared" in n for n in plain["notes"])
