@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.optimize import lsq_linear, minimize
 
-from accelsim.replay.calibrate import MIN_FAMILY_FIT, fit, fit_groups, pearson_r, report
+from accelsim.replay.calibrate import MIN_FAMILY_FIT, fit, fit_groups, pearson_r, report, split
 from accelsim.replay.project import Projection
 
 TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale
@@ -169,3 +169,28 @@ def test_report_compares_energy_only_when_asked_and_measured():
 def test_pearson_r_of_two_pairs_is_defined():
     assert pearson_r([1.0, 2.0], [3.0, 5.0]) == pytest.approx(1.0)
     assert pearson_r([1.0, 2.0], [5.0, 3.0]) == pytest.approx(-1.0)
+
+
+def test_one_coefficient_alone_when_the_others_would_be_negative():
+    """Measurements that fall with memory time and launches: the bounded optimum keeps the compute scale
+    alone (a one-coefficient subset), as the reference finds."""
+    rng = np.random.default_rng(11)
+    c = 10 ** rng.uniform(-4, -3, 20)
+    m = c * rng.uniform(0.1, 0.5, 20)
+    n = rng.integers(1, 4, 20)
+    y = 1.5 * c - 0.4 * m - 2e-6 * n
+    rows = [(Projection(float(a), float(b), 0.0, 0.0), int(k), float(t)) for a, b, k, t in zip(c, m, n, y)]
+    ref = relative_reference(np.column_stack([n, c, m]).astype(float), y)
+    assert ref[0] == 0.0 and ref[2] == 0.0 and ref[1] > 0
+    np.testing.assert_allclose(coefs(fit(rows, "test")), ref, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_split_keeps_one_of_each_side_and_holds_out_singletons(fraction):
+    """Groups of 1, 2 and 10 configurations: the single one is held out; every larger group has at least
+    one configuration on each side, round(fraction·n) trained otherwise."""
+    items = [types.SimpleNamespace(group=g) for g, size in (("one", 1), ("two", 2), ("ten", 10)) for _ in range(size)]
+    train, held = split(items, fraction, seed=0)
+    side = {g: sum(items[i].group == g for i in train) for g in ("one", "two", "ten")}
+    assert side == {"one": 0, "two": 1, "ten": min(9, max(1, round(fraction * 10)))}
+    assert sorted(train + held) == list(range(len(items)))

@@ -203,6 +203,7 @@ def test_projected_energy_is_dynamic_plus_leakage_over_the_projected_time(rows):
         assert p.leakage_w > 0
         assert k["projected_s"] == pytest.approx(p.compute_s + p.memory_s, rel=1e-12)
         assert k["projected_j"] == pytest.approx(p.dynamic_j + p.leakage_w * k["projected_s"], rel=1e-12)
+        assert k["ape_pct"] == pytest.approx(abs(k["projected_s"] - k["measured_s"]) / k["measured_s"] * 100, rel=1e-12)
 
 
 def test_split_refuses_fractions_outside_the_open_interval(many_rows):
