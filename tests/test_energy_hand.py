@@ -183,6 +183,21 @@ def test_dense_layer_by_hand():
     actions = {**memory_actions(rd, wr), "compute.mac.int8": M * N * K, "leakage.cycle": cycles}
     check(layer, cycles, 8 * 34, actions)
     assert layer.energy_breakdown["memory.dram"] == 896 * 200.0 + 192 * 260.0
+    assert layer.macs == layer.effectual_macs == M * N * K
+    assert layer.utilization == pytest.approx(M * N * K / (cycles * ROWS * COLS))
+
+
+def test_ragged_folds_form_a_repeated_block():
+    """K = 18 on 4 rows: 4 full row folds and an edge fold of 2, in each of 3 column folds (N = 12): the
+    mapping is one block of 2 column folds plus the last; 15 tiles of 34 cycles, each tile's MACs its rows'."""
+    (mp,) = lower_layer(arch(), Gemm("g", M, 12, 18)).mappings
+    assert mp.tiles == 15 and mp.compute_cycles == 15 * fold()
+    assert [type(g).__name__ for g in mp.groups] == ["TileBlock", "TileGroup", "TileGroup"]
+    block = mp.groups[0]
+    assert block.times == 2 and block.tiles == 10 and block.total_cycles == 10 * fold()
+    assert block.total_macs == 2 * (4 * M * 4 * 4 + M * 2 * 4)
+    assert sum(g.total_macs for g in mp.groups) == M * 12 * 18
+    assert mp.mapping_efficiency == pytest.approx((18 * 12) / (15 * ROWS * COLS))
 
 
 @pytest.mark.parametrize("count", [1, 3])
