@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.optimize import lsq_linear, minimize
 
-from accelsim.replay.calibrate import MIN_FAMILY_FIT, fit, fit_groups, pearson_r, report, split
+from accelsim.replay.calibrate import MIN_FAMILY_FIT, Params, fit, fit_groups, pearson_r, report, split
 from accelsim.replay.project import Projection
 
 TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale
@@ -194,3 +194,9 @@ def test_split_keeps_one_of_each_side_and_holds_out_singletons(fraction):
     side = {g: sum(items[i].group == g for i in train) for g in ("one", "two", "ten")}
     assert side == {"one": 0, "two": 1, "ten": min(9, max(1, round(fraction * 10)))}
     assert sorted(train + held) == list(range(len(items)))
+
+
+def test_undetermined_scale_predicts_no_time():
+    p = Projection(2e-3, 5e-3, 0.0, 0.0)
+    assert Params(3e-6, 1.5, None).predict(p, 4) == pytest.approx(4 * 3e-6 + 1.5 * 2e-3, rel=1e-15)
+    assert Params(3e-6, None, 2.0).predict(p, 2) == pytest.approx(2 * 3e-6 + 2.0 * 5e-3, rel=1e-15)

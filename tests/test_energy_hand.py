@@ -31,6 +31,7 @@ from accelsim import Gemm, Sparsity, load_arch, simulate
 from accelsim.model.arch import load_yaml
 from accelsim.model.engine import _transfer_time
 from accelsim.model.lowering import lower_layer
+from accelsim.model.mapping import operand_traffic
 
 ARCH_YAML = """
 version: 1
@@ -329,6 +330,64 @@ def test_two_unexploited_operands_keep_the_weight_density():
     swapped = simulate(arch(), Gemm("g", M, N, K, weight_sparsity=Sparsity.parse("u0.5"),
                                     input_sparsity=Sparsity.parse("3:8"))).layers[0]
     assert swapped.detail["executed"] == "dense" and swapped.effectual_macs == M * N * K / 2
+
+
+def test_one_column_fold_is_plain_groups():
+    """N = 4 fits the 4 columns: the full row folds and the edge fold, no block (K = 18: 4 + 1 folds)."""
+    (mp,) = lower_layer(arch(), Gemm("g", M, 4, 18)).mappings
+    assert [(g.count, g.macs) for g in mp.groups] == [(4, 4.0 * 4 * M), (1, 2.0 * 4 * M)]
+
+
+@pytest.mark.parametrize("capacity,refetch", [(100, 4), (191, 4), (192, 1)])
+def test_output_spills_per_row_fold_unless_its_tile_fits_in_bytes(capacity, refetch):
+    """fp16 outputs of 24×8 in 2 column folds: a tile is 24·4 elements = 192 bytes; below that the partial
+    sums leave and return once per row fold (4)."""
+    sizes = {"m": 24, "n": 8, "k": 16}
+    assert operand_traffic(("m", "n"), sizes, [("n", 2), ("k", 4)], capacity, 2) == 24 * 8 * 2 * refetch
+
+
+@pytest.mark.parametrize("capacity,refetch", [(767, 2), (768, 1)])
+def test_input_refetched_per_column_fold_unless_it_all_fits_in_bytes(capacity, refetch):
+    """fp16 input 24×16 = 768 bytes: re-read for each of the 2 column folds unless it fits whole; weights never."""
+    sizes = {"m": 24, "n": 8, "k": 16}
+    assert operand_traffic(("m", "k"), sizes, [("n", 2), ("k", 4)], capacity, 2) == 24 * 16 * 2 * refetch
+    assert operand_traffic(("k", "n"), sizes, [("n", 2), ("k", 4)], 0, 2) == 16 * 8 * 2
+
+
+TC_YAML = """
+version: 1
+name: hand_tc
+clock_ghz: 1.0
+compute: {kind: tensor_core, units: 8, macs_per_cycle: {fp16: 256}, tile_m: 64, tile_n: 64, tile_k: 32}
+memory:
+  - {name: hbm, bandwidth: 100}
+  - {name: l2, capacity_bytes: 4194304, bandwidth: 400}
+  - {name: smem, capacity_bytes: 1048576, bandwidth: 1600}
+energy: {mac_pj: {fp16: 1.0}}
+"""
+
+
+def test_split_k_by_hand():
+    """64×128×1024 fp16 on 8 SMs with 64×64×32 CTA tiles: 2 output tiles, 32 K-steps of 512 cycles. Splitting
+    K over s CTAs costs ⌈2s/8⌉·⌈32/s⌉·512 cycles plus writing and reading back s fp32 partial tiles through
+    L2 (2·s·64·128·4 B at 400 B/cycle); s ≤ 8 / 2 = 4. The cheapest is s = 4: one wave of 8 K-steps."""
+    a = load_arch(load_yaml(TC_YAML))
+    m, n, k = 64, 128, 1024
+
+    def estimate(s):
+        return math.ceil(2 * s / 8) * math.ceil(32 / s) * 512 + (2 * s * m * n * 4 / 400 if s > 1 else 0.0)
+
+    split = min(range(1, 5), key=lambda s: (estimate(s), s))
+    assert split == 4
+    layer = simulate(a, Gemm("g", m, n, k)).layers[0]
+    assert layer.detail["split_k"] == 4 and layer.compute_cycles == 8 * 512
+    (mp,) = lower_layer(a, Gemm("g", m, n, k)).mappings
+    (plain,) = lower_layer(load_arch(load_yaml(TC_YAML), {"compute.units": 2}), Gemm("g", m, n, k)).mappings
+    assert plain.tile["split_k"] == 1 and plain.compute_cycles == 32 * 512
+    partials = 4 * m * n * 4
+    assert mp.writes["l2"]["output"] - plain.writes["l2"]["output"] == partials
+    assert mp.reads["l2"]["output"] - plain.reads["l2"]["output"] == partials
+    assert mp.mapping_efficiency == pytest.approx(1.0) and plain.mapping_efficiency == pytest.approx(1.0)
 
 
 # ----------------------------------------------------------------------------- transfer time
