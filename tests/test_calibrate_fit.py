@@ -143,6 +143,9 @@ def test_family_and_group_fits_need_min_family_fit_configs():
     assert groups["fa/x"] is fams["fa"]  # the group is the whole trained family: no separate fit
     glob, fams, groups = fit_groups(items, proj, [0, 1, 2, 3, 4, 5])
     assert fams["fa"].source == "family (4 configs)" and groups["fa/x"].source == "group (3 configs)"
+    np.testing.assert_allclose(coefs(groups["fa/x"]), coefs(fit(rows, "x", glob.launch_overhead_s)), rtol=1e-12)
+    four = [(proj[i], items[i].launches, items[i].measured_s) for i in (0, 1, 2, 3)]
+    np.testing.assert_allclose(coefs(fams["fa"]), coefs(fit(four, "x", glob.launch_overhead_s)), rtol=1e-12)
     assert groups["fa/y"] is fams["fa"] and groups["fb/z"] is glob
 
 
