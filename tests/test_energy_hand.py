@@ -29,9 +29,9 @@ import pytest
 
 from accelsim import Gemm, Sparsity, load_arch, simulate
 from accelsim.model.arch import load_yaml
-from accelsim.model.engine import _transfer_time
+from accelsim.model.engine import _transfer_time, run_mapping
 from accelsim.model.lowering import lower_layer
-from accelsim.model.mapping import operand_traffic
+from accelsim.model.mapping import Mapping, TileGroup, operand_traffic
 
 ARCH_YAML = """
 version: 1
@@ -433,3 +433,15 @@ def test_load_bound_pipeline_runs_at_the_load_rate():
     a = arch(**{"memory.dram.bandwidth": 1})
     assert _transfer_time(a, _mapping(a)) == (896.0, 48.0)
     assert simulate(a, Gemm("g", M, N, K)).layers[0].cycles == 112 + 34 + 6 + 7 * 112
+
+
+def test_no_traffic_costs_no_cycles():
+    """A mapping that moves no bytes (all operands already on chip) takes exactly its compute cycles: no
+    fill, no drain, not even a rounded-up cycle."""
+    a = arch()
+    zero = {lvl.name: dict.fromkeys(("input", "weight", "output"), 0.0) for lvl in a.memory}
+    mp = Mapping("t", 1, 1, 1, "int8", {}, (), [TileGroup(3, 10.0, 1.0)], 1.0, 3.0, 3.0, zero,
+                 {k: dict(v) for k, v in zero.items()})
+    assert _transfer_time(a, mp) == (0.0, 0.0)
+    t = run_mapping(a, mp)
+    assert (t.cycles, t.compute_cycles, t.stall_cycles) == (30.0, 30.0, 0.0)
