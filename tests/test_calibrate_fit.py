@@ -150,11 +150,18 @@ def test_family_and_group_fits_need_min_family_fit_configs():
 
 
 def test_report_lists_the_three_worst_kernels_of_each_family():
-    rows = [{"label": f"k{i}", "ape_pct": ape, "projected_s": 1.0 + ape / 100, "measured_s": 1.0, "family": "f"}
-            for i, ape in enumerate([5.0, 40.0, 12.0, 33.0, 1.0])]
-    rep = report("a", ["cpu"], None, False, rows, ["f"], [], rows, [])
-    assert [w["label"] for w in rep["overall"]["worst"]] == ["k1", "k3", "k2"]
-    assert rep["overall"]["mape_pct"] == pytest.approx(np.mean([5, 40, 12, 33, 1]))
+    rows = [{"label": f"k{i}", "ape_pct": ape, "projected_s": 1.0 + ape / 100, "measured_s": 1.0, "family": "f",
+             "group": "f/a" if i < 2 else "f/b"} for i, ape in enumerate([5.0, 40.0, 12.0, 33.0, 1.0])]
+    rows.append({"label": "g0", "ape_pct": 20.0, "projected_s": 0.8, "measured_s": 1.0, "family": "g", "group": "g/a"})
+    rep = report("a", ["cpu"], None, False, rows, ["f", "g", "h"], ["f/a", "f/b", "g/a", "h/a"], rows, [])
+    assert [w["label"] for w in rep["overall"]["worst"]] == ["k1", "k3", "g0"]
+    assert rep["overall"]["mape_pct"] == pytest.approx(np.mean([5, 40, 12, 33, 1, 20]))
+    # one report per family and per group that has scored rows (h has none), each over its own rows
+    assert [(f["family"], f["n"]) for f in rep["families"]] == [("f", 5), ("g", 1)]
+    assert [w["label"] for w in rep["families"][0]["worst"]] == ["k1", "k3", "k2"]
+    assert rep["families"][0]["mape_pct"] == pytest.approx(np.mean([5, 40, 12, 33, 1]))
+    assert [(g["family"], g["n"]) for g in rep["groups"]] == [("f/a", 2), ("f/b", 3), ("g/a", 1)]
+    assert rep["groups"][1]["mape_pct"] == pytest.approx(np.mean([12, 33, 1]))
 
 
 def test_report_compares_energy_only_when_asked_and_measured():

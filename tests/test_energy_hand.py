@@ -332,6 +332,13 @@ def test_two_unexploited_operands_keep_the_weight_density():
     assert swapped.detail["executed"] == "dense" and swapped.effectual_macs == M * N * K / 2
 
 
+@pytest.mark.parametrize("n,k,tile", [(12, 18, {"m": 24, "n": 8, "k": 4}), (5, 3, {"m": 24, "n": 5, "k": 3})])
+def test_ws_tile_is_the_array_or_the_layer_if_smaller(n, k, tile):
+    """On a 4-row × 8-column WS array the tile spans K over the rows and N over the columns."""
+    (mp,) = lower_layer(arch(**{"compute.cols": 8}), Gemm("g", M, n, k)).mappings
+    assert mp.tile == tile and mp.loop_order == ("n", "k")
+
+
 def test_one_column_fold_is_plain_groups():
     """N = 4 fits the 4 columns: the full row folds and the edge fold, no block (K = 18: 4 + 1 folds)."""
     (mp,) = lower_layer(arch(), Gemm("g", M, 4, 18)).mappings

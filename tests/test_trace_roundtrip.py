@@ -107,8 +107,15 @@ def test_time_call_on_device_events_and_energy_window(monkeypatch):
     monkeypatch.setattr(trace, "_energy_mj", lambda h: next(counter))
     monkeypatch.setattr(trace, "_power_w", lambda h: 64.0)
     monkeypatch.setattr(trace, "_clocks", lambda h: (1410.0, 1215.0))
-    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, window: (done + 2, 1.5, next(counter)))
+    windows = []
+
+    def window(call, h, sync, done, started, min_window_s):
+        windows.append(min_window_s)
+        return done + 2, 1.5, next(counter)
+
+    monkeypatch.setattr(trace, "energy_window", window)
     t = time_call(lambda: None, xp=xp, warmup=1, repeats=3)
+    assert windows == [1.0]  # the default window: NVML's counter needs at least a second
     assert t.times_s == (2e-3, 6e-3, 4e-3) and (t.median_s, t.min_s, t.max_s) == (4e-3, 2e-3, 6e-3)
     assert t.energy_j == pytest.approx(0.25, rel=1e-12) and t.energy_calls == 5 and t.energy_window_s == 1.5
     assert (t.sm_clock_mhz, t.mem_clock_mhz, t.idle_power_w) == (1410.0, 1215.0, 64.0)
