@@ -31,7 +31,7 @@ from accelsim import Gemm, Sparsity, load_arch, simulate
 from accelsim.model.arch import load_yaml
 from accelsim.model.engine import _transfer_time, run_mapping
 from accelsim.model.lowering import lower_layer
-from accelsim.model.mapping import Mapping, TileGroup, operand_traffic
+from accelsim.model.mapping import Mapping, TileGroup, operand_traffic, roofline_cycles
 
 ARCH_YAML = """
 version: 1
@@ -374,27 +374,44 @@ energy: {mac_pj: {fp16: 1.0}}
 """
 
 
-def test_split_k_by_hand():
-    """64×128×1024 fp16 on 8 SMs with 64×64×32 CTA tiles: 2 output tiles, 32 K-steps of 512 cycles. Splitting
-    K over s CTAs costs ⌈2s/8⌉·⌈32/s⌉·512 cycles plus writing and reading back s fp32 partial tiles through
-    L2 (2·s·64·128·4 B at 400 B/cycle); s ≤ 8 / 2 = 4. The cheapest is s = 4: one wave of 8 K-steps."""
-    a = load_arch(load_yaml(TC_YAML))
+@pytest.mark.parametrize("l2_bw,count,split", [(400, 1, 4), (10, 1, 1), (400, 2, 2)])
+def test_split_k_by_hand(l2_bw, count, split):
+    """64×128×1024 fp16 (``count`` copies batched) on 8 SMs with 64×64×32 CTA tiles: 2·count output tiles,
+    32 K-steps of 512 cycles. Splitting K over s CTAs costs ⌈2·count·s/8⌉·⌈32/s⌉·512 cycles plus writing
+    and reading back s fp32 partial tiles through L2 (2·s·64·128·count·4 B at the L2 bandwidth), with
+    s ≤ 8 / (2·count). Ample L2: s = 4 (one wave of 8 K-steps); a 10 B/cycle L2 makes partials too dear."""
+    a = load_arch(load_yaml(TC_YAML), {"memory.l2.bandwidth": l2_bw})
     m, n, k = 64, 128, 1024
+    ctas = 2 * count
 
     def estimate(s):
-        return math.ceil(2 * s / 8) * math.ceil(32 / s) * 512 + (2 * s * m * n * 4 / 400 if s > 1 else 0.0)
+        partial = 2 * s * m * n * count * 4 / l2_bw if s > 1 else 0.0
+        return math.ceil(ctas * s / 8) * math.ceil(32 / s) * 512 + partial
 
-    split = min(range(1, 5), key=lambda s: (estimate(s), s))
-    assert split == 4
-    layer = simulate(a, Gemm("g", m, n, k)).layers[0]
-    assert layer.detail["split_k"] == 4 and layer.compute_cycles == 8 * 512
-    (mp,) = lower_layer(a, Gemm("g", m, n, k)).mappings
-    (plain,) = lower_layer(load_arch(load_yaml(TC_YAML), {"compute.units": 2}), Gemm("g", m, n, k)).mappings
+    assert min(range(1, 8 // ctas + 1), key=lambda s: (estimate(s), s)) == split
+    gemm = Gemm("g", m, n, k, count=count)
+    layer = simulate(a, gemm).layers[0]
+    waves = math.ceil(ctas * split / 8)
+    assert layer.detail["split_k"] == split and layer.compute_cycles == waves * math.ceil(32 / split) * 512
+    (mp,) = lower_layer(a, gemm).mappings
+    (plain,) = lower_layer(load_arch(load_yaml(TC_YAML), {"compute.units": ctas}), gemm).mappings
     assert plain.tile["split_k"] == 1 and plain.compute_cycles == 32 * 512
-    partials = 4 * m * n * 4
+    partials = split * m * n * 4 * count if split > 1 else 0
     assert mp.writes["l2"]["output"] - plain.writes["l2"]["output"] == partials
     assert mp.reads["l2"]["output"] - plain.reads["l2"]["output"] == partials
-    assert mp.mapping_efficiency == pytest.approx(1.0) and plain.mapping_efficiency == pytest.approx(1.0)
+    # every SM of every wave busy on full tiles
+    assert mp.mapping_efficiency == pytest.approx(m * n * k * count / (waves * 8 * 64 * 64 * math.ceil(32 / split) * 32))
+    want = max(mp.compute_cycles, *(sum(mp.level_bytes(l.name)) / l.bandwidth for l in a.memory))
+    assert roofline_cycles(a, mp) == want
+
+
+def test_split_k_on_one_memory_level_reduces_there():
+    """With HBM alone the partial sums meet in HBM (s = 4 still pays: 4096 + 2·4·32768/100 < 16384). With
+    nothing inside HBM to hold the output, the fp16 output is written once per K-step (32) besides."""
+    doc = load_yaml(TC_YAML)
+    doc["memory"] = doc["memory"][:1]
+    (mp,) = lower_layer(load_arch(doc), Gemm("g", 64, 128, 1024)).mappings
+    assert mp.tile["split_k"] == 4 and mp.writes["hbm"]["output"] == 64 * 128 * 2 * 32 + 4 * 64 * 128 * 4
 
 
 # ----------------------------------------------------------------------------- transfer time

@@ -119,3 +119,23 @@ def test_time_call_on_device_events_and_energy_window(monkeypatch):
     assert t.times_s == (2e-3, 6e-3, 4e-3) and (t.median_s, t.min_s, t.max_s) == (4e-3, 2e-3, 6e-3)
     assert t.energy_j == pytest.approx(0.25, rel=1e-12) and t.energy_calls == 5 and t.energy_window_s == 1.5
     assert (t.sm_clock_mhz, t.mem_clock_mhz, t.idle_power_w) == (1410.0, 1215.0, 64.0)
+
+
+def test_version_1_file_reads_with_the_three_new_columns_null(tmp_path):
+    """A version-1 trace (no energy window, calls or idle power) reads with those columns null, the rest kept."""
+    import pyarrow.parquet as pq
+
+    rec = Recorder()
+    rec.add(timing=TIMING, **GIVEN)
+    old = rec.table().drop_columns(["energy_window_s", "energy_calls", "idle_power_w"])
+    old = old.replace_schema_metadata({b"accelsim.trace.schema_version": b"1"})
+    pq.write_table(old, tmp_path / "v1.parquet")
+    row = read_traces(tmp_path).to_pylist()[0]
+    assert (row["energy_window_s"], row["energy_calls"], row["idle_power_w"]) == (None, None, None)
+    assert (row["energy_j"], row["time_min_s"], row["flops_effectual"]) == (0.125, 1.0e-3, 3440640)
+
+
+def test_idle_power_is_the_median_of_five_readings(monkeypatch):
+    readings = iter([90.0, 10.0, 30.0, 20.0, 95.0, 200.0, 300.0])
+    monkeypatch.setattr(trace, "_power_w", lambda h: next(readings))
+    assert trace.idle_power("gpu0", interval_s=0.0) == 30.0
