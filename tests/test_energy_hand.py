@@ -337,6 +337,9 @@ def test_ws_tile_is_the_array_or_the_layer_if_smaller(n, k, tile):
     """On a 4-row × 8-column WS array the tile spans K over the rows and N over the columns."""
     (mp,) = lower_layer(arch(**{"compute.cols": 8}), Gemm("g", M, n, k)).mappings
     assert mp.tile == tile and mp.loop_order == ("n", "k")
+    assert mp.tiles == math.ceil(k / 4) * math.ceil(n / 8)
+    # the input is re-read once per column fold when it overflows its 256 B partition
+    assert mp.reads["dram"]["input"] == M * k * (math.ceil(n / 8) if M * k > PART else 1)
 
 
 def test_one_column_fold_is_plain_groups():

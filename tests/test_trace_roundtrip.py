@@ -139,3 +139,11 @@ def test_idle_power_is_the_median_of_five_readings(monkeypatch):
     readings = iter([90.0, 10.0, 30.0, 20.0, 95.0, 200.0, 300.0])
     monkeypatch.setattr(trace, "_power_w", lambda h: next(readings))
     assert trace.idle_power("gpu0", interval_s=0.0) == 30.0
+
+
+def test_time_call_defaults_to_three_warmup_and_ten_timed_calls(monkeypatch):
+    ticks = iter(float(i) for i in range(100))
+    calls = []
+    monkeypatch.setattr(trace, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    t = time_call(lambda: calls.append(1), xp=np)
+    assert len(calls) == 13 and t.warmup == 3 and t.repeats == 10 and t.times_s == (1.0,) * 10
