@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from scipy.optimize import lsq_linear, minimize
 
-from accelsim.replay.calibrate import MIN_FAMILY_FIT, Params, fit, fit_groups, pearson_r, report, split
+from accelsim.errors import AccelsimError
+from accelsim.replay.calibrate import MIN_FAMILY_FIT, Params, fit, fit_groups, mape, pearson_r, report, split
 from accelsim.replay.project import Projection
 
 TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale
@@ -210,3 +211,25 @@ def test_undetermined_scale_predicts_no_time():
     p = Projection(2e-3, 5e-3, 0.0, 0.0)
     assert Params(3e-6, 1.5, None).predict(p, 4) == pytest.approx(4 * 3e-6 + 1.5 * 2e-3, rel=1e-15)
     assert Params(3e-6, None, 2.0).predict(p, 2) == pytest.approx(2 * 3e-6 + 2.0 * 5e-3, rel=1e-15)
+
+
+def test_uncalibrated_params_predict_the_engine_time():
+    p = Projection(2e-3, 5e-3, 0.0, 0.0)
+    assert Params().predict(p, 7) == p.compute_s + p.memory_s
+    assert Params().to_dict() == {"launch_overhead_s": 0.0, "compute_efficiency": 1.0, "bandwidth_fraction": 1.0,
+                                  "source": "uncalibrated"}
+
+
+def test_mape_refuses_unpaired_or_empty_sequences():
+    for p, m in (([1.0, 2.0], [1.0]), ([], [])):
+        with pytest.raises(AccelsimError, match="equal, non-empty"):
+            mape(p, m)
+
+
+def test_report_correlates_log_times_below_one_second():
+    rows = [{"label": f"k{i}", "ape_pct": abs(p / m - 1) * 100, "projected_s": p, "measured_s": m, "family": "f",
+             "group": "f"} for i, (p, m) in enumerate([(1e-4, 2e-4), (3e-3, 2e-3), (5e-2, 8e-2)])]
+    overall = report("a", ["cpu"], None, False, rows, ["f"], ["f"], rows, [])["overall"]
+    lp, lm = np.log10([1e-4, 3e-3, 5e-2]), np.log10([2e-4, 2e-3, 8e-2])
+    assert overall["pearson_r_log10"] == pytest.approx(np.corrcoef(lp, lm)[0, 1], rel=1e-12)
+    assert overall["pearson_r"] == pytest.approx(np.corrcoef([1e-4, 3e-3, 5e-2], [2e-4, 2e-3, 8e-2])[0, 1], rel=1e-12)

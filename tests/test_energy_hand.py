@@ -340,6 +340,8 @@ def test_ws_tile_is_the_array_or_the_layer_if_smaller(n, k, tile):
     assert mp.tiles == math.ceil(k / 4) * math.ceil(n / 8)
     # the input is re-read once per column fold when it overflows its 256 B partition
     assert mp.reads["dram"]["input"] == M * k * (math.ceil(n / 8) if M * k > PART else 1)
+    # the array writes each output once per row fold into the SRAM (nothing inside it keeps them)
+    assert mp.writes["sram"]["output"] == M * n * math.ceil(k / 4)
 
 
 def test_one_column_fold_is_plain_groups():

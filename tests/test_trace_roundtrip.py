@@ -135,10 +135,13 @@ def test_version_1_file_reads_with_the_three_new_columns_null(tmp_path):
     assert (row["energy_j"], row["time_min_s"], row["flops_effectual"]) == (0.125, 1.0e-3, 3440640)
 
 
-def test_idle_power_is_the_median_of_five_readings(monkeypatch):
+def test_idle_power_is_the_median_of_five_readings_20_ms_apart(monkeypatch):
     readings = iter([90.0, 10.0, 30.0, 20.0, 95.0, 200.0, 300.0])
+    sleeps = []
     monkeypatch.setattr(trace, "_power_w", lambda h: next(readings))
-    assert trace.idle_power("gpu0", interval_s=0.0) == 30.0
+    monkeypatch.setattr(trace, "time", types.SimpleNamespace(sleep=sleeps.append))
+    assert trace.idle_power("gpu0") == 30.0
+    assert sleeps == [0.02] * 4
 
 
 def test_time_call_defaults_to_three_warmup_and_ten_timed_calls(monkeypatch):
