@@ -68,8 +68,49 @@ SKIP = {
     "accelsim.replay.calibrate": {"plot_validation": "draws a figure (matplotlib), no number to check"},
 }
 
-#: (module, mutant id) → why no test can tell the mutant from the original. Filled from the report.
-EQUIVALENT: dict[tuple[str, int], str] = {}
+_E = "accelsim.model.engine"
+_NO_DIFF = "; 0 of 2000 random pipelines differ (bench/mutation_engine_equiv.py)"
+_P2 = ("only changes how two passes compose into one period (p = 2); no mapping reaches a period-2 steady state "
+       "(none of 2000 random pipelines, none in the suite), so every jump has p = 1" + _NO_DIFF)
+#: (module, mutant id) → why no test can tell the mutant from the original (ids as ``--list`` numbers them on
+#: the sources of this commit; a change to a module renumbers its mutants).
+EQUIVALENT: dict[tuple[str, int], str] = {
+    (_E, 9): "periods (2, 2): a period-1 steady state is also one of period 2, found a pass later" + _NO_DIFF,
+    (_E, 10): "periods (1, 3): detection of period 2 dropped; " + _P2,
+    (_E, 27): "`or 2.0` replaces a zero MAC total, and every mapping has MACs (m, n, k >= 1)",
+    (_E, 53): "the free-buffer container never holds more than its 2 initial slots (each put follows a get), "
+              "so a capacity of 3 never binds" + _NO_DIFF,
+    (_E, 55): "the filled-buffer container never holds more than 2 (the loader needs a free slot first)" + _NO_DIFF,
+    (_E, 84): "`done + p < times`: the last period is then run pass by pass instead of jumped: same events" + _NO_DIFF,
+    (_E, 89): "max(w, s[2]) = max(w, s[1]) = w: the writer finishes after the last compute, which ends after "
+              "the one before it" + _NO_DIFF,
+    (_E, 101): "`done - p <= times` admits a jump of q = 0 periods when fewer than p passes remain; with p = 1 "
+               "that never happens (q >= 1 whenever a pass remains)" + _NO_DIFF,
+    (_E, 102): "`(times - done) / p` equals `//` for p = 1; " + _P2,
+    (_E, 103): "`q / p` equals `q * p` for p = 1; " + _P2,
+    (_E, 137): "`b - a1` in composing passes: b starts at -inf, so only a second pass (p = 2) sees it; " + _P2,
+    ("accelsim.model.mapping", 23): "the default of Mapping.issued_macs: the one constructor call (map_gemm) passes it",
+    ("accelsim.model.mapping", 39): "the default count of _tensor_core_groups: its one caller passes count",
+    ("accelsim.model.mapping", 44): "with split-K, ctas·split <= units (split <= units // ctas): one wave and one tile "
+                                    "group either way, whose MACs are then normalised to the dense total",
+    ("accelsim.model.mapping", 92): "a constant factor on the average MACs per tile, normalised away when the groups' "
+                                    "MACs are scaled to the dense total",
+    ("accelsim.model.mapping", 93): "as mapping:92 (another factor of the same constant)",
+    ("accelsim.model.mapping", 101): "`or 2.0` replaces a zero MAC total; every mapping has MACs",
+    ("accelsim.model.sparsity", 94): "`q.m / p.m` equals `q.m // p.m` on this branch, where p.m divides q.m",
+    ("accelsim.model.sparsity", 106): "keeping the two best operands instead of one: only the first is used",
+    ("accelsim.replay.calibrate", 59): "`err <= best - 1e-12` differs from `<` only on an exact tie of two subsets' "
+                                       "squared errors, which then fit the data equally",
+    ("accelsim.replay.calibrate", 86): "refusing a subset with a coefficient exactly 0.0 as well as negative ones: a "
+                                       "least-squares coefficient on a live (non-zero) column is never exactly 0",
+    ("accelsim.replay.calibrate", 87): "accepting a subset up to 1e-12 worse in squared relative error: the same fit "
+                                       "to far below the data's precision",
+    ("accelsim.replay.calibrate", 101): "`v >= 0` for `v > 0`: measured and projected times are positive (the trace "
+                                        "reader refuses others; a projection has a positive time)",
+    ("kernels.trace", 8): "_kind's fallback for a type that is neither number, text nor time: None or its name, both "
+                          "unequal to every schema kind, so the same error",
+    ("kernels.trace", 20): "`<=` for `<` on elapsed wall time against the window: equality has probability zero",
+}
 
 _PAIRS = [("min", "max"), ("min_s", "max_s"), ("time_min_s", "time_max_s"), ("read", "write"),
           ("read_pj_per_byte", "write_pj_per_byte"), ("metadata_decode_pj", "index_select_pj"),
