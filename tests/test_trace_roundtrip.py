@@ -150,3 +150,92 @@ def test_time_call_defaults_to_three_warmup_and_ten_timed_calls(monkeypatch):
     monkeypatch.setattr(trace, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
     t = time_call(lambda: calls.append(1), xp=np)
     assert len(calls) == 13 and t.warmup == 3 and t.repeats == 10 and t.times_s == (1.0,) * 10
+
+
+def _write(table, path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path)
+    return path
+
+
+def _good_table():
+    rec = Recorder()
+    rec.add(timing=TIMING, **GIVEN)
+    return rec.table()
+
+
+POSITIVE, NON_NEGATIVE = "must be a positive finite number", "must be finite and >= 0"
+
+
+@pytest.mark.parametrize("col,value,why", [
+    *[(c, 0, POSITIVE) for c in ("time_median_s", "time_min_s", "time_max_s", "repeats", "m", "n", "k")],
+    *[(c, -1, NON_NEGATIVE) for c in ("warmup", "flops_dense", "flops_effectual", "bytes_min", "energy_j",
+                                      "sm_clock_mhz", "mem_clock_mhz")],
+    ("density", 1.5, "must be in (0, 1]"), ("time_min_s", float("nan"), POSITIVE), ("energy_j", float("inf"), NON_NEGATIVE),
+])
+def test_reader_refuses_a_value_no_measurement_makes(tmp_path, col, value, why):
+    """Each positive column refuses 0, each non-negative one -1, naming the file, row, column and value."""
+    import pyarrow as pa
+
+    t = _good_table()
+    i = t.schema.get_field_index(col)
+    t = t.set_column(i, t.schema.field(col), pa.array([value], t.schema.field(col).type))
+    f = _write(t, tmp_path / "bad.parquet")
+    with pytest.raises(trace.TraceError) as exc:
+        read_traces(f)
+    msg = str(exc.value)
+    assert f"bad.parquet: row 0 (nm_spmm): {col} = " in msg and msg.endswith(why)
+
+
+def test_reader_accepts_zero_where_non_negative_and_refuses_year_10000(tmp_path):
+    import pyarrow as pa
+
+    t = _good_table()
+    for col in ("warmup", "flops_effectual", "energy_j"):
+        i = t.schema.get_field_index(col)
+        t = t.set_column(i, t.schema.field(col), pa.array([0], t.schema.field(col).type))
+    assert read_traces(_write(t, tmp_path / "zero.parquet")).to_pylist()[0]["flops_effectual"] == 0
+    year_10000 = 253_402_300_800 * 10**6  # µs since 1970
+    i = t.schema.get_field_index("timestamp")
+    for stamp, ok in ((year_10000 - 1, True), (year_10000, False)):
+        col = pa.array([stamp], pa.int64()).cast(t.schema.field("timestamp").type)
+        f = _write(t.set_column(i, t.schema.field("timestamp"), col), tmp_path / f"t{stamp}.parquet")
+        if ok:
+            assert trace._read_one(f).num_rows == 1
+        else:
+            with pytest.raises(trace.TraceError, match="timestamp"):
+                trace._read_one(f)
+
+
+def test_flush_names_parts_in_order_and_reads_a_single_file(tmp_path):
+    rec = Recorder(tmp_path, run_id="run-9")
+    assert rec.flush() is None  # nothing pending
+    rec.add(timing=TIMING, **GIVEN)
+    first = rec.flush()
+    rec.add(timing=TIMING, **GIVEN)
+    second = rec.flush()
+    assert (first.name, second.name) == ("part-run-9-0000.parquet", "part-run-9-0001.parquet")
+    assert read_traces(first).num_rows == 1 and trace.trace_files(first) == [first]
+
+
+def test_energy_window_counts_each_call_until_the_window_closes(monkeypatch):
+    ticks = iter([0.3, 0.6, 0.9, 1.2, 1.25])
+    calls = []
+    monkeypatch.setattr(trace, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    monkeypatch.setattr(trace, "_energy_mj", lambda h: 4321)
+    got = trace.energy_window(lambda: calls.append(1), "gpu0", lambda: None, 10, 0.0, 1.0)
+    assert got == (13, 1.25, 4321) and len(calls) == 3
+
+
+def test_energy_per_call_needs_the_counter_to_advance(monkeypatch):
+    xp = types.SimpleNamespace(__name__="cupy", cuda=types.SimpleNamespace(
+        get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None)))
+    monkeypatch.setattr(trace, "_nvml_handle", lambda: "gpu0")
+    monkeypatch.setattr(trace, "_power_w", lambda h: 50.0)
+    monkeypatch.setattr(trace, "_energy_mj", lambda h: 1000)
+    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (4, 1.0, 1000))
+    assert trace.energy_per_call(lambda: None, xp=xp) is None  # no rise: no energy, not zero
+    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (4, 1.0, 1800))
+    e = trace.energy_per_call(lambda: None, xp=xp)
+    assert (e.energy_j, e.energy_calls, e.energy_window_s, e.idle_power_w) == (0.2, 4, 1.0, 50.0)
