@@ -338,6 +338,10 @@ def test_ws_tile_is_the_array_or_the_layer_if_smaller(n, k, tile):
     (mp,) = lower_layer(arch(**{"compute.cols": 8}), Gemm("g", M, n, k)).mappings
     assert mp.tile == tile and mp.loop_order == ("n", "k")
     assert mp.tiles == math.ceil(k / 4) * math.ceil(n / 8)
+    if n == 12:  # a block of the full column fold (8 columns), then the 4-column edge fold
+        assert [g.total_macs for g in mp.groups] == [M * 8 * 18, M * 4 * 16, M * 4 * 2]
+    else:  # one row fold of 3 rows, one column fold of 5 columns
+        assert [(g.count, g.macs) for g in mp.groups] == [(1, float(M * 5 * 3))]
     # the input is re-read once per column fold when it overflows its 256 B partition
     assert mp.reads["dram"]["input"] == M * k * (math.ceil(n / 8) if M * k > PART else 1)
     # the array writes each output once per row fold into the SRAM (nothing inside it keeps them)
@@ -379,12 +383,13 @@ energy: {mac_pj: {fp16: 1.0}}
 """
 
 
-@pytest.mark.parametrize("l2_bw,count,split", [(400, 1, 4), (10, 1, 1), (400, 2, 2)])
+@pytest.mark.parametrize("l2_bw,count,split", [(400, 1, 4), (10, 1, 1), (400, 2, 2), (16, 1, 1)])
 def test_split_k_by_hand(l2_bw, count, split):
     """64×128×1024 fp16 (``count`` copies batched) on 8 SMs with 64×64×32 CTA tiles: 2·count output tiles,
     32 K-steps of 512 cycles. Splitting K over s CTAs costs ⌈2·count·s/8⌉·⌈32/s⌉·512 cycles plus writing
     and reading back s fp32 partial tiles through L2 (2·s·64·128·count·4 B at the L2 bandwidth), with
-    s ≤ 8 / (2·count). Ample L2: s = 4 (one wave of 8 K-steps); a 10 B/cycle L2 makes partials too dear."""
+    s ≤ 8 / (2·count). Ample L2: s = 4 (one wave of 8 K-steps); a 10 B/cycle L2 makes partials too dear; at
+    16 B/cycle s = 2 ties with s = 1 (8192 + 8192 = 16384 cycles) and the tie goes to the smaller split."""
     a = load_arch(load_yaml(TC_YAML), {"memory.l2.bandwidth": l2_bw})
     m, n, k = 64, 128, 1024
     ctas = 2 * count
