@@ -239,3 +239,29 @@ def test_energy_per_call_needs_the_counter_to_advance(monkeypatch):
     monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (4, 1.0, 1800))
     e = trace.energy_per_call(lambda: None, xp=xp)
     assert (e.energy_j, e.energy_calls, e.energy_window_s, e.idle_power_w) == (0.2, 4, 1.0, 50.0)
+
+
+def test_time_call_without_a_counter_rise_records_no_energy(monkeypatch):
+    cuda = types.SimpleNamespace(Event=lambda: types.SimpleNamespace(record=lambda s: None),
+                                 get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None),
+                                 get_elapsed_time=lambda s, e: 1.0)
+    xp = types.SimpleNamespace(__name__="cupy", cuda=cuda)
+    monkeypatch.setattr(trace, "_nvml_handle", lambda: "gpu0")
+    monkeypatch.setattr(trace, "_energy_mj", lambda h: 500)
+    monkeypatch.setattr(trace, "_power_w", lambda h: 60.0)
+    monkeypatch.setattr(trace, "_clocks", lambda h: (1.0, 2.0))
+    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (done + 1, 1.1, 500))
+    t = time_call(lambda: None, xp=xp, warmup=0, repeats=2)
+    assert (t.energy_j, t.energy_window_s, t.energy_calls) == (None, None, None) and t.times_s == (1e-3, 1e-3)
+
+
+def test_reader_refuses_text_in_a_number_column(tmp_path):
+    """"128" would cast to a number; the reader refuses it by kind, naming the column and both types."""
+    import pyarrow as pa
+
+    t = _good_table()
+    i = t.schema.get_field_index("m")
+    t = t.set_column(i, pa.field("m", pa.string()), pa.array(["128"]))
+    f = _write(t, tmp_path / "text.parquet")
+    with pytest.raises(trace.TraceError, match="column 'm' holds string values, the trace schema has int64"):
+        read_traces(f)
