@@ -415,6 +415,16 @@ def test_split_k_by_hand(l2_bw, count, split):
     assert roofline_cycles(a, mp) == want
 
 
+def test_tensor_core_waves_share_the_macs_by_busy_sms():
+    """320×128×1024: 5 × 2 = 10 CTAs on 8 SMs (no split: none idle in the first wave): a full wave and a
+    wave of 2, each 32 K-steps of 512 cycles; the waves' MACs in the ratio 8 : 2."""
+    (mp,) = lower_layer(load_arch(load_yaml(TC_YAML)), Gemm("g", 320, 128, 1024)).mappings
+    dense = 320 * 128 * 1024
+    assert mp.tile["split_k"] == 1 and mp.compute_cycles == 2 * 32 * 512
+    assert [(g.count, g.total_macs) for g in mp.groups] == [(32, 0.8 * dense), (32, 0.2 * dense)]
+    assert mp.mapping_efficiency == pytest.approx(dense / (2 * 8 * 64 * 64 * 32 * 32))
+
+
 def test_split_k_on_one_memory_level_reduces_there():
     """With HBM alone the partial sums meet in HBM (s = 4 still pays: 4096 + 2·4·32768/100 < 16384). With
     nothing inside HBM to hold the output, the fp16 output is written once per K-step (32) besides."""
