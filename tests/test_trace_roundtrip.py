@@ -265,3 +265,11 @@ def test_reader_refuses_text_in_a_number_column(tmp_path):
     f = _write(t, tmp_path / "text.parquet")
     with pytest.raises(trace.TraceError, match="column 'm' holds string values, the trace schema has int64"):
         read_traces(f)
+
+
+def test_a_row_without_xp_describes_the_numpy_device(monkeypatch):
+    """Rows recorded without ``xp`` are NumPy runs: the device is NumPy's even when another backend is the default."""
+    seen = []
+    monkeypatch.setattr(trace, "device_info", lambda xp: seen.append(xp) or {"device_name": "cpu0"})
+    row = Recorder().add(timing=TIMING, **GIVEN)
+    assert seen == [np] and row["backend"] == "numpy" and row["device_name"] == "cpu0"
