@@ -99,9 +99,13 @@ EQUIVALENT: dict[tuple[str, int], str] = {
     ("accelsim.model.mapping", 101): "`or 2.0` replaces a zero MAC total; every mapping has MACs",
     ("accelsim.model.mapping", 134): "`len(memory) > 2`: with two levels memory[-2] is memory[0] anyway",
     ("accelsim.model.mapping", 144): "as mapping:92 (another factor of the same constant)",
+    ("accelsim.model.mapping", 259): "`ctas / split` for `ctas * split` in the split estimate: both round up to one "
+                                     "wave, since split <= units // ctas (and split = 1 leaves them equal)",
     ("accelsim.model.mapping", 195): "as mapping:92 (another factor of the same constant)",
     ("accelsim.model.sparsity", 94): "`q.m / p.m` equals `q.m // p.m` on this branch, where p.m divides q.m",
     ("accelsim.model.sparsity", 106): "keeping the two best operands instead of one: only the first is used",
+    ("accelsim.replay.calibrate", 58): "`range(1, len(live) + 2)`: the extra size exceeds the live columns, and "
+                                       "combinations of more items than there are yield nothing",
     ("accelsim.replay.calibrate", 59): "`err <= best - 1e-12` differs from `<` only on an exact tie of two subsets' "
                                        "squared errors, which then fit the data equally",
     ("accelsim.replay.calibrate", 86): "refusing a subset with a coefficient exactly 0.0 as well as negative ones: a "

@@ -348,6 +348,12 @@ def test_ws_tile_is_the_array_or_the_layer_if_smaller(n, k, tile):
     assert mp.writes["sram"]["output"] == M * n * math.ceil(k / 4)
 
 
+def test_equal_column_folds_merge_into_one_group():
+    """K = 4 fills the rows once; N = 8 is two full column folds: one group of 2 identical tiles."""
+    (mp,) = lower_layer(arch(), Gemm("g", M, 8, 4)).mappings
+    assert [(type(g).__name__, g.count, g.macs) for g in mp.groups] == [("TileGroup", 2, float(4 * 4 * M))]
+
+
 def test_one_column_fold_is_plain_groups():
     """N = 4 fits the 4 columns: the full row folds and the edge fold, no block (K = 18: 4 + 1 folds)."""
     (mp,) = lower_layer(arch(), Gemm("g", M, 4, 18)).mappings

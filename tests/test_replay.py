@@ -206,6 +206,12 @@ def test_projected_energy_is_dynamic_plus_leakage_over_the_projected_time(rows):
         assert k["ape_pct"] == pytest.approx(abs(k["projected_s"] - k["measured_s"]) / k["measured_s"] * 100, rel=1e-12)
 
 
+def test_what_was_compared_comes_before_the_device_notes(rows):
+    other = [dict(r, device_name="Zeta Quux 9000 processor") for r in rows]
+    notes = validate(table_of(other), CPU)["notes"]
+    assert notes[0].startswith("compared time of") and "describes another CPU" in notes[1]
+
+
 def test_split_refuses_fractions_outside_the_open_interval(many_rows):
     items = items_from_table(table_of(many_rows), CPU)
     for bad in (0.0, 1.0, -0.5):
