@@ -389,13 +389,14 @@ energy: {mac_pj: {fp16: 1.0}}
 """
 
 
-@pytest.mark.parametrize("l2_bw,count,split", [(400, 1, 4), (10, 1, 1), (400, 2, 2), (16, 1, 1)])
+@pytest.mark.parametrize("l2_bw,count,split", [(400, 1, 4), (10, 1, 1), (400, 2, 2), (16, 1, 1), (16, 2, 1)])
 def test_split_k_by_hand(l2_bw, count, split):
     """64×128×1024 fp16 (``count`` copies batched) on 8 SMs with 64×64×32 CTA tiles: 2·count output tiles,
     32 K-steps of 512 cycles. Splitting K over s CTAs costs ⌈2·count·s/8⌉·⌈32/s⌉·512 cycles plus writing
     and reading back s fp32 partial tiles through L2 (2·s·64·128·count·4 B at the L2 bandwidth), with
     s ≤ 8 / (2·count). Ample L2: s = 4 (one wave of 8 K-steps); a 10 B/cycle L2 makes partials too dear; at
-    16 B/cycle s = 2 ties with s = 1 (8192 + 8192 = 16384 cycles) and the tie goes to the smaller split."""
+    16 B/cycle s = 2 ties with s = 1 (8192 + 8192 = 16384 cycles) and the tie goes to the smaller split; two
+    batched copies at 16 B/cycle double the partials (8192 + 16384 > 16384): no split."""
     a = load_arch(load_yaml(TC_YAML), {"memory.l2.bandwidth": l2_bw})
     m, n, k = 64, 128, 1024
     ctas = 2 * count
