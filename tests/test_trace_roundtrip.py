@@ -198,7 +198,7 @@ def test_reader_accepts_zero_where_non_negative_and_refuses_year_10000(tmp_path)
     assert read_traces(_write(t, tmp_path / "zero.parquet")).to_pylist()[0]["flops_effectual"] == 0
     year_10000 = 253_402_300_800 * 10**6  # µs since 1970
     i = t.schema.get_field_index("timestamp")
-    for stamp, ok in ((year_10000 - 1, True), (year_10000, False)):
+    for stamp, ok in ((year_10000 - 1, True), (year_10000, False), (0, True), (-1, False)):
         col = pa.array([stamp], pa.int64()).cast(t.schema.field("timestamp").type)
         f = _write(t.set_column(i, t.schema.field("timestamp"), col), tmp_path / f"t{stamp}.parquet")
         if ok:
@@ -273,3 +273,17 @@ def test_a_row_without_xp_describes_the_numpy_device(monkeypatch):
     monkeypatch.setattr(trace, "device_info", lambda xp: seen.append(xp) or {"device_name": "cpu0"})
     row = Recorder().add(timing=TIMING, **GIVEN)
     assert seen == [np] and row["backend"] == "numpy" and row["device_name"] == "cpu0"
+
+
+def test_trace_files_skip_hidden_and_underscored_names(tmp_path):
+    """The atomic writer's temporaries (``.x``) and ``_x`` names are not trace files, nor is a folder named .parquet."""
+    rec = Recorder(tmp_path, run_id="r")
+    rec.add(timing=TIMING, **GIVEN)
+    real = rec.flush()
+    (tmp_path / ".part-tmp.parquet").write_bytes(b"partial")
+    (tmp_path / "_meta.parquet").write_bytes(b"x")
+    (tmp_path / "_hidden").mkdir()
+    (tmp_path / "_hidden" / "x.parquet").write_bytes(b"x")
+    (tmp_path / "dir.parquet").mkdir()
+    assert trace.trace_files(tmp_path) == [real]
+    assert read_traces(tmp_path).num_rows == 1
