@@ -19,6 +19,9 @@ closed forms from the layer's dimensions and the rules the model documents:
 - The engine: a tile's load and write-back are its MAC share of the slowest level's transfer time,
   rounded up; reads and writes use separate channels. With T identical tiles the double-buffered
   pipeline runs at its slowest stage: ``cycles = L + C + S + (T − 1)·max(L, C, S)``.
+
+The same holds for a small tensor-core arch (8 SMs, ``TC_YAML``): waves, the split-K choice and its fp32
+partial sums, the roofline, each from the rule in ``mapping._tensor_core_groups``'s docstring.
 """
 
 from __future__ import annotations
