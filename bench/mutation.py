@@ -92,6 +92,9 @@ EQUIVALENT: dict[tuple[str, int], str] = {
     ("accelsim.model.mapping", 39): "the default count of _tensor_core_groups: its one caller passes count",
     ("accelsim.model.mapping", 44): "with split-K, ctas·split <= units (split <= units // ctas): one wave and one tile "
                                     "group either way, whose MACs are then normalised to the dense total",
+    ("accelsim.model.mapping", 45): "`* (work · k_steps)` for `/ (work · k_steps)`: a constant factor on the average "
+                                    "MACs per tile, normalised away as mapping:92",
+    ("accelsim.model.mapping", 48): "the default count of map_gemm: every caller passes count",
     ("accelsim.model.mapping", 92): "a constant factor on the average MACs per tile, normalised away when the groups' "
                                     "MACs are scaled to the dense total",
     ("accelsim.model.mapping", 93): "as mapping:92 (another factor of the same constant)",
