@@ -118,6 +118,7 @@ EQUIVALENT: dict[tuple[str, int], str] = {
                                         "reader refuses others; a projection has a positive time)",
     ("kernels.trace", 8): "_kind's fallback for a type that is neither number, text nor time: None or its name, both "
                           "unequal to every schema kind, so the same error",
+    ("kernels.trace", 159): "`table.slice(i, 2)` for `slice(i, 1)` before taking the first row: the same row",
     ("kernels.trace", 20): "`<=` for `<` on elapsed wall time against the window: equality has probability zero",
 }
 

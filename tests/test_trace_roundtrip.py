@@ -236,7 +236,7 @@ def test_energy_per_call_needs_the_counter_to_advance(monkeypatch):
     monkeypatch.setattr(trace, "_energy_mj", lambda h: 1000)
     monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (4, 1.0, 1000))
     assert trace.energy_per_call(lambda: None, xp=xp) is None  # no rise: no energy, not zero
-    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (4, 1.0, 1800))
+    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (done + 4, 1.0, 1800))
     e = trace.energy_per_call(lambda: None, xp=xp)
     assert (e.energy_j, e.energy_calls, e.energy_window_s, e.idle_power_w) == (0.2, 4, 1.0, 50.0)
 
