@@ -9,7 +9,8 @@ import pytest
 from accelsim.model.arch import load_arch
 from accelsim.replay.calibrate import Params, fit, mape, pearson_r, split, validate
 from accelsim.replay.project import (
-    PROJECTION_PASSES, Projection, ReplayError, Streaming, check_device, items_from_table, record_workload,
+    PROJECTION_PASSES, Projection, ReplayError, Streaming, check_device, items_from_table, project,
+    record_workload,
 )
 from accelsim.model.workload import Gemm, KronMatmul
 from kernels.nm import NMPattern
@@ -189,6 +190,39 @@ def test_calibration_never_uses_held_out_records(many_rows):
     assert again["calibration"]["params"] == base["calibration"]["params"]
     assert again["calibration"]["global"] == base["calibration"]["global"]
     assert again["overall"]["mape_pct"] != base["overall"]["mape_pct"]
+
+
+def test_projected_energy_is_dynamic_plus_leakage_over_the_projected_time(rows):
+    """Each kernel's projected joules: the engine's dynamic energy plus the arch's static power over the
+    projected (here uncalibrated) time; the report's first note says what was compared."""
+    rep = validate(table_of(rows), CPU)
+    items = items_from_table(table_of(rows), CPU)
+    assert rep["notes"][0].startswith(f"compared time of {len(items)} kernel configurations")
+    for k, it in zip(rep["kernels"], items):
+        p = project(CPU, it.workload, it.working_set)
+        assert p.leakage_w > 0
+        assert k["projected_s"] == pytest.approx(p.compute_s + p.memory_s, rel=1e-12)
+        assert k["projected_j"] == pytest.approx(p.dynamic_j + p.leakage_w * k["projected_s"], rel=1e-12)
+        assert k["ape_pct"] == pytest.approx(abs(k["projected_s"] - k["measured_s"]) / k["measured_s"] * 100, rel=1e-12)
+
+
+def test_what_was_compared_comes_before_the_device_notes(rows):
+    other = [dict(r, device_name="Zeta Quux 9000 processor") for r in rows]
+    notes = validate(table_of(other), CPU)["notes"]
+    assert notes[0].startswith("compared time of") and "describes another CPU" in notes[1]
+
+
+def test_split_refuses_fractions_outside_the_open_interval(many_rows):
+    items = items_from_table(table_of(many_rows), CPU)
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(Exception, match="between 0 and 1"):
+            split(items, bad, 0)
+
+
+def test_default_seed_is_zero(many_rows):
+    rep = validate(table_of(many_rows), CPU, calibrate_on=0.5)
+    assert rep["calibration"]["seed"] == 0
+    assert rep["calibration"]["train_ids"] == validate(table_of(many_rows), CPU, calibrate_on=0.5, seed=0)["calibration"]["train_ids"]
 
 
 def test_energy_compared_only_when_measured(rows):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from accelsim import Gemm, Sparsity, load_arch, simulate
@@ -115,6 +116,15 @@ def test_satisfies_matches_brute_force():
                 ok = False
                 break
         assert satisfies(p, q) == ok, (p, q)
+
+
+def test_satisfies_groups_that_do_not_nest():
+    """Group sizes where neither M divides the other: a dense target holds any tensor; 2:3 can put 3
+    non-zeros in an aligned group of 4 (two from one group of 3, one from the next), so it is not 2:4."""
+    assert satisfies(NMPattern(2, 3), NMPattern(4, 4)) is True
+    assert satisfies(NMPattern(2, 3), NMPattern(2, 4)) is False
+    row = np.array([1, 1, 0, 1, 0, 0])  # 2:3, three non-zeros in the first group of 4
+    assert row.reshape(-1, 3).sum(1).max() <= 2 and row[:4].sum() == 3
 
 
 def test_unstructured_runs_dense_unless_skipped():

@@ -56,12 +56,37 @@ def test_chosen_series_fit_and_totals_agree(arch_name):
     assert all(l.choice.error <= 0.3 for l in res.layers)
 
 
+def _two_of_four(shape, seed) -> np.ndarray:
+    """Laplace values with the two smallest magnitudes of every group of 4 along K set to zero: exactly 2:4."""
+    x = np.random.default_rng(seed).laplace(size=shape)
+    g = x.reshape(shape[0], -1, 4)
+    np.put_along_axis(g, np.argsort(np.abs(g), axis=-1)[..., :2], 0.0, axis=-1)
+    return g.reshape(shape)
+
+
 @pytest.mark.parametrize("arch_name", ["stc_2of4", "tasd_ttc"])
-def test_zero_budget_is_exact(arch_name):
-    res = search(arch_name, tiny(), max_error=0.0)
-    assert all(l.choice.error == 0.0 for l in res.layers)
+def test_zero_budget_picks_the_cheapest_exact_option(arch_name):
+    """Weights that are exactly 2:4: a zero budget admits only exact series (error from a full decomposition
+    here) and must take the cheapest of them, which is sparse, not dense."""
+    arch = load_arch(arch_name)
+    net = tiny()
+    weights = {l.name: _two_of_four((l.n, l.k), i) for i, l in enumerate(net.layers)}
+    acts = {l.name: np.random.default_rng(10 + i).standard_normal((32, l.k)) for i, l in enumerate(net.layers)}
+    res = search(arch, net, max_error=0.0, weights=weights, activations=acts)
+    cands = arch_series(arch)
+    for layer, choice in zip(net.layers, res.layers):
+        def exact(x, s):
+            return tasd_errors(x, tasd_decompose(x, s, axis=-1))[-1]["rel_error"] == 0.0
+        edps = [_edp(arch, layer)]
+        if layer.static_weight:
+            edps += [_edp(arch, layer, ws="tasd:" + s) for s in cands["weight"] if exact(weights[layer.name], s)]
+        edps += [_edp(arch, layer, xs="tasd:" + s) for s in cands["input"] if exact(acts[layer.name], s)]
+        assert choice.choice.error == 0.0
+        assert choice.choice.edp == pytest.approx(min(edps), rel=1e-12), layer.name
+        if layer.static_weight:
+            assert choice.choice.weight != "dense" and choice.choice.edp < choice.dense.edp, layer.name
     assert res.proxy["max_rel_error"] == 0.0
-    assert res.total["edp"] <= res.total["dense_edp"]
+    assert res.total["edp"] < res.total["dense_edp"]
 
 
 def test_deterministic(tmp_path):

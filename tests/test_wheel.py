@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,11 +20,24 @@ from accelsim.model.simulate import simulate
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: What the build reads: the packages, the configs it maps into the wheel, and the packaging files.
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "accelsim", "kernels", "arch_configs")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """The wheel, built from a private copy of the sources: setuptools writes ``build/`` and ``*.egg-info``
+    into the tree it builds, so two builds of one tree at once (``pytest -n 2`` workers) break each other."""
+    src = tmp_path_factory.mktemp("src")
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=junk)
+        else:
+            shutil.copy2(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("dist")
     # pip's isolated build, as `pip install .` does it: the build backend comes from pip's index or cache.
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
                    check=True, capture_output=True, timeout=600)
     (whl,) = out.glob("accelsim-*.whl")
     return whl

@@ -1,0 +1,235 @@
+"""Calibration's fit against scipy.optimize on the relative-error objective, on noisy synthetic measurements.
+
+The measurements come from a known parameter vector through the model's formula written out here
+(``launches·overhead + compute_s·c + memory_s·m``) times log-normal noise, not from ``Params.predict``.
+The reference is ``scipy.optimize.lsq_linear`` with non-negativity bounds on the same objective,
+Σ((prediction − measured) / measured)², an implementation independent of calibrate's subset search.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+from scipy.optimize import lsq_linear, minimize
+
+from accelsim.errors import AccelsimError
+from accelsim.replay.calibrate import MIN_FAMILY_FIT, Params, fit, fit_groups, mape, pearson_r, report, split
+from accelsim.replay.project import Projection
+
+TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale
+
+
+def synthetic(seed: int, n: int = 40, truth=TRUTH, noise: float = 0.08):
+    """Rows spanning four decades of time, 1-4 launches each, measured = model × exp(N(0, noise))."""
+    rng = np.random.default_rng(seed)
+    compute = 10 ** rng.uniform(-6, -2, n)
+    memory = compute * 10 ** rng.uniform(-1.5, 1.0, n)
+    launches = rng.integers(1, 5, n)
+    exact = truth[0] * launches + truth[1] * compute + truth[2] * memory
+    measured = exact * np.exp(rng.normal(0.0, noise, n))
+    rows = [(Projection(float(c), float(m), 0.0, 0.0), int(l), float(y))
+            for c, m, l, y in zip(compute, memory, launches, measured)]
+    return rows, np.column_stack([launches, compute, memory]).astype(float), measured
+
+
+def relative_reference(x, y, fixed_overhead=None):
+    """argmin over c ≥ 0 of Σ((x·c − y) / y)²; with ``fixed_overhead`` the first coefficient is held there."""
+    a, b = x / y[:, None], np.ones_like(y)
+    if fixed_overhead is not None:
+        b = b - fixed_overhead * a[:, 0]
+        a = a[:, 1:]
+    res = lsq_linear(a, b, bounds=(0.0, np.inf), method="bvls", tol=1e-15)
+    return res.x if fixed_overhead is None else np.concatenate([[fixed_overhead], res.x])
+
+
+def coefs(p):
+    return np.array([p.launch_overhead_s, p.compute_scale, p.memory_scale])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_equals_scipy_on_relative_error_and_recovers_truth(seed):
+    rows, x, y = synthetic(seed)
+    got = coefs(fit(rows, "test"))
+    ref = relative_reference(x, y)
+    np.testing.assert_allclose(got, ref, rtol=1e-7)
+    # 8 % noise on 40 rows: each parameter, the launch overhead included, within 15 % of the truth
+    # (over seeds 0-19 the largest miss is 9.4 %)
+    np.testing.assert_allclose(got, TRUTH, rtol=0.15)
+    # the objective decides: absolute least squares lands elsewhere on the same data (the longest
+    # rows dominate it), so a fit of absolute error would fail the comparison above
+    absolute = lsq_linear(x, y, bounds=(0.0, np.inf), method="bvls", tol=1e-15).x
+    assert abs(absolute[0] - ref[0]) > 0.05 * ref[0] or np.max(np.abs(absolute[1:] / ref[1:] - 1)) > 1e-3
+
+
+def test_fit_minimises_the_relative_objective_as_a_generic_optimizer_finds():
+    """Nelder-Mead on Σ((pred − y)/y)² over log-parameters (positive by construction) finds the same point."""
+    rows, x, y = synthetic(5)
+    got = coefs(fit(rows, "test"))
+
+    def objective(logc):
+        return float(np.sum((x @ np.exp(logc) / y - 1.0) ** 2))
+
+    res = minimize(objective, np.log([1e-6, 1.0, 1.0]), method="Nelder-Mead",
+                   options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000, "maxfev": 20000})
+    np.testing.assert_allclose(got, np.exp(res.x), rtol=1e-4)
+    assert objective(np.log(got)) <= res.fun * (1 + 1e-9)
+
+
+def test_non_negativity_binds_when_the_unconstrained_optimum_is_negative():
+    """No launch overhead in the truth and noisy data: the free optimum puts a negative overhead; the fit
+    clamps it at 0 and refits the scales, as the bounded reference does."""
+    truth = (0.0, 1.6, 1.2)
+    for seed in range(50):
+        rows, x, y = synthetic(seed, n=12, truth=truth, noise=0.1)
+        free = np.linalg.lstsq(x / y[:, None], np.ones_like(y), rcond=None)[0]
+        if free[0] < 0:
+            break
+    else:
+        pytest.fail("no seed gives a negative unconstrained overhead")
+    got = coefs(fit(rows, "test"))
+    assert got[0] == 0.0
+    np.testing.assert_allclose(got, relative_reference(x, y), rtol=1e-7, atol=1e-15)
+
+
+@pytest.mark.parametrize("overhead", [2e-6, 7e-6])
+def test_given_launch_overhead_is_kept_and_scales_fit_around_it(overhead):
+    """A family fit reuses the global overhead: it comes back unchanged and the two scales are the bounded
+    relative-error optimum with that overhead subtracted."""
+    rows, x, y = synthetic(3)
+    p = fit(rows, "family", launch_overhead_s=overhead)
+    assert p.launch_overhead_s == overhead
+    np.testing.assert_allclose(coefs(p), relative_reference(x, y, overhead), rtol=1e-7)
+    # a different overhead changes the scales (it is used, not ignored)
+    other = coefs(fit(rows, "family", launch_overhead_s=overhead * 3))
+    assert not np.allclose(other[1:], coefs(p)[1:], rtol=1e-4)
+
+
+def test_scale_with_no_time_is_undetermined():
+    rows, x, y = synthetic(4)
+    streaming = [(Projection(0.0, p.memory_s, 0.0, 0.0), n, t) for p, n, t in rows]
+    got = fit(streaming, "stream")
+    assert got.compute_scale is None
+    x0 = x.copy()
+    x0[:, 1] = 0.0
+    ref = lsq_linear((x0 / y[:, None])[:, [0, 2]], np.ones_like(y), bounds=(0.0, np.inf), method="bvls", tol=1e-15).x
+    np.testing.assert_allclose([got.launch_overhead_s, got.memory_scale], ref, rtol=1e-7)
+
+
+def _items(families: dict[str, list[str]]):
+    """Items of the given families, each config in its named group; measured from a per-family truth."""
+    truth = {"fa": (1e-6, 2.0, 1.5), "fb": (1e-6, 4.0, 1.2)}
+    items, projections = [], []
+    rng = np.random.default_rng(7)
+    for fam, groups in families.items():
+        for g in groups:
+            c, m, n = float(10 ** rng.uniform(-5, -3)), float(10 ** rng.uniform(-5, -3)), int(rng.integers(1, 4))
+            t = truth[fam]
+            items.append(types.SimpleNamespace(family=fam, group=g, launches=n,
+                                               measured_s=(t[0] * n + t[1] * c + t[2] * m) * float(np.exp(rng.normal(0, 0.05)))))
+            projections.append(Projection(c, m, 0.0, 0.0))
+    return items, projections
+
+
+def test_family_and_group_fits_need_min_family_fit_configs():
+    """``fa`` has 3 training configs (= MIN_FAMILY_FIT): its own fit; ``fb`` has 2: the global fit. Group
+    ``fa/x`` (3 of fa's 4 when all train) fits alone; ``fa/y`` (1) takes the family's."""
+    assert MIN_FAMILY_FIT == 3
+    items, proj = _items({"fa": ["fa/x", "fa/x", "fa/x", "fa/y"], "fb": ["fb/z", "fb/z"]})
+    glob, fams, groups = fit_groups(items, proj, [0, 1, 2, 4, 5])
+    assert fams["fb"] is glob and fams["fa"].source == "family (3 configs)"
+    rows = [(proj[i], items[i].launches, items[i].measured_s) for i in (0, 1, 2)]
+    np.testing.assert_allclose(coefs(fams["fa"]), coefs(fit(rows, "x", glob.launch_overhead_s)), rtol=1e-12)
+    assert groups["fa/x"] is fams["fa"]  # the group is the whole trained family: no separate fit
+    glob, fams, groups = fit_groups(items, proj, [0, 1, 2, 3, 4, 5])
+    assert fams["fa"].source == "family (4 configs)" and groups["fa/x"].source == "group (3 configs)"
+    np.testing.assert_allclose(coefs(groups["fa/x"]), coefs(fit(rows, "x", glob.launch_overhead_s)), rtol=1e-12)
+    four = [(proj[i], items[i].launches, items[i].measured_s) for i in (0, 1, 2, 3)]
+    np.testing.assert_allclose(coefs(fams["fa"]), coefs(fit(four, "x", glob.launch_overhead_s)), rtol=1e-12)
+    assert groups["fa/y"] is fams["fa"] and groups["fb/z"] is glob
+
+
+def test_report_lists_the_three_worst_kernels_of_each_family():
+    rows = [{"label": f"k{i}", "ape_pct": ape, "projected_s": 1.0 + ape / 100, "measured_s": 1.0, "family": "f",
+             "group": "f/a" if i < 2 else "f/b"} for i, ape in enumerate([5.0, 40.0, 12.0, 33.0, 1.0])]
+    rows.append({"label": "g0", "ape_pct": 20.0, "projected_s": 0.8, "measured_s": 1.0, "family": "g", "group": "g/a"})
+    rep = report("a", ["cpu"], None, False, rows, ["f", "g", "h"], ["f/a", "f/b", "g/a", "h/a"], rows, [])
+    assert [w["label"] for w in rep["overall"]["worst"]] == ["k1", "k3", "g0"]
+    assert rep["overall"]["mape_pct"] == pytest.approx(np.mean([5, 40, 12, 33, 1, 20]))
+    # one report per family and per group that has scored rows (h has none), each over its own rows
+    assert [(f["family"], f["n"]) for f in rep["families"]] == [("f", 5), ("g", 1)]
+    assert [w["label"] for w in rep["families"][0]["worst"]] == ["k1", "k3", "k2"]
+    assert rep["families"][0]["mape_pct"] == pytest.approx(np.mean([5, 40, 12, 33, 1]))
+    assert [(g["family"], g["n"]) for g in rep["groups"]] == [("f/a", 2), ("f/b", 3), ("g/a", 1)]
+    assert rep["groups"][1]["mape_pct"] == pytest.approx(np.mean([12, 33, 1]))
+
+
+def test_report_compares_energy_only_when_asked_and_measured():
+    rows = [{"label": f"k{i}", "ape_pct": 10.0 * i, "projected_s": 1.0 + i / 10, "measured_s": 1.0, "family": "f",
+             "measured_j": 2.0, "projected_j": 2.0 + i, "measured_edp": 2.0, "projected_edp": (2.0 + i) * (1 + i / 10)}
+            for i in range(3)]
+    off = report("a", ["cpu"], None, False, rows, ["f"], [], rows, [])
+    assert "energy" not in off["overall"] and "edp" not in off["overall"]
+    on = report("a", ["cpu"], None, True, rows, ["f"], [], rows, [])
+    assert on["overall"]["energy"]["mape_pct"] == pytest.approx(50.0)  # mean of |2+i - 2| / 2 = 0, 0.5, 1
+    unmeasured = [dict(r, measured_j=None) for r in rows]
+    assert "energy" not in report("a", ["cpu"], None, True, unmeasured, ["f"], [], unmeasured, [])["overall"]
+
+
+def test_pearson_r_of_two_pairs_is_defined():
+    assert pearson_r([1.0, 2.0], [3.0, 5.0]) == pytest.approx(1.0)
+    assert pearson_r([1.0, 2.0], [5.0, 3.0]) == pytest.approx(-1.0)
+
+
+def test_one_coefficient_alone_when_the_others_would_be_negative():
+    """Measurements that fall with memory time and launches: the bounded optimum keeps the compute scale
+    alone (a one-coefficient subset), as the reference finds."""
+    rng = np.random.default_rng(11)
+    c = 10 ** rng.uniform(-4, -3, 20)
+    m = c * rng.uniform(0.1, 0.5, 20)
+    n = rng.integers(1, 4, 20)
+    y = 1.5 * c - 0.4 * m - 2e-6 * n
+    rows = [(Projection(float(a), float(b), 0.0, 0.0), int(k), float(t)) for a, b, k, t in zip(c, m, n, y)]
+    ref = relative_reference(np.column_stack([n, c, m]).astype(float), y)
+    assert ref[0] == 0.0 and ref[2] == 0.0 and ref[1] > 0
+    np.testing.assert_allclose(coefs(fit(rows, "test")), ref, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_split_keeps_one_of_each_side_and_holds_out_singletons(fraction):
+    """Groups of 1, 2 and 10 configurations: the single one is held out; every larger group has at least
+    one configuration on each side, round(fraction·n) trained otherwise."""
+    items = [types.SimpleNamespace(group=g) for g, size in (("one", 1), ("two", 2), ("ten", 10)) for _ in range(size)]
+    train, held = split(items, fraction, seed=0)
+    side = {g: sum(items[i].group == g for i in train) for g in ("one", "two", "ten")}
+    assert side == {"one": 0, "two": 1, "ten": min(9, max(1, round(fraction * 10)))}
+    assert sorted(train + held) == list(range(len(items)))
+
+
+def test_undetermined_scale_predicts_no_time():
+    p = Projection(2e-3, 5e-3, 0.0, 0.0)
+    assert Params(3e-6, 1.5, None).predict(p, 4) == pytest.approx(4 * 3e-6 + 1.5 * 2e-3, rel=1e-15)
+    assert Params(3e-6, None, 2.0).predict(p, 2) == pytest.approx(2 * 3e-6 + 2.0 * 5e-3, rel=1e-15)
+
+
+def test_uncalibrated_params_predict_the_engine_time():
+    p = Projection(2e-3, 5e-3, 0.0, 0.0)
+    assert Params().predict(p, 7) == p.compute_s + p.memory_s
+    assert Params().to_dict() == {"launch_overhead_s": 0.0, "compute_efficiency": 1.0, "bandwidth_fraction": 1.0,
+                                  "source": "uncalibrated"}
+
+
+def test_mape_refuses_unpaired_or_empty_sequences():
+    for p, m in (([1.0, 2.0], [1.0]), ([], [])):
+        with pytest.raises(AccelsimError, match="equal, non-empty"):
+            mape(p, m)
+
+
+def test_report_correlates_log_times_below_one_second():
+    rows = [{"label": f"k{i}", "ape_pct": abs(p / m - 1) * 100, "projected_s": p, "measured_s": m, "family": "f",
+             "group": "f"} for i, (p, m) in enumerate([(1e-4, 2e-4), (3e-3, 2e-3), (5e-2, 8e-2)])]
+    overall = report("a", ["cpu"], None, False, rows, ["f"], ["f"], rows, [])["overall"]
+    lp, lm = np.log10([1e-4, 3e-3, 5e-2]), np.log10([2e-4, 2e-3, 8e-2])
+    assert overall["pearson_r_log10"] == pytest.approx(np.corrcoef(lp, lm)[0, 1], rel=1e-12)
+    assert overall["pearson_r"] == pytest.approx(np.corrcoef([1e-4, 3e-3, 5e-2], [2e-4, 2e-3, 8e-2])[0, 1], rel=1e-12)
