@@ -57,13 +57,15 @@ TARGETS = {
     "accelsim.model.sparsity": (["tests/test_energy_hand.py", "tests/test_sparsity.py", "tests/test_engine.py"], _CLI),
     "accelsim.replay.calibrate": (["tests/test_calibrate_fit.py", "tests/test_replay.py"], _CLI),
     "kernels.trace": (["tests/test_trace_roundtrip.py", "tests/test_trace.py", "tests/test_trace_energy.py"], _CLI),
+    "kernels.timing": (["tests/test_trace_roundtrip.py", "tests/test_trace.py", "tests/test_trace_energy.py"], _CLI),
 }
 
 #: Functions not mutated, with the reason: they only run with hardware or tools the CPU suite lacks.
 SKIP = {
-    "kernels.trace": {"_nvml_handle": "needs NVML and CuPy", "_energy_mj": "needs NVML", "_clocks": "needs NVML",
-                      "_power_w": "needs NVML", "_versions": "its CuPy branch needs CuPy; the NumPy branch is one dict",
+    "kernels.trace": {"_versions": "its CuPy branch needs CuPy; the NumPy branch is one dict",
                       "_git_commit": "reads git: which commit depends on the checkout"},
+    "kernels.timing": {"_nvml_handle": "needs NVML and CuPy", "_energy_mj": "needs NVML", "_clocks": "needs NVML",
+                       "_power_w": "needs NVML"},
     "accelsim.replay.calibrate": {"plot_validation": "draws a figure (matplotlib), no number to check"},
 }
 
@@ -240,7 +242,8 @@ class _Unwrap(ast.NodeTransformer):
 
 
 def source_of(module: str) -> Path:
-    return ROOT / (module.replace(".", "/") + ".py")
+    path = ROOT / (module.replace(".", "/") + ".py")
+    return path if path.exists() else ROOT / module.replace(".", "/") / "__init__.py"
 
 
 def mutants(module: str) -> list[Mutant]:
