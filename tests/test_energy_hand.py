@@ -45,6 +45,7 @@ compute:
   rows: 4
   cols: 4
   dataflow: ws
+  staging: pipeline       # the tile pipeline, whose closed forms these tests write (SCALE-Sim's: test_scalesim_stalls)
   default_dtype: int8
   sparsity: {patterns: ['2:4', '1:8'], operands: [weight, input], compressed_levels: [dram, sram]}
   tasd: {units: 2, max_terms: 2, cycles_per_block: 3}

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import kernels.timing as timing
 import kernels.trace as trace
 from kernels.trace import SCHEMA, Recorder, Timing, read_traces, time_call
 
@@ -83,7 +84,7 @@ def test_time_call_times_each_call_on_a_scripted_clock(monkeypatch):
     """NumPy path: warm-up calls are not timed; each timed call is the clock's advance over that call."""
     clock = iter([10.0, 10.5, 20.0, 20.25, 30.0, 31.0])
     calls = []
-    monkeypatch.setattr(trace, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
     t = time_call(lambda x: calls.append(x), 1, xp=np, warmup=2, repeats=3)
     assert len(calls) == 5
     assert t.times_s == (0.5, 0.25, 1.0) and t.warmup == 2 and t.energy_j is None
@@ -103,17 +104,17 @@ def test_time_call_on_device_events_and_energy_window(monkeypatch):
     cuda = types.SimpleNamespace(Event=Event, get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None),
                                  get_elapsed_time=lambda s, e: next(elapsed))
     xp = types.SimpleNamespace(__name__="cupy", cuda=cuda)
-    monkeypatch.setattr(trace, "_nvml_handle", lambda: "gpu0")
-    monkeypatch.setattr(trace, "_energy_mj", lambda h: next(counter))
-    monkeypatch.setattr(trace, "_power_w", lambda h: 64.0)
-    monkeypatch.setattr(trace, "_clocks", lambda h: (1410.0, 1215.0))
+    monkeypatch.setattr(timing, "_nvml_handle", lambda: "gpu0")
+    monkeypatch.setattr(timing, "_energy_mj", lambda h: next(counter))
+    monkeypatch.setattr(timing, "_power_w", lambda h: 64.0)
+    monkeypatch.setattr(timing, "_clocks", lambda h: (1410.0, 1215.0))
     windows = []
 
     def window(call, h, sync, done, started, min_window_s):
         windows.append(min_window_s)
         return done + 2, 1.5, next(counter)
 
-    monkeypatch.setattr(trace, "energy_window", window)
+    monkeypatch.setattr(timing, "energy_window", window)
     t = time_call(lambda: None, xp=xp, warmup=1, repeats=3)
     assert windows == [1.0]  # the default window: NVML's counter needs at least a second
     assert t.times_s == (2e-3, 6e-3, 4e-3) and (t.median_s, t.min_s, t.max_s) == (4e-3, 2e-3, 6e-3)
@@ -138,16 +139,16 @@ def test_version_1_file_reads_with_the_three_new_columns_null(tmp_path):
 def test_idle_power_is_the_median_of_five_readings_20_ms_apart(monkeypatch):
     readings = iter([90.0, 10.0, 30.0, 20.0, 95.0, 200.0, 300.0])
     sleeps = []
-    monkeypatch.setattr(trace, "_power_w", lambda h: next(readings))
-    monkeypatch.setattr(trace, "time", types.SimpleNamespace(sleep=sleeps.append))
-    assert trace.idle_power("gpu0") == 30.0
+    monkeypatch.setattr(timing, "_power_w", lambda h: next(readings))
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(sleep=sleeps.append))
+    assert timing.idle_power("gpu0") == 30.0
     assert sleeps == [0.02] * 4
 
 
 def test_time_call_defaults_to_three_warmup_and_ten_timed_calls(monkeypatch):
     ticks = iter(float(i) for i in range(100))
     calls = []
-    monkeypatch.setattr(trace, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
     t = time_call(lambda: calls.append(1), xp=np)
     assert len(calls) == 13 and t.warmup == 3 and t.repeats == 10 and t.times_s == (1.0,) * 10
 
@@ -222,22 +223,22 @@ def test_flush_names_parts_in_order_and_reads_a_single_file(tmp_path):
 def test_energy_window_counts_each_call_until_the_window_closes(monkeypatch):
     ticks = iter([0.3, 0.6, 0.9, 1.2, 1.25])
     calls = []
-    monkeypatch.setattr(trace, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
-    monkeypatch.setattr(trace, "_energy_mj", lambda h: 4321)
-    got = trace.energy_window(lambda: calls.append(1), "gpu0", lambda: None, 10, 0.0, 1.0)
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    monkeypatch.setattr(timing, "_energy_mj", lambda h: 4321)
+    got = timing.energy_window(lambda: calls.append(1), "gpu0", lambda: None, 10, 0.0, 1.0)
     assert got == (13, 1.25, 4321) and len(calls) == 3
 
 
 def test_energy_per_call_needs_the_counter_to_advance(monkeypatch):
     xp = types.SimpleNamespace(__name__="cupy", cuda=types.SimpleNamespace(
         get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None)))
-    monkeypatch.setattr(trace, "_nvml_handle", lambda: "gpu0")
-    monkeypatch.setattr(trace, "_power_w", lambda h: 50.0)
-    monkeypatch.setattr(trace, "_energy_mj", lambda h: 1000)
-    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (4, 1.0, 1000))
-    assert trace.energy_per_call(lambda: None, xp=xp) is None  # no rise: no energy, not zero
-    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (done + 4, 1.0, 1800))
-    e = trace.energy_per_call(lambda: None, xp=xp)
+    monkeypatch.setattr(timing, "_nvml_handle", lambda: "gpu0")
+    monkeypatch.setattr(timing, "_power_w", lambda h: 50.0)
+    monkeypatch.setattr(timing, "_energy_mj", lambda h: 1000)
+    monkeypatch.setattr(timing, "energy_window", lambda call, h, sync, done, started, w: (4, 1.0, 1000))
+    assert timing.energy_per_call(lambda: None, xp=xp) is None  # no rise: no energy, not zero
+    monkeypatch.setattr(timing, "energy_window", lambda call, h, sync, done, started, w: (done + 4, 1.0, 1800))
+    e = timing.energy_per_call(lambda: None, xp=xp)
     assert (e.energy_j, e.energy_calls, e.energy_window_s, e.idle_power_w) == (0.2, 4, 1.0, 50.0)
 
 
@@ -246,11 +247,11 @@ def test_time_call_without_a_counter_rise_records_no_energy(monkeypatch):
                                  get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None),
                                  get_elapsed_time=lambda s, e: 1.0)
     xp = types.SimpleNamespace(__name__="cupy", cuda=cuda)
-    monkeypatch.setattr(trace, "_nvml_handle", lambda: "gpu0")
-    monkeypatch.setattr(trace, "_energy_mj", lambda h: 500)
-    monkeypatch.setattr(trace, "_power_w", lambda h: 60.0)
-    monkeypatch.setattr(trace, "_clocks", lambda h: (1.0, 2.0))
-    monkeypatch.setattr(trace, "energy_window", lambda call, h, sync, done, started, w: (done + 1, 1.1, 500))
+    monkeypatch.setattr(timing, "_nvml_handle", lambda: "gpu0")
+    monkeypatch.setattr(timing, "_energy_mj", lambda h: 500)
+    monkeypatch.setattr(timing, "_power_w", lambda h: 60.0)
+    monkeypatch.setattr(timing, "_clocks", lambda h: (1.0, 2.0))
+    monkeypatch.setattr(timing, "energy_window", lambda call, h, sync, done, started, w: (done + 1, 1.1, 500))
     t = time_call(lambda: None, xp=xp, warmup=0, repeats=2)
     assert (t.energy_j, t.energy_window_s, t.energy_calls) == (None, None, None) and t.times_s == (1e-3, 1e-3)
 
