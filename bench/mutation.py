@@ -47,13 +47,15 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Module → (file, the tests that exercise it in-process, pytest -k deselection of subprocess tests).
 _CLI = "not cli and not demo and not json_output and not parquet_out and not compare_cli"
 #: The 230-layer simpy comparison costs most of the engine's subset; the random pipelines and layers cover it.
-_ENGINE = _CLI + " and not tile_by_tile_on_scalesim_cases"
+_ENGINE = _CLI + " and not tile_by_tile_on_scalesim_cases and not never_loses and not dominated"
 TARGETS = {
     "accelsim.model.engine": (["tests/test_energy_hand.py", "tests/test_engine_steady.py", "tests/test_engine.py",
-                               "tests/test_scalesim_parity.py", "tests/test_sparsity.py"], _ENGINE),
+                               "tests/test_scalesim_parity.py", "tests/test_sparsity.py",
+                               "tests/test_scalesim_stalls.py", "tests/test_mapper.py"], _ENGINE),
     "accelsim.model.energy": (["tests/test_energy_hand.py", "tests/test_engine.py"], _CLI),
     "accelsim.model.mapping": (["tests/test_energy_hand.py", "tests/test_engine.py", "tests/test_scalesim_parity.py",
-                                "tests/test_sparsity.py", "tests/test_engine_steady.py"], _ENGINE),
+                                "tests/test_sparsity.py", "tests/test_engine_steady.py",
+                                "tests/test_scalesim_stalls.py", "tests/test_mapper.py"], _ENGINE),
     "accelsim.model.sparsity": (["tests/test_energy_hand.py", "tests/test_sparsity.py", "tests/test_engine.py"], _CLI),
     "accelsim.replay.calibrate": (["tests/test_calibrate_fit.py", "tests/test_replay.py"], _CLI),
     "kernels.trace": (["tests/test_trace_roundtrip.py", "tests/test_trace.py", "tests/test_trace_energy.py"], _CLI),
