@@ -97,13 +97,10 @@ def search_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str,
     window = window or Window.gemm(m)
     key = (arch.model_dump_json(), m, n, k, dtype, count, repr(exe), objective, window)
     if key not in _CACHE:
-        try:
-            if isinstance(arch.compute, SystolicCompute):
-                _CACHE[key] = _search_systolic(arch, m, n, k, dtype, count, exe, objective, window)
-            else:
-                _CACHE[key] = _search_tensor_core(arch, m, n, k, dtype, count, exe, objective)
-        except ConfigError as exc:
-            raise ConfigError(str(exc).replace("{layer}", repr(name))) from None
+        if isinstance(arch.compute, SystolicCompute):
+            _CACHE[key] = _search_systolic(arch, name, m, n, k, dtype, count, exe, objective, window)
+        else:
+            _CACHE[key] = _search_tensor_core(arch, m, n, k, dtype, count, exe, objective)
     mp = copy.deepcopy(_CACHE[key])
     mp.layer = name
     return mp
@@ -239,7 +236,8 @@ def _filter_dims(n_size: int, side: int | None) -> list[_Dim]:
     return out
 
 
-def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objective: str, w: Window) -> Mapping:
+def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Exec, objective: str,
+                     w: Window) -> Mapping:
     c = arch.compute
     if len(arch.memory) != 2:
         raise ConfigError(f"arch {arch.name!r}: the mapper searches systolic arrays with two memory levels "
@@ -260,9 +258,8 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
     grids = np.meshgrid(*(np.arange(len(dims[a])) for a in axes), indexing="ij")
     idx = {a: g.ravel() for a, g in zip(axes, grids)}
 
-    def col_of(attr, a, fn=None):
-        vals = [fn(d) if fn else getattr(d, attr) for d in dims[a]]
-        return np.asarray(vals, dtype=float)[idx[a]]
+    def col_of(attr, a):
+        return np.asarray([getattr(d, attr) for d in dims[a]], dtype=float)[idx[a]]
 
     def scale(level, op):
         return exe.stored.get(op, 1.0) if level.name in exe.compressed_levels else 1.0
@@ -277,27 +274,26 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
     for op in _OPERANDS:
         fits &= tile_fp[op] * eb * scale(inner, op) <= inner.capacity_for(op)
     if not fits.any():
-        raise ConfigError(f"arch {arch.name!r}: no tile of layer {{layer}} fits the on-chip buffer "
+        raise ConfigError(f"arch {arch.name!r}: no tile of layer {name!r} fits the on-chip buffer "
                           f"({', '.join(f'{op} {inner.capacity_for(op):g} B' for op in _OPERANDS)}); "
                           f"--mapper fixed streams what does not fit")
     # Only the tiles that fit go on: every array below is over them.
     idx = {a: v[fits] for a, v in idx.items()}
     cnt = {a: col_of("count", a) for a in axes}
     ext = {a: col_of("extent", a) for a in axes}
-    folds = {a: col_of(None, a, lambda d, a=a: sum(ch for _, ch in _chunks(list(d.pieces), side[a])))
-             for a in (row, col)}
-    folds[stream] = cnt[stream]
-    base = systolic_fold_cycles(c.rows, c.cols, 0, c.dataflow)
-    compute = folds[row] * folds[col] * (folds[stream] * base + ext[stream]) * count
-    # The folds by shape: (extent, how many) per dimension, padded to one length for NumPy. The
-    # engine fills before the first fold (largest extents) and drains after the last (smallest),
-    # each moving bytes in proportion to its MACs.
+    # The folds by shape: (extent, how many) per dimension — the array's chunks of each tile along
+    # its rows and columns, the tiles themselves along the streamed dimension — padded to one length
+    # for NumPy. The engine fills before the first fold (largest extents) and drains after the last
+    # (smallest), each moving bytes in proportion to its MACs.
     chunk = {a: [_chunks(list(d.pieces), side[a]) if a in side else list(d.pieces) for d in dims[a]] for a in axes}
     shape_e, shape_n = {}, {}
     for a in axes:
         width = max(len(ch) for ch in chunk[a])
         shape_e[a] = np.asarray([[e for e, _ in ch] + [0] * (width - len(ch)) for ch in chunk[a]], float)[idx[a]]
         shape_n[a] = np.asarray([[n for _, n in ch] + [0] * (width - len(ch)) for ch in chunk[a]], float)[idx[a]]
+    folds = {a: shape_n[a].sum(axis=1) for a in axes}
+    base = systolic_fold_cycles(c.rows, c.cols, 0, c.dataflow)
+    compute = folds[row] * folds[col] * (folds[stream] * base + ext[stream]) * count
     total_macs = ext[row] * ext[col] * ext[stream] * count
 
     share_first = shape_e[row][:, 0] * shape_e[col][:, 0] * shape_e[stream][:, 0] / total_macs
@@ -394,8 +390,8 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
                     tuple((l, op, v) for l, ops in writes.items() for op, v in ops.items()))
             if same in costed:
                 continue
-            mp = _build_systolic(arch, orders[o], {a: dims[a][idx[a][i]] for a in axes}, m, n, k, dtype, count,
-                                 exe, reads, writes, w)
+            mp = _build_systolic(arch, orders[o], {a: dims[a][idx[a][i]] for a in axes},
+                                 {a: chunk[a][idx[a][i]] for a in axes}, m, n, k, dtype, count, exe, reads, writes, w)
             costed[same] = key = _key(objective, *cost(arch, mp))
             if best is None or key < best[0]:
                 best = (key, mp)
@@ -405,13 +401,12 @@ def _search_systolic(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objecti
     return best[1]
 
 
-def _build_systolic(arch, order, choice: dict, m, n, k, dtype, count, exe: Exec, reads, writes, w: Window) -> Mapping:
-    """The Mapping (fold groups in a fixed order, traffic per level) of one systolic candidate."""
+def _build_systolic(arch, order, choice: dict, folds: dict, m, n, k, dtype, count, exe: Exec, reads, writes,
+                    w: Window) -> Mapping:
+    """The Mapping (fold groups in a fixed order, traffic per level) of one systolic candidate;
+    ``folds`` are its (extent, how many) per dimension, as the search tabulated them."""
     c = arch.compute
     row, col, stream = _ROLES[c.dataflow]
-    side = {row: c.rows, col: c.cols}
-    folds = {a: _chunks(list(choice[a].pieces), side[a]) for a in (row, col)}
-    folds[stream] = list(choice[stream].pieces)
     groups = []
     for (er, nr), (ec, nc), (es, ns) in itertools.product(folds[row], folds[col], folds[stream]):
         cycles = systolic_fold_cycles(c.rows, c.cols, es, c.dataflow)
