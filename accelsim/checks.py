@@ -29,6 +29,8 @@ __all__ = [
     "MAX_LAYERS",
     "MAX_LAYER_MACS",
     "MAX_PJ",
+    "MAX_ENERGY_J",
+    "MAX_POWER_W",
     "MAX_RATE",
     "MAX_REPEATS",
     "MAX_SEED",
@@ -108,6 +110,13 @@ float64 norms of such values overflow to inf."""
 MIN_TIME_S, MAX_TIME_S = 1e-12, 86_400.0
 """Range of a trace row's measured times (median, min, max of one call): below a picosecond or above a
 day is not a kernel timing, and such values overflow the rates and fits derived from them."""
+
+MAX_POWER_W = 1e5
+"""Largest power a trace row may report (``idle_power_w``): 100 kW, a rack, not one device."""
+
+MAX_ENERGY_J = MAX_TIME_S * MAX_POWER_W
+"""Largest energy of one call in a trace row (``energy_j``): the longest call at the largest power.
+``energy_j = 1e308`` squared in a fit, or over a time, is inf."""
 
 MAX_SEED = 2**32 - 1
 """Largest ``--seed`` (NumPy seeds are unsigned 32-bit words; the smallest is 0)."""

@@ -535,10 +535,16 @@ def test_roofline_inputs(run, tmp_path, case, needles):
     assert not (tmp_path / "r.png").exists()
 
 
-@pytest.mark.parametrize("column, value", [("time_median_s", 1e300), ("time_min_s", 1e-300), ("time_max_s", 1e6)])
-def test_trace_times_bounded(run, tmp_path, column, value):
-    """time_median_s = 1e300 used to crash validate --format json --plot (and leave v.png behind)."""
+@pytest.mark.parametrize("column, value, bound", [
+    ("time_median_s", 1e300, "MAX_TIME_S"), ("time_min_s", 1e-300, "MIN_TIME_S"), ("time_max_s", 1e6, "MAX_TIME_S"),
+    ("energy_j", 1e308, "MAX_ENERGY_J"), ("energy_window_s", 1e7, "MAX_TIME_S"), ("idle_power_w", 1e9, "MAX_POWER_W"),
+])
+def test_trace_values_bounded(run, tmp_path, column, value, bound):
+    """time_median_s = 1e300 used to crash validate --format json --plot (and leave v.png behind);
+    energy_j = 1e308 was accepted and overflowed the energy fit."""
     table = pq.read_table(next(CPU_TRACES.glob("*.parquet")))
+    if column not in table.column_names:  # a version-1 file: the energy-window columns came in version 2
+        table = table.append_column(column, pa.nulls(table.num_rows, pa.float64()))
     values = table.column(column).to_pylist()
     values[1] = value
     i = table.schema.get_field_index(column)
@@ -547,7 +553,7 @@ def test_trace_times_bounded(run, tmp_path, column, value):
     pq.write_table(table, tmp_path / "t" / "part-0.parquet")
     for args in (["validate", "--traces", tmp_path / "t", "--arch", "cpu_numpy", "--format", "json", "--plot",
                   tmp_path / "v.png"], ["traces", "roofline", tmp_path / "t", "--format", "json"]):
-        assert_exit_2(run(*args), "row 1", column, "MAX_TIME_S")
+        assert_exit_2(run(*args), "row 1", column, bound)
     assert _files(tmp_path) == ["t", "t/part-0.parquet"]
 
 
@@ -670,3 +676,23 @@ def test_sweep_resume_after_the_workload_changed(run, tmp_path):
     assert json.loads(run(*args)[1])["reused"] == 2  # unchanged: resumed
     wl.write_text(Path(SMALL).read_text().replace(" 64, 64, 64,", " 64, 96, 64,"))
     assert_exit_2(run(*args), "--out", "workload 'wl'", "another definition")
+
+
+def test_run_plan_sigkill_keeps_finished_passes(tmp_path):
+    """SIGKILL in the third of 5 timed passes: the two finished passes' records survive (written after each
+    pass as the run's part, replaced by the next); before, the records were built only after the loop."""
+    from kernels.trace import read_traces
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"format": "accelsim.plan", "version": 1, "network": {"workload": SMALL, "params": {}},
+                                "arch": "tasd_ttc", "layers": [{"name": "g_64cube", "kernel": "nm", "pattern": "2:4"}]}))
+    proc = _subprocess(["run", "--plan", plan, "--out", tmp_path / "o", "--repeats", "5", "--warmup", "0",
+                        "--backend", "numpy", "--format", "json"],
+                       prelude=_fault("accelsim.codesign.runplan:nm_spmm", 2, "SIGKILL"))
+    assert proc.returncode == -signal.SIGKILL
+    out = tmp_path / "o"
+    rows = read_traces(out).to_pylist()
+    assert len(list(out.glob("*.parquet"))) == 1 and not [p for p in out.rglob(".*")], "one part, no temporary"
+    by_role = {(json.loads(r["params"])["role"], json.loads(r["params"])["plan"]) for r in rows}
+    assert all(r["repeats"] == 2 for r in rows) and {("run", "dense")} <= by_role and len(by_role) == 4
+    assert len({r["run_id"] for r in rows}) == 1 and len(rows) == 2 * 8

@@ -172,7 +172,9 @@ POSITIVE, NON_NEGATIVE = "must be a positive finite number", "must be finite and
 @pytest.mark.parametrize("col,value,why", [
     *[(c, 0, POSITIVE) for c in ("time_median_s", "time_min_s", "time_max_s", "repeats", "m", "n", "k")],
     *[(c, -1, NON_NEGATIVE) for c in ("warmup", "flops_dense", "flops_effectual", "bytes_min", "energy_j",
-                                      "sm_clock_mhz", "mem_clock_mhz")],
+                                      "energy_window_s", "energy_calls", "idle_power_w", "sm_clock_mhz",
+                                      "mem_clock_mhz")],
+    ("idle_power_w", float("nan"), NON_NEGATIVE),
     ("density", 1.5, "must be in (0, 1]"), ("time_min_s", float("nan"), POSITIVE), ("energy_j", float("inf"), NON_NEGATIVE),
 ])
 def test_reader_refuses_a_value_no_measurement_makes(tmp_path, col, value, why):

@@ -206,8 +206,10 @@ def run_passes(steps: dict[str, list[Step]], *, xp, repeats: int, warmup: int, m
 
     ``meta`` (network, workload, dtype, plan file) goes into every row's params. ``on_step(variant,
     step, pass_no)`` is called before each layer (a progress bar). Energy windows last ``energy_s``
-    (0: none) per run and, with ``layer_energy``, per layer too. Ctrl-C stops the loop; the rows
-    of the passes finished so far are still added and the result says it was interrupted.
+    (0: none) per run and, with ``layer_energy``, per layer too. After each timed pass the rows of
+    the passes so far are written as the recorder's next part (:meth:`Recorder.provisional`), so a
+    kill, even SIGKILL, keeps them; Ctrl-C or SIGTERM stops the loop, the finished passes' rows are
+    added and the result says it was interrupted.
     """
     clock = _Clock(xp)
     times = {v: {s.name: [] for s in ss} for v, ss in steps.items()}
@@ -229,34 +231,45 @@ def run_passes(steps: dict[str, list[Step]], *, xp, repeats: int, warmup: int, m
                     runs[variant].append(clock.seconds(marks[0], marks[-1]))
             if p >= warmup:
                 res.passes += 1
+                scratch = Recorder(run_id=recorder.run_id)
+                recorder.provisional(_add_rows(scratch, steps, times, runs, res.passes, warmup, meta, xp))
     except KeyboardInterrupt:
         res.interrupted = True
-    errors = {} if res.interrupted else _output_errors(steps, xp)
+    if res.passes:
+        final = not res.interrupted and energy_s > 0
+        res.rows = _add_rows(recorder, steps, times, runs, res.passes, warmup, meta, xp,
+                             errors={} if res.interrupted else _output_errors(steps, xp),
+                             energy_s=energy_s if final else 0.0, layer_energy=layer_energy)
+    return res
+
+
+def _add_rows(recorder: Recorder, steps, times, runs, passes: int, warmup: int, meta: dict, xp, *,
+              errors: dict | None = None, energy_s: float = 0.0, layer_energy: bool = False) -> list[dict]:
+    """One row per layer and one per whole run of each variant, over the first ``passes`` timed passes;
+    energy windows of ``energy_s`` (0: none) are measured here, after the timed passes."""
+    rows = []
     for variant, ss in steps.items():
-        if res.passes == 0:
-            continue
         pass_energy = None
-        if not res.interrupted and energy_s > 0:
+        if energy_s > 0:
             pass_energy = energy_per_call(lambda ss=ss: [s.fn() for s in ss], xp=xp, min_window_s=energy_s)
         for s in ss:
-            ts = times[variant][s.name][: res.passes]
-            e = (energy_per_call(s.fn, xp=xp, min_window_s=energy_s)
-                 if not res.interrupted and energy_s > 0 and layer_energy else None)
+            ts = times[variant][s.name][:passes]
+            e = energy_per_call(s.fn, xp=xp, min_window_s=energy_s) if energy_s > 0 and layer_energy else None
             f = dict(s.fields)
             params = {**meta, **f.pop("params"), "role": "layer", "plan": variant,
-                      "output_rel_error": errors.get((variant, s.name))}
+                      "output_rel_error": (errors or {}).get((variant, s.name))}
             f.setdefault("dtype", meta["dtype"])
-            res.rows.append(recorder.add(timing=Timing(tuple(ts), warmup, **_energy(e)), suite="network", xp=xp,
-                                         params=params, **f))
+            rows.append(recorder.add(timing=Timing(tuple(ts), warmup, **_energy(e)), suite="network", xp=xp,
+                                     params=params, **f))
         fl = [s.fields for s in ss]
-        res.rows.append(recorder.add(
-            kernel="network", dtype=meta["dtype"], timing=Timing(tuple(runs[variant][: res.passes]), warmup,
+        rows.append(recorder.add(
+            kernel="network", dtype=meta["dtype"], timing=Timing(tuple(runs[variant][:passes]), warmup,
                                                                     **_energy(pass_energy)),
             shapes={}, suite="network", xp=xp, flops_dense=sum(f["flops_dense"] for f in fl),
             flops_effectual=sum(f.get("flops_effectual") or f["flops_dense"] for f in fl),
             bytes_min=sum(f["bytes_min"] for f in fl),
             params={**meta, "role": "run", "plan": variant, "layers": [s.name for s in ss]}))
-    return res
+    return rows
 
 
 def _energy(window: EnergyWindow | None) -> dict:

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from accelsim.checks import MAX_RATE, MAX_TIME_S, MIN_RATE, MIN_TIME_S, ensure_finite
+from accelsim.checks import MAX_ENERGY_J, MAX_POWER_W, MAX_RATE, MAX_TIME_S, MIN_RATE, MIN_TIME_S, ensure_finite
 from kernels.errors import InputError
 from kernels.trace import read_traces
 
@@ -49,16 +49,26 @@ _GPU_PEAKS = {
 }
 
 
+#: Range of each physical trace column the replay reads: column -> (low, high, unit, the constants' names).
+#: A value outside is no measurement and overflows the rates, fits and sums derived from it.
+_BOUNDS = {
+    **{c: (MIN_TIME_S, MAX_TIME_S, "s", "MIN_TIME_S, MAX_TIME_S") for c in ("time_median_s", "time_min_s", "time_max_s")},
+    "energy_j": (0.0, MAX_ENERGY_J, "J", "MAX_ENERGY_J"),
+    "energy_window_s": (0.0, MAX_TIME_S, "s", "MAX_TIME_S"),
+    "idle_power_w": (0.0, MAX_POWER_W, "W", "MAX_POWER_W"),
+}
+
+
 def load(path: str | os.PathLike) -> pa.Table:
-    """Read and validate every trace under ``path`` (see :func:`kernels.trace.read_traces`); times
-    outside :data:`~accelsim.checks.MIN_TIME_S`..:data:`~accelsim.checks.MAX_TIME_S` are refused."""
+    """Read and validate every trace under ``path`` (see :func:`kernels.trace.read_traces`); times,
+    energies and powers outside :data:`_BOUNDS` (:mod:`accelsim.checks`) are refused."""
     table = read_traces(path)
-    for column in ("time_median_s", "time_min_s", "time_max_s"):
+    for column, (lo, hi, unit, names) in _BOUNDS.items():
         values = table.column(column).to_pylist()
-        bad = next((i for i, v in enumerate(values) if v is not None and not MIN_TIME_S <= v <= MAX_TIME_S), None)
+        bad = next((i for i, v in enumerate(values) if v is not None and not lo <= v <= hi), None)
         if bad is not None:
-            raise InputError(f"{path}: row {bad} ({table.column('kernel')[bad]}): {column} = {values[bad]!r} s is "
-                             f"outside {MIN_TIME_S:g}..{MAX_TIME_S:g} s (accelsim.checks.MIN_TIME_S, MAX_TIME_S)")
+            raise InputError(f"{path}: row {bad} ({table.column('kernel')[bad]}): {column} = {values[bad]!r} {unit} is "
+                             f"outside {lo:g}..{hi:g} {unit} (accelsim.checks.{names})")
     return table
 
 

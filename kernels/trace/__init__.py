@@ -231,10 +231,21 @@ class Recorder:
         """Write pending rows as one new part file; return its path (None when nothing was pending)."""
         if not self.rows or self.out_dir is None:
             return None
-        dest = write_part(self.table(), self.out_dir, f"{self.run_id}-{self._parts:04d}")
+        dest = write_part(self.table(), self.out_dir, self._next_part())
         self._parts += 1
         self.rows.clear()
         return dest
+
+    def provisional(self, rows: list[dict]) -> Path | None:
+        """Write ``rows`` (made by :meth:`add` on a recorder with this ``run_id``) as the part the next
+        :meth:`flush` will write, which replaces it: a result that grows pass by pass is then on disk
+        after each pass, and a kill loses only the pass in flight."""
+        if not rows or self.out_dir is None:
+            return None
+        return write_part(pa.Table.from_pylist(rows, schema=SCHEMA), self.out_dir, self._next_part())
+
+    def _next_part(self) -> str:
+        return f"{self.run_id}-{self._parts:04d}"
 
     def __enter__(self) -> Recorder:
         return self
@@ -316,7 +327,8 @@ _YEAR_10000_US = 253_402_300_800 * 10**6  # 10000-01-01 in µs since 1970: Pytho
 #: Columns whose values must be positive and finite (null allowed where the schema allows it).
 _POSITIVE = ("time_median_s", "time_min_s", "time_max_s", "repeats", "m", "n", "k")
 #: Columns whose values must be finite and >= 0 (null allowed).
-_NON_NEGATIVE = ("warmup", "flops_dense", "flops_effectual", "bytes_min", "energy_j", "sm_clock_mhz", "mem_clock_mhz")
+_NON_NEGATIVE = ("warmup", "flops_dense", "flops_effectual", "bytes_min", "energy_j", "energy_window_s", "energy_calls",
+                 "idle_power_w", "sm_clock_mhz", "mem_clock_mhz")
 
 
 def _check_rows(table: pa.Table, f: Path) -> None:
