@@ -18,8 +18,6 @@ from accelsim import Conv, Gemm, Sparsity, load_arch, simulate
 from accelsim.model import staging
 
 REF = json.loads((Path(__file__).parent / "data" / "scalesim_stalls_reference.json").read_text())
-#: Worst relative error of total cycles the model must keep, on every case.
-TOLERANCE = 0.05
 
 
 def case_layer(case):
@@ -65,7 +63,9 @@ def test_total_cycles_match_scalesim(case):
     r = simulate(case_arch(case), layer).layers[0]
     expected = case["expected"]
     assert r.compute_cycles - 1 == expected["total_cycles"] - expected["stall_cycles"]
-    assert r.cycles - 1 == pytest.approx(expected["total_cycles"], rel=TOLERANCE)
+    # to the cycle (issue 31 asks for 5 %): a looser bound let changes to the staging's buffer sizes and
+    # bandwidths through
+    assert r.cycles - 1 == expected["total_cycles"]
 
 
 def test_huge_layer_steps_a_bounded_number_of_folds(monkeypatch):
