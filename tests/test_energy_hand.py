@@ -517,3 +517,36 @@ def test_no_traffic_costs_no_cycles():
     assert _transfer_time(a, mp) == (0.0, 0.0)
     t = run_mapping(a, mp)
     assert (t.cycles, t.compute_cycles, t.stall_cycles) == (30.0, 30.0, 0.0)
+
+
+def test_double_buffered_pes_run_folds_back_to_back_by_hand():
+    """stationary_buffers = 2: the 8 folds of M = 24 take max(24, 4) cycles each, back to back, and the
+    array fills and drains once (2·4 + 4 − 2 = 10 cycles, no bytes) after them; the traffic is
+    unchanged. The pipeline: the first load (7), 8 folds of 24 (their loads of 7 and stores of 6 hide
+    under them), the fill of 10 (the last store hides under it)."""
+    rd, wr = traffic(K)
+    layer = simulate(arch(**{"compute.stationary_buffers": 2}), Gemm("g", M, N, K)).layers[0]
+    cycles = 7 + 8 * 24 + 10
+    actions = {**memory_actions(rd, wr), "compute.mac.int8": M * N * K, "leakage.cycle": cycles}
+    check(layer, cycles, 8 * 24 + 10, actions)
+    assert layer.detail["tiles"] == 8
+
+
+@pytest.mark.parametrize("dataflow,shape,fill", [("ws", (3, 8, 16), 10), ("is", (24, 3, 16), 10), ("os", (3, 8, 3), 6)])
+def test_double_buffered_short_streams_wait_for_the_next_preload(dataflow, shape, fill):
+    """A stream of 3 (M on WS, N on IS, K on OS) on 4 rows still takes ``rows`` cycles per fold: the next
+    preload or drain has to finish. The fill is SCALE-Sim's fold less its stream (OS preloads nothing)."""
+    (mp,) = lower_layer(arch(**{"compute.stationary_buffers": 2, "compute.dataflow": dataflow}),
+                        Gemm("g", *shape)).mappings
+    assert mp.compute_cycles == mp.tiles * ROWS + fill
+    assert mp.groups[-1] == TileGroup(1, float(fill), 0.0)
+
+
+def test_double_buffers_need_the_tile_pipeline():
+    """SCALE-Sim's staging replays single-buffered PEs: the two together are refused, naming the field."""
+    from accelsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stationary_buffers = 2 needs staging: pipeline"):
+        arch(**{"compute.stationary_buffers": 2, "compute.staging": "scalesim"})
+    with pytest.raises(ConfigError, match="stationary_buffers"):
+        arch(**{"compute.stationary_buffers": 3})

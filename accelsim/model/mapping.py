@@ -14,7 +14,7 @@ from accelsim.model.staging import SystolicStaging
 
 __all__ = [
     "PARTIAL_BYTES", "Exec", "Mapping", "TileBlock", "TileGroup", "map_gemm", "map_gemm_tile", "operand_traffic",
-    "roofline_cycles", "systolic_fold_cycles",
+    "roofline_cycles", "systolic_fill_cycles", "systolic_fold_cycles", "systolic_layer_fill",
 ]
 
 #: Which GEMM dimensions index each operand: input A[M,K], weight B[K,N], output C[M,N].
@@ -57,7 +57,8 @@ class TileGroup:
 
     @property
     def tiles(self) -> int:
-        return self.count
+        """Tiles of work: a group without MACs (the array's one fill and drain) holds none."""
+        return self.count if self.macs else 0
 
     @property
     def total_cycles(self) -> float:
@@ -142,7 +143,7 @@ class Mapping:
         return sum(self.reads[level].values()), sum(self.writes[level].values())
 
 
-def systolic_fold_cycles(rows: int, cols: int, stream: int, dataflow: str) -> int:
+def systolic_fold_cycles(rows: int, cols: int, stream: int, dataflow: str, buffers: int = 1) -> int:
     """Cycles of one fold on a rows × cols array streaming ``stream`` vectors, as SCALE-Sim counts them.
 
     WS/IS preload the stationary tile (``rows`` cycles), then stream ``stream`` vectors that enter
@@ -151,10 +152,29 @@ def systolic_fold_cycles(rows: int, cols: int, stream: int, dataflow: str) -> in
     skew and the finished outputs leave over the same skew. Edge folds cost the same as full ones
     (the skew is set by the physical array); their idle PEs show in mapping efficiency. Folds do
     not overlap. See docs/scalesim_timing.md.
+
+    With ``buffers = 2`` (double-buffered stationary registers) folds run back to back: one costs
+    ``max(stream, rows)`` (the next preload or drain hides under the stream), and the fill and drain
+    of a single-buffered fold, :func:`systolic_fill_cycles`, is paid once per layer.
     """
+    if buffers == 2:
+        return max(stream, rows)
+    return systolic_fill_cycles(rows, cols, dataflow) + stream
+
+
+def systolic_fill_cycles(rows: int, cols: int, dataflow: str) -> int:
+    """A single-buffered fold's cycles beyond its stream: preload (WS/IS) and the skew in and out."""
     if dataflow == "os":
-        return rows + cols + stream - 2
-    return 2 * rows + cols + stream - 2
+        return rows + cols - 2
+    return 2 * rows + cols - 2
+
+
+def systolic_layer_fill(c) -> list[TileGroup]:
+    """The group a layer adds after its folds on an array ``c``: with double-buffered stationary
+    registers, the one fill and drain (no MACs, no bytes); with single ones, nothing (each fold pays)."""
+    if c.stationary_buffers == 2:
+        return [TileGroup(1, float(systolic_fill_cycles(c.rows, c.cols, c.dataflow)), 0.0)]
+    return []
 
 
 def operand_traffic(
@@ -216,7 +236,7 @@ def _systolic_folds(c: SystolicCompute, stream: int, srows: int, scols: int):
     Each column fold runs its full row folds then the edge row fold; all column folds but the
     last are alike, so they are one :class:`TileBlock` whatever their number.
     """
-    fold = systolic_fold_cycles(c.rows, c.cols, stream, c.dataflow)
+    fold = systolic_fold_cycles(c.rows, c.cols, stream, c.dataflow, c.stationary_buffers)
     rf, cf = math.ceil(srows / c.rows), math.ceil(scols / c.cols)
     r_edge, c_edge = srows - (rf - 1) * c.rows, scols - (cf - 1) * c.cols
 
@@ -342,7 +362,7 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
         # One array: the copies run one after another.
         c = arch.compute
         tile, loops, groups, eff = _systolic_groups(c, m, n, k_run)
-        groups = [g.scaled(count) for g in groups]
+        groups = [g.scaled(count) for g in groups] + systolic_layer_fill(c)
         order = tuple(d for d, _ in loops)
         if c.staging == "scalesim":
             staging = SystolicStaging(c.rows, c.cols, c.dataflow, m, n, k_run, count)
