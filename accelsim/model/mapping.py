@@ -126,7 +126,7 @@ class Mapping:
     effectual_macs: float
     reads: dict[str, dict[str, float]]
     writes: dict[str, dict[str, float]]
-    issued_macs: float = 0.0
+    issued_macs: float
     actions: dict[str, float] = field(default_factory=dict)
     nest: dict | None = None
     staging: SystolicStaging | None = None
@@ -276,8 +276,8 @@ def _reduction_level(arch: ArchConfig):
     return arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]
 
 
-def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1, tile: tuple[int, int, int] | None = None,
-                        split: int | None = None):
+def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int, tile: tuple[int, int, int] | None,
+                        split: int | None):
     """CTAs of tile_m × tile_n run in waves over the SMs, each stepping K by tile_k.
 
     One step = one wave advancing one K-chunk; a step takes as long as one CTA's chunk
@@ -308,12 +308,12 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1, tile: 
     k_steps = math.ceil(kt / split)
     work = ctas * split
     full_waves, last = divmod(work, c.units)
-    avg_macs = m * n * k * count / (work * k_steps)
+    # A step's MACs in proportion to the SMs busy in it; map_gemm scales them to the layer's MACs.
     groups = []
     if full_waves:
-        groups.append(TileGroup(full_waves * k_steps, step, avg_macs * c.units))
+        groups.append(TileGroup(full_waves * k_steps, step, float(c.units)))
     if last:
-        groups.append(TileGroup(k_steps, step, avg_macs * last))
+        groups.append(TileGroup(k_steps, step, float(last)))
     waves = full_waves + (1 if last else 0)
     eff = (m * n * k * count) / (waves * c.units * tm * tn * k_steps * tk)
     loops = [("m", mt), ("n", nt), ("k", kt)]
@@ -327,7 +327,7 @@ def roofline_cycles(arch: ArchConfig, mp: Mapping) -> float:
 
 
 def map_gemm(
-    arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int = 1, exe: Exec = DENSE_EXEC
+    arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int, exe: Exec = DENSE_EXEC
 ) -> Mapping:
     """Mapping of ``count`` identical GEMMs onto ``arch``, executed as ``exe``: one after another on a
     systolic array, as one batched GEMM on tensor cores.
