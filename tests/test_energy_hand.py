@@ -342,6 +342,8 @@ def test_ws_tile_is_the_array_or_the_layer_if_smaller(n, k, tile):
     (mp,) = lower_layer(arch(**{"compute.cols": 8}), Gemm("g", M, n, k)).mappings
     assert mp.tile == tile and mp.loop_order == ("n", "k")
     assert mp.tiles == math.ceil(k / 4) * math.ceil(n / 8)
+    # every fold, edge folds too, pays the physical array's preload and skew: 2·4 rows + 8 columns − 2
+    assert mp.compute_cycles == mp.tiles * (2 * 4 + 8 + M - 2)
     if n == 12:  # a block of the full column fold (8 columns), then the 4-column edge fold
         assert [g.total_macs for g in mp.groups] == [M * 8 * 18, M * 4 * 16, M * 4 * 2]
     else:  # one row fold of 3 rows, one column fold of 5 columns
@@ -436,6 +438,18 @@ def test_tensor_core_waves_share_the_macs_by_busy_sms():
     assert mp.mapping_efficiency == pytest.approx(dense / (2 * 8 * 64 * 64 * 32 * 32))
 
 
+def test_forced_split_beyond_the_idle_sms_runs_in_more_waves():
+    """The mapper may force a split: 64×128×1024 split 8 ways is 2 × 8 = 16 CTAs on 8 SMs, two full waves
+    of ⌈32/8⌉ = 4 K-steps of 512 cycles, every SM busy; the 8 fp32 partial tiles go through L2."""
+    from accelsim.model.mapping import DENSE_EXEC, map_gemm_tile
+
+    a = load_arch(load_yaml(TC_YAML))
+    mp = map_gemm_tile(a, "g", 64, 128, 1024, "fp16", 1, DENSE_EXEC, (64, 64, 32), 8, ("m", "n", "k"))
+    assert mp.tile["split_k"] == 8 and mp.compute_cycles == 2 * 4 * 512
+    assert [(g.count, g.total_macs) for g in mp.groups] == [(8, 64.0 * 128 * 1024)]
+    assert mp.mapping_efficiency == pytest.approx(64 * 128 * 1024 / (2 * 8 * 64 * 64 * 4 * 32))
+
+
 def test_split_k_on_one_memory_level_reduces_there():
     """With HBM alone the partial sums meet in HBM (s = 4 still pays: 4096 + 2·4·32768/100 < 16384). With
     nothing inside HBM to hold the output, the fp16 output is written once per K-step (32) besides."""
@@ -513,7 +527,40 @@ def test_no_traffic_costs_no_cycles():
     a = arch()
     zero = {lvl.name: dict.fromkeys(("input", "weight", "output"), 0.0) for lvl in a.memory}
     mp = Mapping("t", 1, 1, 1, "int8", {}, (), [TileGroup(3, 10.0, 1.0)], 1.0, 3.0, 3.0, zero,
-                 {k: dict(v) for k, v in zero.items()})
+                 {k: dict(v) for k, v in zero.items()}, 3.0)
     assert _transfer_time(a, mp) == (0.0, 0.0)
     t = run_mapping(a, mp)
     assert (t.cycles, t.compute_cycles, t.stall_cycles) == (30.0, 30.0, 0.0)
+
+
+def test_double_buffered_pes_run_folds_back_to_back_by_hand():
+    """stationary_buffers = 2: the 8 folds of M = 24 take max(24, 4) cycles each, back to back, and the
+    array fills and drains once (2·4 + 4 − 2 = 10 cycles, no bytes) after them; the traffic is
+    unchanged. The pipeline: the first load (7), 8 folds of 24 (their loads of 7 and stores of 6 hide
+    under them), the fill of 10 (the last store hides under it)."""
+    rd, wr = traffic(K)
+    layer = simulate(arch(**{"compute.stationary_buffers": 2}), Gemm("g", M, N, K)).layers[0]
+    cycles = 7 + 8 * 24 + 10
+    actions = {**memory_actions(rd, wr), "compute.mac.int8": M * N * K, "leakage.cycle": cycles}
+    check(layer, cycles, 8 * 24 + 10, actions)
+    assert layer.detail["tiles"] == 8
+
+
+@pytest.mark.parametrize("dataflow,shape,fill", [("ws", (3, 8, 16), 10), ("is", (24, 3, 16), 10), ("os", (3, 8, 3), 6)])
+def test_double_buffered_short_streams_wait_for_the_next_preload(dataflow, shape, fill):
+    """A stream of 3 (M on WS, N on IS, K on OS) on 4 rows still takes ``rows`` cycles per fold: the next
+    preload or drain has to finish. The fill is SCALE-Sim's fold less its stream (OS preloads nothing)."""
+    (mp,) = lower_layer(arch(**{"compute.stationary_buffers": 2, "compute.dataflow": dataflow}),
+                        Gemm("g", *shape)).mappings
+    assert mp.compute_cycles == mp.tiles * ROWS + fill
+    assert mp.groups[-1] == TileGroup(1, float(fill), 0.0)
+
+
+def test_double_buffers_need_the_tile_pipeline():
+    """SCALE-Sim's staging replays single-buffered PEs: the two together are refused, naming the field."""
+    from accelsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stationary_buffers = 2 needs staging: pipeline"):
+        arch(**{"compute.stationary_buffers": 2, "compute.staging": "scalesim"})
+    with pytest.raises(ConfigError, match="stationary_buffers"):
+        arch(**{"compute.stationary_buffers": 3})

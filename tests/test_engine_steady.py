@@ -43,7 +43,7 @@ def _mapping(groups, load_bytes, store_bytes) -> Mapping:
     reads = {lvl.name: {"input": 0.0, "weight": 0.0, "output": 0.0} for lvl in ONE_LEVEL.memory}
     writes = {lvl.name: {"input": 0.0, "weight": 0.0, "output": 0.0} for lvl in ONE_LEVEL.memory}
     reads["dram"]["input"], writes["dram"]["output"] = load_bytes, store_bytes
-    return Mapping("t", 1, 1, 1, "fp16", {}, (), list(groups), 1.0, 1.0, 1.0, reads, writes)
+    return Mapping("t", 1, 1, 1, "fp16", {}, (), list(groups), 1.0, 1.0, 1.0, reads, writes, 1.0)
 
 group = st.builds(TileGroup, st.integers(1, 40), st.integers(0, 60).map(float), st.integers(1, 9).map(float))
 block = st.builds(lambda gs, t: TileBlock(tuple(gs), t), st.lists(group, min_size=1, max_size=3), st.integers(1, 25))

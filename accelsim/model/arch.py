@@ -153,6 +153,12 @@ class SystolicCompute(_Strict):
     ``staging`` times its fixed mapping: ``scalesim`` replays SCALE-Sim's double-buffered SRAM halves
     demand line by demand line (its stalls, docs/scalesim_timing.md §9; costs up to seconds per
     layer), ``pipeline`` the tile pipeline of engine.py (cost independent of layer size).
+
+    ``stationary_buffers`` is how many copies of the stationary operand each PE holds (weights in WS,
+    inputs in IS, accumulators in OS). With 1, as in SCALE-Sim, every fold preloads (or drains) and
+    refills the skew before its stream starts; with 2, as in the TPU's double-buffered weights, the
+    next fold's preload hides under the current fold's stream, so folds run back to back
+    (``max(stream, rows)`` each) and the array fills and drains once per layer.
     """
 
     kind: Literal["systolic"]
@@ -160,10 +166,18 @@ class SystolicCompute(_Strict):
     cols: int = Field(gt=0, le=MAX_ARRAY_DIM)
     dataflow: Literal["ws", "os", "is"]
     staging: Literal["scalesim", "pipeline"] = "scalesim"
+    stationary_buffers: Literal[1, 2] = 1
     default_dtype: Dtype = "int8"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None
     pe_area_um2: _Area = 0.0
+
+    @model_validator(mode="after")
+    def _scalesim_is_single_buffered(self) -> SystolicCompute:
+        if self.stationary_buffers != 1 and self.staging == "scalesim":
+            raise ValueError(f"stationary_buffers = {self.stationary_buffers} needs staging: pipeline "
+                             "(SCALE-Sim's staging replays single-buffered PEs)")
+        return self
 
     @property
     def area_mm2(self) -> float:

@@ -38,7 +38,8 @@ from accelsim.errors import ConfigError
 from accelsim.model.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
 from accelsim.model.energy import action_energy, mapping_actions, price
 from accelsim.model.engine import run_mapping
-from accelsim.model.mapping import DENSE_EXEC, Exec, Mapping, TileGroup, map_gemm, map_gemm_tile, systolic_fold_cycles
+from accelsim.model.mapping import (DENSE_EXEC, Exec, Mapping, TileGroup, map_gemm, map_gemm_tile, systolic_fill_cycles,
+                                    systolic_fold_cycles, systolic_layer_fill)
 
 __all__ = ["MAPPERS", "OBJECTIVES", "Mapper", "Window", "plan_gemm", "search_gemm"]
 
@@ -255,116 +256,118 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
         "n": _filter_dims(n, side.get("n")),
     }
     axes = ("m", "k", "n")
-    grids = np.meshgrid(*(np.arange(len(dims[a])) for a in axes), indexing="ij")
-    idx = {a: g.ravel() for a, g in zip(axes, grids)}
-
-    def col_of(attr, a):
-        return np.asarray([getattr(d, attr) for d in dims[a]], dtype=float)[idx[a]]
+    def per_dim(attr, a):
+        return np.asarray([getattr(d, attr) for d in dims[a]], dtype=float)
 
     def scale(level, op):
         return exe.stored.get(op, 1.0) if level.name in exe.compressed_levels else 1.0
 
-    # Footprints (elements) of each operand's tile on chip, and volumes moved.
-    tile_fp = {
-        "input": col_of("footprint", "m") * col_of("footprint", "k"),
-        "weight": col_of("footprint", "k") * window * col_of("footprint", "n"),
-        "output": np.asarray([d.pieces[0][0] for d in dims["m"]], float)[idx["m"]] * col_of("footprint", "n"),
-    }
-    fits = np.ones(len(idx["m"]), dtype=bool)
-    for op in _OPERANDS:
-        fits &= tile_fp[op] * eb * scale(inner, op) <= inner.capacity_for(op)
+    # Which tiles fit, decided per pair of dimensions before the grid is built: each operand's tile
+    # spans two of them (the output's pixels are its first piece; the weight spans the window too).
+    fp = {a: per_dim("footprint", a) for a in axes}
+    first_px = np.asarray([d.pieces[0][0] for d in dims["m"]], float)
+    cap = {op: inner.capacity_for(op) / (eb * scale(inner, op)) for op in _OPERANDS}
+    ok_mk = np.outer(fp["m"], fp["k"]) <= cap["input"]
+    ok_kn = np.outer(fp["k"] * window, fp["n"]) <= cap["weight"]
+    ok_mn = np.outer(first_px, fp["n"]) <= cap["output"]
+    fits = ok_mk[:, :, None] & ok_kn[None, :, :] & ok_mn[:, None, :]
     if not fits.any():
         raise ConfigError(f"arch {arch.name!r}: no tile of layer {name!r} fits the on-chip buffer "
                           f"({', '.join(f'{op} {inner.capacity_for(op):g} B' for op in _OPERANDS)}); "
                           f"--mapper fixed streams what does not fit")
-    # Only the tiles that fit go on: every array below is over them.
-    idx = {a: v[fits] for a, v in idx.items()}
-    cnt = {a: col_of("count", a) for a in axes}
-    ext = {a: col_of("extent", a) for a in axes}
+    # Only the tiles that fit go on, as index triples into the per-dimension tables below.
+    idx = dict(zip(axes, np.nonzero(fits)))
     # The folds by shape: (extent, how many) per dimension — the array's chunks of each tile along
-    # its rows and columns, the tiles themselves along the streamed dimension — padded to one length
-    # for NumPy. The engine fills before the first fold (largest extents) and drains after the last
-    # (smallest), each moving bytes in proportion to its MACs.
+    # its rows and columns, the tiles themselves along the streamed dimension. The engine fills
+    # before the first fold (largest extents) and drains after the last (smallest), each moving bytes
+    # in proportion to its MACs. Every figure is tabulated per dimension and gathered only for the
+    # candidates that need it: all of them for the order-free bound, the survivors for the rest.
     chunk = {a: [_chunks(list(d.pieces), side[a]) if a in side else list(d.pieces) for d in dims[a]] for a in axes}
-    shape_e, shape_n = {}, {}
-    for a in axes:
-        width = max(len(ch) for ch in chunk[a])
-        shape_e[a] = np.asarray([[e for e, _ in ch] + [0] * (width - len(ch)) for ch in chunk[a]], float)[idx[a]]
-        shape_n[a] = np.asarray([[n for _, n in ch] + [0] * (width - len(ch)) for ch in chunk[a]], float)[idx[a]]
-    folds = {a: shape_n[a].sum(axis=1) for a in axes}
-    base = systolic_fold_cycles(c.rows, c.cols, 0, c.dataflow)
-    compute = folds[row] * folds[col] * (folds[stream] * base + ext[stream]) * count
-    total_macs = ext[row] * ext[col] * ext[stream] * count
+    # systolic_fold_cycles over arrays of stream lengths, and the layer's one fill with double buffers
+    if c.stationary_buffers == 2:
+        fold, layer_fill = (lambda e: np.maximum(e, c.rows)), float(systolic_fill_cycles(c.rows, c.cols, c.dataflow))
+    else:
+        fold, layer_fill = (lambda e: e + systolic_fill_cycles(c.rows, c.cols, c.dataflow)), 0.0
+    table = {a: {"count": per_dim("count", a), "extent": per_dim("extent", a), "fetched": per_dim("fetched", a),
+                 "folds": np.asarray([sum(n_ for _, n_ in ch) for ch in chunk[a]], float),
+                 "first": np.asarray([ch[0][0] for ch in chunk[a]], float),
+                 "last": np.asarray([ch[-1][0] for ch in chunk[a]], float)} for a in axes}
+    table[stream]["per_stream"] = np.asarray([sum(n_ * fold(e) for e, n_ in ch) for ch in chunk[stream]], float)
 
-    share_first = shape_e[row][:, 0] * shape_e[col][:, 0] * shape_e[stream][:, 0] / total_macs
-    lasts = {a: shape_e[a][np.arange(len(compute)), (shape_n[a] > 0).sum(axis=1) - 1] for a in axes}
-    share_last = lasts[row] * lasts[col] * lasts[stream] / total_macs
-
-    # Array traffic: every fold moves its slice of each operand (im2col rows for the input).
     dense = {"m": float(m), "k": float(k), "n": float(n)}
-    array_moves = {}
-    for op, ds in _OPERANDS.items():
-        moved = np.ones_like(compute)
-        for a in axes:
-            moved = moved * (dense[a] if a in ds else folds[a])
-        array_moves[op] = moved * eb * count
-    fetched_vol = {
-        "input": col_of("fetched", "m") * col_of("fetched", "k") * eb * count,
-        "weight": float(k * n) * eb * count * np.ones_like(compute),
-        "output": float(m * n) * eb * count * np.ones_like(compute),
-    }
     size_out = float(m * n) * eb * count
     leak = arch.energy.leakage_pj_per_cycle
     mac_e = float(m * n * k_run * count) * arch.energy.mac_pj[dtype] + sum(
         v * action_energy(arch, a) for a, v in exe.actions.items())
     partial_out = "output" not in exe.stationary
 
-    def closed_forms(order, sel):
-        """Traffic per level and operand, and the bound on the objective, of candidates ``sel`` in one loop order."""
+    def gather(sel, *names) -> dict:
+        """``names`` of candidates ``sel`` (None: all), with the compute cycles, the array's traffic per
+        operand (every fold moves its slice; im2col rows for the input) and the volumes fetched."""
+        at = {a: idx[a] if sel is None else idx[a][sel] for a in axes}
+        g = {(nm, a): table[a][nm][at[a]] for nm in ("folds", *names) for a in axes if nm in table[a]}
+        folds = {a: g["folds", a] for a in axes}
+        g["compute"] = folds[row] * folds[col] * table[stream]["per_stream"][at[stream]] * count + layer_fill
+        for op, ds in _OPERANDS.items():
+            g["array", op] = math.prod(dense[a] if a in ds else folds[a] for a in axes) * (eb * count)
+        g["fetched", "input"] = table["m"]["fetched"][at["m"]] * table["k"]["fetched"][at["k"]] * (eb * count)
+        g["fetched", "weight"], g["fetched", "output"] = float(k * n) * eb * count, size_out
+        return g
+
+    def closed_forms(order, g, size):
+        """Traffic per level and operand, and the bound on the objective, of ``size`` candidates
+        gathered in ``g``, in one loop order."""
         rd = {lvl.name: {} for lvl in arch.memory}
         wr = {lvl.name: {} for lvl in arch.memory}
         for op, ds in _OPERANDS.items():
             # Backing-store fetches: a tile is fetched again when a loop over a dimension it does
             # not depend on sits outside a loop (of more than one trip) over one it does.
             irr = _IRRELEVANT[op]
-            refetch = np.zeros(len(sel), dtype=bool)
+            refetch = np.zeros(size, dtype=bool)
             for a in order[order.index(irr) + 1:]:
                 if a in ds:
-                    refetch |= cnt[a][sel] > 1
-            moved = 0.0 if op in exe.stationary else fetched_vol[op][sel] * np.where(refetch, cnt[irr][sel], 1.0)
+                    refetch |= g["count", a] > 1
+            moved = 0.0 if op in exe.stationary else g["fetched", op] * np.where(refetch, g["count", irr], 1.0)
             if op == "output":
                 # Evicted partial sums go out and come back; the last write is the result.
                 back = moved - size_out if partial_out else 0.0
                 wr[outer.name][op], rd[outer.name][op] = moved, back
-                wr[inner.name][op] = array_moves[op][sel] + back
-                rd[inner.name][op] = array_moves[op][sel] - size_out + moved
+                wr[inner.name][op] = g["array", op] + back
+                rd[inner.name][op] = g["array", op] - size_out + moved
             else:
                 rd[outer.name][op], wr[outer.name][op] = moved * scale(outer, op), 0.0
                 wr[inner.name][op] = moved * scale(inner, op)
-                rd[inner.name][op] = array_moves[op][sel] * scale(inner, op)
+                rd[inner.name][op] = g["array", op] * scale(inner, op)
         load = store = 0.0
         for l in arch.memory:
             load = np.maximum(load, (rd[l.name]["input"] + rd[l.name]["weight"]) / l.bandwidth)
             store = np.maximum(store, (wr[l.name]["output"] + rd[l.name]["output"]) / (l.write_bandwidth or l.bandwidth))
-        fill, drain = np.ceil(load * share_first[sel]), np.ceil(store * share_last[sel])
-        cyc = np.maximum(np.maximum(compute[sel], load + base + lasts[stream][sel] + drain),
-                         np.maximum(fill + compute[sel] + drain, fill + base + shape_e[stream][sel, 0] + store))
+        total_macs = g["extent", row] * g["extent", col] * g["extent", stream] * count
+        fill = np.ceil(load * (g["first", row] * g["first", col] * g["first", stream] / total_macs))
+        drain = np.ceil(store * (g["last", row] * g["last", col] * g["last", stream] / total_macs))
+        compute = g["compute"]
+        # the last fold's store overlaps the layer's one fill (a tile of no bytes after it)
+        cyc = np.maximum(np.maximum(compute, load + fold(g["last", stream]) + drain),
+                         np.maximum(fill + compute - layer_fill + np.maximum(drain, layer_fill),
+                                    fill + fold(g["first", stream]) + store))
         dyn = mac_e + sum(rd[l.name][op] * l.read_pj_per_byte + wr[l.name][op] * l.write_pj_per_byte
                           for l in arch.memory for op in _OPERANDS)
-        full = lambda d: {l: {op: np.broadcast_to(v, sel.shape) for op, v in ops.items()} for l, ops in d.items()}
+        full = lambda d: {l: {op: np.broadcast_to(v, (size,)) for op, v in ops.items()} for l, ops in d.items()}
         return full(rd), full(wr), _key(objective, cyc, dyn + leak * cyc)[0]
 
     # A bound that holds in every loop order (each operand fetched once), to drop most candidates
     # before the per-order forms: every order of the first few candidates gives an incumbent.
-    once = fetched_vol
-    dyn0 = mac_e + sum(array_moves[op] * scale(inner, op) * inner.read_pj_per_byte for op in ("input", "weight"))
-    dyn0 = dyn0 + sum(0.0 if op in exe.stationary else once[op] * (scale(outer, op) * outer.read_pj_per_byte
-                                                                    + scale(inner, op) * inner.write_pj_per_byte)
+    g0 = gather(None)
+    compute = g0["compute"]
+    dyn0 = mac_e + sum(g0["array", op] * scale(inner, op) * inner.read_pj_per_byte for op in ("input", "weight"))
+    dyn0 = dyn0 + sum(0.0 if op in exe.stationary else g0["fetched", op] * (scale(outer, op) * outer.read_pj_per_byte
+                                                                           + scale(inner, op) * inner.write_pj_per_byte)
                       for op in ("input", "weight"))
     out_once = 0.0 if "output" in exe.stationary else size_out
-    dyn0 = dyn0 + out_once * (outer.write_pj_per_byte + inner.read_pj_per_byte) + array_moves["output"] * (
+    dyn0 = dyn0 + out_once * (outer.write_pj_per_byte + inner.read_pj_per_byte) + g0["array", "output"] * (
         inner.write_pj_per_byte + inner.read_pj_per_byte) - size_out * inner.read_pj_per_byte
     lb0 = _key(objective, compute, dyn0 + leak * compute)[0]
+    del g0, compute, dyn0
 
     orders = list(itertools.permutations(axes))
     best = None
@@ -373,7 +376,8 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
     def search(sel):
         """Branch and bound over candidates ``sel`` in every order, from the incumbent ``best``."""
         nonlocal best
-        forms = [closed_forms(o, sel) for o in orders]
+        g = gather(sel, "count", "extent", "first", "last")
+        forms = [closed_forms(o, g, len(sel)) for o in orders]
         bound = np.concatenate([f[2] for f in forms])
         below = np.flatnonzero(bound < best[0][0]) if best is not None else np.arange(bound.size)
         for j in below[np.argsort(bound[below], kind="stable")]:
@@ -396,9 +400,19 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
             if best is None or key < best[0]:
                 best = (key, mp)
 
-    search(np.argsort(lb0, kind="stable")[:16])
+    search(_smallest(lb0, 16))
     search(np.flatnonzero(lb0 < best[0][0]))
     return best[1]
+
+
+def _smallest(values: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` least values, ties by index: ``argsort(kind="stable")[:count]`` without
+    sorting them all."""
+    if values.size <= count:
+        return np.argsort(values, kind="stable")
+    cut = np.partition(values, count - 1)[count - 1]
+    pick = np.flatnonzero(values <= cut)
+    return pick[np.argsort(values[pick], kind="stable")][:count]
 
 
 def _build_systolic(arch, order, choice: dict, folds: dict, m, n, k, dtype, count, exe: Exec, reads, writes,
@@ -407,15 +421,15 @@ def _build_systolic(arch, order, choice: dict, folds: dict, m, n, k, dtype, coun
     ``folds`` are its (extent, how many) per dimension, as the search tabulated them."""
     c = arch.compute
     row, col, stream = _ROLES[c.dataflow]
-    groups = []
+    groups, slots = [], 0
     for (er, nr), (ec, nc), (es, ns) in itertools.product(folds[row], folds[col], folds[stream]):
-        cycles = systolic_fold_cycles(c.rows, c.cols, es, c.dataflow)
+        cycles = systolic_fold_cycles(c.rows, c.cols, es, c.dataflow, c.stationary_buffers)
         groups.append(TileGroup(nr * nc * ns * count, float(cycles), float(er * ec * es)))
+        slots += nr * nc * ns * count * es
     k_run = exe.k_exec or k
     dense_macs = float(m * n * k * count)
     run_macs = sum(g.total_macs for g in groups)
-    groups = [g.scaled(macs=lambda x: x * dense_macs / run_macs) for g in groups]
-    slots = sum(g.total_cycles - g.count * systolic_fold_cycles(c.rows, c.cols, 0, c.dataflow) for g in groups)
+    groups = [g.scaled(macs=lambda x: x * dense_macs / run_macs) for g in groups] + systolic_layer_fill(c)
     eff = float(m * n * k_run * count) / (c.rows * c.cols * slots)
     tile = {"m": choice["m"].pieces[0][0], "n": choice["n"].tile["n"], "k": choice["k"].tile["c"] * w.fy * w.fx}
     mp = Mapping(layer="", m=m, n=n, k=k, dtype=dtype, tile=tile, loop_order=tuple(order), groups=groups,

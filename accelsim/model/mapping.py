@@ -14,7 +14,7 @@ from accelsim.model.staging import SystolicStaging
 
 __all__ = [
     "PARTIAL_BYTES", "Exec", "Mapping", "TileBlock", "TileGroup", "map_gemm", "map_gemm_tile", "operand_traffic",
-    "roofline_cycles", "systolic_fold_cycles",
+    "roofline_cycles", "systolic_fill_cycles", "systolic_fold_cycles", "systolic_layer_fill",
 ]
 
 #: Which GEMM dimensions index each operand: input A[M,K], weight B[K,N], output C[M,N].
@@ -57,7 +57,8 @@ class TileGroup:
 
     @property
     def tiles(self) -> int:
-        return self.count
+        """Tiles of work: a group without MACs (the array's one fill and drain) holds none."""
+        return self.count if self.macs else 0
 
     @property
     def total_cycles(self) -> float:
@@ -125,7 +126,7 @@ class Mapping:
     effectual_macs: float
     reads: dict[str, dict[str, float]]
     writes: dict[str, dict[str, float]]
-    issued_macs: float = 0.0
+    issued_macs: float
     actions: dict[str, float] = field(default_factory=dict)
     nest: dict | None = None
     staging: SystolicStaging | None = None
@@ -142,7 +143,7 @@ class Mapping:
         return sum(self.reads[level].values()), sum(self.writes[level].values())
 
 
-def systolic_fold_cycles(rows: int, cols: int, stream: int, dataflow: str) -> int:
+def systolic_fold_cycles(rows: int, cols: int, stream: int, dataflow: str, buffers: int = 1) -> int:
     """Cycles of one fold on a rows × cols array streaming ``stream`` vectors, as SCALE-Sim counts them.
 
     WS/IS preload the stationary tile (``rows`` cycles), then stream ``stream`` vectors that enter
@@ -151,10 +152,29 @@ def systolic_fold_cycles(rows: int, cols: int, stream: int, dataflow: str) -> in
     skew and the finished outputs leave over the same skew. Edge folds cost the same as full ones
     (the skew is set by the physical array); their idle PEs show in mapping efficiency. Folds do
     not overlap. See docs/scalesim_timing.md.
+
+    With ``buffers = 2`` (double-buffered stationary registers) folds run back to back: one costs
+    ``max(stream, rows)`` (the next preload or drain hides under the stream), and the fill and drain
+    of a single-buffered fold, :func:`systolic_fill_cycles`, is paid once per layer.
     """
+    if buffers == 2:
+        return max(stream, rows)
+    return systolic_fill_cycles(rows, cols, dataflow) + stream
+
+
+def systolic_fill_cycles(rows: int, cols: int, dataflow: str) -> int:
+    """A single-buffered fold's cycles beyond its stream: preload (WS/IS) and the skew in and out."""
     if dataflow == "os":
-        return rows + cols + stream - 2
-    return 2 * rows + cols + stream - 2
+        return rows + cols - 2
+    return 2 * rows + cols - 2
+
+
+def systolic_layer_fill(c) -> list[TileGroup]:
+    """The group a layer adds after its folds on an array ``c``: with double-buffered stationary
+    registers, the one fill and drain (no MACs, no bytes); with single ones, nothing (each fold pays)."""
+    if c.stationary_buffers == 2:
+        return [TileGroup(1, float(systolic_fill_cycles(c.rows, c.cols, c.dataflow)), 0.0)]
+    return []
 
 
 def operand_traffic(
@@ -216,7 +236,7 @@ def _systolic_folds(c: SystolicCompute, stream: int, srows: int, scols: int):
     Each column fold runs its full row folds then the edge row fold; all column folds but the
     last are alike, so they are one :class:`TileBlock` whatever their number.
     """
-    fold = systolic_fold_cycles(c.rows, c.cols, stream, c.dataflow)
+    fold = systolic_fold_cycles(c.rows, c.cols, stream, c.dataflow, c.stationary_buffers)
     rf, cf = math.ceil(srows / c.rows), math.ceil(scols / c.cols)
     r_edge, c_edge = srows - (rf - 1) * c.rows, scols - (cf - 1) * c.cols
 
@@ -256,8 +276,8 @@ def _reduction_level(arch: ArchConfig):
     return arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]
 
 
-def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1, tile: tuple[int, int, int] | None = None,
-                        split: int | None = None):
+def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int, tile: tuple[int, int, int] | None,
+                        split: int | None):
     """CTAs of tile_m × tile_n run in waves over the SMs, each stepping K by tile_k.
 
     One step = one wave advancing one K-chunk; a step takes as long as one CTA's chunk
@@ -288,12 +308,12 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int = 1, tile: 
     k_steps = math.ceil(kt / split)
     work = ctas * split
     full_waves, last = divmod(work, c.units)
-    avg_macs = m * n * k * count / (work * k_steps)
+    # A step's MACs in proportion to the SMs busy in it; map_gemm scales them to the layer's MACs.
     groups = []
     if full_waves:
-        groups.append(TileGroup(full_waves * k_steps, step, avg_macs * c.units))
+        groups.append(TileGroup(full_waves * k_steps, step, float(c.units)))
     if last:
-        groups.append(TileGroup(k_steps, step, avg_macs * last))
+        groups.append(TileGroup(k_steps, step, float(last)))
     waves = full_waves + (1 if last else 0)
     eff = (m * n * k * count) / (waves * c.units * tm * tn * k_steps * tk)
     loops = [("m", mt), ("n", nt), ("k", kt)]
@@ -307,7 +327,7 @@ def roofline_cycles(arch: ArchConfig, mp: Mapping) -> float:
 
 
 def map_gemm(
-    arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int = 1, exe: Exec = DENSE_EXEC
+    arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int, exe: Exec = DENSE_EXEC
 ) -> Mapping:
     """Mapping of ``count`` identical GEMMs onto ``arch``, executed as ``exe``: one after another on a
     systolic array, as one batched GEMM on tensor cores.
@@ -342,7 +362,7 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
         # One array: the copies run one after another.
         c = arch.compute
         tile, loops, groups, eff = _systolic_groups(c, m, n, k_run)
-        groups = [g.scaled(count) for g in groups]
+        groups = [g.scaled(count) for g in groups] + systolic_layer_fill(c)
         order = tuple(d for d, _ in loops)
         if c.staging == "scalesim":
             staging = SystolicStaging(c.rows, c.cols, c.dataflow, m, n, k_run, count)

@@ -115,7 +115,7 @@ def _tasd(arch: ArchConfig, gemm: Gemm, sp: Sparsity, operand: str, dtype: str, 
             extract = _tasd_extract_cycles(arch, gemm, sp.series, mp)
             blocks = gemm.m * math.ceil(gemm.k / term.m) * gemm.count
             mp.actions["tasd_unit.op"] = float(blocks)
-            mp.groups = [g.scaled(cycles=lambda c: max(c, extract)) for g in mp.groups]
+            mp.groups = [g.scaled(cycles=lambda c: max(c, extract)) if g.macs else g for g in mp.groups]
         if i > 0:
             mp.macs = 0.0
         mappings.append(mp)
