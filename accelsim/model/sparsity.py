@@ -41,7 +41,7 @@ def satisfies(p: NMPattern, q: NMPattern) -> bool:
     if p.m % q.m == 0:
         return q.n >= min(p.n, q.m)
     if q.m % p.m == 0:
-        return q.n >= p.n * (q.m // p.m)
+        return q.n * p.m >= p.n * q.m
     return False
 
 
@@ -137,7 +137,7 @@ def apply_sparsity(arch: ArchConfig, gemm: Gemm, dtype: str, mapper: Mapper = FI
         if tasd_ops:
             raise WorkloadError(f"layer {gemm.name!r}: TASD on one operand combines with a dense other operand only")
         # Two sparse operands: the hardware exploits the one it supports best; the other runs dense.
-        sparse = sorted(sparse, key=lambda t: _speed(arch, t[0], t[1]))[:1]
+        sparse = [min(sparse, key=lambda t: _speed(arch, t[0], t[1]))]
     if not sparse:
         return [plan()], {"executed": "dense"}
     operand, sp = sparse[0]
