@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +90,10 @@ def plan_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
     return search_gemm(arch, name, m, n, k, dtype, count, exe, mapper.objective, window)
 
 
-_CACHE: dict = {}
+#: Searched mappings by (arch, problem, execution, objective), least recently used dropped past
+#: CACHE_SIZE: a sweep over many archs keeps its memory bounded, one network's layers all stay.
+_CACHE: OrderedDict = OrderedDict()
+CACHE_SIZE = 4096
 
 
 def search_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int = 1,
@@ -102,6 +106,9 @@ def search_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str,
             _CACHE[key] = _search_systolic(arch, name, m, n, k, dtype, count, exe, objective, window)
         else:
             _CACHE[key] = _search_tensor_core(arch, m, n, k, dtype, count, exe, objective)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
     mp = copy.deepcopy(_CACHE[key])
     mp.layer = name
     return mp
