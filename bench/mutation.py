@@ -10,7 +10,8 @@ targeted tests (``TARGETS``) then run with ``-x``: a failing test *kills* the mu
 lets it *survive*; a test running past ``TEST_ALARM_S`` or a run past ``--timeout`` is a *timeout*, counted
 as killed (the change made the code hang). Each outcome names the first failing test.
 The score is killed / (generated − equivalent), where equivalent mutants are the ones listed in
-``EQUIVALENT`` (by module and id) with the reason no test can tell them apart from the original.
+``EQUIVALENT`` (by module, source line, column and operator, which survive edits elsewhere) with the reason
+no test can tell them apart from the original; an entry whose line was edited is reported as stale.
 
 Self-contained (``ast``, no mutmut or cosmic-ray): those rewrite the tree and start pytest afresh per
 mutant, seconds of imports each on a shared 2-core machine. Here a parent process imports the heavy
@@ -148,9 +149,16 @@ class Mutant:
     line: int
     op: str
     code: str
+    at: str = ""
     outcome: str = ""
     seconds: float = 0.0
     killed_by: str | None = None
+
+    @property
+    def signature(self) -> tuple[str, str, str, str]:
+        """(module, source line, column, operator): names the mutant across edits elsewhere in the module,
+        where its id changes; an edit of the line itself changes it (and the verdict must be redone)."""
+        return self.module, self.code, self.at, self.op
 
 
 def _frozen(tree: ast.AST) -> set[int]:
@@ -253,7 +261,9 @@ def source_of(module: str) -> Path:
 def mutants(module: str) -> list[Mutant]:
     tree = ast.parse(source_of(module).read_text())
     lines = source_of(module).read_text().splitlines()
-    return [Mutant(module, i, n.lineno, op, lines[n.lineno - 1].strip()) for i, (n, op, _) in enumerate(_points(tree, module))]
+    return [Mutant(module, i, n.lineno, op, lines[n.lineno - 1].strip(),
+                   f"{n.col_offset}" + (f".{arg}" if arg is not None else ""))
+            for i, (n, op, arg) in enumerate(_points(tree, module))]
 
 
 def mutated_code(module: str, index: int):
@@ -395,12 +405,19 @@ def _preload() -> None:
             pass
 
 
+def stale(todo: list[Mutant]) -> list[list[str]]:
+    """EQUIVALENT entries of the modules run that name no mutant of today's sources (a line was edited)."""
+    run = {m.module for m in todo}
+    have = {m.signature for m in todo}
+    return [list(k) for k in EQUIVALENT if k[0] in run and k not in have]
+
+
 def summary(results: list[Mutant]) -> dict:
     by = {}
     for m in results:
         s = by.setdefault(m.module, {"generated": 0, "killed": 0, "timeout": 0, "survived": 0, "equivalent": 0})
         s["generated"] += 1
-        if (m.module, m.id) in EQUIVALENT and m.outcome == "survived":
+        if m.signature in EQUIVALENT and m.outcome == "survived":
             s["equivalent"] += 1
         else:
             s[m.outcome] += 1
@@ -428,7 +445,7 @@ def main(argv=None) -> int:
         todo = [m for m in todo if (m.module, m.id) in keep or ("", m.id) in keep]
     if args.list:
         for m in todo:
-            print(f"{m.module}:{m.id} line {m.line} {m.op}: {m.code}")
+            print(f"{m.module}:{m.id} line {m.line} col {m.at} {m.op}: {m.code}")
         print(f"{len(todo)} mutants")
         return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -468,10 +485,13 @@ def main(argv=None) -> int:
         time.sleep(0.02)
     summ = summary(todo)
     print(json.dumps(summ, indent=1))
+    for k in stale(todo):
+        print(f"stale EQUIVALENT entry (its line changed; judge the mutant again): {k}", file=sys.stderr)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"summary": summ, "mutants": [asdict(m) for m in todo],
-                                         "equivalent": {f"{k[0]}:{k[1]}": v for k, v in EQUIVALENT.items()}},
+                                         "equivalent": [[*k, v] for k, v in EQUIVALENT.items()],
+                                         "stale_equivalent": stale(todo)},
                                         indent=1) + "\n")
     return 0
 
