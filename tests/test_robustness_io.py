@@ -415,6 +415,14 @@ setattr(_m, {attr!r}, _wrapped)
 """
 
 
+def _tiny_plan(tmp_path):
+    """A plan running one GEMM of the small workload as 2:4 on tasd_ttc, written to ``tmp_path/plan.json``."""
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"format": "accelsim.plan", "version": 1, "network": {"workload": SMALL, "params": {}},
+                                "arch": "tasd_ttc", "layers": [{"name": "g_64cube", "kernel": "nm", "pattern": "2:4"}]}))
+    return plan
+
+
 def test_kernels_run_sigkill_keeps_finished_cases(tmp_path):
     """SIGKILL during the fourth case: the three finished cases' rows survive (each flushed on finishing);
     before, every row was lost (written only at the end)."""
@@ -443,9 +451,7 @@ _SIGNAL_CASES = {
 def test_signal_one_line_exit_130(tmp_path, command, sig):
     """SIGTERM is handled as Ctrl-C by every command: one line saying what was kept, exit 130 (it used to
     kill `run --plan` silently, rc -15); Ctrl-C while a run is prepared used to exit 130 saying nothing."""
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"format": "accelsim.plan", "version": 1, "network": {"workload": SMALL, "params": {}},
-                                "arch": "tasd_ttc", "layers": [{"name": "g_64cube", "kernel": "nm", "pattern": "2:4"}]}))
+    plan = _tiny_plan(tmp_path)
     args = {
         "simulate": ["simulate", "--arch", "dense_tc", "--workload", SMALL, "--out", tmp_path / "r.json"],
         "kernels run": ["kernels", "run", "--suite", "gemm", "--repeats", "1", "--warmup", "0", "--backend", "numpy",
@@ -467,9 +473,7 @@ def test_run_plan_sigterm_keeps_finished_passes(tmp_path):
     """SIGTERM in the third of 5 timed passes: exit 130, one line, the two finished passes' records kept."""
     from kernels.trace import read_traces
 
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"format": "accelsim.plan", "version": 1, "network": {"workload": SMALL, "params": {}},
-                                "arch": "tasd_ttc", "layers": [{"name": "g_64cube", "kernel": "nm", "pattern": "2:4"}]}))
+    plan = _tiny_plan(tmp_path)
     # a pass runs 7 layers per variant (dense and the plan): call 29 is in the third pass
     proc = _subprocess(["run", "--plan", plan, "--out", tmp_path / "o", "--repeats", "5", "--warmup", "0",
                         "--backend", "numpy", "--format", "json"],
@@ -683,9 +687,7 @@ def test_run_plan_sigkill_keeps_finished_passes(tmp_path):
     pass as the run's part, replaced by the next); before, the records were built only after the loop."""
     from kernels.trace import read_traces
 
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"format": "accelsim.plan", "version": 1, "network": {"workload": SMALL, "params": {}},
-                                "arch": "tasd_ttc", "layers": [{"name": "g_64cube", "kernel": "nm", "pattern": "2:4"}]}))
+    plan = _tiny_plan(tmp_path)
     proc = _subprocess(["run", "--plan", plan, "--out", tmp_path / "o", "--repeats", "5", "--warmup", "0",
                         "--backend", "numpy", "--format", "json"],
                        prelude=_fault("accelsim.codesign.runplan:nm_spmm", 2, "SIGKILL"))
