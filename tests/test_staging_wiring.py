@@ -73,3 +73,24 @@ def test_one_memory_level_is_not_staged():
     staged = simulate(load_arch(doc), case_layer(case)).layers[0]
     doc["compute"]["staging"] = "pipeline"
     assert staged.cycles == simulate(load_arch(doc), case_layer(case)).layers[0].cycles
+
+
+def test_a_two_word_partition_is_staged_and_an_unbounded_one_is_not():
+    """Staging needs each operand's partition to hold two words (one per half) and to be bounded: two
+    bytes of int8 replay SCALE-Sim's staging (each half one word); an SRAM without a capacity runs the
+    tile pipeline, whichever staging the array names."""
+    case = WIRED[0]
+    layer = case_layer(case)
+    tiny = _with(case, {"memory.sram.partition": {"input": 2, "weight": 2, "output": 2},
+                        "memory.sram.capacity_bytes": 6})
+    g = layer.as_gemm()
+    st = staging.SystolicStaging(case["rows"], case["cols"], case["dataflow"], g.m, g.n, g.k, 1)
+    expected, _ = staging.staged_cycles(st, {op: staging.BufferSpec(2, case["bandwidth"])
+                                             for op in ("input", "weight", "output")})
+    assert simulate(tiny, layer).layers[0].cycles == expected
+    doc = case_arch(case).model_dump(mode="python")
+    doc["memory"] = list(doc["memory"])
+    doc["memory"][1] = {k: v for k, v in doc["memory"][1].items() if k not in ("capacity_bytes", "partition")}
+    unbounded = simulate(load_arch(doc), layer).layers[0]
+    doc["compute"]["staging"] = "pipeline"
+    assert unbounded.cycles == simulate(load_arch(doc), layer).layers[0].cycles
