@@ -34,12 +34,12 @@ def test_staging_counts_words_not_bytes(case):
 
 @pytest.mark.parametrize("case", WIRED[:3], ids=lambda c: f"{c['id']}-{c['dataflow']}")
 def test_staging_reads_the_outermost_and_innermost_levels(case):
-    """A level between DRAM and the SRAM partitions changes nothing: the replay feeds the innermost
-    level's partitions from the outermost level, as SCALE-Sim's two levels."""
+    """A level between DRAM and the SRAM partitions (unbounded here, so only the innermost level's bounds
+    can admit the replay) changes nothing: the replay feeds the innermost level's partitions from the
+    outermost level, as SCALE-Sim's two levels."""
     doc = case_arch(case).model_dump(mode="python")
     doc["memory"] = list(doc["memory"])
-    doc["memory"].insert(1, {"name": "l2", "capacity_bytes": 2**20, "bandwidth": 1000.0,
-                             "read_pj_per_byte": 10.0, "write_pj_per_byte": 10.0})
+    doc["memory"].insert(1, {"name": "l2", "bandwidth": 1000.0, "read_pj_per_byte": 10.0, "write_pj_per_byte": 10.0})
     r = simulate(load_arch(doc), case_layer(case)).layers[0]
     assert r.cycles - 1 == case["expected"]["total_cycles"]
 
@@ -94,3 +94,16 @@ def test_a_two_word_partition_is_staged_and_an_unbounded_one_is_not():
     unbounded = simulate(load_arch(doc), layer).layers[0]
     doc["compute"]["staging"] = "pipeline"
     assert unbounded.cycles == simulate(load_arch(doc), layer).layers[0].cycles
+
+
+@pytest.mark.parametrize("operand", ["input", "weight", "output"])
+def test_one_operand_below_two_words_is_not_staged(operand):
+    """Each operand's partition must hold two words: one of them at a single byte sends the layer to the
+    tile pipeline, whichever it is."""
+    case = WIRED[0]
+    kb = {"input": case["sram_kb"]["ifmap"], "weight": case["sram_kb"]["filter"], "output": case["sram_kb"]["ofmap"]}
+    part = {op: (1 if op == operand else kb[op] * 1024) for op in kb}
+    staged = simulate(_with(case, {"memory.sram.partition": part}), case_layer(case)).layers[0]
+    piped = simulate(_with(case, {"memory.sram.partition": part, "compute.staging": "pipeline"}),
+                     case_layer(case)).layers[0]
+    assert staged.cycles == piped.cycles
