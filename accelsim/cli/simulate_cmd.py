@@ -230,6 +230,9 @@ def demo(fmt: Format = FormatOpt):
         _say("replay")
     for name, validation in replays:
         print_validation(validation, f"committed traces {name}")
+    console.print("\nNext, try (outputs go to out/):", highlight=False)
+    for command, what in runs.next_commands():
+        console.print(f"  {command}   # {what}", markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
