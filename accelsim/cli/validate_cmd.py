@@ -180,7 +180,8 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
                            f"{_g(p['compute_efficiency'])}, bandwidth_fraction={_g(p['bandwidth_fraction'])} "
                            f"({p['source']})")
         if any(p["source"] == "global" for p in cal["params"].values()):
-            caption.append(f"(global): under {MIN_FAMILY_FIT} training configurations, so this family uses the fit over all")
+            caption.append(f"(global): under {MIN_FAMILY_FIT} training configurations, so this family uses the fit "
+                           "over all")
     if plot is not None:
         caption.append(f"plot: {plot}")
     title = f"validate: {traces} on {report['arch']}" + (
