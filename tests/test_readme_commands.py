@@ -138,6 +138,12 @@ def test_demo_ends_with_three_commands_that_run(capsys, monkeypatch, copy):
     assert [c.split()[:2] for c in commands] == [["accelsim", "simulate"], ["accelsim", "compare"],
                                                  ["accelsim", "tasd"]]
     assert "--arch examples/my_arch.yaml --workload examples/topology.csv" in commands[0]
+    # each replay whose fitted parameters say "(global)" explains it in its footnotes, once
+    sections = out.split("validate: committed traces")[1:]
+    with_global = [any(l.rstrip().endswith("(global)") for l in s.splitlines()) for s in sections]
+    explained = [s.count("(global): under 3 training configurations, so this family uses the fit over all")
+                 for s in sections]
+    assert any(with_global) and explained == [int(g) for g in with_global], (with_global, explained)
     repo, env = copy
     failures = run_documented(commands, repo, env)
     assert not failures, "\n".join(failures)
