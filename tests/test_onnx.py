@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import assert_exit_2, run_in_process
+from conftest import ROOT, assert_exit_2, run_in_process
 
 import onnx  # the [onnx] extra, in the test extra: CI runs these
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -287,43 +287,28 @@ def test_simulate_json_follows_node_names(tmp_path, capsys, monkeypatch):
     assert "not modelled (no MACs): Relu 1" in " ".join(out.split())
 
 
-def example_model(path):
-    """The README's ``model.onnx``: a conv block and a classifier, symbolic ``batch``, real weights."""
-    nodes = [helper.make_node("Conv", ["image", "w1"], ["c1"], name="stem", strides=[2, 2], pads=[1] * 4),
-             helper.make_node("Relu", ["c1"], ["r1"], name="stem_relu"),
-             helper.make_node("Conv", ["r1", "dw"], ["c2"], name="depthwise", pads=[1] * 4, group=32),
-             helper.make_node("Conv", ["c2", "pw"], ["c3"], name="pointwise"),
-             helper.make_node("GlobalAveragePool", ["c3"], ["p"], name="pool"),
-             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
-             helper.make_node("Gemm", ["f", "fc_w"], ["logits"], name="classifier", transB=1)]
-    inits = [_init("w1", (32, 3, 3, 3)), _init("dw", (32, 1, 3, 3)), _init("pw", (64, 32, 1, 1)),
-             _init("fc_w", (10, 64))]
-    graph = helper.make_graph(nodes, "example", [_vi("image", ["batch", 3, 64, 64])], [_vi("logits", ["batch", 10])],
-                              inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+EXAMPLE = ROOT / "examples" / "model.onnx"
 
 
-def test_example_model(tmp_path):
-    example_model(tmp_path / "model.onnx")
-    net = as_network(str(tmp_path / "model.onnx"), batch=8)
+def test_example_model():
+    """The README's examples/model.onnx: its layers' MACs by the closed forms."""
+    net = as_network(str(EXAMPLE), batch=8)
     assert [l.macs for l in net.layers] == [8 * 32 * 32 * 32 * 27, 8 * 32 * 32 * 32 * 9, 8 * 32 * 32 * 64 * 32,
                                             8 * 10 * 64]
 
 
-def test_compare_and_sweep_take_onnx(tmp_path, capsys, monkeypatch):
-    path = tmp_path / "model.onnx"
-    example_model(path)
+def test_compare_and_sweep_take_onnx(capsys, monkeypatch):
     rc, out, err = run_in_process(capsys, monkeypatch, "compare", "--arch", "systolic_ws_32x32", "--arch",
-                                  "systolic_os_32x32", "--workload", str(path), "--param", "batch=2", "--format", "json")
+                                  "systolic_os_32x32", "--workload", str(EXAMPLE), "--param", "batch=2", "--format", "json")
     assert rc in (0, None), err
     assert [l["name"] for l in json.loads(out)["layers"]] == ["stem", "depthwise", "pointwise", "classifier"]
     rc, out, err = run_in_process(capsys, monkeypatch, "sweep", "--arch", "systolic_ws_32x32", "--grid",
-                                  "compute.rows=16,32", "--workload", str(path), "--param", "batch=2", "--no-dask",
+                                  "compute.rows=16,32", "--workload", str(EXAMPLE), "--param", "batch=2", "--no-dask",
                                   "--format", "json")
     assert rc in (0, None), err
     assert json.loads(out)["computed"] == 2
     assert_exit_2(run_in_process(capsys, monkeypatch, "sweep", "--arch", "systolic_ws_32x32", "--grid",
-                                 "compute.rows=16,32", "--workload", str(path), "--no-dask"), "--param batch=N")
+                                 "compute.rows=16,32", "--workload", str(EXAMPLE), "--no-dask"), "--param batch=N")
 
 
 def test_symbolic_seq_len_through_shape_ops(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -16,7 +17,7 @@ from accelsim.errors import ConfigError
 if TYPE_CHECKING:
     from accelsim.model.simulate import Report
 
-__all__ = ["DEMO_GUIDE", "compare", "demo", "register", "run_simulation", "simulate_cmd"]
+__all__ = ["DEMO_GUIDE", "compare", "demo", "overridden_name", "register", "run_simulation", "simulate_cmd"]
 
 SetOpt = typer.Option(None, "--set", help="override a config field: key.path=value (repeatable)")
 ParamOpt = typer.Option(None, "--param", help="built-in network parameter: name=value, e.g. seq_len=512")
@@ -27,7 +28,9 @@ WeightSparsityOpt = typer.Option(
 
 def run_simulation(arch: str, workload: str, sets: list[str] | None, params: list[str] | None, show: bool,
                    weight_sparsity: str | None = None, mapper=None) -> Report:
-    """Load, validate, simulate; a progress bar on the terminal for multi-layer networks."""
+    """Load, validate, simulate; a progress bar on the terminal for multi-layer networks. With ``--set``
+    overrides the report's arch is named after them (``systolic_ws_32x32 (compute.rows=64)``): it no
+    longer describes the built-in config, and tables, JSON and plots should say so."""
     # Imported here, as in every command module: the model (pydantic, numpy, networkx, simpy) is most
     # of start-up, and `accelsim --help` or another command should not pay for it.
     from accelsim.model.arch import load_arch, parse_overrides
@@ -39,15 +42,22 @@ def run_simulation(arch: str, workload: str, sets: list[str] | None, params: lis
     cfg = load_arch(arch, parse_overrides(sets))
     net = as_network(workload, weight_sparsity=weight_sparsity, **parse_overrides(params, source="--param"))
     how = {} if mapper is None else {"mapper": mapper}
-    if not show:
-        return simulate(cfg, net, **how)
-    with progress_bar() as bar:
-        task = bar.add_task(f"{cfg.name}", total=None)
+    if show:
+        with progress_bar() as bar:
+            task = bar.add_task(f"{cfg.name}", total=None)
 
-        def tick(i, n, name):
-            bar.update(task, completed=i, total=n, description=f"{cfg.name}: {name}")
+            def tick(i, n, name):
+                bar.update(task, completed=i, total=n, description=f"{cfg.name}: {name}")
 
-        return simulate(cfg, net, progress=tick, **how)
+            report = simulate(cfg, net, progress=tick, **how)
+    else:
+        report = simulate(cfg, net, **how)
+    return dataclasses.replace(report, arch=overridden_name(report.arch, sets)) if sets else report
+
+
+def overridden_name(name: str, sets: list[str]) -> str:
+    """``name (key=value, ...)``: a config named after the ``--set`` overrides applied to it, as typed."""
+    return f"{name} ({', '.join(s.strip() for s in sets)})"
 
 
 def _loops(loops) -> str:
@@ -220,6 +230,9 @@ def demo(fmt: Format = FormatOpt):
         _say("replay")
     for name, validation in replays:
         print_validation(validation, f"committed traces {name}")
+    console.print("\nNext, try (outputs go to out/):", highlight=False)
+    for command, what in runs.next_commands():
+        console.print(f"  {command}   # {what}", markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

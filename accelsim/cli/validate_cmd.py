@@ -173,10 +173,15 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
             f"{d['label']} {d['ape_pct']:.0f} % ({100 * d['share_of_squared_error']:.0f} % of squared error)"
             for d in cal["dominant"][:3]))
     elif cal:
+        from accelsim.replay.calibrate import MIN_FAMILY_FIT
+
         for fam, p in cal["params"].items():
             caption.append(f"{fam}: launch_overhead_s={_g(p['launch_overhead_s'])}, compute_efficiency="
                            f"{_g(p['compute_efficiency'])}, bandwidth_fraction={_g(p['bandwidth_fraction'])} "
                            f"({p['source']})")
+        if any(p["source"] == "global" for p in cal["params"].values()):
+            caption.append(f"(global): under {MIN_FAMILY_FIT} training configurations, so this family uses the fit "
+                           "over all")
     if plot is not None:
         caption.append(f"plot: {plot}")
     title = f"validate: {traces} on {report['arch']}" + (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from accelsim.explore.compare import compare_reports
@@ -13,7 +14,8 @@ from accelsim.replay.calibrate import validate
 from accelsim.replay.device import validate_gpu
 from kernels.trace import read_traces
 
-__all__ = ["DEMO_TRACES", "TRACES_DIR", "headline", "sparse_comparison", "trace_replays"]
+__all__ = ["DEMO_TRACES", "EXAMPLES_DIR", "TRACES_DIR", "headline", "next_commands", "sparse_comparison",
+           "trace_replays"]
 
 #: Committed trace sets the demo replays, each on the arch config of its device.
 DEMO_TRACES = (("cpu-amd-epyc-2vcpu", "cpu_numpy"), ("nvidia-h100-sxm-xla", "h100_sxm"),
@@ -21,6 +23,9 @@ DEMO_TRACES = (("cpu-amd-epyc-2vcpu", "cpu_numpy"), ("nvidia-h100-sxm-xla", "h10
 
 #: The repository's traces/ (absent from an installed wheel: the replay part is then skipped).
 TRACES_DIR = Path(__file__).resolve().parents[2] / "traces"
+
+#: The repository's examples/ (the README's inputs; absent from an installed wheel).
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 
 def headline() -> tuple[str, str]:
@@ -49,3 +54,21 @@ def trace_replays(traces_dir: Path = TRACES_DIR):
             cfg = load_arch(arch)
             check = validate_gpu if cfg.gpu is not None else validate
             yield name, check(read_traces(traces), cfg, 0.5, 0)
+
+
+def next_commands() -> list[tuple[str, str]]:
+    """The three ``(command, what it shows)`` a user would run after the demo: their own arch and
+    layers, sparse hardware compared, a TASD search. Paths are relative to the current directory
+    (outputs under ``out/``); without examples/ (an installed wheel) the first uses a built-in."""
+    if (EXAMPLES_DIR / "my_arch.yaml").is_file():
+        arch, workload = (os.path.relpath(EXAMPLES_DIR / f) for f in ("my_arch.yaml", "topology.csv"))
+        own = (f"accelsim simulate --arch {arch} --workload {workload} --set compute.rows=32",
+               f"your own arch and layers: copy {arch} and {workload}, edit, simulate")
+    else:
+        own = ("accelsim simulate --arch systolic_os_32x32 --workload resnet50 --set compute.rows=64",
+               "another dataflow and array size: any field of a config can be overridden with --set")
+    return [own,
+            ("accelsim compare --arch dense_tc --arch stc_2of4 --arch tasd_ttc --workload bert_base "
+             "--weight-sparsity 1:4 --plot out/edp.png", "what 1:4-sparse weights gain on each sparse tensor core"),
+            ("accelsim tasd search --arch tasd_ttc --workload bert_base --param batch=32 --prune 0.5 --max-error 0.1",
+             "per layer, the cheapest TASD series within 0.1 relative error of the pruned weights")]
