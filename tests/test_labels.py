@@ -37,7 +37,9 @@ def test_label_names_each_field():
     tasd = row("tasd_spmm", series="2:8+1:8", params={"layout": "element", "backend_impl": "cuda"})
     assert row_label(tasd) == "tasd_spmm float32 m×n×k=64×128×256 series=2:8+1:8 layout=element impl=cuda"
     kron = row("kron_matmul_fused", m=64, n=4096, k=4096, params={"factors": [[16, 16]] * 3, "impl": "kron_fused_numpy"})
-    assert row_label(kron) == "kron_matmul_fused float32 m×n×k=64×4096×4096 factors=16×16⊗16×16⊗16×16 impl=kron_fused_numpy"
+    assert row_label(kron) == "kron_matmul_fused float32 m×n×k=64×4096×4096 factors=(16×16)^⊗3 impl=kron_fused_numpy"
+    mixed = row("kron_matmul_shuffle", params={"factors": [[8, 4], [16, 32]]})
+    assert row_label(mixed) == "kron_matmul_shuffle float32 m×n×k=64×128×256 factors=8×4⊗16×32"
     xla = row("gemm", "bfloat16", 256, 256, 256, params={"batch": 4}, backend="xla")
     assert row_label(xla) == "gemm bfloat16 m×n×k=256×256×256 batch=4"
     proj = row("project_l1inf_bilevel", m=None, n=None, k=None, shapes={"y": [1000, 2000]}, params={"axis": 0})

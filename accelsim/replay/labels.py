@@ -45,6 +45,12 @@ def _shape(row: dict) -> str:
     return " ".join(f"{name}={_dims(dims)}" for name, dims in sorted(shapes.items()) if isinstance(dims, list))
 
 
+def _factors(factors: list) -> str:
+    """``8×8⊗16×16``; N equal factors as the Kronecker power ``(8×8)^⊗N``."""
+    dims = [_dims(f) for f in factors]
+    return f"({dims[0]})^⊗{len(dims)}" if len(dims) > 1 and len(set(dims)) == 1 else "⊗".join(dims)
+
+
 def config_fields(row: dict) -> dict[str, str]:
     """Name -> text of every field identifying ``row``'s configuration, in label order; absent ones left out.
 
@@ -61,7 +67,7 @@ def config_fields(row: dict) -> dict[str, str]:
     if params.get("layout"):
         fields["layout"] = str(params["layout"])
     if params.get("factors"):
-        fields["factors"] = "⊗".join(_dims(f) for f in params["factors"])
+        fields["factors"] = _factors(params["factors"])
     impl = params.get("impl") or params.get("backend_impl")
     if impl:
         fields["impl"] = str(impl)
