@@ -155,6 +155,11 @@ def _split_groups(report: dict) -> list[dict]:
     return [g for g, f in zip(groups, fams) if fams.count(f) > 1]
 
 
+_COLUMN_NOTE = ("mape_pct: mean |projected − measured| / measured, in %; pearson_r: correlation of projected with "
+                "measured times (1: same ordering and proportions), pearson_r_log10: the same on log10 times, "
+                "so small kernels weigh as much as large ones; worst: the configuration of largest error")
+
+
 def print_validation(report: dict, traces: str, plot: Path | None = None) -> None:
     """The per-family table of a validation report, calibration and notes in the caption."""
     energy = report["energy_compared"]
@@ -170,7 +175,7 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
             row += [f.get("energy", {}).get("mape_pct", "n/a"), f.get("edp", {}).get("mape_pct", "n/a")]
         rows.append(row)
     cal = report["calibration"]
-    caption = list(report["notes"])
+    caption = list(report["notes"]) + [_COLUMN_NOTE]
     if cal and cal.get("model") == "gpu-units":
         caption.append(f"device calibration: {cal['source']}")
         for name, p in cal["params"].items():
