@@ -129,3 +129,19 @@ def test_roofline_user_peaks_fit_one_device_only():
 
     with pytest.raises(InputError, match="2 devices"):
         traces.roofline(table([_gemm("AMD EPYC", "numpy", 0.5), _gemm("NVIDIA H200", "cupy", 3e-3)]), 1.0, 10.0)
+
+
+def test_roofline_of_the_committed_folders_judges_each_device_by_its_own_roof():
+    from pathlib import Path
+
+    res = traces.roofline(traces.load(Path(__file__).resolve().parents[1] / "traces"))
+    roofs = {r["roof"]: r for r in res["roofs"]}
+    assert {r["device"] for r in roofs.values()} == {"AMD EPYC", "NVIDIA H200", "NVIDIA H100 SXM (sm_90)"}
+    for p in res["points"]:
+        roof = roofs[p["roof"]]
+        assert roof["device"] == p["device"] and roof["backend"] == p["backend"]
+        assert p["roof_tflops"] == pytest.approx(min(roof["peak_tflops"], p["intensity"] * roof["peak_gbs"] / 1e3))
+    # datasheet peaks, dense: H200 fp32 CUDA cores 67, fp16 989 TFLOP/s at 4800 GB/s; H100 SXM TF32 494.7 at 3350 GB/s
+    peaks = {(r["device"], r["peak_source"].split()[-1]): (r["peak_tflops"], r["peak_gbs"]) for r in roofs.values()}
+    assert peaks[("NVIDIA H200", "float32")] == (67.0, 4800.0) and peaks[("NVIDIA H200", "float16")] == (989.0, 4800.0)
+    assert peaks[("NVIDIA H100 SXM (sm_90)", "tfloat32")] == (494.7, 3350.0)

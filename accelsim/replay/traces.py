@@ -43,11 +43,11 @@ CPU_GBS_ESTIMATE = 20.0
 # Datasheet peaks (dense, no sparsity), TFLOP/s by dtype class and GB/s. fp32 is the CUDA-core
 # rate: CuPy's matmul does not enable TF32 by default. Keys are matched as substrings of the name.
 _GPU_PEAKS = {
-    "H200": {"float32": 67.0, "float16": 989.0, "gbs": 4800.0},
-    "H100 PCIe": {"float32": 51.0, "float16": 756.0, "gbs": 2000.0},
-    "H100": {"float32": 67.0, "float16": 989.0, "gbs": 3350.0},
-    "A100": {"float32": 19.5, "float16": 312.0, "gbs": 2039.0},
-    "L4": {"float32": 30.3, "float16": 121.0, "gbs": 300.0},
+    "H200": {"float32": 67.0, "tfloat32": 494.7, "float16": 989.0, "gbs": 4800.0},
+    "H100 PCIe": {"float32": 51.0, "tfloat32": 378.0, "float16": 756.0, "gbs": 2000.0},
+    "H100": {"float32": 67.0, "tfloat32": 494.7, "float16": 989.0, "gbs": 3350.0},
+    "A100": {"float32": 19.5, "tfloat32": 156.0, "float16": 312.0, "gbs": 2039.0},
+    "L4": {"float32": 30.3, "tfloat32": 60.0, "float16": 121.0, "gbs": 300.0},
 }
 
 
@@ -197,11 +197,13 @@ def compare(a: pa.Table, b: pa.Table) -> dict:
 
 
 def device_peaks(device_name: str | None, backend: str, dtype: str, cores: int | None = None) -> tuple[float, float, str]:
-    """``(peak TFLOP/s, peak GB/s, source)`` for a device: datasheet table for known GPUs, else the CPU estimate."""
-    if backend == "cupy":
+    """``(peak TFLOP/s, peak GB/s, source)`` for a device: datasheet table for known GPUs (any backend but
+    numpy: CuPy, imported XLA tables), else the CPU estimate. TF32 rows (``tfloat32``) use the
+    tensor-core TF32 peak; other 32-bit rows the CUDA-core rate."""
+    if backend != "numpy":
         for name, peaks in _GPU_PEAKS.items():
             if name.lower() in (device_name or "").lower():
-                cls = "float16" if dtype in ("float16", "bfloat16") else "float32"
+                cls = "float16" if dtype in ("float16", "bfloat16") else "tfloat32" if dtype == "tfloat32" else "float32"
                 return peaks[cls], peaks["gbs"], f"datasheet {name} {cls}"
         raise InputError(
             f"traces roofline: no peak table for GPU {device_name!r}; pass --peak-tflops and --peak-gbs"
