@@ -145,3 +145,15 @@ def test_roofline_of_the_committed_folders_judges_each_device_by_its_own_roof():
     peaks = {(r["device"], r["peak_source"].split()[-1]): (r["peak_tflops"], r["peak_gbs"]) for r in roofs.values()}
     assert peaks[("NVIDIA H200", "float32")] == (67.0, 4800.0) and peaks[("NVIDIA H200", "float16")] == (989.0, 4800.0)
     assert peaks[("NVIDIA H100 SXM (sm_90)", "tfloat32")] == (494.7, 3350.0)
+
+
+def test_roofline_cli_marks_and_explains_a_point_above_its_roof(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    (tmp_path / "t").mkdir()
+    pq.write_table(table([_gemm("AMD EPYC", "numpy", 0.5), _gemm("NVIDIA H200", "cupy", 3e-3)]), tmp_path / "t" / "p.parquet")
+    res = CliRunner().invoke(cli.app, ["traces", "roofline", str(tmp_path / "t")], catch_exceptions=False,
+                             standalone_mode=False)
+    out = " ".join(res.output.split())
+    assert "1.718 *" in out  # 2·4096³ FLOP in 0.5 s = 0.275 TFLOP/s over the 0.16 TFLOP/s CPU estimate
+    assert "* 1 point(s) lie above the roof AMD EPYC (numpy)" in out and "peak is too low for this device" in out
+    assert "fraction_of_roof = achieved effectual TFLOP/s" in out
