@@ -17,7 +17,8 @@ MIN_REPEATS = 3
 def gain_range(dense: dict, plan: dict, passes: int) -> tuple[float, float] | None:
     """``(low, high)`` of dense/plan over the records' fastest and slowest of ``passes`` timed passes;
     None from a single pass (no spread to show) or when a time is missing or 0."""
-    d_lo, d_hi, p_lo, p_hi = dense.get("time_min_s"), dense.get("time_max_s"), plan.get("time_min_s"), plan.get("time_max_s")
+    d_lo, d_hi = dense.get("time_min_s"), dense.get("time_max_s")
+    p_lo, p_hi = plan.get("time_min_s"), plan.get("time_max_s")
     if passes < 2 or None in (d_lo, d_hi, p_lo, p_hi) or not (p_lo > 0 and p_hi > 0):
         return None
     return d_lo / p_hi, d_hi / p_lo

@@ -96,7 +96,8 @@ def _dense_key(row: dict) -> tuple:
 
 
 def summarize(table: pa.Table) -> list[dict]:
-    """One dict per configuration, named by :func:`~accelsim.replay.labels.row_label` (``config``): time, achieved TFLOP/s (dense-equivalent and effectual), GB/s, speedup.
+    """One dict per configuration, named by :func:`~accelsim.replay.labels.row_label` (``config``): time,
+    achieved TFLOP/s (dense-equivalent and effectual), GB/s, speedup.
 
     ``speedup_vs_dense`` is the dense ``gemm`` time at equal backend, device, dtype and shape over
     this row's time; null when no such dense row was recorded.
@@ -287,8 +288,8 @@ def plot_roofline(result: dict, out) -> None:
     x = np.geomspace(lo, hi, 200)
     fig, ax = plt.subplots(figsize=(7, 5))
     for i, roof in enumerate(result["roofs"]):
-        ax.loglog(x, np.minimum(roof["peak_tflops"], x * roof["peak_gbs"] / 1e3), color="k", ls=("-", "--", ":", "-.")[i % 4],
-                  label=f"roof {roof['roof']}")
+        ax.loglog(x, np.minimum(roof["peak_tflops"], x * roof["peak_gbs"] / 1e3), color="k",
+                  ls=("-", "--", ":", "-.")[i % 4], label=f"roof {roof['roof']}")
     for kernel in sorted({p["kernel"] for p in pts}):
         sel = [p for p in pts if p["kernel"] == kernel]
         ax.loglog([p["intensity"] for p in sel], [p["tflops_effectual"] for p in sel], "o", label=kernel)
