@@ -67,6 +67,20 @@ def gpu_available() -> bool:
     return _usable_cupy() is not None
 
 
+def _requested(name: str | None = None) -> str:
+    """``name``, else ``ACCELSIM_BACKEND``, else ``"auto"``; a value this machine cannot honour raises
+    :class:`BackendError` (the one check :func:`get_xp`, the CLI and :func:`array_module` share)."""
+    name = name or os.environ.get(_ENV) or "auto"
+    if name not in ("auto", "numpy", "cupy"):
+        raise BackendError(f"{_ENV}: unknown backend {name!r}; use numpy, cupy or auto")
+    if name == "cupy" and _usable_cupy() is None:
+        raise BackendError(
+            f"backend 'cupy' requested but no usable CUDA device/CuPy; install accelsim[gpu] "
+            f"on a GPU machine or set {_ENV}=numpy"
+        )
+    return name
+
+
 def get_xp(name: str | None = None):
     """The array module to compute with.
 
@@ -74,27 +88,25 @@ def get_xp(name: str | None = None):
     ``"cupy"``; asking for cupy where no GPU is usable raises :class:`BackendError`
     rather than silently falling back. With neither, CuPy is used when usable.
     """
-    name = name or os.environ.get(_ENV) or "auto"
-    if name not in ("auto", "numpy", "cupy"):
-        raise BackendError(f"{_ENV}: unknown backend {name!r}; use numpy, cupy or auto")
+    name = _requested(name)
     if name == "numpy":
         return np
     cp = _usable_cupy()
-    if name == "cupy" and cp is None:
-        raise BackendError(
-            f"backend 'cupy' requested but no usable CUDA device/CuPy; install accelsim[gpu] "
-            f"on a GPU machine or set {_ENV}=numpy"
-        )
     return cp if cp is not None else np
 
 
 def array_module(*arrays):
-    """CuPy when any argument is a CuPy array, else NumPy: the data decides, not a switch."""
+    """CuPy when any argument is a CuPy array, else NumPy: the data decides, not a switch.
+
+    ``ACCELSIM_BACKEND=cupy`` on a machine without a usable GPU raises the same
+    :class:`BackendError` as :func:`get_xp` (and so the CLI), instead of running on NumPy.
+    """
     for a in arrays:
         if type(a).__module__.startswith("cupy"):
             import cupy
 
             return cupy
+    _requested()
     return np
 
 

@@ -166,6 +166,20 @@ def test_minilm_budget_met():
     amap = {l.name: l.choice.act for l in res.layers if l.choice.act != "dense"}
     row = evaluate(model, sentences, [EvalConfig(0.0, weight_series=wmap or None, act_series=amap or None)])[0]
     assert row["cos_dense"] == pytest.approx(res.proxy["cos_base"], abs=1e-6)
+    from accelsim.codesign.tasder import PROXY_MEANINGS
+
+    assert {"cos_base", "cos_dense", "max_rel_error"} <= set(res.proxy) <= set(PROXY_MEANINGS)  # each printed with its meaning
+
+
+def test_cli_caption_explains_each_proxy_number(capsys, monkeypatch):
+    from conftest import run_in_process
+
+    code, out, err = run_in_process(capsys, monkeypatch, "tasd", "search", "--arch", "tasd_ttc", "--workload",
+                                    "bert_base", "--param", "layers=1", "--max-error", "0.2")
+    assert code in (0, None), err
+    flat = " ".join(out.split())
+    assert "mean_rel_error: MAC-weighted mean over layers of the relative error" in flat
+    assert "max_rel_error: the largest per-layer relative error" in flat
 
 
 def test_cli_bad_input(cli):

@@ -32,6 +32,7 @@ def run(
     fmt: Format = FormatOpt,
 ) -> None:
     """Time every case of a suite and append one trace row per case to OUT."""
+    from accelsim.replay.labels import row_label
     from kernels.backend import get_xp
     from kernels.suites import get_cases, run_suite
     from kernels.trace import Recorder
@@ -59,7 +60,7 @@ def run(
         progress.update(task, completed=total)
     summary = [
         {
-            "kernel": r["kernel"], "dtype": r["dtype"], "m": r["m"], "n": r["n"], "k": r["k"],
+            "config": row_label(r), "kernel": r["kernel"], "dtype": r["dtype"], "m": r["m"], "n": r["n"], "k": r["k"],
             "pattern": r["pattern"], "time_median_s": r["time_median_s"],
             "tflops_dense_equiv": r["flops_dense"] / r["time_median_s"] / 1e12 if r["flops_dense"] else None,
         }
@@ -68,9 +69,11 @@ def run(
     if fmt is Format.json:
         print_json({"out": str(out), "run_id": rec.run_id, "rows": summary})
         return
+    cols = ["config", "time_median_s", "tflops_dense_equiv"]
     print_table(
         f"kernels run --suite {suite} --sizes {sizes}",
-        list(summary[0]) if summary else ["kernel"],
-        [list(s.values()) for s in summary],
-        caption=f"{len(rows)} rows appended to {out} (run {rec.run_id})",
+        cols,
+        [[s[c] for c in cols] for s in summary],
+        caption=f"{len(rows)} rows appended to {out} (run {rec.run_id}); time_median_s: median of --repeats timed "
+                "calls; tflops_dense_equiv: dense-GEMM FLOPs of the shape / time",
     )

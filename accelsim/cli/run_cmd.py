@@ -33,6 +33,7 @@ def run_command(
     from accelsim.codesign.plan import load_plan
     from accelsim.codesign.runplan import DENSE, prepare_run, run_passes
     from accelsim.model.arch import parse_overrides
+    from accelsim.replay.noise import few_repeats_warning, format_range, gain_range
     from kernels.trace import Recorder
 
     check_timing_opts(repeats, warmup, out)
@@ -52,23 +53,31 @@ def run_command(
         res = run_passes(prep.steps, xp=prep.xp, repeats=repeats, warmup=warmup, meta=prep.meta, recorder=rec,
                          on_step=on_step)
     rec.flush()
-    by_plan = {json.loads(r["params"])["plan"]: r["time_median_s"] for r in res.rows if r["kernel"] == "network"}
+    runs = {json.loads(r["params"])["plan"]: r for r in res.rows if r["kernel"] == "network"}
+    by_plan = {k: r["time_median_s"] for k, r in runs.items()}
+    both = DENSE in runs and p.id in runs
+    spread = gain_range(runs[DENSE], runs[p.id], res.passes) if both else None
+    warning = few_repeats_warning(res.passes) if both else None
     summary = {"out": str(out), "run_id": rec.run_id, "network": prep.network.name, "plan": p.id,
                "layers": len(prep.layers), "passes": res.passes, "records": len(res.rows),
                "interrupted": res.interrupted, "run_s": by_plan,
-               "measured_gain": by_plan[DENSE] / by_plan[p.id] if DENSE in by_plan and p.id in by_plan else None}
+               "measured_gain": by_plan[DENSE] / by_plan[p.id] if both else None,
+               "measured_gain_range": list(spread) if spread else None, "warnings": [warning] if warning else []}
     if res.interrupted:
         print(f"accelsim: interrupted after {res.passes} of {repeats} timed passes; kept {len(res.rows)} finished "
               f"records in {out} (run {rec.run_id}), the pass in progress was dropped", file=sys.stderr)
     if fmt is Format.json:
         print_json(summary)
     else:
-        rows = [[name, secs] for name, secs in by_plan.items()]
+        rows = [[name, r["time_median_s"], r["time_min_s"], r["time_max_s"]] for name, r in runs.items()]
         gain = summary["measured_gain"]
+        caption = [f"{len(res.rows)} records appended to {out} (run {rec.run_id})",
+                   f"measured gain over dense {gain:.3f}x (dense median / plan median), range over "
+                   f"{res.passes} pass{'es' if res.passes != 1 else ''} {format_range(spread)} (dense fastest / plan "
+                   "slowest .. dense slowest / plan fastest)" if gain else "no dense baseline", *summary["warnings"]]
         print_table(f"run {p.id} on {prep.network.name} ({len(prep.layers)} layers, {prep.xp.__name__})",
-                    ["variant", "run time s (median)"], rows,
-                    caption=f"{len(res.rows)} records appended to {out} (run {rec.run_id}); "
-                            + (f"measured gain over dense {gain:.3f}x" if gain else "no dense baseline"))
+                    ["variant", "run time s (median)", "fastest pass s", "slowest pass s"], rows,
+                    caption="\n".join(caption))
     if res.interrupted:
         raise SystemExit(130)
 

@@ -77,7 +77,7 @@ def search_command(
     """TASDER: per-layer weight/activation TASD series with minimum EDP within the error budget."""
     # Imported here (start-up, as in decompose); minilm and magnitude only on the paths that use them.
     from accelsim.model.arch import parse_overrides
-    from accelsim.codesign.tasder import search, write_result
+    from accelsim.codesign.tasder import PROXY_MEANINGS, search, write_result
     from accelsim.codesign.sources import load_weight_file
     from accelsim.model.workloads import as_network
 
@@ -121,9 +121,11 @@ def search_command(
                  t["cycles"], t["energy_pj"], t["edp"], t["edp"] / t["dense_edp"] if t["dense_edp"] else 1.0])
     proxy = ", ".join(f"{k} {v:.4f}" for k, v in result.proxy.items())
     cap = "none" if result.cap == float("inf") else f"{result.cap:.4f}"
+    notes = [f"{k}: {PROXY_MEANINGS[k]}" for k in result.proxy if k in PROXY_MEANINGS]
     print_table(f"TASDER: {result.workload} on {result.arch}",
                 ["layer", "choice", "rel. error", "cycles", "energy pJ", "EDP pJ·cyc", "EDP × dense"], rows,
-                caption=f"per-layer cap {cap}; {proxy}; EDP change vs dense on this arch {t['edp_change']:+.1%}")
+                caption="\n".join([f"per-layer cap {cap}; {proxy}; EDP change vs dense on this arch "
+                                    f"{t['edp_change']:+.1%}", *notes]))
 
 
 def _check_plan_runs(out: Path | None, workload: str, weights: str | None, params: dict) -> None:

@@ -110,6 +110,8 @@ def _pct(v):
 
 def print_run(report: dict, traces: str, calibrate_with=None, plot: Path | None = None) -> None:
     """Per-layer table (dense and plan, projected vs measured) and a whole-run table with the gains."""
+    from accelsim.replay.noise import format_range
+
     vs = report["variants"]
     dense = next((v for v in vs if v["plan"] == "dense"), None)
     plan = next((v for v in vs if v["plan"] != "dense"), None)
@@ -119,7 +121,7 @@ def print_run(report: dict, traces: str, calibrate_with=None, plot: Path | None 
         if v is not None:
             cols += [f"{'dense' if v is dense else 'plan'} meas s", f"{'dense' if v is dense else 'plan'} proj s"]
     if dense and plan:
-        cols += ["gain meas", "gain proj"]
+        cols += ["gain meas", "meas range", "gain proj"]
     ref = plan or dense
     for i, l in enumerate(ref["layers"]):
         row = [l["index"], l["layer"], l["plan_kernel"]]
@@ -127,7 +129,7 @@ def print_run(report: dict, traces: str, calibrate_with=None, plot: Path | None 
             if v is not None:
                 row += [v["layers"][i]["measured_s"], v["layers"][i]["projected_s"]]
         if dense and plan:
-            row += [l["measured_gain"], l["projected_gain"]]
+            row += [l["measured_gain"], format_range(l["measured_gain_range"]), l["projected_gain"]]
         rows.append(row)
     cal = f"calibrated on {calibrate_with} ({report['calibration']['configs']} configs)" if report["calibration"] else "uncalibrated"
     print_table(f"validate run: {traces} on {report['arch']} ({cal})", cols, rows)
@@ -135,9 +137,13 @@ def print_run(report: dict, traces: str, calibrate_with=None, plot: Path | None 
     wrows = [[v["plan"], v["run"]["measured_s"], v["run"]["projected_s"], _pct(v["run"]["time_error"]),
               _r(v["run"]["measured_j"]), v["run"]["projected_j"], _r(v["run"]["measured_edp"]),
               v["run"]["projected_edp"], _pct(v["run"]["edp_error"])] for v in vs]
-    caption = [f"{k}: gain over dense, time measured {g['measured_time']:.3f}x vs projected {g['projected_time']:.3f}x; "
+    caption = [f"{k}: gain over dense, time measured {g['measured_time']:.3f}x (range over the passes "
+               f"{format_range(g['measured_time_range'])}) vs projected {g['projected_time']:.3f}x; "
                f"EDP measured {_x(g['measured_edp'])} vs projected {_x(g['projected_edp'])}"
                for k, g in report["gain"].items()]
+    if report["gain"]:
+        caption.append("gain = dense time / plan time; meas range: dense fastest pass / plan slowest .. "
+                       "dense slowest / plan fastest")
     caption += report["notes"] + ([f"plot: {plot}"] if plot is not None else [])
     print_table("whole run", wcols, wrows, caption="\n".join(caption))
 
@@ -147,6 +153,11 @@ def _split_groups(report: dict) -> list[dict]:
     groups = report.get("groups", [])
     fams = [g["family"].split()[0] for g in groups]
     return [g for g, f in zip(groups, fams) if fams.count(f) > 1]
+
+
+_COLUMN_NOTE = ("mape_pct: mean |projected − measured| / measured, in %; pearson_r: correlation of projected with "
+                "measured times (1: same ordering and proportions), pearson_r_log10: the same on log10 times, "
+                "so small kernels weigh as much as large ones; worst: the configuration of largest error")
 
 
 def print_validation(report: dict, traces: str, plot: Path | None = None) -> None:
@@ -164,7 +175,7 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
             row += [f.get("energy", {}).get("mape_pct", "n/a"), f.get("edp", {}).get("mape_pct", "n/a")]
         rows.append(row)
     cal = report["calibration"]
-    caption = list(report["notes"])
+    caption = list(report["notes"]) + [_COLUMN_NOTE]
     if cal and cal.get("model") == "gpu-units":
         caption.append(f"device calibration: {cal['source']}")
         for name, p in cal["params"].items():

@@ -36,7 +36,17 @@ from kernels.errors import InputError
 from kernels.io import atomic_path
 from kernels.tasd import candidate_series, format_series, parse_series, tasd_approximate, tasd_decompose, tasd_errors
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_MAX_TERMS", "LayerChoice", "Option", "TasderResult", "arch_series", "search", "write_result"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MAX_TERMS", "LayerChoice", "Option", "PROXY_MEANINGS", "TasderResult", "arch_series",
+           "search", "write_result"]
+
+PROXY_MEANINGS = {
+    "cos_base": "mean cosine of the shipped sentences' embeddings to the model before TASD (after --prune, if "
+                "given); --budget bounds it",
+    "cos_dense": "the same cosine to the unmodified dense model (equals cos_base without --prune)",
+    "mean_rel_error": "MAC-weighted mean over layers of the relative error ‖X − X̂‖F / ‖X‖F of the approximated operand",
+    "max_rel_error": "the largest per-layer relative error (at most the per-layer cap)",
+}
+"""One line per key of :attr:`TasderResult.proxy`: what a `tasd search` caption prints next to the number."""
 
 #: Accuracy budget (mean cosine to the unmodified model) when a model is given and no budget or cap.
 DEFAULT_BUDGET = 0.99

@@ -23,7 +23,8 @@ from accelsim.checks import ensure_finite, read_json
 from accelsim.errors import AccelsimError
 from accelsim.model.arch import ArchConfig
 from accelsim.model.gpu import BOUNDS, ENERGY_BOUNDS, DeviceParams, EnergyParams, energy, gpu_of, record_time
-from accelsim.replay.project import FAMILIES, Measured, _label
+from accelsim.replay.labels import row_label
+from accelsim.replay.project import FAMILIES, Measured
 from accelsim.replay.traces import merge_runs
 from kernels.trace import MIN_ENERGY_WINDOW_S
 
@@ -79,7 +80,7 @@ def gpu_items(table) -> list[GpuItem]:
             raise AccelsimError(str(exc)) from None
         window = row.get("energy_window_s")
         items.append(GpuItem(key=key, family=FAMILIES.get(row["kernel"], row["kernel"]), kernel=row["kernel"],
-                             label=_label(row), measured_s=float(row["time_s"]), measured_j=row["energy_j"],
+                             label=row_label(row), measured_s=float(row["time_s"]), measured_j=row["energy_j"],
                              runs=row["runs"], row=row, impl=name, window_s=window, steps=steps, host_calls=calls))
     return items
 

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from accelsim.model.arch import ArchConfig
 from accelsim.replay.calibrate import Params, fit_groups
+from accelsim.replay.noise import few_repeats_warning, gain_range
 from accelsim.replay.project import ReplayError, check_device, items_from_table, project
 
 __all__ = ["DENSE", "calibration_from", "compare_run", "is_network_run", "plot_run", "simulator_predictor"]
@@ -73,7 +74,9 @@ def compare_run(table: pa.Table, arch: ArchConfig, calibration: dict | None = No
 
     Keys: ``variants`` (per plan id: layers with projected/measured seconds, joules and EDP, the
     whole run likewise), ``gain`` (per non-dense variant: projected and measured dense/plan ratios
-    of time and EDP), ``calibration`` and ``notes``.
+    of time and EDP, and ``measured_time_range``, the range of the measured time ratio over the
+    passes, :func:`~accelsim.replay.noise.gain_range`; each layer has its ``measured_gain_range``),
+    ``calibration`` and ``notes`` (a warning when the run had fewer than 3 timed passes).
 
     Raises
     ------
@@ -99,6 +102,7 @@ def compare_run(table: pa.Table, arch: ArchConfig, calibration: dict | None = No
             "impl": prm.get("impl"), "output_rel_error": prm.get("output_rel_error"),
             "projected_s": t, "measured_s": it.measured_s, "projected_j": e, "measured_j": it.measured_j,
             "projected_edp": e * t, "measured_edp": _edp(it.measured_j, it.measured_s),
+            "time_min_s": it.row["time_min_s"], "time_max_s": it.row["time_max_s"], "passes": it.row["repeats"],
         })
     for r in runs:
         prm = json.loads(r["params"])
@@ -115,7 +119,8 @@ def compare_run(table: pa.Table, arch: ArchConfig, calibration: dict | None = No
         v["run"] = {"projected_s": ps, "measured_s": r["time_median_s"], "projected_j": pj,
                     "measured_j": r["energy_j"], "projected_edp": ps * pj,
                     "measured_edp": _edp(r["energy_j"], r["time_median_s"]),
-                    "measured_layer_sum_s": sum(l["measured_s"] for l in v["layers"]), "passes": r["repeats"]}
+                    "measured_layer_sum_s": sum(l["measured_s"] for l in v["layers"]), "passes": r["repeats"],
+                    "time_min_s": r["time_min_s"], "time_max_s": r["time_max_s"]}
         v["run"]["time_error"] = v["run"]["projected_s"] / v["run"]["measured_s"] - 1.0
         me = v["run"]["measured_edp"]
         v["run"]["edp_error"] = v["run"]["projected_edp"] / me - 1.0 if me else None
@@ -131,10 +136,15 @@ def compare_run(table: pa.Table, arch: ArchConfig, calibration: dict | None = No
             r = v["run"]
             gain[k] = {"projected_time": d["projected_s"] / r["projected_s"], "measured_time": d["measured_s"] / r["measured_s"],
                        "projected_edp": d["projected_edp"] / r["projected_edp"],
-                       "measured_edp": _ratio(d["measured_edp"], r["measured_edp"])}
+                       "measured_edp": _ratio(d["measured_edp"], r["measured_edp"]),
+                       "measured_time_range": gain_range(d, r, min(d["passes"], r["passes"]))}
             for l, dl in zip(v["layers"], variants[DENSE]["layers"]):
                 l["projected_gain"] = dl["projected_s"] / l["projected_s"]
                 l["measured_gain"] = dl["measured_s"] / l["measured_s"]
+                l["measured_gain_range"] = gain_range(dl, l, min(dl["passes"], l["passes"]))
+        warning = few_repeats_warning(min(v["run"]["passes"] for v in variants.values()))
+        if warning:
+            notes.append(warning)
     else:
         notes.append("no dense baseline in these traces (run without --no-dense to compare gains)")
     if not any(v["run"]["measured_j"] is not None for v in variants.values()):

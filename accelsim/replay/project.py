@@ -41,6 +41,7 @@ from accelsim.model.arch import ArchConfig, load_arch
 from accelsim.errors import AccelsimError
 from accelsim.model.simulate import simulate
 from accelsim.model.sparsity import executed_pattern
+from accelsim.replay.labels import row_label
 from accelsim.replay.traces import merge_runs
 from accelsim.model.workload import Gemm, KronMatmul, Sparsity
 
@@ -289,17 +290,6 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
     return family, layer, (len(factors) if not fused else 1)
 
 
-def _label(row: dict) -> str:
-    shapes = _json_field(row, "shapes")
-    if row["m"] is not None:
-        batch = _json_field(row, "params").get("batch", 1)
-        dims = f"{row['m']}x{row['n']}x{row['k']}" + (f" b{batch}" if batch != 1 else "")
-    else:
-        dims = "x".join(map(str, shapes.get("y") or shapes.get("t") or []))
-    extra = row["tasd_series"] or row["pattern"] or ""
-    return " ".join(s for s in (row["kernel"], row["dtype"], dims, extra) if s)
-
-
 def items_from_table(table: pa.Table, arch: ArchConfig) -> list[Item]:
     """Merge repeated rows per configuration (:func:`~accelsim.replay.traces.merge_runs`: its key's
     ``shapes`` tells apart projections, whose m, n, k are null) and map each to a workload.
@@ -313,7 +303,7 @@ def items_from_table(table: pa.Table, arch: ArchConfig) -> list[Item]:
         family, workload, launches = record_workload(row, arch)
         ws = row["bytes_min"] or (workload.working_set if isinstance(workload, Streaming) else 0)
         items.append(Item(
-            key=key, family=family, kernel=row["kernel"], label=_label(row),
+            key=key, family=family, kernel=row["kernel"], label=row_label(row),
             measured_s=float(row["time_s"]),
             measured_j=float(row["energy_j"]) if row["energy_j"] is not None else None,
             workload=workload, launches=launches, working_set=int(ws), runs=row["runs"], row=row,

@@ -14,12 +14,14 @@ from collections import defaultdict
 import pyarrow as pa
 
 from accelsim.checks import MAX_ENERGY_J, MAX_POWER_W, MAX_RATE, MAX_TIME_S, MIN_RATE, MIN_TIME_S, ensure_finite
+from accelsim.replay.labels import WORKLOAD_FIELDS, config_fields, params_of, row_label, workload_key
 from kernels.errors import InputError
 from kernels.trace import read_traces
 
 __all__ = [
     "CPU_GBS_ESTIMATE",
     "CPU_TFLOPS_PER_CORE_ESTIMATE",
+    "FRACTION_OF_ROOF",
     "KEY",
     "merge_runs",
     "compare",
@@ -41,11 +43,11 @@ CPU_GBS_ESTIMATE = 20.0
 # Datasheet peaks (dense, no sparsity), TFLOP/s by dtype class and GB/s. fp32 is the CUDA-core
 # rate: CuPy's matmul does not enable TF32 by default. Keys are matched as substrings of the name.
 _GPU_PEAKS = {
-    "H200": {"float32": 67.0, "float16": 989.0, "gbs": 4800.0},
-    "H100 PCIe": {"float32": 51.0, "float16": 756.0, "gbs": 2000.0},
-    "H100": {"float32": 67.0, "float16": 989.0, "gbs": 3350.0},
-    "A100": {"float32": 19.5, "float16": 312.0, "gbs": 2039.0},
-    "L4": {"float32": 30.3, "float16": 121.0, "gbs": 300.0},
+    "H200": {"float32": 67.0, "tfloat32": 494.7, "float16": 989.0, "gbs": 4800.0},
+    "H100 PCIe": {"float32": 51.0, "tfloat32": 378.0, "float16": 756.0, "gbs": 2000.0},
+    "H100": {"float32": 67.0, "tfloat32": 494.7, "float16": 989.0, "gbs": 3350.0},
+    "A100": {"float32": 19.5, "tfloat32": 156.0, "float16": 312.0, "gbs": 2039.0},
+    "L4": {"float32": 30.3, "tfloat32": 60.0, "float16": 121.0, "gbs": 300.0},
 }
 
 
@@ -94,7 +96,8 @@ def _dense_key(row: dict) -> tuple:
 
 
 def summarize(table: pa.Table) -> list[dict]:
-    """One dict per configuration: time, achieved TFLOP/s (dense-equivalent and effectual), GB/s, speedup.
+    """One dict per configuration, named by :func:`~accelsim.replay.labels.row_label` (``config``): time,
+    achieved TFLOP/s (dense-equivalent and effectual), GB/s, speedup.
 
     ``speedup_vs_dense`` is the dense ``gemm`` time at equal backend, device, dtype and shape over
     this row's time; null when no such dense row was recorded.
@@ -102,11 +105,12 @@ def summarize(table: pa.Table) -> list[dict]:
     merged = merge_runs(table)
     dense = {_dense_key(r): r["time_s"] for r in merged.values() if r["kernel"] == "gemm"}
     out = []
-    for r in sorted(merged.values(), key=lambda r: tuple(str(r[c]) for c in KEY)):
+    for r in sorted(merged.values(), key=lambda r: (str(r["device_name"]), r["backend"], row_label(r))):
         t = r["time_s"]
         d = dense.get(_dense_key(r))
         out.append(
             {
+                "config": row_label(r),
                 "kernel": r["kernel"],
                 "backend": r["backend"],
                 "device": r["device_name"],
@@ -128,44 +132,79 @@ def summarize(table: pa.Table) -> list[dict]:
     return out
 
 
-def compare(a: pa.Table, b: pa.Table) -> list[dict]:
-    """Configurations present in both ``a`` and ``b``: times and ``speedup`` = time_a / time_b.
+def _index(table: pa.Table) -> dict[str, list[dict]]:
+    """Merged configurations of ``table`` by :func:`~accelsim.replay.labels.workload_key`."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in merge_runs(table).values():
+        out[workload_key(r)].append(r)
+    return out
 
-    Device name is not part of the match, so two GPUs (or a GPU and a CPU) can be compared.
+
+def _why_unmatched(row: dict, other: dict[str, list[dict]], side: str) -> str:
+    """Why ``row`` has no partner on ``side``: the kernel is absent there, or the nearest configuration
+    of that kernel and which of its fields (and ``params`` keys) differ."""
+    same_kernel = [r for rows in other.values() for r in rows if r["kernel"] == row["kernel"]]
+    if not same_kernel:
+        return f"{side} has no {row['kernel']} rows"
+    mine = config_fields(row)
+
+    def diff(r):
+        theirs = config_fields(r)
+        return [f for f in WORKLOAD_FIELDS if mine.get(f) != theirs.get(f)]
+
+    near = min(same_kernel, key=lambda r: (len(diff(r)), row_label(r)))
+    theirs = config_fields(near)
+    what = ", ".join(f"{f}: {mine.get(f, 'absent')} here, {theirs.get(f, 'absent')} in {side}" for f in diff(near))
+    keys_a, keys_b = set(params_of(row)), set(params_of(near))
+    keys = "; ".join(f"params keys only {where}: {', '.join(sorted(ks))}" for where, ks in
+                     (("here", keys_a - keys_b), (f"in {side}", keys_b - keys_a)) if ks)
+    return f"nearest {side} row differs in {what}" + (f" ({keys})" if keys else "")
+
+
+def compare(a: pa.Table, b: pa.Table) -> dict:
+    """Configurations of ``a`` and ``b`` matched on what they computed (:func:`~accelsim.replay.labels.workload_key`).
+
+    Device, backend and implementation are not part of the match, so two GPUs (or a GPU and a CPU)
+    can be compared. Returns ``rows`` (times and ``speedup`` = time_a / time_b) and ``unmatched``:
+    every configuration of either side without a partner, with the reason (the kernel is absent,
+    or which fields and ``params`` keys of the nearest configuration differ); a configuration
+    recorded more than once on one side (two devices or impls in one folder) is unmatched too.
     """
-    key = tuple(c for c in KEY if c not in ("device_name", "backend"))
-
-    def index(t):
-        return {tuple(r[c] for c in key): r for r in merge_runs(t).values()}
-
-    ia, ib = index(a), index(b)
-    common = sorted(set(ia) & set(ib), key=lambda k: tuple(str(x) for x in k))
-    if not common:
-        raise InputError("traces compare: the two traces share no (kernel, dtype, shape, pattern) configuration")
-    return [
-        {
-            "kernel": ia[k]["kernel"],
-            "dtype": ia[k]["dtype"],
-            "m": ia[k]["m"],
-            "n": ia[k]["n"],
-            "k": ia[k]["k"],
-            "pattern": ia[k]["pattern"],
-            "device_a": ia[k]["device_name"],
-            "device_b": ib[k]["device_name"],
-            "time_a_s": ia[k]["time_s"],
-            "time_b_s": ib[k]["time_s"],
-            "speedup": ia[k]["time_s"] / ib[k]["time_s"] if ib[k]["time_s"] > 0 else None,
-        }
-        for k in common
-    ]
+    ia, ib = _index(a), _index(b)
+    rows, unmatched = [], []
+    for key in sorted(set(ia) | set(ib)):
+        ra, rb = ia.get(key, []), ib.get(key, [])
+        if len(ra) == 1 and len(rb) == 1:
+            x, y = ra[0], rb[0]
+            rows.append({
+                "config": key, "impl_a": config_fields(x).get("impl"), "impl_b": config_fields(y).get("impl"),
+                "device_a": x["device_name"], "device_b": y["device_name"],
+                "time_a_s": x["time_s"], "time_b_s": y["time_s"],
+                "speedup": x["time_s"] / y["time_s"] if y["time_s"] > 0 else None,
+                **{c: x[c] for c in ("kernel", "dtype", "m", "n", "k", "pattern", "tasd_series")},
+            })
+            continue
+        for side, mine, other, name in (("a", ra, rb, "B"), ("b", rb, ra, "A")):
+            for r in mine:
+                if len(mine) > 1:
+                    devices = ", ".join(sorted(f"{config_fields(x).get('impl')} on {x['device_name']}" for x in mine))
+                    why = f"{len(mine)} rows of this side share it ({devices})"
+                elif other:
+                    why = f"{len(other)} rows of {name} share it"
+                else:
+                    why = _why_unmatched(r, ib if side == "a" else ia, name)
+                unmatched.append({"side": side, "config": row_label(r), "device": r["device_name"], "reason": why})
+    return {"rows": rows, "unmatched": unmatched}
 
 
 def device_peaks(device_name: str | None, backend: str, dtype: str, cores: int | None = None) -> tuple[float, float, str]:
-    """``(peak TFLOP/s, peak GB/s, source)`` for a device: datasheet table for known GPUs, else the CPU estimate."""
-    if backend == "cupy":
+    """``(peak TFLOP/s, peak GB/s, source)`` for a device: datasheet table for known GPUs (any backend but
+    numpy: CuPy, imported XLA tables), else the CPU estimate. TF32 rows (``tfloat32``) use the
+    tensor-core TF32 peak; other 32-bit rows the CUDA-core rate."""
+    if backend != "numpy":
         for name, peaks in _GPU_PEAKS.items():
             if name.lower() in (device_name or "").lower():
-                cls = "float16" if dtype in ("float16", "bfloat16") else "float32"
+                cls = "float16" if dtype in ("float16", "bfloat16") else "tfloat32" if dtype == "tfloat32" else "float32"
                 return peaks[cls], peaks["gbs"], f"datasheet {name} {cls}"
         raise InputError(
             f"traces roofline: no peak table for GPU {device_name!r}; pass --peak-tflops and --peak-gbs"
@@ -174,11 +213,23 @@ def device_peaks(device_name: str | None, backend: str, dtype: str, cores: int |
     return cores * CPU_TFLOPS_PER_CORE_ESTIMATE, CPU_GBS_ESTIMATE, f"CPU estimate ({cores} cores)"
 
 
-def roofline(table: pa.Table, peak_tflops: float | None = None, peak_gbs: float | None = None) -> dict:
-    """Place each configuration under its roof: intensity = effectual FLOPs / minimum bytes.
+FRACTION_OF_ROOF = ("fraction_of_roof = achieved effectual TFLOP/s / the roof at the point's intensity, "
+                    "min(peak TFLOP/s, intensity x peak GB/s); 1 is on the roof")
+"""What the roofline's ``fraction_of_roof`` column means (one line, for captions)."""
 
-    Peaks come from ``peak_tflops``/``peak_gbs`` when given, else :func:`device_peaks` of the
-    first row's device and dtype. ``fraction_of_roof`` = achieved / min(peak, intensity x bandwidth).
+
+def _roof_name(device: str | None, backend: str, source: str) -> str:
+    return f"{device} ({backend}): {source}"
+
+
+def roofline(table: pa.Table, peak_tflops: float | None = None, peak_gbs: float | None = None) -> dict:
+    """Place each configuration under its own device's roof: intensity = effectual FLOPs / minimum bytes.
+
+    Each point's peaks are :func:`device_peaks` of its device, backend and dtype (a folder mixing a
+    CPU and a GPU judges each against its own roof), or ``peak_tflops``/``peak_gbs`` when given,
+    which fit one device only. ``roofs`` lists the roofs used; a point with ``fraction_of_roof``
+    above 1 ran faster than its roof allows, so that roof's peak is too low for the device it
+    ran on (``notes`` says so, per roof).
     """
     for name, v in (("--peak-tflops", peak_tflops), ("--peak-gbs", peak_gbs)):
         if v is not None and not MIN_RATE <= ensure_finite(v, f"traces roofline: {name}") <= MAX_RATE:
@@ -188,30 +239,38 @@ def roofline(table: pa.Table, peak_tflops: float | None = None, peak_gbs: float 
     if not rows:
         raise InputError("traces roofline: the traces hold no rows to place under a roof")
     devices = sorted({f"{r['device']} ({r['backend']})" for r in rows})
-    if len(devices) > 1:
-        raise InputError(f"traces roofline: the traces come from {len(devices)} devices ({', '.join(devices)}); "
-                         "one roof fits one device, so pass one device's traces")
-    first = rows[0]
-    if peak_tflops is None or peak_gbs is None:
-        pt, pb, source = device_peaks(first["device"], first["backend"], first["dtype"])
-        peak_tflops = peak_tflops or pt
-        peak_gbs = peak_gbs or pb
-    else:
-        source = "user"
+    user = peak_tflops is not None or peak_gbs is not None
+    if user and len(devices) > 1:
+        raise InputError(f"traces roofline: --peak-tflops/--peak-gbs give one roof, but the traces come from "
+                         f"{len(devices)} devices ({', '.join(devices)}); pass one device's traces or drop them")
+    roofs: dict[str, dict] = {}
     points = []
     for r in rows:
         tf = r["tflops_effectual"]
         gbs = r["gbs"]
         if tf is None or gbs is None or gbs == 0:
             continue
+        if peak_tflops is not None and peak_gbs is not None:
+            pt, pb, source = peak_tflops, peak_gbs, "user"
+        else:
+            pt, pb, source = device_peaks(r["device"], r["backend"], r["dtype"])
+            pt, pb = peak_tflops or pt, peak_gbs or pb
+        name = _roof_name(r["device"], r["backend"], source)
+        roof_entry = roofs.setdefault(name, {"roof": name, "device": r["device"], "backend": r["backend"],
+                                             "peak_tflops": pt, "peak_gbs": pb, "peak_source": source, "above": 0})
         intensity = tf * 1e3 / gbs  # FLOP per byte
-        roof = min(peak_tflops, intensity * peak_gbs / 1e3)
-        points.append({**r, "intensity": intensity, "roof_tflops": roof, "fraction_of_roof": tf / roof})
-    return {"peak_tflops": peak_tflops, "peak_gbs": peak_gbs, "peak_source": source, "points": points}
+        roof = min(pt, intensity * pb / 1e3)
+        fraction = tf / roof
+        roof_entry["above"] += fraction > 1
+        points.append({**r, "intensity": intensity, "roof": name, "roof_tflops": roof, "fraction_of_roof": fraction})
+    notes = [f"{e['above']} point(s) lie above the roof {e['roof']} (fraction_of_roof > 1): they ran faster than "
+             f"{e['peak_tflops']:.3g} TFLOP/s, {e['peak_gbs']:.3g} GB/s allow, so that peak is too low for this "
+             "device; pass --peak-tflops/--peak-gbs of the device's real peak" for e in roofs.values() if e["above"]]
+    return {"roofs": list(roofs.values()), "points": points, "notes": notes}
 
 
 def plot_roofline(result: dict, out) -> None:
-    """Write a log-log roofline PNG (matplotlib Agg): the roof and one marker per configuration."""
+    """Write a log-log roofline PNG (matplotlib Agg): one line per roof, one marker per configuration."""
     # Imported here: matplotlib is slow to import and only plots need it.
     import matplotlib
 
@@ -228,13 +287,15 @@ def plot_roofline(result: dict, out) -> None:
     lo, hi = max(ai.min() / 4, 1e-3), ai.max() * 4
     x = np.geomspace(lo, hi, 200)
     fig, ax = plt.subplots(figsize=(7, 5))
-    ax.loglog(x, np.minimum(result["peak_tflops"], x * result["peak_gbs"] / 1e3), "k-", label="roof")
+    for i, roof in enumerate(result["roofs"]):
+        ax.loglog(x, np.minimum(roof["peak_tflops"], x * roof["peak_gbs"] / 1e3), color="k",
+                  ls=("-", "--", ":", "-.")[i % 4], label=f"roof {roof['roof']}")
     for kernel in sorted({p["kernel"] for p in pts}):
         sel = [p for p in pts if p["kernel"] == kernel]
         ax.loglog([p["intensity"] for p in sel], [p["tflops_effectual"] for p in sel], "o", label=kernel)
     ax.set_xlabel("arithmetic intensity (effectual FLOP / minimum byte)")
     ax.set_ylabel("achieved TFLOP/s (effectual)")
-    ax.set_title(f"roofline: {result['peak_tflops']:.3g} TFLOP/s, {result['peak_gbs']:.3g} GB/s ({result['peak_source']})")
+    ax.set_title("roofline: each point under its own device's roof")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     try:
