@@ -11,7 +11,7 @@ def test_cache_searches_once_and_drops_the_least_recently_used(monkeypatch):
     calls = []
     real = mapper._search_systolic
     monkeypatch.setattr(mapper, "_search_systolic", lambda *a: calls.append(a[2:5]) or real(*a))
-    monkeypatch.setattr(mapper, "_CACHE", type(mapper._CACHE)())
+    monkeypatch.setattr(mapper, "_CACHE", {})
     monkeypatch.setattr(mapper, "CACHE_SIZE", 2)
     first = mapper.search_gemm(arch, "a", 64, 48, 40, "int8")
     again = mapper.search_gemm(arch, "b", 64, 48, 40, "int8")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +91,7 @@ def plan_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
 
 #: Searched mappings by (arch, problem, execution, objective), least recently used dropped past
 #: CACHE_SIZE: a sweep over many archs keeps its memory bounded, one network's layers all stay.
-_CACHE: OrderedDict = OrderedDict()
+_CACHE: dict = {}
 CACHE_SIZE = 4096
 
 
@@ -107,9 +106,9 @@ def search_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str,
         else:
             _CACHE[key] = _search_tensor_core(arch, m, n, k, dtype, count, exe, objective)
         while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    mp = copy.deepcopy(_CACHE[key])
+            del _CACHE[next(iter(_CACHE))]
+    _CACHE[key] = found = _CACHE.pop(key)  # the most recently used last (dicts keep insertion order)
+    mp = copy.deepcopy(found)
     mp.layer = name
     return mp
 
