@@ -120,8 +120,7 @@ def main(argv=None) -> dict:
                 t, t_cpu, found = timed_search(arch, layer, args.repeats)
                 fixed = simulate(arch, layer).layers[0]
                 folds = sum(mp.tiles for mp in lower_layer(arch, layer, mapper.Mapper("search")).mappings)
-                per_fold = 0 if arch.compute.stationary_buffers == 2 else systolic_fill_cycles(
-                    arch.compute.rows, arch.compute.cols, arch.compute.dataflow)
+                per_fold = 0 if arch.compute.stationary_buffers == 2 else systolic_fill_cycles(arch.compute)
                 bound = compulsory_cycles(arch, layer)
                 assert found.cycles >= bound, (layer.name, found.cycles, bound)
                 seen[key] = {"search_s": t, "search_cpu_s": t_cpu, "search": dynamic(found), "fixed": dynamic(fixed), "folds": folds,

@@ -78,55 +78,68 @@ _E = "accelsim.model.engine"
 _NO_DIFF = "; 0 of 2000 random pipelines differ (bench/mutation_engine_equiv.py)"
 _P2 = ("only changes how two passes compose into one period (p = 2); no mapping reaches a period-2 steady state "
        "(none of 2000 random pipelines, none in the suite), so every jump has p = 1" + _NO_DIFF)
-#: (module, mutant id) → why no test can tell the mutant from the original (ids as ``--list`` numbers them on
-#: the sources of this commit; a change to a module renumbers its mutants).
-EQUIVALENT: dict[tuple[str, int], str] = {
-    (_E, 9): "periods (2, 2): a period-1 steady state is also one of period 2, found a pass later" + _NO_DIFF,
-    (_E, 10): "periods (1, 3): detection of period 2 dropped; " + _P2,
-    (_E, 27): "`or 2.0` replaces a zero MAC total, and every mapping has MACs (m, n, k >= 1)",
-    (_E, 53): "the free-buffer container never holds more than its 2 initial slots (each put follows a get), "
-              "so a capacity of 3 never binds" + _NO_DIFF,
-    (_E, 55): "the filled-buffer container never holds more than 2 (the loader needs a free slot first)" + _NO_DIFF,
-    (_E, 84): "`done + p < times`: the last period is then run pass by pass instead of jumped: same events" + _NO_DIFF,
-    (_E, 89): "max(w, s[2]) = max(w, s[1]) = w: the writer finishes after the last compute, which ends after "
-              "the one before it" + _NO_DIFF,
-    (_E, 101): "`done - p <= times` admits a jump of q = 0 periods when fewer than p passes remain; with p = 1 "
-               "that never happens (q >= 1 whenever a pass remains)" + _NO_DIFF,
-    (_E, 102): "`(times - done) / p` equals `//` for p = 1; " + _P2,
-    (_E, 103): "`q / p` equals `q * p` for p = 1; " + _P2,
-    (_E, 137): "`b - a1` in composing passes: b starts at -inf, so only a second pass (p = 2) sees it; " + _P2,
-    ("accelsim.model.mapping", 23): "the default of Mapping.issued_macs: the one constructor call (map_gemm) passes it",
-    ("accelsim.model.mapping", 39): "the default count of _tensor_core_groups: its one caller passes count",
-    ("accelsim.model.mapping", 44): "with split-K, ctas·split <= units (split <= units // ctas): one wave and one tile "
-                                    "group either way, whose MACs are then normalised to the dense total",
-    ("accelsim.model.mapping", 45): "`* (work · k_steps)` for `/ (work · k_steps)`: a constant factor on the average "
-                                    "MACs per tile, normalised away as mapping:92",
-    ("accelsim.model.mapping", 48): "the default count of map_gemm: every caller passes count",
-    ("accelsim.model.mapping", 92): "a constant factor on the average MACs per tile, normalised away when the groups' "
-                                    "MACs are scaled to the dense total",
-    ("accelsim.model.mapping", 93): "as mapping:92 (another factor of the same constant)",
-    ("accelsim.model.mapping", 101): "`or 2.0` replaces a zero MAC total; every mapping has MACs",
-    ("accelsim.model.mapping", 134): "`len(memory) > 2`: with two levels memory[-2] is memory[0] anyway",
-    ("accelsim.model.mapping", 144): "as mapping:92 (another factor of the same constant)",
-    ("accelsim.model.mapping", 259): "`ctas / split` for `ctas * split` in the split estimate: both round up to one "
-                                     "wave, since split <= units // ctas (and split = 1 leaves them equal)",
-    ("accelsim.model.mapping", 195): "as mapping:92 (another factor of the same constant)",
-    ("accelsim.model.sparsity", 94): "`q.m / p.m` equals `q.m // p.m` on this branch, where p.m divides q.m",
-    ("accelsim.model.sparsity", 106): "keeping the two best operands instead of one: only the first is used",
-    ("accelsim.replay.calibrate", 58): "`range(1, len(live) + 2)`: the extra size exceeds the live columns, and "
-                                       "combinations of more items than there are yield nothing",
-    ("accelsim.replay.calibrate", 59): "`err <= best - 1e-12` differs from `<` only on an exact tie of two subsets' "
-                                       "squared errors, which then fit the data equally",
-    ("accelsim.replay.calibrate", 86): "refusing a subset with a coefficient exactly 0.0 as well as negative ones: a "
-                                       "least-squares coefficient on a live (non-zero) column is never exactly 0",
-    ("accelsim.replay.calibrate", 87): "accepting a subset up to 1e-12 worse in squared relative error: the same fit "
-                                       "to far below the data's precision",
-    ("accelsim.replay.calibrate", 101): "`v >= 0` for `v > 0`: measured and projected times are positive (the trace "
-                                        "reader refuses others; a projection has a positive time)",
-    ("kernels.trace", 8): "_kind's fallback for a type that is neither number, text nor time: None or its name, both "
-                          "unequal to every schema kind, so the same error",
-    ("kernels.trace", 159): "`table.slice(i, 2)` for `slice(i, 1)` before taking the first row: the same row",
-    ("kernels.trace", 20): "`<=` for `<` on elapsed wall time against the window: equality has probability zero",
+#: Mutant signature (module, source line, function:columns, operator; see ``Mutant.signature``) → why no
+#: test can tell the mutant from the original. Signatures survive edits elsewhere in a module; an entry
+#: whose line was edited no longer matches and is reported as stale.
+_C, _K, _T, _M = "accelsim.replay.calibrate", "kernels.trace", "kernels.timing", "accelsim.model.mapping"
+_REPEAT_IF = "if len(history) > p and done + p <= times:"
+EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    (_E, "_PERIODS = (1, 2)", ":12-13", "1->2"):
+        "periods (2, 2): a period-1 steady state is also one of period 2, found a pass later" + _NO_DIFF,
+    (_E, "_PERIODS = (1, 2)", ":15-16", "2->3"): "periods (1, 3): detection of period 2 dropped; " + _P2,
+    (_E, "total_macs = sum(g.total_macs for g in mapping.groups) or 1.0", "._plan:62-65", "1.0->2.0"):
+        "`or 2.0` replaces a zero MAC total, and every mapping has a group with MACs (m, n, k >= 1)",
+    (_E, "free = simpy.Container(env, capacity=2, init=2)", ".simulate_tiles:41-42", "2->3"):
+        "the free-buffer container never holds more than its 2 initial slots (each put follows a get), "
+        "so a capacity of 3 never binds" + _NO_DIFF,
+    (_E, "filled = simpy.Container(env, capacity=2, init=0)", ".simulate_tiles:43-44", "2->3"):
+        "the filled-buffer container never holds more than 2 (the loader needs a free slot first)" + _NO_DIFF,
+    (_E, _REPEAT_IF, "._repeat:36-53.0", "LtE->Lt"):
+        "`done + p < times`: the last period is then run pass by pass instead of jumped: same events" + _NO_DIFF,
+    (_E, _REPEAT_IF, "._repeat:36-44", "Add->Sub"):
+        "`done - p <= times` admits a jump of q = 0 periods when fewer than p passes remain; with p = 1 "
+        "that never happens (q >= 1 whenever a pass remains)" + _NO_DIFF,
+    (_E, "q = (times - done) // p", "._repeat:24-43", "FloorDiv->Div"): "`(times - done) / p` equals `//` for p = 1; " + _P2,
+    (_E, "done += q * p", "._repeat:28-33", "Mult->Div"): "`q / p` equals `q * p` for p = 1; " + _P2,
+    (_E, "a, b = a + a1, max(b + a1, b1)", "._repeat:43-49", "Add->Sub"):
+        "`b - a1` in composing passes: b starts at -inf, so only a second pass (p = 2) sees it; " + _P2,
+    (_E, "cycles = float(max(w, s[1]))", ".run_mapping:28-29", "1->2"):
+        "max(w, s[2]) = max(w, s[1]) = w: the writer finishes after the last compute, which ends after "
+        "the one before it" + _NO_DIFF,
+    (_E, 'bufs = {op: BufferSpec(int(sram.capacity_for(op) // eb), (dram.bandwidth if op != "output" else',
+     "._staged:31-58", "FloorDiv->Div"):
+        "`int(capacity / eb)` equals `int(capacity // eb)` for a positive capacity and word size",
+    (_M, "compute = math.ceil(ctas * split / c.units) * math.ceil(kt / split) * step",
+     "._tensor_core_groups.estimate:28-40", "Mult->Div"):
+        "`ctas / split` for `ctas * split` in the split estimate: the candidates keep ctas·split <= units "
+        "(split <= units // ctas), so both round up to one wave; with split = 1 they are equal",
+    (_M, "run_macs = sum(g.total_macs for g in groups) or 1.0", "._map_gemm:52-55", "1.0->2.0"):
+        "`or 2.0` replaces a zero MAC total; every GEMM has MACs",
+    (_M, "return arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]", "._reduction_level:49-50", "1->2"):
+        "`len(memory) > 2`: with two levels memory[-2] is memory[0] anyway",
+    (_C, "for size in range(1, len(live) + 1):", "._nnls:37-38", "1->2"):
+        "`range(1, len(live) + 2)`: the extra size exceeds the live columns, and combinations of more items "
+        "than there are yield nothing",
+    (_C, "if err < best_err - 1e-12:", "._nnls:15-37.0", "Lt->LtE"):
+        "`err <= best - 1e-12` differs from `<` only on an exact tie of two subsets' squared errors, which "
+        "then fit the data equally",
+    (_C, "if np.any(coef < 0):", "._nnls:22-30.0", "Lt->LtE"):
+        "refusing a subset with a coefficient exactly 0.0 as well as negative ones: a least-squares "
+        "coefficient on a live (non-zero) column is never exactly 0",
+    (_C, "if err < best_err - 1e-12:", "._nnls:21-37", "Sub->Add"):
+        "accepting a subset up to 1e-12 worse in squared relative error: the same fit to far below the "
+        "data's precision",
+    (_C, "r_log = pearson_r(np.log10(p), np.log10(m)) if all(v > 0 for v in p + m) else None", "._errors:55-60.0",
+     "Gt->GtE"):
+        "`v >= 0` for `v > 0`: measured and projected times are positive (the trace reader refuses others; "
+        "a projection has a positive time)",
+    (_T, "while time.perf_counter() - started < min_window_s:", ".energy_window:10-54.0", "Lt->LtE"):
+        "`<=` for `<` on elapsed wall time against the window: equality has probability zero",
+    (_K, "return str(t)", "._kind:4-17", "return None"):
+        "_kind's fallback for a type that is neither number, text nor time: None or its name, both unequal "
+        "to every schema kind, so the same error",
+    (_K, "row = table.slice(i, 1).to_pylist()[0]", "._check_rows.fail:29-30", "1->2"):
+        "`table.slice(i, 2)` for `slice(i, 1)` before taking the first row: the same row",
 }
 
 _PAIRS = [("min", "max"), ("min_s", "max_s"), ("time_min_s", "time_max_s"), ("read", "write"),
@@ -156,8 +169,8 @@ class Mutant:
 
     @property
     def signature(self) -> tuple[str, str, str, str]:
-        """(module, source line, column, operator): names the mutant across edits elsewhere in the module,
-        where its id changes; an edit of the line itself changes it (and the verdict must be redone)."""
+        """(module, source line, function:columns, operator): names the mutant across edits elsewhere in the
+        module, where its id changes; an edit of the line itself changes it (and the verdict must be redone)."""
         return self.module, self.code, self.at, self.op
 
 
@@ -258,12 +271,33 @@ def source_of(module: str) -> Path:
     return path if path.exists() else ROOT / module.replace(".", "/") / "__init__.py"
 
 
+def _enclosing(tree: ast.AST) -> dict[int, str]:
+    """Node id -> the name of the innermost function (or class) holding it, dotted from the module."""
+    where: dict[int, str] = {}
+
+    def visit(node, name):
+        for child in ast.iter_child_nodes(node):
+            inner = f"{name}.{child.name}" if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                 ast.ClassDef)) else name
+            where[id(child)] = inner
+            visit(child, inner)
+
+    visit(tree, "")
+    return where
+
+
 def mutants(module: str) -> list[Mutant]:
     tree = ast.parse(source_of(module).read_text())
     lines = source_of(module).read_text().splitlines()
-    return [Mutant(module, i, n.lineno, op, lines[n.lineno - 1].strip(),
-                   f"{n.col_offset}" + (f".{arg}" if arg is not None else ""))
-            for i, (n, op, arg) in enumerate(_points(tree, module))]
+    where = _enclosing(tree)
+    out, seen = [], {}
+    for i, (n, op, arg) in enumerate(_points(tree, module)):
+        at = f"{where.get(id(n), '')}:{n.col_offset}-{n.end_col_offset}" + (f".{arg}" if arg is not None else "")
+        code = lines[n.lineno - 1].strip()
+        k = (code, at, op)
+        seen[k] = seen.get(k, 0) + 1
+        out.append(Mutant(module, i, n.lineno, op, code, at if seen[k] == 1 else f"{at}#{seen[k]}"))
+    return out
 
 
 def mutated_code(module: str, index: int):

@@ -564,3 +564,18 @@ def test_double_buffers_need_the_tile_pipeline():
         arch(**{"compute.stationary_buffers": 2, "compute.staging": "scalesim"})
     with pytest.raises(ConfigError, match="stationary_buffers"):
         arch(**{"compute.stationary_buffers": 3})
+
+
+@pytest.mark.parametrize("dataflow,fold,fill", [("ws", lambda s: 2 * 4 + 8 + s - 2, 0), ("os", lambda s: 4 + 8 + s - 2, 0),
+                                                 ("ws", lambda s: max(s, 4), 2 * 4 + 8 - 2),
+                                                 ("os", lambda s: max(s, 4), 4 + 8 - 2)],
+                         ids=["ws-single", "os-single", "ws-double", "os-double"])
+def test_folds_on_a_4_row_8_column_array(dataflow, fold, fill):
+    """Rows and columns play different parts: on 4 rows × 8 columns a single-buffered WS fold costs
+    2·4 + 8 + stream − 2 and an OS fold 4 + 8 + stream − 2; double-buffered, max(stream, 4) each and
+    the single-buffered overhead once. Streams of 24 (WS: M) and 3 (OS: K, under the 4 rows)."""
+    buffers = 2 if fill else 1
+    a = arch(**{"compute.cols": 8, "compute.dataflow": dataflow, "compute.stationary_buffers": buffers})
+    stream = 24 if dataflow == "ws" else 3
+    (mp,) = lower_layer(a, Gemm("g", 24, 12, 16) if dataflow == "ws" else Gemm("g", 6, 12, 3)).mappings
+    assert mp.compute_cycles == mp.tiles * fold(stream) + fill

@@ -222,6 +222,23 @@ def test_flush_names_parts_in_order_and_reads_a_single_file(tmp_path):
     assert read_traces(first).num_rows == 1 and trace.trace_files(first) == [first]
 
 
+def test_provisional_rows_are_the_next_part_until_flush_replaces_them(tmp_path):
+    """A result growing pass by pass: each provisional write is the part the next flush writes (so a kill
+    keeps the latest), the flush replaces it, and the part after is numbered on."""
+    rec = Recorder(tmp_path, run_id="run-7")
+    scratch = Recorder(run_id="run-7")
+    assert rec.provisional([]) is None and Recorder(run_id="x").provisional([{"kernel": "k"}]) is None
+    one = [scratch.add(timing=TIMING, **GIVEN)]
+    p1 = rec.provisional(one)
+    assert p1.name == "part-run-7-0000.parquet" and read_traces(tmp_path).num_rows == 1
+    two = [*one, scratch.add(timing=TIMING, **{**GIVEN, "m": 7})]
+    assert rec.provisional(two) == p1 and [r["m"] for r in read_traces(tmp_path).to_pylist()] == [GIVEN["m"], 7]
+    rec.add(timing=TIMING, **{**GIVEN, "m": 9})
+    assert rec.flush() == p1 and [r["m"] for r in read_traces(tmp_path).to_pylist()] == [9]
+    rec.add(timing=TIMING, **GIVEN)
+    assert rec.flush().name == "part-run-7-0001.parquet" and len(trace.trace_files(tmp_path)) == 2
+
+
 def test_energy_window_counts_each_call_until_the_window_closes(monkeypatch):
     ticks = iter([0.3, 0.6, 0.9, 1.2, 1.25])
     calls = []

@@ -291,9 +291,9 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
     chunk = {a: [_chunks(list(d.pieces), side[a]) if a in side else list(d.pieces) for d in dims[a]] for a in axes}
     # systolic_fold_cycles over arrays of stream lengths, and the layer's one fill with double buffers
     if c.stationary_buffers == 2:
-        fold, layer_fill = (lambda e: np.maximum(e, c.rows)), float(systolic_fill_cycles(c.rows, c.cols, c.dataflow))
+        fold, layer_fill = (lambda e: np.maximum(e, c.rows)), float(systolic_fill_cycles(c))
     else:
-        fold, layer_fill = (lambda e: e + systolic_fill_cycles(c.rows, c.cols, c.dataflow)), 0.0
+        fold, layer_fill = (lambda e: e + systolic_fill_cycles(c)), 0.0
     table = {a: {"count": per_dim("count", a), "extent": per_dim("extent", a), "fetched": per_dim("fetched", a),
                  "folds": np.asarray([sum(n_ for _, n_ in ch) for ch in chunk[a]], float),
                  "first": np.asarray([ch[0][0] for ch in chunk[a]], float),
@@ -429,7 +429,7 @@ def _build_systolic(arch, order, choice: dict, folds: dict, m, n, k, dtype, coun
     row, col, stream = _ROLES[c.dataflow]
     groups, slots = [], 0
     for (er, nr), (ec, nc), (es, ns) in itertools.product(folds[row], folds[col], folds[stream]):
-        cycles = systolic_fold_cycles(c.rows, c.cols, es, c.dataflow, c.stationary_buffers)
+        cycles = systolic_fold_cycles(c, es)
         groups.append(TileGroup(nr * nc * ns * count, float(cycles), float(er * ec * es)))
         slots += nr * nc * ns * count * es
     k_run = exe.k_exec or k

@@ -143,8 +143,8 @@ class Mapping:
         return sum(self.reads[level].values()), sum(self.writes[level].values())
 
 
-def systolic_fold_cycles(rows: int, cols: int, stream: int, dataflow: str, buffers: int = 1) -> int:
-    """Cycles of one fold on a rows × cols array streaming ``stream`` vectors, as SCALE-Sim counts them.
+def systolic_fold_cycles(c: SystolicCompute, stream: int) -> int:
+    """Cycles of one fold on the rows × cols array ``c`` streaming ``stream`` vectors, as SCALE-Sim counts them.
 
     WS/IS preload the stationary tile (``rows`` cycles), then stream ``stream`` vectors that enter
     skewed one row per cycle (``rows − 1``) and whose last partial sum crosses the array
@@ -153,27 +153,27 @@ def systolic_fold_cycles(rows: int, cols: int, stream: int, dataflow: str, buffe
     (the skew is set by the physical array); their idle PEs show in mapping efficiency. Folds do
     not overlap. See docs/scalesim_timing.md.
 
-    With ``buffers = 2`` (double-buffered stationary registers) folds run back to back: one costs
-    ``max(stream, rows)`` (the next preload or drain hides under the stream), and the fill and drain
-    of a single-buffered fold, :func:`systolic_fill_cycles`, is paid once per layer.
+    With ``stationary_buffers = 2`` (double-buffered stationary registers) folds run back to back: one
+    costs ``max(stream, rows)`` (the next preload or drain hides under the stream), and the fill and
+    drain of a single-buffered fold, :func:`systolic_fill_cycles`, is paid once per layer.
     """
-    if buffers == 2:
-        return max(stream, rows)
-    return systolic_fill_cycles(rows, cols, dataflow) + stream
+    if c.stationary_buffers == 2:
+        return max(stream, c.rows)
+    return systolic_fill_cycles(c) + stream
 
 
-def systolic_fill_cycles(rows: int, cols: int, dataflow: str) -> int:
+def systolic_fill_cycles(c: SystolicCompute) -> int:
     """A single-buffered fold's cycles beyond its stream: preload (WS/IS) and the skew in and out."""
-    if dataflow == "os":
-        return rows + cols - 2
-    return 2 * rows + cols - 2
+    if c.dataflow == "os":
+        return c.rows + c.cols - 2
+    return 2 * c.rows + c.cols - 2
 
 
-def systolic_layer_fill(c) -> list[TileGroup]:
+def systolic_layer_fill(c: SystolicCompute) -> list[TileGroup]:
     """The group a layer adds after its folds on an array ``c``: with double-buffered stationary
     registers, the one fill and drain (no MACs, no bytes); with single ones, nothing (each fold pays)."""
     if c.stationary_buffers == 2:
-        return [TileGroup(1, float(systolic_fill_cycles(c.rows, c.cols, c.dataflow)), 0.0)]
+        return [TileGroup(1, float(systolic_fill_cycles(c)), 0.0)]
     return []
 
 
@@ -236,7 +236,7 @@ def _systolic_folds(c: SystolicCompute, stream: int, srows: int, scols: int):
     Each column fold runs its full row folds then the edge row fold; all column folds but the
     last are alike, so they are one :class:`TileBlock` whatever their number.
     """
-    fold = systolic_fold_cycles(c.rows, c.cols, stream, c.dataflow, c.stationary_buffers)
+    fold = systolic_fold_cycles(c, stream)
     rf, cf = math.ceil(srows / c.rows), math.ceil(scols / c.cols)
     r_edge, c_edge = srows - (rf - 1) * c.rows, scols - (cf - 1) * c.cols
 
