@@ -79,14 +79,28 @@ def prune_command(
     if arch is not None:
         sim = report["simulation"]
         print_table(f"{sim['baseline']}: {tokens} tokens × weight {'×'.join(map(str, st.shape))}",
-                    ["variant", "K", "N", "cycles", "speedup", "energy pJ", "EDP ×"],
-                    [[a["variant"], a["k"], a["n"], a["cycles"], a["speedup"], a["energy_pj"], a["edp_ratio"]]
-                     for a in sim["variants"]])
+                    ["variant", "K", "N", "runs as", "cycles", "compute", "stall", "speedup", "energy pJ", "EDP ×"],
+                    [[a["variant"], a["k"], a["n"], a["executed"], a["cycles"], a["compute_cycles"], a["stall_cycles"],
+                      a["speedup"], a["energy_pj"], a["edp_ratio"]] for a in sim["variants"]],
+                    caption=_prune_caption(sim["variants"]))
 
 
 def register(app: typer.Typer) -> None:
     """Attach ``prune`` to the top-level app."""
     app.command("prune")(prune_command)
+
+
+def _prune_caption(variants: list[dict]) -> str:
+    """What the columns mean, and why a residual pattern can gain nothing on top of pruning."""
+    text = ("speedup and EDP × against dense; runs as: the pattern the hardware executes; compute and stall "
+            "cycles add up to cycles")
+    if len(variants) == 3 and variants[2]["cycles"] >= variants[1]["cycles"]:
+        pruned, res = variants[1], variants[2]
+        why = ("the layer waits on memory (stall cycles), and the residual's metadata adds bytes"
+               if res["stall_cycles"] > pruned["stall_cycles"] or pruned["stall_cycles"] >= pruned["compute_cycles"]
+               else "the sparse MACs do not shorten the compute of so small a block (tiles are padded)")
+        text += f"; {res['variant']} is no faster than pruned: {why}"
+    return text
 
 
 def _preview(idx) -> str:

@@ -195,14 +195,18 @@ def structured_gemm(structure: PruneStructure, tokens: int, name: str = "pruned"
 
 def simulate_pruned(arch: ArchConfig, structure: PruneStructure, tokens: int, residual: str | None = None) -> dict:
     """The dense layer vs the structurally pruned one (and with ``residual`` sparsity on the kept
-    block) on ``arch``: ``{"baseline": arch name, "variants": [compare_reports row + variant, k, n]}``."""
+    block) on ``arch``: ``{"baseline": arch name, "variants": [compare_reports row + variant, k, n,
+    compute and stall cycles, what the hardware executed]}``."""
     dense = PruneStructure(structure.shape, (), (), 1.0)
     variants = [("dense", structured_gemm(dense, tokens, "layer")),
                 ("pruned", structured_gemm(structure, tokens, "layer"))]
     if residual:
         variants.append((f"pruned+{residual}", structured_gemm(structure, tokens, "layer", residual)))
-    cmp = compare_reports([simulate(arch, g) for _, g in variants])
-    for (label, g), a in zip(variants, cmp["archs"]):
-        a.update(variant=label, k=g.k, n=g.n)
+    reports = [simulate(arch, g) for _, g in variants]
+    cmp = compare_reports(reports)
+    for (label, g), a, r in zip(variants, cmp["archs"], reports):
+        (layer,) = r.layers
+        a.update(variant=label, k=g.k, n=g.n, compute_cycles=layer.compute_cycles, stall_cycles=layer.stall_cycles,
+                 executed=layer.detail.get("executed", "dense"))
     return {"baseline": arch.name, "variants": cmp["archs"]}
 
