@@ -286,8 +286,8 @@ def validate_gpu(table, arch: ArchConfig, calibrate_on: float | None = None, see
     if not energy_cmp:
         windows = [it.window_s for it in items if it.measured_j is not None]
         notes.append(f"energy unmeasured: no compared record has an NVML window >= {MIN_ENERGY_WINDOW_S:g} s "
-                     f"({len(windows)} records carry energy_j over shorter or unrecorded windows; re-record with "
-                     f"the current kernels.trace recorder)")
+                     f"({len(windows)} records carry energy_j over shorter or unrecorded windows; re-record on a "
+                     f"GPU with the current recorder: bash bench/gpu/run.sh, bench/gpu/README.md)")
     calib = {
         "model": "gpu-units", "source": source, "fraction": calibrate_on, "seed": seed,
         "train": len(train), "held_out": len(evaluated) if calibrate_on is not None else 0, "train_ids": train,
