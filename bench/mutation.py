@@ -4,6 +4,7 @@ Usage::
 
     python bench/mutation.py [--module NAME ...] [--jobs 1] [--timeout 60] [--json docs/results/mutation.json]
     python bench/mutation.py --list            # the mutants, not run
+    python bench/mutation.py --markdown docs/results/mutation.json   # its tables, for docs/mutation.md
 
 Each mutant is one small change to one module (the operators below), applied alone; the module's
 targeted tests (``TARGETS``) then run with ``-x``: a failing test *kills* the mutant, a passing run
@@ -462,6 +463,27 @@ def summary(results: list[Mutant]) -> dict:
     return {"modules": by, "total": tot}
 
 
+def markdown(report: dict) -> str:
+    """The summary, the surviving and the equivalent mutants of a ``--json`` report as markdown tables."""
+    out = ["| module | mutants | killed | timeout (hung) | equivalent | survived | score |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for mod, v in [*report["summary"]["modules"].items(), ("**all**", report["summary"]["total"])]:
+        out.append(f"| {mod} | {v['generated']} | {v['killed']} | {v['timeout']} | {v['equivalent']} | {v['survived']} "
+                   f"| {v['score_pct']:.1f} % |")
+    eq = {tuple(e[:4]): e[4] for e in report["equivalent"]}
+    survivors, equivalent = [], []
+    for m in report["mutants"]:
+        if m["outcome"] != "survived":
+            continue
+        sig = (m["module"], m["code"], m["at"], m["op"])
+        code = m["code"] if len(m["code"]) <= 70 else m["code"][:67] + "..."
+        row = f"| {m['module'].rsplit('.', 1)[-1]}:{m['id']} | {m['line']} | {m['op']}: `{code}` |"
+        (equivalent if sig in eq else survivors).append(row + (f" {eq[sig]} |" if sig in eq else ""))
+    out += ["", "Surviving (not equivalent):", ""]
+    out += (["| mutant | line | change |", "|---|---:|---|", *survivors] if survivors else ["none"])
+    out += ["", "| mutant | line | change | why it is equivalent |", "|---|---:|---|---|", *equivalent]
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--module", action="append", choices=sorted(TARGETS), help="only these modules (repeatable)")
@@ -471,7 +493,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="write every mutant's outcome and the summary here")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--ids", help="only these mutants: comma-separated ids, or module:id")
+    ap.add_argument("--markdown", type=Path, metavar="JSON", help="print a --json report's tables as markdown and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     modules = args.module or sorted(TARGETS)
     todo = [m for mod in modules for m in mutants(mod)]
     if args.ids:
