@@ -34,7 +34,7 @@ def _mapping(groups, load: float, store: float) -> Mapping:
     reads = {lvl.name: dict.fromkeys(("input", "weight", "output"), 0.0) for lvl in ARCH.memory}
     writes = {lvl.name: dict.fromkeys(("input", "weight", "output"), 0.0) for lvl in ARCH.memory}
     reads["dram"]["input"], writes["dram"]["output"] = load, store
-    return Mapping("t", 1, 1, 1, "int8", {}, (), list(groups), 1.0, 1.0, 1.0, reads, writes)
+    return Mapping("t", 1, 1, 1, "int8", {}, (), list(groups), 1.0, 1.0, 1.0, reads, writes, 1.0)
 
 
 def _case(rng: random.Random, small: bool) -> Mapping:
