@@ -313,8 +313,7 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
     }
 
 
-def calibrate_device(out: Path, budget_s: float, *, bench=measure, cases=None, clock=time.monotonic,
-                     on_case=None) -> dict:
+def calibrate_device(out: Path, budget_s: float, *, bench=None, cases=None, clock=time.monotonic) -> dict:
     """Measure, write ``out/arch.yaml``, record ``out/traces`` within what is left of ``budget_s``, fit and write
     ``out/calibration.json``. Returns the calibration document. ``bench``/``cases`` are injectable (tests)."""
     from accelsim.model.arch import load_arch
@@ -324,7 +323,7 @@ def calibrate_device(out: Path, budget_s: float, *, bench=measure, cases=None, c
 
     start = clock()
     report = os_report()
-    meas = bench(report)
+    meas = (bench or measure)(report)
     text = arch_yaml(report, meas)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / ARCH_FILE) as tmp:
