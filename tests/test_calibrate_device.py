@@ -30,7 +30,7 @@ def _rate(median, lo, hi):
     return {"median": median, "min": lo, "max": hi, "repeats": 5}
 
 
-FAKE = {"gemm_n": 512, "gemm_gflops": {"float32": _rate(100.0, 90.0, 110.0), "float64": _rate(40.0, 35.0, 41.0)},
+FAKE = {"gemm_n": {"float32": 512, "float64": 1024}, "gemm_gflops": {"float32": _rate(100.0, 90.0, 110.0), "float64": _rate(40.0, 35.0, 41.0)},
         "copy_bytes": {"l3": 2**21, "l2": 2**18, "dram": 2**26},
         "copy_gbs": {"l3": _rate(60.0, 50.0, 61.0), "l2": _rate(120.0, 100.0, 125.0), "dram": _rate(20.0, 18.0, 21.0)},
         "call_overhead_s": _rate(1e-6, 9e-7, 2e-6), "load_average_1min": 1.5}
@@ -55,7 +55,7 @@ def test_arch_holds_the_measured_numbers(tmp_path):
     for key in ("clock_ghz:", "units:", "fp32:", "fp64:", "capacity_bytes:", "bandwidth:"):
         for line in (l for l in text.splitlines() if l.strip().startswith(key)):
             assert "#" in line, line  # every measured or reported number says where it came from
-    assert "measured 100 GFLOP/s (median of 5, range 90..110)" in text
+    assert "measured 100 GFLOP/s (median of 5, range 90..110) of a 512^2 matmul" in text
 
 
 def test_caches_from_sysfs(tmp_path):
@@ -261,3 +261,18 @@ def test_dir_and_fit_options_do_not_mix(cal_dir, network_run, capsys, monkeypatc
                                  "--calibration", str(out)), "kernel traces")
     assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces")),
                   "--arch: missing")
+
+
+def test_measure_takes_the_best_median_over_sizes(monkeypatch):
+    import kernels.microbench as mb
+
+    rates = {("float32", 256): 70.0, ("float32", 512): 90.0, ("float32", 1024): 60.0,
+             ("float64", 256): 30.0, ("float64", 512): 20.0, ("float64", 1024): 25.0}
+    monkeypatch.setattr(mb, "gemm_gflops", lambda n, d, r: _rate(rates[d, n], 1.0, 2.0))
+    monkeypatch.setattr(mb, "bandwidth_gbs", lambda b, r: _rate(b / 2**20, 1.0, 2.0))
+    monkeypatch.setattr(mb, "call_overhead_s", lambda r: _rate(1e-6, 1e-6, 1e-6))
+    m = dc.measure(REPORT)
+    assert m["gemm_n"] == {"float32": 512, "float64": 256}
+    assert m["gemm_gflops"]["float32"]["median"] == 90.0 and m["gemm_gflops"]["float64"]["median"] == 30.0
+    assert m["copy_bytes"] == {"l3": 2 * 2**20, "l2": 2**18, "dram": 64 * 2**20}  # dram: 8 x the 8 MiB L3
+    assert m["copy_gbs"]["l3"]["median"] == 2.0

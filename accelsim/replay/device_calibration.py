@@ -159,12 +159,21 @@ def copy_buffers(report: dict) -> dict[str, int]:
     return out
 
 
-def measure(report: dict, gemm_n: int = 1024, repeats: int = BENCH_REPEATS) -> dict:
-    """The microbenchmarks: fp32/fp64 GEMM GFLOP/s, copy GB/s per level, seconds per tiny call (medians, spreads)."""
+GEMM_SIZES = (256, 512, 1024)
+"""Square GEMM sizes timed per dtype; the peak is the best median. On a loaded 2-vCPU box a 1024³ matmul
+on two BLAS threads waits on the preempted one (40 ms, 4 ms scheduler steps) while 256³ ran at 190 GFLOP/s."""
+
+
+def measure(report: dict, sizes=GEMM_SIZES, repeats: int = BENCH_REPEATS) -> dict:
+    """The microbenchmarks: GEMM GFLOP/s per dtype at each of ``sizes`` (the peak: the best median), copy GB/s
+    per level, seconds per tiny call; medians and spreads."""
     from kernels.microbench import bandwidth_gbs, call_overhead_s, gemm_gflops
 
     buffers = copy_buffers(report)
-    return {"gemm_n": gemm_n, "gemm_gflops": {d: gemm_gflops(gemm_n, d, repeats) for d in ("float32", "float64")},
+    by_size = {d: {n: gemm_gflops(n, d, repeats) for n in sizes} for d in ("float32", "float64")}
+    best = {d: max(r, key=lambda n: r[n]["median"]) for d, r in by_size.items()}
+    return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
+            "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()},
             "copy_bytes": buffers, "copy_gbs": {lvl: bandwidth_gbs(b, repeats) for lvl, b in buffers.items()},
             "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
 
@@ -210,7 +219,8 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
     ]
     for d, short in (("float32", "fp32"), ("float64", "fp64")):
         lines.append(f"    {short}: {macs[d]:.6g}  # measured {g[d]['median']:.4g} GFLOP/s ({_spread(g[d])}) of a "
-                     f"{meas['gemm_n']}^2 matmul / 2 / clock / units")
+                     f"{meas['gemm_n'][d]}^2 matmul, the best of sizes {'/'.join(map(str, GEMM_SIZES))}, "
+                     "/ 2 / clock / units")
     lines += [
         "  tile_m: 16  # not measured: OpenBLAS's Haswell SGEMM register tile, as cpu_numpy.yaml",
         "  tile_n: 4",
@@ -309,6 +319,7 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
         "global": _params_dict(glob), "families": {f: _params_dict(p) for f, p in fams.items()},
         "groups": {g: _params_dict(p) for g, p in groups.items()},
         "measured": {"call_overhead_s": meas["call_overhead_s"], "gemm_gflops": meas["gemm_gflops"],
+                     "gemm_gflops_by_size": meas.get("gemm_gflops_by_size"),
                      "copy_gbs": meas["copy_gbs"], "load_average_1min": meas["load_average_1min"]},
     }
 
