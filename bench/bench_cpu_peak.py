@@ -4,7 +4,7 @@ The numbers calibrate ``arch_configs/cpu_numpy.yaml`` (the arch used to replay N
 traces): datasheet peaks say what the silicon could do, this says what NumPy + its BLAS
 actually reach here. GEMM: float32/float64 ``matmul`` on square matrices. Bandwidth:
 ``np.copyto`` of a buffer sized for each level (read + write bytes counted). Each is the median
-of ``repeats`` with its fastest and slowest (:mod:`kernels.microbench`, shared with
+of ``repeats`` with its fastest and slowest (:mod:`kernels.trace.microbench`, shared with
 ``accelsim calibrate``). Run: ``python bench/bench_cpu_peak.py [--quick]``.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from kernels.backend import device_info
 from kernels.io import atomic_path
-from kernels.microbench import bandwidth_gbs, blas_threads, gemm_gflops
+from kernels.trace.microbench import bandwidth_gbs, blas_threads, gemm_gflops
 
 __all__ = ["main"]
 

@@ -17,7 +17,7 @@ from accelsim.replay.calibrate import Params
 from accelsim.replay.project import items_from_table, project
 from accelsim.replay.traces import load as load_traces
 from kernels.backend import device_info
-from kernels.microbench import Rate, blas_threads, samples
+from kernels.trace.microbench import Rate, blas_threads, samples
 from kernels.suites.gemm import dense_case
 from conftest import assert_exit_2, run_in_process
 
@@ -264,7 +264,7 @@ def test_dir_and_fit_options_do_not_mix(cal_dir, network_run, capsys, monkeypatc
 
 
 def test_measure_takes_the_best_median_over_sizes(monkeypatch):
-    import kernels.microbench as mb
+    import kernels.trace.microbench as mb
 
     rates = {("float32", 256): 70.0, ("float32", 512): 90.0, ("float32", 1024): 60.0,
              ("float64", 256): 30.0, ("float64", 512): 20.0, ("float64", 1024): 25.0}

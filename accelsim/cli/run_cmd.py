@@ -96,7 +96,7 @@ def _calibration_here(path: Path, backend: str | None):
     with the BLAS thread count this process runs with; checked before the run."""
     from accelsim.replay.device_calibration import CalibrationDirError, load_calibration_dir
     from kernels.backend import backend_name, device_info, get_xp
-    from kernels.microbench import blas_threads
+    from kernels.trace.microbench import blas_threads
 
     cfg, params, doc = load_calibration_dir(path)
     xp = get_xp(backend)

@@ -5,7 +5,7 @@ A calibration directory holds three files:
 - ``arch.yaml``: a ``tensor_core``-kind CPU arch of the schema of ``arch_configs/cpu_numpy.yaml``
   whose clock, units, caches and memory size come from the OS (``/proc/cpuinfo``,
   ``/sys/devices/system/cpu/cpu0/cache``, ``/proc/meminfo``) and whose peak MAC rates and
-  bandwidths are the microbenchmarks' medians (:mod:`kernels.microbench`); every number carries a
+  bandwidths are the microbenchmarks' medians (:mod:`kernels.trace.microbench`); every number carries a
   comment naming its source;
 - ``traces/``: a small spanning set of kernel runs (dense GEMM from tiny to 1024³ at float32 and
   float64, N:M SpMM and TASD at the shapes of a small transformer), recorded as ``accelsim kernels
@@ -137,7 +137,7 @@ def _mem_bytes() -> int | None:
 def os_report() -> dict:
     """What the OS says about this CPU: name, CPUs, clock, caches of level ≥ 2, memory, BLAS threads."""
     from kernels.backend import device_info
-    from kernels.microbench import blas_threads
+    from kernels.trace.microbench import blas_threads
 
     mhz = _cpuinfo_mhz()
     if mhz is None:
@@ -167,7 +167,7 @@ on two BLAS threads waits on the preempted one (40 ms, 4 ms scheduler steps) whi
 def measure(report: dict, sizes=GEMM_SIZES, repeats: int = BENCH_REPEATS) -> dict:
     """The microbenchmarks: GEMM GFLOP/s per dtype at each of ``sizes`` (the peak: the best median), copy GB/s
     per level, seconds per tiny call; medians and spreads."""
-    from kernels.microbench import bandwidth_gbs, call_overhead_s, gemm_gflops
+    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s, gemm_gflops
 
     buffers = copy_buffers(report)
     by_size = {d: {n: gemm_gflops(n, d, repeats) for n in sizes} for d in ("float32", "float64")}
@@ -203,7 +203,7 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
         f"# Written by `accelsim calibrate` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC for the NumPy backend",
         f"# on {report['device_name']} ({report['cpus']} CPUs, BLAS on {units} threads), load average "
         f"{meas['load_average_1min']:.2f} while measuring.",
-        "# Peaks are what NumPy's BLAS reaches here (kernels.microbench), not datasheet numbers, so a",
+        "# Peaks are what NumPy's BLAS reaches here (kernels.trace.microbench), not datasheet numbers, so a",
         "# calibrated compute efficiency near 1 means 'as fast as a large square matmul'.",
         f"# Per-call overhead of a 4x4 matmul: {meas['call_overhead_s']['median'] * 1e6:.3g} us "
         f"({_spread(meas['call_overhead_s'])}); the fit's launch_overhead_s is its counterpart.",
