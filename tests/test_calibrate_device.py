@@ -90,8 +90,10 @@ def test_budget_cuts_the_trace_set():
     clock = iter(range(100)).__next__
     from kernels.trace import Recorder
 
-    rows = dc.record(Recorder(), _cases(), deadline=3, threads=7, clock=clock)
-    assert len(rows) == 3 and all(json.loads(r["params"])["blas_threads"] == 7 for r in rows)
+    hooks = []
+    # The clock is read once before each pass and once before each case: 0 (pass), 1, 2, 3 (cases), 4 stops.
+    rows = dc.record(Recorder(), _cases(), deadline=4, threads=7, clock=clock, before_pass=lambda: hooks.append(1))
+    assert len(rows) == 3 and hooks == [1] and all(json.loads(r["params"])["blas_threads"] == 7 for r in rows)
 
 
 @pytest.fixture(scope="module")
@@ -263,16 +265,37 @@ def test_dir_and_fit_options_do_not_mix(cal_dir, network_run, capsys, monkeypatc
                   "--arch: missing")
 
 
-def test_measure_takes_the_best_median_over_sizes(monkeypatch):
+def test_gemm_peak_is_the_best_median_over_sizes_and_rounds(monkeypatch):
     import kernels.trace.microbench as mb
 
-    rates = {("float32", 256): 70.0, ("float32", 512): 90.0, ("float32", 1024): 60.0,
-             ("float64", 256): 30.0, ("float64", 512): 20.0, ("float64", 1024): 25.0}
-    monkeypatch.setattr(mb, "gemm_gflops", lambda n, d, r: _rate(rates[d, n], 1.0, 2.0))
+    # seconds per call by (dtype, n) and round: 2n^3 FLOPs, so 256^3 in 1 ms is 33.55 GFLOP/s.
+    secs = {("float32", 256): [1e-3, 5e-4], ("float32", 512): [2e-2, 1e-2], ("float64", 256): [4e-3, 4e-3],
+            ("float64", 512): [8e-3, 2e-3]}
+    calls = []
+
+    def fake(n, d, r):
+        calls.append((d, n, r))
+        return [secs[d, n][sum(1 for c in calls if c[:2] == (d, n)) - 1]] * r
+
+    monkeypatch.setattr(mb, "gemm_times", fake)
+    s = dc.GemmSampler(sizes=(256, 512), per_round=3)
+    s.round()
+    s.round()
+    got = s.summary()
+    # float32 256: 3 calls at 33.55 and 3 at 67.11 GFLOP/s, median 50.33; 512: 13.42 and 26.84, median 20.13.
+    # float64 256: 8.39 throughout; 512: 33.55 and 134.2, median 83.89.
+    assert got["gemm_n"] == {"float32": 256, "float64": 512}
+    assert got["gemm_gflops"]["float32"]["median"] == pytest.approx(50.33, abs=0.01)
+    assert got["gemm_gflops"]["float32"]["repeats"] == 6
+    assert got["gemm_gflops"]["float64"]["median"] == pytest.approx(83.89, abs=0.01)
+    assert got["gemm_gflops_by_size"]["float32"]["512"] == pytest.approx(20.13, abs=0.01)
+
+
+def test_measure_sizes_copies_from_the_caches(monkeypatch):
+    import kernels.trace.microbench as mb
+
     monkeypatch.setattr(mb, "bandwidth_gbs", lambda b, r: _rate(b / 2**20, 1.0, 2.0))
     monkeypatch.setattr(mb, "call_overhead_s", lambda r: _rate(1e-6, 1e-6, 1e-6))
     m = dc.measure(REPORT)
-    assert m["gemm_n"] == {"float32": 512, "float64": 256}
-    assert m["gemm_gflops"]["float32"]["median"] == 90.0 and m["gemm_gflops"]["float64"]["median"] == 30.0
     assert m["copy_bytes"] == {"l3": 2 * 2**20, "l2": 2**18, "dram": 64 * 2**20}  # dram: 8 x the 8 MiB L3
     assert m["copy_gbs"]["l3"]["median"] == 2.0

@@ -59,8 +59,8 @@ HELD_OUT_FRACTION = 0.5
 REPEATS = 5
 """Timed calls per trace case (the median is kept)."""
 BENCH_REPEATS = 21
-"""Timed runs per microbenchmark (the median is kept): on a shared 2-vCPU box one 1024³ matmul ranged
-60..130 GFLOP/s within a second, so 5 samples gave medians 35 % apart."""
+"""Timed runs per microbenchmark, at least (the median is kept): on a shared 2-vCPU box one 1024³ matmul
+ranged 60..130 GFLOP/s within a second, so 5 samples gave medians 35 % apart."""
 PASSES = 5
 """Passes over the trace cases at most, while the budget lasts."""
 _KIB = 1024
@@ -160,21 +160,43 @@ def copy_buffers(report: dict) -> dict[str, int]:
 
 
 GEMM_SIZES = (256, 512, 1024)
-"""Square GEMM sizes timed per dtype; the peak is the best median. On a loaded 2-vCPU box a 1024³ matmul
-on two BLAS threads waits on the preempted one (40 ms, 4 ms scheduler steps) while 256³ ran at 190 GFLOP/s."""
+"""Square GEMM sizes timed per dtype; the peak is the best median. On a loaded 2-vCPU box a two-thread
+matmul waits a 4 ms scheduler step for its preempted thread (256³: 16 ms, against 0.15 ms a minute
+later), so the samples are spread over the whole calibration, between the trace passes."""
+DTYPES = ("float32", "float64")
 
 
-def measure(report: dict, sizes=GEMM_SIZES, repeats: int = BENCH_REPEATS) -> dict:
-    """The microbenchmarks: GEMM GFLOP/s per dtype at each of ``sizes`` (the peak: the best median), copy GB/s
-    per level, seconds per tiny call; medians and spreads."""
-    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s, gemm_gflops
+class GemmSampler:
+    """GEMM peak samples taken in rounds (one before each trace pass), so the peak and the traces see the
+    same mix of quiet and loaded moments; :meth:`summary` gives the best median over the sizes per dtype."""
+
+    def __init__(self, sizes=GEMM_SIZES, per_round: int = -(-BENCH_REPEATS // PASSES)):
+        self.sizes, self.per_round = sizes, per_round
+        self.times = {d: {n: [] for n in sizes} for d in DTYPES}
+
+    def round(self) -> None:
+        from kernels.trace.microbench import gemm_times
+
+        for d in DTYPES:
+            for n in self.sizes:
+                self.times[d][n] += gemm_times(n, d, self.per_round)
+
+    def summary(self) -> dict:
+        from kernels.trace.microbench import Rate
+
+        by_size = {d: {n: Rate.of(2 * n**3 / 1e9, ts) for n, ts in v.items()} for d, v in self.times.items()}
+        best = {d: max(r, key=lambda n: r[n]["median"]) for d, r in by_size.items()}
+        return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
+                "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()}}
+
+
+def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
+    """Copy GB/s per level and seconds per tiny call (medians and spreads); the GEMM peaks come from a
+    :class:`GemmSampler` spread over the calibration."""
+    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s
 
     buffers = copy_buffers(report)
-    by_size = {d: {n: gemm_gflops(n, d, repeats) for n in sizes} for d in ("float32", "float64")}
-    best = {d: max(r, key=lambda n: r[n]["median"]) for d, r in by_size.items()}
-    return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
-            "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()},
-            "copy_bytes": buffers, "copy_gbs": {lvl: bandwidth_gbs(b, repeats) for lvl, b in buffers.items()},
+    return {"copy_bytes": buffers, "copy_gbs": {lvl: bandwidth_gbs(b, repeats) for lvl, b in buffers.items()},
             "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
 
 
@@ -275,14 +297,18 @@ def calibration_cases(xp, seed: int = 0) -> list:
 
 
 def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=time.monotonic,
-           passes: int = PASSES) -> list[dict]:
+           passes: int = PASSES, before_pass=None) -> list[dict]:
     """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds); each
     row's params get ``blas_threads``. Replay merges a configuration's passes by their median, so extra
-    passes damp a loaded machine's outliers."""
+    passes damp a loaded machine's outliers. ``before_pass()`` runs first in each pass (GEMM peak samples)."""
     from kernels.trace import time_call
 
     rows = []
     for _ in range(passes):
+        if clock() >= deadline:
+            return rows
+        if before_pass is not None:
+            before_pass()
         for case in cases:
             if clock() >= deadline:
                 return rows
@@ -335,15 +361,19 @@ def calibrate_device(out: Path, budget_s: float, *, bench=None, cases=None, cloc
     start = clock()
     report = os_report()
     meas = (bench or measure)(report)
-    text = arch_yaml(report, meas)
+    sampler = None if "gemm_gflops" in meas else GemmSampler()
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / ARCH_FILE) as tmp:
-        tmp.write_text(text)
-    arch = load_arch(out / ARCH_FILE)
     rec = Recorder(out / TRACES_DIR)
     with rec:
         rows = record(rec, cases if cases is not None else calibration_cases(np), start + budget_s,
-                      report["blas_threads"], clock=clock)
+                      report["blas_threads"], clock=clock, before_pass=sampler and sampler.round)
+    if sampler is not None:
+        if not sampler.times[DTYPES[0]][sampler.sizes[0]]:
+            sampler.round()
+        meas = {**meas, **sampler.summary()}
+    with atomic_path(out / ARCH_FILE) as tmp:
+        tmp.write_text(arch_yaml(report, meas))
+    arch = load_arch(out / ARCH_FILE)
     if len(rows) < 4:
         raise AccelsimError(f"--budget-s {budget_s:g}: left time for {len(rows)} kernel runs after the "
                             "microbenchmarks, too few to fit; raise it (60 s records the whole set)")

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-__all__ = ["Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "gemm_gflops", "samples"]
+__all__ = ["Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "gemm_gflops", "gemm_times", "samples"]
 
 
 def blas_threads() -> int | None:
@@ -44,13 +44,18 @@ def samples(fn, repeats: int, clock=time.perf_counter) -> list[float]:
     return out
 
 
-def gemm_gflops(n: int, dtype: str, repeats: int) -> Rate:
-    """GFLOP/s of an ``n × n`` by ``n × n`` ``matmul`` (2n³ FLOPs), on BLAS's own threads."""
+def gemm_times(n: int, dtype: str, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` ``n × n`` by ``n × n`` ``matmul`` calls on BLAS's own threads."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     out = np.empty_like(a)
-    return Rate.of(2 * n**3 / 1e9, samples(lambda: np.matmul(a, b, out=out), repeats))
+    return samples(lambda: np.matmul(a, b, out=out), repeats)
+
+
+def gemm_gflops(n: int, dtype: str, repeats: int) -> Rate:
+    """GFLOP/s of an ``n × n`` by ``n × n`` ``matmul`` (2n³ FLOPs), on BLAS's own threads."""
+    return Rate.of(2 * n**3 / 1e9, gemm_times(n, dtype, repeats))
 
 
 def bandwidth_gbs(nbytes: int, repeats: int) -> Rate:
