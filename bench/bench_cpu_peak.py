@@ -2,9 +2,10 @@
 
 The numbers calibrate ``arch_configs/cpu_numpy.yaml`` (the arch used to replay NumPy-backend
 traces): datasheet peaks say what the silicon could do, this says what NumPy + its BLAS
-actually reach here. GEMM: best of ``repeats`` float32/float64 ``matmul`` on square
-matrices. Bandwidth: ``np.copyto`` of a buffer sized for each level (read + write bytes
-counted), best of ``repeats``. Run: ``python bench/bench_cpu_peak.py [--quick]``.
+actually reach here. GEMM: float32/float64 ``matmul`` on square matrices. Bandwidth:
+``np.copyto`` of a buffer sized for each level (read + write bytes counted). Each is the median
+of ``repeats`` with its fastest and slowest (:mod:`kernels.trace.microbench`, shared with
+``accelsim calibrate``). Run: ``python bench/bench_cpu_peak.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -14,51 +15,19 @@ import datetime as dt
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 
 from kernels.backend import device_info
 from kernels.io import atomic_path
+from kernels.trace.microbench import bandwidth_gbs, blas_threads, gemm_gflops
 
-__all__ = ["bandwidth_gbs", "gemm_gflops", "main"]
+__all__ = ["main"]
 
 OUT = Path(__file__).resolve().parent / "results" / "cpu_peak.json"
 #: Buffer bytes per copy side: inside L1/L2 (per core), inside L3, and well past L3 (DRAM).
 BUFFERS = {"l2": 512 * 1024, "l3": 8 * 1024**2, "dram": 512 * 1024**2}
-
-
-def _best(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def gemm_gflops(n: int, dtype: str, repeats: int) -> float:
-    """Best-of GFLOP/s of an ``n × n`` by ``n × n`` ``matmul`` (2n³ FLOPs)."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n)).astype(dtype)
-    b = rng.standard_normal((n, n)).astype(dtype)
-    out = np.empty_like(a)
-    return 2 * n**3 / _best(lambda: np.matmul(a, b, out=out), repeats) / 1e9
-
-
-def bandwidth_gbs(nbytes: int, repeats: int) -> float:
-    """Best-of GB/s of copying ``nbytes`` (read ``nbytes`` + write ``nbytes``)."""
-    src = np.ones(nbytes // 8, dtype=np.float64)
-    dst = np.empty_like(src)
-    inner = max(1, (64 * 1024**2) // nbytes)  # small buffers: many copies per timing, above timer noise
-
-    def run():
-        for _ in range(inner):
-            np.copyto(dst, src)
-
-    return 2 * nbytes * inner / _best(run, repeats) / 1e9
 
 
 def main(argv=None) -> dict:
@@ -77,6 +46,7 @@ def main(argv=None) -> dict:
         "numpy": np.__version__,
         "date": dt.date.today().isoformat(),
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "blas_threads": blas_threads(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "gemm_n": n,
         "gemm_gflops": {dt_: gemm_gflops(n, dt_, reps) for dt_ in ("float32", "float64")},

@@ -13,7 +13,7 @@ import typer
 from typer._click import exceptions as click  # typer vendors its click; its usage errors are these
 from typer.exceptions import Abort
 
-from accelsim.cli import kernels_cmd, prune_cmd, run_cmd, simulate_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd
+from accelsim.cli import calibrate_cmd, kernels_cmd, prune_cmd, run_cmd, simulate_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd
 from kernels.errors import InputError
 
 __all__ = ["app", "main"]
@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 
 # Every command module attaches its commands through ``register(app)``; the command set is this list.
-for _module in (simulate_cmd, kernels_cmd, prune_cmd, run_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd):
+for _module in (simulate_cmd, calibrate_cmd, kernels_cmd, prune_cmd, run_cmd, sweep_cmd, tasd_cmd, traces_cmd, validate_cmd):
     _module.register(app)
 
 

@@ -27,6 +27,8 @@ def run_command(
     backend: Optional[str] = typer.Option(None, "--backend", help="numpy or cupy (default: cupy when a GPU is usable)"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float16"),
     dense: bool = typer.Option(True, "--dense/--no-dense", help="also run the all-dense baseline (for the gain)"),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="directory of `accelsim calibrate` on "
+                                               "this device: after the run, project it and compare"),
     fmt: Format = FormatOpt,
 ) -> None:
     """Run every GEMM layer of the plan's network in order with its planned kernel; one record per layer and run."""
@@ -37,6 +39,7 @@ def run_command(
     from kernels.trace import Recorder
 
     check_timing_opts(repeats, warmup, out)
+    cal = _calibration_here(calibration, backend) if calibration is not None else None
     with on_interrupt(lambda: f"nothing written to {out} (the run was still being prepared)"):
         p = load_plan(plan)
         prep = prepare_run(p, params=parse_overrides(params, source="--param"), layers=layers, weights=weights,
@@ -66,6 +69,12 @@ def run_command(
     if res.interrupted:
         print(f"accelsim: interrupted after {res.passes} of {repeats} timed passes; kept {len(res.rows)} finished "
               f"records in {out} (run {rec.run_id}), the pass in progress was dropped", file=sys.stderr)
+    if cal is not None and not res.interrupted:
+        from accelsim.cli.validate_cmd import print_run
+
+        summary["validation"] = _report(res.rows, *cal)
+        if fmt is not Format.json:
+            print_run(summary["validation"], str(out), f"{calibration} (accelsim calibrate)")
     if fmt is Format.json:
         print_json(summary)
     else:
@@ -80,6 +89,35 @@ def run_command(
                     caption="\n".join(caption))
     if res.interrupted:
         raise SystemExit(130)
+
+
+def _calibration_here(path: Path, backend: str | None):
+    """``(arch, calibration, notes)`` of a calibration directory, refused unless it was made on this device
+    with the BLAS thread count this process runs with; checked before the run."""
+    from accelsim.replay.device_calibration import CalibrationDirError, load_calibration_dir
+    from kernels.backend import backend_name, device_info, get_xp
+    from kernels.trace.microbench import blas_threads
+
+    cfg, params, doc = load_calibration_dir(path)
+    xp = get_xp(backend)
+    here = device_info(xp)["device_name"]
+    threads = blas_threads() if backend_name(xp) == "numpy" else None
+    if backend_name(xp) != doc.get("backend") or here != doc.get("device_name") or threads != doc.get("blas_threads"):
+        raise CalibrationDirError(f"--calibration {path}: recorded on {doc.get('device_name')!r} with "
+                                  f"{doc.get('blas_threads')} BLAS threads, but this run is on {here!r} "
+                                  f"({backend_name(xp)}, {threads} BLAS threads); run `accelsim calibrate` here")
+    return cfg, params, []
+
+
+def _report(rows, cfg, params, notes) -> dict:
+    from accelsim.replay.network import compare_run
+    from kernels.trace import SCHEMA
+
+    import pyarrow as pa
+
+    report = compare_run(pa.Table.from_pylist(rows, schema=SCHEMA), cfg, params)
+    report["notes"] += notes
+    return report
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from accelsim.checks import check_seed, ensure_writable
 from accelsim.cli._common import Format, FormatOpt, print_json, print_table
 
 # Library modules are imported inside the commands: start-up time (every command module loads for `--help`).
-__all__ = ["print_run", "print_validation", "register", "validate"]
+__all__ = ["print_run", "print_validation", "register", "show_run", "validate"]
 
 
 def _r(v):
@@ -23,7 +23,8 @@ def _g(v):
 
 def validate(
     traces: Path = typer.Option(..., "--traces", help="trace parquet file or directory (accelsim kernels run --out)"),
-    arch: str = typer.Option(..., "--arch", help="arch config file or built-in name of the traced device"),
+    arch: str = typer.Option(None, "--arch", help="arch config file or built-in name of the traced device "
+                             "(default with --calibration DIR: DIR/arch.yaml)"),
     calibrate_on: float = typer.Option(None, "--calibrate-on", help="fit on this fraction of configurations, "
                                        "report errors on the rest only (e.g. 0.5)"),
     seed: int = typer.Option(0, "--seed", help="seed of the calibration split"),
@@ -31,8 +32,9 @@ def validate(
     set_: list[str] = typer.Option(None, "--set", help="arch override key.path=value (repeatable)"),
     save_calibration: Path = typer.Option(None, "--save-calibration", help="GPU arch: write the fitted device "
                                           "calibration here (fitted on the --calibrate-on split, else on everything)"),
-    calibration: Path = typer.Option(None, "--calibration", help="GPU arch: apply a calibration saved with "
-                                     "--save-calibration for the same device instead of fitting"),
+    calibration: Path = typer.Option(None, "--calibration", help="a directory of `accelsim calibrate` (network "
+                                     "runs: its arch and fitted parameters), or, GPU arch, a calibration file saved "
+                                     "with --save-calibration for the same device, applied instead of fitting"),
     calibrate_with: Path = typer.Option(None, "--calibrate-with", help="network runs: fit the calibration on this "
                                         "trace set of the same device (e.g. traces/cpu-amd-epyc-2vcpu)"),
     fmt: Format = FormatOpt,
@@ -48,6 +50,7 @@ def validate(
     from accelsim.model.arch import load_arch, parse_overrides
     from accelsim.replay.calibrate import plot_validation
     from accelsim.replay.calibrate import validate as run_validate
+    from accelsim.replay.device_calibration import is_calibration_dir
     from accelsim.replay.network import is_network_run
     from accelsim.replay.traces import load as load_traces
     from kernels.errors import InputError
@@ -58,6 +61,12 @@ def validate(
         ensure_writable(plot, "--plot", suffixes=(".png",), inputs=inputs)
     if save_calibration is not None:
         ensure_writable(save_calibration, "--save-calibration", suffixes=(".json",), inputs=inputs)
+    if is_calibration_dir(calibration):
+        _validate_with_dir(traces, calibration, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt)
+        return
+    if arch is None:
+        raise InputError("--arch: missing; pass the traced device's arch, or --calibration DIR written by "
+                         "`accelsim calibrate`")
     cfg = load_arch(arch, parse_overrides(set_))
     table = load_traces(traces)
     if table.num_rows == 0:
@@ -86,18 +95,48 @@ def validate(
     print_validation(report, str(traces), plot)
 
 
-def _validate_run(table, cfg, calibrate_with, plot, fmt, traces: str) -> None:
-    from accelsim.replay.network import calibration_from, compare_run, plot_run
+def _validate_with_dir(traces, cal_dir, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt):
+    """A network run projected with the arch and parameters `accelsim calibrate` wrote to ``cal_dir``."""
+    from accelsim.replay.device_calibration import check_same_device, load_calibration_dir
+    from accelsim.replay.network import is_network_run
     from accelsim.replay.traces import load as load_traces
+    from kernels.errors import InputError
 
-    cal = calibration_from(load_traces(calibrate_with), cfg) if calibrate_with is not None else None
+    given = [o for o, v in (("--arch", arch), ("--set", set_), ("--calibrate-on", calibrate_on),
+                            ("--calibrate-with", calibrate_with), ("--save-calibration", save_calibration)) if v]
+    if given:
+        raise InputError(f"--calibration {cal_dir}: a calibration directory brings its own arch and parameters; "
+                         f"drop {', '.join(given)}")
+    cfg, cal, doc = load_calibration_dir(cal_dir)
+    table = load_traces(traces)
+    if table.num_rows == 0 or not is_network_run(table):
+        raise InputError(f"--calibration {cal_dir}: a calibration directory projects network runs (`accelsim run`); "
+                         f"{traces} holds {'no trace rows' if table.num_rows == 0 else 'kernel traces'}")
+    notes = check_same_device(doc, table, str(cal_dir))
+    show_run(table, cfg, cal, f"{cal_dir} (accelsim calibrate)", plot, fmt, str(traces), notes)
+
+
+def show_run(table, cfg, cal, cal_label, plot, fmt, traces: str, notes=()) -> dict:
+    """Compare a network run with its projection and print it (table or JSON); return the report."""
+    from accelsim.replay.network import compare_run, plot_run
+
     report = compare_run(table, cfg, cal)
+    report["notes"] += list(notes)
     if plot is not None:
         plot_run(report, plot)
     if fmt is Format.json:
         print_json(report)
-        return
-    print_run(report, traces, calibrate_with, plot)
+    else:
+        print_run(report, traces, cal_label, plot)
+    return report
+
+
+def _validate_run(table, cfg, calibrate_with, plot, fmt, traces: str) -> None:
+    from accelsim.replay.network import calibration_from
+    from accelsim.replay.traces import load as load_traces
+
+    cal = calibration_from(load_traces(calibrate_with), cfg) if calibrate_with is not None else None
+    show_run(table, cfg, cal, calibrate_with, plot, fmt, traces)
 
 
 def _x(v):

@@ -371,5 +371,9 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
     operands = network_operands(net, chosen, wfile, real, prune)
     meta = {"network": net.name, "workload": plan.workload, "network_params": params, "dtype": dtype, "prune": prune,
             "plan_id": plan.id, "plan_file": plan_file, "plan_arch": plan.arch}
+    if backend_name(xp) == "numpy":  # a device calibration holds for one BLAS thread count (accelsim calibrate)
+        from kernels.trace.microbench import blas_threads
+
+        meta["blas_threads"] = blas_threads()
     steps = build_steps(chosen, idx, plan, operands, xp, dtype, dense)
     return Prepared(net, chosen, idx, steps, meta, xp)

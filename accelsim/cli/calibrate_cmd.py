@@ -1,0 +1,72 @@
+"""`accelsim calibrate`: measure the device at hand and write its arch, a trace set and a fitted calibration."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import typer
+
+from accelsim.cli._common import Format, FormatOpt, on_interrupt, print_json, print_table
+
+__all__ = ["calibrate", "register"]
+
+
+def calibrate(
+    out: Path = typer.Option(..., "--out", help="new (or empty) directory for arch.yaml, traces/ and calibration.json"),
+    backend: str = typer.Option("numpy", "--backend", help="numpy (cupy: not yet)"),
+    budget_s: float = typer.Option(60.0, "--budget-s", help="seconds for microbenchmarks and kernel runs together"),
+    fmt: Format = FormatOpt,
+) -> None:
+    """Microbenchmark this CPU, write its arch config, record a small spanning trace set, fit and save the
+    calibration, and print its held-out MAPE (fitted on half of the configurations, scored on the rest).
+
+    Use the directory with `accelsim validate --traces RUN --calibration DIR` or `accelsim run ... --calibration DIR`.
+    """
+    from accelsim.checks import ensure_writable
+    from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, calibrate_device
+    from kernels.errors import InputError
+
+    if backend == "cupy":
+        raise InputError("--backend cupy: device calibration runs on the NumPy backend only for now; "
+                         "use --backend numpy")
+    if backend != "numpy":
+        raise InputError(f"--backend {backend!r}: use numpy")
+    if not (math.isfinite(budget_s) and 0 < budget_s <= 3600):
+        raise InputError(f"--budget-s {budget_s:g}: must be a number of seconds in (0, 3600], e.g. 60")
+    ensure_writable(out, directory=True)
+    if out.is_dir() and any(out.iterdir()):
+        raise InputError(f"--out {str(out)!r}: is not empty; pass a new or empty directory (its traces would mix)")
+    t0 = time.monotonic()
+    with on_interrupt(lambda: f"partial calibration in {out} (no {CALIBRATION_FILE} unless finished); delete it"):
+        doc = calibrate_device(out, budget_s)
+    wall = time.monotonic() - t0
+    summary = {"out": str(out), "arch": str(out / ARCH_FILE), "traces": str(out / TRACES_DIR),
+               "calibration": str(out / CALIBRATION_FILE), "device_name": doc["device_name"],
+               "blas_threads": doc["blas_threads"], "configs": doc["configs"], "split": doc["split"],
+               "held_out_mape_pct": doc["held_out_mape_pct"], "global": doc["global"], "groups": doc["groups"],
+               "wall_s": wall}
+    if fmt is Format.json:
+        print_json(summary)
+        return
+    m = doc["measured"]
+    rows = [[g, p["launch_overhead_s"], p.get("compute_efficiency"), p.get("bandwidth_fraction"), p["source"],
+             doc["held_out_by_group"].get(g)] for g, p in {"global": doc["global"], **doc["groups"]}.items()]
+    caption = [
+        f"{doc['device_name']}, BLAS on {doc['blas_threads']} threads; GEMM peak "
+        f"{m['gemm_gflops']['float32']['median']:.3g} GFLOP/s fp32, {m['gemm_gflops']['float64']['median']:.3g} fp64; "
+        "copy " + ", ".join(f"{k} {v['median']:.3g} GB/s" for k, v in m["copy_gbs"].items())
+        + f"; tiny matmul {m['call_overhead_s']['median'] * 1e6:.3g} us (load average {m['load_average_1min']:.2f})",
+        f"fitted on {doc['split']['train']} of {doc['configs']} configurations, scored on the other "
+        f"{doc['split']['held_out']}: held-out MAPE {doc['held_out_mape_pct']:.1f} %",
+        f"wrote {out / ARCH_FILE}, {out / TRACES_DIR}/, {out / CALIBRATION_FILE} in {wall:.0f} s",
+    ]
+    print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "compute_efficiency", "bandwidth_fraction",
+                                      "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``calibrate`` to the root app."""
+    if not any(c.name == "calibrate" for c in app.registered_commands):
+        app.command("calibrate")(calibrate)

@@ -1,0 +1,449 @@
+"""Calibrate the CPU at hand in one go (``accelsim calibrate``): measure, write its arch, record traces, fit.
+
+A calibration directory holds three files:
+
+- ``arch.yaml``: a ``tensor_core``-kind CPU arch of the schema of ``arch_configs/cpu_numpy.yaml``
+  whose clock, units, caches and memory size come from the OS (``/proc/cpuinfo``,
+  ``/sys/devices/system/cpu/cpu0/cache``, ``/proc/meminfo``) and whose peak MAC rates and
+  bandwidths are the microbenchmarks' medians (:mod:`kernels.trace.microbench`); every number carries a
+  comment naming its source;
+- ``traces/``: a small spanning set of kernel runs (dense GEMM from tiny to 1024³ at float32 and
+  float64, N:M SpMM and TASD at the shapes of a small transformer), recorded as ``accelsim kernels
+  run`` records them, each with the BLAS thread count in ``params.blas_threads``;
+- ``calibration.json``: the :class:`~accelsim.replay.calibrate.Params` fitted on half of those
+  configurations against ``arch.yaml`` (global, per family, per family and dtype), the held-out
+  split and its MAPE, the device name and the thread count.
+
+A calibration applies only to traces of the same device name and thread count
+(:func:`check_same_device`): the fitted efficiencies describe one machine running one BLAS setup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from accelsim.errors import AccelsimError
+from accelsim.replay.calibrate import Params, fit_groups, split, validate
+
+__all__ = [
+    "ARCH_FILE",
+    "CALIBRATION_FILE",
+    "FORMAT",
+    "TRACES_DIR",
+    "CalibrationDirError",
+    "arch_yaml",
+    "calibrate_device",
+    "calibration_cases",
+    "check_same_device",
+    "is_calibration_dir",
+    "load_calibration_dir",
+    "measure",
+    "os_report",
+]
+
+ARCH_FILE = "arch.yaml"
+CALIBRATION_FILE = "calibration.json"
+TRACES_DIR = "traces"
+FORMAT = "accelsim.cpu_calibration"
+VERSION = 1
+SUITE = "calibrate"
+HELD_OUT_FRACTION = 0.5
+REPEATS = 5
+"""Timed calls per trace case (the median is kept)."""
+BENCH_REPEATS = 21
+"""Timed runs per microbenchmark, at least (the median is kept): on a shared 2-vCPU box one 1024³ matmul
+ranged 60..130 GFLOP/s within a second, so 5 samples gave medians 35 % apart."""
+PASSES = 5
+"""Passes over the trace cases at most, while the budget lasts."""
+_KIB = 1024
+
+
+class CalibrationDirError(AccelsimError):
+    """A calibration directory that cannot be used: missing files, another format, another device."""
+
+
+@dataclass(frozen=True)
+class Cache:
+    """One data cache level the OS reports: ``size`` per instance, ``total`` over all CPUs."""
+
+    level: int
+    size: int
+    total: int
+    shared_cpus: str
+
+
+def _cpu_list_len(text: str) -> int:
+    n = 0
+    for part in text.strip().split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            n += int(b) - int(a) + 1
+        elif part:
+            n += 1
+    return max(n, 1)
+
+
+def _size(text: str) -> int:
+    text = text.strip().upper()
+    mult = {"K": _KIB, "M": _KIB**2, "G": _KIB**3}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * mult
+
+
+def read_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache"), cpus: int | None = None) -> list[Cache]:
+    """Data and unified caches of level ≥ 2 (L1 is per-launch scratch in the model), outermost first."""
+    cpus = cpus or os.cpu_count() or 1
+    out = []
+    for d in sorted(root.glob("index*")) if root.is_dir() else []:
+        try:
+            level = int((d / "level").read_text())
+            kind = (d / "type").read_text().strip()
+            size = _size((d / "size").read_text())
+            shared = (d / "shared_cpu_list").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if level >= 2 and kind in ("Data", "Unified"):
+            out.append(Cache(level, size, size * max(1, cpus // _cpu_list_len(shared)), shared))
+    return sorted(out, key=lambda c: -c.level)
+
+
+def _cpuinfo_mhz() -> float | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":", 1)[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _mem_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * _KIB
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def os_report() -> dict:
+    """What the OS says about this CPU: name, CPUs, clock, caches of level ≥ 2, memory, BLAS threads."""
+    from kernels.backend import device_info
+    from kernels.trace.microbench import blas_threads
+
+    mhz = _cpuinfo_mhz()
+    if mhz is None:
+        raise AccelsimError("calibrate: /proc/cpuinfo gives no 'cpu MHz' on this machine; cannot derive cycles")
+    return {"device_name": device_info(np)["device_name"], "cpus": os.cpu_count() or 1, "clock_mhz": mhz,
+            "caches": [c.__dict__ for c in read_caches()], "memory_bytes": _mem_bytes(),
+            "blas_threads": blas_threads() or 1}
+
+
+def copy_buffers(report: dict) -> dict[str, int]:
+    """Bytes per copy side per level: a quarter of one cache instance (both sides fit in it), and DRAM at
+    8 × the last level's total (at least 64 MiB, at most an eighth of memory)."""
+    out = {}
+    for c in report["caches"]:
+        out[f"l{c['level']}"] = c["size"] // 4
+    last = max([c["total"] for c in report["caches"]], default=8 * _KIB**2)
+    cap = (report["memory_bytes"] or 8 * _KIB**3) // 8
+    out["dram"] = int(min(max(8 * last, 64 * _KIB**2), cap))
+    return out
+
+
+GEMM_SIZES = (256, 512, 1024)
+"""Square GEMM sizes timed per dtype; the peak is the best median. On a loaded 2-vCPU box a two-thread
+matmul waits a 4 ms scheduler step for its preempted thread (256³: 16 ms, against 0.15 ms a minute
+later), so the samples are spread over the whole calibration, between the trace passes."""
+DTYPES = ("float32", "float64")
+
+
+class GemmSampler:
+    """GEMM peak samples taken in rounds (one before each trace pass), so the peak and the traces see the
+    same mix of quiet and loaded moments; :meth:`summary` gives the best median over the sizes per dtype."""
+
+    def __init__(self, sizes=GEMM_SIZES, per_round: int = -(-BENCH_REPEATS // PASSES)):
+        self.sizes, self.per_round = sizes, per_round
+        self.times = {d: {n: [] for n in sizes} for d in DTYPES}
+
+    def round(self) -> None:
+        from kernels.trace.microbench import gemm_times
+
+        for d in DTYPES:
+            for n in self.sizes:
+                self.times[d][n] += gemm_times(n, d, self.per_round)
+
+    def summary(self) -> dict:
+        from kernels.trace.microbench import Rate
+
+        by_size = {d: {n: Rate.of(2 * n**3 / 1e9, ts) for n, ts in v.items()} for d, v in self.times.items()}
+        best = {d: max(r, key=lambda n: r[n]["median"]) for d, r in by_size.items()}
+        return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
+                "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()}}
+
+
+def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
+    """Copy GB/s per level and seconds per tiny call (medians and spreads); the GEMM peaks come from a
+    :class:`GemmSampler` spread over the calibration."""
+    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s
+
+    buffers = copy_buffers(report)
+    return {"copy_bytes": buffers, "copy_gbs": {lvl: bandwidth_gbs(b, repeats) for lvl, b in buffers.items()},
+            "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
+
+
+def _spread(r: dict) -> str:
+    return f"median of {r['repeats']}, range {r['min']:.3g}..{r['max']:.3g}"
+
+
+# Hand-written values, not measured here: kept from arch_configs/cpu_numpy.yaml and said so in the file.
+_SPARSITY = ("  sparsity:  # kernels.nm_spmm's NumPy path multiplies only kept values: any N:M pattern, in software\n"
+             "    patterns: ['1:4', '2:4', '3:4', '1:8', '2:8', '3:8', '4:8', '5:8', '6:8', '7:8']\n"
+             "    operands: [weight]\n")
+_PJ = {"dram": 120.0, 3: 2.5, 2: 0.5}
+
+
+def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
+    """The arch config text: OS-reported sizes, measured rates, each with a comment saying where it came from."""
+    ghz = report["clock_mhz"] / 1000.0
+    units = report["blas_threads"]
+    g = meas["gemm_gflops"]
+    macs = {d: g[d]["median"] / 2 / ghz / units for d in ("float32", "float64")}
+    levels = [("dram", report["memory_bytes"], "/proc/meminfo MemTotal", _PJ["dram"])]
+    levels += [(f"l{c['level']}", c["total"], f"/sys/devices/system/cpu/cpu0/cache: {c['size'] // _KIB} KiB "
+                f"shared by CPUs {c['shared_cpus']}, x{c['total'] // c['size']} over {report['cpus']} CPUs",
+                _PJ.get(c["level"], 0.5)) for c in report["caches"]]
+    lines = [
+        f"# Written by `accelsim calibrate` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC for the NumPy backend",
+        f"# on {report['device_name']} ({report['cpus']} CPUs, BLAS on {units} threads), load average "
+        f"{meas['load_average_1min']:.2f} while measuring.",
+        "# Peaks are what NumPy's BLAS reaches here (kernels.trace.microbench), not datasheet numbers, so a",
+        "# calibrated compute efficiency near 1 means 'as fast as a large square matmul'.",
+        f"# Per-call overhead of a 4x4 matmul: {meas['call_overhead_s']['median'] * 1e6:.3g} us "
+        f"({_spread(meas['call_overhead_s'])}); the fit's launch_overhead_s is its counterpart.",
+        "# Energies are estimates copied from arch_configs/cpu_numpy.yaml: no CPU energy is measured.",
+        "version: 1",
+        f"name: {name}",
+        f"description: {json.dumps('CPU ' + report['device_name'] + ' running the NumPy backend, calibrated')}",
+        f"clock_ghz: {ghz:.6g}  # /proc/cpuinfo 'cpu MHz' {report['clock_mhz']:g}",
+        "compute:",
+        "  kind: tensor_core",
+        f"  units: {units}  # threads BLAS runs with (threadpoolctl); the OS reports {report['cpus']} CPUs",
+        "  macs_per_cycle:",
+    ]
+    for d, short in (("float32", "fp32"), ("float64", "fp64")):
+        lines.append(f"    {short}: {macs[d]:.6g}  # measured {g[d]['median']:.4g} GFLOP/s ({_spread(g[d])}) of a "
+                     f"{meas['gemm_n'][d]}^2 matmul, the best of sizes {'/'.join(map(str, GEMM_SIZES))}, "
+                     "/ 2 / clock / units")
+    lines += [
+        "  tile_m: 16  # not measured: OpenBLAS's Haswell SGEMM register tile, as cpu_numpy.yaml",
+        "  tile_n: 4",
+        "  tile_k: 8",
+        "  default_dtype: fp32",
+        _SPARSITY + f"    compressed_levels: [{', '.join(n for n, *_ in levels)}]",
+        "memory:",
+    ]
+    for lvl, cap, src, pj in levels:
+        c = meas["copy_gbs"][lvl]
+        lines += [
+            f"  - name: {lvl}",
+            f"    capacity_bytes: {cap}  # {src}",
+            f"    bandwidth: {c['median'] / ghz:.6g}  # measured {c['median']:.4g} GB/s copy (read + write; {_spread(c)}), "
+            f"{meas['copy_bytes'][lvl]} B per side, one thread / clock",
+            f"    read_pj_per_byte: {pj}  # estimate (cpu_numpy.yaml)",
+            f"    write_pj_per_byte: {pj}",
+        ]
+    lines += [
+        "energy:",
+        "  mac_pj: {fp32: 0.9, fp64: 2.0}  # estimate (cpu_numpy.yaml): no CPU energy counter",
+        f"  leakage_pj_per_cycle: {575.0 * report['cpus']:g}  # estimate: cpu_numpy.yaml's 1150 for 2 CPUs, per CPU",
+        "  technology_nm: 5  # estimate (cpu_numpy.yaml)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def calibration_cases(xp, seed: int = 0) -> list:
+    """The spanning set, interleaved by family so a budget cut keeps every family: dense GEMM from 32³ to
+    1024³ (float32; float64 at four sizes), N:M SpMM and TASD at the shapes of a 384-wide transformer."""
+    from kernels.suites.gemm import dense_case
+    from kernels.suites.nm_spmm import nm_case
+    from kernels.suites.tasd import tasd_case
+
+    f32 = [dense_case(SUITE, m, n, k, "float32", xp, seed) for m, n, k in (
+        (32, 32, 32), (512, 384, 384), (64, 64, 64), (512, 1536, 384), (128, 128, 128), (512, 384, 1536),
+        (256, 256, 256), (8, 384, 384), (1024, 1024, 1024), (128, 384, 384), (2048, 512, 512), (64, 384, 1536))]
+    f64 = [dense_case(SUITE, m, n, k, "float64", xp, seed) for m, n, k in (
+        (64, 64, 64), (512, 512, 512), (256, 256, 256), (1024, 1024, 1024))]
+    nm = [nm_case(SUITE, m, n, k, "float32", p, xp, seed, lay) for m, n, k, p, lay in (
+        (384, 512, 384, "2:4", "element"), (1536, 512, 384, "1:8", "vector"), (384, 512, 1536, "2:8", "vector"),
+        (384, 512, 384, "4:8", "element"), (1536, 512, 384, "2:4", "element"), (384, 512, 384, "1:8", "vector"))]
+    tasd = [tasd_case(SUITE, m, n, k, "float32", s, xp, seed, lay) for m, n, k, s, lay in (
+        (384, 512, 384, "2:4+1:4", "element"), (1536, 512, 384, "2:8+1:8", "vector"),
+        (384, 512, 1536, "4:8+2:8", "element"), (384, 512, 384, "2:8+1:8", "vector"))]
+    out, lists = [], [f32, nm, f64, tasd]
+    while any(lists):
+        for lst in lists:
+            if lst:
+                out.append(lst.pop(0))
+    return out
+
+
+def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=time.monotonic,
+           passes: int = PASSES, before_pass=None) -> list[dict]:
+    """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds); each
+    row's params get ``blas_threads``. Replay merges a configuration's passes by their median, so extra
+    passes damp a loaded machine's outliers. ``before_pass()`` runs first in each pass (GEMM peak samples)."""
+    from kernels.trace import time_call
+
+    rows = []
+    for _ in range(passes):
+        if clock() >= deadline:
+            return rows
+        if before_pass is not None:
+            before_pass()
+        for case in cases:
+            if clock() >= deadline:
+                return rows
+            p = case.prepare()
+            timing = time_call(p.fn, *p.args, warmup=1, repeats=REPEATS, xp=xp, min_window_s=0)
+            fields = {**p.fields, "params": {**p.fields["params"], "blas_threads": threads}}
+            rows.append(recorder.add(timing=timing, suite=case.suite, xp=xp, **fields))
+    return rows
+
+
+def _params_dict(p: Params) -> dict:
+    return {"launch_overhead_s": p.launch_overhead_s, "compute_scale": p.compute_scale,
+            "memory_scale": p.memory_scale, "source": p.source, **{k: v for k, v in p.to_dict().items()
+                                                                     if k in ("compute_efficiency", "bandwidth_fraction")}}
+
+
+def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) -> dict:
+    """The calibration document: Params fitted on the train half of ``table`` on ``arch``, scored on the other half."""
+    from accelsim.replay.project import items_from_table, project
+
+    items = items_from_table(table, arch)
+    projections = [project(arch, it.workload, it.working_set) for it in items]
+    train, held = split(items, HELD_OUT_FRACTION, seed)
+    glob, fams, groups = fit_groups(items, projections, train)
+    scored = validate(table, arch, HELD_OUT_FRACTION, seed)
+    return {
+        "format": FORMAT, "version": VERSION, "backend": "numpy", "device_name": report["device_name"],
+        "blas_threads": report["blas_threads"], "cpus": report["cpus"], "arch": ARCH_FILE,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "configs": len(items), "split": {"fraction": HELD_OUT_FRACTION, "seed": seed, "train": len(train),
+                                         "held_out": len(held), "train_labels": [items[i].label for i in train]},
+        "held_out_mape_pct": scored["overall"]["mape_pct"],
+        "held_out_by_group": {g["family"]: g["mape_pct"] for g in scored["groups"]},
+        "global": _params_dict(glob), "families": {f: _params_dict(p) for f, p in fams.items()},
+        "groups": {g: _params_dict(p) for g, p in groups.items()},
+        "measured": {"call_overhead_s": meas["call_overhead_s"], "gemm_gflops": meas["gemm_gflops"],
+                     "gemm_gflops_by_size": meas.get("gemm_gflops_by_size"),
+                     "copy_gbs": meas["copy_gbs"], "load_average_1min": meas["load_average_1min"]},
+    }
+
+
+def calibrate_device(out: Path, budget_s: float, *, bench=None, cases=None, clock=time.monotonic) -> dict:
+    """Measure, write ``out/arch.yaml``, record ``out/traces`` within what is left of ``budget_s``, fit and write
+    ``out/calibration.json``. Returns the calibration document. ``bench``/``cases`` are injectable (tests)."""
+    from accelsim.model.arch import load_arch
+    from accelsim.replay.traces import load as load_traces
+    from kernels.io import atomic_path
+    from kernels.trace import Recorder
+
+    start = clock()
+    report = os_report()
+    meas = (bench or measure)(report)
+    sampler = None if "gemm_gflops" in meas else GemmSampler()
+    out.mkdir(parents=True, exist_ok=True)
+    rec = Recorder(out / TRACES_DIR)
+    with rec:
+        rows = record(rec, cases if cases is not None else calibration_cases(np), start + budget_s,
+                      report["blas_threads"], clock=clock, before_pass=sampler and sampler.round)
+    if sampler is not None:
+        if not sampler.times[DTYPES[0]][sampler.sizes[0]]:
+            sampler.round()
+        meas = {**meas, **sampler.summary()}
+    with atomic_path(out / ARCH_FILE) as tmp:
+        tmp.write_text(arch_yaml(report, meas))
+    arch = load_arch(out / ARCH_FILE)
+    if len(rows) < 4:
+        raise AccelsimError(f"--budget-s {budget_s:g}: left time for {len(rows)} kernel runs after the "
+                            "microbenchmarks, too few to fit; raise it (60 s records the whole set)")
+    doc = fit_saved(load_traces(out / TRACES_DIR), arch, report, meas)
+    doc["budget_s"] = budget_s
+    doc["arch_name"] = arch.name
+    with atomic_path(out / CALIBRATION_FILE) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+def is_calibration_dir(path) -> bool:
+    return path is not None and Path(path).is_dir()
+
+
+def load_calibration_dir(path) -> tuple:
+    """``(arch, calibration, doc)`` of a directory written by :func:`calibrate_device`; ``calibration`` is what
+    :func:`~accelsim.replay.network.compare_run` takes."""
+    from accelsim.checks import ensure_finite, read_json
+    from accelsim.model.arch import load_arch
+
+    path = Path(path)
+    cal_file, arch_file = path / CALIBRATION_FILE, path / ARCH_FILE
+    for f in (cal_file, arch_file):
+        if not f.is_file():
+            raise CalibrationDirError(f"--calibration {path}: has no {f.name}; write the directory with "
+                                      "`accelsim calibrate --out DIR`")
+    doc = read_json(cal_file, "calibration JSON (--calibration)", CalibrationDirError)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise CalibrationDirError(f"--calibration {cal_file}: not a version-{VERSION} {FORMAT} file")
+
+    def params(d, where):
+        if not isinstance(d, dict):
+            raise CalibrationDirError(f"--calibration {cal_file}: field {where}: expected a mapping")
+        vals = {}
+        for key in ("launch_overhead_s", "compute_scale", "memory_scale"):
+            v = d.get(key)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
+                                  or ensure_finite(v, f"--calibration {cal_file}: field {where}.{key}") < 0):
+                raise CalibrationDirError(f"--calibration {cal_file}: field {where}.{key} = {v!r}: expected a "
+                                          "non-negative number")
+            vals[key] = v
+        return Params(vals["launch_overhead_s"] or 0.0, vals["compute_scale"], vals["memory_scale"],
+                      f"{d.get('source', where)} ({path})")
+
+    cal = {"global": params(doc.get("global"), "global"),
+           "families": {k: params(v, f"families.{k}") for k, v in (doc.get("families") or {}).items()},
+           "groups": {k: params(v, f"groups.{k}") for k, v in (doc.get("groups") or {}).items()},
+           "configs": doc.get("split", {}).get("train", doc.get("configs"))}
+    return load_arch(arch_file), cal, doc
+
+
+def _threads_of(row: dict) -> int | None:
+    try:
+        v = json.loads(row["params"] or "{}").get("blas_threads")
+    except ValueError:
+        return None
+    return int(v) if isinstance(v, int) else None
+
+
+def check_same_device(doc: dict, table: pa.Table, where: str) -> list[str]:
+    """Refuse traces of another device name or BLAS thread count than the calibration's; notes otherwise."""
+    rows = table.select(["device_name", "params"]).to_pylist()
+    names = sorted({r["device_name"] or "" for r in rows})
+    threads = sorted({t for t in map(_threads_of, rows) if t is not None})
+    mine = f"{doc.get('device_name')!r} with {doc.get('blas_threads')} BLAS threads"
+    if names != [doc.get("device_name")] or (threads and threads != [doc.get("blas_threads")]):
+        theirs = ", ".join(repr(n) for n in names) + (f" with {'/'.join(map(str, threads))} BLAS threads"
+                                                      if threads else "")
+        raise CalibrationDirError(f"--calibration {where}: recorded on {mine}, but the traces come from {theirs}; "
+                                  "run `accelsim calibrate` on the device that recorded them")
+    return [] if threads else [f"the traces do not record their BLAS thread count; the calibration's is "
+                               f"{doc.get('blas_threads')}"]

@@ -1,0 +1,84 @@
+"""CPU microbenchmarks of what the simulator's CPU model needs: GEMM FLOP/s per dtype, copy bandwidth
+per buffer size, the per-call overhead of a tiny ``matmul``, and the thread count BLAS really uses.
+
+Shared by ``bench/bench_cpu_peak.py`` and ``accelsim calibrate``. Each rate is the median of
+``repeats`` ≥ 1 timed runs (after one untimed), with the fastest and slowest next to it, so a
+noisy machine shows its spread instead of one lucky sample.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+__all__ = ["Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "gemm_gflops", "gemm_times", "samples"]
+
+
+def blas_threads() -> int | None:
+    """Threads the loaded BLAS libraries run with now (threadpoolctl), the largest if several; None if none found."""
+    from threadpoolctl import threadpool_info
+
+    counts = [int(p["num_threads"]) for p in threadpool_info() if p.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
+class Rate(dict):
+    """``{"median", "min", "max", "repeats"}`` of a rate (per second), from per-run times."""
+
+    @classmethod
+    def of(cls, work: float, times: list[float]) -> Rate:
+        rates = [work / t for t in times]
+        return cls(median=statistics.median(rates), min=min(rates), max=max(rates), repeats=len(rates))
+
+
+def samples(fn, repeats: int, clock=time.perf_counter) -> list[float]:
+    """Seconds of ``repeats`` timed calls of ``fn()`` after one untimed call."""
+    fn()
+    out = []
+    for _ in range(repeats):
+        t0 = clock()
+        fn()
+        out.append(clock() - t0)
+    return out
+
+
+def gemm_times(n: int, dtype: str, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` ``n × n`` by ``n × n`` ``matmul`` calls on BLAS's own threads."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty_like(a)
+    return samples(lambda: np.matmul(a, b, out=out), repeats)
+
+
+def gemm_gflops(n: int, dtype: str, repeats: int) -> Rate:
+    """GFLOP/s of an ``n × n`` by ``n × n`` ``matmul`` (2n³ FLOPs), on BLAS's own threads."""
+    return Rate.of(2 * n**3 / 1e9, gemm_times(n, dtype, repeats))
+
+
+def bandwidth_gbs(nbytes: int, repeats: int) -> Rate:
+    """GB/s of copying ``nbytes`` (read ``nbytes`` + write ``nbytes``); ``np.copyto`` runs on one thread."""
+    src = np.ones(max(1, nbytes // 8), dtype=np.float64)
+    dst = np.empty_like(src)
+    inner = max(1, (64 * 1024**2) // nbytes)  # small buffers: many copies per timing, above timer noise
+
+    def run():
+        for _ in range(inner):
+            np.copyto(dst, src)
+
+    return Rate.of(2 * src.nbytes * inner / 1e9, samples(run, repeats))
+
+
+def call_overhead_s(repeats: int, calls: int = 2000) -> dict:
+    """Seconds per call of a 4 × 4 float32 ``matmul`` (dispatch, no work): median, min, max over ``repeats`` batches."""
+    a = np.ones((4, 4), np.float32)
+    out = np.empty_like(a)
+
+    def run():
+        for _ in range(calls):
+            np.matmul(a, a, out=out)
+
+    per = [t / calls for t in samples(run, repeats)]
+    return {"median": statistics.median(per), "min": min(per), "max": max(per), "repeats": len(per)}

@@ -1,0 +1,301 @@
+"""`accelsim calibrate` and the calibration directory: the arch holds the measured numbers, the files parse,
+the saved parameters reproduce the held-out MAPE, `validate`/`run --calibration DIR` use it, another device
+or thread count is refused, and bad input exits 2 writing nothing. Microbenchmarks are replaced by fixed
+numbers (``FAKE``) and the trace set by tiny GEMMs, so the whole file runs in seconds."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import numpy as np
+import pytest
+
+from accelsim.model.arch import load_arch
+from accelsim.replay import device_calibration as dc
+from accelsim.replay.calibrate import Params
+from accelsim.replay.project import items_from_table, project
+from accelsim.replay.traces import load as load_traces
+from kernels.backend import device_info
+from kernels.trace.microbench import Rate, blas_threads, samples
+from kernels.suites.gemm import dense_case
+from conftest import assert_exit_2, run_in_process
+
+REPORT = {"device_name": "Test CPU 1234", "cpus": 4, "clock_mhz": 2000.0, "memory_bytes": 16 * 2**30,
+          "blas_threads": 2, "caches": [{"level": 3, "size": 8 * 2**20, "total": 8 * 2**20, "shared_cpus": "0-3"},
+                                        {"level": 2, "size": 2**20, "total": 4 * 2**20, "shared_cpus": "0"}]}
+
+
+def _rate(median, lo, hi):
+    return {"median": median, "min": lo, "max": hi, "repeats": 5}
+
+
+FAKE = {"gemm_n": {"float32": 512, "float64": 1024}, "gemm_gflops": {"float32": _rate(100.0, 90.0, 110.0), "float64": _rate(40.0, 35.0, 41.0)},
+        "copy_bytes": {"l3": 2**21, "l2": 2**18, "dram": 2**26},
+        "copy_gbs": {"l3": _rate(60.0, 50.0, 61.0), "l2": _rate(120.0, 100.0, 125.0), "dram": _rate(20.0, 18.0, 21.0)},
+        "call_overhead_s": _rate(1e-6, 9e-7, 2e-6), "load_average_1min": 1.5}
+
+
+def test_arch_holds_the_measured_numbers(tmp_path):
+    path = tmp_path / "arch.yaml"
+    path.write_text(dc.arch_yaml(REPORT, FAKE))
+    a = load_arch(path)
+    assert a.clock_ghz == pytest.approx(2.0) and a.compute.units == 2
+    # 100 GFLOP/s = 50 GMAC/s over 2 GHz and 2 units: 12.5 MACs per cycle per unit; fp64 40 -> 5.
+    assert a.compute.macs_per_cycle["fp32"] == pytest.approx(12.5)
+    assert a.compute.macs_per_cycle["fp64"] == pytest.approx(5.0)
+    levels = {m.name: m for m in a.memory}
+    assert [m.name for m in a.memory] == ["dram", "l3", "l2"]
+    assert levels["dram"].capacity_bytes == 16 * 2**30 and levels["l3"].capacity_bytes == 8 * 2**20
+    assert levels["l2"].capacity_bytes == 4 * 2**20
+    # GB/s over GHz = bytes per cycle.
+    assert [levels[n].bandwidth for n in ("dram", "l3", "l2")] == pytest.approx([10.0, 30.0, 60.0])
+    assert "Test CPU 1234" in a.description
+    text = path.read_text()
+    for key in ("clock_ghz:", "units:", "fp32:", "fp64:", "capacity_bytes:", "bandwidth:"):
+        for line in (l for l in text.splitlines() if l.strip().startswith(key)):
+            assert "#" in line, line  # every measured or reported number says where it came from
+    assert "measured 100 GFLOP/s (median of 5, range 90..110) of a 512^2 matmul" in text
+
+
+def test_caches_from_sysfs(tmp_path):
+    for name, level, kind, size, shared in (("index0", 1, "Data", "48K", "0"), ("index1", 1, "Instruction", "32K", "0"),
+                                            ("index2", 2, "Unified", "1024K", "0"),
+                                            ("index3", 3, "Unified", "32768K", "0-1")):
+        d = tmp_path / name
+        d.mkdir()
+        for f, v in (("level", level), ("type", kind), ("size", size), ("shared_cpu_list", shared)):
+            (d / f).write_text(f"{v}\n")
+    caches = dc.read_caches(tmp_path, cpus=2)
+    assert [(c.level, c.size, c.total) for c in caches] == [(3, 32 * 2**20, 32 * 2**20), (2, 2**20, 2 * 2**20)]
+    bufs = dc.copy_buffers({"caches": [c.__dict__ for c in caches], "memory_bytes": 2**34})
+    assert bufs == {"l3": 8 * 2**20, "l2": 2**18, "dram": 256 * 2**20}
+
+
+def test_samples_and_rate_with_a_fake_clock():
+    ticks = iter([0.0, 1.0, 1.0, 3.0, 3.0, 6.0, 6.0, 10.0, 10.0, 15.0])  # runs of 1, 2, 3, 4, 5 s
+    calls = []
+    times = samples(lambda: calls.append(1), 5, clock=lambda: next(ticks))
+    assert times == [1.0, 2.0, 3.0, 4.0, 5.0] and len(calls) == 6  # one untimed call first
+    r = Rate.of(60.0, times)
+    assert r == {"median": 20.0, "min": 12.0, "max": 60.0, "repeats": 5}
+
+
+def _cases():
+    return [dense_case(dc.SUITE, m, n, k, "float32", np, 0)
+            for m, n, k in ((16, 16, 16), (32, 48, 64), (64, 64, 64), (96, 64, 32), (128, 128, 64), (48, 96, 128))]
+
+
+def test_budget_cuts_the_trace_set():
+    clock = iter(range(100)).__next__
+    from kernels.trace import Recorder
+
+    hooks = []
+    # The clock is read once before each pass and once before each case: 0 (pass), 1, 2, 3 (cases), 4 stops.
+    rows = dc.record(Recorder(), _cases(), deadline=4, threads=7, clock=clock, before_pass=lambda: hooks.append(1))
+    assert len(rows) == 3 and hooks == [1] and all(json.loads(r["params"])["blas_threads"] == 7 for r in rows)
+
+
+@pytest.fixture(scope="module")
+def cal_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cal") / "dev"
+    doc = dc.calibrate_device(out, 30.0, bench=lambda report: FAKE, cases=_cases())
+    return out, doc
+
+
+def test_directory_files_parse_and_reproduce_the_held_out_mape(cal_dir):
+    out, doc = cal_dir
+    saved = json.loads((out / dc.CALIBRATION_FILE).read_text())
+    assert saved == json.loads(json.dumps(doc))
+    assert saved["device_name"] == device_info(np)["device_name"] and saved["blas_threads"] == (blas_threads() or 1)
+    arch = load_arch(out / dc.ARCH_FILE)
+    table = load_traces(out / dc.TRACES_DIR)
+    assert table.num_rows == 6 * dc.PASSES  # the budget left room for every pass
+    items = items_from_table(table, arch)
+    assert saved["configs"] == len(items) == 6
+    assert saved["split"]["train"] + saved["split"]["held_out"] == 6 and saved["split"]["held_out"] >= 1
+    g = saved["groups"]["gemm float32"]
+    p = Params(g["launch_overhead_s"], g["compute_scale"], g["memory_scale"])
+    held = [it for it in items if it.label not in saved["split"]["train_labels"]]
+    ape = [abs(p.predict(project(arch, it.workload, it.working_set), it.launches) - it.measured_s) / it.measured_s
+           for it in held]
+    assert saved["held_out_mape_pct"] == pytest.approx(100 * statistics.fmean(ape))
+    # Each configuration's merged time is the median over its passes.
+    one = [r["time_median_s"] for r in table.to_pylist() if (r["m"], r["n"], r["k"]) == (64, 64, 64)]
+    assert next(it for it in items if it.row["m"] == 64 and it.row["n"] == 64).measured_s == statistics.median(one)
+
+
+def test_calibrate_cli_prints_held_out_mape(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(dc, "measure", lambda report: FAKE)
+    monkeypatch.setattr(dc, "calibration_cases", lambda xp: _cases())
+    code, out, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(tmp_path / "c"), "--format", "json")
+    assert code in (0, None), err
+    summary = json.loads(out)
+    saved = json.loads((tmp_path / "c" / dc.CALIBRATION_FILE).read_text())
+    assert summary["held_out_mape_pct"] == saved["held_out_mape_pct"] and summary["configs"] == 6
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--budget-s", "0"], "--budget-s 0"),
+    (["--budget-s", "-5"], "--budget-s -5"),
+    (["--budget-s", "nan"], "--budget-s nan"),
+    (["--backend", "cupy"], "--backend cupy"),
+])
+def test_bad_options_exit_2_writing_nothing(tmp_path, capsys, monkeypatch, args, needle):
+    out = tmp_path / "c"
+    assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), *args), needle)
+    assert not out.exists()
+
+
+def test_bad_out_exit_2(tmp_path, capsys, monkeypatch):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(f)), "--out", "exists and is a file")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep").write_text("x")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(full)), "--out", "not empty")
+    assert sorted(p.name for p in full.iterdir()) == ["keep"]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if not __import__("os").access(ro, __import__("os").W_OK):  # root ignores the mode
+            assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(ro / "c")), "--out", "cannot write")
+            assert not (ro / "c").exists()
+    finally:
+        ro.chmod(0o700)
+
+
+@pytest.fixture(scope="module")
+def network_run(tmp_path_factory, cal_dir):
+    from accelsim.codesign.plan import FORMAT, PLAN_VERSION
+    from accelsim.codesign.plan import parse_plan
+    from accelsim.codesign.runplan import prepare_run, run_passes
+    from kernels.trace import Recorder
+
+    d = tmp_path_factory.mktemp("run")
+    net = d / "net.yaml"
+    net.write_text("workload:\n  name: net\n  layers:\n"
+                   "    - {type: gemm, name: fc1, m: 48, n: 40, k: 64}\n"
+                   "    - {type: gemm, name: fc2, m: 48, n: 24, k: 40}\n")
+    plan = parse_plan({"format": FORMAT, "version": PLAN_VERSION, "network": {"workload": str(net), "params": {}},
+                       "arch": "tasd_ttc", "layers": [{"name": "fc1", "kernel": "nm", "pattern": "2:4"}]})
+    prep = prepare_run(plan, backend="numpy")
+    rec = Recorder(d / "traces")
+    run_passes(prep.steps, xp=prep.xp, repeats=3, warmup=1, meta=prep.meta, recorder=rec)
+    rec.flush()
+    (d / "plan.json").write_text(json.dumps({"format": FORMAT, "version": PLAN_VERSION,
+                                             "network": {"workload": str(net), "params": {}}, "arch": "tasd_ttc",
+                                             "layers": [{"name": "fc1", "kernel": "nm", "pattern": "2:4"}]}))
+    return d
+
+
+def test_validate_with_calibration_dir(cal_dir, network_run, capsys, monkeypatch):
+    out, doc = cal_dir
+    code, stdout, err = run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces"),
+                                       "--calibration", str(out), "--format", "json")
+    assert code in (0, None), err
+    rep = json.loads(stdout)
+    arch = load_arch(out / dc.ARCH_FILE)
+    assert rep["arch"] == arch.name == "cpu_calibrated"
+    import pyarrow.compute as pc
+
+    table = load_traces(network_run / "traces")
+    layers = items_from_table(table.filter(pc.not_equal(table.column("kernel"), "network")), arch)
+    assert len(layers) == 4  # fc1, fc2 in each of dense and the plan
+
+    def params(it):
+        g = doc["groups"].get(it.group) or doc["families"].get(it.family) or doc["global"]
+        return Params(g["launch_overhead_s"], g["compute_scale"], g["memory_scale"])
+
+    want = {(json.loads(it.row["params"])["plan"], json.loads(it.row["params"])["layer"]):
+            params(it).predict(project(arch, it.workload, it.working_set), it.launches) for it in layers}
+    got = {(v["plan"], l["layer"]): l["projected_s"] for v in rep["variants"] for l in v["layers"]}
+    assert got == pytest.approx(want)
+    assert rep["calibration"]["global"]["compute_efficiency"] == pytest.approx(doc["global"]["compute_efficiency"])
+
+
+def _copy_with(cal_dir, tmp_path, **changes):
+    import shutil
+
+    out, doc = cal_dir
+    dst = tmp_path / "other"
+    shutil.copytree(out, dst)
+    (dst / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, **changes}))
+    return dst
+
+
+def test_calibration_of_another_device_is_refused(cal_dir, network_run, tmp_path, capsys, monkeypatch):
+    here = device_info(np)["device_name"]
+    other = _copy_with(cal_dir, tmp_path, device_name="Other CPU 9000")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces"),
+                                 "--calibration", str(other)), "'Other CPU 9000'", repr(here))
+
+
+def test_calibration_of_another_thread_count_is_refused(cal_dir, network_run, tmp_path, capsys, monkeypatch):
+    other = _copy_with(cal_dir, tmp_path, blas_threads=97)
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces"),
+                                 "--calibration", str(other)), "97 BLAS threads", f"{blas_threads()} BLAS threads")
+    out = tmp_path / "out"
+    assert_exit_2(run_in_process(capsys, monkeypatch, "run", "--plan", str(network_run / "plan.json"), "--out",
+                                 str(out), "--backend", "numpy", "--calibration", str(other)), "97 BLAS threads")
+    assert not out.exists()
+
+
+def test_run_with_calibration_projects_the_run(cal_dir, network_run, tmp_path, capsys, monkeypatch):
+    out, _ = cal_dir
+    code, stdout, err = run_in_process(capsys, monkeypatch, "run", "--plan", str(network_run / "plan.json"), "--out",
+                                       str(tmp_path / "r"), "--backend", "numpy", "--repeats", "1",
+                                       "--calibration", str(out), "--format", "json")
+    assert code in (0, None), err
+    summary = json.loads(stdout)
+    runs = {v["plan"]: v["run"] for v in summary["validation"]["variants"]}
+    assert runs.keys() == summary["run_s"].keys()
+    assert {k: r["measured_s"] for k, r in runs.items()} == summary["run_s"]
+
+
+def test_dir_and_fit_options_do_not_mix(cal_dir, network_run, capsys, monkeypatch):
+    out, _ = cal_dir
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces"),
+                                 "--calibration", str(out), "--arch", "cpu_numpy"), "drop --arch")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(out / dc.TRACES_DIR),
+                                 "--calibration", str(out)), "kernel traces")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces")),
+                  "--arch: missing")
+
+
+def test_gemm_peak_is_the_best_median_over_sizes_and_rounds(monkeypatch):
+    import kernels.trace.microbench as mb
+
+    # seconds per call by (dtype, n) and round: 2n^3 FLOPs, so 256^3 in 1 ms is 33.55 GFLOP/s.
+    secs = {("float32", 256): [1e-3, 5e-4], ("float32", 512): [2e-2, 1e-2], ("float64", 256): [4e-3, 4e-3],
+            ("float64", 512): [8e-3, 2e-3]}
+    calls = []
+
+    def fake(n, d, r):
+        calls.append((d, n, r))
+        return [secs[d, n][sum(1 for c in calls if c[:2] == (d, n)) - 1]] * r
+
+    monkeypatch.setattr(mb, "gemm_times", fake)
+    s = dc.GemmSampler(sizes=(256, 512), per_round=3)
+    s.round()
+    s.round()
+    got = s.summary()
+    # float32 256: 3 calls at 33.55 and 3 at 67.11 GFLOP/s, median 50.33; 512: 13.42 and 26.84, median 20.13.
+    # float64 256: 8.39 throughout; 512: 33.55 and 134.2, median 83.89.
+    assert got["gemm_n"] == {"float32": 256, "float64": 512}
+    assert got["gemm_gflops"]["float32"]["median"] == pytest.approx(50.33, abs=0.01)
+    assert got["gemm_gflops"]["float32"]["repeats"] == 6
+    assert got["gemm_gflops"]["float64"]["median"] == pytest.approx(83.89, abs=0.01)
+    assert got["gemm_gflops_by_size"]["float32"]["512"] == pytest.approx(20.13, abs=0.01)
+
+
+def test_measure_sizes_copies_from_the_caches(monkeypatch):
+    import kernels.trace.microbench as mb
+
+    monkeypatch.setattr(mb, "bandwidth_gbs", lambda b, r: _rate(b / 2**20, 1.0, 2.0))
+    monkeypatch.setattr(mb, "call_overhead_s", lambda r: _rate(1e-6, 1e-6, 1e-6))
+    m = dc.measure(REPORT)
+    assert m["copy_bytes"] == {"l3": 2 * 2**20, "l2": 2**18, "dram": 64 * 2**20}  # dram: 8 x the 8 MiB L3
+    assert m["copy_gbs"]["l3"]["median"] == 2.0
