@@ -50,8 +50,12 @@ def _files(folder: Path) -> list[str]:
 
 
 def _subprocess(args: list[str], *, env: dict | None = None, prelude: str = "", timeout: int = 120, **kw):
-    """``python -c PRELUDE; accelsim ARGS`` in a child process (a signal or resource limit must not hit pytest)."""
-    code = textwrap.dedent(prelude) + "\nimport sys\nfrom accelsim.cli import main\nsys.argv = ['accelsim', *sys.argv[1:]]\nmain()\n"
+    """``python -c PRELUDE; accelsim ARGS`` in a child process (a signal or resource limit must not hit pytest).
+
+    Ctrl-C is restored first: a test run started in the background (``cmd &``) hands its children SIGINT
+    ignored, and Python then never raises KeyboardInterrupt, as it would in a terminal."""
+    code = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n" + textwrap.dedent(prelude)
+            + "\nimport sys\nfrom accelsim.cli import main\nsys.argv = ['accelsim', *sys.argv[1:]]\nmain()\n")
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **(env or {})}
     if "stdout" not in kw:
         kw["capture_output"] = True
