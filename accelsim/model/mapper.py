@@ -28,6 +28,7 @@ mapped and costed as ``map_gemm`` maps a configured tile.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from accelsim.errors import ConfigError
 from accelsim.model.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
 from accelsim.model.energy import action_energy, mapping_actions, price
 from accelsim.model.engine import run_mapping
-from accelsim.model.mapping import (DENSE_EXEC, Exec, Mapping, TileGroup, map_gemm, map_gemm_tile, systolic_fill_cycles,
+from accelsim.model.mapping import (DENSE_EXEC, Exec, Mapping, TileGroup, map_gemm, map_gemm_tile,
                                     systolic_fold_cycles, systolic_layer_fill)
 
 __all__ = ["MAPPERS", "OBJECTIVES", "Mapper", "Window", "plan_gemm", "search_gemm"]
@@ -262,6 +263,7 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
         "n": _filter_dims(n, side.get("n")),
     }
     axes = ("m", "k", "n")
+
     def per_dim(attr, a):
         return np.asarray([getattr(d, attr) for d in dims[a]], dtype=float)
 
@@ -289,16 +291,18 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
     # in proportion to its MACs. Every figure is tabulated per dimension and gathered only for the
     # candidates that need it: all of them for the order-free bound, the survivors for the rest.
     chunk = {a: [_chunks(list(d.pieces), side[a]) if a in side else list(d.pieces) for d in dims[a]] for a in axes}
-    # systolic_fold_cycles over arrays of stream lengths, and the layer's one fill with double buffers
-    if c.stationary_buffers == 2:
-        fold, layer_fill = (lambda e: np.maximum(e, c.rows)), float(systolic_fill_cycles(c))
-    else:
-        fold, layer_fill = (lambda e: e + systolic_fill_cycles(c)), 0.0
     table = {a: {"count": per_dim("count", a), "extent": per_dim("extent", a), "fetched": per_dim("fetched", a),
                  "folds": np.asarray([sum(n_ for _, n_ in ch) for ch in chunk[a]], float),
                  "first": np.asarray([ch[0][0] for ch in chunk[a]], float),
                  "last": np.asarray([ch[-1][0] for ch in chunk[a]], float)} for a in axes}
-    table[stream]["per_stream"] = np.asarray([sum(n_ * fold(e) for e, n_ in ch) for ch in chunk[stream]], float)
+    # Fold cycles along the stream: all of a tile's folds, its first and its last one; the layer's one
+    # fill and drain (double-buffered PEs) comes on top.
+    fold = functools.partial(systolic_fold_cycles, c)
+    table[stream].update({
+        "per_stream": np.asarray([sum(n_ * fold(e) for e, n_ in ch) for ch in chunk[stream]], float),
+        "fold_first": np.asarray([fold(ch[0][0]) for ch in chunk[stream]], float),
+        "fold_last": np.asarray([fold(ch[-1][0]) for ch in chunk[stream]], float)})
+    layer_fill = sum(g.total_cycles for g in systolic_layer_fill(c))
 
     dense = {"m": float(m), "k": float(k), "n": float(n)}
     size_out = float(m * n) * eb * count
@@ -353,9 +357,9 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
         drain = np.ceil(store * (g["last", row] * g["last", col] * g["last", stream] / total_macs))
         compute = g["compute"]
         # the last fold's store overlaps the layer's one fill (a tile of no bytes after it)
-        cyc = np.maximum(np.maximum(compute, load + fold(g["last", stream]) + drain),
+        cyc = np.maximum(np.maximum(compute, load + g["fold_last", stream] + drain),
                          np.maximum(fill + compute - layer_fill + np.maximum(drain, layer_fill),
-                                    fill + fold(g["first", stream]) + store))
+                                    fill + g["fold_first", stream] + store))
         dyn = mac_e + sum(rd[l.name][op] * l.read_pj_per_byte + wr[l.name][op] * l.write_pj_per_byte
                           for l in arch.memory for op in _OPERANDS)
         full = lambda d: {l: {op: np.broadcast_to(v, (size,)) for op, v in ops.items()} for l, ops in d.items()}
@@ -382,7 +386,7 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
     def search(sel):
         """Branch and bound over candidates ``sel`` in every order, from the incumbent ``best``."""
         nonlocal best
-        g = gather(sel, "count", "extent", "first", "last")
+        g = gather(sel, "count", "extent", "first", "last", "fold_first", "fold_last")
         forms = [closed_forms(o, g, len(sel)) for o in orders]
         bound = np.concatenate([f[2] for f in forms])
         below = np.flatnonzero(bound < best[0][0]) if best is not None else np.arange(bound.size)
