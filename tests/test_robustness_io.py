@@ -22,20 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, assert_exit_2, run_in_process
+from test_robustness import ARCH, CPU_TRACES
 
 SMALL = str(ROOT / "tests" / "data" / "topologies" / "gemm_mix.csv")
-CPU_TRACES = ROOT / "traces" / "cpu-amd-epyc-2vcpu"
 H200_TRACES = ROOT / "traces" / "nvidia-h200-cupy"
-ARCH = """\
-version: 1
-name: tiny
-clock_ghz: 1.0
-compute: {kind: systolic, rows: 8, cols: 8, dataflow: ws}
-memory:
-  - {name: dram, bandwidth: 16, read_pj_per_byte: 20.0}
-  - {name: sram, capacity_bytes: 65536, bandwidth: 64, read_pj_per_byte: 1.0}
-energy: {mac_pj: {int8: 0.2}}
-"""
 WORKLOAD = "workload:\n  name: w\n  layers:\n    - {name: g, m: 8, n: 8, k: 8}\n"
 
 

@@ -7,11 +7,16 @@ from accelsim.model import staging
 from test_scalesim_stalls import REF, case_arch, case_layer
 
 
-def _with(case, overrides: dict):
-    """The case's arch with further overrides applied to its document."""
+def _doc(case) -> dict:
+    """The case's arch as an editable document (its memory levels a list)."""
     doc = case_arch(case).model_dump(mode="python")
     doc["memory"] = list(doc["memory"])
-    return load_arch(doc, overrides)
+    return doc
+
+
+def _with(case, overrides: dict):
+    """The case's arch with further overrides applied to its document."""
+    return load_arch(_doc(case), overrides)
 
 
 #: Cases with stalls, one or two per dataflow, for the checks of how the staging is wired to the arch.
@@ -37,8 +42,7 @@ def test_staging_reads_the_outermost_and_innermost_levels(case):
     """A level between DRAM and the SRAM partitions (unbounded here, so only the innermost level's bounds
     can admit the replay) changes nothing: the replay feeds the innermost level's partitions from the
     outermost level, as SCALE-Sim's two levels."""
-    doc = case_arch(case).model_dump(mode="python")
-    doc["memory"] = list(doc["memory"])
+    doc = _doc(case)
     doc["memory"].insert(1, {"name": "l2", "bandwidth": 1000.0, "read_pj_per_byte": 10.0, "write_pj_per_byte": 10.0})
     r = simulate(load_arch(doc), case_layer(case)).layers[0]
     assert r.cycles - 1 == case["expected"]["total_cycles"]
@@ -68,7 +72,7 @@ def test_one_memory_level_is_not_staged():
     """Staging needs a backing store and a buffer: with one level the fixed mapping runs the tile
     pipeline, whichever staging the array names."""
     case = WIRED[0]
-    doc = case_arch(case).model_dump(mode="python")
+    doc = _doc(case)
     doc["memory"] = doc["memory"][1:]
     staged = simulate(load_arch(doc), case_layer(case)).layers[0]
     doc["compute"]["staging"] = "pipeline"
@@ -88,8 +92,7 @@ def test_a_two_word_partition_is_staged_and_an_unbounded_one_is_not():
     expected, _ = staging.staged_cycles(st, {op: staging.BufferSpec(2, case["bandwidth"])
                                              for op in ("input", "weight", "output")})
     assert simulate(tiny, layer).layers[0].cycles == expected
-    doc = case_arch(case).model_dump(mode="python")
-    doc["memory"] = list(doc["memory"])
+    doc = _doc(case)
     doc["memory"][1] = {k: v for k, v in doc["memory"][1].items() if k not in ("capacity_bytes", "partition")}
     unbounded = simulate(load_arch(doc), layer).layers[0]
     doc["compute"]["staging"] = "pipeline"
