@@ -68,12 +68,6 @@ def peer_results(peers: dict, net: str, name: str) -> dict:
             for p in PEERS if (v := rows[name].get(p) or {}).get("edp")}
 
 
-def peer_best(peers: dict, net: str, name: str) -> tuple[str, dict] | None:
-    """The peer result of least EDP for a layer, if the peers' run has it."""
-    done = peer_results(peers, net, name)
-    return min(done.items(), key=lambda kv: kv[1]["edp"]) if done else None
-
-
 def _touched(size: int, filt: int, stride: int, out: int) -> int:
     """Input rows (or columns) a convolution reads: a stride past the filter skips the rows between."""
     return min(size, out * filt if stride >= filt else (out - 1) * stride + filt)
@@ -91,10 +85,9 @@ def compulsory_cycles(arch, layer) -> float:
             layer.ifmap_w, layer.filt_w, layer.stride_w, f)
     else:
         inputs = g.m * g.k
-    count = getattr(g, "count", 1)
-    reads = (inputs + g.k * g.n) * count
-    writes = g.m * g.n * count
-    return max(g.m * g.n * g.k * count / (c.rows * c.cols), reads / dram.bandwidth,
+    reads = (inputs + g.k * g.n) * g.count
+    writes = g.m * g.n * g.count
+    return max(g.m * g.n * g.k * g.count / (c.rows * c.cols), reads / dram.bandwidth,
                writes / (dram.write_bandwidth or dram.bandwidth))
 
 
