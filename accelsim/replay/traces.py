@@ -105,12 +105,14 @@ def summarize(table: pa.Table) -> list[dict]:
     merged = merge_runs(table)
     dense = {_dense_key(r): r["time_s"] for r in merged.values() if r["kernel"] == "gemm"}
     out = []
-    for r in sorted(merged.values(), key=lambda r: (str(r["device_name"]), r["backend"], row_label(r))):
+    labelled = sorted(((row_label(r), r) for r in merged.values()),
+                      key=lambda lr: (str(lr[1]["device_name"]), lr[1]["backend"], lr[0]))
+    for label, r in labelled:
         t = r["time_s"]
         d = dense.get(_dense_key(r))
         out.append(
             {
-                "config": row_label(r),
+                "config": label,
                 "kernel": r["kernel"],
                 "backend": r["backend"],
                 "device": r["device_name"],
