@@ -16,8 +16,9 @@ closed forms from the layer's dimensions and the rules the model documents:
   metadata decode, each issued MAC one index select; a kept value takes 1 byte + ⌈log2 M⌉ bits.
   TASD: one pass per term; with TASD units the dense operand and the outputs stay on chip after the
   first pass, and the units extract M·⌈K/m⌉ blocks per term.
-- The engine: a tile's load and write-back are its MAC share of the slowest level's transfer time,
-  rounded up; reads and writes use separate channels. With T identical tiles the double-buffered
+- The engine: a tile's load and write-back are its MAC share of the slowest level's transfer time
+  (the channels stream, so only the layer's end is rounded up to a whole cycle); reads and writes use
+  separate channels. With T identical tiles the double-buffered
   pipeline runs at its slowest stage: ``cycles = L + C + S + (T − 1)·max(L, C, S)``.
 
 The same holds for a small tensor-core arch (8 SMs, ``TC_YAML``): waves, the split-K choice and its fp32
@@ -126,8 +127,8 @@ def transfer(rd, wr, bw=None):
 
 
 def pipeline(tiles: int, compute: float, load_all: float, store_all: float) -> float:
-    load, store = math.ceil(load_all / tiles), math.ceil(store_all / tiles)
-    return load + compute + store + (tiles - 1) * max(load, compute, store)
+    load, store = load_all / tiles, store_all / tiles
+    return math.ceil(load + compute + store + (tiles - 1) * max(load, compute, store))
 
 
 def fold() -> int:

@@ -43,7 +43,7 @@ def test_os_stationary_outputs_write_once_and_stream_operands():
 def test_compute_bound_layer_has_only_fill_and_drain_stalls():
     arch = load_arch("systolic_ws_32x32", AMPLE)
     r = simulate(arch, Gemm("g", 512, 256, 256)).layers[0]
-    assert r.stall_cycles <= 2  # first load and last write-back, rounded up to whole cycles
+    assert r.stall_cycles <= 2  # first load and last write-back, the layer's end rounded up to a whole cycle
     assert r.cycles == r.compute_cycles + r.stall_cycles
 
 

@@ -94,3 +94,12 @@ def test_huge_layer_costs_what_a_small_one_does():
     assert timing.compute_cycles == folds * (2 * 32 + 32 + 64 - 2)
     assert mp.tiles == folds and len(mp.groups) <= 3
     assert peak < 5e6 and elapsed < 5.0  # generous: a bound on growth, not a benchmark
+
+
+def test_transfers_stream_and_only_the_layer_end_is_rounded():
+    """Three tiles each loading 2.5 cycles of bytes, computing 1: by hand, loads end at 2.5, 5 and 7.5
+    (the channel streams), computes at 3.5, 6 and 8.5, so the layer takes 9 cycles; whole-cycle
+    transfers per tile would take 10."""
+    mp = _mapping([TileGroup(3, 1.0, 1.0)], 7.5, 0.0)
+    for timing in (run_mapping(ONE_LEVEL, mp), simulate_tiles(ONE_LEVEL, mp)):
+        assert (timing.cycles, timing.compute_cycles, timing.stall_cycles) == (9.0, 3.0, 6.0)

@@ -49,34 +49,51 @@ ROLES = {"ws": ("k", "n", "m"), "os": ("m", "n", "k"), "is": ("k", "m", "n")}
 DIMS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
 
 
-def walk(order, tile, size, eb=1):
-    """Backing-store traffic of a GEMM tiled by ``tile`` with loops in ``order`` (outer first), by
-    running the loop nest: one resident tile per operand, fetched when the tile in use changes;
-    an output tile evicted is written back, and read again when a later tile needs its partial sums."""
-    counts = {d: -(-size[d] // tile[d]) for d in "mkn"}
-    ext = lambda d, i: min(tile[d], size[d] - i * tile[d])
+def serpentine(counts):
+    """Every index of the loops ``counts`` (outer first), each loop running backwards when the loops
+    outside it have stepped an odd number of times: a boustrophedon walk."""
+    for idx in itertools.product(*(range(c) for c in counts)):
+        out, steps = [], 0
+        for i, c in zip(idx, counts):
+            out.append(c - 1 - i if steps % 2 else i)
+            steps = steps * c + i
+        yield tuple(out)
+
+
+def walk_nest(order, counts, volume):
+    """Backing-store traffic of a tiled layer with loops in ``order`` (outer first; ``counts`` tiles per
+    dimension), by running the loop nest serpentine: one resident tile per operand, fetched when the
+    tile in use changes; an output tile evicted is written back, and read again when a later tile
+    needs its partial sums. ``volume(op, at)``: bytes of ``op``'s tile at tile indices ``at``."""
     resident = dict.fromkeys(DIMS)
     seen = set()
     reads = dict.fromkeys(DIMS, 0)
     writes = 0
-    for idx in itertools.product(*(range(counts[d]) for d in order)):
+    for idx in serpentine([counts[d] for d in order]):
         at = dict(zip(order, idx))
         for op, ds in DIMS.items():
             tid = tuple(at[d] for d in ds)
             if resident[op] == tid:
                 continue
-            vol = math.prod(ext(d, at[d]) for d in ds) * eb
+            vol = volume(op, at)
             if op == "output":
                 if resident[op] is not None:
-                    writes += math.prod(ext(d, i) for d, i in zip(ds, resident[op])) * eb
+                    writes += volume(op, dict(zip(ds, resident[op])))
                 if tid in seen:
                     reads[op] += vol
                 seen.add(tid)
             else:
                 reads[op] += vol
             resident[op] = tid
-    writes += math.prod(ext(d, i) for d, i in zip(DIMS["output"], resident["output"])) * eb
+    writes += volume("output", dict(zip(DIMS["output"], resident["output"])))
     return reads, writes
+
+
+def walk(order, tile, size, eb=1):
+    """:func:`walk_nest` of a GEMM tiled by ``tile``."""
+    counts = {d: -(-size[d] // tile[d]) for d in "mkn"}
+    ext = lambda d, i: min(tile[d], size[d] - i * tile[d])
+    return walk_nest(order, counts, lambda op, at: math.prod(ext(d, at[d]) for d in DIMS[op]) * eb)
 
 
 def fold_groups(dataflow, rows, cols, tile, size):
@@ -124,24 +141,51 @@ def test_searched_gemm_matches_a_walk_of_its_nest(dataflow, m, n, k):
             assert mp.reads["sram"][op] == moved
 
 
-def test_pointwise_and_window_conv_traffic_by_hand():
-    """A 3×3 conv keeps its halo: an oy-row tile fetches (oy−1)·stride + 3 input rows, not 3·oy."""
+def ranges(size: int, tile: int) -> list[range]:
+    return [range(i, min(i + tile, size)) for i in range(0, size, tile)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(dataflow=st.sampled_from(["ws", "os", "is"]), batch=st.integers(1, 2), oy=st.integers(1, 7),
+       ox=st.integers(1, 7), f=st.sampled_from([1, 3]), stride=st.integers(1, 2), c=st.integers(1, 9),
+       kout=st.integers(1, 9))
+def test_searched_conv_matches_a_walk_of_its_window(dataflow, batch, oy, ox, f, stride, c, kout):
+    """A convolution's traffic is its window's: each pixel tile fetches the input rows and columns its
+    outputs' windows touch (neighbours share them, a long stride skips some), counted here from the
+    index sets, over a serpentine walk of the searched nest."""
+    arch = tiny(dataflow)
+    w = Window(batch, oy, ox, f, f, stride, stride)
+    mp = search_gemm(arch, "c", batch * oy * ox, kout, c * f * f, "int8", window=w)
+    tile = mp.nest["nest"][1]["tile"]
+    if mp.nest["problem"]["kind"] == "gemm":  # one output pixel: a GEMM
+        tile = {"pixels": tile["m"], "c": tile["k"], "kout": tile["n"]}
+    touched = lambda outs: len({o * stride + j for o in outs for j in range(f)})
+    if "pixels" in tile:        # a run of pixels across rows (pointwise): one input pixel per output
+        pixels = [(len(r), len(r)) for r in ranges(batch * oy * ox, tile["pixels"])]
+    else:
+        pixels = [(len(b) * len(y) * len(x), len(b) * touched(y) * touched(x))
+                  for b, y, x in itertools.product(ranges(batch, tile["b"]), ranges(oy, tile["oy"]), ranges(ox, tile["ox"]))]
+    chans, filters = ranges(c, tile["c"]), ranges(kout, tile["kout"])
+    volume = {"input": lambda at: pixels[at["m"]][1] * len(chans[at["k"]]),
+              "weight": lambda at: len(chans[at["k"]]) * f * f * len(filters[at["n"]]),
+              "output": lambda at: pixels[at["m"]][0] * len(filters[at["n"]])}
+    reads, writes = walk_nest(mp.loop_order, {"m": len(pixels), "k": len(chans), "n": len(filters)},
+                              lambda op, at: volume[op](at))
+    assert mp.reads["dram"]["input"] == reads["input"]
+    assert mp.reads["dram"]["weight"] == reads["weight"]
+    assert mp.reads["dram"]["output"] == reads["output"]
+    assert mp.writes["dram"]["output"] == writes
+
+
+def test_a_window_tile_keeps_its_halo():
+    """A 3×3 conv's oy-row tile fetches (oy−1)·stride + 3 input rows, not 3·oy."""
     arch = load_arch("systolic_ws_32x32")
-    layer = Conv("c", 30, 30, 3, 3, 32, 64)            # 28×28 outputs, K = 288, N = 64
     mp = search_gemm(arch, "c", 784, 64, 288, "int8", window=Window(1, 28, 28, 3, 3, 1, 1))
-    nest = mp.nest["nest"]
-    tile = nest[1]["tile"]
     assert mp.nest["problem"]["kind"] == "conv"
-    rows = -(-28 // tile["oy"])
-    in_rows = sum(min(tile["oy"], 28 - i * tile["oy"]) + 2 for i in range(rows))
-    cols = -(-28 // tile["ox"])
-    in_cols = sum(min(tile["ox"], 28 - i * tile["ox"]) + 2 for i in range(cols))
-    refetch = 1
-    loops = [d for d, _ in nest[0]["loops"]]
-    if "kout" in loops and any(d in loops[loops.index("kout") + 1:] for d in ("oy", "ox", "c")):
-        refetch = -(-64 // tile["kout"])
-    assert mp.reads["dram"]["input"] == in_rows * in_cols * 32 * refetch
-    assert layer.as_gemm().k == 288
+    tile = mp.nest["nest"][1]["tile"]
+    in_rows = sum(len(r) + 2 for r in ranges(28, tile["oy"]))
+    in_cols = sum(len(r) + 2 for r in ranges(28, tile["ox"]))
+    assert mp.reads["dram"]["input"] >= in_rows * in_cols * 32 > 28 * 28 * 32
 
 
 @functools.lru_cache(maxsize=None)

@@ -74,12 +74,14 @@ def _mapping_table(report: Report) -> None:
         for i, part in enumerate(m.get("passes", [m])):
             levels = part["nest"]
             tile = levels[1].get("tile", {})
-            rows.append([l.name + (f".t{i}" if "passes" in m else ""), f"{levels[0]['level']}: {_loops(levels[0].get('loops', []))}",
+            rows.append([l.name + (f".t{i}" if "passes" in m else ""), f"{levels[0]['level']}: {_loops(levels[0].get('loops', []))}"
+                         + (f" ({levels[0]['walk']})" if "walk" in levels[0] else ""),
                          " ".join(f"{d}={t}" for d, t in tile.items()), _loops(levels[1].get("loops", [])),
                          _loops(levels[2].get("spatial", [])) + " / " + _loops(levels[2].get("loops", []))
                          if len(levels) > 2 else f"split_k {levels[0].get('split_k', 1)}"])
     if rows:
-        print_table("mapping per layer (loops outer → inner as dimension and trip count)",
+        print_table("mapping per layer (loops outer → inner as dimension and trip count; a serpentine walk runs "
+                    "each loop back when the loop outside it steps)",
                     ["layer", "backing store loops", "on-chip tile", "folds over the tile", "array spatial / streamed"],
                     rows)
     else:

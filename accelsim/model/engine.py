@@ -55,9 +55,18 @@ def _transfer_time(arch: ArchConfig, mapping: Mapping) -> tuple[float, float]:
     return load, store
 
 
+#: Transfers are timed in steps of 1/STEPS cycle: a channel streams tile after tile, so only the
+#: layer's end is rounded to a whole cycle, and dyadic steps keep every sum exact in floating point.
+STEPS = 1024
+
+
+def _fluid(cycles: float) -> float:
+    return math.ceil(cycles * STEPS) / STEPS
+
+
 @dataclass(frozen=True)
 class _Tile:
-    """One tile's load, compute and write-back cycles (transfers rounded up to whole cycles)."""
+    """One tile's load, compute and write-back cycles (transfers in steps of 1/:data:`STEPS` cycle)."""
 
     load: float
     compute: float
@@ -67,9 +76,7 @@ class _Tile:
 def _tile(g: TileGroup, total_macs: float, load_all: float, store_all: float) -> _Tile:
     """A tile moves its share of the layer's bytes, in proportion to its MACs."""
     share = g.macs / total_macs
-    return _Tile(math.ceil(share * load_all) if share * load_all else 0,
-                 g.compute_cycles,
-                 math.ceil(share * store_all) if share * store_all else 0)
+    return _Tile(_fluid(share * load_all), g.compute_cycles, _fluid(share * store_all))
 
 
 def _plan(arch: ArchConfig, mapping: Mapping):
@@ -133,7 +140,7 @@ def simulate_tiles(arch: ArchConfig, mapping: Mapping) -> LayerTiming:
     env.process(compute())
     finish = env.process(writer())
     env.run(until=finish)
-    cycles = float(env.now)
+    cycles = float(math.ceil(env.now))
     return LayerTiming(cycles, compute_total, cycles - compute_total)
 
 
@@ -230,5 +237,5 @@ def run_mapping(arch: ArchConfig, mapping: Mapping) -> LayerTiming:
     for body, times in _plan(arch, mapping):
         s, w = _repeat(s, w, body, times)
         compute_total += times * sum(t.compute * n for t, n in body)
-    cycles = float(max(w, s[1]))
+    cycles = float(math.ceil(max(w, s[1])))
     return LayerTiming(cycles, compute_total, cycles - compute_total)

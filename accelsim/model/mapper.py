@@ -139,6 +139,9 @@ _OPERANDS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
 _IRRELEVANT = {"input": "n", "weight": "m", "output": "k"}
 
 
+#: What :func:`_ends` gives of a dimension's tiles, in order.
+_END_NAMES = ("first", "last", "even", "odd")
+
 #: Dimensions up to this size try every tile length; longer ones drop the dominated lengths.
 EVERY_LENGTH_UP_TO = 16
 
@@ -193,6 +196,29 @@ class _Dim:
     extent: int         # sum of extents (the dimension's size as the array sees it)
     footprint: float    # largest tile's footprint factor (input window rows × cols for pixels)
     fetched: float      # footprint factors summed over the tiles
+    ends: tuple         # :func:`_ends` of the tiles' footprint factors, in traversal order
+    ends_px: tuple      # the same of their output pixels (pixels only; else ``ends``)
+
+
+def _ends(*factors: list[tuple[float, int]]) -> tuple[float, float, float, float]:
+    """(first, last, sum at even positions, sum at odd positions) of the tiles of a dimension whose
+    tile volume is the product of ``factors``, each a run-length list (value, how many) in order,
+    outermost first: what a serpentine walk keeps on chip when it turns at either end."""
+    first = last = total = alt = 1.0
+    inner = 1
+    for runs in reversed(factors):
+        f_total = f_alt = 0.0
+        sign = 1.0
+        for v, c in runs:
+            f_total += v * c
+            f_alt += sign * v * (c % 2)
+            sign *= (-1.0) ** c
+        # a position's parity sums its factors' indices, each weighted by the tiles inside it
+        first, last = first * runs[0][0], last * runs[-1][0]
+        alt *= f_alt if inner % 2 else f_total
+        total *= f_total
+        inner *= sum(c for _, c in runs)
+    return first, last, (total + alt) / 2, (total - alt) / 2
 
 
 def _pixel_dims(w: Window, align: int) -> list[_Dim]:
@@ -212,8 +238,10 @@ def _pixel_dims(w: Window, align: int) -> list[_Dim]:
         for (lb, cb), (ly, cy), (lx, cx) in itertools.product(sb, sy, sx):
             pieces[lb * ly * lx] = pieces.get(lb * ly * lx, 0) + cb * cy * cx
         fetched = w.batch * sum(rows(l) * c for l, c in sy) * sum(cols(l) * c for l, c in sx)
+        window_runs = [(lb, cb) for lb, cb in sb], [(rows(ly), cy) for ly, cy in sy], [(cols(lx), cx) for lx, cx in sx]
         out.append(_Dim({"b": b, "oy": y, "ox": x}, sum(pieces.values()), tuple(sorted(pieces.items(), reverse=True)),
-                        w.batch * w.oy * w.ox, float(b * rows(y) * cols(x)), float(fetched)))
+                        w.batch * w.oy * w.ox, float(b * rows(y) * cols(x)), float(fetched),
+                        _ends(*window_runs), _ends(sb, sy, sx)))
     total = w.batch * w.oy * w.ox
     if w.ox > 1 and w.fy == w.fx == 1:
         # A pointwise convolution reads one input pixel per output pixel, so a run of pixels that
@@ -221,7 +249,8 @@ def _pixel_dims(w: Window, align: int) -> list[_Dim]:
         shapes = {d.tile["b"] * d.tile["oy"] * d.tile["ox"] for d in out}
         for t in (t for t in _tiles(total, 1, side) if t not in shapes):
             sp = _split(total, t)
-            out.append(_Dim({"pixels": t}, sum(c for _, c in sp), tuple(sp), total, float(t), float(total)))
+            out.append(_Dim({"pixels": t}, sum(c for _, c in sp), tuple(sp), total, float(t), float(total),
+                            _ends(sp), _ends(sp)))
     return out
 
 
@@ -232,7 +261,7 @@ def _channel_dims(c_size: int, window: int, k_exec_ratio: float, side: int | Non
         sp = _split(c_size, t)
         pieces = tuple((max(1, math.ceil(l * window * k_exec_ratio)), c) for l, c in sp)
         out.append(_Dim({"c": t}, sum(c for _, c in sp), pieces, sum(e * c for e, c in pieces),
-                        float(t), float(c_size)))
+                        float(t), float(c_size), _ends(sp), _ends(sp)))
     return out
 
 
@@ -240,7 +269,7 @@ def _filter_dims(n_size: int, side: int | None) -> list[_Dim]:
     out = []
     for t in _tiles(n_size, 1, side):
         sp = _split(n_size, t)
-        out.append(_Dim({"n": t}, sum(c for _, c in sp), tuple(sp), n_size, float(t), float(n_size)))
+        out.append(_Dim({"n": t}, sum(c for _, c in sp), tuple(sp), n_size, float(t), float(n_size), _ends(sp), _ends(sp)))
     return out
 
 
@@ -295,6 +324,10 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
                  "folds": np.asarray([sum(n_ for _, n_ in ch) for ch in chunk[a]], float),
                  "first": np.asarray([ch[0][0] for ch in chunk[a]], float),
                  "last": np.asarray([ch[-1][0] for ch in chunk[a]], float)} for a in axes}
+    for a in axes:
+        for view, attr in (("v", "ends"), ("p", "ends_px")):
+            ends = np.asarray([getattr(d, attr) for d in dims[a]], float)
+            table[a].update({view + end: ends[:, i] for i, end in enumerate(_END_NAMES)})
     # Fold cycles along the stream: all of a tile's folds, its first and its last one; the layer's one
     # fill and drain (double-buffered PEs) comes on top.
     fold = functools.partial(systolic_fold_cycles, c)
@@ -324,6 +357,30 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
         g["fetched", "weight"], g["fetched", "output"] = float(k * n) * eb * count, size_out
         return g
 
+    unit = {"input": eb * count, "weight": eb * count * window, "output": eb * count}
+
+    def kept(order, op, g):
+        """Elements of ``op`` a serpentine walk keeps on chip where the loop over the dimension it
+        does not depend on steps: the loops inside it turn back, so the tile in use is used next.
+        At a turn they stand at their last tile after a forward pass and their first after a
+        backward one; a loop's direction is the parity of the steps of the loops outside it."""
+        irr = _IRRELEVANT[op]
+        at = order.index(irr)
+        if at == 2:
+            return 0.0
+        end = lambda a, e: g[("p" if op == "output" else "v") + e, a]
+        turns = g["count", irr] - 1
+        fwd, back = np.ceil(turns / 2), np.floor(turns / 2)
+        if at == 0:
+            a, b = order[1:]
+            return np.where(g["count", a] % 2 == 0, end(b, "first") * (fwd * end(a, "last") + back * end(a, "first")),
+                            fwd * end(a, "last") * end(b, "last") + back * end(a, "first") * end(b, "first"))
+        a, b = order[0], order[2]
+        same = fwd * end(b, "last") + back * end(b, "first")
+        flipped = fwd * end(b, "first") + back * end(b, "last")
+        return np.where(turns % 2, (end(a, "even") + end(a, "odd")) * same,
+                        end(a, "even") * same + end(a, "odd") * flipped)
+
     def closed_forms(order, g, size):
         """Traffic per level and operand, and the bound on the objective, of ``size`` candidates
         gathered in ``g``, in one loop order."""
@@ -337,7 +394,8 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
             for a in order[order.index(irr) + 1:]:
                 if a in ds:
                     refetch |= g["count", a] > 1
-            moved = 0.0 if op in exe.stationary else g["fetched", op] * np.where(refetch, g["count", irr], 1.0)
+            moved = 0.0 if op in exe.stationary else np.where(
+                refetch, g["fetched", op] * g["count", irr] - kept(order, op, g) * unit[op], g["fetched", op])
             if op == "output":
                 # Evicted partial sums go out and come back; the last write is the result.
                 back = moved - size_out if partial_out else 0.0
@@ -353,8 +411,8 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
             load = np.maximum(load, (rd[l.name]["input"] + rd[l.name]["weight"]) / l.bandwidth)
             store = np.maximum(store, (wr[l.name]["output"] + rd[l.name]["output"]) / (l.write_bandwidth or l.bandwidth))
         total_macs = g["extent", row] * g["extent", col] * g["extent", stream] * count
-        fill = np.ceil(load * (g["first", row] * g["first", col] * g["first", stream] / total_macs))
-        drain = np.ceil(store * (g["last", row] * g["last", col] * g["last", stream] / total_macs))
+        fill = load * (g["first", row] * g["first", col] * g["first", stream] / total_macs)
+        drain = store * (g["last", row] * g["last", col] * g["last", stream] / total_macs)
         compute = g["compute"]
         # the last fold's store overlaps the layer's one fill (a tile of no bytes after it)
         cyc = np.maximum(np.maximum(compute, load + g["fold_last", stream] + drain),
@@ -386,7 +444,8 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
     def search(sel):
         """Branch and bound over candidates ``sel`` in every order, from the incumbent ``best``."""
         nonlocal best
-        g = gather(sel, "count", "extent", "first", "last", "fold_first", "fold_last")
+        g = gather(sel, "count", "extent", "first", "last", "fold_first", "fold_last",
+                   *(view + end for view in "vp" for end in _END_NAMES))
         forms = [closed_forms(o, g, len(sel)) for o in orders]
         bound = np.concatenate([f[2] for f in forms])
         below = np.flatnonzero(bound < best[0][0]) if best is not None else np.arange(bound.size)
@@ -476,7 +535,7 @@ def _systolic_nest(arch, order, choice: dict, w: Window, m, n, k) -> dict:
         else:
             inner_loops.append([nm, math.ceil(tile_of[a] / side[a])])
     return {"problem": problem, "nest": [
-        {"level": arch.memory[0].name, "loops": outer_loops},
+        {"level": arch.memory[0].name, "loops": outer_loops, "walk": "serpentine"},
         {"level": arch.memory[1].name, "tile": {nm: t for a in ("m", "k", "n") for nm, _, t in names[a]},
          "loops": inner_loops},
         {"level": "array", "spatial": [[row, c.rows], [col, c.cols]], "loops": [[stream, tile_of[stream]]]},
