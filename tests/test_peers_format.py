@@ -211,3 +211,19 @@ def test_stated_on_chip_tile_wins_over_ceil_and_must_match_the_counts():
     doc["nest"][1]["tile"]["k"] = 100
     with pytest.raises(fb.FeedbackError, match=r"nest\[1\].tile.k: 100"):
         fb.parse(doc)
+
+
+def test_count_scales_the_peers_figures_and_kept_bytes_pass_through(monkeypatch):
+    """A layer of 12 identical GEMMs is one problem for the peers: their cycles and energy times 12, EDP times
+    144; the bytes accelsim's serpentine walk kept are passed on to reconcile with the peers' raster walk."""
+    doc = json.loads((EXAMPLES / "gemm_512x768x768_tiled.json").read_text())
+    doc["problem"]["count"] = 12
+    doc["nest"][0]["kept"] = {"input": 4096.0}
+    m = fb.parse(doc)
+    monkeypatch.setattr(fb, "_peer", lambda envs, req: {"cycles": 7.0, "energy_pj": 5.0, "edp": 35.0})
+    out = fb.feedback(m, ["accelforge"], "unused")
+    assert (out["accelforge"]["cycles"], out["accelforge"]["energy_pj"], out["accelforge"]["edp"]) == (84.0, 60.0, 5040.0)
+    assert out["count"] == 12 and out["kept"] == {"input": 4096.0}
+    doc["problem"]["count"] = 0
+    with pytest.raises(fb.FeedbackError, match="problem.count"):
+        fb.parse(doc)

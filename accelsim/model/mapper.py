@@ -386,6 +386,7 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
         gathered in ``g``, in one loop order."""
         rd = {lvl.name: {} for lvl in arch.memory}
         wr = {lvl.name: {} for lvl in arch.memory}
+        saved = {}
         for op, ds in _OPERANDS.items():
             # Backing-store fetches: a tile is fetched again when a loop over a dimension it does
             # not depend on sits outside a loop (of more than one trip) over one it does.
@@ -394,8 +395,9 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
             for a in order[order.index(irr) + 1:]:
                 if a in ds:
                     refetch |= g["count", a] > 1
+            saved[op] = 0.0 if op in exe.stationary else np.where(refetch, kept(order, op, g) * unit[op], 0.0)
             moved = 0.0 if op in exe.stationary else np.where(
-                refetch, g["fetched", op] * g["count", irr] - kept(order, op, g) * unit[op], g["fetched", op])
+                refetch, g["fetched", op] * g["count", irr], g["fetched", op]) - saved[op]
             if op == "output":
                 # Evicted partial sums go out and come back; the last write is the result.
                 back = moved - size_out if partial_out else 0.0
@@ -421,7 +423,8 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
         dyn = mac_e + sum(rd[l.name][op] * l.read_pj_per_byte + wr[l.name][op] * l.write_pj_per_byte
                           for l in arch.memory for op in _OPERANDS)
         full = lambda d: {l: {op: np.broadcast_to(v, (size,)) for op, v in ops.items()} for l, ops in d.items()}
-        return full(rd), full(wr), _key(objective, cyc, dyn + leak * cyc)[0]
+        kept_out = {op: np.broadcast_to(v * scale(outer, op), (size,)) for op, v in saved.items()}
+        return full(rd), full(wr), _key(objective, cyc, dyn + leak * cyc)[0], kept_out
 
     # A bound that holds in every loop order (each operand fetched once), to drop most candidates
     # before the per-order forms: every order of the first few candidates gives an incumbent.
@@ -465,6 +468,9 @@ def _search_systolic(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Ex
                 continue
             mp = _build_systolic(arch, orders[o], {a: dims[a][idx[a][i]] for a in axes},
                                  {a: chunk[a][idx[a][i]] for a in axes}, m, n, k, dtype, count, exe, reads, writes, w)
+            kept_bytes = {op: float(v[local]) for op, v in forms[o][3].items() if v[local]}
+            if kept_bytes:  # what the serpentine walk did not fetch again, in backing-store bytes
+                mp.nest["nest"][0]["kept"] = kept_bytes
             costed[same] = key = _key(objective, *cost(arch, mp))
             if best is None or key < best[0]:
                 best = (key, mp)
@@ -505,6 +511,8 @@ def _build_systolic(arch, order, choice: dict, folds: dict, m, n, k, dtype, coun
                  mapping_efficiency=eff, macs=dense_macs, effectual_macs=dense_macs * exe.effectual,
                  reads=reads, writes=writes, issued_macs=float(m * n * k_run * count), actions=dict(exe.actions))
     mp.nest = _systolic_nest(arch, order, choice, w, m, n, k)
+    if count > 1:
+        mp.nest["problem"]["count"] = count
     return mp
 
 

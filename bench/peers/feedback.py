@@ -110,8 +110,12 @@ def parse(doc) -> dict:
         else ["input", "weight", "output"]
     if sorted(keep) != ["input", "output", "weight"]:
         raise FeedbackError(f"keep.sram: the peers' models keep every operand in its SRAM, got {keep!r}")
+    count = prob.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise FeedbackError(f"problem.count: expected a positive integer (identical GEMMs run one after another), got {count!r}")
     out = {"kind": kind, "dims": {d: dims[d] for d in names}, "stride": stride, "dram": dram, "sram": sram,
-           "stream": stream[0][1], "tile": _given_tile(nest[1].get("tile"), dims, dram)}
+           "stream": stream[0][1], "tile": _given_tile(nest[1].get("tile"), dims, dram), "count": count,
+           "kept": nest[0].get("kept", {})}
     _check_fold(out)
     return out
 
@@ -261,8 +265,11 @@ def _peer(envs: str, request: dict) -> dict:
 
 
 def feedback(m: dict, peers, envs: str) -> dict:
-    """Each peer's cycles and dynamic energy (pJ) for the parsed mapping, with what it was given."""
-    out = {"problem": {"kind": m["kind"], "dims": m["dims"], "stride": m["stride"]}}
+    """Each peer's cycles and dynamic energy (pJ) for the parsed mapping, with what it was given: one problem
+    evaluated, times ``count`` when the layer runs that many in a row. The peers walk their loops in raster
+    order; ``kept`` are the bytes accelsim's serpentine walk does not fetch again (the difference expected)."""
+    out = {"problem": {"kind": m["kind"], "dims": m["dims"], "stride": m["stride"]}, "count": m["count"],
+           "kept": m["kept"]}
     problem = out["problem"]
     for peer in peers:
         try:
@@ -274,7 +281,11 @@ def feedback(m: dict, peers, envs: str) -> dict:
         except FeedbackError as e:
             out[peer] = {"error": f"cannot express: {e}"}
             continue
-        out[peer] = {**_peer(envs, {"peer": peer, "problem": problem, **given}), "given": given}
+        got = _peer(envs, {"peer": peer, "problem": problem, **given})
+        for key in ("cycles", "energy_pj", "edp"):
+            if key in got:
+                got[key] *= m["count"] ** (2 if key == "edp" else 1)
+        out[peer] = {**got, "given": given}
     return out
 
 
