@@ -269,7 +269,7 @@ def test_dropping_dominated_lengths_on_small_memory_bound_arrays(dataflow, shape
     store (where that matters most) it stays within 8 % of the exhaustive optimum (7.5 % seen)."""
     import accelsim.model.mapper as mapper
 
-    monkeypatch.setattr(mapper, "EVERY_LENGTH_UP_TO", 0)
+    monkeypatch.setattr(mapper.tiles, "EVERY_LENGTH_UP_TO", 0)
     monkeypatch.setattr(mapper, "_CACHE", {})
     arch = tiny(dataflow, cap=64)
     for objective in ("edp", "latency", "energy"):
