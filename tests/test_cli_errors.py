@@ -38,6 +38,11 @@ CASES = {
     "zero bandwidth": (GOOD_ARCH.replace("bandwidth: 16", "bandwidth: 0"), [], ["memory.0.bandwidth", "0"]),
     "bad pattern": (GOOD_ARCH.replace("dataflow: ws", "dataflow: ws\n  sparsity: {patterns: ['2:4', '5:4']}"), [],
                     ["compute.sparsity.patterns", "5:4"]),
+    "bypass of the outermost level": (GOOD_ARCH.replace("bandwidth: 16}", "bandwidth: 16, bypass: [weight]}"), [],
+                                      ["memory.dram.bypass", "weight"]),
+    "bypass of no operand": (GOOD_ARCH.replace("bandwidth: 64}", "bandwidth: 64, bypass: [wieght]}"), [],
+                             ["memory.1.bypass", "wieght"]),
+    "bypass on tensor cores": (None, ["tensor_core", "memory.l2.bypass=[input]"], ["memory.*.bypass", "systolic"]),
 }
 
 
@@ -46,7 +51,8 @@ def test_bad_arch(cli, tmp_path, case):
     text, arch_args, needles = CASES[case]
     arch = arch_args[0] if arch_args else _arch(tmp_path, text)
     out = tmp_path / "out.json"
-    proc = cli("simulate", "--arch", arch, "--workload", "resnet50", "--out", str(out))
+    sets = [a for kv in arch_args[1:] for a in ("--set", kv)]
+    proc = cli("simulate", "--arch", arch, *sets, "--workload", "resnet50", "--out", str(out))
     assert_one_line_error(proc, *needles)
     assert not out.exists()
     assert list(tmp_path.glob(".out.json*")) == []

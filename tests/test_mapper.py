@@ -21,13 +21,15 @@ from accelsim.model.workload import Conv, Gemm, Sparsity
 from accelsim.model.workloads import bert_base, resnet50
 
 
-def tiny(dataflow: str, side: int = 4, cap: int = 96, bw: float = 2.0, buffers: int = 1):
-    """A side × side array with three ``cap``-byte partitions: small enough to enumerate."""
-    return load_arch("systolic_ws_32x32", {
+def tiny(dataflow: str, side: int = 4, cap: int = 96, bw: float = 2.0, buffers: int = 1, bypass: tuple = (),
+         sram_pj: float = 4.0):
+    """A side × side array with three ``cap``-byte partitions (``bypass``: operands with a path around
+    them; ``sram_pj`` their write price): small enough to enumerate."""
+    return load_arch("systolic_ws_32x32", {"memory.sram.bypass": list(bypass), "memory.sram.read_pj_per_byte": sram_pj - 1,
         "compute.rows": side, "compute.cols": side, "compute.dataflow": dataflow,
         "memory.dram.bandwidth": bw, "memory.sram.partition.input": cap, "memory.sram.partition.weight": cap,
         "memory.sram.partition.output": cap, "memory.sram.capacity_bytes": 3 * cap,
-        "memory.dram.write_pj_per_byte": 150.0, "memory.sram.write_pj_per_byte": 4.0,
+        "memory.dram.write_pj_per_byte": 150.0, "memory.sram.write_pj_per_byte": sram_pj,
         "compute.stationary_buffers": buffers, "compute.staging": "pipeline" if buffers == 2 else "scalesim",
     })
 
@@ -189,10 +191,12 @@ def test_a_window_tile_keeps_its_halo():
 
 
 @functools.lru_cache(maxsize=None)
-def optima(dataflow: str, m: int, n: int, k: int, buffers: int = 1) -> dict:
+def optima(dataflow: str, m: int, n: int, k: int, buffers: int = 1, bypass: tuple = (), sram_pj: float = 4.0) -> dict:
     """The least EDP, cycles and energy over every mapping of the GEMM mapspace on ``tiny(dataflow)``:
-    each mapping built here from the walk and the fold counts, costed by the engine and energy table."""
-    arch = tiny(dataflow, cap=64, buffers=buffers)
+    each mapping built here from the walk and the fold counts, costed by the engine and energy table.
+    Each subset of ``bypass`` streams past the buffer: no capacity to fit, and every fold moves its
+    slice of those operands (partial sums out and back) from DRAM."""
+    arch = tiny(dataflow, cap=64, buffers=buffers, bypass=bypass, sram_pj=sram_pj)
     c = arch.compute
     side = dict(zip(ROLES[c.dataflow][:2], (c.rows, c.cols)))
     size = {"m": m, "n": n, "k": k}
@@ -202,9 +206,10 @@ def optima(dataflow: str, m: int, n: int, k: int, buffers: int = 1) -> dict:
         return range(1, size[d] + 1)
 
     best = {"edp": math.inf, "latency": math.inf, "energy": math.inf}
-    for tm, tk, tn in itertools.product(tiles("m"), tiles("k"), tiles("n")):
+    around = [set(b) for r in range(len(bypass) + 1) for b in itertools.combinations(bypass, r)]
+    for (tm, tk, tn), skip in itertools.product(itertools.product(tiles("m"), tiles("k"), tiles("n")), around):
         tile = {"m": tm, "k": tk, "n": tn}
-        if any(math.prod(tile[d] for d in ds) > caps[op] for op, ds in DIMS.items()):
+        if any(math.prod(tile[d] for d in ds) > caps[op] for op, ds in DIMS.items() if op not in skip):
             continue
         folds = fold_groups(c.dataflow, c.rows, c.cols, tile, size)
         r, cc, s = ROLES[c.dataflow]
@@ -215,14 +220,17 @@ def optima(dataflow: str, m: int, n: int, k: int, buffers: int = 1) -> dict:
                for op, ds in DIMS.items()}
         for order in itertools.permutations("mkn"):
             rd, wr = walk(order, tile, size)
+            reads = {"dram": dict(rd), "sram": {"input": arr["input"], "weight": arr["weight"],
+                                                "output": arr["output"] - m * n + wr}}
+            writes = {"dram": {"input": 0, "weight": 0, "output": wr},
+                      "sram": {"input": rd["input"], "weight": rd["weight"], "output": arr["output"] + rd["output"]}}
+            for op in skip:
+                reads["sram"][op] = writes["sram"][op] = 0
+                reads["dram"][op] = arr[op] - (m * n if op == "output" else 0)
+                if op == "output":
+                    writes["dram"][op] = arr[op]
             mp = Mapping("g", m, n, k, "int8", tile, order, groups, 1.0, float(m * n * k), float(m * n * k),
-                         reads={"dram": {"input": rd["input"], "weight": rd["weight"], "output": rd["output"]},
-                                "sram": {"input": arr["input"], "weight": arr["weight"],
-                                         "output": arr["output"] - m * n + wr}},
-                         writes={"dram": {"input": 0, "weight": 0, "output": wr},
-                                 "sram": {"input": rd["input"], "weight": rd["weight"],
-                                          "output": arr["output"] + rd["output"]}},
-                         issued_macs=float(m * n * k))
+                         reads=reads, writes=writes, issued_macs=float(m * n * k))
             cycles = run_mapping(arch, mp).cycles
             actions = mapping_actions(arch, mp)
             actions["leakage.cycle"] = cycles
@@ -258,6 +266,44 @@ def test_search_equals_exhaustive_enumeration_with_double_buffered_pes(dataflow,
     search still finds the optimum; (3, 10, 11) has WS/IS streams shorter than the 4 rows."""
     assert searched(tiny(dataflow, cap=64, buffers=2), *shape, objective) == pytest.approx(
         optima(dataflow, *shape, buffers=2)[objective], rel=1e-12)
+
+
+@pytest.mark.parametrize("dataflow,bypass,shape,sram_pj,chosen", [
+    ("ws", ("weight",), (9, 10, 11), 4.0, ["weight"]),
+    ("os", ("input",), (9, 10, 11), 400.0, ["input"]),
+    ("is", ("output",), (9, 10, 11), 400.0, ["output"]),
+    ("ws", ("input", "weight", "output"), (5, 6, 7), 4.0, ["weight"]),
+    ("os", ("input", "weight", "output"), (5, 6, 7), 400.0, ["input", "output", "weight"])])
+@pytest.mark.parametrize("objective", ["energy", "edp"])
+def test_search_equals_exhaustive_enumeration_with_bypass(dataflow, bypass, shape, sram_pj, chosen, objective):
+    """Operands with a path around the buffer: each subset of them streamed past it is in the space, and
+    the search finds the enumeration's optimum (double-buffered PEs, as a TPU-like array would have). A
+    weight read once goes around a cheap buffer; with a buffer dearer than DRAM (400 pJ/B) everything
+    the arch lets around it does."""
+    arch = tiny(dataflow, cap=64, buffers=2, bypass=bypass, sram_pj=sram_pj)
+    mp = search_gemm(arch, "g", *shape, "int8", objective=objective)
+    assert searched(arch, *shape, objective) == pytest.approx(optima(dataflow, *shape, 2, bypass, sram_pj)[objective],
+                                                              rel=1e-12)
+    if objective == "edp" and dataflow == "is":
+        chosen = None   # partial sums at 2 B/cycle off chip cost more time than their energy saves
+    assert mp.nest["nest"][1].get("bypass") == chosen
+    for op in chosen or ():
+        assert mp.reads["sram"][op] == mp.writes["sram"][op] == 0
+
+
+def test_a_compressed_operand_around_the_buffer_moves_its_stored_bytes_per_fold():
+    """N:M weights stored compressed off chip (values plus metadata: 0.5625 of the dense bytes) streamed
+    past the buffer: every fold reads its compressed slice from DRAM, the buffer none of it."""
+    from accelsim.model.mapping import Exec
+
+    arch = tiny("ws", cap=64, buffers=2, bypass=("weight",), sram_pj=400.0)
+    mp = search_gemm(arch, "g", 9, 10, 11, "int8", exe=Exec(stored={"weight": 0.5625}, compressed_levels=("dram",)),
+                     objective="energy")
+    assert mp.nest["nest"][1]["bypass"] == ["weight"]
+    order, tile = nest_tile(mp)
+    folds = fold_groups("ws", 4, 4, tile, {"m": 9, "n": 10, "k": 11})
+    assert mp.reads["dram"]["weight"] == 0.5625 * sum(cnt * fr * fc for (fr, fc, _), cnt in folds.items())
+    assert mp.reads["sram"]["weight"] == mp.writes["sram"]["weight"] == 0
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])

@@ -226,7 +226,12 @@ class TensorCoreCompute(_Strict):
 
 
 class MemoryLevel(_Strict):
-    """One level of the hierarchy. ``bandwidth`` is bytes/cycle read out of this level towards compute."""
+    """One level of the hierarchy. ``bandwidth`` is bytes/cycle read out of this level towards compute.
+
+    ``bypass`` names operands with a path around this level (TPU v1's weights go from DRAM through a
+    FIFO into the array, not through its buffer): the mapper's search may stream them past it, each
+    fold moving its slice from the level outside. SCALE-Sim's fixed mapping keeps every operand in it.
+    """
 
     name: str
     capacity_bytes: _Bytes | None = None
@@ -236,6 +241,7 @@ class MemoryLevel(_Strict):
     write_pj_per_byte: _Pj = 0.0
     partition: dict[Literal["input", "weight", "output"], Annotated[int, Field(le=MAX_BYTES)]] | None = None
     area_mm2_per_mib: _Area = 0.0
+    bypass: tuple[Literal["input", "weight", "output"], ...] = ()
 
     @property
     def area_mm2(self) -> float:
@@ -363,6 +369,11 @@ class ArchConfig(_Strict):
         names = [lvl.name for lvl in self.memory]
         if len(set(names)) != len(names):
             raise ValueError(f"memory level names must be unique, got {names}")
+        if self.memory[0].bypass:
+            raise ValueError(f"memory.{names[0]}.bypass: the outermost level holds every operand; nothing goes "
+                             f"around it, got {list(self.memory[0].bypass)}")
+        if any(lvl.bypass for lvl in self.memory) and not isinstance(self.compute, SystolicCompute):
+            raise ValueError("memory.*.bypass: a path around a level is searched on systolic arrays only")
         for lvl in self.compute.sparsity.compressed_levels:
             if lvl not in names:
                 raise ValueError(f"compute.sparsity.compressed_levels names unknown level {lvl!r}")

@@ -38,8 +38,8 @@ _ROLES = {"ws": ("k", "n", "m"), "os": ("m", "n", "k"), "is": ("k", "m", "n")}
 _OPERANDS = {"input": ("m", "k"), "weight": ("k", "n"), "output": ("m", "n")}
 _IRRELEVANT = {"input": "n", "weight": "m", "output": "k"}
 
-def search(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Exec, objective: str,
-                     w: Window) -> Mapping:
+
+def search(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Exec, objective: str, w: Window) -> Mapping:
     c = arch.compute
     if len(arch.memory) != 2:
         raise ConfigError(f"arch {arch.name!r}: the mapper searches systolic arrays with two memory levels "
@@ -69,16 +69,19 @@ def search(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Exec, object
     fp = {a: per_dim("footprint", a) for a in axes}
     first_px = np.asarray([d.pieces[0][0] for d in dims["m"]], float)
     cap = {op: inner.capacity_for(op) / (eb * scale(inner, op)) for op in _OPERANDS}
-    ok_mk = np.outer(fp["m"], fp["k"]) <= cap["input"]
-    ok_kn = np.outer(fp["k"] * window, fp["n"]) <= cap["weight"]
-    ok_mn = np.outer(first_px, fp["n"]) <= cap["output"]
-    fits = ok_mk[:, :, None] & ok_kn[None, :, :] & ok_mn[:, None, :]
-    if not fits.any():
+    ok = {"input": (np.outer(fp["m"], fp["k"]) <= cap["input"])[:, :, None],
+          "weight": (np.outer(fp["k"] * window, fp["n"]) <= cap["weight"])[None, :, :],
+          "output": (np.outer(first_px, fp["n"]) <= cap["output"])[:, None, :]}
+    # Operands the buffer lets around it may stream between the backing store and the array instead
+    # (every fold moves its slice off chip); an operand a previous pass left on chip stays there.
+    around = [op for op in inner.bypass if op not in exe.stationary]
+    choices = [frozenset(b) for r in range(len(around) + 1) for b in itertools.combinations(around, r)]
+    grid = np.ones([len(dims[a]) for a in axes], dtype=bool)
+    fitting = {b: functools.reduce(np.logical_and, [ok[op] for op in _OPERANDS if op not in b], grid) for b in choices}
+    if not any(f.any() for f in fitting.values()):
         raise ConfigError(f"arch {arch.name!r}: no tile of layer {name!r} fits the on-chip buffer "
                           f"({', '.join(f'{op} {inner.capacity_for(op):g} B' for op in _OPERANDS)}); "
                           f"--mapper fixed streams what does not fit")
-    # Only the tiles that fit go on, as index triples into the per-dimension tables below.
-    idx = dict(zip(axes, np.nonzero(fits)))
     # The folds by shape: (extent, how many) per dimension — the array's chunks of each tile along
     # its rows and columns, the tiles themselves along the streamed dimension. The engine fills
     # before the first fold (largest extents) and drains after the last (smallest), each moving bytes
@@ -109,9 +112,10 @@ def search(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Exec, object
         v * action_energy(arch, a) for a, v in exe.actions.items())
     partial_out = "output" not in exe.stationary
 
-    def gather(sel, *names) -> dict:
-        """``names`` of candidates ``sel`` (None: all), with the compute cycles, the array's traffic per
-        operand (every fold moves its slice; im2col rows for the input) and the volumes fetched."""
+    def gather(idx, sel, *names) -> dict:
+        """``names`` of candidates ``sel`` (None: all) of the tiles ``idx``, with the compute cycles, the
+        array's traffic per operand (every fold moves its slice; im2col rows for the input) and the
+        volumes fetched."""
         at = {a: idx[a] if sel is None else idx[a][sel] for a in axes}
         g = {(nm, a): table[a][nm][at[a]] for nm in ("folds", *names) for a in axes if nm in table[a]}
         folds = {a: g["folds", a] for a in axes}
@@ -146,13 +150,22 @@ def search(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Exec, object
         return np.where(turns % 2, (end(a, "even") + end(a, "odd")) * same,
                         end(a, "even") * same + end(a, "odd") * flipped)
 
-    def closed_forms(order, g, size):
-        """Traffic per level and operand, and the bound on the objective, of ``size`` candidates
-        gathered in ``g``, in one loop order."""
+    def closed_forms(order, g, size, bypass):
+        """Traffic per level and operand, the bound on the objective and the bytes the serpentine walk
+        keeps, of ``size`` candidates gathered in ``g``, in one loop order, ``bypass`` going around the
+        buffer."""
         rd = {lvl.name: {} for lvl in arch.memory}
         wr = {lvl.name: {} for lvl in arch.memory}
         saved = {}
-        for op, ds in _OPERANDS.items():
+        for op in bypass:
+            # Every fold moves its slice between the backing store and the array (partial sums too).
+            arr, saved[op] = g["array", op], 0.0
+            rd[inner.name][op] = wr[inner.name][op] = 0.0
+            if op == "output":
+                wr[outer.name][op], rd[outer.name][op] = arr, arr - size_out
+            else:
+                rd[outer.name][op], wr[outer.name][op] = arr * scale(outer, op), 0.0
+        for op, ds in ((op, ds) for op, ds in _OPERANDS.items() if op not in bypass):
             # Backing-store fetches: a tile is fetched again when a loop over a dimension it does
             # not depend on sits outside a loop (of more than one trip) over one it does.
             irr = _IRRELEVANT[op]
@@ -191,30 +204,39 @@ def search(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Exec, object
         kept_out = {op: np.broadcast_to(v * scale(outer, op), (size,)) for op, v in saved.items()}
         return full(rd), full(wr), rank(objective, cyc, dyn + leak * cyc)[0], kept_out
 
-    # A bound that holds in every loop order (each operand fetched once), to drop most candidates
-    # before the per-order forms: every order of the first few candidates gives an incumbent.
-    g0 = gather(None)
-    compute = g0["compute"]
-    dyn0 = mac_e + sum(g0["array", op] * scale(inner, op) * inner.read_pj_per_byte for op in ("input", "weight"))
-    dyn0 = dyn0 + sum(0.0 if op in exe.stationary else g0["fetched", op] * (scale(outer, op) * outer.read_pj_per_byte
-                                                                           + scale(inner, op) * inner.write_pj_per_byte)
-                      for op in ("input", "weight"))
-    out_once = 0.0 if "output" in exe.stationary else size_out
-    dyn0 = dyn0 + out_once * (outer.write_pj_per_byte + inner.read_pj_per_byte) + g0["array", "output"] * (
-        inner.write_pj_per_byte + inner.read_pj_per_byte) - size_out * inner.read_pj_per_byte
-    lb0 = rank(objective, compute, dyn0 + leak * compute)[0]
-    del g0, compute, dyn0
+    def order_free_bound(idx, bypass):
+        """A bound that holds in every loop order (each operand fetched once), to drop most candidates
+        before the per-order forms."""
+        g0 = gather(idx, None)
+        dyn = mac_e
+        for op in ("input", "weight"):
+            if op in bypass:
+                dyn = dyn + g0["array", op] * scale(outer, op) * outer.read_pj_per_byte
+                continue
+            dyn = dyn + g0["array", op] * scale(inner, op) * inner.read_pj_per_byte
+            if op not in exe.stationary:
+                dyn = dyn + g0["fetched", op] * (scale(outer, op) * outer.read_pj_per_byte
+                                                 + scale(inner, op) * inner.write_pj_per_byte)
+        arr = g0["array", "output"]
+        if "output" in bypass:
+            dyn = dyn + arr * outer.write_pj_per_byte + (arr - size_out) * outer.read_pj_per_byte
+        else:
+            out_once = 0.0 if "output" in exe.stationary else size_out
+            dyn = dyn + out_once * (outer.write_pj_per_byte + inner.read_pj_per_byte) + arr * (
+                inner.write_pj_per_byte + inner.read_pj_per_byte) - size_out * inner.read_pj_per_byte
+        return rank(objective, g0["compute"], dyn + leak * g0["compute"])[0]
 
     orders = list(itertools.permutations(axes))
     best = None
     costed: dict = {}
 
-    def search(sel):
-        """Branch and bound over candidates ``sel`` in every order, from the incumbent ``best``."""
+    def search(idx, bypass, sel):
+        """Branch and bound over candidates ``sel`` of the tiles ``idx`` in every order, from the
+        incumbent ``best``."""
         nonlocal best
-        g = gather(sel, "count", "extent", "first", "last", "fold_first", "fold_last",
+        g = gather(idx, sel, "count", "extent", "first", "last", "fold_first", "fold_last",
                    *(view + end for view in "vp" for end in END_NAMES))
-        forms = [closed_forms(o, g, len(sel)) for o in orders]
+        forms = [closed_forms(o, g, len(sel), bypass) for o in orders]
         bound = np.concatenate([f[2] for f in forms])
         below = np.flatnonzero(bound < best[0][0]) if best is not None else np.arange(bound.size)
         for j in below[np.argsort(bound[below], kind="stable")]:
@@ -236,12 +258,20 @@ def search(arch: ArchConfig, name: str, m, n, k, dtype, count, exe: Exec, object
             kept_bytes = {op: float(v[local]) for op, v in forms[o][3].items() if v[local]}
             if kept_bytes:  # what the serpentine walk did not fetch again, in backing-store bytes
                 mp.nest["nest"][0]["kept"] = kept_bytes
+            if bypass:
+                mp.nest["nest"][1]["bypass"] = sorted(bypass)
             costed[same] = key = rank(objective, *cost(arch, mp))
             if best is None or key < best[0]:
                 best = (key, mp)
 
-    search(_smallest(lb0, 16))
-    search(np.flatnonzero(lb0 < best[0][0]))
+    # Only the tiles that fit go on, as index triples into the per-dimension tables; every choice of
+    # operands around the buffer gives an incumbent from its first few candidates, then the rest.
+    spaces = [(b, dict(zip(axes, np.nonzero(f)))) for b, f in fitting.items() if f.any()]
+    bounds = [order_free_bound(idx, b) for b, idx in spaces]
+    for (b, idx), lb in zip(spaces, bounds):
+        search(idx, b, _smallest(lb, 16))
+    for (b, idx), lb in zip(spaces, bounds):
+        search(idx, b, np.flatnonzero(lb < best[0][0]))
     return best[1]
 
 
