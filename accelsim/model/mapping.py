@@ -182,21 +182,18 @@ def operand_traffic(
 ) -> float:
     """Bytes of one operand crossing into a buffer of ``capacity`` bytes, by loop-nest reuse analysis.
 
-    ``loops`` are the tile loops outermost first. Walking inner to outer, a loop over a dimension
-    that does not index the operand re-fetches it unless everything the operand touches inside that
-    loop still fits in the buffer (then the data stays and is reused).
+    ``loops`` are the tile loops outermost first; a dimension may be split over several (a grouped
+    raster: groups of rows, the columns, the rows of a group). Walking inner to outer, a loop over a
+    dimension that does not index the operand re-fetches it unless everything the operand touches
+    inside that loop still fits in the buffer (then the data stays and is reused).
     """
-    extent = {d: sizes[d] for d in dims}
-    looped = {d for d, _ in loops}
-    for d in dims:
-        if d in looped:
-            extent[d] = math.ceil(sizes[d] / next(c for dd, c in loops if dd == d))
+    extent = {d: math.ceil(sizes[d] / math.prod(c for dd, c in loops if dd == d)) for d in dims}
     footprint = math.prod(extent.values()) * elem_bytes
     fits = footprint <= capacity
     refetch = 1
     for d, count in reversed(loops):
         if d in dims:
-            extent[d] = sizes[d]
+            extent[d] = min(sizes[d], extent[d] * count)
             footprint = math.prod(extent.values()) * elem_bytes
             fits = fits and footprint <= capacity
         elif not fits:
@@ -347,15 +344,17 @@ def map_gemm(
 
 
 def map_gemm_tile(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int, exe: Exec,
-                  tile: tuple[int, int, int], split: int, order: tuple[str, ...]) -> Mapping:
+                  tile: tuple[int, int, int], split: int, order: tuple[str, ...], group: int = 1) -> Mapping:
     """A tensor-core mapping with the CTA ``tile``, K ``split`` over SMs and output-tile ``order`` given
-    (outer first; the mapper's candidates, costed like the configured one)."""
-    return _map_gemm(arch, name, m, n, k, dtype, count, exe, tile, split, order)
+    (outer first; the mapper's candidates, costed like the configured one). ``group`` > 1 rasterises
+    in groups (CUTLASS's swizzle): ``group`` tiles of the outer dimension, then the next, across the
+    inner one, so a group's panels of both operands can stay in the level above."""
+    return _map_gemm(arch, name, m, n, k, dtype, count, exe, tile, split, order, group)
 
 
 def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int, exe: Exec,
               cta_tile: tuple[int, int, int] | None, split: int | None = None,
-              order: tuple[str, ...] = ("m", "n", "k")) -> Mapping:
+              order: tuple[str, ...] = ("m", "n", "k"), group: int = 1) -> Mapping:
     k_run = exe.k_exec or k
     staging = None
     if isinstance(arch.compute, SystolicCompute):
@@ -370,6 +369,11 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
         tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count, cta_tile, split)
         trips = dict(loops)
         loops = [(d, trips[d]) for d in order]
+        if group > 1:
+            outer, inner = order[0], order[1]
+            loops = [(outer, math.ceil(trips[outer] / group)), (inner, trips[inner]), (outer, group),
+                     *loops[2:]]
+            tile["group"] = group
     dense_macs = float(m * n * k * count)
     run_macs = sum(g.total_macs for g in groups) or 1.0
     groups = [g.scaled(macs=lambda x: x * dense_macs / run_macs) for g in groups]
