@@ -330,14 +330,18 @@ LAYERS = st.one_of(
 )
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(layer=LAYERS, arch=st.sampled_from(["systolic_ws_32x32", "systolic_os_32x32", "systolic_is_32x32"]),
-       cap=st.sampled_from([8192, 65536]))
-def test_every_searched_mapping_fits_and_covers(layer, arch, cap):
-    """Each searched tile fits its partition, and the trip counts × tile cover each dimension exactly once."""
-    cfg = load_arch(arch, {f"memory.sram.partition.{op}": cap for op in DIMS})
+       cap=st.sampled_from([8192, 65536]), bypass=st.sampled_from([(), ("weight",), ("input", "output")]))
+def test_every_searched_mapping_fits_and_covers(layer, arch, cap, bypass):
+    """Each searched tile fits its partition (unless its operand goes around the buffer), and the trip
+    counts × tile cover each dimension exactly once."""
+    cfg = load_arch(arch, {**{f"memory.sram.partition.{op}": cap for op in DIMS}, "memory.sram.bypass": list(bypass)})
     rep = simulate(cfg, layer, mapper="search")
     nest = rep.layers[0].detail["mapping"]
+    around = set(nest["nest"][1].get("bypass", []))
+    assert around <= set(bypass)
+    fits = lambda op, size: op in around or size <= cap
     dims = nest["problem"]["dims"]
     tile = nest["nest"][1]["tile"]
     trips = dict(nest["nest"][0]["loops"])
@@ -349,15 +353,15 @@ def test_every_searched_mapping_fits_and_covers(layer, arch, cap):
     fy, fx = dims.get("fy", 1), dims.get("fx", 1)
     pixels = tile.get("pixels") or tile.get("m") or tile["b"] * tile["oy"] * tile["ox"]
     c_t, n_t = tile.get("c", tile.get("k")), tile.get("kout", tile.get("n"))
-    assert pixels * n_t * eb <= cap
-    assert c_t * fy * fx * n_t * eb <= cap
+    assert fits("output", pixels * n_t * eb)
+    assert fits("weight", c_t * fy * fx * n_t * eb)
     if "oy" in tile:
         sy = nest["problem"]["stride"][0]
         in_rows = min((tile["oy"] - 1) * sy + fy, tile["oy"] * fy)
         in_cols = min((tile["ox"] - 1) * sy + fx, tile["ox"] * fx)
-        assert tile["b"] * in_rows * in_cols * c_t * eb <= cap
+        assert fits("input", tile["b"] * in_rows * in_cols * c_t * eb)
     else:
-        assert pixels * c_t * eb <= cap
+        assert fits("input", pixels * c_t * eb)
 
 
 @pytest.mark.parametrize("arch, net", [("systolic_ws_32x32", resnet50()), ("systolic_os_32x32", resnet50()),
