@@ -104,7 +104,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     (_E, "done += q * p", "._repeat:28-33", "Mult->Div"): "`q / p` equals `q * p` for p = 1; " + _P2,
     (_E, "a, b = a + a1, max(b + a1, b1)", "._repeat:43-49", "Add->Sub"):
         "`b - a1` in composing passes: b starts at -inf, so only a second pass (p = 2) sees it; " + _P2,
-    (_E, "cycles = float(max(w, s[1]))", ".run_mapping:28-29", "1->2"):
+    (_E, "cycles = float(math.ceil(max(w, s[1])))", ".run_mapping:38-39", "1->2"):
         "max(w, s[2]) = max(w, s[1]) = w: the writer finishes after the last compute, which ends after "
         "the one before it" + _NO_DIFF,
     (_E, 'bufs = {op: BufferSpec(int(sram.capacity_for(op) // eb), (dram.bandwidth if op != "output" else',
