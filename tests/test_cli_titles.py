@@ -42,3 +42,11 @@ def test_compare_names_overrides_of_every_arch(capsys, monkeypatch):
     assert code in (0, None), err
     assert "topology: against systolic_ws_32x32 (compute.rows=16)" in out
     assert "│ systolic_os_32x32 (compute.rows=16) " in out
+
+
+def test_brackets_in_an_override_are_shown_as_typed(capsys, monkeypatch):
+    """A list value (`memory.sram.bypass=[weight]`) is text, not rich markup: the title keeps it."""
+    code, out, err = run_in_process(capsys, monkeypatch, "simulate", "--arch", "systolic_ws_32x32", "--workload",
+                                    WORKLOAD, "--set", "memory.sram.bypass=[weight]", "--mapper", "search")
+    assert code in (0, None), err
+    assert "(memory.sram.bypass=[weight])" in " ".join(out.split())

@@ -446,3 +446,8 @@ def test_grouped_raster_keeps_both_panels_in_l2():
     loops = found.nest["nest"][0]["loops"]
     assert len(loops) == 4 and loops[0][0] == loops[2][0] and loops[2][1] > 1  # a grouped raster wins
     assert found.reads["hbm"]["input"] + found.reads["hbm"]["weight"] <= 5 * size
+
+
+def test_one_operand_around_the_buffer_may_be_named_alone():
+    assert load_arch("systolic_ws_32x32", {"memory.sram.bypass": "weight"}).memory[1].bypass == ("weight",)
+    assert load_arch("systolic_ws_32x32").memory[1].bypass == ()

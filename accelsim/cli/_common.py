@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["Format", "FormatOpt", "check_timing_opts", "console", "on_interrupt", "print_json", "print_table",
@@ -72,11 +73,13 @@ def on_interrupt(kept):
 
 
 def print_table(title: str, columns: list[str], rows: list[list], caption: str | None = None) -> None:
-    table = Table(title=title, caption=caption)
+    """A table of plain text: brackets in a title, a caption or a cell (``--set 'memory.sram.bypass=[weight]'``,
+    a layer named ``conv[1]``) are shown as typed, not read as rich markup."""
+    table = Table(title=escape(title), caption=escape(caption) if caption else None)
     for i, col in enumerate(columns):
-        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        table.add_column(escape(col), justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows:
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[escape(_fmt(v)) for v in row])
     console.print(table)
 
 

@@ -258,6 +258,12 @@ class MemoryLevel(_Strict):
             raise ValueError(f"memory level name {v!r}: use letters, digits, '_' or '-' only")
         return v
 
+    @field_validator("bypass", mode="before")
+    @classmethod
+    def _one_operand(cls, v):
+        """``--set memory.sram.bypass=weight`` names one operand: a list of it."""
+        return [v] if isinstance(v, str) else v
+
     @field_validator("partition")
     @classmethod
     def _partition_positive(cls, v):
