@@ -451,3 +451,15 @@ def test_grouped_raster_keeps_both_panels_in_l2():
 def test_one_operand_around_the_buffer_may_be_named_alone():
     assert load_arch("systolic_ws_32x32", {"memory.sram.bypass": "weight"}).memory[1].bypass == ("weight",)
     assert load_arch("systolic_ws_32x32").memory[1].bypass == ()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 5)), min_size=1, max_size=3), min_size=1, max_size=3))
+def test_tile_ends_equal_the_enumerated_sequence(factors):
+    """First, last, even- and odd-position sums of a product of run-length sequences (outer first), against
+    the sequence written out."""
+    from accelsim.model.mapper.tiles import tile_ends
+
+    seqs = [[v for v, c in runs for _ in range(c)] for runs in factors]
+    seq = [math.prod(vs) for vs in itertools.product(*seqs)]
+    assert tile_ends(*factors) == (seq[0], seq[-1], sum(seq[0::2]), sum(seq[1::2]))
