@@ -426,22 +426,28 @@ def test_json_and_table_show_the_searched_nest(cli):
     assert table.returncode == 0 and "conv2_1_b" in table.stdout and "oy=14" in table.stdout
 
 
-def test_grouped_raster_keeps_both_panels_in_l2():
+@pytest.mark.parametrize("group", [2, 16])
+def test_grouped_raster_keeps_both_panels_in_l2(group):
     """A 4096³ fp16 GEMM in 64 × 128 CTA tiles on ``dense_tc`` (L2 40 MiB, a third per operand): in plain
     raster (m outer) B, 32 MiB, does not fit and is read again for each of the 64 tile rows; rastered in
-    groups of 16 rows the group's B panel (one 4096 × 128 column, 1 MiB) and A panel (16 × 64 rows × 4096,
-    8 MiB) stay, so A is read once and B once per group: 4 times."""
-    from accelsim.model.mapping import DENSE_EXEC, map_gemm_tile
+    groups of G rows the group's B panel (one 4096 × 128 column, 1 MiB) and A panel (G × 64 rows × 4096,
+    at most 8 MiB) stay, so A is read once and B once per group: 64 / G times. The fixed mapping (the
+    config's tile) rasters plainly."""
+    from accelsim.model.mapping import DENSE_EXEC, map_gemm, map_gemm_tile
 
     arch = load_arch("dense_tc")
     l2_third = arch.memory[1].capacity_bytes / 3
     size = 4096 * 4096 * 2
     assert 16 * 64 * 4096 * 2 <= l2_third < size
     plain = map_gemm_tile(arch, "g", 4096, 4096, 4096, "fp16", 1, DENSE_EXEC, (64, 128, 128), 1, ("m", "n", "k"))
-    grouped = map_gemm_tile(arch, "g", 4096, 4096, 4096, "fp16", 1, DENSE_EXEC, (64, 128, 128), 1, ("m", "n", "k"), 16)
+    grouped = map_gemm_tile(arch, "g", 4096, 4096, 4096, "fp16", 1, DENSE_EXEC, (64, 128, 128), 1, ("m", "n", "k"),
+                            group)
     assert (plain.reads["hbm"]["input"], plain.reads["hbm"]["weight"]) == (size, 64 * size)
-    assert (grouped.reads["hbm"]["input"], grouped.reads["hbm"]["weight"]) == (size, 4 * size)
+    assert (grouped.reads["hbm"]["input"], grouped.reads["hbm"]["weight"]) == (size, 64 // group * size)
     assert grouped.compute_cycles == plain.compute_cycles
+    fixed = map_gemm(arch, "g", 4096, 4096, 4096, "fp16", 1)
+    c = arch.compute
+    assert fixed.reads["hbm"]["weight"] == -(-4096 // c.tile_m) * size and "group" not in fixed.tile
     found = search_gemm(arch, "g", 4096, 4096, 4096, "fp16")
     loops = found.nest["nest"][0]["loops"]
     assert len(loops) == 4 and loops[0][0] == loops[2][0] and loops[2][1] > 1  # a grouped raster wins

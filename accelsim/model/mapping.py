@@ -371,8 +371,7 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
         loops = [(d, trips[d]) for d in order]
         if group > 1:
             outer, inner = order[0], order[1]
-            loops = [(outer, math.ceil(trips[outer] / group)), (inner, trips[inner]), (outer, group),
-                     *loops[2:]]
+            loops = [(outer, math.ceil(trips[outer] / group)), (inner, trips[inner]), (outer, group), ("k", trips["k"])]
             tile["group"] = group
     dense_macs = float(m * n * k * count)
     run_macs = sum(g.total_macs for g in groups) or 1.0
