@@ -114,9 +114,6 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "._tensor_core_groups.estimate:28-40", "Mult->Div"):
         "`ctas / split` for `ctas * split` in the split estimate: the candidates keep ctas·split <= units "
         "(split <= units // ctas), so both round up to one wave; with split = 1 they are equal",
-    (_M, "if group > 1:", "._map_gemm:11-20.0", "Gt->GtE"):
-        "a group of 1 adds a one-trip loop over the outer dimension and `tile['group'] = 1`; a one-trip loop "
-        "moves no byte in `operand_traffic`, and a group of 1 is the plain raster everywhere it is read",
     (_M, "run_macs = sum(g.total_macs for g in groups) or 1.0", "._map_gemm:52-55", "1.0->2.0"):
         "`or 2.0` replaces a zero MAC total; every GEMM has MACs",
     (_M, "return arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]", "._reduction_level:49-50", "1->2"):
