@@ -15,8 +15,9 @@ the projections. Three pieces are priced here:
   path, which then runs one *dense* BLAS GEMM per term, and the ``out +=`` of each later TASD term.
 
 Index arrays are int64 (``nonzero``, ``arange``), masks and ranks one byte per element. A broadcast
-operand of a few elements per group (``score[..., j:j+1]``) is counted at its size. All three assume
-the operand is already contiguous in the compute dtype (the run moves it there before timing).
+operand of a few elements per group (``score[..., j:j+1]``) is counted at its size. The run makes its
+operands contiguous before timing, so the only copies inside a call are ``decompress_blas``'s casts
+of a float16 operand to float32, counted in :func:`scatter_traffic`.
 """
 
 from __future__ import annotations
@@ -113,13 +114,19 @@ def decompose_traffic(rows: int, k: int, patterns, item: int, layout: str = "ele
 
 
 def scatter_traffic(rows: int, k: int, cols: int, n: int, m: int, item: int, first: bool = True) -> Traffic:
-    """One term of ``decompress_blas`` besides its dense GEMM: the zeroed ``rows × ceil(k/m)·m`` buffer, the
+    """One term of ``decompress_blas`` besides its dense GEMM, on operands of ``item`` bytes: the casts to float32
+    of a narrower operand (the kept values and B, once per term), the zeroed ``rows × ceil(k/m)·m`` buffer, the
     scatter of the kept values (in blocks of 64 rows: one set of calls per block), and for a term after the
-    first ``out += term_out`` (``rows × cols`` at ``item`` bytes)."""
+    first ``out += term_out`` (``rows × cols``, float32 or wider)."""
     kp = -(-k // m) * m
+    out = max(item, 4)
+    kept = rows * kp // m * n
     blocks = max(1, math.ceil(rows / 64))
-    s = _scatter(rows * kp // m, n, item)
-    t = Traffic(0, rows * kp * item, blocks) + Traffic(s.read, s.written, s.calls * blocks)
+    t = Traffic()
+    if item < out:  # vals.astype(float32), ascontiguousarray(b, dtype=float32)
+        t = Traffic(kept * item, kept * out, 1) + Traffic(k * cols * item, k * cols * out, 1)
+    s = _scatter(rows * kp // m, n, out)
+    t = t + Traffic(0, rows * kp * out, blocks) + Traffic(s.read, s.written, s.calls * blocks)
     if not first:
-        t = t + Traffic(2 * rows * cols * item, rows * cols * item, 1)
+        t = t + Traffic(2 * rows * cols * out, rows * cols * out, 1)
     return t

@@ -279,8 +279,8 @@ def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype:
         family = RUNTIME
     if params.get("cpu_path") == "decompress_blas":
         for i, (nn, mm) in enumerate(pats):
-            tr = scatter_traffic(m, k, n, nn, mm, max(item, 4), first=i == 0)
-            parts.append(Streaming(f"{kernel}.t{i}.scatter", tr.read, tr.written, m * k * item, tr.calls))
+            tr = scatter_traffic(m, k, n, nn, mm, item, first=i == 0)
+            parts.append(Streaming(f"{kernel}.t{i}.scatter", tr.read, tr.written, m * k * max(item, 4), tr.calls))
             parts.append(Gemm(f"{kernel}.t{i}", m, n, k, dtype))
         launches = len(pats)
     else:
