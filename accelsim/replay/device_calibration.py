@@ -301,8 +301,8 @@ def calibration_cases(xp, seed: int = 0) -> list:
 
 
 RUNTIME_CASES = (
-    (512, 1536, 384, "tasd", "2:4+1:4"), (256, 384, 384, "nm", "2:4"), (1024, 384, 1536, "tasd", "2:8+1:8"),
-    (128, 1536, 384, "tasd", "2:4+1:4"), (512, 384, 384, "tasd", "4:8+2:8"), (2048, 384, 384, "tasd", "2:4+1:4"),
+    (512, 1536, 384, "tasd", "2:4+1:4"), (256, 384, 384, "nm", "2:4"), (256, 384, 1536, "tasd", "2:8+1:8"),
+    (128, 1536, 384, "tasd", "2:4+1:4"), (512, 384, 384, "tasd", "4:8+2:8"), (1024, 384, 384, "tasd", "2:4+1:4"),
     (512, 1536, 384, "nm", "1:4"), (256, 384, 1536, "tasd", "2:4"))
 """``(tokens, out, in, kernel, pattern or series)`` of the layers that compress their activation at run time, as
 ``accelsim run`` times an ``operand: input`` plan layer; 384 wide as MiniLM, 128 to 2048 tokens."""
