@@ -1,4 +1,5 @@
-"""Replay of what a CPU run executes: the NumPy passes of a run-time compression, decompress_blas, and their fit.
+"""Replay of what a CPU run executes: the NumPy passes of a run-time compression, decompress_blas, their fit, and
+the threads OpenBLAS gives each GEMM.
 
 The byte counts are checked against listings written here, one entry per NumPy call, read off
 ``kernels.nm.format`` / ``kernels.tasd`` / ``kernels.nm.cpu`` for tiny shapes (not produced by the
@@ -21,7 +22,9 @@ from accelsim.model.arch import load_arch
 from accelsim.model.workload import Gemm
 from accelsim.replay.calibrate import fit_groups
 from accelsim.replay.numpy_passes import compress_traffic, decompose_traffic, scatter_traffic
-from accelsim.replay.project import RUNTIME, Projection, Streaming, project, record_workload, resident_level
+from accelsim.replay.project import (
+    RUNTIME, OnThreads, Projection, Streaming, blas_threads_used, project, record_workload, resident_level,
+)
 from kernels.trace import Recorder, time_call
 
 F = 4  # float32 bytes
@@ -174,3 +177,45 @@ def test_runtime_family_takes_gemm_compute_and_fits_its_bandwidth():
     assert rt.memory_scale == pytest.approx(ref, rel=1e-9)
     assert rt.memory_scale == pytest.approx(20.0, rel=0.1)
     assert all(p.compute_scale >= 1 and p.memory_scale >= 1 for p in (glob, *fams.values(), *groups.values()))
+
+
+@pytest.mark.parametrize("mnk,threads,used", [
+    (32 ** 3, 2, 1), (80 ** 3, 2, 1),           # under 2 x 262144 MACs: one thread (measured: same time on 1 and 2)
+    (2 * 262144, 2, 2), (128 ** 3, 2, 2), (512 * 384 * 384, 2, 2), (512 * 384 * 384, 1, 1),
+    (3 * 262144, 8, 3), (10 * 262144, 8, 8),    # one thread per 262144 MACs, at most all of them
+])
+def test_openblas_threads_per_gemm(mnk, threads, used):
+    assert blas_threads_used(mnk, threads) == used
+
+
+def gemm_row(m, n, k, batch=1, blas_threads=2):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((batch, m, k), dtype=np.float32)
+    b = rng.standard_normal((batch, k, n), dtype=np.float32)
+    rec = Recorder()
+    params = {"batch": batch} | ({} if blas_threads is None else {"blas_threads": blas_threads})
+    rec.add(timing=time_call(lambda: a @ b, warmup=0, repeats=1), suite="network", xp=np, kernel="gemm", dtype="float32",
+            m=m, n=n, k=k, shapes={"a": a.shape, "b": b.shape}, flops_dense=2 * batch * m * n * k,
+            bytes_min=4 * batch * (m * k + k * n + m * n), params=params)
+    return rec.rows[0]
+
+
+def test_small_batched_gemm_runs_on_one_thread():
+    """Attention's 768 products of 8x32 by 32x8: NumPy multiplies them one by one, each far below OpenBLAS's
+    threading threshold, so the replay runs them on one of the arch's two units; a big GEMM keeps both;
+    a record without its BLAS thread count (older traces) is replayed as before."""
+    _, w, _ = record_workload(gemm_row(8, 8, 32, batch=768), CPU)
+    assert isinstance(w, OnThreads) and w.threads == 1 and (w.workload.m, w.workload.count) == (8, 768)
+    _, w, _ = record_workload(gemm_row(512, 384, 384), CPU)
+    assert isinstance(w, Gemm)
+    _, w, _ = record_workload(gemm_row(8, 8, 32, batch=768, blas_threads=None), CPU)
+    assert isinstance(w, Gemm)
+
+
+def test_one_thread_computes_at_one_units_rate():
+    # cpu_numpy: 16 fp32 MACs per cycle per unit; 64^3 divides its 16 x 4 x 8 tiles, so on one unit 768 of
+    # them take 768 * 64^3 / 16 cycles, twice what the two units take
+    g = Gemm("g", 64, 64, 64, "fp32", count=768)
+    one = project(CPU, OnThreads(g, 1))
+    assert one.compute_s * CPU.clock_ghz * 1e9 == pytest.approx(768 * 64 ** 3 / 16, rel=1e-12)
+    assert one.compute_s == pytest.approx(2 * project(CPU, g).compute_s, rel=1e-12)
