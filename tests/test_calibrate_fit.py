@@ -2,7 +2,7 @@
 
 The measurements come from a known parameter vector through the model's formula written out here
 (``launches·overhead + compute_s·c + memory_s·m``) times log-normal noise, not from ``Params.predict``.
-The reference is ``scipy.optimize.lsq_linear`` with non-negativity bounds on the same objective,
+The reference is ``scipy.optimize.lsq_linear`` with the fit's bounds (overhead ≥ 0, scales ≥ 1) on the same objective,
 Σ((prediction − measured) / measured)², an implementation independent of calibrate's subset search.
 """
 
@@ -34,13 +34,14 @@ def synthetic(seed: int, n: int = 40, truth=TRUTH, noise: float = 0.08):
     return rows, np.column_stack([launches, compute, memory]).astype(float), measured
 
 
-def relative_reference(x, y, fixed_overhead=None):
-    """argmin over c ≥ 0 of Σ((x·c − y) / y)²; with ``fixed_overhead`` the first coefficient is held there."""
-    a, b = x / y[:, None], np.ones_like(y)
+def relative_reference(x, y, fixed_overhead=None, lower=(0.0, 1.0, 1.0)):
+    """argmin of Σ((x·c − y) / y)² over c ≥ ``lower`` (overhead ≥ 0, scales ≥ 1: efficiencies ≤ 1); with
+    ``fixed_overhead`` the first coefficient is held there."""
+    a, b, lo = x / y[:, None], np.ones_like(y), np.array(lower, float)
     if fixed_overhead is not None:
         b = b - fixed_overhead * a[:, 0]
-        a = a[:, 1:]
-    res = lsq_linear(a, b, bounds=(0.0, np.inf), method="bvls", tol=1e-15)
+        a, lo = a[:, 1:], lo[1:]
+    res = lsq_linear(a, b, bounds=(lo, np.inf), method="bvls", tol=1e-15)
     return res.x if fixed_overhead is None else np.concatenate([[fixed_overhead], res.x])
 
 
@@ -113,7 +114,8 @@ def test_scale_with_no_time_is_undetermined():
     assert got.compute_scale is None
     x0 = x.copy()
     x0[:, 1] = 0.0
-    ref = lsq_linear((x0 / y[:, None])[:, [0, 2]], np.ones_like(y), bounds=(0.0, np.inf), method="bvls", tol=1e-15).x
+    ref = lsq_linear((x0 / y[:, None])[:, [0, 2]], np.ones_like(y), bounds=([0.0, 1.0], np.inf), method="bvls",
+                     tol=1e-15).x
     np.testing.assert_allclose([got.launch_overhead_s, got.memory_scale], ref, rtol=1e-7)
 
 
@@ -183,8 +185,8 @@ def test_pearson_r_of_two_pairs_is_defined():
 
 
 def test_one_coefficient_alone_when_the_others_would_be_negative():
-    """Measurements that fall with memory time and launches: the bounded optimum keeps the compute scale
-    alone (a one-coefficient subset), as the reference finds."""
+    """Measurements that fall with memory time and launches: the bounded optimum fits the compute scale
+    alone, the overhead at 0 and the memory scale at its bound 1, as the reference finds."""
     rng = np.random.default_rng(11)
     c = 10 ** rng.uniform(-4, -3, 20)
     m = c * rng.uniform(0.1, 0.5, 20)
@@ -192,8 +194,24 @@ def test_one_coefficient_alone_when_the_others_would_be_negative():
     y = 1.5 * c - 0.4 * m - 2e-6 * n
     rows = [(Projection(float(a), float(b), 0.0, 0.0), int(k), float(t)) for a, b, k, t in zip(c, m, n, y)]
     ref = relative_reference(np.column_stack([n, c, m]).astype(float), y)
-    assert ref[0] == 0.0 and ref[2] == 0.0 and ref[1] > 0
+    assert ref[0] == 0.0 and ref[2] == 1.0 and ref[1] > 1
     np.testing.assert_allclose(coefs(fit(rows, "test")), ref, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_data_faster_than_the_peaks_still_fit_efficiencies_at_most_one(seed):
+    """Kernels measured at 2x the arch's peak MAC rate and 3x its bandwidth (a wrong arch, or a noisy peak
+    sample): the unbounded optimum has efficiency 2 and fraction 3; the fit stays at efficiency and fraction
+    ≤ 1, at the bounded optimum the reference finds, and the overhead absorbs nothing negative."""
+    truth = (2e-6, 0.5, 1 / 3)
+    rows, x, y = synthetic(seed, truth=truth, noise=0.02)
+    free = relative_reference(x, y, lower=(0.0, 0.0, 0.0))
+    assert free[1] < 0.6 and free[2] < 0.4  # what an unbounded fit would say: efficiency ~2, fraction ~3
+    p = fit(rows, "test")
+    d = p.to_dict()
+    assert 0 < d["compute_efficiency"] <= 1.0 and 0 < d["bandwidth_fraction"] <= 1.0
+    assert p.launch_overhead_s >= 0.0
+    np.testing.assert_allclose(coefs(p), relative_reference(x, y), rtol=1e-7, atol=1e-15)
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])

@@ -38,7 +38,7 @@ from kernels.suites.nm_spmm import impl_params
 from kernels.tasd import parse_series, tasd_decompose, tasd_spmm
 from kernels.trace import EnergyWindow, Recorder, Timing, energy_per_call
 
-__all__ = ["DENSE", "Prepared", "RunResult", "Step", "build_steps", "check_kernels", "prepare_run", "run_passes"]
+__all__ = ["DENSE", "Prepared", "RunResult", "Step", "build_steps", "check_kernels", "layer_step", "prepare_run", "run_passes"]
 
 DENSE = "dense"
 """Plan id of the all-dense baseline in trace records."""
@@ -90,8 +90,9 @@ def check_kernels(plan: Plan, xp) -> None:
                                 f"{backend_name(xp)}; plan 'nm' 2:4 instead")
 
 
-def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
-    """Prepare ``layer`` under ``lp``: operands moved to ``xp``, weights compressed (untimed)."""
+def layer_step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
+    """Prepare ``layer`` (anything with a ``name``) under ``lp``: operands moved to ``xp``, weights compressed
+    (untimed); ``accelsim calibrate`` times its run-time compression cases through here too."""
     item = np.dtype(dtype).itemsize
     base = {"layer": layer.name, "layer_index": index, "plan_kernel": lp.label, "operands": ops.source}
     if not ops.static:
@@ -146,12 +147,13 @@ def _step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> Step:
                       params={**base, **extra, **impl_params(terms, xt, xp), "terms": len(terms)}, **spec)
         return Step(index, layer.name, lp, lambda: spmm(terms, xt), fields, transposed=True)
     wt = xp.ascontiguousarray(w.T)
+    probe = compress(x)  # what the timed call will build: its path and layout are recorded
     eff = sum(2 * mt * math.ceil(k / m_) * n_ * n for n_, m_ in pats)
     fields = dict(kernel=kern, m=mt, n=n, k=k, shapes={"a": x.shape, "b": wt.shape, "c": (mt, n)}, density=density,
                   flops_dense=dense_flops, flops_effectual=eff,
                   bytes_min=(mt * k + k * n + mt * n) * item,
-                  params={**base, **extra, **impl_params(compress(x), wt, xp), "terms": len(pats),
-                          "runtime_compress": True}, **spec)
+                  params={**base, **extra, **impl_params(probe, wt, xp), "terms": len(pats),
+                          "runtime_compress": True, "compress_layout": probe[0].layout}, **spec)
     return Step(index, layer.name, lp, lambda: spmm(compress(x), wt), fields)
 
 
@@ -164,8 +166,8 @@ def build_steps(layers: Sequence, indices: Sequence[int], plan: Plan, operands: 
     """``{variant: steps}``: ``dense`` (every layer dense, unless ``dense=False``) and ``plan.id``."""
     out = {}
     if dense:
-        out[DENSE] = [_step(i, l, LayerPlan(l.name), operands[l.name], xp, dtype) for i, l in zip(indices, layers)]
-    out[plan.id] = [_step(i, l, plan.layer(l.name), operands[l.name], xp, dtype) for i, l in zip(indices, layers)]
+        out[DENSE] = [layer_step(i, l, LayerPlan(l.name), operands[l.name], xp, dtype) for i, l in zip(indices, layers)]
+    out[plan.id] = [layer_step(i, l, plan.layer(l.name), operands[l.name], xp, dtype) for i, l in zip(indices, layers)]
     return out
 
 

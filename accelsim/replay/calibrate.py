@@ -12,8 +12,9 @@ family, else globally:
 The model is ``t = launches·launch_overhead_s + compute_s / compute_efficiency + memory_s /
 bandwidth_fraction`` with the engine's split of busy compute and memory time. It is linear in
 (overhead, 1/efficiency, 1/fraction), so the fit is a least-squares problem in *relative* error
-(every configuration counts alike however long it runs) with non-negative coefficients, solved
-exactly by trying each subset of free coefficients — no iterative solver, no randomness.
+(every configuration counts alike however long it runs) with bounded coefficients — overhead ≥ 0,
+efficiency and fraction in (0, 1], since the arch's peaks are what the device reaches at best —
+solved exactly by trying each subset of free coefficients — no iterative solver, no randomness.
 
 The split is by configuration, stratified by group and seeded, so the same
 ``(traces, fraction, seed)`` always trains on the same configurations, and errors are
@@ -31,10 +32,13 @@ import numpy as np
 
 from accelsim.model.arch import ArchConfig
 from accelsim.errors import AccelsimError
-from accelsim.replay.project import Item, Projection, check_device, executed, items_from_table, project, resident_level
+from accelsim.replay.project import (
+    RUNTIME, Item, Projection, check_device, executed, items_from_table, project, resident_level,
+)
 
 __all__ = [
     "MIN_FAMILY_FIT",
+    "MIN_SCALE",
     "Params",
     "fit",
     "fit_groups",
@@ -46,6 +50,9 @@ __all__ = [
     "validate",
 ]
 
+MIN_SCALE = 1.0
+"""Lower bound of both fitted scales: no kernel beats the arch's peak MAC rate or the bandwidth its levels
+were measured at, so every fitted efficiency and bandwidth fraction is at most 1."""
 MIN_FAMILY_FIT = 3
 """A group or family with fewer training configurations than this uses the next coarser fit (each fits 2 scales)."""
 _WORST = 3
@@ -138,15 +145,18 @@ def _nnls(a: np.ndarray, t: np.ndarray, live: list[int]) -> np.ndarray:
     return best
 
 
-def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_s: float | None = None) -> Params:
-    """Fit :class:`Params` to ``(projection, launches, measured_s)`` rows: non-negative, relative LS.
+def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_s: float | None = None,
+        compute_scale: float | None = None) -> Params:
+    """Fit :class:`Params` to ``(projection, launches, measured_s)`` rows: bounded, relative LS.
 
-    Minimises Σ ((prediction − measured) / measured)² over every subset of the coefficients
-    (others held at 0) and keeps the best subset whose solution is non-negative — the exact
-    non-negative least-squares optimum for so few coefficients. With ``launch_overhead_s``
+    Minimises Σ ((prediction − measured) / measured)² with the overhead ≥ 0 and both scales ≥
+    :data:`MIN_SCALE` (efficiency and bandwidth fraction ≤ 1): the scales' excess over the bound and
+    the overhead are solved over every subset (others held at 0), keeping the best non-negative
+    solution — the exact bounded least-squares optimum for so few coefficients. With ``launch_overhead_s``
     given, only the two scales are fitted (a family fit reuses the global overhead: it is a
-    property of the host and runtime, not of the kernel). Scales whose time is zero on every
-    row (no compute in a streaming family) are not determined and come back ``None``.
+    property of the host and runtime, not of the kernel); with ``compute_scale`` given too, only the
+    memory scale. Scales whose time is zero on every row (no compute in a streaming family) are not
+    determined and come back ``None``.
     """
     if not rows:
         raise AccelsimError("calibration: no training configurations; raise --calibrate-on")
@@ -154,15 +164,20 @@ def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_
     y = np.array([m for _, _, m in rows], float)
     a = x / y[:, None]
     t = np.ones(len(rows))
-    if launch_overhead_s is not None:
-        t = t - launch_overhead_s * a[:, 0]
-        a = a.copy()
-        a[:, 0] = 0.0
+    fixed = {0: launch_overhead_s, 1: compute_scale}
+    a = a.copy()
+    for j, v in fixed.items():
+        if v is not None:
+            t = t - v * a[:, j]
+            a[:, j] = 0.0
     live = [j for j in range(3) if np.any(a[:, j] > 0)]
-    coef = _nnls(a, t, live)
+    scales = [j for j in live if j > 0]
+    coef = _nnls(a, t - a[:, scales].sum(axis=1), live)  # scale = MIN_SCALE + excess, excess >= 0
+    coef[scales] += MIN_SCALE
+    has_compute = bool(np.any(x[:, 1] > 0))
     return Params(
         launch_overhead_s=float(coef[0]) if launch_overhead_s is None else launch_overhead_s,
-        compute_scale=float(coef[1]) if 1 in live else None,
+        compute_scale=(compute_scale if compute_scale is not None else float(coef[1])) if has_compute else None,
         memory_scale=float(coef[2]) if 2 in live else None,
         source=source,
     )
@@ -172,16 +187,26 @@ def fit_groups(items: list[Item], projections: list[Projection], train: list[int
     """``(global, {family: Params}, {group: Params})`` fitted on the ``train`` items (see the module doc).
 
     A family with fewer than :data:`MIN_FAMILY_FIT` training configurations uses the global fit;
-    a group uses its own fit only when it has enough and is not the whole family.
+    a group uses its own fit only when it has enough and is not the whole family. The
+    :data:`~accelsim.replay.project.RUNTIME` family computes with the dense GEMM's BLAS (one call per
+    term), so it takes the ``gemm`` compute scale of its dtype and fits only its bandwidth fraction:
+    its compression passes and GEMMs both grow with the tokens, too alike to tell two scales apart.
     """
     rows = {i: (projections[i], items[i].launches, items[i].measured_s) for i in train}
     glob = fit(list(rows.values()), "global")
     fams, groups = {}, {}
-    for f in sorted({it.family for it in items}):
+    for f in sorted({it.family for it in items}, key=lambda f: (f == RUNTIME, f)):
         mine = [rows[i] for i in train if items[i].family == f]
-        fams[f] = fit(mine, f"family ({len(mine)} configs)", glob.launch_overhead_s) if len(mine) >= MIN_FAMILY_FIT else glob
+        borrow = (fams.get("gemm") or glob).compute_scale if f == RUNTIME else None
+        fams[f] = fit(mine, f"family ({len(mine)} configs)", glob.launch_overhead_s, borrow) if len(
+            mine) >= MIN_FAMILY_FIT else glob
         for g in sorted({it.group for it in items if it.family == f}):
             ours = [rows[i] for i in train if items[i].group == g]
+            if f == RUNTIME:
+                borrow = (groups.get(g.replace(RUNTIME, "gemm", 1)) or fams.get("gemm") or glob).compute_scale
+                groups[g] = fit(ours, f"group ({len(ours)} configs), gemm's compute", glob.launch_overhead_s,
+                                borrow) if len(ours) >= MIN_FAMILY_FIT else fams[f]
+                continue
             groups[g] = (fit(ours, f"group ({len(ours)} configs)", glob.launch_overhead_s)
                          if len(ours) >= MIN_FAMILY_FIT and len(ours) < len(mine) else fams[f])
     return glob, fams, groups

@@ -18,6 +18,15 @@ the median of their per-call medians as :mod:`accelsim.replay.traces` does) beco
   :data:`PROJECTION_PASSES` are read off the NumPy implementation (each ufunc call streams its
   operands once).
 
+An N:M or TASD record is replayed as the run executed it (:func:`_as_run`, passes counted in
+:mod:`accelsim.replay.numpy_passes`): a layer that compresses its activation at run time
+(``params.runtime_compress``, family :data:`RUNTIME`) first streams that compression; the NumPy
+``decompress_blas`` path (``params.cpu_path``) scatters each term to dense and runs one dense GEMM
+per term. Such a record's workload is a list of parts whose projections add up. A NumPy GEMM with
+its BLAS thread count recorded (``params.blas_threads``) runs on the threads OpenBLAS gives its size
+(:func:`blas_threads_used`, an :class:`OnThreads` workload): small ones, and each matrix of a batch,
+on one of the arch's units.
+
 Caches are warm: a trace times repeated calls after warm-up ones, so operands that fit stay
 resident. Each configuration is replayed on the arch with the levels outside its *resident level*
 removed — the innermost level whose capacity holds the working set (the record's ``bytes_min``),
@@ -42,18 +51,23 @@ from accelsim.errors import AccelsimError
 from accelsim.model.simulate import simulate
 from accelsim.model.sparsity import executed_pattern
 from accelsim.replay.labels import row_label
+from accelsim.replay.numpy_passes import decompose_traffic, scatter_traffic
 from accelsim.replay.traces import merge_runs
 from accelsim.model.workload import Gemm, KronMatmul, Sparsity
 
 __all__ = [
     "FAMILIES",
     "PROJECTION_PASSES",
+    "RUNTIME",
     "Item",
     "Measured",
+    "OPENBLAS_THREAD_MNK",
+    "OnThreads",
     "Projection",
     "ReplayError",
     "Streaming",
     "arch_for",
+    "blas_threads_used",
     "check_device",
     "executed",
     "items_from_table",
@@ -75,6 +89,16 @@ FAMILIES = {
     "project_multilevel": "projection",
 }
 """Trace kernel name → kernel family; any other kernel name is refused."""
+
+PASS_RESIDENT = 0
+"""Working set given to the counted NumPy passes of :func:`_as_run`: they run at the innermost resident level
+whatever their size. Broadcasts over groups of M, ``nonzero`` and fancy indexing cost NumPy a few ns per
+element, far below any level's bandwidth: on the 2-vCPU EPYC a 2:4+1:4 decomposition took 30-45 ns per
+element from 128 x 384 to 8192 x 384 values (L2- to DRAM-sized), so where the operand lives does not set
+their time; the fitted bandwidth fraction of their family says how far below the level they run."""
+
+RUNTIME = "runtime_compress"
+"""Family of N:M / TASD records that compress their activation operand inside the timed call."""
 
 PROJECTION_PASSES = {
     # (full-size reads, full-size writes) per call, from kernels.projection's NumPy path:
@@ -107,6 +131,35 @@ class Streaming:
     bytes_written: int
     working_set: int
     launches: int = 1
+
+
+@dataclass(frozen=True)
+class OnThreads:
+    """A GEMM that runs on ``threads`` of the arch's units (:func:`blas_threads_used`)."""
+
+    workload: Gemm
+    threads: int
+
+
+OPENBLAS_THREAD_MNK = 65536 * 4
+"""OpenBLAS (interface/gemm.c) gives a GEMM one thread per ``SMP_THRESHOLD_MIN × GEMM_MULTITHREAD_THRESHOLD``
+= 262144 multiply-adds of m·n·k, at most all of its threads. Measured on the 2-vCPU EPYC (OpenBLAS 0.3.31):
+32³ to 80³ take the same time with 1 and 2 threads, 512×384×384 half the time on 2."""
+
+
+def blas_threads_used(mnk: int, threads: int) -> int:
+    """Threads OpenBLAS runs an ``mnk``-MAC GEMM on when it has ``threads``: 1 up to 2 × 262144, then one per 262144."""
+    return max(1, min(threads, mnk // OPENBLAS_THREAD_MNK))
+
+
+def _on_threads(gemm: Gemm, row: dict, params: dict, arch: ArchConfig):
+    """``gemm`` as a NumPy run executed it: on the threads OpenBLAS gives it (per matrix of a batch, which NumPy
+    multiplies one after another), when the record says how many BLAS had (``params.blas_threads``)."""
+    have = params.get("blas_threads")
+    if row.get("backend") != "numpy" or not isinstance(have, int) or isinstance(have, bool) or have < 1:
+        return gemm
+    used = min(blas_threads_used(gemm.m * gemm.n * gemm.k, have), arch.compute.units)
+    return gemm if used >= arch.compute.units else OnThreads(gemm, used)
 
 
 @dataclass
@@ -244,6 +297,41 @@ def _tasd_workload(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: s
     return terms, len(terms)
 
 
+def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: str, sparse, launches: int,
+            arch: ArchConfig):
+    """``(family, parts, launches)`` of an N:M or TASD record as the run executes it (:mod:`accelsim.replay.numpy_passes`):
+
+    - ``params.runtime_compress`` (an ``operand: input`` layer of ``accelsim run``): the compression of the
+      ``m × k`` activation inside the timed call comes first, a :class:`Streaming` part; such records form the
+      family :data:`RUNTIME`, calibrated on their own (NumPy's short-group ufunc passes reach another fraction of
+      the copy bandwidth than BLAS does);
+    - ``params.cpu_path == "decompress_blas"`` (the NumPy path for the element layout): per term the scatter to a
+      dense buffer and one *dense* ``m × n × k`` GEMM, plus ``out +=`` for each later term, instead of the
+      arch's sparse GEMM, which the NumPy path does not run.
+    """
+    from kernels.tasd import parse_series
+
+    kernel = row["kernel"]
+    pats = [(p.n, p.m) for p in parse_series(row["tasd_series"] if family == "tasd" else row["pattern"])]
+    item = np.dtype(row["dtype"]).itemsize
+    parts: list = []
+    if params.get("runtime_compress"):
+        layout = params.get("compress_layout") or params.get("layout") or "element"
+        tr = decompose_traffic(m, k, pats, item, layout, tasd=family == "tasd")
+        parts.append(Streaming(f"{kernel}.compress", tr.read, tr.written, PASS_RESIDENT, tr.calls))
+        family = RUNTIME
+    if params.get("cpu_path") == "decompress_blas":
+        for i, (nn, mm) in enumerate(pats):
+            tr = scatter_traffic(m, k, n, nn, mm, item, first=i == 0)
+            parts.append(Streaming(f"{kernel}.t{i}.scatter", tr.read, tr.written, PASS_RESIDENT, tr.calls))
+            parts.append(_on_threads(Gemm(f"{kernel}.t{i}", m, n, k, dtype), row, params, arch))
+        launches = len(pats)
+    else:
+        parts += sparse if isinstance(sparse, list) else [sparse]
+    calls = launches + sum(p.launches for p in parts if isinstance(p, Streaming))
+    return family, parts, calls
+
+
 def _ints(row: dict, column: str, value, what: str) -> list[int]:
     """``value`` as a non-empty list of positive integers, else a :class:`ReplayError` naming the record."""
     if not isinstance(value, list) or not value or not all(
@@ -274,12 +362,15 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
         return family, Streaming(kernel, reads * size, writes * size, 2 * size, reads + writes), reads + writes
     m, n, k = (int(_need(row, c)) for c in ("m", "n", "k"))
     if family == "gemm":
-        return family, Gemm(kernel, m, n, k, dtype, count=_ints(row, "params", [params.get("batch", 1)], "'batch'")[0]), 1
-    if family == "nm_spmm":
-        sp = Sparsity.parse(_need(row, "pattern"))
-        return family, Gemm(kernel, n, m, k, dtype, weight_sparsity=sp), 1
-    if family == "tasd":
-        workload, launches = _tasd_workload(arch, kernel, n, m, k, dtype, _need(row, "tasd_series"))
+        count = _ints(row, "params", [params.get("batch", 1)], "'batch'")[0]
+        return family, _on_threads(Gemm(kernel, m, n, k, dtype, count=count), row, params, arch), 1
+    if family in ("nm_spmm", "tasd"):
+        if family == "nm_spmm":
+            workload, launches = Gemm(kernel, n, m, k, dtype, weight_sparsity=Sparsity.parse(_need(row, "pattern"))), 1
+        else:
+            workload, launches = _tasd_workload(arch, kernel, n, m, k, dtype, _need(row, "tasd_series"))
+        if params.get("runtime_compress") or params.get("cpu_path") == "decompress_blas":
+            return _as_run(row, params, family, m, n, k, dtype, workload, launches, arch)
         return family, workload, launches
     factors = params.get("factors")
     if not isinstance(factors, list) or not factors:
@@ -333,6 +424,13 @@ def project(arch: ArchConfig, workload, working_set: int = 0) -> Projection:
     """Uncalibrated, warm-cache projection of one replay workload on ``arch`` (seconds = cycles / clock)."""
     hz = arch.clock_ghz * 1e9
     leak_w = arch.energy.leakage_pj_per_cycle * 1e-12 * hz
+    if isinstance(workload, OnThreads):
+        compute = arch.compute.model_copy(update={"units": workload.threads})
+        return project(arch.model_copy(update={"compute": compute}), workload.workload, working_set)
+    if isinstance(workload, list) and any(isinstance(w, (Streaming, OnThreads)) for w in workload):
+        parts = [project(arch, w, working_set) for w in workload]
+        return Projection(sum(p.compute_s for p in parts), sum(p.memory_s for p in parts),
+                          sum(p.dynamic_j for p in parts), leak_w)
     if isinstance(workload, Streaming):
         lvl = arch.memory[resident_level(arch, workload.working_set)]
         cycles = workload.bytes_read / lvl.bandwidth + workload.bytes_written / (lvl.write_bandwidth or lvl.bandwidth)
@@ -346,7 +444,10 @@ def project(arch: ArchConfig, workload, working_set: int = 0) -> Projection:
 
 def executed(arch: ArchConfig, item: Item) -> str:
     """How the arch runs an item's sparsity (for the report): 'dense', '2:4', 'tasd native', …"""
-    w = item.workload
+    w = item.workload.workload if isinstance(item.workload, OnThreads) else item.workload
+    if isinstance(w, list) and any(isinstance(p, Streaming) for p in w):
+        how = "dense GEMM per term" if item.row.get("params") and '"decompress_blas"' in item.row["params"] else "sparse"
+        return ("compressed at run time, " if item.family == RUNTIME else "") + how
     if isinstance(w, list):
         return "tasd as separate N:M passes"
     if isinstance(w, Gemm) and w.weight_sparsity.kind == "nm":

@@ -1,0 +1,221 @@
+"""Replay of what a CPU run executes: the NumPy passes of a run-time compression, decompress_blas, their fit, and
+the threads OpenBLAS gives each GEMM.
+
+The byte counts are checked against listings written here, one entry per NumPy call, read off
+``kernels.nm.format`` / ``kernels.tasd`` / ``kernels.nm.cpu`` for tiny shapes (not produced by the
+code under test); the calibration of the run-time family against ``scipy.optimize.lsq_linear``.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+from scipy.optimize import lsq_linear
+
+from accelsim.codesign.operands import Operands
+from accelsim.codesign.plan import LayerPlan
+from accelsim.codesign.runplan import layer_step
+from accelsim.model.arch import load_arch
+from accelsim.model.workload import Gemm
+from accelsim.replay.calibrate import fit_groups
+from accelsim.replay.numpy_passes import compress_traffic, decompose_traffic, scatter_traffic
+from accelsim.replay.project import (
+    RUNTIME, OnThreads, Projection, Streaming, blas_threads_used, project, record_workload, resident_level,
+)
+from kernels.trace import Recorder, time_call
+
+F = 4  # float32 bytes
+CPU = load_arch("cpu_numpy")
+
+
+def total(ops):
+    """(bytes read, bytes written, calls) of a listing of (read, written) per NumPy call."""
+    return sum(r for r, _ in ops), sum(w for _, w in ops), len(ops)
+
+
+def rank_ops(e, g, n, m, item):
+    """_top_positions on e scores of `item` bytes in g groups of m: rank zeros; per position >, ==, &, |, +=;
+    then rank < n and nonzero (two scans, two int64 arrays of the g*n kept positions)."""
+    per_j = [((e + g) * item, e), ((e + g) * item, e), (e, e), (2 * e, e), (2 * e, e)]
+    return [(0, e)] + per_j * m + [(e, e), (2 * e, 2 * 8 * g * n)]
+
+
+def compress_ops(rows, k, n, m):
+    """nm_compress(a, n, m, axis=1) of a float32 rows x k array (k a multiple of m), element layout."""
+    e, g = rows * k, rows * k // m
+    kept = g * n
+    return ([(e * F, e), (e, 0), (e * F, e * F)]          # isnan, .any(), abs
+            + rank_ops(e, g, n, m, F)
+            + [(8 * kept + kept * F, kept * F),            # take_along_axis(g, idx)
+               (8 * kept, kept)])                          # idx.astype(uint8)
+
+
+def residual_ops(rows, k, n, m):
+    """residual - nm_decompress(term): zeros, int64 base, per kept slot base + idx and the assignment, subtract."""
+    e, g = rows * k, rows * k // m
+    return [(0, e * F), (0, 8 * g)] + [(8 * g + g, 8 * g), (8 * g + g * F, g * F)] * n + [(2 * e * F, e * F)]
+
+
+def test_nm_compress_element_2of4_of_2x8():
+    # 16 values in 4 groups, 8 kept: 28 calls.
+    assert compress_traffic(2, 8, 2, 4, F) == total(compress_ops(2, 8, 2, 4))
+    assert total(compress_ops(2, 8, 2, 4)) == (1312, 600, 28)
+
+
+def test_tasd_decompose_2of4_plus_1of4_of_2x8():
+    ops = ([(2 * 8 * F, 16), (16, 0)]  # isfinite, .all()
+           + compress_ops(2, 8, 2, 4) + residual_ops(2, 8, 2, 4) + compress_ops(2, 8, 1, 4))
+    assert decompose_traffic(2, 8, [(2, 4), (1, 4)], F) == total(ops)
+    assert total(ops) == (2920, 1388, 65)
+
+
+def test_nm_compress_vector_layout_of_one_32_row_vector():
+    """32 rows x 8 (one vector): float64 squared norms summed row by row, the rank on the 8 norms, the
+    per-vector positions repeated to every row, then the gather."""
+    e, g, kept, v = 256, 64, 128, 8
+    vg, vkept = 2, 4
+    ops = ([(e * F, e), (e, 0), (e * F, 8 * e)]            # isnan, .any(), astype(float64)
+           + [(2 * 8 * v, 8 * v)] + [(2 * 8 * v, 8 * v), (2 * 8 * v, 8 * v)] * 31   # acc = v0*v0; v_r*v_r, acc +
+           + rank_ops(v, vg, 2, 4, 8)
+           + [(8 * vkept, 8 * kept),                       # repeat to 32 rows
+              (8 * kept + kept * F, kept * F),             # take_along_axis
+              (8 * vkept, vkept)])                         # astype(uint8) of the vector positions
+    assert compress_traffic(32, 8, 2, 4, F, "vector") == total(ops)
+
+
+def test_padded_reduction_axis_adds_the_concatenate():
+    """k = 6 with M = 4: isnan and .any() on the 12 values, zeros for the 2 x 2 padding and the concatenate to
+    2 x 8; from the magnitudes on, the 2 x 8 listing."""
+    ops = [(12 * F, 12), (12, 0), (0, 2 * 2 * F), (12 * F + 2 * 2 * F, 16 * F)] + compress_ops(2, 8, 2, 4)[2:]
+    assert compress_traffic(2, 6, 2, 4, F) == total(ops)
+
+
+def test_decompress_blas_term_besides_its_gemm():
+    # 2 x 8 at 2:4 times 8 x 3: zero fill, base, per slot add + assign; the second term adds out += (2 x 3)
+    g = 4
+    first = [(0, 16 * F), (0, 8 * g)] + [(8 * g + g, 8 * g), (8 * g + g * F, g * F)] * 2
+    assert scatter_traffic(2, 8, 3, 2, 4, F) == total(first)
+    assert scatter_traffic(2, 8, 3, 2, 4, F, first=False) == total(first + [(2 * 6 * F, 6 * F)])
+    # float16 operands are cast to float32 first: the kept values and B
+    half = [(8 * 2, 8 * F), (8 * 3 * 2, 8 * 3 * F)] + first
+    assert scatter_traffic(2, 8, 3, 2, 4, 2) == total(half)
+
+
+def runtime_row(kernel="tasd", spec="2:4+1:4", mt=8, n=12, k=16):
+    """The trace row `accelsim run` writes for an operand: input layer (built by the run's own step)."""
+    rng = np.random.default_rng(3)
+    lp = LayerPlan("l", kernel=kernel, operand="input", **({"series": spec} if kernel == "tasd" else {"pattern": spec}))
+    step = layer_step(0, types.SimpleNamespace(name="l"), lp, Operands(
+        x=rng.standard_normal((mt, k), dtype=np.float32), w=rng.standard_normal((n, k), dtype=np.float32)), np, "float32")
+    rec = Recorder()
+    rec.add(timing=time_call(step.fn, warmup=0, repeats=1), suite="network", xp=np, **{**step.fields, "dtype": "float32"})
+    return rec.rows[0]
+
+
+def test_runtime_tasd_row_is_its_compression_then_a_dense_gemm_per_term():
+    row = runtime_row()
+    params = json.loads(row["params"])
+    assert params["runtime_compress"] and params["compress_layout"] == "element" and params["cpu_path"] == "decompress_blas"
+    family, parts, launches = record_workload(row, CPU)
+    assert family == RUNTIME
+    assert [type(p) for p in parts] == [Streaming, Streaming, Gemm, Streaming, Gemm]
+    comp = parts[0]
+    ref = total([(8 * 16 * F, 128), (128, 0)] + compress_ops(8, 16, 2, 4) + residual_ops(8, 16, 2, 4)
+                + compress_ops(8, 16, 1, 4))
+    assert (comp.bytes_read, comp.bytes_written, comp.launches) == ref
+    for g in (parts[2], parts[4]):  # dense: the NumPy path multiplies the decompressed term whole
+        assert (g.m, g.n, g.k) == (8, 12, 16) and g.weight_sparsity.kind == "dense"
+    assert launches == 2 + sum(p.launches for p in parts if isinstance(p, Streaming))
+
+
+def test_runtime_nm_row_compresses_once():
+    family, parts, _ = record_workload(runtime_row("nm", "2:4"), CPU)
+    assert family == RUNTIME and [type(p) for p in parts] == [Streaming, Streaming, Gemm]
+    assert (parts[0].bytes_read, parts[0].bytes_written, parts[0].launches) == total(compress_ops(8, 16, 2, 4))
+
+
+def test_parts_project_to_their_sum():
+    _, parts, _ = record_workload(runtime_row(), CPU)
+    whole = project(CPU, parts, 4096)
+    comp = parts[0]
+    lvl = CPU.memory[resident_level(CPU, comp.working_set)]
+    by_hand = (comp.bytes_read / lvl.bandwidth + comp.bytes_written / (lvl.write_bandwidth or lvl.bandwidth)) / (
+        CPU.clock_ghz * 1e9)
+    assert project(CPU, comp).memory_s == pytest.approx(by_hand, rel=1e-12)
+    each = [project(CPU, p, 4096) for p in parts]
+    assert whole.compute_s == pytest.approx(sum(p.compute_s for p in each), rel=1e-12)
+    assert whole.memory_s == pytest.approx(sum(p.memory_s for p in each), rel=1e-12)
+    assert whole.compute_s > 0 and whole.memory_s > by_hand
+
+
+def test_runtime_family_takes_gemm_compute_and_fits_its_bandwidth():
+    """GEMMs at compute scale 1.25 (efficiency 0.8); run-time layers whose GEMMs run alike and whose
+    passes reach 1/20 of the copy bandwidth. The run-time group keeps the gemm group's compute scale and
+    fits its memory scale alone, as lsq_linear does with the compute scale held."""
+    rng = np.random.default_rng(5)
+    items, projections = [], []
+    for i in range(12):
+        fam = "gemm" if i < 6 else RUNTIME
+        c = float(10 ** rng.uniform(-4, -2))
+        mem = c * (0.01 if fam == "gemm" else float(rng.uniform(0.1, 0.5)))
+        truth_mem = 1.0 if fam == "gemm" else 20.0
+        y = (1e-6 + 1.25 * c + truth_mem * mem) * float(np.exp(rng.normal(0, 0.03)))
+        items.append(types.SimpleNamespace(family=fam, group=f"{fam} float32", launches=1, measured_s=y))
+        projections.append(Projection(c, mem, 0.0, 0.0))
+    glob, fams, groups = fit_groups(items, projections, list(range(12)))
+    gemm, rt = groups["gemm float32"], groups[f"{RUNTIME} float32"]
+    assert rt.compute_scale == gemm.compute_scale
+    sel = [i for i in range(12) if items[i].family == RUNTIME]
+    y = np.array([items[i].measured_s for i in sel])
+    c = np.array([projections[i].compute_s for i in sel])
+    mem = np.array([projections[i].memory_s for i in sel])
+    b = 1 - (glob.launch_overhead_s + gemm.compute_scale * c) / y
+    ref = lsq_linear((mem / y)[:, None], b, bounds=(1.0, np.inf), method="bvls", tol=1e-15).x[0]
+    assert rt.memory_scale == pytest.approx(ref, rel=1e-9)
+    assert rt.memory_scale == pytest.approx(20.0, rel=0.1)
+    assert all(p.compute_scale >= 1 and p.memory_scale >= 1 for p in (glob, *fams.values(), *groups.values()))
+
+
+@pytest.mark.parametrize("mnk,threads,used", [
+    (32 ** 3, 2, 1), (80 ** 3, 2, 1),           # under 2 x 262144 MACs: one thread (measured: same time on 1 and 2)
+    (2 * 262144, 2, 2), (128 ** 3, 2, 2), (512 * 384 * 384, 2, 2), (512 * 384 * 384, 1, 1),
+    (3 * 262144, 8, 3), (10 * 262144, 8, 8),    # one thread per 262144 MACs, at most all of them
+])
+def test_openblas_threads_per_gemm(mnk, threads, used):
+    assert blas_threads_used(mnk, threads) == used
+
+
+def gemm_row(m, n, k, batch=1, blas_threads=2):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((batch, m, k), dtype=np.float32)
+    b = rng.standard_normal((batch, k, n), dtype=np.float32)
+    rec = Recorder()
+    params = {"batch": batch} | ({} if blas_threads is None else {"blas_threads": blas_threads})
+    rec.add(timing=time_call(lambda: a @ b, warmup=0, repeats=1), suite="network", xp=np, kernel="gemm", dtype="float32",
+            m=m, n=n, k=k, shapes={"a": a.shape, "b": b.shape}, flops_dense=2 * batch * m * n * k,
+            bytes_min=4 * batch * (m * k + k * n + m * n), params=params)
+    return rec.rows[0]
+
+
+def test_small_batched_gemm_runs_on_one_thread():
+    """Attention's 768 products of 8x32 by 32x8: NumPy multiplies them one by one, each far below OpenBLAS's
+    threading threshold, so the replay runs them on one of the arch's two units; a big GEMM keeps both;
+    a record without its BLAS thread count (older traces) is replayed as before."""
+    _, w, _ = record_workload(gemm_row(8, 8, 32, batch=768), CPU)
+    assert isinstance(w, OnThreads) and w.threads == 1 and (w.workload.m, w.workload.count) == (8, 768)
+    _, w, _ = record_workload(gemm_row(512, 384, 384), CPU)
+    assert isinstance(w, Gemm)
+    _, w, _ = record_workload(gemm_row(8, 8, 32, batch=768, blas_threads=None), CPU)
+    assert isinstance(w, Gemm)
+
+
+def test_one_thread_computes_at_one_units_rate():
+    # cpu_numpy: 16 fp32 MACs per cycle per unit; 64^3 divides its 16 x 4 x 8 tiles, so on one unit 768 of
+    # them take 768 * 64^3 / 16 cycles, twice what the two units take
+    g = Gemm("g", 64, 64, 64, "fp32", count=768)
+    one = project(CPU, OnThreads(g, 1))
+    assert one.compute_s * CPU.clock_ghz * 1e9 == pytest.approx(768 * 64 ** 3 / 16, rel=1e-12)
+    assert one.compute_s == pytest.approx(2 * project(CPU, g).compute_s, rel=1e-12)
