@@ -374,8 +374,9 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
     meta = {"network": net.name, "workload": plan.workload, "network_params": params, "dtype": dtype, "prune": prune,
             "plan_id": plan.id, "plan_file": plan_file, "plan_arch": plan.arch}
     if backend_name(xp) == "numpy":  # a device calibration holds for one BLAS thread count (accelsim calibrate)
-        from kernels.trace.microbench import blas_threads
+        from kernels.trace.microbench import blas_threads, keep_freed_memory
 
         meta["blas_threads"] = blas_threads()
+        meta["freed_memory_kept"] = keep_freed_memory()  # as CuPy's pool keeps GPU memory: no fresh pages per call
     steps = build_steps(chosen, idx, plan, operands, xp, dtype, dense)
     return Prepared(net, chosen, idx, steps, meta, xp)

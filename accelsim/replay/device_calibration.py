@@ -392,8 +392,10 @@ def calibrate_device(out: Path, budget_s: float, *, bench=None, cases=None, cloc
     from accelsim.replay.traces import load as load_traces
     from kernels.io import atomic_path
     from kernels.trace import Recorder
+    from kernels.trace.microbench import keep_freed_memory
 
     start = clock()
+    keep_freed_memory()  # as `accelsim run` does, so both see the same allocator
     report = os_report()
     meas = (bench or measure)(report)
     sampler = None if "gemm_gflops" in meas else GemmSampler()

@@ -13,7 +13,11 @@ import time
 
 import numpy as np
 
-__all__ = ["Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "gemm_gflops", "gemm_times", "samples"]
+__all__ = ["Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "gemm_gflops", "gemm_times", "keep_freed_memory",
+           "samples"]
+
+#: glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 
 
 def blas_threads() -> int | None:
@@ -22,6 +26,27 @@ def blas_threads() -> int | None:
 
     counts = [int(p["num_threads"]) for p in threadpool_info() if p.get("user_api") == "blas"]
     return max(counts) if counts else None
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc keep freed memory for the next allocation, as CuPy's memory pool does on a GPU; True if
+    it took. By default a freed block above the mmap threshold, or heap above the trim threshold, goes
+    back to the OS, and the next call's temporaries fault their pages in again: a full-size TASD-A
+    decomposition (hundreds of MB of temporaries per call) then took 1.5–2× its time on some calls,
+    time no kernel model prices. Every block then comes from the heap (no mmap: glibc caps the mmap
+    threshold at 32 MiB, and larger temporaries would still be mapped afresh), and the heap is not
+    trimmed.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, TypeError, AttributeError):  # not glibc (macOS, musl without mallopt): nothing to do
+        return False
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 class Rate(dict):
