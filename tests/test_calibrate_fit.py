@@ -251,3 +251,45 @@ def test_report_correlates_log_times_below_one_second():
     lp, lm = np.log10([1e-4, 3e-3, 5e-2]), np.log10([2e-4, 2e-3, 8e-2])
     assert overall["pearson_r_log10"] == pytest.approx(np.corrcoef(lp, lm)[0, 1], rel=1e-12)
     assert overall["pearson_r"] == pytest.approx(np.corrcoef([1e-4, 3e-3, 5e-2], [2e-4, 2e-3, 8e-2])[0, 1], rel=1e-12)
+
+
+def test_given_compute_scale_is_kept_and_the_memory_scale_fits_around_it():
+    """With the overhead and the compute scale given (a run-time compression family borrowing GEMM's), only
+    the memory scale is fitted: the relative least-squares optimum in one unknown, written out here."""
+    rng = np.random.default_rng(3)
+    c, m = 10 ** rng.uniform(-5, -3, 12), 10 ** rng.uniform(-5, -3, 12)
+    n = rng.integers(1, 4, 12)
+    y = 1e-6 * n + 1.7 * c + 2.6 * m
+    rows = [(Projection(ci, mi, 0.0, 0.0), int(ni), yi) for ci, mi, ni, yi in zip(c, m, n, y)]
+    for given in (1.7, 1.2):
+        got = fit(rows, "runtime", launch_overhead_s=1e-6, compute_scale=given)
+        r = y - 1e-6 * n - given * c
+        want = max(1.0, float(np.sum(r * m / y**2) / np.sum(m**2 / y**2)))
+        assert (got.launch_overhead_s, got.compute_scale) == (1e-6, given)
+        assert got.memory_scale == pytest.approx(want, rel=1e-9)
+    assert fit(rows, "runtime", launch_overhead_s=1e-6, compute_scale=1.7).memory_scale == pytest.approx(2.6, rel=1e-9)
+
+
+def test_runtime_compression_borrows_the_compute_scale_of_its_dtypes_gemm():
+    """The run-time compression family computes with the dense GEMM's BLAS: its family takes the ``gemm``
+    family's compute scale and its float32 group the ``gemm float32`` group's (not the family's, not the
+    global one), whatever order the families come in; each fits only its memory scale, on as few as
+    MIN_FAMILY_FIT configurations."""
+    from accelsim.replay.project import RUNTIME
+
+    rng = np.random.default_rng(11)
+    truth = {"gemm float32": (1.25, 1.1), "gemm float64": (1.9, 1.3), f"{RUNTIME} float32": (1.25, 3.0)}
+    items, proj = [], []
+    for group, (cs, ms) in truth.items():
+        for _ in range(MIN_FAMILY_FIT if group.startswith(RUNTIME) else 4):
+            c, m, n = float(10 ** rng.uniform(-5, -3)), float(10 ** rng.uniform(-5, -3)), int(rng.integers(1, 4))
+            items.append(types.SimpleNamespace(family=group.split()[0], group=group, launches=n,
+                                               measured_s=1e-6 * n + cs * c + ms * m))
+            proj.append(Projection(c, m, 0.0, 0.0))
+    glob, fams, groups = fit_groups(items, proj, list(range(len(items))))
+    g32, rt = groups["gemm float32"], groups[f"{RUNTIME} float32"]
+    assert len({glob.compute_scale, fams["gemm"].compute_scale, g32.compute_scale}) == 3
+    assert rt.compute_scale == g32.compute_scale and fams[RUNTIME].compute_scale == fams["gemm"].compute_scale
+    mine = [(proj[i], items[i].launches, items[i].measured_s) for i, it in enumerate(items) if it.family == RUNTIME]
+    assert rt.memory_scale == fit(mine, "ref", glob.launch_overhead_s, g32.compute_scale).memory_scale
+    assert rt.source.startswith(f"group ({MIN_FAMILY_FIT} configs)")
