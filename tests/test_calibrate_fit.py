@@ -293,3 +293,11 @@ def test_runtime_compression_borrows_the_compute_scale_of_its_dtypes_gemm():
     mine = [(proj[i], items[i].launches, items[i].measured_s) for i, it in enumerate(items) if it.family == RUNTIME]
     assert rt.memory_scale == fit(mine, "ref", glob.launch_overhead_s, g32.compute_scale).memory_scale
     assert rt.source.startswith(f"group ({MIN_FAMILY_FIT} configs)")
+
+
+def test_a_family_with_no_memory_time_leaves_the_memory_scale_undetermined():
+    """Compute-only rows (no memory time on any of them): the memory scale is None, not the bound."""
+    rows, x, y = synthetic(5)
+    compute_only = [(Projection(p.compute_s, 0.0, 0.0, 0.0), n, t) for p, n, t in rows]
+    got = fit(compute_only, "compute only")
+    assert got.memory_scale is None and got.compute_scale is not None
