@@ -68,10 +68,18 @@ class Dim:
     count: int          # tiles along the dimension
     pieces: tuple       # ((extent the array sees, how many), ...)
     extent: int         # sum of extents (the dimension's size as the array sees it)
-    footprint: float    # largest tile's footprint factor (input window rows × cols for pixels)
-    fetched: float      # footprint factors summed over the tiles
-    ends: tuple         # :func:`tile_ends` of the tiles' footprint factors, in traversal order
+    ends: tuple         # :func:`tile_ends` of the tiles' footprint factors (input window rows × cols for pixels)
     ends_px: tuple      # the same of their output pixels (pixels only; else ``ends``)
+
+    @property
+    def footprint(self) -> float:
+        """The largest tile's footprint factor: the first (full tiles come before the edge)."""
+        return self.ends[0]
+
+    @property
+    def fetched(self) -> float:
+        """Footprint factors summed over the tiles."""
+        return self.ends[2] + self.ends[3]
 
 
 def tile_ends(*factors: list[tuple[float, int]]) -> tuple[float, float, float, float]:
@@ -111,11 +119,9 @@ def pixel_dims(w: Window, align: int) -> list[Dim]:
         pieces: dict[int, int] = {}
         for (lb, cb), (ly, cy), (lx, cx) in itertools.product(sb, sy, sx):
             pieces[lb * ly * lx] = pieces.get(lb * ly * lx, 0) + cb * cy * cx
-        fetched = w.batch * sum(rows(l) * c for l, c in sy) * sum(cols(l) * c for l, c in sx)
-        window_runs = [(lb, cb) for lb, cb in sb], [(rows(ly), cy) for ly, cy in sy], [(cols(lx), cx) for lx, cx in sx]
+        window_runs = sb, [(rows(ly), cy) for ly, cy in sy], [(cols(lx), cx) for lx, cx in sx]
         out.append(Dim({"b": b, "oy": y, "ox": x}, sum(pieces.values()), tuple(sorted(pieces.items(), reverse=True)),
-                        w.batch * w.oy * w.ox, float(b * rows(y) * cols(x)), float(fetched),
-                        tile_ends(*window_runs), tile_ends(sb, sy, sx)))
+                        w.batch * w.oy * w.ox, tile_ends(*window_runs), tile_ends(sb, sy, sx)))
     total = w.batch * w.oy * w.ox
     if w.ox > 1 and w.fy == w.fx == 1:
         # A pointwise convolution reads one input pixel per output pixel, so a run of pixels that
@@ -123,8 +129,8 @@ def pixel_dims(w: Window, align: int) -> list[Dim]:
         shapes = {d.tile["b"] * d.tile["oy"] * d.tile["ox"] for d in out}
         for t in (t for t in tile_lengths(total, 1, side) if t not in shapes):
             sp = split(total, t)
-            out.append(Dim({"pixels": t}, sum(c for _, c in sp), tuple(sp), total, float(t), float(total),
-                            tile_ends(sp), tile_ends(sp)))
+            ends = tile_ends(sp)
+            out.append(Dim({"pixels": t}, sum(c for _, c in sp), tuple(sp), total, ends, ends))
     return out
 
 
@@ -134,8 +140,8 @@ def channel_dims(c_size: int, window: int, k_exec_ratio: float, side: int | None
     for t in tile_lengths(c_size, window, side):
         sp = split(c_size, t)
         pieces = tuple((max(1, math.ceil(l * window * k_exec_ratio)), c) for l, c in sp)
-        out.append(Dim({"c": t}, sum(c for _, c in sp), pieces, sum(e * c for e, c in pieces),
-                        float(t), float(c_size), tile_ends(sp), tile_ends(sp)))
+        ends = tile_ends(sp)
+        out.append(Dim({"c": t}, sum(c for _, c in sp), pieces, sum(e * c for e, c in pieces), ends, ends))
     return out
 
 
@@ -143,5 +149,6 @@ def filter_dims(n_size: int, side: int | None) -> list[Dim]:
     out = []
     for t in tile_lengths(n_size, 1, side):
         sp = split(n_size, t)
-        out.append(Dim({"n": t}, sum(c for _, c in sp), tuple(sp), n_size, float(t), float(n_size), tile_ends(sp), tile_ends(sp)))
+        ends = tile_ends(sp)
+        out.append(Dim({"n": t}, sum(c for _, c in sp), tuple(sp), n_size, ends, ends))
     return out
