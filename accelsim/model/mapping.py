@@ -13,7 +13,8 @@ from accelsim.model.arch import DTYPE_BYTES, ArchConfig, SystolicCompute
 from accelsim.model.staging import SystolicStaging
 
 __all__ = [
-    "PARTIAL_BYTES", "Exec", "Mapping", "TileBlock", "TileGroup", "map_gemm", "map_gemm_tile", "operand_traffic",
+    "PARTIAL_BYTES", "Exec", "Mapping", "TileBlock", "TileGroup", "grouped_raster", "map_gemm", "map_gemm_tile",
+    "operand_traffic",
     "roofline_cycles", "systolic_fill_cycles", "systolic_fold_cycles", "systolic_layer_fill",
 ]
 
@@ -323,6 +324,15 @@ def roofline_cycles(arch: ArchConfig, mp: Mapping) -> float:
     return max(mp.compute_cycles, *traffic)
 
 
+def grouped_raster(loops: list, group: int) -> list:
+    """Raster ``loops`` (outer, inner, k; ``[dimension, trips]`` each) with the outer dimension in groups of
+    ``group`` tiles (CUTLASS's swizzle): the groups, the inner dimension, a group's tiles, k."""
+    if group == 1:
+        return loops
+    (outer, trips), inner, *rest = loops
+    return [[outer, math.ceil(trips / group)], inner, [outer, group], *rest]
+
+
 def map_gemm(
     arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, count: int, exe: Exec = DENSE_EXEC
 ) -> Mapping:
@@ -368,10 +378,8 @@ def _map_gemm(arch: ArchConfig, name: str, m: int, n: int, k: int, dtype: str, c
     else:
         tile, loops, groups, eff = _tensor_core_groups(arch, m, n, k_run, dtype, count, cta_tile, split)
         trips = dict(loops)
-        loops = [(d, trips[d]) for d in order]
+        loops = grouped_raster([(d, trips[d]) for d in order], group)
         if group > 1:
-            outer, inner = order[0], order[1]
-            loops = [(outer, math.ceil(trips[outer] / group)), (inner, trips[inner]), (outer, group), ("k", trips["k"])]
             tile["group"] = group
     dense_macs = float(m * n * k * count)
     run_macs = sum(g.total_macs for g in groups) or 1.0

@@ -10,7 +10,7 @@ import math
 
 from accelsim.model.arch import DTYPE_BYTES, ArchConfig
 from accelsim.model.mapper.common import cost, rank
-from accelsim.model.mapping import Exec, Mapping, map_gemm_tile
+from accelsim.model.mapping import Exec, Mapping, grouped_raster, map_gemm_tile
 
 _CTA_SIDES = (64, 128, 256)
 _CTA_K = (32, 64, 128)
@@ -41,10 +41,8 @@ def search(arch: ArchConfig, m, n, k, dtype, count, exe: Exec, objective: str) -
                 if best is None or key < best[0]:
                     best = (key, mp)
     mp = best[1]
-    trips = [[d, math.ceil({"m": m, "n": n, "k": exe.k_exec or k}[d] / mp.tile[d])] for d in mp.loop_order]
-    group = mp.tile.get("group", 1)
-    if group > 1:  # the outer raster dimension in groups: the groups, the inner dimension, a group's tiles
-        trips = [[trips[0][0], math.ceil(trips[0][1] / group)], trips[1], [trips[0][0], group], *trips[2:]]
+    trips = grouped_raster([[d, math.ceil({"m": m, "n": n, "k": exe.k_exec or k}[d] / mp.tile[d])]
+                            for d in mp.loop_order], mp.tile.get("group", 1))
     mp.nest = {"problem": {"kind": "gemm", "dims": {"m": m, "n": n, "k": k, "count": count}}, "nest": [
         {"level": "grid", "loops": trips, "split_k": mp.tile.get("split_k", 1)},
         {"level": "cta", "tile": {d: mp.tile[d] for d in ("m", "n", "k")}},
