@@ -114,8 +114,8 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "._tensor_core_groups.estimate:28-40", "Mult->Div"):
         "`ctas / split` for `ctas * split` in the split estimate: the candidates keep ctas·split <= units "
         "(split <= units // ctas), so both round up to one wave; with split = 1 they are equal",
-    (_C, 'borrow = (groups.get(g.replace(RUNTIME, "gemm", 1)) or fams.get("gemm") or glob).compute_scale',
-     ".fit_groups:64-65", "1->2"):
+    (_C, 'borrow = (groups.get(g.replace(RUNTIME, "gemm", 1)) or fams.get("gemm") or glob).compute_scale \\',
+     ".fit_groups:60-61", "1->2"):
         "replacing the family name twice instead of once in a group name that holds it once (`runtime_compress "
         "float32`): the same name",
     (_M, "run_macs = sum(g.total_macs for g in groups) or 1.0", "._map_gemm:52-55", "1.0->2.0"):

@@ -202,13 +202,13 @@ def fit_groups(items: list[Item], projections: list[Projection], train: list[int
             mine) >= MIN_FAMILY_FIT else glob
         for g in sorted({it.group for it in items if it.family == f}):
             ours = [rows[i] for i in train if items[i].group == g]
-            if f == RUNTIME:
-                borrow = (groups.get(g.replace(RUNTIME, "gemm", 1)) or fams.get("gemm") or glob).compute_scale
-                groups[g] = fit(ours, f"group ({len(ours)} configs), gemm's compute", glob.launch_overhead_s,
-                                borrow) if len(ours) >= MIN_FAMILY_FIT else fams[f]
-                continue
-            groups[g] = (fit(ours, f"group ({len(ours)} configs)", glob.launch_overhead_s)
-                         if len(ours) >= MIN_FAMILY_FIT and len(ours) < len(mine) else fams[f])
+            # a run-time group fits even as the whole family: its compute scale is its dtype's GEMM's
+            runtime = f == RUNTIME
+            borrow = (groups.get(g.replace(RUNTIME, "gemm", 1)) or fams.get("gemm") or glob).compute_scale \
+                if runtime else None
+            own = len(ours) >= MIN_FAMILY_FIT and (runtime or len(ours) < len(mine))
+            groups[g] = fit(ours, f"group ({len(ours)} configs)" + (", gemm's compute" if runtime else ""),
+                            glob.launch_overhead_s, borrow) if own else fams[f]
     return glob, fams, groups
 
 
