@@ -446,7 +446,8 @@ def executed(arch: ArchConfig, item: Item) -> str:
     """How the arch runs an item's sparsity (for the report): 'dense', '2:4', 'tasd native', …"""
     w = item.workload.workload if isinstance(item.workload, OnThreads) else item.workload
     if isinstance(w, list) and any(isinstance(p, Streaming) for p in w):
-        how = "dense GEMM per term" if item.row.get("params") and '"decompress_blas"' in item.row["params"] else "sparse"
+        path = _json_field(item.row, "params").get("cpu_path")
+        how = "dense GEMM per term" if path == "decompress_blas" else "sparse"
         return ("compressed at run time, " if item.family == RUNTIME else "") + how
     if isinstance(w, list):
         return "tasd as separate N:M passes"
