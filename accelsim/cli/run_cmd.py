@@ -92,8 +92,8 @@ def run_command(
 
 
 def _calibration_here(path: Path, backend: str | None):
-    """``(arch, calibration, notes)`` of a calibration directory, refused unless it was made on this device
-    with the BLAS thread count this process runs with; checked before the run."""
+    """``(arch, calibration)`` of a calibration directory, refused unless it was made on this device with the
+    BLAS thread count this process runs with; checked before the run."""
     from accelsim.replay.device_calibration import CalibrationDirError, load_calibration_dir
     from kernels.backend import backend_name, device_info, get_xp
     from kernels.trace.microbench import blas_threads
@@ -106,18 +106,16 @@ def _calibration_here(path: Path, backend: str | None):
         raise CalibrationDirError(f"--calibration {path}: recorded on {doc.get('device_name')!r} with "
                                   f"{doc.get('blas_threads')} BLAS threads, but this run is on {here!r} "
                                   f"({backend_name(xp)}, {threads} BLAS threads); run `accelsim calibrate` here")
-    return cfg, params, []
+    return cfg, params
 
 
-def _report(rows, cfg, params, notes) -> dict:
+def _report(rows, cfg, params) -> dict:
     from accelsim.replay.network import compare_run
     from kernels.trace import SCHEMA
 
     import pyarrow as pa
 
-    report = compare_run(pa.Table.from_pylist(rows, schema=SCHEMA), cfg, params)
-    report["notes"] += notes
-    return report
+    return compare_run(pa.Table.from_pylist(rows, schema=SCHEMA), cfg, params)
 
 
 def register(app: typer.Typer) -> None:
