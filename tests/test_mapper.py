@@ -444,6 +444,7 @@ def test_grouped_raster_keeps_both_panels_in_l2(group):
                             group)
     assert (plain.reads["hbm"]["input"], plain.reads["hbm"]["weight"]) == (size, 64 * size)
     assert (grouped.reads["hbm"]["input"], grouped.reads["hbm"]["weight"]) == (size, 64 // group * size)
+    assert grouped.tile["group"] == group  # what the searched nest is read from
     assert grouped.compute_cycles == plain.compute_cycles
     fixed = map_gemm(arch, "g", 4096, 4096, 4096, "fp16", 1)
     c = arch.compute
