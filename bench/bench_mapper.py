@@ -27,6 +27,7 @@ from accelsim import Conv, simulate
 from accelsim.model import mapper
 from accelsim.model.arch import load_arch, parse_overrides
 from accelsim.model.lowering import lower_layer
+from accelsim.model.mapper.tiles import window_span
 from accelsim.model.mapping import systolic_fill_cycles
 from accelsim.model.workload import layer_key
 from accelsim.model.workloads import bert_base, resnet50
@@ -68,11 +69,6 @@ def peer_results(peers: dict, net: str, name: str) -> dict:
             for p in PEERS if (v := rows[name].get(p) or {}).get("edp")}
 
 
-def _touched(size: int, filt: int, stride: int, out: int) -> int:
-    """Input rows (or columns) a convolution reads: a stride past the filter skips the rows between."""
-    return min(size, out * filt if stride >= filt else (out - 1) * stride + filt)
-
-
 def compulsory_cycles(arch, layer) -> float:
     """No mapping on ``arch`` is faster: every MAC on the array at full use, and every input and weight
     byte the layer touches read once (every output byte written once) over the outermost level's
@@ -81,8 +77,9 @@ def compulsory_cycles(arch, layer) -> float:
     c, dram = arch.compute, arch.memory[0]
     if isinstance(layer, Conv):
         e, f = layer.ofmap
-        inputs = layer.batch * layer.channels * _touched(layer.ifmap_h, layer.filt_h, layer.stride_h, e) * _touched(
-            layer.ifmap_w, layer.filt_w, layer.stride_w, f)
+        # the rows and columns the windows touch, within the (padded) input
+        inputs = layer.batch * layer.channels * min(layer.ifmap_h, window_span(e, layer.filt_h, layer.stride_h)) * min(
+            layer.ifmap_w, window_span(f, layer.filt_w, layer.stride_w))
     else:
         inputs = g.m * g.k
     reads = (inputs + g.k * g.n) * g.count

@@ -103,12 +103,16 @@ def tile_ends(*factors: list[tuple[float, int]]) -> tuple[float, float, float, f
     return first, last, (total + alt) / 2, (total - alt) / 2
 
 
+def window_span(outputs: int, filt: int, stride: int) -> int:
+    """Input rows (or columns) under ``outputs`` consecutive output rows: the windows overlap, or a stride
+    longer than the window skips the rows between."""
+    return min((outputs - 1) * stride + filt, outputs * filt)
+
+
 def pixel_dims(w: Window, align: int) -> list[Dim]:
     """Pixel tiles: whole images (batch tiled), whole output rows, pieces of one row, and for a
     pointwise convolution any run of pixels across rows; ``align`` is the array side the pixels lie
     along (OS rows, IS columns), 1 when they stream."""
-    rows = lambda t: min((t - 1) * w.sy + w.fy, t * w.fy)   # input rows under t output rows: windows
-    cols = lambda t: min((t - 1) * w.sx + w.fx, t * w.fx)   # overlap, or skip rows when stride > window
     side = align if align > 1 else None
     choices = [(b, w.oy, w.ox) for b in tile_lengths(w.batch, w.oy * w.ox, side)]
     choices += [(1, y, w.ox) for y in tile_lengths(w.oy, w.ox, side) if y < w.oy or w.batch > 1]
@@ -119,9 +123,10 @@ def pixel_dims(w: Window, align: int) -> list[Dim]:
         pieces: dict[int, int] = {}
         for (lb, cb), (ly, cy), (lx, cx) in itertools.product(sb, sy, sx):
             pieces[lb * ly * lx] = pieces.get(lb * ly * lx, 0) + cb * cy * cx
-        window_runs = sb, [(rows(ly), cy) for ly, cy in sy], [(cols(lx), cx) for lx, cx in sx]
+        in_rows = [(window_span(ly, w.fy, w.sy), cy) for ly, cy in sy]
+        in_cols = [(window_span(lx, w.fx, w.sx), cx) for lx, cx in sx]
         out.append(Dim({"b": b, "oy": y, "ox": x}, sum(pieces.values()), tuple(sorted(pieces.items(), reverse=True)),
-                        w.batch * w.oy * w.ox, tile_ends(*window_runs), tile_ends(sb, sy, sx)))
+                        w.batch * w.oy * w.ox, tile_ends(sb, in_rows, in_cols), tile_ends(sb, sy, sx)))
     total = w.batch * w.oy * w.ox
     if w.ox > 1 and w.fy == w.fx == 1:
         # A pointwise convolution reads one input pixel per output pixel, so a run of pixels that
