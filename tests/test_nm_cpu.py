@@ -75,6 +75,38 @@ def test_bit_identical_whatever_the_thread_count(layout, monkeypatch):
     assert one.tobytes() == two.tobytes() == nm_spmm(t, b).tobytes()
 
 
+def test_gather_panels_bit_identical_on_a_pool_and_in_the_calling_thread(monkeypatch):
+    """Big enough for BLAS to be held to one thread, cut into 8 panels: two pool workers, or one worker in the
+    calling thread (no pool), give the same bytes, and both match float64."""
+    import concurrent.futures
+
+    import kernels.nm.cpu as cpu
+
+    pools = []
+
+    class Spy(concurrent.futures.ThreadPoolExecutor):
+        def __init__(self, workers):
+            pools.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(cpu, "ThreadPoolExecutor", Spy)
+    monkeypatch.setattr(cpu, "_PANEL_BYTES", 1 << 16)  # 128-wide panels at depth 128
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((96, 1024)).astype(np.float32)
+    b = rng.standard_normal((1024, 1000)).astype(np.float32)
+    t = nm_compress(a, 1, 8, axis=1, layout="vector")
+    assert choose_impl(t) == "gather_gemm" and 2.0 * 96 * 128 * 1000 > cpu._SERIAL_FLOPS
+    monkeypatch.setenv("ACCELSIM_CPU_THREADS", "1")
+    one = nm_spmm(t, b)
+    assert pools == []
+    monkeypatch.setenv("ACCELSIM_CPU_THREADS", "2")
+    two = nm_spmm(t, b)
+    assert pools == [2]
+    assert one.tobytes() == two.tobytes()
+    ref = nm_decompress(t).astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(one, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_gather_needs_the_vector_layout():
     a = np.ones((4, 8), dtype=np.float32)
     with pytest.raises(ValueError):

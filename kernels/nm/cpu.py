@@ -15,12 +15,14 @@ inputs always take the same path (bit-identical results):
   8-60 % slower than one BLAS call.
 
 The gather path splits its work into fixed column panels (independent of the thread count) run
-on a thread pool with BLAS held to one thread per worker (small problems run serially): every
-output element is computed by the same sequence of operations whatever the number of workers.
+on a thread pool with BLAS held to one thread per worker (small problems, and a single panel, run in
+the calling thread): every output element is computed by the same sequence of operations whatever
+the number of workers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import queue
@@ -61,10 +63,14 @@ def _blas_controller() -> ThreadpoolController:
 
 
 def _run(fn, tasks: list, flops: float, scratch) -> None:
-    """Run ``fn(task, buffers)`` for every task; big work on a pool with BLAS held to one thread.
+    """Run ``fn(task, buffers)`` for every task; big work with BLAS held to one thread, on a pool if it has
+    more than one task and the machine more than one thread.
 
     BLAS is held to one thread for big work even with one worker: OpenBLAS's own threading
     changes the rounding, so this keeps results independent of the worker count.
+    One worker runs in the calling thread: a pool thread then only competes with OpenBLAS's workers,
+    which spin for a while after each multi-threaded GEMM. In a BERT-base pass on the 2-vCPU EPYC
+    (128 tokens: one panel per 1:8 layer) the one-worker pool put 3-8 ms stalls into one call in four.
     ``scratch()`` makes one worker's buffers; they are allocated here, in the calling thread,
     one set per worker and reused by its tasks: buffers allocated inside worker threads come
     from glibc's per-thread arenas, and their growing and trimming made the gather path drift
@@ -72,6 +78,13 @@ def _run(fn, tasks: list, flops: float, scratch) -> None:
     """
     serial = flops < _SERIAL_FLOPS
     workers = 1 if serial else _workers(len(tasks))
+    held = contextlib.nullcontext() if serial else _blas_controller().limit(limits=1, user_api="blas")
+    if workers == 1:
+        buffers = scratch()
+        with held:
+            for task in tasks:
+                fn(task, buffers)
+        return
     free = queue.SimpleQueue()
     for _ in range(workers):
         free.put(scratch())
@@ -83,11 +96,7 @@ def _run(fn, tasks: list, flops: float, scratch) -> None:
         finally:
             free.put(buffers)
 
-    if serial:
-        for task in tasks:
-            one(task)
-        return
-    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+    with held, ThreadPoolExecutor(workers) as pool:
         for f in [pool.submit(one, task) for task in tasks]:
             f.result()
 
