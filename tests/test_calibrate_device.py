@@ -33,6 +33,7 @@ def _rate(median, lo, hi):
 FAKE = {"gemm_n": {"float32": 512, "float64": 1024}, "gemm_gflops": {"float32": _rate(100.0, 90.0, 110.0), "float64": _rate(40.0, 35.0, 41.0)},
         "copy_bytes": {"l3": 2**21, "l2": 2**18, "dram": 2**26},
         "copy_gbs": {"l3": _rate(60.0, 50.0, 61.0), "l2": _rate(120.0, 100.0, 125.0), "dram": _rate(20.0, 18.0, 21.0)},
+        "indexed_gbs": {"l3": _rate(9.0, 8.0, 9.5), "l2": _rate(10.0, 9.0, 11.0)},
         "call_overhead_s": _rate(1e-6, 9e-7, 2e-6), "load_average_1min": 1.5}
 
 
@@ -51,9 +52,11 @@ def test_arch_holds_the_measured_numbers(tmp_path):
     assert levels["l2"].capacity_bytes == 4 * 2**20
     # The fastest copy's GB/s over GHz = bytes per cycle.
     assert [levels[n].bandwidth for n in ("dram", "l3", "l2")] == pytest.approx([10.5, 30.5, 62.5])
+    # Scatters likewise, on the caches only (DRAM falls back to its copy bandwidth).
+    assert [levels[n].indexed_bandwidth for n in ("dram", "l3", "l2")] == [None, pytest.approx(4.75), pytest.approx(5.5)]
     assert "Test CPU 1234" in a.description
     text = path.read_text()
-    for key in ("clock_ghz:", "units:", "fp32:", "fp64:", "capacity_bytes:", "bandwidth:"):
+    for key in ("clock_ghz:", "units:", "fp32:", "fp64:", "capacity_bytes:", "bandwidth:", "indexed_bandwidth:"):
         for line in (l for l in text.splitlines() if l.strip().startswith(key)):
             assert "#" in line, line  # every measured or reported number says where it came from
     assert "measured 110 GFLOP/s (fastest of 5, median 100, slowest 90) of a 512^2 matmul" in text
@@ -217,6 +220,42 @@ def test_validate_with_calibration_dir(cal_dir, network_run, capsys, monkeypatch
     assert rep["calibration"]["global"]["compute_efficiency"] == pytest.approx(doc["global"]["compute_efficiency"])
 
 
+def test_a_pass_outgrowing_the_caches_fetches_each_layer_from_dram(cal_dir, network_run):
+    """With the L3 holding any one layer but not the pass, each NumPy layer first reads its operands
+    (``bytes_min``) at the DRAM copy rate, on top of its calibrated warm time; with the real caches, nothing."""
+    import pyarrow.compute as pc
+
+    from accelsim.replay.network import compare_run
+
+    out, doc = cal_dir
+    arch, cal, _ = dc.load_calibration_dir(out)
+    table = load_traces(network_run / "traces")
+    layers = items_from_table(table.filter(pc.not_equal(table.column("kernel"), "network")), arch)
+    biggest = max(it.row["bytes_min"] for it in layers)
+    passes = {}
+    for it in layers:
+        plan = json.loads(it.row["params"])["plan"]
+        passes[plan] = passes.get(plan, 0) + it.row["bytes_min"]
+    assert min(passes.values()) > biggest + 1
+    doc_arch = arch.model_dump(mode="python")
+    doc_arch["memory"][1]["capacity_bytes"] = biggest + 1  # l3: one layer fits, the pass does not
+    small = load_arch(doc_arch)
+    dram = small.memory[0]
+
+    def params(it):
+        g = doc["groups"].get(it.group) or doc["families"].get(it.family) or doc["global"]
+        return Params(g["launch_overhead_s"], g["compute_scale"], g["memory_scale"])
+
+    for a, cold in ((arch, False), (small, True)):
+        rep = compare_run(table, a, cal)
+        got = {(v["plan"], l["layer"]): l["projected_s"] for v in rep["variants"] for l in v["layers"]}
+        for it in layers:
+            prm = json.loads(it.row["params"])
+            warm = params(it).predict(project(a, it.workload, it.working_set), it.launches)
+            fetch = it.row["bytes_min"] / (dram.bandwidth * a.clock_ghz * 1e9) if cold else 0.0
+            assert got[(prm["plan"], prm["layer"])] == pytest.approx(warm + fetch, rel=1e-9)
+
+
 def _copy_with(cal_dir, tmp_path, **changes):
     import shutil
 
@@ -298,7 +337,9 @@ def test_measure_sizes_copies_from_the_caches(monkeypatch):
     import kernels.trace.microbench as mb
 
     monkeypatch.setattr(mb, "bandwidth_gbs", lambda b, r: _rate(b / 2**20, 1.0, 2.0))
+    monkeypatch.setattr(mb, "indexed_gbs", lambda b, r: _rate(b / 2**21, 1.0, 2.0))
     monkeypatch.setattr(mb, "call_overhead_s", lambda r: _rate(1e-6, 1e-6, 1e-6))
     m = dc.measure(REPORT)
+    assert {lvl: r["median"] for lvl, r in m["indexed_gbs"].items()} == {"l3": 1.0, "l2": 0.125}
     assert m["copy_bytes"] == {"l3": 2 * 2**20, "l2": 2**18, "dram": 64 * 2**20}  # dram: 8 x the 8 MiB L3
     assert m["copy_gbs"]["l3"]["median"] == 2.0

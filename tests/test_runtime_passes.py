@@ -23,7 +23,7 @@ from accelsim.model.workload import Gemm
 from accelsim.replay.calibrate import fit_groups
 from accelsim.replay.numpy_passes import compress_traffic, decompose_traffic, scatter_traffic
 from accelsim.replay.project import (
-    RUNTIME, OnThreads, Projection, Streaming, blas_threads_used, project, record_workload, resident_level,
+    DENSE_TERMS, RUNTIME, OnThreads, Projection, Streaming, blas_threads_used, project, record_workload, resident_level,
 )
 from kernels.trace import Recorder, time_call
 
@@ -32,8 +32,14 @@ CPU = load_arch("cpu_numpy")
 
 
 def total(ops):
-    """(bytes read, bytes written, calls) of a listing of (read, written) per NumPy call."""
-    return sum(r for r, _ in ops), sum(w for _, w in ops), len(ops)
+    """(bytes read, bytes written, calls, bytes indexed) of a listing of (read, written) per streaming NumPy call
+    and ``ix(...)`` per fancy-index call."""
+    return (sum(o[0] for o in ops), sum(o[1] for o in ops), len(ops), sum(o[2] for o in ops if len(o) > 2))
+
+
+def ix(elems, item=F):
+    """A fancy-index call on `elems` values: int64 position, value read, value written, apart from the streams."""
+    return (0, 0, elems * (8 + 2 * item))
 
 
 def rank_ops(e, g, n, m, item):
@@ -49,39 +55,39 @@ def compress_ops(rows, k, n, m):
     kept = g * n
     return ([(e * F, e), (e, 0), (e * F, e * F)]          # isnan, .any(), abs
             + rank_ops(e, g, n, m, F)
-            + [(8 * kept + kept * F, kept * F),            # take_along_axis(g, idx)
+            + [ix(kept),                                   # take_along_axis(g, idx)
                (8 * kept, kept)])                          # idx.astype(uint8)
 
 
 def residual_ops(rows, k, n, m):
     """residual - nm_decompress(term): zeros, int64 base, per kept slot base + idx and the assignment, subtract."""
     e, g = rows * k, rows * k // m
-    return [(0, e * F), (0, 8 * g)] + [(8 * g + g, 8 * g), (8 * g + g * F, g * F)] * n + [(2 * e * F, e * F)]
+    return [(0, e * F), (0, 8 * g)] + [(8 * g + g, 8 * g), ix(g)] * n + [(2 * e * F, e * F)]
 
 
 def test_nm_compress_element_2of4_of_2x8():
     # 16 values in 4 groups, 8 kept: 28 calls.
     assert compress_traffic(2, 8, 2, 4, F) == total(compress_ops(2, 8, 2, 4))
-    assert total(compress_ops(2, 8, 2, 4)) == (1312, 600, 28)
+    assert total(compress_ops(2, 8, 2, 4)) == (1216, 568, 28, 128)  # the gather of 8 kept values: 8 x 16 B indexed
 
 
 def test_tasd_decompose_2of4_plus_1of4_of_2x8():
     ops = ([(2 * 8 * F, 16), (16, 0)]  # isfinite, .all()
            + compress_ops(2, 8, 2, 4) + residual_ops(2, 8, 2, 4) + compress_ops(2, 8, 1, 4))
     assert decompose_traffic(2, 8, [(2, 4), (1, 4)], F) == total(ops)
-    assert total(ops) == (2920, 1388, 65)
+    assert total(ops) == (2680, 1308, 65, 320)  # indexed: 8 + 4 gathered, 2 x 4 scattered, x 16 B
 
 
 def test_nm_compress_vector_layout_of_one_32_row_vector():
     """32 rows x 8 (one vector): float64 squared norms summed row by row, the rank on the 8 norms, the
     per-vector positions repeated to every row, then the gather."""
-    e, g, kept, v = 256, 64, 128, 8
+    e, kept, v = 256, 128, 8
     vg, vkept = 2, 4
     ops = ([(e * F, e), (e, 0), (e * F, 8 * e)]            # isnan, .any(), astype(float64)
            + [(2 * 8 * v, 8 * v)] + [(2 * 8 * v, 8 * v), (2 * 8 * v, 8 * v)] * 31   # acc = v0*v0; v_r*v_r, acc +
            + rank_ops(v, vg, 2, 4, 8)
            + [(8 * vkept, 8 * kept),                       # repeat to 32 rows
-              (8 * kept + kept * F, kept * F),             # take_along_axis
+              ix(kept),                                    # take_along_axis
               (8 * vkept, vkept)])                         # astype(uint8) of the vector positions
     assert compress_traffic(32, 8, 2, 4, F, "vector") == total(ops)
 
@@ -96,11 +102,11 @@ def test_padded_reduction_axis_adds_the_concatenate():
 def test_decompress_blas_term_besides_its_gemm():
     # 2 x 8 at 2:4 times 8 x 3: zero fill, base, per slot add + assign; the second term adds out += (2 x 3)
     g = 4
-    first = [(0, 16 * F), (0, 8 * g)] + [(8 * g + g, 8 * g), (8 * g + g * F, g * F)] * 2
+    first = [(0, 16 * F), (0, 8 * g)] + [(8 * g + g, 8 * g), ix(g)] * 2
     assert scatter_traffic(2, 8, 3, 2, 4, F) == total(first)
     assert scatter_traffic(2, 8, 3, 2, 4, F, first=False) == total(first + [(2 * 6 * F, 6 * F)])
     # float16 operands are cast to float32 first: the kept values and B
-    half = [(8 * 2, 8 * F), (8 * 3 * 2, 8 * 3 * F)] + first
+    half = [(8 * 2, 8 * F), (8 * 3 * 2, 8 * 3 * F), (0, 16 * F), (0, 8 * g)] + [(8 * g + g, 8 * g), ix(g)] * 2
     assert scatter_traffic(2, 8, 3, 2, 4, 2) == total(half)
 
 
@@ -125,40 +131,73 @@ def test_runtime_tasd_row_is_its_compression_then_a_dense_gemm_per_term():
     comp = parts[0]
     ref = total([(8 * 16 * F, 128), (128, 0)] + compress_ops(8, 16, 2, 4) + residual_ops(8, 16, 2, 4)
                 + compress_ops(8, 16, 1, 4))
-    assert (comp.bytes_read, comp.bytes_written, comp.launches) == ref
+    assert (comp.bytes_read, comp.bytes_written, comp.launches, comp.bytes_indexed) == ref
     for g in (parts[2], parts[4]):  # dense: the NumPy path multiplies the decompressed term whole
         assert (g.m, g.n, g.k) == (8, 12, 16) and g.weight_sparsity.kind == "dense"
     assert launches == 2 + sum(p.launches for p in parts if isinstance(p, Streaming))
 
 
+def test_decompress_blas_row_is_dense_terms():
+    """An element-layout N:M layer with its weight compressed ahead (no run-time compression): the scatter and a
+    dense GEMM, in the family whose GEMMs are BLAS's."""
+    rng = np.random.default_rng(4)
+    lp = LayerPlan("l", kernel="nm", operand="weight", pattern="2:4")
+    step = layer_step(0, types.SimpleNamespace(name="l"), lp, Operands(
+        x=rng.standard_normal((8, 16), dtype=np.float32), w=rng.standard_normal((12, 16), dtype=np.float32)), np,
+        "float32")
+    rec = Recorder()
+    rec.add(timing=time_call(step.fn, warmup=0, repeats=1), suite="network", xp=np, **{**step.fields, "dtype": "float32"})
+    row = rec.rows[0]
+    assert json.loads(row["params"])["cpu_path"] == "decompress_blas"
+    family, parts, launches = record_workload(row, CPU)
+    assert family == DENSE_TERMS and [type(p) for p in parts] == [Streaming, Gemm]
+    sc = parts[0]
+    assert (sc.bytes_read, sc.bytes_written, sc.launches, sc.bytes_indexed) == scatter_traffic(12, 16, 8, 2, 4, F)
+    assert (parts[1].m, parts[1].n, parts[1].k) == (12, 8, 16) and launches == 1 + sc.launches
+
+
 def test_runtime_nm_row_compresses_once():
     family, parts, _ = record_workload(runtime_row("nm", "2:4"), CPU)
     assert family == RUNTIME and [type(p) for p in parts] == [Streaming, Streaming, Gemm]
-    assert (parts[0].bytes_read, parts[0].bytes_written, parts[0].launches) == total(compress_ops(8, 16, 2, 4))
+    p = parts[0]
+    assert (p.bytes_read, p.bytes_written, p.launches, p.bytes_indexed) == total(compress_ops(8, 16, 2, 4))
 
 
-def test_parts_project_to_their_sum():
-    _, parts, _ = record_workload(runtime_row(), CPU)
-    whole = project(CPU, parts, 4096)
+def _with_indexed(arch, per_cycle):
+    doc = arch.model_dump(mode="python")
+    for lvl in doc["memory"]:
+        lvl["indexed_bandwidth"] = per_cycle
+    return load_arch(doc)
+
+
+@pytest.mark.parametrize("indexed", [None, 1.5])
+def test_parts_project_to_their_sum(indexed):
+    """A pass streams its reads and writes at the level's bandwidth and its gathers and scatters at the level's
+    indexed bandwidth (the copy bandwidth where the arch gives none)."""
+    arch = _with_indexed(CPU, indexed)
+    _, parts, _ = record_workload(runtime_row(), arch)
+    whole = project(arch, parts, 4096)
     comp = parts[0]
     lvl = CPU.memory[resident_level(CPU, comp.working_set)]
-    by_hand = (comp.bytes_read / lvl.bandwidth + comp.bytes_written / (lvl.write_bandwidth or lvl.bandwidth)) / (
-        CPU.clock_ghz * 1e9)
-    assert project(CPU, comp).memory_s == pytest.approx(by_hand, rel=1e-12)
-    each = [project(CPU, p, 4096) for p in parts]
+    assert comp.bytes_indexed > 0 and lvl.write_bandwidth is None
+    by_hand = (comp.bytes_read + comp.bytes_written + comp.bytes_indexed * lvl.bandwidth / (indexed or lvl.bandwidth)) / (
+        lvl.bandwidth * CPU.clock_ghz * 1e9)
+    assert project(arch, comp).memory_s == pytest.approx(by_hand, rel=1e-12)
+    each = [project(arch, p, 4096) for p in parts]
     assert whole.compute_s == pytest.approx(sum(p.compute_s for p in each), rel=1e-12)
     assert whole.memory_s == pytest.approx(sum(p.memory_s for p in each), rel=1e-12)
     assert whole.compute_s > 0 and whole.memory_s > by_hand
 
 
-def test_runtime_family_takes_gemm_compute_and_fits_its_bandwidth():
-    """GEMMs at compute scale 1.25 (efficiency 0.8); run-time layers whose GEMMs run alike and whose
-    passes reach 1/20 of the copy bandwidth. The run-time group keeps the gemm group's compute scale and
-    fits its memory scale alone, as lsq_linear does with the compute scale held."""
+@pytest.mark.parametrize("family", [RUNTIME, DENSE_TERMS])
+def test_blas_family_takes_gemm_compute_and_fits_its_bandwidth(family):
+    """GEMMs at compute scale 1.25 (efficiency 0.8); run-time (or decompress_blas) layers whose GEMMs run alike
+    and whose passes reach 1/20 of the copy bandwidth. The family's group keeps the gemm group's compute scale
+    and fits its memory scale alone, as lsq_linear does with the compute scale held."""
     rng = np.random.default_rng(5)
     items, projections = [], []
     for i in range(12):
-        fam = "gemm" if i < 6 else RUNTIME
+        fam = "gemm" if i < 6 else family
         c = float(10 ** rng.uniform(-4, -2))
         mem = c * (0.01 if fam == "gemm" else float(rng.uniform(0.1, 0.5)))
         truth_mem = 1.0 if fam == "gemm" else 20.0
@@ -166,9 +205,9 @@ def test_runtime_family_takes_gemm_compute_and_fits_its_bandwidth():
         items.append(types.SimpleNamespace(family=fam, group=f"{fam} float32", launches=1, measured_s=y))
         projections.append(Projection(c, mem, 0.0, 0.0))
     glob, fams, groups = fit_groups(items, projections, list(range(12)))
-    gemm, rt = groups["gemm float32"], groups[f"{RUNTIME} float32"]
+    gemm, rt = groups["gemm float32"], groups[f"{family} float32"]
     assert rt.compute_scale == gemm.compute_scale
-    sel = [i for i in range(12) if items[i].family == RUNTIME]
+    sel = [i for i in range(12) if items[i].family == family]
     y = np.array([items[i].measured_s for i in sel])
     c = np.array([projections[i].compute_s for i in sel])
     mem = np.array([projections[i].memory_s for i in sel])

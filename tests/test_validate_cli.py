@@ -25,6 +25,7 @@ def trace_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("traces")
     cases = [dense_case("t", 8, 8 * i, 16, "float32", np, 0) for i in (1, 2, 3)]
     cases += [nm_case("t", 8, 8 * i, 16, "float32", p, np, 0) for i in (1, 2) for p in ("2:4", "1:4")]
+    cases += [nm_case("t", 32, 8 * i, 16, "float32", "1:4", np, 0, "vector") for i in (1, 2)]  # the gather path
     cases += [tasd_case("t", 8, 8 * i, 16, "float32", "2:4+1:4", np, 0) for i in (1, 2, 3)]
     cases += [kron_case("t", 4, [(2, 2)] * n, "float32", a, np, 0) for n in (2, 3) for a in ("fused", "shuffle")]
     cases += [projection_case("t", "bilevel", (8 * i, 8), "float32", np, 0) for i in (1, 2, 3)]
@@ -41,7 +42,8 @@ def test_json_report_with_calibration_and_plot(capsys, monkeypatch, trace_dir, t
                          "--calibrate-on", "0.5", "--seed", "2", "--plot", str(png), "--format", "json")
     assert code == 0, err
     rep = json.loads(out)
-    assert {f["family"] for f in rep["families"]} == {"gemm", "nm_spmm", "tasd", "kron", "projection"}
+    # element-layout N:M and TASD run as decompress_blas on NumPy: the dense_terms family
+    assert {f["family"] for f in rep["families"]} == {"gemm", "nm_spmm", "dense_terms", "kron", "projection"}
     assert rep["calibration"]["held_out"] == rep["overall"]["n"] > 0
     assert not rep["energy_compared"] and any("energy not compared" in n for n in rep["notes"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

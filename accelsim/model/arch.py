@@ -231,12 +231,19 @@ class MemoryLevel(_Strict):
     ``bypass`` names operands with a path around this level (TPU v1's weights go from DRAM through a
     FIFO into the array, not through its buffer): the mapper's search may stream them past it, each
     fold moving its slice from the level outside. SCALE-Sim's fixed mapping keeps every operand in it.
+
+    ``indexed_bandwidth`` is bytes/cycle of element-granular indexed access (a gather or scatter: per
+    element its index, the value read and the value written), where that runs below ``bandwidth``: a
+    NumPy fancy-index assignment on a CPU moves ~16 B/ns against ~200 B/ns for a copy. Trace replay
+    prices the indexed passes it counts (:mod:`accelsim.replay.numpy_passes`) with it; None prices them
+    as streaming. The tile engine has no indexed access.
     """
 
     name: str
     capacity_bytes: _Bytes | None = None
     bandwidth: _Rate
     write_bandwidth: _Rate | None = None
+    indexed_bandwidth: _Rate | None = None
     read_pj_per_byte: _Pj = 0.0
     write_pj_per_byte: _Pj = 0.0
     partition: dict[Literal["input", "weight", "output"], Annotated[int, Field(le=MAX_BYTES)]] | None = None

@@ -33,7 +33,7 @@ import numpy as np
 from accelsim.model.arch import ArchConfig
 from accelsim.errors import AccelsimError
 from accelsim.replay.project import (
-    RUNTIME, Item, Projection, check_device, executed, items_from_table, project, resident_level,
+    BLAS_FAMILIES, Item, Projection, check_device, executed, items_from_table, project, resident_level,
 )
 
 __all__ = [
@@ -187,27 +187,27 @@ def fit_groups(items: list[Item], projections: list[Projection], train: list[int
     """``(global, {family: Params}, {group: Params})`` fitted on the ``train`` items (see the module doc).
 
     A family with fewer than :data:`MIN_FAMILY_FIT` training configurations uses the global fit;
-    a group uses its own fit only when it has enough and is not the whole family. The
-    :data:`~accelsim.replay.project.RUNTIME` family computes with the dense GEMM's BLAS (one call per
-    term), so it takes the ``gemm`` compute scale of its dtype and fits only its bandwidth fraction:
-    its compression passes and GEMMs both grow with the tokens, too alike to tell two scales apart.
+    a group uses its own fit only when it has enough and is not the whole family. The families of
+    :data:`~accelsim.replay.project.BLAS_FAMILIES` compute with the dense GEMM's BLAS (one call per
+    term), so they take the ``gemm`` compute scale of their dtype and fit only their bandwidth fraction:
+    their NumPy passes and GEMMs both grow with the operands, too alike to tell two scales apart.
     """
     rows = {i: (projections[i], items[i].launches, items[i].measured_s) for i in train}
     glob = fit(list(rows.values()), "global")
     fams, groups = {}, {}
-    for f in sorted({it.family for it in items}, key=lambda f: (f == RUNTIME, f)):
+    for f in sorted({it.family for it in items}, key=lambda f: (f in BLAS_FAMILIES, f)):
         mine = [rows[i] for i in train if items[i].family == f]
-        borrow = (fams.get("gemm") or glob).compute_scale if f == RUNTIME else None
+        blas = f in BLAS_FAMILIES
+        borrow = (fams.get("gemm") or glob).compute_scale if blas else None
         fams[f] = fit(mine, f"family ({len(mine)} configs)", glob.launch_overhead_s, borrow) if len(
             mine) >= MIN_FAMILY_FIT else glob
         for g in sorted({it.group for it in items if it.family == f}):
             ours = [rows[i] for i in train if items[i].group == g]
-            # a run-time group fits even as the whole family: its compute scale is its dtype's GEMM's
-            runtime = f == RUNTIME
-            borrow = (groups.get(g.replace(RUNTIME, "gemm", 1)) or fams.get("gemm") or glob).compute_scale \
-                if runtime else None
-            own = len(ours) >= MIN_FAMILY_FIT and (runtime or len(ours) < len(mine))
-            groups[g] = fit(ours, f"group ({len(ours)} configs)" + (", gemm's compute" if runtime else ""),
+            # a BLAS group fits even as the whole family: its compute scale is its dtype's GEMM's
+            borrow = (groups.get(g.replace(f, "gemm", 1)) or fams.get("gemm") or glob).compute_scale \
+                if blas else None
+            own = len(ours) >= MIN_FAMILY_FIT and (blas or len(ours) < len(mine))
+            groups[g] = fit(ours, f"group ({len(ours)} configs)" + (", gemm's compute" if blas else ""),
                             glob.launch_overhead_s, borrow) if own else fams[f]
     return glob, fams, groups
 

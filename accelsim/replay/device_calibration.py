@@ -193,12 +193,14 @@ class GemmSampler:
 
 
 def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
-    """Copy GB/s per level and seconds per tiny call (medians and spreads); the GEMM peaks come from a
-    :class:`GemmSampler` spread over the calibration."""
-    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s
+    """Copy GB/s per level, indexed (scatter) GB/s per cache level, seconds per tiny call (medians and
+    spreads); the GEMM peaks come from a :class:`GemmSampler` spread over the calibration. DRAM has no
+    indexed rate: the NumPy passes that scatter are priced in cache (:data:`~accelsim.replay.project.PASS_RESIDENT`)."""
+    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s, indexed_gbs
 
     buffers = copy_buffers(report)
     return {"copy_bytes": buffers, "copy_gbs": {lvl: bandwidth_gbs(b, repeats) for lvl, b in buffers.items()},
+            "indexed_gbs": {lvl: indexed_gbs(b, repeats) for lvl, b in buffers.items() if lvl != "dram"},
             "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
 
 
@@ -260,6 +262,12 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
             f"    capacity_bytes: {cap}  # {src}",
             f"    bandwidth: {c['max'] / ghz:.6g}  # measured {c['max']:.4g} GB/s copy (read + write; {_spread(c)}), "
             f"{meas['copy_bytes'][lvl]} B per side, one thread / clock",
+        ]
+        x = meas.get("indexed_gbs", {}).get(lvl)
+        if x:
+            lines.append(f"    indexed_bandwidth: {x['max'] / ghz:.6g}  # measured {x['max']:.4g} GB/s of 2:4 scatters "
+                         f"({_spread(x)}; 16 B per element), {meas['copy_bytes'][lvl]} B, one thread / clock")
+        lines += [
             f"    read_pj_per_byte: {pj}  # estimate (cpu_numpy.yaml)",
             f"    write_pj_per_byte: {pj}",
         ]
@@ -274,8 +282,10 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
 
 def calibration_cases(xp, seed: int = 0) -> list:
     """The spanning set, interleaved by family so a budget cut keeps every family: dense GEMM from 32³ to
-    1024³ (float32; float64 at four sizes), N:M SpMM and TASD at the shapes of a 384-wide transformer, and
-    layers compressing their activation at run time (:data:`RUNTIME_CASES`)."""
+    1024³ (float32; float64 at four sizes), N:M SpMM and TASD at the shapes of a 384-wide transformer and of
+    a 768-wide one at 128 tokens (each NumPy path, gather and ``decompress_blas``, with six or more
+    configurations, so each family's fit has three), and layers compressing their activation at run time
+    (:data:`RUNTIME_CASES`)."""
     from kernels.suites.gemm import dense_case
     from kernels.suites.nm_spmm import nm_case
     from kernels.suites.tasd import tasd_case
@@ -287,7 +297,9 @@ def calibration_cases(xp, seed: int = 0) -> list:
         (64, 64, 64), (512, 512, 512), (256, 256, 256), (1024, 1024, 1024))]
     nm = [nm_case(SUITE, m, n, k, "float32", p, xp, seed, lay) for m, n, k, p, lay in (
         (384, 512, 384, "2:4", "element"), (1536, 512, 384, "1:8", "vector"), (384, 512, 1536, "2:8", "vector"),
-        (384, 512, 384, "4:8", "element"), (1536, 512, 384, "2:4", "element"), (384, 512, 384, "1:8", "vector"))]
+        (384, 512, 384, "4:8", "element"), (1536, 512, 384, "2:4", "element"), (384, 512, 384, "1:8", "vector"),
+        (768, 128, 768, "2:4", "element"), (3072, 128, 768, "1:8", "vector"), (768, 128, 3072, "1:8", "vector"),
+        (768, 128, 768, "1:8", "vector"))]
     tasd = [tasd_case(SUITE, m, n, k, "float32", s, xp, seed, lay) for m, n, k, s, lay in (
         (384, 512, 384, "2:4+1:4", "element"), (1536, 512, 384, "2:8+1:8", "vector"),
         (384, 512, 1536, "4:8+2:8", "element"), (384, 512, 384, "2:8+1:8", "vector"))]

@@ -14,7 +14,10 @@ the projections. Three pieces are priced here:
 - :func:`scatter_traffic`: the zero fill and scatter of :mod:`kernels.nm.cpu`'s ``decompress_blas``
   path, which then runs one *dense* BLAS GEMM per term, and the ``out +=`` of each later TASD term.
 
-Index arrays are int64 (``nonzero``, ``arange``), masks and ranks one byte per element. A broadcast
+The fancy-index calls (``take_along_axis``, the scatter's ``flat[pos] = values``) are counted apart
+(:attr:`Traffic.indexed`): NumPy runs them element by element at ~0.6-1 ns each on the 2-vCPU EPYC, an
+eighth of the copy bandwidth, and a model pricing them as streams put 2:4 ``decompress_blas`` layers 35 %
+fast. Index arrays are int64 (``nonzero``, ``arange``), masks and ranks one byte per element. A broadcast
 operand of a few elements per group (``score[..., j:j+1]``) is counted at its size. The run makes its
 operands contiguous before timing, so the only copies inside a call are ``decompress_blas``'s casts
 of a float16 operand to float32, counted in :func:`scatter_traffic`.
@@ -32,17 +35,25 @@ _IDX = 8  # int64 index arrays (nonzero, arange, base + idx)
 
 
 class Traffic(tuple):
-    """``(read, written, calls)``: bytes read, bytes written and ufunc/BLAS calls of a piece of NumPy work."""
+    """``(read, written, calls, indexed)``: bytes read, bytes written and ufunc/BLAS calls of a piece of NumPy
+    work, and the bytes of its fancy-index element accesses (index, value read, value written per element),
+    which a CPU moves far below streaming bandwidth and the arch prices at a level's ``indexed_bandwidth``."""
 
-    def __new__(cls, read: float = 0, written: float = 0, calls: int = 0):
-        return super().__new__(cls, (int(read), int(written), int(calls)))
+    def __new__(cls, read: float = 0, written: float = 0, calls: int = 0, indexed: float = 0):
+        return super().__new__(cls, (int(read), int(written), int(calls), int(indexed)))
 
     read = property(lambda self: self[0])
     written = property(lambda self: self[1])
     calls = property(lambda self: self[2])
+    indexed = property(lambda self: self[3])
 
     def __add__(self, other: Traffic) -> Traffic:
-        return Traffic(self[0] + other[0], self[1] + other[1], self[2] + other[2])
+        return Traffic(*(a + b for a, b in zip(self, other)))
+
+
+def _indexed(elems: int, item: int) -> Traffic:
+    """One fancy-index call moving ``elems`` values of ``item`` bytes through int64 positions."""
+    return Traffic(0, 0, 1, elems * (_IDX + 2 * item))
 
 
 def _rank(elems: int, groups: int, m: int, n: int, item: int) -> Traffic:
@@ -84,7 +95,7 @@ def compress_traffic(rows: int, k: int, n: int, m: int, item: int, layout: str =
         vkept = v // m * n
         t = t + Traffic(_IDX * vkept, _IDX * rv * (kp // m) * n, 1)  # _expand: repeat to one set per row
         idx_elems = vkept
-    t = t + Traffic(_IDX * kept + kept * item, kept * item, 1)  # take_along_axis
+    t = t + _indexed(kept, item)  # take_along_axis
     t = t + Traffic(_IDX * idx_elems, idx_elems, 1)  # indices.astype(uint8)
     if residual:
         t = t + Traffic(0, padded * item, 1) + _scatter(groups, n, item)  # nm_decompress: zeros + scatter
@@ -98,7 +109,7 @@ def _scatter(groups: int, n: int, item: int) -> Traffic:
     """``scatter_groups``: the int64 base (arange), per kept slot ``base + idx[..., j]`` and the assignment."""
     t = Traffic(0, _IDX * groups, 1)
     for _ in range(n):
-        t = t + Traffic(_IDX * groups + groups, _IDX * groups, 1) + Traffic(_IDX * groups + groups * item, groups * item, 1)
+        t = t + Traffic(_IDX * groups + groups, _IDX * groups, 1) + _indexed(groups, item)  # base + idx, assign
     return t
 
 
@@ -126,7 +137,7 @@ def scatter_traffic(rows: int, k: int, cols: int, n: int, m: int, item: int, fir
     if item < out:  # vals.astype(float32), ascontiguousarray(b, dtype=float32)
         t = Traffic(kept * item, kept * out, 1) + Traffic(k * cols * item, k * cols * out, 1)
     s = _scatter(rows * kp // m, n, out)
-    t = t + Traffic(0, rows * kp * out, blocks) + Traffic(s.read, s.written, s.calls * blocks)
+    t = t + Traffic(0, rows * kp * out, blocks) + Traffic(s.read, s.written, s.calls * blocks, s.indexed)
     if not first:
         t = t + Traffic(2 * rows * cols * out, rows * cols * out, 1)
     return t

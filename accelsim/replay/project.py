@@ -56,6 +56,8 @@ from accelsim.replay.traces import merge_runs
 from accelsim.model.workload import Gemm, KronMatmul, Sparsity
 
 __all__ = [
+    "BLAS_FAMILIES",
+    "DENSE_TERMS",
     "FAMILIES",
     "PROJECTION_PASSES",
     "RUNTIME",
@@ -100,6 +102,14 @@ their time; the fitted bandwidth fraction of their family says how far below the
 RUNTIME = "runtime_compress"
 """Family of N:M / TASD records that compress their activation operand inside the timed call."""
 
+DENSE_TERMS = "dense_terms"
+"""Family of N:M / TASD records NumPy runs as ``decompress_blas`` (scatter each term to dense, one dense BLAS GEMM
+per term), their weight compressed ahead of the call."""
+
+BLAS_FAMILIES = (RUNTIME, DENSE_TERMS)
+"""Families whose multiplies are dense BLAS GEMMs: calibration gives them the ``gemm`` compute scale of their dtype
+and fits only what they stream (:func:`accelsim.replay.calibrate.fit_groups`)."""
+
 PROJECTION_PASSES = {
     # (full-size reads, full-size writes) per call, from kernels.projection's NumPy path:
     "project_l1inf_bilevel": (4, 2),  # max + min (2 reads); clip: minimum (r, w) then maximum (r, w)
@@ -124,13 +134,15 @@ class ReplayError(AccelsimError):
 
 @dataclass(frozen=True)
 class Streaming:
-    """A bandwidth-bound kernel: ``bytes_read`` and ``bytes_written`` streamed, ``working_set`` resident."""
+    """A bandwidth-bound kernel: ``bytes_read`` and ``bytes_written`` streamed, ``bytes_indexed`` moved by
+    element-granular gathers and scatters (at the level's ``indexed_bandwidth``), ``working_set`` resident."""
 
     name: str
     bytes_read: int
     bytes_written: int
     working_set: int
     launches: int = 1
+    bytes_indexed: int = 0
 
 
 @dataclass(frozen=True)
@@ -307,7 +319,8 @@ def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype:
       the copy bandwidth than BLAS does);
     - ``params.cpu_path == "decompress_blas"`` (the NumPy path for the element layout): per term the scatter to a
       dense buffer and one *dense* ``m × n × k`` GEMM, plus ``out +=`` for each later term, instead of the
-      arch's sparse GEMM, which the NumPy path does not run.
+      arch's sparse GEMM, which the NumPy path does not run; without run-time compression such records form
+      the family :data:`DENSE_TERMS`: their GEMMs are BLAS's, not the gather path's small ones.
     """
     from kernels.tasd import parse_series
 
@@ -318,14 +331,15 @@ def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype:
     if params.get("runtime_compress"):
         layout = params.get("compress_layout") or params.get("layout") or "element"
         tr = decompose_traffic(m, k, pats, item, layout, tasd=family == "tasd")
-        parts.append(Streaming(f"{kernel}.compress", tr.read, tr.written, PASS_RESIDENT, tr.calls))
+        parts.append(Streaming(f"{kernel}.compress", tr.read, tr.written, PASS_RESIDENT, tr.calls, tr.indexed))
         family = RUNTIME
     if params.get("cpu_path") == "decompress_blas":
         for i, (nn, mm) in enumerate(pats):
             tr = scatter_traffic(m, k, n, nn, mm, item, first=i == 0)
-            parts.append(Streaming(f"{kernel}.t{i}.scatter", tr.read, tr.written, PASS_RESIDENT, tr.calls))
+            parts.append(Streaming(f"{kernel}.t{i}.scatter", tr.read, tr.written, PASS_RESIDENT, tr.calls, tr.indexed))
             parts.append(_on_threads(Gemm(f"{kernel}.t{i}", m, n, k, dtype), row, params, arch))
         launches = len(pats)
+        family = family if family == RUNTIME else DENSE_TERMS
     else:
         parts += sparse if isinstance(sparse, list) else [sparse]
     calls = launches + sum(p.launches for p in parts if isinstance(p, Streaming))
@@ -433,8 +447,9 @@ def project(arch: ArchConfig, workload, working_set: int = 0) -> Projection:
                           sum(p.dynamic_j for p in parts), leak_w)
     if isinstance(workload, Streaming):
         lvl = arch.memory[resident_level(arch, workload.working_set)]
-        cycles = workload.bytes_read / lvl.bandwidth + workload.bytes_written / (lvl.write_bandwidth or lvl.bandwidth)
-        dyn = workload.bytes_read * lvl.read_pj_per_byte + workload.bytes_written * lvl.write_pj_per_byte
+        cycles = (workload.bytes_read / lvl.bandwidth + workload.bytes_written / (lvl.write_bandwidth or lvl.bandwidth)
+                  + workload.bytes_indexed / (lvl.indexed_bandwidth or lvl.bandwidth))
+        dyn = (workload.bytes_read + workload.bytes_indexed) * lvl.read_pj_per_byte + workload.bytes_written * lvl.write_pj_per_byte
         return Projection(0.0, cycles / hz, dyn * 1e-12, leak_w)
     report = simulate(warm_arch(arch, resident_level(arch, working_set)), workload)
     tot = report.total

@@ -1,5 +1,6 @@
-"""CPU microbenchmarks of what the simulator's CPU model needs: GEMM FLOP/s per dtype, copy bandwidth
-per buffer size, the per-call overhead of a tiny ``matmul``, and the thread count BLAS really uses.
+"""CPU microbenchmarks of what the simulator's CPU model needs: GEMM FLOP/s per dtype, copy and indexed
+(scatter) bandwidth per buffer size, the per-call overhead of a tiny ``matmul``, and the thread count BLAS
+really uses.
 
 Shared by ``bench/bench_cpu_peak.py`` and ``accelsim calibrate``. Each rate is the median of
 ``repeats`` ≥ 1 timed runs (after one untimed), with the fastest and slowest next to it, so a
@@ -13,8 +14,8 @@ import time
 
 import numpy as np
 
-__all__ = ["Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "gemm_gflops", "gemm_times", "keep_freed_memory",
-           "samples"]
+__all__ = ["Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "gemm_gflops", "gemm_times", "indexed_gbs",
+           "keep_freed_memory", "samples"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -94,6 +95,27 @@ def bandwidth_gbs(nbytes: int, repeats: int) -> Rate:
             np.copyto(dst, src)
 
     return Rate.of(2 * src.nbytes * inner / 1e9, samples(run, repeats))
+
+
+def indexed_gbs(nbytes: int, repeats: int, m: int = 4, n: int = 2) -> Rate:
+    """GB/s of N:M scatters into an ``nbytes`` float32 buffer, counting per element its int64 position, the
+    value read and the value written (16 B): the ``flat[base + idx[:, j]] = values[:, j]`` of
+    :func:`kernels.nm.format.scatter_groups`, one call per kept slot of ``n`` in groups of ``m``, positions
+    precomputed. NumPy runs such an assignment element by element, far below the copy bandwidth."""
+    rng = np.random.default_rng(0)
+    groups = max(1, nbytes // 4 // m)
+    dst = np.zeros(groups * m, np.float32)
+    kept = np.sort(rng.permuted(np.tile(np.arange(m), (groups, 1)), axis=1)[:, :n], axis=1)
+    pos = [np.arange(0, groups * m, m, dtype=np.intp) + kept[:, j] for j in range(n)]
+    values = rng.standard_normal((groups, n)).astype(np.float32)
+    inner = max(1, (16 * 1024**2) // nbytes)  # small buffers: many scatters per timing, above timer noise
+
+    def run():
+        for _ in range(inner):
+            for j in range(n):
+                dst[pos[j]] = values[:, j]
+
+    return Rate.of(groups * n * 16 * inner / 1e9, samples(run, repeats))
 
 
 def call_overhead_s(repeats: int, calls: int = 2000) -> dict:
