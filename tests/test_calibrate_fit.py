@@ -15,7 +15,7 @@ import pytest
 from scipy.optimize import lsq_linear, minimize
 
 from accelsim.errors import AccelsimError
-from accelsim.replay.calibrate import MIN_FAMILY_FIT, Params, fit, fit_groups, mape, pearson_r, report, split
+from accelsim.replay.calibrate import MIN_FAMILY_FIT, NEGLIGIBLE, Params, fit, fit_groups, mape, pearson_r, report, split
 from accelsim.replay.project import Projection
 
 TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale
@@ -117,6 +117,23 @@ def test_scale_with_no_time_is_undetermined():
     ref = lsq_linear((x0 / y[:, None])[:, [0, 2]], np.ones_like(y), bounds=([0.0, 1.0], np.inf), method="bvls",
                      tol=1e-15).x
     np.testing.assert_allclose([got.launch_overhead_s, got.memory_scale], ref, rtol=1e-7)
+
+
+def test_scale_with_negligible_time_is_held_at_its_bound():
+    """Memory time under 2 % of every measured time (here 0.01 %-0.3 % with a true scale of 30) says nothing the
+    noise does not drown: the memory scale stays at 1 (bandwidth fraction 1) and the other two fit around it."""
+    rows, x, y = synthetic(5, truth=(2e-6, 1.6, 30.0))
+    x[:, 2] = x[:, 1] * 1e-4
+    y = (2e-6 * x[:, 0] + 1.6 * x[:, 1] + 30.0 * x[:, 2]) * np.exp(np.random.default_rng(5).normal(0, 0.05, len(y)))
+    rows = [(Projection(float(c), float(m), 0.0, 0.0), int(n), float(t)) for n, c, m, t in zip(*x.T, y)]
+    assert np.all(x[:, 2] / y < NEGLIGIBLE)
+    got = fit(rows, "test")
+    assert got.memory_scale == 1.0
+    ref = lsq_linear((x / y[:, None])[:, :2], 1 - x[:, 2] / y, bounds=([0.0, 1.0], np.inf), method="bvls", tol=1e-15).x
+    np.testing.assert_allclose([got.launch_overhead_s, got.compute_scale], ref, rtol=1e-7)
+    # one row whose memory time passes the line (5 %), measured twice as slow, makes the scale fitted again
+    rows[0] = (Projection(rows[0][0].compute_s, 0.05 * rows[0][2], 0.0, 0.0), rows[0][1], 2 * rows[0][2])
+    assert fit(rows, "test").memory_scale != 1.0
 
 
 def _items(families: dict[str, list[str]]):

@@ -53,6 +53,11 @@ __all__ = [
 MIN_SCALE = 1.0
 """Lower bound of both fitted scales: no kernel beats the arch's peak MAC rate or the bandwidth its levels
 were measured at, so every fitted efficiency and bandwidth fraction is at most 1."""
+NEGLIGIBLE = 0.02
+"""A scale whose part is below this fraction of the measured time on every row is held at :data:`MIN_SCALE`, not
+fitted: such a part cannot be told from timing noise (repeats spread by several % on the 2-vCPU EPYC), and a fit
+let it range freely (the ``gemm`` bandwidth fraction of five two-thread calibrations: 0.28 to 1, on memory time
+under 0.01 % of any GEMM's)."""
 MIN_FAMILY_FIT = 3
 """A group or family with fewer training configurations than this uses the next coarser fit (each fits 2 scales)."""
 _WORST = 3
@@ -156,7 +161,8 @@ def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_
     given, only the two scales are fitted (a family fit reuses the global overhead: it is a
     property of the host and runtime, not of the kernel); with ``compute_scale`` given too, only the
     memory scale. Scales whose time is zero on every row (no compute in a streaming family) are not
-    determined and come back ``None``.
+    determined and come back ``None``; one whose time is below :data:`NEGLIGIBLE` of every row's is held at
+    :data:`MIN_SCALE`.
     """
     if not rows:
         raise AccelsimError("calibration: no training configurations; raise --calibrate-on")
@@ -170,15 +176,18 @@ def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_
         if v is not None:
             t = t - v * a[:, j]
             a[:, j] = 0.0
+    held = [j for j in (1, 2) if np.any(a[:, j] > 0) and not np.any(a[:, j] > NEGLIGIBLE)]
+    t = t - MIN_SCALE * a[:, held].sum(axis=1)
+    a[:, held] = 0.0
     live = [j for j in range(3) if np.any(a[:, j] > 0)]
     scales = [j for j in live if j > 0]
     coef = _nnls(a, t - a[:, scales].sum(axis=1), live)  # scale = MIN_SCALE + excess, excess >= 0
-    coef[scales] += MIN_SCALE
+    coef[scales + held] += MIN_SCALE
     has_compute = bool(np.any(x[:, 1] > 0))
     return Params(
         launch_overhead_s=float(coef[0]) if launch_overhead_s is None else launch_overhead_s,
         compute_scale=(compute_scale if compute_scale is not None else float(coef[1])) if has_compute else None,
-        memory_scale=float(coef[2]) if 2 in live else None,
+        memory_scale=float(coef[2]) if 2 in live or 2 in held else None,
         source=source,
     )
 
