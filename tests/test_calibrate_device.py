@@ -62,6 +62,13 @@ def test_arch_holds_the_measured_numbers(tmp_path):
     assert "measured 110 GFLOP/s (fastest of 5, median 100, slowest 90) of a 512^2 matmul" in text
 
 
+def test_arch_takes_the_given_name(tmp_path):
+    path = tmp_path / "cpu_numpy.yaml"
+    path.write_text(dc.arch_yaml(REPORT, FAKE, "cpu_numpy"))
+    a = load_arch(path)
+    assert a.name == "cpu_numpy" and "CPU Test CPU 1234" in a.description
+
+
 def test_caches_from_sysfs(tmp_path):
     for name, level, kind, size, shared in (("index0", 1, "Data", "48K", "0"), ("index1", 1, "Instruction", "32K", "0"),
                                             ("index2", 2, "Unified", "1024K", "0"),
@@ -144,6 +151,8 @@ def test_calibrate_cli_prints_held_out_mape(tmp_path, capsys, monkeypatch):
     (["--budget-s", "-5"], "--budget-s -5"),
     (["--budget-s", "nan"], "--budget-s nan"),
     (["--backend", "cupy"], "--backend cupy"),
+    (["--name", "cpu numpy"], "--name 'cpu numpy'"),
+    (["--name", "9cpu"], "--name '9cpu'"),
 ])
 def test_bad_options_exit_2_writing_nothing(tmp_path, capsys, monkeypatch, args, needle):
     out = tmp_path / "c"

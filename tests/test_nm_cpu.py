@@ -107,6 +107,33 @@ def test_gather_panels_bit_identical_on_a_pool_and_in_the_calling_thread(monkeyp
     np.testing.assert_allclose(one, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("cols, panel_bytes", [(8, 1 << 21), (1000, 1 << 16), (100, 1 << 12)])
+def test_gather_plan_is_how_the_call_cuts_its_work(cols, panel_bytes, monkeypatch):
+    """The plan a trace records (vectors, depth, width, panels, workers) is what the call hands its workers."""
+    import kernels.nm.cpu as cpu
+
+    monkeypatch.setattr(cpu, "_PANEL_BYTES", panel_bytes)
+    seen = []
+    real = cpu._run
+
+    def spy(fn, tasks, flops, scratch):
+        seen.append((list(tasks), flops))
+        return real(fn, tasks, flops, scratch)
+
+    monkeypatch.setattr(cpu, "_run", spy)
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((70, 1024)).astype(np.float32)
+    b = rng.standard_normal((1024, cols)).astype(np.float32)
+    t = nm_compress(a, 1, 8, axis=1, layout="vector")
+    plan = cpu.gather_plan(t, cols, 4)
+    y = nm_spmm(t, b)
+    (tasks, flops), = seen
+    assert plan["vectors"] == 3 and plan["depth"] == 128 and plan["panels"] == len(tasks)
+    assert tasks[0] == (0, plan["width"]) and tasks[-1][1] == cols
+    assert plan["held"] == (flops >= cpu._SERIAL_FLOPS)
+    np.testing.assert_allclose(y, nm_decompress(t).astype(np.float64) @ b.astype(np.float64), rtol=1e-4, atol=1e-4)
+
+
 def test_gather_needs_the_vector_layout():
     a = np.ones((4, 8), dtype=np.float32)
     with pytest.raises(ValueError):

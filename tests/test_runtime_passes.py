@@ -156,6 +156,28 @@ def test_decompress_blas_row_is_dense_terms():
     assert (parts[1].m, parts[1].n, parts[1].k) == (12, 8, 16) and launches == 1 + sc.launches
 
 
+def test_gather_row_is_its_row_gathers_then_one_small_gemm_per_vector():
+    """A 1:8 vector-layout weight (64 rows: 2 vectors of 32; k = 16: 2 groups, depth 2) times an 8-column B: per
+    vector one np.take of 2 rows of B (an int64 index each), then a 32 x 8 x 2 GEMM; one panel, one thread."""
+    rng = np.random.default_rng(6)
+    lp = LayerPlan("l", kernel="nm", operand="weight", pattern="1:8", layout="vector")
+    step = layer_step(0, types.SimpleNamespace(name="l"), lp, Operands(
+        x=rng.standard_normal((8, 16), dtype=np.float32), w=rng.standard_normal((64, 16), dtype=np.float32)), np,
+        "float32")
+    rec = Recorder()
+    rec.add(timing=time_call(step.fn, warmup=0, repeats=1), suite="network", xp=np, **{**step.fields, "dtype": "float32"})
+    params = json.loads(rec.rows[0]["params"])
+    assert params["cpu_path"] == "gather_gemm" and params["gather"]["panels"] == 1
+    family, parts, launches = record_workload(rec.rows[0], CPU)
+    assert family == "nm_spmm" and [type(p) for p in parts] == [Streaming, OnThreads]
+    takes = [(2 * 8 + 2 * 8 * F, 2 * 8 * F)] * 2  # per vector: 2 indices + 2 rows of 8 read, 2 rows written
+    g = parts[0]
+    assert (g.bytes_read, g.bytes_written, g.launches, g.bytes_indexed) == total(takes)
+    small = parts[1]
+    assert small.threads == 1 and (small.workload.m, small.workload.n, small.workload.k, small.workload.count) == (32, 8, 2, 2)
+    assert launches == 2 + g.launches
+
+
 def test_runtime_nm_row_compresses_once():
     family, parts, _ = record_workload(runtime_row("nm", "2:4"), CPU)
     assert family == RUNTIME and [type(p) for p in parts] == [Streaming, Streaming, Gemm]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ def calibrate(
     out: Path = typer.Option(..., "--out", help="new (or empty) directory for arch.yaml, traces/ and calibration.json"),
     backend: str = typer.Option("numpy", "--backend", help="numpy (cupy: not yet)"),
     budget_s: float = typer.Option(60.0, "--budget-s", help="seconds for microbenchmarks and kernel runs together"),
+    name: str = typer.Option("cpu_calibrated", "--name", help="the arch's name in arch.yaml (arch_configs/cpu_numpy.yaml "
+                             "is this command's output with --name cpu_numpy)"),
     fmt: Format = FormatOpt,
 ) -> None:
     """Microbenchmark this CPU, write its arch config, record a small spanning trace set, fit and save the
@@ -35,12 +38,14 @@ def calibrate(
         raise InputError(f"--backend {backend!r}: use numpy")
     if not (math.isfinite(budget_s) and 0 < budget_s <= 3600):
         raise InputError(f"--budget-s {budget_s:g}: must be a number of seconds in (0, 3600], e.g. 60")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", name):
+        raise InputError(f"--name {name!r}: use a letter, then letters, digits, '_' or '-' (64 at most), e.g. cpu_numpy")
     ensure_writable(out, directory=True)
     if out.is_dir() and any(out.iterdir()):
         raise InputError(f"--out {str(out)!r}: is not empty; pass a new or empty directory (its traces would mix)")
     t0 = time.monotonic()
     with on_interrupt(lambda: f"partial calibration in {out} (no {CALIBRATION_FILE} unless finished); delete it"):
-        doc = calibrate_device(out, budget_s)
+        doc = calibrate_device(out, budget_s, name=name)
     wall = time.monotonic() - t0
     summary = {"out": str(out), "arch": str(out / ARCH_FILE), "traces": str(out / TRACES_DIR),
                "calibration": str(out / CALIBRATION_FILE), "device_name": doc["device_name"],

@@ -397,9 +397,11 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
     }
 
 
-def calibrate_device(out: Path, budget_s: float, *, bench=None, cases=None, clock=time.monotonic) -> dict:
-    """Measure, write ``out/arch.yaml``, record ``out/traces`` within what is left of ``budget_s``, fit and write
-    ``out/calibration.json``. Returns the calibration document. ``bench``/``cases`` are injectable (tests)."""
+def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated", bench=None, cases=None,
+                     clock=time.monotonic) -> dict:
+    """Measure, write ``out/arch.yaml`` (arch ``name``), record ``out/traces`` within what is left of ``budget_s``,
+    fit and write ``out/calibration.json``. Returns the calibration document. ``bench``/``cases`` are injectable
+    (tests)."""
     from accelsim.model.arch import load_arch
     from accelsim.replay.traces import load as load_traces
     from kernels.io import atomic_path
@@ -421,7 +423,7 @@ def calibrate_device(out: Path, budget_s: float, *, bench=None, cases=None, cloc
             sampler.round()
         meas = {**meas, **sampler.summary()}
     with atomic_path(out / ARCH_FILE) as tmp:
-        tmp.write_text(arch_yaml(report, meas))
+        tmp.write_text(arch_yaml(report, meas, name))
     arch = load_arch(out / ARCH_FILE)
     if len(rows) < 4:
         raise AccelsimError(f"--budget-s {budget_s:g}: left time for {len(rows)} kernel runs after the "

@@ -12,7 +12,9 @@ the projections. Three pieces are priced here:
 - :func:`decompose_traffic`: :func:`kernels.tasd.tasd_decompose` or one ``nm_compress`` of a whole
   operand, as ``accelsim run`` calls them inside the timed call for an ``operand: input`` layer;
 - :func:`scatter_traffic`: the zero fill and scatter of :mod:`kernels.nm.cpu`'s ``decompress_blas``
-  path, which then runs one *dense* BLAS GEMM per term, and the ``out +=`` of each later TASD term.
+  path, which then runs one *dense* BLAS GEMM per term, and the ``out +=`` of each later TASD term;
+- :func:`gather_traffic`: the ``gather_gemm`` path's copies of B's column panels and its ``np.take`` of
+  each 32-row vector's kept rows of B, besides one small GEMM per vector and panel.
 
 The fancy-index calls (``take_along_axis``, the scatter's ``flat[pos] = values``) are counted apart
 (:attr:`Traffic.indexed`): NumPy runs them element by element at ~0.6-1 ns each on the 2-vCPU EPYC, an
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["VECTOR_WIDTH", "Traffic", "compress_traffic", "decompose_traffic", "scatter_traffic"]
+__all__ = ["VECTOR_WIDTH", "Traffic", "compress_traffic", "decompose_traffic", "gather_traffic", "scatter_traffic"]
 
 VECTOR_WIDTH = 32
 """Rows sharing one index set in the vector layout (:data:`kernels.nm.VECTOR_WIDTH`)."""
@@ -141,3 +143,12 @@ def scatter_traffic(rows: int, k: int, cols: int, n: int, m: int, item: int, fir
     if not first:
         t = t + Traffic(2 * rows * cols * out, rows * cols * out, 1)
     return t
+
+
+def gather_traffic(vectors: int, depth: int, panels: int, cols: int, k: int, item: int) -> Traffic:
+    """``gather_gemm`` on a ``k × cols`` B of ``item`` bytes cut into ``panels`` column panels
+    (:func:`kernels.nm.cpu.gather_plan`): with more than one panel each is first copied contiguous; then per
+    vector and panel ``np.take`` of its ``depth`` kept rows (an int64 index each), whole rows, so streamed."""
+    t = Traffic(k * cols * item, k * cols * item, panels) if panels > 1 else Traffic()
+    return t + Traffic(vectors * (panels * depth * _IDX + depth * cols * item), vectors * depth * cols * item,
+                       vectors * panels)

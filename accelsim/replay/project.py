@@ -51,7 +51,7 @@ from accelsim.errors import AccelsimError
 from accelsim.model.simulate import simulate
 from accelsim.model.sparsity import executed_pattern
 from accelsim.replay.labels import row_label
-from accelsim.replay.numpy_passes import decompose_traffic, scatter_traffic
+from accelsim.replay.numpy_passes import VECTOR_WIDTH, decompose_traffic, gather_traffic, scatter_traffic
 from accelsim.replay.traces import merge_runs
 from accelsim.model.workload import Gemm, KronMatmul, Sparsity
 
@@ -320,7 +320,10 @@ def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype:
     - ``params.cpu_path == "decompress_blas"`` (the NumPy path for the element layout): per term the scatter to a
       dense buffer and one *dense* ``m × n × k`` GEMM, plus ``out +=`` for each later term, instead of the
       arch's sparse GEMM, which the NumPy path does not run; without run-time compression such records form
-      the family :data:`DENSE_TERMS`: their GEMMs are BLAS's, not the gather path's small ones.
+      the family :data:`DENSE_TERMS`: their GEMMs are BLAS's, not the gather path's small ones;
+    - ``params.gather`` (one N:M term on NumPy's ``gather_gemm`` path, :func:`kernels.nm.cpu.gather_plan`): the
+      copies and row gathers of B, then one ``32 × width × depth`` GEMM per vector and panel on the threads the
+      call had (family ``nm_spmm``, whose own compute scale prices BLAS on 32-row operands).
     """
     from kernels.tasd import parse_series
 
@@ -333,7 +336,18 @@ def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype:
         tr = decompose_traffic(m, k, pats, item, layout, tasd=family == "tasd")
         parts.append(Streaming(f"{kernel}.compress", tr.read, tr.written, PASS_RESIDENT, tr.calls, tr.indexed))
         family = RUNTIME
-    if params.get("cpu_path") == "decompress_blas":
+    if params.get("cpu_path") == "gather_gemm" and isinstance(params.get("gather"), dict) and family == "nm_spmm":
+        g = dict(zip(("vectors", "depth", "width", "panels", "workers"), _ints(row, "params", [
+            params["gather"].get(f) for f in ("vectors", "depth", "width", "panels", "workers")], "'gather' counts")))
+        g["held"] = bool(params["gather"].get("held"))
+        tr = gather_traffic(g["vectors"], g["depth"], g["panels"], n, k, item)
+        parts.append(Streaming(f"{kernel}.gather", tr.read, tr.written, PASS_RESIDENT, tr.calls))
+        small = Gemm(f"{kernel}.vectors", VECTOR_WIDTH, g["width"], g["depth"], dtype, count=g["vectors"] * g["panels"])
+        have = params.get("blas_threads") if isinstance(params.get("blas_threads"), int) else arch.compute.units
+        threads = g["workers"] if g["held"] else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have)
+        parts.append(OnThreads(small, min(max(1, threads), arch.compute.units)))
+        launches = g["vectors"] * g["panels"]
+    elif params.get("cpu_path") == "decompress_blas":
         for i, (nn, mm) in enumerate(pats):
             tr = scatter_traffic(m, k, n, nn, mm, item, first=i == 0)
             parts.append(Streaming(f"{kernel}.t{i}.scatter", tr.read, tr.written, PASS_RESIDENT, tr.calls, tr.indexed))
@@ -383,7 +397,8 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
             workload, launches = Gemm(kernel, n, m, k, dtype, weight_sparsity=Sparsity.parse(_need(row, "pattern"))), 1
         else:
             workload, launches = _tasd_workload(arch, kernel, n, m, k, dtype, _need(row, "tasd_series"))
-        if params.get("runtime_compress") or params.get("cpu_path") == "decompress_blas":
+        if params.get("runtime_compress") or params.get("cpu_path") == "decompress_blas" or (
+                row.get("backend") == "numpy" and isinstance(params.get("gather"), dict)):
             return _as_run(row, params, family, m, n, k, dtype, workload, launches, arch)
         return family, workload, launches
     factors = params.get("factors")

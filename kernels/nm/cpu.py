@@ -33,7 +33,7 @@ from threadpoolctl import ThreadpoolController
 
 from kernels.nm.format import VECTOR_WIDTH, NMTensor, scatter_groups
 
-__all__ = ["GATHER_DENSITY", "choose_impl", "nm_spmm_numpy"]
+__all__ = ["GATHER_DENSITY", "choose_impl", "gather_plan", "nm_spmm_numpy"]
 
 GATHER_DENSITY = 0.25
 """Vector layout at or below this N/M runs ``gather_gemm``. At 1024x4096x4096 on the 2-core EPYC
@@ -130,10 +130,24 @@ def nm_spmm_numpy(t: NMTensor, b: np.ndarray, impl: str | None = None) -> np.nda
     return out
 
 
+def gather_plan(t: NMTensor, cols: int, itemsize: int) -> dict:
+    """How ``gather_gemm`` cuts ``nm_spmm(t, b)`` for a ``b`` of ``cols`` columns of ``itemsize`` bytes: ``vectors``
+    of 32 rows, each gathering ``depth`` (G·n) rows of B per panel of ``width`` columns, ``panels`` of them, on
+    ``workers`` threads (BLAS held to one thread each when ``held``). Trace records carry it so replay prices the
+    gathers and the small GEMMs the call makes."""
+    depth = t.groups * t.pattern.n
+    width = min(cols, max(16, (_PANEL_BYTES // (depth * itemsize)) // 16 * 16))
+    panels = -(-cols // width)
+    flops = 2.0 * t.shape[0] * depth * cols
+    held = flops >= _SERIAL_FLOPS
+    return {"vectors": -(-t.shape[0] // VECTOR_WIDTH), "depth": depth, "width": width, "panels": panels,
+            "workers": _workers(panels) if held else 1, "held": held}
+
+
 def _gather_gemm(t: NMTensor, vals, bb, out) -> None:
     col = _dense_cols(t, t.indices)  # (vectors, G*n)
     depth = col.shape[1]
-    width = max(16, min(bb.shape[1], (_PANEL_BYTES // (depth * bb.itemsize)) // 16 * 16))
+    width = gather_plan(t, bb.shape[1], bb.itemsize)["width"]
     panels = [(c0, min(bb.shape[1], c0 + width)) for c0 in range(0, bb.shape[1], width)]
 
     def panel(span, buffers):

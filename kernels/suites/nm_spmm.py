@@ -13,14 +13,19 @@ __all__ = ["cases", "impl_params", "nm_case"]
 
 def impl_params(terms, b, xp) -> dict:
     """``params`` naming the implementation a call runs: on CuPy the dispatcher's tuned choice
-    (:func:`kernels.nm.dispatch.plan`, tuned here, before timing), on NumPy the CPU path."""
+    (:func:`kernels.nm.dispatch.plan`, tuned here, before timing), on NumPy the CPU path, and for one
+    term on the gather path how it cuts the work (:func:`kernels.nm.cpu.gather_plan`)."""
     if backend_name(xp) == "cupy":
         from kernels.nm.dispatch import plan
 
         return plan(terms, b)
-    from kernels.nm.cpu import choose_impl
+    from kernels.nm.cpu import choose_impl, gather_plan
 
-    return {"impl": f"nm_{terms[0].layout}_numpy", "cpu_path": choose_impl(terms[0])}
+    path = choose_impl(terms[0])
+    out = {"impl": f"nm_{terms[0].layout}_numpy", "cpu_path": path}
+    if path == "gather_gemm" and len(terms) == 1:
+        out["gather"] = gather_plan(terms[0], int(b.shape[1]), max(4, b.dtype.itemsize))
+    return out
 
 
 def nm_case(suite: str, m: int, n: int, k: int, dtype: str, pattern: str, xp, seed: int,
