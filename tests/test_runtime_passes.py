@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from accelsim.replay.project import (
 from kernels.trace import Recorder, time_call
 
 F = 4  # float32 bytes
-CPU = load_arch("cpu_numpy")
+CPU = load_arch(Path(__file__).parent / "data" / "cpu_two_units.yaml")  # fixed numbers: 2 units, 16 fp32 MACs each
 
 
 def total(ops):
@@ -274,7 +275,7 @@ def test_small_batched_gemm_runs_on_one_thread():
 
 
 def test_one_thread_computes_at_one_units_rate():
-    # cpu_numpy: 16 fp32 MACs per cycle per unit; 64^3 divides its 16 x 4 x 8 tiles, so on one unit 768 of
+    # cpu_two_units: 16 fp32 MACs per cycle per unit; 64^3 divides its 16 x 4 x 8 tiles, so on one unit 768 of
     # them take 768 * 64^3 / 16 cycles, twice what the two units take
     g = Gemm("g", 64, 64, 64, "fp32", count=768)
     one = project(CPU, OnThreads(g, 1))

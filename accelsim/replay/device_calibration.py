@@ -208,11 +208,13 @@ def _spread(r: dict) -> str:
     return f"fastest of {r['repeats']}, median {r['median']:.3g}, slowest {r['min']:.3g}"
 
 
-# Hand-written values, not measured here: kept from arch_configs/cpu_numpy.yaml and said so in the file.
+# Values not measured here, each written with its source (the first, hand-written cpu_numpy.yaml's).
 _SPARSITY = ("  sparsity:  # kernels.nm_spmm's NumPy path multiplies only kept values: any N:M pattern, in software\n"
              "    patterns: ['1:4', '2:4', '3:4', '1:8', '2:8', '3:8', '4:8', '5:8', '6:8', '7:8']\n"
              "    operands: [weight]\n")
-_PJ = {"dram": 120.0, 3: 2.5, 2: 0.5}
+_PJ = {"dram": (120.0, "DDR ~15 pJ/bit with I/O"),
+       3: (2.5, "Horowitz ISSCC 2014, 1 MB SRAM 100 pJ/64 bit x 0.2 (45 -> 5 nm)"),
+       2: (0.5, "Horowitz ISSCC 2014, 32 KiB SRAM 20 pJ/64 bit x 0.2")}
 
 
 def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
@@ -224,16 +226,17 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
     levels = [("dram", report["memory_bytes"], "/proc/meminfo MemTotal", _PJ["dram"])]
     levels += [(f"l{c['level']}", c["total"], f"/sys/devices/system/cpu/cpu0/cache: {c['size'] // _KIB} KiB "
                 f"shared by CPUs {c['shared_cpus']}, x{c['total'] // c['size']} over {report['cpus']} CPUs",
-                _PJ.get(c["level"], 0.5)) for c in report["caches"]]
+                _PJ.get(c["level"], _PJ[2])) for c in report["caches"]]
     lines = [
         f"# Written by `accelsim calibrate` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC for the NumPy backend",
         f"# on {report['device_name']} ({report['cpus']} CPUs, BLAS on {units} threads), load average "
         f"{meas['load_average_1min']:.2f} while measuring.",
         "# Peaks are what NumPy's BLAS reaches here (kernels.trace.microbench), not datasheet numbers, so a",
         "# calibrated compute efficiency near 1 means 'as fast as a large square matmul'.",
-        f"# Per-call overhead of a 4x4 matmul: {meas['call_overhead_s']['median'] * 1e6:.3g} us "
-        f"({_spread(meas['call_overhead_s'])}); the fit's launch_overhead_s is its counterpart.",
-        "# Energies are estimates copied from arch_configs/cpu_numpy.yaml: no CPU energy is measured.",
+        f"# Per-call overhead of a 4x4 matmul: {meas['call_overhead_s']['median'] * 1e6:.3g} us (median of "
+        f"{meas['call_overhead_s']['repeats']}, fastest {meas['call_overhead_s']['min'] * 1e6:.3g}, slowest "
+        f"{meas['call_overhead_s']['max'] * 1e6:.3g}); the fit's launch_overhead_s is its counterpart.",
+        "# Energies are literature estimates, each naming its source: no CPU energy is measured.",
         "version: 1",
         f"name: {name}",
         f"description: {json.dumps('CPU ' + report['device_name'] + ' running the NumPy backend, calibrated')}",
@@ -248,7 +251,7 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
                      f"{meas['gemm_n'][d]}^2 matmul, the fastest of sizes {'/'.join(map(str, GEMM_SIZES))}, "
                      "/ 2 / clock / units")
     lines += [
-        "  tile_m: 16  # not measured: OpenBLAS's Haswell SGEMM register tile, as cpu_numpy.yaml",
+        "  tile_m: 16  # not measured: OpenBLAS's Haswell SGEMM register tile (sgemm_kernel_16x4_haswell)",
         "  tile_n: 4",
         "  tile_k: 8",
         "  default_dtype: fp32",
@@ -268,14 +271,15 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
             lines.append(f"    indexed_bandwidth: {x['max'] / ghz:.6g}  # measured {x['max']:.4g} GB/s of 2:4 scatters "
                          f"({_spread(x)}; 16 B per element), {meas['copy_bytes'][lvl]} B, one thread / clock")
         lines += [
-            f"    read_pj_per_byte: {pj}  # estimate (cpu_numpy.yaml)",
-            f"    write_pj_per_byte: {pj}",
+            f"    read_pj_per_byte: {pj[0]}  # estimate: {pj[1]}",
+            f"    write_pj_per_byte: {pj[0]}",
         ]
     lines += [
         "energy:",
-        "  mac_pj: {fp32: 0.9, fp64: 2.0}  # estimate (cpu_numpy.yaml): no CPU energy counter",
-        f"  leakage_pj_per_cycle: {575.0 * report['cpus']:g}  # estimate: cpu_numpy.yaml's 1150 for 2 CPUs, per CPU",
-        "  technology_nm: 5  # estimate (cpu_numpy.yaml)",
+        "  mac_pj: {fp32: 0.9, fp64: 2.0}  # estimate: Horowitz ISSCC 2014 fp32 FMA 4.6 pJ x 0.2 (45 -> 5 nm), fp64 ~2x;"
+        " excludes instruction overhead",
+        f"  leakage_pj_per_cycle: {575.0 * report['cpus']:g}  # estimate: ~1.5 W static per CPU at 2.6 GHz",
+        "  technology_nm: 5  # estimate: a Zen 4 EPYC's process",
     ]
     return "\n".join(lines) + "\n"
 
