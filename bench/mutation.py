@@ -114,10 +114,13 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "._tensor_core_groups.estimate:28-40", "Mult->Div"):
         "`ctas / split` for `ctas * split` in the split estimate: the candidates keep ctas·split <= units "
         "(split <= units // ctas), so both round up to one wave; with split = 1 they are equal",
-    (_C, 'borrow = (groups.get(g.replace(RUNTIME, "gemm", 1)) or fams.get("gemm") or glob).compute_scale \\',
-     ".fit_groups:60-61", "1->2"):
+    (_C, 'borrow = (groups.get(g.replace(f, "gemm", 1)) or fams.get("gemm") or glob).compute_scale \\',
+     ".fit_groups:54-55", "1->2"):
         "replacing the family name twice instead of once in a group name that holds it once (`runtime_compress "
         "float32`): the same name",
+    (_C, "held = [j for j in (1, 2) if np.any(a[:, j] > 0) and not np.any(a[:, j] > NEGLIGIBLE)]", ".fit:68-88.0",
+     "Gt->GtE"):
+        "`>= NEGLIGIBLE` for `> NEGLIGIBLE`: differs only for a part exactly NEGLIGIBLE of a measured time",
     (_M, "run_macs = sum(g.total_macs for g in groups) or 1.0", "._map_gemm:52-55", "1.0->2.0"):
         "`or 2.0` replaces a zero MAC total; every GEMM has MACs",
     (_M, "return arch.memory[-2] if len(arch.memory) > 1 else arch.memory[0]", "._reduction_level:49-50", "1->2"):

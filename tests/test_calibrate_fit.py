@@ -120,20 +120,26 @@ def test_scale_with_no_time_is_undetermined():
 
 
 def test_scale_with_negligible_time_is_held_at_its_bound():
-    """Memory time under 2 % of every measured time (here 0.01 %-0.3 % with a true scale of 30) says nothing the
-    noise does not drown: the memory scale stays at 1 (bandwidth fraction 1) and the other two fit around it."""
-    rows, x, y = synthetic(5, truth=(2e-6, 1.6, 30.0))
-    x[:, 2] = x[:, 1] * 1e-4
-    y = (2e-6 * x[:, 0] + 1.6 * x[:, 1] + 30.0 * x[:, 2]) * np.exp(np.random.default_rng(5).normal(0, 0.05, len(y)))
-    rows = [(Projection(float(c), float(m), 0.0, 0.0), int(n), float(t)) for n, c, m, t in zip(*x.T, y)]
-    assert np.all(x[:, 2] / y < NEGLIGIBLE)
+    """Memory time under NEGLIGIBLE of every measured time at scale 1 is not fitted, even where the data hold a
+    large scale (here 200, a tenth of the time): the memory scale stays 1 and the other two fit around it, as
+    lsq_linear does with the memory part fixed at 1. Fitted, it would come back near 200."""
+    rng = np.random.default_rng(5)
+    launches = rng.integers(1, 5, 40).astype(float)
+    compute = 10 ** rng.uniform(-5, -2, 40)
+    memory = compute * rng.uniform(2e-4, 6e-4, 40)
+    y = (2e-6 * launches + 1.6 * compute + 200.0 * memory) * np.exp(rng.normal(0, 0.02, 40))
+    rows = [(Projection(float(c), float(m), 0.0, 0.0), int(n), float(t)) for n, c, m, t in zip(launches, compute, memory, y)]
+    assert np.all(memory / y < NEGLIGIBLE)
     got = fit(rows, "test")
     assert got.memory_scale == 1.0
-    ref = lsq_linear((x / y[:, None])[:, :2], 1 - x[:, 2] / y, bounds=([0.0, 1.0], np.inf), method="bvls", tol=1e-15).x
+    x = np.column_stack([launches, compute])
+    ref = lsq_linear(x / y[:, None], 1 - memory / y, bounds=([0.0, 1.0], np.inf), method="bvls", tol=1e-15).x
     np.testing.assert_allclose([got.launch_overhead_s, got.compute_scale], ref, rtol=1e-7)
-    # one row whose memory time passes the line (5 %), measured twice as slow, makes the scale fitted again
-    rows[0] = (Projection(rows[0][0].compute_s, 0.05 * rows[0][2], 0.0, 0.0), rows[0][1], 2 * rows[0][2])
-    assert fit(rows, "test").memory_scale != 1.0
+    # memory parts twenty times larger, past the line, are fitted: exact data give the scale back
+    big = [(Projection(p.compute_s, p.memory_s * 20, 0.0, 0.0), n, p.compute_s * 1.6 + 2e-6 * n + 200.0 * 20 * p.memory_s)
+           for p, n, _ in rows]
+    assert all(p.memory_s / t > NEGLIGIBLE for p, _, t in big)
+    assert fit(big, "test").memory_scale == pytest.approx(200.0, rel=1e-6)
 
 
 def _items(families: dict[str, list[str]]):

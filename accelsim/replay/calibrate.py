@@ -53,11 +53,11 @@ __all__ = [
 MIN_SCALE = 1.0
 """Lower bound of both fitted scales: no kernel beats the arch's peak MAC rate or the bandwidth its levels
 were measured at, so every fitted efficiency and bandwidth fraction is at most 1."""
-NEGLIGIBLE = 0.02
-"""A scale whose part is below this fraction of the measured time on every row is held at :data:`MIN_SCALE`, not
-fitted: such a part cannot be told from timing noise (repeats spread by several % on the 2-vCPU EPYC), and a fit
-let it range freely (the ``gemm`` bandwidth fraction of five two-thread calibrations: 0.28 to 1, on memory time
-under 0.01 % of any GEMM's)."""
+NEGLIGIBLE = 1e-3
+"""A scale whose part (at scale 1) is below this fraction of the measured time on every row is held at
+:data:`MIN_SCALE`, not fitted: only a scale in the tens would make such a part show through timing noise (repeats
+spread by several % on the 2-vCPU EPYC), and a fit let it range freely (the ``gemm`` bandwidth fraction of five
+two-thread calibrations: 0.28 to 1, on memory time under 0.01 % of any GEMM's)."""
 MIN_FAMILY_FIT = 3
 """A group or family with fewer training configurations than this uses the next coarser fit (each fits 2 scales)."""
 _WORST = 3
