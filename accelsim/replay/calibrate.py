@@ -53,11 +53,14 @@ __all__ = [
 MIN_SCALE = 1.0
 """Lower bound of both fitted scales: no kernel beats the arch's peak MAC rate or the bandwidth its levels
 were measured at, so every fitted efficiency and bandwidth fraction is at most 1."""
-NEGLIGIBLE = 1e-3
+NEGLIGIBLE = 0.02
 """A scale whose part (at scale 1) is below this fraction of the measured time on every row is held at
-:data:`MIN_SCALE`, not fitted: only a scale in the tens would make such a part show through timing noise (repeats
-spread by several % on the 2-vCPU EPYC), and a fit let it range freely (the ``gemm`` bandwidth fraction of five
-two-thread calibrations: 0.28 to 1, on memory time under 0.01 % of any GEMM's)."""
+:data:`MIN_SCALE`, not fitted. Timing repeats spread by several % on the 2-vCPU EPYC, so such a part shows only
+where its scale is well above 1, and fitting it let it trade against the compute scale: over five calibrations
+the ``gemm`` bandwidth fraction ranged 0.28 to 1 (memory under 0.01 % of any GEMM's time), and with a line at
+0.1 % the gather path's efficiency and fraction 0.74-1 and 0.25-1 (within 3 % and at 1 with this line). The cost:
+a part under the line whose true scale is large is under-projected (scale 20 on a 2 % part: a third of the
+time)."""
 MIN_FAMILY_FIT = 3
 """A group or family with fewer training configurations than this uses the next coarser fit (each fits 2 scales)."""
 _WORST = 3
