@@ -24,7 +24,7 @@ from accelsim.model.workload import Gemm
 from accelsim.replay.calibrate import fit_groups
 from accelsim.replay.numpy_passes import compress_traffic, decompose_traffic, scatter_traffic
 from accelsim.replay.project import (
-    DENSE_TERMS, RUNTIME, OnThreads, Projection, Streaming, blas_threads_used, project, record_workload, resident_level,
+    DENSE_TERMS, RUNTIME, OnThreads, Projection, ReplayError, Streaming, blas_threads_used, project, record_workload, resident_level,
 )
 from kernels.trace import Recorder, time_call
 
@@ -177,6 +177,11 @@ def test_gather_row_is_its_row_gathers_then_one_small_gemm_per_vector():
     small = parts[1]
     assert small.threads == 1 and (small.workload.m, small.workload.n, small.workload.k, small.workload.count) == (32, 8, 2, 2)
     assert launches == 2 + g.launches
+    # a record whose cut is damaged is refused with one line naming it
+    for bad in ({**params["gather"], "vectors": 0}, {k: v for k, v in params["gather"].items() if k != "width"}):
+        row = {**rec.rows[0], "params": json.dumps({**params, "gather": bad})}
+        with pytest.raises(ReplayError, match="'gather' counts"):
+            record_workload(row, CPU)
 
 
 def test_runtime_nm_row_compresses_once():
