@@ -111,15 +111,21 @@ def test_decompress_blas_term_besides_its_gemm():
     assert scatter_traffic(2, 8, 3, 2, 4, 2) == total(half)
 
 
-def runtime_row(kernel="tasd", spec="2:4+1:4", mt=8, n=12, k=16):
-    """The trace row `accelsim run` writes for an operand: input layer (built by the run's own step)."""
-    rng = np.random.default_rng(3)
-    lp = LayerPlan("l", kernel=kernel, operand="input", **({"series": spec} if kernel == "tasd" else {"pattern": spec}))
+def plan_row(lp: LayerPlan, mt: int, n: int, k: int, seed: int = 3) -> dict:
+    """The trace row `accelsim run` writes for a layer ``y = x @ w.T`` (x ``mt × k``, w ``n × k``) under ``lp``,
+    built by the run's own step."""
+    rng = np.random.default_rng(seed)
     step = layer_step(0, types.SimpleNamespace(name="l"), lp, Operands(
         x=rng.standard_normal((mt, k), dtype=np.float32), w=rng.standard_normal((n, k), dtype=np.float32)), np, "float32")
     rec = Recorder()
     rec.add(timing=time_call(step.fn, warmup=0, repeats=1), suite="network", xp=np, **{**step.fields, "dtype": "float32"})
     return rec.rows[0]
+
+
+def runtime_row(kernel="tasd", spec="2:4+1:4", mt=8, n=12, k=16):
+    """The row of an operand: input layer."""
+    lp = LayerPlan("l", kernel=kernel, operand="input", **({"series": spec} if kernel == "tasd" else {"pattern": spec}))
+    return plan_row(lp, mt, n, k)
 
 
 def test_runtime_tasd_row_is_its_compression_then_a_dense_gemm_per_term():
@@ -141,14 +147,7 @@ def test_runtime_tasd_row_is_its_compression_then_a_dense_gemm_per_term():
 def test_decompress_blas_row_is_dense_terms():
     """An element-layout N:M layer with its weight compressed ahead (no run-time compression): the scatter and a
     dense GEMM, in the family whose GEMMs are BLAS's."""
-    rng = np.random.default_rng(4)
-    lp = LayerPlan("l", kernel="nm", operand="weight", pattern="2:4")
-    step = layer_step(0, types.SimpleNamespace(name="l"), lp, Operands(
-        x=rng.standard_normal((8, 16), dtype=np.float32), w=rng.standard_normal((12, 16), dtype=np.float32)), np,
-        "float32")
-    rec = Recorder()
-    rec.add(timing=time_call(step.fn, warmup=0, repeats=1), suite="network", xp=np, **{**step.fields, "dtype": "float32"})
-    row = rec.rows[0]
+    row = plan_row(LayerPlan("l", kernel="nm", operand="weight", pattern="2:4"), 8, 12, 16, seed=4)
     assert json.loads(row["params"])["cpu_path"] == "decompress_blas"
     family, parts, launches = record_workload(row, CPU)
     assert family == DENSE_TERMS and [type(p) for p in parts] == [Streaming, Gemm]
@@ -160,16 +159,10 @@ def test_decompress_blas_row_is_dense_terms():
 def test_gather_row_is_its_row_gathers_then_one_small_gemm_per_vector():
     """A 1:8 vector-layout weight (64 rows: 2 vectors of 32; k = 16: 2 groups, depth 2) times an 8-column B: per
     vector one np.take of 2 rows of B (an int64 index each), then a 32 x 8 x 2 GEMM; one panel, one thread."""
-    rng = np.random.default_rng(6)
-    lp = LayerPlan("l", kernel="nm", operand="weight", pattern="1:8", layout="vector")
-    step = layer_step(0, types.SimpleNamespace(name="l"), lp, Operands(
-        x=rng.standard_normal((8, 16), dtype=np.float32), w=rng.standard_normal((64, 16), dtype=np.float32)), np,
-        "float32")
-    rec = Recorder()
-    rec.add(timing=time_call(step.fn, warmup=0, repeats=1), suite="network", xp=np, **{**step.fields, "dtype": "float32"})
-    params = json.loads(rec.rows[0]["params"])
+    row = plan_row(LayerPlan("l", kernel="nm", operand="weight", pattern="1:8", layout="vector"), 8, 64, 16, seed=6)
+    params = json.loads(row["params"])
     assert params["cpu_path"] == "gather_gemm" and params["gather"]["panels"] == 1
-    family, parts, launches = record_workload(rec.rows[0], CPU)
+    family, parts, launches = record_workload(row, CPU)
     assert family == "nm_spmm" and [type(p) for p in parts] == [Streaming, OnThreads]
     takes = [(2 * 8 + 2 * 8 * F, 2 * 8 * F)] * 2  # per vector: 2 indices + 2 rows of 8 read, 2 rows written
     g = parts[0]
@@ -179,9 +172,8 @@ def test_gather_row_is_its_row_gathers_then_one_small_gemm_per_vector():
     assert launches == 2 + g.launches
     # a record whose cut is damaged is refused with one line naming it
     for bad in ({**params["gather"], "vectors": 0}, {k: v for k, v in params["gather"].items() if k != "width"}):
-        row = {**rec.rows[0], "params": json.dumps({**params, "gather": bad})}
         with pytest.raises(ReplayError, match="'gather' counts"):
-            record_workload(row, CPU)
+            record_workload({**row, "params": json.dumps({**params, "gather": bad})}, CPU)
 
 
 def test_runtime_nm_row_compresses_once():

@@ -174,7 +174,6 @@ def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_
     a = x / y[:, None]
     t = np.ones(len(rows))
     fixed = {0: launch_overhead_s, 1: compute_scale}
-    a = a.copy()
     for j, v in fixed.items():
         if v is not None:
             t = t - v * a[:, j]

@@ -266,7 +266,7 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
             f"    bandwidth: {c['max'] / ghz:.6g}  # measured {c['max']:.4g} GB/s copy (read + write; {_spread(c)}), "
             f"{meas['copy_bytes'][lvl]} B per side, one thread / clock",
         ]
-        x = meas.get("indexed_gbs", {}).get(lvl)
+        x = meas["indexed_gbs"].get(lvl)  # cache levels only
         if x:
             lines.append(f"    indexed_bandwidth: {x['max'] / ghz:.6g}  # measured {x['max']:.4g} GB/s of 2:4 scatters "
                          f"({_spread(x)}; 16 B per element), {meas['copy_bytes'][lvl]} B, one thread / clock")

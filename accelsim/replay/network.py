@@ -117,12 +117,11 @@ def compare_run(table: pa.Table, arch: ArchConfig, calibration: dict | None = No
     items = items_from_table(pa.Table.from_pylist(layer_rows, schema=table.schema), arch)
     variants: dict[str, dict] = {}
     predict = predict or simulator_predictor(arch, calibration)
+    prms = [json.loads(it.row["params"]) for it in items]
     footprint: dict[str, int] = {}
-    for it in items:
-        plan = json.loads(it.row["params"])["plan"]
-        footprint[plan] = footprint.get(plan, 0) + int(it.row["bytes_min"] or 0)
-    for it in items:
-        prm = json.loads(it.row["params"])
+    for it, prm in zip(items, prms):
+        footprint[prm["plan"]] = footprint.get(prm["plan"], 0) + int(it.row["bytes_min"] or 0)
+    for it, prm in zip(items, prms):
         t, e = predict(it, footprint[prm["plan"]])
         v = variants.setdefault(prm["plan"], {"plan": prm["plan"], "network": prm["network"], "layers": []})
         v["layers"].append({

@@ -4,7 +4,7 @@ The CPU N:M kernels are NumPy ufunc chains, not one fused kernel: each ufunc cal
 and writes its result once. Counting those passes (bytes read, bytes written, calls) turns the
 run-time work into :class:`~accelsim.replay.project.Streaming` workloads the arch prices by the
 bandwidth of the level holding them, as :data:`~accelsim.replay.project.PROJECTION_PASSES` does for
-the projections. Three pieces are priced here:
+the projections. Four pieces are priced here:
 
 - :func:`compress_traffic`: one :func:`kernels.nm.nm_compress` (magnitudes, the ``m``-pass rank of
   :func:`kernels.nm.format._top_positions`, ``nonzero``, the gather of the kept values), and for a
@@ -22,17 +22,18 @@ eighth of the copy bandwidth, and a model pricing them as streams put 2:4 ``deco
 fast. Index arrays are int64 (``nonzero``, ``arange``), masks and ranks one byte per element. A broadcast
 operand of a few elements per group (``score[..., j:j+1]``) is counted at its size. The run makes its
 operands contiguous before timing, so the only copies inside a call are ``decompress_blas``'s casts
-of a float16 operand to float32, counted in :func:`scatter_traffic`.
+of a float16 operand to float32 (:func:`scatter_traffic`) and ``gather_gemm``'s column panels
+(:func:`gather_traffic`).
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["VECTOR_WIDTH", "Traffic", "compress_traffic", "decompose_traffic", "gather_traffic", "scatter_traffic"]
+from kernels.nm.format import VECTOR_WIDTH
 
-VECTOR_WIDTH = 32
-"""Rows sharing one index set in the vector layout (:data:`kernels.nm.VECTOR_WIDTH`)."""
+__all__ = ["Traffic", "compress_traffic", "decompose_traffic", "gather_traffic", "scatter_traffic"]
+
 _IDX = 8  # int64 index arrays (nonzero, arange, base + idx)
 
 

@@ -51,9 +51,10 @@ from accelsim.errors import AccelsimError
 from accelsim.model.simulate import simulate
 from accelsim.model.sparsity import executed_pattern
 from accelsim.replay.labels import row_label
-from accelsim.replay.numpy_passes import VECTOR_WIDTH, decompose_traffic, gather_traffic, scatter_traffic
+from accelsim.replay.numpy_passes import decompose_traffic, gather_traffic, scatter_traffic
 from accelsim.replay.traces import merge_runs
 from accelsim.model.workload import Gemm, KronMatmul, Sparsity
+from kernels.nm.format import VECTOR_WIDTH
 
 __all__ = [
     "BLAS_FAMILIES",
@@ -164,11 +165,19 @@ def blas_threads_used(mnk: int, threads: int) -> int:
     return max(1, min(threads, mnk // OPENBLAS_THREAD_MNK))
 
 
+def _blas_threads(row: dict, params: dict) -> int | None:
+    """The BLAS thread count a NumPy record ran with (``params.blas_threads``); None if it does not say."""
+    have = params.get("blas_threads")
+    if row.get("backend") != "numpy" or not isinstance(have, int) or isinstance(have, bool) or have < 1:
+        return None
+    return have
+
+
 def _on_threads(gemm: Gemm, row: dict, params: dict, arch: ArchConfig):
     """``gemm`` as a NumPy run executed it: on the threads OpenBLAS gives it (per matrix of a batch, which NumPy
     multiplies one after another), when the record says how many BLAS had (``params.blas_threads``)."""
-    have = params.get("blas_threads")
-    if row.get("backend") != "numpy" or not isinstance(have, int) or isinstance(have, bool) or have < 1:
+    have = _blas_threads(row, params)
+    if have is None:
         return gemm
     used = min(blas_threads_used(gemm.m * gemm.n * gemm.k, have), arch.compute.units)
     return gemm if used >= arch.compute.units else OnThreads(gemm, used)
@@ -343,7 +352,7 @@ def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype:
         tr = gather_traffic(g["vectors"], g["depth"], g["panels"], n, k, item)
         parts.append(Streaming(f"{kernel}.gather", tr.read, tr.written, PASS_RESIDENT, tr.calls))
         small = Gemm(f"{kernel}.vectors", VECTOR_WIDTH, g["width"], g["depth"], dtype, count=g["vectors"] * g["panels"])
-        have = params.get("blas_threads") if isinstance(params.get("blas_threads"), int) else arch.compute.units
+        have = _blas_threads(row, params) or arch.compute.units
         threads = g["workers"] if g["held"] else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have)
         parts.append(OnThreads(small, min(max(1, threads), arch.compute.units)))
         launches = g["vectors"] * g["panels"]

@@ -62,6 +62,13 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()  # inspecting the loaded BLAS libraries is slow: do it once
 
 
+def _schedule(flops: float, tasks: int) -> tuple[bool, int]:
+    """``(held, workers)`` for ``tasks`` of ``flops`` in all: big work holds BLAS to one thread and runs on up to
+    one worker per task; small work runs in the calling thread on BLAS's own threads."""
+    held = flops >= _SERIAL_FLOPS
+    return held, _workers(tasks) if held else 1
+
+
 def _run(fn, tasks: list, flops: float, scratch) -> None:
     """Run ``fn(task, buffers)`` for every task; big work with BLAS held to one thread, on a pool if it has
     more than one task and the machine more than one thread.
@@ -76,12 +83,11 @@ def _run(fn, tasks: list, flops: float, scratch) -> None:
     from glibc's per-thread arenas, and their growing and trimming made the gather path drift
     from ~100 ms to ~200 ms per call over 30 calls at 1024x4096x4096.
     """
-    serial = flops < _SERIAL_FLOPS
-    workers = 1 if serial else _workers(len(tasks))
-    held = contextlib.nullcontext() if serial else _blas_controller().limit(limits=1, user_api="blas")
+    held, workers = _schedule(flops, len(tasks))
+    limit = _blas_controller().limit(limits=1, user_api="blas") if held else contextlib.nullcontext()
     if workers == 1:
         buffers = scratch()
-        with held:
+        with limit:
             for task in tasks:
                 fn(task, buffers)
         return
@@ -96,7 +102,7 @@ def _run(fn, tasks: list, flops: float, scratch) -> None:
         finally:
             free.put(buffers)
 
-    with held, ThreadPoolExecutor(workers) as pool:
+    with limit, ThreadPoolExecutor(workers) as pool:
         for f in [pool.submit(one, task) for task in tasks]:
             f.result()
 
@@ -138,10 +144,9 @@ def gather_plan(t: NMTensor, cols: int, itemsize: int) -> dict:
     depth = t.groups * t.pattern.n
     width = min(cols, max(16, (_PANEL_BYTES // (depth * itemsize)) // 16 * 16))
     panels = -(-cols // width)
-    flops = 2.0 * t.shape[0] * depth * cols
-    held = flops >= _SERIAL_FLOPS
+    held, workers = _schedule(2.0 * t.shape[0] * depth * cols, panels)
     return {"vectors": -(-t.shape[0] // VECTOR_WIDTH), "depth": depth, "width": width, "panels": panels,
-            "workers": _workers(panels) if held else 1, "held": held}
+            "workers": workers, "held": held}
 
 
 def _gather_gemm(t: NMTensor, vals, bb, out) -> None:
