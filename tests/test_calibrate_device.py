@@ -180,6 +180,12 @@ def test_bad_out_exit_2(tmp_path, capsys, monkeypatch):
         ro.chmod(0o700)
 
 
+def saved_params(doc: dict, it) -> Params:
+    """The saved calibration's parameters for an item, read from the document as written: group, family, global."""
+    g = doc["groups"].get(it.group) or doc["families"].get(it.family) or doc["global"]
+    return Params(g["launch_overhead_s"], g["compute_scale"], g["memory_scale"])
+
+
 @pytest.fixture(scope="module")
 def network_run(tmp_path_factory, cal_dir):
     from accelsim.codesign.plan import FORMAT, PLAN_VERSION
@@ -218,12 +224,8 @@ def test_validate_with_calibration_dir(cal_dir, network_run, capsys, monkeypatch
     layers = items_from_table(table.filter(pc.not_equal(table.column("kernel"), "network")), arch)
     assert len(layers) == 4  # fc1, fc2 in each of dense and the plan
 
-    def params(it):
-        g = doc["groups"].get(it.group) or doc["families"].get(it.family) or doc["global"]
-        return Params(g["launch_overhead_s"], g["compute_scale"], g["memory_scale"])
-
     want = {(json.loads(it.row["params"])["plan"], json.loads(it.row["params"])["layer"]):
-            params(it).predict(project(arch, it.workload, it.working_set), it.launches) for it in layers}
+            saved_params(doc, it).predict(project(arch, it.workload, it.working_set), it.launches) for it in layers}
     got = {(v["plan"], l["layer"]): l["projected_s"] for v in rep["variants"] for l in v["layers"]}
     assert got == pytest.approx(want)
     assert rep["calibration"]["global"]["compute_efficiency"] == pytest.approx(doc["global"]["compute_efficiency"])
@@ -251,16 +253,12 @@ def test_a_pass_outgrowing_the_caches_fetches_each_layer_from_dram(cal_dir, netw
     small = load_arch(doc_arch)
     dram = small.memory[0]
 
-    def params(it):
-        g = doc["groups"].get(it.group) or doc["families"].get(it.family) or doc["global"]
-        return Params(g["launch_overhead_s"], g["compute_scale"], g["memory_scale"])
-
     for a, cold in ((arch, False), (small, True)):
         rep = compare_run(table, a, cal)
         got = {(v["plan"], l["layer"]): l["projected_s"] for v in rep["variants"] for l in v["layers"]}
         for it in layers:
             prm = json.loads(it.row["params"])
-            warm = params(it).predict(project(a, it.workload, it.working_set), it.launches)
+            warm = saved_params(doc, it).predict(project(a, it.workload, it.working_set), it.launches)
             fetch = it.row["bytes_min"] / (dram.bandwidth * a.clock_ghz * 1e9) if cold else 0.0
             assert got[(prm["plan"], prm["layer"])] == pytest.approx(warm + fetch, rel=1e-9)
 
