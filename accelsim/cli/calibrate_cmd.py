@@ -23,7 +23,8 @@ def calibrate(
     fmt: Format = FormatOpt,
 ) -> None:
     """Microbenchmark this CPU, write its arch config, record a small spanning trace set, fit and save the
-    calibration, and print its held-out MAPE (fitted on half of the configurations, scored on the rest).
+    calibration (on every configuration), and print its held-out MAPE (the same fit on half of the configurations,
+    scored on the rest).
 
     Use the directory with `accelsim validate --traces RUN --calibration DIR` or `accelsim run ... --calibration DIR`.
     """
@@ -63,8 +64,8 @@ def calibrate(
         f"{m['gemm_gflops']['float32']['max']:.3g} GFLOP/s fp32, {m['gemm_gflops']['float64']['max']:.3g} fp64; "
         "copy " + ", ".join(f"{k} {v['max']:.3g} GB/s" for k, v in m["copy_gbs"].items())
         + f"; tiny matmul {m['call_overhead_s']['median'] * 1e6:.3g} us (load average {m['load_average_1min']:.2f})",
-        f"fitted on {doc['split']['train']} of {doc['configs']} configurations, scored on the other "
-        f"{doc['split']['held_out']}: held-out MAPE {doc['held_out_mape_pct']:.1f} %",
+        f"saved fit: all {doc['configs']} configurations; the same fit on {doc['split']['train']} of them, scored on "
+        f"the other {doc['split']['held_out']}: held-out MAPE {doc['held_out_mape_pct']:.1f} %",
         f"wrote {out / ARCH_FILE}, {out / TRACES_DIR}/, {out / CALIBRATION_FILE} in {wall:.0f} s",
     ]
     print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "compute_efficiency", "bandwidth_fraction",
