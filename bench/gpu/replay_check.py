@@ -34,18 +34,14 @@ import pyarrow.compute as pc  # noqa: E402
 from bench.gpu.common import write_json  # noqa: E402
 
 from accelsim.errors import AccelsimError  # noqa: E402
-from accelsim.model.arch import builtin_archs, load_arch  # noqa: E402
+from accelsim.model.arch import load_arch  # noqa: E402
+from accelsim.model.gpu import gpu_archs  # noqa: E402
 from accelsim.replay.device import validate_gpu  # noqa: E402
 from accelsim.replay.project import arch_for  # noqa: E402
 from kernels.trace import read_traces  # noqa: E402
 
 SEEDS = (0, 1, 2)
 GOALS = {"overall_mape_pct": 10.0, "family_mape_pct": 15.0, "pearson_r": 0.98, "energy_mape_pct": 15.0}
-
-
-def gpu_archs() -> list[str]:
-    """Builtin archs with a ``gpu:`` section (the unit model), tried in order against the records' device name."""
-    return [name for name in builtin_archs() if load_arch(name).gpu is not None]
 
 
 def calibration_file(arch: str) -> Path:
