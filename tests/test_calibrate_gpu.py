@@ -177,15 +177,21 @@ def test_cli_cupy_path_prints_held_out_mape(tmp_path, capsys, monkeypatch):
         "held_out_mape_pct"] and summary["params"]["launch_s"] >= 0
 
 
-def test_validate_with_the_directory_reproduces_validate_gpu(cal_dir, tmp_path, capsys, monkeypatch):
-    out, _ = cal_dir
-    from kernels.trace import Recorder
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Another trace set of the same device: configurations the calibration never saw."""
     from kernels.suites import record_case
+    from kernels.trace import Recorder
 
-    run = tmp_path / "run"
-    with Recorder(run) as rec:  # another trace set of the same device: configurations the calibration never saw
+    run = tmp_path_factory.mktemp("run")
+    with Recorder(run) as rec:
         for c in [_as_cublas(dense_case("gemm", m, n, k, "float32", np, 3)) for m, n, k in ((80, 40, 72), (40, 80, 24))]:
             record_case(c, np, rec, repeats=3, warmup=1)
+    return run
+
+
+def test_validate_with_the_directory_reproduces_validate_gpu(cal_dir, run, capsys, monkeypatch):
+    out, _ = cal_dir
     code, stdout, err = run_in_process(capsys, monkeypatch, "validate", "--traces", str(run), "--calibration",
                                        str(out), "--format", "json")
     assert code in (0, None), err
@@ -256,3 +262,16 @@ def test_replay_check_carries_the_directory(cal_dir, tmp_path):
     assert got["calibration"] == json.loads((out / CALIBRATION_FILE).read_text())
     assert got["held_out_mape_pct"] == doc["held_out_mape_pct"]
     assert "applied" not in got and any("NumPy" in n for n in got["notes"])  # the stand-in's records are CPU ones
+
+
+def test_replay_check_applies_a_gpu_calibration_to_the_other_records(cal_dir, run):
+    import pyarrow as pa
+
+    from kernels.trace import read_traces
+
+    out, _ = cal_dir
+    rc = load_script("bench/gpu/replay_check.py")
+    both = pa.concat_tables([read_traces(out / TRACES_DIR), read_traces(run)])
+    got = rc.carry(out, both)  # what check() passes on a GPU, where kernel_records keeps these (CuPy) records
+    want = validate_gpu(read_traces(run), load_arch(out / ARCH_FILE), calibration=out / CALIBRATION_FILE)
+    assert got["applied"] == json.loads(json.dumps(rc.summary(want))) and got["applied"]["overall"]["n"] == 2
