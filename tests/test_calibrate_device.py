@@ -13,7 +13,7 @@ import pytest
 
 from accelsim.model.arch import load_arch
 from accelsim.replay import device_calibration as dc
-from accelsim.replay.calibrate import Params
+from accelsim.replay.calibrate import Params, fit
 from accelsim.replay.project import items_from_table, project
 from accelsim.replay.traces import load as load_traces
 from kernels.backend import device_info
@@ -97,6 +97,21 @@ def _cases():
             for m, n, k in ((16, 16, 16), (32, 48, 64), (64, 64, 64), (96, 64, 32), (128, 128, 64), (48, 96, 128))]
 
 
+def test_batched_case_multiplies_each_matrix_of_its_stack():
+    """A stacked case (as :data:`~accelsim.replay.device_calibration.BATCH_CASES`): its call gives each matrix's
+    product (float64 reference), and its record counts the whole stack."""
+    p = dense_case(dc.SUITE, 5, 7, 3, "float32", np, 0, batch=4).prepare()
+    a, b = p.args
+    assert a.shape == (4, 5, 3) and b.shape == (4, 3, 7) and np.abs(a).min() > 0
+    ref = np.stack([a[i].astype(np.float64) @ b[i].astype(np.float64) for i in range(4)])
+    np.testing.assert_allclose(p.fn(*p.args), ref, rtol=1e-5, atol=1e-5)
+    f = p.fields
+    assert (f["flops_dense"], f["bytes_min"], f["params"]["batch"]) == (2 * 4 * 5 * 7 * 3, 4 * 4 * (15 + 21 + 35), 4)
+    assert f["shapes"]["c"] == (4, 5, 7)
+    one = dense_case(dc.SUITE, 5, 7, 3, "float32", np, 0).prepare().fields
+    assert "batch" not in one["params"] and one["shapes"]["a"] == (5, 3)
+
+
 def test_budget_cuts_the_trace_set():
     clock = iter(range(100)).__next__
     from kernels.trace import Recorder
@@ -125,11 +140,16 @@ def test_directory_files_parse_and_reproduce_the_held_out_mape(cal_dir):
     items = items_from_table(table, arch)
     assert saved["configs"] == len(items) == 6
     assert saved["split"]["train"] + saved["split"]["held_out"] == 6 and saved["split"]["held_out"] >= 1
+    rows = {it.label: (project(arch, it.workload, it.working_set), it.launches, it.measured_s) for it in items}
+    # The saved scales are the fit on all six; the held-out MAPE is the same fit on the train labels, scored on the rest.
     g = saved["groups"]["gemm float32"]
-    p = Params(g["launch_overhead_s"], g["compute_scale"], g["memory_scale"])
-    held = [it for it in items if it.label not in saved["split"]["train_labels"]]
-    ape = [abs(p.predict(project(arch, it.workload, it.working_set), it.launches) - it.measured_s) / it.measured_s
-           for it in held]
+    every = fit(list(rows.values()), "all")
+    assert (g["launch_overhead_s"], g["compute_scale"], g["memory_scale"]) == pytest.approx(
+        (every.launch_overhead_s, every.compute_scale, every.memory_scale))
+    half = fit([rows[lbl] for lbl in saved["split"]["train_labels"]], "train")
+    held = [r for lbl, r in rows.items() if lbl not in saved["split"]["train_labels"]]
+    ape = [abs(half.predict(pr, n) - t) / t for pr, n, t in held]
+    assert len(held) == saved["split"]["held_out"]
     assert saved["held_out_mape_pct"] == pytest.approx(100 * statistics.fmean(ape))
     # Each configuration's merged time is the median over its passes.
     one = [r["time_median_s"] for r in table.to_pylist() if (r["m"], r["n"], r["k"]) == (64, 64, 64)]

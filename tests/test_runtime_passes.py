@@ -24,7 +24,7 @@ from accelsim.model.workload import Gemm
 from accelsim.replay.calibrate import fit_groups
 from accelsim.replay.numpy_passes import compress_traffic, decompose_traffic, scatter_traffic
 from accelsim.replay.project import (
-    DENSE_TERMS, RUNTIME, OnThreads, Projection, ReplayError, Streaming, blas_threads_used, project, record_workload, resident_level,
+    BATCHED, DENSE_TERMS, RUNTIME, OnThreads, Projection, ReplayError, Streaming, blas_threads_used, project, record_workload, resident_level,
 )
 from kernels.trace import Recorder, time_call
 
@@ -209,7 +209,7 @@ def test_parts_project_to_their_sum(indexed):
     assert whole.compute_s > 0 and whole.memory_s > by_hand
 
 
-@pytest.mark.parametrize("family", [RUNTIME, DENSE_TERMS])
+@pytest.mark.parametrize("family", [RUNTIME, DENSE_TERMS, BATCHED])
 def test_blas_family_takes_gemm_compute_and_fits_its_bandwidth(family):
     """GEMMs at compute scale 1.25 (efficiency 0.8); run-time (or decompress_blas) layers whose GEMMs run alike
     and whose passes reach 1/20 of the copy bandwidth. The family's group keeps the gemm group's compute scale
@@ -269,6 +269,26 @@ def test_small_batched_gemm_runs_on_one_thread():
     assert isinstance(w, Gemm)
     _, w, _ = record_workload(gemm_row(8, 8, 32, batch=768, blas_threads=None), CPU)
     assert isinstance(w, Gemm)
+
+
+def test_batch_beyond_the_last_cache_adds_its_dram_fetch():
+    """768 products of 128x32 by 32x128 (75.5 MB, beyond cpu_two_units' 32 MiB L3): the GEMMs as before, plus every
+    operand read and every product written once at the DRAM copy rate (8.76 B/cycle at 2.596 GHz), added to the
+    time; 48 of them (4.7 MB) stay in L3 and a CuPy record overlaps its loads: both as before."""
+    row = gemm_row(128, 128, 32, batch=768)
+    family, parts, launches = record_workload(row, CPU)
+    assert family == BATCHED and launches == 1 and [type(p) for p in parts] == [Gemm, Streaming]
+    fetch = parts[1]
+    assert (fetch.bytes_read, fetch.bytes_written, fetch.bytes_indexed) == (F * 768 * 2 * 128 * 32, F * 768 * 128 * 128, 0)
+    ws = row["bytes_min"]
+    alone = project(CPU, parts[0], ws)
+    both = project(CPU, parts, ws)
+    assert both.compute_s == alone.compute_s
+    assert both.memory_s - alone.memory_s == pytest.approx(F * 768 * (2 * 128 * 32 + 128 * 128) / (8.76 * 2.596e9), rel=1e-12)
+    family, w, _ = record_workload(gemm_row(128, 128, 32, batch=48), CPU)
+    assert family == "gemm" and isinstance(w, Gemm) and w.count == 48
+    family, w, _ = record_workload({**row, "backend": "cupy"}, CPU)
+    assert family == "gemm" and isinstance(w, Gemm) and w.count == 768
 
 
 def test_one_thread_computes_at_one_units_rate():

@@ -23,8 +23,8 @@ def calibrate(
     fmt: Format = FormatOpt,
 ) -> None:
     """Microbenchmark this CPU (or, --backend cupy, the GPU), write its arch config, record a small spanning trace
-    set, fit and save the calibration, and print its held-out MAPE (fitted on half of the configurations,
-    scored on the rest).
+    set, fit and save the calibration (on every configuration), and print its held-out MAPE (the same fit on half
+    of the configurations, scored on the rest).
 
     Use the directory with `accelsim validate --traces RUN --calibration DIR` or (CPU) `accelsim run ... --calibration DIR`.
     """
@@ -53,8 +53,8 @@ def calibrate(
     wall = time.monotonic() - t0
     files = {"out": str(out), "arch": str(out / ARCH_FILE), "traces": str(out / TRACES_DIR),
              "calibration": str(out / CALIBRATION_FILE)}
-    score = (f"fitted on {doc['split']['train']} of {doc['configs']} configurations, scored on the other "
-             f"{doc['split']['held_out']}: held-out MAPE {doc['held_out_mape_pct']:.1f} %")
+    score = (f"saved fit: all {doc['configs']} configurations; the same fit on {doc['split']['train']} of them, "
+             f"scored on the other {doc['split']['held_out']}: held-out MAPE {doc['held_out_mape_pct']:.1f} %")
     wrote = f"wrote {out / ARCH_FILE}, {out / TRACES_DIR}/, {out / CALIBRATION_FILE} in {wall:.0f} s"
     if backend == "cupy":
         _print_gpu(doc, files, score, wrote, wall, fmt)
