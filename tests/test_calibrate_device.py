@@ -170,7 +170,6 @@ def test_calibrate_cli_prints_held_out_mape(tmp_path, capsys, monkeypatch):
     (["--budget-s", "0"], "--budget-s 0"),
     (["--budget-s", "-5"], "--budget-s -5"),
     (["--budget-s", "nan"], "--budget-s nan"),
-    (["--backend", "cupy"], "--backend cupy"),
     (["--name", "cpu numpy"], "--name 'cpu numpy'"),
     (["--name", "9cpu"], "--name '9cpu'"),
 ])

@@ -1,5 +1,6 @@
-"""The GPU job, bench/gpu/run.sh, dry-run on the CPU (GPU_DRY_RUN=1: NumPy backend, tiny suites) into a fake $OUT:
-every step runs, the files it writes are the 8 named ones, and a failed step is named and fails the job."""
+"""The GPU job, bench/gpu/run.sh, dry-run on the CPU (GPU_DRY_RUN=1: NumPy backend, tiny suites, a 10 s CPU
+calibration) into a fake $OUT: every step runs, the files it writes are the 8 named ones, and a failed step is
+named and fails the job."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_dry_run_runs_every_step_and_writes_at_most_8_files(tmp_path):
     from bench.gpu.preflight import checks
 
     assert lines[1].startswith("preflight ") and all(f"preflight {label}: " in log for label, _ in checks(None))
-    for step in ["preflight", "pytest", *(f"suite {s}" for s in SUITES), "traces", "replay_check"]:
+    for step in ["preflight", "pytest", "calibrate", *(f"suite {s}" for s in SUITES), "traces", "replay_check"]:
         assert f"step {step}: exit 0" in log, step
     assert "skipped" in log and "tests/test_tasd_gpu.py" in log  # pytest reached the last test file
     assert lines[-1].startswith("== summary: 0 step(s) failed; 8 files in $OUT")
@@ -48,8 +49,13 @@ def test_dry_run_runs_every_step_and_writes_at_most_8_files(tmp_path):
     assert docs["replay"]["recorded"] > 0 and docs["network"]["cases"]
     assert all(not d.get("errors") for d in docs.values()), {s: d.get("errors") for s, d in docs.items()}
     suites = set(pq.read_table(out / "traces.parquet").column("suite").to_pylist())
-    assert {"gpu_nm", "kron", "gpu-projection"} <= suites
-    assert "nothing replayed" in " ".join(json.loads((out / "validate.json").read_text())["notes"])  # CPU records
+    assert {"gpu_nm", "kron", "gpu-projection", "calibrate"} <= suites
+    validate = json.loads((out / "validate.json").read_text())
+    assert "nothing replayed" in " ".join(validate["notes"])  # CPU records
+    # the calibration directory, in validate.json (no ninth file): its arch, its fit, its held-out MAPE as printed
+    cal = validate["calibrate"]
+    assert "name: cpu_calibrated" in cal["arch_yaml"] and cal["calibration"]["format"] == "accelsim.cpu_calibration"
+    assert f"held-out MAPE {cal['held_out_mape_pct']:.1f} %" in log
 
 
 def test_a_failed_step_is_named_and_fails_the_job(tmp_path):
@@ -62,7 +68,7 @@ def test_a_failed_step_is_named_and_fails_the_job(tmp_path):
     log = (out / "pytest-gpu.log").read_text()
     assert "step preflight: exit 0" in log and "step pytest: exit 1" in log and "assert 1 == 2" in log
     summary = log.splitlines()[-1]
-    assert summary.startswith(f"== summary: {1 + len(SUITES) + 2} step(s) failed: pytest (exit 1)")
-    for name in [*(f"{s} (no time)" for s in SUITES), "traces (exit 1)", "replay_check (exit 4)"]:
+    assert summary.startswith(f"== summary: {1 + 1 + len(SUITES) + 2} step(s) failed: pytest (exit 1)")
+    for name in ["calibrate (no time)", *(f"{s} (no time)" for s in SUITES), "traces (exit 1)", "replay_check (exit 4)"]:
         assert name in summary, name
     assert sorted(p.name for p in out.iterdir()) == ["pytest-gpu.log"]

@@ -40,3 +40,14 @@ def test_budget_stops_new_cases(tmp_path):
     res = json.loads(out.read_text())
     assert res["recorded"] == 0 and res["skipped"] == res["cases"] > 0
 
+
+
+def test_within_budget_starts_a_case_only_while_the_slowest_fits():
+    from kernels.suites import within_budget
+
+    now, ran = [0.0], []
+    for case in within_budget(range(10), 10.0, clock=lambda: now[0]):
+        ran.append(case)
+        now[0] += [1.0, 4.0, 1.0, 1.0][case]
+    # starts at 0 s and 1 s (slowest 1 s), at 5 s (5 + 4 < 10); at 6 s, 6 + 4 s reaches the budget
+    assert ran == [0, 1, 2]

@@ -16,40 +16,50 @@ __all__ = ["calibrate", "register"]
 
 def calibrate(
     out: Path = typer.Option(..., "--out", help="new (or empty) directory for arch.yaml, traces/ and calibration.json"),
-    backend: str = typer.Option("numpy", "--backend", help="numpy (cupy: not yet)"),
+    backend: str = typer.Option("numpy", "--backend", help="numpy (this CPU) or cupy (the current CUDA device)"),
     budget_s: float = typer.Option(60.0, "--budget-s", help="seconds for microbenchmarks and kernel runs together"),
-    name: str = typer.Option("cpu_calibrated", "--name", help="the arch's name in arch.yaml (arch_configs/cpu_numpy.yaml "
-                             "is this command's output with --name cpu_numpy)"),
+    name: str = typer.Option(None, "--name", help="the arch's name in arch.yaml (default cpu_calibrated or "
+                             "gpu_calibrated; arch_configs/cpu_numpy.yaml is this command's output with --name cpu_numpy)"),
     fmt: Format = FormatOpt,
 ) -> None:
-    """Microbenchmark this CPU, write its arch config, record a small spanning trace set, fit and save the
-    calibration (on every configuration), and print its held-out MAPE (the same fit on half of the configurations,
-    scored on the rest).
+    """Microbenchmark this CPU (or, --backend cupy, the GPU), write its arch config, record a small spanning trace
+    set, fit and save the calibration (on every configuration), and print its held-out MAPE (the same fit on half
+    of the configurations, scored on the rest).
 
-    Use the directory with `accelsim validate --traces RUN --calibration DIR` or `accelsim run ... --calibration DIR`.
+    Use the directory with `accelsim validate --traces RUN --calibration DIR` or (CPU) `accelsim run ... --calibration DIR`.
     """
     from accelsim.checks import ensure_writable
     from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, calibrate_device
     from kernels.errors import InputError
 
-    if backend == "cupy":
-        raise InputError("--backend cupy: device calibration runs on the NumPy backend only for now; "
-                         "use --backend numpy")
-    if backend != "numpy":
-        raise InputError(f"--backend {backend!r}: use numpy")
+    if backend not in ("numpy", "cupy"):
+        raise InputError(f"--backend {backend!r}: use numpy or cupy")
     if not (math.isfinite(budget_s) and 0 < budget_s <= 3600):
         raise InputError(f"--budget-s {budget_s:g}: must be a number of seconds in (0, 3600], e.g. 60")
+    name = name if name is not None else f"{'gpu' if backend == 'cupy' else 'cpu'}_calibrated"
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", name):
         raise InputError(f"--name {name!r}: use a letter, then letters, digits, '_' or '-' (64 at most), e.g. cpu_numpy")
     ensure_writable(out, directory=True)
     if out.is_dir() and any(out.iterdir()):
         raise InputError(f"--out {str(out)!r}: is not empty; pass a new or empty directory (its traces would mix)")
+    if backend == "cupy":
+        from accelsim.replay import gpu_calibration
+
+        xp = gpu_calibration.device_xp()  # refuses before anything is written
     t0 = time.monotonic()
     with on_interrupt(lambda: f"partial calibration in {out} (no {CALIBRATION_FILE} unless finished); delete it"):
-        doc = calibrate_device(out, budget_s, name=name)
+        doc = (gpu_calibration.calibrate_gpu(out, budget_s, name=name, xp=xp) if backend == "cupy"
+               else calibrate_device(out, budget_s, name=name))
     wall = time.monotonic() - t0
-    summary = {"out": str(out), "arch": str(out / ARCH_FILE), "traces": str(out / TRACES_DIR),
-               "calibration": str(out / CALIBRATION_FILE), "device_name": doc["device_name"],
+    files = {"out": str(out), "arch": str(out / ARCH_FILE), "traces": str(out / TRACES_DIR),
+             "calibration": str(out / CALIBRATION_FILE)}
+    score = (f"saved fit: all {doc['configs']} configurations; the same fit on {doc['split']['train']} of them, "
+             f"scored on the other {doc['split']['held_out']}: held-out MAPE {doc['held_out_mape_pct']:.1f} %")
+    wrote = f"wrote {out / ARCH_FILE}, {out / TRACES_DIR}/, {out / CALIBRATION_FILE} in {wall:.0f} s"
+    if backend == "cupy":
+        _print_gpu(doc, files, score, wrote, wall, fmt)
+        return
+    summary = {**files, "device_name": doc["device_name"],
                "blas_threads": doc["blas_threads"], "configs": doc["configs"], "split": doc["split"],
                "held_out_mape_pct": doc["held_out_mape_pct"], "global": doc["global"], "groups": doc["groups"],
                "wall_s": wall}
@@ -64,12 +74,35 @@ def calibrate(
         f"{m['gemm_gflops']['float32']['max']:.3g} GFLOP/s fp32, {m['gemm_gflops']['float64']['max']:.3g} fp64; "
         "copy " + ", ".join(f"{k} {v['max']:.3g} GB/s" for k, v in m["copy_gbs"].items())
         + f"; tiny matmul {m['call_overhead_s']['median'] * 1e6:.3g} us (load average {m['load_average_1min']:.2f})",
-        f"saved fit: all {doc['configs']} configurations; the same fit on {doc['split']['train']} of them, scored on "
-        f"the other {doc['split']['held_out']}: held-out MAPE {doc['held_out_mape_pct']:.1f} %",
-        f"wrote {out / ARCH_FILE}, {out / TRACES_DIR}/, {out / CALIBRATION_FILE} in {wall:.0f} s",
+        score, wrote,
     ]
     print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "compute_efficiency", "bandwidth_fraction",
                                       "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))
+
+
+def _print_gpu(doc: dict, files: dict, score: str, wrote: str, wall: float, fmt: Format) -> None:
+    """The GPU calibration: its six device parameters with their bounds, what was measured, the held-out score."""
+    from accelsim.model.gpu import BOUNDS
+
+    if fmt is Format.json:
+        print_json({**files, "device_name": doc["device"], "arch_name": doc["arch"], "base_arch": doc["base_arch"],
+                    "configs": doc["configs"], "split": doc["split"], "held_out_mape_pct": doc["held_out_mape_pct"],
+                    "held_out_by_family": doc["held_out_by_family"], "params": doc["params"],
+                    "energy": doc["energy"], "errors": doc["errors"], "wall_s": wall})
+        return
+    m = doc["measured"]
+    rows = [[k, v, BOUNDS[k][0], BOUNDS[k][1], BOUNDS[k][2]] for k, v in doc["params"].items()]
+    caption = [
+        f"{doc['device']}: matmul " + ", ".join(f"{d} {r['max']:.4g} TFLOP/s" for d, r in m["matmul_tflops"].items())
+        + "; copy " + ", ".join(f"{k} {v['max']:.4g} GB/s" for k, v in m["copy_gbs"].items())
+        + f"; launch {m['launch_s']['median'] * 1e6:.3g} us, host call {m['host_call_s']['median'] * 1e6:.3g} us"
+        + (f"; not measured: {', '.join(m['unsupported'])}" if m["unsupported"] else ""),
+        f"unmeasured structure (tiles, split-K, energies) from {doc['base_arch']}",
+        score + " (" + ", ".join(f"{f} {v:.1f}" for f, v in doc["held_out_by_family"].items()) + ")",
+        *([f"{len(doc['errors'])} cases failed, first: {doc['errors'][0]}"] if doc["errors"] else []), wrote,
+    ]
+    print_table(f"calibrate: {files['out']}", ["parameter", "value", "lower", "upper", "meaning"], rows,
+                caption="\n".join(caption))
 
 
 def register(app: typer.Typer) -> None:

@@ -48,7 +48,6 @@ def validate(
     """
     from accelsim.errors import ConfigError
     from accelsim.model.arch import load_arch, parse_overrides
-    from accelsim.replay.calibrate import plot_validation
     from accelsim.replay.calibrate import validate as run_validate
     from accelsim.replay.device_calibration import is_calibration_dir
     from accelsim.replay.network import is_network_run
@@ -87,6 +86,12 @@ def validate(
                           f"device calibrations are for GPU unit-model archs such as h200_sxm")
     else:
         report = run_validate(table, cfg, calibrate_on, seed)
+    _show_kernels(report, traces, plot, fmt)
+
+
+def _show_kernels(report: dict, traces, plot, fmt) -> None:
+    from accelsim.replay.calibrate import plot_validation
+
     if plot is not None:
         plot_validation(report, plot)
     if fmt is Format.json:
@@ -96,8 +101,10 @@ def validate(
 
 
 def _validate_with_dir(traces, cal_dir, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt):
-    """A network run projected with the arch and parameters `accelsim calibrate` wrote to ``cal_dir``."""
+    """A network run (CPU) or kernel traces (GPU) projected with the arch and parameters `accelsim calibrate`
+    wrote to ``cal_dir``."""
     from accelsim.replay.device_calibration import check_same_device, load_calibration_dir
+    from accelsim.replay.gpu_calibration import is_gpu_calibration_dir
     from accelsim.replay.network import is_network_run
     from accelsim.replay.traces import load as load_traces
     from kernels.errors import InputError
@@ -107,6 +114,9 @@ def _validate_with_dir(traces, cal_dir, arch, set_, calibrate_on, calibrate_with
     if given:
         raise InputError(f"--calibration {cal_dir}: a calibration directory brings its own arch and parameters; "
                          f"drop {', '.join(given)}")
+    if is_gpu_calibration_dir(cal_dir):
+        _validate_with_gpu_dir(traces, cal_dir, plot, fmt)
+        return
     cfg, cal, doc = load_calibration_dir(cal_dir)
     table = load_traces(traces)
     if table.num_rows == 0 or not is_network_run(table):
@@ -114,6 +124,26 @@ def _validate_with_dir(traces, cal_dir, arch, set_, calibrate_on, calibrate_with
                          f"{traces} holds {'no trace rows' if table.num_rows == 0 else 'kernel traces'}")
     notes = check_same_device(doc, table, str(cal_dir))
     show_run(table, cfg, cal, f"{cal_dir} (accelsim calibrate)", plot, fmt, str(traces), notes)
+
+
+def _validate_with_gpu_dir(traces, cal_dir, plot, fmt) -> None:
+    """Kernel traces of the calibrated GPU replayed on its arch with its saved device parameters."""
+    from accelsim.replay.device import validate_gpu
+    from accelsim.replay.device_calibration import check_same_device
+    from accelsim.replay.gpu_calibration import load_gpu_calibration_dir
+    from accelsim.replay.network import is_network_run
+    from accelsim.replay.traces import load as load_traces
+    from kernels.errors import InputError
+
+    cfg, cal_file, doc = load_gpu_calibration_dir(cal_dir)
+    table = load_traces(traces)
+    if table.num_rows == 0 or is_network_run(table):
+        raise InputError(f"--calibration {cal_dir}: a GPU calibration directory replays kernel traces; {traces} holds "
+                         f"{'no trace rows' if table.num_rows == 0 else 'a network run'}")
+    notes = check_same_device({"device_name": doc.get("device")}, table, str(cal_dir))
+    report = validate_gpu(table, cfg, calibration=cal_file)
+    report["notes"] += notes
+    _show_kernels(report, traces, plot, fmt)
 
 
 def show_run(table, cfg, cal, cal_label, plot, fmt, traces: str, notes=()) -> dict:

@@ -53,6 +53,7 @@ __all__ = [
     "EnergyParams",
     "StepTime",
     "energy",
+    "gpu_archs",
     "gpu_of",
     "record_time",
     "register_sourced_b",
@@ -133,6 +134,13 @@ def gpu_of(arch: ArchConfig) -> GpuUnits:
     if arch.gpu is None:
         raise AccelsimError(f"arch {arch.name!r} has no gpu: section (units, rates); use a GPU arch such as h200_sxm")
     return arch.gpu
+
+
+def gpu_archs() -> list[str]:
+    """Builtin archs with a ``gpu:`` section (the unit model), sorted by name."""
+    from accelsim.model.arch import builtin_archs, load_arch
+
+    return [name for name in builtin_archs() if load_arch(name).gpu is not None]
 
 
 def _level(arch: ArchConfig, name: str):

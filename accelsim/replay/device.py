@@ -164,12 +164,14 @@ def device_of(items: list[GpuItem]) -> str:
     return ", ".join(names)
 
 
-def write_calibration(path, arch: ArchConfig, device: str, p: DeviceParams, e: EnergyParams | None, source: dict) -> None:
-    """Write the calibration JSON atomically (temporary name, then rename)."""
+def write_calibration(path, arch: ArchConfig, device: str, p: DeviceParams, e: EnergyParams | None, source: dict,
+                      extra: dict | None = None) -> None:
+    """Write the calibration JSON atomically (temporary name, then rename); ``extra`` adds top-level fields
+    (``accelsim calibrate``: its format, measurements and held-out score), which :func:`load_calibration` ignores."""
     from kernels.io import atomic_path
 
-    doc = {"version": CALIBRATION_VERSION, "arch": arch.name, "device": device, "params": p.to_dict(),
-           "bounds": {n: [b[0], b[1]] for n, b in BOUNDS.items()},
+    doc = {**(extra or {}), "version": CALIBRATION_VERSION, "arch": arch.name, "device": device,
+           "params": p.to_dict(), "bounds": {n: [b[0], b[1]] for n, b in BOUNDS.items()},
            "energy": None if e is None else e.to_dict(), "fitted_on": source}
     with atomic_path(path) as tmp:
         with open(tmp, "w") as fh:

@@ -505,15 +505,17 @@ def _threads_of(row: dict) -> int | None:
 
 
 def check_same_device(doc: dict, table: pa.Table, where: str) -> list[str]:
-    """Refuse traces of another device name or BLAS thread count than the calibration's; notes otherwise."""
+    """Refuse traces of another device name, or (a CPU calibration: ``doc`` has ``blas_threads``) BLAS thread
+    count, than the calibration's; notes otherwise."""
     rows = table.select(["device_name", "params"]).to_pylist()
     names = sorted({r["device_name"] or "" for r in rows})
-    threads = sorted({t for t in map(_threads_of, rows) if t is not None})
-    mine = f"{doc.get('device_name')!r} with {doc.get('blas_threads')} BLAS threads"
+    cpu = doc.get("blas_threads") is not None
+    threads = sorted({t for t in map(_threads_of, rows) if t is not None}) if cpu else []
+    mine = repr(doc.get("device_name")) + (f" with {doc.get('blas_threads')} BLAS threads" if cpu else "")
     if names != [doc.get("device_name")] or (threads and threads != [doc.get("blas_threads")]):
         theirs = ", ".join(repr(n) for n in names) + (f" with {'/'.join(map(str, threads))} BLAS threads"
                                                       if threads else "")
         raise CalibrationDirError(f"--calibration {where}: recorded on {mine}, but the traces come from {theirs}; "
                                   "run `accelsim calibrate` on the device that recorded them")
-    return [] if threads else [f"the traces do not record their BLAS thread count; the calibration's is "
-                               f"{doc.get('blas_threads')}"]
+    return [] if threads or not cpu else [f"the traces do not record their BLAS thread count; the calibration's "
+                                          f"is {doc.get('blas_threads')}"]

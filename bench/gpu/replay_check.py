@@ -18,11 +18,17 @@ arch describing the device:
 Each report keeps the per-family MAPE and Pearson r, the fitted parameters and the records that
 dominate the error, and ``meets`` says which of the issue's goals hold. A check that cannot run
 (no arch for the device, no calibration for it, too few records) is named in ``notes``.
+
+``--calibration DIR`` (the job's ``accelsim calibrate`` step) carries that directory into the JSON under
+``calibrate``, since the job brings back at most 8 files: the text of its ``arch.yaml``, its
+``calibration.json`` and held-out MAPE, and (a GPU calibration) ``applied``: the run's other kernel records
+replayed on that arch with those parameters, as ``accelsim validate --calibration DIR`` would.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -34,18 +40,16 @@ import pyarrow.compute as pc  # noqa: E402
 from bench.gpu.common import write_json  # noqa: E402
 
 from accelsim.errors import AccelsimError  # noqa: E402
-from accelsim.model.arch import builtin_archs, load_arch  # noqa: E402
+from accelsim.model.arch import load_arch  # noqa: E402
+from accelsim.model.gpu import gpu_archs  # noqa: E402
 from accelsim.replay.device import validate_gpu  # noqa: E402
+from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, check_same_device  # noqa: E402
+from accelsim.replay.gpu_calibration import SUITE, is_gpu_calibration_dir, load_gpu_calibration_dir  # noqa: E402
 from accelsim.replay.project import arch_for  # noqa: E402
 from kernels.trace import read_traces  # noqa: E402
 
 SEEDS = (0, 1, 2)
 GOALS = {"overall_mape_pct": 10.0, "family_mape_pct": 15.0, "pearson_r": 0.98, "energy_mape_pct": 15.0}
-
-
-def gpu_archs() -> list[str]:
-    """Builtin archs with a ``gpu:`` section (the unit model), tried in order against the records' device name."""
-    return [name for name in builtin_archs() if load_arch(name).gpu is not None]
 
 
 def calibration_file(arch: str) -> Path:
@@ -84,9 +88,39 @@ def summary(rep: dict) -> dict:
     }
 
 
-def check(traces: Path) -> dict:
+def carry(cal_dir: Path, table) -> dict:
+    """The calibrate step's directory: its arch text, calibration and held-out MAPE, and (GPU) applied to
+    ``table``'s records other than its own."""
+    out: dict = {"dir": str(cal_dir), "notes": []}
+    arch_f, cal_f = cal_dir / ARCH_FILE, cal_dir / CALIBRATION_FILE
+    if not (arch_f.is_file() and cal_f.is_file()):
+        out["notes"].append(f"no finished calibration in {cal_dir} (the calibrate step failed or ran out of time)")
+        return out
+    doc = json.loads(cal_f.read_text())
+    out.update(arch_yaml=arch_f.read_text(), calibration=doc, held_out_mape_pct=doc.get("held_out_mape_pct"))
+    if not is_gpu_calibration_dir(cal_dir):
+        out["notes"].append("a CPU calibration (the dry run's NumPy stand-in): carried, not applied")
+        return out
+    others = table.filter(pc.invert(pc.fill_null(pc.equal(table["suite"], SUITE), False)))
+    if others.num_rows == 0:
+        out["notes"].append("no GPU kernel records besides the calibration's own (NumPy records are left out): "
+                            "not applied")
+        return out
+    try:
+        arch, cal_file, _ = load_gpu_calibration_dir(cal_dir)
+        notes = check_same_device({"device_name": doc.get("device")}, others, str(cal_dir))
+        out["applied"] = summary(validate_gpu(others, arch, calibration=cal_file))
+        out["notes"] += notes
+    except AccelsimError as exc:
+        out["notes"].append(f"not applied: {exc}")
+    return out
+
+
+def check(traces: Path, calibration: Path | None = None) -> dict:
     table = kernel_records(read_traces(traces))
     out: dict = {"traces": str(traces), "records": table.num_rows, "goals": GOALS, "notes": []}
+    if calibration is not None:
+        out["calibrate"] = carry(calibration, table)
     arch = arch_for(table, gpu_archs()) if table.num_rows else None
     out["arch"] = arch
     if arch is None:
@@ -115,9 +149,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces", required=True, type=Path, help="trace parquet file or folder of one GPU run")
     ap.add_argument("--json", required=True, type=Path, help="where the reports go")
+    ap.add_argument("--calibration", type=Path, help="an `accelsim calibrate` directory to carry into the JSON")
     args = ap.parse_args(argv)
     try:
-        out = check(args.traces)
+        out = check(args.traces, args.calibration)
     except AccelsimError as exc:
         print(f"replay_check: {exc}", file=sys.stderr)
         return 2
@@ -126,7 +161,13 @@ def main(argv=None) -> int:
         if rep:
             fams = ", ".join(f"{f['family']} {f['mape_pct']:.1f}" for f in rep["families"])
             print(f"{name}: MAPE {rep['overall']['mape_pct']:.1f} % ({fams}); meets {rep['meets']}")
-    for n in out["notes"]:
+    cal = out.get("calibrate")
+    if cal and cal.get("held_out_mape_pct") is not None:
+        applied = cal.get("applied")
+        print(f"calibrate: held-out MAPE {cal['held_out_mape_pct']:.1f} %"
+              + (f"; applied to {applied['overall']['n']} other configurations: MAPE {applied['overall']['mape_pct']:.1f} %"
+                 if applied else ""))
+    for n in out["notes"] + (cal or {}).get("notes", []):
         print(f"note: {n}")
     return 0
 

@@ -4,8 +4,9 @@
 #   device: bash bench/gpu/run.sh            (carry .whl; $OUT set by the device tool)
 #   CI:     GPU_DRY_RUN=1 OUT=$(mktemp -d) bash bench/gpu/run.sh   (NumPy, tiny suites: every step, in seconds)
 # Steps (bench/gpu/README.md has the table: budget, what each writes, what a failure does):
-#   wheels, preflight (bench/gpu/preflight.py), pytest -m gpu, one bench/gpu/suite_*.py per suite,
-#   traces (every trace record -> $OUT/traces.parquet), replay_check ($OUT/validate.json).
+#   wheels, preflight (bench/gpu/preflight.py), pytest -m gpu, calibrate (accelsim calibrate), one
+#   bench/gpu/suite_*.py per suite, traces (every trace record -> $OUT/traces.parquet), replay_check
+#   ($OUT/validate.json, the calibration directory carried in it).
 # $OUT gets pytest-gpu.log (preflight, pytest, each step's status and the summary), ratios-<suite>.json per
 # suite, traces.parquet and validate.json. A failed step is named in the summary; the others still run and
 # the exit status is 1 when any step failed.
@@ -61,7 +62,22 @@ status pytest $?
 
 tmp=$(mktemp -d)
 suites=(bench/gpu/suite_*.py)
-left=${#suites[@]}
+left=$(( ${#suites[@]} + 1 ))   # the calibrate step takes a share of the budget as a suite does
+
+# calibrate: the device at hand measured, its arch written, kernels recorded and fitted (the dry run: this CPU,
+# 10 s). No file of its own: its traces join traces.parquet, its directory goes into validate.json.
+remain=$(( budget - ($(date +%s) - start) ))
+share=$(( remain / left )); left=$(( left - 1 ))
+if [ "$share" -le $(( margin + 5 )) ]; then
+  note "skip calibrate: ${remain}s left"; failed+=("calibrate (no time)")
+else
+  cal_budget=$(( share - margin )); [ -n "${GPU_DRY_RUN:-}" ] && cal_budget=${GPU_CAL_BUDGET_S:-10}
+  note "== calibrate (${share}s, --budget-s ${cal_budget}; the fit after it in the rest)"
+  timeout -s TERM -k 10 "$share" $PY -m accelsim calibrate --backend "$backend" --out "$tmp/cal" \
+    --budget-s "$cal_budget" 2>&1 | tee -a "$log"
+  status calibrate "${PIPESTATUS[0]}"
+fi
+
 for s in "${suites[@]}"; do
   name=$(basename "$s" .py); name=${name#suite_}
   remain=$(( budget - ($(date +%s) - start) ))
@@ -79,23 +95,23 @@ for s in "${suites[@]}"; do
   status "suite $name" $rc
 done
 
-$PY - "$tmp/traces" "$OUT/traces.parquet" <<'PY' 2>&1 | tee -a "$log"
+$PY - "$OUT/traces.parquet" "$tmp/traces" "$tmp/cal/traces" <<'PY' 2>&1 | tee -a "$log"
 import sys, pathlib
 import pyarrow as pa, pyarrow.parquet as pq
-files = sorted(pathlib.Path(sys.argv[1]).rglob("*.parquet"))
+files = [f for d in sys.argv[2:] for f in sorted(pathlib.Path(d).rglob("*.parquet"))]
 if not files:
     sys.exit("no trace records")
 tables = [pq.read_table(f) for f in files]
 meta = tables[0].schema.metadata
 t = pa.concat_tables(tables, promote_options="default").replace_schema_metadata(meta)
-pq.write_table(t, sys.argv[2])
-print(f"{t.num_rows} trace records -> {sys.argv[2]}")
+pq.write_table(t, sys.argv[1])
+print(f"{t.num_rows} trace records -> {sys.argv[1]}")
 PY
 status traces "${PIPESTATUS[0]}"
 
 if [ -f "$OUT/traces.parquet" ]; then
   timeout -s TERM -k 10 60 $PY bench/gpu/replay_check.py --traces "$OUT/traces.parquet" --json "$OUT/validate.json" \
-    2>&1 | tee -a "$log"
+    --calibration "$tmp/cal" 2>&1 | tee -a "$log"
   status replay_check "${PIPESTATUS[0]}"
 else
   status replay_check 4

@@ -16,10 +16,7 @@ calibration (the calibrate-once, apply-elsewhere check) and fits energy on them.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -27,56 +24,35 @@ if str(ROOT) not in sys.path:
 
 from bench.gpu.common import exit_on_term, guarded, suite_parser, write_json  # noqa: E402
 from kernels.backend import device_info, get_xp  # noqa: E402
-from kernels.suites import get_cases, suite_names  # noqa: E402
-from kernels.trace import Recorder, time_call  # noqa: E402
+from kernels.suites import record_case, round_robin, within_budget  # noqa: E402
+from kernels.trace import Recorder  # noqa: E402
 
 __all__ = ["main", "round_robin", "run"]
 
 SEED = 0
 
 
-def round_robin(size: str, xp, seed: int = SEED) -> list:
-    """Every suite's cases (repeated keys once), each suite in a seeded shuffled order, interleaved one per suite."""
-    queues, seen = [], set()
-    for name in suite_names():
-        if name == "all":
-            continue
-        cases = [c for c in get_cases(name, size, xp, seed) if c.key not in seen]
-        seen.update(c.key for c in cases)
-        order = np.random.default_rng([seed, len(queues)]).permutation(len(cases))
-        queues.append([cases[i] for i in order])
-    out = []
-    for i in range(max(map(len, queues), default=0)):
-        out += [q[i] for q in queues if i < len(q)]
-    return out
-
-
 def _measure(case, xp, recorder, repeats: int) -> dict:
     """One case timed by ``kernels.suites``' own ``time_call`` (>= 1 s NVML window on a GPU), recorded."""
-    p = case.prepare()
-    timing = time_call(p.fn, *p.args, warmup=3, repeats=repeats, xp=xp)
-    recorder.add(timing=timing, suite=case.suite, xp=xp, **p.fields)
+    _, timing = record_case(case, xp, recorder, warmup=3, repeats=repeats)
     return {"suite": case.suite, "label": case.label, "time_s": timing.median_s, "energy_j": timing.energy_j,
             "energy_window_s": timing.energy_window_s, "idle_power_w": timing.idle_power_w}
 
 
 def run(xp, recorder, budget_s: float, size: str, repeats: int, write=None) -> dict:
-    """Time cases in :func:`round_robin` order while the budget has room for the slowest one so far;
-    ``write(result)`` after each (a failing case is listed under ``errors``)."""
-    cases = round_robin(size, xp)
-    start, slowest, rows, errors = time.monotonic(), 0.0, [], []
+    """Time cases in :func:`~kernels.suites.round_robin` order while the budget has room for the slowest one so
+    far (:func:`~kernels.suites.within_budget`); ``write(result)`` after each (a failing case is listed under
+    ``errors``)."""
+    cases = round_robin(size, xp, SEED)
+    rows, errors = [], []
 
     def result() -> dict:
         done = len(rows) + len(errors)
         return {"cases": len(cases), "recorded": len(rows), "failed": len(errors), "skipped": len(cases) - done,
                 "families": sorted({r["suite"] for r in rows}), "rows": rows, "errors": errors}
 
-    for case in cases:
-        if time.monotonic() - start + slowest >= budget_s:
-            break
-        t0 = time.monotonic()
+    for case in within_budget(cases, budget_s):
         row = guarded(f"{case.suite} {case.label}", lambda: _measure(case, xp, recorder, repeats), errors)
-        slowest = max(slowest, time.monotonic() - t0)
         if row is not None:
             rows.append(row)
         recorder.flush()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +33,12 @@ __all__ = [
     "Prepared",
     "case_rng",
     "get_cases",
+    "record_case",
     "register",
+    "round_robin",
     "run_suite",
     "suite_names",
+    "within_budget",
 ]
 
 SIZES = ("small", "paper")
@@ -122,7 +126,7 @@ def run_suite(name, size="small", recorder=None, repeats=10, warmup=3, xp=None, 
 
     ``on_case(case, i, total)`` is called before each case (progress bars). Returns the rows.
     """
-    from kernels.trace import Recorder, time_call
+    from kernels.trace import Recorder
 
     xp = xp or get_xp()
     recorder = recorder if recorder is not None else Recorder()
@@ -131,8 +135,47 @@ def run_suite(name, size="small", recorder=None, repeats=10, warmup=3, xp=None, 
     for i, case in enumerate(cases):
         if on_case is not None:
             on_case(case, i, len(cases))
-        p = case.prepare()
-        timing = time_call(p.fn, *p.args, warmup=warmup, repeats=repeats, xp=xp)
-        rows.append(recorder.add(timing=timing, suite=case.suite, xp=xp, **p.fields))
-        del p
+        rows.append(record_case(case, xp, recorder, repeats=repeats, warmup=warmup)[0])
     return rows
+
+
+def record_case(case: Case, xp, recorder, *, repeats: int = 10, warmup: int = 3, suite: str | None = None,
+                min_window_s: float | None = None) -> tuple:
+    """``(trace row, Timing)`` of one case: prepared, timed by :func:`kernels.trace.time_call` (CUDA events and
+    an NVML energy window of ``min_window_s``, default :data:`~kernels.trace.MIN_ENERGY_WINDOW_S`, on CuPy) and
+    added to ``recorder`` under ``suite`` (default the case's). Its operands are freed on return."""
+    from kernels.trace import MIN_ENERGY_WINDOW_S, time_call
+
+    p = case.prepare()
+    window = MIN_ENERGY_WINDOW_S if min_window_s is None else min_window_s
+    timing = time_call(p.fn, *p.args, warmup=warmup, repeats=repeats, xp=xp, min_window_s=window)
+    return recorder.add(timing=timing, suite=suite or case.suite, xp=xp, **p.fields), timing
+
+
+def round_robin(size: str, xp, seed: int = 0) -> list[Case]:
+    """Every suite's cases (repeated keys once), each suite in a seeded shuffled order, interleaved one per
+    suite: any prefix, so any time budget, covers every family."""
+    queues, seen = [], set()
+    for name in suite_names():
+        if name == "all":
+            continue
+        cases = [c for c in get_cases(name, size, xp, seed) if c.key not in seen]
+        seen.update(c.key for c in cases)
+        order = np.random.default_rng([seed, len(queues)]).permutation(len(cases))
+        queues.append([cases[i] for i in order])
+    out = []
+    for i in range(max(map(len, queues), default=0)):
+        out += [q[i] for q in queues if i < len(q)]
+    return out
+
+
+def within_budget(cases, budget_s: float, clock=time.monotonic):
+    """Yield ``cases`` in order while ``budget_s`` (from the first call) has room for the slowest so far, the time
+    between one yield and the next: a case starts only when one as slow as any before it would still fit."""
+    start, slowest = clock(), 0.0
+    for case in cases:
+        t0 = clock()
+        if t0 - start + slowest >= budget_s:
+            return
+        yield case
+        slowest = max(slowest, clock() - t0)

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-__all__ = ["Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "gemm_gflops", "gemm_times", "indexed_gbs",
+__all__ = ["Rate", "bandwidth_gbs", "spread", "blas_threads", "call_overhead_s", "gemm_gflops", "gemm_times", "indexed_gbs",
            "keep_freed_memory", "samples"]
 
 #: glibc's mallopt parameters (malloc.h).
@@ -50,13 +50,18 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
+def spread(values) -> dict:
+    """``{"median", "min", "max", "repeats"}`` of samples: a noisy machine shows its spread, not one lucky sample."""
+    values = list(values)
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "repeats": len(values)}
+
+
 class Rate(dict):
     """``{"median", "min", "max", "repeats"}`` of a rate (per second), from per-run times."""
 
     @classmethod
     def of(cls, work: float, times: list[float]) -> Rate:
-        rates = [work / t for t in times]
-        return cls(median=statistics.median(rates), min=min(rates), max=max(rates), repeats=len(rates))
+        return cls(spread(work / t for t in times))
 
 
 def samples(fn, repeats: int, clock=time.perf_counter) -> list[float]:
@@ -127,5 +132,4 @@ def call_overhead_s(repeats: int, calls: int = 2000) -> dict:
         for _ in range(calls):
             np.matmul(a, a, out=out)
 
-    per = [t / calls for t in samples(run, repeats)]
-    return {"median": statistics.median(per), "min": min(per), "max": max(per), "repeats": len(per)}
+    return spread(t / calls for t in samples(run, repeats))
