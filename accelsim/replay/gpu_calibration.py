@@ -89,14 +89,14 @@ def closest_arch(report: dict) -> tuple:
     device's name, else the one with the nearest SM count (first by name on a tie)."""
     from accelsim.model.arch import load_arch
     from accelsim.model.gpu import gpu_archs
-    from accelsim.replay.project import _device_tokens
+    from accelsim.replay.project import device_tokens
 
     archs = [load_arch(n) for n in gpu_archs()]
     if not archs:
         raise AccelsimError("calibrate: no builtin arch has a gpu: section to take the unmeasured values from")
-    tokens = _device_tokens(report["device_name"])
+    tokens = device_tokens(report["device_name"])
     for a in archs:
-        hit = tokens & _device_tokens(f"{a.name} {a.description}")
+        hit = tokens & device_tokens(f"{a.name} {a.description}")
         if hit:
             return a, f"it names {'/'.join(sorted(hit))}, as the device's name does"
     a = min(archs, key=lambda a: abs(a.gpu.sms - report["sms"]))

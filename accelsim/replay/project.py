@@ -73,6 +73,7 @@ __all__ = [
     "arch_for",
     "blas_threads_used",
     "check_device",
+    "device_tokens",
     "executed",
     "items_from_table",
     "project",
@@ -240,7 +241,7 @@ def _tokens(text: str) -> set[str]:
     return {t for t in re.split(r"[^0-9a-z]+", (text or "").lower()) if t}
 
 
-def _device_tokens(device_name: str) -> set[str]:
+def device_tokens(device_name: str) -> set[str]:
     """Distinguishing words of a device name: 'NVIDIA H100 80GB HBM3' → {'h100'}."""
     return {t for t in _tokens(device_name) if t not in _GENERIC and not re.fullmatch(r"\d+(gb|g|mb)?", t)}
 
@@ -257,7 +258,7 @@ def check_device(arch: ArchConfig, table: pa.Table) -> list[str]:
     devices = sorted({(r["backend"], r["device_name"] or "") for r in table.select(["backend", "device_name"]).to_pylist()})
     notes, bad = [], []
     for backend, device in devices:
-        tokens = _device_tokens(device)
+        tokens = device_tokens(device)
         if backend == "numpy":
             if not arch_tokens & _CPU_WORDS:
                 bad.append(f"{device!r} (NumPy backend: needs a CPU arch such as cpu_numpy)")
