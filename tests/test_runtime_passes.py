@@ -24,7 +24,7 @@ from accelsim.model.workload import Gemm
 from accelsim.replay.calibrate import fit_groups
 from accelsim.replay.numpy_passes import compress_traffic, decompose_traffic, scatter_traffic
 from accelsim.replay.project import (
-    BATCHED, DENSE_TERMS, RUNTIME, OnThreads, Projection, ReplayError, Streaming, blas_threads_used, project, record_workload, resident_level,
+    BATCHED, DENSE_TERMS, GATHER, RUNTIME, OnThreads, Projection, ReplayError, Streaming, blas_threads_used, project, record_workload, resident_level,
 )
 from kernels.trace import Recorder, time_call
 
@@ -163,7 +163,7 @@ def test_gather_row_is_its_row_gathers_then_one_small_gemm_per_vector():
     params = json.loads(row["params"])
     assert params["cpu_path"] == "gather_gemm" and params["gather"]["panels"] == 1
     family, parts, launches = record_workload(row, CPU)
-    assert family == "nm_spmm" and [type(p) for p in parts] == [Streaming, OnThreads]
+    assert family == GATHER and [type(p) for p in parts] == [Streaming, OnThreads]
     takes = [(2 * 8 + 2 * 8 * F, 2 * 8 * F)] * 2  # per vector: 2 indices + 2 rows of 8 read, 2 rows written
     g = parts[0]
     assert (g.bytes_read, g.bytes_written, g.launches, g.bytes_indexed) == total(takes)
@@ -209,7 +209,7 @@ def test_parts_project_to_their_sum(indexed):
     assert whole.compute_s > 0 and whole.memory_s > by_hand
 
 
-@pytest.mark.parametrize("family", [RUNTIME, DENSE_TERMS, BATCHED])
+@pytest.mark.parametrize("family", [RUNTIME, DENSE_TERMS, GATHER, BATCHED])
 def test_blas_family_takes_gemm_compute_and_fits_its_bandwidth(family):
     """GEMMs at compute scale 1.25 (efficiency 0.8); run-time (or decompress_blas) layers whose GEMMs run alike
     and whose passes reach 1/20 of the copy bandwidth. The family's group keeps the gemm group's compute scale

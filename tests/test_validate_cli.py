@@ -42,8 +42,9 @@ def test_json_report_with_calibration_and_plot(capsys, monkeypatch, trace_dir, t
                          "--calibrate-on", "0.5", "--seed", "2", "--plot", str(png), "--format", "json")
     assert code == 0, err
     rep = json.loads(out)
-    # element-layout N:M and TASD run as decompress_blas on NumPy: the dense_terms family
-    assert {f["family"] for f in rep["families"]} == {"gemm", "nm_spmm", "dense_terms", "kron", "projection"}
+    # element-layout N:M and TASD run as decompress_blas on NumPy (the dense_terms family), vector N:M on the gather
+    # path (nm_gather)
+    assert {f["family"] for f in rep["families"]} == {"gemm", "nm_gather", "dense_terms", "kron", "projection"}
     assert rep["calibration"]["held_out"] == rep["overall"]["n"] > 0
     assert not rep["energy_compared"] and any("energy not compared" in n for n in rep["notes"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

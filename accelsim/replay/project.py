@@ -61,6 +61,7 @@ __all__ = [
     "BLAS_FAMILIES",
     "DENSE_TERMS",
     "FAMILIES",
+    "GATHER",
     "PROJECTION_PASSES",
     "RUNTIME",
     "Item",
@@ -109,12 +110,17 @@ DENSE_TERMS = "dense_terms"
 """Family of N:M / TASD records NumPy runs as ``decompress_blas`` (scatter each term to dense, one dense BLAS GEMM
 per term), their weight compressed ahead of the call."""
 
+GATHER = "nm_gather"
+"""Family of N:M records NumPy runs on its gather path (``params.gather``): row gathers of B, then 32-row BLAS
+GEMMs. It takes the ``gemm`` compute scale: fitting its own let the two scales trade, as its gathers and GEMMs grow
+together (five one-thread calibrations of the 2-vCPU EPYC gave efficiency 0.77 with fraction 1, or 1 with 0.30)."""
+
 BATCHED = "batched_gemm"
 """Family of NumPy batched GEMMs whose batch outgrows the caches: BLAS's compute plus a DRAM fetch that no tile
 hides (:func:`_batch_fetch`). Their own family, so the fetch's bandwidth fraction is not the one that scales every
 GEMM's fill and drain."""
 
-BLAS_FAMILIES = (RUNTIME, DENSE_TERMS, BATCHED)
+BLAS_FAMILIES = (RUNTIME, DENSE_TERMS, GATHER, BATCHED)
 """Families whose multiplies are dense BLAS GEMMs: calibration gives them the ``gemm`` compute scale of their dtype
 and fits only what they stream (:func:`accelsim.replay.calibrate.fit_groups`)."""
 
@@ -339,7 +345,7 @@ def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype:
       the family :data:`DENSE_TERMS`: their GEMMs are BLAS's, not the gather path's small ones;
     - ``params.gather`` (one N:M term on NumPy's ``gather_gemm`` path, :func:`kernels.nm.cpu.gather_plan`): the
       copies and row gathers of B, then one ``32 × width × depth`` GEMM per vector and panel on the threads the
-      call had (family ``nm_spmm``, whose own compute scale prices BLAS on 32-row operands).
+      call had (family :data:`GATHER`).
     """
     from kernels.tasd import parse_series
 
@@ -363,6 +369,7 @@ def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype:
         threads = g["workers"] if g["held"] else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have)
         parts.append(OnThreads(small, min(max(1, threads), arch.compute.units)))
         launches = g["vectors"] * g["panels"]
+        family = GATHER
     elif params.get("cpu_path") == "decompress_blas":
         for i, (nn, mm) in enumerate(pats):
             tr = scatter_traffic(m, k, n, nn, mm, item, first=i == 0)
