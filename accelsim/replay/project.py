@@ -391,9 +391,11 @@ def _batch_fetch(row: dict, m: int, n: int, k: int, count: int, arch: ArchConfig
     tiles. Measured on the 2-vCPU EPYC (fp32, 1 and 2 threads): 128×32×128 matrices took 9.1 µs each in a
     batch of 48 (4.7 MB) and 13.4 µs in a batch of 768 (75 MB, beyond the 32 MB L3); 64³ ones 4.6 and 6.7 µs.
     None when the batch fits a cache or the record is not NumPy's."""
+    if count < 2 or row.get("backend") != "numpy":
+        return None
     item = np.dtype(row["dtype"]).itemsize
     total = count * (m * k + k * n + m * n) * item
-    if count < 2 or row.get("backend") != "numpy" or resident_level(arch, total) != 0:
+    if resident_level(arch, total) != 0:
         return None
     return Streaming(f"{row['kernel']}.fetch", count * (m * k + k * n) * item, count * m * n * item, total)
 
