@@ -144,7 +144,7 @@ def _device_info(backend: str) -> tuple:
             "device_name": name,
             "compute_capability": f"{props['major']}.{props['minor']}",
             "sm_count": int(props["multiProcessorCount"]),
-            "clock_mhz": int(props["clockRate"]) / 1000.0,
+            "clock_mhz": int(props["clockRate"]) / 1000.0 if props.get("clockRate") else None,  # gone in CUDA 13
             "memory_clock_mhz": int(props.get("memoryClockRate", 0)) / 1000.0,
             "memory_bytes": int(props["totalGlobalMem"]),
         }

@@ -48,3 +48,31 @@ def test_numpy_data_runs_when_numpy_or_auto(monkeypatch):
         monkeypatch.setenv("ACCELSIM_BACKEND", value)
         t = kernels.nm_compress(a, 2, 4)
         np.testing.assert_array_equal(kernels.nm_decompress(t), np.where(np.arange(8) % 4 >= 2, a, 0))
+
+
+@pytest.mark.parametrize("props, clock", [
+    ({"clockRate": 1980000, "memoryClockRate": 2619000}, 1980.0),
+    ({}, None),  # CUDA 13 drops clockRate and memoryClockRate from the device properties
+])
+def test_cupy_device_info_reads_the_properties_the_driver_has(monkeypatch, props, clock):
+    """The CuPy device report from a stand-in ``cupy`` module: the SM clock in MHz where the driver gives
+    ``clockRate`` (kHz), None where it does not (NVML reports it then), instead of a KeyError."""
+    import sys
+    import types
+
+    from kernels import backend
+
+    full = {"name": b"NVIDIA H200", "major": 9, "minor": 0, "multiProcessorCount": 132,
+            "totalGlobalMem": 141 * 2**30, **props}
+    runtime = types.SimpleNamespace(getDeviceProperties=lambda i: full)
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=0), runtime=runtime))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    backend._device_info.cache_clear()
+    try:
+        info = backend._device_info("cupy")
+    finally:
+        backend._device_info.cache_clear()
+    info = dict(info) if not isinstance(info, dict) else info
+    assert info["device_name"] == "NVIDIA H200" and info["sm_count"] == 132 and info["compute_capability"] == "9.0"
+    assert info["clock_mhz"] == clock
+    assert info["memory_clock_mhz"] == (2619.0 if props else 0.0)
