@@ -49,6 +49,7 @@ __all__ = [
     "load_calibration_dir",
     "measure",
     "os_report",
+    "spread_note",
 ]
 
 ARCH_FILE = "arch.yaml"
@@ -204,8 +205,10 @@ def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
             "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
 
 
-def _spread(r: dict) -> str:
-    return f"fastest of {r['repeats']}, median {r['median']:.3g}, slowest {r['min']:.3g}"
+def spread_note(r: dict, fmt: str = ".3g") -> str:
+    """An arch comment's account of a measured rate (:func:`kernels.trace.microbench.spread`): how many runs,
+    the median and the slowest beside the fastest the value is taken from."""
+    return f"fastest of {r['repeats']}, median {r['median']:{fmt}}, slowest {r['min']:{fmt}}"
 
 
 # Values not measured here, each written with its source (the first, hand-written cpu_numpy.yaml's).
@@ -247,7 +250,7 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
         "  macs_per_cycle:",
     ]
     for d, short in (("float32", "fp32"), ("float64", "fp64")):
-        lines.append(f"    {short}: {macs[d]:.6g}  # measured {g[d]['max']:.4g} GFLOP/s ({_spread(g[d])}) of a "
+        lines.append(f"    {short}: {macs[d]:.6g}  # measured {g[d]['max']:.4g} GFLOP/s ({spread_note(g[d])}) of a "
                      f"{meas['gemm_n'][d]}^2 matmul, the fastest of sizes {'/'.join(map(str, GEMM_SIZES))}, "
                      "/ 2 / clock / units")
     lines += [
@@ -263,13 +266,13 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
         lines += [
             f"  - name: {lvl}",
             f"    capacity_bytes: {cap}  # {src}",
-            f"    bandwidth: {c['max'] / ghz:.6g}  # measured {c['max']:.4g} GB/s copy (read + write; {_spread(c)}), "
+            f"    bandwidth: {c['max'] / ghz:.6g}  # measured {c['max']:.4g} GB/s copy (read + write; {spread_note(c)}), "
             f"{meas['copy_bytes'][lvl]} B per side, one thread / clock",
         ]
         x = meas["indexed_gbs"].get(lvl)  # cache levels only
         if x:
             lines.append(f"    indexed_bandwidth: {x['max'] / ghz:.6g}  # measured {x['max']:.4g} GB/s of 2:4 scatters "
-                         f"({_spread(x)}; 16 B per element), {meas['copy_bytes'][lvl]} B, one thread / clock")
+                         f"({spread_note(x)}; 16 B per element), {meas['copy_bytes'][lvl]} B, one thread / clock")
         lines += [
             f"    read_pj_per_byte: {pj[0]}  # estimate: {pj[1]}",
             f"    write_pj_per_byte: {pj[0]}",
@@ -363,7 +366,7 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
     """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds); each
     row's params get ``blas_threads``. Replay merges a configuration's passes by their median, so extra
     passes damp a loaded machine's outliers. ``before_pass()`` runs first in each pass (GEMM peak samples)."""
-    from kernels.trace import time_call
+    from kernels.suites import record_case
 
     rows = []
     for _ in range(passes):
@@ -374,10 +377,8 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
         for case in cases:
             if clock() >= deadline:
                 return rows
-            p = case.prepare()
-            timing = time_call(p.fn, *p.args, warmup=1, repeats=REPEATS, xp=xp, min_window_s=0)
-            fields = {**p.fields, "params": {**p.fields["params"], "blas_threads": threads}}
-            rows.append(recorder.add(timing=timing, suite=case.suite, xp=xp, **fields))
+            rows.append(record_case(case, xp, recorder, repeats=REPEATS, warmup=1, min_window_s=0,
+                                    params={"blas_threads": threads})[0])
     return rows
 
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from accelsim.errors import AccelsimError
-from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, CalibrationDirError
+from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, CalibrationDirError, spread_note
 
 __all__ = [
     "FORMAT",
@@ -155,10 +155,6 @@ def _flow(v) -> str:
     return "null" if v is None else _num(v)
 
 
-def _spread(r: dict, fmt: str = ".4g") -> str:
-    return f"fastest of {r['repeats']}, median {r['median']:{fmt}}, slowest {r['min']:{fmt}}"
-
-
 def _rates(report: dict, meas: dict) -> dict:
     """Measured MACs per cycle per SM by dtype, with the comment saying how."""
     hz, sms = report["clock_mhz"] * 1e6, report["sms"]
@@ -166,7 +162,7 @@ def _rates(report: dict, meas: dict) -> dict:
     for d, r in meas["matmul_tflops"].items():
         n = meas["matmul_n"][d]
         out[d] = (r["max"] * 1e12 / 2 / hz / sms, f"measured {r['max']:.4g} TFLOP/s {d} matmul at {n}^3 "
-                  f"({_spread(r)}){', TF32 off' if d == 'float32' else ''} / 2 / clock / SMs")
+                  f"({spread_note(r, '.4g')}){', TF32 off' if d == 'float32' else ''} / 2 / clock / SMs")
     return out
 
 
@@ -202,10 +198,10 @@ def arch_yaml(report: dict, meas: dict, base, why_base: str, name: str, backend:
     else:
         cap["smem"] = (lvl["smem"].capacity_bytes // base.gpu.sms * sms, f"from {b}: per SM x SMs")
     bw = {"hbm": (copy["hbm"]["max"] / ghz, f"measured {copy['hbm']['max']:.4g} GB/s device copy (read + write; "
-                  f"{_spread(copy['hbm'])}), {buf['hbm'] // _MIB} MiB per side, / clock"
+                  f"{spread_note(copy['hbm'], '.4g')}), {buf['hbm'] // _MIB} MiB per side, / clock"
                   + (f"; the driver's peak is {report['hbm_peak_gbs']:.4g} GB/s" if "hbm_peak_gbs" in report else "")),
-          "l2": (copy["l2"]["max"] / ghz, f"measured {copy['l2']['max']:.4g} GB/s device copy ({_spread(copy['l2'])}), "
-                 f"{buf['l2'] / _MIB:.3g} MiB per side, {buf['l2_inner']} copies per timed run (their launch gaps "
+          "l2": (copy["l2"]["max"] / ghz, f"measured {copy['l2']['max']:.4g} GB/s device copy "
+                 f"({spread_note(copy['l2'], '.4g')}), {buf['l2'] / _MIB:.3g} MiB per side, {buf['l2_inner']} copies per timed run (their launch gaps "
                  "included), / clock"),
           "smem": (base.gpu.smem_bytes_per_cycle * sms, f"from {b}: {base.gpu.smem_bytes_per_cycle:g} B/clk/SM x SMs")}
     lines = [

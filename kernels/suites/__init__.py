@@ -140,16 +140,18 @@ def run_suite(name, size="small", recorder=None, repeats=10, warmup=3, xp=None, 
 
 
 def record_case(case: Case, xp, recorder, *, repeats: int = 10, warmup: int = 3, suite: str | None = None,
-                min_window_s: float | None = None) -> tuple:
+                min_window_s: float | None = None, params: dict | None = None) -> tuple:
     """``(trace row, Timing)`` of one case: prepared, timed by :func:`kernels.trace.time_call` (CUDA events and
     an NVML energy window of ``min_window_s``, default :data:`~kernels.trace.MIN_ENERGY_WINDOW_S`, on CuPy) and
-    added to ``recorder`` under ``suite`` (default the case's). Its operands are freed on return."""
+    added to ``recorder`` under ``suite`` (default the case's), ``params`` added to the case's. Its operands are
+    freed on return."""
     from kernels.trace import MIN_ENERGY_WINDOW_S, time_call
 
     p = case.prepare()
     window = MIN_ENERGY_WINDOW_S if min_window_s is None else min_window_s
     timing = time_call(p.fn, *p.args, warmup=warmup, repeats=repeats, xp=xp, min_window_s=window)
-    return recorder.add(timing=timing, suite=suite or case.suite, xp=xp, **p.fields), timing
+    fields = {**p.fields, "params": {**p.fields["params"], **params}} if params else p.fields
+    return recorder.add(timing=timing, suite=suite or case.suite, xp=xp, **fields), timing
 
 
 def round_robin(size: str, xp, seed: int = 0) -> list[Case]:
