@@ -344,7 +344,7 @@ def test_gemm_peak_is_the_fastest_run_over_sizes_and_rounds(monkeypatch):
         return [secs[d, n][sum(1 for c in calls if c[:2] == (d, n)) - 1]] * r
 
     monkeypatch.setattr(mb, "gemm_times", fake)
-    s = dc.GemmSampler(sizes=(256, 512), per_round=3)
+    s = dc.PeakSampler({}, sizes=(256, 512), per_round=3)
     s.round()
     s.round()
     got = s.summary()
@@ -357,15 +357,96 @@ def test_gemm_peak_is_the_fastest_run_over_sizes_and_rounds(monkeypatch):
     assert got["gemm_gflops"]["float32"]["repeats"] == 6
     assert got["gemm_gflops"]["float64"]["median"] == pytest.approx(83.89, abs=0.01)
     assert got["gemm_gflops_by_size"]["float32"]["512"] == pytest.approx(20.13, abs=0.01)
+    # The box-state probe (256^3 fp32) per round: 33.55 then 67.11 GFLOP/s.
+    assert got["probe_rounds"] == pytest.approx([33.55, 67.11], abs=0.01)
 
 
-def test_measure_sizes_copies_from_the_caches(monkeypatch):
+def test_copies_and_scatters_are_timed_at_the_cache_sizes_every_round(monkeypatch):
     import kernels.trace.microbench as mb
 
-    monkeypatch.setattr(mb, "bandwidth_gbs", lambda b, r: _rate(b / 2**20, 1.0, 2.0))
-    monkeypatch.setattr(mb, "indexed_gbs", lambda b, r: _rate(b / 2**21, 1.0, 2.0))
     monkeypatch.setattr(mb, "call_overhead_s", lambda r: _rate(1e-6, 1e-6, 1e-6))
     m = dc.measure(REPORT)
-    assert {lvl: r["median"] for lvl, r in m["indexed_gbs"].items()} == {"l3": 1.0, "l2": 0.125}
     assert m["copy_bytes"] == {"l3": 2 * 2**20, "l2": 2**18, "dram": 64 * 2**20}  # dram: 8 x the 8 MiB L3
-    assert m["copy_gbs"]["l3"]["median"] == 2.0
+    calls = []
+    # GB/s by (kind, bytes) and round: the peak is the fastest of any round.
+    rates = {"copy": {2**21: [50.0, 70.0], 2**18: [90.0, 80.0], 2**26: [20.0, 21.0]},
+             "indexed": {2**21: [3.0, 2.0], 2**18: [5.0, 6.0]}}
+
+    def fake(kind):
+        def f(b, r):
+            calls.append((kind, b, r))
+            return [rates[kind][b][sum(1 for c in calls if c[:2] == (kind, b)) - 1]] * r
+        return f
+
+    monkeypatch.setattr(mb, "copy_rates", fake("copy"))
+    monkeypatch.setattr(mb, "indexed_rates", fake("indexed"))
+    monkeypatch.setattr(mb, "gemm_times", lambda n, d, r: [1e-3] * r)
+    s = dc.PeakSampler(m["copy_bytes"], sizes=(64,), per_round=2)
+    s.round()
+    s.round()
+    got = s.summary()
+    assert {lvl: r["max"] for lvl, r in got["copy_gbs"].items()} == {"l3": 70.0, "l2": 90.0, "dram": 21.0}
+    assert {lvl: r["max"] for lvl, r in got["indexed_gbs"].items()} == {"l3": 3.0, "l2": 6.0}
+    assert got["copy_gbs"]["l3"]["repeats"] == 8 and got["indexed_gbs"]["l2"]["repeats"] == 4
+    assert {c[1] for c in calls if c[0] == "indexed"} == {2**21, 2**18}  # no DRAM scatter
+
+
+def test_copy_rates_spread_over_buffer_pairs_held_at_once(monkeypatch):
+    import kernels.trace.microbench as mb
+
+    seen = []
+    real = mb.samples
+
+    def spy(fn, repeats, clock=None):
+        seen.append(repeats)
+        return real(fn, repeats)
+
+    monkeypatch.setattr(mb, "samples", spy)
+    rates = mb.copy_rates(2**16, 10)
+    # 10 runs over 4 pairs: 3, 3, 2, 2; each a positive rate near the machine's copy bandwidth.
+    assert seen == [3, 3, 2, 2] and len(rates) == 10 and all(r > 0.1 for r in rates)
+    seen.clear()
+    assert len(mb.copy_rates(64 * 2**20, 3)) == 3 and seen == [3]  # a DRAM-sized copy: one pair
+    r = mb.bandwidth_gbs(2**16, 5)
+    assert r["repeats"] == 5 and r["min"] <= r["median"] <= r["max"]
+
+
+
+
+def test_probe_is_the_median_rate_of_a_256_cubed_fp32_matmul(monkeypatch):
+    import kernels.trace.microbench as mb
+
+    seen = []
+
+    def fake(n, d, r):
+        seen.append((n, d, r))
+        return [1e-3, 2e-3, 4e-3][:r]
+
+    monkeypatch.setattr(mb, "gemm_times", fake)
+    # 2 x 256^3 FLOPs in 2 ms (the median of 1, 2 and 4 ms): 16.78 GFLOP/s.
+    assert mb.gemm_probe_gflops(3) == pytest.approx(2 * 256**3 / 2e-3 / 1e9)
+    assert seen == [(256, "float32", 3)]
+
+
+def _probe_table(rates_per_run):
+    import pyarrow as pa
+
+    # Each run's two variants (dense and plan) carry the same probes; a layer record carries none.
+    rows = [{"run_id": "run0", "params": json.dumps({"role": "layer"})}]
+    rows += [{"run_id": f"run{i}", "params": json.dumps({"role": "run", "plan": v, "gemm_probe_gflops": r})}
+             for i, r in enumerate(rates_per_run) for v in ("dense", "plan")]
+    return pa.Table.from_pylist(rows)
+
+
+def test_state_notes_compare_the_runs_probe_with_the_calibrations():
+    doc = {"gemm_probe_gflops": 200.0}
+    # Median of 150, 160, 170, 165, 155 = 160: 20 % slower than the calibration, a warning.
+    (note,) = dc.state_notes(doc, _probe_table([[150.0, 160.0, 170.0], [165.0, 155.0]]))
+    assert "160 GFLOP/s" in note and "median of 5 passes" in note and "200" in note and "-20%" in note
+    assert "ran slower" in note
+    (note,) = dc.state_notes(doc, _probe_table([[230.0, 240.0, 250.0]]))
+    assert "+20%" in note and "ran faster" in note
+    (note,) = dc.state_notes(doc, _probe_table([[195.0, 205.0, 210.0]]))  # +2.5 %: stated, no warning
+    assert "+2%" in note and "calibrate again" not in note
+    assert dc.state_notes({}, _probe_table([[195.0]])) == []  # a calibration without a probe
+    assert dc.state_notes(doc, _probe_table([])) == []  # a run without probes (a GPU run)

@@ -89,6 +89,21 @@ def test_interrupt_keeps_finished_passes(workload):
     assert len(res.rows) == 2 * (3 + 1) and all(r["repeats"] == 1 for r in res.rows)
 
 
+def test_numpy_run_probes_the_box_before_each_timed_pass(workload):
+    plan = parse_plan(plan_doc(workload, {"name": "fc1", "kernel": "nm", "pattern": "2:4"}))
+    prep = prepare_run(plan, backend="numpy")
+    from kernels.trace.microbench import gemm_probe_gflops
+
+    assert prep.probe is gemm_probe_gflops
+    calls = iter([101.0, 102.0, 103.0, 104.0])
+    res = run_passes(prep.steps, xp=np, repeats=3, warmup=2, meta=prep.meta, recorder=Recorder(),
+                     probe=lambda: next(calls))
+    runs = [json.loads(r["params"]) for r in res.rows if r["kernel"] == "network"]
+    # One probe per timed pass (none in the 2 warm-up passes), on every variant's run record; none on layers.
+    assert [r["gemm_probe_gflops"] for r in runs] == [[101.0, 102.0, 103.0]] * 2
+    assert not any("gemm_probe_gflops" in json.loads(r["params"]) for r in res.rows if r["kernel"] != "network")
+
+
 def test_deterministic_operands(workload):
     plan = parse_plan(plan_doc(workload))
     a = prepare_run(plan, backend="numpy").steps[DENSE][0].fn()

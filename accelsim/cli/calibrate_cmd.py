@@ -74,10 +74,21 @@ def calibrate(
         f"{m['gemm_gflops']['float32']['max']:.3g} GFLOP/s fp32, {m['gemm_gflops']['float64']['max']:.3g} fp64; "
         "copy " + ", ".join(f"{k} {v['max']:.3g} GB/s" for k, v in m["copy_gbs"].items())
         + f"; tiny matmul {m['call_overhead_s']['median'] * 1e6:.3g} us (load average {m['load_average_1min']:.2f})",
-        score, wrote,
+        *_state_line(doc), score, wrote,
     ]
     print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "compute_efficiency", "bandwidth_fraction",
                                       "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))
+
+
+def _state_line(doc: dict) -> list[str]:
+    """The box's state while calibrating: the probe GEMM's median rate per round (``accelsim run`` probes the same)."""
+    from kernels.trace.microbench import PROBE_N
+
+    rounds = doc.get("gemm_probe_rounds") or []
+    if not rounds:
+        return []
+    return [f"box state: {PROBE_N}^3 fp32 GEMM {doc['gemm_probe_gflops']:.4g} GFLOP/s (per round "
+            + ", ".join(f"{r:.4g}" for r in rounds) + "); `validate` compares the run's"]
 
 
 def _print_gpu(doc: dict, files: dict, score: str, wrote: str, wall: float, fmt: Format) -> None:

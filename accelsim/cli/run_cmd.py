@@ -54,7 +54,7 @@ def run_command(
             progress.update(task, advance=1, description=f"{kind} {variant} {step.name} [{step.plan.label}]")
 
         res = run_passes(prep.steps, xp=prep.xp, repeats=repeats, warmup=warmup, meta=prep.meta, recorder=rec,
-                         on_step=on_step)
+                         on_step=on_step, probe=prep.probe)
     rec.flush()
     runs = {json.loads(r["params"])["plan"]: r for r in res.rows if r["kernel"] == "network"}
     by_plan = {k: r["time_median_s"] for k, r in runs.items()}
@@ -92,7 +92,7 @@ def run_command(
 
 
 def _calibration_here(path: Path, backend: str | None):
-    """``(arch, calibration)`` of a calibration directory, refused unless it was made on this device with the
+    """``(arch, calibration, doc)`` of a calibration directory, refused unless it was made on this device with the
     BLAS thread count this process runs with; checked before the run."""
     from accelsim.replay.device_calibration import CalibrationDirError, load_calibration_dir
     from kernels.backend import backend_name, device_info, get_xp
@@ -106,16 +106,20 @@ def _calibration_here(path: Path, backend: str | None):
         raise CalibrationDirError(f"--calibration {path}: recorded on {doc.get('device_name')!r} with "
                                   f"{doc.get('blas_threads')} BLAS threads, but this run is on {here!r} "
                                   f"({backend_name(xp)}, {threads} BLAS threads); run `accelsim calibrate` here")
-    return cfg, params
+    return cfg, params, doc
 
 
-def _report(rows, cfg, params) -> dict:
+def _report(rows, cfg, params, doc) -> dict:
+    from accelsim.replay.device_calibration import state_notes
     from accelsim.replay.network import compare_run
     from kernels.trace import SCHEMA
 
     import pyarrow as pa
 
-    return compare_run(pa.Table.from_pylist(rows, schema=SCHEMA), cfg, params)
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    report = compare_run(table, cfg, params)
+    report["notes"] += state_notes(doc, table)
+    return report
 
 
 def register(app: typer.Typer) -> None:

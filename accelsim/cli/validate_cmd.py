@@ -103,7 +103,7 @@ def _show_kernels(report: dict, traces, plot, fmt) -> None:
 def _validate_with_dir(traces, cal_dir, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt):
     """A network run (CPU) or kernel traces (GPU) projected with the arch and parameters `accelsim calibrate`
     wrote to ``cal_dir``."""
-    from accelsim.replay.device_calibration import check_same_device, load_calibration_dir
+    from accelsim.replay.device_calibration import check_same_device, load_calibration_dir, state_notes
     from accelsim.replay.gpu_calibration import is_gpu_calibration_dir
     from accelsim.replay.network import is_network_run
     from accelsim.replay.traces import load as load_traces
@@ -122,7 +122,7 @@ def _validate_with_dir(traces, cal_dir, arch, set_, calibrate_on, calibrate_with
     if table.num_rows == 0 or not is_network_run(table):
         raise InputError(f"--calibration {cal_dir}: a calibration directory projects network runs (`accelsim run`); "
                          f"{traces} holds {'no trace rows' if table.num_rows == 0 else 'kernel traces'}")
-    notes = check_same_device(doc, table, str(cal_dir))
+    notes = check_same_device(doc, table, str(cal_dir)) + state_notes(doc, table)
     show_run(table, cfg, cal, f"{cal_dir} (accelsim calibrate)", plot, fmt, str(traces), notes)
 
 

@@ -203,7 +203,8 @@ class _Clock:
 
 
 def run_passes(steps: dict[str, list[Step]], *, xp, repeats: int, warmup: int, meta: dict,
-               recorder: Recorder, energy_s: float = 1.0, layer_energy: bool = True, on_step=None) -> RunResult:
+               recorder: Recorder, energy_s: float = 1.0, layer_energy: bool = True, on_step=None,
+               probe=None) -> RunResult:
     """Time ``warmup + repeats`` alternating passes over ``steps`` and add the trace rows to ``recorder``.
 
     ``meta`` (network, workload, dtype, plan file) goes into every row's params. ``on_step(variant,
@@ -211,14 +212,19 @@ def run_passes(steps: dict[str, list[Step]], *, xp, repeats: int, warmup: int, m
     (0: none) per run and, with ``layer_energy``, per layer too. After each timed pass the rows of
     the passes so far are written as the recorder's next part (:meth:`Recorder.provisional`), so a
     kill, even SIGKILL, keeps them; Ctrl-C or SIGTERM stops the loop, the finished passes' rows are
-    added and the result says it was interrupted.
+    added and the result says it was interrupted. ``probe()`` (a NumPy run:
+    :func:`kernels.trace.microbench.gemm_probe_gflops`) runs before each timed pass; its values go into the run
+    records' params as ``gemm_probe_gflops``, so ``validate`` can compare the box's state with the calibration's.
     """
     clock = _Clock(xp)
     times = {v: {s.name: [] for s in ss} for v, ss in steps.items()}
     runs = {v: [] for v in steps}
+    probes = []
     res = RunResult()
     try:
         for p in range(warmup + repeats):
+            if probe is not None and p >= warmup:
+                probes.append(probe())
             for variant, ss in steps.items():
                 marks = [clock.mark()]
                 for s in ss:
@@ -234,19 +240,20 @@ def run_passes(steps: dict[str, list[Step]], *, xp, repeats: int, warmup: int, m
             if p >= warmup:
                 res.passes += 1
                 scratch = Recorder(run_id=recorder.run_id)
-                recorder.provisional(_add_rows(scratch, steps, times, runs, res.passes, warmup, meta, xp))
+                recorder.provisional(_add_rows(scratch, steps, times, runs, res.passes, warmup, meta, xp, probes=probes))
     except KeyboardInterrupt:
         res.interrupted = True
     if res.passes:
         final = not res.interrupted and energy_s > 0
         res.rows = _add_rows(recorder, steps, times, runs, res.passes, warmup, meta, xp,
                              errors={} if res.interrupted else _output_errors(steps, xp),
-                             energy_s=energy_s if final else 0.0, layer_energy=layer_energy)
+                             energy_s=energy_s if final else 0.0, layer_energy=layer_energy, probes=probes)
     return res
 
 
 def _add_rows(recorder: Recorder, steps, times, runs, passes: int, warmup: int, meta: dict, xp, *,
-              errors: dict | None = None, energy_s: float = 0.0, layer_energy: bool = False) -> list[dict]:
+              errors: dict | None = None, energy_s: float = 0.0, layer_energy: bool = False,
+              probes=()) -> list[dict]:
     """One row per layer and one per whole run of each variant, over the first ``passes`` timed passes;
     energy windows of ``energy_s`` (0: none) are measured here, after the timed passes."""
     rows = []
@@ -270,7 +277,8 @@ def _add_rows(recorder: Recorder, steps, times, runs, passes: int, warmup: int, 
             shapes={}, suite="network", xp=xp, flops_dense=sum(f["flops_dense"] for f in fl),
             flops_effectual=sum(f.get("flops_effectual") or f["flops_dense"] for f in fl),
             bytes_min=sum(f["bytes_min"] for f in fl),
-            params={**meta, "role": "run", "plan": variant, "layers": [s.name for s in ss]}))
+            params={**meta, "role": "run", "plan": variant, "layers": [s.name for s in ss],
+                    **({"gemm_probe_gflops": probes[:passes]} if probes else {})}))
     return rows
 
 
@@ -304,6 +312,8 @@ class Prepared:
     steps: dict
     meta: dict
     xp: object
+    probe: object = None
+    """A NumPy run's :func:`kernels.trace.microbench.gemm_probe_gflops`, for :func:`run_passes`; None on a GPU."""
 
 
 def _slice(spec: str | None, n: int) -> range:
@@ -373,10 +383,12 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
     operands = network_operands(net, chosen, wfile, real, prune)
     meta = {"network": net.name, "workload": plan.workload, "network_params": params, "dtype": dtype, "prune": prune,
             "plan_id": plan.id, "plan_file": plan_file, "plan_arch": plan.arch}
+    probe = None
     if backend_name(xp) == "numpy":  # a device calibration holds for one BLAS thread count (accelsim calibrate)
-        from kernels.trace.microbench import blas_threads, keep_freed_memory
+        from kernels.trace.microbench import blas_threads, gemm_probe_gflops, keep_freed_memory
 
+        probe = gemm_probe_gflops
         meta["blas_threads"] = blas_threads()
         meta["freed_memory_kept"] = keep_freed_memory()  # as CuPy's pool keeps GPU memory: no fresh pages per call
     steps = build_steps(chosen, idx, plan, operands, xp, dtype, dense)
-    return Prepared(net, chosen, idx, steps, meta, xp)
+    return Prepared(net, chosen, idx, steps, meta, xp, probe)

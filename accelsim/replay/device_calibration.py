@@ -12,9 +12,10 @@ A calibration directory holds three files:
   float64, N:M SpMM and TASD at the shapes of a small transformer, layers compressing their
   activation at run time as ``accelsim run`` does), recorded as ``accelsim kernels run`` records
   them, each with the BLAS thread count in ``params.blas_threads``;
-- ``calibration.json``: the :class:`~accelsim.replay.calibrate.Params` fitted on half of those
-  configurations against ``arch.yaml`` (global, per family, per family and dtype), the held-out
-  split and its MAPE, the device name and the thread count.
+- ``calibration.json``: the :class:`~accelsim.replay.calibrate.Params` fitted on those configurations
+  against ``arch.yaml`` (global, per family, per family and dtype), the held-out split and its MAPE, the
+  device name, the thread count, and the box's state (``gemm_probe_gflops``), which ``validate`` compares
+  with the run's (:func:`state_notes`).
 
 A calibration applies only to traces of the same device name and thread count
 (:func:`check_same_device`): the fitted efficiencies describe one machine running one BLAS setup.
@@ -34,6 +35,7 @@ import pyarrow as pa
 
 from accelsim.errors import AccelsimError
 from accelsim.replay.calibrate import Params, fit_groups, split, validate
+from kernels.trace.microbench import PROBE_N
 
 __all__ = [
     "ARCH_FILE",
@@ -50,6 +52,7 @@ __all__ = [
     "measure",
     "os_report",
     "spread_note",
+    "state_notes",
 ]
 
 ARCH_FILE = "arch.yaml"
@@ -64,8 +67,10 @@ REPEATS = 5
 BENCH_REPEATS = 21
 """Timed runs per microbenchmark, at least (the median is kept): on a shared 2-vCPU box one 1024³ matmul
 ranged 60..130 GFLOP/s within a second, so 5 samples gave medians 35 % apart."""
-PASSES = 5
-"""Passes over the trace cases at most, while the budget lasts."""
+PASSES = 9
+"""Passes over the trace cases at most, while the budget lasts (about 21 s on the 2-vCPU EPYC). With 5, five
+back-to-back two-thread calibrations fitted a ``batched_gemm`` bandwidth fraction of 0.59-0.69 (17 %); with 9,
+alternating with them, 0.60-0.64 (7 %)."""
 _KIB = 1024
 
 
@@ -169,40 +174,52 @@ later), so the samples are spread over the whole calibration, between the trace 
 DTYPES = ("float32", "float64")
 
 
-class GemmSampler:
-    """GEMM peak samples taken in rounds (one before each trace pass), so the peak and the traces see the
-    same mix of quiet and loaded moments; :meth:`summary` gives the size with the fastest run per dtype."""
+class PeakSampler:
+    """Peak samples taken in rounds (one before each trace pass), so the peaks and the traces see the same mix of
+    quiet and loaded moments: GEMM per dtype and size, copy per level of ``buffers`` (bytes per side), 2:4
+    scatters per cache level. Timed all at once, 21 L3 copies took half a second, and 5 of 153 two-thread calibrations
+    of the 2-vCPU EPYC got 95-116 GB/s as their fastest, against a median of 133. :meth:`summary` gives the fastest
+    run of each, and the median rate of the box-state probe (:data:`~kernels.trace.microbench.PROBE_N`) per round."""
 
-    def __init__(self, sizes=GEMM_SIZES, per_round: int = -(-BENCH_REPEATS // PASSES)):
-        self.sizes, self.per_round = sizes, per_round
+    def __init__(self, buffers: dict[str, int], sizes=GEMM_SIZES, per_round: int = -(-BENCH_REPEATS // PASSES)):
+        self.buffers, self.sizes, self.per_round = buffers, sizes, per_round
         self.times = {d: {n: [] for n in sizes} for d in DTYPES}
+        self.copy = {lvl: [] for lvl in buffers}
+        self.indexed = {lvl: [] for lvl in buffers if lvl != "dram"}
 
     def round(self) -> None:
-        from kernels.trace.microbench import gemm_times
+        from kernels.trace.microbench import copy_rates, gemm_times, indexed_rates
 
         for d in DTYPES:
             for n in self.sizes:
                 self.times[d][n] += gemm_times(n, d, self.per_round)
+        for lvl, b in self.buffers.items():
+            self.copy[lvl] += copy_rates(b, 2 * self.per_round)
+            if lvl in self.indexed:
+                self.indexed[lvl] += indexed_rates(b, self.per_round)
 
     def summary(self) -> dict:
-        from kernels.trace.microbench import Rate
+        from kernels.trace.microbench import Rate, spread
 
         by_size = {d: {n: Rate.of(2 * n**3 / 1e9, ts) for n, ts in v.items()} for d, v in self.times.items()}
         best = {d: max(r, key=lambda n: r[n]["max"]) for d, r in by_size.items()}
-        return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
-                "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()}}
+        probe = self.times["float32"].get(PROBE_N, [])
+        rounds = [Rate.of(2 * PROBE_N**3 / 1e9, probe[i:i + self.per_round])["median"]
+                  for i in range(0, len(probe), self.per_round)]
+        return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size}, "probe_rounds": rounds,
+                "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()},
+                "copy_gbs": {lvl: Rate(spread(v)) for lvl, v in self.copy.items()},
+                "indexed_gbs": {lvl: Rate(spread(v)) for lvl, v in self.indexed.items()}}
 
 
 def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
-    """Copy GB/s per level, indexed (scatter) GB/s per cache level, seconds per tiny call (medians and
-    spreads); the GEMM peaks come from a :class:`GemmSampler` spread over the calibration. DRAM has no
-    indexed rate: the NumPy passes that scatter are priced in cache (:data:`~accelsim.replay.project.PASS_RESIDENT`)."""
-    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s, indexed_gbs
+    """Bytes per copy side per level and seconds per tiny call (median and spread); the peaks come from a
+    :class:`PeakSampler` spread over the calibration. DRAM has no indexed rate: the NumPy passes that scatter
+    are priced in cache (:data:`~accelsim.replay.project.PASS_RESIDENT`)."""
+    from kernels.trace.microbench import call_overhead_s
 
-    buffers = copy_buffers(report)
-    return {"copy_bytes": buffers, "copy_gbs": {lvl: bandwidth_gbs(b, repeats) for lvl, b in buffers.items()},
-            "indexed_gbs": {lvl: indexed_gbs(b, repeats) for lvl, b in buffers.items() if lvl != "dram"},
-            "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
+    return {"copy_bytes": copy_buffers(report), "call_overhead_s": call_overhead_s(repeats),
+            "load_average_1min": os.getloadavg()[0]}
 
 
 def spread_note(r: dict, fmt: str = ".3g") -> str:
@@ -290,10 +307,13 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
 def calibration_cases(xp, seed: int = 0) -> list:
     """The spanning set, interleaved by family so a budget cut keeps every family: dense GEMM from 32³ to
     1024³ (float32; float64 at four sizes), stacked batches of small GEMMs (:data:`BATCH_CASES`), N:M SpMM and
-    TASD at the shapes of a 384-wide transformer and of a 768-wide one at 128 tokens (each NumPy path, gather and ``decompress_blas``, and vector-layout TASD with
-    six or more configurations, so each family's fit has three: a family with fewer fell back to the global
-    fit, whose bandwidth fraction, fitted across every family, ranged 0.69-1 over five calibrations), and
-    layers compressing their activation at run time (:data:`RUNTIME_CASES`)."""
+    TASD at the shapes of a 384-wide transformer and of a 768-wide one at 128 tokens (each NumPy path, gather
+    and ``decompress_blas``, and vector-layout TASD with six or more configurations, so each family's fit has
+    three: a family with fewer fell back to the global fit, whose bandwidth fraction, fitted across every
+    family, ranged 0.69-1 over five calibrations), and layers compressing their activation at run time
+    (:data:`RUNTIME_CASES`). Four ``decompress_blas`` layers are 768 wide (one at 32 tokens), where its passes
+    are a third to a half of the time: with its only such layer at 128 tokens and the rest near a tenth, its
+    fitted fraction ranged 0.59-0.95 over five two-thread calibrations, and BERT's projected 2:4 layers 18 %."""
     from kernels.suites.gemm import dense_case
     from kernels.suites.nm_spmm import nm_case
     from kernels.suites.tasd import tasd_case
@@ -309,7 +329,8 @@ def calibration_cases(xp, seed: int = 0) -> list:
         (384, 512, 384, "2:4", "element"), (1536, 512, 384, "1:8", "vector"), (384, 512, 1536, "2:8", "vector"),
         (384, 512, 384, "4:8", "element"), (1536, 512, 384, "2:4", "element"), (384, 512, 384, "1:8", "vector"),
         (768, 128, 768, "2:4", "element"), (3072, 128, 768, "1:8", "vector"), (768, 128, 3072, "1:8", "vector"),
-        (768, 128, 768, "1:8", "vector"))]
+        (768, 128, 768, "1:8", "vector"), (3072, 128, 768, "2:4", "element"),
+        (768, 128, 3072, "4:8", "element"), (768, 32, 768, "2:4", "element"))]
     tasd = [tasd_case(SUITE, m, n, k, "float32", s, xp, seed, lay) for m, n, k, s, lay in (
         (384, 512, 384, "2:4+1:4", "element"), (1536, 512, 384, "2:8+1:8", "vector"),
         (384, 512, 1536, "4:8+2:8", "element"), (384, 512, 384, "2:8+1:8", "vector"),
@@ -365,7 +386,7 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
            passes: int = PASSES, before_pass=None) -> list[dict]:
     """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds); each
     row's params get ``blas_threads``. Replay merges a configuration's passes by their median, so extra
-    passes damp a loaded machine's outliers. ``before_pass()`` runs first in each pass (GEMM peak samples)."""
+    passes damp a loaded machine's outliers. ``before_pass()`` runs first in each pass (peak samples)."""
     from kernels.suites import record_case
 
     rows = []
@@ -408,6 +429,8 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
         "configs": len(items), "split": {"fraction": HELD_OUT_FRACTION, "seed": seed, "train": len(train),
                                          "held_out": len(held), "train_labels": [items[i].label for i in train]},
         "held_out_mape_pct": scored["overall"]["mape_pct"],
+        "gemm_probe_gflops": (meas.get("gemm_gflops_by_size") or {}).get("float32", {}).get(str(PROBE_N)),
+        "gemm_probe_rounds": meas.get("probe_rounds"),
         "held_out_by_group": {g["family"]: g["mape_pct"] for g in scored["groups"]},
         "global": _params_dict(glob), "families": {f: _params_dict(p) for f, p in fams.items()},
         "groups": {g: _params_dict(p) for g, p in groups.items()},
@@ -432,7 +455,7 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
     keep_freed_memory()  # as `accelsim run` does, so both see the same allocator
     report = os_report()
     meas = (bench or measure)(report)
-    sampler = None if "gemm_gflops" in meas else GemmSampler()
+    sampler = None if "gemm_gflops" in meas else PeakSampler(meas["copy_bytes"])
     out.mkdir(parents=True, exist_ok=True)
     rec = Recorder(out / TRACES_DIR)
     with rec:
@@ -520,3 +543,33 @@ def check_same_device(doc: dict, table: pa.Table, where: str) -> list[str]:
                                   "run `accelsim calibrate` on the device that recorded them")
     return [] if threads or not cpu else [f"the traces do not record their BLAS thread count; the calibration's "
                                           f"is {doc.get('blas_threads')}"]
+
+
+STATE_NOTE = 0.10
+"""Relative difference of the run's and the calibration's probe GEMM rate above which :func:`state_notes` warns."""
+
+
+def state_notes(doc: dict, table: pa.Table) -> list[str]:
+    """The box's state during a run against the calibration's: the median of the run records' ``gemm_probe_gflops``
+    (:func:`kernels.trace.microbench.gemm_probe_gflops`, one per pass) beside the calibration's; a warning where
+    they differ by more than :data:`STATE_NOTE`."""
+    mine = doc.get("gemm_probe_gflops")
+    per_run = {}  # every variant's run record of one run carries the same probes
+    for r in table.select(["run_id", "params"]).to_pylist():
+        try:
+            probes = json.loads(r["params"] or "{}").get("gemm_probe_gflops")
+        except ValueError:
+            continue
+        if probes:
+            per_run.setdefault(r["run_id"], probes)
+    rates = [v for vs in per_run.values() for v in vs]
+    if not mine or not rates:
+        return []
+    run = float(np.median(rates))
+    d = run / mine - 1.0
+    note = (f"box state: a {PROBE_N}^3 fp32 GEMM ran at {run:.4g} GFLOP/s during the run (median of {len(rates)} "
+            f"passes), {mine:.4g} during the calibration ({d:+.0%})")
+    if abs(d) > STATE_NOTE:
+        note += ("; the box ran " + ("faster" if d > 0 else "slower") + " than when calibrated, and the projection "
+                 "prices the calibration's state: calibrate again, or run again")
+    return [note]

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-__all__ = ["Rate", "bandwidth_gbs", "spread", "blas_threads", "call_overhead_s", "gemm_gflops", "gemm_times", "indexed_gbs",
-           "keep_freed_memory", "samples"]
+__all__ = ["COPY_PAIRS", "Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops",
+           "gemm_probe_gflops", "gemm_times", "indexed_gbs", "indexed_rates", "keep_freed_memory", "samples", "spread"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -84,27 +84,54 @@ def gemm_times(n: int, dtype: str, repeats: int) -> list[float]:
     return samples(lambda: np.matmul(a, b, out=out), repeats)
 
 
+PROBE_N = 256
+"""Size of the square fp32 GEMM that probes the box's state (:func:`gemm_probe_gflops`). At two threads the
+2-vCPU EPYC ran it at 186-217 or at 231-260 GFLOP/s for minutes at a time; 1024³ moved by 5 %."""
+
+
+def gemm_probe_gflops(repeats: int = 3) -> float:
+    """Median GFLOP/s of ``repeats`` ``PROBE_N``³ float32 matmuls on BLAS's threads: the box's state now, taken
+    by ``accelsim calibrate`` between its passes and by ``accelsim run`` before each pass (about 1 ms)."""
+    return Rate.of(2 * PROBE_N**3 / 1e9, gemm_times(PROBE_N, "float32", repeats))["median"]
+
+
 def gemm_gflops(n: int, dtype: str, repeats: int) -> Rate:
     """GFLOP/s of an ``n × n`` by ``n × n`` ``matmul`` (2n³ FLOPs), on BLAS's own threads."""
     return Rate.of(2 * n**3 / 1e9, gemm_times(n, dtype, repeats))
 
 
-def bandwidth_gbs(nbytes: int, repeats: int) -> Rate:
-    """GB/s of copying ``nbytes`` (read ``nbytes`` + write ``nbytes``); ``np.copyto`` runs on one thread."""
-    src = np.ones(max(1, nbytes // 8), dtype=np.float64)
-    dst = np.empty_like(src)
-    inner = max(1, (64 * 1024**2) // nbytes)  # small buffers: many copies per timing, above timer noise
+COPY_PAIRS = 4
+"""Source/destination pairs a cache-sized copy is timed on, all held at once. The same 256 KiB copy into a 1 MiB L2
+ran at 154-246 GB/s depending on the pair's physical pages (cache sets), so one pair per process gave
+calibrations whose L2 peak ranged 137-251 GB/s; the fastest of four ranged 235-247."""
 
-    def run():
+
+def copy_rates(nbytes: int, repeats: int, pairs: int | None = None) -> list[float]:
+    """GB/s of ``repeats`` timed copies of ``nbytes`` (read ``nbytes`` + write ``nbytes``; ``np.copyto`` runs on one
+    thread), spread over ``pairs`` buffer pairs (:data:`COPY_PAIRS` where four pairs fit in 64 MiB, else one)."""
+    if pairs is None:
+        pairs = COPY_PAIRS if 2 * nbytes * COPY_PAIRS <= 64 * 1024**2 else 1
+    n = max(1, nbytes // 8)
+    bufs = [(np.ones(n, dtype=np.float64), np.empty(n, dtype=np.float64)) for _ in range(pairs)]
+    inner = max(1, (64 * 1024**2) // nbytes)  # small buffers: many copies per timing, above timer noise
+    work = 2 * 8 * n * inner / 1e9
+
+    def copies(src, dst):
         for _ in range(inner):
             np.copyto(dst, src)
 
-    return Rate.of(2 * src.nbytes * inner / 1e9, samples(run, repeats))
+    counts = [repeats // pairs + (i < repeats % pairs) for i in range(pairs)]
+    return [work / t for (src, dst), k in zip(bufs, counts) if k for t in samples(lambda: copies(src, dst), k)]
 
 
-def indexed_gbs(nbytes: int, repeats: int, m: int = 4, n: int = 2) -> Rate:
-    """GB/s of N:M scatters into an ``nbytes`` float32 buffer, counting per element its int64 position, the
-    value read and the value written (16 B): the ``flat[base + idx[:, j]] = values[:, j]`` of
+def bandwidth_gbs(nbytes: int, repeats: int) -> Rate:
+    """GB/s of copying ``nbytes`` (:func:`copy_rates`): median, fastest and slowest of ``repeats`` runs."""
+    return Rate(spread(copy_rates(nbytes, repeats)))
+
+
+def indexed_rates(nbytes: int, repeats: int, m: int = 4, n: int = 2) -> list[float]:
+    """GB/s of ``repeats`` timed runs of N:M scatters into an ``nbytes`` float32 buffer, counting per element its
+    int64 position, the value read and the value written (16 B): the ``flat[base + idx[:, j]] = values[:, j]`` of
     :func:`kernels.nm.format.scatter_groups`, one call per kept slot of ``n`` in groups of ``m``, positions
     precomputed. NumPy runs such an assignment element by element, far below the copy bandwidth."""
     rng = np.random.default_rng(0)
@@ -120,7 +147,12 @@ def indexed_gbs(nbytes: int, repeats: int, m: int = 4, n: int = 2) -> Rate:
             for j in range(n):
                 dst[pos[j]] = values[:, j]
 
-    return Rate.of(groups * n * 16 * inner / 1e9, samples(run, repeats))
+    return [groups * n * 16 * inner / 1e9 / t for t in samples(run, repeats)]
+
+
+def indexed_gbs(nbytes: int, repeats: int) -> Rate:
+    """GB/s of 2:4 scatters into ``nbytes`` (:func:`indexed_rates`): median, fastest and slowest of ``repeats`` runs."""
+    return Rate(spread(indexed_rates(nbytes, repeats)))
 
 
 def call_overhead_s(repeats: int, calls: int = 2000) -> dict:
