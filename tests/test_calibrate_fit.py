@@ -16,7 +16,7 @@ from scipy.optimize import lsq_linear, minimize
 
 from accelsim.errors import AccelsimError
 from accelsim.replay.calibrate import MIN_FAMILY_FIT, NEGLIGIBLE, Params, fit, fit_groups, mape, pearson_r, report, split
-from accelsim.replay.project import Projection
+from accelsim.replay.project import BLAS_FAMILIES, Projection
 
 TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale
 
@@ -293,27 +293,27 @@ def test_given_compute_scale_is_kept_and_the_memory_scale_fits_around_it():
     assert fit(rows, "runtime", launch_overhead_s=1e-6, compute_scale=1.7).memory_scale == pytest.approx(2.6, rel=1e-9)
 
 
-def test_runtime_compression_borrows_the_compute_scale_of_its_dtypes_gemm():
-    """The run-time compression family computes with the dense GEMM's BLAS: its family takes the ``gemm``
+@pytest.mark.parametrize("family", BLAS_FAMILIES)
+def test_blas_families_borrow_the_compute_scale_of_their_dtypes_gemm(family):
+    """A BLAS family (run-time compression, NumPy's dense-terms and gather paths, batches beyond the cache,
+    vector TASD on the gather path) computes with the dense GEMM's BLAS: its family takes the ``gemm``
     family's compute scale and its float32 group the ``gemm float32`` group's (not the family's, not the
     global one), whatever order the families come in; each fits only its memory scale, on as few as
     MIN_FAMILY_FIT configurations."""
-    from accelsim.replay.project import RUNTIME
-
     rng = np.random.default_rng(11)
-    truth = {"gemm float32": (1.25, 1.1), "gemm float64": (1.9, 1.3), f"{RUNTIME} float32": (1.25, 3.0)}
+    truth = {"gemm float32": (1.25, 1.1), "gemm float64": (1.9, 1.3), f"{family} float32": (1.25, 3.0)}
     items, proj = [], []
     for group, (cs, ms) in truth.items():
-        for _ in range(MIN_FAMILY_FIT if group.startswith(RUNTIME) else 4):
+        for _ in range(MIN_FAMILY_FIT if group.startswith(family) else 4):
             c, m, n = float(10 ** rng.uniform(-5, -3)), float(10 ** rng.uniform(-5, -3)), int(rng.integers(1, 4))
             items.append(types.SimpleNamespace(family=group.split()[0], group=group, launches=n,
                                                measured_s=1e-6 * n + cs * c + ms * m))
             proj.append(Projection(c, m, 0.0, 0.0))
     glob, fams, groups = fit_groups(items, proj, list(range(len(items))))
-    g32, rt = groups["gemm float32"], groups[f"{RUNTIME} float32"]
+    g32, rt = groups["gemm float32"], groups[f"{family} float32"]
     assert len({glob.compute_scale, fams["gemm"].compute_scale, g32.compute_scale}) == 3
-    assert rt.compute_scale == g32.compute_scale and fams[RUNTIME].compute_scale == fams["gemm"].compute_scale
-    mine = [(proj[i], items[i].launches, items[i].measured_s) for i, it in enumerate(items) if it.family == RUNTIME]
+    assert rt.compute_scale == g32.compute_scale and fams[family].compute_scale == fams["gemm"].compute_scale
+    mine = [(proj[i], items[i].launches, items[i].measured_s) for i, it in enumerate(items) if it.family == family]
     assert rt.memory_scale == fit(mine, "ref", glob.launch_overhead_s, g32.compute_scale).memory_scale
     assert rt.source.startswith(f"group ({MIN_FAMILY_FIT} configs)")
 

@@ -89,6 +89,20 @@ def test_tasd_maps_to_series_gemm_or_separate_passes(rows):
     assert launches == 2 and [t.weight_sparsity.pattern for t in terms] == [NMPattern(2, 4), NMPattern(1, 4)]
 
 
+def test_numpy_vector_tasd_on_the_gather_path_is_its_own_blas_family(rows):
+    """NumPy runs a vector-layout TASD term by term on the gather path: family ``tasd_gather``, one of the
+    BLAS families (the ``gemm`` compute scale), replayed as its series like any TASD; a GPU's stays ``tasd``."""
+    from accelsim.replay.project import BLAS_FAMILIES, TASD_GATHER
+
+    row = by_kernel(rows, "tasd_spmm")
+    params = {**json.loads(row["params"]), "cpu_path": "gather_gemm", "layout": "vector"}
+    vec = {**row, "params": json.dumps(params), "backend": "numpy"}
+    family, w, launches = record_workload(vec, CPU)
+    assert family == TASD_GATHER and TASD_GATHER in BLAS_FAMILIES and launches == 2
+    assert w.weight_sparsity.series == (NMPattern(2, 4), NMPattern(1, 4))
+    assert record_workload({**vec, "backend": "cupy"}, CPU)[0] == "tasd"
+
+
 @pytest.mark.parametrize("algorithm", ["fused", "shuffle"])
 def test_kron_maps_to_kron_matmul_with_factors(rows, algorithm):
     family, w, _ = record_workload(by_kernel(rows, f"kron_matmul_{algorithm}"), CPU)
