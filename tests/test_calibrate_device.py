@@ -450,3 +450,28 @@ def test_state_notes_compare_the_runs_probe_with_the_calibrations():
     assert "+2%" in note and "calibrate again" not in note
     assert dc.state_notes({}, _probe_table([[195.0]])) == []  # a calibration without a probe
     assert dc.state_notes(doc, _probe_table([])) == []  # a run without probes (a GPU run)
+
+
+def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypatch):
+    """Without injected peaks the sampler runs before each pass: the saved probe is the median of every 256^3
+    fp32 run, per round too, and the arch's copy peak is the sampler's fastest copy."""
+    import kernels.trace.microbench as mb
+
+    seq = iter(range(1, 10**6))
+
+    def gemm(n, d, r):  # 256^3 fp32 rounds take 1, 2, 3, ... ms per call, other sizes 1 ms
+        k = next(seq) if (n, d) == (256, "float32") else 1
+        return [k * 1e-3] * r
+
+    monkeypatch.setattr(mb, "gemm_times", gemm)
+    monkeypatch.setattr(mb, "copy_rates", lambda b, r: [b / 2**20] * r)
+    monkeypatch.setattr(mb, "indexed_rates", lambda b, r: [3.0] * r)
+    meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs")}
+    doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
+    one = 2 * 256**3 / 1e9  # GFLOP per call
+    want = [one / (k * 1e-3) for k in range(1, dc.PASSES + 1)]
+    assert doc["gemm_probe_rounds"] == pytest.approx(want)
+    assert doc["gemm_probe_gflops"] == pytest.approx(statistics.median(want))
+    arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
+    l3 = next(m for m in arch.memory if m.name == "l3")
+    assert l3.bandwidth == pytest.approx(meas["copy_bytes"]["l3"] / 2**20 / arch.clock_ghz)
