@@ -475,3 +475,14 @@ def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypa
     arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
     l3 = next(m for m in arch.memory if m.name == "l3")
     assert l3.bandwidth == pytest.approx(meas["copy_bytes"]["l3"] / 2**20 / arch.clock_ghz)
+
+
+def test_a_calibration_whose_probe_rounds_spread_is_called_mixed():
+    steady = {"gemm_probe_gflops": 250.0, "gemm_probe_rounds": [245.0, 250.0, 255.0, 260.0]}  # 6 %: one state
+    mixed = {"gemm_probe_gflops": 240.0, "gemm_probe_rounds": [250.0, 245.0, 190.0, 185.0]}  # 35 %: two
+    assert dc.mixed_state_note(steady) is None and dc.mixed_state_note({}) is None
+    note = dc.mixed_state_note(mixed)
+    assert "185-250 GFLOP/s" in note and "average two states" in note
+    # validate states it beside the run's probe, whatever the run's
+    notes = dc.state_notes(mixed, _probe_table([[240.0, 241.0]]))
+    assert len(notes) == 2 and notes[1] == note and "ran slower" not in notes[0] and "ran faster" not in notes[0]

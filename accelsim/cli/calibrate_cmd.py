@@ -82,13 +82,15 @@ def calibrate(
 
 def _state_line(doc: dict) -> list[str]:
     """The box's state while calibrating: the probe GEMM's median rate per round (``accelsim run`` probes the same)."""
+    from accelsim.replay.device_calibration import mixed_state_note
     from kernels.trace.microbench import PROBE_N
 
     rounds = doc.get("gemm_probe_rounds") or []
     if not rounds:
         return []
+    mixed = mixed_state_note(doc)
     return [f"box state: {PROBE_N}^3 fp32 GEMM {doc['gemm_probe_gflops']:.4g} GFLOP/s (per round "
-            + ", ".join(f"{r:.4g}" for r in rounds) + "); `validate` compares the run's"]
+            + ", ".join(f"{r:.4g}" for r in rounds) + "); `validate` compares the run's", *([mixed] if mixed else [])]
 
 
 def _print_gpu(doc: dict, files: dict, score: str, wrote: str, wall: float, fmt: Format) -> None:

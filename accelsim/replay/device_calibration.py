@@ -51,6 +51,7 @@ __all__ = [
     "load_calibration_dir",
     "measure",
     "os_report",
+    "mixed_state_note",
     "spread_note",
     "state_notes",
 ]
@@ -547,6 +548,20 @@ def check_same_device(doc: dict, table: pa.Table, where: str) -> list[str]:
 
 STATE_NOTE = 0.10
 """Relative difference of the run's and the calibration's probe GEMM rate above which :func:`state_notes` warns."""
+MIXED_STATE = 0.15
+"""Spread (fastest / slowest − 1) of a calibration's per-round probe rates above which it is called mixed. On the
+2-vCPU EPYC the rounds of 43 calibrations spread 2-13 % where the probe stayed in one state, 16-37 % where it
+changed state mid-way (15 of 23 at two threads) or the box was loaded (1 of 20 at one thread, load 2.1)."""
+
+
+def mixed_state_note(doc: dict) -> str | None:
+    """A note when the probe's per-round rates of a calibration (``gemm_probe_rounds``) spread beyond
+    :data:`MIXED_STATE`: the box changed state while it ran, and its parameters average two states; None otherwise."""
+    rounds = doc.get("gemm_probe_rounds") or []
+    if len(rounds) < 2 or max(rounds) <= (1 + MIXED_STATE) * min(rounds):
+        return None
+    return (f"the box changed state during the calibration: its probe rounds ran at {min(rounds):.4g}-"
+            f"{max(rounds):.4g} GFLOP/s, so its parameters average two states")
 
 
 def state_notes(doc: dict, table: pa.Table) -> list[str]:
@@ -572,4 +587,4 @@ def state_notes(doc: dict, table: pa.Table) -> list[str]:
     if abs(d) > STATE_NOTE:
         note += ("; the box ran " + ("faster" if d > 0 else "slower") + " than when calibrated, and the projection "
                  "prices the calibration's state: calibrate again, or run again")
-    return [note]
+    return [note] + [n for n in (mixed_state_note(doc),) if n]
