@@ -69,7 +69,7 @@ BENCH_REPEATS = 21
 """Timed runs per microbenchmark, at least (the median is kept): on a shared 2-vCPU box one 1024³ matmul
 ranged 60..130 GFLOP/s within a second, so 5 samples gave medians 35 % apart."""
 PASSES = 9
-"""Passes over the trace cases at most, while the budget lasts (21-27 s on the 2-vCPU EPYC). With 5, five
+"""Passes over the trace cases at most, while the budget lasts (21-29 s on the 2-vCPU EPYC). With 5, five
 back-to-back two-thread calibrations fitted a ``batched_gemm`` bandwidth fraction of 0.59-0.69 (17 %); with 9,
 alternating with them, 0.60-0.64 (7 %)."""
 _KIB = 1024
