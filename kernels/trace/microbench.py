@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 __all__ = ["COPY_PAIRS", "Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops",
-           "gemm_probe_gflops", "gemm_times", "indexed_gbs", "indexed_rates", "keep_freed_memory", "samples", "spread"]
+           "gemm_probe_gflops", "gemm_times", "indexed_rates", "keep_freed_memory", "samples", "spread"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -86,7 +86,7 @@ def gemm_times(n: int, dtype: str, repeats: int) -> list[float]:
 
 PROBE_N = 256
 """Size of the square fp32 GEMM that probes the box's state (:func:`gemm_probe_gflops`). At two threads the
-2-vCPU EPYC ran it at 186-217 or at 231-260 GFLOP/s for minutes at a time; 1024³ moved by 5 %."""
+2-vCPU EPYC ran it at 182-217 or at 231-260 GFLOP/s for tens of seconds to minutes at a time; 1024³ moved by 5 %."""
 
 
 def gemm_probe_gflops(repeats: int = 3) -> float:
@@ -148,11 +148,6 @@ def indexed_rates(nbytes: int, repeats: int, m: int = 4, n: int = 2) -> list[flo
                 dst[pos[j]] = values[:, j]
 
     return [groups * n * 16 * inner / 1e9 / t for t in samples(run, repeats)]
-
-
-def indexed_gbs(nbytes: int, repeats: int) -> Rate:
-    """GB/s of 2:4 scatters into ``nbytes`` (:func:`indexed_rates`): median, fastest and slowest of ``repeats`` runs."""
-    return Rate(spread(indexed_rates(nbytes, repeats)))
 
 
 def call_overhead_s(repeats: int, calls: int = 2000) -> dict:
