@@ -118,7 +118,7 @@ def test_budget_cuts_the_trace_set():
 
     hooks = []
     # The clock is read once before each pass and once before each case: 0 (pass), 1, 2, 3 (cases), 4 stops.
-    rows = dc.record(Recorder(), _cases(), deadline=4, threads=7, clock=clock, before_pass=lambda: hooks.append(1))
+    (rows,) = dc.record(Recorder(), _cases(), deadline=4, threads=7, clock=clock, before_pass=lambda: hooks.append(1))
     assert len(rows) == 3 and hooks == [1] and all(json.loads(r["params"])["blas_threads"] == 7 for r in rows)
 
 
@@ -459,8 +459,8 @@ def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypa
 
     seq = iter(range(1, 10**6))
 
-    def gemm(n, d, r):  # 256^3 fp32 rounds take 1, 2, 3, ... ms per call, other sizes 1 ms
-        k = next(seq) if (n, d) == (256, "float32") else 1
+    def gemm(n, d, r):  # 256^3 fp32 rounds take 1.02, 1.04, 1.06, ... ms per call (one state), other sizes 1 ms
+        k = 1 + 0.02 * next(seq) if (n, d) == (256, "float32") else 1
         return [k * 1e-3] * r
 
     monkeypatch.setattr(mb, "gemm_times", gemm)
@@ -469,7 +469,7 @@ def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypa
     meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs")}
     doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
     one = 2 * 256**3 / 1e9  # GFLOP per call
-    want = [one / (k * 1e-3) for k in range(1, dc.PASSES + 1)]
+    want = [one / ((1 + 0.02 * k) * 1e-3) for k in range(1, dc.PASSES + 1)]
     assert doc["gemm_probe_rounds"] == pytest.approx(want)
     assert doc["gemm_probe_gflops"] == pytest.approx(statistics.median(want))
     arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
@@ -486,3 +486,52 @@ def test_a_calibration_whose_probe_rounds_spread_is_called_mixed():
     # validate states it beside the run's probe, whatever the run's
     notes = dc.state_notes(mixed, _probe_table([[240.0, 241.0]]))
     assert len(notes) == 2 and notes[1] == note and "ran slower" not in notes[0] and "ran faster" not in notes[0]
+
+
+def test_steady_passes_keep_the_majority_state_and_drop_passes_that_straddle_a_change():
+    # Fast (~250) majority; passes 2-4 were run slow, and pass 1 ends where the slow rounds begin.
+    fast_first = [250.0, 252.0, 190.0, 188.0, 192.0, 251.0, 249.0, 250.0, 253.0]
+    assert dc.steady_passes(fast_first, 9) == [0, 5, 6, 7, 8]
+    # A slow majority is kept just the same: the state is the median round's, not the faster one.
+    slow_most = [190.0, 192.0, 250.0, 251.0, 188.0, 191.0, 189.0, 193.0, 190.0]
+    assert dc.steady_passes(slow_most, 9) == [0, 4, 5, 6, 7, 8]
+    # Half and half: the state the box is in at the end (the last round's).
+    assert dc.steady_passes([190.0, 190.0, 190.0, 250.0, 250.0, 250.0], 6) == [3, 4, 5]
+    assert dc.steady_passes([250.0, 250.0, 250.0, 190.0, 190.0, 190.0], 6) == [3, 4, 5]
+    # Rounds 13 % apart in steps of at most 7.6 % (250/232.3): one state, every pass; a 9 % step splits.
+    assert dc.steady_passes([250.0, 232.3, 262.0, 240.0, 250.0], 5) == [0, 1, 2, 3, 4]
+    assert dc.steady_passes([116.0, 128.0, 131.0, 129.0, 128.0], 5) == [1, 2, 3, 4]
+    # Fewer than three passes in one state, or rounds missing: every pass.
+    assert dc.steady_passes([250.0, 190.0, 250.0, 190.0], 4) == [0, 1, 2, 3]
+    assert dc.steady_passes([250.0], 3) == [0, 1, 2]
+    assert dc.steady_passes([], 0) == []
+
+
+def test_a_calibration_fits_and_writes_only_the_passes_of_one_state(tmp_path, monkeypatch):
+    import kernels.trace.microbench as mb
+
+    probe_ms = iter([1.0, 1.0, 1.3, 1.3, 1.3, 1.0, 1.0, 1.0, 1.0])  # 256^3 fp32 per round: fast, slow, fast
+    l3_gbs = iter([50.0, 60.0, 95.0, 70.0, 70.0, 55.0, 52.0, 51.0, 53.0])  # per round: the fastest in a dropped one
+
+    def gemm(n, d, r):
+        return [next(probe_ms) * 1e-3] * r if (n, d) == (256, "float32") else [1e-3] * r
+
+    def copies(b, r):
+        return [next(l3_gbs) if b == FAKE["copy_bytes"]["l3"] else 50.0] * r
+
+    monkeypatch.setattr(mb, "gemm_times", gemm)
+    monkeypatch.setattr(mb, "copy_rates", copies)
+    monkeypatch.setattr(mb, "indexed_rates", lambda b, r: [3.0] * r)
+    meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs")}
+    doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
+    # Pass 1 ends in the slow state and passes 2-4 run in it: the fit keeps 0, 5, 6, 7, 8.
+    assert doc["passes"] == {"recorded": dc.PASSES, "kept": [0, 5, 6, 7, 8]}
+    assert load_traces(tmp_path / "c" / dc.TRACES_DIR).num_rows == 5 * 6  # 6 cases per pass, kept passes only
+    fast = 2 * 256**3 / 1e-3 / 1e9
+    assert doc["gemm_probe_gflops"] == pytest.approx(fast)  # the state fitted, not the median of every round
+    assert doc["gemm_probe_rounds"][2] == pytest.approx(fast / 1.3)
+    arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
+    l3 = next(m for m in arch.memory if m.name == "l3")
+    assert l3.bandwidth == pytest.approx(55.0 / arch.clock_ghz, rel=1e-5)  # the fastest kept round's, not round 3's 95
+    note = dc.mixed_state_note(doc)
+    assert "fitted the 5 of 9 passes run in one state" in note and f"{fast:.4g} GFLOP/s" in note

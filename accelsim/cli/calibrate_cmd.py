@@ -62,7 +62,7 @@ def calibrate(
     summary = {**files, "device_name": doc["device_name"],
                "blas_threads": doc["blas_threads"], "configs": doc["configs"], "split": doc["split"],
                "held_out_mape_pct": doc["held_out_mape_pct"], "global": doc["global"], "groups": doc["groups"],
-               "gemm_probe_gflops": doc.get("gemm_probe_gflops"), "wall_s": wall}
+               "gemm_probe_gflops": doc.get("gemm_probe_gflops"), "passes": doc.get("passes"), "wall_s": wall}
     if fmt is Format.json:
         print_json(summary)
         return

@@ -52,6 +52,7 @@ __all__ = [
     "measure",
     "os_report",
     "mixed_state_note",
+    "steady_passes",
     "spread_note",
     "state_notes",
 ]
@@ -180,37 +181,78 @@ class PeakSampler:
     quiet and loaded moments: GEMM per dtype and size, copy per level of ``buffers`` (bytes per side), 2:4
     scatters per cache level. Timed all at once, 21 L3 copies took half a second, and 5 of 153 two-thread calibrations
     of the 2-vCPU EPYC got 95-116 GB/s as their fastest, against a median of 133. :meth:`summary` gives the fastest
-    run of each, and the median rate of the box-state probe (:data:`~kernels.trace.microbench.PROBE_N`) per round."""
+    run of each over the rounds asked for, and the median rate of the box-state probe
+    (:data:`~kernels.trace.microbench.PROBE_N`) per round (:meth:`probe_rounds`)."""
 
     def __init__(self, buffers: dict[str, int], sizes=GEMM_SIZES, per_round: int = -(-BENCH_REPEATS // PASSES)):
         self.buffers, self.sizes, self.per_round = buffers, sizes, per_round
-        self.times = {d: {n: [] for n in sizes} for d in DTYPES}
-        self.copy = {lvl: [] for lvl in buffers}
-        self.indexed = {lvl: [] for lvl in buffers if lvl != "dram"}
+        self.rounds: list[dict] = []  # per round: {"gemm": {(dtype, n): seconds}, "copy"/"indexed": {level: GB/s}}
 
     def round(self) -> None:
         from kernels.trace.microbench import copy_rates, gemm_times, indexed_rates
 
-        for d in DTYPES:
-            for n in self.sizes:
-                self.times[d][n] += gemm_times(n, d, self.per_round)
+        r = {"gemm": {(d, n): gemm_times(n, d, self.per_round) for d in DTYPES for n in self.sizes},
+             "copy": {}, "indexed": {}}
         for lvl, b in self.buffers.items():
-            self.copy[lvl] += copy_rates(b, 2 * self.per_round)
-            if lvl in self.indexed:
-                self.indexed[lvl] += indexed_rates(b, self.per_round)
+            r["copy"][lvl] = copy_rates(b, 2 * self.per_round)
+            if lvl != "dram":
+                r["indexed"][lvl] = indexed_rates(b, self.per_round)
+        self.rounds.append(r)
 
-    def summary(self) -> dict:
+    def probe_rounds(self) -> list[float]:
+        """The probe's median GFLOP/s per round (empty if the sizes leave it out)."""
+        from kernels.trace.microbench import Rate
+
+        return [Rate.of(2 * PROBE_N**3 / 1e9, r["gemm"][("float32", PROBE_N)])["median"]
+                for r in self.rounds if ("float32", PROBE_N) in r["gemm"]]
+
+    def summary(self, rounds=None) -> dict:
+        """The peaks over ``rounds`` (indices; all by default), and every round's probe rate."""
         from kernels.trace.microbench import Rate, spread
 
-        by_size = {d: {n: Rate.of(2 * n**3 / 1e9, ts) for n, ts in v.items()} for d, v in self.times.items()}
+        picked = [self.rounds[i] for i in (range(len(self.rounds)) if rounds is None else rounds)]
+
+        def pooled(kind, key):
+            return [v for r in picked for v in r[kind][key]]
+
+        by_size = {d: {n: Rate.of(2 * n**3 / 1e9, pooled("gemm", (d, n))) for n in self.sizes} for d in DTYPES}
         best = {d: max(r, key=lambda n: r[n]["max"]) for d, r in by_size.items()}
-        probe = self.times["float32"].get(PROBE_N, [])
-        rounds = [Rate.of(2 * PROBE_N**3 / 1e9, probe[i:i + self.per_round])["median"]
-                  for i in range(0, len(probe), self.per_round)]
-        return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size}, "probe_rounds": rounds,
+        return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
+                "probe_rounds": self.probe_rounds(),
                 "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()},
-                "copy_gbs": {lvl: Rate(spread(v)) for lvl, v in self.copy.items()},
-                "indexed_gbs": {lvl: Rate(spread(v)) for lvl, v in self.indexed.items()}}
+                "copy_gbs": {lvl: Rate(spread(pooled("copy", lvl))) for lvl in self.buffers},
+                "indexed_gbs": {lvl: Rate(spread(pooled("indexed", lvl))) for lvl in self.buffers if lvl != "dram"}}
+
+
+STATE_GAP = 0.08
+"""Smallest step between two sorted probe rounds that :func:`steady_passes` takes for a change of the box's state.
+On the 2-vCPU EPYC one state's rounds spread 2-13 % (fastest / slowest) in small steps; at two threads the states
+lie 20-30 % apart (probe 176-210 or 231-262 GFLOP/s)."""
+MIN_PASSES = 3
+"""Fewest passes :func:`steady_passes` keeps; with fewer in one state, every pass is kept (and the calibration is
+called mixed)."""
+
+
+def steady_passes(rounds: list[float], passes: int) -> list[int]:
+    """Indices of the ``passes`` trace passes a calibration fits on, so the fit sees one state of the box: the
+    probe rounds sorted are split at their largest step where it exceeds :data:`STATE_GAP`, the side with more
+    rounds is the state kept (the latest round's on a tie: the state the box is in now), and a pass is kept when
+    its round before it and the next one after it (the last pass has only its own) are both of it. With 2 threads
+    the 2-vCPU EPYC changed state within 15 of 23 calibrations (25-30 s each); fitted across a change, a
+    ``nm_gather`` fraction came out 0.38 where one state gave 0.31-0.33 and the other 0.36-0.39. Every pass where
+    rounds are missing, no step is that large, or fewer than :data:`MIN_PASSES` would remain."""
+    every = list(range(passes))
+    if len(rounds) < passes or passes < 2:
+        return every
+    order = sorted(range(len(rounds)), key=lambda i: rounds[i])
+    steps = [rounds[b] / rounds[a] for a, b in zip(order, order[1:])]
+    cut = int(np.argmax(steps)) + 1
+    if steps[cut - 1] <= 1 + STATE_GAP:
+        return every
+    low, high = set(order[:cut]), set(order[cut:])
+    state = high if (len(high), len(rounds) - 1 in high) > (len(low), len(rounds) - 1 in low) else low
+    kept = [p for p in every if p in state and (p + 1 >= passes or p + 1 in state)]
+    return kept if len(kept) >= MIN_PASSES else every
 
 
 def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
@@ -384,24 +426,25 @@ def runtime_case(m: int, n: int, k: int, kernel: str, spec: str, seed: int = 0, 
 
 
 def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=time.monotonic,
-           passes: int = PASSES, before_pass=None) -> list[dict]:
-    """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds); each
-    row's params get ``blas_threads``. Replay merges a configuration's passes by their median, so extra
-    passes damp a loaded machine's outliers. ``before_pass()`` runs first in each pass (peak samples)."""
+           passes: int = PASSES, before_pass=None) -> list[list[dict]]:
+    """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds): the rows of
+    each pass begun; each row's params get ``blas_threads``. Replay merges a configuration's passes by their median,
+    so extra passes damp a loaded machine's outliers. ``before_pass()`` runs first in each pass (peak samples)."""
     from kernels.suites import record_case
 
-    rows = []
+    out = []
     for _ in range(passes):
         if clock() >= deadline:
-            return rows
+            return out
         if before_pass is not None:
             before_pass()
+        out.append([])
         for case in cases:
             if clock() >= deadline:
-                return rows
-            rows.append(record_case(case, xp, recorder, repeats=REPEATS, warmup=1, min_window_s=0,
-                                    params={"blas_threads": threads})[0])
-    return rows
+                return out
+            out[-1].append(record_case(case, xp, recorder, repeats=REPEATS, warmup=1, min_window_s=0,
+                                       params={"blas_threads": threads})[0])
+    return out
 
 
 def _params_dict(p: Params) -> dict:
@@ -431,7 +474,7 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
                                          "held_out": len(held), "train_labels": [items[i].label for i in train]},
         "held_out_mape_pct": scored["overall"]["mape_pct"],
         "gemm_probe_gflops": (meas.get("gemm_gflops_by_size") or {}).get("float32", {}).get(str(PROBE_N)),
-        "gemm_probe_rounds": meas.get("probe_rounds"),
+        "gemm_probe_rounds": meas.get("probe_rounds"), "passes": meas.get("passes"),
         "held_out_by_group": {g["family"]: g["mape_pct"] for g in scored["groups"]},
         "global": _params_dict(glob), "families": {f: _params_dict(p) for f, p in fams.items()},
         "groups": {g: _params_dict(p) for g, p in groups.items()},
@@ -460,12 +503,17 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
     out.mkdir(parents=True, exist_ok=True)
     rec = Recorder(out / TRACES_DIR)
     with rec:
-        rows = record(rec, cases if cases is not None else calibration_cases(np), start + budget_s,
-                      report["blas_threads"], clock=clock, before_pass=sampler and sampler.round)
-    if sampler is not None:
-        if not sampler.times[DTYPES[0]][sampler.sizes[0]]:
-            sampler.round()
-        meas = {**meas, **sampler.summary()}
+        passes = record(rec, cases if cases is not None else calibration_cases(np), start + budget_s,
+                        report["blas_threads"], clock=clock, before_pass=sampler and sampler.round)
+        kept = list(range(len(passes)))
+        if sampler is not None:
+            if not sampler.rounds:
+                sampler.round()
+            kept = steady_passes(sampler.probe_rounds(), len(passes))
+            meas = {**meas, **sampler.summary(kept or None)}
+        rows = [r for p in kept for r in passes[p]]
+        rec.rows[:] = rows  # the traces written are the ones fitted
+    meas["passes"] = {"recorded": len(passes), "kept": kept}
     with atomic_path(out / ARCH_FILE) as tmp:
         tmp.write_text(arch_yaml(report, meas, name))
     arch = load_arch(out / ARCH_FILE)
@@ -555,13 +603,21 @@ changed state mid-way (15 of 23 at two threads) or the box was loaded (1 of 20 a
 
 
 def mixed_state_note(doc: dict) -> str | None:
-    """A note when the probe's per-round rates of a calibration (``gemm_probe_rounds``) spread beyond
-    :data:`MIXED_STATE`: the box changed state while it ran, and its parameters average two states; None otherwise."""
+    """A note when the box changed state while the calibration ran: the passes its fit kept
+    (:func:`steady_passes`), or, where it kept them all though its probe rounds spread beyond
+    :data:`MIXED_STATE`, that its parameters average two states; None otherwise."""
     rounds = doc.get("gemm_probe_rounds") or []
-    if len(rounds) < 2 or max(rounds) <= (1 + MIXED_STATE) * min(rounds):
+    passes = doc.get("passes") or {}
+    kept, recorded = len(passes.get("kept") or []), passes.get("recorded") or 0
+    if len(rounds) < 2:
         return None
-    return (f"the box changed state during the calibration: its probe rounds ran at {min(rounds):.4g}-"
-            f"{max(rounds):.4g} GFLOP/s, so its parameters average two states")
+    seen = f"the box changed state during the calibration: its probe rounds ran at {min(rounds):.4g}-{max(rounds):.4g} GFLOP/s"
+    if 0 < kept < recorded:
+        return (f"{seen}; it fitted the {kept} of {recorded} passes run in one state (probe "
+                f"{doc.get('gemm_probe_gflops'):.4g} GFLOP/s)")
+    if max(rounds) > (1 + MIXED_STATE) * min(rounds):
+        return f"{seen}, so its parameters average two states"
+    return None
 
 
 def state_notes(doc: dict, table: pa.Table) -> list[str]:
