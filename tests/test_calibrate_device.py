@@ -140,15 +140,16 @@ def test_directory_files_parse_and_reproduce_the_held_out_mape(cal_dir):
     items = items_from_table(table, arch)
     assert saved["configs"] == len(items) == 6
     assert saved["split"]["train"] + saved["split"]["held_out"] == 6 and saved["split"]["held_out"] >= 1
-    rows = {it.label: (project(arch, it.workload, it.working_set), it.launches, it.measured_s) for it in items}
+    rows = {it.label: (project(arch, it.workload, it.working_set), it.launches, it.measured_s, it.threaded_calls)
+            for it in items}
     # The saved scales are the fit on all six; the held-out MAPE is the same fit on the train labels, scored on the rest.
     g = saved["groups"]["gemm float32"]
     every = fit(list(rows.values()), "all")
-    assert (g["launch_overhead_s"], g["compute_scale"], g["memory_scale"]) == pytest.approx(
-        (every.launch_overhead_s, every.compute_scale, every.memory_scale))
+    assert (g["launch_overhead_s"], g["threaded_call_s"], g["compute_scale"], g["memory_scale"]) == pytest.approx(
+        (every.launch_overhead_s, every.threaded_call_s, every.compute_scale, every.memory_scale))
     half = fit([rows[lbl] for lbl in saved["split"]["train_labels"]], "train")
     held = [r for lbl, r in rows.items() if lbl not in saved["split"]["train_labels"]]
-    ape = [abs(half.predict(pr, n) - t) / t for pr, n, t in held]
+    ape = [abs(half.predict(pr, n, c) - t) / t for pr, n, t, c in held]
     assert len(held) == saved["split"]["held_out"]
     assert saved["held_out_mape_pct"] == pytest.approx(100 * statistics.fmean(ape))
     # Each configuration's merged time is the median over its passes.
@@ -535,3 +536,23 @@ def test_a_calibration_fits_and_writes_only_the_passes_of_one_state(tmp_path, mo
     assert l3.bandwidth == pytest.approx(55.0 / arch.clock_ghz, rel=1e-5)  # the fastest kept round's, not round 3's 95
     note = dc.mixed_state_note(doc)
     assert "fitted the 5 of 9 passes run in one state" in note and f"{fast:.4g} GFLOP/s" in note
+
+
+def test_threaded_calls_count_each_blas_call_on_more_than_one_thread():
+    from accelsim.model.workload import Gemm, Sparsity
+    from accelsim.replay.project import OnThreads, threaded_calls
+
+    doc = load_arch("cpu_numpy").model_dump(mode="python")
+    doc["compute"]["units"] = 2
+    two = load_arch(doc)
+    row = {"backend": "numpy", "params": json.dumps({"blas_threads": 2})}
+    batch = Gemm("qk", 128, 128, 32, "fp32", count=768)
+    assert threaded_calls(row, batch, two) == 768  # NumPy calls BLAS once per matrix of a batch
+    assert threaded_calls(row, OnThreads(batch, 1), two) == 0  # small: OpenBLAS runs it on one thread
+    assert threaded_calls(row, OnThreads(batch, 2), two) == 768
+    assert threaded_calls(row, OnThreads(batch, 2, pooled=True), two) == 0  # the caller's pool, BLAS on one each
+    sparse = Gemm("w", 64, 64, 64, "fp32", weight_sparsity=Sparsity.parse("2:4"))
+    assert threaded_calls(row, [batch, OnThreads(batch, 1), sparse, Gemm("g", 8, 8, 8, "fp32")], two) == 769
+    assert threaded_calls({**row, "params": json.dumps({"blas_threads": 1})}, batch, two) == 0
+    assert threaded_calls({**row, "backend": "cupy"}, batch, two) == 0
+    assert threaded_calls(row, batch, load_arch("cpu_numpy")) == 0  # a one-unit arch

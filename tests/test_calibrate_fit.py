@@ -151,7 +151,7 @@ def _items(families: dict[str, list[str]]):
         for g in groups:
             c, m, n = float(10 ** rng.uniform(-5, -3)), float(10 ** rng.uniform(-5, -3)), int(rng.integers(1, 4))
             t = truth[fam]
-            items.append(types.SimpleNamespace(family=fam, group=g, launches=n,
+            items.append(types.SimpleNamespace(family=fam, group=g, launches=n, threaded_calls=0,
                                                measured_s=(t[0] * n + t[1] * c + t[2] * m) * float(np.exp(rng.normal(0, 0.05)))))
             projections.append(Projection(c, m, 0.0, 0.0))
     return items, projections
@@ -256,9 +256,9 @@ def test_undetermined_scale_predicts_no_time():
 
 def test_uncalibrated_params_predict_the_engine_time():
     p = Projection(2e-3, 5e-3, 0.0, 0.0)
-    assert Params().predict(p, 7) == p.compute_s + p.memory_s
-    assert Params().to_dict() == {"launch_overhead_s": 0.0, "compute_efficiency": 1.0, "bandwidth_fraction": 1.0,
-                                  "source": "uncalibrated"}
+    assert Params().predict(p, 7, 30) == p.compute_s + p.memory_s
+    assert Params().to_dict() == {"launch_overhead_s": 0.0, "threaded_call_s": 0.0, "compute_efficiency": 1.0,
+                                  "bandwidth_fraction": 1.0, "source": "uncalibrated"}
 
 
 def test_mape_refuses_unpaired_or_empty_sequences():
@@ -306,7 +306,7 @@ def test_blas_families_borrow_the_compute_scale_of_their_dtypes_gemm(family):
     for group, (cs, ms) in truth.items():
         for _ in range(MIN_FAMILY_FIT if group.startswith(family) else 4):
             c, m, n = float(10 ** rng.uniform(-5, -3)), float(10 ** rng.uniform(-5, -3)), int(rng.integers(1, 4))
-            items.append(types.SimpleNamespace(family=group.split()[0], group=group, launches=n,
+            items.append(types.SimpleNamespace(family=group.split()[0], group=group, launches=n, threaded_calls=0,
                                                measured_s=1e-6 * n + cs * c + ms * m))
             proj.append(Projection(c, m, 0.0, 0.0))
     glob, fams, groups = fit_groups(items, proj, list(range(len(items))))
@@ -324,3 +324,22 @@ def test_a_family_with_no_memory_time_leaves_the_memory_scale_undetermined():
     compute_only = [(Projection(p.compute_s, 0.0, 0.0, 0.0), n, t) for p, n, t in rows]
     got = fit(compute_only, "compute only")
     assert got.memory_scale is None and got.compute_scale is not None
+
+
+def test_fit_recovers_the_overhead_per_threaded_call_and_families_reuse_it():
+    """Rows built from known parameters (launch 1 µs, 6 µs per threaded call, compute scale 1.25, memory 1.6): the
+    global fit finds all four, and a family fit keeps the global overheads and fits only its scales."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for _ in range(12):
+        c, m = float(10 ** rng.uniform(-5, -3)), float(10 ** rng.uniform(-5, -3))
+        n, calls = int(rng.integers(1, 4)), int(rng.choice([0, 1, 64, 512]))
+        rows.append((Projection(c, m, 0.0, 0.0), n, 1e-6 * n + 6e-6 * calls + 1.25 * c + 1.6 * m, calls))
+    got = fit(rows, "test")
+    assert got.launch_overhead_s == pytest.approx(1e-6, rel=1e-6)
+    assert got.threaded_call_s == pytest.approx(6e-6, rel=1e-6)
+    assert got.compute_scale == pytest.approx(1.25, rel=1e-6) and got.memory_scale == pytest.approx(1.6, rel=1e-6)
+    assert got.predict(rows[0][0], rows[0][1], rows[0][3]) == pytest.approx(rows[0][2])
+    fam = fit([(p, n, t + 2e-6 * c, c) for p, n, t, c in rows], "family", launch_overhead_s=1e-6, threaded_call_s=6e-6)
+    assert fam.threaded_call_s == 6e-6 and fam.launch_overhead_s == 1e-6  # held: the 2 µs more per call goes elsewhere
+    assert fit([r[:3] for r in rows if r[3] == 0], "no threaded calls").threaded_call_s == 0.0

@@ -222,7 +222,7 @@ def test_blas_family_takes_gemm_compute_and_fits_its_bandwidth(family):
         mem = c * (0.01 if fam == "gemm" else float(rng.uniform(0.1, 0.5)))
         truth_mem = 1.0 if fam == "gemm" else 20.0
         y = (1e-6 + 1.25 * c + truth_mem * mem) * float(np.exp(rng.normal(0, 0.03)))
-        items.append(types.SimpleNamespace(family=fam, group=f"{fam} float32", launches=1, measured_s=y))
+        items.append(types.SimpleNamespace(family=fam, group=f"{fam} float32", launches=1, threaded_calls=0, measured_s=y))
         projections.append(Projection(c, mem, 0.0, 0.0))
     glob, fams, groups = fit_groups(items, projections, list(range(12)))
     gemm, rt = groups["gemm float32"], groups[f"{family} float32"]

@@ -67,8 +67,9 @@ def calibrate(
         print_json(summary)
         return
     m = doc["measured"]
-    rows = [[g, p["launch_overhead_s"], p.get("compute_efficiency"), p.get("bandwidth_fraction"), p["source"],
-             doc["held_out_by_group"].get(g)] for g, p in {"global": doc["global"], **doc["groups"]}.items()]
+    rows = [[g, p["launch_overhead_s"], p.get("threaded_call_s"), p.get("compute_efficiency"),
+             p.get("bandwidth_fraction"), p["source"], doc["held_out_by_group"].get(g)]
+            for g, p in {"global": doc["global"], **doc["groups"]}.items()]
     caption = [
         f"{doc['device_name']}, BLAS on {doc['blas_threads']} threads; GEMM peak "
         f"{m['gemm_gflops']['float32']['max']:.3g} GFLOP/s fp32, {m['gemm_gflops']['float64']['max']:.3g} fp64; "
@@ -76,8 +77,8 @@ def calibrate(
         + f"; tiny matmul {m['call_overhead_s']['median'] * 1e6:.3g} us (load average {m['load_average_1min']:.2f})",
         *_state_line(doc), score, wrote,
     ]
-    print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "compute_efficiency", "bandwidth_fraction",
-                                      "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))
+    print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "threaded_call_s", "compute_efficiency",
+                                      "bandwidth_fraction", "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))
 
 
 def _state_line(doc: dict) -> list[str]:

@@ -256,7 +256,8 @@ def print_validation(report: dict, traces: str, plot: Path | None = None) -> Non
         from accelsim.replay.calibrate import MIN_FAMILY_FIT
 
         for fam, p in cal["params"].items():
-            caption.append(f"{fam}: launch_overhead_s={_g(p['launch_overhead_s'])}, compute_efficiency="
+            caption.append(f"{fam}: launch_overhead_s={_g(p['launch_overhead_s'])}, threaded_call_s="
+                           f"{_g(p.get('threaded_call_s', 0.0))}, compute_efficiency="
                            f"{_g(p['compute_efficiency'])}, bandwidth_fraction={_g(p['bandwidth_fraction'])} "
                            f"({p['source']})")
         if any(p["source"] == "global" for p in cal["params"].values()):

@@ -6,12 +6,15 @@ fraction of peak at each dtype — where the group has enough training configura
 family, else globally:
 
 - ``launch_overhead_s``: seconds added per kernel launch (host dispatch, launch latency);
+- ``threaded_call_s``: seconds added per BLAS call a NumPy record made on more than one thread
+  (:func:`~accelsim.replay.project.threaded_calls`: starting and joining them), fitted globally as the
+  launch overhead is;
 - ``compute_efficiency``: the fraction of the arch's peak MAC rate the kernels reach;
 - ``bandwidth_fraction``: the fraction of the modelled memory time the kernels reach.
 
-The model is ``t = launches·launch_overhead_s + compute_s / compute_efficiency + memory_s /
-bandwidth_fraction`` with the engine's split of busy compute and memory time. It is linear in
-(overhead, 1/efficiency, 1/fraction), so the fit is a least-squares problem in *relative* error
+The model is ``t = launches·launch_overhead_s + threaded calls·threaded_call_s + compute_s / compute_efficiency
++ memory_s / bandwidth_fraction`` with the engine's split of busy compute and memory time. It is linear in
+(overheads, 1/efficiency, 1/fraction), so the fit is a least-squares problem in *relative* error
 (every configuration counts alike however long it runs) with bounded coefficients — overhead ≥ 0,
 efficiency and fraction in (0, 1], since the arch's peaks are what the device reaches at best —
 solved exactly by trying each subset of free coefficients — no iterative solver, no randomness.
@@ -74,17 +77,19 @@ class Params:
     compute_scale: float | None = 1.0
     memory_scale: float | None = 1.0
     source: str = "uncalibrated"
+    threaded_call_s: float = 0.0
 
-    def predict(self, p: Projection, launches: int) -> float:
-        return (self.launch_overhead_s * launches + (self.compute_scale or 0.0) * p.compute_s
-                + (self.memory_scale or 0.0) * p.memory_s)
+    def predict(self, p: Projection, launches: int, threaded_calls: int = 0) -> float:
+        return (self.launch_overhead_s * launches + self.threaded_call_s * threaded_calls
+                + (self.compute_scale or 0.0) * p.compute_s + (self.memory_scale or 0.0) * p.memory_s)
 
     def to_dict(self) -> dict:
         def inv(s):
             return None if s is None or s == 0 else 1.0 / s
 
-        return {"launch_overhead_s": self.launch_overhead_s, "compute_efficiency": inv(self.compute_scale),
-                "bandwidth_fraction": inv(self.memory_scale), "source": self.source}
+        return {"launch_overhead_s": self.launch_overhead_s, "threaded_call_s": self.threaded_call_s,
+                "compute_efficiency": inv(self.compute_scale), "bandwidth_fraction": inv(self.memory_scale),
+                "source": self.source}
 
 
 def mape(projected, measured) -> float:
@@ -153,27 +158,28 @@ def _nnls(a: np.ndarray, t: np.ndarray, live: list[int]) -> np.ndarray:
     return best
 
 
-def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_s: float | None = None,
-        compute_scale: float | None = None) -> Params:
-    """Fit :class:`Params` to ``(projection, launches, measured_s)`` rows: bounded, relative LS.
+def fit(rows: list[tuple], source: str, launch_overhead_s: float | None = None,
+        compute_scale: float | None = None, threaded_call_s: float | None = None) -> Params:
+    """Fit :class:`Params` to ``(projection, launches, measured_s[, threaded_calls])`` rows: bounded, relative LS.
 
-    Minimises Σ ((prediction − measured) / measured)² with the overhead ≥ 0 and both scales ≥
+    Minimises Σ ((prediction − measured) / measured)² with both overheads ≥ 0 and both scales ≥
     :data:`MIN_SCALE` (efficiency and bandwidth fraction ≤ 1): the scales' excess over the bound and
-    the overhead are solved over every subset (others held at 0), keeping the best non-negative
+    the overheads are solved over every subset (others held at 0), keeping the best non-negative
     solution — the exact bounded least-squares optimum for so few coefficients. With ``launch_overhead_s``
-    given, only the two scales are fitted (a family fit reuses the global overhead: it is a
-    property of the host and runtime, not of the kernel); with ``compute_scale`` given too, only the
+    and ``threaded_call_s`` given, only the two scales are fitted (a family fit reuses the global overheads:
+    they are properties of the host and runtime, not of the kernel); with ``compute_scale`` given too, only the
     memory scale. Scales whose time is zero on every row (no compute in a streaming family) are not
     determined and come back ``None``; one whose time is below :data:`NEGLIGIBLE` of every row's is held at
     :data:`MIN_SCALE`.
     """
     if not rows:
         raise AccelsimError("calibration: no training configurations; raise --calibrate-on")
-    x = np.array([[n, p.compute_s, p.memory_s] for p, n, _ in rows], float)
-    y = np.array([m for _, _, m in rows], float)
+    rows = [(r + (0,))[:4] for r in rows]
+    x = np.array([[n, p.compute_s, p.memory_s, c] for p, n, _, c in rows], float)
+    y = np.array([m for _, _, m, _ in rows], float)
     a = x / y[:, None]
     t = np.ones(len(rows))
-    fixed = {0: launch_overhead_s, 1: compute_scale}
+    fixed = {0: launch_overhead_s, 1: compute_scale, 3: threaded_call_s}
     for j, v in fixed.items():
         if v is not None:
             t = t - v * a[:, j]
@@ -181,8 +187,8 @@ def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_
     held = [j for j in (1, 2) if np.any(a[:, j] > 0) and not np.any(a[:, j] > NEGLIGIBLE)]
     t = t - MIN_SCALE * a[:, held].sum(axis=1)
     a[:, held] = 0.0
-    live = [j for j in range(3) if np.any(a[:, j] > 0)]
-    scales = [j for j in live if j > 0]
+    live = [j for j in range(4) if np.any(a[:, j] > 0)]
+    scales = [j for j in live if j in (1, 2)]
     coef = _nnls(a, t - a[:, scales].sum(axis=1), live)  # scale = MIN_SCALE + excess, excess >= 0
     coef[scales + held] += MIN_SCALE
     has_compute = bool(np.any(x[:, 1] > 0))
@@ -191,6 +197,7 @@ def fit(rows: list[tuple[Projection, int, float]], source: str, launch_overhead_
         compute_scale=(compute_scale if compute_scale is not None else float(coef[1])) if has_compute else None,
         memory_scale=float(coef[2]) if 2 in live or 2 in held else None,
         source=source,
+        threaded_call_s=float(coef[3]) if threaded_call_s is None else threaded_call_s,
     )
 
 
@@ -203,14 +210,15 @@ def fit_groups(items: list[Item], projections: list[Projection], train: list[int
     term), so they take the ``gemm`` compute scale of their dtype and fit only their bandwidth fraction:
     their NumPy passes and GEMMs both grow with the operands, too alike to tell two scales apart.
     """
-    rows = {i: (projections[i], items[i].launches, items[i].measured_s) for i in train}
+    rows = {i: (projections[i], items[i].launches, items[i].measured_s, items[i].threaded_calls) for i in train}
     glob = fit(list(rows.values()), "global")
+    overheads = {"launch_overhead_s": glob.launch_overhead_s, "threaded_call_s": glob.threaded_call_s}
     fams, groups = {}, {}
     for f in sorted({it.family for it in items}, key=lambda f: (f in BLAS_FAMILIES, f)):
         mine = [rows[i] for i in train if items[i].family == f]
         blas = f in BLAS_FAMILIES
         borrow = (fams.get("gemm") or glob).compute_scale if blas else None
-        fams[f] = fit(mine, f"family ({len(mine)} configs)", glob.launch_overhead_s, borrow) if len(
+        fams[f] = fit(mine, f"family ({len(mine)} configs)", compute_scale=borrow, **overheads) if len(
             mine) >= MIN_FAMILY_FIT else glob
         for g in sorted({it.group for it in items if it.family == f}):
             ours = [rows[i] for i in train if items[i].group == g]
@@ -219,7 +227,7 @@ def fit_groups(items: list[Item], projections: list[Projection], train: list[int
                 if blas else None
             own = len(ours) >= MIN_FAMILY_FIT and (blas or len(ours) < len(mine))
             groups[g] = fit(ours, f"group ({len(ours)} configs)" + (", gemm's compute" if blas else ""),
-                            glob.launch_overhead_s, borrow) if own else fams[f]
+                            compute_scale=borrow, **overheads) if own else fams[f]
     return glob, fams, groups
 
 
@@ -271,7 +279,7 @@ def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: i
     kernels = []
     for i, it in enumerate(items):
         p = projections[i]
-        t = params[it.group].predict(p, it.launches)
+        t = params[it.group].predict(p, it.launches, it.threaded_calls)
         e = p.dynamic_j + p.leakage_w * t
         row = {
             "id": i, "family": it.family, "group": it.group, "kernel": it.kernel, "label": it.label, "executed": executed(arch, it),

@@ -448,7 +448,7 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
 
 
 def _params_dict(p: Params) -> dict:
-    return {"launch_overhead_s": p.launch_overhead_s, "compute_scale": p.compute_scale,
+    return {"launch_overhead_s": p.launch_overhead_s, "threaded_call_s": p.threaded_call_s, "compute_scale": p.compute_scale,
             "memory_scale": p.memory_scale, "source": p.source, **{k: v for k, v in p.to_dict().items()
                                                                      if k in ("compute_efficiency", "bandwidth_fraction")}}
 
@@ -552,7 +552,7 @@ def load_calibration_dir(path) -> tuple:
         if not isinstance(d, dict):
             raise CalibrationDirError(f"--calibration {cal_file}: field {where}: expected a mapping")
         vals = {}
-        for key in ("launch_overhead_s", "compute_scale", "memory_scale"):
+        for key in ("launch_overhead_s", "threaded_call_s", "compute_scale", "memory_scale"):
             v = d.get(key)
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
                                   or ensure_finite(v, f"--calibration {cal_file}: field {where}.{key}") < 0):
@@ -560,7 +560,7 @@ def load_calibration_dir(path) -> tuple:
                                           "non-negative number")
             vals[key] = v
         return Params(vals["launch_overhead_s"] or 0.0, vals["compute_scale"], vals["memory_scale"],
-                      f"{d.get('source', where)} ({path})")
+                      f"{d.get('source', where)} ({path})", vals["threaded_call_s"] or 0.0)
 
     cal = {"global": params(doc.get("global"), "global"),
            "families": {k: params(v, f"families.{k}") for k, v in (doc.get("families") or {}).items()},

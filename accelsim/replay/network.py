@@ -83,7 +83,7 @@ def simulator_predictor(arch: ArchConfig, calibration: dict | None = None):
     def predict(item, footprint: int = 0):
         p = project(arch, item.workload, item.working_set)
         params = _params_for(calibration, item)
-        t = params.predict(p, item.launches)
+        t = params.predict(p, item.launches, item.threaded_calls)
         e = p.dynamic_j + p.leakage_w * t
         fetch = cold_fetch(arch, item, footprint)
         if fetch is not None:

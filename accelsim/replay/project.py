@@ -169,10 +169,12 @@ class Streaming:
 
 @dataclass(frozen=True)
 class OnThreads:
-    """A GEMM that runs on ``threads`` of the arch's units (:func:`blas_threads_used`)."""
+    """A GEMM that runs on ``threads`` of the arch's units (:func:`blas_threads_used`); ``pooled``: on the
+    caller's own pool of ``threads`` workers, BLAS held to one thread each, so no call starts BLAS threads."""
 
     workload: Gemm
     threads: int
+    pooled: bool = False
 
 
 OPENBLAS_THREAD_MNK = 65536 * 4
@@ -230,6 +232,8 @@ class Item(Measured):
     workload: object
     launches: int
     working_set: int
+    threaded_calls: int = 0
+    """BLAS calls the record made on more than one thread (:func:`threaded_calls`)."""
 
 
 @dataclass(frozen=True)
@@ -375,7 +379,7 @@ def _as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype:
         small = Gemm(f"{kernel}.vectors", VECTOR_WIDTH, g["width"], g["depth"], dtype, count=g["vectors"] * g["panels"])
         have = _blas_threads(row, params) or arch.compute.units
         threads = g["workers"] if g["held"] else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have)
-        parts.append(OnThreads(small, min(max(1, threads), arch.compute.units)))
+        parts.append(OnThreads(small, min(max(1, threads), arch.compute.units), pooled=g["held"]))
         launches = g["vectors"] * g["panels"]
         family = GATHER
     elif params.get("cpu_path") == "decompress_blas":
@@ -462,6 +466,23 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
     return family, layer, (len(factors) if not fused else 1)
 
 
+def threaded_calls(row: dict, workload, arch: ArchConfig) -> int:
+    """How many BLAS calls a NumPy record made on more than one thread: one per matrix (NumPy calls BLAS once per
+    matrix of a batch) of each GEMM that :func:`_on_threads` left on all of the arch's units, or that
+    :class:`OnThreads` puts on two or more BLAS threads; 0 for other records. Each such call starts and joins
+    its threads: on the 2-vCPU EPYC a 128³ two-thread GEMM took 3-4 µs beyond half its one-thread time, and
+    ~22 µs while the VM was in its slow state."""
+    if row.get("backend") != "numpy" or (_blas_threads(row, _json_field(row, "params")) or 1) < 2:
+        return 0
+    if isinstance(workload, list):
+        return sum(threaded_calls(row, w, arch) for w in workload)
+    if isinstance(workload, OnThreads):
+        return 0 if workload.pooled or workload.threads < 2 else workload.workload.count
+    if isinstance(workload, Gemm) and workload.weight_sparsity.kind == "dense" and arch.compute.units >= 2:
+        return workload.count
+    return 0
+
+
 def items_from_table(table: pa.Table, arch: ArchConfig) -> list[Item]:
     """Merge repeated rows per configuration (:func:`~accelsim.replay.traces.merge_runs`: its key's
     ``shapes`` tells apart projections, whose m, n, k are null) and map each to a workload.
@@ -479,6 +500,7 @@ def items_from_table(table: pa.Table, arch: ArchConfig) -> list[Item]:
             measured_s=float(row["time_s"]),
             measured_j=float(row["energy_j"]) if row["energy_j"] is not None else None,
             workload=workload, launches=launches, working_set=int(ws), runs=row["runs"], row=row,
+            threaded_calls=threaded_calls(row, workload, arch),
         ))
     return items
 
