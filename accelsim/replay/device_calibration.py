@@ -227,7 +227,7 @@ class PeakSampler:
 STATE_GAP = 0.08
 """Smallest step between two sorted probe rounds that :func:`steady_passes` takes for a change of the box's state.
 On the 2-vCPU EPYC one state's rounds spread 2-13 % (fastest / slowest) in small steps; at two threads the states
-lie 20-30 % apart (probe 176-210 or 231-262 GFLOP/s)."""
+lie 20-30 % apart (probe 176-219 or 231-263 GFLOP/s)."""
 MIN_PASSES = 3
 """Fewest passes :func:`steady_passes` keeps; with fewer in one state, every pass is kept (and the calibration is
 called mixed)."""

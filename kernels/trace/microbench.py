@@ -86,7 +86,7 @@ def gemm_times(n: int, dtype: str, repeats: int) -> list[float]:
 
 PROBE_N = 256
 """Size of the square fp32 GEMM that probes the box's state (:func:`gemm_probe_gflops`). At two threads the
-2-vCPU EPYC ran it at 182-217 or at 231-260 GFLOP/s for tens of seconds to minutes at a time; 1024³ moved by 5 %."""
+2-vCPU EPYC ran it at 176-219 or at 231-263 GFLOP/s for tens of seconds to minutes at a time; 1024³ moved by 5-11 %."""
 
 
 def gemm_probe_gflops(repeats: int = 3) -> float:
