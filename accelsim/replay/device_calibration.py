@@ -448,9 +448,9 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
 
 
 def _params_dict(p: Params) -> dict:
-    return {"launch_overhead_s": p.launch_overhead_s, "threaded_call_s": p.threaded_call_s, "compute_scale": p.compute_scale,
-            "memory_scale": p.memory_scale, "source": p.source, **{k: v for k, v in p.to_dict().items()
-                                                                     if k in ("compute_efficiency", "bandwidth_fraction")}}
+    return {"launch_overhead_s": p.launch_overhead_s, "threaded_call_s": p.threaded_call_s,
+            "compute_scale": p.compute_scale, "memory_scale": p.memory_scale, "source": p.source,
+            **{k: v for k, v in p.to_dict().items() if k in ("compute_efficiency", "bandwidth_fraction")}}
 
 
 def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) -> dict:
@@ -611,7 +611,8 @@ def mixed_state_note(doc: dict) -> str | None:
     kept, recorded = len(passes.get("kept") or []), passes.get("recorded") or 0
     if len(rounds) < 2:
         return None
-    seen = f"the box changed state during the calibration: its probe rounds ran at {min(rounds):.4g}-{max(rounds):.4g} GFLOP/s"
+    seen = (f"the box changed state during the calibration: its probe rounds ran at {min(rounds):.4g}-"
+            f"{max(rounds):.4g} GFLOP/s")
     if 0 < kept < recorded:
         return (f"{seen}; it fitted the {kept} of {recorded} passes run in one state (probe "
                 f"{doc.get('gemm_probe_gflops'):.4g} GFLOP/s)")
