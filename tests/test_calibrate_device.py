@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from accelsim.model.arch import load_arch
+from accelsim.replay import box_state as bs
 from accelsim.replay import device_calibration as dc
 from accelsim.replay.calibrate import Params, fit
 from accelsim.replay.project import items_from_table, project
@@ -345,7 +346,7 @@ def test_gemm_peak_is_the_fastest_run_over_sizes_and_rounds(monkeypatch):
         return [secs[d, n][sum(1 for c in calls if c[:2] == (d, n)) - 1]] * r
 
     monkeypatch.setattr(mb, "gemm_times", fake)
-    s = dc.PeakSampler({}, sizes=(256, 512), per_round=3)
+    s = bs.PeakSampler({}, 3, sizes=(256, 512))
     s.round()
     s.round()
     got = s.summary()
@@ -382,7 +383,7 @@ def test_copies_and_scatters_are_timed_at_the_cache_sizes_every_round(monkeypatc
     monkeypatch.setattr(mb, "copy_rates", fake("copy"))
     monkeypatch.setattr(mb, "indexed_rates", fake("indexed"))
     monkeypatch.setattr(mb, "gemm_times", lambda n, d, r: [1e-3] * r)
-    s = dc.PeakSampler(m["copy_bytes"], sizes=(64,), per_round=2)
+    s = bs.PeakSampler(m["copy_bytes"], 2, sizes=(64,))
     s.round()
     s.round()
     got = s.summary()
@@ -442,15 +443,15 @@ def _probe_table(rates_per_run):
 def test_state_notes_compare_the_runs_probe_with_the_calibrations():
     doc = {"gemm_probe_gflops": 200.0}
     # Median of 150, 160, 170, 165, 155 = 160: 20 % slower than the calibration, a warning.
-    (note,) = dc.state_notes(doc, _probe_table([[150.0, 160.0, 170.0], [165.0, 155.0]]))
+    (note,) = bs.state_notes(doc, _probe_table([[150.0, 160.0, 170.0], [165.0, 155.0]]))
     assert "160 GFLOP/s" in note and "median of 5 passes" in note and "200" in note and "-20%" in note
     assert "ran slower" in note
-    (note,) = dc.state_notes(doc, _probe_table([[230.0, 240.0, 250.0]]))
+    (note,) = bs.state_notes(doc, _probe_table([[230.0, 240.0, 250.0]]))
     assert "+20%" in note and "ran faster" in note
-    (note,) = dc.state_notes(doc, _probe_table([[195.0, 205.0, 210.0]]))  # +2.5 %: stated, no warning
+    (note,) = bs.state_notes(doc, _probe_table([[195.0, 205.0, 210.0]]))  # +2.5 %: stated, no warning
     assert "+2%" in note and "calibrate again" not in note
-    assert dc.state_notes({}, _probe_table([[195.0]])) == []  # a calibration without a probe
-    assert dc.state_notes(doc, _probe_table([])) == []  # a run without probes (a GPU run)
+    assert bs.state_notes({}, _probe_table([[195.0]])) == []  # a calibration without a probe
+    assert bs.state_notes(doc, _probe_table([])) == []  # a run without probes (a GPU run)
 
 
 def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypatch):
@@ -481,31 +482,31 @@ def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypa
 def test_a_calibration_whose_probe_rounds_spread_is_called_mixed():
     steady = {"gemm_probe_gflops": 250.0, "gemm_probe_rounds": [245.0, 250.0, 255.0, 260.0]}  # 6 %: one state
     mixed = {"gemm_probe_gflops": 240.0, "gemm_probe_rounds": [250.0, 245.0, 190.0, 185.0]}  # 35 %: two
-    assert dc.mixed_state_note(steady) is None and dc.mixed_state_note({}) is None
-    note = dc.mixed_state_note(mixed)
+    assert bs.mixed_state_note(steady) is None and bs.mixed_state_note({}) is None
+    note = bs.mixed_state_note(mixed)
     assert "185-250 GFLOP/s" in note and "average two states" in note
     # validate states it beside the run's probe, whatever the run's
-    notes = dc.state_notes(mixed, _probe_table([[240.0, 241.0]]))
+    notes = bs.state_notes(mixed, _probe_table([[240.0, 241.0]]))
     assert len(notes) == 2 and notes[1] == note and "ran slower" not in notes[0] and "ran faster" not in notes[0]
 
 
 def test_steady_passes_keep_the_majority_state_and_drop_passes_that_straddle_a_change():
     # Fast (~250) majority; passes 2-4 were run slow, and pass 1 ends where the slow rounds begin.
     fast_first = [250.0, 252.0, 190.0, 188.0, 192.0, 251.0, 249.0, 250.0, 253.0]
-    assert dc.steady_passes(fast_first, 9) == [0, 5, 6, 7, 8]
+    assert bs.steady_passes(fast_first, 9) == [0, 5, 6, 7, 8]
     # A slow majority is kept just the same: the state is the median round's, not the faster one.
     slow_most = [190.0, 192.0, 250.0, 251.0, 188.0, 191.0, 189.0, 193.0, 190.0]
-    assert dc.steady_passes(slow_most, 9) == [0, 4, 5, 6, 7, 8]
+    assert bs.steady_passes(slow_most, 9) == [0, 4, 5, 6, 7, 8]
     # Half and half: the state the box is in at the end (the last round's).
-    assert dc.steady_passes([190.0, 190.0, 190.0, 250.0, 250.0, 250.0], 6) == [3, 4, 5]
-    assert dc.steady_passes([250.0, 250.0, 250.0, 190.0, 190.0, 190.0], 6) == [3, 4, 5]
+    assert bs.steady_passes([190.0, 190.0, 190.0, 250.0, 250.0, 250.0], 6) == [3, 4, 5]
+    assert bs.steady_passes([250.0, 250.0, 250.0, 190.0, 190.0, 190.0], 6) == [3, 4, 5]
     # Rounds 13 % apart in steps of at most 7.6 % (250/232.3): one state, every pass; a 9 % step splits.
-    assert dc.steady_passes([250.0, 232.3, 262.0, 240.0, 250.0], 5) == [0, 1, 2, 3, 4]
-    assert dc.steady_passes([116.0, 128.0, 131.0, 129.0, 128.0], 5) == [1, 2, 3, 4]
+    assert bs.steady_passes([250.0, 232.3, 262.0, 240.0, 250.0], 5) == [0, 1, 2, 3, 4]
+    assert bs.steady_passes([116.0, 128.0, 131.0, 129.0, 128.0], 5) == [1, 2, 3, 4]
     # Fewer than three passes in one state, or rounds missing: every pass.
-    assert dc.steady_passes([250.0, 190.0, 250.0, 190.0], 4) == [0, 1, 2, 3]
-    assert dc.steady_passes([250.0], 3) == [0, 1, 2]
-    assert dc.steady_passes([], 0) == []
+    assert bs.steady_passes([250.0, 190.0, 250.0, 190.0], 4) == [0, 1, 2, 3]
+    assert bs.steady_passes([250.0], 3) == [0, 1, 2]
+    assert bs.steady_passes([], 0) == []
 
 
 def test_a_calibration_fits_and_writes_only_the_passes_of_one_state(tmp_path, monkeypatch):
@@ -534,7 +535,7 @@ def test_a_calibration_fits_and_writes_only_the_passes_of_one_state(tmp_path, mo
     arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
     l3 = next(m for m in arch.memory if m.name == "l3")
     assert l3.bandwidth == pytest.approx(55.0 / arch.clock_ghz, rel=1e-5)  # the fastest kept round's, not round 3's 95
-    note = dc.mixed_state_note(doc)
+    note = bs.mixed_state_note(doc)
     assert "fitted the 5 of 9 passes run in one state" in note and f"{fast:.4g} GFLOP/s" in note
 
 

@@ -83,7 +83,7 @@ def calibrate(
 
 def _state_line(doc: dict) -> list[str]:
     """The box's state while calibrating: the probe GEMM's median rate per round (``accelsim run`` probes the same)."""
-    from accelsim.replay.device_calibration import mixed_state_note
+    from accelsim.replay.box_state import mixed_state_note
     from kernels.trace.microbench import PROBE_N
 
     rounds = doc.get("gemm_probe_rounds") or []

@@ -110,7 +110,7 @@ def _calibration_here(path: Path, backend: str | None):
 
 
 def _report(rows, cfg, params, doc) -> dict:
-    from accelsim.replay.device_calibration import state_notes
+    from accelsim.replay.box_state import state_notes
     from accelsim.replay.network import compare_run
     from kernels.trace import SCHEMA
 

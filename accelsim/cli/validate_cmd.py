@@ -103,7 +103,8 @@ def _show_kernels(report: dict, traces, plot, fmt) -> None:
 def _validate_with_dir(traces, cal_dir, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt):
     """A network run (CPU) or kernel traces (GPU) projected with the arch and parameters `accelsim calibrate`
     wrote to ``cal_dir``."""
-    from accelsim.replay.device_calibration import check_same_device, load_calibration_dir, state_notes
+    from accelsim.replay.box_state import state_notes
+    from accelsim.replay.device_calibration import check_same_device, load_calibration_dir
     from accelsim.replay.gpu_calibration import is_gpu_calibration_dir
     from accelsim.replay.network import is_network_run
     from accelsim.replay.traces import load as load_traces

@@ -1,0 +1,158 @@
+"""The box's state while a device is calibrated and while a run is timed: the peaks sampled in rounds between a
+calibration's trace passes, the passes of one state it fits (:func:`steady_passes`), and what ``calibrate``,
+``validate`` and ``run --calibration`` say of the state (:func:`mixed_state_note`, :func:`state_notes`).
+
+On the 2-vCPU EPYC the box has two states at two BLAS threads (a 256³ probe GEMM at 176-219 or 231-263 GFLOP/s,
+for tens of seconds to minutes at a time); one thread sees no difference. BENCHMARKS.md "Seventh slice" has what
+the slow state slows.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from kernels.trace.microbench import PROBE_N
+
+__all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
+           "mixed_state_note", "state_notes", "steady_passes"]
+
+GEMM_SIZES = (256, 512, 1024)
+"""Square GEMM sizes timed per dtype; the peak is the fastest run of any. On a loaded 2-vCPU box a two-thread
+matmul waits a 4 ms scheduler step for its preempted thread (256³: 16 ms, against 0.15 ms a minute
+later), so the samples are spread over the whole calibration, between the trace passes."""
+DTYPES = ("float32", "float64")
+
+
+class PeakSampler:
+    """Peak samples taken in rounds (one before each trace pass), so the peaks and the traces see the same mix of
+    quiet and loaded moments: GEMM per dtype and size, copy per level of ``buffers`` (bytes per side), 2:4
+    scatters per cache level. Timed all at once, 21 L3 copies took half a second, and 5 of 153 two-thread calibrations
+    of the 2-vCPU EPYC got 95-116 GB/s as their fastest, against a median of 133. :meth:`summary` gives the fastest
+    run of each over the rounds asked for, and the median rate of the box-state probe
+    (:data:`~kernels.trace.microbench.PROBE_N`) per round (:meth:`probe_rounds`)."""
+
+    def __init__(self, buffers: dict[str, int], per_round: int, sizes=GEMM_SIZES):
+        self.buffers, self.sizes, self.per_round = buffers, sizes, per_round
+        self.rounds: list[dict] = []  # per round: {"gemm": {(dtype, n): seconds}, "copy"/"indexed": {level: GB/s}}
+
+    def round(self) -> None:
+        from kernels.trace.microbench import copy_rates, gemm_times, indexed_rates
+
+        r = {"gemm": {(d, n): gemm_times(n, d, self.per_round) for d in DTYPES for n in self.sizes},
+             "copy": {}, "indexed": {}}
+        for lvl, b in self.buffers.items():
+            r["copy"][lvl] = copy_rates(b, 2 * self.per_round)
+            if lvl != "dram":
+                r["indexed"][lvl] = indexed_rates(b, self.per_round)
+        self.rounds.append(r)
+
+    def probe_rounds(self) -> list[float]:
+        """The probe's median GFLOP/s per round (empty if the sizes leave it out)."""
+        from kernels.trace.microbench import Rate
+
+        return [Rate.of(2 * PROBE_N**3 / 1e9, r["gemm"][("float32", PROBE_N)])["median"]
+                for r in self.rounds if ("float32", PROBE_N) in r["gemm"]]
+
+    def summary(self, rounds=None) -> dict:
+        """The peaks over ``rounds`` (indices; all by default), and every round's probe rate."""
+        from kernels.trace.microbench import Rate, spread
+
+        picked = [self.rounds[i] for i in (range(len(self.rounds)) if rounds is None else rounds)]
+
+        def pooled(kind, key):
+            return [v for r in picked for v in r[kind][key]]
+
+        by_size = {d: {n: Rate.of(2 * n**3 / 1e9, pooled("gemm", (d, n))) for n in self.sizes} for d in DTYPES}
+        best = {d: max(r, key=lambda n: r[n]["max"]) for d, r in by_size.items()}
+        return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
+                "probe_rounds": self.probe_rounds(),
+                "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()},
+                "copy_gbs": {lvl: Rate(spread(pooled("copy", lvl))) for lvl in self.buffers},
+                "indexed_gbs": {lvl: Rate(spread(pooled("indexed", lvl))) for lvl in self.buffers if lvl != "dram"}}
+
+
+STATE_GAP = 0.08
+"""Smallest step between two sorted probe rounds that :func:`steady_passes` takes for a change of the box's state.
+On the 2-vCPU EPYC one state's rounds spread 2-13 % (fastest / slowest) in small steps; at two threads the states
+lie 20-30 % apart (probe 176-219 or 231-263 GFLOP/s)."""
+MIN_PASSES = 3
+"""Fewest passes :func:`steady_passes` keeps; with fewer in one state, every pass is kept (and the calibration is
+called mixed)."""
+
+
+def steady_passes(rounds: list[float], passes: int) -> list[int]:
+    """Indices of the ``passes`` trace passes a calibration fits on, so the fit sees one state of the box: the
+    probe rounds sorted are split at their largest step where it exceeds :data:`STATE_GAP`, the side with more
+    rounds is the state kept (the latest round's on a tie: the state the box is in now), and a pass is kept when
+    its round before it and the next one after it (the last pass has only its own) are both of it. With 2 threads
+    the 2-vCPU EPYC changed state within 15 of 23 calibrations (25-30 s each); fitted across a change, a
+    ``nm_gather`` fraction came out 0.38 where one state gave 0.31-0.33 and the other 0.36-0.39. Every pass where
+    rounds are missing, no step is that large, or fewer than :data:`MIN_PASSES` would remain."""
+    every = list(range(passes))
+    if len(rounds) < passes or passes < 2:
+        return every
+    order = sorted(range(len(rounds)), key=lambda i: rounds[i])
+    steps = [rounds[b] / rounds[a] for a, b in zip(order, order[1:])]
+    cut = int(np.argmax(steps)) + 1
+    if steps[cut - 1] <= 1 + STATE_GAP:
+        return every
+    low, high = set(order[:cut]), set(order[cut:])
+    state = high if (len(high), len(rounds) - 1 in high) > (len(low), len(rounds) - 1 in low) else low
+    kept = [p for p in every if p in state and (p + 1 >= passes or p + 1 in state)]
+    return kept if len(kept) >= MIN_PASSES else every
+
+
+STATE_NOTE = 0.10
+"""Relative difference of the run's and the calibration's probe GEMM rate above which :func:`state_notes` warns."""
+MIXED_STATE = 0.15
+"""Spread (fastest / slowest − 1) of a calibration's per-round probe rates above which it is called mixed. On the
+2-vCPU EPYC the rounds of 43 calibrations spread 2-13 % where the probe stayed in one state, 16-37 % where it
+changed state mid-way (15 of 23 at two threads) or the box was loaded (1 of 20 at one thread, load 2.1)."""
+
+
+def mixed_state_note(doc: dict) -> str | None:
+    """A note when the box changed state while the calibration ran: the passes its fit kept
+    (:func:`steady_passes`), or, where it kept them all though its probe rounds spread beyond
+    :data:`MIXED_STATE`, that its parameters average two states; None otherwise."""
+    rounds = doc.get("gemm_probe_rounds") or []
+    passes = doc.get("passes") or {}
+    kept, recorded = len(passes.get("kept") or []), passes.get("recorded") or 0
+    if len(rounds) < 2:
+        return None
+    seen = (f"the box changed state during the calibration: its probe rounds ran at {min(rounds):.4g}-"
+            f"{max(rounds):.4g} GFLOP/s")
+    if 0 < kept < recorded:
+        return (f"{seen}; it fitted the {kept} of {recorded} passes run in one state (probe "
+                f"{doc.get('gemm_probe_gflops'):.4g} GFLOP/s)")
+    if max(rounds) > (1 + MIXED_STATE) * min(rounds):
+        return f"{seen}, so its parameters average two states"
+    return None
+
+
+def state_notes(doc: dict, table: pa.Table) -> list[str]:
+    """The box's state during a run against the calibration's: the median of the run records' ``gemm_probe_gflops``
+    (:func:`kernels.trace.microbench.gemm_probe_gflops`, one per pass) beside the calibration's; a warning where
+    they differ by more than :data:`STATE_NOTE`."""
+    mine = doc.get("gemm_probe_gflops")
+    per_run = {}  # every variant's run record of one run carries the same probes
+    for r in table.select(["run_id", "params"]).to_pylist():
+        try:
+            probes = json.loads(r["params"] or "{}").get("gemm_probe_gflops")
+        except ValueError:
+            continue
+        if probes:
+            per_run.setdefault(r["run_id"], probes)
+    rates = [v for vs in per_run.values() for v in vs]
+    if not mine or not rates:
+        return []
+    run = float(np.median(rates))
+    d = run / mine - 1.0
+    note = (f"box state: a {PROBE_N}^3 fp32 GEMM ran at {run:.4g} GFLOP/s during the run (median of {len(rates)} "
+            f"passes), {mine:.4g} during the calibration ({d:+.0%})")
+    if abs(d) > STATE_NOTE:
+        note += ("; the box ran " + ("faster" if d > 0 else "slower") + " than when calibrated, and the projection "
+                 "prices the calibration's state: calibrate again, or run again")
+    return [note] + [n for n in (mixed_state_note(doc),) if n]
