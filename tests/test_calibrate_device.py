@@ -557,3 +557,11 @@ def test_threaded_calls_count_each_blas_call_on_more_than_one_thread():
     assert threaded_calls({**row, "params": json.dumps({"blas_threads": 1})}, batch, two) == 0
     assert threaded_calls({**row, "backend": "cupy"}, batch, two) == 0
     assert threaded_calls(row, batch, load_arch("cpu_numpy")) == 0  # a one-unit arch
+
+
+def test_too_small_a_budget_writes_nothing(tmp_path):
+    ticks = iter(range(1000))  # 1 s per clock reading (start 0, pass 1, cases 2-4): 3 kernel runs, under the 4 a fit needs
+    with pytest.raises(dc.AccelsimError, match=r"--budget-s 5: left time for 3 kernel runs .* raise it"):
+        dc.calibrate_device(tmp_path / "c", 5.0, bench=lambda report: FAKE, cases=_cases(),
+                            clock=lambda: float(next(ticks)))
+    assert not (tmp_path / "c").exists()

@@ -412,7 +412,6 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
     report = os_report()
     meas = (bench or measure)(report)
     sampler = None if "gemm_gflops" in meas else PeakSampler(meas["copy_bytes"], -(-BENCH_REPEATS // PASSES))
-    out.mkdir(parents=True, exist_ok=True)
     rec = Recorder(out / TRACES_DIR)
     with rec:
         passes = record(rec, cases if cases is not None else calibration_cases(np), start + budget_s,
@@ -425,13 +424,15 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
             meas = {**meas, **sampler.summary(kept or None)}
         rows = [r for p in kept for r in passes[p]]
         rec.rows[:] = rows  # the traces written are the ones fitted
+        if len(rows) < 4:
+            rec.rows.clear()  # nothing written: the directory stays as it was
+            raise AccelsimError(f"--budget-s {budget_s:g}: left time for {len(rows)} kernel runs after the "
+                                "microbenchmarks, too few to fit; raise it (60 s records the whole set)")
     meas["passes"] = {"recorded": len(passes), "kept": kept}
+    out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / ARCH_FILE) as tmp:
         tmp.write_text(arch_yaml(report, meas, name))
     arch = load_arch(out / ARCH_FILE)
-    if len(rows) < 4:
-        raise AccelsimError(f"--budget-s {budget_s:g}: left time for {len(rows)} kernel runs after the "
-                            "microbenchmarks, too few to fit; raise it (60 s records the whole set)")
     doc = fit_saved(load_traces(out / TRACES_DIR), arch, report, meas)
     doc["budget_s"] = budget_s
     doc["arch_name"] = arch.name
