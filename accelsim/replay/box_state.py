@@ -9,11 +9,10 @@ the slow state slows.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pyarrow as pa
 
+from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
@@ -51,21 +50,21 @@ class PeakSampler:
 
     def probe_rounds(self) -> list[float]:
         """The probe's median GFLOP/s per round (empty if the sizes leave it out)."""
-        from kernels.trace.microbench import Rate
+        from kernels.trace.microbench import Rate, gemm_gflop
 
-        return [Rate.of(2 * PROBE_N**3 / 1e9, r["gemm"][("float32", PROBE_N)])["median"]
+        return [Rate.of(gemm_gflop(PROBE_N), r["gemm"][("float32", PROBE_N)])["median"]
                 for r in self.rounds if ("float32", PROBE_N) in r["gemm"]]
 
     def summary(self, rounds=None) -> dict:
         """The peaks over ``rounds`` (indices; all by default), and every round's probe rate."""
-        from kernels.trace.microbench import Rate, spread
+        from kernels.trace.microbench import Rate, gemm_gflop, spread
 
         picked = [self.rounds[i] for i in (range(len(self.rounds)) if rounds is None else rounds)]
 
         def pooled(kind, key):
             return [v for r in picked for v in r[kind][key]]
 
-        by_size = {d: {n: Rate.of(2 * n**3 / 1e9, pooled("gemm", (d, n))) for n in self.sizes} for d in DTYPES}
+        by_size = {d: {n: Rate.of(gemm_gflop(n), pooled("gemm", (d, n))) for n in self.sizes} for d in DTYPES}
         best = {d: max(r, key=lambda n: r[n]["max"]) for d, r in by_size.items()}
         return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
                 "probe_rounds": self.probe_rounds(),
@@ -139,10 +138,7 @@ def state_notes(doc: dict, table: pa.Table) -> list[str]:
     mine = doc.get("gemm_probe_gflops")
     per_run = {}  # every variant's run record of one run carries the same probes
     for r in table.select(["run_id", "params"]).to_pylist():
-        try:
-            probes = json.loads(r["params"] or "{}").get("gemm_probe_gflops")
-        except ValueError:
-            continue
+        probes = params_of(r).get("gemm_probe_gflops")
         if probes:
             per_run.setdefault(r["run_id"], probes)
     rates = [v for vs in per_run.values() for v in vs]

@@ -36,6 +36,7 @@ import pyarrow as pa
 from accelsim.errors import AccelsimError
 from accelsim.replay.calibrate import Params, fit_groups, split, validate
 from accelsim.replay.box_state import GEMM_SIZES, PeakSampler, steady_passes
+from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = [
@@ -483,10 +484,7 @@ def load_calibration_dir(path) -> tuple:
 
 
 def _threads_of(row: dict) -> int | None:
-    try:
-        v = json.loads(row["params"] or "{}").get("blas_threads")
-    except ValueError:
-        return None
+    v = params_of(row).get("blas_threads")
     return int(v) if isinstance(v, int) else None
 
 

@@ -474,13 +474,17 @@ def threaded_calls(row: dict, workload, arch: ArchConfig) -> int:
     ~22 µs while the VM was in its slow state."""
     if row.get("backend") != "numpy" or (_blas_threads(row, _json_field(row, "params")) or 1) < 2:
         return 0
-    if isinstance(workload, list):
-        return sum(threaded_calls(row, w, arch) for w in workload)
-    if isinstance(workload, OnThreads):
-        return 0 if workload.pooled or workload.threads < 2 else workload.workload.count
-    if isinstance(workload, Gemm) and workload.weight_sparsity.kind == "dense" and arch.compute.units >= 2:
-        return workload.count
-    return 0
+
+    def calls(w) -> int:
+        if isinstance(w, list):
+            return sum(map(calls, w))
+        if isinstance(w, OnThreads):
+            return 0 if w.pooled or w.threads < 2 else w.workload.count
+        if isinstance(w, Gemm) and w.weight_sparsity.kind == "dense" and arch.compute.units >= 2:
+            return w.count
+        return 0
+
+    return calls(workload)
 
 
 def items_from_table(table: pa.Table, arch: ArchConfig) -> list[Item]:

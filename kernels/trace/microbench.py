@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 __all__ = ["COPY_PAIRS", "Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops",
-           "gemm_probe_gflops", "gemm_times", "indexed_rates", "keep_freed_memory", "samples", "spread"]
+           "gemm_gflop", "gemm_probe_gflops", "gemm_times", "indexed_rates", "keep_freed_memory", "samples", "spread"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -89,15 +89,20 @@ PROBE_N = 256
 2-vCPU EPYC ran it at 176-219 or at 231-263 GFLOP/s for tens of seconds to minutes at a time; 1024³ moved by 5-11 %."""
 
 
+def gemm_gflop(n: int) -> float:
+    """GFLOP of an ``n × n`` by ``n × n`` GEMM (2n³ FLOPs)."""
+    return 2 * n**3 / 1e9
+
+
 def gemm_probe_gflops(repeats: int = 3) -> float:
     """Median GFLOP/s of ``repeats`` ``PROBE_N``³ float32 matmuls on BLAS's threads: the box's state now, taken
     by ``accelsim calibrate`` between its passes and by ``accelsim run`` before each pass (about 1 ms)."""
-    return Rate.of(2 * PROBE_N**3 / 1e9, gemm_times(PROBE_N, "float32", repeats))["median"]
+    return Rate.of(gemm_gflop(PROBE_N), gemm_times(PROBE_N, "float32", repeats))["median"]
 
 
 def gemm_gflops(n: int, dtype: str, repeats: int) -> Rate:
     """GFLOP/s of an ``n × n`` by ``n × n`` ``matmul`` (2n³ FLOPs), on BLAS's own threads."""
-    return Rate.of(2 * n**3 / 1e9, gemm_times(n, dtype, repeats))
+    return Rate.of(gemm_gflop(n), gemm_times(n, dtype, repeats))
 
 
 COPY_PAIRS = 4
