@@ -20,6 +20,8 @@ def calibrate(
     budget_s: float = typer.Option(60.0, "--budget-s", help="seconds for microbenchmarks and kernel runs together"),
     name: str = typer.Option(None, "--name", help="the arch's name in arch.yaml (default cpu_calibrated or "
                              "gpu_calibrated; arch_configs/cpu_numpy.yaml is this command's output with --name cpu_numpy)"),
+    against: Path = typer.Option(None, "--against", help="an earlier calibration directory of this device: print "
+                                 "how far each parameter, peak and group's projected time moved"),
     fmt: Format = FormatOpt,
 ) -> None:
     """Microbenchmark this CPU (or, --backend cupy, the GPU), write its arch config, record a small spanning trace
@@ -27,6 +29,7 @@ def calibrate(
     of the configurations, scored on the rest).
 
     Use the directory with `accelsim validate --traces RUN --calibration DIR` or (CPU) `accelsim run ... --calibration DIR`.
+    With --against EARLIER (CPU), it also prints each fitted parameter beside EARLIER's and whether all are within 10 %.
     """
     from accelsim.checks import ensure_writable
     from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, calibrate_device
@@ -42,6 +45,8 @@ def calibrate(
     ensure_writable(out, directory=True)
     if out.is_dir() and any(out.iterdir()):
         raise InputError(f"--out {str(out)!r}: is not empty; pass a new or empty directory (its traces would mix)")
+    if against is not None:
+        _check_against(against, backend)
     if backend == "cupy":
         from accelsim.replay import gpu_calibration
 
@@ -63,6 +68,11 @@ def calibrate(
                "blas_threads": doc["blas_threads"], "configs": doc["configs"], "split": doc["split"],
                "held_out_mape_pct": doc["held_out_mape_pct"], "global": doc["global"], "groups": doc["groups"],
                "gemm_probe_gflops": doc.get("gemm_probe_gflops"), "passes": doc.get("passes"), "wall_s": wall}
+    diff = None
+    if against is not None:
+        from accelsim.replay.calibration_diff import compare_dirs
+
+        diff = summary["against"] = compare_dirs(against, out)
     if fmt is Format.json:
         print_json(summary)
         return
@@ -79,6 +89,46 @@ def calibrate(
     ]
     print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "threaded_call_s", "compute_efficiency",
                                       "bandwidth_fraction", "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))
+    if diff is not None:
+        _print_diff(diff)
+
+
+def _check_against(against: Path, backend: str) -> None:
+    """Refuse ``--against`` before anything is measured: a GPU run, or a calibration of another CPU or thread count."""
+    from accelsim.replay.calibration_diff import check_against
+    from accelsim.replay.device_calibration import load_calibration_dir, os_report
+    from kernels.errors import InputError
+
+    if backend != "numpy":
+        raise InputError(f"--against {against}: compares NumPy calibrations; leave it out with --backend {backend}")
+    doc = load_calibration_dir(against, "--against")[2]
+    report = os_report()
+    check_against(doc, against, report["device_name"], report["blas_threads"])
+
+
+def _print_diff(diff: dict) -> None:
+    """This calibration beside ``--against``'s: parameters, peaks, the box's state and each group's projected time."""
+    from accelsim.replay.calibration_diff import DRIFT
+
+    def pct(v):
+        return None if v is None else round(100 * v, 1)
+
+    rows = [[p["name"], p["a"], p["b"], pct(p["change"]), pct(p["share"]), pct(p["share_max"])] for p in diff["params"]]
+    rows += [[f"peak: {p['name']}", p["a"], p["b"], pct(p["change"]), None, None] for p in diff["peaks"]]
+    st, worst = diff["state"], diff["worst"]
+    caption = []
+    if st["change"] is not None:
+        caption.append(f"box state: probe {st['a_probe_gflops']:.4g} then {st['b_probe_gflops']:.4g} GFLOP/s "
+                       f"({st['change']:+.0%}): " + ("the same state" if st["same"] else
+                                                     "another state, so the parameters differ with it"))
+    caption.append("projected time of the earlier calibration's configurations, median (largest) change per group: "
+                   + ", ".join(f"{g['group']} {g['median_change']:+.1%} ({g['max_change']:+.1%})"
+                               for g in diff["projection"]))
+    if worst is not None:
+        caption.append(("every fitted parameter within" if diff["within"] else "not every fitted parameter within")
+                       + f" {DRIFT:.0%} of the earlier one; the furthest: {worst['name']} {worst['change']:+.1%}")
+    print_table(f"against {diff['a']}", ["parameter", "earlier", "now", "change_pct", "share_of_time_pct", "largest_share_pct"], rows,
+                caption="\n".join(caption))
 
 
 def _state_line(doc: dict) -> list[str]:

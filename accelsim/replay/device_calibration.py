@@ -446,9 +446,9 @@ def is_calibration_dir(path) -> bool:
     return path is not None and Path(path).is_dir()
 
 
-def load_calibration_dir(path) -> tuple:
+def load_calibration_dir(path, flag: str = "--calibration") -> tuple:
     """``(arch, calibration, doc)`` of a directory written by :func:`calibrate_device`; ``calibration`` is what
-    :func:`~accelsim.replay.network.compare_run` takes."""
+    :func:`~accelsim.replay.network.compare_run` takes. Errors name the option ``flag``."""
     from accelsim.checks import ensure_finite, read_json
     from accelsim.model.arch import load_arch
 
@@ -456,21 +456,21 @@ def load_calibration_dir(path) -> tuple:
     cal_file, arch_file = path / CALIBRATION_FILE, path / ARCH_FILE
     for f in (cal_file, arch_file):
         if not f.is_file():
-            raise CalibrationDirError(f"--calibration {path}: has no {f.name}; write the directory with "
+            raise CalibrationDirError(f"{flag} {path}: has no {f.name}; write the directory with "
                                       "`accelsim calibrate --out DIR`")
-    doc = read_json(cal_file, "calibration JSON (--calibration)", CalibrationDirError)
+    doc = read_json(cal_file, f"calibration JSON ({flag})", CalibrationDirError)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise CalibrationDirError(f"--calibration {cal_file}: not a version-{VERSION} {FORMAT} file")
+        raise CalibrationDirError(f"{flag} {cal_file}: not a version-{VERSION} {FORMAT} file")
 
     def params(d, where):
         if not isinstance(d, dict):
-            raise CalibrationDirError(f"--calibration {cal_file}: field {where}: expected a mapping")
+            raise CalibrationDirError(f"{flag} {cal_file}: field {where}: expected a mapping")
         vals = {}
         for key in ("launch_overhead_s", "threaded_call_s", "compute_scale", "memory_scale"):
             v = d.get(key)
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
-                                  or ensure_finite(v, f"--calibration {cal_file}: field {where}.{key}") < 0):
-                raise CalibrationDirError(f"--calibration {cal_file}: field {where}.{key} = {v!r}: expected a "
+                                  or ensure_finite(v, f"{flag} {cal_file}: field {where}.{key}") < 0):
+                raise CalibrationDirError(f"{flag} {cal_file}: field {where}.{key} = {v!r}: expected a "
                                           "non-negative number")
             vals[key] = v
         return Params(vals["launch_overhead_s"] or 0.0, vals["compute_scale"], vals["memory_scale"],

@@ -1,0 +1,109 @@
+"""Two calibrations of one device side by side (``accelsim calibrate --against DIR``): how far each fitted
+parameter, each measured peak and each group's projected time moved, and whether the box was in the same state.
+
+A fitted bandwidth fraction prices only the part of a family's time its level streams (a quarter to a third for
+``nm_gather``, ``dense_terms`` and ``batched_gemm`` on the 2-vCPU EPYC), so it moves three to four times as far as
+the times it was fitted on; the projected times say what a user of either calibration would see.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from accelsim.errors import AccelsimError
+from accelsim.replay.box_state import STATE_NOTE
+
+__all__ = ["DRIFT", "check_against", "compare_dirs", "fitted_params"]
+
+DRIFT = 0.10
+"""Relative change of a parameter above which two calibrations of one device are called apart (issue #26's bound)."""
+
+
+def _change(a, b) -> float | None:
+    return None if not a or b is None else b / a - 1.0
+
+
+def fitted_params(doc: dict) -> dict[str, float]:
+    """``{name: value}`` of what a calibration's fit determined: the global overheads, and per group its compute
+    efficiency (unless borrowed from ``gemm``) and its bandwidth fraction (where it has one)."""
+    out = {f"global.{k}": doc["global"][k] for k in ("launch_overhead_s", "threaded_call_s")}
+    for g, p in doc["groups"].items():
+        if p.get("compute_efficiency") is not None and "gemm's compute" not in p.get("source", ""):
+            out[f"{g}.compute_efficiency"] = p["compute_efficiency"]
+        if p.get("bandwidth_fraction") is not None:
+            out[f"{g}.bandwidth_fraction"] = p["bandwidth_fraction"]
+    return out
+
+
+def _peaks(doc: dict) -> dict[str, float]:
+    m = doc["measured"]
+    out = {f"gemm {d} GFLOP/s": r["max"] for d, r in m["gemm_gflops"].items()}
+    return out | {f"copy {lvl} GB/s": r["max"] for lvl, r in m["copy_gbs"].items()}
+
+
+def check_against(doc: dict, where, device_name: str, blas_threads: int) -> None:
+    """Refuse a calibration of another device or BLAS thread count than ``device_name`` with ``blas_threads``."""
+    if doc.get("device_name") != device_name or doc.get("blas_threads") != blas_threads:
+        raise AccelsimError(f"--against {where}: calibrated {doc.get('device_name')!r} with {doc.get('blas_threads')} "
+                            f"BLAS threads, but this is {device_name!r} with {blas_threads}; compare calibrations of "
+                            "one device")
+
+
+def _priced(arch, cal, table) -> dict:
+    """``{config key: (group, {part: seconds})}``: each configuration of ``table`` priced by ``arch`` and ``cal``, its
+    time split into the parts each parameter scales (they add up to the projected warm time)."""
+    from accelsim.replay.network import _params_for
+    from accelsim.replay.project import items_from_table, project
+
+    out = {}
+    for it in items_from_table(table, arch):
+        p, q = project(arch, it.workload, it.working_set), _params_for(cal, it)
+        out[it.key] = (it.group, {"launch_overhead_s": q.launch_overhead_s * it.launches,
+                                  "threaded_call_s": q.threaded_call_s * it.threaded_calls,
+                                  "compute_efficiency": (q.compute_scale or 0.0) * p.compute_s,
+                                  "bandwidth_fraction": (q.memory_scale or 0.0) * p.memory_s})
+    return out
+
+
+def _shares(priced: dict, name: str) -> tuple:
+    """Median and largest share of the projected time that parameter ``name`` prices, over the configurations
+    it prices (``(None, None)`` where it prices none)."""
+    scope, part = name.rsplit(".", 1)
+    shares = [parts[part] / sum(parts.values()) for group, parts in priced.values()
+              if (scope == "global" or group == scope) and parts[part] > 0]
+    return (statistics.median(shares), max(shares)) if shares else (None, None)
+
+
+def compare_dirs(a, b) -> dict:
+    """Calibration ``b`` against ``a`` (directories of ``accelsim calibrate``): each fitted parameter, peak and the
+    box-state probe with its relative change (a parameter also with the median and largest share of ``a``'s projected
+    time it prices), and per group the change of the projected time of ``a``'s trace
+    configurations when ``b``'s arch and parameters price them (median and largest ``|change|``)."""
+    from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir
+    from accelsim.replay.traces import load
+
+    (arch_a, cal_a, doc_a), (arch_b, cal_b, doc_b) = load_calibration_dir(a, "--against"), load_calibration_dir(b)
+    check_against(doc_a, a, doc_b.get("device_name"), doc_b.get("blas_threads"))
+    pa_, pb_ = fitted_params(doc_a), fitted_params(doc_b)
+    table = load(Path(a) / TRACES_DIR)
+    ta, tb = _priced(arch_a, cal_a, table), _priced(arch_b, cal_b, table)
+    params = [{"name": k, "a": v, "b": pb_.get(k), "change": _change(v, pb_.get(k)),
+               **dict(zip(("share", "share_max"), _shares(ta, k)))} for k, v in pa_.items()]
+    ka, kb = _peaks(doc_a), _peaks(doc_b)
+    peaks = [{"name": k, "a": v, "b": kb.get(k), "change": _change(v, kb.get(k))} for k, v in ka.items()]
+    by_group: dict[str, list[float]] = {}
+    for key, (group, parts) in ta.items():
+        if key in tb and sum(parts.values()) > 0:
+            by_group.setdefault(group, []).append(sum(tb[key][1].values()) / sum(parts.values()) - 1.0)
+    projection = [{"group": g, "configs": len(v), "median_change": statistics.median(v),
+                   "max_change": max(v, key=abs)} for g, v in sorted(by_group.items())]
+    probe_a, probe_b = doc_a.get("gemm_probe_gflops"), doc_b.get("gemm_probe_gflops")
+    moved = [p for p in params if p["change"] is not None]
+    worst = max(moved, key=lambda p: abs(p["change"]), default=None)
+    probe_change = _change(probe_a, probe_b)
+    return {"a": str(a), "b": str(b), "device_name": doc_a.get("device_name"), "blas_threads": doc_a.get("blas_threads"),
+            "state": {"a_probe_gflops": probe_a, "b_probe_gflops": probe_b, "change": probe_change,
+                      "same": None if probe_change is None else abs(probe_change) <= STATE_NOTE},
+            "params": params, "peaks": peaks, "projection": projection,
+            "within": worst is None or abs(worst["change"]) <= DRIFT, "worst": worst}

@@ -1,0 +1,100 @@
+"""How far a second `accelsim calibrate` on the same box moves each parameter (issue #26: within 10 %).
+
+Runs ``--runs`` calibrations back to back (``OPENBLAS_NUM_THREADS=--threads``) into ``--work``, or takes existing
+calibration directories (``--dirs``, in the order they were made), and compares every pair with
+:func:`accelsim.replay.calibration_diff.compare_dirs`: per parameter the largest |change| over pairs of one box
+state, and over consecutive pairs only; how many pairs keep every parameter within 10 %; the share of the time each
+parameter prices (median and largest over the configurations); per group the largest median change of the projected
+time. Pairs in two states are counted apart.
+Run: ``python bench/bench_calibration_spread.py --runs 8 --threads 2 --work /tmp/spread [--json F]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from accelsim.replay.calibration_diff import DRIFT, compare_dirs
+
+__all__ = ["main", "spread"]
+
+
+def _calibrate(work: Path, runs: int, threads: int) -> list[Path]:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads)}
+    out = []
+    for i in range(1, runs + 1):
+        d = work / f"cal-t{threads}-{i}"
+        subprocess.run([sys.executable, "-m", "accelsim", "calibrate", "--out", str(d), "--format", "json"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+        out.append(d)
+    return out
+
+
+def spread(dirs: list[Path]) -> dict:
+    """Every pair of ``dirs`` compared; the summary per parameter and group over the pairs of one state."""
+    pairs = {(i, j): compare_dirs(dirs[i], dirs[j]) for i, j in itertools.combinations(range(len(dirs)), 2)}
+    same = {ij: d for ij, d in pairs.items() if d["state"]["same"] is not False}
+    consecutive = {ij: d for ij, d in same.items() if ij[1] == ij[0] + 1}
+    first = next(iter(pairs.values()))
+
+    def worst(sel, name):
+        v = [abs(p["change"]) for d in sel.values() for p in d["params"] if p["name"] == name and p["change"] is not None]
+        return max(v) if v else None
+
+    def shares(name, key):
+        return [q[key] for d in pairs.values() for q in d["params"] if q["name"] == name and q[key] is not None]
+
+    params = [{"name": p["name"], "share": statistics.median(shares(p["name"], "share") or [0.0]),
+               "share_max": max(shares(p["name"], "share_max") or [0.0]),
+               "worst_same_state": worst(same, p["name"]), "worst_consecutive": worst(consecutive, p["name"])}
+              for p in first["params"]]
+    groups = [{"group": g["group"], "worst_median_change": max(
+        (abs(x["median_change"]) for d in same.values() for x in d["projection"] if x["group"] == g["group"]),
+        default=None)} for g in first["projection"]]
+    return {"dirs": [str(d) for d in dirs], "pairs": len(pairs), "same_state_pairs": len(same),
+            "within": sum(d["within"] for d in same.values()),
+            "consecutive_pairs": len(consecutive), "consecutive_within": sum(d["within"] for d in consecutive.values()),
+            "probes": [first["state"]["a_probe_gflops"]] + [pairs[(0, j)]["state"]["b_probe_gflops"]
+                                                           for j in range(1, len(dirs))],
+            "params": params, "groups": groups}
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=0, help="calibrations to run back to back")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", type=Path, help="directory for the calibrations run")
+    parser.add_argument("--dirs", type=Path, nargs="*", default=[], help="existing calibration directories")
+    parser.add_argument("--json", type=Path, help="write the summary here")
+    args = parser.parse_args(argv)
+    dirs = list(args.dirs) + (_calibrate(args.work, args.runs, args.threads) if args.runs else [])
+    if len(dirs) < 2:
+        parser.error("need two calibrations or more (--runs N --work DIR, or --dirs D1 D2 ...)")
+    s = spread(dirs)
+    print(f"{len(dirs)} calibrations, probe " + ", ".join(f"{p:.0f}" for p in s["probes"]) + " GFLOP/s; "
+          f"{s['same_state_pairs']} of {s['pairs']} pairs in one state, {s['within']} of them with every parameter "
+          f"within {DRIFT:.0%}; consecutive: {s['consecutive_within']} of {s['consecutive_pairs']}\n")
+    print("| parameter | share of time (median / largest) | worst, one state | worst, consecutive |\n|---|---|---|---|")
+    for p in s["params"]:
+        print(f"| {p['name']} | {_pct(p['share'])} / {_pct(p['share_max'])} | {_pct(p['worst_same_state'])} | "
+              f"{_pct(p['worst_consecutive'])} |")
+    print("\n| group | worst median change of projected time, one state |\n|---|---|")
+    for g in s["groups"]:
+        print(f"| {g['group']} | {_pct(g['worst_median_change'])} |")
+    if args.json:
+        args.json.write_text(json.dumps(s, indent=2) + "\n")
+    return s
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""`accelsim calibrate --against EARLIER`: each fitted parameter and peak beside the earlier calibration's with its
+relative change, the share of the time it prices, and each group's projected-time change, all against values worked
+out here from the documents and the simulator's projection; another device, a GPU run or a missing directory exits 2
+before anything is measured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+
+import pytest
+
+from accelsim.replay import device_calibration as dc
+from accelsim.replay.calibration_diff import DRIFT, compare_dirs
+from accelsim.replay.project import items_from_table, project
+from accelsim.replay.traces import load as load_traces
+from accelsim.model.arch import load_arch
+from conftest import assert_exit_2, run_in_process
+from test_calibrate_device import FAKE, _cases
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory):
+    out = tmp_path_factory.mktemp("diff") / "earlier"
+    dc.calibrate_device(out, 30.0, bench=lambda report: FAKE, cases=_cases())
+    return out
+
+
+def _edited(earlier, dst, edit):
+    shutil.copytree(earlier, dst)
+    doc = json.loads((dst / dc.CALIBRATION_FILE).read_text())
+    edit(doc)
+    (dst / dc.CALIBRATION_FILE).write_text(json.dumps(doc))
+    return dst
+
+
+def test_a_copy_moves_nothing(earlier, tmp_path):
+    d = compare_dirs(earlier, _edited(earlier, tmp_path / "same", lambda doc: None))
+    assert d["params"] and all(p["change"] in (0.0, None) for p in d["params"])
+    assert all(p["change"] == 0.0 for p in d["peaks"]) and d["state"]["same"] in (True, None)
+    assert all(g["median_change"] == 0.0 == g["max_change"] for g in d["projection"])
+    assert d["within"] and sum(g["configs"] for g in d["projection"]) == 6
+
+
+def test_changes_are_the_ratios_and_the_projection_follows_them(earlier, tmp_path):
+    base = json.loads((earlier / dc.CALIBRATION_FILE).read_text())
+
+    def edit(doc):
+        for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
+            p["launch_overhead_s"] *= 3.0
+        g = doc["groups"]["gemm float32"]
+        g["compute_scale"] *= 0.1
+        g["compute_efficiency"] /= 0.1
+        doc["measured"]["copy_gbs"]["l3"]["max"] *= 1.1
+
+    d = compare_dirs(earlier, _edited(earlier, tmp_path / "later", edit))
+    by = {p["name"]: p for p in d["params"]}
+    assert by["gemm float32.compute_efficiency"]["change"] == pytest.approx(9.0)
+    assert by["global.launch_overhead_s"]["change"] == pytest.approx(2.0)
+    assert {p["name"]: p["change"] for p in d["peaks"]}["copy l3 GB/s"] == pytest.approx(0.1)
+    assert not d["within"] and d["worst"]["name"] == "gemm float32.compute_efficiency" and DRIFT == 0.10
+    # Worked out here: t = launch_overhead_s * launches + compute_scale * compute_s + memory_scale * memory_s on the
+    # simulator's projection of each configuration; the later calibration triples the overhead, divides compute by 10: small
+    # configurations slow down, large ones speed up.
+    arch = load_arch(earlier / dc.ARCH_FILE)
+    g = base["groups"]["gemm float32"]
+    changes, shares = [], []
+    for it in items_from_table(load_traces(earlier / dc.TRACES_DIR), arch):
+        p = project(arch, it.workload, it.working_set)
+        launch = g["launch_overhead_s"] * it.launches
+        rest = g["memory_scale"] * p.memory_s + g["threaded_call_s"] * it.threaded_calls
+        before = launch + g["compute_scale"] * p.compute_s + rest
+        changes.append((3 * launch + 0.1 * g["compute_scale"] * p.compute_s + rest) / before - 1)
+        shares.append(launch / before)
+    assert min(changes) < 0 < max(changes)
+    (proj,) = d["projection"]
+    assert proj["group"] == "gemm float32" and proj["configs"] == 6
+    assert proj["median_change"] == pytest.approx(statistics.median(changes))
+    assert proj["max_change"] == pytest.approx(max(changes, key=abs))
+    assert by["global.launch_overhead_s"]["share"] == pytest.approx(statistics.median(shares))
+
+
+def test_cli_prints_the_comparison(earlier, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(dc, "measure", lambda report: FAKE)
+    monkeypatch.setattr(dc, "calibration_cases", lambda xp: _cases())
+    out = tmp_path / "now"
+    code, stdout, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(earlier),
+                                       "--format", "json")
+    assert code in (0, None), err
+    diff = json.loads(stdout)["against"]
+    assert diff["a"] == str(earlier) and diff["b"] == str(out)
+    assert diff == json.loads(json.dumps(compare_dirs(earlier, out)))
+    code, stdout, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(tmp_path / "again"),
+                                       "--against", str(earlier))
+    assert code in (0, None), err
+    assert f"against {earlier}" in stdout.replace("\n", "") and "of the earlier one; the furthest:" in stdout
+
+
+def test_another_device_exits_2_before_measuring(earlier, tmp_path, capsys, monkeypatch):
+    def boom(report):
+        raise AssertionError("measured before refusing")
+
+    monkeypatch.setattr(dc, "measure", boom)
+    other = _edited(earlier, tmp_path / "other", lambda doc: doc.update(device_name="Other CPU 9000"))
+    out = tmp_path / "c"
+    assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(other)),
+                  "--against", "'Other CPU 9000'", repr(dc.os_report()["device_name"]))
+    threads = _edited(earlier, tmp_path / "threads", lambda doc: doc.update(blas_threads=97))
+    assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(threads)),
+                  "--against", "97 BLAS threads")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against",
+                                 str(tmp_path / "missing")), "--against", "has no calibration.json")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--backend", "cupy",
+                                 "--against", str(earlier)), "--against", "compares NumPy calibrations")
+    assert not out.exists()
