@@ -111,6 +111,10 @@ def test_another_device_exits_2_before_measuring(earlier, tmp_path, capsys, monk
                   "--against", "97 BLAS threads")
     assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against",
                                  str(tmp_path / "missing")), "--against", "has no calibration.json")
+    bare = _edited(earlier, tmp_path / "bare", lambda doc: None)
+    shutil.rmtree(bare / dc.TRACES_DIR)
+    assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(bare)),
+                  "--against", "has no traces/")
     assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--backend", "cupy",
                                  "--against", str(earlier)), "--against", "compares NumPy calibrations")
     assert not out.exists()

@@ -96,12 +96,15 @@ def calibrate(
 def _check_against(against: Path, backend: str) -> None:
     """Refuse ``--against`` before anything is measured: a GPU run, or a calibration of another CPU or thread count."""
     from accelsim.replay.calibration_diff import check_against
-    from accelsim.replay.device_calibration import load_calibration_dir, os_report
+    from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir, os_report
     from kernels.errors import InputError
 
     if backend != "numpy":
         raise InputError(f"--against {against}: compares NumPy calibrations; leave it out with --backend {backend}")
     doc = load_calibration_dir(against, "--against")[2]
+    if not (against / TRACES_DIR).is_dir():
+        raise InputError(f"--against {against}: has no {TRACES_DIR}/, which the comparison prices; pass a whole "
+                         "`accelsim calibrate` directory")
     report = os_report()
     check_against(doc, against, report["device_name"], report["blas_threads"])
 
