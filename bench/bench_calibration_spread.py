@@ -44,7 +44,8 @@ def spread(dirs: list[Path]) -> dict:
     first = next(iter(pairs.values()))
 
     def worst(sel, name):
-        v = [abs(p["change"]) for d in sel.values() for p in d["params"] if p["name"] == name and p["change"] is not None]
+        v = [abs(p["change"]) for d in sel.values() for p in d["params"]
+             if p["name"] == name and p["change"] is not None]
         return max(v) if v else None
 
     def shares(name, key):

@@ -60,9 +60,9 @@ def test_changes_are_the_ratios_and_the_projection_follows_them(earlier, tmp_pat
     assert by["global.launch_overhead_s"]["change"] == pytest.approx(2.0)
     assert {p["name"]: p["change"] for p in d["peaks"]}["copy l3 GB/s"] == pytest.approx(0.1)
     assert not d["within"] and d["worst"]["name"] == "gemm float32.compute_efficiency" and DRIFT == 0.10
-    # Worked out here: t = launch_overhead_s * launches + compute_scale * compute_s + memory_scale * memory_s on the
-    # simulator's projection of each configuration; the later calibration triples the overhead, divides compute by 10: small
-    # configurations slow down, large ones speed up.
+    # Worked out here: t = launch_overhead_s * launches + compute_scale * compute_s + memory_scale * memory_s on
+    # the simulator's projection of each configuration; the later calibration triples the overhead and divides
+    # compute by 10: small configurations slow down, large ones speed up.
     arch = load_arch(earlier / dc.ARCH_FILE)
     g = base["groups"]["gemm float32"]
     changes, shares = [], []
@@ -118,3 +118,13 @@ def test_another_device_exits_2_before_measuring(earlier, tmp_path, capsys, monk
     assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--backend", "cupy",
                                  "--against", str(earlier)), "--against", "compares NumPy calibrations")
     assert not out.exists()
+
+
+def test_a_calibration_from_before_threaded_call_s_compares(earlier, tmp_path):
+    def edit(doc):
+        for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
+            p.pop("threaded_call_s")
+
+    d = compare_dirs(_edited(earlier, tmp_path / "old", edit), earlier)
+    by = {p["name"]: p for p in d["params"]}
+    assert by["global.threaded_call_s"]["a"] == 0.0 and by["global.launch_overhead_s"]["change"] == 0.0

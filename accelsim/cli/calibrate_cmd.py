@@ -130,8 +130,8 @@ def _print_diff(diff: dict) -> None:
     if worst is not None:
         caption.append(("every fitted parameter within" if diff["within"] else "not every fitted parameter within")
                        + f" {DRIFT:.0%} of the earlier one; the furthest: {worst['name']} {worst['change']:+.1%}")
-    print_table(f"against {diff['a']}", ["parameter", "earlier", "now", "change_pct", "share_of_time_pct", "largest_share_pct"], rows,
-                caption="\n".join(caption))
+    print_table(f"against {diff['a']}", ["parameter", "earlier", "now", "change_pct", "share_of_time_pct",
+                                         "largest_share_pct"], rows, caption="\n".join(caption))
 
 
 def _state_line(doc: dict) -> list[str]:

@@ -26,8 +26,9 @@ def _change(a, b) -> float | None:
 
 def fitted_params(doc: dict) -> dict[str, float]:
     """``{name: value}`` of what a calibration's fit determined: the global overheads, and per group its compute
-    efficiency (unless borrowed from ``gemm``) and its bandwidth fraction (where it has one)."""
-    out = {f"global.{k}": doc["global"][k] for k in ("launch_overhead_s", "threaded_call_s")}
+    efficiency (unless borrowed from ``gemm``) and its bandwidth fraction (where it has one; 1 where the fit held it
+    there). A calibration written before ``threaded_call_s`` existed has 0 for it."""
+    out = {f"global.{k}": doc["global"].get(k) or 0.0 for k in ("launch_overhead_s", "threaded_call_s")}
     for g, p in doc["groups"].items():
         if p.get("compute_efficiency") is not None and "gemm's compute" not in p.get("source", ""):
             out[f"{g}.compute_efficiency"] = p["compute_efficiency"]
@@ -102,7 +103,8 @@ def compare_dirs(a, b) -> dict:
     moved = [p for p in params if p["change"] is not None]
     worst = max(moved, key=lambda p: abs(p["change"]), default=None)
     probe_change = _change(probe_a, probe_b)
-    return {"a": str(a), "b": str(b), "device_name": doc_a.get("device_name"), "blas_threads": doc_a.get("blas_threads"),
+    return {"a": str(a), "b": str(b), "device_name": doc_a.get("device_name"),
+            "blas_threads": doc_a.get("blas_threads"),
             "state": {"a_probe_gflops": probe_a, "b_probe_gflops": probe_b, "change": probe_change,
                       "same": None if probe_change is None else abs(probe_change) <= STATE_NOTE},
             "params": params, "peaks": peaks, "projection": projection,
