@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernels import InputError, kron_matmul
-from kernels.kron import NAIVE_MAX_BYTES, kron_flops
+from kernels.kron import NAIVE_MAX_BYTES, kron_config, kron_flops
 
 dims = st.integers(1, 5)
 shapes_st = st.lists(st.tuples(dims, dims), min_size=1, max_size=4).filter(
@@ -46,12 +46,17 @@ def test_matches_kron_reference(shapes, m, dtype, algorithm, seed):
     assert np.linalg.norm(y - ref) <= tol * np.linalg.norm(ref)
 
 
-def test_fused_row_blocks_cover_every_row(monkeypatch):
-    """Blocks smaller than M (and a ragged last block) must still write every row."""
+@pytest.mark.parametrize("pool_flops, workers", [(1e30, 1), (0, 3)])
+def test_fused_row_blocks_cover_every_row(monkeypatch, pool_flops, workers):
+    """Blocks smaller than M (and a ragged last block) must still write every row, in the calling thread (small
+    work) and on three workers taking every third block."""
     monkeypatch.setattr("kernels.kron._BLOCK_BYTES", 3 * 64 * 8)
+    monkeypatch.setattr("kernels.kron.POOL_FLOPS", pool_flops)
+    monkeypatch.setenv("ACCELSIM_CPU_THREADS", "3")
     rng = np.random.default_rng(0)
     factors = [_rand(rng, (4, 4), np.float64), _rand(rng, (4, 2), np.float64), _rand(rng, (4, 4), np.float64)]
     x = _rand(rng, (11, 64), np.float64)
+    assert kron_config(x, factors, "fused")["threads"] == workers
     np.testing.assert_allclose(kron_matmul(x, factors, "fused"), _reference(x, factors), rtol=1e-12)
 
 
@@ -112,7 +117,6 @@ def test_flops_paper_shape():
 
 @pytest.mark.parametrize("algorithm", ["auto", "naive", "shuffle", "fused"])
 def test_config_names_a_described_implementation(algorithm):
-    from kernels.kron import kron_config
     from kernels.impls import describe
 
     rng = np.random.default_rng(2)

@@ -36,10 +36,13 @@ def run(
     from kernels.backend import get_xp
     from kernels.suites import get_cases, run_suite
     from kernels.trace import Recorder
+    from kernels.trace.microbench import keep_freed_memory
 
     check_timing_opts(repeats, warmup, out)
     check_seed(seed)
     xp = get_xp(backend)
+    if xp.__name__ == "numpy":
+        keep_freed_memory()  # as `accelsim run` and `calibrate` do: no call pays for fresh pages
     total = len(get_cases(suite, sizes, xp, seed))
     rec = Recorder(out)
     done = {"cases": 0}

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from kernels.backend import array_module
+from kernels.backend import array_module, cpu_workers, one_blas_thread
 from kernels.errors import InputError
 from kernels.kron.shuffle import shuffle
 
-__all__ = ["ALGORITHMS", "NAIVE_MAX_BYTES", "kron_config", "kron_flops", "kron_matmul"]
+__all__ = ["ALGORITHMS", "NAIVE_MAX_BYTES", "POOL_FLOPS", "kron_config", "kron_flops", "kron_matmul"]
 
 ALGORITHMS = ("auto", "naive", "shuffle", "fused")
 
@@ -32,6 +31,12 @@ NAIVE_MAX_BYTES = 64 * 2**20
 # loaded 2-core EPYC box; BENCHMARKS.md.)
 _BLOCK_BYTES = 256 * 2**10
 
+POOL_FLOPS = 2e8
+"""Below this much work (:func:`kron_flops`) the CPU fused path runs its row blocks in the calling thread: its
+per-row matmuls are small, and two workers paid off only from ~3 ms of work on the 2-vCPU EPYC (12:31-12:33 UTC
+2026-12-05, calling thread / two workers, medians of 15 or more: 64 x 8^4 17 MFLOP 0.34 / 0.57 ms, 256 x 8^4
+67 MFLOP 1.29 / 1.64, 256 x 64^2 268 MFLOP 2.42 / 2.65, 1024 x 8^4 268 MFLOP 5.71 / 3.67, 1024 x 16^3 403 MFLOP
+5.83 / 4.05)."""
 
 
 def kron_flops(m: int, factor_shapes) -> int:
@@ -196,15 +201,6 @@ def _rotate_step(f, cur, dst):
     np.matmul(f.T, cur.reshape(r, k // p, p).transpose(0, 2, 1), out=dst.reshape(r, q, k // p))
 
 
-def _single_thread_blas():
-    """A context limiting BLAS to one thread (threadpoolctl), or None where that is not installed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(1, user_api="blas")
-
-
 def _widths(x, factors) -> list[int]:
     """Columns of X and of each intermediate, factors taken last first."""
     widths = [x.shape[1]]
@@ -214,18 +210,20 @@ def _widths(x, factors) -> list[int]:
 
 
 def _cpu_tiling(x, factors) -> tuple[int, int]:
-    """(rows per block, worker threads) of the CPU fused path."""
+    """(rows per block, worker threads) of the CPU fused path: one worker below :data:`POOL_FLOPS` of work, else
+    :func:`kernels.backend.cpu_workers` (``ACCELSIM_CPU_THREADS`` or the CPUs) up to one per block."""
     widest = max(_widths(x, factors)[1:-1], default=1)
     m = x.shape[0]
     rows = max(1, min(m, _BLOCK_BYTES // (widest * x.dtype.itemsize)))
-    return rows, min(-(-m // rows), os.cpu_count() or 1)
+    small = kron_flops(m, [f.shape for f in factors]) < POOL_FLOPS
+    return rows, 1 if small else cpu_workers(-(-m // rows))
 
 
 def _fused_cpu(x, factors):
     """Row blocks sized for the cache, each run through every factor before the next block.
 
-    With several blocks and threadpoolctl installed, BLAS is held to one thread for the
-    call and each core takes every n-th block: the per-row matmuls are small, and a
+    With several blocks, BLAS is held to one thread for the call (:func:`kernels.backend.one_blas_thread`)
+    and, with enough work, each core takes every n-th block: the per-row matmuls are small, and a
     multi-threaded BLAS joins its threads after each one, which on a busy machine stalls
     for a scheduler slice per call (measured here: 8^6 ran 7x slower). Results do not
     depend on the thread count: every block is computed the same way.
@@ -249,10 +247,13 @@ def _fused_cpu(x, factors):
                 _rotate_step(f, cur, dst)
                 cur = dst
 
-    limit = _single_thread_blas() if workers > 1 else None
-    if limit is None:
+    if len(starts) == 1:
         run(starts)
         return out
-    with limit, ThreadPoolExecutor(workers) as pool:
-        list(pool.map(run, [starts[w::workers] for w in range(workers)]))
+    with one_blas_thread():
+        if workers == 1:
+            run(starts)
+            return out
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, [starts[w::workers] for w in range(workers)]))
     return out

@@ -23,14 +23,12 @@ the number of workers.
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import queue
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
+from kernels.backend import cpu_workers, one_blas_thread
 from kernels.nm.format import VECTOR_WIDTH, NMTensor, scatter_groups
 
 __all__ = ["GATHER_DENSITY", "choose_impl", "gather_plan", "nm_spmm_numpy"]
@@ -51,22 +49,11 @@ def choose_impl(t: NMTensor) -> str:
     return "decompress_blas"
 
 
-def _workers(tasks: int) -> int:
-    env = os.environ.get("ACCELSIM_CPU_THREADS")
-    n = int(env) if env and env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
-    return max(1, min(n, tasks))
-
-
-@functools.cache
-def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()  # inspecting the loaded BLAS libraries is slow: do it once
-
-
 def _schedule(flops: float, tasks: int) -> tuple[bool, int]:
     """``(held, workers)`` for ``tasks`` of ``flops`` in all: big work holds BLAS to one thread and runs on up to
     one worker per task; small work runs in the calling thread on BLAS's own threads."""
     held = flops >= _SERIAL_FLOPS
-    return held, _workers(tasks) if held else 1
+    return held, cpu_workers(tasks) if held else 1
 
 
 def _run(fn, tasks: list, flops: float, scratch) -> None:
@@ -84,7 +71,7 @@ def _run(fn, tasks: list, flops: float, scratch) -> None:
     from ~100 ms to ~200 ms per call over 30 calls at 1024x4096x4096.
     """
     held, workers = _schedule(flops, len(tasks))
-    limit = _blas_controller().limit(limits=1, user_api="blas") if held else contextlib.nullcontext()
+    limit = one_blas_thread() if held else contextlib.nullcontext()
     if workers == 1:
         buffers = scratch()
         with limit:
