@@ -10,7 +10,7 @@ import pytest
 from accelsim.model.arch import load_arch
 from accelsim.replay.calibrate import Params, fit, mape, pearson_r, split, validate
 from accelsim.replay.project import (
-    PROJECTION_PASSES, Projection, ReplayError, Streaming, check_device, items_from_table, project,
+    PROJECTION_PASSES, OnThreads, Projection, ReplayError, Streaming, check_device, items_from_table, project,
     record_workload,
 )
 from accelsim.model.workload import Gemm, KronMatmul
@@ -104,10 +104,42 @@ def test_numpy_vector_tasd_on_the_gather_path_is_its_own_blas_family(rows):
 
 
 @pytest.mark.parametrize("algorithm", ["fused", "shuffle"])
-def test_kron_maps_to_kron_matmul_with_factors(rows, algorithm):
-    family, w, _ = record_workload(by_kernel(rows, f"kron_matmul_{algorithm}"), CPU)
+def test_a_gpu_kron_record_maps_to_kron_matmul_with_factors(rows, algorithm):
+    family, w, _ = record_workload({**by_kernel(rows, f"kron_matmul_{algorithm}"), "backend": "cupy"}, CPU)
     assert family == "kron" and isinstance(w, KronMatmul)
     assert w.m == 4 and w.factors == ((2, 3), (4, 2)) and w.fused is (algorithm == "fused")
+
+
+def _macs(w) -> int:
+    g = w.workload if isinstance(w, OnThreads) else w
+    return g.m * g.n * g.k * g.count
+
+
+@pytest.mark.parametrize("algorithm, block_rows, threads", [("shuffle", None, None), ("fused", 4, 2), ("fused", 6, 1)])
+def test_a_numpy_kron_record_is_priced_as_it_runs(rows, algorithm, block_rows, threads):
+    """X (6 x 8) by F1 (4 x 3) ⊗ F2 (2 x 5), factor by factor, last first: widths 8 -> 20 -> 15. Shuffle: GEMMs
+    24 x 5 x 2 and 30 x 3 x 4, each followed by a copy of its 120 / 90 float32 results; fused: per row 5 x 4 x 2
+    and 3 x 5 x 4, one matmul call per row block and factor. Either way the multiply-adds are kron_flops / 2."""
+    from kernels.kron import kron_flops
+
+    params = {"algorithm": algorithm, "factors": [[4, 3], [2, 5]]}
+    if block_rows:
+        params |= {"block_rows": block_rows, "threads": threads}
+    row = {**by_kernel(rows, f"kron_matmul_{algorithm}"), "m": 6, "n": 15, "k": 8, "params": json.dumps(params)}
+    family, parts, launches = record_workload(row, CPU)
+    assert family == "kron" and sum(map(_macs, [w for w in parts if not isinstance(w, Streaming)])) == kron_flops(
+        6, [(4, 3), (2, 5)]) // 2
+    gemms = [(w.workload if isinstance(w, OnThreads) else w) for w in parts if not isinstance(w, Streaming)]
+    if algorithm == "shuffle":
+        assert [(g.m, g.n, g.k, g.count) for g in gemms] == [(24, 5, 2, 1), (30, 3, 4, 1)]
+        copies = [(w.bytes_read, w.bytes_written) for w in parts if isinstance(w, Streaming)]
+        assert copies == [(120 * 4, 120 * 4), (90 * 4, 90 * 4)] and launches == 4
+    else:
+        assert [(g.m, g.n, g.k, g.count) for g in gemms] == [(5, 4, 2, 6), (3, 5, 4, 6)]
+        assert not any(isinstance(w, Streaming) for w in parts) and launches == 2 * -(-6 // block_rows)
+        several = block_rows < 6
+        assert all(isinstance(w, OnThreads) and w.pooled and w.threads == min(threads, CPU.compute.units)
+                   for w in parts) if several else not any(isinstance(w, OnThreads) for w in parts)
 
 
 @pytest.mark.parametrize("kernel,shape", [("project_l1inf_bilevel", (16, 8)), ("project_multilevel", (4, 4, 4))])
