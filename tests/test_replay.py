@@ -142,6 +142,14 @@ def test_a_numpy_kron_record_is_priced_as_it_runs(rows, algorithm, block_rows, t
                    for w in parts) if several else not any(isinstance(w, OnThreads) for w in parts)
 
 
+@pytest.mark.parametrize("bad", ["abc", 0, 2.5, True])
+def test_a_numpy_kron_record_with_bad_block_rows_is_refused(rows, bad):
+    row = by_kernel(rows, "kron_matmul_fused")
+    params = {**json.loads(row["params"]), "block_rows": bad}
+    with pytest.raises(ReplayError, match="kron_matmul_fused.*'block_rows' and 'threads' must be positive integers"):
+        record_workload({**row, "params": json.dumps(params)}, CPU)
+
+
 @pytest.mark.parametrize("kernel,shape", [("project_l1inf_bilevel", (16, 8)), ("project_multilevel", (4, 4, 4))])
 def test_projection_maps_to_streaming_passes(rows, kernel, shape):
     family, w, launches = record_workload(by_kernel(rows, kernel), CPU)

@@ -482,8 +482,9 @@ def _kron_as_run(row: dict, params: dict, kernel: str, m: int, factors: list, dt
     """
     item = np.dtype(row["dtype"]).itemsize
     width = math.prod(p for p, _ in factors)
-    blocks = -(-m // max(1, int(params.get("block_rows") or m)))
-    workers = min(max(1, int(params.get("threads") or 1)), arch.compute.units)
+    rows, workers = _ints(row, "params", [params.get("block_rows") or m, params.get("threads") or 1],
+                          "'block_rows' and 'threads'")
+    blocks, workers = -(-m // rows), min(workers, arch.compute.units)
     parts, launches = [], 0
     for i, (p, q) in reversed(list(enumerate(factors))):
         if kernel.endswith("fused"):
