@@ -482,7 +482,7 @@ def _kron_as_run(row: dict, params: dict, kernel: str, m: int, factors: list, dt
     """
     item = np.dtype(row["dtype"]).itemsize
     width = math.prod(p for p, _ in factors)
-    rows, workers = _ints(row, "params", [params.get("block_rows") or m, params.get("threads") or 1],
+    rows, workers = _ints(row, "params", [params.get("block_rows", m), params.get("threads", 1)],
                           "'block_rows' and 'threads'")
     blocks, workers = -(-m // rows), min(workers, arch.compute.units)
     parts, launches = [], 0
