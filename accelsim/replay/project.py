@@ -136,7 +136,8 @@ PROJECTION_PASSES = {
     # (full-size reads, full-size writes) per call, from kernels.projection's NumPy path:
     "project_l1inf_bilevel": (4, 2),  # max + min (2 reads); clip: minimum (r, w) then maximum (r, w)
     "project_l12_bilevel": (3, 2),    # abs (r, w), ℓ2 reduce (r), rescale multiply (r, w)
-    "project_multilevel": (6, 4),     # abs (r, w), inner-norm reduce (r), innermost ball (r, w), astype (r, w), copysign (2 r, w)
+    # multilevel: abs (r, w), inner-norm reduce (r), innermost ball (r, w), astype (r, w), copysign (2 r, w)
+    "project_multilevel": (6, 4),
 }
 
 _DTYPES = {"float16": "fp16", "bfloat16": "bf16", "tfloat32": "tf32", "float32": "fp32", "float64": "fp64",
