@@ -252,6 +252,60 @@ def test_validate_with_calibration_dir(cal_dir, network_run, capsys, monkeypatch
     assert rep["calibration"]["global"]["compute_efficiency"] == pytest.approx(doc["global"]["compute_efficiency"])
 
 
+def test_nearest_state_picks_the_calibration_whose_probe_is_nearest_the_runs():
+    table = _probe_table([[150.0, 160.0], [170.0, 165.0, 155.0]])  # median 160
+    docs = [{"gemm_probe_gflops": 250.0}, {"gemm_probe_gflops": 171.0}, {}, {"gemm_probe_gflops": 148.0}]
+    assert bs.nearest_state(docs, table) == 1
+    assert bs.nearest_state(docs[2:], table) == 1  # a calibration without a probe is never picked over one with
+    assert bs.nearest_state(docs, _probe_table([])) == 0 and bs.nearest_state([{}, {}], table) == 0
+
+
+def test_of_several_calibration_dirs_validate_takes_the_runs_state(cal_dir, network_run, tmp_path, capsys,
+                                                                   monkeypatch):
+    """Three copies of one calibration, one claiming a probe near the run's (200 GFLOP/s), one far below and one far
+    above it, whose launch overheads differ: the projection is the near one's, whichever order they come in."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out, doc = cal_dir
+    table = load_traces(network_run / "traces")
+    rows = [r if r["kernel"] != "network" else {**r, "params": json.dumps(
+        {**json.loads(r["params"]), "gemm_probe_gflops": [195.0, 205.0]})} for r in table.to_pylist()]
+    (tmp_path / "run").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), tmp_path / "run" / "part-0.parquet")
+    dirs = {}
+    for name, probe, launch in (("near", 190.0, 1e-3), ("low", 120.0, 0.0), ("high", 320.0, 0.0)):
+        d = dirs[name] = tmp_path / name
+        shutil.copytree(out, d)
+        g = {**doc["global"], "launch_overhead_s": launch}
+        (d / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": probe, "global": g,
+                                                         "families": {}, "groups": {}}))
+    reports = []
+    for order in (("low", "near", "high"), ("high", "low", "near"), ("near",)):
+        args = [a for n in order for a in ("--calibration", str(dirs[n]))]
+        code, stdout, err = run_in_process(capsys, monkeypatch, "validate", "--traces", str(tmp_path / "run"),
+                                           *args, "--format", "json")
+        assert code in (0, None), err
+        reports.append(json.loads(stdout))
+    layers = [[l["projected_s"] for v in r["variants"] for l in v["layers"]] for r in reports]
+    assert layers[0] == layers[1] == layers[2] and min(layers[0]) > 1e-3  # every layer pays the near one's launch
+    assert any(f"{dirs['near']}'s probe rate is the nearest" in n for n in reports[0]["notes"])
+
+
+def test_several_calibrations_of_another_device_or_a_file_are_refused(cal_dir, network_run, tmp_path, capsys,
+                                                                      monkeypatch):
+    out, _ = cal_dir
+    other = _copy_with(cal_dir, tmp_path, device_name="Other CPU 9000")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces"),
+                                 "--calibration", str(out), "--calibration", str(other)), str(other), "Other CPU 9000")
+    f = tmp_path / "cal.json"
+    f.write_text("{}")
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces"),
+                                 "--calibration", str(f), "--calibration", str(out)), "--calibration", "given once")
+
+
 def test_a_pass_outgrowing_the_caches_fetches_each_layer_from_dram(cal_dir, network_run):
     """With the L3 holding any one layer but not the pass, each NumPy layer first reads its operands
     (``bytes_min``) at the DRAM copy rate, on top of its calibrated warm time; with the real caches, nothing."""

@@ -32,9 +32,11 @@ def validate(
     set_: list[str] = typer.Option(None, "--set", help="arch override key.path=value (repeatable)"),
     save_calibration: Path = typer.Option(None, "--save-calibration", help="GPU arch: write the fitted device "
                                           "calibration here (fitted on the --calibrate-on split, else on everything)"),
-    calibration: Path = typer.Option(None, "--calibration", help="a directory of `accelsim calibrate` (network "
-                                     "runs: its arch and fitted parameters), or, GPU arch, a calibration file saved "
-                                     "with --save-calibration for the same device, applied instead of fitting"),
+    calibration: list[Path] = typer.Option(None, "--calibration", help="a directory of `accelsim calibrate` "
+                                           "(network runs: its arch and fitted parameters; repeatable, one per state "
+                                           "of the box: the run takes the one whose probe rate is nearest its own), "
+                                           "or, GPU arch, a calibration file saved with --save-calibration for the "
+                                           "same device, applied instead of fitting"),
     calibrate_with: Path = typer.Option(None, "--calibrate-with", help="network runs: fit the calibration on this "
                                         "trace set of the same device (e.g. traces/cpu-amd-epyc-2vcpu)"),
     fmt: Format = FormatOpt,
@@ -54,15 +56,20 @@ def validate(
     from accelsim.replay.traces import load as load_traces
     from kernels.errors import InputError
 
-    inputs = (traces, calibration, calibrate_with)
+    cals = list(calibration or [])
+    inputs = (traces, *cals, calibrate_with)
     check_seed(seed)
     if plot is not None:
         ensure_writable(plot, "--plot", suffixes=(".png",), inputs=inputs)
     if save_calibration is not None:
         ensure_writable(save_calibration, "--save-calibration", suffixes=(".json",), inputs=inputs)
-    if is_calibration_dir(calibration):
-        _validate_with_dir(traces, calibration, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt)
+    if cals and is_calibration_dir(cals[0]):
+        _validate_with_dir(traces, cals, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt)
         return
+    if len(cals) > 1:
+        raise InputError(f"--calibration {cals[1]}: a calibration file is given once; several --calibration are "
+                         "`accelsim calibrate` directories, one per state of the box")
+    calibration = cals[0] if cals else None
     if arch is None:
         raise InputError("--arch: missing; pass the traced device's arch, or --calibration DIR written by "
                          "`accelsim calibrate`")
@@ -100,31 +107,41 @@ def _show_kernels(report: dict, traces, plot, fmt) -> None:
     print_validation(report, str(traces), plot)
 
 
-def _validate_with_dir(traces, cal_dir, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt):
+def _validate_with_dir(traces, cal_dirs, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt):
     """A network run (CPU) or kernel traces (GPU) projected with the arch and parameters `accelsim calibrate`
-    wrote to ``cal_dir``."""
-    from accelsim.replay.box_state import state_notes
+    wrote to a directory: of several (CPU), the one whose probe rate is nearest the run's."""
+    from accelsim.replay.box_state import nearest_state, state_notes
     from accelsim.replay.device_calibration import check_same_device, load_calibration_dir
     from accelsim.replay.gpu_calibration import is_gpu_calibration_dir
     from accelsim.replay.network import is_network_run
     from accelsim.replay.traces import load as load_traces
     from kernels.errors import InputError
 
+    cal_dir = cal_dirs[0]
     given = [o for o, v in (("--arch", arch), ("--set", set_), ("--calibrate-on", calibrate_on),
                             ("--calibrate-with", calibrate_with), ("--save-calibration", save_calibration)) if v]
     if given:
         raise InputError(f"--calibration {cal_dir}: a calibration directory brings its own arch and parameters; "
                          f"drop {', '.join(given)}")
     if is_gpu_calibration_dir(cal_dir):
+        if len(cal_dirs) > 1:
+            raise InputError(f"--calibration {cal_dirs[1]}: a GPU calibration directory is given once")
         _validate_with_gpu_dir(traces, cal_dir, plot, fmt)
         return
-    cfg, cal, doc = load_calibration_dir(cal_dir)
+    loaded = [load_calibration_dir(d) for d in cal_dirs]
     table = load_traces(traces)
     if table.num_rows == 0 or not is_network_run(table):
         raise InputError(f"--calibration {cal_dir}: a calibration directory projects network runs (`accelsim run`); "
                          f"{traces} holds {'no trace rows' if table.num_rows == 0 else 'kernel traces'}")
-    notes = check_same_device(doc, table, str(cal_dir)) + state_notes(doc, table)
-    show_run(table, cfg, cal, f"{cal_dir} (accelsim calibrate)", plot, fmt, str(traces), notes)
+    notes = [n for d, (_, _, doc) in zip(cal_dirs, loaded) for n in check_same_device(doc, table, str(d))]
+    pick = nearest_state([doc for _, _, doc in loaded], table)
+    cfg, cal, doc = loaded[pick]
+    if len(cal_dirs) > 1:
+        notes.append(f"{cal_dirs[pick]}'s probe rate is the nearest the run's of the {len(cal_dirs)} calibrations ("
+                     + ", ".join(f"{d}: {x['gemm_probe_gflops']:.4g}" if x.get("gemm_probe_gflops") else f"{d}: none"
+                                 for d, (_, _, x) in zip(cal_dirs, loaded)) + " GFLOP/s)")
+    notes = list(dict.fromkeys(notes + state_notes(doc, table)))
+    show_run(table, cfg, cal, f"{cal_dirs[pick]} (accelsim calibrate)", plot, fmt, str(traces), notes)
 
 
 def _validate_with_gpu_dir(traces, cal_dir, plot, fmt) -> None:

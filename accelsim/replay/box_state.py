@@ -16,7 +16,7 @@ from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
-           "mixed_state_note", "state_notes", "steady_passes"]
+           "mixed_state_note", "nearest_state", "run_probes", "state_notes", "steady_passes"]
 
 GEMM_SIZES = (256, 512, 1024)
 """Square GEMM sizes timed per dtype; the peak is the fastest run of any. On a loaded 2-vCPU box a two-thread
@@ -131,17 +131,35 @@ def mixed_state_note(doc: dict) -> str | None:
     return None
 
 
-def state_notes(doc: dict, table: pa.Table) -> list[str]:
-    """The box's state during a run against the calibration's: the median of the run records' ``gemm_probe_gflops``
-    (:func:`kernels.trace.microbench.gemm_probe_gflops`, one per pass) beside the calibration's; a warning where
-    they differ by more than :data:`STATE_NOTE`."""
-    mine = doc.get("gemm_probe_gflops")
+def run_probes(table: pa.Table) -> list[float]:
+    """The probe rates a run recorded, one per timed pass (:func:`kernels.trace.microbench.gemm_probe_gflops`)."""
     per_run = {}  # every variant's run record of one run carries the same probes
     for r in table.select(["run_id", "params"]).to_pylist():
         probes = params_of(r).get("gemm_probe_gflops")
         if probes:
             per_run.setdefault(r["run_id"], probes)
-    rates = [v for vs in per_run.values() for v in vs]
+    return [v for vs in per_run.values() for v in vs]
+
+
+def nearest_state(docs: list[dict], table: pa.Table) -> int:
+    """Index of the calibration (its document) whose probe rate is nearest the run's median one: given one
+    calibration per state of the box, the one made in the run's state. 0 where the run or every calibration
+    lacks a probe. On the seventh slice's two-thread loops (five calibrations each, refitted by this fit; every run
+    against the nearest of its loop's instead of its own), the worst whole-run error of a loop went 9.1 -> 6.2 %
+    (`seq_len=8`) and 14.4 -> 6.8 % (full size); no median whole-run error moved by more than 1 point."""
+    rates = run_probes(table)
+    probes = [d.get("gemm_probe_gflops") for d in docs]
+    if not rates or not any(probes):
+        return 0
+    run = float(np.median(rates))
+    return min((i for i, p in enumerate(probes) if p), key=lambda i: abs(probes[i] - run))
+
+
+def state_notes(doc: dict, table: pa.Table) -> list[str]:
+    """The box's state during a run against the calibration's: the median of the run records' ``gemm_probe_gflops``
+    (:func:`run_probes`) beside the calibration's; a warning where they differ by more than :data:`STATE_NOTE`."""
+    mine = doc.get("gemm_probe_gflops")
+    rates = run_probes(table)
     if not mine or not rates:
         return []
     run = float(np.median(rates))
