@@ -377,6 +377,31 @@ def test_run_with_calibration_projects_the_run(cal_dir, network_run, tmp_path, c
     assert {k: r["measured_s"] for k, r in runs.items()} == summary["run_s"]
 
 
+def test_run_with_several_calibrations_projects_with_the_nearest_state(cal_dir, network_run, tmp_path, capsys,
+                                                                        monkeypatch):
+    """Any probe rate this box measures lies nearer 1e-3 GFLOP/s than 1e6: the run takes the first copy, whose launch
+    overhead (1 ms) shows in every projected layer, whichever order they are given in."""
+    import shutil
+
+    out, doc = cal_dir
+    dirs = []
+    for probe, launch in ((1e-3, 1e-3), (1e6, 0.0)):
+        d = tmp_path / f"cal-{probe:g}"
+        shutil.copytree(out, d)
+        g = {**doc["global"], "launch_overhead_s": launch}
+        (d / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": probe, "global": g,
+                                                         "families": {}, "groups": {}}))
+        dirs.append(d)
+    for i, order in enumerate((dirs, dirs[::-1])):
+        code, stdout, err = run_in_process(capsys, monkeypatch, "run", "--plan", str(network_run / "plan.json"),
+                                           "--out", str(tmp_path / f"r{i}"), "--backend", "numpy", "--repeats", "1",
+                                           *[a for d in order for a in ("--calibration", str(d))], "--format", "json")
+        assert code in (0, None), err
+        val = json.loads(stdout)["validation"]
+        assert min(l["projected_s"] for v in val["variants"] for l in v["layers"]) > 1e-3
+        assert any(f"{dirs[0]}'s probe rate is the nearest" in n for n in val["notes"])
+
+
 def test_dir_and_fit_options_do_not_mix(cal_dir, network_run, capsys, monkeypatch):
     out, _ = cal_dir
     assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces"),

@@ -27,8 +27,10 @@ def run_command(
     backend: Optional[str] = typer.Option(None, "--backend", help="numpy or cupy (default: cupy when a GPU is usable)"),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float16"),
     dense: bool = typer.Option(True, "--dense/--no-dense", help="also run the all-dense baseline (for the gain)"),
-    calibration: Optional[Path] = typer.Option(None, "--calibration", help="directory of `accelsim calibrate` on "
-                                               "this device: after the run, project it and compare"),
+    calibration: Optional[list[Path]] = typer.Option(None, "--calibration", help="directory of `accelsim "
+                                                     "calibrate` on this device: after the run, project it and "
+                                                     "compare (repeatable, one per state of the box: the run takes "
+                                                     "the one whose probe rate is nearest its own)"),
     fmt: Format = FormatOpt,
 ) -> None:
     """Run every GEMM layer of the plan's network in order with its planned kernel; one record per layer and run."""
@@ -39,7 +41,7 @@ def run_command(
     from kernels.trace import Recorder
 
     check_timing_opts(repeats, warmup, out)
-    cal = _calibration_here(calibration, backend) if calibration is not None else None
+    cals = [_calibration_here(c, backend) for c in calibration or []]
     with on_interrupt(lambda: f"nothing written to {out} (the run was still being prepared)"):
         p = load_plan(plan)
         prep = prepare_run(p, params=parse_overrides(params, source="--param"), layers=layers, weights=weights,
@@ -69,12 +71,12 @@ def run_command(
     if res.interrupted:
         print(f"accelsim: interrupted after {res.passes} of {repeats} timed passes; kept {len(res.rows)} finished "
               f"records in {out} (run {rec.run_id}), the pass in progress was dropped", file=sys.stderr)
-    if cal is not None and not res.interrupted:
+    if cals and not res.interrupted:
         from accelsim.cli.validate_cmd import print_run
 
-        summary["validation"] = _report(res.rows, *cal)
+        summary["validation"], used = _report(res.rows, calibration, cals)
         if fmt is not Format.json:
-            print_run(summary["validation"], str(out), f"{calibration} (accelsim calibrate)")
+            print_run(summary["validation"], str(out), f"{used} (accelsim calibrate)")
     if fmt is Format.json:
         print_json(summary)
     else:
@@ -109,17 +111,23 @@ def _calibration_here(path: Path, backend: str | None):
     return cfg, params, doc
 
 
-def _report(rows, cfg, params, doc) -> dict:
-    from accelsim.replay.box_state import state_notes
+def _report(rows, paths: list, cals: list) -> tuple[dict, Path]:
+    """The run's records projected with the calibration (of ``cals``, loaded from ``paths``) whose probe rate is
+    nearest the run's, and that calibration's path."""
+    from accelsim.replay.box_state import nearest_state, state_notes
     from accelsim.replay.network import compare_run
     from kernels.trace import SCHEMA
 
     import pyarrow as pa
 
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    pick = nearest_state([doc for *_, doc in cals], table)
+    cfg, params, doc = cals[pick]
     report = compare_run(table, cfg, params)
+    if len(cals) > 1:
+        report["notes"].append(f"{paths[pick]}'s probe rate is the nearest the run's of the {len(cals)} calibrations")
     report["notes"] += state_notes(doc, table)
-    return report
+    return report, paths[pick]
 
 
 def register(app: typer.Typer) -> None:
