@@ -524,7 +524,7 @@ def test_state_notes_compare_the_runs_probe_with_the_calibrations():
     # Median of 150, 160, 170, 165, 155 = 160: 20 % slower than the calibration, a warning.
     (note,) = bs.state_notes(doc, _probe_table([[150.0, 160.0, 170.0], [165.0, 155.0]]))
     assert "160 GFLOP/s" in note and "median of 5 passes" in note and "200" in note and "-20%" in note
-    assert "ran slower" in note
+    assert "ran slower" in note and "--calibration A --calibration B" in note
     (note,) = bs.state_notes(doc, _probe_table([[230.0, 240.0, 250.0]]))
     assert "+20%" in note and "ran faster" in note
     (note,) = bs.state_notes(doc, _probe_table([[195.0, 205.0, 210.0]]))  # +2.5 %: stated, no warning

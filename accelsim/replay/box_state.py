@@ -175,5 +175,6 @@ def state_notes(doc: dict, table: pa.Table) -> list[str]:
             f"passes), {mine:.4g} during the calibration ({d:+.0%})")
     if abs(d) > STATE_NOTE:
         note += ("; the box ran " + ("faster" if d > 0 else "slower") + " than when calibrated, and the projection "
-                 "prices the calibration's state: calibrate again, or run again")
+                 "prices the calibration's state: calibrate again, run again, or give a calibration of each state "
+                 "(--calibration A --calibration B)")
     return [note] + [n for n in (mixed_state_note(doc),) if n]
