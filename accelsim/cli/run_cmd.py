@@ -114,20 +114,17 @@ def _calibration_here(path: Path, backend: str | None):
 def _report(rows, paths: list, cals: list) -> tuple[dict, Path]:
     """The run's records projected with the calibration (of ``cals``, loaded from ``paths``) whose probe rate is
     nearest the run's, and that calibration's path."""
-    from accelsim.replay.box_state import nearest_note, nearest_state, state_notes
+    from accelsim.replay.box_state import choose_state
     from accelsim.replay.network import compare_run
     from kernels.trace import SCHEMA
 
     import pyarrow as pa
 
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
-    docs = [doc for *_, doc in cals]
-    pick = nearest_state(docs, table)
-    cfg, params, doc = cals[pick]
+    pick, notes = choose_state(paths, [doc for *_, doc in cals], table)
+    cfg, params, _ = cals[pick]
     report = compare_run(table, cfg, params)
-    if len(cals) > 1:
-        report["notes"].append(nearest_note(paths, docs, pick))
-    report["notes"] += state_notes(doc, table)
+    report["notes"] += notes
     return report, paths[pick]
 
 

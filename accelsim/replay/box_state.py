@@ -16,7 +16,7 @@ from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
-           "mixed_state_note", "nearest_note", "nearest_state", "run_probes", "state_notes", "steady_passes"]
+           "choose_state", "mixed_state_note", "nearest_state", "run_probes", "state_notes", "steady_passes"]
 
 GEMM_SIZES = (256, 512, 1024)
 """Square GEMM sizes timed per dtype; the peak is the fastest run of any. On a loaded 2-vCPU box a two-thread
@@ -155,11 +155,18 @@ def nearest_state(docs: list[dict], table: pa.Table) -> int:
     return min((i for i, p in enumerate(probes) if p), key=lambda i: abs(probes[i] - run))
 
 
-def nearest_note(paths: list, docs: list[dict], pick: int) -> str:
-    """What :func:`nearest_state` chose, beside every calibration's probe rate."""
-    probes = ", ".join(f"{p}: {d['gemm_probe_gflops']:.4g}" if d.get("gemm_probe_gflops") else f"{p}: none"
-                       for p, d in zip(paths, docs))
-    return f"{paths[pick]}'s probe rate is the nearest the run's of the {len(paths)} calibrations ({probes} GFLOP/s)"
+def choose_state(paths: list, docs: list[dict], table: pa.Table) -> tuple[int, list[str]]:
+    """``(pick, notes)``: the calibration (of ``docs``, read from ``paths``) that prices the run in ``table``
+    (:func:`nearest_state`), and what to say of it: which one was picked beside every calibration's probe rate (for
+    several), then :func:`state_notes`."""
+    pick = nearest_state(docs, table)
+    notes = []
+    if len(docs) > 1:
+        probes = ", ".join(f"{p}: {d['gemm_probe_gflops']:.4g}" if d.get("gemm_probe_gflops") else f"{p}: none"
+                           for p, d in zip(paths, docs))
+        notes.append(f"{paths[pick]}'s probe rate is the nearest the run's of the {len(docs)} calibrations ({probes} "
+                     "GFLOP/s)")
+    return pick, notes + state_notes(docs[pick], table)
 
 
 def state_notes(doc: dict, table: pa.Table) -> list[str]:

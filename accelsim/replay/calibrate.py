@@ -79,9 +79,15 @@ class Params:
     source: str = "uncalibrated"
     threaded_call_s: float = 0.0
 
+    def parts(self, p: Projection, launches: int, threaded_calls: int = 0) -> dict[str, float]:
+        """The predicted seconds split by the parameter that prices each part; they add up to :meth:`predict`."""
+        return {"launch_overhead_s": self.launch_overhead_s * launches,
+                "threaded_call_s": self.threaded_call_s * threaded_calls,
+                "compute_efficiency": (self.compute_scale or 0.0) * p.compute_s,
+                "bandwidth_fraction": (self.memory_scale or 0.0) * p.memory_s}
+
     def predict(self, p: Projection, launches: int, threaded_calls: int = 0) -> float:
-        return (self.launch_overhead_s * launches + self.threaded_call_s * threaded_calls
-                + (self.compute_scale or 0.0) * p.compute_s + (self.memory_scale or 0.0) * p.memory_s)
+        return sum(self.parts(p, launches, threaded_calls).values())
 
     def to_dict(self) -> dict:
         def inv(s):

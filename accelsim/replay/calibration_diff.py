@@ -59,11 +59,8 @@ def _priced(arch, cal, table) -> dict:
 
     out = {}
     for it in items_from_table(table, arch):
-        p, q = project(arch, it.workload, it.working_set), _params_for(cal, it)
-        out[it.key] = (it.group, {"launch_overhead_s": q.launch_overhead_s * it.launches,
-                                  "threaded_call_s": q.threaded_call_s * it.threaded_calls,
-                                  "compute_efficiency": (q.compute_scale or 0.0) * p.compute_s,
-                                  "bandwidth_fraction": (q.memory_scale or 0.0) * p.memory_s})
+        p = project(arch, it.workload, it.working_set)
+        out[it.key] = (it.group, _params_for(cal, it).parts(p, it.launches, it.threaded_calls))
     return out
 
 

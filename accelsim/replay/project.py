@@ -464,12 +464,13 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
     factors = [_ints(row, "params", f, "'factors' entry") for f in factors]
     fused = kernel.endswith("fused")
     if row.get("backend") == "numpy":
-        return (family, *_kron_as_run(row, params, kernel, m, factors, dtype, arch))
+        return (family, *_kron_as_run(row, params, kernel, fused, m, factors, dtype, arch))
     layer = KronMatmul(kernel, m, tuple(tuple(f) for f in factors), dtype, fused=fused)
     return family, layer, (len(factors) if not fused else 1)
 
 
-def _kron_as_run(row: dict, params: dict, kernel: str, m: int, factors: list, dtype: str, arch: ArchConfig):
+def _kron_as_run(row: dict, params: dict, kernel: str, fused: bool, m: int, factors: list, dtype: str,
+                 arch: ArchConfig):
     """``(parts, launches)`` of a NumPy Kron record as :mod:`kernels.kron` runs it, factor by factor (last first):
 
     - ``kron_matmul_shuffle``: one BLAS GEMM ``(m·w/P) × Q × P`` on the current width ``w``, then the transposing
@@ -488,7 +489,7 @@ def _kron_as_run(row: dict, params: dict, kernel: str, m: int, factors: list, dt
     blocks, workers = -(-m // rows), min(workers, arch.compute.units)
     parts, launches = [], 0
     for i, (p, q) in reversed(list(enumerate(factors))):
-        if kernel.endswith("fused"):
+        if fused:
             gemm = Gemm(f"{kernel}.f{i}", q, width // p, p, dtype, count=m)
             parts.append(OnThreads(gemm, workers, pooled=True) if blocks > 1 else _on_threads(gemm, row, params, arch))
             launches += blocks
