@@ -138,8 +138,8 @@ def test_directory_files_parse_and_reproduce_the_held_out_mape(cal_dir):
     arch = load_arch(out / dc.ARCH_FILE)
     table = load_traces(out / dc.TRACES_DIR)
     assert table.num_rows == 6 * dc.PASSES  # the budget left room for every pass
-    items = items_from_table(table, arch)
-    assert saved["configs"] == len(items) == 6
+    items = items_from_table(table, arch, statistics.fmean)
+    assert saved["configs"] == len(items) == 6 and saved["pass_merge"] == "mean"
     assert saved["split"]["train"] + saved["split"]["held_out"] == 6 and saved["split"]["held_out"] >= 1
     rows = {it.label: (project(arch, it.workload, it.working_set), it.launches, it.measured_s, it.threaded_calls)
             for it in items}
@@ -153,9 +153,13 @@ def test_directory_files_parse_and_reproduce_the_held_out_mape(cal_dir):
     ape = [abs(half.predict(pr, n, c) - t) / t for pr, n, t, c in held]
     assert len(held) == saved["split"]["held_out"]
     assert saved["held_out_mape_pct"] == pytest.approx(100 * statistics.fmean(ape))
-    # Each configuration's merged time is the median over its passes.
+    # Each configuration's merged time is the mean over its passes (the median elsewhere), and the fit saved is
+    # not the one on medians.
     one = [r["time_median_s"] for r in table.to_pylist() if (r["m"], r["n"], r["k"]) == (64, 64, 64)]
-    assert next(it for it in items if it.row["m"] == 64 and it.row["n"] == 64).measured_s == statistics.median(one)
+    assert len(set(one)) > 2 and statistics.fmean(one) != statistics.median(one)
+    assert next(it for it in items if it.row["m"] == 64 and it.row["n"] == 64).measured_s == statistics.fmean(one)
+    by_median = next(it for it in items_from_table(table, arch) if it.row["m"] == 64 and it.row["n"] == 64)
+    assert by_median.measured_s == statistics.median(one)
 
 
 def test_calibrate_cli_prints_held_out_mape(tmp_path, capsys, monkeypatch):
@@ -604,6 +608,7 @@ def test_a_calibration_fits_and_writes_only_the_passes_of_one_state(tmp_path, mo
     monkeypatch.setattr(mb, "copy_rates", copies)
     monkeypatch.setattr(mb, "indexed_rates", lambda b, r: [3.0] * r)
     meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs")}
+    monkeypatch.setattr(dc, "PASSES", 9)  # one probe round per pass above
     doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
     # Pass 1 ends in the slow state and passes 2-4 run in it: the fit keeps 0, 5, 6, 7, 8.
     assert doc["passes"] == {"recorded": dc.PASSES, "kept": [0, 5, 6, 7, 8]}

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import zlib
 from dataclasses import dataclass
 
@@ -257,17 +258,18 @@ def _family_report(family: str, rows: list[dict], energy: bool) -> dict:
     return out
 
 
-def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: int = 0) -> dict:
+def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: int = 0,
+             center=statistics.median) -> dict:
     """Replay every configuration in ``table`` on ``arch`` and compare with its measurement.
 
     Returns a JSON-ready dict: ``kernels`` (one row each: projected/measured seconds and, where
     measured, joules and EDP; the split it fell in), ``families`` and ``overall`` (MAPE, Pearson r
     on seconds and on log10 seconds, worst kernels), ``calibration`` (fraction, seed, fitted
     parameters) and ``notes`` saying what was and was not compared. With ``calibrate_on`` the
-    errors cover the held-out configurations only.
+    errors cover the held-out configurations only. Repeated runs of a configuration merge by ``center``.
     """
     notes = check_device(arch, table)
-    items = items_from_table(table, arch)
+    items = items_from_table(table, arch, center)
     projections = [project(arch, it.workload, it.working_set) for it in items]
     families = sorted({it.family for it in items})
     groups = sorted({it.group for it in items})

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +69,18 @@ REPEATS = 5
 BENCH_REPEATS = 21
 """Timed runs per microbenchmark, at least (the median is kept): on a shared 2-vCPU box one 1024³ matmul
 ranged 60..130 GFLOP/s within a second, so 5 samples gave medians 35 % apart."""
-PASSES = 9
-"""Passes over the trace cases at most, while the budget lasts (21-29 s on the 2-vCPU EPYC). With 5, five
+PASSES = 18
+"""Passes over the trace cases at most, while the budget lasts (45-50 s on the 2-vCPU EPYC). With 5, five
 back-to-back two-thread calibrations fitted a ``batched_gemm`` bandwidth fraction of 0.59-0.69 (17 %); with 9,
-alternating with them, 0.60-0.64 (7 %)."""
+alternating with them, 0.60-0.64 (7 %). Ten calibrations of 9 refitted in consecutive pairs, as five of 18, kept
+every other parameter within 5.6 % (one thread) and 3.5 % (two; 10.3 % with 9)."""
+PASS_CENTER = statistics.fmean
+"""How a calibration merges a configuration's passes: their mean. The passes are of one state of the box
+(:func:`~accelsim.replay.box_state.steady_passes`), and what the fit predicts are sums over many kernels (a loop's
+pass adds up hundreds of layers), whose expectation the mean is. On the 2-vCPU EPYC small two-thread GEMM batches
+switch between two speeds 15 % apart every 10-20 s: the median took one speed or the other whole, and the
+``threaded_call_s`` fitted on it 1.06 or 1.95 µs over ten calibrations (1.18-1.99 with the mean; 1.44-1.70 with
+the mean of 18 passes)."""
 _KIB = 1024
 
 
@@ -171,7 +180,7 @@ def copy_buffers(report: dict) -> dict[str, int]:
 def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
     """Bytes per copy side per level and seconds per tiny call (median and spread); the peaks come from a
     :class:`PeakSampler` spread over the calibration. DRAM has no indexed rate: the NumPy passes that scatter
-    are priced in cache (:data:`~accelsim.replay.project.PASS_RESIDENT`)."""
+    are priced in cache (:data:`~accelsim.replay.numpy_run.PASS_RESIDENT`)."""
     from kernels.trace.microbench import call_overhead_s
 
     return {"copy_bytes": copy_buffers(report), "call_overhead_s": call_overhead_s(repeats),
@@ -339,14 +348,14 @@ def runtime_case(m: int, n: int, k: int, kernel: str, spec: str, seed: int = 0, 
 
 
 def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=time.monotonic,
-           passes: int = PASSES, before_pass=None) -> list[list[dict]]:
+           passes: int | None = None, before_pass=None) -> list[list[dict]]:
     """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds): the rows of
-    each pass begun; each row's params get ``blas_threads``. Replay merges a configuration's passes by their median,
-    so extra passes damp a loaded machine's outliers. ``before_pass()`` runs first in each pass (peak samples)."""
+    each pass begun (``passes`` defaults to :data:`PASSES`); each row's params get ``blas_threads``. The fit merges a
+    configuration's passes by :data:`PASS_CENTER`. ``before_pass()`` runs first in each pass (peak samples)."""
     from kernels.suites import record_case
 
     out = []
-    for _ in range(passes):
+    for _ in range(passes or PASSES):
         if clock() >= deadline:
             return out
         if before_pass is not None:
@@ -374,11 +383,11 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
     five calibrations of the 2-vCPU EPYC gave an N:M bandwidth fraction of 0.17-0.63."""
     from accelsim.replay.project import items_from_table, project
 
-    items = items_from_table(table, arch)
+    items = items_from_table(table, arch, PASS_CENTER)
     projections = [project(arch, it.workload, it.working_set) for it in items]
     train, held = split(items, HELD_OUT_FRACTION, seed)
     glob, fams, groups = fit_groups(items, projections, list(range(len(items))))
-    scored = validate(table, arch, HELD_OUT_FRACTION, seed)
+    scored = validate(table, arch, HELD_OUT_FRACTION, seed, PASS_CENTER)
     return {
         "format": FORMAT, "version": VERSION, "backend": "numpy", "device_name": report["device_name"],
         "blas_threads": report["blas_threads"], "cpus": report["cpus"], "arch": ARCH_FILE,
@@ -387,7 +396,7 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
                                          "held_out": len(held), "train_labels": [items[i].label for i in train]},
         "held_out_mape_pct": scored["overall"]["mape_pct"],
         "gemm_probe_gflops": (meas.get("gemm_gflops_by_size") or {}).get("float32", {}).get(str(PROBE_N)),
-        "gemm_probe_rounds": meas.get("probe_rounds"), "passes": meas.get("passes"),
+        "gemm_probe_rounds": meas.get("probe_rounds"), "passes": meas.get("passes"), "pass_merge": "mean",
         "held_out_by_group": {g["family"]: g["mape_pct"] for g in scored["groups"]},
         "global": _params_dict(glob), "families": {f: _params_dict(p) for f, p in fams.items()},
         "groups": {g: _params_dict(p) for g, p in groups.items()},

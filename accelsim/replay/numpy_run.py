@@ -1,0 +1,237 @@
+"""A NumPy record priced as the run executed it, not as the accelerator would run its layer.
+
+NumPy's BLAS gives each GEMM the threads its size earns (:func:`blas_threads_used`, an :class:`OnThreads`
+workload) and each matrix of a batch a call of its own; a batch that outgrows the caches waits for its DRAM
+fetch (:func:`batch_fetch`, family :data:`BATCHED`); an N:M or TASD layer runs its compression, gathers or
+scatters as counted NumPy passes (:func:`as_run`, passes from :mod:`accelsim.replay.numpy_passes`); a Kron
+record runs factor by factor as :mod:`kernels.kron` does (:func:`kron_as_run`). Each builder returns the parts
+:func:`accelsim.replay.project.project` adds up; :func:`threaded_calls` counts the calls that start BLAS threads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.model.arch import ArchConfig
+from accelsim.model.workload import Gemm
+from accelsim.replay.numpy_passes import decompose_traffic, gather_traffic, scatter_traffic
+from accelsim.replay.records import Streaming, json_field, positive_ints, resident_level
+from kernels.nm.format import VECTOR_WIDTH
+
+__all__ = [
+    "BATCHED",
+    "BLAS_FAMILIES",
+    "DENSE_TERMS",
+    "GATHER",
+    "OPENBLAS_THREAD_MNK",
+    "PASS_RESIDENT",
+    "RUNTIME",
+    "TASD_GATHER",
+    "OnThreads",
+    "as_run",
+    "batch_fetch",
+    "blas_threads_used",
+    "kron_as_run",
+    "on_threads",
+    "threaded_calls",
+]
+
+PASS_RESIDENT = 0
+"""Working set given to the counted NumPy passes of :func:`as_run`: they run at the innermost resident level
+whatever their size. Broadcasts over groups of M, ``nonzero`` and fancy indexing cost NumPy a few ns per
+element, far below any level's bandwidth: on the 2-vCPU EPYC a 2:4+1:4 decomposition took 30-45 ns per
+element from 128 x 384 to 8192 x 384 values (L2- to DRAM-sized), so where the operand lives does not set
+their time; the fitted bandwidth fraction of their family says how far below the level they run."""
+
+RUNTIME = "runtime_compress"
+"""Family of N:M / TASD records that compress their activation operand inside the timed call."""
+
+DENSE_TERMS = "dense_terms"
+"""Family of N:M / TASD records NumPy runs as ``decompress_blas`` (scatter each term to dense, one dense BLAS GEMM
+per term), their weight compressed ahead of the call."""
+
+GATHER = "nm_gather"
+"""Family of N:M records NumPy runs on its gather path (``params.gather``): row gathers of B, then 32-row BLAS
+GEMMs. It takes the ``gemm`` compute scale: fitting its own let the two scales trade, as its gathers and GEMMs grow
+together (five one-thread calibrations of the 2-vCPU EPYC gave efficiency 0.77 with fraction 1, or 1 with 0.30)."""
+
+BATCHED = "batched_gemm"
+"""Family of NumPy batched GEMMs whose batch outgrows the caches: BLAS's compute plus a DRAM fetch that no tile
+hides (:func:`batch_fetch`). Their own family, so the fetch's bandwidth fraction is not the one that scales every
+GEMM's fill and drain."""
+
+TASD_GATHER = "tasd_gather"
+"""Family of vector-layout TASD records NumPy runs term by term on the gather path (``cpu_path`` ``gather_gemm``),
+replayed as its N:M terms. It takes the ``gemm`` compute scale as :data:`GATHER` does: with its own, the fit put
+its efficiency at 1 and its bandwidth fraction (a simulator stall, memory less overlapped compute) followed the
+fp32 peak, 0.83-0.92 over five one-thread calibrations of the 2-vCPU EPYC; with the ``gemm`` scale, 0.86-0.94.
+GPU records keep family ``tasd``."""
+
+BLAS_FAMILIES = (RUNTIME, DENSE_TERMS, GATHER, BATCHED, TASD_GATHER)
+"""Families whose multiplies are dense BLAS GEMMs: calibration gives them the ``gemm`` compute scale of their dtype
+and fits only what they stream (:func:`accelsim.replay.calibrate.fit_groups`)."""
+
+
+@dataclass(frozen=True)
+class OnThreads:
+    """A GEMM that runs on ``threads`` of the arch's units (:func:`blas_threads_used`); ``pooled``: on the
+    caller's own pool of ``threads`` workers, BLAS held to one thread each, so no call starts BLAS threads."""
+
+    workload: Gemm
+    threads: int
+    pooled: bool = False
+
+
+OPENBLAS_THREAD_MNK = 65536 * 4
+"""OpenBLAS (interface/gemm.c) gives a GEMM one thread per ``SMP_THRESHOLD_MIN × GEMM_MULTITHREAD_THRESHOLD``
+= 262144 multiply-adds of m·n·k, at most all of its threads. Measured on the 2-vCPU EPYC (OpenBLAS 0.3.31):
+32³ to 80³ take the same time with 1 and 2 threads, 512×384×384 half the time on 2."""
+
+
+def blas_threads_used(mnk: int, threads: int) -> int:
+    """Threads OpenBLAS runs an ``mnk``-MAC GEMM on when it has ``threads``: 1 up to 2 × 262144, then one per 262144."""
+    return max(1, min(threads, mnk // OPENBLAS_THREAD_MNK))
+
+
+def _blas_threads(row: dict, params: dict) -> int | None:
+    """The BLAS thread count a NumPy record ran with (``params.blas_threads``); None if it does not say."""
+    have = params.get("blas_threads")
+    if row.get("backend") != "numpy" or not isinstance(have, int) or isinstance(have, bool) or have < 1:
+        return None
+    return have
+
+
+def on_threads(gemm: Gemm, row: dict, params: dict, arch: ArchConfig):
+    """``gemm`` as a NumPy run executed it: on the threads OpenBLAS gives it (per matrix of a batch, which NumPy
+    multiplies one after another), when the record says how many BLAS had (``params.blas_threads``)."""
+    have = _blas_threads(row, params)
+    if have is None:
+        return gemm
+    used = min(blas_threads_used(gemm.m * gemm.n * gemm.k, have), arch.compute.units)
+    return gemm if used >= arch.compute.units else OnThreads(gemm, used)
+
+
+def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: str, sparse, launches: int,
+            arch: ArchConfig):
+    """``(family, parts, launches)`` of an N:M or TASD record as the run executes it (:mod:`accelsim.replay.numpy_passes`):
+
+    - ``params.runtime_compress`` (an ``operand: input`` layer of ``accelsim run``): the compression of the
+      ``m × k`` activation inside the timed call comes first, a :class:`Streaming` part; such records form the
+      family :data:`RUNTIME`, calibrated on their own (NumPy's short-group ufunc passes reach another fraction of
+      the copy bandwidth than BLAS does);
+    - ``params.cpu_path == "decompress_blas"`` (the NumPy path for the element layout): per term the scatter to a
+      dense buffer and one *dense* ``m × n × k`` GEMM, plus ``out +=`` for each later term, instead of the
+      arch's sparse GEMM, which the NumPy path does not run; without run-time compression such records form
+      the family :data:`DENSE_TERMS`: their GEMMs are BLAS's, not the gather path's small ones;
+    - ``params.gather`` (one N:M term on NumPy's ``gather_gemm`` path, :func:`kernels.nm.cpu.gather_plan`): the
+      copies and row gathers of B, then one ``32 × width × depth`` GEMM per vector and panel on the threads the
+      call had (family :data:`GATHER`).
+    """
+    from kernels.tasd import parse_series
+
+    kernel = row["kernel"]
+    pats = [(p.n, p.m) for p in parse_series(row["tasd_series"] if family == "tasd" else row["pattern"])]
+    item = np.dtype(row["dtype"]).itemsize
+    parts: list = []
+    if params.get("runtime_compress"):
+        layout = params.get("compress_layout") or params.get("layout") or "element"
+        tr = decompose_traffic(m, k, pats, item, layout, tasd=family == "tasd")
+        parts.append(Streaming(f"{kernel}.compress", tr.read, tr.written, PASS_RESIDENT, tr.calls, tr.indexed))
+        family = RUNTIME
+    if params.get("cpu_path") == "gather_gemm" and isinstance(params.get("gather"), dict) and family == "nm_spmm":
+        g = dict(zip(("vectors", "depth", "width", "panels", "workers"), positive_ints(row, "params", [
+            params["gather"].get(f) for f in ("vectors", "depth", "width", "panels", "workers")], "'gather' counts")))
+        g["held"] = bool(params["gather"].get("held"))
+        tr = gather_traffic(g["vectors"], g["depth"], g["panels"], n, k, item)
+        parts.append(Streaming(f"{kernel}.gather", tr.read, tr.written, PASS_RESIDENT, tr.calls))
+        small = Gemm(f"{kernel}.vectors", VECTOR_WIDTH, g["width"], g["depth"], dtype, count=g["vectors"] * g["panels"])
+        have = _blas_threads(row, params) or arch.compute.units
+        threads = g["workers"] if g["held"] else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have)
+        parts.append(OnThreads(small, min(max(1, threads), arch.compute.units), pooled=g["held"]))
+        launches = g["vectors"] * g["panels"]
+        family = GATHER
+    elif params.get("cpu_path") == "decompress_blas":
+        for i, (nn, mm) in enumerate(pats):
+            tr = scatter_traffic(m, k, n, nn, mm, item, first=i == 0)
+            parts.append(Streaming(f"{kernel}.t{i}.scatter", tr.read, tr.written, PASS_RESIDENT, tr.calls, tr.indexed))
+            parts.append(on_threads(Gemm(f"{kernel}.t{i}", m, n, k, dtype), row, params, arch))
+        launches = len(pats)
+        family = family if family == RUNTIME else DENSE_TERMS
+    else:
+        parts += sparse if isinstance(sparse, list) else [sparse]
+    calls = launches + sum(p.launches for p in parts if isinstance(p, Streaming))
+    return family, parts, calls
+
+
+def batch_fetch(row: dict, m: int, n: int, k: int, count: int, arch: ArchConfig) -> Streaming | None:
+    """The DRAM traffic of a NumPy batched GEMM whose matrices outgrow the caches, priced *on top of* its compute.
+
+    NumPy calls BLAS once per matrix of the batch, and BLAS packs a call's operands before multiplying them, so
+    a matrix fetched from DRAM waits for its fetch; one large GEMM hides the same traffic behind its many
+    tiles. Measured on the 2-vCPU EPYC (fp32, 1 and 2 threads): 128×32×128 matrices took 9.1 µs each in a
+    batch of 48 (4.7 MB) and 13.4 µs in a batch of 768 (75 MB, beyond the 32 MB L3); 64³ ones 4.6 and 6.7 µs.
+    None when the batch fits a cache or the record is not NumPy's."""
+    if count < 2 or row.get("backend") != "numpy":
+        return None
+    item = np.dtype(row["dtype"]).itemsize
+    total = count * (m * k + k * n + m * n) * item
+    if resident_level(arch, total) != 0:
+        return None
+    return Streaming(f"{row['kernel']}.fetch", count * (m * k + k * n) * item, count * m * n * item, total)
+
+
+def kron_as_run(row: dict, params: dict, kernel: str, fused: bool, m: int, factors: list, dtype: str,
+                 arch: ArchConfig):
+    """``(parts, launches)`` of a NumPy Kron record as :mod:`kernels.kron` runs it, factor by factor (last first):
+
+    - ``kron_matmul_shuffle``: one BLAS GEMM ``(m·w/P) × Q × P`` on the current width ``w``, then the transposing
+      reshape, a copy of the ``m × (w/P)·Q`` result (a :class:`Streaming` pass);
+    - ``kron_matmul_fused``: one ``np.matmul`` per row block (``params.block_rows``), which multiplies each row of
+      the block, ``Q × (w/P) × P``, with the rotation folded into the operand; with several blocks BLAS is held to
+      one thread and the blocks run on ``params.threads`` workers (the caller's pool), no pass over memory.
+
+    Each of the eight `small` Kron configurations of ``traces/cpu-amd-epyc-2vcpu``, projected by the family's fit on the
+    other seven, was 28 % off in mean priced as the accelerator's Kron; priced so, 17 % (2-25 % fused, 4-28 % shuffle).
+    """
+    item = np.dtype(row["dtype"]).itemsize
+    width = math.prod(p for p, _ in factors)
+    rows, workers = positive_ints(row, "params", [params.get("block_rows", m), params.get("threads", 1)],
+                          "'block_rows' and 'threads'")
+    blocks, workers = -(-m // rows), min(workers, arch.compute.units)
+    parts, launches = [], 0
+    for i, (p, q) in reversed(list(enumerate(factors))):
+        if fused:
+            gemm = Gemm(f"{kernel}.f{i}", q, width // p, p, dtype, count=m)
+            parts.append(OnThreads(gemm, workers, pooled=True) if blocks > 1 else on_threads(gemm, row, params, arch))
+            launches += blocks
+        else:
+            parts.append(on_threads(Gemm(f"{kernel}.f{i}", m * (width // p), q, p, dtype), row, params, arch))
+            copied = m * (width // p) * q * item
+            parts.append(Streaming(f"{kernel}.f{i}.transpose", copied, copied, PASS_RESIDENT))
+            launches += 2
+        width = width // p * q
+    return parts, launches
+
+
+def threaded_calls(row: dict, workload, arch: ArchConfig) -> int:
+    """How many BLAS calls a NumPy record made on more than one thread: one per matrix (NumPy calls BLAS once per
+    matrix of a batch) of each GEMM that :func:`on_threads` left on all of the arch's units, or that
+    :class:`OnThreads` puts on two or more BLAS threads; 0 for other records. Each such call starts and joins
+    its threads: on the 2-vCPU EPYC a 128³ two-thread GEMM took 3-4 µs beyond half its one-thread time, and
+    ~22 µs while the VM was in its slow state."""
+    if row.get("backend") != "numpy" or (_blas_threads(row, json_field(row, "params")) or 1) < 2:
+        return 0
+
+    def calls(w) -> int:
+        if isinstance(w, list):
+            return sum(map(calls, w))
+        if isinstance(w, OnThreads):
+            return 0 if w.pooled or w.threads < 2 else w.workload.count
+        if isinstance(w, Gemm) and w.weight_sparsity.kind == "dense" and arch.compute.units >= 2:
+            return w.count
+        return 0
+
+    return calls(workload)
