@@ -73,7 +73,8 @@ PASSES = 18
 """Passes over the trace cases at most, while the budget lasts (45-50 s on the 2-vCPU EPYC). With 5, five
 back-to-back two-thread calibrations fitted a ``batched_gemm`` bandwidth fraction of 0.59-0.69 (17 %); with 9,
 alternating with them, 0.60-0.64 (7 %). Ten calibrations of 9 refitted in consecutive pairs, as five of 18, kept
-every other parameter within 5.6 % (one thread) and 3.5 % (two; 10.3 % with 9)."""
+every parameter but ``threaded_call_s`` within 5.6 % (one thread) and 3.5 % (two; 10.3 % with 9); eight made with
+18 kept every one within 8.3 % at one thread (BENCHMARKS.md "Ninth slice")."""
 PASS_CENTER = statistics.fmean
 """How a calibration merges a configuration's passes: their mean. The passes are of one state of the box
 (:func:`~accelsim.replay.box_state.steady_passes`), and what the fit predicts are sums over many kernels (a loop's
