@@ -67,7 +67,8 @@ def calibrate(
     summary = {**files, "device_name": doc["device_name"],
                "blas_threads": doc["blas_threads"], "configs": doc["configs"], "split": doc["split"],
                "held_out_mape_pct": doc["held_out_mape_pct"], "global": doc["global"], "groups": doc["groups"],
-               "gemm_probe_gflops": doc.get("gemm_probe_gflops"), "passes": doc.get("passes"), "wall_s": wall}
+               "gemm_probe_gflops": doc.get("gemm_probe_gflops"), "passes": doc.get("passes"),
+               "pass_spread": doc.get("pass_spread"), "wall_s": wall}
     diff = None
     if against is not None:
         from accelsim.replay.calibration_diff import compare_dirs
@@ -144,7 +145,17 @@ def _state_line(doc: dict) -> list[str]:
         return []
     mixed = mixed_state_note(doc)
     return [f"box state: {PROBE_N}^3 fp32 GEMM {doc['gemm_probe_gflops']:.4g} GFLOP/s (per round "
-            + ", ".join(f"{r:.4g}" for r in rounds) + "); `validate` compares the run's", *([mixed] if mixed else [])]
+            + ", ".join(f"{r:.4g}" for r in rounds) + "); `validate` compares the run's", *([mixed] if mixed else []),
+            *_spread_line(doc.get("pass_spread"))]
+
+
+def _spread_line(spread: dict | None) -> list[str]:
+    """How far a configuration's passes spread (:func:`accelsim.replay.device_calibration.pass_spread`)."""
+    if not spread or not spread.get("configs"):
+        return []
+    worst = ", ".join(f"{w['label']} {w['spread_pct']:.0f} %" for w in spread["worst"])
+    return [f"passes: slowest / fastest - 1 of a configuration's passes, {spread['median_pct']:.1f} % in median over "
+            f"{spread['configs']} configurations; most: {worst}"]
 
 
 def _print_gpu(doc: dict, files: dict, score: str, wrote: str, wall: float, fmt: Format) -> None:

@@ -76,14 +76,16 @@ def load(path: str | os.PathLike) -> pa.Table:
 
 def merge_runs(table: pa.Table, center=statistics.median) -> dict[tuple, dict]:
     """Rows grouped by configuration (:data:`KEY`), in first-seen order: the first row of each, with
-    ``time_s`` and ``energy_j`` the ``center`` (median unless given) of its runs and ``runs`` their number."""
+    ``time_s`` and ``energy_j`` the ``center`` (median unless given) of its runs, ``runs`` their number and
+    ``run_times_s`` each run's time."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in table.to_pylist():
         groups[tuple(row[c] for c in KEY)].append(row)
     merged = {}
     for key, rows in groups.items():
         first = dict(rows[0])
-        first["time_s"] = center([r["time_median_s"] for r in rows])
+        first["run_times_s"] = [r["time_median_s"] for r in rows]
+        first["time_s"] = center(first["run_times_s"])
         energies = [r["energy_j"] for r in rows if r["energy_j"] is not None]
         first["energy_j"] = center(energies) if energies else None
         first["runs"] = len(rows)
