@@ -682,6 +682,15 @@ def test_calibrate_prints_how_far_the_passes_spread():
     from accelsim.cli.calibrate_cmd import _spread_line
 
     spread = {"configs": 52, "median_pct": 2.44, "worst": [{"label": "gemm x64", "spread_pct": 66.6, "passes": 11}]}
-    (line,) = _spread_line(spread)
+    (line,) = _spread_line({"pass_spread": spread})
     assert "2.4 % in median over 52 configurations" in line and "gemm x64 67 %" in line
-    assert _spread_line({"configs": 0, "median_pct": None, "worst": []}) == [] and _spread_line(None) == []
+    assert _spread_line({"pass_spread": {"configs": 0, "median_pct": None, "worst": []}}) == []
+    assert _spread_line({}) == []
+    # above 7 % in median the box was unsteady: said after the spread, by calibrate and by validate's state notes
+    line, note = _spread_line({"pass_spread": {**spread, "median_pct": 7.6}})
+    assert "unsteady" in note and "7.6 %" in note and "calibrate again" in note
+    assert bs.unsteady_note({"pass_spread": {**spread, "median_pct": 7.0}}) is None  # the bound itself is steady
+    assert bs.unsteady_note({}) is None
+    doc = {"gemm_probe_gflops": 200.0, "pass_spread": {**spread, "median_pct": 14.3}}
+    notes = bs.state_notes(doc, _probe_table([[200.0, 201.0]]))
+    assert len(notes) == 2 and "14.3 %" in notes[1]

@@ -146,16 +146,21 @@ def _state_line(doc: dict) -> list[str]:
     mixed = mixed_state_note(doc)
     return [f"box state: {PROBE_N}^3 fp32 GEMM {doc['gemm_probe_gflops']:.4g} GFLOP/s (per round "
             + ", ".join(f"{r:.4g}" for r in rounds) + "); `validate` compares the run's", *([mixed] if mixed else []),
-            *_spread_line(doc.get("pass_spread"))]
+            *_spread_line(doc)]
 
 
-def _spread_line(spread: dict | None) -> list[str]:
-    """How far a configuration's passes spread (:func:`accelsim.replay.device_calibration.pass_spread`)."""
+def _spread_line(doc: dict) -> list[str]:
+    """How far a configuration's passes spread (:func:`accelsim.replay.device_calibration.pass_spread`), and
+    whether that makes the box unsteady (:func:`accelsim.replay.box_state.unsteady_note`)."""
+    from accelsim.replay.box_state import unsteady_note
+
+    spread = doc.get("pass_spread")
     if not spread or not spread.get("configs"):
         return []
     worst = ", ".join(f"{w['label']} {w['spread_pct']:.0f} %" for w in spread["worst"])
+    note = unsteady_note(doc)
     return [f"passes: slowest / fastest - 1 of a configuration's passes, {spread['median_pct']:.1f} % in median over "
-            f"{spread['configs']} configurations; most: {worst}"]
+            f"{spread['configs']} configurations; most: {worst}", *([note] if note else [])]
 
 
 def _print_gpu(doc: dict, files: dict, score: str, wrote: str, wall: float, fmt: Format) -> None:

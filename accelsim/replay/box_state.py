@@ -16,7 +16,8 @@ from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
-           "choose_state", "mixed_state_note", "nearest_state", "run_probes", "state_notes", "steady_passes"]
+           "UNSTEADY_PASSES", "choose_state", "mixed_state_note", "nearest_state", "run_probes", "state_notes",
+           "steady_passes", "unsteady_note"]
 
 GEMM_SIZES = (256, 512, 1024)
 """Square GEMM sizes timed per dtype; the peak is the fastest run of any. On a loaded 2-vCPU box a two-thread
@@ -112,6 +113,24 @@ MIXED_STATE = 0.15
 changed state mid-way (15 of 23 at two threads) or the box was loaded (1 of 20 at one thread, load 2.1)."""
 
 
+UNSTEADY_PASSES = 7.0
+"""Median spread, in %, of a calibration's configurations over their passes
+(:func:`~accelsim.replay.device_calibration.pass_spread`) above which :func:`unsteady_note` says the box was
+unsteady. On the 2-vCPU EPYC at one thread (16 calibrations, 2026-12-05) the quiet ones spread 2.3-6.0 % and kept
+every parameter within 6.4 % of their set's median; three spread 7.6-14.3 %, and two of them moved a parameter by
+10.2 and 10.5 %. At two threads the box spreads 3-11 % as its threaded calls switch speed."""
+
+
+def unsteady_note(doc: dict) -> str | None:
+    """A note when a calibration's passes spread beyond :data:`UNSTEADY_PASSES` in median: other work on the box
+    moved its timings, and its fitted parameters with them; None otherwise."""
+    spread = (doc.get("pass_spread") or {}).get("median_pct")
+    if spread is None or spread <= UNSTEADY_PASSES:
+        return None
+    return (f"the box was unsteady during the calibration: a configuration's passes spread {spread:.1f} % in median "
+            f"(above {UNSTEADY_PASSES:g} %), so its parameters carry that noise; calibrate again on a quieter box")
+
+
 def mixed_state_note(doc: dict) -> str | None:
     """A note when the box changed state while the calibration ran: the passes its fit kept
     (:func:`steady_passes`), or, where it kept them all though its probe rounds spread beyond
@@ -184,4 +203,4 @@ def state_notes(doc: dict, table: pa.Table) -> list[str]:
         note += ("; the box ran " + ("faster" if d > 0 else "slower") + " than when calibrated, and the projection "
                  "prices the calibration's state: calibrate again, run again, or give a calibration of each state "
                  "(--calibration A --calibration B)")
-    return [note] + [n for n in (mixed_state_note(doc),) if n]
+    return [note] + [n for n in (mixed_state_note(doc), unsteady_note(doc)) if n]

@@ -72,32 +72,34 @@ BENCH_REPEATS = 21
 """Timed runs per microbenchmark, at least (the median is kept): on a shared 2-vCPU box one 1024³ matmul
 ranged 60..130 GFLOP/s within a second, so 5 samples gave medians 35 % apart."""
 PASSES = 18
-"""Passes over the trace cases at most, while the budget lasts (45-50 s on the 2-vCPU EPYC). With 5, five
+"""Passes over the trace cases at most, while the budget lasts (40-50 s on the 2-vCPU EPYC). With 5, five
 back-to-back two-thread calibrations fitted a ``batched_gemm`` bandwidth fraction of 0.59-0.69 (17 %); with 9,
 alternating with them, 0.60-0.64 (7 %). Ten calibrations of 9 refitted in consecutive pairs, as five of 18, kept
 every parameter but ``threaded_call_s`` within 5.6 % (one thread) and 3.5 % (two; 10.3 % with 9); eight made with
 18 kept every one within 8.3 % at one thread (BENCHMARKS.md "Ninth slice")."""
 NEAR_MEDIAN = 1.5
 """A pass more than this factor slower or faster than its configuration's median pass is left out of its mean
-(:func:`pass_center`): on the 2-vCPU EPYC a pass the scheduler interrupted took 1.7-22× its configuration's time
+(:func:`pass_center`): on the 2-vCPU EPYC a pass the scheduler interrupted took 1.6-22× its configuration's time
 (one mean of 17 passes came out at 2.2× its median), while the two speeds of small two-thread batches lie 1.17×
 apart."""
 
 
+_KIB = 1024
+
+
 def pass_center(times: list[float]) -> float:
     """How a calibration merges a configuration's passes: the mean of those within :data:`NEAR_MEDIAN` of their
-    median (the median itself where none is). The passes are of one state of the box (:func:`~accelsim.replay.box_state.steady_passes`), and what the
-    fit predicts are sums over many kernels (a loop's pass adds up hundreds of layers), whose expectation the mean
-    is. On the 2-vCPU EPYC small two-thread GEMM batches switch between two speeds 15 % apart every 10-20 s: the
-    median took one speed or the other whole, and the ``threaded_call_s`` fitted on it was 1.06 or 1.95 µs over ten
-    calibrations (1.18-1.99 with the mean; 1.44-1.70 with the mean of 18 passes). Eight calibrations of 18 passes
-    per thread count (BENCHMARKS.md "Ninth slice"), worst change over the pairs of one state, median / mean / this:
-    one thread, every parameter 10.4 / 8.3 / 8.3 %; two threads, ``threaded_call_s`` 40.7 / 25.6 / 32.5 % and every
-    other parameter 7.2 / 5.1 / 6.1 %."""
+    median (the median itself where none is). The passes are of one state of the box
+    (:func:`~accelsim.replay.box_state.steady_passes`), and what the fit predicts are sums over many kernels (a
+    loop's pass adds up hundreds of layers), whose expectation the mean is. On the 2-vCPU EPYC small two-thread
+    GEMM batches switch between two speeds 15 % apart every 10-20 s: the median took one speed or the other whole,
+    and the ``threaded_call_s`` fitted on it was 1.06 or 1.95 µs over ten calibrations (1.18-1.99 with the mean;
+    1.44-1.70 with the mean of 18 passes). Eight calibrations of 18 passes per thread count (BENCHMARKS.md "Ninth
+    slice"), worst change over the pairs of one state, median / mean / this: one thread, every parameter 10.4 /
+    8.3 / 8.3 %; two threads, ``threaded_call_s`` 40.7 / 25.6 / 32.5 % and every other parameter 7.2 / 5.1 / 6.1 %."""
     mid = statistics.median(times)
     near = [t for t in times if mid / NEAR_MEDIAN <= t <= NEAR_MEDIAN * mid]
     return statistics.fmean(near) if near else mid  # an even count split far apart: none near the median
-_KIB = 1024
 
 
 class CalibrationDirError(AccelsimError):
@@ -406,7 +408,8 @@ def pass_spread(items) -> dict:
     if not spreads:
         return {"configs": 0, "median_pct": None, "worst": []}
     return {"configs": len(spreads), "median_pct": 100.0 * float(np.median([x[0] for x in spreads])),
-            "worst": [{"label": lbl, "spread_pct": 100.0 * x, "passes": n} for x, lbl, n in spreads[:PASS_SPREAD_WORST]]}
+            "worst": [{"label": lbl, "spread_pct": 100.0 * x, "passes": n}
+                      for x, lbl, n in spreads[:PASS_SPREAD_WORST]]}
 
 
 def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) -> dict:

@@ -1,8 +1,8 @@
 """Trace replay: kernel trace records → simulator workloads → projected time and energy, against measured.
 
-Each measured configuration (rows of one kernel, device, dtype, shape and sparsity, merged by
-the median of their per-call medians as :mod:`accelsim.replay.traces` does; a calibration's passes by their mean near the median)
-becomes one workload:
+Each measured configuration (rows of one kernel, device, dtype, shape and sparsity, merged by the median of their
+per-call medians as :mod:`accelsim.replay.traces` does; a calibration's passes by their mean near the median) becomes
+one workload:
 
 - ``gemm`` → :class:`~accelsim.model.workload.Gemm` (M, N, K as recorded; ``params["batch"]`` copies
   as one batched GEMM; on NumPy a batch that outgrows the caches adds its DRAM fetch, family :data:`BATCHED`);
