@@ -138,7 +138,7 @@ def test_directory_files_parse_and_reproduce_the_held_out_mape(cal_dir):
     arch = load_arch(out / dc.ARCH_FILE)
     table = load_traces(out / dc.TRACES_DIR)
     assert table.num_rows == 6 * dc.PASSES  # the budget left room for every pass
-    items = items_from_table(table, arch, dc.pass_center)
+    items = items_from_table(table, arch, bs.pass_center)
     assert saved["configs"] == len(items) == 6 and saved["pass_merge"] == "mean within 1.5x of the median"
     assert saved["split"]["train"] + saved["split"]["held_out"] == 6 and saved["split"]["held_out"] >= 1
     rows = {it.label: (project(arch, it.workload, it.working_set), it.launches, it.measured_s, it.threaded_calls)
@@ -167,12 +167,12 @@ def test_directory_files_parse_and_reproduce_the_held_out_mape(cal_dir):
 def test_pass_center_is_the_mean_of_the_passes_near_the_median():
     """A pass the scheduler interrupted (here 22x) is left out; a second speed within 1.5x is averaged in."""
     fast, slow = [1.00, 1.02, 0.98, 1.01], [1.17, 1.19, 1.18]
-    assert dc.pass_center(fast + slow + [22.0]) == pytest.approx(statistics.fmean(fast + slow))
-    assert dc.pass_center(fast + [0.5]) == pytest.approx(statistics.fmean(fast))  # 2x faster: out too
-    assert dc.pass_center([3.0]) == 3.0
-    assert dc.pass_center([1.0, 10.0]) == 5.5  # two passes far apart: none near their median, which is taken
+    assert bs.pass_center(fast + slow + [22.0]) == pytest.approx(statistics.fmean(fast + slow))
+    assert bs.pass_center(fast + [0.5]) == pytest.approx(statistics.fmean(fast))  # 2x faster: out too
+    assert bs.pass_center([3.0]) == 3.0
+    assert bs.pass_center([1.0, 10.0]) == 5.5  # two passes far apart: none near their median, which is taken
     # the bound is inclusive either way: 1.5x and 1/1.5x of the median stay in
-    assert dc.pass_center([2.0, 2.0, 2.0, 3.0, 2.0 / 1.5]) == pytest.approx(statistics.fmean([2, 2, 2, 3, 2 / 1.5]))
+    assert bs.pass_center([2.0, 2.0, 2.0, 3.0, 2.0 / 1.5]) == pytest.approx(statistics.fmean([2, 2, 2, 3, 2 / 1.5]))
 
 
 def test_pass_spread_names_the_configurations_whose_passes_spread_most():
@@ -180,12 +180,12 @@ def test_pass_spread_names_the_configurations_whose_passes_spread_most():
 
     items = [NS(label="a", row={"run_times_s": [1.0, 1.1, 1.05]}), NS(label="b", row={"run_times_s": [2.0, 5.0]}),
              NS(label="c", row={"run_times_s": [3.0]}), NS(label="d", row={"run_times_s": [4.0, 4.2]})]
-    got = dc.pass_spread(items)
+    got = bs.pass_spread(items)
     assert got["configs"] == 3  # c has one pass
     assert got["median_pct"] == pytest.approx(10.0)  # spreads 10 %, 150 %, 5 %
     assert [(w["label"], w["passes"]) for w in got["worst"]] == [("b", 2), ("a", 3), ("d", 2)]
     assert got["worst"][0]["spread_pct"] == pytest.approx(150.0)
-    assert dc.pass_spread([items[2]]) == {"configs": 0, "median_pct": None, "worst": []}
+    assert bs.pass_spread([items[2]]) == {"configs": 0, "median_pct": None, "worst": []}
 
 
 def test_calibrate_cli_prints_held_out_mape(tmp_path, capsys, monkeypatch):

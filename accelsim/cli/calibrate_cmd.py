@@ -150,7 +150,7 @@ def _state_line(doc: dict) -> list[str]:
 
 
 def _spread_line(doc: dict) -> list[str]:
-    """How far a configuration's passes spread (:func:`accelsim.replay.device_calibration.pass_spread`), and
+    """How far a configuration's passes spread (:func:`accelsim.replay.box_state.pass_spread`), and
     whether that makes the box unsteady (:func:`accelsim.replay.box_state.unsteady_note`)."""
     from accelsim.replay.box_state import unsteady_note
 

@@ -1,6 +1,7 @@
 """The box's state while a device is calibrated and while a run is timed: the peaks sampled in rounds between a
-calibration's trace passes, the passes of one state it fits (:func:`steady_passes`), and what ``calibrate``,
-``validate`` and ``run --calibration`` say of the state (:func:`mixed_state_note`, :func:`state_notes`).
+calibration's trace passes, the passes of one state it fits (:func:`steady_passes`), how it merges them
+(:func:`pass_center`) and how far they spread (:func:`pass_spread`), and what ``calibrate``, ``validate`` and
+``run --calibration`` say of the state (:func:`mixed_state_note`, :func:`unsteady_note`, :func:`state_notes`).
 
 On the 2-vCPU EPYC the box has two states at two BLAS threads (a 256³ probe GEMM at 176-219 or 231-263 GFLOP/s,
 for tens of seconds to minutes at a time); one thread sees no difference. BENCHMARKS.md "Seventh slice" has what
@@ -9,6 +10,8 @@ the slow state slows.
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import pyarrow as pa
 
@@ -16,8 +19,8 @@ from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
-           "UNSTEADY_PASSES", "choose_state", "mixed_state_note", "nearest_state", "run_probes", "state_notes",
-           "steady_passes", "unsteady_note"]
+           "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "mixed_state_note", "nearest_state", "pass_center",
+           "pass_spread", "run_probes", "state_notes", "steady_passes", "unsteady_note"]
 
 GEMM_SIZES = (256, 512, 1024)
 """Square GEMM sizes timed per dtype; the peak is the fastest run of any. On a loaded 2-vCPU box a two-thread
@@ -113,9 +116,50 @@ MIXED_STATE = 0.15
 changed state mid-way (15 of 23 at two threads) or the box was loaded (1 of 20 at one thread, load 2.1)."""
 
 
+NEAR_MEDIAN = 1.5
+"""A pass more than this factor slower or faster than its configuration's median pass is left out of its mean
+(:func:`pass_center`): on the 2-vCPU EPYC a pass the scheduler interrupted took 1.6-22× its configuration's time
+(one mean of 17 passes came out at 2.2× its median), while the two speeds of small two-thread batches lie 1.17×
+apart."""
+
+
+def pass_center(times: list[float]) -> float:
+    """How a calibration merges a configuration's passes: the mean of those within :data:`NEAR_MEDIAN` of their
+    median (the median itself where none is). The passes are of one state of the box
+    (:func:`steady_passes`), and what the fit predicts are sums over many kernels (a
+    loop's pass adds up hundreds of layers), whose expectation the mean is. On the 2-vCPU EPYC small two-thread
+    GEMM batches switch between two speeds 15 % apart every 10-20 s: the median took one speed or the other whole,
+    and the ``threaded_call_s`` fitted on it was 1.06 or 1.95 µs over ten calibrations (1.18-1.99 with the mean;
+    1.44-1.70 with the mean of 18 passes). Eight calibrations of 18 passes per thread count (BENCHMARKS.md "Ninth
+    slice"), worst change over the pairs of one state, median / mean / this: one thread, every parameter 10.4 /
+    8.3 / 8.3 %; two threads, ``threaded_call_s`` 40.7 / 25.6 / 32.5 % and every other parameter 7.2 / 5.1 / 6.1 %."""
+    mid = statistics.median(times)
+    near = [t for t in times if mid / NEAR_MEDIAN <= t <= NEAR_MEDIAN * mid]
+    return statistics.fmean(near) if near else mid  # an even count split far apart: none near the median
+
+
+PASS_SPREAD_WORST = 3
+"""Configurations :func:`pass_spread` names, the most spread first."""
+
+
+def pass_spread(items) -> dict:
+    """How far each configuration's passes spread (slowest / fastest − 1, over the configurations timed in two or
+    more): the median, and the :data:`PASS_SPREAD_WORST` most spread. It says how steady the box was while the
+    calibration ran, which no fitted parameter shows: on the 2-vCPU EPYC most configurations' passes spread a few
+    %, while two-thread batches of small GEMMs switch between speeds (64 products of 128 × 128 × 64: 1.1 or 1.7 ms
+    within one calibration), and a parameter fitted on them moves with the mix of speeds the passes caught."""
+    spreads = sorted(((max(t) / min(t) - 1.0, it.label, len(t)) for it in items
+                      if len(t := it.row.get("run_times_s") or []) >= 2 and min(t) > 0), key=lambda x: (-x[0], x[1]))
+    if not spreads:
+        return {"configs": 0, "median_pct": None, "worst": []}
+    return {"configs": len(spreads), "median_pct": 100.0 * float(np.median([x[0] for x in spreads])),
+            "worst": [{"label": lbl, "spread_pct": 100.0 * x, "passes": n}
+                      for x, lbl, n in spreads[:PASS_SPREAD_WORST]]}
+
+
 UNSTEADY_PASSES = 7.0
 """Median spread, in %, of a calibration's configurations over their passes
-(:func:`~accelsim.replay.device_calibration.pass_spread`) above which :func:`unsteady_note` says the box was
+(:func:`pass_spread`) above which :func:`unsteady_note` says the box was
 unsteady. On the 2-vCPU EPYC at one thread (16 calibrations, 2026-12-05) the quiet ones spread 2.3-6.0 % and kept
 every parameter within 6.4 % of their set's median; three spread 7.6-14.3 %, and two of them moved a parameter by
 10.2 and 10.5 %. At two threads the box spreads 3-11 % as its threaded calls switch speed."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ import pyarrow as pa
 
 from accelsim.errors import AccelsimError
 from accelsim.replay.calibrate import Params, fit_groups, split, validate
-from accelsim.replay.box_state import GEMM_SIZES, PeakSampler, steady_passes
+from accelsim.replay.box_state import GEMM_SIZES, NEAR_MEDIAN, PeakSampler, pass_center, pass_spread, steady_passes
 from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
@@ -54,8 +53,6 @@ __all__ = [
     "load_calibration_dir",
     "measure",
     "os_report",
-    "pass_center",
-    "pass_spread",
     "spread_note",
 ]
 
@@ -77,29 +74,10 @@ back-to-back two-thread calibrations fitted a ``batched_gemm`` bandwidth fractio
 alternating with them, 0.60-0.64 (7 %). Ten calibrations of 9 refitted in consecutive pairs, as five of 18, kept
 every parameter but ``threaded_call_s`` within 5.6 % (one thread) and 3.5 % (two; 10.3 % with 9); eight made with
 18 kept every one within 8.3 % at one thread (BENCHMARKS.md "Ninth slice")."""
-NEAR_MEDIAN = 1.5
-"""A pass more than this factor slower or faster than its configuration's median pass is left out of its mean
-(:func:`pass_center`): on the 2-vCPU EPYC a pass the scheduler interrupted took 1.6-22× its configuration's time
-(one mean of 17 passes came out at 2.2× its median), while the two speeds of small two-thread batches lie 1.17×
-apart."""
+
 
 
 _KIB = 1024
-
-
-def pass_center(times: list[float]) -> float:
-    """How a calibration merges a configuration's passes: the mean of those within :data:`NEAR_MEDIAN` of their
-    median (the median itself where none is). The passes are of one state of the box
-    (:func:`~accelsim.replay.box_state.steady_passes`), and what the fit predicts are sums over many kernels (a
-    loop's pass adds up hundreds of layers), whose expectation the mean is. On the 2-vCPU EPYC small two-thread
-    GEMM batches switch between two speeds 15 % apart every 10-20 s: the median took one speed or the other whole,
-    and the ``threaded_call_s`` fitted on it was 1.06 or 1.95 µs over ten calibrations (1.18-1.99 with the mean;
-    1.44-1.70 with the mean of 18 passes). Eight calibrations of 18 passes per thread count (BENCHMARKS.md "Ninth
-    slice"), worst change over the pairs of one state, median / mean / this: one thread, every parameter 10.4 /
-    8.3 / 8.3 %; two threads, ``threaded_call_s`` 40.7 / 25.6 / 32.5 % and every other parameter 7.2 / 5.1 / 6.1 %."""
-    mid = statistics.median(times)
-    near = [t for t in times if mid / NEAR_MEDIAN <= t <= NEAR_MEDIAN * mid]
-    return statistics.fmean(near) if near else mid  # an even count split far apart: none near the median
 
 
 class CalibrationDirError(AccelsimError):
@@ -369,7 +347,7 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
            passes: int | None = None, before_pass=None) -> list[list[dict]]:
     """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds): the rows of
     each pass begun (``passes`` defaults to :data:`PASSES`); each row's params get ``blas_threads``. The fit merges a
-    configuration's passes by :func:`pass_center`. ``before_pass()`` runs first in each pass (peak samples)."""
+    configuration's passes by :func:`~accelsim.replay.box_state.pass_center`. ``before_pass()`` runs first in each pass (peak samples)."""
     from kernels.suites import record_case
 
     out = []
@@ -391,25 +369,6 @@ def _params_dict(p: Params) -> dict:
     return {"launch_overhead_s": p.launch_overhead_s, "threaded_call_s": p.threaded_call_s,
             "compute_scale": p.compute_scale, "memory_scale": p.memory_scale, "source": p.source,
             **{k: v for k, v in p.to_dict().items() if k in ("compute_efficiency", "bandwidth_fraction")}}
-
-
-PASS_SPREAD_WORST = 3
-"""Configurations :func:`pass_spread` names, the most spread first."""
-
-
-def pass_spread(items) -> dict:
-    """How far each configuration's passes spread (slowest / fastest − 1, over the configurations timed in two or
-    more): the median, and the :data:`PASS_SPREAD_WORST` most spread. It says how steady the box was while the
-    calibration ran, which no fitted parameter shows: on the 2-vCPU EPYC most configurations' passes spread a few
-    %, while two-thread batches of small GEMMs switch between speeds (64 products of 128 × 128 × 64: 1.1 or 1.7 ms
-    within one calibration), and a parameter fitted on them moves with the mix of speeds the passes caught."""
-    spreads = sorted(((max(t) / min(t) - 1.0, it.label, len(t)) for it in items
-                      if len(t := it.row.get("run_times_s") or []) >= 2 and min(t) > 0), key=lambda x: (-x[0], x[1]))
-    if not spreads:
-        return {"configs": 0, "median_pct": None, "worst": []}
-    return {"configs": len(spreads), "median_pct": 100.0 * float(np.median([x[0] for x in spreads])),
-            "worst": [{"label": lbl, "spread_pct": 100.0 * x, "passes": n}
-                      for x, lbl, n in spreads[:PASS_SPREAD_WORST]]}
 
 
 def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) -> dict:
