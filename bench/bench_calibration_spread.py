@@ -3,7 +3,8 @@
 Runs ``--runs`` calibrations back to back (``OPENBLAS_NUM_THREADS=--threads``) into ``--work``, or takes existing
 calibration directories (``--dirs``, in the order they were made), and compares every pair with
 :func:`accelsim.replay.calibration_diff.compare_dirs`: per parameter the largest |change| over pairs of one box
-state, and over consecutive pairs only; how many pairs keep every parameter within 10 %; the share of the time each
+state, and over consecutive pairs only; how many pairs keep every parameter within 10 %, also among the calibrations
+made on a steady box (:func:`accelsim.replay.box_state.unsteady_note`); the share of the time each
 parameter prices (median and largest over the configurations); per group the largest median change of the projected
 time. Pairs in two states are counted apart.
 Run: ``python bench/bench_calibration_spread.py --runs 8 --threads 2 --work /tmp/spread [--json F]``.
@@ -20,7 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from accelsim.replay.box_state import UNSTEADY_PASSES, unsteady_note
 from accelsim.replay.calibration_diff import DRIFT, compare_dirs
+from accelsim.replay.device_calibration import CALIBRATION_FILE
 
 __all__ = ["main", "spread"]
 
@@ -58,8 +61,11 @@ def spread(dirs: list[Path]) -> dict:
     groups = [{"group": g["group"], "worst_median_change": max(
         (abs(x["median_change"]) for d in same.values() for x in d["projection"] if x["group"] == g["group"]),
         default=None)} for g in first["projection"]]
+    unsteady = [i for i, d in enumerate(dirs) if unsteady_note(json.loads((Path(d) / CALIBRATION_FILE).read_text()))]
+    steady = {ij: d for ij, d in same.items() if not set(ij) & set(unsteady)}
     return {"dirs": [str(d) for d in dirs], "pairs": len(pairs), "same_state_pairs": len(same),
             "within": sum(d["within"] for d in same.values()),
+            "unsteady": unsteady, "steady_pairs": len(steady), "steady_within": sum(d["within"] for d in steady.values()),
             "consecutive_pairs": len(consecutive), "consecutive_within": sum(d["within"] for d in consecutive.values()),
             "probes": [first["state"]["a_probe_gflops"]] + [pairs[(0, j)]["state"]["b_probe_gflops"]
                                                            for j in range(1, len(dirs))],
@@ -84,7 +90,9 @@ def main(argv=None) -> dict:
     s = spread(dirs)
     print(f"{len(dirs)} calibrations, probe " + ", ".join(f"{p:.0f}" for p in s["probes"]) + " GFLOP/s; "
           f"{s['same_state_pairs']} of {s['pairs']} pairs in one state, {s['within']} of them with every parameter "
-          f"within {DRIFT:.0%}; consecutive: {s['consecutive_within']} of {s['consecutive_pairs']}\n")
+          f"within {DRIFT:.0%}; consecutive: {s['consecutive_within']} of {s['consecutive_pairs']}; of the one-state "
+          f"pairs of steady calibrations (passes spread <= {UNSTEADY_PASSES:g} % in median): {s['steady_within']} of "
+          f"{s['steady_pairs']}\n")
     print("| parameter | share of time (median / largest) | worst, one state | worst, consecutive |\n|---|---|---|---|")
     for p in s["params"]:
         print(f"| {p['name']} | {_pct(p['share'])} / {_pct(p['share_max'])} | {_pct(p['worst_same_state'])} | "
