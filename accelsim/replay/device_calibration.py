@@ -72,11 +72,9 @@ PASSES = 18
 """Passes over the trace cases at most, while the budget lasts (40-50 s on the 2-vCPU EPYC). With 5, five
 back-to-back two-thread calibrations fitted a ``batched_gemm`` bandwidth fraction of 0.59-0.69 (17 %); with 9,
 alternating with them, 0.60-0.64 (7 %). Ten calibrations of 9 refitted in consecutive pairs, as five of 18, kept
-every parameter but ``threaded_call_s`` within 5.6 % (one thread) and 3.5 % (two; 10.3 % with 9); eight made with
-18 kept every one within 8.3 % at one thread (BENCHMARKS.md "Ninth slice")."""
-
-
-
+every parameter but ``threaded_call_s`` within 5.6 % (one thread) and 3.5 % (two; 10.3 % with 9). Of 16 made with
+18 at one thread, the 13 made on a steady box kept every one within 10 % in 75 of their 78 pairs (BENCHMARKS.md
+"Ninth slice")."""
 _KIB = 1024
 
 
@@ -347,7 +345,8 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
            passes: int | None = None, before_pass=None) -> list[list[dict]]:
     """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds): the rows of
     each pass begun (``passes`` defaults to :data:`PASSES`); each row's params get ``blas_threads``. The fit merges a
-    configuration's passes by :func:`~accelsim.replay.box_state.pass_center`. ``before_pass()`` runs first in each pass (peak samples)."""
+    configuration's passes by :func:`~accelsim.replay.box_state.pass_center`. ``before_pass()`` runs first in each
+    pass (peak samples)."""
     from kernels.suites import record_case
 
     out = []
@@ -394,7 +393,8 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
         "gemm_probe_gflops": (meas.get("gemm_gflops_by_size") or {}).get("float32", {}).get(str(PROBE_N)),
         "gemm_probe_rounds": meas.get("probe_rounds"), "passes": meas.get("passes"),
         "pass_merge": f"mean within {NEAR_MEDIAN:g}x of the median",
-        "held_out_by_group": {g["family"]: g["mape_pct"] for g in scored["groups"]}, "pass_spread": pass_spread(items),
+        "held_out_by_group": {g["family"]: g["mape_pct"] for g in scored["groups"]},
+        "pass_spread": pass_spread(items),
         "global": _params_dict(glob), "families": {f: _params_dict(p) for f, p in fams.items()},
         "groups": {g: _params_dict(p) for g, p in groups.items()},
         "measured": {"call_overhead_s": meas["call_overhead_s"], "gemm_gflops": meas["gemm_gflops"],

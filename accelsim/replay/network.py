@@ -23,7 +23,8 @@ from accelsim.replay.calibrate import Params, fit_groups
 from accelsim.replay.noise import few_repeats_warning, gain_range
 from accelsim.replay.project import GATHER, ReplayError, Streaming, check_device, items_from_table, project, resident_level
 
-__all__ = ["DENSE", "calibration_from", "cold_fetch", "compare_run", "is_network_run", "plot_run", "simulator_predictor"]
+__all__ = ["DENSE", "calibration_from", "cold_fetch", "compare_run", "is_network_run", "params_for", "plot_run",
+           "simulator_predictor"]
 
 DENSE = "dense"
 
@@ -42,7 +43,9 @@ def calibration_from(table: pa.Table, arch: ArchConfig) -> dict:
     return {"global": glob, "families": fams, "groups": groups, "configs": len(items)}
 
 
-def _params_for(cal: dict | None, item) -> Params:
+def params_for(cal: dict | None, item) -> Params:
+    """The parameters a calibration (:func:`calibration_from`) prices ``item`` with: its group's, else its family's,
+    else the global fit; uncalibrated without one."""
     if cal is None:
         return Params()
     return cal["groups"].get(item.group) or cal["families"].get(item.family) or cal["global"]
@@ -82,7 +85,7 @@ def simulator_predictor(arch: ArchConfig, calibration: dict | None = None):
 
     def predict(item, footprint: int = 0):
         p = project(arch, item.workload, item.working_set)
-        params = _params_for(calibration, item)
+        params = params_for(calibration, item)
         t = params.predict(p, item.launches, item.threaded_calls)
         e = p.dynamic_j + p.leakage_w * t
         fetch = cold_fetch(arch, item, footprint)
