@@ -128,8 +128,9 @@ def energy_window(call, h, sync, calls_done: int, started: float, min_window_s: 
 
 
 def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, min_window_s: float = MIN_ENERGY_WINDOW_S,
-              **kwargs) -> Timing:
-    """Time ``fn(*args, **kwargs)``: ``warmup`` untimed calls, then ``repeats`` timed ones.
+              before=None, **kwargs) -> Timing:
+    """Time ``fn(*args, **kwargs)``: ``warmup`` untimed calls, then ``repeats`` timed ones, each after an untimed
+    ``before()`` where one is given (a cold-cache measurement streams the caches full of other data there).
 
     On CuPy (``xp``, or the module of the array arguments) each call is bracketed by CUDA
     events on the current stream, so the time is device time without host-launch skew; on
@@ -148,6 +149,8 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, min_window
             fn(*args, **kwargs)
         times = []
         for _ in range(repeats):
+            if before is not None:
+                before()
             t0 = time.perf_counter()
             fn(*args, **kwargs)
             times.append(time.perf_counter() - t0)
@@ -163,6 +166,8 @@ def time_call(fn, *args, warmup: int = 3, repeats: int = 10, xp=None, min_window
     e0 = _energy_mj(h) if h is not None else None
     events = [(xp.cuda.Event(), xp.cuda.Event()) for _ in range(repeats)]
     for start, end in events:
+        if before is not None:
+            before()
         start.record(stream)
         fn(*args, **kwargs)
         end.record(stream)

@@ -50,7 +50,8 @@ def test_arch_holds_the_measured_numbers(tmp_path):
     levels = {m.name: m for m in a.memory}
     assert [m.name for m in a.memory] == ["dram", "l3", "l2"]
     assert levels["dram"].capacity_bytes == 16 * 2**30 and levels["l3"].capacity_bytes == 8 * 2**20
-    assert levels["l2"].capacity_bytes == 4 * 2**20
+    # Four 1 MiB L2 instances over 4 CPUs, of which BLAS's 2 threads use two.
+    assert levels["l2"].capacity_bytes == 2 * 2**20
     # The fastest copy's GB/s over GHz = bytes per cycle.
     assert [levels[n].bandwidth for n in ("dram", "l3", "l2")] == pytest.approx([10.5, 30.5, 62.5])
     # Scatters likewise, on the caches only (DRAM falls back to its copy bandwidth).
@@ -82,6 +83,30 @@ def test_caches_from_sysfs(tmp_path):
     assert [(c.level, c.size, c.total) for c in caches] == [(3, 32 * 2**20, 32 * 2**20), (2, 2**20, 2 * 2**20)]
     bufs = dc.copy_buffers({"caches": [c.__dict__ for c in caches], "memory_bytes": 2**34})
     assert bufs == {"l3": 8 * 2**20, "l2": 2**18, "dram": 256 * 2**20}
+    assert dc.read_l1d(tmp_path) == 48 * 1024  # the instruction cache is not counted
+    # A probe that found only 4 MiB of the L3: its buffer is a quarter of that, DRAM's 8x its total.
+    probed = [{**caches[0].__dict__, "effective_size": 4 * 2**20, "effective_total": 4 * 2**20}, caches[1].__dict__]
+    assert dc.copy_buffers({"caches": probed, "memory_bytes": 2**34}) == {"l3": 2**20, "l2": 2**18,
+                                                                            "dram": 64 * 2**20}
+
+
+@pytest.mark.parametrize("l1d, side", [(48 * 1024, 32), (32 * 1024, 32), (128 * 1024, 64), (4 * 1024, 8),
+                                       (1024, None), (None, None)])
+def test_l1_tile_fills_half_the_l1d(l1d, side):
+    """Three float32 side² blocks (A and B slices, C) fit in half the L1d; the next power of two would not."""
+    assert dc.l1_tile(l1d) == side
+    if side:
+        assert 3 * side**2 * 4 <= l1d // 2 < 3 * (2 * side) ** 2 * 4
+
+
+def test_arch_offers_the_l1_tile_to_the_mapper(tmp_path):
+    path = tmp_path / "arch.yaml"
+    path.write_text(dc.arch_yaml({**REPORT, "l1d_bytes": 48 * 1024}, FAKE))
+    a = load_arch(path)
+    assert (a.compute.tile_m, a.compute.tile_n, a.compute.tile_k) == (16, 4, 8)
+    assert [tuple(t) for t in a.compute.tile_options] == [(32, 32, 32)]
+    path.write_text(dc.arch_yaml(REPORT, FAKE))  # the OS gave no L1d: the register tile alone
+    assert load_arch(path).compute.tile_options == []
 
 
 def test_samples_and_rate_with_a_fake_clock():
@@ -190,7 +215,7 @@ def test_pass_spread_names_the_configurations_whose_passes_spread_most():
 
 def test_calibrate_cli_prints_held_out_mape(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(dc, "measure", lambda report: FAKE)
-    monkeypatch.setattr(dc, "calibration_cases", lambda xp: _cases())
+    monkeypatch.setattr(dc, "calibration_cases", lambda xp, **_: _cases())
     code, out, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(tmp_path / "c"), "--format", "json")
     assert code in (0, None), err
     summary = json.loads(out)
@@ -337,9 +362,19 @@ def test_several_calibrations_of_another_device_or_a_file_are_refused(cal_dir, n
                                  "--calibration", str(f), "--calibration", str(out)), "--calibration", "given once")
 
 
+def _inputs(row: dict) -> int:
+    """Bytes of a layer's input operands, from its recorded shapes: ``a`` and ``b`` of a GEMM (per matrix of a
+    batch); an N:M weight stored compressed, so there ``bytes_min`` less the output ``c``."""
+    shapes = json.loads(row["shapes"])
+    if row["kernel"] == "gemm":
+        return 4 * (np.prod(shapes["a"]) + np.prod(shapes["b"]))
+    return row["bytes_min"] - 4 * np.prod(shapes["c"])
+
+
 def test_a_pass_outgrowing_the_caches_fetches_each_layer_from_dram(cal_dir, network_run):
-    """With the L3 holding any one layer but not the pass, each NumPy layer first reads its operands
-    (``bytes_min``) at the DRAM copy rate, on top of its calibrated warm time; with the real caches, nothing."""
+    """With the L3 holding any one layer but not the pass, each NumPy layer first reads its inputs at the DRAM copy
+    rate (the calibration has no cold GEMMs to scale it), on top of its calibrated warm time; with the real caches,
+    nothing. Its output goes to memory just freed, which is not fetched."""
     import pyarrow.compute as pc
 
     from accelsim.replay.network import compare_run
@@ -365,7 +400,7 @@ def test_a_pass_outgrowing_the_caches_fetches_each_layer_from_dram(cal_dir, netw
         for it in layers:
             prm = json.loads(it.row["params"])
             warm = saved_params(doc, it).predict(project(a, it.workload, it.working_set), it.launches)
-            fetch = it.row["bytes_min"] / (dram.bandwidth * a.clock_ghz * 1e9) if cold else 0.0
+            fetch = _inputs(it.row) / (dram.bandwidth * a.clock_ghz * 1e9) if cold else 0.0
             assert got[(prm["plan"], prm["layer"])] == pytest.approx(warm + fetch, rel=1e-9)
 
 
@@ -477,7 +512,9 @@ def test_copies_and_scatters_are_timed_at_the_cache_sizes_every_round(monkeypatc
     import kernels.trace.microbench as mb
 
     monkeypatch.setattr(mb, "call_overhead_s", lambda r: _rate(1e-6, 1e-6, 1e-6))
+    monkeypatch.setattr(mb, "copy_rates", lambda b, r: [40.0] * r)  # the cache probe sees no edge: sizes as reported
     m = dc.measure(REPORT)
+    assert [c["effective_size"] for c in m["caches"]] == [8 * 2**20, 2**20]
     assert m["copy_bytes"] == {"l3": 2 * 2**20, "l2": 2**18, "dram": 64 * 2**20}  # dram: 8 x the 8 MiB L3
     calls = []
     # GB/s by (kind, bytes) and round: the peak is the fastest of any round.
@@ -694,3 +731,42 @@ def test_calibrate_prints_how_far_the_passes_spread():
     doc = {"gemm_probe_gflops": 200.0, "pass_spread": {**spread, "median_pct": 14.3}}
     notes = bs.state_notes(doc, _probe_table([[200.0, 201.0]]))
     assert len(notes) == 2 and "14.3 %" in notes[1]
+
+
+def test_time_call_runs_before_ahead_of_each_timed_call_only():
+    from kernels.trace import time_call
+
+    log = []
+    time_call(lambda: log.append("call"), warmup=2, repeats=3, before=lambda: log.append("before"))
+    assert log == ["call", "call"] + ["before", "call"] * 3
+
+
+def test_cold_case_streams_the_caches_before_each_call():
+    """A cold GEMM gives the product (float64 reference) and records the bytes its copy streams; its ``before``
+    copies ``side`` bytes (then reads back the output buffer, as a run's layer finds memory just freed)."""
+    case = dc.cold_case(24, 40, 16, side=2**20, seed=3)
+    p = case.prepare()
+    a, b = p.args
+    assert np.abs(a).min() > 0 and np.abs(b).min() > 0
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(p.fn(*p.args), ref, rtol=1e-5, atol=1e-5)
+    assert p.fields["params"]["cold_bytes"] == 2 * 2**20
+    warm = dense_case(dc.SUITE, 24, 40, 16, "float32", np, 3)
+    assert case.key != warm.key and "cold_bytes" not in warm.prepare().fields["params"]
+    copies = []
+    real_copy = np.copyto
+    try:
+        np.copyto = lambda dst, src: copies.append((dst.nbytes, src.nbytes)) or real_copy(dst, src)
+        p.before()
+    finally:
+        np.copyto = real_copy
+    assert copies == [(2**20, 2**20)]
+    np.testing.assert_allclose(p.fn(*p.args), ref, rtol=1e-5, atol=1e-5)  # the output buffer is reused
+
+
+def test_calibration_cases_time_the_cold_gemms_only_when_asked():
+    warm = dc.calibration_cases(np)
+    cold = dc.calibration_cases(np, cold_side=2**22)
+    extra = [c for c in cold if c.key not in {w.key for w in warm}]
+    assert len(cold) == len(warm) + len(dc.COLD_CASES) == len(warm) + len(extra)
+    assert sorted(c.key[2:5] for c in extra) == sorted(dc.COLD_CASES)

@@ -83,7 +83,7 @@ def test_changes_are_the_ratios_and_the_projection_follows_them(earlier, tmp_pat
 
 def test_cli_prints_the_comparison(earlier, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(dc, "measure", lambda report: FAKE)
-    monkeypatch.setattr(dc, "calibration_cases", lambda xp: _cases())
+    monkeypatch.setattr(dc, "calibration_cases", lambda xp, **_: _cases())
     out = tmp_path / "now"
     code, stdout, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(earlier),
                                        "--format", "json")

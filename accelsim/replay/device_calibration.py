@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from accelsim.errors import AccelsimError
+from accelsim.replay.cache_probe import describe
 from accelsim.replay.calibrate import Params, fit_groups, split, validate
 from accelsim.replay.box_state import GEMM_SIZES, NEAR_MEDIAN, PeakSampler, pass_center, pass_spread, steady_passes
 from accelsim.replay.labels import params_of
@@ -76,6 +77,7 @@ every parameter but ``threaded_call_s`` within 5.6 % (one thread) and 3.5 % (two
 18 at one thread, the 13 made on a steady box kept every one within 10 % in 75 of their 78 pairs (BENCHMARKS.md
 "Ninth slice")."""
 _KIB = 1024
+SYS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 
 
 class CalibrationDirError(AccelsimError):
@@ -109,21 +111,44 @@ def _size(text: str) -> int:
     return int(text.rstrip("KMG")) * mult
 
 
-def read_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache"), cpus: int | None = None) -> list[Cache]:
-    """Data and unified caches of level ≥ 2 (L1 is per-launch scratch in the model), outermost first."""
-    cpus = cpus or os.cpu_count() or 1
-    out = []
+def _sysfs_caches(root: Path):
+    """``(level, type, size, shared_cpu_list)`` of each cache ``root`` lists that reads cleanly."""
     for d in sorted(root.glob("index*")) if root.is_dir() else []:
         try:
-            level = int((d / "level").read_text())
-            kind = (d / "type").read_text().strip()
-            size = _size((d / "size").read_text())
-            shared = (d / "shared_cpu_list").read_text().strip()
+            yield (int((d / "level").read_text()), (d / "type").read_text().strip(), _size((d / "size").read_text()),
+                   (d / "shared_cpu_list").read_text().strip())
         except (OSError, ValueError):
             continue
-        if level >= 2 and kind in ("Data", "Unified"):
-            out.append(Cache(level, size, size * max(1, cpus // _cpu_list_len(shared)), shared))
+
+
+def read_caches(root: Path = SYS_CACHE, cpus: int | None = None) -> list[Cache]:
+    """Data and unified caches of level ≥ 2 (L1 holds the register tiles' operands: :func:`l1_tile`), outermost
+    first."""
+    cpus = cpus or os.cpu_count() or 1
+    out = [Cache(level, size, size * max(1, cpus // _cpu_list_len(shared)), shared)
+           for level, kind, size, shared in _sysfs_caches(root) if level >= 2 and kind in ("Data", "Unified")]
     return sorted(out, key=lambda c: -c.level)
+
+
+def read_l1d(root: Path = SYS_CACHE) -> int | None:
+    """Bytes of the level-1 data cache of one CPU, None where the OS does not say."""
+    return next((size for level, kind, size, _ in _sysfs_caches(root) if level == 1 and kind in ("Data", "Unified")),
+                None)
+
+
+def l1_tile(l1d: int | None, itemsize: int = 4) -> int | None:
+    """Side of the largest power-of-two cube tile whose A and B slices and C block fit in half the L1 data
+    cache: the BLAS keeps its packed panels there and feeds its register tiles from them, so a tile of
+    that side is what the next level out really serves. Offered to the mapper as a ``tile_options`` entry
+    beside the register tile; on the 2-vCPU Intel Xeon VM, whose single-thread L2 copy (84 GB/s, 32 B per
+    cycle) cannot feed a 16 × 4 register tile per MAC, pricing every register tile from L2 put half of a
+    1024³ GEMM's time in stalls and every fitted efficiency at its bound."""
+    if not l1d:
+        return None
+    side = 1
+    while 3 * (2 * side) ** 2 * itemsize <= l1d // 2:
+        side *= 2
+    return side if side >= 8 else None
 
 
 def _cpuinfo_mhz() -> float | None:
@@ -155,30 +180,39 @@ def os_report() -> dict:
     if mhz is None:
         raise AccelsimError("calibrate: /proc/cpuinfo gives no 'cpu MHz' on this machine; cannot derive cycles")
     return {"device_name": device_info(np)["device_name"], "cpus": os.cpu_count() or 1, "clock_mhz": mhz,
-            "caches": [c.__dict__ for c in read_caches()], "memory_bytes": _mem_bytes(),
+            "caches": [c.__dict__ for c in read_caches()], "l1d_bytes": read_l1d(), "memory_bytes": _mem_bytes(),
             "blas_threads": blas_threads() or 1}
 
 
 def copy_buffers(report: dict) -> dict[str, int]:
-    """Bytes per copy side per level: a quarter of one cache instance (both sides fit in it), and DRAM at
-    8 × the last level's total (at least 64 MiB, at most an eighth of memory)."""
+    """Bytes per copy side per level: a quarter of what one cache instance holds (both sides fit in it; the
+    size :func:`~accelsim.replay.cache_probe.effective_caches` found, else the OS's), and DRAM at 8 × the last
+    level's total (at least 64 MiB, at most an eighth of memory)."""
     out = {}
     for c in report["caches"]:
-        out[f"l{c['level']}"] = c["size"] // 4
-    last = max([c["total"] for c in report["caches"]], default=8 * _KIB**2)
+        out[f"l{c['level']}"] = c.get("effective_size", c["size"]) // 4
+    last = max([c.get("effective_total", c["total"]) for c in report["caches"]], default=8 * _KIB**2)
     cap = (report["memory_bytes"] or 8 * _KIB**3) // 8
     out["dram"] = int(min(max(8 * last, 64 * _KIB**2), cap))
     return out
 
 
-def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
-    """Bytes per copy side per level and seconds per tiny call (median and spread); the peaks come from a
-    :class:`PeakSampler` spread over the calibration. DRAM has no indexed rate: the NumPy passes that scatter
-    are priced in cache (:data:`~accelsim.replay.numpy_run.PASS_RESIDENT`)."""
-    from kernels.trace.microbench import call_overhead_s
+PROBE_REPEATS = 3
+"""Copies timed per size while :func:`measure` checks the caches (the fastest is kept)."""
 
-    return {"copy_bytes": copy_buffers(report), "call_overhead_s": call_overhead_s(repeats),
-            "load_average_1min": os.getloadavg()[0]}
+
+def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
+    """What one calibration measures before its passes: the caches it can count on (the OS's sizes checked by
+    copies, :func:`~accelsim.replay.cache_probe.effective_caches`), bytes per copy side per level and seconds per
+    tiny call (median and spread); the peaks come from a :class:`PeakSampler` spread over the calibration. DRAM
+    has no indexed rate: the NumPy passes that scatter are priced in cache
+    (:data:`~accelsim.replay.numpy_run.PASS_RESIDENT`)."""
+    from accelsim.replay.cache_probe import effective_caches
+    from kernels.trace.microbench import call_overhead_s, copy_rates
+
+    caches = effective_caches(report["caches"], lambda side: max(copy_rates(side, PROBE_REPEATS)))
+    return {"caches": caches, "copy_bytes": copy_buffers({**report, "caches": caches}),
+            "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
 
 
 def spread_note(r: dict, fmt: str = ".3g") -> str:
@@ -197,15 +231,18 @@ _PJ = {"dram": (120.0, "DDR ~15 pJ/bit with I/O"),
 
 
 def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
-    """The arch config text: OS-reported sizes, measured rates, each with a comment saying where it came from."""
+    """The arch config text: OS-reported sizes (as the copies found them), measured rates, each with a comment
+    saying where it came from."""
     ghz = report["clock_mhz"] / 1000.0
     units = report["blas_threads"]
     g = meas["gemm_gflops"]
     macs = {d: g[d]["max"] / 2 / ghz / units for d in ("float32", "float64")}
     levels = [("dram", report["memory_bytes"], "/proc/meminfo MemTotal", _PJ["dram"])]
-    levels += [(f"l{c['level']}", c["total"], f"/sys/devices/system/cpu/cpu0/cache: {c['size'] // _KIB} KiB "
-                f"shared by CPUs {c['shared_cpus']}, x{c['total'] // c['size']} over {report['cpus']} CPUs",
-                _PJ.get(c["level"], _PJ[2])) for c in report["caches"]]
+    levels += [(f"l{c['level']}", c.get("effective_size", c["size"]) * (n := min(units, c["total"] // c["size"])),
+                f"/sys/devices/system/cpu/cpu0/cache: {c['size'] // _KIB} KiB shared by CPUs {c['shared_cpus']}, "
+                f"{c['total'] // c['size']} over {report['cpus']} CPUs, x{n} for {units} BLAS threads"
+                + ("; " + describe(c) if "probe" in c else ""),
+                _PJ.get(c["level"], _PJ[2])) for c in meas.get("caches", report["caches"])]
     lines = [
         f"# Written by `accelsim calibrate` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC for the NumPy backend",
         f"# on {report['device_name']} ({report['cpus']} CPUs, BLAS on {units} threads), load average "
@@ -233,6 +270,9 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
         "  tile_m: 16  # not measured: OpenBLAS's Haswell SGEMM register tile (sgemm_kernel_16x4_haswell)",
         "  tile_n: 4",
         "  tile_k: 8",
+        *([f"  tile_options: [[{t}, {t}, {t}]]  # the BLAS's L1 blocking: A, B slices and C of this cube fit in "
+           f"half the {report['l1d_bytes'] // _KIB} KiB L1d (/sys/devices/system/cpu/cpu0/cache), fed from L2"]
+          if (t := l1_tile(report.get("l1d_bytes"))) else []),
         "  default_dtype: fp32",
         _SPARSITY + f"    compressed_levels: [{', '.join(n for n, *_ in levels)}]",
         "memory:",
@@ -263,7 +303,7 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
     return "\n".join(lines) + "\n"
 
 
-def calibration_cases(xp, seed: int = 0) -> list:
+def calibration_cases(xp, seed: int = 0, cold_side: int | None = None) -> list:
     """The spanning set, interleaved by family so a budget cut keeps every family: dense GEMM from 32³ to
     1024³ (float32; float64 at four sizes), stacked batches of small GEMMs (:data:`BATCH_CASES`), N:M SpMM and
     TASD at the shapes of a 384-wide transformer and of a 768-wide one at 128 tokens (each NumPy path, gather
@@ -272,7 +312,8 @@ def calibration_cases(xp, seed: int = 0) -> list:
     family, ranged 0.69-1 over five calibrations), and layers compressing their activation at run time
     (:data:`RUNTIME_CASES`). Four ``decompress_blas`` layers are 768 wide (one at 32 tokens), where its passes
     are a third to a half of the time: with its only such layer at 128 tokens and the rest near a tenth, its
-    fitted fraction ranged 0.59-0.95 over five two-thread calibrations, and BERT's projected 2:4 layers 18 %."""
+    fitted fraction ranged 0.59-0.95 over five two-thread calibrations, and BERT's projected 2:4 layers 18 %.
+    With ``cold_side`` (NumPy), the GEMMs of :data:`COLD_CASES` are timed cold too (:func:`cold_case`)."""
     from kernels.suites.gemm import dense_case
     from kernels.suites.nm_spmm import nm_case
     from kernels.suites.tasd import tasd_case
@@ -296,7 +337,8 @@ def calibration_cases(xp, seed: int = 0) -> list:
         (768, 128, 768, "2:8+1:8", "vector"), (3072, 128, 768, "2:8+1:8", "vector"),
         (768, 128, 3072, "2:8+1:8", "vector"), (384, 512, 1536, "2:8+1:8", "vector"))]
     runtime = [runtime_case(m, n, k, kernel, spec, seed) for m, n, k, kernel, spec in RUNTIME_CASES]
-    out, lists = [], [f32, nm, runtime, f64, tasd]
+    cold = [cold_case(m, n, k, cold_side, seed) for m, n, k in COLD_CASES] if cold_side else []
+    out, lists = [], [f32, nm, runtime, f64, tasd, cold]
     while any(lists):
         for lst in lists:
             if lst:
@@ -305,10 +347,12 @@ def calibration_cases(xp, seed: int = 0) -> list:
 
 
 BATCH_CASES = ((64, 128, 128, 64), (512, 128, 128, 64), (1024, 64, 64, 64), (256, 256, 256, 32),
-               (768, 96, 96, 48), (384, 128, 64, 128), (2048, 32, 64, 32))
-"""``(batch, m, n, k)`` of the stacked fp32 GEMMs (attention's per-head products): one batch in cache (family
+               (768, 96, 96, 48), (384, 128, 64, 128), (2048, 32, 64, 32), (768, 8, 8, 32), (768, 8, 32, 8))
+"""``(batch, m, n, k)`` of the stacked fp32 GEMMs (attention's per-head products): three batches in cache (family
 ``gemm``), six beyond a 32 MB last level (family :data:`~accelsim.replay.project.BATCHED`, three on each side of
-the held-out split), whose DRAM fetch the replay adds to their compute."""
+the held-out split), whose DRAM fetch the replay adds to their compute. The two of 768 tiny products (MiniLM's
+attention at 8 tokens) are mostly NumPy's BLAS call per matrix, which prices ``launch_overhead_s``: on the 2-vCPU
+Xeon VM they took 0.2-0.4 µs a matrix, while the model's compute gave a tenth of it."""
 
 RUNTIME_CASES = (
     (512, 1536, 384, "tasd", "2:4+1:4"), (256, 384, 384, "nm", "2:4"), (256, 384, 1536, "tasd", "2:8+1:8"),
@@ -316,6 +360,38 @@ RUNTIME_CASES = (
     (512, 1536, 384, "nm", "1:4"), (256, 384, 1536, "tasd", "2:4"))
 """``(tokens, out, in, kernel, pattern or series)`` of the layers that compress their activation at run time, as
 ``accelsim run`` times an ``operand: input`` plan layer; 384 wide as MiniLM, 128 to 2048 tokens."""
+
+
+COLD_CASES = ((128, 768, 768), (128, 3072, 768), (128, 768, 3072), (512, 384, 384), (64, 1536, 384),
+              (256, 384, 1536))
+"""``(m, n, k)`` of the fp32 GEMMs timed cold (family :data:`~accelsim.replay.project.COLD`): BERT's and
+MiniLM's projections and FFNs, whose inputs (0.8-9.8 MB) a run's pass evicts between two calls of a layer."""
+
+
+def cold_case(m: int, n: int, k: int, side: int, seed: int = 0):
+    """A dense fp32 GEMM ``a @ b`` timed as a layer of ``accelsim run`` finds its operands once the rest of its
+    pass has gone through: before each timed call a copy of two ``side``-byte buffers streams the caches full,
+    then the output buffer is read back (a run's layer writes to memory the allocator just freed), so its inputs
+    come cold. ``params.cold_bytes`` records the bytes streamed (``2 × side``)."""
+    from kernels.suites import Case, Prepared
+    from kernels.suites.gemm import dense_case
+
+    warm = dense_case(SUITE, m, n, k, "float32", np, seed)
+
+    def prepare():
+        p = warm.prepare()
+        out = np.empty((m, n), np.float32)
+        src = np.ones(max(1, side // 4), np.float32)
+        dst = np.empty_like(src)
+
+        def before():
+            np.copyto(dst, src)
+            out.sum()
+
+        params = {**p.fields["params"], "cold_bytes": 2 * src.nbytes}
+        return Prepared(lambda x, y: np.matmul(x, y, out=out), p.args, {**p.fields, "params": params}, before)
+
+    return Case(SUITE, ("cold", *warm.key), f"cold {warm.label}", prepare)
 
 
 def runtime_case(m: int, n: int, k: int, kernel: str, spec: str, seed: int = 0, dtype: str = "float32"):
@@ -399,7 +475,8 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
         "groups": {g: _params_dict(p) for g, p in groups.items()},
         "measured": {"call_overhead_s": meas["call_overhead_s"], "gemm_gflops": meas["gemm_gflops"],
                      "gemm_gflops_by_size": meas.get("gemm_gflops_by_size"),
-                     "copy_gbs": meas["copy_gbs"], "load_average_1min": meas["load_average_1min"]},
+                     "copy_gbs": meas["copy_gbs"], "load_average_1min": meas["load_average_1min"],
+                     "caches": meas.get("caches")},
     }
 
 
@@ -421,7 +498,8 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
     sampler = None if "gemm_gflops" in meas else PeakSampler(meas["copy_bytes"], -(-BENCH_REPEATS // PASSES))
     rec = Recorder(out / TRACES_DIR)
     with rec:
-        passes = record(rec, cases if cases is not None else calibration_cases(np), start + budget_s,
+        cases = cases if cases is not None else calibration_cases(np, cold_side=meas["copy_bytes"]["dram"] // 4)
+        passes = record(rec, cases, start + budget_s,
                         report["blas_threads"], clock=clock, before_pass=sampler and sampler.round)
         kept = list(range(len(passes)))
         if sampler is not None:

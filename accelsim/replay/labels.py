@@ -68,6 +68,8 @@ def config_fields(row: dict) -> dict[str, str]:
         fields["layout"] = str(params["layout"])
     if params.get("factors"):
         fields["factors"] = _factors(params["factors"])
+    if params.get("cold_bytes"):
+        fields["cold"] = f"{params['cold_bytes'] / 2**20:.3g}MiB"  # timed after streaming this much
     impl = params.get("impl") or params.get("backend_impl")
     if impl:
         fields["impl"] = str(impl)

@@ -21,7 +21,9 @@ import pyarrow.compute as pc
 from accelsim.model.arch import ArchConfig
 from accelsim.replay.calibrate import Params, fit_groups
 from accelsim.replay.noise import few_repeats_warning, gain_range
-from accelsim.replay.project import GATHER, ReplayError, Streaming, check_device, items_from_table, project, resident_level
+from accelsim.replay.project import (
+    COLD, GATHER, ReplayError, check_device, items_from_table, operand_fetch, project, resident_level, input_bytes,
+)
 
 __all__ = ["DENSE", "calibration_from", "cold_fetch", "compare_run", "is_network_run", "params_for", "plot_run",
            "simulator_predictor"]
@@ -60,28 +62,43 @@ def _edp(j, s):
 
 
 def cold_fetch(arch: ArchConfig, item, footprint: int):
-    """The uncalibrated :class:`~accelsim.replay.project.Projection` of a NumPy layer reading its operands
-    (``bytes_min``) from the level that holds the whole pass (``footprint`` bytes, every layer's operands),
-    where that level is outside the one its own working set would stay in; None where the operands stay.
+    """The uncalibrated :class:`~accelsim.replay.project.Projection` of a NumPy layer reading its inputs
+    (:func:`~accelsim.replay.project.input_bytes`) from the level that holds the whole pass (``footprint`` bytes,
+    every layer's operands), where that level is outside the one its own working set would stay in; None where
+    the operands stay.
 
     Between two calls of a layer the rest of the pass streams through the caches, and OpenBLAS packs
     its operands before it computes, so the fetch adds to the warm time. On the 2-vCPU EPYC a call after
     a 96 MB stream took 23–242 µs longer (0.6–11 MB of operands, 27–72 GB/s; from 12 × 128 × 64 × 128 to
     128 × 3072 × 768), against ~42 GB/s for a DRAM copy. GPU kernels overlap their loads: they are left warm.
-    A gather-path layer (family :data:`~accelsim.replay.project.GATHER`) reads its cold operands in gathered
-    order: :func:`simulator_predictor` prices its fetch at the family's fitted bandwidth fraction (two 1:8 BERT
-    FFN layers took 0.19-0.30 ms longer after a 96 MB stream, for 3.1-3.5 MB: a third of the copy rate).
+    :func:`simulator_predictor` prices the fetch at the fraction fitted on the calibration's cold GEMMs
+    (family :data:`~accelsim.replay.project.COLD`), a gather-path layer's (family
+    :data:`~accelsim.replay.project.GATHER`, which reads its weight in gathered order) at its own family's
+    fraction (two 1:8 BERT FFN layers took 0.19-0.30 ms longer after a 96 MB stream, for 3.1-3.5 MB: a third of
+    the copy rate).
     """
     cold = resident_level(arch, footprint)
     if item.row.get("backend") != "numpy" or cold >= resident_level(arch, item.working_set):
         return None
-    return project(arch, Streaming(f"{item.kernel}.fetch", int(item.row["bytes_min"] or 0), 0, footprint))
+    return project(arch, operand_fetch(item.kernel, input_bytes(item.row), footprint))
+
+
+def fetch_scale(calibration: dict | None, item) -> float:
+    """What a NumPy layer's :func:`cold_fetch` is multiplied by: a gather-path layer's own family's memory scale,
+    any other's that of the calibration's cold GEMMs of its dtype (family :data:`COLD`); 1 (the copy rate)
+    where the calibration has none."""
+    if calibration is None:
+        return 1.0
+    if item.family == GATHER:
+        own = params_for(calibration, item)
+    else:
+        own = calibration["groups"].get(f"{COLD} {item.row.get('dtype', '')}".strip()) or calibration["families"].get(COLD)
+    return (own.memory_scale if own is not None else None) or 1.0
 
 
 def simulator_predictor(arch: ArchConfig, calibration: dict | None = None):
     """``predict(item, footprint) -> (seconds, joules)``: the simulator's warm-cache projection scaled by
-    ``calibration``, plus the :func:`cold_fetch` of a pass of ``footprint`` bytes (a gather-path layer's at its
-    bandwidth fraction)."""
+    ``calibration``, plus the :func:`cold_fetch` of a pass of ``footprint`` bytes at :func:`fetch_scale`."""
 
     def predict(item, footprint: int = 0):
         p = project(arch, item.workload, item.working_set)
@@ -90,7 +107,7 @@ def simulator_predictor(arch: ArchConfig, calibration: dict | None = None):
         e = p.dynamic_j + p.leakage_w * t
         fetch = cold_fetch(arch, item, footprint)
         if fetch is not None:
-            s = (params.memory_scale or 1.0) * fetch.seconds if item.family == GATHER else fetch.seconds
+            s = fetch_scale(calibration, item) * fetch.seconds
             t, e = t + s, e + fetch.dynamic_j + fetch.leakage_w * s
         return t, e
 

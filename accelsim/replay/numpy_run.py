@@ -18,12 +18,13 @@ import numpy as np
 from accelsim.model.arch import ArchConfig
 from accelsim.model.workload import Gemm
 from accelsim.replay.numpy_passes import decompose_traffic, gather_traffic, scatter_traffic
-from accelsim.replay.records import Streaming, json_field, positive_ints, resident_level
+from accelsim.replay.records import Streaming, json_field, need, positive_ints, resident_level
 from kernels.nm.format import VECTOR_WIDTH
 
 __all__ = [
     "BATCHED",
     "BLAS_FAMILIES",
+    "COLD",
     "DENSE_TERMS",
     "GATHER",
     "OPENBLAS_THREAD_MNK",
@@ -36,7 +37,9 @@ __all__ = [
     "blas_threads_used",
     "kron_as_run",
     "on_threads",
+    "operand_fetch",
     "threaded_calls",
+    "input_bytes",
 ]
 
 PASS_RESIDENT = 0
@@ -70,7 +73,15 @@ its efficiency at 1 and its bandwidth fraction (a simulator stall, memory less o
 fp32 peak, 0.83-0.92 over five one-thread calibrations of the 2-vCPU EPYC; with the ``gemm`` scale, 0.86-0.94.
 GPU records keep family ``tasd``."""
 
-BLAS_FAMILIES = (RUNTIME, DENSE_TERMS, GATHER, BATCHED, TASD_GATHER)
+COLD = "cold_gemm"
+"""Family of NumPy GEMMs timed cold (``params.cold_bytes``: what a copy streamed through the caches before each
+call), as a layer of ``accelsim run`` finds its operands once the rest of the pass has gone through: BLAS's
+compute plus the read of its inputs from where the stream left them (:func:`operand_fetch`, :func:`input_bytes`). Its fitted
+bandwidth fraction prices every cold layer of a run (:func:`accelsim.replay.network.simulator_predictor`). On the
+2-vCPU Intel Xeon VM a 128 × 768 × 768 fp32 GEMM took 0.17-0.46 ms longer cold (3.1 MB: 7-18 GB/s, against 23
+for a DRAM copy); on the 2-vCPU EPYC such reads ran at 27-72 GB/s, against 42."""
+
+BLAS_FAMILIES = (RUNTIME, DENSE_TERMS, GATHER, BATCHED, TASD_GATHER, COLD)
 """Families whose multiplies are dense BLAS GEMMs: calibration gives them the ``gemm`` compute scale of their dtype
 and fits only what they stream (:func:`accelsim.replay.calibrate.fit_groups`)."""
 
@@ -164,6 +175,25 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
         parts += sparse if isinstance(sparse, list) else [sparse]
     calls = launches + sum(p.launches for p in parts if isinstance(p, Streaming))
     return family, parts, calls
+
+
+def operand_fetch(kernel: str, nbytes: int, footprint: int) -> Streaming:
+    """A call's read of ``nbytes`` of operands from the level that holds ``footprint`` bytes: what went through
+    the caches since its last call (a run's pass, a calibration's stream)."""
+    return Streaming(f"{kernel}.fetch", nbytes, 0, footprint)
+
+
+def input_bytes(row: dict) -> int:
+    """Bytes a NumPy layer record reads, the operands a run's pass evicts between two calls of the layer:
+    ``bytes_min`` less the output (``m × n`` per matrix), which goes to memory the allocator just freed.
+    ``accelsim run`` holds every layer's operands apart (its activations are recorded, not chained), so they
+    come back cold alike. On the 2-vCPU Xeon VM MiniLM's attention products at 8 tokens (1.6 MB in) took 0.25 ms
+    longer in a run than warm, its 512 × 384 × 384 projections (1.4 MB) 0.1-0.26, BERT's 128 × 768 × 768 (2.75 MB)
+    0.27."""
+    params = json_field(row, "params")
+    m, n = (int(need(row, c)) for c in ("m", "n"))
+    out = (params.get("batch") or 1) * m * n * np.dtype(row["dtype"]).itemsize
+    return max(0, int(row.get("bytes_min") or 0) - out)
 
 
 def batch_fetch(row: dict, m: int, n: int, k: int, count: int, arch: ArchConfig) -> Streaming | None:

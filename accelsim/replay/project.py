@@ -51,8 +51,9 @@ from accelsim.model.workload import Gemm, KronMatmul, Sparsity
 from accelsim.errors import AccelsimError
 from accelsim.replay.labels import row_label
 from accelsim.replay.numpy_run import (
-    BATCHED, BLAS_FAMILIES, DENSE_TERMS, GATHER, OPENBLAS_THREAD_MNK, RUNTIME, TASD_GATHER, OnThreads, as_run,
-    batch_fetch, blas_threads_used, kron_as_run, on_threads, threaded_calls,
+    BATCHED, BLAS_FAMILIES, COLD, DENSE_TERMS, GATHER, OPENBLAS_THREAD_MNK, RUNTIME, TASD_GATHER, OnThreads, as_run,
+    batch_fetch, blas_threads_used, kron_as_run, on_threads, operand_fetch, threaded_calls,
+    input_bytes,
 )
 from accelsim.replay.records import ReplayError, Streaming, arch_dtype, json_field, need, positive_ints, resident_level
 from accelsim.replay.traces import merge_runs
@@ -60,6 +61,7 @@ from accelsim.replay.traces import merge_runs
 __all__ = [
     "BATCHED",
     "BLAS_FAMILIES",
+    "COLD",
     "DENSE_TERMS",
     "FAMILIES",
     "GATHER",
@@ -254,8 +256,12 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
     if family == "gemm":
         count = positive_ints(row, "params", [params.get("batch", 1)], "'batch'")[0]
         gemm = on_threads(Gemm(kernel, m, n, k, dtype, count=count), row, params, arch)
+        calls = count if row.get("backend") == "numpy" else 1  # NumPy calls BLAS once per matrix of a batch
+        if params.get("cold_bytes") is not None and row.get("backend") == "numpy":
+            cold = positive_ints(row, "params", [params["cold_bytes"]], "'cold_bytes'")[0]
+            return COLD, [gemm, operand_fetch(kernel, input_bytes(row), cold)], calls
         fetch = batch_fetch(row, m, n, k, count, arch)
-        return (BATCHED, [gemm, fetch], 1) if fetch else (family, gemm, 1)
+        return (BATCHED, [gemm, fetch], calls) if fetch else (family, gemm, calls)
     if family in ("nm_spmm", "tasd"):
         if family == "nm_spmm":
             workload, launches = Gemm(kernel, n, m, k, dtype, weight_sparsity=Sparsity.parse(need(row, "pattern"))), 1

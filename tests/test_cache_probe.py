@@ -1,0 +1,75 @@
+"""The cache probe (:mod:`accelsim.replay.cache_probe`): a reported size stands where copies show its edge,
+and shrinks to what copies held where the OS reports more than the machine gets (a VM shown its host's L3).
+The copy rates come from a piecewise model of a cache hierarchy, so the expected sizes are the model's edges."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.replay.cache_probe import FLOOR, STEP, describe, effective_caches
+
+MIB = 2**20
+
+
+def hierarchy(edges: list[tuple[int, float]], beyond: float):
+    """``rate(side)``: a copy of two ``side``-byte buffers runs at the rate of the first level (bytes, GB/s),
+    innermost first, whose capacity holds both; at ``beyond`` past them all. The sides timed are logged."""
+    timed = []
+
+    def rate(side):
+        timed.append(side)
+        return next((r for cap, r in edges if 2 * side <= cap), beyond)
+
+    return rate, timed
+
+
+def caches(l3: int, l2: int = 2 * MIB) -> list[dict]:
+    return [{"level": 3, "size": l3, "total": l3, "shared_cpus": "0-1"},
+            {"level": 2, "size": l2, "total": 2 * l2, "shared_cpus": "0"}]
+
+
+def test_a_vm_shown_its_hosts_l3_gets_what_copies_held():
+    """The Xeon VM: 480 MiB reported, copies at 28 GB/s up to 32 MiB of working set, 13 beyond."""
+    rate, timed = hierarchy([(2 * MIB, 84.0), (32 * MIB, 28.0)], 13.0)
+    l3, l2 = effective_caches(caches(480 * MIB), rate)
+    # Halving from 120 MiB per side: 240 (the first comparison), 120, 60, 30 all at 13; 15 MiB at 28.
+    assert [s for s, _ in l3["probe"]] == [240 * MIB, 120 * MIB, 60 * MIB, 30 * MIB, 15 * MIB]
+    assert l3["effective_size"] == 30 * MIB and l3["effective_total"] == 30 * MIB
+    assert (l3["size"], l3["total"]) == (480 * MIB, 480 * MIB)  # the OS's numbers are kept beside
+    assert "more than this machine gets" in describe(l3)
+    # The L2 holds its quarter-size copy and its half-size one alike: nothing contradicts the OS.
+    assert l2["effective_size"] == 2 * MIB and l2["effective_total"] == 4 * MIB
+    assert min(timed) >= FLOOR
+
+
+def test_a_cache_whose_edge_shows_at_once_keeps_its_size():
+    """Copies filling half of a 32 MiB L3 run at its rate, copies filling all of it at DRAM's."""
+    rate, _ = hierarchy([(2 * MIB, 84.0), (31 * MIB, 60.0)], 20.0)
+    l3, _ = effective_caches(caches(32 * MIB), rate)
+    assert [s for s, _ in l3["probe"]] == [16 * MIB, 8 * MIB]
+    assert l3["effective_size"] == 32 * MIB
+    assert "more than" not in describe(l3)
+
+
+def test_no_step_above_the_inner_level_keeps_the_reported_size():
+    """Flat rates down to the L2's size: nothing contradicts the OS, and the probe stops before the L2's edge."""
+    rate, timed = hierarchy([(2 * MIB, 84.0)], 20.0)
+    l3, _ = effective_caches(caches(64 * MIB), rate)
+    assert l3["effective_size"] == 64 * MIB
+    assert min(s for s, _ in l3["probe"]) > 2 * MIB
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(3, 9).flatmap(lambda r: st.tuples(st.just(r), st.integers(r + 1, 12))),
+       st.floats(1.5, 6.0), st.floats(5.0, 40.0))
+def test_the_found_size_is_the_largest_working_set_that_fit(powers, gap, dram):
+    """Any real L3 of 2^r MiB under a reported 2^R MiB (R > r) and any step of at least 1.5×: the size found is
+    the largest working set of the ladder (halvings of R's quarter, two sides) within the real cache."""
+    r, big = powers
+    real, reported = 2**r * MIB, 2**big * MIB
+    rate, _ = hierarchy([(2 * MIB, 84.0 * gap * dram / 10), (real, gap * dram)], dram)
+    l3, _ = effective_caches(caches(reported), rate)
+    assert gap >= STEP
+    assert l3["effective_size"] == (reported if real >= reported // 2 else real)
