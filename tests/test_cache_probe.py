@@ -4,7 +4,6 @@ The copy rates come from a piecewise model of a cache hierarchy, so the expected
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -13,6 +13,7 @@ import pytest
 
 from accelsim.model.arch import load_arch
 from accelsim.replay import box_state as bs
+from accelsim.replay import cpu_report as cpu
 from accelsim.replay import device_calibration as dc
 from accelsim.replay.calibrate import Params, fit
 from accelsim.replay.project import items_from_table, project
@@ -79,11 +80,11 @@ def test_caches_from_sysfs(tmp_path):
         d.mkdir()
         for f, v in (("level", level), ("type", kind), ("size", size), ("shared_cpu_list", shared)):
             (d / f).write_text(f"{v}\n")
-    caches = dc.read_caches(tmp_path, cpus=2)
+    caches = cpu.read_caches(tmp_path, cpus=2)
     assert [(c.level, c.size, c.total) for c in caches] == [(3, 32 * 2**20, 32 * 2**20), (2, 2**20, 2 * 2**20)]
     bufs = dc.copy_buffers({"caches": [c.__dict__ for c in caches], "memory_bytes": 2**34})
     assert bufs == {"l3": 8 * 2**20, "l2": 2**18, "dram": 256 * 2**20}
-    assert dc.read_l1d(tmp_path) == 48 * 1024  # the instruction cache is not counted
+    assert cpu.read_l1d(tmp_path) == 48 * 1024  # the instruction cache is not counted
     # A probe that found only 4 MiB of the L3: its buffer is a quarter of that, DRAM's 8x its total.
     probed = [{**caches[0].__dict__, "effective_size": 4 * 2**20, "effective_total": 4 * 2**20}, caches[1].__dict__]
     assert dc.copy_buffers({"caches": probed, "memory_bytes": 2**34}) == {"l3": 2**20, "l2": 2**18,
@@ -94,7 +95,7 @@ def test_caches_from_sysfs(tmp_path):
                                        (1024, None), (None, None)])
 def test_l1_tile_fills_half_the_l1d(l1d, side):
     """Three float32 side² blocks (A and B slices, C) fit in half the L1d; the next power of two would not."""
-    assert dc.l1_tile(l1d) == side
+    assert cpu.l1_tile(l1d) == side
     if side:
         assert 3 * side**2 * 4 <= l1d // 2 < 3 * (2 * side) ** 2 * 4
 

@@ -1,0 +1,118 @@
+"""What the OS says about the CPU at hand (``/proc/cpuinfo``, ``/proc/meminfo``,
+``/sys/devices/system/cpu/cpu0/cache``, the BLAS threads): the facts a CPU calibration's arch starts from,
+before :mod:`accelsim.replay.cache_probe` checks the cache sizes by copies."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from accelsim.errors import AccelsimError
+
+__all__ = ["Cache", "l1_tile", "os_report", "read_caches", "read_l1d"]
+
+_KIB = 1024
+SYS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+@dataclass(frozen=True)
+class Cache:
+    """One data cache level the OS reports: ``size`` per instance, ``total`` over all CPUs."""
+
+    level: int
+    size: int
+    total: int
+    shared_cpus: str
+
+
+def _cpu_list_len(text: str) -> int:
+    n = 0
+    for part in text.strip().split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            n += int(b) - int(a) + 1
+        elif part:
+            n += 1
+    return max(n, 1)
+
+
+def _size(text: str) -> int:
+    text = text.strip().upper()
+    mult = {"K": _KIB, "M": _KIB**2, "G": _KIB**3}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * mult
+
+
+def _sysfs_caches(root: Path):
+    """``(level, type, size, shared_cpu_list)`` of each cache ``root`` lists that reads cleanly."""
+    for d in sorted(root.glob("index*")) if root.is_dir() else []:
+        try:
+            yield (int((d / "level").read_text()), (d / "type").read_text().strip(), _size((d / "size").read_text()),
+                   (d / "shared_cpu_list").read_text().strip())
+        except (OSError, ValueError):
+            continue
+
+
+def read_caches(root: Path = SYS_CACHE, cpus: int | None = None) -> list[Cache]:
+    """Data and unified caches of level ≥ 2 (L1 holds the register tiles' operands: :func:`l1_tile`), outermost
+    first."""
+    cpus = cpus or os.cpu_count() or 1
+    out = [Cache(level, size, size * max(1, cpus // _cpu_list_len(shared)), shared)
+           for level, kind, size, shared in _sysfs_caches(root) if level >= 2 and kind in ("Data", "Unified")]
+    return sorted(out, key=lambda c: -c.level)
+
+
+def read_l1d(root: Path = SYS_CACHE) -> int | None:
+    """Bytes of the level-1 data cache of one CPU, None where the OS does not say."""
+    return next((size for level, kind, size, _ in _sysfs_caches(root) if level == 1 and kind in ("Data", "Unified")),
+                None)
+
+
+def l1_tile(l1d: int | None, itemsize: int = 4) -> int | None:
+    """Side of the largest power-of-two cube tile whose A and B slices and C block fit in half the L1 data
+    cache: the BLAS keeps its packed panels there and feeds its register tiles from them, so a tile of
+    that side is what the next level out really serves. Offered to the mapper as a ``tile_options`` entry
+    beside the register tile; on the 2-vCPU Intel Xeon VM, whose single-thread L2 copy (84 GB/s, 32 B per
+    cycle) cannot feed a 16 × 4 register tile per MAC, pricing every register tile from L2 put half of a
+    1024³ GEMM's time in stalls and every fitted efficiency at its bound."""
+    if not l1d:
+        return None
+    side = 1
+    while 3 * (2 * side) ** 2 * itemsize <= l1d // 2:
+        side *= 2
+    return side if side >= 8 else None
+
+
+def _cpuinfo_mhz() -> float | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":", 1)[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _mem_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * _KIB
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def os_report() -> dict:
+    """What the OS says about this CPU: name, CPUs, clock, caches of level ≥ 2, memory, BLAS threads."""
+    from kernels.backend import device_info
+    from kernels.trace.microbench import blas_threads
+
+    mhz = _cpuinfo_mhz()
+    if mhz is None:
+        raise AccelsimError("calibrate: /proc/cpuinfo gives no 'cpu MHz' on this machine; cannot derive cycles")
+    return {"device_name": device_info(np)["device_name"], "cpus": os.cpu_count() or 1, "clock_mhz": mhz,
+            "caches": [c.__dict__ for c in read_caches()], "l1d_bytes": read_l1d(), "memory_bytes": _mem_bytes(),
+            "blas_threads": blas_threads() or 1}
