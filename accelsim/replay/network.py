@@ -22,7 +22,7 @@ from accelsim.model.arch import ArchConfig
 from accelsim.replay.calibrate import Params, fit_groups
 from accelsim.replay.noise import few_repeats_warning, gain_range
 from accelsim.replay.project import (
-    COLD, GATHER, ReplayError, check_device, items_from_table, operand_fetch, project, resident_level, input_bytes,
+    COLD, GATHER, ReplayError, check_device, input_bytes, items_from_table, operand_fetch, project, resident_level,
 )
 
 __all__ = ["DENSE", "calibration_from", "cold_fetch", "compare_run", "is_network_run", "params_for", "plot_run",
@@ -92,7 +92,8 @@ def fetch_scale(calibration: dict | None, item) -> float:
     if item.family == GATHER:
         own = params_for(calibration, item)
     else:
-        own = calibration["groups"].get(f"{COLD} {item.row.get('dtype', '')}".strip()) or calibration["families"].get(COLD)
+        group = f"{COLD} {item.row.get('dtype', '')}".strip()
+        own = calibration["groups"].get(group) or calibration["families"].get(COLD)
     return (own.memory_scale if own is not None else None) or 1.0
 
 

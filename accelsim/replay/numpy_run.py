@@ -35,11 +35,11 @@ __all__ = [
     "as_run",
     "batch_fetch",
     "blas_threads_used",
+    "input_bytes",
     "kron_as_run",
     "on_threads",
     "operand_fetch",
     "threaded_calls",
-    "input_bytes",
 ]
 
 PASS_RESIDENT = 0
@@ -76,8 +76,9 @@ GPU records keep family ``tasd``."""
 COLD = "cold_gemm"
 """Family of NumPy GEMMs timed cold (``params.cold_bytes``: what a copy streamed through the caches before each
 call), as a layer of ``accelsim run`` finds its operands once the rest of the pass has gone through: BLAS's
-compute plus the read of its inputs from where the stream left them (:func:`operand_fetch`, :func:`input_bytes`). Its fitted
-bandwidth fraction prices every cold layer of a run (:func:`accelsim.replay.network.simulator_predictor`). On the
+compute plus the read of its inputs from where the stream left them (:func:`operand_fetch`,
+:func:`input_bytes`). Its fitted bandwidth fraction prices every cold layer of a run
+(:func:`accelsim.replay.network.simulator_predictor`). On the
 2-vCPU Intel Xeon VM a 128 × 768 × 768 fp32 GEMM took 0.17-0.46 ms longer cold (3.1 MB: 7-18 GB/s, against 23
 for a DRAM copy); on the 2-vCPU EPYC such reads ran at 27-72 GB/s, against 42."""
 

@@ -52,8 +52,7 @@ from accelsim.errors import AccelsimError
 from accelsim.replay.labels import row_label
 from accelsim.replay.numpy_run import (
     BATCHED, BLAS_FAMILIES, COLD, DENSE_TERMS, GATHER, OPENBLAS_THREAD_MNK, RUNTIME, TASD_GATHER, OnThreads, as_run,
-    batch_fetch, blas_threads_used, kron_as_run, on_threads, operand_fetch, threaded_calls,
-    input_bytes,
+    batch_fetch, blas_threads_used, input_bytes, kron_as_run, on_threads, operand_fetch, threaded_calls,
 )
 from accelsim.replay.records import ReplayError, Streaming, arch_dtype, json_field, need, positive_ints, resident_level
 from accelsim.replay.traces import merge_runs
