@@ -3,15 +3,15 @@
 A calibration directory holds three files:
 
 - ``arch.yaml``: a ``tensor_core``-kind CPU arch of the schema of ``arch_configs/cpu_numpy.yaml``
-  whose clock, units, caches and memory size come from the OS (``/proc/cpuinfo``,
-  ``/sys/devices/system/cpu/cpu0/cache``, ``/proc/meminfo``) and whose peak MAC rates and
+  whose clock, units, caches and memory size come from the OS (:mod:`accelsim.replay.cpu_report`; cache sizes
+  checked by copies, :mod:`accelsim.replay.cache_probe`) and whose peak MAC rates and
   bandwidths are the microbenchmarks' fastest runs (:mod:`kernels.trace.microbench`): a peak is what the
   device reaches at best, and the fit bounds every efficiency by 1 against it, while other work on the
   box only ever slows a run down; every number carries a comment naming its source;
 - ``traces/``: a small spanning set of kernel runs (dense GEMM from tiny to 1024³ at float32 and
-  float64, N:M SpMM and TASD at the shapes of a small transformer, layers compressing their
-  activation at run time as ``accelsim run`` does), recorded as ``accelsim kernels run`` records
-  them, each with the BLAS thread count in ``params.blas_threads``;
+  float64, some timed cold as a run's layers find their inputs, N:M SpMM and TASD at the shapes of a small
+  transformer, layers compressing their activation at run time as ``accelsim run`` does), recorded as
+  ``accelsim kernels run`` records them, each with the BLAS thread count in ``params.blas_threads``;
 - ``calibration.json``: the :class:`~accelsim.replay.calibrate.Params` fitted on those configurations
   against ``arch.yaml`` (global, per family, per family and dtype), the held-out split and its MAPE, the
   device name, the thread count, and the box's state (``gemm_probe_gflops``), which ``validate`` compares
