@@ -225,6 +225,24 @@ def test_calibrate_cli_prints_held_out_mape(tmp_path, capsys, monkeypatch):
     assert summary["pass_spread"] == saved["pass_spread"] and saved["pass_spread"]["configs"] == 6
 
 
+def test_calibrate_cli_says_which_caches_the_copies_found_smaller(tmp_path, capsys, monkeypatch):
+    """A level the probe shrank (480 MiB reported, 30 MiB held) gets a line; one it kept does not."""
+    l3, l2 = REPORT["caches"]
+    caches = [{**l3, "size": 480 * 2**20, "total": 480 * 2**20, "effective_size": 30 * 2**20,
+               "effective_total": 30 * 2**20, "probe": [[15 * 2**20, 27.4]]},
+              {**l2, "effective_size": l2["size"], "effective_total": l2["total"], "probe": [[2**18, 80.0]]}]
+    monkeypatch.setattr(dc, "measure", lambda report: {**FAKE, "caches": caches})
+    monkeypatch.setattr(dc, "calibration_cases", lambda xp, **_: _cases())
+    code, out, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(tmp_path / "c"))
+    assert code in (0, None), err
+    text = " ".join(out.split())
+    assert "l3: copies held 30 MiB of the 480 MiB the OS reports" in text and "l2: copies held" not in text
+    saved = json.loads((tmp_path / "c" / dc.CALIBRATION_FILE).read_text())
+    assert saved["measured"]["caches"][0]["effective_size"] == 30 * 2**20
+    arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
+    assert {m.name: m.capacity_bytes for m in arch.memory}["l3"] == 30 * 2**20
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--budget-s", "0"], "--budget-s 0"),
     (["--budget-s", "-5"], "--budget-s -5"),

@@ -86,7 +86,7 @@ def calibrate(
         f"{m['gemm_gflops']['float32']['max']:.3g} GFLOP/s fp32, {m['gemm_gflops']['float64']['max']:.3g} fp64; "
         "copy " + ", ".join(f"{k} {v['max']:.3g} GB/s" for k, v in m["copy_gbs"].items())
         + f"; tiny matmul {m['call_overhead_s']['median'] * 1e6:.3g} us (load average {m['load_average_1min']:.2f})",
-        *_state_line(doc), score, wrote,
+        *_cache_lines(m.get("caches") or []), *_state_line(doc), score, wrote,
     ]
     print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "threaded_call_s", "compute_efficiency",
                                       "bandwidth_fraction", "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))
@@ -133,6 +133,14 @@ def _print_diff(diff: dict) -> None:
                        + f" {DRIFT:.0%} of the earlier one; the furthest: {worst['name']} {worst['change']:+.1%}")
     print_table(f"against {diff['a']}", ["parameter", "earlier", "now", "change_pct", "share_of_time_pct",
                                          "largest_share_pct"], rows, caption="\n".join(caption))
+
+
+def _cache_lines(caches: list[dict]) -> list[str]:
+    """One line per cache level the copies found smaller than the OS reports
+    (:func:`~accelsim.replay.cache_probe.effective_caches`): the arch sizes it from what the copies held."""
+    return [f"l{c['level']}: copies held {c['effective_size'] / 2**20:.3g} MiB of the {c['size'] / 2**20:.3g} MiB the "
+            "OS reports (a VM's view of its host?); arch.yaml sizes it from what they held"
+            for c in caches if c.get("effective_size", c["size"]) < c["size"]]
 
 
 def _state_line(doc: dict) -> list[str]:
