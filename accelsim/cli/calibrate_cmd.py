@@ -138,9 +138,11 @@ def _print_diff(diff: dict) -> None:
 def _cache_lines(caches: list[dict]) -> list[str]:
     """One line per cache level the copies found smaller than the OS reports
     (:func:`~accelsim.replay.cache_probe.effective_caches`): the arch sizes it from what the copies held."""
+    from accelsim.replay.cache_probe import shrunk
+
     return [f"l{c['level']}: copies held {c['effective_size'] / 2**20:.3g} MiB of the {c['size'] / 2**20:.3g} MiB the "
             "OS reports (a VM's view of its host?); arch.yaml sizes it from what they held"
-            for c in caches if c.get("effective_size", c["size"]) < c["size"]]
+            for c in caches if shrunk(c)]
 
 
 def _state_line(doc: dict) -> list[str]:

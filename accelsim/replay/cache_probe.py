@@ -45,10 +45,15 @@ def effective_caches(caches: list[dict], rate) -> list[dict]:
     return out
 
 
+def shrunk(c: dict) -> bool:
+    """Whether :func:`effective_caches` found the level holding less than the OS reports."""
+    return c.get("effective_size", c["size"]) < c["size"]
+
+
 def describe(c: dict) -> str:
     """An arch comment's account of :func:`effective_caches`' verdict on one level."""
     steps = ", ".join(f"{s / 2**20:.3g} MiB {r:.3g}" for s, r in c.get("probe", []))
-    if c.get("effective_size", c["size"]) == c["size"]:
+    if not shrunk(c):
         return f"copies per side (GB/s): {steps}"
     return (f"copies held by the cache up to {c['effective_size'] // 2 // 1024} KiB per side, not beyond (per side, "
             f"GB/s: {steps}): the OS's {c['size'] // 1024} KiB is more than this machine gets of it")

@@ -107,9 +107,9 @@ def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
     has no indexed rate: the NumPy passes that scatter are priced in cache
     (:data:`~accelsim.replay.numpy_run.PASS_RESIDENT`)."""
     from accelsim.replay.cache_probe import effective_caches
-    from kernels.trace.microbench import call_overhead_s, copy_rates
+    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s
 
-    caches = effective_caches(report["caches"], lambda side: max(copy_rates(side, PROBE_REPEATS)))
+    caches = effective_caches(report["caches"], lambda side: bandwidth_gbs(side, PROBE_REPEATS)["max"])
     return {"caches": caches, "copy_bytes": copy_buffers({**report, "caches": caches}),
             "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
 

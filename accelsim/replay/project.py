@@ -255,8 +255,9 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
     if family == "gemm":
         count = positive_ints(row, "params", [params.get("batch", 1)], "'batch'")[0]
         gemm = on_threads(Gemm(kernel, m, n, k, dtype, count=count), row, params, arch)
-        calls = count if row.get("backend") == "numpy" else 1  # NumPy calls BLAS once per matrix of a batch
-        if params.get("cold_bytes") is not None and row.get("backend") == "numpy":
+        numpy = row.get("backend") == "numpy"
+        calls = count if numpy else 1  # NumPy calls BLAS once per matrix of a batch
+        if params.get("cold_bytes") is not None and numpy:
             cold = positive_ints(row, "params", [params["cold_bytes"]], "'cold_bytes'")[0]
             return COLD, [gemm, operand_fetch(kernel, input_bytes(row), cold)], calls
         fetch = batch_fetch(row, m, n, k, count, arch)
