@@ -36,6 +36,7 @@ FAKE = {"gemm_n": {"float32": 512, "float64": 1024}, "gemm_gflops": {"float32": 
         "copy_bytes": {"l3": 2**21, "l2": 2**18, "dram": 2**26},
         "copy_gbs": {"l3": _rate(60.0, 50.0, 61.0), "l2": _rate(120.0, 100.0, 125.0), "dram": _rate(20.0, 18.0, 21.0)},
         "indexed_gbs": {"l3": _rate(9.0, 8.0, 9.5), "l2": _rate(10.0, 9.0, 11.0)},
+        "grouped_gbs": {"dram": _rate(4.0, 3.8, 4.2), "l3": _rate(6.0, 5.5, 6.4), "l2": _rate(7.0, 6.6, 7.2)},
         "call_overhead_s": _rate(1e-6, 9e-7, 2e-6), "load_average_1min": 1.5}
 
 
@@ -55,11 +56,13 @@ def test_arch_holds_the_measured_numbers(tmp_path):
     assert levels["l2"].capacity_bytes == 2 * 2**20
     # The fastest copy's GB/s over GHz = bytes per cycle.
     assert [levels[n].bandwidth for n in ("dram", "l3", "l2")] == pytest.approx([10.5, 30.5, 62.5])
-    # Scatters likewise, on the caches only (DRAM falls back to its copy bandwidth).
+    # Scatters and rank steps likewise, where measured (here no DRAM scatter: DRAM falls back to its copy bandwidth).
     assert [levels[n].indexed_bandwidth for n in ("dram", "l3", "l2")] == [None, pytest.approx(4.75), pytest.approx(5.5)]
+    assert [levels[n].grouped_bandwidth for n in ("dram", "l3", "l2")] == pytest.approx([2.1, 3.2, 3.6])
     assert "Test CPU 1234" in a.description
     text = path.read_text()
-    for key in ("clock_ghz:", "units:", "fp32:", "fp64:", "capacity_bytes:", "bandwidth:", "indexed_bandwidth:"):
+    for key in ("clock_ghz:", "units:", "fp32:", "fp64:", "capacity_bytes:", "bandwidth:", "indexed_bandwidth:",
+                "grouped_bandwidth:"):
         for line in (l for l in text.splitlines() if l.strip().startswith(key)):
             assert "#" in line, line  # every measured or reported number says where it came from
     assert "measured 110 GFLOP/s (fastest of 5, median 100, slowest 90) of a 512^2 matmul" in text
@@ -536,9 +539,11 @@ def test_copies_and_scatters_are_timed_at_the_cache_sizes_every_round(monkeypatc
     assert [c["effective_size"] for c in m["caches"]] == [8 * 2**20, 2**20]
     assert m["copy_bytes"] == {"l3": 2 * 2**20, "l2": 2**18, "dram": 64 * 2**20}  # dram: 8 x the 8 MiB L3
     calls = []
-    # GB/s by (kind, bytes) and round: the peak is the fastest of any round.
+    # GB/s by (kind, bytes) and round: the peak is the fastest of any round. Scatters and rank steps are timed on
+    # a cache level's copy side and on a quarter of DRAM's (twice the last level).
     rates = {"copy": {2**21: [50.0, 70.0], 2**18: [90.0, 80.0], 2**26: [20.0, 21.0]},
-             "indexed": {2**21: [3.0, 2.0], 2**18: [5.0, 6.0]}}
+             "indexed": {2**21: [3.0, 2.0], 2**18: [5.0, 6.0], 2**24: [1.0, 1.5]},
+             "grouped": {2**21: [7.0, 6.0], 2**18: [7.5, 8.0], 2**24: [5.0, 4.0]}}
 
     def fake(kind):
         def f(b, r):
@@ -546,17 +551,18 @@ def test_copies_and_scatters_are_timed_at_the_cache_sizes_every_round(monkeypatc
             return [rates[kind][b][sum(1 for c in calls if c[:2] == (kind, b)) - 1]] * r
         return f
 
-    monkeypatch.setattr(mb, "copy_rates", fake("copy"))
-    monkeypatch.setattr(mb, "indexed_rates", fake("indexed"))
+    for kind in rates:
+        monkeypatch.setattr(mb, f"{kind}_rates", fake(kind))
     monkeypatch.setattr(mb, "gemm_times", lambda n, d, r: [1e-3] * r)
     s = bs.PeakSampler(m["copy_bytes"], 2, sizes=(64,))
     s.round()
     s.round()
     got = s.summary()
     assert {lvl: r["max"] for lvl, r in got["copy_gbs"].items()} == {"l3": 70.0, "l2": 90.0, "dram": 21.0}
-    assert {lvl: r["max"] for lvl, r in got["indexed_gbs"].items()} == {"l3": 3.0, "l2": 6.0}
+    assert {lvl: r["max"] for lvl, r in got["indexed_gbs"].items()} == {"l3": 3.0, "l2": 6.0, "dram": 1.5}
+    assert {lvl: r["max"] for lvl, r in got["grouped_gbs"].items()} == {"l3": 7.0, "l2": 8.0, "dram": 5.0}
     assert got["copy_gbs"]["l3"]["repeats"] == 8 and got["indexed_gbs"]["l2"]["repeats"] == 4
-    assert {c[1] for c in calls if c[0] == "indexed"} == {2**21, 2**18}  # no DRAM scatter
+    assert {c[1] for c in calls if c[0] == "grouped"} == {2**21, 2**18, 2**24}
 
 
 def test_copy_rates_spread_over_buffer_pairs_held_at_once(monkeypatch):
@@ -634,7 +640,8 @@ def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypa
     monkeypatch.setattr(mb, "gemm_times", gemm)
     monkeypatch.setattr(mb, "copy_rates", lambda b, r: [b / 2**20] * r)
     monkeypatch.setattr(mb, "indexed_rates", lambda b, r: [3.0] * r)
-    meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs")}
+    monkeypatch.setattr(mb, "grouped_rates", lambda b, r: [5.0] * r)
+    meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs", "grouped_gbs")}
     doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
     one = 2 * 256**3 / 1e9  # GFLOP per call
     want = [one / ((1 + 0.02 * k) * 1e-3) for k in range(1, dc.PASSES + 1)]
@@ -690,7 +697,8 @@ def test_a_calibration_fits_and_writes_only_the_passes_of_one_state(tmp_path, mo
     monkeypatch.setattr(mb, "gemm_times", gemm)
     monkeypatch.setattr(mb, "copy_rates", copies)
     monkeypatch.setattr(mb, "indexed_rates", lambda b, r: [3.0] * r)
-    meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs")}
+    monkeypatch.setattr(mb, "grouped_rates", lambda b, r: [5.0] * r)
+    meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs", "grouped_gbs")}
     monkeypatch.setattr(dc, "PASSES", 9)  # one probe round per pass above
     doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
     # Pass 1 ends in the slow state and passes 2-4 run in it: the fit keeps 0, 5, 6, 7, 8.

@@ -33,9 +33,10 @@ CPU = load_arch(Path(__file__).parent / "data" / "cpu_two_units.yaml")  # fixed 
 
 
 def total(ops):
-    """(bytes read, bytes written, calls, bytes indexed) of a listing of (read, written) per streaming NumPy call
-    and ``ix(...)`` per fancy-index call."""
-    return (sum(o[0] for o in ops), sum(o[1] for o in ops), len(ops), sum(o[2] for o in ops if len(o) > 2))
+    """(bytes read, bytes written, calls, bytes indexed, bytes grouped) of a listing of (read, written) per streaming
+    NumPy call, ``ix(...)`` per fancy-index call and ``grp(...)`` per rank step call."""
+    return (sum(o[0] for o in ops), sum(o[1] for o in ops), len(ops), sum(o[2] for o in ops if len(o) > 2),
+            sum(o[3] for o in ops if len(o) > 3))
 
 
 def ix(elems, item=F):
@@ -43,11 +44,18 @@ def ix(elems, item=F):
     return (0, 0, elems * (8 + 2 * item))
 
 
+def grp(groups):
+    """The five calls of one rank step over ``groups`` groups (>, ==, &, |, +=), counted as a step over as many groups
+    of four float32 scores: per group the 4 scores read twice and its broadcast member twice (40 B), a one-byte
+    mask written by each of the five calls, one read by the & and two by each of the last two (5 + 5 = 10 B per
+    score, 40 B per group): 80 B."""
+    return [(0, 0, 0, 80 * groups)] + [(0, 0)] * 4
+
+
 def rank_ops(e, g, n, m, item):
-    """_top_positions on e scores of `item` bytes in g groups of m: rank zeros; per position >, ==, &, |, +=;
+    """_top_positions on e scores of `item` bytes in g groups of m: rank zeros; per position a rank step;
     then rank < n and nonzero (two scans, two int64 arrays of the g*n kept positions)."""
-    per_j = [((e + g) * item, e), ((e + g) * item, e), (e, e), (2 * e, e), (2 * e, e)]
-    return [(0, e)] + per_j * m + [(e, e), (2 * e, 2 * 8 * g * n)]
+    return [(0, e)] + grp(g) * m + [(e, e), (2 * e, 2 * 8 * g * n)]
 
 
 def compress_ops(rows, k, n, m):
@@ -69,14 +77,15 @@ def residual_ops(rows, k, n, m):
 def test_nm_compress_element_2of4_of_2x8():
     # 16 values in 4 groups, 8 kept: 28 calls.
     assert compress_traffic(2, 8, 2, 4, F) == total(compress_ops(2, 8, 2, 4))
-    assert total(compress_ops(2, 8, 2, 4)) == (1216, 568, 28, 128)  # the gather of 8 kept values: 8 x 16 B indexed
+    # the gather of 8 kept values: 8 x 16 B indexed; 4 rank steps over 4 groups: 16 x 80 B grouped
+    assert total(compress_ops(2, 8, 2, 4)) == (256, 248, 28, 128, 1280)
 
 
 def test_tasd_decompose_2of4_plus_1of4_of_2x8():
     ops = ([(2 * 8 * F, 16), (16, 0)]  # isfinite, .all()
            + compress_ops(2, 8, 2, 4) + residual_ops(2, 8, 2, 4) + compress_ops(2, 8, 1, 4))
     assert decompose_traffic(2, 8, [(2, 4), (1, 4)], F) == total(ops)
-    assert total(ops) == (2680, 1308, 65, 320)  # indexed: 8 + 4 gathered, 2 x 4 scattered, x 16 B
+    assert total(ops) == (760, 668, 65, 320, 2560)  # indexed: 8 + 4 gathered, 2 x 4 scattered, x 16 B
 
 
 def test_nm_compress_vector_layout_of_one_32_row_vector():
@@ -138,7 +147,7 @@ def test_runtime_tasd_row_is_its_compression_then_a_dense_gemm_per_term():
     comp = parts[0]
     ref = total([(8 * 16 * F, 128), (128, 0)] + compress_ops(8, 16, 2, 4) + residual_ops(8, 16, 2, 4)
                 + compress_ops(8, 16, 1, 4))
-    assert (comp.bytes_read, comp.bytes_written, comp.launches, comp.bytes_indexed) == ref
+    assert (comp.bytes_read, comp.bytes_written, comp.launches, comp.bytes_indexed, comp.bytes_grouped) == ref
     for g in (parts[2], parts[4]):  # dense: the NumPy path multiplies the decompressed term whole
         assert (g.m, g.n, g.k) == (8, 12, 16) and g.weight_sparsity.kind == "dense"
     assert launches == 2 + sum(p.launches for p in parts if isinstance(p, Streaming))
@@ -152,7 +161,8 @@ def test_decompress_blas_row_is_dense_terms():
     family, parts, launches = record_workload(row, CPU)
     assert family == DENSE_TERMS and [type(p) for p in parts] == [Streaming, Gemm]
     sc = parts[0]
-    assert (sc.bytes_read, sc.bytes_written, sc.launches, sc.bytes_indexed) == scatter_traffic(12, 16, 8, 2, 4, F)
+    assert (sc.bytes_read, sc.bytes_written, sc.launches, sc.bytes_indexed, sc.bytes_grouped) == scatter_traffic(
+        12, 16, 8, 2, 4, F)
     assert (parts[1].m, parts[1].n, parts[1].k) == (12, 8, 16) and launches == 1 + sc.launches
 
 
@@ -166,7 +176,7 @@ def test_gather_row_is_its_row_gathers_then_one_small_gemm_per_vector():
     assert family == GATHER and [type(p) for p in parts] == [Streaming, OnThreads]
     takes = [(2 * 8 + 2 * 8 * F, 2 * 8 * F)] * 2  # per vector: 2 indices + 2 rows of 8 read, 2 rows written
     g = parts[0]
-    assert (g.bytes_read, g.bytes_written, g.launches, g.bytes_indexed) == total(takes)
+    assert (g.bytes_read, g.bytes_written, g.launches, g.bytes_indexed, g.bytes_grouped) == total(takes)
     small = parts[1]
     assert small.threads == 1 and (small.workload.m, small.workload.n, small.workload.k, small.workload.count) == (32, 8, 2, 2)
     assert launches == 2 + g.launches
@@ -180,28 +190,30 @@ def test_runtime_nm_row_compresses_once():
     family, parts, _ = record_workload(runtime_row("nm", "2:4"), CPU)
     assert family == RUNTIME and [type(p) for p in parts] == [Streaming, Streaming, Gemm]
     p = parts[0]
-    assert (p.bytes_read, p.bytes_written, p.launches, p.bytes_indexed) == total(compress_ops(8, 16, 2, 4))
+    assert (p.bytes_read, p.bytes_written, p.launches, p.bytes_indexed, p.bytes_grouped) == total(compress_ops(8, 16, 2, 4))
 
 
-def _with_indexed(arch, per_cycle):
+def _with_indexed(arch, per_cycle, grouped=None):
     doc = arch.model_dump(mode="python")
     for lvl in doc["memory"]:
         lvl["indexed_bandwidth"] = per_cycle
+        lvl["grouped_bandwidth"] = grouped
     return load_arch(doc)
 
 
-@pytest.mark.parametrize("indexed", [None, 1.5])
-def test_parts_project_to_their_sum(indexed):
-    """A pass streams its reads and writes at the level's bandwidth and its gathers and scatters at the level's
-    indexed bandwidth (the copy bandwidth where the arch gives none)."""
-    arch = _with_indexed(CPU, indexed)
+@pytest.mark.parametrize(("indexed", "grouped"), [(None, None), (1.5, None), (1.5, 0.7)])
+def test_parts_project_to_their_sum(indexed, grouped):
+    """A pass streams its reads and writes at the level's bandwidth, its gathers and scatters at the level's
+    indexed bandwidth and its rank steps at its grouped bandwidth (the copy bandwidth where the arch gives none)."""
+    arch = _with_indexed(CPU, indexed, grouped)
     _, parts, _ = record_workload(runtime_row(), arch)
     whole = project(arch, parts, 4096)
     comp = parts[0]
     lvl = CPU.memory[resident_level(CPU, comp.working_set)]
-    assert comp.bytes_indexed > 0 and lvl.write_bandwidth is None
-    by_hand = (comp.bytes_read + comp.bytes_written + comp.bytes_indexed * lvl.bandwidth / (indexed or lvl.bandwidth)) / (
-        lvl.bandwidth * CPU.clock_ghz * 1e9)
+    assert comp.bytes_indexed > 0 and comp.bytes_grouped > 0 and lvl.write_bandwidth is None
+    bw = lvl.bandwidth
+    by_hand = (comp.bytes_read + comp.bytes_written + comp.bytes_indexed * bw / (indexed or bw)
+               + comp.bytes_grouped * bw / (grouped or bw)) / (bw * CPU.clock_ghz * 1e9)
     assert project(arch, comp).memory_s == pytest.approx(by_hand, rel=1e-12)
     each = [project(arch, p, 4096) for p in parts]
     assert whole.compute_s == pytest.approx(sum(p.compute_s for p in each), rel=1e-12)
@@ -350,3 +362,52 @@ def test_one_thread_computes_at_one_units_rate():
     one = project(CPU, OnThreads(g, 1))
     assert one.compute_s * CPU.clock_ghz * 1e9 == pytest.approx(768 * 64 ** 3 / 16, rel=1e-12)
     assert one.compute_s == pytest.approx(2 * project(CPU, g).compute_s, rel=1e-12)
+
+
+def test_rank_step_bytes_are_its_arrays_bytes():
+    """The microbenchmark's count of one rank step equals the bytes of the arrays its five NumPy calls read and
+    write, taken from the arrays themselves (but the ``j < pos`` of four values)."""
+    from kernels.trace.microbench import grouped_bytes
+
+    score = np.abs(np.random.default_rng(5).standard_normal((48, 4)).astype(np.float32))
+    sj, pos, rank = score[:, 1:2], np.arange(4), np.zeros(score.shape, np.int8)
+    gt, eq = sj > score, sj == score
+    low = eq & (1 < pos)
+    either = gt | low
+    moved = ((score.nbytes + sj.nbytes + gt.nbytes) + (score.nbytes + sj.nbytes + eq.nbytes)
+             + (eq.nbytes + low.nbytes)
+             + (gt.nbytes + low.nbytes + either.nbytes) + (rank.nbytes + either.nbytes + rank.nbytes))
+    assert grouped_bytes(score.size) == moved
+
+
+def test_runtime_compression_streams_from_the_level_its_live_set_needs():
+    """A 2:4+1:4 decomposition keeps the operand, its magnitudes, the residual (float32 each), the int8 rank and four
+    one-byte temporaries live: 17 B per value. Up to the 32 MiB L3 it streams from there, beyond from DRAM, its
+    rank steps at that level's grouped rate."""
+    arch = _with_indexed(CPU, 1.5, 2.0)
+    doc = arch.model_dump(mode="python")
+    doc["memory"][0]["grouped_bandwidth"] = 1.0  # DRAM's rank steps at half the caches' rate
+    arch = load_arch(doc)
+    small = runtime_row()
+    rows = {"l3": 2**16, "dram": 2**17}  # 16 values per row: 17.8 MB and 35.7 MB live
+    per_value = {}
+    for name, m in rows.items():
+        _, parts, _ = record_workload({**small, "m": m}, arch)
+        comp = parts[0]
+        assert comp.working_set == m * 16 * 17
+        lvl = arch.memory[resident_level(arch, comp.working_set)]
+        assert lvl.name == name
+        by_hand = ((comp.bytes_read + comp.bytes_written) / lvl.bandwidth + comp.bytes_indexed / (lvl.indexed_bandwidth or lvl.bandwidth)
+                   + comp.bytes_grouped / lvl.grouped_bandwidth) / (arch.clock_ghz * 1e9)
+        assert project(arch, comp).memory_s == pytest.approx(by_hand, rel=1e-12)
+        # two terms, each four rank steps over m * 4 groups, counted 80 B per group and step
+        assert comp.bytes_grouped == 2 * 4 * m * 4 * 80
+        per_value[name] = comp.bytes_grouped / lvl.grouped_bandwidth / (m * 16)
+    assert per_value["dram"] == pytest.approx(2 * per_value["l3"])
+
+
+def test_rank_steps_count_groups_not_scores():
+    """NumPy runs an inner loop per group: a compression in groups of 8 takes 8 steps over half as many groups as
+    one in groups of 4 takes 4 steps over, the same grouped work per value."""
+    g4, g8 = compress_traffic(32, 64, 2, 4, F).grouped, compress_traffic(32, 64, 2, 8, F).grouped
+    assert g4 == g8 == 4 * (32 * 64 // 4) * 80

@@ -237,6 +237,11 @@ class MemoryLevel(_Strict):
     NumPy fancy-index assignment on a CPU moves ~16 B/ns against ~200 B/ns for a copy. Trace replay
     prices the indexed passes it counts (:mod:`accelsim.replay.numpy_passes`) with it; None prices them
     as streaming. The tile engine has no indexed access.
+
+    ``grouped_bandwidth`` is bytes/cycle of NumPy's rank steps over short groups (a broadcast compare of one
+    member of each group of four or eight against the group: an inner loop per group), as a calibration
+    measured them with the step's arrays held at this level; trace replay prices a run-time N:M compression's
+    rank steps with it; None prices them as streaming.
     """
 
     name: str
@@ -244,6 +249,7 @@ class MemoryLevel(_Strict):
     bandwidth: _Rate
     write_bandwidth: _Rate | None = None
     indexed_bandwidth: _Rate | None = None
+    grouped_bandwidth: _Rate | None = None
     read_pj_per_byte: _Pj = 0.0
     write_pj_per_byte: _Pj = 0.0
     partition: dict[Literal["input", "weight", "output"], Annotated[int, Field(le=MAX_BYTES)]] | None = None

@@ -19,7 +19,7 @@ from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
-           "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "mixed_state_note", "nearest_state", "pass_center",
+           "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "pass_buffers", "mixed_state_note", "nearest_state", "pass_center",
            "pass_spread", "run_probes", "state_notes", "steady_passes", "unsteady_note"]
 
 GEMM_SIZES = (256, 512, 1024)
@@ -32,24 +32,25 @@ DTYPES = ("float32", "float64")
 class PeakSampler:
     """Peak samples taken in rounds (one before each trace pass), so the peaks and the traces see the same mix of
     quiet and loaded moments: GEMM per dtype and size, copy per level of ``buffers`` (bytes per side), 2:4
-    scatters per cache level. Timed all at once, 21 L3 copies took half a second, and 5 of 153 two-thread calibrations
+    scatters and rank steps per level (:func:`pass_buffers`). Timed all at once, 21 L3 copies took half a second, and 5 of 153 two-thread calibrations
     of the 2-vCPU EPYC got 95-116 GB/s as their fastest, against a median of 133. :meth:`summary` gives the fastest
     run of each over the rounds asked for, and the median rate of the box-state probe
     (:data:`~kernels.trace.microbench.PROBE_N`) per round (:meth:`probe_rounds`)."""
 
     def __init__(self, buffers: dict[str, int], per_round: int, sizes=GEMM_SIZES):
         self.buffers, self.sizes, self.per_round = buffers, sizes, per_round
-        self.rounds: list[dict] = []  # per round: {"gemm": {(dtype, n): seconds}, "copy"/"indexed": {level: GB/s}}
+        self.rounds: list[dict] = []  # per round: {"gemm": {(dtype, n): seconds}, kind: {level: [GB/s]}}
 
     def round(self) -> None:
-        from kernels.trace.microbench import copy_rates, gemm_times, indexed_rates
+        from kernels.trace.microbench import copy_rates, gemm_times, grouped_rates, indexed_rates
 
         r = {"gemm": {(d, n): gemm_times(n, d, self.per_round) for d in DTYPES for n in self.sizes},
-             "copy": {}, "indexed": {}}
+             "copy": {}, "indexed": {}, "grouped": {}}
         for lvl, b in self.buffers.items():
             r["copy"][lvl] = copy_rates(b, 2 * self.per_round)
-            if lvl != "dram":
-                r["indexed"][lvl] = indexed_rates(b, self.per_round)
+        for lvl, b in pass_buffers(self.buffers).items():
+            r["indexed"][lvl] = indexed_rates(b, self.per_round)
+            r["grouped"][lvl] = grouped_rates(b, self.per_round)
         self.rounds.append(r)
 
     def probe_rounds(self) -> list[float]:
@@ -74,7 +75,16 @@ class PeakSampler:
                 "probe_rounds": self.probe_rounds(),
                 "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()},
                 "copy_gbs": {lvl: Rate(spread(pooled("copy", lvl))) for lvl in self.buffers},
-                "indexed_gbs": {lvl: Rate(spread(pooled("indexed", lvl))) for lvl in self.buffers if lvl != "dram"}}
+                **{f"{kind}_gbs": {lvl: Rate(spread(pooled(kind, lvl))) for lvl in pass_buffers(self.buffers)}
+                   for kind in ("indexed", "grouped")}}
+
+
+def pass_buffers(buffers: dict[str, int]) -> dict[str, int]:
+    """Bytes per level that the NumPy pass rates (scatters, rank steps) are timed on: a cache level's copy side (a
+    rank step holds 2.25 × that: the scores, an int8 rank, four one-byte temporaries, within half the level),
+    DRAM's a quarter of its copy side, twice the last level (one rank step over DRAM's 240 MiB side took 0.25 s
+    on the 2-vCPU Xeon VM)."""
+    return {lvl: b // 4 if lvl == "dram" else b for lvl, b in buffers.items()}
 
 
 STATE_GAP = 0.08

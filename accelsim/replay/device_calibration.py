@@ -36,7 +36,7 @@ from accelsim.errors import AccelsimError
 from accelsim.replay.cache_probe import describe
 from accelsim.replay.cpu_report import l1_tile, os_report
 from accelsim.replay.calibrate import Params, fit_groups, split, validate
-from accelsim.replay.box_state import GEMM_SIZES, NEAR_MEDIAN, PeakSampler, pass_center, pass_spread, steady_passes
+from accelsim.replay.box_state import GEMM_SIZES, NEAR_MEDIAN, PeakSampler, pass_buffers, pass_center, pass_spread, steady_passes
 from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
@@ -103,9 +103,7 @@ PROBE_REPEATS = 3
 def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
     """What one calibration measures before its passes: the caches it can count on (the OS's sizes checked by
     copies, :func:`~accelsim.replay.cache_probe.effective_caches`), bytes per copy side per level and seconds per
-    tiny call (median and spread); the peaks come from a :class:`PeakSampler` spread over the calibration. DRAM
-    has no indexed rate: the NumPy passes that scatter are priced in cache
-    (:data:`~accelsim.replay.numpy_run.PASS_RESIDENT`)."""
+    tiny call (median and spread); the peaks come from a :class:`PeakSampler` spread over the calibration."""
     from accelsim.replay.cache_probe import effective_caches
     from kernels.trace.microbench import bandwidth_gbs, call_overhead_s
 
@@ -184,10 +182,13 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
             f"    bandwidth: {c['max'] / ghz:.6g}  # measured {c['max']:.4g} GB/s copy (read + write; {spread_note(c)}), "
             f"{meas['copy_bytes'][lvl]} B per side, one thread / clock",
         ]
-        x = meas["indexed_gbs"].get(lvl)  # cache levels only
-        if x:
+        where = f"{pass_buffers(meas['copy_bytes'])[lvl]} B, one thread / clock"
+        if x := meas["indexed_gbs"].get(lvl):
             lines.append(f"    indexed_bandwidth: {x['max'] / ghz:.6g}  # measured {x['max']:.4g} GB/s of 2:4 scatters "
-                         f"({spread_note(x)}; 16 B per element), {meas['copy_bytes'][lvl]} B, one thread / clock")
+                         f"({spread_note(x)}; 16 B per element), {where}")
+        if x := (meas.get("grouped_gbs") or {}).get(lvl):
+            lines.append(f"    grouped_bandwidth: {x['max'] / ghz:.6g}  # measured {x['max']:.4g} GB/s of N:M rank steps "
+                         f"({spread_note(x)}; 20 B per fp32 score in groups of 4), {where}")
         lines += [
             f"    read_pj_per_byte: {pj[0]}  # estimate: {pj[1]}",
             f"    write_pj_per_byte: {pj[0]}",

@@ -10,7 +10,8 @@ the projections. Four pieces are priced here:
   :func:`kernels.nm.format._top_positions`, ``nonzero``, the gather of the kept values), and for a
   TASD term that is not the last the residual update (:func:`kernels.nm.nm_decompress` and a subtract);
 - :func:`decompose_traffic`: :func:`kernels.tasd.tasd_decompose` or one ``nm_compress`` of a whole
-  operand, as ``accelsim run`` calls them inside the timed call for an ``operand: input`` layer;
+  operand, as ``accelsim run`` calls them inside the timed call for an ``operand: input`` layer, and
+  :func:`decompose_live`, the bytes it holds while it ranks;
 - :func:`scatter_traffic`: the zero fill and scatter of :mod:`kernels.nm.cpu`'s ``decompress_blas``
   path, which then runs one *dense* BLAS GEMM per term, and the ``out +=`` of each later TASD term;
 - :func:`gather_traffic`: the ``gather_gemm`` path's copies of B's column panels and its ``np.take`` of
@@ -19,7 +20,8 @@ the projections. Four pieces are priced here:
 The fancy-index calls (``take_along_axis``, the scatter's ``flat[pos] = values``) are counted apart
 (:attr:`Traffic.indexed`): NumPy runs them element by element at ~0.6-1 ns each on the 2-vCPU EPYC, an
 eighth of the copy bandwidth, and a model pricing them as streams put 2:4 ``decompress_blas`` layers 35 %
-fast. Index arrays are int64 (``nonzero``, ``arange``), masks and ranks one byte per element. A broadcast
+fast. So are the rank steps of :func:`kernels.nm.format._top_positions` (:attr:`Traffic.grouped`): a broadcast
+compare of one member of each group against the group, an inner loop per group of four or eight. Index arrays are int64 (``nonzero``, ``arange``), masks and ranks one byte per element. A broadcast
 operand of a few elements per group (``score[..., j:j+1]``) is counted at its size. The run makes its
 operands contiguous before timing, so the only copies inside a call are ``decompress_blas``'s casts
 of a float16 operand to float32 (:func:`scatter_traffic`) and ``gather_gemm``'s column panels
@@ -31,24 +33,28 @@ from __future__ import annotations
 import math
 
 from kernels.nm.format import VECTOR_WIDTH
+from kernels.trace.microbench import grouped_bytes
 
-__all__ = ["Traffic", "compress_traffic", "decompose_traffic", "gather_traffic", "scatter_traffic"]
+__all__ = ["Traffic", "compress_traffic", "decompose_live", "decompose_traffic", "gather_traffic", "scatter_traffic"]
 
 _IDX = 8  # int64 index arrays (nonzero, arange, base + idx)
 
 
 class Traffic(tuple):
-    """``(read, written, calls, indexed)``: bytes read, bytes written and ufunc/BLAS calls of a piece of NumPy
-    work, and the bytes of its fancy-index element accesses (index, value read, value written per element),
-    which a CPU moves far below streaming bandwidth and the arch prices at a level's ``indexed_bandwidth``."""
+    """``(read, written, calls, indexed, grouped)``: bytes read, bytes written and ufunc/BLAS calls of a piece of
+    NumPy work, the bytes of its fancy-index element accesses (index, value read, value written per element),
+    which a CPU moves far below streaming bandwidth and the arch prices at a level's ``indexed_bandwidth``, and
+    the bytes of its rank steps over short groups (:func:`kernels.trace.microbench.grouped_bytes`), priced at a
+    level's ``grouped_bandwidth``; ``read`` and ``written`` leave both out."""
 
-    def __new__(cls, read: float = 0, written: float = 0, calls: int = 0, indexed: float = 0):
-        return super().__new__(cls, (int(read), int(written), int(calls), int(indexed)))
+    def __new__(cls, read: float = 0, written: float = 0, calls: int = 0, indexed: float = 0, grouped: float = 0):
+        return super().__new__(cls, (int(read), int(written), int(calls), int(indexed), int(grouped)))
 
     read = property(lambda self: self[0])
     written = property(lambda self: self[1])
     calls = property(lambda self: self[2])
     indexed = property(lambda self: self[3])
+    grouped = property(lambda self: self[4])
 
     def __add__(self, other: Traffic) -> Traffic:
         return Traffic(*(a + b for a, b in zip(self, other)))
@@ -61,9 +67,13 @@ def _indexed(elems: int, item: int) -> Traffic:
 
 def _rank(elems: int, groups: int, m: int, n: int, item: int) -> Traffic:
     """``_top_positions(score, n)`` on ``elems`` scores of ``item`` bytes in ``groups`` groups of ``m``:
-    the int8 rank (zeros), per position j ``sj > s``, ``sj == s``, ``& (j < pos)``, ``|``, ``rank +=``;
-    then ``rank < n`` and ``nonzero`` (two scans, two int64 arrays of the kept positions)."""
-    per_j = Traffic(2 * (elems + groups) * item + 5 * elems, 5 * elems, 5)
+    the int8 rank (zeros), per position j a rank step of five calls; then ``rank < n`` and ``nonzero`` (two
+    scans, two int64 arrays of the kept positions). A step's grouped bytes are those of a step over as many
+    groups of four float32 scores, the rate's microbenchmark, whatever ``m`` and ``item``: NumPy's inner loop per
+    group, not the bytes, sets its time (on the 2-vCPU Xeon VM a step over groups of 8 took 1.24x as long per
+    group as over groups of 4, 0.62x per score; counted per score, runtime 2:8 and 4:8 layers came out 40-48 %
+    slow)."""
+    per_j = Traffic(0, 0, 5, 0, grouped_bytes(4 * groups))
     t = Traffic(0, elems, 1)
     for _ in range(m):
         t = t + per_j
@@ -127,6 +137,15 @@ def decompose_traffic(rows: int, k: int, patterns, item: int, layout: str = "ele
     return t
 
 
+def decompose_live(rows: int, k: int, patterns, item: int, tasd: bool = True) -> int:
+    """Bytes held while the rank steps of :func:`decompose_traffic` run, which sets the level they stream from:
+    the operand, its magnitudes, the int8 rank and the step's four one-byte temporaries, and for a TASD series
+    the residual. On the 2-vCPU Xeon VM a 2:4+1:4 decomposition of 8192 x 384 float32 values (53 MB held, past
+    the 30 MiB that its L3 holds) took 61-67 ns per value, against 42-49 from 128 to 1024 rows."""
+    kp = max(-(-k // m) * m for _, m in patterns)
+    return rows * kp * ((3 if tasd else 2) * item + 5)
+
+
 def scatter_traffic(rows: int, k: int, cols: int, n: int, m: int, item: int, first: bool = True) -> Traffic:
     """One term of ``decompress_blas`` besides its dense GEMM, on operands of ``item`` bytes: the casts to float32
     of a narrower operand (the kept values and B, once per term), the zeroed ``rows × ceil(k/m)·m`` buffer, the
@@ -140,7 +159,7 @@ def scatter_traffic(rows: int, k: int, cols: int, n: int, m: int, item: int, fir
     if item < out:  # vals.astype(float32), ascontiguousarray(b, dtype=float32)
         t = Traffic(kept * item, kept * out, 1) + Traffic(k * cols * item, k * cols * out, 1)
     s = _scatter(rows * kp // m, n, out)
-    t = t + Traffic(0, rows * kp * out, blocks) + Traffic(s.read, s.written, s.calls * blocks, s.indexed)
+    t = t + Traffic(0, rows * kp * out, blocks) + Traffic(s.read, s.written, s.calls * blocks, s.indexed, s.grouped)
     if not first:
         t = t + Traffic(2 * rows * cols * out, rows * cols * out, 1)
     return t

@@ -17,7 +17,7 @@ import numpy as np
 
 from accelsim.model.arch import ArchConfig
 from accelsim.model.workload import Gemm
-from accelsim.replay.numpy_passes import decompose_traffic, gather_traffic, scatter_traffic
+from accelsim.replay.numpy_passes import decompose_live, decompose_traffic, gather_traffic, scatter_traffic
 from accelsim.replay.records import Streaming, json_field, need, positive_ints, resident_level
 from kernels.nm.format import VECTOR_WIDTH
 
@@ -43,11 +43,14 @@ __all__ = [
 ]
 
 PASS_RESIDENT = 0
-"""Working set given to the counted NumPy passes of :func:`as_run`: they run at the innermost resident level
-whatever their size. Broadcasts over groups of M, ``nonzero`` and fancy indexing cost NumPy a few ns per
-element, far below any level's bandwidth: on the 2-vCPU EPYC a 2:4+1:4 decomposition took 30-45 ns per
-element from 128 x 384 to 8192 x 384 values (L2- to DRAM-sized), so where the operand lives does not set
-their time; the fitted bandwidth fraction of their family says how far below the level they run."""
+"""Working set given to the counted NumPy passes of :func:`as_run` but a run-time compression's: they run at the
+innermost resident level whatever their size; the fitted bandwidth fraction of their family says how far below
+the level they run. A run-time compression streams from the level that holds what it keeps live
+(:func:`~accelsim.replay.numpy_passes.decompose_live`), each kind of pass at the rate a calibration measured
+there: copies, scatters (``indexed_bandwidth``) and rank steps (``grouped_bandwidth``). A 2:4+1:4 decomposition
+took 30-45 ns per element from 128 x 384 to 8192 x 384 values on the 2-vCPU EPYC, and 42-49 up to 1024 x 384,
+61-67 at 8192 x 384 on the 2-vCPU Xeon VM (its rank steps 1.3x, its gathers 2x slower per element); priced all
+in cache, MiniLM's full-size TASD-A layers came out 18 % fast there."""
 
 RUNTIME = "runtime_compress"
 """Family of N:M / TASD records that compress their activation operand inside the timed call."""
@@ -131,8 +134,8 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
     """``(family, parts, launches)`` of an N:M or TASD record as the run executes it (:mod:`accelsim.replay.numpy_passes`):
 
     - ``params.runtime_compress`` (an ``operand: input`` layer of ``accelsim run``): the compression of the
-      ``m × k`` activation inside the timed call comes first, a :class:`Streaming` part; such records form the
-      family :data:`RUNTIME`, calibrated on their own (NumPy's short-group ufunc passes reach another fraction of
+      ``m × k`` activation inside the timed call comes first, a :class:`Streaming` part from the level its live
+      set needs; such records form the family :data:`RUNTIME`, calibrated on their own (NumPy's short-group ufunc passes reach another fraction of
       the copy bandwidth than BLAS does);
     - ``params.cpu_path == "decompress_blas"`` (the NumPy path for the element layout): per term the scatter to a
       dense buffer and one *dense* ``m × n × k`` GEMM, plus ``out +=`` for each later term, instead of the
@@ -151,7 +154,8 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
     if params.get("runtime_compress"):
         layout = params.get("compress_layout") or params.get("layout") or "element"
         tr = decompose_traffic(m, k, pats, item, layout, tasd=family == "tasd")
-        parts.append(Streaming(f"{kernel}.compress", tr.read, tr.written, PASS_RESIDENT, tr.calls, tr.indexed))
+        live = decompose_live(m, k, pats, item, tasd=family == "tasd")
+        parts.append(Streaming(f"{kernel}.compress", tr.read, tr.written, live, tr.calls, tr.indexed, tr.grouped))
         family = RUNTIME
     if params.get("cpu_path") == "gather_gemm" and isinstance(params.get("gather"), dict) and family == "nm_spmm":
         g = dict(zip(("vectors", "depth", "width", "panels", "workers"), positive_ints(row, "params", [

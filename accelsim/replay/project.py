@@ -332,8 +332,10 @@ def project(arch: ArchConfig, workload, working_set: int = 0) -> Projection:
     if isinstance(workload, Streaming):
         lvl = arch.memory[resident_level(arch, workload.working_set)]
         cycles = (workload.bytes_read / lvl.bandwidth + workload.bytes_written / (lvl.write_bandwidth or lvl.bandwidth)
-                  + workload.bytes_indexed / (lvl.indexed_bandwidth or lvl.bandwidth))
-        dyn = (workload.bytes_read + workload.bytes_indexed) * lvl.read_pj_per_byte + workload.bytes_written * lvl.write_pj_per_byte
+                  + workload.bytes_indexed / (lvl.indexed_bandwidth or lvl.bandwidth)
+                  + workload.bytes_grouped / (lvl.grouped_bandwidth or lvl.bandwidth))
+        dyn = ((workload.bytes_read + workload.bytes_indexed + workload.bytes_grouped) * lvl.read_pj_per_byte
+               + workload.bytes_written * lvl.write_pj_per_byte)
         return Projection(0.0, cycles / hz, dyn * 1e-12, leak_w)
     report = simulate(warm_arch(arch, resident_level(arch, working_set)), workload)
     tot = report.total

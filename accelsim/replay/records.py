@@ -26,7 +26,8 @@ class ReplayError(AccelsimError):
 @dataclass(frozen=True)
 class Streaming:
     """A bandwidth-bound kernel: ``bytes_read`` and ``bytes_written`` streamed, ``bytes_indexed`` moved by
-    element-granular gathers and scatters (at the level's ``indexed_bandwidth``), ``working_set`` resident."""
+    element-granular gathers and scatters (at the level's ``indexed_bandwidth``), ``bytes_grouped`` by rank steps
+    over short groups (at its ``grouped_bandwidth``), ``working_set`` resident."""
 
     name: str
     bytes_read: int
@@ -34,6 +35,7 @@ class Streaming:
     working_set: int
     launches: int = 1
     bytes_indexed: int = 0
+    bytes_grouped: int = 0
 
 
 def json_field(row: dict, column: str) -> dict:
