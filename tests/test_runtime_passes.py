@@ -186,6 +186,26 @@ def test_gather_row_is_its_row_gathers_then_one_small_gemm_per_vector():
             record_workload({**row, "params": json.dumps({**params, "gather": bad})}, CPU)
 
 
+def test_tasd_gather_row_is_each_terms_gathers_then_one_add():
+    """A 2:8+1:8 vector-layout weight (64 rows: 2 vectors; k = 16: 2 groups) times an 8-column B runs as one
+    nm_spmm per term, accumulated in place: term 0 gathers 2 x 2 = 4 rows of B per vector, term 1 2 rows, each then
+    a 32 x 8 x depth GEMM per vector; term 1's result is added to the output (64 x 8 float32: read twice, written)."""
+    row = plan_row(LayerPlan("l", kernel="tasd", operand="weight", series="2:8+1:8", layout="vector"), 8, 64, 16, seed=7)
+    params = json.loads(row["params"])
+    assert params["cpu_path"] == "gather_gemm" and [g["depth"] for g in params["gathers"]] == [4, 2]
+    family, parts, launches = record_workload(row, CPU)
+    assert family == GATHER
+    assert [type(p) for p in parts] == [Streaming, OnThreads, Streaming, OnThreads, Streaming]
+    for part, depth in ((parts[0], 4), (parts[2], 2)):
+        takes = [(depth * 8 + depth * 8 * F, depth * 8 * F)] * 2
+        assert (part.bytes_read, part.bytes_written, part.launches, part.bytes_indexed) == total(takes)[:4]
+    assert [(p.workload.m, p.workload.n, p.workload.k, p.workload.count) for p in (parts[1], parts[3])] == [
+        (32, 8, 4, 2), (32, 8, 2, 2)]
+    add = parts[4]
+    assert (add.bytes_read, add.bytes_written, add.launches) == (2 * 64 * 8 * F, 64 * 8 * F, 1)
+    assert launches == 2 + 2 + sum(p.launches for p in parts if isinstance(p, Streaming))
+
+
 def test_runtime_nm_row_compresses_once():
     family, parts, _ = record_workload(runtime_row("nm", "2:4"), CPU)
     assert family == RUNTIME and [type(p) for p in parts] == [Streaming, Streaming, Gemm]

@@ -131,7 +131,7 @@ def layer_step(index: int, layer, lp: LayerPlan, ops: Operands, xp, dtype) -> St
     def compress(t):
         if lp.kernel == "nm":
             return [nm_compress(t, pats[0][0], pats[0][1], axis=1, **_layout_kw(lp.layout))]
-        return tasd_decompose(t, lp.series, axis=-1)
+        return tasd_decompose(t, lp.series, axis=-1, **_layout_kw(lp.layout))
 
     def spmm(terms, b):
         return nm_spmm(terms[0], b) if lp.kernel == "nm" else tasd_spmm(terms, b)

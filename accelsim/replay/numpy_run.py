@@ -60,8 +60,8 @@ DENSE_TERMS = "dense_terms"
 per term), their weight compressed ahead of the call."""
 
 GATHER = "nm_gather"
-"""Family of N:M records NumPy runs on its gather path (``params.gather``): row gathers of B, then 32-row BLAS
-GEMMs. It takes the ``gemm`` compute scale: fitting its own let the two scales trade, as its gathers and GEMMs grow
+"""Family of N:M and TASD records NumPy runs on its gather path (``params.gather``, ``params.gathers`` per TASD
+term): row gathers of B, then 32-row BLAS GEMMs. It takes the ``gemm`` compute scale: fitting its own let the two scales trade, as its gathers and GEMMs grow
 together (five one-thread calibrations of the 2-vCPU EPYC gave efficiency 0.77 with fraction 1, or 1 with 0.30)."""
 
 BATCHED = "batched_gemm"
@@ -70,8 +70,10 @@ hides (:func:`batch_fetch`). Their own family, so the fetch's bandwidth fraction
 GEMM's fill and drain."""
 
 TASD_GATHER = "tasd_gather"
-"""Family of vector-layout TASD records NumPy runs term by term on the gather path (``cpu_path`` ``gather_gemm``),
-replayed as its N:M terms. It takes the ``gemm`` compute scale as :data:`GATHER` does: with its own, the fit put
+"""Family of vector-layout TASD records NumPy runs term by term on the gather path (``cpu_path`` ``gather_gemm``)
+that carry no per-term cut (``params.gathers``, recorded since 2026-12), replayed as its N:M terms; those that do
+are priced as their gathers and small GEMMs, family :data:`GATHER`, as N:M records are (on the 2-vCPU Xeon VM
+five calibrations fitted this family a bandwidth fraction of 0.053-0.077, pricing 79 % of its time: 46 % apart). It takes the ``gemm`` compute scale as :data:`GATHER` does: with its own, the fit put
 its efficiency at 1 and its bandwidth fraction (a simulator stall, memory less overlapped compute) followed the
 fp32 peak, 0.83-0.92 over five one-thread calibrations of the 2-vCPU EPYC; with the ``gemm`` scale, 0.86-0.94.
 GPU records keep family ``tasd``."""
@@ -141,9 +143,10 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
       dense buffer and one *dense* ``m × n × k`` GEMM, plus ``out +=`` for each later term, instead of the
       arch's sparse GEMM, which the NumPy path does not run; without run-time compression such records form
       the family :data:`DENSE_TERMS`: their GEMMs are BLAS's, not the gather path's small ones;
-    - ``params.gather`` (one N:M term on NumPy's ``gather_gemm`` path, :func:`kernels.nm.cpu.gather_plan`): the
-      copies and row gathers of B, then one ``32 × width × depth`` GEMM per vector and panel on the threads the
-      call had (family :data:`GATHER`).
+    - ``params.gather`` (one N:M term on NumPy's ``gather_gemm`` path, :func:`kernels.nm.cpu.gather_plan`), or
+      ``params.gathers`` (one per TASD term): the copies and row gathers of B, then one ``32 × width × depth`` GEMM
+      per vector and panel on the threads the call had, and after a TASD term the first ``out +=`` (family
+      :data:`GATHER`).
     """
     from kernels.tasd import parse_series
 
@@ -157,17 +160,24 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
         live = decompose_live(m, k, pats, item, tasd=family == "tasd")
         parts.append(Streaming(f"{kernel}.compress", tr.read, tr.written, live, tr.calls, tr.indexed, tr.grouped))
         family = RUNTIME
-    if params.get("cpu_path") == "gather_gemm" and isinstance(params.get("gather"), dict) and family == "nm_spmm":
-        g = dict(zip(("vectors", "depth", "width", "panels", "workers"), positive_ints(row, "params", [
-            params["gather"].get(f) for f in ("vectors", "depth", "width", "panels", "workers")], "'gather' counts")))
-        g["held"] = bool(params["gather"].get("held"))
-        tr = gather_traffic(g["vectors"], g["depth"], g["panels"], n, k, item)
-        parts.append(Streaming(f"{kernel}.gather", tr.read, tr.written, PASS_RESIDENT, tr.calls))
-        small = Gemm(f"{kernel}.vectors", VECTOR_WIDTH, g["width"], g["depth"], dtype, count=g["vectors"] * g["panels"])
-        have = _blas_threads(row, params) or arch.compute.units
-        threads = g["workers"] if g["held"] else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have)
-        parts.append(OnThreads(small, min(max(1, threads), arch.compute.units), pooled=g["held"]))
-        launches = g["vectors"] * g["panels"]
+    plans = _gather_plans(params, family)
+    if plans:
+        launches = 0
+        for i, plan in enumerate(plans):
+            g = dict(zip(("vectors", "depth", "width", "panels", "workers"), positive_ints(row, "params", [
+                plan.get(f) for f in ("vectors", "depth", "width", "panels", "workers")], "'gather' counts")))
+            tr = gather_traffic(g["vectors"], g["depth"], g["panels"], n, k, item)
+            parts.append(Streaming(f"{kernel}.t{i}.gather", tr.read, tr.written, PASS_RESIDENT, tr.calls))
+            small = Gemm(f"{kernel}.t{i}.vectors", VECTOR_WIDTH, g["width"], g["depth"], dtype,
+                         count=g["vectors"] * g["panels"])
+            have = _blas_threads(row, params) or arch.compute.units
+            held = bool(plan.get("held"))
+            threads = g["workers"] if held else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have)
+            parts.append(OnThreads(small, min(max(1, threads), arch.compute.units), pooled=held))
+            launches += g["vectors"] * g["panels"]
+            if i:  # tasd_spmm's out += term_out
+                out = m * n * max(item, 4)
+                parts.append(Streaming(f"{kernel}.t{i}.add", 2 * out, out, PASS_RESIDENT))
         family = GATHER
     elif params.get("cpu_path") == "decompress_blas":
         for i, (nn, mm) in enumerate(pats):
@@ -180,6 +190,18 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
         parts += sparse if isinstance(sparse, list) else [sparse]
     calls = launches + sum(p.launches for p in parts if isinstance(p, Streaming))
     return family, parts, calls
+
+
+def _gather_plans(params: dict, family: str) -> list[dict]:
+    """The ``gather_gemm`` cut of each term a NumPy N:M (``params.gather``) or TASD (``params.gathers``, one per term)
+    record ran on the gather path (:func:`kernels.nm.cpu.gather_plan`); empty otherwise, and for a run-time
+    compression, whose terms are priced as the arch's sparse GEMM."""
+    if params.get("cpu_path") != "gather_gemm":
+        return []
+    if family == "nm_spmm" and isinstance(params.get("gather"), dict):
+        return [params["gather"]]
+    plans = params.get("gathers") if family == "tasd" else None
+    return plans if isinstance(plans, list) and plans and all(isinstance(p, dict) for p in plans) else []
 
 
 def operand_fetch(kernel: str, nbytes: int, footprint: int) -> Streaming:

@@ -268,7 +268,8 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
         else:
             workload, launches = _tasd_workload(arch, kernel, n, m, k, dtype, need(row, "tasd_series"))
         if params.get("runtime_compress") or params.get("cpu_path") == "decompress_blas" or (
-                row.get("backend") == "numpy" and isinstance(params.get("gather"), dict)):
+                row.get("backend") == "numpy" and (isinstance(params.get("gather"), dict)
+                                                   or isinstance(params.get("gathers"), list))):
             return as_run(row, params, family, m, n, k, dtype, workload, launches, arch)
         if family == "tasd" and row.get("backend") == "numpy" and params.get("cpu_path") == "gather_gemm":
             family = TASD_GATHER

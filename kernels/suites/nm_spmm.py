@@ -13,8 +13,8 @@ __all__ = ["cases", "impl_params", "nm_case"]
 
 def impl_params(terms, b, xp) -> dict:
     """``params`` naming the implementation a call runs: on CuPy the dispatcher's tuned choice
-    (:func:`kernels.nm.dispatch.plan`, tuned here, before timing), on NumPy the CPU path, and for one
-    term on the gather path how it cuts the work (:func:`kernels.nm.cpu.gather_plan`)."""
+    (:func:`kernels.nm.dispatch.plan`, tuned here, before timing), on NumPy the CPU path, and for terms on the
+    gather path how each cuts the work (:func:`kernels.nm.cpu.gather_plan`; ``gathers``, one per term, for TASD)."""
     if backend_name(xp) == "cupy":
         from kernels.nm.dispatch import plan
 
@@ -23,8 +23,12 @@ def impl_params(terms, b, xp) -> dict:
 
     path = choose_impl(terms[0])
     out = {"impl": f"nm_{terms[0].layout}_numpy", "cpu_path": path}
-    if path == "gather_gemm" and len(terms) == 1:
-        out["gather"] = gather_plan(terms[0], int(b.shape[1]), max(4, b.dtype.itemsize))
+    plans = [gather_plan(t, int(b.shape[1]), max(4, b.dtype.itemsize)) for t in terms
+             if path == "gather_gemm" and choose_impl(t) == path]
+    if len(plans) == len(terms) == 1:
+        out["gather"] = plans[0]
+    elif len(plans) == len(terms):  # tasd_spmm: one nm_spmm per term
+        out["gathers"] = plans
     return out
 
 
