@@ -375,6 +375,19 @@ def test_a_gemm_timed_cold_adds_the_read_of_its_operands():
         record_workload(bad, CPU)
 
 
+@pytest.mark.parametrize(("m", "n", "k", "batch"), [(64, 48, 32, 1), (8192, 384, 384, 1), (1024, 256, 1024, 3)])
+def test_a_cold_gemm_waits_for_b_and_its_first_block_of_a(m, n, k, batch):
+    """cpu_two_units: a 2 MiB L2 over 2 units, so A is read cold up to 512 KiB (half of one unit's 1 MiB) per
+    matrix; B whole. Small GEMMs read all of their inputs cold."""
+    row = gemm_row(m, n, k)
+    row = {**row, "bytes_min": batch * 4 * (m * k + k * n + m * n),
+           "params": json.dumps({**json.loads(row["params"]), "cold_bytes": 10**9, "batch": batch})}
+    a, b = 4 * m * k, 4 * k * n
+    _, w, _ = record_workload(row, CPU)
+    assert w[1].bytes_read == batch * (b + min(a, 2**19))
+    assert (w[1].bytes_read < batch * (a + b)) == (a > 2**19)
+
+
 def test_one_thread_computes_at_one_units_rate():
     # cpu_two_units: 16 fp32 MACs per cycle per unit; 64^3 divides its 16 x 4 x 8 tiles, so on one unit 768 of
     # them take 768 * 64^3 / 16 cycles, twice what the two units take

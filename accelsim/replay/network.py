@@ -80,7 +80,7 @@ def cold_fetch(arch: ArchConfig, item, footprint: int):
     cold = resident_level(arch, footprint)
     if item.row.get("backend") != "numpy" or cold >= resident_level(arch, item.working_set):
         return None
-    return project(arch, operand_fetch(item.kernel, input_bytes(item.row), footprint))
+    return project(arch, operand_fetch(item.kernel, input_bytes(item.row, arch), footprint))
 
 
 def fetch_scale(calibration: dict | None, item) -> float:

@@ -259,7 +259,7 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
         calls = count if numpy else 1  # NumPy calls BLAS once per matrix of a batch
         if params.get("cold_bytes") is not None and numpy:
             cold = positive_ints(row, "params", [params["cold_bytes"]], "'cold_bytes'")[0]
-            return COLD, [gemm, operand_fetch(kernel, input_bytes(row), cold)], calls
+            return COLD, [gemm, operand_fetch(kernel, input_bytes(row, arch), cold)], calls
         fetch = batch_fetch(row, m, n, k, count, arch)
         return (BATCHED, [gemm, fetch], calls) if fetch else (family, gemm, calls)
     if family in ("nm_spmm", "tasd"):
