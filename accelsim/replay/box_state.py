@@ -19,8 +19,8 @@ from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
-           "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "pass_buffers", "mixed_state_note", "nearest_state", "pass_center",
-           "pass_spread", "run_probes", "state_notes", "steady_passes", "unsteady_note"]
+           "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "mixed_state_note", "nearest_state", "pass_buffers",
+           "pass_center", "pass_spread", "run_probes", "state_notes", "steady_passes", "unsteady_note"]
 
 GEMM_SIZES = (256, 512, 1024)
 """Square GEMM sizes timed per dtype; the peak is the fastest run of any. On a loaded 2-vCPU box a two-thread
@@ -31,11 +31,11 @@ DTYPES = ("float32", "float64")
 
 class PeakSampler:
     """Peak samples taken in rounds (one before each trace pass), so the peaks and the traces see the same mix of
-    quiet and loaded moments: GEMM per dtype and size, copy per level of ``buffers`` (bytes per side), 2:4
-    scatters and rank steps per level (:func:`pass_buffers`). Timed all at once, 21 L3 copies took half a second, and 5 of 153 two-thread calibrations
-    of the 2-vCPU EPYC got 95-116 GB/s as their fastest, against a median of 133. :meth:`summary` gives the fastest
-    run of each over the rounds asked for, and the median rate of the box-state probe
-    (:data:`~kernels.trace.microbench.PROBE_N`) per round (:meth:`probe_rounds`)."""
+    quiet and loaded moments: GEMM per dtype and size, copy per level of ``buffers`` (bytes per side), 2:4 scatters
+    and rank steps per level (:func:`pass_buffers`). Timed all at once, 21 L3 copies took half a second, and 5 of
+    153 two-thread calibrations of the 2-vCPU EPYC got 95-116 GB/s as their fastest, against a median of 133.
+    :meth:`summary` gives the fastest run of each over the rounds asked for, and the median rate of the box-state
+    probe (:data:`~kernels.trace.microbench.PROBE_N`) per round (:meth:`probe_rounds`)."""
 
     def __init__(self, buffers: dict[str, int], per_round: int, sizes=GEMM_SIZES):
         self.buffers, self.sizes, self.per_round = buffers, sizes, per_round

@@ -36,7 +36,9 @@ from accelsim.errors import AccelsimError
 from accelsim.replay.cache_probe import describe
 from accelsim.replay.cpu_report import l1_tile, os_report
 from accelsim.replay.calibrate import Params, fit_groups, split, validate
-from accelsim.replay.box_state import GEMM_SIZES, NEAR_MEDIAN, PeakSampler, pass_buffers, pass_center, pass_spread, steady_passes
+from accelsim.replay.box_state import (
+    GEMM_SIZES, NEAR_MEDIAN, PeakSampler, pass_buffers, pass_center, pass_spread, steady_passes,
+)
 from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 

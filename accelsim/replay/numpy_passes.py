@@ -18,14 +18,14 @@ the projections. Four pieces are priced here:
   each 32-row vector's kept rows of B, besides one small GEMM per vector and panel.
 
 The fancy-index calls (``take_along_axis``, the scatter's ``flat[pos] = values``) are counted apart
-(:attr:`Traffic.indexed`): NumPy runs them element by element at ~0.6-1 ns each on the 2-vCPU EPYC, an
-eighth of the copy bandwidth, and a model pricing them as streams put 2:4 ``decompress_blas`` layers 35 %
-fast. So are the rank steps of :func:`kernels.nm.format._top_positions` (:attr:`Traffic.grouped`): a broadcast
-compare of one member of each group against the group, an inner loop per group of four or eight. Index arrays are int64 (``nonzero``, ``arange``), masks and ranks one byte per element. A broadcast
-operand of a few elements per group (``score[..., j:j+1]``) is counted at its size. The run makes its
-operands contiguous before timing, so the only copies inside a call are ``decompress_blas``'s casts
-of a float16 operand to float32 (:func:`scatter_traffic`) and ``gather_gemm``'s column panels
-(:func:`gather_traffic`).
+(:attr:`Traffic.indexed`): NumPy runs them element by element at ~0.6-1 ns each on the 2-vCPU EPYC, an eighth of the
+copy bandwidth, and a model pricing them as streams put 2:4 ``decompress_blas`` layers 35 % fast. So are the rank
+steps of :func:`kernels.nm.format._top_positions` (:attr:`Traffic.grouped`): a broadcast compare of one member of
+each group against the group, an inner loop per group of four or eight. Index arrays are int64 (``nonzero``,
+``arange``), masks and ranks one byte per element. A broadcast operand of a few elements per group (``score[...,
+j:j+1]``) is counted at its size. The run makes its operands contiguous before timing, so the only copies inside a
+call are ``decompress_blas``'s casts of a float16 operand to float32 (:func:`scatter_traffic`) and ``gather_gemm``'s
+column panels (:func:`gather_traffic`).
 """
 
 from __future__ import annotations

@@ -61,8 +61,9 @@ per term), their weight compressed ahead of the call."""
 
 GATHER = "nm_gather"
 """Family of N:M and TASD records NumPy runs on its gather path (``params.gather``, ``params.gathers`` per TASD
-term): row gathers of B, then 32-row BLAS GEMMs. It takes the ``gemm`` compute scale: fitting its own let the two scales trade, as its gathers and GEMMs grow
-together (five one-thread calibrations of the 2-vCPU EPYC gave efficiency 0.77 with fraction 1, or 1 with 0.30)."""
+term): row gathers of B, then 32-row BLAS GEMMs. It takes the ``gemm`` compute scale: fitting its own let the two
+scales trade, as its gathers and GEMMs grow together (five one-thread calibrations of the 2-vCPU EPYC gave
+efficiency 0.77 with fraction 1, or 1 with 0.30)."""
 
 BATCHED = "batched_gemm"
 """Family of NumPy batched GEMMs whose batch outgrows the caches: BLAS's compute plus a DRAM fetch that no tile
@@ -72,11 +73,11 @@ GEMM's fill and drain."""
 TASD_GATHER = "tasd_gather"
 """Family of vector-layout TASD records NumPy runs term by term on the gather path (``cpu_path`` ``gather_gemm``)
 that carry no per-term cut (``params.gathers``, recorded since 2026-12), replayed as its N:M terms; those that do
-are priced as their gathers and small GEMMs, family :data:`GATHER`, as N:M records are (on the 2-vCPU Xeon VM
-five calibrations fitted this family a bandwidth fraction of 0.053-0.077, pricing 79 % of its time: 46 % apart). It takes the ``gemm`` compute scale as :data:`GATHER` does: with its own, the fit put
-its efficiency at 1 and its bandwidth fraction (a simulator stall, memory less overlapped compute) followed the
-fp32 peak, 0.83-0.92 over five one-thread calibrations of the 2-vCPU EPYC; with the ``gemm`` scale, 0.86-0.94.
-GPU records keep family ``tasd``."""
+are priced as their gathers and small GEMMs, family :data:`GATHER`, as N:M records are (on the 2-vCPU Xeon VM five
+calibrations fitted this family a bandwidth fraction of 0.053-0.077, pricing 79 % of its time: 46 % apart). It takes
+the ``gemm`` compute scale as :data:`GATHER` does: with its own, the fit put its efficiency at 1 and its bandwidth
+fraction (a simulator stall, memory less overlapped compute) followed the fp32 peak, 0.83-0.92 over five one-thread
+calibrations of the 2-vCPU EPYC; with the ``gemm`` scale, 0.86-0.94. GPU records keep family ``tasd``."""
 
 COLD = "cold_gemm"
 """Family of NumPy GEMMs timed cold (``params.cold_bytes``: what a copy streamed through the caches before each
@@ -135,17 +136,17 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
             arch: ArchConfig):
     """``(family, parts, launches)`` of an N:M or TASD record as the run executes it (:mod:`accelsim.replay.numpy_passes`):
 
-    - ``params.runtime_compress`` (an ``operand: input`` layer of ``accelsim run``): the compression of the
-      ``m × k`` activation inside the timed call comes first, a :class:`Streaming` part from the level its live
-      set needs; such records form the family :data:`RUNTIME`, calibrated on their own (NumPy's short-group ufunc passes reach another fraction of
-      the copy bandwidth than BLAS does);
+    - ``params.runtime_compress`` (an ``operand: input`` layer of ``accelsim run``): the compression of the ``m ×
+      k`` activation inside the timed call comes first, a :class:`Streaming` part from the level its live set needs;
+      such records form the family :data:`RUNTIME`, calibrated on their own (NumPy's short-group ufunc passes reach
+      another fraction of the copy bandwidth than BLAS does);
     - ``params.cpu_path == "decompress_blas"`` (the NumPy path for the element layout): per term the scatter to a
       dense buffer and one *dense* ``m × n × k`` GEMM, plus ``out +=`` for each later term, instead of the
       arch's sparse GEMM, which the NumPy path does not run; without run-time compression such records form
       the family :data:`DENSE_TERMS`: their GEMMs are BLAS's, not the gather path's small ones;
     - ``params.gather`` (one N:M term on NumPy's ``gather_gemm`` path, :func:`kernels.nm.cpu.gather_plan`), or
       ``params.gathers`` (one per TASD term): the copies and row gathers of B, then one ``32 × width × depth`` GEMM
-      per vector and panel on the threads the call had, and after a TASD term the first ``out +=`` (family
+      per vector and panel on the threads the call had, and after the first TASD term an ``out +=`` (family
       :data:`GATHER`).
     """
     from kernels.tasd import parse_series

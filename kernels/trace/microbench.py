@@ -1,6 +1,6 @@
-"""CPU microbenchmarks of what the simulator's CPU model needs: GEMM FLOP/s per dtype, copy, indexed
-(scatter) and grouped (N:M rank step) bandwidth per buffer size, the per-call overhead of a tiny ``matmul``, and the thread count BLAS
-really uses.
+"""CPU microbenchmarks of what the simulator's CPU model needs: GEMM FLOP/s per dtype, copy, indexed (scatter) and
+grouped (N:M rank step) bandwidth per buffer size, the per-call overhead of a tiny ``matmul``, and the thread count
+BLAS really uses.
 
 Shared by ``bench/bench_cpu_peak.py`` and ``accelsim calibrate``. Each rate is the median of
 ``repeats`` ≥ 1 timed runs (after one untimed), with the fastest and slowest next to it, so a
@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 __all__ = ["COPY_PAIRS", "Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops",
-           "gemm_gflop", "gemm_probe_gflops", "gemm_times", "grouped_bytes", "grouped_rates", "indexed_rates", "keep_freed_memory", "samples", "spread"]
+           "gemm_gflop", "gemm_probe_gflops", "gemm_times", "grouped_bytes", "grouped_rates", "indexed_rates",
+           "keep_freed_memory", "samples", "spread"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
