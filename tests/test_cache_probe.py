@@ -33,8 +33,9 @@ def test_a_vm_shown_its_hosts_l3_gets_what_copies_held():
     """The Xeon VM: 480 MiB reported, copies at 28 GB/s up to 32 MiB of working set, 13 beyond."""
     rate, timed = hierarchy([(2 * MIB, 84.0), (32 * MIB, 28.0)], 13.0)
     l3, l2 = effective_caches(caches(480 * MIB), rate)
-    # Halving from 120 MiB per side: 240 (the first comparison), 120, 60, 30 all at 13; 15 MiB at 28.
-    assert [s for s, _ in l3["probe"]] == [240 * MIB, 120 * MIB, 60 * MIB, 30 * MIB, 15 * MIB]
+    # Halving from 120 MiB per side: 240 (the first comparison), 120, 60, 30 all at 13; 15 MiB at 28; then 7.5 MiB,
+    # at 28 too: 15 MiB per side was on the level's plateau.
+    assert [s for s, _ in l3["probe"]] == [240 * MIB, 120 * MIB, 60 * MIB, 30 * MIB, 15 * MIB, 15 * MIB // 2]
     assert l3["effective_size"] == 30 * MIB and l3["effective_total"] == 30 * MIB
     assert (l3["size"], l3["total"]) == (480 * MIB, 480 * MIB)  # the OS's numbers are kept beside
     assert "more than this machine gets" in describe(l3)
@@ -47,7 +48,7 @@ def test_a_cache_whose_edge_shows_at_once_keeps_its_size():
     """Copies filling half of a 32 MiB L3 run at its rate, copies filling all of it at DRAM's."""
     rate, _ = hierarchy([(2 * MIB, 84.0), (31 * MIB, 60.0)], 20.0)
     l3, _ = effective_caches(caches(32 * MIB), rate)
-    assert [s for s, _ in l3["probe"]] == [16 * MIB, 8 * MIB]
+    assert [s for s, _ in l3["probe"]] == [16 * MIB, 8 * MIB, 4 * MIB]
     assert l3["effective_size"] == 32 * MIB
     assert "more than" not in describe(l3)
 
@@ -72,3 +73,17 @@ def test_the_found_size_is_the_largest_working_set_that_fit(powers, gap, dram):
     l3, _ = effective_caches(caches(reported), rate)
     assert gap >= STEP
     assert l3["effective_size"] == (reported if real >= reported // 2 else real)
+
+
+def test_a_level_whose_edge_moves_is_found_where_it_always_holds():
+    """The Xeon VM's L3 in its two moods: copies of 30 MiB per side partly held (24 GB/s, a step over 60 MiB's
+    13.6) or not at all (14); 15 MiB per side at 28 either way. Both are found holding 30 MiB, the size a copy
+    on the level's plateau filled."""
+    for edge_rate in (24.0, 14.0):
+        rate, _ = hierarchy([(2 * MIB, 84.0), (30 * MIB, 28.0), (60 * MIB, edge_rate)], 13.6)
+        l3, _ = effective_caches(caches(480 * MIB), rate)
+        assert l3["effective_size"] == 30 * MIB, (edge_rate, l3["probe"])
+    # a copy just under the plateau's rate (within PLATEAU) is held: the level keeps what it filled
+    rate, _ = hierarchy([(2 * MIB, 84.0), (30 * MIB, 28.0), (60 * MIB, 26.0)], 13.6)
+    l3, _ = effective_caches(caches(480 * MIB), rate)
+    assert l3["effective_size"] == 60 * MIB

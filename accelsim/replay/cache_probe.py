@@ -15,6 +15,11 @@ STEP = 1.3
 """Ratio of two copy rates, a size and twice it, that marks the edge of a cache level. On the Xeon VM the L2 and
 L3 edges were steps of 1.6 (83 → 53 GB/s) and 2.1 (28 → 13); within a level, sizes a factor 2 apart ran within
 1.1 of each other."""
+PLATEAU = 1.1
+"""Ratio above which a copy runs faster than one twice its size within what looks like one level: the larger was
+partly spilled. On the Xeon VM the copy at 30 MiB per side ran at 21.5-26.4 GB/s in some calibrations (a step over
+60 MiB's 13.5-14) and at 13.8-15.3 in others, 15 MiB at 28-29 in all: the VM's share of its host's L3 changes, and
+the level found flipped between 60 and 30 MiB with it."""
 FLOOR = 32 * 1024
 """Smallest copy side tried below the innermost reported level (an L1 data cache holds it)."""
 
@@ -27,8 +32,11 @@ def effective_caches(caches: list[dict], rate) -> list[dict]:
     one twice as large. While no :data:`STEP` shows and the copy is still larger than the next inner level,
     it halves. At a step on the first try the reported size stands; at a step further down, the level holds
     the step's faster copy (two sides), and its ``total`` scales with it; with no step the reported size
-    stands too (nothing measured contradicts it). Each entry gains ``effective_size``, ``effective_total``
-    and ``probe`` (the ``[side, GB/s]`` pairs timed, largest first)."""
+    stands too (nothing measured contradicts it). Past a step, a copy half the faster one's size is timed too:
+    where it runs :data:`PLATEAU` faster, the faster copy was partly spilled and the level holds what the half
+    held, so a level whose edge moves with its neighbours' load is found at the size it always holds. Each
+    entry gains ``effective_size``, ``effective_total`` and ``probe`` (the ``[side, GB/s]`` pairs timed, largest
+    first)."""
     out = []
     for i, c in enumerate(caches):
         inner = caches[i + 1]["size"] if i + 1 < len(caches) else FLOOR
@@ -39,6 +47,10 @@ def effective_caches(caches: list[dict], rate) -> list[dict]:
             seen.append([side, rate(side)])
             if seen[-1][1] >= STEP * seen[-2][1]:
                 size = c["size"] if len(seen) == 2 else 2 * side
+                if side // 2 > inner:
+                    seen.append([side // 2, rate(side // 2)])
+                    if seen[-1][1] >= PLATEAU * seen[-2][1]:
+                        size = side
                 break
             side //= 2
         out.append({**c, "effective_size": size, "effective_total": c["total"] * size // c["size"], "probe": seen})
