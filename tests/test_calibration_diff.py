@@ -128,3 +128,36 @@ def test_a_calibration_from_before_threaded_call_s_compares(earlier, tmp_path):
     d = compare_dirs(_edited(earlier, tmp_path / "old", edit), earlier)
     by = {p["name"]: p for p in d["params"]}
     assert by["global.threaded_call_s"]["a"] == 0.0 and by["global.launch_overhead_s"]["change"] == 0.0
+
+
+def test_caches_that_held_another_size_are_another_state(earlier, tmp_path):
+    """The copy probe's verdict is part of the box's state: an L3 that held 60 MiB in one calibration and 30 in the
+    other puts the pair in two states, whatever the GEMM probe says; the same verdict leaves it to the probe."""
+    def held(mib):
+        def edit(doc):
+            doc["measured"]["caches"] = [{"level": 3, "size": 480 * 2**20, "effective_size": mib * 2**20},
+                                         {"level": 2, "size": 2**21, "effective_size": 2**21}]
+        return edit
+
+    a = _edited(earlier, tmp_path / "a", held(30))
+    d = compare_dirs(a, _edited(earlier, tmp_path / "b", held(60)))
+    assert d["state"]["same_caches"] is False and d["state"]["same"] is False
+    assert d["state"]["a_caches"] == {"l3": 30 * 2**20, "l2": 2**21} and d["state"]["b_caches"]["l3"] == 60 * 2**20
+    d = compare_dirs(a, _edited(earlier, tmp_path / "c", held(30)))
+    assert d["state"]["same_caches"] is True and d["state"]["same"] in (True, None)
+
+
+def test_cli_says_when_the_caches_held_another_size(earlier, tmp_path, capsys, monkeypatch):
+    def caches(mib):
+        return [{"level": 3, "size": 480 * 2**20, "total": 480 * 2**20, "shared_cpus": "0-1",
+                 "effective_size": mib * 2**20, "effective_total": mib * 2**20},
+                {"level": 2, "size": 2**21, "total": 2**22, "shared_cpus": "0", "effective_size": 2**21,
+                 "effective_total": 2**22}]
+
+    then = _edited(earlier, tmp_path / "then", lambda doc: doc["measured"].update(caches=caches(30)))
+    monkeypatch.setattr(dc, "measure", lambda report: {**FAKE, "caches": caches(60)})
+    monkeypatch.setattr(dc, "calibration_cases", lambda xp, **_: _cases())
+    code, stdout, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(tmp_path / "now"),
+                                       "--against", str(then))
+    assert code in (0, None), err
+    assert "the caches held another size (l3 30 then 60 MiB)" in " ".join(stdout.split())

@@ -125,6 +125,10 @@ def _print_diff(diff: dict) -> None:
         caption.append(f"box state: probe {st['a_probe_gflops']:.4g} then {st['b_probe_gflops']:.4g} GFLOP/s "
                        f"({st['change']:+.0%}): " + ("the same state" if st["same"] else
                                                      "another state, so the parameters differ with it"))
+    if st.get("same_caches") is False:
+        held = ", ".join(f"{lvl} {st['a_caches'][lvl] // 2**20} then {st['b_caches'].get(lvl, 0) // 2**20} MiB"
+                         for lvl in st["a_caches"] if st["a_caches"][lvl] != st["b_caches"].get(lvl))
+        caption.append(f"the caches held another size ({held}): another state, so the parameters differ with it")
     caption.append("projected time of the earlier calibration's configurations, median (largest) change per group: "
                    + ", ".join(f"{g['group']} {g['median_change']:+.1%} ({g['max_change']:+.1%})"
                                for g in diff["projection"]))

@@ -73,6 +73,14 @@ def _shares(priced: dict, name: str) -> tuple:
     return (statistics.median(shares), max(shares)) if shares else (None, None)
 
 
+def _held(doc: dict) -> dict[str, int]:
+    """Bytes each cache level held by the copy probe of a calibration (:mod:`accelsim.replay.cache_probe`): part of
+    the box's state, since a VM's share of its host's cache can change between calibrations (the 2-vCPU Xeon VM's
+    L3 held 30 MiB in some, 60 in others, and the fractions fitted moved with it by up to 36 %)."""
+    caches = (doc.get("measured") or {}).get("caches") or []
+    return {f"l{c['level']}": c.get("effective_size", c.get("size")) for c in caches if isinstance(c, dict)}
+
+
 def compare_dirs(a, b) -> dict:
     """Calibration ``b`` against ``a`` (directories of ``accelsim calibrate``): each fitted parameter, peak and the
     box-state probe with its relative change (a parameter also with the median and largest share of ``a``'s projected
@@ -100,9 +108,13 @@ def compare_dirs(a, b) -> dict:
     moved = [p for p in params if p["change"] is not None]
     worst = max(moved, key=lambda p: abs(p["change"]), default=None)
     probe_change = _change(probe_a, probe_b)
+    caches_a, caches_b = _held(doc_a), _held(doc_b)
+    same_probe = None if probe_change is None else abs(probe_change) <= STATE_NOTE
+    same_caches = None if not (caches_a and caches_b) else caches_a == caches_b
     return {"a": str(a), "b": str(b), "device_name": doc_a.get("device_name"),
             "blas_threads": doc_a.get("blas_threads"),
             "state": {"a_probe_gflops": probe_a, "b_probe_gflops": probe_b, "change": probe_change,
-                      "same": None if probe_change is None else abs(probe_change) <= STATE_NOTE},
+                      "a_caches": caches_a, "b_caches": caches_b, "same_caches": same_caches,
+                      "same": False if False in (same_probe, same_caches) else same_probe},
             "params": params, "peaks": peaks, "projection": projection,
             "within": worst is None or abs(worst["change"]) <= DRIFT, "worst": worst}
