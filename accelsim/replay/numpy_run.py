@@ -228,12 +228,12 @@ def input_bytes(row: dict, arch: ArchConfig) -> int:
     m, n = (int(need(row, c)) for c in ("m", "n"))
     count = params.get("batch") or 1
     item = np.dtype(row["dtype"]).itemsize
-    out = max(0, int(row.get("bytes_min") or 0) - count * m * n * item)
+    read = max(0, int(row.get("bytes_min") or 0) - count * m * n * item)
     if row.get("kernel") != "gemm" or row.get("k") is None:
-        return out
+        return read
     a = m * int(row["k"]) * item
     block = (arch.memory[-1].capacity_bytes or 0) // max(1, arch.compute.units) // A_BLOCK
-    return out - count * max(0, a - block) if block else out
+    return max(0, read - count * max(0, a - block)) if block else read
 
 
 A_BLOCK = 2
