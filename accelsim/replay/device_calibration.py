@@ -400,7 +400,7 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
     sampler = None if "gemm_gflops" in meas else PeakSampler(meas["copy_bytes"], -(-BENCH_REPEATS // PASSES))
     rec = Recorder(out / TRACES_DIR)
     with rec:
-        cases = cases if cases is not None else calibration_cases(np, cold_side=meas["copy_bytes"]["dram"] // 4)
+        cases = cases if cases is not None else calibration_cases(np, cold_side=pass_buffers(meas["copy_bytes"])["dram"])
         passes = record(rec, cases, start + budget_s,
                         report["blas_threads"], clock=clock, before_pass=sampler and sampler.round)
         kept = list(range(len(passes)))

@@ -35,6 +35,7 @@ __all__ = [
     "as_run",
     "batch_fetch",
     "blas_threads_used",
+    "gather_plans",
     "input_bytes",
     "kron_as_run",
     "on_threads",
@@ -161,9 +162,10 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
         live = decompose_live(m, k, pats, item, tasd=family == "tasd")
         parts.append(Streaming(f"{kernel}.compress", tr.read, tr.written, live, tr.calls, tr.indexed, tr.grouped))
         family = RUNTIME
-    plans = _gather_plans(params, family)
+    plans = gather_plans(params, family)
     if plans:
         launches = 0
+        have = _blas_threads(row, params) or arch.compute.units
         for i, plan in enumerate(plans):
             g = dict(zip(("vectors", "depth", "width", "panels", "workers"), positive_ints(row, "params", [
                 plan.get(f) for f in ("vectors", "depth", "width", "panels", "workers")], "'gather' counts")))
@@ -171,7 +173,6 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
             parts.append(Streaming(f"{kernel}.t{i}.gather", tr.read, tr.written, PASS_RESIDENT, tr.calls))
             small = Gemm(f"{kernel}.t{i}.vectors", VECTOR_WIDTH, g["width"], g["depth"], dtype,
                          count=g["vectors"] * g["panels"])
-            have = _blas_threads(row, params) or arch.compute.units
             held = bool(plan.get("held"))
             threads = g["workers"] if held else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have)
             parts.append(OnThreads(small, min(max(1, threads), arch.compute.units), pooled=held))
@@ -193,7 +194,7 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
     return family, parts, calls
 
 
-def _gather_plans(params: dict, family: str) -> list[dict]:
+def gather_plans(params: dict, family: str) -> list[dict]:
     """The ``gather_gemm`` cut of each term a NumPy N:M (``params.gather``) or TASD (``params.gathers``, one per term)
     record ran on the gather path (:func:`kernels.nm.cpu.gather_plan`); empty otherwise, and for a run-time
     compression, whose terms are priced as the arch's sparse GEMM."""

@@ -52,7 +52,8 @@ from accelsim.errors import AccelsimError
 from accelsim.replay.labels import row_label
 from accelsim.replay.numpy_run import (
     BATCHED, BLAS_FAMILIES, COLD, DENSE_TERMS, GATHER, OPENBLAS_THREAD_MNK, RUNTIME, TASD_GATHER, OnThreads, as_run,
-    batch_fetch, blas_threads_used, input_bytes, kron_as_run, on_threads, operand_fetch, threaded_calls,
+    batch_fetch, blas_threads_used, gather_plans, input_bytes, kron_as_run, on_threads, operand_fetch,
+    threaded_calls,
 )
 from accelsim.replay.records import ReplayError, Streaming, arch_dtype, json_field, need, positive_ints, resident_level
 from accelsim.replay.traces import merge_runs
@@ -268,8 +269,7 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
         else:
             workload, launches = _tasd_workload(arch, kernel, n, m, k, dtype, need(row, "tasd_series"))
         if params.get("runtime_compress") or params.get("cpu_path") == "decompress_blas" or (
-                row.get("backend") == "numpy" and (isinstance(params.get("gather"), dict)
-                                                   or isinstance(params.get("gathers"), list))):
+                row.get("backend") == "numpy" and gather_plans(params, family)):
             return as_run(row, params, family, m, n, k, dtype, workload, launches, arch)
         if family == "tasd" and row.get("backend") == "numpy" and params.get("cpu_path") == "gather_gemm":
             family = TASD_GATHER

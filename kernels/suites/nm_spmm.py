@@ -23,12 +23,12 @@ def impl_params(terms, b, xp) -> dict:
 
     path = choose_impl(terms[0])
     out = {"impl": f"nm_{terms[0].layout}_numpy", "cpu_path": path}
-    plans = [gather_plan(t, int(b.shape[1]), max(4, b.dtype.itemsize)) for t in terms
-             if path == "gather_gemm" and choose_impl(t) == path]
-    if len(plans) == len(terms) == 1:
-        out["gather"] = plans[0]
-    elif len(plans) == len(terms):  # tasd_spmm: one nm_spmm per term
-        out["gathers"] = plans
+    if path == "gather_gemm" and all(choose_impl(t) == path for t in terms):
+        plans = [gather_plan(t, int(b.shape[1]), max(4, b.dtype.itemsize)) for t in terms]
+        if len(plans) == 1:
+            out["gather"] = plans[0]
+        else:  # tasd_spmm: one nm_spmm per term
+            out["gathers"] = plans
     return out
 
 
