@@ -6,8 +6,10 @@ calibration directories (``--dirs``, in the order they were made), and compares 
 state, and over consecutive pairs only; how many pairs keep every parameter within 10 %, also among the calibrations
 made on a steady box (:func:`accelsim.replay.box_state.unsteady_note`); the share of the time each
 parameter prices (median and largest over the configurations); per group the largest median change of the projected
-time. Pairs in two states are counted apart.
-Run: ``python bench/bench_calibration_spread.py --runs 8 --threads 2 --work /tmp/spread [--json F]``.
+time. Pairs in two states are counted apart. With ``--project RUN ...`` (trace directories of ``accelsim run``), each
+run is projected with every calibration: per run and plan, the largest change of the projected whole-run time and of
+the projected gain between two calibrations, over one-state pairs and over all pairs (what a user sees move).
+Run: ``python bench/bench_calibration_spread.py --runs 8 --threads 2 --work /tmp/spread [--project RUN ...] [--json F]``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from accelsim.replay.box_state import UNSTEADY_PASSES, unsteady_note
 from accelsim.replay.calibration_diff import DRIFT, compare_dirs
 from accelsim.replay.device_calibration import CALIBRATION_FILE
 
-__all__ = ["main", "spread"]
+__all__ = ["main", "projection_spread", "spread"]
 
 
 def _calibrate(work: Path, runs: int, threads: int) -> list[Path]:
@@ -39,8 +41,39 @@ def _calibrate(work: Path, runs: int, threads: int) -> list[Path]:
     return out
 
 
-def spread(dirs: list[Path]) -> dict:
-    """Every pair of ``dirs`` compared; the summary per parameter and group over the pairs of one state."""
+def _worst(values: list[float], pairs) -> float | None:
+    return max((abs(values[j] / values[i] - 1) for i, j in pairs), default=None)
+
+
+def projection_spread(dirs: list[Path], runs: list[Path], same: list[tuple[int, int]]) -> list[dict]:
+    """Per run of ``runs`` and plan: the whole-run time each calibration of ``dirs`` projects, the projected gain
+    (dense / plan), and the largest change of either over the ``same``-state pairs and over every pair."""
+    from accelsim.replay.device_calibration import load_calibration_dir
+    from accelsim.replay.network import DENSE, compare_run
+    from accelsim.replay.traces import load
+
+    loaded = [load_calibration_dir(d) for d in dirs]
+    every = list(itertools.combinations(range(len(dirs)), 2))
+    out = []
+    for run in runs:
+        table = load(run)
+        projected = {}
+        for arch, cal, _ in loaded:
+            for v in compare_run(table, arch, cal)["variants"]:
+                projected.setdefault(v["plan"], []).append(v["run"]["projected_s"])
+        dense = projected.get(DENSE)
+        for plan, times in projected.items():
+            gains = [d / t for d, t in zip(dense, times)] if dense and plan != DENSE else None
+            out.append({"run": str(run), "plan": plan, "projected_s": times,
+                        "worst_same_state": _worst(times, same), "worst_any": _worst(times, every),
+                        "gain_worst_same_state": gains and _worst(gains, same),
+                        "gain_worst_any": gains and _worst(gains, every)})
+    return out
+
+
+def spread(dirs: list[Path], runs: list[Path] = ()) -> dict:
+    """Every pair of ``dirs`` compared; the summary per parameter and group over the pairs of one state; each of
+    ``runs`` projected with every calibration (:func:`projection_spread`)."""
     pairs = {(i, j): compare_dirs(dirs[i], dirs[j]) for i, j in itertools.combinations(range(len(dirs)), 2)}
     same = {ij: d for ij, d in pairs.items() if d["state"]["same"] is not False}
     consecutive = {ij: d for ij, d in same.items() if ij[1] == ij[0] + 1}
@@ -69,7 +102,7 @@ def spread(dirs: list[Path]) -> dict:
             "consecutive_pairs": len(consecutive), "consecutive_within": sum(d["within"] for d in consecutive.values()),
             "probes": [first["state"]["a_probe_gflops"]] + [pairs[(0, j)]["state"]["b_probe_gflops"]
                                                            for j in range(1, len(dirs))],
-            "params": params, "groups": groups}
+            "params": params, "groups": groups, "projections": projection_spread(dirs, list(runs), list(same))}
 
 
 def _pct(v):
@@ -82,13 +115,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, help="directory for the calibrations run")
     parser.add_argument("--dirs", type=Path, nargs="*", default=[], help="existing calibration directories")
+    parser.add_argument("--project", type=Path, nargs="*", default=[],
+                        help="trace directories of `accelsim run` to project with every calibration")
     parser.add_argument("--json", type=Path, help="write the summary here")
     args = parser.parse_args(argv)
     dirs = list(args.dirs) + (_calibrate(args.work, args.runs, args.threads) if args.runs else [])
     if len(dirs) < 2:
         parser.error("need two calibrations or more (--runs N --work DIR, or --dirs D1 D2 ...)")
-    s = spread(dirs)
-    print(f"{len(dirs)} calibrations, probe " + ", ".join(f"{p:.0f}" for p in s["probes"]) + " GFLOP/s; "
+    s = spread(dirs, args.project)
+    print(f"{len(dirs)} calibrations, probe " + ", ".join("n/a" if p is None else f"{p:.0f}" for p in s["probes"]) + " GFLOP/s; "
           f"{s['same_state_pairs']} of {s['pairs']} pairs in one state, {s['within']} of them with every parameter "
           f"within {DRIFT:.0%}; consecutive: {s['consecutive_within']} of {s['consecutive_pairs']}; of the one-state "
           f"pairs of steady calibrations (passes spread <= {UNSTEADY_PASSES:g} % in median): {s['steady_within']} of "
@@ -100,6 +135,13 @@ def main(argv=None) -> dict:
     print("\n| group | worst median change of projected time, one state |\n|---|---|")
     for g in s["groups"]:
         print(f"| {g['group']} | {_pct(g['worst_median_change'])} |")
+    if s["projections"]:
+        print("\n| run | plan | projected whole run s, per calibration | worst change, one state / any | "
+              "worst gain change, one state / any |\n|---|---|---|---|---|")
+    for r in s["projections"]:
+        print(f"| {r['run']} | {r['plan']} | {', '.join(f'{t:.4g}' for t in r['projected_s'])} | "
+              f"{_pct(r['worst_same_state'])} / {_pct(r['worst_any'])} | "
+              f"{_pct(r['gain_worst_same_state'])} / {_pct(r['gain_worst_any'])} |")
     if args.json:
         args.json.write_text(json.dumps(s, indent=2) + "\n")
     return s

@@ -6,6 +6,7 @@ numbers (``FAKE``) and the trace set by tiny GEMMs, so the whole file runs in se
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 
 import numpy as np
@@ -16,7 +17,7 @@ from accelsim.replay import box_state as bs
 from accelsim.replay import cpu_report as cpu
 from accelsim.replay import device_calibration as dc
 from accelsim.replay.calibrate import Params, fit
-from accelsim.replay.project import items_from_table, project
+from accelsim.replay.project import items_from_table, project, resident_level
 from accelsim.replay.traces import load as load_traces
 from kernels.backend import device_info
 from kernels.trace.microbench import Rate, blas_threads, samples
@@ -797,3 +798,57 @@ def test_calibration_cases_time_the_cold_gemms_only_when_asked():
     extra = [c for c in cold if c.key not in {w.key for w in warm}]
     assert len(cold) == len(warm) + len(dc.COLD_CASES) == len(warm) + len(extra)
     assert sorted(c.key[2:5] for c in extra) == sorted(dc.COLD_CASES)
+
+
+def test_projection_spread_of_a_run_follows_the_calibrations(cal_dir, network_run, tmp_path, capsys):
+    """bench/bench_calibration_spread.py --project: a calibration whose every time coefficient is doubled projects
+    each plan's whole run at twice the time (the projection is linear in them) and the same gain; only the pairs
+    given as one state count for the one-state column."""
+    from bench.bench_calibration_spread import main, projection_spread
+
+    out, _ = cal_dir
+    slow = tmp_path / "slow"
+    shutil.copytree(out, slow)
+    doc = json.loads((slow / dc.CALIBRATION_FILE).read_text())
+    for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
+        for key in ("launch_overhead_s", "threaded_call_s", "compute_scale", "memory_scale"):
+            if p.get(key) is not None:
+                p[key] *= 2.0
+    (slow / dc.CALIBRATION_FILE).write_text(json.dumps(doc))
+    rows = projection_spread([out, slow], [network_run / "traces"], [(0, 1)])
+    assert [r["plan"] == "dense" for r in rows] == [True, False]
+    for r in rows:
+        a, b = r["projected_s"]
+        assert b == pytest.approx(2 * a, rel=1e-9) and a > 0
+        assert r["worst_same_state"] == pytest.approx(1.0) == r["worst_any"]
+        if r["plan"] != "dense":
+            assert r["gain_worst_same_state"] == pytest.approx(0.0, abs=1e-9) == r["gain_worst_any"]
+    (unpaired,) = [r for r in projection_spread([out, slow], [network_run / "traces"], []) if r["plan"] == "dense"]
+    assert unpaired["worst_same_state"] is None and unpaired["worst_any"] == pytest.approx(1.0)
+    main(["--dirs", str(out), str(slow), "--project", str(network_run / "traces")])
+    assert "| dense |" in capsys.readouterr().out
+
+
+def test_cold_fetch_bench_prices_the_fetch_as_the_replay_does(cal_dir):
+    """bench/bench_cold_fetch.py: each cold case's modelled fetch is B plus A up to half a unit's innermost level,
+    read at the rate of the level that holds the 2 x 16 MiB stream (this box's caches, the FAKE rates); each
+    shape's fraction is that fetch over its cold-less-warm time, the process's their least-squares fit relative to
+    the cold time."""
+    from bench.bench_cold_fetch import measure
+
+    out, _ = cal_dir
+    arch = load_arch(out / dc.ARCH_FILE)
+    level = arch.memory[resident_level(arch, 32 * 2**20)]
+    block = arch.memory[-1].capacity_bytes // arch.compute.units // 2
+    r = measure(out, 16 * 2**20, passes=1, repeats=1)
+    assert [s["shape"] for s in r["shapes"]] == [f"{m}x{n}x{k}" for m, n, k in dc.COLD_CASES]
+    num = den = 0.0
+    for (m, n, k), s in zip(dc.COLD_CASES, r["shapes"]):
+        read = 4 * k * n + min(4 * m * k, block)
+        assert s["fetch_s"] == pytest.approx(read / (level.bandwidth * arch.clock_ghz * 1e9), rel=1e-9)
+        assert s["warm_s"] > 0 and s["cold_s"] > 0
+        d = s["cold_s"] - s["warm_s"]
+        assert s["fraction"] == (pytest.approx(s["fetch_s"] / d) if d > 0 else None)
+        num, den = num + s["fetch_s"] * d / s["cold_s"] ** 2, den + s["fetch_s"] ** 2 / s["cold_s"] ** 2
+    assert r["fraction"] == (pytest.approx(den / num) if num > 0 else None)
+    assert r["side"] == 16 * 2**20 and r["calibration_fraction"] is None  # FAKE's cases hold no cold GEMM

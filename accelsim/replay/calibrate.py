@@ -37,7 +37,7 @@ import numpy as np
 from accelsim.model.arch import ArchConfig
 from accelsim.errors import AccelsimError
 from accelsim.replay.project import (
-    BLAS_FAMILIES, Item, Projection, check_device, executed, items_from_table, project, resident_level,
+    BLAS_FAMILIES, Item, Projection, check_device, executed, replay_table, resident_level,
 )
 
 __all__ = [
@@ -259,18 +259,18 @@ def _family_report(family: str, rows: list[dict], energy: bool) -> dict:
 
 
 def validate(table, arch: ArchConfig, calibrate_on: float | None = None, seed: int = 0,
-             center=statistics.median) -> dict:
+             center=statistics.median, replayed: tuple | None = None) -> dict:
     """Replay every configuration in ``table`` on ``arch`` and compare with its measurement.
 
     Returns a JSON-ready dict: ``kernels`` (one row each: projected/measured seconds and, where
     measured, joules and EDP; the split it fell in), ``families`` and ``overall`` (MAPE, Pearson r
     on seconds and on log10 seconds, worst kernels), ``calibration`` (fraction, seed, fitted
     parameters) and ``notes`` saying what was and was not compared. With ``calibrate_on`` the
-    errors cover the held-out configurations only. Repeated runs of a configuration merge by ``center``.
+    errors cover the held-out configurations only. Repeated runs of a configuration merge by ``center``;
+    ``replayed`` is :func:`~accelsim.replay.project.replay_table`'s result where the caller has it.
     """
     notes = check_device(arch, table)
-    items = items_from_table(table, arch, center)
-    projections = [project(arch, it.workload, it.working_set) for it in items]
+    items, projections = replayed or replay_table(table, arch, center)
     families = sorted({it.family for it in items})
     groups = sorted({it.group for it in items})
     params = {g: Params() for g in groups}

@@ -55,11 +55,10 @@ def _priced(arch, cal, table) -> dict:
     """``{config key: (group, {part: seconds})}``: each configuration of ``table`` priced by ``arch`` and ``cal``, its
     time split into the parts each parameter scales (they add up to the projected warm time)."""
     from accelsim.replay.network import params_for
-    from accelsim.replay.project import items_from_table, project
+    from accelsim.replay.project import replay_table
 
     out = {}
-    for it in items_from_table(table, arch):
-        p = project(arch, it.workload, it.working_set)
+    for it, p in zip(*replay_table(table, arch)):
         out[it.key] = (it.group, params_for(cal, it).parts(p, it.launches, it.threaded_calls))
     return out
 

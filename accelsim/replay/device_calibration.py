@@ -354,13 +354,12 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
 
     The saved fit uses them all: fitted on half, a family's scales rest on three or four configurations, and
     five calibrations of the 2-vCPU EPYC gave an N:M bandwidth fraction of 0.17-0.63."""
-    from accelsim.replay.project import items_from_table, project
+    from accelsim.replay.project import replay_table
 
-    items = items_from_table(table, arch, pass_center)
-    projections = [project(arch, it.workload, it.working_set) for it in items]
+    items, projections = replay_table(table, arch, pass_center)
     train, held = split(items, HELD_OUT_FRACTION, seed)
     glob, fams, groups = fit_groups(items, projections, list(range(len(items))))
-    scored = validate(table, arch, HELD_OUT_FRACTION, seed, pass_center)
+    scored = validate(table, arch, HELD_OUT_FRACTION, seed, pass_center, (items, projections))
     return {
         "format": FORMAT, "version": VERSION, "backend": "numpy", "device_name": report["device_name"],
         "blas_threads": report["blas_threads"], "cpus": report["cpus"], "arch": ARCH_FILE,

@@ -22,7 +22,8 @@ from accelsim.model.arch import ArchConfig
 from accelsim.replay.calibrate import Params, fit_groups
 from accelsim.replay.noise import few_repeats_warning, gain_range
 from accelsim.replay.project import (
-    COLD, GATHER, ReplayError, check_device, input_bytes, items_from_table, operand_fetch, project, resident_level,
+    COLD, GATHER, ReplayError, check_device, input_bytes, items_from_table, operand_fetch, project, replay_table,
+    resident_level,
 )
 
 __all__ = ["DENSE", "calibration_from", "cold_fetch", "compare_run", "is_network_run", "params_for", "plot_run",
@@ -39,8 +40,7 @@ def is_network_run(table: pa.Table) -> bool:
 def calibration_from(table: pa.Table, arch: ArchConfig) -> dict:
     """``{"global", "families", "groups"}`` :class:`Params` fitted on every configuration of ``table``."""
     check_device(arch, table)
-    items = items_from_table(table, arch)
-    projections = [project(arch, it.workload, it.working_set) for it in items]
+    items, projections = replay_table(table, arch)
     glob, fams, groups = fit_groups(items, projections, list(range(len(items))))
     return {"global": glob, "families": fams, "groups": groups, "configs": len(items)}
 

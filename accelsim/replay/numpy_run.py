@@ -87,7 +87,11 @@ compute plus the read of its inputs from where the stream left them (:func:`oper
 :func:`input_bytes`). Its fitted bandwidth fraction prices every cold layer of a run
 (:func:`accelsim.replay.network.simulator_predictor`). On the
 2-vCPU Intel Xeon VM a 128 × 768 × 768 fp32 GEMM took 0.17-0.46 ms longer cold (3.1 MB: 7-18 GB/s, against 23
-for a DRAM copy); on the 2-vCPU EPYC such reads ran at 27-72 GB/s, against 42."""
+for a DRAM copy); on the 2-vCPU EPYC such reads ran at 27-72 GB/s, against 42. The stream is what a run's pass
+leaves, not a full flush: on the Xeon VM (480 MiB of host L3, a changing share of it this VM's) a 2 × 240 MiB
+stream gave a fraction of 0.16-0.18 where 2 × 60 MiB gave 0.39-0.46 (one thread, warm and cold in turn,
+``bench/bench_cold_fetch.py``), and calibrations with it over-projected the README's loops by 13-32 %. Either way
+the fraction moved 17-68 % between processes run one after another: the box's cold read itself moves that much."""
 
 BLAS_FAMILIES = (RUNTIME, DENSE_TERMS, GATHER, BATCHED, TASD_GATHER, COLD)
 """Families whose multiplies are dense BLAS GEMMs: calibration gives them the ``gemm`` compute scale of their dtype

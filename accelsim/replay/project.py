@@ -83,6 +83,7 @@ __all__ = [
     "items_from_table",
     "project",
     "record_workload",
+    "replay_table",
     "resident_level",
     "warm_arch",
 ]
@@ -283,6 +284,12 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
         return (family, *kron_as_run(row, params, kernel, fused, m, factors, dtype, arch))
     layer = KronMatmul(kernel, m, tuple(tuple(f) for f in factors), dtype, fused=fused)
     return family, layer, (len(factors) if not fused else 1)
+
+
+def replay_table(table: pa.Table, arch: ArchConfig, center=statistics.median) -> tuple[list[Item], list[Projection]]:
+    """Each configuration of ``table`` (:func:`items_from_table`) and its projection on ``arch``, index for index."""
+    items = items_from_table(table, arch, center)
+    return items, [project(arch, it.workload, it.working_set) for it in items]
 
 
 def items_from_table(table: pa.Table, arch: ArchConfig, center=statistics.median) -> list[Item]:
