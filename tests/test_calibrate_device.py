@@ -371,6 +371,9 @@ def test_of_several_calibration_dirs_validate_takes_the_runs_state(cal_dir, netw
     layers = [[l["projected_s"] for v in r["variants"] for l in v["layers"]] for r in reports]
     assert layers[0] == layers[1] == layers[2] and min(layers[0]) > 1e-3  # every layer pays the near one's launch
     assert any(f"{dirs['near']}'s probe rate is the nearest" in n for n in reports[0]["notes"])
+    # The run's probes (195, 205 per run record: median 200) against the near one's 190, as numbers.
+    assert reports[0]["box_state"] == {"run_probe_gflops": 200.0, "run_passes": 2, "calibration_probe_gflops": 190.0,
+                                       "ratio": pytest.approx(200 / 190), "differs": False}
 
 
 def test_several_calibrations_of_another_device_or_a_file_are_refused(cal_dir, network_run, tmp_path, capsys,
@@ -489,6 +492,9 @@ def test_run_with_several_calibrations_projects_with_the_nearest_state(cal_dir, 
         val = json.loads(stdout)["validation"]
         assert min(l["projected_s"] for v in val["variants"] for l in v["layers"]) > 1e-3
         assert any(f"{dirs[0]}'s probe rate is the nearest" in n for n in val["notes"])
+        state = val["box_state"]
+        assert state["calibration_probe_gflops"] == 1e-3 and state["differs"] and state["run_passes"] == 1
+        assert state["ratio"] == pytest.approx(state["run_probe_gflops"] / 1e-3)
 
 
 def test_dir_and_fit_options_do_not_mix(cal_dir, network_run, capsys, monkeypatch):
@@ -625,6 +631,11 @@ def test_state_notes_compare_the_runs_probe_with_the_calibrations():
     assert "+2%" in note and "calibrate again" not in note
     assert bs.state_notes({}, _probe_table([[195.0]])) == []  # a calibration without a probe
     assert bs.state_notes(doc, _probe_table([])) == []  # a run without probes (a GPU run)
+    state = bs.compared_state(doc, _probe_table([[150.0, 160.0, 170.0], [165.0, 155.0]]))
+    assert state == {"run_probe_gflops": 160.0, "run_passes": 5, "calibration_probe_gflops": 200.0,
+                     "ratio": pytest.approx(0.8), "differs": True}
+    assert not bs.compared_state(doc, _probe_table([[195.0, 205.0, 210.0]]))["differs"]  # 2.5 % <= STATE_NOTE
+    assert bs.compared_state({}, _probe_table([[195.0]])) is None is bs.compared_state(doc, _probe_table([]))
 
 
 def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypatch):

@@ -110,7 +110,7 @@ def _show_kernels(report: dict, traces, plot, fmt) -> None:
 def _validate_with_dir(traces, cal_dirs, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt):
     """A network run (CPU) or kernel traces (GPU) projected with the arch and parameters `accelsim calibrate`
     wrote to a directory: of several (CPU), the one whose probe rate is nearest the run's."""
-    from accelsim.replay.box_state import choose_state
+    from accelsim.replay.box_state import choose_state, compared_state
     from accelsim.replay.device_calibration import check_same_device, load_calibration_dir
     from accelsim.replay.gpu_calibration import is_gpu_calibration_dir
     from accelsim.replay.network import is_network_run
@@ -135,9 +135,10 @@ def _validate_with_dir(traces, cal_dirs, arch, set_, calibrate_on, calibrate_wit
                          f"{traces} holds {'no trace rows' if table.num_rows == 0 else 'kernel traces'}")
     notes = [n for d, (_, _, doc) in zip(cal_dirs, loaded) for n in check_same_device(doc, table, str(d))]
     pick, chosen = choose_state(cal_dirs, [doc for _, _, doc in loaded], table)
-    cfg, cal, _ = loaded[pick]
+    cfg, cal, doc = loaded[pick]
     notes = list(dict.fromkeys(notes + chosen))
-    show_run(table, cfg, cal, f"{cal_dirs[pick]} (accelsim calibrate)", plot, fmt, str(traces), notes)
+    show_run(table, cfg, cal, f"{cal_dirs[pick]} (accelsim calibrate)", plot, fmt, str(traces), notes,
+             compared_state(doc, table))
 
 
 def _validate_with_gpu_dir(traces, cal_dir, plot, fmt) -> None:
@@ -160,12 +161,15 @@ def _validate_with_gpu_dir(traces, cal_dir, plot, fmt) -> None:
     _show_kernels(report, traces, plot, fmt)
 
 
-def show_run(table, cfg, cal, cal_label, plot, fmt, traces: str, notes=()) -> dict:
-    """Compare a network run with its projection and print it (table or JSON); return the report."""
+def show_run(table, cfg, cal, cal_label, plot, fmt, traces: str, notes=(), box_state: dict | None = None) -> dict:
+    """Compare a network run with its projection and print it (table or JSON); return the report. With a
+    calibration directory, ``box_state`` is the run's state against it (``box_state.compared_state``)."""
     from accelsim.replay.network import compare_run, plot_run
 
     report = compare_run(table, cfg, cal)
     report["notes"] += list(notes)
+    if box_state is not None:
+        report["box_state"] = box_state
     if plot is not None:
         plot_run(report, plot)
     if fmt is Format.json:

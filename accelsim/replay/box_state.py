@@ -19,8 +19,8 @@ from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
-           "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "mixed_state_note", "nearest_state", "pass_buffers",
-           "pass_center", "pass_spread", "run_probes", "state_notes", "steady_passes", "unsteady_note"]
+           "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "compared_state", "mixed_state_note", "nearest_state",
+           "pass_buffers", "pass_center", "pass_spread", "run_probes", "state_notes", "steady_passes", "unsteady_note"]
 
 GEMM_SIZES = (256, 512, 1024)
 """Square GEMM sizes timed per dtype; the peak is the fastest run of any. On a loaded 2-vCPU box a two-thread
@@ -231,7 +231,7 @@ def nearest_state(docs: list[dict], table: pa.Table) -> int:
 def choose_state(paths: list, docs: list[dict], table: pa.Table) -> tuple[int, list[str]]:
     """``(pick, notes)``: the calibration (of ``docs``, read from ``paths``) that prices the run in ``table``
     (:func:`nearest_state`), and what to say of it: which one was picked beside every calibration's probe rate (for
-    several), then :func:`state_notes`."""
+    several), then :func:`state_notes`. :func:`compared_state` gives the same comparison as numbers."""
     pick = nearest_state(docs, table)
     notes = []
     if len(docs) > 1:
@@ -242,18 +242,29 @@ def choose_state(paths: list, docs: list[dict], table: pa.Table) -> tuple[int, l
     return pick, notes + state_notes(docs[pick], table)
 
 
-def state_notes(doc: dict, table: pa.Table) -> list[str]:
-    """The box's state during a run against the calibration's: the median of the run records' ``gemm_probe_gflops``
-    (:func:`run_probes`) beside the calibration's; a warning where they differ by more than :data:`STATE_NOTE`."""
+def compared_state(doc: dict, table: pa.Table) -> dict | None:
+    """The box's state during a run against the calibration's, as the report's ``box_state``: the median of the run
+    records' ``gemm_probe_gflops`` (:func:`run_probes`, ``run_passes`` of them), the calibration's, their ``ratio``
+    (run / calibration) and whether they differ by more than :data:`STATE_NOTE` (``differs``). None where either
+    lacks a probe (a GPU run, a calibration made before probes)."""
     mine = doc.get("gemm_probe_gflops")
     rates = run_probes(table)
     if not mine or not rates:
-        return []
+        return None
     run = float(np.median(rates))
-    d = run / mine - 1.0
-    note = (f"box state: a {PROBE_N}^3 fp32 GEMM ran at {run:.4g} GFLOP/s during the run (median of {len(rates)} "
-            f"passes), {mine:.4g} during the calibration ({d:+.0%})")
-    if abs(d) > STATE_NOTE:
+    return {"run_probe_gflops": run, "run_passes": len(rates), "calibration_probe_gflops": mine, "ratio": run / mine,
+            "differs": abs(run / mine - 1.0) > STATE_NOTE}
+
+
+def state_notes(doc: dict, table: pa.Table) -> list[str]:
+    """:func:`compared_state` in words; a warning where the states differ."""
+    state = compared_state(doc, table)
+    if state is None:
+        return []
+    run, mine, d = state["run_probe_gflops"], state["calibration_probe_gflops"], state["ratio"] - 1.0
+    note = (f"box state: a {PROBE_N}^3 fp32 GEMM ran at {run:.4g} GFLOP/s during the run (median of "
+            f"{state['run_passes']} passes), {mine:.4g} during the calibration ({d:+.0%})")
+    if state["differs"]:
         note += ("; the box ran " + ("faster" if d > 0 else "slower") + " than when calibrated, and the projection "
                  "prices the calibration's state: calibrate again, run again, or give a calibration of each state "
                  "(--calibration A --calibration B)")
