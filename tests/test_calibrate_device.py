@@ -149,8 +149,25 @@ def test_budget_cuts_the_trace_set():
 
     hooks = []
     # The clock is read once before each pass and once before each case: 0 (pass), 1, 2, 3 (cases), 4 stops.
-    (rows,) = dc.record(Recorder(), _cases(), deadline=4, threads=7, clock=clock, before_pass=lambda: hooks.append(1))
+    (rows,) = dc.record(Recorder(), _cases(), deadline=4, threads=7, clock=clock, before_pass=lambda: hooks.append(1),
+                        core="SkylakeX")
     assert len(rows) == 3 and hooks == [1] and all(json.loads(r["params"])["blas_threads"] == 7 for r in rows)
+    assert all(json.loads(r["params"])["blas_core"] == "SkylakeX" for r in rows)
+
+
+def test_blas_core_is_openblas_own(monkeypatch):
+    """The core OpenBLAS dispatches for, from threadpoolctl's report; another BLAS (MKL) has none, nor does a
+    process without a BLAS."""
+    import threadpoolctl
+
+    from kernels.trace import microbench as mb
+
+    mkl = {"user_api": "blas", "internal_api": "mkl", "num_threads": 2}
+    omp = {"user_api": "openmp", "internal_api": "openmp", "num_threads": 2}
+    obl = {"user_api": "blas", "internal_api": "openblas", "num_threads": 2, "architecture": "SkylakeX"}
+    for libs, want in (([omp, mkl, obl], "SkylakeX"), ([mkl, omp], None), ([], None)):
+        monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda libs=libs: libs)
+        assert mb.blas_core() == want
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +325,16 @@ def network_run(tmp_path_factory, cal_dir):
                                              "network": {"workload": str(net), "params": {}}, "arch": "tasd_ttc",
                                              "layers": [{"name": "fc1", "kernel": "nm", "pattern": "2:4"}]}))
     return d
+
+
+def test_a_run_records_its_blas_core(network_run):
+    """`accelsim run` on NumPy records the BLAS core beside the thread count in every record (the replay's
+    small-matrix rule needs it), as threadpoolctl reports it for the loaded OpenBLAS."""
+    from threadpoolctl import threadpool_info
+
+    want = next((p.get("architecture") for p in threadpool_info() if p.get("internal_api") == "openblas"), None)
+    params = [json.loads(p) for p in load_traces(network_run / "traces").column("params").to_pylist()]
+    assert params and all(p["blas_core"] == want and "blas_threads" in p for p in params)
 
 
 def test_validate_with_calibration_dir(cal_dir, network_run, capsys, monkeypatch):
@@ -863,3 +890,37 @@ def test_cold_fetch_bench_prices_the_fetch_as_the_replay_does(cal_dir):
         num, den = num + s["fetch_s"] * d / s["cold_s"] ** 2, den + s["fetch_s"] ** 2 / s["cold_s"] ** 2
     assert r["fraction"] == (pytest.approx(den / num) if num > 0 else None)
     assert r["side"] == 16 * 2**20 and r["calibration_fraction"] is None  # FAKE's cases hold no cold GEMM
+
+
+def test_refit_of_an_unchanged_calibration_gives_its_fit_again(cal_dir, tmp_path):
+    """`refit_saved` rebuilds what `fit_saved` needs from the document alone: on the same traces and arch, every
+    fitted parameter, the held-out MAPE and what was measured come back as saved; the creation date is kept and
+    the refit dated."""
+    out, doc = cal_dir
+    saved = json.loads((out / dc.CALIBRATION_FILE).read_text())
+    new = dc.refit_saved(saved, load_traces(out / dc.TRACES_DIR), load_arch(out / dc.ARCH_FILE))
+    for key in ("global", "families", "groups", "held_out_mape_pct", "measured", "split", "configs", "passes",
+                "gemm_probe_gflops", "blas_threads", "device_name", "created"):
+        assert new[key] == saved[key], key
+    assert new["refitted"] >= saved["created"]
+
+
+def test_loop_refit_gives_old_records_the_blas_core_and_keeps_recorded_ones(network_run, tmp_path):
+    from bench.bench_loop_refit import copy_traces
+
+    src = tmp_path / "src"
+    src.mkdir()
+    table = load_traces(network_run / "traces")
+    params = [json.loads(p) for p in table.column("params").to_pylist()]
+    old = [json.dumps({k: v for k, v in p.items() if k != "blas_core"}) for p in params]
+    old[0] = json.dumps({**params[0], "blas_core": "Zen"})
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(table.set_column(table.schema.get_field_index("params"), "params", pa.array(old, pa.string())),
+                   src / "part-0.parquet")
+    copy_traces(src, tmp_path / "dst", "SkylakeX")
+    got = [json.loads(p) for p in load_traces(tmp_path / "dst").column("params").to_pylist()]
+    assert [p["blas_core"] for p in got] == ["Zen"] + ["SkylakeX"] * (len(got) - 1)
+    assert [{k: v for k, v in p.items() if k != "blas_core"} for p in got] == [
+        {k: v for k, v in p.items() if k != "blas_core"} for p in params]

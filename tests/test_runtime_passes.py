@@ -277,6 +277,31 @@ def test_blas_family_takes_gemm_compute_and_fits_its_bandwidth(family):
 ])
 def test_openblas_threads_per_gemm(mnk, threads, used):
     assert blas_threads_used(mnk, threads) == used
+    assert blas_threads_used(mnk, threads, "Zen") == used  # a core without OpenBLAS's small-matrix kernels
+
+
+@pytest.mark.parametrize("mnk,threads,used", [
+    (2 * 262144, 2, 1), (128 * 128 * 32, 2, 1), (100 ** 3, 2, 1), (100 ** 3, 8, 1),  # small-matrix kernel, one thread
+    (100 ** 3 + 1, 2, 2), (128 * 128 * 64, 2, 2), (10 * 262144, 8, 8),                # over 100^3: threaded as before
+])
+@pytest.mark.parametrize("core", ["SkylakeX", "Cooperlake", "SapphireRapids"])
+def test_openblas_small_matrices_run_on_one_thread_on_avx512_cores(mnk, threads, used, core):
+    assert blas_threads_used(mnk, threads, core) == used
+
+
+def test_attention_at_128_tokens_on_a_skylakex_core_makes_no_threaded_call():
+    """MiniLM's 768 products of 128x32 by 32x128 (524288 MACs each) recorded on a SkylakeX core: one thread each and
+    no threaded call, where a record without the core (older traces) keeps two threads and 768 threaded calls."""
+    from accelsim.replay.numpy_run import threaded_calls
+
+    row = gemm_row(128, 128, 32, batch=768)
+    params = json.loads(row["params"])
+    skx = {**row, "params": json.dumps({**params, "blas_core": "SkylakeX"})}
+    _, parts, _ = record_workload(skx, CPU)
+    assert isinstance(parts[0], OnThreads) and parts[0].threads == 1 and parts[0].workload.count == 768
+    assert threaded_calls(skx, parts, CPU) == 0
+    _, parts, _ = record_workload(row, CPU)
+    assert isinstance(parts[0], Gemm) and threaded_calls(row, parts, CPU) == 768
 
 
 def gemm_row(m, n, k, batch=1, blas_threads=2):

@@ -385,10 +385,11 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
             "plan_id": plan.id, "plan_file": plan_file, "plan_arch": plan.arch}
     probe = None
     if backend_name(xp) == "numpy":  # a device calibration holds for one BLAS thread count (accelsim calibrate)
-        from kernels.trace.microbench import blas_threads, gemm_probe_gflops, keep_freed_memory
+        from kernels.trace.microbench import blas_core, blas_threads, gemm_probe_gflops, keep_freed_memory
 
         probe = gemm_probe_gflops
         meta["blas_threads"] = blas_threads()
+        meta["blas_core"] = blas_core()
         meta["freed_memory_kept"] = keep_freed_memory()  # as CuPy's pool keeps GPU memory: no fresh pages per call
     steps = build_steps(chosen, idx, plan, operands, xp, dtype, dense)
     return Prepared(net, chosen, idx, steps, meta, xp, probe)

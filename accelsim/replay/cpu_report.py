@@ -106,13 +106,13 @@ def _mem_bytes() -> int | None:
 
 
 def os_report() -> dict:
-    """What the OS says about this CPU: name, CPUs, clock, caches of level ≥ 2, memory, BLAS threads."""
+    """What the OS says about this CPU: name, CPUs, clock, caches of level ≥ 2, memory, BLAS threads and core."""
     from kernels.backend import device_info
-    from kernels.trace.microbench import blas_threads
+    from kernels.trace.microbench import blas_core, blas_threads
 
     mhz = _cpuinfo_mhz()
     if mhz is None:
         raise AccelsimError("calibrate: /proc/cpuinfo gives no 'cpu MHz' on this machine; cannot derive cycles")
     return {"device_name": device_info(np)["device_name"], "cpus": os.cpu_count() or 1, "clock_mhz": mhz,
             "caches": [c.__dict__ for c in read_caches()], "l1d_bytes": read_l1d(), "memory_bytes": _mem_bytes(),
-            "blas_threads": blas_threads() or 1}
+            "blas_threads": blas_threads() or 1, "blas_core": blas_core()}

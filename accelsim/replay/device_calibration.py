@@ -56,6 +56,7 @@ __all__ = [
     "load_calibration_dir",
     "measure",
     "os_report",
+    "refit_saved",
     "spread_note",
 ]
 
@@ -320,9 +321,10 @@ def runtime_case(m: int, n: int, k: int, kernel: str, spec: str, seed: int = 0, 
 
 
 def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=time.monotonic,
-           passes: int | None = None, before_pass=None) -> list[list[dict]]:
+           passes: int | None = None, before_pass=None, core: str | None = None) -> list[list[dict]]:
     """Time ``cases`` in order, up to ``passes`` times over, until ``deadline`` (``clock()`` seconds): the rows of
-    each pass begun (``passes`` defaults to :data:`PASSES`); each row's params get ``blas_threads``. The fit merges a
+    each pass begun (``passes`` defaults to :data:`PASSES`); each row's params get ``blas_threads`` and
+    ``blas_core`` (``core``, the BLAS's kernel core, as ``accelsim run`` records it). The fit merges a
     configuration's passes by :func:`~accelsim.replay.box_state.pass_center`. ``before_pass()`` runs first in each
     pass (peak samples)."""
     from kernels.suites import record_case
@@ -338,7 +340,7 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
             if clock() >= deadline:
                 return out
             out[-1].append(record_case(case, xp, recorder, repeats=REPEATS, warmup=1, min_window_s=0,
-                                       params={"blas_threads": threads})[0])
+                                       params={"blas_threads": threads, "blas_core": core})[0])
     return out
 
 
@@ -381,6 +383,16 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
     }
 
 
+def refit_saved(doc: dict, table: pa.Table, arch, seed: int = 0) -> dict:
+    """A saved calibration ``doc`` fitted again on ``table`` (its traces) with the replay as it is now: what it
+    measured kept, the fit and its held-out score made again, ``refitted`` dated. A change to the replay can then be
+    judged on calibrations and runs already recorded (``bench/bench_loop_refit.py``)."""
+    report = {k: doc[k] for k in ("device_name", "blas_threads", "cpus")}
+    meas = {**doc["measured"], "probe_rounds": doc.get("gemm_probe_rounds"), "passes": doc.get("passes")}
+    return {**fit_saved(table, arch, report, meas, seed), "created": doc["created"],
+            "refitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
 def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated", bench=None, cases=None,
                      clock=time.monotonic) -> dict:
     """Measure, write ``out/arch.yaml`` (arch ``name``), record ``out/traces`` within what is left of ``budget_s``,
@@ -401,7 +413,8 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
     with rec:
         cases = cases if cases is not None else calibration_cases(np, cold_side=pass_buffers(meas["copy_bytes"])["dram"])
         passes = record(rec, cases, start + budget_s,
-                        report["blas_threads"], clock=clock, before_pass=sampler and sampler.round)
+                        report["blas_threads"], clock=clock, before_pass=sampler and sampler.round,
+                        core=report.get("blas_core"))
         kept = list(range(len(passes)))
         if sampler is not None:
             if not sampler.rounds:

@@ -30,6 +30,8 @@ __all__ = [
     "OPENBLAS_THREAD_MNK",
     "PASS_RESIDENT",
     "RUNTIME",
+    "SMALL_MATRIX_CORES",
+    "SMALL_MATRIX_MNK",
     "TASD_GATHER",
     "OnThreads",
     "as_run",
@@ -114,8 +116,25 @@ OPENBLAS_THREAD_MNK = 65536 * 4
 32³ to 80³ take the same time with 1 and 2 threads, 512×384×384 half the time on 2."""
 
 
-def blas_threads_used(mnk: int, threads: int) -> int:
-    """Threads OpenBLAS runs an ``mnk``-MAC GEMM on when it has ``threads``: 1 up to 2 × 262144, then one per 262144."""
+SMALL_MATRIX_MNK = 100**3
+"""At most this many multiply-adds, OpenBLAS's small-matrix kernels take a GEMM whole, on the calling thread, before
+its threading (interface/gemm.c; the permit in kernel/x86_64/sgemm_small_kernel_permit_skylakex.c allows any
+untransposed pair up to 100³). On the 2-vCPU Intel Xeon VM (OpenBLAS 0.3.31, core SkylakeX) fp32 and fp64 batches
+of 128 × 128 × 32, 64 × 64 × 128, 64 × 128 × 96 and 512 × 16 × 64 products ran 1.00-1.09x as fast on 2 threads as on
+1, and 64 × 64 × 256 and 128 × 128 × 64 (just over 100³) 1.02-1.49x: MiniLM's attention at 128 tokens (128 × 128 ×
+32, 768 products a layer) had been priced on 2 threads with 768 threaded calls, 1.8x its measured time."""
+
+SMALL_MATRIX_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+"""OpenBLAS cores with the small-matrix kernels (``KERNEL.COOPERLAKE`` and ``KERNEL.SAPPHIRERAPIDS`` include
+``KERNEL.SKYLAKEX``'s), as threadpoolctl names them (:func:`kernels.trace.microbench.blas_core`)."""
+
+
+def blas_threads_used(mnk: int, threads: int, core: str | None = None) -> int:
+    """Threads OpenBLAS runs an ``mnk``-MAC GEMM (untransposed operands, as NumPy's contiguous arrays give it) on
+    when it has ``threads``: 1 up to 2 × 262144, then one per 262144; on a core of :data:`SMALL_MATRIX_CORES`, 1 up
+    to :data:`SMALL_MATRIX_MNK`."""
+    if core in SMALL_MATRIX_CORES and mnk <= SMALL_MATRIX_MNK:
+        return 1
     return max(1, min(threads, mnk // OPENBLAS_THREAD_MNK))
 
 
@@ -129,11 +148,12 @@ def _blas_threads(row: dict, params: dict) -> int | None:
 
 def on_threads(gemm: Gemm, row: dict, params: dict, arch: ArchConfig):
     """``gemm`` as a NumPy run executed it: on the threads OpenBLAS gives it (per matrix of a batch, which NumPy
-    multiplies one after another), when the record says how many BLAS had (``params.blas_threads``)."""
+    multiplies one after another), when the record says how many BLAS had (``params.blas_threads``), on the core
+    it says (``params.blas_core``; records made before it get the rule without small matrices)."""
     have = _blas_threads(row, params)
     if have is None:
         return gemm
-    used = min(blas_threads_used(gemm.m * gemm.n * gemm.k, have), arch.compute.units)
+    used = min(blas_threads_used(gemm.m * gemm.n * gemm.k, have, params.get("blas_core")), arch.compute.units)
     return gemm if used >= arch.compute.units else OnThreads(gemm, used)
 
 
@@ -178,7 +198,8 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
             small = Gemm(f"{kernel}.t{i}.vectors", VECTOR_WIDTH, g["width"], g["depth"], dtype,
                          count=g["vectors"] * g["panels"])
             held = bool(plan.get("held"))
-            threads = g["workers"] if held else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have)
+            threads = g["workers"] if held else blas_threads_used(VECTOR_WIDTH * g["width"] * g["depth"], have,
+                                                                  params.get("blas_core"))
             parts.append(OnThreads(small, min(max(1, threads), arch.compute.units), pooled=held))
             launches += g["vectors"] * g["panels"]
             if i:  # tasd_spmm's out += term_out

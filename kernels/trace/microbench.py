@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-__all__ = ["COPY_PAIRS", "Rate", "bandwidth_gbs", "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops",
+__all__ = ["COPY_PAIRS", "Rate", "bandwidth_gbs", "blas_core", "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops",
            "gemm_gflop", "gemm_probe_gflops", "gemm_times", "grouped_bytes", "grouped_rates", "indexed_rates",
            "keep_freed_memory", "samples", "spread"]
 
@@ -28,6 +28,16 @@ def blas_threads() -> int | None:
 
     counts = [int(p["num_threads"]) for p in threadpool_info() if p.get("user_api") == "blas"]
     return max(counts) if counts else None
+
+
+def blas_core() -> str | None:
+    """The CPU core the loaded OpenBLAS dispatches its kernels for (threadpoolctl's ``architecture``, e.g.
+    ``SkylakeX``, ``Zen``); None for another BLAS or none. It decides which GEMMs OpenBLAS runs on one thread."""
+    from threadpoolctl import threadpool_info
+
+    cores = [p.get("architecture") for p in threadpool_info()
+             if p.get("user_api") == "blas" and p.get("internal_api") == "openblas"]
+    return next((c for c in cores if c), None)
 
 
 def keep_freed_memory() -> bool:

@@ -1,0 +1,73 @@
+"""Project the loops of bench/bench_loop.sh again with the replay as it is now, without measuring anything again.
+
+Each pass's calibration (``SRC/tT/pP/cal``) is fitted again on its own traces
+(:func:`accelsim.replay.device_calibration.refit_saved`) into ``DST/tT/pP/cal``, and each of its runs
+(``seq``, ``full``, ``bert``) is validated against it (``accelsim validate --format json``), so
+``python bench/bench_loop_table.py DST`` tabulates the new projections beside the measured times. With
+``--blas-core CORE``, records made before ``accelsim`` recorded the BLAS core (``params.blas_core``) get it, the
+core they ran on (threadpoolctl's ``architecture`` on that box); records that have one keep theirs.
+Run: ``python bench/bench_loop_refit.py SRC DST [--blas-core SkylakeX]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from accelsim.model.arch import load_arch
+from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, refit_saved
+from accelsim.replay.traces import load
+
+__all__ = ["copy_traces", "main"]
+
+LOOPS = ("seq", "full", "bert")
+
+
+def copy_traces(src: Path, dst: Path, core: str | None) -> None:
+    """The parquet files of ``src`` into ``dst``, each record's params given ``blas_core`` = ``core`` where it has
+    none (``core`` None: copied as they are)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.glob("*.parquet")):
+        t = pq.read_table(f)
+        if core is not None:
+            params = [json.dumps({"blas_core": core, **json.loads(p or "{}")}) for p in t.column("params").to_pylist()]
+            t = t.set_column(t.schema.get_field_index("params"), "params", pa.array(params, pa.string()))
+        pq.write_table(t, dst / f.name)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src", type=Path, help="an output directory of bench/bench_loop.sh")
+    parser.add_argument("dst", type=Path, help="where the refitted calibrations and the new reports go")
+    parser.add_argument("--blas-core", help="the BLAS core for records made without one")
+    args = parser.parse_args(argv)
+    for pdir in sorted(args.src.glob("t*/p*")):
+        if not (pdir / "cal" / CALIBRATION_FILE).is_file():
+            continue
+        out = args.dst / pdir.relative_to(args.src)
+        copy_traces(pdir / "cal" / TRACES_DIR, out / "cal" / TRACES_DIR, args.blas_core)
+        shutil.copy(pdir / "cal" / ARCH_FILE, out / "cal" / ARCH_FILE)
+        doc = json.loads((pdir / "cal" / CALIBRATION_FILE).read_text())
+        new = refit_saved(doc, load(out / "cal" / TRACES_DIR), load_arch(out / "cal" / ARCH_FILE))
+        (out / "cal" / CALIBRATION_FILE).write_text(json.dumps(new, indent=1) + "\n")
+        for loop in LOOPS:
+            if not (pdir / loop).is_dir():
+                continue
+            copy_traces(pdir / loop, out / loop, args.blas_core)
+            shutil.copy(pdir / f"{loop}.start", out / f"{loop}.start")
+            report = subprocess.run([sys.executable, "-m", "accelsim", "validate", "--traces", str(out / loop),
+                                     "--calibration", str(out / "cal"), "--format", "json"],
+                                    check=True, capture_output=True, text=True).stdout
+            (out / f"{loop}.json").write_text(report)
+        print(f"{out}: held-out MAPE {doc['held_out_mape_pct']:.1f} -> {new['held_out_mape_pct']:.1f} %", flush=True)
+
+
+if __name__ == "__main__":
+    main()
