@@ -20,7 +20,7 @@ from accelsim.replay.calibrate import Params, fit
 from accelsim.replay.project import items_from_table, project, resident_level
 from accelsim.replay.traces import load as load_traces
 from kernels.backend import device_info
-from kernels.trace.microbench import Rate, blas_threads, samples
+from kernels.trace.microbench import Rate, blas_core, blas_threads, samples
 from kernels.suites.gemm import dense_case
 from conftest import assert_exit_2, run_in_process
 
@@ -182,6 +182,7 @@ def test_directory_files_parse_and_reproduce_the_held_out_mape(cal_dir):
     saved = json.loads((out / dc.CALIBRATION_FILE).read_text())
     assert saved == json.loads(json.dumps(doc))
     assert saved["device_name"] == device_info(np)["device_name"] and saved["blas_threads"] == (blas_threads() or 1)
+    assert saved["blas_core"] == blas_core()
     arch = load_arch(out / dc.ARCH_FILE)
     table = load_traces(out / dc.TRACES_DIR)
     assert table.num_rows == 6 * dc.PASSES  # the budget left room for every pass
@@ -900,7 +901,7 @@ def test_refit_of_an_unchanged_calibration_gives_its_fit_again(cal_dir, tmp_path
     saved = json.loads((out / dc.CALIBRATION_FILE).read_text())
     new = dc.refit_saved(saved, load_traces(out / dc.TRACES_DIR), load_arch(out / dc.ARCH_FILE))
     for key in ("global", "families", "groups", "held_out_mape_pct", "measured", "split", "configs", "passes",
-                "gemm_probe_gflops", "blas_threads", "device_name", "created"):
+                "gemm_probe_gflops", "blas_threads", "blas_core", "device_name", "created"):
         assert new[key] == saved[key], key
     assert new["refitted"] >= saved["created"]
 

@@ -364,7 +364,8 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
     scored = validate(table, arch, HELD_OUT_FRACTION, seed, pass_center, (items, projections))
     return {
         "format": FORMAT, "version": VERSION, "backend": "numpy", "device_name": report["device_name"],
-        "blas_threads": report["blas_threads"], "cpus": report["cpus"], "arch": ARCH_FILE,
+        "blas_threads": report["blas_threads"], "blas_core": report.get("blas_core"), "cpus": report["cpus"],
+        "arch": ARCH_FILE,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "configs": len(items), "split": {"fraction": HELD_OUT_FRACTION, "seed": seed, "train": len(train),
                                          "held_out": len(held), "train_labels": [items[i].label for i in train]},
@@ -387,7 +388,7 @@ def refit_saved(doc: dict, table: pa.Table, arch, seed: int = 0) -> dict:
     """A saved calibration ``doc`` fitted again on ``table`` (its traces) with the replay as it is now: what it
     measured kept, the fit and its held-out score made again, ``refitted`` dated. A change to the replay can then be
     judged on calibrations and runs already recorded (``bench/bench_loop_refit.py``)."""
-    report = {k: doc[k] for k in ("device_name", "blas_threads", "cpus")}
+    report = {**{k: doc[k] for k in ("device_name", "blas_threads", "cpus")}, "blas_core": doc.get("blas_core")}
     meas = {**doc["measured"], "probe_rounds": doc.get("gemm_probe_rounds"), "passes": doc.get("passes")}
     return {**fit_saved(table, arch, report, meas, seed), "created": doc["created"],
             "refitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
