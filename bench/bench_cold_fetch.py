@@ -33,8 +33,7 @@ def measure(calibration: Path, side: int, passes: int, repeats: int) -> dict:
     """One process's warm and cold medians per shape (the median over ``passes`` of each pass's median of
     ``repeats`` pairs), the modelled fetch, and the fractions."""
     from accelsim.replay.device_calibration import COLD_CASES, load_calibration_dir, cold_case
-    from accelsim.replay.numpy_run import input_bytes, operand_fetch
-    from accelsim.replay.project import project
+    from accelsim.replay.project import COLD, project, record_workload
 
     arch, _, doc = load_calibration_dir(calibration)
     prepared = {shape: cold_case(*shape, side=side, seed=1).prepare() for shape in COLD_CASES}
@@ -52,9 +51,11 @@ def measure(calibration: Path, side: int, passes: int, repeats: int) -> dict:
     shapes, num, den = [], 0.0, 0.0
     for (m, n, k), (warm, cold) in times.items():
         fields = prepared[(m, n, k)].fields
-        row = {"kernel": "gemm", "m": m, "n": n, "k": k, "dtype": "float32", "bytes_min": fields["bytes_min"],
-               "params": json.dumps(fields["params"])}
-        fetch = project(arch, operand_fetch("gemm", input_bytes(row, arch), fields["params"]["cold_bytes"])).memory_s
+        row = {"kernel": "gemm", "backend": "numpy", "m": m, "n": n, "k": k, "dtype": "float32",
+               "bytes_min": fields["bytes_min"], "params": json.dumps(fields["params"])}
+        family, (_, read), _ = record_workload(row, arch)  # the calibration's own cold record, as the replay prices it
+        assert family == COLD
+        fetch = project(arch, read).memory_s
         w, c = statistics.median(warm), statistics.median(cold)
         num, den = num + fetch * (c - w) / c**2, den + fetch**2 / c**2
         shapes.append({"shape": f"{m}x{n}x{k}", "warm_s": w, "cold_s": c, "fetch_s": fetch,

@@ -114,18 +114,17 @@ def _calibration_here(path: Path, backend: str | None):
 def _report(rows, paths: list, cals: list) -> tuple[dict, Path]:
     """The run's records projected with the calibration (of ``cals``, loaded from ``paths``) whose probe rate is
     nearest the run's, and that calibration's path."""
-    from accelsim.replay.box_state import choose_state, compared_state
+    from accelsim.replay.box_state import choose_state
     from accelsim.replay.network import compare_run
     from kernels.trace import SCHEMA
 
     import pyarrow as pa
 
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
-    pick, notes = choose_state(paths, [doc for *_, doc in cals], table)
-    cfg, params, doc = cals[pick]
+    pick, notes, state = choose_state(paths, [doc for *_, doc in cals], table)
+    cfg, params, _ = cals[pick]
     report = compare_run(table, cfg, params)
     report["notes"] += notes
-    state = compared_state(doc, table)
     if state is not None:
         report["box_state"] = state
     return report, paths[pick]

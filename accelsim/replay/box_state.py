@@ -228,10 +228,11 @@ def nearest_state(docs: list[dict], table: pa.Table) -> int:
     return min((i for i, p in enumerate(probes) if p), key=lambda i: abs(probes[i] - run))
 
 
-def choose_state(paths: list, docs: list[dict], table: pa.Table) -> tuple[int, list[str]]:
-    """``(pick, notes)``: the calibration (of ``docs``, read from ``paths``) that prices the run in ``table``
-    (:func:`nearest_state`), and what to say of it: which one was picked beside every calibration's probe rate (for
-    several), then :func:`state_notes`. :func:`compared_state` gives the same comparison as numbers."""
+def choose_state(paths: list, docs: list[dict], table: pa.Table) -> tuple[int, list[str], dict | None]:
+    """``(pick, notes, state)``: the calibration (of ``docs``, read from ``paths``) that prices the run in ``table``
+    (:func:`nearest_state`), what to say of it (which one was picked beside every calibration's probe rate, for
+    several, then :func:`state_notes`), and the same comparison as numbers (:func:`compared_state`, the report's
+    ``box_state``)."""
     pick = nearest_state(docs, table)
     notes = []
     if len(docs) > 1:
@@ -239,7 +240,8 @@ def choose_state(paths: list, docs: list[dict], table: pa.Table) -> tuple[int, l
                            for p, d in zip(paths, docs))
         notes.append(f"{paths[pick]}'s probe rate is the nearest the run's of the {len(docs)} calibrations ({probes} "
                      "GFLOP/s)")
-    return pick, notes + state_notes(docs[pick], table)
+    state = compared_state(docs[pick], table)
+    return pick, notes + _described(docs[pick], state), state
 
 
 def compared_state(doc: dict, table: pa.Table) -> dict | None:
@@ -258,7 +260,10 @@ def compared_state(doc: dict, table: pa.Table) -> dict | None:
 
 def state_notes(doc: dict, table: pa.Table) -> list[str]:
     """:func:`compared_state` in words; a warning where the states differ."""
-    state = compared_state(doc, table)
+    return _described(doc, compared_state(doc, table))
+
+
+def _described(doc: dict, state: dict | None) -> list[str]:
     if state is None:
         return []
     run, mine, d = state["run_probe_gflops"], state["calibration_probe_gflops"], state["ratio"] - 1.0

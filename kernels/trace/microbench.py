@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-__all__ = ["COPY_PAIRS", "Rate", "bandwidth_gbs", "blas_core", "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops",
-           "gemm_gflop", "gemm_probe_gflops", "gemm_times", "grouped_bytes", "grouped_rates", "indexed_rates",
-           "keep_freed_memory", "samples", "spread"]
+__all__ = ["COPY_PAIRS", "Rate", "bandwidth_gbs", "blas_core", "blas_threads", "call_overhead_s", "copy_rates",
+           "gemm_gflops", "gemm_gflop", "gemm_probe_gflops", "gemm_times", "grouped_bytes", "grouped_rates",
+           "indexed_rates", "keep_freed_memory", "samples", "spread"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
