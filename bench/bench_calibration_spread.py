@@ -5,7 +5,9 @@ calibration directories (``--dirs``, in the order they were made), and compares 
 :func:`accelsim.replay.calibration_diff.compare_dirs`: per parameter the largest |change| over pairs of one box
 state, and over consecutive pairs only; how many pairs keep every parameter within 10 %, also among the calibrations
 made on a steady box (:func:`accelsim.replay.box_state.unsteady_note`); the share of the time each
-parameter prices (median and largest over the configurations); per group the largest median change of the projected
+parameter prices (median and largest over the configurations); each calibration's own interval for it over its
+passes drawn again (:mod:`accelsim.replay.resample`: the median half-width) and how many one-state pairs put the second
+outside the first's (the box moved between them beyond its passes' own spread); per group the largest median change of the projected
 time. Pairs in two states are counted apart. With ``--project RUN ...`` (trace directories of ``accelsim run``), each
 run is projected with every calibration: per run and plan, the largest change of the projected whole-run time and of
 the projected gain between two calibrations, over one-state pairs and over all pairs (what a user sees move).
@@ -87,14 +89,26 @@ def spread(dirs: list[Path], runs: list[Path] = ()) -> dict:
     def shares(name, key):
         return [q[key] for d in pairs.values() for q in d["params"] if q["name"] == name and q[key] is not None]
 
+    docs = [json.loads((Path(d) / CALIBRATION_FILE).read_text()) for d in dirs]
+
+    def own(name):  # each calibration's interval over its passes drawn again, half its width in %
+        v = [w for doc in docs if (w := ((doc.get("param_intervals") or {}).get(name) or {}).get("half_width_pct"))
+             is not None]
+        return statistics.median(v) if v else None
+
+    def outside(name):
+        v = [p["inside"] for d in same.values() for p in d["params"] if p["name"] == name and p.get("inside") is not None]
+        return [sum(not x for x in v), len(v)] if v else None
+
     params = [{"name": p["name"], "share": statistics.median(shares(p["name"], "share") or [0.0]),
                "share_max": max(shares(p["name"], "share_max") or [0.0]),
-               "worst_same_state": worst(same, p["name"]), "worst_consecutive": worst(consecutive, p["name"])}
+               "worst_same_state": worst(same, p["name"]), "worst_consecutive": worst(consecutive, p["name"]),
+               "own_half_width_pct": own(p["name"]), "outside_same_state": outside(p["name"])}
               for p in first["params"]]
     groups = [{"group": g["group"], "worst_median_change": max(
         (abs(x["median_change"]) for d in same.values() for x in d["projection"] if x["group"] == g["group"]),
         default=None)} for g in first["projection"]]
-    unsteady = [i for i, d in enumerate(dirs) if unsteady_note(json.loads((Path(d) / CALIBRATION_FILE).read_text()))]
+    unsteady = [i for i, doc in enumerate(docs) if unsteady_note(doc)]
     steady = {ij: d for ij, d in same.items() if not set(ij) & set(unsteady)}
     return {"dirs": [str(d) for d in dirs], "pairs": len(pairs), "same_state_pairs": len(same),
             "within": sum(d["within"] for d in same.values()),
@@ -128,10 +142,13 @@ def main(argv=None) -> dict:
           f"within {DRIFT:.0%}; consecutive: {s['consecutive_within']} of {s['consecutive_pairs']}; of the one-state "
           f"pairs of steady calibrations (passes spread <= {UNSTEADY_PASSES:g} % in median): {s['steady_within']} of "
           f"{s['steady_pairs']}\n")
-    print("| parameter | share of time (median / largest) | worst, one state | worst, consecutive |\n|---|---|---|---|")
+    print("| parameter | share of time (median / largest) | worst, one state | worst, consecutive | own interval, "
+          "median +- | one-state pairs outside the first's interval |\n|---|---|---|---|---|---|")
     for p in s["params"]:
+        w, out = p["own_half_width_pct"], p["outside_same_state"]
         print(f"| {p['name']} | {_pct(p['share'])} / {_pct(p['share_max'])} | {_pct(p['worst_same_state'])} | "
-              f"{_pct(p['worst_consecutive'])} |")
+              f"{_pct(p['worst_consecutive'])} | {'n/a' if w is None else f'{w:.1f} %'} | "
+              f"{'n/a' if out is None else f'{out[0]} of {out[1]}'} |")
     print("\n| group | worst median change of projected time, one state |\n|---|---|")
     for g in s["groups"]:
         print(f"| {g['group']} | {_pct(g['worst_median_change'])} |")

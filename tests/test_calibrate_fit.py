@@ -15,7 +15,7 @@ import pytest
 from scipy.optimize import lsq_linear, minimize
 
 from accelsim.errors import AccelsimError
-from accelsim.replay.calibrate import MIN_FAMILY_FIT, NEGLIGIBLE, Params, fit, fit_groups, mape, pearson_r, report, split
+from accelsim.replay.calibrate import MIN_DETERMINING, MIN_FAMILY_FIT, NEGLIGIBLE, Params, fit, fit_groups, mape, pearson_r, report, split
 from accelsim.replay.project import BLAS_FAMILIES, Projection
 
 TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale
@@ -140,6 +140,31 @@ def test_scale_with_negligible_time_is_held_at_its_bound():
            for p, n, _ in rows]
     assert all(p.memory_s / t > NEGLIGIBLE for p, _, t in big)
     assert fit(big, "test").memory_scale == pytest.approx(3.0, rel=1e-6)
+
+
+def test_scale_one_row_determines_is_held_and_two_fit_it():
+    """Memory parts of 0.5 % but on ``k`` rows 10 % of the time, truth scale 3: with ``k`` = 1 (below
+    MIN_DETERMINING) the memory scale stays 1 and the rest fit around it, as lsq_linear does with it fixed; with
+    ``k`` = 2 it is fitted, and the noiseless data give the 3 back."""
+    assert MIN_DETERMINING == 2
+    rng = np.random.default_rng(11)
+    launches = rng.integers(1, 5, 12).astype(float)
+    compute = 10 ** rng.uniform(-5, -3, 12)
+    for k, want in ((1, None), (2, 3.0)):
+        memory = compute * 0.0017
+        memory[:k] = compute[:k] * 0.05
+        y = 2e-6 * launches + 1.6 * compute + 3.0 * memory
+        assert np.count_nonzero(memory / y > NEGLIGIBLE) == k
+        rows = [(Projection(float(c), float(m), 0.0, 0.0), int(n), float(t))
+                for n, c, m, t in zip(launches, compute, memory, y)]
+        got = fit(rows, "test")
+        if want is not None:
+            assert got.memory_scale == pytest.approx(want, rel=1e-6)
+            continue
+        assert got.memory_scale == 1.0
+        x = np.column_stack([launches, compute])
+        ref = lsq_linear(x / y[:, None], 1 - memory / y, bounds=([0.0, 1.0], np.inf), method="bvls", tol=1e-15).x
+        np.testing.assert_allclose([got.launch_overhead_s, got.compute_scale], ref, rtol=1e-7)
 
 
 def _items(families: dict[str, list[str]]):

@@ -68,7 +68,7 @@ def calibrate(
                "blas_threads": doc["blas_threads"], "configs": doc["configs"], "split": doc["split"],
                "held_out_mape_pct": doc["held_out_mape_pct"], "global": doc["global"], "groups": doc["groups"],
                "gemm_probe_gflops": doc.get("gemm_probe_gflops"), "passes": doc.get("passes"),
-               "pass_spread": doc.get("pass_spread"), "wall_s": wall}
+               "pass_spread": doc.get("pass_spread"), "param_intervals": doc.get("param_intervals"), "wall_s": wall}
     diff = None
     if against is not None:
         from accelsim.replay.calibration_diff import compare_dirs
@@ -86,7 +86,7 @@ def calibrate(
         f"{m['gemm_gflops']['float32']['max']:.3g} GFLOP/s fp32, {m['gemm_gflops']['float64']['max']:.3g} fp64; "
         "copy " + ", ".join(f"{k} {v['max']:.3g} GB/s" for k, v in m["copy_gbs"].items())
         + f"; tiny matmul {m['call_overhead_s']['median'] * 1e6:.3g} us (load average {m['load_average_1min']:.2f})",
-        *_cache_lines(m.get("caches") or []), *_state_line(doc), score, wrote,
+        *_cache_lines(m.get("caches") or []), *_state_line(doc), *_interval_line(doc), score, wrote,
     ]
     print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "threaded_call_s", "compute_efficiency",
                                       "bandwidth_fraction", "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))
@@ -117,8 +117,12 @@ def _print_diff(diff: dict) -> None:
     def pct(v):
         return None if v is None else round(100 * v, 1)
 
-    rows = [[p["name"], p["a"], p["b"], pct(p["change"]), pct(p["share"]), pct(p["share_max"])] for p in diff["params"]]
-    rows += [[f"peak: {p['name']}", p["a"], p["b"], pct(p["change"]), None, None] for p in diff["peaks"]]
+    def span(p):
+        return None if not p.get("a_interval") else "{:.4g}..{:.4g}".format(*p["a_interval"])
+
+    rows = [[p["name"], p["a"], span(p), p["b"], pct(p["change"]), pct(p["share"]), pct(p["share_max"])]
+            for p in diff["params"]]
+    rows += [[f"peak: {p['name']}", p["a"], None, p["b"], pct(p["change"]), None, None] for p in diff["peaks"]]
     st, worst = diff["state"], diff["worst"]
     caption = []
     if st["change"] is not None:
@@ -135,8 +139,13 @@ def _print_diff(diff: dict) -> None:
     if worst is not None:
         caption.append(("every fitted parameter within" if diff["within"] else "not every fitted parameter within")
                        + f" {DRIFT:.0%} of the earlier one; the furthest: {worst['name']} {worst['change']:+.1%}")
-    print_table(f"against {diff['a']}", ["parameter", "earlier", "now", "change_pct", "share_of_time_pct",
-                                         "largest_share_pct"], rows, caption="\n".join(caption))
+    outside = [p["name"] for p in diff["params"] if p.get("inside") is False]
+    if any(p.get("inside") is not None for p in diff["params"]):
+        caption.append("outside the earlier one's interval over its passes drawn again (the box moved between the "
+                       f"two): {', '.join(outside)}" if outside else
+                       "every parameter inside the earlier one's interval over its passes drawn again")
+    print_table(f"against {diff['a']}", ["parameter", "earlier", "earlier_90pct", "now", "change_pct",
+                                         "share_of_time_pct", "largest_share_pct"], rows, caption="\n".join(caption))
 
 
 def _cache_lines(caches: list[dict]) -> list[str]:
@@ -175,6 +184,23 @@ def _spread_line(doc: dict) -> list[str]:
     note = unsteady_note(doc)
     return [f"passes: slowest / fastest - 1 of a configuration's passes, {spread['median_pct']:.1f} % in median over "
             f"{spread['configs']} configurations; most: {worst}", *([note] if note else [])]
+
+
+INTERVALS_SHOWN = 3
+"""Parameters the calibrate table's caption names, the widest interval first."""
+
+
+def _interval_line(doc: dict) -> list[str]:
+    """The parameters whose fit moved furthest when the calibration's passes were drawn again
+    (:func:`accelsim.replay.resample.param_intervals`): what a second calibration on an unchanged box may move."""
+    widths = sorted(((v["half_width_pct"], k) for k, v in (doc.get("param_intervals") or {}).items()
+                     if v.get("half_width_pct") is not None), reverse=True)
+    if not widths:
+        return []
+    shown = ", ".join(f"{k} +-{w:.1f} %" for w, k in widths[:INTERVALS_SHOWN])
+    rest = max((w for w, _ in widths[INTERVALS_SHOWN:]), default=None)
+    return [f"passes drawn again ({len(widths)} parameters, 90 % of {doc['resample']['rounds']} refits): widest {shown}"
+            + (f"; every other within +-{rest:.1f} %" if rest is not None else "")]
 
 
 def _print_gpu(doc: dict, files: dict, score: str, wrote: str, wall: float, fmt: Format) -> None:

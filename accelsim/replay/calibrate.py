@@ -41,11 +41,13 @@ from accelsim.replay.project import (
 )
 
 __all__ = [
+    "MIN_DETERMINING",
     "MIN_FAMILY_FIT",
     "MIN_SCALE",
     "Params",
     "fit",
     "fit_groups",
+    "fitted_params",
     "mape",
     "pearson_r",
     "plot_validation",
@@ -65,6 +67,11 @@ the ``gemm`` bandwidth fraction ranged 0.28 to 1 (memory under 0.01 % of any GEM
 0.1 % the gather path's efficiency and fraction 0.74-1 and 0.25-1 (within 3 % and at 1 with this line). The cost:
 a part under the line whose true scale is large is under-projected (scale 20 on a 2 % part: a third of the
 time)."""
+MIN_DETERMINING = 2
+"""A scale is fitted only where its part (at scale 1) reaches :data:`NEGLIGIBLE` of the measured time on at least this
+many rows; else it is held at :data:`MIN_SCALE`. One such row fits that configuration's noise: on the 2-vCPU Xeon VM
+the ``gemm float64`` bandwidth fraction rested on 64³ alone (its memory part 5 % of 11 µs, its passes 7.7-14.4 µs),
+came out 0.08-1 over its passes drawn again (:mod:`accelsim.replay.resample`) and 0.1-1 over five calibrations."""
 MIN_FAMILY_FIT = 3
 """A group or family with fewer training configurations than this uses the next coarser fit (each fits 2 scales)."""
 _WORST = 3
@@ -97,6 +104,19 @@ class Params:
         return {"launch_overhead_s": self.launch_overhead_s, "threaded_call_s": self.threaded_call_s,
                 "compute_efficiency": inv(self.compute_scale), "bandwidth_fraction": inv(self.memory_scale),
                 "source": self.source}
+
+
+def fitted_params(doc: dict) -> dict[str, float]:
+    """``{name: value}`` of what a calibration's fit determined: the global overheads, and per group its compute
+    efficiency (unless borrowed from ``gemm``) and its bandwidth fraction (where it has one; 1 where the fit held it
+    there). A calibration written before ``threaded_call_s`` existed has 0 for it."""
+    out = {f"global.{k}": doc["global"].get(k) or 0.0 for k in ("launch_overhead_s", "threaded_call_s")}
+    for g, p in doc["groups"].items():
+        if p.get("compute_efficiency") is not None and "gemm's compute" not in p.get("source", ""):
+            out[f"{g}.compute_efficiency"] = p["compute_efficiency"]
+        if p.get("bandwidth_fraction") is not None:
+            out[f"{g}.bandwidth_fraction"] = p["bandwidth_fraction"]
+    return out
 
 
 def mape(projected, measured) -> float:
@@ -176,8 +196,8 @@ def fit(rows: list[tuple], source: str, launch_overhead_s: float | None = None,
     and ``threaded_call_s`` given, only the two scales are fitted (a family fit reuses the global overheads:
     they are properties of the host and runtime, not of the kernel); with ``compute_scale`` given too, only the
     memory scale. Scales whose time is zero on every row (no compute in a streaming family) are not
-    determined and come back ``None``; one whose time is below :data:`NEGLIGIBLE` of every row's is held at
-    :data:`MIN_SCALE`.
+    determined and come back ``None``; one whose time reaches :data:`NEGLIGIBLE` of the measured time on fewer than
+    :data:`MIN_DETERMINING` rows is held at :data:`MIN_SCALE`.
     """
     if not rows:
         raise AccelsimError("calibration: no training configurations; raise --calibrate-on")
@@ -191,7 +211,7 @@ def fit(rows: list[tuple], source: str, launch_overhead_s: float | None = None,
         if v is not None:
             t = t - v * a[:, j]
             a[:, j] = 0.0
-    held = [j for j in (1, 2) if np.any(a[:, j] > 0) and not np.any(a[:, j] > NEGLIGIBLE)]
+    held = [j for j in (1, 2) if np.any(a[:, j] > 0) and np.count_nonzero(a[:, j] > NEGLIGIBLE) < MIN_DETERMINING]
     t = t - MIN_SCALE * a[:, held].sum(axis=1)
     a[:, held] = 0.0
     live = [j for j in range(4) if np.any(a[:, j] > 0)]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from accelsim.errors import AccelsimError
 from accelsim.replay.box_state import STATE_NOTE
+from accelsim.replay.calibrate import fitted_params
 
-__all__ = ["DRIFT", "check_against", "compare_dirs", "fitted_params"]
+__all__ = ["DRIFT", "check_against", "compare_dirs"]
 
 DRIFT = 0.10
 """Relative change of a parameter above which two calibrations of one device are called apart (issue #26's bound)."""
@@ -22,19 +23,6 @@ DRIFT = 0.10
 
 def _change(a, b) -> float | None:
     return None if not a or b is None else b / a - 1.0
-
-
-def fitted_params(doc: dict) -> dict[str, float]:
-    """``{name: value}`` of what a calibration's fit determined: the global overheads, and per group its compute
-    efficiency (unless borrowed from ``gemm``) and its bandwidth fraction (where it has one; 1 where the fit held it
-    there). A calibration written before ``threaded_call_s`` existed has 0 for it."""
-    out = {f"global.{k}": doc["global"].get(k) or 0.0 for k in ("launch_overhead_s", "threaded_call_s")}
-    for g, p in doc["groups"].items():
-        if p.get("compute_efficiency") is not None and "gemm's compute" not in p.get("source", ""):
-            out[f"{g}.compute_efficiency"] = p["compute_efficiency"]
-        if p.get("bandwidth_fraction") is not None:
-            out[f"{g}.bandwidth_fraction"] = p["bandwidth_fraction"]
-    return out
 
 
 def _peaks(doc: dict) -> dict[str, float]:
@@ -80,10 +68,20 @@ def _held(doc: dict) -> dict[str, int]:
     return {f"l{c['level']}": c.get("effective_size", c.get("size")) for c in caches if isinstance(c, dict)}
 
 
+def _inside(span: dict | None, a: float, b: float | None) -> dict:
+    """``a``'s interval over its passes drawn again (:mod:`accelsim.replay.resample`), widened to hold ``a`` itself,
+    and whether ``b`` lies in it: outside, the box moved between the two calibrations beyond what ``a``'s own passes
+    spread."""
+    if not span or b is None:
+        return {"a_interval": None, "inside": None}
+    lo, hi = min(span["lo"], a), max(span["hi"], a)
+    return {"a_interval": [lo, hi], "inside": lo <= b <= hi}
+
+
 def compare_dirs(a, b) -> dict:
     """Calibration ``b`` against ``a`` (directories of ``accelsim calibrate``): each fitted parameter, peak and the
     box-state probe with its relative change (a parameter also with the median and largest share of ``a``'s projected
-    time it prices), and per group the change of the projected time of ``a``'s trace
+    time it prices, ``a``'s interval for it and whether ``b``'s value lies in it), and per group the change of the projected time of ``a``'s trace
     configurations when ``b``'s arch and parameters price them (median and largest ``|change|``)."""
     from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir
     from accelsim.replay.traces import load
@@ -93,8 +91,10 @@ def compare_dirs(a, b) -> dict:
     pa_, pb_ = fitted_params(doc_a), fitted_params(doc_b)
     table = load(Path(a) / TRACES_DIR)
     ta, tb = _priced(arch_a, cal_a, table), _priced(arch_b, cal_b, table)
+    spans = doc_a.get("param_intervals") or {}
     params = [{"name": k, "a": v, "b": pb_.get(k), "change": _change(v, pb_.get(k)),
-               **dict(zip(("share", "share_max"), _shares(ta, k)))} for k, v in pa_.items()]
+               **dict(zip(("share", "share_max"), _shares(ta, k))), **_inside(spans.get(k), v, pb_.get(k))}
+              for k, v in pa_.items()]
     ka, kb = _peaks(doc_a), _peaks(doc_b)
     peaks = [{"name": k, "a": v, "b": kb.get(k), "change": _change(v, kb.get(k))} for k, v in ka.items()]
     by_group: dict[str, list[float]] = {}

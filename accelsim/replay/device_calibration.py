@@ -35,7 +35,7 @@ import pyarrow as pa
 from accelsim.errors import AccelsimError
 from accelsim.replay.cache_probe import describe
 from accelsim.replay.cpu_report import l1_tile, os_report
-from accelsim.replay.calibrate import Params, fit_groups, split, validate
+from accelsim.replay.calibrate import Params, fit_groups, fitted_params, split, validate
 from accelsim.replay.box_state import (
     GEMM_SIZES, NEAR_MEDIAN, PeakSampler, pass_buffers, pass_center, pass_spread, steady_passes,
 )
@@ -350,18 +350,26 @@ def _params_dict(p: Params) -> dict:
             **{k: v for k, v in p.to_dict().items() if k in ("compute_efficiency", "bandwidth_fraction")}}
 
 
+def _named(glob: Params, groups: dict) -> dict[str, float]:
+    """The fitted values of one fit, named as a calibration document names them."""
+    return fitted_params({"global": _params_dict(glob), "groups": {g: _params_dict(p) for g, p in groups.items()}})
+
+
 def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) -> dict:
     """The calibration document: Params fitted on every configuration of ``table`` on ``arch``; the held-out MAPE
-    scores the same fit made on half of them against the other half.
+    scores the same fit made on half of them against the other half; ``param_intervals`` gives each fitted parameter's
+    range over refits on the passes drawn again (:func:`~accelsim.replay.resample.param_intervals`).
 
     The saved fit uses them all: fitted on half, a family's scales rest on three or four configurations, and
     five calibrations of the 2-vCPU EPYC gave an N:M bandwidth fraction of 0.17-0.63."""
     from accelsim.replay.project import replay_table
+    from accelsim.replay.resample import INTERVAL, ROUNDS, param_intervals
 
     items, projections = replay_table(table, arch, pass_center)
     train, held = split(items, HELD_OUT_FRACTION, seed)
     glob, fams, groups = fit_groups(items, projections, list(range(len(items))))
     scored = validate(table, arch, HELD_OUT_FRACTION, seed, pass_center, (items, projections))
+    intervals = param_intervals(items, projections, pass_center, _named, seed=seed)
     return {
         "format": FORMAT, "version": VERSION, "backend": "numpy", "device_name": report["device_name"],
         "blas_threads": report["blas_threads"], "blas_core": report.get("blas_core"), "cpus": report["cpus"],
@@ -375,6 +383,9 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
         "pass_merge": f"mean within {NEAR_MEDIAN:g}x of the median",
         "held_out_by_group": {g["family"]: g["mape_pct"] for g in scored["groups"]},
         "pass_spread": pass_spread(items),
+        "param_intervals": intervals,
+        "resample": {"rounds": ROUNDS, "percentiles": list(INTERVAL), "draws": "whole passes, with replacement",
+                     "seed": seed},
         "global": _params_dict(glob), "families": {f: _params_dict(p) for f, p in fams.items()},
         "groups": {g: _params_dict(p) for g, p in groups.items()},
         "measured": {"call_overhead_s": meas["call_overhead_s"], "gemm_gflops": meas["gemm_gflops"],
