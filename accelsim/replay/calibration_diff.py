@@ -81,8 +81,9 @@ def _inside(span: dict | None, a: float, b: float | None) -> dict:
 def compare_dirs(a, b) -> dict:
     """Calibration ``b`` against ``a`` (directories of ``accelsim calibrate``): each fitted parameter, peak and the
     box-state probe with its relative change (a parameter also with the median and largest share of ``a``'s projected
-    time it prices, ``a``'s interval for it and whether ``b``'s value lies in it), and per group the change of the projected time of ``a``'s trace
-    configurations when ``b``'s arch and parameters price them (median and largest ``|change|``)."""
+    time it prices, ``a``'s interval for it and whether ``b``'s value lies in it), and per group the change of the
+    projected time of ``a``'s trace configurations when ``b``'s arch and parameters price them (median and largest
+    ``|change|``)."""
     from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir
     from accelsim.replay.traces import load
 

