@@ -44,17 +44,28 @@ def test_a_copy_moves_nothing(earlier, tmp_path):
 
 
 def test_changes_are_the_ratios_and_the_projection_follows_them(earlier, tmp_path):
-    base = json.loads((earlier / dc.CALIBRATION_FILE).read_text())
+    # The earlier calibration's launch overhead is set to the smallest configuration's compute time, whatever the fit
+    # gave on this box (it can fit next to nothing), so that tripling it shows on the small configurations.
+    arch = load_arch(earlier / dc.ARCH_FILE)
+    items = items_from_table(load_traces(earlier / dc.TRACES_DIR), arch)
+    fitted = json.loads((earlier / dc.CALIBRATION_FILE).read_text())["groups"]["gemm float32"]
+    launch0 = fitted["compute_scale"] * min(project(arch, it.workload, it.working_set).compute_s for it in items)
+
+    def set_launch(doc, value):
+        for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
+            p["launch_overhead_s"] = value
+
+    start = _edited(earlier, tmp_path / "start", lambda doc: set_launch(doc, launch0))
+    base = json.loads((start / dc.CALIBRATION_FILE).read_text())
 
     def edit(doc):
-        for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
-            p["launch_overhead_s"] *= 3.0
+        set_launch(doc, 3.0 * launch0)
         g = doc["groups"]["gemm float32"]
         g["compute_scale"] *= 0.1
         g["compute_efficiency"] /= 0.1
         doc["measured"]["copy_gbs"]["l3"]["max"] *= 1.1
 
-    d = compare_dirs(earlier, _edited(earlier, tmp_path / "later", edit))
+    d = compare_dirs(start, _edited(earlier, tmp_path / "later", edit))
     by = {p["name"]: p for p in d["params"]}
     assert by["gemm float32.compute_efficiency"]["change"] == pytest.approx(9.0)
     assert by["global.launch_overhead_s"]["change"] == pytest.approx(2.0)
@@ -63,10 +74,9 @@ def test_changes_are_the_ratios_and_the_projection_follows_them(earlier, tmp_pat
     # Worked out here: t = launch_overhead_s * launches + compute_scale * compute_s + memory_scale * memory_s on
     # the simulator's projection of each configuration; the later calibration triples the overhead and divides
     # compute by 10: small configurations slow down, large ones speed up.
-    arch = load_arch(earlier / dc.ARCH_FILE)
     g = base["groups"]["gemm float32"]
     changes, shares = [], []
-    for it in items_from_table(load_traces(earlier / dc.TRACES_DIR), arch):
+    for it in items:
         p = project(arch, it.workload, it.working_set)
         launch = g["launch_overhead_s"] * it.launches
         rest = g["memory_scale"] * p.memory_s + g["threaded_call_s"] * it.threaded_calls
