@@ -6,9 +6,9 @@ calibration directories (``--dirs``, in the order they were made), and compares 
 state, and over consecutive pairs only; how many pairs keep every parameter within 10 %, also among the calibrations
 made on a steady box (:func:`accelsim.replay.box_state.unsteady_note`); the share of the time each
 parameter prices (median and largest over the configurations); each calibration's own interval for it over its
-passes drawn again (:mod:`accelsim.replay.resample`: the median half-width) and how many one-state pairs put the second
-outside the first's (the box moved between them beyond its passes' own spread); per group the largest median change of the projected
-time. Pairs in two states are counted apart. With ``--project RUN ...`` (trace directories of ``accelsim run``), each
+passes drawn again (:mod:`accelsim.replay.resample`: the median half-width) and how many one-state pairs put the
+second outside the first's (the box moved between them beyond its passes' own spread); per group the largest median
+change of the projected time. Pairs in two states are counted apart. With ``--project RUN ...`` (trace directories of ``accelsim run``), each
 run is projected with every calibration: per run and plan, the largest change of the projected whole-run time and of
 the projected gain between two calibrations, over one-state pairs and over all pairs (what a user sees move).
 Run: ``python bench/bench_calibration_spread.py --runs 8 --threads 2 --work /tmp/spread [--project RUN ...] [--json F]``.
@@ -97,7 +97,8 @@ def spread(dirs: list[Path], runs: list[Path] = ()) -> dict:
         return statistics.median(v) if v else None
 
     def outside(name):
-        v = [p["inside"] for d in same.values() for p in d["params"] if p["name"] == name and p.get("inside") is not None]
+        v = [p["inside"] for d in same.values() for p in d["params"]
+             if p["name"] == name and p.get("inside") is not None]
         return [sum(not x for x in v), len(v)] if v else None
 
     params = [{"name": p["name"], "share": statistics.median(shares(p["name"], "share") or [0.0]),
@@ -137,7 +138,8 @@ def main(argv=None) -> dict:
     if len(dirs) < 2:
         parser.error("need two calibrations or more (--runs N --work DIR, or --dirs D1 D2 ...)")
     s = spread(dirs, args.project)
-    print(f"{len(dirs)} calibrations, probe " + ", ".join("n/a" if p is None else f"{p:.0f}" for p in s["probes"]) + " GFLOP/s; "
+    probes = ", ".join("n/a" if p is None else f"{p:.0f}" for p in s["probes"])
+    print(f"{len(dirs)} calibrations, probe {probes} GFLOP/s; "
           f"{s['same_state_pairs']} of {s['pairs']} pairs in one state, {s['within']} of them with every parameter "
           f"within {DRIFT:.0%}; consecutive: {s['consecutive_within']} of {s['consecutive_pairs']}; of the one-state "
           f"pairs of steady calibrations (passes spread <= {UNSTEADY_PASSES:g} % in median): {s['steady_within']} of "

@@ -15,7 +15,9 @@ import pytest
 from scipy.optimize import lsq_linear, minimize
 
 from accelsim.errors import AccelsimError
-from accelsim.replay.calibrate import MIN_DETERMINING, MIN_FAMILY_FIT, NEGLIGIBLE, Params, fit, fit_groups, mape, pearson_r, report, split
+from accelsim.replay.calibrate import (
+    MIN_DETERMINING, MIN_FAMILY_FIT, NEGLIGIBLE, Params, fit, fit_groups, mape, pearson_r, report, split,
+)
 from accelsim.replay.project import BLAS_FAMILIES, Projection
 
 TRUTH = (3e-6, 1 / 0.55, 1 / 0.7)  # launch overhead (s), compute scale, memory scale

@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from accelsim.replay.calibrate import fit_groups
+
 __all__ = ["INTERVAL", "ROUNDS", "param_intervals"]
 
 ROUNDS = 200
@@ -36,8 +38,6 @@ def param_intervals(items, projections, center, named, *, rounds: int = ROUNDS, 
     passes drawn with replacement (seeded: the same calibration gives the same intervals). ``named(glob, groups)``
     names the fitted values of one fit (:func:`~accelsim.replay.calibrate.fitted_params` of its document);
     ``half_width_pct`` is half the interval over its middle. Empty where no configuration has two passes."""
-    from accelsim.replay.calibrate import fit_groups
-
     n = max((len(it.row.get("run_times_s") or []) for it in items), default=0)
     if n < 2:
         return {}
