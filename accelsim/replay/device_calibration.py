@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -51,6 +52,7 @@ __all__ = [
     "arch_yaml",
     "calibrate_device",
     "calibration_cases",
+    "case_repeats",
     "check_same_device",
     "is_calibration_dir",
     "load_calibration_dir",
@@ -68,7 +70,14 @@ VERSION = 1
 SUITE = "calibrate"
 HELD_OUT_FRACTION = 0.5
 REPEATS = 5
-"""Timed calls per trace case (the median is kept)."""
+"""Timed calls per trace case and pass, at least (the median is kept)."""
+MIN_TIMED_S = 0.01
+"""Seconds of timed calls per trace case and pass, at least: a case faster than this over :data:`REPEATS` is timed
+more often (:func:`case_repeats`), from its median in the pass before. On the 2-vCPU Xeon VM a pass's median of 5
+calls of MiniLM's 768 attention products at 8 tokens (54 µs a call) ranged 54-65 µs over the passes of one
+calibration, one call in five taking 2x, and the launch overhead these products fix moved with them."""
+MAX_CASE_REPEATS = 400
+"""Timed calls per trace case and pass, at most (a 32³ GEMM takes 1-2 µs)."""
 BENCH_REPEATS = 21
 """Timed runs per microbenchmark, at least (the median is kept): on a shared 2-vCPU box one 1024³ matmul
 ranged 60..130 GFLOP/s within a second, so 5 samples gave medians 35 % apart."""
@@ -167,8 +176,8 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
                      f"{meas['gemm_n'][d]}^2 matmul, the fastest of sizes {'/'.join(map(str, GEMM_SIZES))}, "
                      "/ 2 / clock / units")
     lines += [
-        "  tile_m: 16  # not measured: OpenBLAS's Haswell SGEMM register tile (sgemm_kernel_16x4_haswell)",
-        "  tile_n: 4",
+        "  tile_m: 4  # not measured: OpenBLAS's SGEMM register tile, 16 (BLAS M) x 4 (BLAS N); NumPy's row-major",
+        "  tile_n: 16  # product is BLAS's transposed one, so BLAS M is NumPy's n: 768 8x8x32 products take 2x 8x32x8",
         "  tile_k: 8",
         *([f"  tile_options: [[{t}, {t}, {t}]]  # the BLAS's L1 blocking: A, B slices and C of this cube fit in "
            f"half the {report['l1d_bytes'] // _KIB} KiB L1d (/sys/devices/system/cpu/cpu0/cache), fed from L2"]
@@ -326,22 +335,38 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
     each pass begun (``passes`` defaults to :data:`PASSES`); each row's params get ``blas_threads`` and
     ``blas_core`` (``core``, the BLAS's kernel core, as ``accelsim run`` records it). The fit merges a
     configuration's passes by :func:`~accelsim.replay.box_state.pass_center`. ``before_pass()`` runs first in each
-    pass (peak samples)."""
+    pass (peak samples). A case is timed :func:`case_repeats` times, from its time in the pass before."""
     from kernels.suites import record_case
 
-    out = []
+    out, last = [], {}
     for _ in range(passes or PASSES):
         if clock() >= deadline:
             return out
         if before_pass is not None:
             before_pass()
         out.append([])
-        for case in cases:
+        for i, case in enumerate(cases):
             if clock() >= deadline:
                 return out
-            out[-1].append(record_case(case, xp, recorder, repeats=REPEATS, warmup=1, min_window_s=0,
+            n, t0 = case_repeats(last.get(i)), time.perf_counter()
+            out[-1].append(record_case(case, xp, recorder, repeats=n, warmup=1, min_window_s=0,
                                        params={"blas_threads": threads, "blas_core": core})[0])
+            last[i] = (time.perf_counter() - t0) / n  # a timed call's share of the case: a cold one's streaming counts
     return out
+
+
+def case_repeats(seconds: float | None) -> int:
+    """Timed calls for a case that took ``seconds`` a call (None: not timed yet): enough to fill :data:`MIN_TIMED_S`,
+    within :data:`REPEATS` and :data:`MAX_CASE_REPEATS`.
+
+    Examples
+    --------
+    >>> case_repeats(None), case_repeats(0.1), case_repeats(54e-6), case_repeats(1e-6)
+    (5, 5, 186, 400)
+    """
+    if not seconds or seconds <= 0:
+        return REPEATS
+    return max(REPEATS, min(MAX_CASE_REPEATS, math.ceil(MIN_TIMED_S / seconds)))
 
 
 def _params_dict(p: Params) -> dict:
