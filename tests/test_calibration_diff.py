@@ -137,7 +137,8 @@ def test_a_calibration_from_before_threaded_call_s_compares(earlier, tmp_path):
 
     d = compare_dirs(_edited(earlier, tmp_path / "old", edit), earlier)
     by = {p["name"]: p for p in d["params"]}
-    assert by["global.threaded_call_s"]["a"] == 0.0 and by["global.launch_overhead_s"]["change"] == 0.0
+    launch = by["global.launch_overhead_s"]  # the fit may give 0 here (then no relative change): the same either way
+    assert by["global.threaded_call_s"]["a"] == 0.0 and launch["a"] == launch["b"] and launch["change"] in (0.0, None)
 
 
 def test_caches_that_held_another_size_are_another_state(earlier, tmp_path):

@@ -72,10 +72,11 @@ HELD_OUT_FRACTION = 0.5
 REPEATS = 5
 """Timed calls per trace case and pass, at least (the median is kept)."""
 MIN_TIMED_S = 0.01
-"""Seconds of timed calls per trace case and pass, at least: a case faster than this over :data:`REPEATS` is timed
-more often (:func:`case_repeats`), from its median in the pass before. On the 2-vCPU Xeon VM a pass's median of 5
-calls of MiniLM's 768 attention products at 8 tokens (54 µs a call) ranged 54-65 µs over the passes of one
-calibration, one call in five taking 2x, and the launch overhead these products fix moved with them."""
+"""Seconds a trace case takes per pass, at least: a case that took less over :data:`REPEATS` timed calls is timed
+more often (:func:`case_repeats`), from its seconds per timed call in the pass before (its preparation, and a cold
+case's streaming, included). On the 2-vCPU Xeon VM a pass's median of 5 calls of MiniLM's 768 attention products
+at 8 tokens (54 µs a call) could take a call of twice that; with 35-130 calls their passes spread 6-12 % instead of
+18-30 % at two threads (20 % either way at one)."""
 MAX_CASE_REPEATS = 400
 """Timed calls per trace case and pass, at most (a 32³ GEMM takes 1-2 µs)."""
 BENCH_REPEATS = 21
