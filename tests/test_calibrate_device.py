@@ -602,6 +602,30 @@ def test_gemm_peak_is_the_fastest_run_over_sizes_and_rounds(monkeypatch):
     assert got["probe_rounds"] == pytest.approx([33.55, 67.11], abs=0.01)
 
 
+def test_the_cache_probe_times_each_size_once_and_judges_the_edge_by_its_slowest_copy(monkeypatch):
+    """A VM shown a 480 MiB L3 that holds about 60: copies run at 28 GB/s while both sides fit in 60 MiB, 13.6
+    beyond, except that the copies of 30 MiB per side spill at times (one of five at 18). ``measure`` finds the L3
+    holding 30 MiB, what the 15 MiB copies always held, and times every size once, PROBE_REPEATS copies."""
+    import kernels.trace.microbench as mb
+
+    mib, calls = 2**20, []
+
+    def copy_rates(side, repeats):
+        calls.append((side, repeats))
+        if side == 30 * mib:
+            return [28.0] * (repeats - 1) + [18.0]
+        return [28.0 if 2 * side <= 60 * mib else 13.6] * repeats
+
+    monkeypatch.setattr(mb, "call_overhead_s", lambda r: _rate(1e-6, 1e-6, 1e-6))
+    monkeypatch.setattr(mb, "copy_rates", copy_rates)
+    vm = {**REPORT, "caches": [{"level": 3, "size": 480 * mib, "total": 480 * mib, "shared_cpus": "0-3"},
+                               {"level": 2, "size": 2 * mib, "total": 8 * mib, "shared_cpus": "0"}]}
+    l3 = dc.measure(vm)["caches"][0]
+    assert l3["effective_size"] == 30 * mib
+    sides = [s for s, _ in calls]
+    assert len(sides) == len(set(sides)) and all(r == dc.PROBE_REPEATS for _, r in calls) and 30 * mib in sides
+
+
 def test_copies_and_scatters_are_timed_at_the_cache_sizes_every_round(monkeypatch):
     import kernels.trace.microbench as mb
 

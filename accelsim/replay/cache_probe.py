@@ -19,23 +19,28 @@ PLATEAU = 1.1
 """Ratio above which a copy runs faster than one twice its size within what looks like one level: the larger was
 partly spilled. On the Xeon VM the copy at 30 MiB per side ran at 21.5-26.4 GB/s in some calibrations (a step over
 60 MiB's 13.5-14) and at 13.8-15.3 in others, 15 MiB at 28-29 in all: the VM's share of its host's L3 changes, and
-the level found flipped between 60 and 30 MiB with it."""
+the level found flipped between 60 and 30 MiB with it. The larger copy is taken at its slowest repeat: within one
+process its repeats ran anywhere from 14.8 to 29.5 GB/s seconds apart, so its fastest said 60 MiB in two of five
+back-to-back calibrations and 30 in three, and every rate measured at the level's size (scatters, rank steps) and
+every fraction fitted against them moved with the verdict (12-34 % on one thread), while the kernels' own times did
+not."""
 FLOOR = 32 * 1024
 """Smallest copy side tried below the innermost reported level (an L1 data cache holds it)."""
 
 
-def effective_caches(caches: list[dict], rate) -> list[dict]:
+def effective_caches(caches: list[dict], rate, slowest=None) -> list[dict]:
     """``caches`` (the OS's, outermost first: ``level``, ``size`` per instance, ``total``) with the size each
-    holds in practice: ``rate(side_bytes)`` times a one-thread copy of that many bytes per side (GB/s).
+    holds in practice: ``rate(side_bytes)`` times one-thread copies of that many bytes per side (GB/s, the fastest
+    repeat); ``slowest(side_bytes)`` gives their slowest repeat (default: ``rate``'s value).
 
     A level's copy starts at a quarter of its size per side (both sides fill half of it) and is set beside
     one twice as large. While no :data:`STEP` shows and the copy is still larger than the next inner level,
     it halves. At a step on the first try the reported size stands; at a step further down, the level holds
     the step's faster copy (two sides), and its ``total`` scales with it; with no step the reported size
     stands too (nothing measured contradicts it). Past a step, a copy half the faster one's size is timed too:
-    where it runs :data:`PLATEAU` faster, the faster copy was partly spilled and the level holds what the half
-    held, so a level whose edge moves with its neighbours' load is found at the size it always holds. Each
-    entry gains ``effective_size``, ``effective_total`` and ``probe`` (the ``[side, GB/s]`` pairs timed, largest
+    where its fastest runs :data:`PLATEAU` faster than the faster copy's slowest, that copy was spilled at times and
+    the level holds what the half held, so a level whose edge moves with its neighbours' load is found at the size
+    it always holds. Each entry gains ``effective_size``, ``effective_total`` and ``probe`` (the ``[side, GB/s]`` pairs timed, largest
     first)."""
     out = []
     for i, c in enumerate(caches):
@@ -49,7 +54,7 @@ def effective_caches(caches: list[dict], rate) -> list[dict]:
                 size = c["size"] if len(seen) == 2 else 2 * side
                 if side // 2 > inner:
                     seen.append([side // 2, rate(side // 2)])
-                    if seen[-1][1] >= PLATEAU * seen[-2][1]:
+                    if seen[-1][1] >= PLATEAU * (slowest(side) if slowest else seen[-2][1]):
                         size = side
                 break
             side //= 2

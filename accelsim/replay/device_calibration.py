@@ -24,6 +24,7 @@ A calibration applies only to traces of the same device name and thread count
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -109,8 +110,9 @@ def copy_buffers(report: dict) -> dict[str, int]:
     return out
 
 
-PROBE_REPEATS = 3
-"""Copies timed per size while :func:`measure` checks the caches (the fastest is kept)."""
+PROBE_REPEATS = 5
+"""Copies timed per size while :func:`measure` checks the caches (the fastest is kept; at the edge found, the slowest
+decides whether the level held it: :data:`~accelsim.replay.cache_probe.PLATEAU`)."""
 
 
 def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
@@ -120,7 +122,8 @@ def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
     from accelsim.replay.cache_probe import effective_caches
     from kernels.trace.microbench import bandwidth_gbs, call_overhead_s
 
-    caches = effective_caches(report["caches"], lambda side: bandwidth_gbs(side, PROBE_REPEATS)["max"])
+    copies = functools.cache(lambda side: bandwidth_gbs(side, PROBE_REPEATS))  # each size timed once
+    caches = effective_caches(report["caches"], lambda side: copies(side)["max"], lambda side: copies(side)["min"])
     return {"caches": caches, "copy_bytes": copy_buffers({**report, "caches": caches}),
             "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
 
