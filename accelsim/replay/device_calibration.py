@@ -110,9 +110,11 @@ def copy_buffers(report: dict) -> dict[str, int]:
     return out
 
 
-PROBE_REPEATS = 5
+PROBE_REPEATS = 15
 """Copies timed per size while :func:`measure` checks the caches (the fastest is kept; at the edge found, the slowest
-decides whether the level held it: :data:`~accelsim.replay.cache_probe.PLATEAU`)."""
+decides whether the level held it: :data:`~accelsim.replay.cache_probe.PLATEAU`). With 5, two of five two-thread
+calibrations on the Xeon VM saw no spill of the 30 MiB copies and called the L3 60 MiB (all five one-thread ones
+30); about 0.8 s in all."""
 
 
 def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
