@@ -110,11 +110,10 @@ def copy_buffers(report: dict) -> dict[str, int]:
     return out
 
 
-PROBE_REPEATS = 15
+PROBE_REPEATS = 5
 """Copies timed per size while :func:`measure` checks the caches (the fastest is kept; at the edge found, the slowest
-decides whether the level held it: :data:`~accelsim.replay.cache_probe.PLATEAU`). With 5, two of five two-thread
-calibrations on the Xeon VM saw no spill of the 30 MiB copies and called the L3 60 MiB (all five one-thread ones
-30); about 0.8 s in all."""
+decides whether the level held it: :data:`~accelsim.replay.cache_probe.PLATEAU`). On the Xeon VM 15 found the L3
+holding 60 MiB in 3 of 10 calibrations, as 5 did: in those minutes the 30 MiB copies did not spill once in 15."""
 
 
 def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
