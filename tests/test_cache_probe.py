@@ -97,5 +97,7 @@ def test_a_copy_that_spilled_on_some_repeats_is_not_held():
     def slowest(side):
         return 18.0 if side == 30 * MIB else rate(side)
 
-    assert effective_caches(caches(480 * MIB), rate, slowest)[0]["effective_size"] == 30 * MIB
+    l3 = effective_caches(caches(480 * MIB), rate, slowest)[0]
+    assert l3["effective_size"] == 30 * MIB and l3["edge_slowest"] == [30 * MIB, 18.0]
+    assert "slowest at 30 MiB 18" in describe(l3)  # the arch comment says why
     assert effective_caches(caches(480 * MIB), rate)[0]["effective_size"] == 60 * MIB

@@ -42,24 +42,26 @@ def effective_caches(caches: list[dict], rate, slowest=None) -> list[dict]:
     where its fastest runs :data:`PLATEAU` faster than the faster copy's slowest, that copy was spilled at times and
     the level holds what the half held, so a level whose edge moves with its neighbours' load is found at the size
     it always holds. Each entry gains ``effective_size``, ``effective_total`` and ``probe`` (the ``[side, GB/s]``
-    pairs timed, largest first)."""
+    pairs timed, largest first), and ``edge_slowest`` (``[side, GB/s]``) where ``slowest`` was asked."""
     out = []
     for i, c in enumerate(caches):
         inner = caches[i + 1]["size"] if i + 1 < len(caches) else FLOOR
         side = c["size"] // 4
         seen = [[2 * side, rate(2 * side)]]
-        size = c["size"]
+        size, edge = c["size"], {}
         while side > inner:
             seen.append([side, rate(side)])
             if seen[-1][1] >= STEP * seen[-2][1]:
                 size = c["size"] if len(seen) == 2 else 2 * side
                 if side // 2 > inner:
                     seen.append([side // 2, rate(side // 2)])
-                    if seen[-1][1] >= PLATEAU * (slowest(side) if slowest else seen[-2][1]):
+                    edge = {"edge_slowest": [side, slowest(side)]} if slowest else {}
+                    if seen[-1][1] >= PLATEAU * (edge["edge_slowest"][1] if edge else seen[-2][1]):
                         size = side
                 break
             side //= 2
-        out.append({**c, "effective_size": size, "effective_total": c["total"] * size // c["size"], "probe": seen})
+        out.append({**c, "effective_size": size, "effective_total": c["total"] * size // c["size"], "probe": seen,
+                    **edge})
     return out
 
 
@@ -71,6 +73,9 @@ def shrunk(c: dict) -> bool:
 def describe(c: dict) -> str:
     """An arch comment's account of :func:`effective_caches`' verdict on one level."""
     steps = ", ".join(f"{s / 2**20:.3g} MiB {r:.3g}" for s, r in c.get("probe", []))
+    if "edge_slowest" in c:
+        side, r = c["edge_slowest"]
+        steps += f"; slowest at {side / 2**20:.3g} MiB {r:.3g}"
     if not shrunk(c):
         return f"copies per side (GB/s): {steps}"
     return (f"copies held by the cache up to {c['effective_size'] // 2 // 1024} KiB per side, not beyond (per side, "
