@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import numpy as np
+
+from kernels.timing import time_call
 
 SHAPES = ((2, 2, 2), (8, 32, 8), (8, 8, 32), (8, 16, 16), (16, 8, 16), (16, 16, 8),
           *((8, n, 32) for n in (4, 12, 16, 20, 32, 48)), *((m, 16, 32) for m in (2, 4, 6, 12, 16)))
@@ -23,19 +24,14 @@ SHAPES = ((2, 2, 2), (8, 32, 8), (8, 8, 32), (8, 16, 16), (16, 8, 16), (16, 16, 
 
 
 def per_product_ns(m: int, n: int, k: int, batch: int = 768, calls: int = 200) -> float:
-    """Median over ``calls`` timed stacked matmuls (after 10 untimed) of one call's time over ``batch``."""
+    """Median over ``calls`` timed stacked matmuls (after 10 untimed; :func:`kernels.timing.time_call`) of one call's
+    time over ``batch``."""
     rng = np.random.default_rng([m, n, k])
     a = rng.standard_normal((batch, m, k), dtype=np.float32)
     b = rng.standard_normal((batch, k, n), dtype=np.float32)
     out = np.empty((batch, m, n), np.float32)
-    for _ in range(10):
-        np.matmul(a, b, out=out)
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        np.matmul(a, b, out=out)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / batch * 1e9
+    timing = time_call(np.matmul, a, b, out=out, warmup=10, repeats=calls, min_window_s=0)
+    return timing.median_s / batch * 1e9
 
 
 def main(argv=None) -> None:
