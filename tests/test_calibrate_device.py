@@ -463,9 +463,10 @@ def _inputs(row: dict) -> int:
 
 
 def test_a_pass_outgrowing_the_caches_fetches_each_layer_from_dram(cal_dir, network_run):
-    """With the L3 holding any one layer but not the pass, each NumPy layer first reads its inputs at the DRAM copy
-    rate (the calibration has no cold GEMMs to scale it), on top of its calibrated warm time; with the real caches,
-    nothing. Its output goes to memory just freed, which is not fetched."""
+    """With the L3 holding any one layer but not the pass, each NumPy layer first reads its inputs (the calibration
+    has no cold GEMMs to scale it), on top of its calibrated warm time: the share of the pass the L3 holds at its
+    copy rate, the rest at DRAM's; with the real caches, nothing. Its output goes to memory just freed, which is
+    not fetched."""
     import pyarrow.compute as pc
 
     from accelsim.replay.network import compare_run
@@ -483,7 +484,7 @@ def test_a_pass_outgrowing_the_caches_fetches_each_layer_from_dram(cal_dir, netw
     doc_arch = arch.model_dump(mode="python")
     doc_arch["memory"][1]["capacity_bytes"] = biggest + 1  # l3: one layer fits, the pass does not
     small = load_arch(doc_arch)
-    dram = small.memory[0]
+    dram, l3 = small.memory[0], small.memory[1]
 
     for a, cold in ((arch, False), (small, True)):
         rep = compare_run(table, a, cal)
@@ -491,7 +492,9 @@ def test_a_pass_outgrowing_the_caches_fetches_each_layer_from_dram(cal_dir, netw
         for it in layers:
             prm = json.loads(it.row["params"])
             warm = saved_params(doc, it).predict(project(a, it.workload, it.working_set), it.launches)
-            fetch = _inputs(it.row) / (dram.bandwidth * a.clock_ghz * 1e9) if cold else 0.0
+            held = (biggest + 1) / passes[prm["plan"]]
+            per_byte = held / l3.bandwidth + (1 - held) / dram.bandwidth
+            fetch = _inputs(it.row) * per_byte / (a.clock_ghz * 1e9) if cold else 0.0
             assert got[(prm["plan"], prm["layer"])] == pytest.approx(warm + fetch, rel=1e-9)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import lsq_linear
 
 from accelsim.codesign.operands import Operands
@@ -330,8 +332,9 @@ def test_small_batched_gemm_runs_on_one_thread():
 
 def test_batch_beyond_the_last_cache_adds_its_dram_fetch():
     """768 products of 128x32 by 32x128 (75.5 MB, beyond cpu_two_units' 32 MiB L3): the GEMMs as before, plus every
-    operand read and every product written once at the DRAM copy rate (8.76 B/cycle at 2.596 GHz), added to the
-    time; 48 of them (4.7 MB) stay in L3 and a CuPy record overlaps its loads: both as before."""
+    operand read and every product written once, added to the time: the 32 MiB share the L3 holds at its copy
+    rate (16.2 B/cycle at 2.596 GHz), the rest at DRAM's (8.76); 48 of them (4.7 MB) stay in L3 and a CuPy record
+    overlaps its loads: both as before."""
     row = gemm_row(128, 128, 32, batch=768)
     family, parts, launches = record_workload(row, CPU)
     assert family == BATCHED and launches == 768 and [type(p) for p in parts] == [Gemm, Streaming]  # a BLAS call a matrix
@@ -341,7 +344,10 @@ def test_batch_beyond_the_last_cache_adds_its_dram_fetch():
     alone = project(CPU, parts[0], ws)
     both = project(CPU, parts, ws)
     assert both.compute_s == alone.compute_s
-    assert both.memory_s - alone.memory_s == pytest.approx(F * 768 * (2 * 128 * 32 + 128 * 128) / (8.76 * 2.596e9), rel=1e-12)
+    moved, held = F * 768 * (2 * 128 * 32 + 128 * 128), 2**25 / ws
+    assert ws == moved
+    assert both.memory_s - alone.memory_s == pytest.approx(moved * (held / 16.2 + (1 - held) / 8.76) / 2.596e9,
+                                                           rel=1e-12)
     family, w, _ = record_workload(gemm_row(128, 128, 32, batch=48), CPU)
     assert family == "gemm" and isinstance(w, Gemm) and w.count == 48
     family, w, _ = record_workload({**row, "backend": "cupy"}, CPU)
@@ -350,8 +356,9 @@ def test_batch_beyond_the_last_cache_adds_its_dram_fetch():
 
 @pytest.mark.parametrize("cold_scale", [None, 2.5])
 def test_cold_fetch_of_a_gather_layer_runs_at_its_fitted_fraction(cold_scale):
-    """A NumPy layer in a pass beyond the caches adds the read of its inputs at the DRAM copy rate over the memory
-    scale fitted on the calibration's cold GEMMs (1 without them); a gather-path layer reads its weight in
+    """A NumPy layer in a pass beyond the caches adds the read of its inputs (at DRAM's copy rate but for the share
+    of the pass the L3 holds, at the L3's) over the memory scale fitted on the calibration's cold GEMMs (1 without
+    them); a gather-path layer reads its weight in
     gathered order, at its family's fitted bandwidth fraction (measured: two 1:8 BERT FFN layers took 0.19-0.30 ms
     longer after a 96 MB stream, for 3.1-3.5 MB, a third of the copy rate)."""
     import pyarrow as pa
@@ -367,34 +374,35 @@ def test_cold_fetch_of_a_gather_layer_runs_at_its_fitted_fraction(cold_scale):
     if cold_scale:
         scale[COLD] = cold_scale
     cal = {"global": Params(), "families": {}, "groups": {f"{f} float32": Params(0.0, 1.0, s) for f, s in scale.items()}}
-    dram = 8.76 * 2.596e9  # cpu_two_units' DRAM copy bytes per second
+    held = 2**25 / 10**9  # a 1 GB pass: cpu_two_units' 32 MiB L3 holds 3.4 % of it
+    per_byte = (held / 16.2 + (1 - held) / 8.76) / 2.596e9  # its L3 and DRAM copy rates, bytes per cycle
     for fam, it in items.items():
         warm, _ = simulator_predictor(CPU, cal)(it, 0)
-        cold, _ = simulator_predictor(CPU, cal)(it, 10**9)  # a 1 GB pass: only DRAM holds it
+        cold, _ = simulator_predictor(CPU, cal)(it, 10**9)
         per = scale[fam] if fam == GATHER else (cold_scale or 1.0)
         shapes = json.loads(it.row["shapes"])
         # the inputs: a and b of the dense GEMM; the gather layer's compressed weight and b (bytes_min less c)
         inputs = 4 * (np.prod(shapes["a"]) + np.prod(shapes["b"])) if fam == "gemm" else it.row["bytes_min"] - 4 * (
             np.prod(shapes["c"]))
-        assert cold - warm == pytest.approx(per * inputs / dram, rel=1e-9)
+        assert cold - warm == pytest.approx(per * inputs * per_byte, rel=1e-9)
 
 
 def test_a_gemm_timed_cold_adds_the_read_of_its_operands():
     """A record with ``params.cold_bytes`` (a calibration's cold GEMM): family COLD, the GEMM plus a read of its
-    inputs ``a`` (m × k) and ``b`` (k × n) from the level holding the stream: DRAM for 1 GB (at cpu_two_units'
-    8.76 B/cycle), the L3 for 1 MiB (16.2 B/cycle; the replay never leaves operands in the innermost level)."""
+    inputs ``a`` (m × k) and ``b`` (k × n) from where the stream left them: after 1 GB, 3.4 % (cpu_two_units'
+    32 MiB L3) at the L3's 16.2 B/cycle and the rest at DRAM's 8.76; after 1 MiB, all from the L3 (the replay
+    never leaves operands in the innermost level)."""
     row = gemm_row(64, 48, 32)
     warm_family, gemm, _ = record_workload(row, CPU)
     read = 4 * (64 * 32 + 32 * 48)
-    for streamed, level in ((10**9, "dram"), (2**20, "l3")):
+    for streamed, per_byte in ((10**9, 2**25 / 10**9 / 16.2 + (1 - 2**25 / 10**9) / 8.76), (2**20, 1 / 16.2)):
         cold = {**row, "params": json.dumps({**json.loads(row["params"]), "cold_bytes": streamed})}
         family, w, launches = record_workload(cold, CPU)
         assert (warm_family, family, launches) == ("gemm", COLD, 1)
         assert w[0] == gemm and (w[1].bytes_read, w[1].bytes_written, w[1].working_set) == (read, 0, streamed)
-        bw = {m.name: m.bandwidth for m in CPU.memory}[level]
         ws = 4 * (64 * 32 + 32 * 48 + 64 * 48)
         extra = project(CPU, w, ws).memory_s - project(CPU, gemm, ws).memory_s
-        assert extra == pytest.approx(read / bw / (CPU.clock_ghz * 1e9), rel=1e-12)
+        assert extra == pytest.approx(read * per_byte / (CPU.clock_ghz * 1e9), rel=1e-12)
     bad = {**row, "params": json.dumps({"cold_bytes": -5})}
     with pytest.raises(ReplayError, match="cold_bytes"):
         record_workload(bad, CPU)
@@ -440,28 +448,55 @@ def test_rank_step_bytes_are_its_arrays_bytes():
 
 def test_runtime_compression_streams_from_the_level_its_live_set_needs():
     """A 2:4+1:4 decomposition keeps the operand, its magnitudes, the residual (float32 each), the int8 rank and four
-    one-byte temporaries live: 17 B per value. Up to the 32 MiB L3 it streams from there, beyond from DRAM, its
-    rank steps at that level's grouped rate."""
+    one-byte temporaries live: 17 B per value. Up to the 32 MiB L3 it streams from there; beyond, the share of its
+    live set the L3 holds from there and the rest from DRAM, its rank steps at each level's grouped rate."""
     arch = _with_indexed(CPU, 1.5, 2.0)
     doc = arch.model_dump(mode="python")
     doc["memory"][0]["grouped_bandwidth"] = 1.0  # DRAM's rank steps at half the caches' rate
     arch = load_arch(doc)
-    small = runtime_row()
-    rows = {"l3": 2**16, "dram": 2**17}  # 16 values per row: 17.8 MB and 35.7 MB live
+    dram, l3 = arch.memory[0], arch.memory[1]
     per_value = {}
-    for name, m in rows.items():
-        _, parts, _ = record_workload({**small, "m": m}, arch)
+    for m in (2**16, 2**19):  # 16 values per row: 17.8 MB and 142.6 MB live
+        _, parts, _ = record_workload({**runtime_row(), "m": m}, arch)
         comp = parts[0]
         assert comp.working_set == m * 16 * 17
-        lvl = arch.memory[resident_level(arch, comp.working_set)]
-        assert lvl.name == name
-        by_hand = ((comp.bytes_read + comp.bytes_written) / lvl.bandwidth + comp.bytes_indexed / (lvl.indexed_bandwidth or lvl.bandwidth)
-                   + comp.bytes_grouped / lvl.grouped_bandwidth) / (arch.clock_ghz * 1e9)
+        held = min(1.0, l3.capacity_bytes / comp.working_set)
+        assert (held == 1.0) == (m == 2**16)
+
+        def cycles(lvl):
+            return ((comp.bytes_read + comp.bytes_written) / lvl.bandwidth
+                    + comp.bytes_indexed / lvl.indexed_bandwidth + comp.bytes_grouped / lvl.grouped_bandwidth)
+
+        by_hand = (held * cycles(l3) + (1 - held) * cycles(dram)) / (arch.clock_ghz * 1e9)
         assert project(arch, comp).memory_s == pytest.approx(by_hand, rel=1e-12)
         # two terms, each four rank steps over m * 4 groups, counted 80 B per group and step
         assert comp.bytes_grouped == 2 * 4 * m * 4 * 80
-        per_value[name] = comp.bytes_grouped / lvl.grouped_bandwidth / (m * 16)
-    assert per_value["dram"] == pytest.approx(2 * per_value["l3"])
+        per_value[m] = comp.bytes_grouped * (held / l3.grouped_bandwidth + (1 - held) / dram.grouped_bandwidth) / (m * 16)
+    held = 2**25 / (2**19 * 16 * 17)
+    assert per_value[2**19] == pytest.approx((held + 2 * (1 - held)) * per_value[2**16])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 2**31), st.integers(1, 2**24), st.integers(0, 2**24))
+def test_a_pass_beyond_a_cache_keeps_its_share_of_it(working_set, read, written):
+    """A streaming pass is served by the level that holds its working set; past the L3 (32 MiB, never the innermost
+    L2), the L3 still serves capacity / working set of its bytes and DRAM the rest: its time, a closed form of the
+    two copy rates, never falls as the working set grows and does not jump where it outgrows the L3."""
+    from accelsim.replay.records import streaming_levels
+
+    levels = streaming_levels(CPU, working_set)
+    assert sum(share for _, share in levels) == pytest.approx(1.0, rel=1e-12)
+    held = 1.0 if working_set <= 2**25 else 2**25 / working_set
+    assert [(lvl.name, share) for lvl, share in levels] == (
+        [("l3", 1.0)] if held == 1.0 else [("l3", pytest.approx(held)), ("dram", pytest.approx(1 - held))])
+
+    def seconds(ws):
+        return project(CPU, Streaming("s", read, written, ws)).memory_s
+
+    expected = (read + written) * (held / 16.2 + (1 - held) / 8.76) / 2.596e9
+    assert seconds(working_set) == pytest.approx(expected, rel=1e-12)
+    assert seconds(2 * working_set) >= seconds(working_set) * (1 - 1e-12)
+    assert seconds(2**25 + 1) == pytest.approx(seconds(2**25), rel=1e-6)
 
 
 def test_rank_steps_count_groups_not_scores():

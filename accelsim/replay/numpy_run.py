@@ -49,11 +49,12 @@ PASS_RESIDENT = 0
 """Working set given to the counted NumPy passes of :func:`as_run` but a run-time compression's: they run at the
 innermost resident level whatever their size; the fitted bandwidth fraction of their family says how far below
 the level they run. A run-time compression streams from the level that holds what it keeps live
-(:func:`~accelsim.replay.numpy_passes.decompose_live`), each kind of pass at the rate a calibration measured
+(:func:`~accelsim.replay.numpy_passes.decompose_live`; past the last cache, that cache for the share it holds,
+:func:`~accelsim.replay.records.streaming_levels`), each kind of pass at the rate a calibration measured
 there: copies, scatters (``indexed_bandwidth``) and rank steps (``grouped_bandwidth``). A 2:4+1:4 decomposition
 took 30-45 ns per element from 128 x 384 to 8192 x 384 values on the 2-vCPU EPYC, and 42-49 up to 1024 x 384,
 61-67 at 8192 x 384 on the 2-vCPU Xeon VM (its rank steps 1.3x, its gathers 2x slower per element); priced all
-in cache, MiniLM's full-size TASD-A layers came out 18 % fast there."""
+in cache, MiniLM's full-size TASD-A layers came out 18 % fast there, all from DRAM 14 % slow."""
 
 RUNTIME = "runtime_compress"
 """Family of N:M / TASD records that compress their activation operand inside the timed call."""

@@ -55,7 +55,8 @@ from accelsim.replay.numpy_run import (
     batch_fetch, blas_threads_used, gather_plans, input_bytes, kron_as_run, on_threads, operand_fetch,
     threaded_calls,
 )
-from accelsim.replay.records import ReplayError, Streaming, arch_dtype, json_field, need, positive_ints, resident_level
+from accelsim.replay.records import (ReplayError, Streaming, arch_dtype, json_field, need, positive_ints, resident_level,
+                                     streaming_levels)
 from accelsim.replay.traces import merge_runs
 
 __all__ = [
@@ -338,12 +339,14 @@ def project(arch: ArchConfig, workload, working_set: int = 0) -> Projection:
         return Projection(sum(p.compute_s for p in parts), sum(p.memory_s for p in parts),
                           sum(p.dynamic_j for p in parts), leak_w)
     if isinstance(workload, Streaming):
-        lvl = arch.memory[resident_level(arch, workload.working_set)]
-        cycles = (workload.bytes_read / lvl.bandwidth + workload.bytes_written / (lvl.write_bandwidth or lvl.bandwidth)
-                  + workload.bytes_indexed / (lvl.indexed_bandwidth or lvl.bandwidth)
-                  + workload.bytes_grouped / (lvl.grouped_bandwidth or lvl.bandwidth))
-        dyn = ((workload.bytes_read + workload.bytes_indexed + workload.bytes_grouped) * lvl.read_pj_per_byte
-               + workload.bytes_written * lvl.write_pj_per_byte)
+        cycles = dyn = 0.0
+        for lvl, share in streaming_levels(arch, workload.working_set):
+            cycles += share * (workload.bytes_read / lvl.bandwidth
+                               + workload.bytes_written / (lvl.write_bandwidth or lvl.bandwidth)
+                               + workload.bytes_indexed / (lvl.indexed_bandwidth or lvl.bandwidth)
+                               + workload.bytes_grouped / (lvl.grouped_bandwidth or lvl.bandwidth))
+            dyn += share * ((workload.bytes_read + workload.bytes_indexed + workload.bytes_grouped) * lvl.read_pj_per_byte
+                            + workload.bytes_written * lvl.write_pj_per_byte)
         return Projection(0.0, cycles / hz, dyn * 1e-12, leak_w)
     report = simulate(warm_arch(arch, resident_level(arch, working_set)), workload)
     tot = report.total
