@@ -101,3 +101,17 @@ def test_a_copy_that_spilled_on_some_repeats_is_not_held():
     assert l3["effective_size"] == 30 * MIB and l3["edge_slowest"] == [30 * MIB, 18.0]
     assert "slowest at 30 MiB 18" in describe(l3)  # the arch comment says why
     assert effective_caches(caches(480 * MIB), rate)[0]["effective_size"] == 60 * MIB
+
+
+def test_an_inner_level_is_judged_by_its_fastest_copy():
+    """A slow repeat at the L2's edge is a neighbour's noise, not a spill: the L2 keeps its 2 MiB while the L3 beside
+    it is still judged by its slowest copy. As on the Xeon VM, copies of 1 MiB per side run at the L3's rate and
+    512 KiB ones at the L2's (a step on the first try); one of 512 KiB ran at 40 GB/s."""
+    rate, _ = hierarchy([(MIB, 84.0), (60 * MIB, 28.0)], 13.6)
+
+    def slowest(side):
+        return {30 * MIB: 18.0, MIB // 2: 40.0}.get(side) or rate(side)
+
+    l3, l2 = effective_caches(caches(480 * MIB), rate, slowest)
+    assert l3["effective_size"] == 30 * MIB and l3["edge_slowest"] == [30 * MIB, 18.0]
+    assert l2["effective_size"] == 2 * MIB and "edge_slowest" not in l2

@@ -111,8 +111,8 @@ def copy_buffers(report: dict) -> dict[str, int]:
 
 
 PROBE_REPEATS = 5
-"""Copies timed per size while :func:`measure` checks the caches (the fastest is kept; at the edge found, the slowest
-decides whether the level held it: :data:`~accelsim.replay.cache_probe.PLATEAU`). On the Xeon VM 15 found the L3
+"""Copies timed per size while :func:`measure` checks the caches (the fastest is kept; at the last level's edge, the
+slowest decides whether the level held it: :data:`~accelsim.replay.cache_probe.PLATEAU`). On the Xeon VM 15 found the L3
 holding 60 MiB in 3 of 10 calibrations, as 5 did: in those minutes the 30 MiB copies did not spill once in 15."""
 
 
