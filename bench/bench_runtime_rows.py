@@ -3,7 +3,8 @@
 MiniLM's full-size TASD-A layers (2:4+1:4 on the 384-wide input, 1536 outputs) at 1024 to 8192 rows, timed as
 ``accelsim calibrate`` times its run-time cases (:func:`~accelsim.replay.device_calibration.runtime_case`,
 :func:`~accelsim.replay.device_calibration.record`: passes over the row counts, merged by the calibration's
-pass mean), each projected with ``--calibration``'s arch and fit. The compression keeps 17 B per value live
+pass mean; freed memory kept for reuse, as ``accelsim run`` and ``calibrate`` keep it), each projected with
+``--calibration``'s arch and fit. The compression keeps 17 B per value live
 (:func:`~accelsim.replay.numpy_passes.decompose_live`: 51 MiB at 8192 rows), past a 30 MiB L3 from 8192 rows on:
 the levels its passes are priced at (:func:`~accelsim.replay.records.streaming_levels`) are printed beside it.
 Run: ``OPENBLAS_NUM_THREADS=T python bench/bench_runtime_rows.py --calibration DIR [--rounds 5] [--json F]``.
@@ -30,6 +31,7 @@ def main(argv=None) -> None:
     from accelsim.replay.project import items_from_table, project
     from accelsim.replay.records import streaming_levels
     from kernels.trace import Recorder
+    from kernels.trace.microbench import keep_freed_memory
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibration", required=True, help="a directory of `accelsim calibrate`")
@@ -37,6 +39,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     arch, cal, _ = load_calibration_dir(args.calibration)
+    keep_freed_memory()
     report = os_report()
     out, kernel, series = SHAPE[0], SHAPE[2], SHAPE[3]
     cases = [runtime_case(m, out, SHAPE[1], kernel, series) for m in ROWS]

@@ -26,7 +26,7 @@ every fraction fitted against them moved with the verdict (12-34 % on one thread
 not. A VM that holds more for minutes on end is still found holding it: in 3 of 10 later calibrations the 30 MiB
 copies did not spill once in 15. Only the last level, the one a VM shares with its host's other guests, is judged
 by its slowest copy: the L2 judged so was found at a quarter or half of its size in 3 of 10 calibrations one
-morning (one slow copy of 512 KiB per side in five), in none of some 300 before judged by the fastest."""
+morning (one slow copy of 512 KiB per side in five), in none of the 60 stored ones judged by the fastest."""
 FLOOR = 32 * 1024
 """Smallest copy side tried below the innermost reported level (an L1 data cache holds it)."""
 
