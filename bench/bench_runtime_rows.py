@@ -27,7 +27,6 @@ def main(argv=None) -> None:
     from accelsim.replay.box_state import pass_center
     from accelsim.replay.device_calibration import load_calibration_dir, os_report, record, runtime_case
     from accelsim.replay.network import params_for
-    from accelsim.replay.numpy_passes import decompose_live
     from accelsim.replay.project import items_from_table, project
     from accelsim.replay.records import streaming_levels
     from kernels.trace import Recorder
@@ -51,7 +50,7 @@ def main(argv=None) -> None:
     for it in items:
         p = params_for(cal, it)
         projected = p.predict(project(arch, it.workload, it.working_set), it.launches, it.threaded_calls)
-        live = decompose_live(it.row["m"], SHAPE[1], [(2, 4), (1, 4)], 4)
+        live = it.workload[0].working_set  # the compression's part (as_run puts it first): what it keeps live
         levels = ", ".join(f"{lvl.name} {share:.0%}" for lvl, share in streaming_levels(arch, live))
         rows.append({"rows": it.row["m"], "measured_s": it.measured_s, "projected_s": projected,
                      "live_mib": live / 2**20, "levels": levels})
