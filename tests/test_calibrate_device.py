@@ -872,27 +872,33 @@ def test_time_call_runs_before_ahead_of_each_timed_call_only():
     assert log == ["call", "call"] + ["before", "call"] * 3
 
 
-def test_cold_case_streams_the_caches_before_each_call():
-    """A cold GEMM gives the product (float64 reference) and records the bytes its copy streams; its ``before``
-    copies ``side`` bytes (then reads back the output buffer, as a run's layer finds memory just freed)."""
-    case = dc.cold_case(24, 40, 16, side=2**20, seed=3)
+def test_cold_case_turns_over_copies_of_its_operands():
+    """A cold GEMM gives the product (float64 reference) on every call, each call on the next copy of its operands
+    (the oldest first, back to the first after the last), and records the bytes the copies span: at least twice
+    ``side``, at least 8 copies."""
+    side = 2**16
+    case = dc.cold_case(24, 40, 16, side=side, seed=3)
     p = case.prepare()
-    a, b = p.args
+    assert p.args == () and p.before is None
+    per = 4 * (24 * 16 + 16 * 40)
+    count = dc.cold_copies(per, side)
+    assert count == -(-2 * side // per) == 32 and p.fields["params"]["cold_bytes"] == count * per
+    assert dc.cold_copies(per, 1) == 8
+    warm = dense_case(dc.SUITE, 24, 40, 16, "float32", np, 3)
+    a, b = warm.prepare().args
     assert np.abs(a).min() > 0 and np.abs(b).min() > 0
     ref = a.astype(np.float64) @ b.astype(np.float64)
-    np.testing.assert_allclose(p.fn(*p.args), ref, rtol=1e-5, atol=1e-5)
-    assert p.fields["params"]["cold_bytes"] == 2 * 2**20
-    warm = dense_case(dc.SUITE, 24, 40, 16, "float32", np, 3)
-    assert case.key != warm.key and "cold_bytes" not in warm.prepare().fields["params"]
-    copies = []
-    real_copy = np.copyto
+    seen = []
+    real = np.matmul
     try:
-        np.copyto = lambda dst, src: copies.append((dst.nbytes, src.nbytes)) or real_copy(dst, src)
-        p.before()
+        np.matmul = lambda x, y, out=None: seen.append((id(x), id(y))) or real(x, y, out=out)
+        results = [p.fn().copy() for _ in range(count + 1)]
     finally:
-        np.copyto = real_copy
-    assert copies == [(2**20, 2**20)]
-    np.testing.assert_allclose(p.fn(*p.args), ref, rtol=1e-5, atol=1e-5)  # the output buffer is reused
+        np.matmul = real
+    for r in results:
+        np.testing.assert_allclose(r, ref, rtol=1e-5, atol=1e-5)
+    assert len(set(seen[:count])) == count and seen[count] == seen[0]  # every copy once, then round again
+    assert case.key != warm.key and "cold_bytes" not in warm.prepare().fields["params"]
 
 
 def test_calibration_cases_time_the_cold_gemms_only_when_asked():
@@ -934,19 +940,22 @@ def test_projection_spread_of_a_run_follows_the_calibrations(cal_dir, network_ru
 
 def test_cold_fetch_bench_prices_the_fetch_as_the_replay_does(cal_dir):
     """bench/bench_cold_fetch.py: each cold case's modelled fetch is B plus A up to half a unit's innermost level,
-    read at the rate of the level that holds the 2 x 16 MiB stream (this box's caches, the FAKE rates); each
-    shape's fraction is that fetch over its cold-less-warm time, the process's their least-squares fit relative to
-    the cold time."""
+    read at the rate of the level that holds the bytes its operand copies span (at least 2 x 4 MiB: this box's
+    caches, the FAKE rates); each shape's fraction is that fetch over its cold-less-warm time, the process's their
+    least-squares fit relative to the cold time."""
     from bench.bench_cold_fetch import measure
 
     out, _ = cal_dir
     arch = load_arch(out / dc.ARCH_FILE)
-    level = arch.memory[resident_level(arch, 32 * 2**20)]
     block = arch.memory[-1].capacity_bytes // arch.compute.units // 2
-    r = measure(out, 16 * 2**20, passes=1, repeats=1)
+    side = 4 * 2**20
+    r = measure(out, side, passes=1, repeats=1)
     assert [s["shape"] for s in r["shapes"]] == [f"{m}x{n}x{k}" for m, n, k in dc.COLD_CASES]
     num = den = 0.0
     for (m, n, k), s in zip(dc.COLD_CASES, r["shapes"]):
+        per = 4 * (m * k + k * n)
+        assert s["cold_bytes"] == dc.cold_copies(per, side) * per >= 2 * side
+        level = arch.memory[resident_level(arch, s["cold_bytes"])]
         read = 4 * k * n + min(4 * m * k, block)
         assert s["fetch_s"] == pytest.approx(read / (level.bandwidth * arch.clock_ghz * 1e9), rel=1e-9)
         assert s["warm_s"] > 0 and s["cold_s"] > 0
@@ -954,7 +963,7 @@ def test_cold_fetch_bench_prices_the_fetch_as_the_replay_does(cal_dir):
         assert s["fraction"] == (pytest.approx(s["fetch_s"] / d) if d > 0 else None)
         num, den = num + s["fetch_s"] * d / s["cold_s"] ** 2, den + s["fetch_s"] ** 2 / s["cold_s"] ** 2
     assert r["fraction"] == (pytest.approx(den / num) if num > 0 else None)
-    assert r["side"] == 16 * 2**20 and r["calibration_fraction"] is None  # FAKE's cases hold no cold GEMM
+    assert r["side"] == side and r["calibration_fraction"] is None  # FAKE's cases hold no cold GEMM
 
 
 def test_refit_of_an_unchanged_calibration_gives_its_fit_again(cal_dir, tmp_path):

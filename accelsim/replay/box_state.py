@@ -83,7 +83,7 @@ def pass_buffers(buffers: dict[str, int]) -> dict[str, int]:
     """Bytes per level that the NumPy pass rates (scatters, rank steps) are timed on: a cache level's copy side (a
     rank step holds 2.25 × that: the scores, an int8 rank, four one-byte temporaries, within half the level),
     DRAM's a quarter of its copy side, twice the last level (one rank step over DRAM's 240 MiB side took 0.25 s
-    on the 2-vCPU Xeon VM); the DRAM size is also each side of the copy a cold GEMM of the calibration follows."""
+    on the 2-vCPU Xeon VM); twice the DRAM size is also what a cold GEMM's operand copies span."""
     return {lvl: b // 4 if lvl == "dram" else b for lvl, b in buffers.items()}
 
 

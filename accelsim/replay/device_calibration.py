@@ -75,7 +75,7 @@ REPEATS = 5
 MIN_TIMED_S = 0.01
 """Seconds a trace case takes per pass, at least: a case that took less over :data:`REPEATS` timed calls is timed
 more often (:func:`case_repeats`), from its seconds per timed call in the pass before (its preparation, and a cold
-case's streaming, included). On the 2-vCPU Xeon VM a pass's median of 5 calls of MiniLM's 768 attention products
+case's operand copies, included). On the 2-vCPU Xeon VM a pass's median of 5 calls of MiniLM's 768 attention products
 at 8 tokens (54 µs a call) could take a call of twice that; with 35-130 calls their passes spread 6-12 % instead of
 18-30 % at two threads (20 % either way at one)."""
 MAX_CASE_REPEATS = 400
@@ -290,9 +290,17 @@ MiniLM's projections and FFNs, whose inputs (0.8-9.8 MB) a run's pass evicts bet
 
 def cold_case(m: int, n: int, k: int, side: int, seed: int = 0):
     """A dense fp32 GEMM ``a @ b`` timed as a layer of ``accelsim run`` finds its operands once the rest of its
-    pass has gone through: before each timed call a copy of two ``side``-byte buffers streams the caches full,
-    then the output buffer is read back (a run's layer writes to memory the allocator just freed), so its inputs
-    come cold. ``params.cold_bytes`` records the bytes streamed (``2 × side``)."""
+    pass has gone through: each call multiplies the next of :func:`cold_copies` copies of ``a`` and ``b`` (the
+    oldest first), together at least ``2 × side`` bytes, so each copy was last touched that many bytes ago, as a run
+    touches a layer's operands once a pass. ``params.cold_bytes`` records the bytes the copies span.
+
+    A stream through the caches before each call (a copy of two ``side``-byte buffers, the design before) left them
+    warmer than a run does: the last-level cache keeps lines that every call re-reads against lines touched once.
+    On the 2-vCPU Xeon VM (the L3 found holding 60 MiB) a 128 × 3072 × 768 GEMM took 0.09 ms longer than warm after a
+    copy of 2 × 120 MiB, 0.37 after the same through a ufunc, and 1.05-1.27 ms rotated over copies spanning 120 to
+    480 MiB, as BERT's FFN1 layers took in a run (5.7-5.9 ms against 4.8 warm)."""
+    from itertools import cycle
+
     from kernels.suites import Case, Prepared
     from kernels.suites.gemm import dense_case
 
@@ -300,18 +308,36 @@ def cold_case(m: int, n: int, k: int, side: int, seed: int = 0):
 
     def prepare():
         p = warm.prepare()
+        a, b = p.args
+        copies = [(a.copy(), b.copy()) for _ in range(cold_copies(a.nbytes + b.nbytes, side))]
         out = np.empty((m, n), np.float32)
-        src = np.ones(max(1, side // 4), np.float32)
-        dst = np.empty_like(src)
+        turn = cycle(copies)
 
-        def before():
-            np.copyto(dst, src)
-            out.sum()
+        def call():
+            x, y = next(turn)
+            return np.matmul(x, y, out=out)
 
-        params = {**p.fields["params"], "cold_bytes": 2 * src.nbytes}
-        return Prepared(lambda x, y: np.matmul(x, y, out=out), p.args, {**p.fields, "params": params}, before)
+        params = {**p.fields["params"], "cold_bytes": len(copies) * (a.nbytes + b.nbytes)}
+        return Prepared(call, (), {**p.fields, "params": params})
 
     return Case(SUITE, ("cold", *warm.key), f"cold {warm.label}", prepare)
+
+
+MIN_COLD_COPIES = 8
+"""Fewest operand copies a cold GEMM turns over (:func:`cold_copies`), so the calls a pass times (its warm-up and
+:data:`REPEATS`, or a few more) each find a copy several others were written after."""
+
+
+def cold_copies(operand_bytes: int, side: int) -> int:
+    """Copies of a cold GEMM's operands (``operand_bytes`` each) that span ``2 × side`` bytes, at least
+    :data:`MIN_COLD_COPIES`.
+
+    Examples
+    --------
+    >>> cold_copies(10 * 2**20, 60 * 2**20), cold_copies(2**20, 60 * 2**20), cold_copies(2**20, 2**20)
+    (12, 120, 8)
+    """
+    return max(MIN_COLD_COPIES, -(-2 * side // operand_bytes))
 
 
 def runtime_case(m: int, n: int, k: int, kernel: str, spec: str, seed: int = 0, dtype: str = "float32"):
@@ -359,7 +385,7 @@ def record(recorder, cases: list, deadline: float, threads: int, xp=np, clock=ti
             n, t0 = case_repeats(last.get(i)), time.perf_counter()
             out[-1].append(record_case(case, xp, recorder, repeats=n, warmup=1, min_window_s=0,
                                        params={"blas_threads": threads, "blas_core": core})[0])
-            last[i] = (time.perf_counter() - t0) / n  # a timed call's share of the case: a cold one's streaming counts
+            last[i] = (time.perf_counter() - t0) / n  # a timed call's share of the case: a cold one's copies count
     return out
 
 

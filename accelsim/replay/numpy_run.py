@@ -84,8 +84,10 @@ fraction (a simulator stall, memory less overlapped compute) followed the fp32 p
 calibrations of the 2-vCPU EPYC; with the ``gemm`` scale, 0.86-0.94. GPU records keep family ``tasd``."""
 
 COLD = "cold_gemm"
-"""Family of NumPy GEMMs timed cold (``params.cold_bytes``: what a copy streamed through the caches before each
-call), as a layer of ``accelsim run`` finds its operands once the rest of the pass has gone through: BLAS's
+"""Family of NumPy GEMMs timed cold (``params.cold_bytes``: the bytes the operand copies it turns over span,
+:func:`~accelsim.replay.device_calibration.cold_case`; records made before, what a copy streamed through the
+caches before each call), as a layer of ``accelsim run`` finds its operands once the rest of the pass has gone
+through: BLAS's
 compute plus the read of its inputs from where the stream left them (:func:`operand_fetch`,
 :func:`input_bytes`). Its fitted bandwidth fraction prices every cold layer of a run
 (:func:`accelsim.replay.network.simulator_predictor`). On the
