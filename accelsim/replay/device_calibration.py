@@ -297,8 +297,9 @@ def cold_case(m: int, n: int, k: int, side: int, seed: int = 0):
     A stream through the caches before each call (a copy of two ``side``-byte buffers, the design before) left them
     warmer than a run does: the last-level cache keeps lines that every call re-reads against lines touched once.
     On the 2-vCPU Xeon VM (the L3 found holding 60 MiB) a 128 × 3072 × 768 GEMM took 0.09 ms longer than warm after a
-    copy of 2 × 120 MiB, 0.37 after the same through a ufunc, and 1.05-1.27 ms rotated over copies spanning 120 to
-    480 MiB, as BERT's FFN1 layers took in a run (5.7-5.9 ms against 4.8 warm)."""
+    copy of 2 × 120 MiB, 0.35-0.39 after the same through a ufunc, and 1.07-1.09 ms over copies spanning 240 MiB
+    (``bench/bench_cold_fetch.py --stream``), as BERT's FFN1 layers took in a run (5.7-5.9 ms against 4.8 warm); the
+    fraction the six gave moved 1.7 % between two processes, where after the copy it had moved 17-68 %."""
     from itertools import cycle
 
     from kernels.suites import Case, Prepared

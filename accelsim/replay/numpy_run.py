@@ -96,7 +96,10 @@ for a DRAM copy); on the 2-vCPU EPYC such reads ran at 27-72 GB/s, against 42. T
 leaves, not a full flush: on the Xeon VM (480 MiB of host L3, a changing share of it this VM's) a 2 × 240 MiB
 stream gave a fraction of 0.16-0.18 where 2 × 60 MiB gave 0.39-0.46 (one thread, warm and cold in turn,
 ``bench/bench_cold_fetch.py``), and calibrations with it over-projected the README's loops by 13-32 %. Either way
-the fraction moved 17-68 % between processes run one after another: the box's cold read itself moves that much."""
+the fraction moved 17-68 % between processes run one after another: the L3 kept the operands every call re-read
+against the stream's once-touched lines, as much as the VM's share of it allowed. Turned over copies instead
+(:func:`~accelsim.replay.device_calibration.cold_case`), the operands come back as cold as a run's layers' do,
+and the fraction moved 1.7 % between two processes."""
 
 BLAS_FAMILIES = (RUNTIME, DENSE_TERMS, GATHER, BATCHED, TASD_GATHER, COLD)
 """Families whose multiplies are dense BLAS GEMMs: calibration gives them the ``gemm`` compute scale of their dtype
