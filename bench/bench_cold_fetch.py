@@ -63,7 +63,7 @@ def measure(calibration: Path, side: int, passes: int, repeats: int, stream: str
     warm_cases = {shape: dense_case(SUITE, *shape, "float32", np, 1).prepare() for shape in COLD_CASES}
     sweep = None if stream == "rotate" else _sweep(stream, side)
     cold_cases = {shape: cold_case(*shape, side=side, seed=1).prepare() for shape in COLD_CASES} if sweep is None \
-        else {shape: p for shape, p in warm_cases.items()}
+        else warm_cases
     times = {shape: ([], []) for shape in COLD_CASES}
     for _ in range(passes):
         for shape, p in warm_cases.items():

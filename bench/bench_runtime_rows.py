@@ -26,8 +26,8 @@ def main(argv=None) -> None:
 
     from accelsim.replay.box_state import pass_center
     from accelsim.replay.device_calibration import load_calibration_dir, os_report, record, runtime_case
-    from accelsim.replay.network import params_for
-    from accelsim.replay.project import items_from_table, project
+    from accelsim.replay.network import simulator_predictor
+    from accelsim.replay.project import items_from_table
     from accelsim.replay.records import streaming_levels
     from kernels.trace import Recorder
     from kernels.trace.microbench import keep_freed_memory
@@ -40,16 +40,15 @@ def main(argv=None) -> None:
     arch, cal, _ = load_calibration_dir(args.calibration)
     keep_freed_memory()
     report = os_report()
-    out, kernel, series = SHAPE[0], SHAPE[2], SHAPE[3]
-    cases = [runtime_case(m, out, SHAPE[1], kernel, series) for m in ROWS]
+    cases = [runtime_case(m, *SHAPE) for m in ROWS]
     rec = Recorder(None)
     record(rec, cases, time.monotonic() + 3600, report["blas_threads"], passes=args.rounds,
            core=report.get("blas_core"))
     items = sorted(items_from_table(pa.Table.from_pylist(rec.rows), arch, pass_center), key=lambda it: it.row["m"])
+    predict = simulator_predictor(arch, cal)  # warm: the cases are timed in a loop of their own
     rows = []
     for it in items:
-        p = params_for(cal, it)
-        projected = p.predict(project(arch, it.workload, it.working_set), it.launches, it.threaded_calls)
+        projected, _ = predict(it)
         live = it.workload[0].working_set  # the compression's part (as_run puts it first): what it keeps live
         levels = ", ".join(f"{lvl.name} {share:.0%}" for lvl, share in streaming_levels(arch, live))
         rows.append({"rows": it.row["m"], "measured_s": it.measured_s, "projected_s": projected,
