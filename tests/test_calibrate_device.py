@@ -901,6 +901,30 @@ def test_cold_case_turns_over_copies_of_its_operands():
     assert case.key != warm.key and "cold_bytes" not in warm.prepare().fields["params"]
 
 
+@pytest.mark.parametrize("last_mib", [8, 30, 60, 200])
+def test_the_same_six_batches_outgrow_the_cache_found(tmp_path, last_mib):
+    """The stacked cases beyond the cache are the six beyond a 32 MiB one, whatever last level the probe found (on
+    the Xeon VM 30 or 60 MiB), so the ``batched_gemm`` group is fitted in every calibration: the replay adds a DRAM
+    fetch (``batch_fetch``) to exactly those, each 4·batch·(mk + kn + mn) bytes past the cache, their counts those of
+    :data:`BATCH_CASES` times last / 32 MiB rounded up where that exceeds 1; the four in a 32 MiB cache keep theirs."""
+    from accelsim.replay.numpy_run import batch_fetch
+
+    last = last_mib * 2**20
+    report = {**REPORT, "caches": [{"level": 3, "size": last, "total": last, "shared_cpus": "0-3"},
+                                   {"level": 2, "size": 2**20, "total": 4 * 2**20, "shared_cpus": "0"}]}
+    path = tmp_path / "arch.yaml"
+    path.write_text(dc.arch_yaml(report, FAKE))
+    arch = load_arch(path)
+    cases = [c for c in dc.calibration_cases(np, last_level=last) if c.key[0] == "gemm" and len(c.key) == 6]
+    assert [c.key[1:4] for c in cases] == [(m, n, k) for _, m, n, k in dc.BATCH_CASES]
+    nbytes = {c.key: 4 * c.key[5] * (c.key[1] * c.key[3] + c.key[3] * c.key[2] + c.key[1] * c.key[2]) for c in cases}
+    beyond = [c.key for c in cases if batch_fetch({"backend": "numpy", "dtype": "float32", "kernel": "gemm"}, *c.key[1:4], c.key[5], arch)]
+    assert len(beyond) == 6 and all(nbytes[k] > max(last, 32 * 2**20) for k in beyond)
+    for (count, m, n, k), c in zip(dc.BATCH_CASES, cases):
+        grown = 4 * count * (m * k + k * n + m * n) > 32 * 2**20 and last_mib > 32
+        assert c.key[5] == (-(-count * last_mib // 32) if grown else count)
+
+
 def test_calibration_cases_time_the_cold_gemms_only_when_asked():
     warm = dc.calibration_cases(np)
     cold = dc.calibration_cases(np, cold_side=2**22)
@@ -936,6 +960,35 @@ def test_projection_spread_of_a_run_follows_the_calibrations(cal_dir, network_ru
     assert unpaired["worst_same_state"] is None and unpaired["worst_any"] == pytest.approx(1.0)
     main(["--dirs", str(out), str(slow), "--project", str(network_run / "traces")])
     assert "| dense |" in capsys.readouterr().out
+
+
+def test_calibration_spread_counts_pairs_across_states_apart(cal_dir, tmp_path):
+    """bench/bench_calibration_spread.py: a calibration, a copy with every time coefficient doubled (one state with
+    it: +100 % launch overhead, not within 10 %) and that copy with the caches found twice as large (two states with
+    both, so counted only over any pair: within 10 % of the doubled one, +100 % from the first)."""
+    from bench.bench_calibration_spread import spread
+
+    out, _ = cal_dir
+    dirs = []
+    for name, times, grow in (("first", 1.0, 1), ("same", 2.0, 1), ("other", 2.0, 2)):
+        d = tmp_path / name
+        shutil.copytree(out, d)
+        doc = json.loads((d / dc.CALIBRATION_FILE).read_text())
+        for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
+            for key in ("launch_overhead_s", "threaded_call_s", "compute_scale", "memory_scale"):
+                if p.get(key) is not None:
+                    p[key] *= times
+        doc["measured"]["caches"] = [{"level": 3, "size": 2**30, "effective_size": grow * 2**25}]
+        (d / dc.CALIBRATION_FILE).write_text(json.dumps(doc))
+        dirs.append(d)
+    s = spread(dirs)
+    assert (s["pairs"], s["same_state_pairs"], s["within"], s["any_within"]) == (3, 1, 0, 1)
+    launch = next(p for p in s["params"] if p["name"] == "global.launch_overhead_s")
+    assert launch["worst_same_state"] == pytest.approx(1.0) == launch["worst_any"]
+    alone = spread([dirs[0], dirs[2]])
+    launch = next(p for p in alone["params"] if p["name"] == "global.launch_overhead_s")
+    assert (alone["same_state_pairs"], alone["any_within"]) == (0, 0)
+    assert launch["worst_same_state"] is None and launch["worst_any"] == pytest.approx(1.0)
 
 
 def test_cold_fetch_bench_prices_the_fetch_as_the_replay_does(cal_dir):
