@@ -143,7 +143,8 @@ def main(argv=None) -> dict:
     probes = ", ".join("n/a" if p is None else f"{p:.0f}" for p in s["probes"])
     print(f"{len(dirs)} calibrations, probe {probes} GFLOP/s; "
           f"{s['same_state_pairs']} of {s['pairs']} pairs in one state, {s['within']} of them with every parameter "
-          f"within {DRIFT:.0%} (of all pairs: {s['any_within']}); consecutive: {s['consecutive_within']} of {s['consecutive_pairs']}; of the one-state "
+          f"within {DRIFT:.0%} (of all pairs: {s['any_within']}); consecutive: {s['consecutive_within']} of "
+          f"{s['consecutive_pairs']}; of the one-state "
           f"pairs of steady calibrations (passes spread <= {UNSTEADY_PASSES:g} % in median): {s['steady_within']} of "
           f"{s['steady_pairs']}\n")
     print("| parameter | share of time (median / largest) | worst, one state | worst, consecutive | worst, any pair | "
