@@ -114,7 +114,8 @@ def spread(dirs: list[Path], runs: list[Path] = ()) -> dict:
     unsteady = [i for i, doc in enumerate(docs) if unsteady_note(doc)]
     steady = {ij: d for ij, d in same.items() if not set(ij) & set(unsteady)}
     return {"dirs": [str(d) for d in dirs], "pairs": len(pairs), "same_state_pairs": len(same),
-            "within": sum(d["within"] for d in same.values()), "any_within": sum(d["within"] for d in pairs.values()),
+            "within": sum(d["within"] for d in same.values()),
+            "any_within": sum(d["within"] for d in pairs.values()),
             "unsteady": unsteady, "steady_pairs": len(steady), "steady_within": sum(d["within"] for d in steady.values()),
             "consecutive_pairs": len(consecutive), "consecutive_within": sum(d["within"] for d in consecutive.values()),
             "probes": [first["state"]["a_probe_gflops"]] + [pairs[(0, j)]["state"]["b_probe_gflops"]
