@@ -17,8 +17,8 @@ DEFAULT_BUDGET_S = 80.0
 """``accelsim calibrate``'s budget by default: within issue #26's 90 s on a CPU (81.2-81.6 s of wall time each, eight
 calibrations of the 2-vCPU Xeon VM). Its passes make the fit steady: with 60 s a calibration in the VM's 60 MiB
 state made 9-10 passes, and 6 of 15 one-state pairs over four sets kept every parameter within 10 % (10 of 10 in a
-set made before its stacked batches grew with the cache); with 80 s, 12-15 passes and 10 of 12 (BENCHMARKS.md
-"Sixteenth slice")."""
+set made before its stacked batches grew with the cache); with 80 s, 12-18 passes and 16 of 22 over four sets
+(BENCHMARKS.md "Sixteenth slice")."""
 
 
 def calibrate(
