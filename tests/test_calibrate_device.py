@@ -933,6 +933,21 @@ def test_calibration_cases_time_the_cold_gemms_only_when_asked():
     assert sorted(c.key[2:5] for c in extra) == sorted(dc.COLD_CASES)
 
 
+def _scaled_copy(src, dst, times: float, caches=None):
+    """A copy of calibration directory ``src`` at ``dst`` with every time coefficient (overheads and both scales)
+    multiplied by ``times``, and its probe's caches replaced by ``caches`` where given."""
+    shutil.copytree(src, dst)
+    doc = json.loads((dst / dc.CALIBRATION_FILE).read_text())
+    for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
+        for key in ("launch_overhead_s", "threaded_call_s", "compute_scale", "memory_scale"):
+            if p.get(key) is not None:
+                p[key] *= times
+    if caches is not None:
+        doc["measured"]["caches"] = caches
+    (dst / dc.CALIBRATION_FILE).write_text(json.dumps(doc))
+    return dst
+
+
 def test_projection_spread_of_a_run_follows_the_calibrations(cal_dir, network_run, tmp_path, capsys):
     """bench/bench_calibration_spread.py --project: a calibration whose every time coefficient is doubled projects
     each plan's whole run at twice the time (the projection is linear in them) and the same gain; only the pairs
@@ -940,14 +955,7 @@ def test_projection_spread_of_a_run_follows_the_calibrations(cal_dir, network_ru
     from bench.bench_calibration_spread import main, projection_spread
 
     out, _ = cal_dir
-    slow = tmp_path / "slow"
-    shutil.copytree(out, slow)
-    doc = json.loads((slow / dc.CALIBRATION_FILE).read_text())
-    for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
-        for key in ("launch_overhead_s", "threaded_call_s", "compute_scale", "memory_scale"):
-            if p.get(key) is not None:
-                p[key] *= 2.0
-    (slow / dc.CALIBRATION_FILE).write_text(json.dumps(doc))
+    slow = _scaled_copy(out, tmp_path / "slow", 2.0)
     rows = projection_spread([out, slow], [network_run / "traces"], [(0, 1)])
     assert [r["plan"] == "dense" for r in rows] == [True, False]
     for r in rows:
@@ -969,18 +977,8 @@ def test_calibration_spread_counts_pairs_across_states_apart(cal_dir, tmp_path):
     from bench.bench_calibration_spread import spread
 
     out, _ = cal_dir
-    dirs = []
-    for name, times, grow in (("first", 1.0, 1), ("same", 2.0, 1), ("other", 2.0, 2)):
-        d = tmp_path / name
-        shutil.copytree(out, d)
-        doc = json.loads((d / dc.CALIBRATION_FILE).read_text())
-        for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
-            for key in ("launch_overhead_s", "threaded_call_s", "compute_scale", "memory_scale"):
-                if p.get(key) is not None:
-                    p[key] *= times
-        doc["measured"]["caches"] = [{"level": 3, "size": 2**30, "effective_size": grow * 2**25}]
-        (d / dc.CALIBRATION_FILE).write_text(json.dumps(doc))
-        dirs.append(d)
+    dirs = [_scaled_copy(out, tmp_path / name, times, [{"level": 3, "size": 2**30, "effective_size": grow * 2**25}])
+            for name, times, grow in (("first", 1.0, 1), ("same", 2.0, 1), ("other", 2.0, 2))]
     s = spread(dirs)
     assert (s["pairs"], s["same_state_pairs"], s["within"], s["any_within"]) == (3, 1, 0, 1)
     launch = next(p for p in s["params"] if p["name"] == "global.launch_overhead_s")
