@@ -299,8 +299,8 @@ def batch_cases(last_level: int | None = None) -> list[tuple[int, int, int, int]
     where ``last_level`` is larger, so the same six outgrow the cache found. On the 2-vCPU Xeon VM, whose L3 was
     found holding 30 or 60 MiB, only two outgrew 60: the ``batched_gemm`` group then fell back to the global fit
     (bandwidth fraction 0.64-0.67 against its own 1 in the 30 MiB calibrations, 54-56 % apart), which priced
-    MiniLM's full-size attention products (75 MB a batch). Grown, the group is fitted in both states: 0.96-1 over
-    five one-thread calibrations in both, 1 in all five two-thread ones.
+    MiniLM's full-size attention products (75 MB a batch). Grown, the group is fitted in both states: 0.85-1 over
+    18 one-thread calibrations, as far apart within one state as across the two, and 1 in all 22 two-thread ones.
 
     Examples
     --------
@@ -513,8 +513,9 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
     sampler = None if "gemm_gflops" in meas else PeakSampler(meas["copy_bytes"], -(-BENCH_REPEATS // PASSES))
     rec = Recorder(out / TRACES_DIR)
     with rec:
+        last = last_level_bytes(meas.get("caches", report["caches"]))
         cases = cases if cases is not None else calibration_cases(
-            np, cold_side=pass_buffers(meas["copy_bytes"])["dram"], last_level=last_level_bytes(meas.get("caches", report["caches"])))
+            np, cold_side=pass_buffers(meas["copy_bytes"])["dram"], last_level=last)
         passes = record(rec, cases, start + budget_s,
                         report["blas_threads"], clock=clock, before_pass=sampler and sampler.round,
                         core=report.get("blas_core"))
