@@ -64,8 +64,6 @@ class Prepared:
     fn: Callable
     args: tuple
     fields: dict
-    before: Callable | None = None
-    """Untimed, before each timed call (:func:`kernels.timing.time_call`)."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +149,7 @@ def record_case(case: Case, xp, recorder, *, repeats: int = 10, warmup: int = 3,
 
     p = case.prepare()
     window = MIN_ENERGY_WINDOW_S if min_window_s is None else min_window_s
-    timing = time_call(p.fn, *p.args, warmup=warmup, repeats=repeats, xp=xp, min_window_s=window, before=p.before)
+    timing = time_call(p.fn, *p.args, warmup=warmup, repeats=repeats, xp=xp, min_window_s=window)
     fields = {**p.fields, "params": {**p.fields["params"], **params}} if params else p.fields
     return recorder.add(timing=timing, suite=suite or case.suite, xp=xp, **fields), timing
 
