@@ -19,14 +19,24 @@ from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
-           "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "compared_state", "mixed_state_note", "nearest_state",
+           "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "compared_state", "gemm_peak", "mixed_state_note", "nearest_state",
            "pass_buffers", "pass_center", "pass_spread", "run_probes", "state_notes", "steady_passes", "unsteady_note"]
 
 GEMM_SIZES = (256, 512, 1024)
-"""Square GEMM sizes timed per dtype; the peak is the fastest run of any. On a loaded 2-vCPU box a two-thread
-matmul waits a 4 ms scheduler step for its preempted thread (256³: 16 ms, against 0.15 ms a minute
-later), so the samples are spread over the whole calibration, between the trace passes."""
+"""Square GEMM sizes timed per dtype; the peak is the size with the fastest median (:func:`gemm_peak`). On a loaded
+2-vCPU box a two-thread matmul waits a 4 ms scheduler step for its preempted thread (256³: 16 ms, against 0.15 ms a
+minute later), so the samples are spread over the whole calibration, between the trace passes."""
 DTYPES = ("float32", "float64")
+
+
+def gemm_peak(rate: dict) -> float:
+    """The MAC rate a CPU arch takes from a GEMM size's pooled runs (a :class:`~kernels.trace.microbench.Rate`):
+    their median, the rate the box sustains, not the fastest. Over five one-thread calibrations on the 2-vCPU Xeon
+    VM the fastest 1024³ fp32 run ranged 158-193 GFLOP/s while the median ranged 150-168, and the fitted GEMM
+    efficiency against the fastest ranged 0.78-0.89 (14 %) where against the median it ranged 0.89-0.94: the
+    fastest run is an extreme of the box's moments, which a second calibration does not meet again. A kernel may
+    beat this rate for a moment; the fit bounds its efficiency at 1 all the same (0.89-0.99 on that VM)."""
+    return rate["median"]
 
 
 class PeakSampler:
@@ -34,8 +44,9 @@ class PeakSampler:
     quiet and loaded moments: GEMM per dtype and size, copy per level of ``buffers`` (bytes per side), 2:4 scatters
     and rank steps per level (:func:`pass_buffers`). Timed all at once, 21 L3 copies took half a second, and 5 of
     153 two-thread calibrations of the 2-vCPU EPYC got 95-116 GB/s as their fastest, against a median of 133.
-    :meth:`summary` gives the fastest run of each over the rounds asked for, and the median rate of the box-state
-    probe (:data:`~kernels.trace.microbench.PROBE_N`) per round (:meth:`probe_rounds`)."""
+    :meth:`summary` gives each over the rounds asked for (its median, fastest and slowest run; per dtype the GEMM
+    size with the fastest :func:`gemm_peak`), and the median rate of the box-state probe
+    (:data:`~kernels.trace.microbench.PROBE_N`) per round (:meth:`probe_rounds`)."""
 
     def __init__(self, buffers: dict[str, int], per_round: int, sizes=GEMM_SIZES):
         self.buffers, self.sizes, self.per_round = buffers, sizes, per_round
@@ -70,7 +81,7 @@ class PeakSampler:
             return [v for r in picked for v in r[kind][key]]
 
         by_size = {d: {n: Rate.of(gemm_gflop(n), pooled("gemm", (d, n))) for n in self.sizes} for d in DTYPES}
-        best = {d: max(r, key=lambda n: r[n]["max"]) for d, r in by_size.items()}
+        best = {d: max(r, key=lambda n: gemm_peak(r[n])) for d, r in by_size.items()}
         return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
                 "probe_rounds": self.probe_rounds(),
                 "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()},

@@ -16,7 +16,7 @@ The model is ``t = launches·launch_overhead_s + threaded calls·threaded_call_s
 + memory_s / bandwidth_fraction`` with the engine's split of busy compute and memory time. It is linear in
 (overheads, 1/efficiency, 1/fraction), so the fit is a least-squares problem in *relative* error
 (every configuration counts alike however long it runs) with bounded coefficients — overhead ≥ 0,
-efficiency and fraction in (0, 1], since the arch's peaks are what the device reaches at best —
+efficiency and fraction in (0, 1], since the arch's peaks are what the device's best kernels reach —
 solved exactly by trying each subset of free coefficients — no iterative solver, no randomness.
 
 The split is by configuration, stratified by group and seeded, so the same
@@ -57,8 +57,9 @@ __all__ = [
 ]
 
 MIN_SCALE = 1.0
-"""Lower bound of both fitted scales: no kernel beats the arch's peak MAC rate or the bandwidth its levels
-were measured at, so every fitted efficiency and bandwidth fraction is at most 1."""
+"""Lower bound of both fitted scales, so every fitted efficiency and bandwidth fraction is at most 1: a kernel's
+typical run does not beat the arch's MAC rate (a GPU's fastest matmul, a CPU's median large square one:
+:func:`~accelsim.replay.box_state.gemm_peak`) or the bandwidths its levels were measured at."""
 NEGLIGIBLE = 0.02
 """A scale whose part (at scale 1) is below this fraction of the measured time on every row is held at
 :data:`MIN_SCALE`, not fitted. Timing repeats spread by several % on the 2-vCPU EPYC, so such a part shows only

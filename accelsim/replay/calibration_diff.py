@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from accelsim.errors import AccelsimError
-from accelsim.replay.box_state import STATE_NOTE
+from accelsim.replay.box_state import STATE_NOTE, gemm_peak
 from accelsim.replay.calibrate import fitted_params
 
 __all__ = ["DRIFT", "check_against", "compare_dirs"]
@@ -27,7 +27,7 @@ def _change(a, b) -> float | None:
 
 def _peaks(doc: dict) -> dict[str, float]:
     m = doc["measured"]
-    out = {f"gemm {d} GFLOP/s": r["max"] for d, r in m["gemm_gflops"].items()}
+    out = {f"gemm {d} GFLOP/s": gemm_peak(r) for d, r in m["gemm_gflops"].items()}
     return out | {f"copy {lvl} GB/s": r["max"] for lvl, r in m["copy_gbs"].items()}
 
 

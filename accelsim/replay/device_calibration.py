@@ -4,10 +4,12 @@ A calibration directory holds three files:
 
 - ``arch.yaml``: a ``tensor_core``-kind CPU arch of the schema of ``arch_configs/cpu_numpy.yaml``
   whose clock, units, caches and memory size come from the OS (:mod:`accelsim.replay.cpu_report`; cache sizes
-  checked by copies, :mod:`accelsim.replay.cache_probe`) and whose peak MAC rates and
-  bandwidths are the microbenchmarks' fastest runs (:mod:`kernels.trace.microbench`): a peak is what the
-  device reaches at best, and the fit bounds every efficiency by 1 against it, while other work on the
-  box only ever slows a run down; every number carries a comment naming its source;
+  checked by copies, :mod:`accelsim.replay.cache_probe`) and whose rates come from microbenchmarks
+  (:mod:`kernels.trace.microbench`): bandwidths are the fastest copies (other work on the box only ever slows a
+  copy down, and the fastest stayed within 3-11 % over five calibrations), MAC rates the median of large square
+  matmuls (:func:`~accelsim.replay.box_state.gemm_peak`: their fastest run is an extreme a second calibration
+  does not meet again); the fit bounds every efficiency by 1 against them; every number carries a comment naming
+  its source;
 - ``traces/``: a small spanning set of kernel runs (dense GEMM from tiny to 1024³ at float32 and
   float64, some timed cold as a run's layers find their inputs, N:M SpMM and TASD at the shapes of a small
   transformer, layers compressing their activation at run time as ``accelsim run`` does), recorded as
@@ -39,7 +41,7 @@ from accelsim.replay.cache_probe import describe
 from accelsim.replay.cpu_report import l1_tile, os_report
 from accelsim.replay.calibrate import Params, fit_groups, fitted_params, split, validate
 from accelsim.replay.box_state import (
-    GEMM_SIZES, NEAR_MEDIAN, PeakSampler, pass_buffers, pass_center, pass_spread, steady_passes,
+    GEMM_SIZES, NEAR_MEDIAN, PeakSampler, gemm_peak, pass_buffers, pass_center, pass_spread, steady_passes,
 )
 from accelsim.replay.labels import params_of
 from kernels.trace.microbench import PROBE_N
@@ -135,9 +137,11 @@ def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
             "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
 
 
-def spread_note(r: dict, fmt: str = ".3g") -> str:
+def spread_note(r: dict, fmt: str = ".3g", kept: str = "max") -> str:
     """An arch comment's account of a measured rate (:func:`kernels.trace.microbench.spread`): how many runs,
-    the median and the slowest beside the fastest the value is taken from."""
+    and the others beside the one the value is taken from (``kept``: ``max``, the fastest, or ``median``)."""
+    if kept == "median":
+        return f"median of {r['repeats']}, fastest {r['max']:{fmt}}, slowest {r['min']:{fmt}}"
     return f"fastest of {r['repeats']}, median {r['median']:{fmt}}, slowest {r['min']:{fmt}}"
 
 
@@ -156,7 +160,7 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
     ghz = report["clock_mhz"] / 1000.0
     units = report["blas_threads"]
     g = meas["gemm_gflops"]
-    macs = {d: g[d]["max"] / 2 / ghz / units for d in ("float32", "float64")}
+    macs = {d: gemm_peak(g[d]) / 2 / ghz / units for d in ("float32", "float64")}
     levels = [("dram", report["memory_bytes"], "/proc/meminfo MemTotal", _PJ["dram"])]
     levels += [(f"l{c['level']}", c.get("effective_size", c["size"]) * (n := min(units, c["total"] // c["size"])),
                 f"/sys/devices/system/cpu/cpu0/cache: {c['size'] // _KIB} KiB shared by CPUs {c['shared_cpus']}, "
@@ -167,8 +171,9 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
         f"# Written by `accelsim calibrate` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC for the NumPy backend",
         f"# on {report['device_name']} ({report['cpus']} CPUs, BLAS on {units} threads), load average "
         f"{meas['load_average_1min']:.2f} while measuring.",
-        "# Peaks are what NumPy's BLAS reaches here (kernels.trace.microbench), not datasheet numbers, so a",
-        "# calibrated compute efficiency near 1 means 'as fast as a large square matmul'.",
+        "# Peaks are what NumPy's BLAS reaches here (kernels.trace.microbench), not datasheet numbers: MAC rates the",
+        "# median large square matmul, bandwidths the fastest copy; a calibrated compute efficiency near 1 means",
+        "# 'as fast as a large square matmul'.",
         f"# Per-call overhead of a 4x4 matmul: {meas['call_overhead_s']['median'] * 1e6:.3g} us (median of "
         f"{meas['call_overhead_s']['repeats']}, fastest {meas['call_overhead_s']['min'] * 1e6:.3g}, slowest "
         f"{meas['call_overhead_s']['max'] * 1e6:.3g}); the fit's launch_overhead_s is its counterpart.",
@@ -183,9 +188,9 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
         "  macs_per_cycle:",
     ]
     for d, short in (("float32", "fp32"), ("float64", "fp64")):
-        lines.append(f"    {short}: {macs[d]:.6g}  # measured {g[d]['max']:.4g} GFLOP/s ({spread_note(g[d])}) of a "
-                     f"{meas['gemm_n'][d]}^2 matmul, the fastest of sizes {'/'.join(map(str, GEMM_SIZES))}, "
-                     "/ 2 / clock / units")
+        lines.append(f"    {short}: {macs[d]:.6g}  # measured {gemm_peak(g[d]):.4g} GFLOP/s "
+                     f"({spread_note(g[d], kept='median')}) of a {meas['gemm_n'][d]}^2 matmul, the fastest median "
+                     f"of sizes {'/'.join(map(str, GEMM_SIZES))}, / 2 / clock / units")
     lines += [
         "  tile_m: 4  # not measured: OpenBLAS's SGEMM register tile, 16 (BLAS M) x 4 (BLAS N); NumPy's row-major",
         "  tile_n: 16  # product is BLAS's transposed one, so BLAS M is NumPy's n: 768 8x8x32 products take 2x 8x32x8",
