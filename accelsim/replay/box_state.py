@@ -32,9 +32,10 @@ DTYPES = ("float32", "float64")
 def gemm_peak(rate: dict) -> float:
     """The MAC rate a CPU arch takes from a GEMM size's pooled runs (a :class:`~kernels.trace.microbench.Rate`):
     their median, the rate the box sustains, not the fastest. Over five one-thread calibrations on the 2-vCPU Xeon
-    VM the fastest 1024³ fp32 run ranged 158-193 GFLOP/s while the median ranged 150-168, and the fitted GEMM
-    efficiency against the fastest ranged 0.78-0.89 (14 %) where against the median it ranged 0.89-0.94: the
-    fastest run is an extreme of the box's moments, which a second calibration does not meet again. A kernel may
+    VM the fastest fp32 run ranged 158-193 GFLOP/s while the 1024³ median ranged 153-168, and the fitted GEMM
+    efficiency against the fastest ranged 0.78-0.89 (14 %) where against the median it ranged 0.89-0.94 (the same
+    traces fitted again): the fastest run is an extreme of the box's moments, which a second calibration does not
+    meet again. A kernel may
     beat this rate for a moment; the fit bounds its efficiency at 1 all the same (0.89-0.99 on that VM)."""
     return rate["median"]
 
