@@ -22,7 +22,7 @@ from accelsim.model.arch import ArchConfig
 from accelsim.replay.calibrate import Params, fit_groups
 from accelsim.replay.noise import few_repeats_warning, gain_range
 from accelsim.replay.project import (
-    COLD, GATHER, ReplayError, check_device, input_bytes, items_from_table, operand_fetch, project, replay_table,
+    COLD, ReplayError, check_device, input_bytes, items_from_table, operand_fetch, project, replay_table,
     resident_level,
 )
 
@@ -71,11 +71,12 @@ def cold_fetch(arch: ArchConfig, item, footprint: int):
     its operands before it computes, so the fetch adds to the warm time. On the 2-vCPU EPYC a call after
     a 96 MB stream took 23–242 µs longer (0.6–11 MB of operands, 27–72 GB/s; from 12 × 128 × 64 × 128 to
     128 × 3072 × 768), against ~42 GB/s for a DRAM copy. GPU kernels overlap their loads: they are left warm.
-    :func:`simulator_predictor` prices the fetch at the fraction fitted on the calibration's cold GEMMs
-    (family :data:`~accelsim.replay.project.COLD`), a gather-path layer's (family
-    :data:`~accelsim.replay.project.GATHER`, which reads its weight in gathered order) at its own family's
-    fraction (two 1:8 BERT FFN layers took 0.19-0.30 ms longer after a 96 MB stream, for 3.1-3.5 MB: a third of
-    the copy rate).
+    :func:`simulator_predictor` prices every layer's fetch at the fraction fitted on the calibration's cold GEMMs
+    (family :data:`~accelsim.replay.project.COLD`), a gather-path layer's too: the fetch is the same read of
+    evicted operands, and its gathers run after it, from cache. Two 1:8 BERT FFN layers took 0.19-0.30 ms longer
+    after a 96 MB stream, for 3.1-3.5 MB: a third of the copy rate, as the cold GEMMs' fraction (0.3 at one thread
+    on the 2-vCPU Xeon VM). Priced at the gather family's own fraction (0.68 there), BERT's 1:8 FFN layers came
+    out 10-25 % fast in the loop.
     """
     cold = resident_level(arch, footprint)
     if item.row.get("backend") != "numpy" or cold >= resident_level(arch, item.working_set):
@@ -84,16 +85,12 @@ def cold_fetch(arch: ArchConfig, item, footprint: int):
 
 
 def fetch_scale(calibration: dict | None, item) -> float:
-    """What a NumPy layer's :func:`cold_fetch` is multiplied by: a gather-path layer's own family's memory scale,
-    any other's that of the calibration's cold GEMMs of its dtype (family :data:`COLD`); 1 (the copy rate)
-    where the calibration has none."""
+    """What a NumPy layer's :func:`cold_fetch` is multiplied by: the memory scale of the calibration's cold GEMMs of
+    its dtype (family :data:`COLD`); 1 (the copy rate) where the calibration has none."""
     if calibration is None:
         return 1.0
-    if item.family == GATHER:
-        own = params_for(calibration, item)
-    else:
-        group = f"{COLD} {item.row.get('dtype', '')}".strip()
-        own = calibration["groups"].get(group) or calibration["families"].get(COLD)
+    group = f"{COLD} {item.row.get('dtype', '')}".strip()
+    own = calibration["groups"].get(group) or calibration["families"].get(COLD)
     return (own.memory_scale if own is not None else None) or 1.0
 
 
