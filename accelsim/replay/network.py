@@ -75,8 +75,8 @@ def cold_fetch(arch: ArchConfig, item, footprint: int):
     (family :data:`~accelsim.replay.project.COLD`), a gather-path layer's too: the fetch is the same read of
     evicted operands, and its gathers run after it, from cache. On the 2-vCPU EPYC two 1:8 BERT FFN layers took
     0.19-0.30 ms longer after a 96 MB stream, for 3.1-3.5 MB: a third of the copy rate, near what cold GEMMs get (a
-    fraction of 0.27-0.35 at one thread on the 2-vCPU Xeon VM). Priced at the gather family's own fraction (0.68 there), BERT's 1:8 FFN layers came
-    out 10-25 % fast in the loop.
+    fraction of 0.27-0.35 at one thread on the 2-vCPU Xeon VM). Priced at the gather family's own fraction (0.68
+    there), BERT's 1:8 FFN layers came out 10-25 % fast in the loop.
     """
     cold = resident_level(arch, footprint)
     if item.row.get("backend") != "numpy" or cold >= resident_level(arch, item.working_set):
