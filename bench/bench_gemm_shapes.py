@@ -36,24 +36,22 @@ def fit_terms(measured, columns) -> tuple[np.ndarray, np.ndarray]:
 
 def _rows(cal: Path) -> tuple[list[dict], dict]:
     from accelsim.replay.box_state import pass_center
-    from accelsim.replay.calibrate import Params
     from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir
+    from accelsim.replay.labels import params_of
+    from accelsim.replay.network import params_for
     from accelsim.replay.project import replay_table
     from accelsim.replay.traces import load
 
-    arch, _, doc = load_calibration_dir(cal)
+    arch, cal_params, doc = load_calibration_dir(cal)
     items, projections = replay_table(load(cal / TRACES_DIR), arch, pass_center)
-    g, glob = doc["groups"]["gemm float32"], doc["global"]
-    fit = Params(glob["launch_overhead_s"], g["compute_scale"], g["memory_scale"], "saved", glob["threaded_call_s"])
     rows = []
     for it, p in zip(items, projections):
-        prm = json.loads(it.row.get("params") or "{}")
-        if it.group != "gemm float32" or prm.get("batch", 1) != 1:
+        if it.group != "gemm float32" or params_of(it.row).get("batch", 1) != 1:
             continue
         m, n, k = (int(it.row[c]) for c in ("m", "n", "k"))
+        saved = params_for(cal_params, it).predict(p, it.launches, it.threaded_calls)
         rows.append({"shape": f"{m}x{n}x{k}", "measured_s": it.measured_s, "compute_s": p.compute_s,
-                     "pack_bytes": pack_bytes(m, n, k),
-                     "saved_fit_pct": 100 * (fit.predict(p, it.launches, it.threaded_calls) / it.measured_s - 1)})
+                     "pack_bytes": pack_bytes(m, n, k), "saved_fit_pct": 100 * (saved / it.measured_s - 1)})
     return rows, doc
 
 
