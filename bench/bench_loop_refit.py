@@ -5,8 +5,10 @@ Each pass's calibration (``SRC/tT/pP/cal``) is fitted again on its own traces
 (``seq``, ``full``, ``bert``) is validated against it (``accelsim validate --format json``), so
 ``python bench/bench_loop_table.py DST`` tabulates the new projections beside the measured times. With
 ``--blas-core CORE``, records made before ``accelsim`` recorded the BLAS core (``params.blas_core``) get it, the
-core they ran on (threadpoolctl's ``architecture`` on that box); records that have one keep theirs.
-Run: ``python bench/bench_loop_refit.py SRC DST [--blas-core SkylakeX]``.
+core they ran on (threadpoolctl's ``architecture`` on that box); records that have one keep theirs. With
+``--arch-set compute.k_multiple=1`` (repeatable), each copied arch has that field set (its comments dropped), so a
+change to what ``accelsim calibrate`` writes is judged on calibrations and runs already recorded.
+Run: ``python bench/bench_loop_refit.py SRC DST [--blas-core SkylakeX] [--arch-set KEY=VALUE ...]``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from accelsim.model.arch import load_arch
 from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, refit_saved
 from accelsim.replay.traces import load
 
-__all__ = ["copy_traces", "main"]
+__all__ = ["copy_traces", "main", "set_fields"]
 
 LOOPS = ("seq", "full", "bert")
 
@@ -42,18 +45,40 @@ def copy_traces(src: Path, dst: Path, core: str | None) -> None:
         pq.write_table(t, dst / f.name)
 
 
+def set_fields(text: str, settings: list[str]) -> str:
+    r"""Arch YAML ``text`` with each ``dotted.key=value`` of ``settings`` set (the value read as YAML).
+
+    Examples
+    --------
+    >>> set_fields("compute:\n  units: 1\n", ["compute.k_multiple=1"])
+    'compute:\n  k_multiple: 1\n  units: 1\n'
+    """
+    doc = yaml.safe_load(text)
+    for item in settings:
+        key, _, value = item.partition("=")
+        *path, last = key.split(".")
+        node = doc
+        for part in path:
+            node = node[part]
+        node[last] = yaml.safe_load(value)
+    return yaml.safe_dump(doc, sort_keys=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", type=Path, help="an output directory of bench/bench_loop.sh")
     parser.add_argument("dst", type=Path, help="where the refitted calibrations and the new reports go")
     parser.add_argument("--blas-core", help="the BLAS core for records made without one")
+    parser.add_argument("--arch-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a field of each copied arch, e.g. compute.k_multiple=1")
     args = parser.parse_args(argv)
     for pdir in sorted(args.src.glob("t*/p*")):
         if not (pdir / "cal" / CALIBRATION_FILE).is_file():
             continue
         out = args.dst / pdir.relative_to(args.src)
         copy_traces(pdir / "cal" / TRACES_DIR, out / "cal" / TRACES_DIR, args.blas_core)
-        shutil.copy(pdir / "cal" / ARCH_FILE, out / "cal" / ARCH_FILE)
+        arch_text = (pdir / "cal" / ARCH_FILE).read_text()
+        (out / "cal" / ARCH_FILE).write_text(set_fields(arch_text, args.arch_set) if args.arch_set else arch_text)
         doc = json.loads((pdir / "cal" / CALIBRATION_FILE).read_text())
         new = refit_saved(doc, load(out / "cal" / TRACES_DIR), load_arch(out / "cal" / ARCH_FILE))
         (out / "cal" / CALIBRATION_FILE).write_text(json.dumps(new, indent=1) + "\n")

@@ -119,7 +119,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "replacing the family name twice instead of once in a group name that holds it once (`runtime_compress "
         "float32`): the same name",
     (_C, "held = [j for j in (1, 2) if np.any(a[:, j] > 0) and np.count_nonzero(a[:, j] > NEGLIGIBLE) < MIN_DETERMINING]",
-     ".fit:68-88.0",
+     ".fit:74-94.0",
      "Gt->GtE"):
         "`>= NEGLIGIBLE` for `> NEGLIGIBLE`: differs only for a part exactly NEGLIGIBLE of a measured time",
     (_M, "run_macs = sum(g.total_macs for g in groups) or 1.0", "._map_gemm:52-55", "1.0->2.0"):

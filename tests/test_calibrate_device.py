@@ -117,6 +117,24 @@ def test_arch_offers_the_l1_tile_to_the_mapper(tmp_path):
     assert load_arch(path).compute.tile_options == []
 
 
+def test_a_cpu_arch_prices_any_depth_at_its_mac_rate(tmp_path):
+    """BLAS runs any K: the gather path's 32-row GEMMs of depth 48 (1:8 at 384 wide) and the 96 x 96 x 48 products
+    take m·n·k MACs at the arch's rate, not K padded to the 32-cube (64, a third more), as 32³ and 64³ do."""
+    from accelsim.model.workload import Gemm
+    from accelsim.replay.project import project
+
+    from accelsim.model.mapping import map_gemm
+
+    path = tmp_path / "arch.yaml"
+    path.write_text(dc.arch_yaml({**REPORT, "blas_threads": 1, "l1d_bytes": 48 * 1024}, FAKE))
+    assert load_arch(path).compute.k_multiple == 1
+    a = load_arch(path, {"memory.l2.bandwidth": 16.0})  # an L2 that cannot feed the register tile: the cube's
+    assert map_gemm(a, "g", 32, 512, 48, "fp32", 1).tile["k"] == 32
+    rate = a.clock_ghz * 1e9 * a.compute.macs_per_cycle["fp32"]
+    for m, n, k in ((32, 512, 48), (96, 96, 48), (32, 128, 96), (32, 32, 32), (64, 64, 64), (512, 384, 384)):
+        assert project(a, Gemm("g", m, n, k, "fp32")).compute_s == pytest.approx(m * n * k / rate, rel=1e-9)
+
+
 def test_register_tile_runs_along_numpy_n(tmp_path):
     """NumPy's row-major product is OpenBLAS's transposed column-major one, so the register tile's 16-wide side
     (BLAS M) pads NumPy's n and its 4-wide side NumPy's m: MiniLM's 768 attention products at 8 tokens,

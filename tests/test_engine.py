@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim import Gemm, load_arch, simulate
 from accelsim.model.energy import action_energy
@@ -64,6 +66,23 @@ def test_tensor_core_waves_and_rate():
     r = simulate(arch, Gemm("g", m, n, k)).layers[0]
     steps = math.ceil(k / c.tile_k)
     assert r.compute_cycles == pytest.approx(2 * steps * c.tile_m * c.tile_n * c.tile_k / c.macs_per_cycle["fp16"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 700), st.sampled_from([None, 1, 8, 16]))
+def test_k_multiple_pads_k_only_to_a_multiple_of_it(k, k_multiple):
+    """A tensor-core arch pads the last K-chunk to ``tile_k`` (a GPU mainloop's); with ``k_multiple`` (a CPU BLAS's
+    micro-kernel, which runs any K) only to a multiple of it: two waves of CTAs take 2·tile_m·tile_n·K'/rate cycles,
+    K' = K rounded up to the multiple, however ``tile_k`` divides K. The MACs counted are the dense m·n·k either
+    way."""
+    arch = load_arch("tensor_core", {"memory.hbm.bandwidth": 1e9, "memory.l2.bandwidth": 1e9,
+                                     "memory.smem.bandwidth": 1e9, "compute.k_multiple": k_multiple})
+    c = arch.compute
+    m, n = 128 * 12, 128 * 10  # 120 CTAs on 108 SMs: two waves, no split
+    r = simulate(arch, Gemm("g", m, n, k)).layers[0]
+    grain = k_multiple or c.tile_k
+    assert r.compute_cycles == pytest.approx(2 * c.tile_m * c.tile_n * (-(-k // grain) * grain) / c.macs_per_cycle["fp16"])
+    assert r.macs == m * n * k
 
 
 def test_energy_is_sum_of_actions_times_table():

@@ -194,7 +194,9 @@ class TensorCoreCompute(_Strict):
     A GEMM is tiled into ``tile_m × tile_n`` output tiles (one per CTA), stepped over K in
     ``tile_k`` chunks; CTAs run in waves of ``units``. ``tile_options`` lists further
     ``[m, n, k]`` CTA tiles the kernel library may pick instead (cuBLAS and CUTLASS choose the
-    tile per shape); the mapper keeps the one its roofline estimate says is fastest.
+    tile per shape); the mapper keeps the one its roofline estimate says is fastest. ``k_multiple``: where set,
+    a K-chunk computes only the K it holds, padded to a multiple of it (a CPU BLAS's micro-kernel runs any K,
+    an unrolled loop and its remainder); unset, the last chunk is padded to ``tile_k``, as a GPU mainloop's is.
     """
 
     kind: Literal["tensor_core"]
@@ -204,6 +206,7 @@ class TensorCoreCompute(_Strict):
     tile_n: int = Field(default=128, gt=0, le=MAX_ARRAY_DIM)
     tile_k: int = Field(default=64, gt=0, le=MAX_ARRAY_DIM)
     tile_options: list[tuple[_TileSide, _TileSide, _TileSide]] = []
+    k_multiple: int | None = Field(default=None, gt=0, le=MAX_ARRAY_DIM)
     default_dtype: Dtype = "fp16"
     sparsity: SparsitySupport = SparsitySupport()
     tasd: TasdExtension | None = None

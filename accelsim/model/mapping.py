@@ -279,7 +279,8 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int, tile: tupl
     """CTAs of tile_m × tile_n run in waves over the SMs, each stepping K by tile_k.
 
     One step = one wave advancing one K-chunk; a step takes as long as one CTA's chunk
-    (tile_m·tile_n·tile_k MACs at the SM's tensor-core rate, edge tiles padded as the hardware does).
+    (tile_m·tile_n·tile_k MACs at the SM's tensor-core rate, edge tiles padded as the hardware does; with the
+    arch's ``k_multiple``, K is padded only to a multiple of it, each chunk taking its share).
     When there are fewer output tiles than SMs, K may be split over the idle SMs (split-K, as
     cuBLAS and CUTLASS do for such shapes): ``split`` CTAs per tile each take ⌈kt/split⌉ K-chunks
     and their fp32 partial sums are reduced through the second-innermost level (see ``map_gemm``).
@@ -293,7 +294,8 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int, tile: tupl
     mt, nt, kt = math.ceil(m / tm), math.ceil(n / tn), math.ceil(k / tk)
     ctas = mt * nt * count
     rate = c.macs_per_cycle[dtype]
-    step = tm * tn * tk / rate
+    pad = math.ceil(k / c.k_multiple) * c.k_multiple / (kt * tk) if c.k_multiple else 1.0
+    step = tm * tn * tk * pad / rate
     red = _reduction_level(arch)
 
     def estimate(split: int) -> float:
@@ -313,7 +315,7 @@ def _tensor_core_groups(arch: ArchConfig, m, n, k, dtype, count: int, tile: tupl
     if last:
         groups.append(TileGroup(k_steps, step, float(last)))
     waves = full_waves + (1 if last else 0)
-    eff = (m * n * k * count) / (waves * c.units * tm * tn * k_steps * tk)
+    eff = (m * n * k * count) / (waves * c.units * tm * tn * k_steps * tk * pad)
     loops = [("m", mt), ("n", nt), ("k", kt)]
     return {"m": tm, "n": tn, "k": tk, "split_k": split}, loops, groups, eff
 

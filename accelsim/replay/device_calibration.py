@@ -198,6 +198,9 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
         *([f"  tile_options: [[{t}, {t}, {t}]]  # the BLAS's L1 blocking: A, B slices and C of this cube fit in "
            f"half the {report['l1d_bytes'] // _KIB} KiB L1d (/sys/devices/system/cpu/cpu0/cache), fed from L2"]
           if (t := l1_tile(report.get("l1d_bytes"))) else []),
+        "  k_multiple: 1  # not measured: the BLAS micro-kernel runs any K (an unrolled loop and its remainder), so a",
+        "  # K-chunk computes only what it holds; padded to the cube, the 1:8 gather path's 32-row GEMMs of depth 48",
+        "  # (at 384 wide) were priced a third over, and those calibration cases projected 15-23 % over",
         "  default_dtype: fp32",
         _SPARSITY + f"    compressed_levels: [{', '.join(n for n, *_ in levels)}]",
         "memory:",
