@@ -55,11 +55,14 @@ def set_fields(text: str, settings: list[str]) -> str:
     """
     doc = yaml.safe_load(text)
     for item in settings:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
         *path, last = key.split(".")
         node = doc
         for part in path:
-            node = node[part]
+            node = node.get(part) if isinstance(node, dict) else None
+        if not eq or not last or not isinstance(node, dict):
+            raise ValueError(f"--arch-set {item!r}: want KEY=VALUE with KEY a field of the arch's sections, "
+                             "e.g. compute.k_multiple=1")
         node[last] = yaml.safe_load(value)
     return yaml.safe_dump(doc, sort_keys=True)
 
@@ -72,13 +75,16 @@ def main(argv=None) -> None:
     parser.add_argument("--arch-set", action="append", default=[], metavar="KEY=VALUE",
                         help="set a field of each copied arch, e.g. compute.k_multiple=1")
     args = parser.parse_args(argv)
-    for pdir in sorted(args.src.glob("t*/p*")):
-        if not (pdir / "cal" / CALIBRATION_FILE).is_file():
-            continue
+    passes = [p for p in sorted(args.src.glob("t*/p*")) if (p / "cal" / CALIBRATION_FILE).is_file()]
+    try:  # every arch set before anything is written
+        archs = [set_fields(t, args.arch_set) if args.arch_set else t
+                 for t in ((p / "cal" / ARCH_FILE).read_text() for p in passes)]
+    except ValueError as e:
+        parser.error(str(e))
+    for pdir, arch_text in zip(passes, archs):
         out = args.dst / pdir.relative_to(args.src)
         copy_traces(pdir / "cal" / TRACES_DIR, out / "cal" / TRACES_DIR, args.blas_core)
-        arch_text = (pdir / "cal" / ARCH_FILE).read_text()
-        (out / "cal" / ARCH_FILE).write_text(set_fields(arch_text, args.arch_set) if args.arch_set else arch_text)
+        (out / "cal" / ARCH_FILE).write_text(arch_text)
         doc = json.loads((pdir / "cal" / CALIBRATION_FILE).read_text())
         new = refit_saved(doc, load(out / "cal" / TRACES_DIR), load_arch(out / "cal" / ARCH_FILE))
         (out / "cal" / CALIBRATION_FILE).write_text(json.dumps(new, indent=1) + "\n")

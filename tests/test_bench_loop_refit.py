@@ -21,3 +21,22 @@ def test_set_fields_sets_nested_fields_read_as_yaml(tmp_path):
     assert got.compute.k_multiple == 8 and [tuple(t) for t in got.compute.tile_options] == [(32, 32, 16)]
     assert got.model_copy(update={"compute": src.compute}) == src
     assert got.compute.model_copy(update={"k_multiple": None, "tile_options": src.compute.tile_options}) == src.compute
+
+
+def test_a_bad_setting_exits_2_naming_it_and_writes_nothing(tmp_path, capsys):
+    """``--arch-set`` without ``=``, or naming a section the arch lacks: one line naming the setting, exit 2, no
+    directory made."""
+    import pytest
+
+    refit = load_script("bench/bench_loop_refit.py")
+    cal = tmp_path / "src" / "t1" / "p1" / "cal"
+    cal.mkdir(parents=True)
+    (cal / "calibration.json").write_text("{}")
+    (cal / "arch.yaml").write_text(yaml.safe_dump(load_arch("cpu_numpy").model_dump(mode="json")))
+    for bad in ("compute.k_multiple", "nosuch.k_multiple=1", "compute.units.x=1"):
+        with pytest.raises(SystemExit) as e:
+            refit.main([str(tmp_path / "src"), str(tmp_path / "dst"), "--arch-set", bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert bad in err and "Traceback" not in err
+        assert not (tmp_path / "dst").exists()
