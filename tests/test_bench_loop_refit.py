@@ -1,7 +1,8 @@
-"""bench/bench_loop_refit.py: ``--arch-set`` sets a field of each copied arch and the arch still loads."""
+"""bench/bench_loop_refit.py: ``--arch-set`` sets a field of each copied arch; a bad setting stops it."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from accelsim.model.arch import load_arch
@@ -26,8 +27,6 @@ def test_set_fields_sets_nested_fields_read_as_yaml(tmp_path):
 def test_a_bad_setting_exits_2_naming_it_and_writes_nothing(tmp_path, capsys):
     """``--arch-set`` without ``=``, or naming a section the arch lacks: one line naming the setting, exit 2, no
     directory made."""
-    import pytest
-
     refit = load_script("bench/bench_loop_refit.py")
     cal = tmp_path / "src" / "t1" / "p1" / "cal"
     cal.mkdir(parents=True)
