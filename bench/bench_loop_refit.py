@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from accelsim.model.arch import load_arch
+from accelsim.errors import ConfigError
+from accelsim.model.arch import apply_overrides, load_arch, parse_overrides
 from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, refit_saved
 from accelsim.replay.traces import load
 
@@ -46,24 +47,24 @@ def copy_traces(src: Path, dst: Path, core: str | None) -> None:
 
 
 def set_fields(text: str, settings: list[str]) -> str:
-    r"""Arch YAML ``text`` with each ``dotted.key=value`` of ``settings`` set (the value read as YAML).
+    """Arch YAML ``text`` with each ``KEY=VALUE`` of ``settings`` applied as ``--set`` applies it
+    (:func:`~accelsim.model.arch.parse_overrides`, :func:`~accelsim.model.arch.apply_overrides`: list items by name,
+    values read as YAML), the result checked as an arch. Raises :class:`~accelsim.errors.ConfigError` naming the
+    setting.
 
     Examples
     --------
-    >>> set_fields("compute:\n  units: 1\n", ["compute.k_multiple=1"])
-    'compute:\n  k_multiple: 1\n  units: 1\n'
+    >>> from accelsim.model.arch import ARCH_DIR
+    >>> "k_multiple: 1" in set_fields((ARCH_DIR / "cpu_numpy.yaml").read_text(), ["compute.k_multiple=1"])
+    True
     """
     doc = yaml.safe_load(text)
     for item in settings:
-        key, eq, value = item.partition("=")
-        *path, last = key.split(".")
-        node = doc
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not eq or not last or not isinstance(node, dict):
-            raise ValueError(f"--arch-set {item!r}: want KEY=VALUE with KEY a field of the arch's sections, "
-                             "e.g. compute.k_multiple=1")
-        node[last] = yaml.safe_load(value)
+        doc = apply_overrides(doc, parse_overrides([item], source="--arch-set"), f"--arch-set {item}")
+        try:
+            load_arch(doc)
+        except ConfigError as e:
+            raise ConfigError(f"--arch-set {item}: {e}") from None
     return yaml.safe_dump(doc, sort_keys=True)
 
 
@@ -79,7 +80,7 @@ def main(argv=None) -> None:
     try:  # every arch set before anything is written
         archs = [set_fields(t, args.arch_set) if args.arch_set else t
                  for t in ((p / "cal" / ARCH_FILE).read_text() for p in passes)]
-    except ValueError as e:
+    except ConfigError as e:
         parser.error(str(e))
     for pdir, arch_text in zip(passes, archs):
         out = args.dst / pdir.relative_to(args.src)

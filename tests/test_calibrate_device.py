@@ -120,10 +120,9 @@ def test_arch_offers_the_l1_tile_to_the_mapper(tmp_path):
 def test_a_cpu_arch_prices_any_depth_at_its_mac_rate(tmp_path):
     """BLAS runs any K: the gather path's 32-row GEMMs of depth 48 (1:8 at 384 wide) and the 96 x 96 x 48 products
     take m·n·k MACs at the arch's rate, not K padded to the 32-cube (64, a third more), as 32³ and 64³ do."""
+    from accelsim.model.mapping import map_gemm
     from accelsim.model.workload import Gemm
     from accelsim.replay.project import project
-
-    from accelsim.model.mapping import map_gemm
 
     path = tmp_path / "arch.yaml"
     path.write_text(dc.arch_yaml({**REPORT, "blas_threads": 1, "l1d_bytes": 48 * 1024}, FAKE))
