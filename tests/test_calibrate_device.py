@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.model.arch import load_arch
 from accelsim.model.workload import Gemm
@@ -1076,3 +1078,42 @@ def test_loop_refit_gives_old_records_the_blas_core_and_keeps_recorded_ones(netw
     assert [p["blas_core"] for p in got] == ["Zen"] + ["SkylakeX"] * (len(got) - 1)
     assert [{k: v for k, v in p.items() if k != "blas_core"} for p in got] == [
         {k: v for k, v in p.items() if k != "blas_core"} for p in params]
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(m=st.integers(32, 8192), n=st.integers(32, 8192))
+def test_two_openblas_threads_share_panels_unless_c_is_taller_than_wide(m, n):
+    # Closed form of OpenBLAS's level-3 split on two threads (SWITCH_RATIO 16, both sides >= 2 x 16): splitting the
+    # rows of its column-major C (NumPy's n) costs 2m + n, its columns (NumPy's m) m + 2n; the columns win iff n < m.
+    from accelsim.replay.numpy_run import shares_panels
+
+    assert shares_panels(m, n, 2, "SkylakeX") == (n >= m)
+    assert not shares_panels(m, n, 1, "SkylakeX")
+    assert shares_panels(m, n, 2, None)  # a core it does not know: every threaded call counted, as before
+
+
+def test_panel_sharing_follows_the_core_ratio_and_the_thread_count():
+    from accelsim.replay.numpy_run import shares_panels
+
+    # 20 x 24: 24 rows of C split in two only where the ratio is 8 (2 x 8 <= 24 < 2 x 16); then 2·20 + 24 = 64 is
+    # below 20 + 2·24 = 68, so the rows stay split
+    assert shares_panels(20, 24, 2, "Zen") and shares_panels(20, 24, 2, "SkylakeX", itemsize=8)
+    assert not shares_panels(20, 24, 2, "SkylakeX")  # ratio 16: the 20 columns take both threads
+    # four threads, 1024 x 1024: rows split four ways, columns one; dividing 2 x 2 costs 1024·2 + 1024·2 = 4096, under
+    # 5120 for either 4 x 1 or 1 x 4, so two row groups still share panels
+    assert shares_panels(1024, 1024, 4, "SkylakeX")
+    # four threads, 8192 x 64: 4 x 1 costs 8192·4 + 64, 2 x 2 8192·2 + 128, 1 x 4 8192 + 256: the columns alone
+    assert not shares_panels(8192, 64, 4, "SkylakeX")
+
+
+def test_threaded_calls_count_only_calls_that_share_panels_on_a_known_core():
+    from accelsim.replay.project import OnThreads, threaded_calls
+
+    doc = load_arch("cpu_numpy").model_dump(mode="python")
+    doc["compute"]["units"] = 2
+    two = load_arch(doc)
+    row = {"backend": "numpy", "params": json.dumps({"blas_threads": 2, "blas_core": "SkylakeX"})}
+    qk, av = Gemm("qk", 128, 128, 64, "fp32", count=12), Gemm("av", 128, 64, 128, "fp32", count=12)
+    assert threaded_calls(row, OnThreads(qk, 2), two) == 12 and threaded_calls(row, qk, two) == 12
+    assert threaded_calls(row, OnThreads(av, 2), two) == 0 and threaded_calls(row, [qk, av], two) == 12

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.model.arch import ArchConfig
+from accelsim.model.arch import DTYPE_BYTES, ArchConfig
 from accelsim.model.workload import Gemm
 from accelsim.replay.numpy_passes import decompose_live, decompose_traffic, gather_traffic, scatter_traffic
 from accelsim.replay.records import Streaming, json_field, need, positive_ints, resident_level
@@ -32,6 +32,7 @@ __all__ = [
     "RUNTIME",
     "SMALL_MATRIX_CORES",
     "SMALL_MATRIX_MNK",
+    "SWITCH_RATIO",
     "TASD_GATHER",
     "OnThreads",
     "as_run",
@@ -42,6 +43,7 @@ __all__ = [
     "kron_as_run",
     "on_threads",
     "operand_fetch",
+    "shares_panels",
     "threaded_calls",
 ]
 
@@ -133,6 +135,50 @@ of 128 × 128 × 32, 64 × 64 × 128, 64 × 128 × 96 and 512 × 16 × 64 produc
 SMALL_MATRIX_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
 """OpenBLAS cores with the small-matrix kernels (``KERNEL.COOPERLAKE`` and ``KERNEL.SAPPHIRERAPIDS`` include
 ``KERNEL.SKYLAKEX``'s), as threadpoolctl names them (:func:`kernels.trace.microbench.blas_core`)."""
+
+
+SWITCH_RATIO = {"SkylakeX": (16, 8), "Cooperlake": (16, 8), "SapphireRapids": (16, 8), "Haswell": (8, 4), "Zen": (8, 4)}
+"""OpenBLAS's ``SWITCH_RATIO`` per core, (fp32, fp64) (param.h of 0.3.2x): the fewest rows of C, in its column-major
+view, its level-3 driver gives one thread (:func:`shares_panels`)."""
+
+
+def shares_panels(m: int, n: int, threads: int, core: str | None, itemsize: int = 4) -> bool:
+    """Whether OpenBLAS runs NumPy's ``m × n`` product on ``threads`` with the threads sharing their packed panels of
+    NumPy's A (OpenBLAS's B: each thread waits for the others' before it multiplies), not each on its own rows of C
+    with its own panels.
+
+    Its level-3 driver sees NumPy's row-major product column-major, ``n × m``, and splits those ``n`` rows over
+    threads in steps of at least ``SWITCH_RATIO`` (:data:`SWITCH_RATIO`) and the ``m`` columns over the rest, then
+    trades the two splits so each thread's block is closest to square: splitting the rows makes the threads share
+    those panels. On two threads that leaves the rows split unless ``n < m``. Measured on the 2-vCPU Xeon VM (OpenBLAS
+    0.3.31, SkylakeX, batches of 8 fp32 products, 64-256 each side): with the rows split, two threads took 0.63
+    of one thread's time plus 8 µs per call; with the columns split, 0.57 plus 1 µs. ``bert_base``'s attention
+    scores (128 × 128 × 64) ran 1.08x as long on two threads as on one, its 128 × 64 × 128 products 0.66x. True for
+    a core not in the table (every threaded call counted, as before it was known)."""
+    if threads < 2:
+        return False
+    ratios = SWITCH_RATIO.get(core)
+    if ratios is None:
+        return True
+    ratio = ratios[0] if itemsize <= 4 else ratios[1]
+    rows, cols = n, m
+    split_rows = 1
+    if rows >= 2 * ratio:
+        split_rows = threads
+        while split_rows > 1 and rows < split_rows * ratio:
+            split_rows //= 2
+    if cols < ratio * split_rows:
+        return split_rows > 1
+    split_cols = min(-(-cols // (ratio * split_rows)), threads // split_rows)
+    best, div = None, 1
+    for i in range(1, math.isqrt(split_rows) + 1):
+        if split_rows % i:
+            continue
+        for d in (i, split_rows // i):
+            cost = cols * (split_rows // d) + rows * split_cols * d
+            if best is None or cost < best:
+                best, div = cost, d
+    return split_rows // div > 1 and split_rows * split_cols > 1
 
 
 def blas_threads_used(mnk: int, threads: int, core: str | None = None) -> int:
@@ -323,21 +369,29 @@ def kron_as_run(row: dict, params: dict, kernel: str, fused: bool, m: int, facto
 
 
 def threaded_calls(row: dict, workload, arch: ArchConfig) -> int:
-    """How many BLAS calls a NumPy record made on more than one thread: one per matrix (NumPy calls BLAS once per
-    matrix of a batch) of each GEMM that :func:`on_threads` left on all of the arch's units, or that
-    :class:`OnThreads` puts on two or more BLAS threads; 0 for other records. Each such call starts and joins
-    its threads: on the 2-vCPU EPYC a 128³ two-thread GEMM took 3-4 µs beyond half its one-thread time, and
-    ~22 µs while the VM was in its slow state."""
-    if row.get("backend") != "numpy" or (_blas_threads(row, json_field(row, "params")) or 1) < 2:
+    """How many BLAS calls a NumPy record made on more than one thread with the threads sharing their packed panels
+    (:func:`shares_panels`): one per matrix (NumPy calls BLAS once per matrix of a batch) of each GEMM that
+    :func:`on_threads` left on all of the arch's units, or that :class:`OnThreads` puts on two or more BLAS
+    threads; 0 for other records. Each such call waits on its threads: on the 2-vCPU EPYC a 128³ two-thread GEMM
+    took 3-4 µs beyond half its one-thread time, and ~22 µs while the VM was in its slow state. Calls whose
+    threads each take their own rows of C cost about 1 µs more on the Xeon VM (:func:`shares_panels`), which the
+    compute scale absorbs: counted with the others, they drew the cost per call to their rate, and ``bert_base``'s
+    128 × 64 × 128 products on two threads were projected +25 % per layer, its 128 × 128 × 64 ones −24 %."""
+    params = json_field(row, "params")
+    if row.get("backend") != "numpy" or (_blas_threads(row, params) or 1) < 2:
         return 0
+    core = params.get("blas_core")
+
+    def shared(g: Gemm, threads: int) -> int:
+        return g.count if shares_panels(g.m, g.n, threads, core, int(DTYPE_BYTES[g.dtype])) else 0
 
     def calls(w) -> int:
         if isinstance(w, list):
             return sum(map(calls, w))
         if isinstance(w, OnThreads):
-            return 0 if w.pooled or w.threads < 2 else w.workload.count
-        if isinstance(w, Gemm) and w.weight_sparsity.kind == "dense" and arch.compute.units >= 2:
-            return w.count
+            return 0 if w.pooled else shared(w.workload, w.threads)
+        if isinstance(w, Gemm) and w.weight_sparsity.kind == "dense":
+            return shared(w, arch.compute.units)
         return 0
 
     return calls(workload)
