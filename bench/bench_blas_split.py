@@ -71,11 +71,12 @@ def main(argv=None) -> dict:
                     got[t].append(_per_product(a, b, args.reps))
         t1, t2 = statistics.median(got[1]), statistics.median(got[2])
         rows.append({"m": m, "n": n, "k": k, "one_s": t1, "two_s": t2, "shared": shares_panels(m, n, 2, core)})
+        split = {True: "panels shared", False: "own rows", None: f"split not known for core {core!r}"}
         print(f"{m} x {n} x {k}: one thread {t1 * 1e6:.1f} µs, two {t2 * 1e6:.1f} µs ({t2 / t1:.2f}x), "
-              f"{'panels shared' if rows[-1]['shared'] else 'own rows'}", flush=True)
+              f"{split[rows[-1]['shared']]}", flush=True)
     fits = {}
     for shared in (True, False):
-        sel = [r for r in rows if r["shared"] == shared]
+        sel = [r for r in rows if r["shared"] is shared]
         if len(sel) < 2:
             continue
         coef, err = fit_terms([r["two_s"] for r in sel], [[r["one_s"], 1.0] for r in sel])

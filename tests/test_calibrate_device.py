@@ -1088,9 +1088,9 @@ def test_two_openblas_threads_share_panels_unless_c_is_taller_than_wide(m, n):
     # rows of its column-major C (NumPy's n) costs 2m + n, its columns (NumPy's m) m + 2n; the columns win iff n < m.
     from accelsim.replay.numpy_run import shares_panels
 
-    assert shares_panels(m, n, 2, "SkylakeX") == (n >= m)
-    assert not shares_panels(m, n, 1, "SkylakeX")
-    assert shares_panels(m, n, 2, None)  # a core it does not know: every threaded call counted, as before
+    assert shares_panels(m, n, 2, "SkylakeX") is (n >= m)
+    assert shares_panels(m, n, 1, "SkylakeX") is False
+    assert shares_panels(m, n, 2, None) is None  # a core it does not know
 
 
 def test_panel_sharing_follows_the_core_ratio_and_the_thread_count():
@@ -1107,7 +1107,8 @@ def test_panel_sharing_follows_the_core_ratio_and_the_thread_count():
     assert not shares_panels(8192, 64, 4, "SkylakeX")
 
 
-def test_threaded_calls_count_only_calls_that_share_panels_on_a_known_core():
+def test_threaded_calls_weigh_the_calls_that_share_panels_on_a_known_core():
+    from accelsim.replay.numpy_run import SHARED_PANEL_CALLS
     from accelsim.replay.project import OnThreads, threaded_calls
 
     doc = load_arch("cpu_numpy").model_dump(mode="python")
@@ -1115,5 +1116,8 @@ def test_threaded_calls_count_only_calls_that_share_panels_on_a_known_core():
     two = load_arch(doc)
     row = {"backend": "numpy", "params": json.dumps({"blas_threads": 2, "blas_core": "SkylakeX"})}
     qk, av = Gemm("qk", 128, 128, 64, "fp32", count=12), Gemm("av", 128, 64, 128, "fp32", count=12)
-    assert threaded_calls(row, OnThreads(qk, 2), two) == 12 and threaded_calls(row, qk, two) == 12
-    assert threaded_calls(row, OnThreads(av, 2), two) == 0 and threaded_calls(row, [qk, av], two) == 12
+    shared = 12 * SHARED_PANEL_CALLS
+    assert SHARED_PANEL_CALLS > 1
+    assert threaded_calls(row, OnThreads(qk, 2), two) == shared and threaded_calls(row, qk, two) == shared
+    assert threaded_calls(row, OnThreads(av, 2), two) == 12 and threaded_calls(row, [qk, av], two) == shared + 12
+    assert threaded_calls(row, OnThreads(qk, 1), two) == 0

@@ -6,9 +6,9 @@ fraction of peak at each dtype — where the group has enough training configura
 family, else globally:
 
 - ``launch_overhead_s``: seconds added per kernel launch (host dispatch, launch latency);
-- ``threaded_call_s``: seconds added per BLAS call a NumPy record made on more than one thread whose threads share
-  their packed panels (:func:`~accelsim.replay.project.threaded_calls`: waiting on each other), fitted globally as
-  the launch overhead is;
+- ``threaded_call_s``: seconds added per BLAS call a NumPy record made on more than one thread
+  (:func:`~accelsim.replay.project.threaded_calls`: starting and joining them; a call whose threads share packed
+  panels counts several times, as they wait on each other), fitted globally as the launch overhead is;
 - ``compute_efficiency``: the fraction of the arch's peak MAC rate the kernels reach;
 - ``bandwidth_fraction``: the fraction of the modelled memory time the kernels reach.
 

@@ -31,6 +31,7 @@ __all__ = [
     "PASS_RESIDENT",
     "RUNTIME",
     "SMALL_MATRIX_CORES",
+    "SHARED_PANEL_CALLS",
     "SMALL_MATRIX_MNK",
     "SWITCH_RATIO",
     "TASD_GATHER",
@@ -142,7 +143,14 @@ SWITCH_RATIO = {"SkylakeX": (16, 8), "Cooperlake": (16, 8), "SapphireRapids": (1
 view, its level-3 driver gives one thread (:func:`shares_panels`)."""
 
 
-def shares_panels(m: int, n: int, threads: int, core: str | None, itemsize: int = 4) -> bool:
+SHARED_PANEL_CALLS = 4
+"""A call whose BLAS threads share packed panels (:func:`shares_panels`) counts as this many threaded calls: on the
+2-vCPU Xeon VM (``bench/bench_blas_split.py``, three runs) such calls cost 6.7-8.3 µs beyond 0.62-0.66x the
+one-thread time, calls whose threads take their own rows 1.8-2.0 µs beyond 0.53x. Refitted on three loop sets,
+3, 4 and 5 gave the same two-thread errors within half a point."""
+
+
+def shares_panels(m: int, n: int, threads: int, core: str | None, itemsize: int = 4) -> bool | None:
     """Whether OpenBLAS runs NumPy's ``m × n`` product on ``threads`` with the threads sharing their packed panels of
     NumPy's A (OpenBLAS's B: each thread waits for the others' before it multiplies), not each on its own rows of C
     with its own panels.
@@ -153,13 +161,13 @@ def shares_panels(m: int, n: int, threads: int, core: str | None, itemsize: int 
     those panels. On two threads that leaves the rows split unless ``n < m``. Measured on the 2-vCPU Xeon VM (OpenBLAS
     0.3.31, SkylakeX, batches of 8 fp32 products, 64-256 each side): with the rows split, two threads took 0.63
     of one thread's time plus 8 µs per call; with the columns split, 0.57 plus 1 µs. ``bert_base``'s attention
-    scores (128 × 128 × 64) ran 1.08x as long on two threads as on one, its 128 × 64 × 128 products 0.66x. True for
-    a core not in the table (every threaded call counted, as before it was known)."""
+    scores (128 × 128 × 64) ran 1.08x as long on two threads as on one, its 128 × 64 × 128 products 0.66x. None for
+    a core not in the table."""
     if threads < 2:
         return False
     ratios = SWITCH_RATIO.get(core)
     if ratios is None:
-        return True
+        return None
     ratio = ratios[0] if itemsize <= 4 else ratios[1]
     rows, cols = n, m
     split_rows = 1
@@ -369,21 +377,24 @@ def kron_as_run(row: dict, params: dict, kernel: str, fused: bool, m: int, facto
 
 
 def threaded_calls(row: dict, workload, arch: ArchConfig) -> int:
-    """How many BLAS calls a NumPy record made on more than one thread with the threads sharing their packed panels
-    (:func:`shares_panels`): one per matrix (NumPy calls BLAS once per matrix of a batch) of each GEMM that
-    :func:`on_threads` left on all of the arch's units, or that :class:`OnThreads` puts on two or more BLAS
-    threads; 0 for other records. Each such call waits on its threads: on the 2-vCPU EPYC a 128³ two-thread GEMM
-    took 3-4 µs beyond half its one-thread time, and ~22 µs while the VM was in its slow state. Calls whose
-    threads each take their own rows of C cost about 1 µs more on the Xeon VM (:func:`shares_panels`), which the
-    compute scale absorbs: counted with the others, they drew the cost per call to their rate, and ``bert_base``'s
-    128 × 64 × 128 products on two threads were projected +25 % per layer, its 128 × 128 × 64 ones −24 %."""
+    """How many BLAS calls a NumPy record made on more than one thread, each call whose threads share packed panels
+    (:func:`shares_panels`) counted :data:`SHARED_PANEL_CALLS` times: one per matrix (NumPy calls BLAS once per
+    matrix of a batch) of each GEMM that :func:`on_threads` left on all of the arch's units, or that
+    :class:`OnThreads` puts on two or more BLAS threads; 0 for other records. Each such call starts and joins its
+    threads, and where they share panels waits on them: on the 2-vCPU EPYC a 128³ two-thread GEMM took 3-4 µs
+    beyond half its one-thread time, and ~22 µs while the VM was in its slow state. Counted alike, the two kinds
+    drew one cost per call between theirs: ``bert_base``'s 128 × 64 × 128 products on two threads were projected
+    +25 % per layer, its 128 × 128 × 64 ones −24 %."""
     params = json_field(row, "params")
     if row.get("backend") != "numpy" or (_blas_threads(row, params) or 1) < 2:
         return 0
     core = params.get("blas_core")
 
     def shared(g: Gemm, threads: int) -> int:
-        return g.count if shares_panels(g.m, g.n, threads, core, int(DTYPE_BYTES[g.dtype])) else 0
+        if threads < 2:
+            return 0
+        shares = shares_panels(g.m, g.n, threads, core, int(DTYPE_BYTES[g.dtype]))
+        return g.count * (SHARED_PANEL_CALLS if shares else 1)
 
     def calls(w) -> int:
         if isinstance(w, list):
