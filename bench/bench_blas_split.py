@@ -6,8 +6,8 @@ BLAS threads (threadpoolctl), the two in alternating rounds so the box's drift f
 median time per product, their ratio, and how OpenBLAS splits it
 (:func:`accelsim.replay.numpy_run.shares_panels`: the threads share packed panels, or each takes its own rows of
 C). Then, per split, the least-squares fit of the two-thread time as ``a · one-thread time + c`` in relative error
-(:func:`bench_gemm_shapes.fit_terms`): ``c`` is the cost per call that ``threaded_call_s`` prices where the
-panels are shared.
+(:func:`bench_gemm_shapes.fit_terms`): ``c`` is what ``threaded_call_s`` prices per call, a call that shares
+panels counted :data:`~accelsim.replay.numpy_run.SHARED_PANEL_CALLS` times.
 Run: ``python bench/bench_blas_split.py [--rounds 7] [--batch 8] [--json F]``.
 """
 

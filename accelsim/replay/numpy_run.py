@@ -30,8 +30,8 @@ __all__ = [
     "OPENBLAS_THREAD_MNK",
     "PASS_RESIDENT",
     "RUNTIME",
-    "SMALL_MATRIX_CORES",
     "SHARED_PANEL_CALLS",
+    "SMALL_MATRIX_CORES",
     "SMALL_MATRIX_MNK",
     "SWITCH_RATIO",
     "TASD_GATHER",
@@ -158,11 +158,10 @@ def shares_panels(m: int, n: int, threads: int, core: str | None, itemsize: int 
     Its level-3 driver sees NumPy's row-major product column-major, ``n × m``, and splits those ``n`` rows over
     threads in steps of at least ``SWITCH_RATIO`` (:data:`SWITCH_RATIO`) and the ``m`` columns over the rest, then
     trades the two splits so each thread's block is closest to square: splitting the rows makes the threads share
-    those panels. On two threads that leaves the rows split unless ``n < m``. Measured on the 2-vCPU Xeon VM (OpenBLAS
-    0.3.31, SkylakeX, batches of 8 fp32 products, 64-256 each side): with the rows split, two threads took 0.63
-    of one thread's time plus 8 µs per call; with the columns split, 0.57 plus 1 µs. ``bert_base``'s attention
-    scores (128 × 128 × 64) ran 1.08x as long on two threads as on one, its 128 × 64 × 128 products 0.66x. None for
-    a core not in the table."""
+    those panels. On two threads that leaves the rows split unless ``n < m``. What each split costs a call:
+    :data:`SHARED_PANEL_CALLS`. On the 2-vCPU Xeon VM (OpenBLAS 0.3.31, SkylakeX) ``bert_base``'s attention scores
+    (128 × 128 × 64) ran 1.08x as long on two threads as on one, its 128 × 64 × 128 products 0.66x. None for a core
+    not in the table."""
     if threads < 2:
         return False
     ratios = SWITCH_RATIO.get(core)
@@ -186,7 +185,7 @@ def shares_panels(m: int, n: int, threads: int, core: str | None, itemsize: int 
             cost = cols * (split_rows // d) + rows * split_cols * d
             if best is None or cost < best:
                 best, div = cost, d
-    return split_rows // div > 1 and split_rows * split_cols > 1
+    return split_rows // div > 1
 
 
 def blas_threads_used(mnk: int, threads: int, core: str | None = None) -> int:
@@ -390,19 +389,19 @@ def threaded_calls(row: dict, workload, arch: ArchConfig) -> int:
         return 0
     core = params.get("blas_core")
 
-    def shared(g: Gemm, threads: int) -> int:
+    def weighted(g: Gemm, threads: int) -> int:
         if threads < 2:
             return 0
-        shares = shares_panels(g.m, g.n, threads, core, int(DTYPE_BYTES[g.dtype]))
+        shares = shares_panels(g.m, g.n, threads, core, int(DTYPE_BYTES.get(g.dtype, 4)))
         return g.count * (SHARED_PANEL_CALLS if shares else 1)
 
     def calls(w) -> int:
         if isinstance(w, list):
             return sum(map(calls, w))
         if isinstance(w, OnThreads):
-            return 0 if w.pooled else shared(w.workload, w.threads)
+            return 0 if w.pooled else weighted(w.workload, w.threads)
         if isinstance(w, Gemm) and w.weight_sparsity.kind == "dense":
-            return shared(w, arch.compute.units)
+            return weighted(w, arch.compute.units)
         return 0
 
     return calls(workload)
