@@ -1,4 +1,4 @@
-"""bench/bench_blas_split.py: the shapes it times and how it reports each split."""
+"""bench/bench_blas_split.py: the shapes it times (its fit is bench_gemm_shapes.fit_terms, tested there)."""
 
 from __future__ import annotations
 

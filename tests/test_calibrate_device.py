@@ -123,7 +123,6 @@ def test_a_cpu_arch_prices_any_depth_at_its_mac_rate(tmp_path):
     """BLAS runs any K: the gather path's 32-row GEMMs of depth 48 (1:8 at 384 wide) and the 96 x 96 x 48 products
     take m·n·k MACs at the arch's rate, not K padded to the 32-cube (64, a third more), as 32³ and 64³ do."""
     from accelsim.model.mapping import map_gemm
-    from accelsim.model.workload import Gemm
     from accelsim.replay.project import project
 
     path = tmp_path / "arch.yaml"
@@ -1078,7 +1077,6 @@ def test_loop_refit_gives_old_records_the_blas_core_and_keeps_recorded_ones(netw
     assert [p["blas_core"] for p in got] == ["Zen"] + ["SkylakeX"] * (len(got) - 1)
     assert [{k: v for k, v in p.items() if k != "blas_core"} for p in got] == [
         {k: v for k, v in p.items() if k != "blas_core"} for p in params]
-
 
 
 @settings(max_examples=200, deadline=None)
