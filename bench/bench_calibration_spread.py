@@ -4,14 +4,16 @@ Runs ``--runs`` calibrations back to back (``OPENBLAS_NUM_THREADS=--threads``) i
 calibration directories (``--dirs``, in the order they were made), and compares every pair with
 :func:`accelsim.replay.calibration_diff.compare_dirs`: per parameter the largest |change| over pairs of one box
 state, and over consecutive pairs only; how many pairs keep every parameter within 10 %, also among the calibrations
-made on a steady box (:func:`accelsim.replay.box_state.unsteady_note`); the share of the time each
-parameter prices (median and largest over the configurations); each calibration's own interval for it over its
-passes drawn again (:mod:`accelsim.replay.resample`: the median half-width) and how many one-state pairs put the
-second outside the first's (the box moved between them beyond its passes' own spread); per group the largest median
-change of the projected time. Pairs in two states are counted apart, and also over every pair (what a user who
-cannot choose the box's state sees). With ``--project RUN ...`` (trace directories of ``accelsim run``), each
-run is projected with every calibration: per run and plan, the largest change of the projected whole-run time and of
-the projected gain between two calibrations, over one-state pairs and over all pairs (what a user sees move).
+made on a steady box (:func:`accelsim.replay.box_state.unsteady_note`); the share of the time each parameter prices
+(median and largest over the configurations); each calibration's own interval for it over its passes drawn again
+(:mod:`accelsim.replay.resample`: the median half-width) and how many one-state pairs put the second outside the
+first's (the box moved between them beyond its passes' own spread); per group the largest median change of the
+projected time; per rate the box itself was measured at (MAC rates, copies, scatters, rank steps) the largest change
+(where those moved as far as a parameter, the box moved, not the fit). Pairs in two states are counted apart, and
+also over every pair (what a user who cannot choose the box's state sees). With ``--project RUN ...`` (trace
+directories of ``accelsim run``), each run is projected with every calibration: per run and plan, the largest change
+of the projected whole-run time and of the projected gain between two calibrations, over one-state pairs and over
+all pairs (what a user sees move).
 Run: ``python bench/bench_calibration_spread.py --runs 8 --threads 2 --work /tmp/spread [--project RUN ...] [--json F]``.
 """
 
@@ -82,8 +84,8 @@ def spread(dirs: list[Path], runs: list[Path] = ()) -> dict:
     consecutive = {ij: d for ij, d in same.items() if ij[1] == ij[0] + 1}
     first = next(iter(pairs.values()))
 
-    def worst(sel, name):
-        v = [abs(p["change"]) for d in sel.values() for p in d["params"]
+    def worst(sel, name, key="params"):
+        v = [abs(p["change"]) for d in sel.values() for p in d[key]
              if p["name"] == name and p["change"] is not None]
         return max(v) if v else None
 
@@ -108,6 +110,10 @@ def spread(dirs: list[Path], runs: list[Path] = ()) -> dict:
                "worst_any": worst(pairs, p["name"]),
                "own_half_width_pct": own(p["name"]), "outside_same_state": outside(p["name"])}
               for p in first["params"]]
+    peaks = [{"name": p["name"], "worst_same_state": worst(same, p["name"], "peaks"),
+              "worst_consecutive": worst(consecutive, p["name"], "peaks"),
+              "worst_any": worst(pairs, p["name"], "peaks")}
+             for p in first["peaks"]]
     groups = [{"group": g["group"], "worst_median_change": max(
         (abs(x["median_change"]) for d in same.values() for x in d["projection"] if x["group"] == g["group"]),
         default=None)} for g in first["projection"]]
@@ -120,7 +126,8 @@ def spread(dirs: list[Path], runs: list[Path] = ()) -> dict:
             "consecutive_pairs": len(consecutive), "consecutive_within": sum(d["within"] for d in consecutive.values()),
             "probes": [first["state"]["a_probe_gflops"]] + [pairs[(0, j)]["state"]["b_probe_gflops"]
                                                            for j in range(1, len(dirs))],
-            "params": params, "groups": groups, "projections": projection_spread(dirs, list(runs), list(same))}
+            "params": params, "peaks": peaks, "groups": groups,
+            "projections": projection_spread(dirs, list(runs), list(same))}
 
 
 def _pct(v):
@@ -155,6 +162,10 @@ def main(argv=None) -> dict:
         print(f"| {p['name']} | {_pct(p['share'])} / {_pct(p['share_max'])} | {_pct(p['worst_same_state'])} | "
               f"{_pct(p['worst_consecutive'])} | {_pct(p['worst_any'])} | {'n/a' if w is None else f'{w:.1f} %'} | "
               f"{'n/a' if out is None else f'{out[0]} of {out[1]}'} |")
+    print("\n| the box's own rate | worst, one state | worst, consecutive | worst, any pair |\n|---|---|---|---|")
+    for p in s["peaks"]:
+        print(f"| {p['name']} | {_pct(p['worst_same_state'])} | {_pct(p['worst_consecutive'])} | "
+              f"{_pct(p['worst_any'])} |")
     print("\n| group | worst median change of projected time, one state |\n|---|---|")
     for g in s["groups"]:
         print(f"| {g['group']} | {_pct(g['worst_median_change'])} |")

@@ -1000,15 +1000,22 @@ def test_projection_spread_of_a_run_follows_the_calibrations(cal_dir, network_ru
 def test_calibration_spread_counts_pairs_across_states_apart(cal_dir, tmp_path):
     """bench/bench_calibration_spread.py: a calibration, a copy with every time coefficient doubled (one state with
     it: its efficiencies halved, not within 10 %) and that copy with the caches found twice as large (two states with
-    both, so counted only over any pair: within 10 % of the doubled one, -50 % from the first). The fitted overheads
-    of these tiny cases may be 0, whose change is undefined; the compute efficiency never is."""
+    both, so counted only over any pair: within 10 % of the doubled one, -50 % from the first; its L3 copies measured
+    30 % faster, which the box's own rates show over any pair only). The fitted overheads of these tiny cases may be
+    0, whose change is undefined; the compute efficiency never is."""
     from bench.bench_calibration_spread import spread
 
     out, _ = cal_dir
     dirs = [_scaled_copy(out, tmp_path / name, times, [{"level": 3, "size": 2**30, "effective_size": grow * 2**25}])
             for name, times, grow in (("first", 1.0, 1), ("same", 2.0, 1), ("other", 2.0, 2))]
+    other = json.loads((dirs[2] / dc.CALIBRATION_FILE).read_text())
+    other["measured"]["copy_gbs"]["l3"]["max"] *= 1.3
+    (dirs[2] / dc.CALIBRATION_FILE).write_text(json.dumps(other))
     s = spread(dirs)
     assert (s["pairs"], s["same_state_pairs"], s["within"], s["any_within"]) == (3, 1, 0, 1)
+    peaks = {p["name"]: p for p in s["peaks"]}
+    assert all(p["worst_same_state"] == 0.0 for p in peaks.values())
+    assert {k: p["worst_any"] for k, p in peaks.items() if p["worst_any"]} == {"copy l3 GB/s": pytest.approx(0.3)}
     eff = next(p for p in s["params"] if p["name"] == "gemm float32.compute_efficiency")
     assert eff["worst_same_state"] == pytest.approx(0.5) == eff["worst_any"]
     alone = spread([dirs[0], dirs[2]])

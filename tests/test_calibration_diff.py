@@ -10,6 +10,7 @@ import shutil
 import statistics
 
 import pytest
+import yaml
 
 from accelsim.replay import device_calibration as dc
 from accelsim.replay.calibration_diff import DRIFT, compare_dirs
@@ -172,3 +173,19 @@ def test_cli_says_when_the_caches_held_another_size(earlier, tmp_path, capsys, m
                                        "--against", str(then))
     assert code in (0, None), err
     assert "the caches held another size (l3 30 then 60 MiB)" in " ".join(stdout.split())
+
+
+def test_the_box_own_scatter_and_rank_step_rates_are_compared(earlier, tmp_path):
+    """Beside the copies and MAC rates, each level's scatters and rank steps as the arch holds them, in GB/s: the
+    fastest of each measured (FAKE's; the arch keeps 6 digits), and a later arch whose L3 rank steps ran 10 % faster
+    moves only that rate."""
+    later = _edited(earlier, tmp_path / "later", lambda doc: None)
+    arch_doc = yaml.safe_load((later / dc.ARCH_FILE).read_text())
+    (l3,) = [m for m in arch_doc["memory"] if m["name"] == "l3"]
+    l3["grouped_bandwidth"] *= 1.1
+    (later / dc.ARCH_FILE).write_text(yaml.safe_dump(arch_doc))
+    peaks = {p["name"]: p for p in compare_dirs(earlier, later)["peaks"]}
+    assert {k: peaks[k]["a"] for k in peaks if k.split()[0] in ("indexed", "grouped")} == pytest.approx(
+        {f"indexed {lvl} GB/s": FAKE["indexed_gbs"][lvl]["max"] for lvl in ("l3", "l2")}
+        | {f"grouped {lvl} GB/s": FAKE["grouped_gbs"][lvl]["max"] for lvl in ("dram", "l3", "l2")}, rel=1e-5)
+    assert {k: p["change"] for k, p in peaks.items() if p["change"]} == {"grouped l3 GB/s": pytest.approx(0.1)}

@@ -25,10 +25,15 @@ def _change(a, b) -> float | None:
     return None if not a or b is None else b / a - 1.0
 
 
-def _peaks(doc: dict) -> dict[str, float]:
+def _peaks(doc: dict, arch) -> dict[str, float]:
+    """The box's own rates as one calibration measured them: MAC rates, copies and, from its arch, each level's
+    scatters and rank steps. A fitted parameter's change reads against theirs: on the 2-vCPU Xeon VM the rank steps'
+    fastest of 32 moved by up to 14 % between calibrations minutes apart, as far as the fractions fitted on them."""
     m = doc["measured"]
     out = {f"gemm {d} GFLOP/s": gemm_peak(r) for d, r in m["gemm_gflops"].items()}
-    return out | {f"copy {lvl} GB/s": r["max"] for lvl, r in m["copy_gbs"].items()}
+    out |= {f"copy {lvl} GB/s": r["max"] for lvl, r in m["copy_gbs"].items()}
+    return out | {f"{kind} {lvl.name} GB/s": rate * arch.clock_ghz for lvl in arch.memory
+                  for kind in ("indexed", "grouped") if (rate := getattr(lvl, f"{kind}_bandwidth"))}
 
 
 def check_against(doc: dict, where, device_name: str, blas_threads: int) -> None:
@@ -96,7 +101,7 @@ def compare_dirs(a, b) -> dict:
     params = [{"name": k, "a": v, "b": pb_.get(k), "change": _change(v, pb_.get(k)),
                **dict(zip(("share", "share_max"), _shares(ta, k))), **_inside(spans.get(k), v, pb_.get(k))}
               for k, v in pa_.items()]
-    ka, kb = _peaks(doc_a), _peaks(doc_b)
+    ka, kb = _peaks(doc_a, arch_a), _peaks(doc_b, arch_b)
     peaks = [{"name": k, "a": v, "b": kb.get(k), "change": _change(v, kb.get(k))} for k, v in ka.items()]
     by_group: dict[str, list[float]] = {}
     for key, (group, parts) in ta.items():
