@@ -197,6 +197,7 @@ def _out_commands(tmp: Path, dest: Path) -> dict[str, list]:
     if tmp.is_dir():
         np.save(w, np.random.default_rng(0).standard_normal((16, 8)))
     return {
+        "calibrate --out": ["calibrate", "--out", dest / "cal"],
         "simulate --out": ["simulate", "--arch", "systolic_ws_32x32", "--workload", SMALL, "--out", dest / "r.json"],
         "sweep --out": ["sweep", "--arch", "systolic_ws_32x32", "--grid", "compute.rows=16,32", "--workload", SMALL,
                         "--no-dask", "--out", dest / "sweep"],
@@ -218,6 +219,7 @@ def _out_commands(tmp: Path, dest: Path) -> dict[str, list]:
 def test_unwritable_destination(run, tmp_path, unwritable, command, monkeypatch):
     """Refused before any work starts: no simulation, kernel or search runs only to fail at the end."""
     import accelsim.model.simulate as sim
+    import accelsim.replay.device_calibration as calibration
     import kernels.trace as trace
 
     def forbidden(*a, **k):
@@ -225,6 +227,7 @@ def test_unwritable_destination(run, tmp_path, unwritable, command, monkeypatch)
 
     monkeypatch.setattr(sim, "_run_layer", forbidden)
     monkeypatch.setattr(trace, "time_call", forbidden)
+    monkeypatch.setattr(calibration, "measure", forbidden)
     args = _out_commands(tmp_path, unwritable)[command]
     assert_exit_2(run(*args), command.split()[-1], str(unwritable), "cannot write")
 
