@@ -6,9 +6,13 @@ plan's passes than in the dense ones, which the replay, pricing each layer on it
 tells apart the two things that differ: the layers that ran before, and the arrays. It builds the run's steps
 (:func:`accelsim.codesign.runplan.prepare_run`) and times passes of the dense steps in which the layers named by each
 ``--swap`` (name suffixes, e.g. ``.q,.k,.v``) are the plan's, beside the dense and the plan passes, in alternating
-rounds; per pass kind and layer suffix it prints the median seconds summed over the network's blocks.
+rounds; per pass kind and layer suffix it prints the median seconds summed over the network's blocks. Each
+``--insert KIND:read:MB`` (a read of MB megabytes of another array) or ``KIND:gemm:N`` (an N³ product of other
+arrays) adds a dense pass with that work before every layer of that kind, untimed: does the layer lose something the
+cache held for it?
 Run: ``python bench/bench_layer_order.py [--plan bench/plans/bert_base_nm.json] [--swap .q,.k,.v --swap .v]
-[--rounds 9] [--layers START:STOP] [--json F]`` (``OPENBLAS_NUM_THREADS`` as the run's).
+[--insert .v:read:64 --insert .v:gemm:512] [--rounds 9] [--layers START:STOP] [--json F]``
+(``OPENBLAS_NUM_THREADS`` as the run's).
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ import json
 import statistics
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-__all__ = ["main", "mixed", "suffix", "time_passes"]
+import numpy as np
+
+__all__ = ["inserted", "main", "mixed", "suffix", "time_passes"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,6 +41,28 @@ def mixed(dense: list, plan: list, swap: tuple[str, ...]) -> list:
     if [s.name for s in dense] != [s.name for s in plan]:
         raise ValueError("the dense and plan passes run different layers")
     return [p if suffix(d.name) in swap else d for d, p in zip(dense, plan)]
+
+
+def inserted(steps: list, kind: str, work) -> list:
+    """``steps`` with a step running ``work`` before every layer of ``kind``, named ``<block>.inserted`` (its time is
+    reported apart)."""
+    out = []
+    for s in steps:
+        if suffix(s.name) == kind:
+            out.append(SimpleNamespace(name=s.name.split(".")[0] + ".inserted", fn=work))
+        out.append(s)
+    return out
+
+
+def _work(what: str, size: int):
+    """The inserted work: a read of ``size`` MB, or an ``size``³ float32 product, of arrays of its own."""
+    if what == "read":
+        buf = np.ones(size * 2**20 // 4, np.float32)
+        return buf.sum
+    if what == "gemm":
+        a = np.ones((size, size), np.float32)
+        return lambda: a @ a
+    raise ValueError(f"--insert: unknown work {what!r}; use read or gemm")
 
 
 def time_passes(passes: dict[str, list], rounds: int, clock=time.perf_counter) -> dict[str, dict[str, float]]:
@@ -58,6 +87,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", type=Path, default=HERE / "plans" / "bert_base_nm.json")
     parser.add_argument("--swap", action="append", help="layer suffixes taken from the plan, comma-separated")
+    parser.add_argument("--insert", action="append", default=[], help="KIND:read:MB or KIND:gemm:N")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--layers", help="START:STOP slice of the network's layers")
     parser.add_argument("--json", type=Path)
@@ -69,12 +99,15 @@ def main(argv=None) -> dict:
     for spec in args.swap or [".q,.k,.v", ".v"]:
         swap = tuple(s.strip() for s in spec.split(","))
         passes[f"dense, {'/'.join(swap)} the plan's"] = mixed(dense, plan, swap)
+    for spec in args.insert:
+        kind, what, size = spec.split(":")
+        passes[f"dense, {what} {size} before {kind}"] = inserted(dense, kind, _work(what, int(size)))
     got = time_passes(passes, args.rounds)
-    kinds = list(got["dense"])
+    kinds = list(dict.fromkeys(k for per in got.values() for k in per))
     print(f"{prep.meta.get('blas_threads')} BLAS threads, median of {args.rounds} rounds, ms summed over blocks\n")
     print("| pass | " + " | ".join(kinds) + " |\n|---|" + "---|" * len(kinds))
     for k, per in got.items():
-        print(f"| {k} | " + " | ".join(f"{1e3 * per[x]:.2f}" for x in kinds) + " |")
+        print(f"| {k} | " + " | ".join(f"{1e3 * per[x]:.2f}" if x in per else "" for x in kinds) + " |")
     out = {"plan": str(args.plan), "blas_threads": prep.meta.get("blas_threads"), "rounds": args.rounds,
            "seconds": got}
     if args.json:
