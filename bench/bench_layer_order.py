@@ -7,8 +7,8 @@ tells apart the two things that differ: the layers that ran before, and the arra
 (:func:`accelsim.codesign.runplan.prepare_run`) and times passes of the dense steps in which the layers named by each
 ``--swap`` (name suffixes, e.g. ``.q,.k,.v``) are the plan's, beside the dense and the plan passes, in alternating
 rounds; per pass kind and layer suffix it prints the median seconds summed over the network's blocks. Each
-``--insert KIND:read:MB`` (a read of MB megabytes of another array) or ``KIND:gemm:N`` (an N³ product of other
-arrays) adds a dense pass with that work before every layer of that kind, untimed: does the layer lose something the
+``--insert KIND:read:MB`` (a read of MB megabytes of another array), ``KIND:gemm:N`` (an N³ product of other
+arrays) or ``KIND:busy:US`` (US µs of a Python loop) adds a dense pass with that work before every layer of that kind, untimed: does the layer lose something the
 cache held for it?
 Run: ``python bench/bench_layer_order.py [--plan bench/plans/bert_base_nm.json] [--swap .q,.k,.v --swap .v]
 [--insert .v:read:64 --insert .v:gemm:512] [--rounds 9] [--layers START:STOP] [--json F]``
@@ -55,14 +55,21 @@ def inserted(steps: list, kind: str, work) -> list:
 
 
 def _work(what: str, size: int):
-    """The inserted work: a read of ``size`` MB, or an ``size``³ float32 product, of arrays of its own."""
+    """The inserted work: a read of ``size`` MB, an ``size``³ float32 product of arrays of its own, or ``size`` µs of
+    a Python loop that touches no array (the core busy, its caches left alone)."""
+    if what == "busy":
+        def spin():
+            end = time.perf_counter() + size * 1e-6
+            while time.perf_counter() < end:
+                pass
+        return spin
     if what == "read":
         buf = np.ones(size * 2**20 // 4, np.float32)
         return buf.sum
     if what == "gemm":
         a = np.ones((size, size), np.float32)
         return lambda: a @ a
-    raise ValueError(f"--insert: unknown work {what!r}; use read or gemm")
+    raise ValueError(f"--insert: unknown work {what!r}; use read, gemm or busy")
 
 
 def time_passes(passes: dict[str, list], rounds: int, clock=time.perf_counter) -> dict[str, dict[str, float]]:
@@ -87,7 +94,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", type=Path, default=HERE / "plans" / "bert_base_nm.json")
     parser.add_argument("--swap", action="append", help="layer suffixes taken from the plan, comma-separated")
-    parser.add_argument("--insert", action="append", default=[], help="KIND:read:MB or KIND:gemm:N")
+    parser.add_argument("--insert", action="append", default=[], help="KIND:read:MB, KIND:gemm:N or KIND:busy:US")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--layers", help="START:STOP slice of the network's layers")
     parser.add_argument("--json", type=Path)

@@ -3,6 +3,7 @@ kind over blocks and takes the median over rounds (checked on a scripted clock),
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -34,6 +35,9 @@ def test_inserted_work_runs_before_each_layer_of_its_kind():
     assert ran == [1, 1]
     # a read of 2 MB sums 2**19 ones; a 16³ product of ones holds 16 everywhere
     assert bench._work("read", 2)() == 2**19 and (bench._work("gemm", 16)() == 16).all()
+    t0 = time.perf_counter()
+    bench._work("busy", 2000)()
+    assert time.perf_counter() - t0 >= 0.002
     with pytest.raises(ValueError):
         bench._work("sleep", 1)
 
