@@ -1,17 +1,15 @@
 """Does a layer take longer after other layers' kernels than after its dense twins? (issue #26)
 
-A network run times each layer once a pass, after the layers before it. At two BLAS threads on the 2-vCPU Xeon VM,
-``bert_base``'s attention products (dense in both variants, their own arrays) took 10-25 % longer per layer in the
-plan's passes than in the dense ones, which the replay, pricing each layer on its own, does not see. This bench
-tells apart the two things that differ: the layers that ran before, and the arrays. It builds the run's steps
-(:func:`accelsim.codesign.runplan.prepare_run`) and times passes of the dense steps in which the layers named by each
-``--swap`` (name suffixes, e.g. ``.q,.k,.v``) are the plan's, beside the dense and the plan passes, in alternating
-rounds; per pass kind and layer suffix it prints the median seconds summed over the network's blocks. Each
-``--insert KIND:read:MB`` (a read of MB megabytes of another array), ``KIND:gemm:N`` (an N³ product of other
-arrays) or ``KIND:busy:US`` (US µs of a Python loop) adds a dense pass with that work before every layer of that kind, untimed: does the layer lose something the
-cache held for it?
+A network run times each layer once a pass, after the layers before it; the replay prices each layer on its own. At
+two BLAS threads on the 2-vCPU Xeon VM, ``bert_base``'s attention products (dense in both variants, their own arrays)
+took 10-25 % longer per layer in the plan's passes than in the dense ones. This bench builds the run's steps
+(:func:`accelsim.codesign.runplan.prepare_run`) and times, in alternating rounds, the dense and the plan passes and
+dense passes changed in one way each: ``--swap .q,.k`` takes those layers (name suffixes) from the plan;
+``--insert KIND:WHAT:SIZE`` runs untimed work before every layer of KIND: ``read:MB`` (a read of another array),
+``gemm:N`` (an N³ product of other arrays) or ``busy:US`` (a Python loop touching no array). Per pass and layer kind
+it prints the median seconds summed over the network's blocks.
 Run: ``python bench/bench_layer_order.py [--plan bench/plans/bert_base_nm.json] [--swap .q,.k,.v --swap .v]
-[--insert .v:read:64 --insert .v:gemm:512] [--rounds 9] [--layers START:STOP] [--json F]``
+[--insert .v:read:64 --insert .v:busy:3000] [--rounds 9] [--layers START:STOP] [--json F]``
 (``OPENBLAS_NUM_THREADS`` as the run's).
 """
 

@@ -1,5 +1,6 @@
-"""bench/bench_layer_order.py: the mixed pass takes the plan's steps exactly where asked, the timing sums each layer
-kind over blocks and takes the median over rounds (checked on a scripted clock), and a run on one bert block."""
+"""bench/bench_layer_order.py: the mixed pass takes the plan's steps exactly where asked, inserted work runs before
+each layer of its kind, the timing sums each layer kind over blocks and takes the median over rounds (checked on a
+scripted clock), and a run on one bert block."""
 
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ def _change(a, b) -> float | None:
 
 def _peaks(doc: dict, arch) -> dict[str, float]:
     """The box's own rates as one calibration measured them: MAC rates, copies and, from its arch, each level's
-    scatters and rank steps. A fitted parameter's change reads against theirs: on the 2-vCPU Xeon VM the rank steps'
-    fastest of 32 moved by up to 14 % between calibrations minutes apart, as far as the fractions fitted on them."""
+    scatters and rank steps. A fitted parameter's change reads against theirs: on the 2-vCPU Xeon VM the L3 rank steps'
+    fastest of 28-36 moved by 13 % between calibrations minutes apart, as far as the parameters that missed there."""
     m = doc["measured"]
     out = {f"gemm {d} GFLOP/s": gemm_peak(r) for d, r in m["gemm_gflops"].items()}
     out |= {f"copy {lvl} GB/s": r["max"] for lvl, r in m["copy_gbs"].items()}
