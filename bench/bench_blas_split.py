@@ -18,7 +18,6 @@ import itertools
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from bench_gemm_shapes import fit_terms  # noqa: E402
 __all__ = ["main", "shapes"]
 
 SIDES = (64, 128, 256)
+SPLIT = {True: "panels shared", False: "own rows"}
 
 
 def shapes(lo: int = 2**20, hi: int = 2**23) -> list[tuple[int, int, int]]:
@@ -36,19 +36,11 @@ def shapes(lo: int = 2**20, hi: int = 2**23) -> list[tuple[int, int, int]]:
     return [s for s in itertools.product(SIDES, repeat=3) if lo <= s[0] * s[1] * s[2] <= hi]
 
 
-def _per_product(a, b, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        np.matmul(a, b)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / a.shape[0]
-
-
 def main(argv=None) -> dict:
     from threadpoolctl import threadpool_limits
 
     from accelsim.replay.numpy_run import shares_panels
+    from kernels.timing import time_call
     from kernels.trace.microbench import blas_core
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,13 +59,13 @@ def main(argv=None) -> dict:
         for _ in range(args.rounds):
             for t in (1, 2):
                 with threadpool_limits(t):
-                    _per_product(a, b, 3)
-                    got[t].append(_per_product(a, b, args.reps))
+                    timing = time_call(np.matmul, a, b, warmup=3, repeats=args.reps, min_window_s=0)
+                    got[t].append(timing.median_s / args.batch)
         t1, t2 = statistics.median(got[1]), statistics.median(got[2])
         rows.append({"m": m, "n": n, "k": k, "one_s": t1, "two_s": t2, "shared": shares_panels(m, n, 2, core)})
-        split = {True: "panels shared", False: "own rows", None: f"split not known for core {core!r}"}
-        print(f"{m} x {n} x {k}: one thread {t1 * 1e6:.1f} µs, two {t2 * 1e6:.1f} µs ({t2 / t1:.2f}x), "
-              f"{split[rows[-1]['shared']]}", flush=True)
+        split = SPLIT.get(rows[-1]["shared"], f"split not known for core {core!r}")
+        print(f"{m} x {n} x {k}: one thread {t1 * 1e6:.1f} µs, two {t2 * 1e6:.1f} µs ({t2 / t1:.2f}x), {split}",
+              flush=True)
     fits = {}
     for shared in (True, False):
         sel = [r for r in rows if r["shared"] is shared]
@@ -82,7 +74,7 @@ def main(argv=None) -> dict:
         coef, err = fit_terms([r["two_s"] for r in sel], [[r["one_s"], 1.0] for r in sel])
         fits["shared" if shared else "own_rows"] = {"a": coef[0], "c_s": coef[1], "shapes": len(sel),
                                                    "mape_pct": 100 * float(np.mean(np.abs(err)))}
-        print(f"{'panels shared' if shared else 'own rows'} ({len(sel)} shapes): two threads = {coef[0]:.3f} x one "
+        print(f"{SPLIT[shared]} ({len(sel)} shapes): two threads = {coef[0]:.3f} x one "
               f"+ {coef[1] * 1e6:.2f} µs per call, MAPE {100 * np.mean(np.abs(err)):.1f} %")
     out = {"core": core, "batch": args.batch, "rounds": args.rounds, "rows": rows, "fits": fits}
     if args.json:
