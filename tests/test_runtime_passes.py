@@ -387,6 +387,33 @@ def test_cold_fetch_of_any_layer_runs_at_the_cold_gemms_fraction(cold_scale):
         assert cold - warm == pytest.approx(per * inputs * per_byte, rel=1e-9)
 
 
+def test_a_pass_gemm_beyond_the_caches_adds_its_fetch():
+    """A dense GEMM whose own operands outgrow cpu_two_units' 32 MiB L3 (B is 48 MiB) is projected from DRAM with its
+    reads behind its tiles; in a pass it also waits for B and A (under one block) as a cold GEMM of the calibration
+    does, since BLAS packs B before it multiplies: the read from where the pass leaves them, the L3's share at its
+    16.2 B/cycle and the rest at DRAM's 8.76, over the cold GEMMs' memory scale (2.5). Alone (footprint 0) it stays
+    warm, and a batched GEMM beyond the caches, whose DRAM fetch its own family prices, adds nothing."""
+    import pyarrow as pa
+    from accelsim.replay.calibrate import Params
+    from accelsim.replay.network import simulator_predictor
+    from accelsim.replay.project import items_from_table
+
+    m, n, k = 32, 12288, 1024
+    rows = [gemm_row(m, n, k), gemm_row(128, 128, 32, batch=768)]
+    items = {it.family: it for it in items_from_table(pa.Table.from_pylist(rows), CPU)}
+    assert set(items) == {"gemm", BATCHED}
+    big, batched = items["gemm"], items[BATCHED]
+    groups = {f"{f} float32": Params(0.0, 1.0, s) for f, s in (("gemm", 1.7), (BATCHED, 3.0), (COLD, 2.5))}
+    predict = simulator_predictor(CPU, {"global": Params(), "families": {}, "groups": groups})
+    warm, _ = predict(big, 0)
+    for footprint in (big.working_set, 10**9):
+        held = 2**25 / footprint
+        per_byte = (held / 16.2 + (1 - held) / 8.76) / 2.596e9
+        cold, _ = predict(big, footprint)
+        assert cold - warm == pytest.approx(2.5 * F * (m * k + k * n) * per_byte, rel=1e-9)
+    assert predict(batched, 10**9)[0] == predict(batched, 0)[0]
+
+
 def test_a_gemm_timed_cold_adds_the_read_of_its_operands():
     """A record with ``params.cold_bytes`` (a calibration's cold GEMM): family COLD, the GEMM plus a read of its
     inputs ``a`` (m × k) and ``b`` (k × n) from where the stream left them: after 1 GB, 3.4 % (cpu_two_units'
