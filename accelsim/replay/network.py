@@ -81,7 +81,7 @@ def cold_fetch(arch: ArchConfig, item, footprint: int):
     A pass's dense GEMM whose own working set outgrows the caches fetches too (its warm projection streams from
     DRAM behind its tiles): BLAS packs B whole before it multiplies, as in the cold GEMMs the fraction is fitted on.
     On a 2-vCPU EPYC (Zen 3) whose L3 held 8 of its 32 MiB, BERT's 128 × 3072 × 768 and 128 × 768 × 3072 FFNs
-    (11.4 MB) were left warm and came out 18-22 % fast per layer at two threads (median over five loops), where the
+    (11.4 MB) were left warm and came out 19-20 % fast per layer at two threads (median over five loops), where the
     same shapes timed cold in the calibration had the fetch priced; with it, 8-9 % fast.
     """
     own = resident_level(arch, item.working_set)
