@@ -64,8 +64,8 @@ def _edp(j, s):
 def cold_fetch(arch: ArchConfig, item, footprint: int):
     """The uncalibrated :class:`~accelsim.replay.project.Projection` of a NumPy layer reading its inputs
     (:func:`~accelsim.replay.project.input_bytes`) from the level that holds the whole pass (``footprint`` bytes,
-    every layer's operands), where that level is outside the one its own working set would stay in; None where
-    the operands stay.
+    every layer's operands), where that level is outside the one its own working set would stay in, or where a
+    dense GEMM's own working set outgrows the caches (below); None where the operands stay.
 
     Between two calls of a layer the rest of the pass streams through the caches, and OpenBLAS packs
     its operands before it computes, so the fetch adds to the warm time. On the 2-vCPU EPYC a call after
