@@ -1022,8 +1022,8 @@ def test_cold_fetch_bench_prices_the_fetch_as_the_replay_does(cal_dir):
     """bench/bench_cold_fetch.py: each cold case's modelled fetch is B plus A up to half a unit's innermost level,
     read at the rate of the level that holds the bytes its operand copies span (at least 2 x 4 MiB: this box's
     caches, the FAKE rates), the next cache in at its own rate for the share it holds where the copies outgrow it
-    (a 32 MiB L3 against 78 MB of FFN copies); each shape's fraction is that fetch over its cold-less-warm time, the process's their
-    least-squares fit relative to the cold time."""
+    (a 32 MiB L3 against 78 MB of FFN copies); each shape's fraction is that fetch over its cold-less-warm time, the
+    process's their least-squares fit relative to the cold time."""
     from bench.bench_cold_fetch import measure
 
     out, _ = cal_dir
@@ -1037,10 +1037,12 @@ def test_cold_fetch_bench_prices_the_fetch_as_the_replay_does(cal_dir):
         per = 4 * (m * k + k * n)
         assert s["cold_bytes"] == dc.cold_copies(per, side) * per >= 2 * side
         i = resident_level(arch, s["cold_bytes"])
-        level, inner = arch.memory[i], (arch.memory[i + 1] if i + 2 < len(arch.memory) else None)
-        held = min(1.0, inner.capacity_bytes / s["cold_bytes"]) if inner is not None else 0.0  # the cache's share
+        shares = [(arch.memory[i], 1.0)]  # the level holding the copies; a cache inside it holds its share of them
+        if i + 2 < len(arch.memory):
+            held = arch.memory[i + 1].capacity_bytes / s["cold_bytes"]
+            shares = [(arch.memory[i + 1], held), (arch.memory[i], 1 - held)]
         read = 4 * k * n + min(4 * m * k, block)
-        per_byte = held / inner.bandwidth + (1 - held) / level.bandwidth if inner is not None else 1 / level.bandwidth
+        per_byte = sum(share / lvl.bandwidth for lvl, share in shares)
         assert s["fetch_s"] == pytest.approx(read * per_byte / (arch.clock_ghz * 1e9), rel=1e-9)
         assert s["warm_s"] > 0 and s["cold_s"] > 0
         d = s["cold_s"] - s["warm_s"]

@@ -34,6 +34,12 @@ F = 4  # float32 bytes
 CPU = load_arch(Path(__file__).parent / "data" / "cpu_two_units.yaml")  # fixed numbers: 2 units, 16 fp32 MACs each
 
 
+def per_byte(held: float) -> float:
+    """Seconds a byte of a pass takes on cpu_two_units when its 32 MiB L3 holds ``held`` of the pass: that share at
+    the L3's copy rate (16.2 B/cycle), the rest at DRAM's (8.76), at 2.596 GHz."""
+    return (held / 16.2 + (1 - held) / 8.76) / 2.596e9
+
+
 def total(ops):
     """(bytes read, bytes written, calls, bytes indexed, bytes grouped) of a listing of (read, written) per streaming
     NumPy call, ``ix(...)`` per fancy-index call and ``grp(...)`` per rank step call."""
@@ -346,8 +352,7 @@ def test_batch_beyond_the_last_cache_adds_its_dram_fetch():
     assert both.compute_s == alone.compute_s
     moved, held = F * 768 * (2 * 128 * 32 + 128 * 128), 2**25 / ws
     assert ws == moved
-    assert both.memory_s - alone.memory_s == pytest.approx(moved * (held / 16.2 + (1 - held) / 8.76) / 2.596e9,
-                                                           rel=1e-12)
+    assert both.memory_s - alone.memory_s == pytest.approx(moved * per_byte(held), rel=1e-12)
     family, w, _ = record_workload(gemm_row(128, 128, 32, batch=48), CPU)
     assert family == "gemm" and isinstance(w, Gemm) and w.count == 48
     family, w, _ = record_workload({**row, "backend": "cupy"}, CPU)
@@ -374,8 +379,7 @@ def test_cold_fetch_of_any_layer_runs_at_the_cold_gemms_fraction(cold_scale):
     if cold_scale:
         scale[COLD] = cold_scale
     cal = {"global": Params(), "families": {}, "groups": {f"{f} float32": Params(0.0, 1.0, s) for f, s in scale.items()}}
-    held = 2**25 / 10**9  # a 1 GB pass: cpu_two_units' 32 MiB L3 holds 3.4 % of it
-    per_byte = (held / 16.2 + (1 - held) / 8.76) / 2.596e9  # its L3 and DRAM copy rates, bytes per cycle
+    per_gb = per_byte(2**25 / 10**9)  # a 1 GB pass: cpu_two_units' 32 MiB L3 holds 3.4 % of it
     for fam, it in items.items():
         warm, _ = simulator_predictor(CPU, cal)(it, 0)
         cold, _ = simulator_predictor(CPU, cal)(it, 10**9)
@@ -384,7 +388,7 @@ def test_cold_fetch_of_any_layer_runs_at_the_cold_gemms_fraction(cold_scale):
         # the inputs: a and b of the dense GEMM; the gather layer's compressed weight and b (bytes_min less c)
         inputs = 4 * (np.prod(shapes["a"]) + np.prod(shapes["b"])) if fam == "gemm" else it.row["bytes_min"] - 4 * (
             np.prod(shapes["c"]))
-        assert cold - warm == pytest.approx(per * inputs * per_byte, rel=1e-9)
+        assert cold - warm == pytest.approx(per * inputs * per_gb, rel=1e-9)
 
 
 def test_a_pass_gemm_beyond_the_caches_adds_its_fetch():
@@ -407,10 +411,8 @@ def test_a_pass_gemm_beyond_the_caches_adds_its_fetch():
     predict = simulator_predictor(CPU, {"global": Params(), "families": {}, "groups": groups})
     warm, _ = predict(big, 0)
     for footprint in (big.working_set, 10**9):
-        held = 2**25 / footprint
-        per_byte = (held / 16.2 + (1 - held) / 8.76) / 2.596e9
         cold, _ = predict(big, footprint)
-        assert cold - warm == pytest.approx(2.5 * F * (m * k + k * n) * per_byte, rel=1e-9)
+        assert cold - warm == pytest.approx(2.5 * F * (m * k + k * n) * per_byte(2**25 / footprint), rel=1e-9)
     assert predict(batched, 10**9)[0] == predict(batched, 0)[0]
 
 
@@ -422,14 +424,14 @@ def test_a_gemm_timed_cold_adds_the_read_of_its_operands():
     row = gemm_row(64, 48, 32)
     warm_family, gemm, _ = record_workload(row, CPU)
     read = 4 * (64 * 32 + 32 * 48)
-    for streamed, per_byte in ((10**9, 2**25 / 10**9 / 16.2 + (1 - 2**25 / 10**9) / 8.76), (2**20, 1 / 16.2)):
+    for streamed, held in ((10**9, 2**25 / 10**9), (2**20, 1.0)):
         cold = {**row, "params": json.dumps({**json.loads(row["params"]), "cold_bytes": streamed})}
         family, w, launches = record_workload(cold, CPU)
         assert (warm_family, family, launches) == ("gemm", COLD, 1)
         assert w[0] == gemm and (w[1].bytes_read, w[1].bytes_written, w[1].working_set) == (read, 0, streamed)
         ws = 4 * (64 * 32 + 32 * 48 + 64 * 48)
         extra = project(CPU, w, ws).memory_s - project(CPU, gemm, ws).memory_s
-        assert extra == pytest.approx(read * per_byte / (CPU.clock_ghz * 1e9), rel=1e-12)
+        assert extra == pytest.approx(read * per_byte(held), rel=1e-12)
     bad = {**row, "params": json.dumps({"cold_bytes": -5})}
     with pytest.raises(ReplayError, match="cold_bytes"):
         record_workload(bad, CPU)
@@ -520,7 +522,7 @@ def test_a_pass_beyond_a_cache_keeps_its_share_of_it(working_set, read, written)
     def seconds(ws):
         return project(CPU, Streaming("s", read, written, ws)).memory_s
 
-    expected = (read + written) * (held / 16.2 + (1 - held) / 8.76) / 2.596e9
+    expected = (read + written) * per_byte(held)
     assert seconds(working_set) == pytest.approx(expected, rel=1e-12)
     assert seconds(2 * working_set) >= seconds(working_set) * (1 - 1e-12)
     assert seconds(2**25 + 1) == pytest.approx(seconds(2**25), rel=1e-6)
