@@ -604,6 +604,8 @@ def test_gemm_peak_is_the_size_with_the_fastest_median_over_rounds(monkeypatch):
         return [secs[d, n][sum(1 for c in calls if c[:2] == (d, n)) - 1]] * r
 
     monkeypatch.setattr(mb, "gemm_times", fake)
+    probe = iter([[2e-3, 1e-3, 1e-3], [5e-4, 5e-4, 2e-3]])  # the box-state probe's calls, per round
+    monkeypatch.setattr(mb, "probe_times", lambda: next(probe))
     s = bs.PeakSampler({}, 3, sizes=(256, 512))
     s.round()
     s.round()
@@ -618,8 +620,10 @@ def test_gemm_peak_is_the_size_with_the_fastest_median_over_rounds(monkeypatch):
     assert got["gemm_gflops"]["float64"]["median"] == pytest.approx(83.89, abs=0.01)
     assert got["gemm_gflops_by_size"]["float32"]["256"] == pytest.approx(50.33, abs=0.01)
     assert bs.gemm_peak(got["gemm_gflops"]["float64"]) == pytest.approx(83.89, abs=0.01)
-    # The box-state probe (256^3 fp32) per round: 33.55 then 67.11 GFLOP/s.
+    # The box-state probe per round, timed apart from the peaks: its median call 1 ms, then 0.5 ms (33.55 then
+    # 67.11 GFLOP/s); over both rounds 1 ms, 1 ms, 0.5 ms, 0.5 ms, 2 ms, 2 ms, median 1 ms.
     assert got["probe_rounds"] == pytest.approx([33.55, 67.11], abs=0.01)
+    assert got["probe_gflops"] == pytest.approx(33.55, abs=0.01)
 
 
 def test_the_cache_probe_times_each_size_once_and_judges_the_edge_by_its_slowest_copy(monkeypatch):
@@ -703,19 +707,28 @@ def test_copy_rates_spread_over_buffer_pairs_held_at_once(monkeypatch):
 
 
 
-def test_probe_is_the_median_rate_of_a_256_cubed_fp32_matmul(monkeypatch):
+def test_probe_is_the_median_rate_of_a_256_cubed_fp32_matmul_timed_after_a_warm_up(monkeypatch):
+    import time
+
     import kernels.trace.microbench as mb
 
     seen = []
+    matmuls = []
+    real_matmul = np.matmul
 
     def fake(n, d, r):
-        seen.append((n, d, r))
-        return [1e-3, 2e-3, 4e-3][:r]
+        seen.append((n, d, r, time.perf_counter() - start, len(matmuls)))
+        return [1e-3, 2e-3, 4e-3, 8e-3, 5e-4][:r]
 
     monkeypatch.setattr(mb, "gemm_times", fake)
-    # 2 x 256^3 FLOPs in 2 ms (the median of 1, 2 and 4 ms): 16.78 GFLOP/s.
-    assert mb.gemm_probe_gflops(3) == pytest.approx(2 * 256**3 / 2e-3 / 1e9)
-    assert seen == [(256, "float32", 3)]
+    monkeypatch.setattr(mb.np, "matmul", lambda *a, **k: matmuls.append(a[0].shape) or real_matmul(*a, **k))
+    start = time.perf_counter()
+    # 2 x 256^3 FLOPs in 2 ms (the median of 1, 2, 4, 8 and 0.5 ms): 16.78 GFLOP/s.
+    assert mb.gemm_probe_gflops() == pytest.approx(2 * 256**3 / 2e-3 / 1e9)
+    ((n, d, r, waited, warm_calls),) = seen
+    assert (n, d, r) == (256, "float32", mb.PROBE_REPEATS)
+    # Timed only after PROBE_WARM_S of the same 256^3 product, untimed.
+    assert waited >= mb.PROBE_WARM_S and warm_calls >= 1 and set(matmuls) == {(256, 256)}
 
 
 def _probe_table(rates_per_run):
@@ -748,17 +761,14 @@ def test_state_notes_compare_the_runs_probe_with_the_calibrations():
 
 
 def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypatch):
-    """Without injected peaks the sampler runs before each pass: the saved probe is the median of every 256^3
-    fp32 run, per round too, and the arch's copy peak is the sampler's fastest copy."""
+    """Without injected peaks the sampler runs before each pass: the saved probe is the median of every probe
+    call, per round too, and the arch's copy peak is the sampler's fastest copy."""
     import kernels.trace.microbench as mb
 
     seq = iter(range(1, 10**6))
-
-    def gemm(n, d, r):  # 256^3 fp32 rounds take 1.02, 1.04, 1.06, ... ms per call (one state), other sizes 1 ms
-        k = 1 + 0.02 * next(seq) if (n, d) == (256, "float32") else 1
-        return [k * 1e-3] * r
-
-    monkeypatch.setattr(mb, "gemm_times", gemm)
+    # probe rounds take 1.02, 1.04, 1.06, ... ms per call (one state); every GEMM the peaks time, 1 ms
+    monkeypatch.setattr(mb, "probe_times", lambda: [(1 + 0.02 * next(seq)) * 1e-3] * 5)
+    monkeypatch.setattr(mb, "gemm_times", lambda n, d, r: [1e-3] * r)
     monkeypatch.setattr(mb, "copy_rates", lambda b, r: [b / 2**20] * r)
     monkeypatch.setattr(mb, "indexed_rates", lambda b, r: [3.0] * r)
     monkeypatch.setattr(mb, "grouped_rates", lambda b, r: [5.0] * r)
@@ -806,16 +816,14 @@ def test_steady_passes_keep_the_majority_state_and_drop_passes_that_straddle_a_c
 def test_a_calibration_fits_and_writes_only_the_passes_of_one_state(tmp_path, monkeypatch):
     import kernels.trace.microbench as mb
 
-    probe_ms = iter([1.0, 1.0, 1.3, 1.3, 1.3, 1.0, 1.0, 1.0, 1.0])  # 256^3 fp32 per round: fast, slow, fast
+    probe_ms = iter([1.0, 1.0, 1.3, 1.3, 1.3, 1.0, 1.0, 1.0, 1.0])  # the probe per round: fast, slow, fast
     l3_gbs = iter([50.0, 60.0, 95.0, 70.0, 70.0, 55.0, 52.0, 51.0, 53.0])  # per round: the fastest in a dropped one
-
-    def gemm(n, d, r):
-        return [next(probe_ms) * 1e-3] * r if (n, d) == (256, "float32") else [1e-3] * r
 
     def copies(b, r):
         return [next(l3_gbs) if b == FAKE["copy_bytes"]["l3"] else 50.0] * r
 
-    monkeypatch.setattr(mb, "gemm_times", gemm)
+    monkeypatch.setattr(mb, "probe_times", lambda: [next(probe_ms) * 1e-3] * 5)
+    monkeypatch.setattr(mb, "gemm_times", lambda n, d, r: [1e-3] * r)
     monkeypatch.setattr(mb, "copy_rates", copies)
     monkeypatch.setattr(mb, "indexed_rates", lambda b, r: [3.0] * r)
     monkeypatch.setattr(mb, "grouped_rates", lambda b, r: [5.0] * r)

@@ -48,17 +48,19 @@ class PeakSampler:
     and rank steps per level (:func:`pass_buffers`). Timed all at once, 21 L3 copies took half a second, and 5 of
     153 two-thread calibrations of the 2-vCPU EPYC got 95-116 GB/s as their fastest, against a median of 133.
     :meth:`summary` gives each over the rounds asked for (its median, fastest and slowest run; per dtype the GEMM
-    size with the fastest :func:`gemm_peak`), and the median rate of the box-state probe
-    (:data:`~kernels.trace.microbench.PROBE_N`) per round (:meth:`probe_rounds`)."""
+    size with the fastest :func:`gemm_peak`), and the box-state probe's rate
+    (:func:`~kernels.trace.microbench.probe_times`): its median per round (:meth:`probe_rounds`) and over the rounds
+    asked for."""
 
     def __init__(self, buffers: dict[str, int], per_round: int, sizes=GEMM_SIZES):
         self.buffers, self.sizes, self.per_round = buffers, sizes, per_round
-        self.rounds: list[dict] = []  # per round: {"gemm": {(dtype, n): seconds}, kind: {level: [GB/s]}}
+        self.rounds: list[dict] = []  # {"probe": seconds, "gemm": {(dtype, n): seconds}, kind: {level: GB/s}}
 
     def round(self) -> None:
-        from kernels.trace.microbench import copy_rates, gemm_times, grouped_rates, indexed_rates
+        from kernels.trace.microbench import copy_rates, gemm_times, grouped_rates, indexed_rates, probe_times
 
-        r = {"gemm": {(d, n): gemm_times(n, d, self.per_round) for d in DTYPES for n in self.sizes},
+        r = {"probe": probe_times(),  # first, right after the pass, as `run` probes right after its last pass
+             "gemm": {(d, n): gemm_times(n, d, self.per_round) for d in DTYPES for n in self.sizes},
              "copy": {}, "indexed": {}, "grouped": {}}
         for lvl, b in self.buffers.items():
             r["copy"][lvl] = copy_rates(b, 2 * self.per_round)
@@ -68,25 +70,25 @@ class PeakSampler:
         self.rounds.append(r)
 
     def probe_rounds(self) -> list[float]:
-        """The probe's median GFLOP/s per round (empty if the sizes leave it out)."""
+        """The probe's median GFLOP/s per round."""
         from kernels.trace.microbench import Rate, gemm_gflop
 
-        return [Rate.of(gemm_gflop(PROBE_N), r["gemm"][("float32", PROBE_N)])["median"]
-                for r in self.rounds if ("float32", PROBE_N) in r["gemm"]]
+        return [Rate.of(gemm_gflop(PROBE_N), r["probe"])["median"] for r in self.rounds]
 
     def summary(self, rounds=None) -> dict:
-        """The peaks over ``rounds`` (indices; all by default), and every round's probe rate."""
+        """The peaks and the probe's rate over ``rounds`` (indices; all by default), and every round's probe rate."""
         from kernels.trace.microbench import Rate, gemm_gflop, spread
 
         picked = [self.rounds[i] for i in (range(len(self.rounds)) if rounds is None else rounds)]
 
         def pooled(kind, key):
-            return [v for r in picked for v in r[kind][key]]
+            return [v for r in picked for v in (r[kind] if key is None else r[kind][key])]
 
         by_size = {d: {n: Rate.of(gemm_gflop(n), pooled("gemm", (d, n))) for n in self.sizes} for d in DTYPES}
         best = {d: max(r, key=lambda n: gemm_peak(r[n])) for d, r in by_size.items()}
         return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
                 "probe_rounds": self.probe_rounds(),
+                "probe_gflops": Rate.of(gemm_gflop(PROBE_N), pooled("probe", None))["median"],
                 "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()},
                 "copy_gbs": {lvl: Rate(spread(pooled("copy", lvl))) for lvl in self.buffers},
                 **{f"{kind}_gbs": {lvl: Rate(spread(pooled(kind, lvl))) for lvl in pass_buffers(self.buffers)}

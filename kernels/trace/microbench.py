@@ -14,9 +14,10 @@ import time
 
 import numpy as np
 
-__all__ = ["COPY_PAIRS", "Rate", "bandwidth_gbs", "blas_core", "blas_threads", "call_overhead_s", "copy_rates",
-           "gemm_gflops", "gemm_gflop", "gemm_probe_gflops", "gemm_times", "grouped_bytes", "grouped_rates",
-           "indexed_rates", "keep_freed_memory", "samples", "spread"]
+__all__ = ["COPY_PAIRS", "PROBE_N", "PROBE_REPEATS", "PROBE_WARM_S", "Rate", "bandwidth_gbs", "blas_core",
+           "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops", "gemm_gflop", "gemm_probe_gflops",
+           "gemm_times", "grouped_bytes", "grouped_rates", "indexed_rates", "keep_freed_memory", "probe_times",
+           "samples", "spread"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -105,10 +106,31 @@ def gemm_gflop(n: int) -> float:
     return 2 * n**3 / 1e9
 
 
-def gemm_probe_gflops(repeats: int = 3) -> float:
-    """Median GFLOP/s of ``repeats`` ``PROBE_N``³ float32 matmuls on BLAS's threads: the box's state now, taken
-    by ``accelsim calibrate`` between its passes and by ``accelsim run`` before each pass (about 1 ms)."""
-    return Rate.of(gemm_gflop(PROBE_N), gemm_times(PROBE_N, "float32", repeats))["median"]
+PROBE_WARM_S = 0.01
+"""Seconds of probe GEMMs run untimed before the probe is timed. Right after other work (a calibration pass, 50 ms
+of Python) the first few 256³ calls ran slow: on the 2-vCPU EPYC (Zen 3) at two threads the median of two calls
+after one untimed read 72-75 GFLOP/s there and 122 after 50 ms of GEMMs, so ``calibrate``'s rounds (taken after a
+pass) and ``run``'s (after a pass of the network) read the box differently. After 10 ms of probe GEMMs the median
+of five read 123-128 in all three places (12 rounds each, BENCHMARKS.md "Twenty-second slice")."""
+PROBE_REPEATS = 5
+"""Timed probe calls after the warm-up (:data:`PROBE_WARM_S`); about 1.5 ms more."""
+
+
+def probe_times(repeats: int = PROBE_REPEATS, warm_s: float = PROBE_WARM_S) -> list[float]:
+    """Seconds of ``repeats`` ``PROBE_N``³ fp32 matmuls on BLAS's threads, timed after ``warm_s`` of them untimed:
+    the box's state, read the same after whatever ran before (:data:`PROBE_WARM_S`)."""
+    a = np.random.default_rng(0).standard_normal((PROBE_N, PROBE_N)).astype(np.float32)
+    out = np.empty_like(a)
+    end = time.perf_counter() + warm_s
+    while time.perf_counter() < end:
+        np.matmul(a, a, out=out)
+    return gemm_times(PROBE_N, "float32", repeats)
+
+
+def gemm_probe_gflops(repeats: int = PROBE_REPEATS) -> float:
+    """Median GFLOP/s of the box-state probe (:func:`probe_times`), taken by ``accelsim calibrate`` before each
+    pass and by ``accelsim run`` before each timed pass (about 12 ms)."""
+    return Rate.of(gemm_gflop(PROBE_N), probe_times(repeats))["median"]
 
 
 def gemm_gflops(n: int, dtype: str, repeats: int) -> Rate:
