@@ -111,7 +111,8 @@ PROBE_WARM_S = 0.01
 of Python) the first few 256³ calls ran slow: on the 2-vCPU EPYC (Zen 3) at two threads the median of two calls
 after one untimed read 72-75 GFLOP/s there and 122 after 50 ms of GEMMs, so ``calibrate``'s rounds (taken after a
 pass) and ``run``'s (after a pass of the network) read the box differently. After 10 ms of probe GEMMs the median
-of five read 123-128 in all three places (12 rounds each, BENCHMARKS.md "Twenty-second slice")."""
+of five read 123-128 in all three places, and 104-109 in a second set half an hour later (12 rounds each,
+``bench/bench_probe_context.py``, BENCHMARKS.md "Twenty-second slice")."""
 PROBE_REPEATS = 5
 """Timed probe calls after the warm-up (:data:`PROBE_WARM_S`); about 1.5 ms more."""
 
