@@ -24,7 +24,7 @@ from accelsim.replay.calibrate import Params, fit
 from accelsim.replay.project import items_from_table, project, resident_level
 from accelsim.replay.traces import load as load_traces
 from kernels.backend import device_info
-from kernels.trace.microbench import Rate, blas_core, blas_threads, samples
+from kernels.trace.microbench import PROBE_WARM_S, Rate, blas_core, blas_threads, samples
 from kernels.suites.gemm import dense_case
 from conftest import assert_exit_2, run_in_process
 
@@ -441,6 +441,7 @@ def test_of_several_calibration_dirs_validate_takes_the_runs_state(cal_dir, netw
         shutil.copytree(out, d)
         g = {**doc["global"], "launch_overhead_s": launch}
         (d / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": probe, "global": g,
+                                                         "gemm_probe_warm_s": PROBE_WARM_S,  # as the run's
                                                          "families": {}, "groups": {}}))
     reports = []
     for order in (("low", "near", "high"), ("high", "low", "near"), ("near",)):
@@ -566,6 +567,7 @@ def test_run_with_several_calibrations_projects_with_the_nearest_state(cal_dir, 
         shutil.copytree(out, d)
         g = {**doc["global"], "launch_overhead_s": launch}
         (d / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": probe, "global": g,
+                                                         "gemm_probe_warm_s": PROBE_WARM_S,  # as the run's
                                                          "families": {}, "groups": {}}))
         dirs.append(d)
     for i, order in enumerate((dirs, dirs[::-1])):
@@ -708,8 +710,6 @@ def test_copy_rates_spread_over_buffer_pairs_held_at_once(monkeypatch):
 
 
 def test_probe_is_the_median_rate_of_a_256_cubed_fp32_matmul_timed_after_a_warm_up(monkeypatch):
-    import time
-
     import kernels.trace.microbench as mb
 
     seen = []
@@ -731,14 +731,38 @@ def test_probe_is_the_median_rate_of_a_256_cubed_fp32_matmul_timed_after_a_warm_
     assert waited >= mb.PROBE_WARM_S and warm_calls >= 1 and set(matmuls) == {(256, 256)}
 
 
-def _probe_table(rates_per_run):
+def _probe_table(rates_per_run, warm_s=None):
     import pyarrow as pa
 
-    # Each run's two variants (dense and plan) carry the same probes; a layer record carries none.
-    rows = [{"run_id": "run0", "params": json.dumps({"role": "layer"})}]
-    rows += [{"run_id": f"run{i}", "params": json.dumps({"role": "run", "plan": v, "gemm_probe_gflops": r})}
+    # Each run's two variants (dense and plan) carry the same probes; a layer record carries none. Without warm_s,
+    # a run recorded before the probe's warm-up was.
+    warm = {} if warm_s is None else {"gemm_probe_warm_s": warm_s}
+    rows = [{"run_id": "run0", "params": json.dumps({"role": "layer", **warm})}]
+    rows += [{"run_id": f"run{i}", "params": json.dumps({"role": "run", "plan": v, "gemm_probe_gflops": r, **warm})}
              for i, r in enumerate(rates_per_run) for v in ("dense", "plan")]
     return pa.Table.from_pylist(rows)
+
+
+def test_probes_taken_after_different_warm_ups_are_not_compared():
+    """A calibration whose probe had no warm-up read the 2-vCPU EPYC (Zen 3) at about half what a warmed probe
+    reads (BENCHMARKS.md "Twenty-second slice"): compared with a warmed run's, every run would look faster than the
+    box it was calibrated on. Neither ``validate``'s state comparison nor its pick among calibrations uses it."""
+    old = {"gemm_probe_gflops": 70.0}  # made before the warm-up: no gemm_probe_warm_s
+    new = {"gemm_probe_gflops": 130.0, "gemm_probe_warm_s": 0.01}
+    run = _probe_table([[128.0, 131.0, 129.0]], warm_s=0.01)
+    assert bs.probe_warm_s(old) == 0.0 and bs.probe_warm_s(new) == 0.01
+    assert bs.compared_state(old, run) is None
+    (note,) = bs.state_notes(old, run)
+    assert note.startswith("box state not compared") and "after 10 ms" in note and "after 0 ms" in note
+    assert bs.compared_state(new, run)["ratio"] == pytest.approx(129.0 / 130.0)
+    assert bs.state_notes(new, run)[0].startswith("box state: a 256^3 fp32 GEMM ran at 129")
+    # The nearest probe (129) is the unwarmed calibration's; the pick is the one taken as the run took its own.
+    assert bs.nearest_state([{"gemm_probe_gflops": 129.0}, new], run) == 1
+    pick, notes, state = bs.choose_state(["A", "B"], [{"gemm_probe_gflops": 129.0}, new], run)
+    assert pick == 1 and state["calibration_probe_gflops"] == 130.0
+    # A run recorded before the warm-up against a warmed calibration: likewise not compared.
+    assert bs.compared_state(new, _probe_table([[70.0]])) is None
+    assert bs.state_notes(new, _probe_table([[70.0]]))[0].startswith("box state not compared")
 
 
 def test_state_notes_compare_the_runs_probe_with_the_calibrations():
@@ -778,6 +802,7 @@ def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypa
     want = [one / ((1 + 0.02 * k) * 1e-3) for k in range(1, dc.PASSES + 1)]
     assert doc["gemm_probe_rounds"] == pytest.approx(want)
     assert doc["gemm_probe_gflops"] == pytest.approx(statistics.median(want))
+    assert doc["gemm_probe_warm_s"] == mb.PROBE_WARM_S  # how it was taken, as `run` records its own
     arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
     l3 = next(m for m in arch.memory if m.name == "l3")
     assert l3.bandwidth == pytest.approx(meas["copy_bytes"]["l3"] / 2**20 / arch.clock_ghz)

@@ -142,6 +142,25 @@ def test_a_calibration_from_before_threaded_call_s_compares(earlier, tmp_path):
     assert by["global.threaded_call_s"]["a"] == 0.0 and launch["a"] == launch["b"] and launch["change"] in (0.0, None)
 
 
+def test_probes_taken_after_different_warm_ups_say_nothing_of_the_state(earlier, tmp_path):
+    """A calibration whose probe had no warm-up (made before it was added) read the box about half as fast: against
+    a warmed one, its probe says nothing of whether the box moved."""
+    def probed(gflops, warm_s):
+        def edit(doc):
+            doc["gemm_probe_gflops"] = gflops
+            doc.pop("gemm_probe_warm_s", None)
+            if warm_s is not None:
+                doc["gemm_probe_warm_s"] = warm_s
+        return edit
+
+    old = _edited(earlier, tmp_path / "old", probed(70.0, None))
+    new = _edited(earlier, tmp_path / "new", probed(130.0, 0.01))
+    d = compare_dirs(old, new)
+    assert d["state"]["change"] is None and d["state"]["same"] in (True, None)
+    d = compare_dirs(new, _edited(earlier, tmp_path / "new2", probed(104.0, 0.01)))
+    assert d["state"]["change"] == pytest.approx(104.0 / 130.0 - 1) and d["state"]["same"] is False
+
+
 def test_caches_that_held_another_size_are_another_state(earlier, tmp_path):
     """The copy probe's verdict is part of the box's state: an L3 that held 60 MiB in one calibration and 30 in the
     other puts the pair in two states, whatever the GEMM probe says; the same verdict leaves it to the probe."""

@@ -92,7 +92,7 @@ def test_interrupt_keeps_finished_passes(workload):
 def test_numpy_run_probes_the_box_before_each_timed_pass(workload):
     plan = parse_plan(plan_doc(workload, {"name": "fc1", "kernel": "nm", "pattern": "2:4"}))
     prep = prepare_run(plan, backend="numpy")
-    from kernels.trace.microbench import gemm_probe_gflops
+    from kernels.trace.microbench import PROBE_WARM_S, gemm_probe_gflops
 
     assert prep.probe is gemm_probe_gflops
     calls = iter([101.0, 102.0, 103.0, 104.0])
@@ -101,6 +101,7 @@ def test_numpy_run_probes_the_box_before_each_timed_pass(workload):
     runs = [json.loads(r["params"]) for r in res.rows if r["kernel"] == "network"]
     # One probe per timed pass (none in the 2 warm-up passes), on every variant's run record; none on layers.
     assert [r["gemm_probe_gflops"] for r in runs] == [[101.0, 102.0, 103.0]] * 2
+    assert {r["gemm_probe_warm_s"] for r in runs} == {PROBE_WARM_S} and PROBE_WARM_S > 0  # how they were taken
     assert not any("gemm_probe_gflops" in json.loads(r["params"]) for r in res.rows if r["kernel"] != "network")
 
 

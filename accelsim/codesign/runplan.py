@@ -385,9 +385,10 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
             "plan_id": plan.id, "plan_file": plan_file, "plan_arch": plan.arch}
     probe = None
     if backend_name(xp) == "numpy":  # a device calibration holds for one BLAS thread count (accelsim calibrate)
-        from kernels.trace.microbench import blas_core, blas_threads, gemm_probe_gflops, keep_freed_memory
+        from kernels.trace.microbench import PROBE_WARM_S, blas_core, blas_threads, gemm_probe_gflops, keep_freed_memory
 
         probe = gemm_probe_gflops
+        meta["gemm_probe_warm_s"] = PROBE_WARM_S
         meta["blas_threads"] = blas_threads()
         meta["blas_core"] = blas_core()
         meta["freed_memory_kept"] = keep_freed_memory()  # as CuPy's pool keeps GPU memory: no fresh pages per call

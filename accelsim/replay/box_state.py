@@ -16,11 +16,12 @@ import numpy as np
 import pyarrow as pa
 
 from accelsim.replay.labels import params_of
-from kernels.trace.microbench import PROBE_N
+from kernels.trace.microbench import PROBE_N, PROBE_WARM_S
 
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
            "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "compared_state", "gemm_peak", "mixed_state_note",
-           "nearest_state", "pass_buffers", "pass_center", "pass_spread", "run_probes", "state_notes", "steady_passes",
+           "nearest_state", "pass_buffers", "pass_center", "pass_spread", "probe_warm_s", "run_probes", "state_notes",
+           "steady_passes",
            "unsteady_note"]
 
 GEMM_SIZES = (256, 512, 1024)
@@ -89,6 +90,7 @@ class PeakSampler:
         return {"gemm_n": best, "gemm_gflops": {d: by_size[d][best[d]] for d in by_size},
                 "probe_rounds": self.probe_rounds(),
                 "probe_gflops": Rate.of(gemm_gflop(PROBE_N), pooled("probe", None))["median"],
+                "probe_warm_s": PROBE_WARM_S,
                 "gemm_gflops_by_size": {d: {str(n): r["median"] for n, r in v.items()} for d, v in by_size.items()},
                 "copy_gbs": {lvl: Rate(spread(pooled("copy", lvl))) for lvl in self.buffers},
                 **{f"{kind}_gbs": {lvl: Rate(spread(pooled(kind, lvl))) for lvl in pass_buffers(self.buffers)}
@@ -230,14 +232,37 @@ def run_probes(table: pa.Table) -> list[float]:
     return [v for vs in per_run.values() for v in vs]
 
 
+def probe_warm_s(params: dict) -> float:
+    """The warm-up a probe was timed after (``gemm_probe_warm_s`` of a calibration or of a run record's params;
+    :data:`~kernels.trace.microbench.PROBE_WARM_S` since it was recorded, 0 before): probes taken after different
+    warm-ups read different moments, not different states, and are not compared."""
+    return float(params.get("gemm_probe_warm_s") or 0.0)
+
+
+def _run_warm_s(table: pa.Table) -> float | None:
+    """The warm-up the run's probes were timed after (None: a run without probes)."""
+    return next((probe_warm_s(p) for r in table.select(["params"]).to_pylist()
+                 if (p := params_of(r)).get("gemm_probe_gflops")), None)
+
+
+def _unlike_note(doc: dict, table: pa.Table) -> list[str]:
+    """A note where the calibration and the run both probed the box, after different warm-ups."""
+    run, mine = _run_warm_s(table), probe_warm_s(doc)
+    if run is None or not doc.get("gemm_probe_gflops") or run == mine:
+        return []
+    return [f"box state not compared: the run timed its probe after {1e3 * run:g} ms of warm-up, the calibration "
+            f"after {1e3 * mine:g} ms (an accelsim before or after the warm-up was added); calibrate again to compare"]
+
+
 def nearest_state(docs: list[dict], table: pa.Table) -> int:
     """Index of the calibration (its document) whose probe rate is nearest the run's median one: given one
     calibration per state of the box, the one made in the run's state. 0 where the run or every calibration
-    lacks a probe. On the seventh slice's two-thread loops (five calibrations each, refitted by this fit; every run
-    against the nearest of its loop's instead of its own), the worst whole-run error of a loop went 9.1 -> 6.2 %
-    (`seq_len=8`) and 14.4 -> 6.8 % (full size); no median whole-run error moved by more than 1 point."""
-    rates = run_probes(table)
-    probes = [d.get("gemm_probe_gflops") for d in docs]
+    lacks a probe, or took it after another warm-up than the run (:func:`probe_warm_s`). On the seventh slice's
+    two-thread loops (five calibrations each, refitted by this fit; every run against the nearest of its loop's
+    instead of its own), the worst whole-run error of a loop went 9.1 -> 6.2 % (`seq_len=8`) and 14.4 -> 6.8 % (full
+    size); no median whole-run error moved by more than 1 point."""
+    rates, warm = run_probes(table), _run_warm_s(table)
+    probes = [d.get("gemm_probe_gflops") if probe_warm_s(d) == warm else None for d in docs]
     if not rates or not any(probes):
         return 0
     run = float(np.median(rates))
@@ -257,17 +282,18 @@ def choose_state(paths: list, docs: list[dict], table: pa.Table) -> tuple[int, l
         notes.append(f"{paths[pick]}'s probe rate is the nearest the run's of the {len(docs)} calibrations ({probes} "
                      "GFLOP/s)")
     state = compared_state(docs[pick], table)
-    return pick, notes + _described(docs[pick], state), state
+    return pick, notes + _unlike_note(docs[pick], table) + _described(docs[pick], state), state
 
 
 def compared_state(doc: dict, table: pa.Table) -> dict | None:
     """The box's state during a run against the calibration's, as the report's ``box_state``: the median of the run
     records' ``gemm_probe_gflops`` (:func:`run_probes`, ``run_passes`` of them), the calibration's, their ``ratio``
     (run / calibration) and whether they differ by more than :data:`STATE_NOTE` (``differs``). None where either
-    lacks a probe (a GPU run, a calibration made before probes)."""
+    lacks a probe (a GPU run, a calibration made before probes) or the two took it after different warm-ups
+    (:func:`probe_warm_s`)."""
     mine = doc.get("gemm_probe_gflops")
     rates = run_probes(table)
-    if not mine or not rates:
+    if not mine or not rates or probe_warm_s(doc) != _run_warm_s(table):
         return None
     run = float(np.median(rates))
     return {"run_probe_gflops": run, "run_passes": len(rates), "calibration_probe_gflops": mine, "ratio": run / mine,
@@ -275,8 +301,9 @@ def compared_state(doc: dict, table: pa.Table) -> dict | None:
 
 
 def state_notes(doc: dict, table: pa.Table) -> list[str]:
-    """:func:`compared_state` in words; a warning where the states differ."""
-    return _described(doc, compared_state(doc, table))
+    """:func:`compared_state` in words; a warning where the states differ, a note where the probes cannot be
+    compared."""
+    return _unlike_note(doc, table) + _described(doc, compared_state(doc, table))
 
 
 def _described(doc: dict, state: dict | None) -> list[str]:

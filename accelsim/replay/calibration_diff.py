@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from accelsim.errors import AccelsimError
-from accelsim.replay.box_state import STATE_NOTE, gemm_peak
+from accelsim.replay.box_state import STATE_NOTE, gemm_peak, probe_warm_s
 from accelsim.replay.calibrate import fitted_params
 
 __all__ = ["DRIFT", "check_against", "compare_dirs"]
@@ -85,7 +85,8 @@ def _inside(span: dict | None, a: float, b: float | None) -> dict:
 
 def compare_dirs(a, b) -> dict:
     """Calibration ``b`` against ``a`` (directories of ``accelsim calibrate``): each fitted parameter, peak and the
-    box-state probe with its relative change (a parameter also with the median and largest share of ``a``'s projected
+    box-state probe with its relative change (none where the two took it after different warm-ups:
+    :func:`~accelsim.replay.box_state.probe_warm_s`; a parameter also with the median and largest share of ``a``'s projected
     time it prices, ``a``'s interval for it and whether ``b``'s value lies in it), and per group the change of the
     projected time of ``a``'s trace configurations when ``b``'s arch and parameters price them (median and largest
     ``|change|``)."""
@@ -112,7 +113,7 @@ def compare_dirs(a, b) -> dict:
     probe_a, probe_b = doc_a.get("gemm_probe_gflops"), doc_b.get("gemm_probe_gflops")
     moved = [p for p in params if p["change"] is not None]
     worst = max(moved, key=lambda p: abs(p["change"]), default=None)
-    probe_change = _change(probe_a, probe_b)
+    probe_change = _change(probe_a, probe_b) if probe_warm_s(doc_a) == probe_warm_s(doc_b) else None
     caches_a, caches_b = _held(doc_a), _held(doc_b)
     same_probe = None if probe_change is None else abs(probe_change) <= STATE_NOTE
     same_caches = None if not (caches_a and caches_b) else caches_a == caches_b

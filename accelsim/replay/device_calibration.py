@@ -475,7 +475,7 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
         "configs": len(items), "split": {"fraction": HELD_OUT_FRACTION, "seed": seed, "train": len(train),
                                          "held_out": len(held), "train_labels": [items[i].label for i in train]},
         "held_out_mape_pct": scored["overall"]["mape_pct"],
-        "gemm_probe_gflops": meas.get("probe_gflops"),
+        "gemm_probe_gflops": meas.get("probe_gflops"), "gemm_probe_warm_s": meas.get("probe_warm_s"),
         "gemm_probe_rounds": meas.get("probe_rounds"), "passes": meas.get("passes"),
         "pass_merge": f"mean within {NEAR_MEDIAN:g}x of the median",
         "held_out_by_group": {g["family"]: g["mape_pct"] for g in scored["groups"]},
@@ -497,8 +497,8 @@ def refit_saved(doc: dict, table: pa.Table, arch, seed: int = 0) -> dict:
     measured kept, the fit and its held-out score made again, ``refitted`` dated. A change to the replay can then be
     judged on calibrations and runs already recorded (``bench/bench_loop_refit.py``)."""
     report = {**{k: doc[k] for k in ("device_name", "blas_threads", "cpus")}, "blas_core": doc.get("blas_core")}
-    meas = {**doc["measured"], "probe_gflops": doc.get("gemm_probe_gflops"),
-            "probe_rounds": doc.get("gemm_probe_rounds"), "passes": doc.get("passes")}
+    meas = {**doc["measured"], **{k: doc.get(f"gemm_{k}") for k in ("probe_gflops", "probe_warm_s", "probe_rounds")},
+            "passes": doc.get("passes")}
     return {**fit_saved(table, arch, report, meas, seed), "created": doc["created"],
             "refitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
