@@ -21,8 +21,7 @@ from kernels.trace.microbench import PROBE_N, PROBE_WARM_S
 __all__ = ["DTYPES", "GEMM_SIZES", "MIN_PASSES", "MIXED_STATE", "PeakSampler", "STATE_GAP", "STATE_NOTE",
            "NEAR_MEDIAN", "UNSTEADY_PASSES", "choose_state", "compared_state", "gemm_peak", "mixed_state_note",
            "nearest_state", "pass_buffers", "pass_center", "pass_spread", "probe_warm_s", "run_probes", "state_notes",
-           "steady_passes",
-           "unsteady_note"]
+           "steady_passes", "unsteady_note"]
 
 GEMM_SIZES = (256, 512, 1024)
 """Square GEMM sizes timed per dtype; the peak is the size with the fastest median (:func:`gemm_peak`). On a loaded

@@ -85,11 +85,11 @@ def _inside(span: dict | None, a: float, b: float | None) -> dict:
 
 def compare_dirs(a, b) -> dict:
     """Calibration ``b`` against ``a`` (directories of ``accelsim calibrate``): each fitted parameter, peak and the
-    box-state probe with its relative change (none where the two took it after different warm-ups:
-    :func:`~accelsim.replay.box_state.probe_warm_s`; a parameter also with the median and largest share of ``a``'s projected
-    time it prices, ``a``'s interval for it and whether ``b``'s value lies in it), and per group the change of the
-    projected time of ``a``'s trace configurations when ``b``'s arch and parameters price them (median and largest
-    ``|change|``)."""
+    box-state probe with its relative change (the probe's none where the two took it after different warm-ups,
+    :func:`~accelsim.replay.box_state.probe_warm_s`; a parameter's also with the median and largest share of ``a``'s
+    projected time it prices, ``a``'s interval for it and whether ``b``'s value lies in it), and per group the change
+    of the projected time of ``a``'s trace configurations when ``b``'s arch and parameters price them (median and
+    largest ``|change|``)."""
     from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir
     from accelsim.replay.traces import load
 
