@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from kernels.trace.microbench import PROBE_N, gemm_gflop, gemm_times, probe_times
+from kernels.trace.microbench import PROBE_N, gemm_gflop, gemm_times, probe_gemms, probe_times
 
 VARIANTS = {"cold": None, "warm 0 ms": 0.0, "warm 2 ms": 0.002, "warm 5 ms": 0.005, "warm 10 ms": 0.01}
 """Probe variants: ``None`` is two calls after one untimed; a number is :func:`probe_times`' ``warm_s``."""
@@ -49,16 +49,8 @@ def contexts() -> dict:
         while time.perf_counter() < end:
             pass
 
-    a = np.ones((PROBE_N, PROBE_N), np.float32)
-    out = np.empty_like(a)
-
-    def gemms():
-        end = time.perf_counter() + 0.05
-        while time.perf_counter() < end:
-            np.matmul(a, a, out=out)
-
     return {"after a calibration pass": calibration_pass, "after 50 ms of Python": python_loop,
-            "after 50 ms of GEMMs": gemms}
+            "after 50 ms of GEMMs": lambda: probe_gemms(0.05)}
 
 
 def main(argv=None) -> dict:

@@ -221,14 +221,19 @@ def mixed_state_note(doc: dict) -> str | None:
     return None
 
 
+def _probed_runs(table: pa.Table) -> list[dict]:
+    """The params of one record per run that carries probes (every variant's run record of a run carries the same)."""
+    per_run = {}
+    for r in table.select(["run_id", "params"]).to_pylist():
+        params = params_of(r)
+        if params.get("gemm_probe_gflops"):
+            per_run.setdefault(r["run_id"], params)
+    return list(per_run.values())
+
+
 def run_probes(table: pa.Table) -> list[float]:
     """The probe rates a run recorded, one per timed pass (:func:`kernels.trace.microbench.gemm_probe_gflops`)."""
-    per_run = {}  # every variant's run record of one run carries the same probes
-    for r in table.select(["run_id", "params"]).to_pylist():
-        probes = params_of(r).get("gemm_probe_gflops")
-        if probes:
-            per_run.setdefault(r["run_id"], probes)
-    return [v for vs in per_run.values() for v in vs]
+    return [v for params in _probed_runs(table) for v in params["gemm_probe_gflops"]]
 
 
 def probe_warm_s(params: dict) -> float:
@@ -240,8 +245,7 @@ def probe_warm_s(params: dict) -> float:
 
 def _run_warm_s(table: pa.Table) -> float | None:
     """The warm-up the run's probes were timed after (None: a run without probes)."""
-    return next((probe_warm_s(p) for r in table.select(["params"]).to_pylist()
-                 if (p := params_of(r)).get("gemm_probe_gflops")), None)
+    return next((probe_warm_s(params) for params in _probed_runs(table)), None)
 
 
 def _unlike_note(doc: dict, table: pa.Table) -> list[str]:

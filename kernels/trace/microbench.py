@@ -16,8 +16,8 @@ import numpy as np
 
 __all__ = ["COPY_PAIRS", "PROBE_N", "PROBE_REPEATS", "PROBE_WARM_S", "Rate", "bandwidth_gbs", "blas_core",
            "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops", "gemm_gflop", "gemm_probe_gflops",
-           "gemm_times", "grouped_bytes", "grouped_rates", "indexed_rates", "keep_freed_memory", "probe_times",
-           "samples", "spread"]
+           "gemm_times", "grouped_bytes", "grouped_rates", "indexed_rates", "keep_freed_memory", "probe_gemms",
+           "probe_times", "samples", "spread"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -117,14 +117,19 @@ PROBE_REPEATS = 5
 """Timed probe calls after the warm-up (:data:`PROBE_WARM_S`); about 1.5 ms more."""
 
 
-def probe_times(repeats: int = PROBE_REPEATS, warm_s: float = PROBE_WARM_S) -> list[float]:
-    """Seconds of ``repeats`` ``PROBE_N``³ fp32 matmuls on BLAS's threads, timed after ``warm_s`` of them untimed:
-    the box's state, read the same after whatever ran before (:data:`PROBE_WARM_S`)."""
+def probe_gemms(seconds: float) -> None:
+    """``PROBE_N``³ fp32 matmuls on BLAS's threads, untimed, for ``seconds``: the probe's warm-up."""
     a = np.random.default_rng(0).standard_normal((PROBE_N, PROBE_N)).astype(np.float32)
     out = np.empty_like(a)
-    end = time.perf_counter() + warm_s
+    end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         np.matmul(a, a, out=out)
+
+
+def probe_times(repeats: int = PROBE_REPEATS, warm_s: float = PROBE_WARM_S) -> list[float]:
+    """Seconds of ``repeats`` ``PROBE_N``³ fp32 matmuls on BLAS's threads, timed after ``warm_s`` of them untimed
+    (:func:`probe_gemms`): the box's state, read the same after whatever ran before (:data:`PROBE_WARM_S`)."""
+    probe_gemms(warm_s)
     return gemm_times(PROBE_N, "float32", repeats)
 
 
