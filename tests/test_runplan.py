@@ -89,7 +89,8 @@ def test_interrupt_keeps_finished_passes(workload):
     assert len(res.rows) == 2 * (3 + 1) and all(r["repeats"] == 1 for r in res.rows)
 
 
-def test_numpy_run_probes_the_box_before_each_timed_pass(workload):
+def test_numpy_run_probes_the_box_before_each_timed_pass(workload, monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.cpu.x86_rep_movsb_threshold=4294967295")
     plan = parse_plan(plan_doc(workload, {"name": "fc1", "kernel": "nm", "pattern": "2:4"}))
     prep = prepare_run(plan, backend="numpy")
     from kernels.trace.microbench import PROBE_WARM_S, gemm_probe_gflops
@@ -102,6 +103,7 @@ def test_numpy_run_probes_the_box_before_each_timed_pass(workload):
     # One probe per timed pass (none in the 2 warm-up passes), on every variant's run record; none on layers.
     assert [r["gemm_probe_gflops"] for r in runs] == [[101.0, 102.0, 103.0]] * 2
     assert {r["gemm_probe_warm_s"] for r in runs} == {PROBE_WARM_S} and PROBE_WARM_S > 0  # how they were taken
+    assert {r["glibc_tunables"] for r in runs} == {"glibc.cpu.x86_rep_movsb_threshold=4294967295"}  # how glibc copied
     assert not any("gemm_probe_gflops" in json.loads(r["params"]) for r in res.rows if r["kernel"] != "network")
 
 

@@ -76,7 +76,9 @@ def calibrate(
                "blas_threads": doc["blas_threads"], "configs": doc["configs"], "split": doc["split"],
                "held_out_mape_pct": doc["held_out_mape_pct"], "global": doc["global"], "groups": doc["groups"],
                "gemm_probe_gflops": doc.get("gemm_probe_gflops"), "passes": doc.get("passes"),
-               "pass_spread": doc.get("pass_spread"), "param_intervals": doc.get("param_intervals"), "wall_s": wall}
+               "pass_spread": doc.get("pass_spread"), "param_intervals": doc.get("param_intervals"),
+               "near_copy_gbs": doc["measured"].get("near_copy_gbs"), "glibc_tunables": doc.get("glibc_tunables"),
+               "wall_s": wall}
     diff = None
     if against is not None:
         from accelsim.replay.calibration_diff import compare_dirs
@@ -86,6 +88,7 @@ def calibrate(
         print_json(summary)
         return
     from accelsim.replay.box_state import gemm_peak
+    from accelsim.replay.cpu_report import near_copy_note
 
     m = doc["measured"]
     rows = [[g, p["launch_overhead_s"], p.get("threaded_call_s"), p.get("compute_efficiency"),
@@ -96,7 +99,8 @@ def calibrate(
         f"{gemm_peak(m['gemm_gflops']['float32']):.3g} GFLOP/s fp32, {gemm_peak(m['gemm_gflops']['float64']):.3g} fp64; "
         "copy " + ", ".join(f"{k} {v['max']:.3g} GB/s" for k, v in m["copy_gbs"].items())
         + f"; tiny matmul {m['call_overhead_s']['median'] * 1e6:.3g} us (load average {m['load_average_1min']:.2f})",
-        *_cache_lines(m.get("caches") or []), *_state_line(doc), *_interval_line(doc), score, wrote,
+        *_cache_lines(m.get("caches") or []), *near_copy_note(m, doc.get("glibc_tunables")), *_state_line(doc),
+        *_interval_line(doc), score, wrote,
     ]
     print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "threaded_call_s", "compute_efficiency",
                                       "bandwidth_fraction", "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))

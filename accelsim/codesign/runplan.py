@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -392,5 +393,6 @@ def prepare_run(plan: Plan, *, params: dict | None = None, layers: str | None = 
         meta["blas_threads"] = blas_threads()
         meta["blas_core"] = blas_core()
         meta["freed_memory_kept"] = keep_freed_memory()  # as CuPy's pool keeps GPU memory: no fresh pages per call
+        meta["glibc_tunables"] = os.environ.get("GLIBC_TUNABLES")  # how glibc copies (a calibration records it too)
     steps = build_steps(chosen, idx, plan, operands, xp, dtype, dense)
     return Prepared(net, chosen, idx, steps, meta, xp, probe)

@@ -257,6 +257,16 @@ def _unlike_note(doc: dict, table: pa.Table) -> list[str]:
             f"after {1e3 * mine:g} ms (an accelsim before or after the warm-up was added); calibrate again to compare"]
 
 
+def _copy_note(doc: dict, table: pa.Table) -> list[str]:
+    """A note where the calibration and the run both recorded ``GLIBC_TUNABLES``, differently: glibc may then copy by
+    another path at another rate in each (:func:`accelsim.replay.cpu_report.near_copy_note`)."""
+    run = next((p for p in map(params_of, table.select(["params"]).to_pylist()) if "glibc_tunables" in p), None)
+    if run is None or "glibc_tunables" not in doc or run["glibc_tunables"] == doc["glibc_tunables"]:
+        return []
+    return [f"copies: the run had GLIBC_TUNABLES={run['glibc_tunables'] or '(unset)'}, the calibration "
+            f"{doc['glibc_tunables'] or '(unset)'}; glibc may copy at another rate in each: calibrate and run alike"]
+
+
 def nearest_state(docs: list[dict], table: pa.Table) -> int:
     """Index of the calibration (its document) whose probe rate is nearest the run's median one: given one
     calibration per state of the box, the one made in the run's state. 0 where the run or every calibration
@@ -285,7 +295,7 @@ def choose_state(paths: list, docs: list[dict], table: pa.Table) -> tuple[int, l
         notes.append(f"{paths[pick]}'s probe rate is the nearest the run's of the {len(docs)} calibrations ({probes} "
                      "GFLOP/s)")
     state = compared_state(docs[pick], table)
-    return pick, notes + _unlike_note(docs[pick], table) + _described(docs[pick], state), state
+    return pick, notes + state_notes(docs[pick], table, state), state
 
 
 def compared_state(doc: dict, table: pa.Table) -> dict | None:
@@ -303,10 +313,11 @@ def compared_state(doc: dict, table: pa.Table) -> dict | None:
             "differs": abs(run / mine - 1.0) > STATE_NOTE}
 
 
-def state_notes(doc: dict, table: pa.Table) -> list[str]:
-    """:func:`compared_state` in words; a warning where the states differ, a note where the probes cannot be
-    compared."""
-    return _unlike_note(doc, table) + _described(doc, compared_state(doc, table))
+def state_notes(doc: dict, table: pa.Table, state: dict | None = None) -> list[str]:
+    """:func:`compared_state` (or ``state``, already compared) in words; a warning where the states differ, a note
+    where the probes cannot be compared, and one where the two copied under different ``GLIBC_TUNABLES``."""
+    state = state if state is not None else compared_state(doc, table)
+    return _unlike_note(doc, table) + _copy_note(doc, table) + _described(doc, state)
 
 
 def _described(doc: dict, state: dict | None) -> list[str]:

@@ -1,6 +1,7 @@
 """What the OS says about the CPU at hand (``/proc/cpuinfo``, ``/proc/meminfo``,
-``/sys/devices/system/cpu/cpu0/cache``, the BLAS threads): the facts a CPU calibration's arch starts from,
-before :mod:`accelsim.replay.cache_probe` checks the cache sizes by copies."""
+``/sys/devices/system/cpu/cpu0/cache``, the BLAS threads, ``GLIBC_TUNABLES``): the facts a CPU calibration's arch
+starts from, before :mod:`accelsim.replay.cache_probe` checks the cache sizes by copies; and what its near copies
+(:func:`kernels.trace.microbench.near_copy_gbs`) say of how glibc copies here."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.errors import AccelsimError
+from kernels.trace.microbench import COPY_APART, COPY_NEAR, NEAR_COPY_BYTES
 
-__all__ = ["Cache", "l1_tile", "os_report", "read_caches", "read_l1d"]
+__all__ = ["NEAR_COPY_SLOWDOWN", "TUNABLE_FIX", "Cache", "l1_tile", "near_copy_lines", "near_copy_note",
+           "near_copy_slowdown", "os_report", "read_caches", "read_l1d"]
 
 _KIB = 1024
 SYS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
@@ -106,7 +109,8 @@ def _mem_bytes() -> int | None:
 
 
 def os_report() -> dict:
-    """What the OS says about this CPU: name, CPUs, clock, caches of level ≥ 2, memory, BLAS threads and core."""
+    """What the OS says about this CPU: name, CPUs, clock, caches of level ≥ 2, memory, BLAS threads and core, and the
+    ``GLIBC_TUNABLES`` the process runs under (how glibc copies: :func:`kernels.trace.microbench.near_copy_gbs`)."""
     from kernels.backend import device_info
     from kernels.trace.microbench import blas_core, blas_threads
 
@@ -115,4 +119,51 @@ def os_report() -> dict:
         raise AccelsimError("calibrate: /proc/cpuinfo gives no 'cpu MHz' on this machine; cannot derive cycles")
     return {"device_name": device_info(np)["device_name"], "cpus": os.cpu_count() or 1, "clock_mhz": mhz,
             "caches": [c.__dict__ for c in read_caches()], "l1d_bytes": read_l1d(), "memory_bytes": _mem_bytes(),
-            "blas_threads": blas_threads() or 1, "blas_core": blas_core()}
+            "blas_threads": blas_threads() or 1, "blas_core": blas_core(),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES")}
+
+
+NEAR_COPY_SLOWDOWN = 3.0
+"""How many times slower than :data:`~kernels.trace.microbench.COPY_APART` copies the near ones
+(:func:`~kernels.trace.microbench.near_copy_gbs`) may run before ``calibrate`` says so: beyond it, a NumPy copy's time
+depends on where the heap put its arrays, which nothing the model is given says."""
+
+TUNABLE_FIX = "glibc.cpu.x86_rep_movsb_threshold=4294967295"
+"""The ``GLIBC_TUNABLES`` setting that keeps glibc's copies off ``rep movsb``: on the 2-vCPU EPYC (Zen 3) 64 KiB
+copies 16 bytes past their source within the page ran at 3.3 GB/s without it and 75 with it
+(``bench/bench_near_copies.py``)."""
+
+
+def near_copy_slowdown(meas: dict) -> float | None:
+    """Median GB/s of the apart copies over that of the near ones (:func:`~kernels.trace.microbench.near_copy_gbs`);
+    None where they were not timed (a calibration made before they were)."""
+    r = meas.get("near_copy_gbs")
+    return r["apart"]["median"] / r["near"]["median"] if r else None
+
+
+def near_copy_lines(meas: dict) -> list[str]:
+    """The arch comment on near copies: both rates, and at which offset the bandwidths were timed."""
+    if (x := near_copy_slowdown(meas)) is None:
+        return []
+    r = meas["near_copy_gbs"]
+    near, apart = r["near"], r["apart"]
+    return [f"# Copies of {NEAR_COPY_BYTES // _KIB} KiB with the destination {COPY_NEAR} B past the source within the "
+            f"page (as consecutive heap blocks lie): {near['median']:.3g} GB/s (median of {near['repeats']}), "
+            f"against {apart['median']:.3g} at {COPY_APART} B ({x:.3g}x); the bandwidths below are timed at "
+            f"{COPY_APART} B."]
+
+
+def near_copy_note(meas: dict, tunables: str | None) -> list[str]:
+    """A warning where near copies ran :data:`NEAR_COPY_SLOWDOWN` times slower or more, naming the setting that
+    avoids it (:data:`TUNABLE_FIX`) unless it is set."""
+    x = near_copy_slowdown(meas)
+    if x is None or x < NEAR_COPY_SLOWDOWN:
+        return []
+    near, apart = (meas["near_copy_gbs"][k]["median"] for k in ("near", "apart"))
+    note = (f"copies: with the destination {COPY_NEAR} B past the source within the page, as NumPy's arrays from "
+            f"consecutive heap blocks lie, {near:.3g} GB/s against {apart:.3g} ({x:.3g}x slower), so a run's copies "
+            "take a time that depends on where its arrays landed")
+    if TUNABLE_FIX in (tunables or ""):
+        return [note + f", even with GLIBC_TUNABLES={tunables}"]
+    return [note + ": glibc's rep movsb on this CPU (glibc bug 30994); run `calibrate` and `run` alike with "
+            f"GLIBC_TUNABLES={TUNABLE_FIX}"]

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from accelsim.errors import AccelsimError
 from accelsim.replay.cache_probe import describe
-from accelsim.replay.cpu_report import l1_tile, os_report
+from accelsim.replay.cpu_report import l1_tile, near_copy_lines, os_report
 from accelsim.replay.calibrate import Params, fit_groups, fitted_params, split, validate
 from accelsim.replay.box_state import (
     GEMM_SIZES, NEAR_MEDIAN, PeakSampler, gemm_peak, pass_buffers, pass_center, pass_spread, steady_passes,
@@ -128,12 +128,13 @@ def measure(report: dict, repeats: int = BENCH_REPEATS) -> dict:
     copies, :func:`~accelsim.replay.cache_probe.effective_caches`), bytes per copy side per level and seconds per
     tiny call (median and spread); the peaks come from a :class:`PeakSampler` spread over the calibration."""
     from accelsim.replay.cache_probe import effective_caches
-    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s
+    from kernels.trace.microbench import bandwidth_gbs, call_overhead_s, near_copy_gbs
 
     copies = functools.cache(lambda side: bandwidth_gbs(side, PROBE_REPEATS))  # each size timed once
     caches = effective_caches(report["caches"], lambda side: copies(side)["max"], lambda side: copies(side)["min"])
     return {"caches": caches, "copy_bytes": copy_buffers({**report, "caches": caches}),
-            "call_overhead_s": call_overhead_s(repeats), "load_average_1min": os.getloadavg()[0]}
+            "call_overhead_s": call_overhead_s(repeats), "near_copy_gbs": near_copy_gbs(PROBE_REPEATS),
+            "load_average_1min": os.getloadavg()[0]}
 
 
 def spread_note(r: dict, fmt: str = ".3g", kept: str = "max") -> str:
@@ -176,6 +177,7 @@ def arch_yaml(report: dict, meas: dict, name: str = "cpu_calibrated") -> str:
         f"# Per-call overhead of a 4x4 matmul: {meas['call_overhead_s']['median'] * 1e6:.3g} us (median of "
         f"{meas['call_overhead_s']['repeats']}, fastest {meas['call_overhead_s']['min'] * 1e6:.3g}, slowest "
         f"{meas['call_overhead_s']['max'] * 1e6:.3g}); the fit's launch_overhead_s is its counterpart.",
+        *near_copy_lines(meas),
         "# Energies are literature estimates, each naming its source: no CPU energy is measured.",
         "version: 1",
         f"name: {name}",
@@ -470,7 +472,7 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
     return {
         "format": FORMAT, "version": VERSION, "backend": "numpy", "device_name": report["device_name"],
         "blas_threads": report["blas_threads"], "blas_core": report.get("blas_core"), "cpus": report["cpus"],
-        "arch": ARCH_FILE,
+        "glibc_tunables": report.get("glibc_tunables"), "arch": ARCH_FILE,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "configs": len(items), "split": {"fraction": HELD_OUT_FRACTION, "seed": seed, "train": len(train),
                                          "held_out": len(held), "train_labels": [items[i].label for i in train]},
@@ -487,8 +489,8 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
         "groups": {g: _params_dict(p) for g, p in groups.items()},
         "measured": {"call_overhead_s": meas["call_overhead_s"], "gemm_gflops": meas["gemm_gflops"],
                      "gemm_gflops_by_size": meas.get("gemm_gflops_by_size"),
-                     "copy_gbs": meas["copy_gbs"], "load_average_1min": meas["load_average_1min"],
-                     "caches": meas.get("caches")},
+                     "copy_gbs": meas["copy_gbs"], "near_copy_gbs": meas.get("near_copy_gbs"),
+                     "load_average_1min": meas["load_average_1min"], "caches": meas.get("caches")},
     }
 
 
@@ -496,7 +498,8 @@ def refit_saved(doc: dict, table: pa.Table, arch, seed: int = 0) -> dict:
     """A saved calibration ``doc`` fitted again on ``table`` (its traces) with the replay as it is now: what it
     measured kept, the fit and its held-out score made again, ``refitted`` dated. A change to the replay can then be
     judged on calibrations and runs already recorded (``bench/bench_loop_refit.py``)."""
-    report = {**{k: doc[k] for k in ("device_name", "blas_threads", "cpus")}, "blas_core": doc.get("blas_core")}
+    report = {**{k: doc[k] for k in ("device_name", "blas_threads", "cpus")},
+              **{k: doc.get(k) for k in ("blas_core", "glibc_tunables")}}
     meas = {**doc["measured"], **{k: doc.get(f"gemm_{k}") for k in ("probe_gflops", "probe_warm_s", "probe_rounds")},
             "passes": doc.get("passes")}
     return {**fit_saved(table, arch, report, meas, seed), "created": doc["created"],

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from kernels.backend import cpu_workers, one_blas_thread
+from kernels.backend import cpu_workers, one_blas_thread, page_aligned
 from kernels.nm.format import VECTOR_WIDTH, NMTensor, scatter_groups
 
 __all__ = ["GATHER_DENSITY", "choose_impl", "gather_plan", "nm_spmm_numpy"]
@@ -157,18 +157,11 @@ def _gather_gemm(t: NMTensor, vals, bb, out) -> None:
             np.take(bp, col[v], axis=0, out=buf, mode="clip")
             np.matmul(vals[r0:r1], buf, out=out[r0:r1, c0:c1])
 
+    # page-aligned scratch: with the gather's source and destination at arbitrary heap offsets, the same call
+    # ranged 90-170 ms (1:8, 1024x4096x4096); page-aligned, ~88 ms (see page_aligned)
     _run(panel, panels, 2.0 * vals.size * bb.shape[1],
-         lambda: (_page_aligned((bb.shape[0], width if len(panels) > 1 else 0), bb.dtype),
-                  _page_aligned((depth, width), bb.dtype)))
-
-
-def _page_aligned(shape, dtype) -> np.ndarray:
-    """``np.empty`` starting on a 4 KiB page: with the gather's source and destination at
-    arbitrary heap offsets, the same call ranged 90-170 ms (1:8, 1024x4096x4096); page-aligned, ~88 ms."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    raw = np.empty(nbytes + 4096, np.uint8)
-    start = -raw.ctypes.data % 4096
-    return raw[start: start + nbytes].view(dtype).reshape(shape)
+         lambda: (page_aligned((bb.shape[0], width if len(panels) > 1 else 0), bb.dtype),
+                  page_aligned((depth, width), bb.dtype)))
 
 
 def _decompress_blas(t: NMTensor, bb, out) -> None:

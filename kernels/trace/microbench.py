@@ -14,10 +14,11 @@ import time
 
 import numpy as np
 
-__all__ = ["COPY_PAIRS", "PROBE_N", "PROBE_REPEATS", "PROBE_WARM_S", "Rate", "bandwidth_gbs", "blas_core",
-           "blas_threads", "call_overhead_s", "copy_rates", "gemm_gflops", "gemm_gflop", "gemm_probe_gflops",
-           "gemm_times", "grouped_bytes", "grouped_rates", "indexed_rates", "keep_freed_memory", "probe_gemms",
-           "probe_times", "samples", "spread"]
+__all__ = ["COPY_APART", "COPY_NEAR", "COPY_PAIRS", "NEAR_COPY_BYTES", "PROBE_N", "PROBE_REPEATS", "PROBE_WARM_S",
+           "Rate", "bandwidth_gbs", "blas_core", "blas_threads", "call_overhead_s", "copy_pair", "copy_rates",
+           "gemm_gflop", "gemm_gflops", "gemm_probe_gflops", "gemm_times", "grouped_bytes", "grouped_rates",
+           "indexed_rates", "keep_freed_memory", "near_copy_gbs", "probe_gemms", "probe_times", "samples", "spread",
+           "timed_copy_rates"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -149,28 +150,70 @@ COPY_PAIRS = 4
 copy into its 1 MiB L2 ran at 154-246 GB/s depending on the pair's pages (their cache sets), so with one pair per
 process 269 calibrations put the L2 peak at 109-251 GB/s; with four, 13 calibrations put it at 249-251."""
 
+COPY_APART = 2048
+"""Bytes the destination of a timed copy starts past its source, modulo 4 KiB (:func:`copy_pair`): half a page, clear
+of both the slow ``rep movsb`` offsets (:data:`COPY_NEAR`) and 4 KiB aliasing of loads on stores. On the 2-vCPU EPYC
+(Zen 3), whose heap put NumPy's pairs 16 bytes apart, the L2-sized copies ran at 3-6 GB/s in median with the fastest
+of a pass at 54-81: the L2 peak of 20 calibrations spread 47 %, and the size the cache probe found for it moved
+between 32 and 128 KiB per side."""
 
-def copy_rates(nbytes: int, repeats: int, pairs: int | None = None) -> list[float]:
-    """GB/s of ``repeats`` timed copies of ``nbytes`` (read ``nbytes`` + write ``nbytes``; ``np.copyto`` runs on one
-    thread), spread over ``pairs`` buffer pairs (:data:`COPY_PAIRS` where four pairs fit in 64 MiB, else one)."""
-    if pairs is None:
-        pairs = COPY_PAIRS if 2 * nbytes * COPY_PAIRS <= 64 * 1024**2 else 1
+COPY_NEAR = 16
+"""The offset :func:`near_copy_gbs` times against :data:`COPY_APART`: where consecutive heap blocks of a multiple of
+4 KiB start (a 16-byte header between them), and in the 1-31 bytes that ran 10-20x slower on the Zen 3 EPYC."""
+
+NEAR_COPY_BYTES = 64 * 1024
+"""Bytes per side of :func:`near_copy_gbs`: within the sizes glibc copies with ``rep movsb`` (from 2 KiB), and in L2."""
+
+
+def copy_pair(nbytes: int, offset: int = COPY_APART) -> tuple[np.ndarray, np.ndarray]:
+    """A source of ones and a destination, ``nbytes`` each (float64), the source at the start of a page and the
+    destination ``offset`` bytes into one (:func:`kernels.backend.page_aligned`)."""
+    from kernels.backend import page_aligned
+
     n = max(1, nbytes // 8)
-    bufs = [(np.ones(n, dtype=np.float64), np.empty(n, dtype=np.float64)) for _ in range(pairs)]
-    inner = max(1, (64 * 1024**2) // nbytes)  # small buffers: many copies per timing, above timer noise
-    work = 2 * 8 * n * inner / 1e9
+    src = page_aligned(n, np.float64)
+    src.fill(1.0)
+    return src, page_aligned(n, np.float64, offset)
 
+
+def timed_copy_rates(pairs: list, repeats_each: list[int], inner: int) -> list[float]:
+    """GB/s of timed runs of ``inner`` copies (read + write) on each pair, ``repeats_each[i]`` runs on pair ``i``."""
     def copies(src, dst):
         for _ in range(inner):
             np.copyto(dst, src)
 
-    counts = [repeats // pairs + (i < repeats % pairs) for i in range(pairs)]
-    return [work / t for (src, dst), k in zip(bufs, counts) if k for t in samples(lambda: copies(src, dst), k)]
+    return [2 * src.nbytes * inner / 1e9 / t for (src, dst), k in zip(pairs, repeats_each) if k
+            for t in samples(lambda: copies(src, dst), k)]
+
+
+def copy_rates(nbytes: int, repeats: int, pairs: int | None = None) -> list[float]:
+    """GB/s of ``repeats`` timed copies of ``nbytes`` (read ``nbytes`` + write ``nbytes``; ``np.copyto`` runs on one
+    thread), spread over ``pairs`` buffer pairs (:data:`COPY_PAIRS` where four pairs fit in 64 MiB, else one), each
+    :data:`COPY_APART` bytes apart within the page (:func:`copy_pair`)."""
+    if pairs is None:
+        pairs = COPY_PAIRS if 2 * nbytes * COPY_PAIRS <= 64 * 1024**2 else 1
+    bufs = [copy_pair(nbytes) for _ in range(pairs)]
+    inner = max(1, (64 * 1024**2) // nbytes)  # small buffers: many copies per timing, above timer noise
+    return timed_copy_rates(bufs, [repeats // pairs + (i < repeats % pairs) for i in range(pairs)], inner)
 
 
 def bandwidth_gbs(nbytes: int, repeats: int) -> Rate:
     """GB/s of copying ``nbytes`` (:func:`copy_rates`): median, fastest and slowest of ``repeats`` runs."""
     return Rate(spread(copy_rates(nbytes, repeats)))
+
+
+def near_copy_gbs(repeats: int, nbytes: int = NEAR_COPY_BYTES) -> dict[str, Rate]:
+    """GB/s of ``nbytes`` copies with the destination :data:`COPY_NEAR` bytes past the source within the page
+    (``"near"``) and :data:`COPY_APART` bytes past it (``"apart"``), ``repeats`` runs each, alternating: how much
+    slower the copies NumPy makes between consecutive heap arrays can run than the ones the bandwidths are timed
+    on (:func:`kernels.backend.page_aligned`)."""
+    pairs = {name: copy_pair(nbytes, off) for name, off in (("near", COPY_NEAR), ("apart", COPY_APART))}
+    inner = max(1, (4 * 1024**2) // nbytes)  # ~1 ms a run where near copies are slow
+    runs = {name: [] for name in pairs}
+    for _ in range(repeats):
+        for name, pair in pairs.items():
+            runs[name] += timed_copy_rates([pair], [1], inner)
+    return {name: Rate(spread(r)) for name, r in runs.items()}
 
 
 def indexed_rates(nbytes: int, repeats: int, m: int = 4, n: int = 2) -> list[float]:
