@@ -4,7 +4,7 @@ For each copy size (``--sizes``, KiB per side) and each offset of the destinatio
 (``--offsets``, bytes; the source starts a page), the median GB/s (read + write) of ``--runs`` timed runs of
 ``np.copyto``, each run ~2 ms of copies, the offsets alternating within a round so the box's drift falls on all.
 glibc copies 2 KiB and up with ``rep movsb`` where the CPU reports it fast (FSRM); on some (glibc bug 30994, AMD Zen
-3) that runs 10-20x slower at small offsets, which ``accelsim calibrate`` looks for
+3) that runs 4-15x slower at offsets of 1-31 bytes, which ``accelsim calibrate`` looks for
 (:func:`kernels.trace.microbench.near_copy_gbs`). Run it with and without
 ``GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4294967295`` to see what the setting changes.
 Run: ``python bench/bench_near_copies.py [--runs 7] [--json F]``.

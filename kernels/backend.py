@@ -233,7 +233,7 @@ def page_aligned(shape, dtype, offset: int = 0) -> np.ndarray:
 
     Where a buffer starts within its page decides how fast a copy into or out of it runs on some CPUs: glibc copies
     2 KiB-384 KiB with ``rep movsb`` where the CPU reports it fast (FSRM), and on the 2-vCPU EPYC (Zen 3) that ran
-    at 3-6 GB/s, not 50-66, whenever the destination started 1-31 bytes past the source modulo 4 KiB (glibc bug
+    at 3-6 GB/s, not 16-82, whenever the destination started 1-31 bytes past the source modulo 4 KiB (glibc bug
     30994), as consecutive heap blocks of a multiple of 4 KiB do (16 bytes of header between them). A buffer placed
     here has a known offset, so what is timed in it does not depend on where the heap put it."""
     if not 0 <= offset < PAGE_BYTES:

@@ -1,7 +1,7 @@
 """Copies timed where their buffers sit in the page, and the slow near copies the calibration looks for.
 
 On the 2-vCPU EPYC (Zen 3, glibc 2.36) a 64 KiB ``np.copyto`` ran at 3-6 GB/s whenever the destination started
-1-31 bytes past the source modulo 4 KiB, and at 50-66 GB/s otherwise (glibc bug 30994: ``rep movsb``). Which of the
+1-31 bytes past the source modulo 4 KiB, and at 46-75 GB/s otherwise (glibc bug 30994: ``rep movsb``). Which of the
 two a copy got depended on where the heap put the pair, so the calibrations' L2 peak spread 47 %."""
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ between 32 and 128 KiB per side."""
 
 COPY_NEAR = 16
 """The offset :func:`near_copy_gbs` times against :data:`COPY_APART`: where consecutive heap blocks of a multiple of
-4 KiB start (a 16-byte header between them), and in the 1-31 bytes that ran 10-20x slower on the Zen 3 EPYC."""
+4 KiB start (a 16-byte header between them), and in the 1-31 bytes that ran 4-15x slower on the Zen 3 EPYC."""
 
 NEAR_COPY_BYTES = 64 * 1024
 """Bytes per side of :func:`near_copy_gbs`: within the sizes glibc copies with ``rep movsb`` (from 2 KiB), and in L2."""
