@@ -17,8 +17,7 @@ import json
 import os
 import statistics
 
-from kernels.backend import page_aligned
-from kernels.trace.microbench import timed_copy_rates
+from kernels.trace.microbench import copy_pair, timed_copy_rates
 
 __all__ = ["main", "table"]
 
@@ -31,9 +30,7 @@ def table(sizes_kib, offsets, runs: int) -> dict[int, dict[int, float]]:
     out = {}
     for kib in sizes_kib:
         n = kib * 1024
-        src = page_aligned(n, "uint8")
-        src.fill(1)
-        pairs = {off: (src, page_aligned(n, "uint8", off)) for off in offsets}
+        pairs = {off: copy_pair(n, off) for off in offsets}
         inner = max(1, (8 * 1024**2) // n)  # ~2 ms of copies a run at 50 GB/s
         rates = {off: [] for off in offsets}
         for _ in range(runs):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.errors import AccelsimError
-from kernels.trace.microbench import COPY_APART, COPY_NEAR, NEAR_COPY_BYTES
+from kernels.trace.microbench import COPY_APART, COPY_NEAR, NEAR_COPY_BYTES, blas_core, blas_threads
 
 __all__ = ["NEAR_COPY_SLOWDOWN", "TUNABLE_FIX", "Cache", "l1_tile", "near_copy_lines", "near_copy_note",
            "near_copy_slowdown", "os_report", "read_caches", "read_l1d"]
@@ -112,7 +112,6 @@ def os_report() -> dict:
     """What the OS says about this CPU: name, CPUs, clock, caches of level ≥ 2, memory, BLAS threads and core, and the
     ``GLIBC_TUNABLES`` the process runs under (how glibc copies: :func:`kernels.trace.microbench.near_copy_gbs`)."""
     from kernels.backend import device_info
-    from kernels.trace.microbench import blas_core, blas_threads
 
     mhz = _cpuinfo_mhz()
     if mhz is None:

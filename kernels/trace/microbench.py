@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from kernels.backend import page_aligned
+
 __all__ = ["COPY_APART", "COPY_NEAR", "COPY_PAIRS", "NEAR_COPY_BYTES", "PROBE_N", "PROBE_REPEATS", "PROBE_WARM_S",
            "Rate", "bandwidth_gbs", "blas_core", "blas_threads", "call_overhead_s", "copy_pair", "copy_rates",
            "gemm_gflop", "gemm_gflops", "gemm_probe_gflops", "gemm_times", "grouped_bytes", "grouped_rates",
@@ -168,8 +170,6 @@ NEAR_COPY_BYTES = 64 * 1024
 def copy_pair(nbytes: int, offset: int = COPY_APART) -> tuple[np.ndarray, np.ndarray]:
     """A source of ones and a destination, ``nbytes`` each (float64), the source at the start of a page and the
     destination ``offset`` bytes into one (:func:`kernels.backend.page_aligned`)."""
-    from kernels.backend import page_aligned
-
     n = max(1, nbytes // 8)
     src = page_aligned(n, np.float64)
     src.fill(1.0)
