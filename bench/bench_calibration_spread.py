@@ -51,10 +51,13 @@ def _worst(values: list[float], pairs) -> float | None:
 
 
 def projection_spread(dirs: list[Path], runs: list[Path], same: list[tuple[int, int]]) -> list[dict]:
-    """Per run of ``runs`` and plan: the whole-run time each calibration of ``dirs`` projects, the projected gain
-    (dense / plan), and the largest change of either over the ``same``-state pairs and over every pair."""
+    """Per run of ``runs`` and plan: the whole-run time each calibration of ``dirs`` projects (priced for the run's
+    state as ``validate`` prices it, :func:`~accelsim.replay.probe_power.for_state`), the projected gain (dense /
+    plan), and the largest change of either over the ``same``-state pairs and over every pair."""
+    from accelsim.replay.box_state import compared_state
     from accelsim.replay.device_calibration import load_calibration_dir
     from accelsim.replay.network import DENSE, compare_run
+    from accelsim.replay.probe_power import for_state
     from accelsim.replay.traces import load
 
     loaded = [load_calibration_dir(d) for d in dirs]
@@ -63,8 +66,9 @@ def projection_spread(dirs: list[Path], runs: list[Path], same: list[tuple[int, 
     for run in runs:
         table = load(run)
         projected = {}
-        for arch, cal, _ in loaded:
-            for v in compare_run(table, arch, cal)["variants"]:
+        for arch, cal, doc in loaded:
+            priced, _ = for_state(cal, doc, compared_state(doc, table))
+            for v in compare_run(table, arch, priced)["variants"]:
                 projected.setdefault(v["plan"], []).append(v["run"]["projected_s"])
         dense = projected.get(DENSE)
         for plan, times in projected.items():

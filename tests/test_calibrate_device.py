@@ -20,6 +20,7 @@ from accelsim.model.workload import Gemm
 from accelsim.replay import box_state as bs
 from accelsim.replay import cpu_report as cpu
 from accelsim.replay import device_calibration as dc
+from accelsim.replay import probe_power as pp
 from accelsim.replay.calibrate import Params, fit
 from accelsim.replay.project import items_from_table, project, resident_level
 from accelsim.replay.traces import load as load_traces
@@ -838,7 +839,7 @@ def test_steady_passes_keep_the_majority_state_and_drop_passes_that_straddle_a_c
     assert bs.steady_passes([], 0) == []
 
 
-def test_a_calibration_fits_and_writes_only_the_passes_of_one_state(tmp_path, monkeypatch):
+def test_a_calibration_fits_the_passes_of_one_state_and_writes_them_all(tmp_path, monkeypatch):
     import kernels.trace.microbench as mb
 
     probe_ms = iter([1.0, 1.0, 1.3, 1.3, 1.3, 1.0, 1.0, 1.0, 1.0])  # the probe per round: fast, slow, fast
@@ -857,7 +858,14 @@ def test_a_calibration_fits_and_writes_only_the_passes_of_one_state(tmp_path, mo
     doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
     # Pass 1 ends in the slow state and passes 2-4 run in it: the fit keeps 0, 5, 6, 7, 8.
     assert doc["passes"] == {"recorded": dc.PASSES, "kept": [0, 5, 6, 7, 8]}
-    assert load_traces(tmp_path / "c" / dc.TRACES_DIR).num_rows == 5 * 6  # 6 cases per pass, kept passes only
+    traces = load_traces(tmp_path / "c" / dc.TRACES_DIR)
+    assert traces.num_rows == 9 * 6  # 6 cases per pass, every pass: the probe power is fitted on them all
+    assert all(w["passes"] == 5 for w in doc["pass_spread"]["worst"])  # the parameters on the kept ones
+    order = sorted(traces.column("timestamp").to_pylist())
+    kept = {order[6 * p + i] for p in (0, 5, 6, 7, 8) for i in range(6)}  # the cases run in turn, pass by pass
+    assert set(pp.kept_rows(traces, doc["passes"]).column("timestamp").to_pylist()) == kept
+    assert doc["probe_power"]["span"] == pytest.approx(1.3, rel=0.01)  # passes in both states (1.0 and 1.3 ms)
+    assert 0.0 <= doc["probe_power"]["power"] <= pp.MAX_POWER
     fast = 2 * 256**3 / 1e-3 / 1e9
     assert doc["gemm_probe_gflops"] == pytest.approx(fast)  # the state fitted, not the median of every round
     assert doc["gemm_probe_rounds"][2] == pytest.approx(fast / 1.3)

@@ -77,6 +77,7 @@ def calibrate(
                "held_out_mape_pct": doc["held_out_mape_pct"], "global": doc["global"], "groups": doc["groups"],
                "gemm_probe_gflops": doc.get("gemm_probe_gflops"), "passes": doc.get("passes"),
                "pass_spread": doc.get("pass_spread"), "param_intervals": doc.get("param_intervals"),
+               "probe_power": doc.get("probe_power"),
                "near_copy_gbs": doc["measured"].get("near_copy_gbs"), "glibc_tunables": doc.get("glibc_tunables"),
                "wall_s": wall}
     diff = None
@@ -100,7 +101,7 @@ def calibrate(
         "copy " + ", ".join(f"{k} {v['max']:.3g} GB/s" for k, v in m["copy_gbs"].items())
         + f"; tiny matmul {m['call_overhead_s']['median'] * 1e6:.3g} us (load average {m['load_average_1min']:.2f})",
         *_cache_lines(m.get("caches") or []), *near_copy_note(m, doc.get("glibc_tunables")), *_state_line(doc),
-        *_interval_line(doc), score, wrote,
+        *_power_line(doc), *_interval_line(doc), score, wrote,
     ]
     print_table(f"calibrate: {out}", ["group", "launch_overhead_s", "threaded_call_s", "compute_efficiency",
                                       "bandwidth_fraction", "fit", "held_out_mape_pct"], rows, caption="\n".join(caption))
@@ -184,6 +185,19 @@ def _state_line(doc: dict) -> list[str]:
     return [f"box state: {PROBE_N}^3 fp32 GEMM {doc['gemm_probe_gflops']:.4g} GFLOP/s (per round "
             + ", ".join(f"{r:.4g}" for r in rounds) + "); `validate` compares the run's", *([mixed] if mixed else []),
             *_spread_line(doc)]
+
+
+def _power_line(doc: dict) -> list[str]:
+    """How the calibration's times followed the probe over its passes (:mod:`accelsim.replay.probe_power`), or why
+    nothing was fitted."""
+    power = doc.get("probe_power")
+    if not doc.get("gemm_probe_rounds"):
+        return []
+    if not power:
+        return ["probe power: not fitted (the passes' probe rates lie within one state); a run in another state is "
+                "priced at the calibration's"]
+    return [f"probe power {power['power']:.2f} (time ~ probe rate ^ -power over {power['configs']} configurations in "
+            f"{power['passes']} passes, probe rates {power['span']:.2f}x apart): prices a run in another state"]
 
 
 def _spread_line(doc: dict) -> list[str]:

@@ -116,15 +116,17 @@ def _report(rows, paths: list, cals: list) -> tuple[dict, Path]:
     nearest the run's, and that calibration's path."""
     from accelsim.replay.box_state import choose_state
     from accelsim.replay.network import compare_run
+    from accelsim.replay.probe_power import for_state
     from kernels.trace import SCHEMA
 
     import pyarrow as pa
 
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     pick, notes, state = choose_state(paths, [doc for *_, doc in cals], table)
-    cfg, params, _ = cals[pick]
+    cfg, params, doc = cals[pick]
+    params, priced = for_state(params, doc, state)
     report = compare_run(table, cfg, params)
-    report["notes"] += notes
+    report["notes"] += notes + priced
     if state is not None:
         report["box_state"] = state
     return report, paths[pick]

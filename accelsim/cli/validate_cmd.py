@@ -114,6 +114,7 @@ def _validate_with_dir(traces, cal_dirs, arch, set_, calibrate_on, calibrate_wit
     from accelsim.replay.device_calibration import check_same_device, load_calibration_dir
     from accelsim.replay.gpu_calibration import is_gpu_calibration_dir
     from accelsim.replay.network import is_network_run
+    from accelsim.replay.probe_power import for_state
     from accelsim.replay.traces import load as load_traces
     from kernels.errors import InputError
 
@@ -135,8 +136,9 @@ def _validate_with_dir(traces, cal_dirs, arch, set_, calibrate_on, calibrate_wit
                          f"{traces} holds {'no trace rows' if table.num_rows == 0 else 'kernel traces'}")
     notes = [n for d, (_, _, doc) in zip(cal_dirs, loaded) for n in check_same_device(doc, table, str(d))]
     pick, chosen, state = choose_state(cal_dirs, [doc for _, _, doc in loaded], table)
-    cfg, cal, _ = loaded[pick]
-    notes = list(dict.fromkeys(notes + chosen))
+    cfg, cal, doc = loaded[pick]
+    cal, priced = for_state(cal, doc, state)
+    notes = list(dict.fromkeys(notes + chosen + priced))
     show_run(table, cfg, cal, f"{cal_dirs[pick]} (accelsim calibrate)", plot, fmt, str(traces), notes, state)
 
 

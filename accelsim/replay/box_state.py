@@ -327,7 +327,9 @@ def _described(doc: dict, state: dict | None) -> list[str]:
     note = (f"box state: a {PROBE_N}^3 fp32 GEMM ran at {run:.4g} GFLOP/s during the run (median of "
             f"{state['run_passes']} passes), {mine:.4g} during the calibration ({d:+.0%})")
     if state["differs"]:
-        note += ("; the box ran " + ("faster" if d > 0 else "slower") + " than when calibrated, and the projection "
-                 "prices the calibration's state: calibrate again, run again, or give a calibration of each state "
+        priced = ("is priced for it by the power the calibration fitted (first order)" if doc.get("probe_power")
+                  else "prices the calibration's state")
+        note += ("; the box ran " + ("faster" if d > 0 else "slower") + f" than when calibrated, and the projection "
+                 f"{priced}: calibrate again, run again, or give a calibration of each state "
                  "(--calibration A --calibration B)")
     return [note] + [n for n in (mixed_state_note(doc), unsteady_note(doc)) if n]

@@ -13,11 +13,15 @@ A calibration directory holds three files:
 - ``traces/``: a small spanning set of kernel runs (dense GEMM from tiny to 1024³ at float32 and
   float64, some timed cold as a run's layers find their inputs, N:M SpMM and TASD at the shapes of a small
   transformer, layers compressing their activation at run time as ``accelsim run`` does), recorded as
-  ``accelsim kernels run`` records them, each with the BLAS thread count in ``params.blas_threads``;
+  ``accelsim kernels run`` records them, each with the BLAS thread count in ``params.blas_threads``; every pass
+  timed, of whatever state of the box;
 - ``calibration.json``: the :class:`~accelsim.replay.calibrate.Params` fitted on those configurations
-  against ``arch.yaml`` (global, per family, per family and dtype), the held-out split and its MAPE, the
-  device name, the thread count, and the box's state (``gemm_probe_gflops``), which ``validate`` compares
-  with the run's (:func:`accelsim.replay.box_state.state_notes`).
+  against ``arch.yaml`` (global, per family, per family and dtype) on the passes of one state
+  (:func:`~accelsim.replay.box_state.steady_passes`, ``passes.kept``), the held-out split and its MAPE, the
+  device name, the thread count, the box's state (``gemm_probe_gflops``), which ``validate`` compares
+  with the run's (:func:`accelsim.replay.box_state.state_notes`), and how its times followed the probe over every
+  pass (``probe_power``, :mod:`accelsim.replay.probe_power`), by which ``validate`` and ``run --calibration``
+  price a run made in another state.
 
 A calibration applies only to traces of the same device name and thread count
 (:func:`check_same_device`): the fitted efficiencies describe one machine running one BLAS setup.
@@ -44,6 +48,7 @@ from accelsim.replay.box_state import (
     GEMM_SIZES, NEAR_MEDIAN, PeakSampler, gemm_peak, pass_buffers, pass_center, pass_spread, steady_passes,
 )
 from accelsim.replay.labels import params_of
+from accelsim.replay.probe_power import MAX_POWER, fit_power, kept_rows
 
 __all__ = [
     "ARCH_FILE",
@@ -455,15 +460,19 @@ def _named(glob: Params, groups: dict) -> dict[str, float]:
 
 
 def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) -> dict:
-    """The calibration document: Params fitted on every configuration of ``table`` on ``arch``; the held-out MAPE
-    scores the same fit made on half of them against the other half; ``param_intervals`` gives each fitted parameter's
-    range over refits on the passes drawn again (:func:`~accelsim.replay.resample.param_intervals`).
+    """The calibration document: Params fitted on every configuration of ``table`` on ``arch``, over the passes
+    ``meas["passes"]`` kept (:func:`~accelsim.replay.probe_power.kept_rows`), and the probe power over every pass
+    (:func:`~accelsim.replay.probe_power.fit_power`); the held-out MAPE scores the same fit made on half of them
+    against the other half; ``param_intervals`` gives each fitted parameter's range over refits on the passes drawn
+    again (:func:`~accelsim.replay.resample.param_intervals`).
 
     The saved fit uses them all: fitted on half, a family's scales rest on three or four configurations, and
     five calibrations of the 2-vCPU EPYC gave an N:M bandwidth fraction of 0.17-0.63."""
     from accelsim.replay.project import replay_table
     from accelsim.replay.resample import INTERVAL, ROUNDS, param_intervals
 
+    every, rounds = table, meas.get("probe_rounds")
+    table = kept_rows(table, meas.get("passes"))
     items, projections = replay_table(table, arch, pass_center)
     train, held = split(items, HELD_OUT_FRACTION, seed)
     glob, fams, groups = fit_groups(items, projections, list(range(len(items))))
@@ -483,6 +492,7 @@ def fit_saved(table: pa.Table, arch, report: dict, meas: dict, seed: int = 0) ->
         "held_out_by_group": {g["family"]: g["mape_pct"] for g in scored["groups"]},
         "pass_spread": pass_spread(items),
         "param_intervals": intervals,
+        "probe_power": fit_power(every, meas.get("passes"), rounds),
         "resample": {"rounds": ROUNDS, "percentiles": list(INTERVAL), "draws": "whole passes, with replacement",
                      "seed": seed},
         "global": _params_dict(glob), "families": {f: _params_dict(p) for f, p in fams.items()},
@@ -508,9 +518,9 @@ def refit_saved(doc: dict, table: pa.Table, arch, seed: int = 0) -> dict:
 
 def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated", bench=None, cases=None,
                      clock=time.monotonic) -> dict:
-    """Measure, write ``out/arch.yaml`` (arch ``name``), record ``out/traces`` within what is left of ``budget_s``,
-    fit and write ``out/calibration.json``. Returns the calibration document. ``bench``/``cases`` are injectable
-    (tests)."""
+    """Measure, write ``out/arch.yaml`` (arch ``name``), record ``out/traces`` (every pass) within what is left of
+    ``budget_s``, fit and write ``out/calibration.json``. Returns the calibration document. ``bench``/``cases``
+    are injectable (tests)."""
     from accelsim.model.arch import load_arch
     from accelsim.replay.traces import load as load_traces
     from kernels.io import atomic_path
@@ -536,11 +546,10 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
                 sampler.round()
             kept = steady_passes(sampler.probe_rounds(), len(passes))
             meas = {**meas, **sampler.summary(kept or None)}
-        rows = [r for p in kept for r in passes[p]]
-        rec.rows[:] = rows  # the traces written are the ones fitted
-        if len(rows) < 4:
+        fitted = sum(len(passes[p]) for p in kept)
+        if fitted < 4:
             rec.rows.clear()  # nothing written: the directory stays as it was
-            raise AccelsimError(f"--budget-s {budget_s:g}: left time for {len(rows)} kernel runs after the "
+            raise AccelsimError(f"--budget-s {budget_s:g}: left time for {fitted} kernel runs after the "
                                 "microbenchmarks, too few to fit; raise it (60 s records the whole set)")
     meas["passes"] = {"recorded": len(passes), "kept": kept}
     out.mkdir(parents=True, exist_ok=True)
@@ -589,11 +598,23 @@ def load_calibration_dir(path, flag: str = "--calibration") -> tuple:
         return Params(vals["launch_overhead_s"] or 0.0, vals["compute_scale"], vals["memory_scale"],
                       f"{d.get('source', where)} ({path})", vals["threaded_call_s"] or 0.0)
 
+    _check_power(doc.get("probe_power"), f"{flag} {cal_file}")
     cal = {"global": params(doc.get("global"), "global"),
            "families": {k: params(v, f"families.{k}") for k, v in (doc.get("families") or {}).items()},
            "groups": {k: params(v, f"groups.{k}") for k, v in (doc.get("groups") or {}).items()},
            "configs": doc.get("configs")}
     return load_arch(arch_file), cal, doc
+
+
+def _check_power(power, where: str) -> None:
+    """Refuse a ``probe_power`` (:func:`~accelsim.replay.probe_power.fit_power`) that is not null or a mapping whose
+    ``power`` is a number in [0, :data:`~accelsim.replay.probe_power.MAX_POWER`]."""
+    if power is None:
+        return
+    v = power.get("power") if isinstance(power, dict) else power
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v <= MAX_POWER:
+        raise CalibrationDirError(f"{where}: field probe_power{'.power' if isinstance(power, dict) else ''} = "
+                                  f"{v!r}: expected a number in [0, {MAX_POWER:g}]")
 
 
 def _threads_of(row: dict) -> int | None:
