@@ -360,12 +360,16 @@ def saved_params(doc: dict, it) -> Params:
 
 @pytest.fixture(scope="module")
 def network_run(tmp_path_factory, cal_dir):
+    return record_network_run(tmp_path_factory.mktemp("run"))
+
+
+def record_network_run(d):
+    """A two-layer network's run (dense and a 2:4 plan, 3 passes) recorded into ``d / "traces"``; ``d``."""
     from accelsim.codesign.plan import FORMAT, PLAN_VERSION
     from accelsim.codesign.plan import parse_plan
     from accelsim.codesign.runplan import prepare_run, run_passes
     from kernels.trace import Recorder
 
-    d = tmp_path_factory.mktemp("run")
     net = d / "net.yaml"
     net.write_text("workload:\n  name: net\n  layers:\n"
                    "    - {type: gemm, name: fc1, m: 48, n: 40, k: 64}\n"

@@ -167,22 +167,10 @@ def _probed_run(tmp_path, dst):
     """A two-layer network run whose run records carry probes of 195 and 205 GFLOP/s (median 200)."""
     import pyarrow.parquet as pq
 
-    from accelsim.codesign.plan import FORMAT, PLAN_VERSION, parse_plan
-    from accelsim.codesign.runplan import prepare_run, run_passes
     from accelsim.replay.traces import load as load_traces
-    from kernels.trace import Recorder
+    from test_calibrate_device import record_network_run
 
-    net = tmp_path / "net.yaml"
-    net.write_text("workload:\n  name: net\n  layers:\n"
-                   "    - {type: gemm, name: fc1, m: 48, n: 40, k: 64}\n"
-                   "    - {type: gemm, name: fc2, m: 48, n: 24, k: 40}\n")
-    plan = parse_plan({"format": FORMAT, "version": PLAN_VERSION, "network": {"workload": str(net), "params": {}},
-                       "arch": "tasd_ttc", "layers": [{"name": "fc1", "kernel": "nm", "pattern": "2:4"}]})
-    prep = prepare_run(plan, backend="numpy")
-    rec = Recorder(tmp_path / "raw")
-    run_passes(prep.steps, xp=prep.xp, repeats=3, warmup=1, meta=prep.meta, recorder=rec)
-    rec.flush()
-    table = load_traces(tmp_path / "raw")
+    table = load_traces(record_network_run(tmp_path) / "traces")
     rows = [r if r["kernel"] != "network" else {**r, "params": json.dumps(
         {**json.loads(r["params"]), "gemm_probe_gflops": [195.0, 205.0]})} for r in table.to_pylist()]
     dst.mkdir()
