@@ -34,7 +34,8 @@ __all__ = ["MAX_POWER", "MIN_CONFIG_PASSES", "fit_power", "for_state", "kept_row
 MIN_CONFIG_PASSES = 3
 """Passes a configuration needs to enter the fit."""
 MAX_POWER = 1.5
-"""Largest power kept: times that grew faster than the probe's rate fell, by more than this, are priced at it."""
+"""Largest power kept: a calibration whose times grew more steeply than this with the probe rate's fall is priced at
+this one."""
 
 
 def row_passes(table: pa.Table, passes: dict | None) -> list[int] | None:
