@@ -16,7 +16,8 @@ from scipy.optimize import lsq_linear, minimize
 
 from accelsim.errors import AccelsimError
 from accelsim.replay.calibrate import (
-    MIN_DETERMINING, MIN_FAMILY_FIT, NEGLIGIBLE, Params, fit, fit_groups, mape, pearson_r, report, split,
+    MIN_DETERMINING, MIN_FAMILY_FIT, NEGLIGIBLE, OWN_CALL_COST, Params, fit, fit_groups, fitted_params, mape,
+    pearson_r, report, split,
 )
 from accelsim.replay.project import BLAS_FAMILIES, Projection
 
@@ -341,7 +342,9 @@ def test_blas_families_borrow_the_compute_scale_of_their_dtypes_gemm(family):
     assert len({glob.compute_scale, fams["gemm"].compute_scale, g32.compute_scale}) == 3
     assert rt.compute_scale == g32.compute_scale and fams[family].compute_scale == fams["gemm"].compute_scale
     mine = [(proj[i], items[i].launches, items[i].measured_s) for i, it in enumerate(items) if it.family == family]
-    assert rt.memory_scale == fit(mine, "ref", glob.launch_overhead_s, g32.compute_scale).memory_scale
+    # the gather path's group keeps the launch overhead its family fitted; every other the global one
+    own = fams[family].launch_overhead_s if family in OWN_CALL_COST else glob.launch_overhead_s
+    assert rt.memory_scale == fit(mine, "ref", own, g32.compute_scale, glob.threaded_call_s).memory_scale
     assert rt.source.startswith(f"group ({MIN_FAMILY_FIT} configs)")
 
 
@@ -370,3 +373,34 @@ def test_fit_recovers_the_overhead_per_threaded_call_and_families_reuse_it():
     fam = fit([(p, n, t + 2e-6 * c, c) for p, n, t, c in rows], "family", launch_overhead_s=1e-6, threaded_call_s=6e-6)
     assert fam.threaded_call_s == 6e-6 and fam.launch_overhead_s == 1e-6  # held: the 2 µs more per call goes elsewhere
     assert fit([r[:3] for r in rows if r[3] == 0], "no threaded calls").threaded_call_s == 0.0
+
+
+def test_the_gather_path_fits_its_own_cost_per_call_and_its_groups_keep_it():
+    """Rows made with 0.1 µs per launch everywhere but the gather path, whose launches (its Python-level calls per
+    vector) cost 6 µs: the global fit finds the first, the gather family and its group the second, and the document's
+    named parameters list the group's beside the global one."""
+    from accelsim.replay.project import GATHER
+
+    rng = np.random.default_rng(3)
+    items, proj = [], []
+    for family, per_call, scale in (("gemm", 1e-7, 1.2), (GATHER, 6e-6, 1.2)):
+        for _ in range(8):
+            c, m, n = float(10 ** rng.uniform(-5, -3)), float(10 ** rng.uniform(-5, -4)), int(rng.integers(1, 200))
+            items.append(types.SimpleNamespace(family=family, group=f"{family} float32", launches=n, threaded_calls=0,
+                                               measured_s=per_call * n + scale * c + 2.0 * m))
+            proj.append(Projection(c, m, 0.0, 0.0))
+    glob, fams, groups = fit_groups(items, proj, list(range(len(items))))
+    assert GATHER in OWN_CALL_COST
+    assert fams["gemm"].launch_overhead_s == glob.launch_overhead_s
+    assert fams[GATHER].launch_overhead_s == pytest.approx(6e-6, rel=0.02)  # beside gemm's scale, fitted with both
+    assert groups[f"{GATHER} float32"].launch_overhead_s == fams[GATHER].launch_overhead_s
+    assert groups[f"{GATHER} float32"].memory_scale == pytest.approx(2.0, rel=0.02)
+
+    def doc(p):
+        return {"launch_overhead_s": p.launch_overhead_s, "compute_efficiency": 1 / p.compute_scale,
+                "bandwidth_fraction": 1 / p.memory_scale, "source": p.source}
+
+    named = fitted_params({"global": {"launch_overhead_s": glob.launch_overhead_s, "threaded_call_s": 0.0},
+                           "groups": {g: doc(p) for g, p in groups.items()}})
+    assert named[f"{GATHER} float32.launch_overhead_s"] == fams[GATHER].launch_overhead_s
+    assert "gemm float32.launch_overhead_s" not in named

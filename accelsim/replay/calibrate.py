@@ -5,7 +5,8 @@ Calibration fits three named parameters: the launch overhead globally, the two e
 fraction of peak at each dtype — where the group has enough training configurations, else per
 family, else globally:
 
-- ``launch_overhead_s``: seconds added per kernel launch (host dispatch, launch latency);
+- ``launch_overhead_s``: seconds added per kernel launch (host dispatch, launch latency); per family for the
+  families of :data:`OWN_CALL_COST`, whose launches are Python-level calls;
 - ``threaded_call_s``: seconds added per BLAS call a NumPy record made on more than one thread
   (:func:`~accelsim.replay.project.threaded_calls`: starting and joining them; a call whose threads share packed
   panels counts several times, as they wait on each other), fitted globally as the launch overhead is;
@@ -37,13 +38,14 @@ import numpy as np
 from accelsim.model.arch import ArchConfig
 from accelsim.errors import AccelsimError
 from accelsim.replay.project import (
-    BLAS_FAMILIES, Item, Projection, check_device, executed, replay_table, resident_level,
+    BLAS_FAMILIES, GATHER, Item, Projection, check_device, executed, replay_table, resident_level,
 )
 
 __all__ = [
     "MIN_DETERMINING",
     "MIN_FAMILY_FIT",
     "MIN_SCALE",
+    "OWN_CALL_COST",
     "Params",
     "fit",
     "fit_groups",
@@ -75,6 +77,13 @@ the ``gemm float64`` bandwidth fraction rested on 64³ alone (its memory part 5 
 came out 0.08-1 over its passes drawn again (:mod:`accelsim.replay.resample`) and 0.1-1 over five calibrations."""
 MIN_FAMILY_FIT = 3
 """A group or family with fewer training configurations than this uses the next coarser fit (each fits 2 scales)."""
+OWN_CALL_COST = (GATHER,)
+"""Families that fit their own seconds per launch instead of the global one. NumPy's gather path makes two
+Python-level calls per vector and panel (``np.take`` of its kept rows, a small ``matmul``): on the 2-vCPU EPYC (Zen 3)
+about 7 µs a pair more, where the global launch overhead, fixed by a batch's tiny products whose calls NumPy makes in
+C, is 0.09 µs. BERT's 1:8 ``ffn1`` (96 such calls) then came out 20-43 % fast in the calibration's own fit while the
+same work in 24 calls was priced within 17 %; fitted per family, the cost came out 1.1-8.1 µs over 20 calibrations
+and the held-out MAPE fell in 18 of them (BENCHMARKS.md "Twenty-fourth slice")."""
 _WORST = 3
 
 
@@ -108,11 +117,13 @@ class Params:
 
 
 def fitted_params(doc: dict) -> dict[str, float]:
-    """``{name: value}`` of what a calibration's fit determined: the global overheads, and per group its compute
-    efficiency (unless borrowed from ``gemm``) and its bandwidth fraction (where it has one; 1 where the fit held it
-    there). A calibration written before ``threaded_call_s`` existed has 0 for it."""
+    """``{name: value}`` of what a calibration's fit determined: the global overheads, and per group its own launch
+    overhead (where its family fits one, :data:`OWN_CALL_COST`), its compute efficiency (unless borrowed from
+    ``gemm``) and its bandwidth fraction (where it has one; 1 where the fit held it there). A calibration written before ``threaded_call_s`` existed has 0 for it."""
     out = {f"global.{k}": doc["global"].get(k) or 0.0 for k in ("launch_overhead_s", "threaded_call_s")}
     for g, p in doc["groups"].items():
+        if p.get("launch_overhead_s") not in (None, out["global.launch_overhead_s"]):
+            out[f"{g}.launch_overhead_s"] = p["launch_overhead_s"]  # its family's own (OWN_CALL_COST)
         if p.get("compute_efficiency") is not None and "gemm's compute" not in p.get("source", ""):
             out[f"{g}.compute_efficiency"] = p["compute_efficiency"]
         if p.get("bandwidth_fraction") is not None:
@@ -236,7 +247,8 @@ def fit_groups(items: list[Item], projections: list[Projection], train: list[int
     a group uses its own fit only when it has enough and is not the whole family. The families of
     :data:`~accelsim.replay.project.BLAS_FAMILIES` compute with the dense GEMM's BLAS (one call per
     term), so they take the ``gemm`` compute scale of their dtype and fit only their bandwidth fraction:
-    their NumPy passes and GEMMs both grow with the operands, too alike to tell two scales apart.
+    their NumPy passes and GEMMs both grow with the operands, too alike to tell two scales apart. A family of
+    :data:`OWN_CALL_COST` fits its own launch overhead, which its groups keep.
     """
     rows = {i: (projections[i], items[i].launches, items[i].measured_s, items[i].threaded_calls) for i in train}
     glob = fit(list(rows.values()), "global")
@@ -246,8 +258,10 @@ def fit_groups(items: list[Item], projections: list[Projection], train: list[int
         mine = [rows[i] for i in train if items[i].family == f]
         blas = f in BLAS_FAMILIES
         borrow = (fams.get("gemm") or glob).compute_scale if blas else None
-        fams[f] = fit(mine, f"family ({len(mine)} configs)", compute_scale=borrow, **overheads) if len(
+        own_calls = {**overheads, "launch_overhead_s": None} if f in OWN_CALL_COST else overheads
+        fams[f] = fit(mine, f"family ({len(mine)} configs)", compute_scale=borrow, **own_calls) if len(
             mine) >= MIN_FAMILY_FIT else glob
+        family_overheads = {**overheads, "launch_overhead_s": fams[f].launch_overhead_s}
         for g in sorted({it.group for it in items if it.family == f}):
             ours = [rows[i] for i in train if items[i].group == g]
             # a BLAS group fits even as the whole family: its compute scale is its dtype's GEMM's
@@ -255,7 +269,7 @@ def fit_groups(items: list[Item], projections: list[Projection], train: list[int
                 if blas else None
             own = len(ours) >= MIN_FAMILY_FIT and (blas or len(ours) < len(mine))
             groups[g] = fit(ours, f"group ({len(ours)} configs)" + (", gemm's compute" if blas else ""),
-                            compute_scale=borrow, **overheads) if own else fams[f]
+                            compute_scale=borrow, **family_overheads) if own else fams[f]
     return glob, fams, groups
 
 
