@@ -17,7 +17,7 @@ import json
 import os
 import statistics
 
-from kernels.trace.microbench import copy_pair, timed_copy_rates
+from kernels.trace.microbench import alternating_copy_rates, copy_pair
 
 __all__ = ["main", "table"]
 
@@ -32,11 +32,7 @@ def table(sizes_kib, offsets, runs: int) -> dict[int, dict[int, float]]:
         n = kib * 1024
         pairs = {off: copy_pair(n, off) for off in offsets}
         inner = max(1, (8 * 1024**2) // n)  # ~2 ms of copies a run at 50 GB/s
-        rates = {off: [] for off in offsets}
-        for _ in range(runs):
-            for off, pair in pairs.items():
-                rates[off] += timed_copy_rates([pair], [1], inner)
-        out[kib] = {off: statistics.median(r) for off, r in rates.items()}
+        out[kib] = {off: statistics.median(r) for off, r in alternating_copy_rates(pairs, runs, inner).items()}
     return out
 
 

@@ -17,10 +17,10 @@ import numpy as np
 from kernels.backend import page_aligned
 
 __all__ = ["COPY_APART", "COPY_NEAR", "COPY_PAIRS", "NEAR_COPY_BYTES", "PROBE_N", "PROBE_REPEATS", "PROBE_WARM_S",
-           "Rate", "bandwidth_gbs", "blas_core", "blas_threads", "call_overhead_s", "copy_pair", "copy_rates",
-           "gemm_gflop", "gemm_gflops", "gemm_probe_gflops", "gemm_times", "grouped_bytes", "grouped_rates",
-           "indexed_rates", "keep_freed_memory", "near_copy_gbs", "probe_gemms", "probe_times", "samples", "spread",
-           "timed_copy_rates"]
+           "Rate", "alternating_copy_rates", "bandwidth_gbs", "blas_core", "blas_threads", "call_overhead_s",
+           "copy_pair", "copy_rates", "gemm_gflop", "gemm_gflops", "gemm_probe_gflops", "gemm_times", "grouped_bytes",
+           "grouped_rates", "indexed_rates", "keep_freed_memory", "near_copy_gbs", "probe_gemms", "probe_times",
+           "samples", "spread", "timed_copy_rates"]
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -186,6 +186,16 @@ def timed_copy_rates(pairs: list, repeats_each: list[int], inner: int) -> list[f
             for t in samples(lambda: copies(src, dst), k)]
 
 
+def alternating_copy_rates(pairs: dict, repeats: int, inner: int) -> dict:
+    """GB/s of ``repeats`` timed runs of ``inner`` copies on each pair of ``pairs`` (name -> pair), the pairs taking
+    turns run by run so that the box's drift falls on all of them alike."""
+    runs = {name: [] for name in pairs}
+    for _ in range(repeats):
+        for name, pair in pairs.items():
+            runs[name] += timed_copy_rates([pair], [1], inner)
+    return runs
+
+
 def copy_rates(nbytes: int, repeats: int, pairs: int | None = None) -> list[float]:
     """GB/s of ``repeats`` timed copies of ``nbytes`` (read ``nbytes`` + write ``nbytes``; ``np.copyto`` runs on one
     thread), spread over ``pairs`` buffer pairs (:data:`COPY_PAIRS` where four pairs fit in 64 MiB, else one), each
@@ -209,11 +219,7 @@ def near_copy_gbs(repeats: int, nbytes: int = NEAR_COPY_BYTES) -> dict[str, Rate
     on (:func:`kernels.backend.page_aligned`)."""
     pairs = {name: copy_pair(nbytes, off) for name, off in (("near", COPY_NEAR), ("apart", COPY_APART))}
     inner = max(1, (4 * 1024**2) // nbytes)  # ~1 ms a run where near copies are slow
-    runs = {name: [] for name in pairs}
-    for _ in range(repeats):
-        for name, pair in pairs.items():
-            runs[name] += timed_copy_rates([pair], [1], inner)
-    return {name: Rate(spread(r)) for name, r in runs.items()}
+    return {name: Rate(spread(r)) for name, r in alternating_copy_rates(pairs, repeats, inner).items()}
 
 
 def indexed_rates(nbytes: int, repeats: int, m: int = 4, n: int = 2) -> list[float]:
