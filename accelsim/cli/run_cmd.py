@@ -113,20 +113,18 @@ def _calibration_here(path: Path, backend: str | None):
 
 def _report(rows, paths: list, cals: list) -> tuple[dict, Path]:
     """The run's records projected with the calibration (of ``cals``, loaded from ``paths``) whose probe rate is
-    nearest the run's, and that calibration's path."""
-    from accelsim.replay.box_state import choose_state
+    nearest the run's, priced for the run's state (:func:`~accelsim.replay.probe_power.priced_choice`), and that
+    calibration's path."""
     from accelsim.replay.network import compare_run
-    from accelsim.replay.probe_power import for_state
+    from accelsim.replay.probe_power import priced_choice
     from kernels.trace import SCHEMA
 
     import pyarrow as pa
 
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
-    pick, notes, state = choose_state(paths, [doc for *_, doc in cals], table)
-    cfg, params, doc = cals[pick]
-    params, priced = for_state(params, doc, state)
+    pick, cfg, params, notes, state = priced_choice(paths, cals, table)
     report = compare_run(table, cfg, params)
-    report["notes"] += notes + priced
+    report["notes"] += notes
     if state is not None:
         report["box_state"] = state
     return report, paths[pick]

@@ -110,11 +110,10 @@ def _show_kernels(report: dict, traces, plot, fmt) -> None:
 def _validate_with_dir(traces, cal_dirs, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt):
     """A network run (CPU) or kernel traces (GPU) projected with the arch and parameters `accelsim calibrate`
     wrote to a directory: of several (CPU), the one whose probe rate is nearest the run's."""
-    from accelsim.replay.box_state import choose_state
     from accelsim.replay.device_calibration import check_same_device, load_calibration_dir
     from accelsim.replay.gpu_calibration import is_gpu_calibration_dir
     from accelsim.replay.network import is_network_run
-    from accelsim.replay.probe_power import for_state
+    from accelsim.replay.probe_power import priced_choice
     from accelsim.replay.traces import load as load_traces
     from kernels.errors import InputError
 
@@ -135,10 +134,8 @@ def _validate_with_dir(traces, cal_dirs, arch, set_, calibrate_on, calibrate_wit
         raise InputError(f"--calibration {cal_dir}: a calibration directory projects network runs (`accelsim run`); "
                          f"{traces} holds {'no trace rows' if table.num_rows == 0 else 'kernel traces'}")
     notes = [n for d, (_, _, doc) in zip(cal_dirs, loaded) for n in check_same_device(doc, table, str(d))]
-    pick, chosen, state = choose_state(cal_dirs, [doc for _, _, doc in loaded], table)
-    cfg, cal, doc = loaded[pick]
-    cal, priced = for_state(cal, doc, state)
-    notes = list(dict.fromkeys(notes + chosen + priced))
+    pick, cfg, cal, chosen, state = priced_choice(cal_dirs, loaded, table)
+    notes = list(dict.fromkeys(notes + chosen))
     show_run(table, cfg, cal, f"{cal_dirs[pick]} (accelsim calibrate)", plot, fmt, str(traces), notes, state)
 
 

@@ -24,12 +24,12 @@ from collections import defaultdict
 import numpy as np
 import pyarrow as pa
 
-from accelsim.replay.box_state import NEAR_MEDIAN, STATE_GAP, STATE_NOTE
+from accelsim.replay.box_state import NEAR_MEDIAN, STATE_GAP, STATE_NOTE, choose_state
 from accelsim.replay.calibrate import Params
 from accelsim.replay.traces import KEY
 
-__all__ = ["MAX_POWER", "MIN_CONFIG_PASSES", "fit_power", "for_state", "kept_rows", "pass_probes", "row_passes",
-           "state_scale"]
+__all__ = ["MAX_POWER", "MIN_CONFIG_PASSES", "fit_power", "for_state", "kept_rows", "pass_probes", "priced_choice",
+           "row_passes", "state_scale"]
 
 MIN_CONFIG_PASSES = 3
 """Passes a configuration needs to enter the fit."""
@@ -152,3 +152,14 @@ def for_state(cal: dict, doc: dict, state: dict | None) -> tuple[dict, list[str]
             f"calibration's) by the power the calibration fitted on its passes ({doc['probe_power']['power']:.2f}): "
             f"{k:.3g} x its time")
     return out, [note]
+
+
+def priced_choice(paths: list, loaded: list, table: pa.Table) -> tuple:
+    """``(pick, arch, calibration, notes, state)``: of the calibrations ``loaded`` (``(arch, calibration, doc)``
+    each, read from ``paths``) the one that prices the run in ``table``
+    (:func:`~accelsim.replay.box_state.choose_state`), priced for the run's state (:func:`for_state`), with what
+    both say of it and the run's state against it (the report's ``box_state``)."""
+    pick, notes, state = choose_state(paths, [doc for *_, doc in loaded], table)
+    arch, cal, doc = loaded[pick]
+    cal, priced = for_state(cal, doc, state)
+    return pick, arch, cal, notes + priced, state
