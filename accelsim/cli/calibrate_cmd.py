@@ -169,7 +169,7 @@ def _cache_lines(caches: list[dict]) -> list[str]:
     from accelsim.replay.cache_probe import shrunk
 
     return [f"l{c['level']}: copies held {c['effective_size'] / 2**20:.3g} MiB of the {c['size'] / 2**20:.3g} MiB the "
-            "OS reports (a VM's view of its host?); arch.yaml sizes it from what they held"
+            "OS reports (shared with other cores or guests); arch.yaml sizes it from what they held"
             for c in caches if shrunk(c)]
 
 

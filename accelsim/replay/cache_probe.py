@@ -7,6 +7,15 @@ In a VM the OS may report the host's cache, not the share a guest gets of it. On
 every fitted efficiency came out at its bound of 1, held-out MAPE 49 %. :func:`effective_caches` keeps a
 reported size where a copy filling half of it runs clearly faster than one filling all of it, and otherwise
 halves the copy until such a step shows: the level then holds what that copy held.
+
+The last level, shared with other cores (and in a VM with other guests), holds what its copies held even where the
+step shows on the first try. On the 2-vCPU EPYC VM (32 MiB L3 reported, 2026-12-07) it did in every calibration
+(16 MiB per side 25-40 GB/s, 8 MiB 48-66); the 8 MiB copies spilled at times in three of five back-to-back
+calibrations and the level was found at 8 MiB, in the other two the OS's 32 MiB stood. With it the L3 copies moved
+from 2 to 8 MiB per side (70-71 → 45-48 GB/s) and the DRAM ones from 64 to 256 MiB per side (20 → 28-34 GB/s: there
+glibc's memcpy takes another path, 30-31 GB/s against 18-20 at 64 and 128 MiB), and the ``batched_gemm`` bandwidth
+fraction fitted against them halved (0.51-0.57 → 0.25-0.28). Found at the 16 MiB its 8 MiB copies held, the level's
+copies stay on one path.
 """
 
 from __future__ import annotations
@@ -39,26 +48,27 @@ def effective_caches(caches: list[dict], rate, slowest=None) -> list[dict]:
 
     A level's copy starts at a quarter of its size per side (both sides fill half of it) and is set beside
     one twice as large. While no :data:`STEP` shows and the copy is still larger than the next inner level,
-    it halves. At a step on the first try the reported size stands; at a step further down, the level holds
-    the step's faster copy (two sides), and its ``total`` scales with it; with no step the reported size
-    stands too (nothing measured contradicts it). Past a step, a copy half the faster one's size is timed too:
-    where its fastest runs :data:`PLATEAU` faster than the faster copy's slowest, that copy was spilled at times and
-    the level holds what the half held, so a level whose edge moves with its neighbours' load is found at the size
-    it always holds. Each entry gains ``effective_size``, ``effective_total`` and ``probe`` (the ``[side, GB/s]``
+    it halves. At a step on the first try a private level keeps its reported size; at a step further down, or
+    on the first try at the shared last level, the level holds the step's faster copy (two sides), and its
+    ``total`` scales with it; with no step the reported size stands (nothing measured contradicts it). Past a
+    step, a copy half the faster one's size is timed too: where its fastest runs :data:`PLATEAU` faster than the
+    faster copy's slowest, that copy was spilled at times and the level holds what the half held, so a level whose
+    edge moves with its neighbours' load is found at the size it always holds. Each entry gains ``effective_size``, ``effective_total`` and ``probe`` (the ``[side, GB/s]``
     pairs timed, largest first), and ``edge_slowest`` (``[side, GB/s]``) where ``slowest`` was asked."""
     out = []
     for i, c in enumerate(caches):
         inner = caches[i + 1]["size"] if i + 1 < len(caches) else FLOOR
+        shared = slowest is not None and i == 0
         side = c["size"] // 4
         seen = [[2 * side, rate(2 * side)]]
         size, edge = c["size"], {}
         while side > inner:
             seen.append([side, rate(side)])
             if seen[-1][1] >= STEP * seen[-2][1]:
-                size = c["size"] if len(seen) == 2 else 2 * side
+                size = c["size"] if len(seen) == 2 and not shared else 2 * side
                 if side // 2 > inner:
                     seen.append([side // 2, rate(side // 2)])
-                    edge = {"edge_slowest": [side, slowest(side)]} if slowest and i == 0 else {}
+                    edge = {"edge_slowest": [side, slowest(side)]} if shared else {}
                     if seen[-1][1] >= PLATEAU * (edge["edge_slowest"][1] if edge else seen[-2][1]):
                         size = side
                 break
@@ -82,4 +92,5 @@ def describe(c: dict) -> str:
     if not shrunk(c):
         return f"copies per side (GB/s): {steps}"
     return (f"copies held by the cache up to {c['effective_size'] // 2 // 1024} KiB per side, not beyond (per side, "
-            f"GB/s: {steps}): the OS's {c['size'] // 1024} KiB is more than this machine gets of it")
+            f"GB/s: {steps}): of the OS's {c['size'] // 1024} KiB, {c['effective_size'] // 1024} KiB is what copies "
+            "here count on")
