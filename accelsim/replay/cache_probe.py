@@ -12,10 +12,10 @@ The last level, shared with other cores (and in a VM with other guests), holds w
 step shows on the first try. On the 2-vCPU EPYC VM (32 MiB L3 reported, 2026-12-07) it did in every calibration
 (16 MiB per side 25-40 GB/s, 8 MiB 48-66); the 8 MiB copies spilled at times in three of five back-to-back
 calibrations and the level was found at 8 MiB, in the other two the OS's 32 MiB stood. With it the L3 copies moved
-from 2 to 8 MiB per side (70-71 → 45-48 GB/s) and the DRAM ones from 64 to 256 MiB per side (20 → 28-34 GB/s: there
-glibc's memcpy takes another path, 30-31 GB/s against 18-20 at 64 and 128 MiB), and the ``batched_gemm`` bandwidth
-fraction fitted against them halved (0.51-0.57 → 0.25-0.28). Found at the 16 MiB its 8 MiB copies held, the level's
-copies stay on one path.
+from 2 to 8 MiB per side (70-71 → 45-48 GB/s) and the DRAM ones from 64 to 256 MiB per side (20 → 28-34 GB/s; a
+copy of 256 MiB ran at 30-31 GB/s against 18-20 at 64 and 128 MiB, with glibc's default memcpy and with the
+tunable), and the ``batched_gemm`` bandwidth fraction fitted against them halved (0.51-0.57 → 0.25-0.28). Found at
+the 16 MiB its 8 MiB copies held, the level's DRAM copies stay at 64-128 MiB per side whichever way its edge goes.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def effective_caches(caches: list[dict], rate, slowest=None) -> list[dict]:
     ``total`` scales with it; with no step the reported size stands (nothing measured contradicts it). Past a
     step, a copy half the faster one's size is timed too: where its fastest runs :data:`PLATEAU` faster than the
     faster copy's slowest, that copy was spilled at times and the level holds what the half held, so a level whose
-    edge moves with its neighbours' load is found at the size it always holds. Each entry gains ``effective_size``, ``effective_total`` and ``probe`` (the ``[side, GB/s]``
-    pairs timed, largest first), and ``edge_slowest`` (``[side, GB/s]``) where ``slowest`` was asked."""
+    edge moves with its neighbours' load is found at the size it always holds. Each entry gains ``effective_size``,
+    ``effective_total`` and ``probe`` (the ``[side, GB/s]`` pairs timed, largest first), and ``edge_slowest``
+    (``[side, GB/s]``) where ``slowest`` was asked."""
     out = []
     for i, c in enumerate(caches):
         inner = caches[i + 1]["size"] if i + 1 < len(caches) else FLOOR

@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from accelsim.errors import AccelsimError
-from accelsim.replay.box_state import STATE_NOTE, gemm_peak, probe_warm_s
+from accelsim.replay.box_state import STATE_NOTE, gemm_peak, pass_center, probe_warm_s
 from accelsim.replay.calibrate import fitted_params
 
 __all__ = ["DRIFT", "check_against", "compare_dirs"]
@@ -56,6 +56,16 @@ def _priced(arch, cal, table) -> dict:
     return out
 
 
+def _measured(table, doc: dict, arch) -> dict:
+    """``{config key: seconds}``: each configuration's own time in a calibration's traces, merged over the passes
+    it fitted on as the fit merges them (:func:`~accelsim.replay.probe_power.kept_rows`,
+    :func:`~accelsim.replay.box_state.pass_center`)."""
+    from accelsim.replay.probe_power import kept_rows
+    from accelsim.replay.project import items_from_table
+
+    return {it.key: it.measured_s for it in items_from_table(kept_rows(table, doc.get("passes")), arch, pass_center)}
+
+
 def _shares(priced: dict, name: str) -> tuple:
     """Median and largest share of the projected time that parameter ``name`` prices, over the configurations
     it prices (``(None, None)`` where it prices none)."""
@@ -89,7 +99,8 @@ def compare_dirs(a, b) -> dict:
     :func:`~accelsim.replay.box_state.probe_warm_s`; a parameter's also with the median and largest share of ``a``'s
     projected time it prices, ``a``'s interval for it and whether ``b``'s value lies in it), and per group the change
     of the projected time of ``a``'s trace configurations when ``b``'s arch and parameters price them (median and
-    largest ``|change|``)."""
+    largest ``|change|``) beside the median change of those configurations' own times, as each calibration measured
+    them: where a parameter moved as far as its group's own times did, the box moved, not the fit."""
     from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir
     from accelsim.replay.traces import load
 
@@ -98,6 +109,8 @@ def compare_dirs(a, b) -> dict:
     pa_, pb_ = fitted_params(doc_a), fitted_params(doc_b)
     table = load(Path(a) / TRACES_DIR)
     ta, tb = _priced(arch_a, cal_a, table), _priced(arch_b, cal_b, table)
+    ma = _measured(table, doc_a, arch_a)
+    mb = _measured(load(Path(b) / TRACES_DIR), doc_b, arch_b) if (Path(b) / TRACES_DIR).is_dir() else {}
     spans = doc_a.get("param_intervals") or {}
     params = [{"name": k, "a": v, "b": pb_.get(k), "change": _change(v, pb_.get(k)),
                **dict(zip(("share", "share_max"), _shares(ta, k))), **_inside(spans.get(k), v, pb_.get(k))}
@@ -105,11 +118,16 @@ def compare_dirs(a, b) -> dict:
     ka, kb = _peaks(doc_a, arch_a), _peaks(doc_b, arch_b)
     peaks = [{"name": k, "a": v, "b": kb.get(k), "change": _change(v, kb.get(k))} for k, v in ka.items()]
     by_group: dict[str, list[float]] = {}
+    own: dict[str, list[float]] = {}
     for key, (group, parts) in ta.items():
         if key in tb and sum(parts.values()) > 0:
             by_group.setdefault(group, []).append(sum(tb[key][1].values()) / sum(parts.values()) - 1.0)
+        if ma.get(key) and key in mb:
+            own.setdefault(group, []).append(mb[key] / ma[key] - 1.0)
     projection = [{"group": g, "configs": len(v), "median_change": statistics.median(v),
-                   "max_change": max(v, key=abs)} for g, v in sorted(by_group.items())]
+                   "max_change": max(v, key=abs),
+                   "measured_median_change": statistics.median(own[g]) if own.get(g) else None}
+                  for g, v in sorted(by_group.items())]
     probe_a, probe_b = doc_a.get("gemm_probe_gflops"), doc_b.get("gemm_probe_gflops")
     moved = [p for p in params if p["change"] is not None]
     worst = max(moved, key=lambda p: abs(p["change"]), default=None)
