@@ -1041,7 +1041,8 @@ def test_calibration_spread_counts_pairs_across_states_apart(cal_dir, tmp_path):
     it: its efficiencies halved, not within 10 %) and that copy with the caches found twice as large (two states with
     both, so counted only over any pair: within 10 % of the doubled one, -50 % from the first; its L3 copies measured
     30 % faster, which the box's own rates show over any pair only). The fitted overheads of these tiny cases may be
-    0, whose change is undefined; the compute efficiency never is."""
+    0, whose change is undefined; the compute efficiency never is. The copies' cases ran the same: their own times
+    moved 0 while the projection doubled."""
     from bench.bench_calibration_spread import spread
 
     out, _ = cal_dir
@@ -1057,6 +1058,9 @@ def test_calibration_spread_counts_pairs_across_states_apart(cal_dir, tmp_path):
     assert {k: p["worst_any"] for k, p in peaks.items() if p["worst_any"]} == {"copy l3 GB/s": pytest.approx(0.3)}
     eff = next(p for p in s["params"] if p["name"] == "gemm float32.compute_efficiency")
     assert eff["worst_same_state"] == pytest.approx(0.5) == eff["worst_any"]
+    # the copies share their traces: every group's projection doubled while its cases' own times stood still
+    assert s["groups"] and all(g["worst_median_change"] == pytest.approx(1.0) for g in s["groups"])
+    assert all(g["worst_measured_change"] == 0.0 for g in s["groups"])
     alone = spread([dirs[0], dirs[2]])
     eff = next(p for p in alone["params"] if p["name"] == "gemm float32.compute_efficiency")
     assert (alone["same_state_pairs"], alone["any_within"]) == (0, 0)
