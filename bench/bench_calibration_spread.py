@@ -88,9 +88,8 @@ def spread(dirs: list[Path], runs: list[Path] = ()) -> dict:
     consecutive = {ij: d for ij, d in same.items() if ij[1] == ij[0] + 1}
     first = next(iter(pairs.values()))
 
-    def worst(sel, name, key="params"):
-        v = [abs(p["change"]) for d in sel.values() for p in d[key]
-             if p["name"] == name and p["change"] is not None]
+    def worst(sel, name, key="params", field="change", by="name"):
+        v = [abs(p[field]) for d in sel.values() for p in d[key] if p[by] == name and p.get(field) is not None]
         return max(v) if v else None
 
     def shares(name, key):
@@ -118,12 +117,9 @@ def spread(dirs: list[Path], runs: list[Path] = ()) -> dict:
               "worst_consecutive": worst(consecutive, p["name"], "peaks"),
               "worst_any": worst(pairs, p["name"], "peaks")}
              for p in first["peaks"]]
-    def group_worst(group, key):
-        return max((abs(x[key]) for d in same.values() for x in d["projection"]
-                    if x["group"] == group and x.get(key) is not None), default=None)
-
-    groups = [{"group": g["group"], "worst_median_change": group_worst(g["group"], "median_change"),
-               "worst_measured_change": group_worst(g["group"], "measured_median_change")}
+    groups = [{"group": g["group"],
+               "worst_median_change": worst(same, g["group"], "projection", "median_change", "group"),
+               "worst_measured_change": worst(same, g["group"], "projection", "measured_median_change", "group")}
               for g in first["projection"]]
     unsteady = [i for i, doc in enumerate(docs) if unsteady_note(doc)]
     steady = {ij: d for ij, d in same.items() if not set(ij) & set(unsteady)}

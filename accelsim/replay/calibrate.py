@@ -119,7 +119,8 @@ class Params:
 def fitted_params(doc: dict) -> dict[str, float]:
     """``{name: value}`` of what a calibration's fit determined: the global overheads, and per group its own launch
     overhead (where its family fits one, :data:`OWN_CALL_COST`), its compute efficiency (unless borrowed from
-    ``gemm``) and its bandwidth fraction (where it has one; 1 where the fit held it there). A calibration written before ``threaded_call_s`` existed has 0 for it."""
+    ``gemm``) and its bandwidth fraction (where it has one; 1 where the fit held it there). A calibration written
+    before ``threaded_call_s`` existed has 0 for it."""
     out = {f"global.{k}": doc["global"].get(k) or 0.0 for k in ("launch_overhead_s", "threaded_call_s")}
     for g, p in doc["groups"].items():
         if p.get("launch_overhead_s") not in (None, out["global.launch_overhead_s"]):

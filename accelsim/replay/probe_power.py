@@ -38,6 +38,11 @@ MAX_POWER = 1.5
 this one."""
 
 
+def _keys(table: pa.Table) -> list[tuple]:
+    """Each row's configuration (:data:`~accelsim.replay.traces.KEY`)."""
+    return [tuple(r[c] for c in KEY) for r in table.select(list(KEY)).to_pylist()]
+
+
 def row_passes(table: pa.Table, passes: dict | None) -> list[int] | None:
     """The pass each row of a calibration's traces was timed in (``passes``: the calibration's ``{"recorded",
     "kept"}``): a configuration's j-th row by time is pass j where the traces hold every pass recorded, the j-th kept
@@ -45,7 +50,7 @@ def row_passes(table: pa.Table, passes: dict | None) -> list[int] | None:
     fits (traces of another origin)."""
     if table.num_rows == 0 or not passes:
         return None
-    keys = [tuple(r[c] for c in KEY) for r in table.select(list(KEY)).to_pylist()]
+    keys = _keys(table)
     stamps = table.column("timestamp").to_pylist()
     seen: dict[tuple, int] = defaultdict(int)
     out = [0] * len(keys)
@@ -108,7 +113,7 @@ def fit_power(table: pa.Table, passes: dict | None, rounds: list[float]) -> dict
     probes = pass_probes(rounds or [], (passes or {}).get("recorded") or 0)
     if where is None or probes is None:
         return None
-    keys = [tuple(r[c] for c in KEY) for r in table.select(list(KEY)).to_pylist()]
+    keys = _keys(table)
     runs: dict[tuple, list[tuple[int, float, float]]] = defaultdict(list)
     for key, p, t in zip(keys, where, table.column("time_median_s").to_pylist()):
         if p < len(probes) and t > 0:
