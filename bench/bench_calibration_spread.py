@@ -30,7 +30,7 @@ from pathlib import Path
 
 from accelsim.replay.box_state import UNSTEADY_PASSES, unsteady_note
 from accelsim.replay.calibration_diff import DRIFT, compare_dirs
-from accelsim.replay.device_calibration import CALIBRATION_FILE
+from accelsim.replay.calibration_dir import CALIBRATION_FILE
 
 __all__ = ["main", "projection_spread", "spread"]
 
@@ -55,7 +55,7 @@ def projection_spread(dirs: list[Path], runs: list[Path], same: list[tuple[int, 
     state as ``validate`` prices it, :func:`~accelsim.replay.probe_power.for_state`), the projected gain (dense /
     plan), and the largest change of either over the ``same``-state pairs and over every pair."""
     from accelsim.replay.box_state import compared_state
-    from accelsim.replay.device_calibration import load_calibration_dir
+    from accelsim.replay.calibration_dir import load_calibration_dir
     from accelsim.replay.network import DENSE, compare_run
     from accelsim.replay.probe_power import for_state
     from accelsim.replay.traces import load

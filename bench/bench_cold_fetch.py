@@ -1,13 +1,13 @@
 """How long a calibration's cold GEMMs wait for their operands, timed against themselves warm (issue 26).
 
-Each of :data:`~accelsim.replay.device_calibration.COLD_CASES` is timed warm and cold in turn, call by call (the cold
+Each of :data:`~accelsim.replay.calibration_set.COLD_CASES` is timed warm and cold in turn, call by call (the cold
 call as ``--stream`` makes it, ``--side-mib`` setting its span), in ``--processes`` fresh processes one after the other. Per process: each shape's median warm and cold
 time, the difference, and the fraction that difference gives the modelled fetch (``input_bytes`` read at the DRAM rate
 of ``--calibration``'s arch, as the replay prices it) with the least-squares fraction over the six (relative to the
 cold time), beside the ``cold_gemm`` fraction that calibration fitted. The spread of the fraction between processes
 minutes apart is what the box itself does to a cold read; no fit of it can be steadier.
 ``--stream`` sets how a call is made cold: ``rotate`` (the calibration's own cold case, operand copies spanning
-``2 × side``, :func:`~accelsim.replay.device_calibration.cold_case`), or before the warm call a pass over two
+``2 × side``, :func:`~accelsim.replay.calibration_set.cold_case`), or before the warm call a pass over two
 ``side``-byte buffers: ``copy`` (``np.copyto``, which glibc may turn into non-temporal stores past its threshold; the
 calibration's stream before the copies), ``multiply`` (``np.multiply(src, 1, out=dst)``: every store through the
 caches) or ``read`` (both buffers only read).
@@ -55,7 +55,8 @@ def measure(calibration: Path, side: int, passes: int, repeats: int, stream: str
     """One process's warm and cold medians per shape (the median over ``passes`` of each pass's median of
     ``repeats`` pairs), the modelled fetch, and the fractions. Warm: the GEMM on one pair of operands, again and
     again; cold: the calibration's own cold case (``rotate``), or the warm call after a stream."""
-    from accelsim.replay.device_calibration import COLD_CASES, SUITE, cold_case, load_calibration_dir
+    from accelsim.replay.calibration_dir import load_calibration_dir
+    from accelsim.replay.calibration_set import COLD_CASES, SUITE, cold_case
     from accelsim.replay.project import COLD, project, record_workload
     from kernels.suites.gemm import dense_case
 

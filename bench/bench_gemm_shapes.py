@@ -36,7 +36,7 @@ def fit_terms(measured, columns) -> tuple[np.ndarray, np.ndarray]:
 
 def _rows(cal: Path) -> tuple[list[dict], dict]:
     from accelsim.replay.box_state import pass_center
-    from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir
+    from accelsim.replay.calibration_dir import TRACES_DIR, load_calibration_dir
     from accelsim.replay.labels import params_of
     from accelsim.replay.network import params_for
     from accelsim.replay.project import replay_table

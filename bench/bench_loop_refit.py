@@ -26,7 +26,8 @@ import yaml
 
 from accelsim.errors import ConfigError
 from accelsim.model.arch import apply_overrides, load_arch, parse_overrides
-from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, refit_saved
+from accelsim.replay.calibration_dir import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR
+from accelsim.replay.device_calibration import refit_saved
 from accelsim.replay.traces import load
 
 __all__ = ["copy_traces", "main", "set_fields"]

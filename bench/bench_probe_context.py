@@ -33,16 +33,17 @@ def probe(warm_s: float | None) -> float:
 def contexts() -> dict:
     """``{name: what runs before the probe}``: one calibration pass, 50 ms of Python, 50 ms of probe GEMMs."""
     import accelsim.replay.device_calibration as dc
+    from accelsim.replay import calibration_set as cset
     from accelsim.replay.box_state import pass_buffers
     from kernels.trace import Recorder
 
     meas = dc.measure(dc.os_report())
-    cases = dc.calibration_cases(np, cold_side=pass_buffers(meas["copy_bytes"])["dram"],
-                                 last_level=dc.last_level_bytes(meas["caches"]))
+    cases = cset.calibration_cases(np, cold_side=pass_buffers(meas["copy_bytes"])["dram"],
+                                   last_level=dc.last_level_bytes(meas["caches"]))
     rec = Recorder(None)
 
     def calibration_pass():
-        dc.record(rec, cases, time.monotonic() + 60, 0, passes=1)
+        cset.record(rec, cases, time.monotonic() + 60, 0, passes=1)
 
     def python_loop():
         end = time.perf_counter() + 0.05

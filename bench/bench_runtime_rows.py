@@ -1,8 +1,8 @@
 """How a layer that compresses its activation at run time grows with its rows, measured and projected (issue #26).
 
 MiniLM's full-size TASD-A layers (2:4+1:4 on the 384-wide input, 1536 outputs) at 1024 to 8192 rows, timed as
-``accelsim calibrate`` times its run-time cases (:func:`~accelsim.replay.device_calibration.runtime_case`,
-:func:`~accelsim.replay.device_calibration.record`: passes over the row counts, merged by the calibration's
+``accelsim calibrate`` times its run-time cases (:func:`~accelsim.replay.calibration_set.runtime_case`,
+:func:`~accelsim.replay.calibration_set.record`: passes over the row counts, merged by the calibration's
 pass mean; freed memory kept for reuse, as ``accelsim run`` and ``calibrate`` keep it), each projected with
 ``--calibration``'s arch and fit. The compression keeps 17 B per value live
 (:func:`~accelsim.replay.numpy_passes.decompose_live`: 51 MiB at 8192 rows), past a 30 MiB L3 from 8192 rows on:
@@ -25,7 +25,9 @@ def main(argv=None) -> None:
     import pyarrow as pa
 
     from accelsim.replay.box_state import pass_center
-    from accelsim.replay.device_calibration import load_calibration_dir, os_report, record, runtime_case
+    from accelsim.replay.calibration_dir import load_calibration_dir
+    from accelsim.replay.calibration_set import record, runtime_case
+    from accelsim.replay.cpu_report import os_report
     from accelsim.replay.network import simulator_predictor
     from accelsim.replay.project import items_from_table
     from accelsim.replay.records import streaming_levels

@@ -15,10 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from accelsim.errors import AccelsimError
 from accelsim.model.arch import load_arch
 from accelsim.model.workload import Gemm
 from accelsim.replay import box_state as bs
 from accelsim.replay import cpu_report as cpu
+from accelsim.replay import calibration_dir as cdir
+from accelsim.replay import calibration_set as cset
 from accelsim.replay import device_calibration as dc
 from accelsim.replay import probe_power as pp
 from accelsim.replay.calibrate import Params, fit
@@ -162,57 +165,8 @@ def test_samples_and_rate_with_a_fake_clock():
 
 
 def _cases():
-    return [dense_case(dc.SUITE, m, n, k, "float32", np, 0)
+    return [dense_case(cset.SUITE, m, n, k, "float32", np, 0)
             for m, n, k in ((16, 16, 16), (32, 48, 64), (64, 64, 64), (96, 64, 32), (128, 128, 64), (48, 96, 128))]
-
-
-def test_fast_cases_are_timed_more_often():
-    """From the second pass on a case is timed until its calls fill MIN_TIMED_S: a 16³ GEMM (a few µs a call) more
-    often than REPEATS, a call of 4 ms REPEATS times, as every case in the first pass."""
-    from kernels.suites import Case, Prepared
-    from kernels.trace import Recorder
-
-    base = dense_case(dc.SUITE, 32, 32, 32, "float32", np, 0)
-
-    def prepare():
-        p = base.prepare()
-        return Prepared(lambda x, y: (time.sleep(0.004), x @ y)[1], p.args, p.fields)
-
-    fast = dense_case(dc.SUITE, 16, 16, 16, "float32", np, 0)
-    # The process's one-time costs (the trace's git lookup, BLAS start-up) would count as the fast case's first
-    # pass when this test runs first in a loaded worker: paid here, untimed by the passes below.
-    dc.record(Recorder(), [fast], deadline=float("inf"), threads=1, passes=1)
-    (f1, s1), (f2, s2) = dc.record(Recorder(), [fast, Case(dc.SUITE, ("slow",), "slow", prepare)],
-                                   deadline=float("inf"), threads=1, passes=2)
-    assert f1["repeats"] == s1["repeats"] == s2["repeats"] == dc.REPEATS
-    assert dc.REPEATS < f2["repeats"] <= dc.MAX_CASE_REPEATS
-
-
-def test_batched_case_multiplies_each_matrix_of_its_stack():
-    """A stacked case (as :data:`~accelsim.replay.device_calibration.BATCH_CASES`): its call gives each matrix's
-    product (float64 reference), and its record counts the whole stack."""
-    p = dense_case(dc.SUITE, 5, 7, 3, "float32", np, 0, batch=4).prepare()
-    a, b = p.args
-    assert a.shape == (4, 5, 3) and b.shape == (4, 3, 7) and np.abs(a).min() > 0
-    ref = np.stack([a[i].astype(np.float64) @ b[i].astype(np.float64) for i in range(4)])
-    np.testing.assert_allclose(p.fn(*p.args), ref, rtol=1e-5, atol=1e-5)
-    f = p.fields
-    assert (f["flops_dense"], f["bytes_min"], f["params"]["batch"]) == (2 * 4 * 5 * 7 * 3, 4 * 4 * (15 + 21 + 35), 4)
-    assert f["shapes"]["c"] == (4, 5, 7)
-    one = dense_case(dc.SUITE, 5, 7, 3, "float32", np, 0).prepare().fields
-    assert "batch" not in one["params"] and one["shapes"]["a"] == (5, 3)
-
-
-def test_budget_cuts_the_trace_set():
-    clock = iter(range(100)).__next__
-    from kernels.trace import Recorder
-
-    hooks = []
-    # The clock is read once before each pass and once before each case: 0 (pass), 1, 2, 3 (cases), 4 stops.
-    (rows,) = dc.record(Recorder(), _cases(), deadline=4, threads=7, clock=clock, before_pass=lambda: hooks.append(1),
-                        core="SkylakeX")
-    assert len(rows) == 3 and hooks == [1] and all(json.loads(r["params"])["blas_threads"] == 7 for r in rows)
-    assert all(json.loads(r["params"])["blas_core"] == "SkylakeX" for r in rows)
 
 
 def test_blas_core_is_openblas_own(monkeypatch):
@@ -239,13 +193,13 @@ def cal_dir(tmp_path_factory):
 
 def test_directory_files_parse_and_reproduce_the_held_out_mape(cal_dir):
     out, doc = cal_dir
-    saved = json.loads((out / dc.CALIBRATION_FILE).read_text())
+    saved = json.loads((out / cdir.CALIBRATION_FILE).read_text())
     assert saved == json.loads(json.dumps(doc))
     assert saved["device_name"] == device_info(np)["device_name"] and saved["blas_threads"] == (blas_threads() or 1)
     assert saved["blas_core"] == blas_core()
-    arch = load_arch(out / dc.ARCH_FILE)
-    table = load_traces(out / dc.TRACES_DIR)
-    assert table.num_rows == 6 * dc.PASSES  # the budget left room for every pass
+    arch = load_arch(out / cdir.ARCH_FILE)
+    table = load_traces(out / cdir.TRACES_DIR)
+    assert table.num_rows == 6 * cset.PASSES  # the budget left room for every pass
     items = items_from_table(table, arch, bs.pass_center)
     assert saved["configs"] == len(items) == 6 and saved["pass_merge"] == "mean within 1.5x of the median"
     assert saved["split"]["train"] + saved["split"]["held_out"] == 6 and saved["split"]["held_out"] >= 1
@@ -298,11 +252,11 @@ def test_pass_spread_names_the_configurations_whose_passes_spread_most():
 
 def test_calibrate_cli_prints_held_out_mape(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(dc, "measure", lambda report: FAKE)
-    monkeypatch.setattr(dc, "calibration_cases", lambda xp, **_: _cases())
+    monkeypatch.setattr(cset, "calibration_cases", lambda xp, **_: _cases())
     code, out, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(tmp_path / "c"), "--format", "json")
     assert code in (0, None), err
     summary = json.loads(out)
-    saved = json.loads((tmp_path / "c" / dc.CALIBRATION_FILE).read_text())
+    saved = json.loads((tmp_path / "c" / cdir.CALIBRATION_FILE).read_text())
     assert summary["held_out_mape_pct"] == saved["held_out_mape_pct"] and summary["configs"] == 6
     assert summary["pass_spread"] == saved["pass_spread"] and saved["pass_spread"]["configs"] == 6
 
@@ -314,14 +268,14 @@ def test_calibrate_cli_says_which_caches_the_copies_found_smaller(tmp_path, caps
                "effective_total": 30 * 2**20, "probe": [[15 * 2**20, 27.4]]},
               {**l2, "effective_size": l2["size"], "effective_total": l2["total"], "probe": [[2**18, 80.0]]}]
     monkeypatch.setattr(dc, "measure", lambda report: {**FAKE, "caches": caches})
-    monkeypatch.setattr(dc, "calibration_cases", lambda xp, **_: _cases())
+    monkeypatch.setattr(cset, "calibration_cases", lambda xp, **_: _cases())
     code, out, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(tmp_path / "c"))
     assert code in (0, None), err
     text = " ".join(out.split())
     assert "l3: copies held 30 MiB of the 480 MiB the OS reports" in text and "l2: copies held" not in text
-    saved = json.loads((tmp_path / "c" / dc.CALIBRATION_FILE).read_text())
+    saved = json.loads((tmp_path / "c" / cdir.CALIBRATION_FILE).read_text())
     assert saved["measured"]["caches"][0]["effective_size"] == 30 * 2**20
-    arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
+    arch = load_arch(tmp_path / "c" / cdir.ARCH_FILE)
     assert {m.name: m.capacity_bytes for m in arch.memory}["l3"] == 30 * 2**20
 
 
@@ -402,7 +356,7 @@ def test_validate_with_calibration_dir(cal_dir, network_run, capsys, monkeypatch
                                        "--calibration", str(out), "--format", "json")
     assert code in (0, None), err
     rep = json.loads(stdout)
-    arch = load_arch(out / dc.ARCH_FILE)
+    arch = load_arch(out / cdir.ARCH_FILE)
     assert rep["arch"] == arch.name == "cpu_calibrated"
     import pyarrow.compute as pc
 
@@ -445,7 +399,7 @@ def test_of_several_calibration_dirs_validate_takes_the_runs_state(cal_dir, netw
         d = dirs[name] = tmp_path / name
         shutil.copytree(out, d)
         g = {**doc["global"], "launch_overhead_s": launch}
-        (d / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": probe, "global": g,
+        (d / cdir.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": probe, "global": g,
                                                          "gemm_probe_warm_s": PROBE_WARM_S,  # as the run's
                                                          "families": {}, "groups": {}}))
     reports = []
@@ -494,7 +448,7 @@ def test_a_pass_outgrowing_the_caches_fetches_each_layer_from_dram(cal_dir, netw
     from accelsim.replay.network import compare_run
 
     out, doc = cal_dir
-    arch, cal, _ = dc.load_calibration_dir(out)
+    arch, cal, _ = cdir.load_calibration_dir(out)
     table = load_traces(network_run / "traces")
     layers = items_from_table(table.filter(pc.not_equal(table.column("kernel"), "network")), arch)
     biggest = max(it.row["bytes_min"] for it in layers)
@@ -526,7 +480,7 @@ def _copy_with(cal_dir, tmp_path, **changes):
     out, doc = cal_dir
     dst = tmp_path / "other"
     shutil.copytree(out, dst)
-    (dst / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, **changes}))
+    (dst / cdir.CALIBRATION_FILE).write_text(json.dumps({**doc, **changes}))
     return dst
 
 
@@ -571,7 +525,7 @@ def test_run_with_several_calibrations_projects_with_the_nearest_state(cal_dir, 
         d = tmp_path / f"cal-{probe:g}"
         shutil.copytree(out, d)
         g = {**doc["global"], "launch_overhead_s": launch}
-        (d / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": probe, "global": g,
+        (d / cdir.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": probe, "global": g,
                                                          "gemm_probe_warm_s": PROBE_WARM_S,  # as the run's
                                                          "families": {}, "groups": {}}))
         dirs.append(d)
@@ -592,7 +546,7 @@ def test_dir_and_fit_options_do_not_mix(cal_dir, network_run, capsys, monkeypatc
     out, _ = cal_dir
     assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces"),
                                  "--calibration", str(out), "--arch", "cpu_numpy"), "drop --arch")
-    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(out / dc.TRACES_DIR),
+    assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(out / cdir.TRACES_DIR),
                                  "--calibration", str(out)), "kernel traces")
     assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(network_run / "traces")),
                   "--arch: missing")
@@ -712,8 +666,6 @@ def test_copy_rates_spread_over_buffer_pairs_held_at_once(monkeypatch):
     assert r["repeats"] == 5 and r["min"] <= r["median"] <= r["max"]
 
 
-
-
 def test_probe_is_the_median_rate_of_a_256_cubed_fp32_matmul_timed_after_a_warm_up(monkeypatch):
     import kernels.trace.microbench as mb
 
@@ -804,11 +756,11 @@ def test_calibration_keeps_the_probe_per_round_and_its_median(tmp_path, monkeypa
     meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs", "grouped_gbs")}
     doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
     one = 2 * 256**3 / 1e9  # GFLOP per call
-    want = [one / ((1 + 0.02 * k) * 1e-3) for k in range(1, dc.PASSES + 1)]
+    want = [one / ((1 + 0.02 * k) * 1e-3) for k in range(1, cset.PASSES + 1)]
     assert doc["gemm_probe_rounds"] == pytest.approx(want)
     assert doc["gemm_probe_gflops"] == pytest.approx(statistics.median(want))
     assert doc["gemm_probe_warm_s"] == mb.PROBE_WARM_S  # how it was taken, as `run` records its own
-    arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
+    arch = load_arch(tmp_path / "c" / cdir.ARCH_FILE)
     l3 = next(m for m in arch.memory if m.name == "l3")
     assert l3.bandwidth == pytest.approx(meas["copy_bytes"]["l3"] / 2**20 / arch.clock_ghz)
 
@@ -858,11 +810,11 @@ def test_a_calibration_fits_the_passes_of_one_state_and_writes_them_all(tmp_path
     monkeypatch.setattr(mb, "indexed_rates", lambda b, r: [3.0] * r)
     monkeypatch.setattr(mb, "grouped_rates", lambda b, r: [5.0] * r)
     meas = {k: v for k, v in FAKE.items() if k not in ("gemm_n", "gemm_gflops", "copy_gbs", "indexed_gbs", "grouped_gbs")}
-    monkeypatch.setattr(dc, "PASSES", 9)  # one probe round per pass above
+    monkeypatch.setattr(cset, "PASSES", 9)  # one probe round per pass above
     doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
     # Pass 1 ends in the slow state and passes 2-4 run in it: the fit keeps 0, 5, 6, 7, 8.
-    assert doc["passes"] == {"recorded": dc.PASSES, "kept": [0, 5, 6, 7, 8]}
-    traces = load_traces(tmp_path / "c" / dc.TRACES_DIR)
+    assert doc["passes"] == {"recorded": cset.PASSES, "kept": [0, 5, 6, 7, 8]}
+    traces = load_traces(tmp_path / "c" / cdir.TRACES_DIR)
     assert traces.num_rows == 9 * 6  # 6 cases per pass, every pass: the probe power is fitted on them all
     assert all(w["passes"] == 5 for w in doc["pass_spread"]["worst"])  # the parameters on the kept ones
     order = sorted(traces.column("timestamp").to_pylist())
@@ -873,7 +825,7 @@ def test_a_calibration_fits_the_passes_of_one_state_and_writes_them_all(tmp_path
     fast = 2 * 256**3 / 1e-3 / 1e9
     assert doc["gemm_probe_gflops"] == pytest.approx(fast)  # the state fitted, not the median of every round
     assert doc["gemm_probe_rounds"][2] == pytest.approx(fast / 1.3)
-    arch = load_arch(tmp_path / "c" / dc.ARCH_FILE)
+    arch = load_arch(tmp_path / "c" / cdir.ARCH_FILE)
     l3 = next(m for m in arch.memory if m.name == "l3")
     assert l3.bandwidth == pytest.approx(55.0 / arch.clock_ghz, rel=1e-5)  # the fastest kept round's, not round 3's 95
     note = bs.mixed_state_note(doc)
@@ -902,7 +854,7 @@ def test_threaded_calls_count_each_blas_call_on_more_than_one_thread():
 
 def test_too_small_a_budget_writes_nothing(tmp_path):
     ticks = iter(range(1000))  # 1 s per clock reading (start 0, pass 1, cases 2-4): 3 kernel runs, under the 4 a fit needs
-    with pytest.raises(dc.AccelsimError, match=r"--budget-s 5: left time for 3 kernel runs .* raise it"):
+    with pytest.raises(AccelsimError, match=r"--budget-s 5: left time for 3 kernel runs .* raise it"):
         dc.calibrate_device(tmp_path / "c", 5.0, bench=lambda report: FAKE, cases=_cases(),
                             clock=lambda: float(next(ticks)))
     assert not (tmp_path / "c").exists()
@@ -934,35 +886,6 @@ def test_time_call_runs_before_ahead_of_each_timed_call_only():
     assert log == ["call", "call"] + ["before", "call"] * 3
 
 
-def test_cold_case_turns_over_copies_of_its_operands():
-    """A cold GEMM gives the product (float64 reference) on every call, each call on the next copy of its operands
-    (the oldest first, back to the first after the last), and records the bytes the copies span: at least twice
-    ``side``, at least 8 copies."""
-    side = 2**16
-    case = dc.cold_case(24, 40, 16, side=side, seed=3)
-    p = case.prepare()
-    assert p.args == ()
-    per = 4 * (24 * 16 + 16 * 40)
-    count = dc.cold_copies(per, side)
-    assert count == -(-2 * side // per) == 32 and p.fields["params"]["cold_bytes"] == count * per
-    assert dc.cold_copies(per, 1) == 8
-    warm = dense_case(dc.SUITE, 24, 40, 16, "float32", np, 3)
-    a, b = warm.prepare().args
-    assert np.abs(a).min() > 0 and np.abs(b).min() > 0
-    ref = a.astype(np.float64) @ b.astype(np.float64)
-    seen = []
-    real = np.matmul
-    try:
-        np.matmul = lambda x, y, out=None: seen.append((id(x), id(y))) or real(x, y, out=out)
-        results = [p.fn().copy() for _ in range(count + 1)]
-    finally:
-        np.matmul = real
-    for r in results:
-        np.testing.assert_allclose(r, ref, rtol=1e-5, atol=1e-5)
-    assert len(set(seen[:count])) == count and seen[count] == seen[0]  # every copy once, then round again
-    assert case.key != warm.key and "cold_bytes" not in warm.prepare().fields["params"]
-
-
 @pytest.mark.parametrize("last_mib", [8, 30, 60, 200])
 def test_the_same_six_batches_outgrow_the_cache_found(tmp_path, last_mib):
     """The stacked cases beyond the cache are the six beyond a 32 MiB one, whatever last level the probe found (on
@@ -977,22 +900,14 @@ def test_the_same_six_batches_outgrow_the_cache_found(tmp_path, last_mib):
     path = tmp_path / "arch.yaml"
     path.write_text(dc.arch_yaml(report, FAKE))
     arch = load_arch(path)
-    cases = [c for c in dc.calibration_cases(np, last_level=last) if c.key[0] == "gemm" and len(c.key) == 6]
-    assert [c.key[1:4] for c in cases] == [(m, n, k) for _, m, n, k in dc.BATCH_CASES]
+    cases = [c for c in cset.calibration_cases(np, last_level=last) if c.key[0] == "gemm" and len(c.key) == 6]
+    assert [c.key[1:4] for c in cases] == [(m, n, k) for _, m, n, k in cset.BATCH_CASES]
     nbytes = {c.key: 4 * c.key[5] * (c.key[1] * c.key[3] + c.key[3] * c.key[2] + c.key[1] * c.key[2]) for c in cases}
     beyond = [c.key for c in cases if batch_fetch({"backend": "numpy", "dtype": "float32", "kernel": "gemm"}, *c.key[1:4], c.key[5], arch)]
     assert len(beyond) == 6 and all(nbytes[k] > max(last, 32 * 2**20) for k in beyond)
-    for (count, m, n, k), c in zip(dc.BATCH_CASES, cases):
+    for (count, m, n, k), c in zip(cset.BATCH_CASES, cases):
         grown = 4 * count * (m * k + k * n + m * n) > 32 * 2**20 and last_mib > 32
         assert c.key[5] == (-(-count * last_mib // 32) if grown else count)
-
-
-def test_calibration_cases_time_the_cold_gemms_only_when_asked():
-    warm = dc.calibration_cases(np)
-    cold = dc.calibration_cases(np, cold_side=2**22)
-    extra = [c for c in cold if c.key not in {w.key for w in warm}]
-    assert len(cold) == len(warm) + len(dc.COLD_CASES) == len(warm) + len(extra)
-    assert sorted(c.key[2:5] for c in extra) == sorted(dc.COLD_CASES)
 
 
 def _scaled_copy(src, dst, times: float, caches=None):
@@ -1000,7 +915,7 @@ def _scaled_copy(src, dst, times: float, caches=None):
     multiplied by ``times`` (the efficiency and fraction each scale's inverse is written as, divided), and its
     probe's caches replaced by ``caches`` where given."""
     shutil.copytree(src, dst)
-    doc = json.loads((dst / dc.CALIBRATION_FILE).read_text())
+    doc = json.loads((dst / cdir.CALIBRATION_FILE).read_text())
     for p in (doc["global"], *doc["families"].values(), *doc["groups"].values()):
         for key in ("launch_overhead_s", "threaded_call_s", "compute_scale", "memory_scale"):
             if p.get(key) is not None:
@@ -1010,7 +925,7 @@ def _scaled_copy(src, dst, times: float, caches=None):
                 p[key] /= times
     if caches is not None:
         doc["measured"]["caches"] = caches
-    (dst / dc.CALIBRATION_FILE).write_text(json.dumps(doc))
+    (dst / cdir.CALIBRATION_FILE).write_text(json.dumps(doc))
     return dst
 
 
@@ -1048,9 +963,9 @@ def test_calibration_spread_counts_pairs_across_states_apart(cal_dir, tmp_path):
     out, _ = cal_dir
     dirs = [_scaled_copy(out, tmp_path / name, times, [{"level": 3, "size": 2**30, "effective_size": grow * 2**25}])
             for name, times, grow in (("first", 1.0, 1), ("same", 2.0, 1), ("other", 2.0, 2))]
-    other = json.loads((dirs[2] / dc.CALIBRATION_FILE).read_text())
+    other = json.loads((dirs[2] / cdir.CALIBRATION_FILE).read_text())
     other["measured"]["copy_gbs"]["l3"]["max"] *= 1.3
-    (dirs[2] / dc.CALIBRATION_FILE).write_text(json.dumps(other))
+    (dirs[2] / cdir.CALIBRATION_FILE).write_text(json.dumps(other))
     s = spread(dirs)
     assert (s["pairs"], s["same_state_pairs"], s["within"], s["any_within"]) == (3, 1, 0, 1)
     peaks = {p["name"]: p for p in s["peaks"]}
@@ -1076,15 +991,15 @@ def test_cold_fetch_bench_prices_the_fetch_as_the_replay_does(cal_dir):
     from bench.bench_cold_fetch import measure
 
     out, _ = cal_dir
-    arch = load_arch(out / dc.ARCH_FILE)
+    arch = load_arch(out / cdir.ARCH_FILE)
     block = arch.memory[-1].capacity_bytes // arch.compute.units // 2
     side = 4 * 2**20
     r = measure(out, side, passes=1, repeats=1)
-    assert [s["shape"] for s in r["shapes"]] == [f"{m}x{n}x{k}" for m, n, k in dc.COLD_CASES]
+    assert [s["shape"] for s in r["shapes"]] == [f"{m}x{n}x{k}" for m, n, k in cset.COLD_CASES]
     num = den = 0.0
-    for (m, n, k), s in zip(dc.COLD_CASES, r["shapes"]):
+    for (m, n, k), s in zip(cset.COLD_CASES, r["shapes"]):
         per = 4 * (m * k + k * n)
-        assert s["cold_bytes"] == dc.cold_copies(per, side) * per >= 2 * side
+        assert s["cold_bytes"] == cset.cold_copies(per, side) * per >= 2 * side
         i = resident_level(arch, s["cold_bytes"])
         shares = [(arch.memory[i], 1.0)]  # the level holding the copies; a cache inside it holds its share of them
         if i + 2 < len(arch.memory):
@@ -1106,8 +1021,8 @@ def test_refit_of_an_unchanged_calibration_gives_its_fit_again(cal_dir, tmp_path
     fitted parameter, the held-out MAPE and what was measured come back as saved; the creation date is kept and
     the refit dated."""
     out, doc = cal_dir
-    saved = json.loads((out / dc.CALIBRATION_FILE).read_text())
-    new = dc.refit_saved(saved, load_traces(out / dc.TRACES_DIR), load_arch(out / dc.ARCH_FILE))
+    saved = json.loads((out / cdir.CALIBRATION_FILE).read_text())
+    new = dc.refit_saved(saved, load_traces(out / cdir.TRACES_DIR), load_arch(out / cdir.ARCH_FILE))
     for key in ("global", "families", "groups", "held_out_mape_pct", "measured", "split", "configs", "passes",
                 "gemm_probe_gflops", "blas_threads", "blas_core", "device_name", "created"):
         assert new[key] == saved[key], key

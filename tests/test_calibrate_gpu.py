@@ -18,7 +18,7 @@ from accelsim.model.gpu import gpu_archs, record_time
 from accelsim.replay import gpu_calibration as gc
 from accelsim.replay.calibrate import split
 from accelsim.replay.device import fit_device, gpu_items, load_calibration, validate_gpu
-from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR
+from accelsim.replay.calibration_dir import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR
 from accelsim.replay.traces import load as load_traces
 from conftest import assert_exit_2, load_script, run_in_process
 from kernels.backend import device_info

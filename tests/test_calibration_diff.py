@@ -12,6 +12,8 @@ import statistics
 import pytest
 import yaml
 
+from accelsim.replay import calibration_dir as cdir
+from accelsim.replay import calibration_set as cset
 from accelsim.replay import device_calibration as dc
 from accelsim.replay.calibration_diff import DRIFT, compare_dirs
 from accelsim.replay.project import items_from_table, project
@@ -30,9 +32,9 @@ def earlier(tmp_path_factory):
 
 def _edited(earlier, dst, edit):
     shutil.copytree(earlier, dst)
-    doc = json.loads((dst / dc.CALIBRATION_FILE).read_text())
+    doc = json.loads((dst / cdir.CALIBRATION_FILE).read_text())
     edit(doc)
-    (dst / dc.CALIBRATION_FILE).write_text(json.dumps(doc))
+    (dst / cdir.CALIBRATION_FILE).write_text(json.dumps(doc))
     return dst
 
 
@@ -51,24 +53,24 @@ def test_the_cases_own_times_say_how_far_the_box_moved(earlier, tmp_path):
     import pyarrow.parquet as pq
 
     later = _edited(earlier, tmp_path / "later", lambda doc: None)
-    table = load_traces(later / dc.TRACES_DIR)
+    table = load_traces(later / cdir.TRACES_DIR)
     rows = [{**r, "time_median_s": 1.25 * r["time_median_s"]} for r in table.to_pylist()]
-    shutil.rmtree(later / dc.TRACES_DIR)
-    (later / dc.TRACES_DIR).mkdir()
-    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), later / dc.TRACES_DIR / "part-0.parquet")
+    shutil.rmtree(later / cdir.TRACES_DIR)
+    (later / cdir.TRACES_DIR).mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), later / cdir.TRACES_DIR / "part-0.parquet")
     d = compare_dirs(earlier, later)
     assert d["projection"] and all(g["median_change"] == 0.0 for g in d["projection"])
     assert all(g["measured_median_change"] == pytest.approx(0.25) for g in d["projection"])
-    shutil.rmtree(later / dc.TRACES_DIR)
+    shutil.rmtree(later / cdir.TRACES_DIR)
     assert all(g["measured_median_change"] is None for g in compare_dirs(earlier, later)["projection"])
 
 
 def test_changes_are_the_ratios_and_the_projection_follows_them(earlier, tmp_path):
     # The earlier calibration's launch overhead is set to the smallest configuration's compute time, whatever the fit
     # gave on this box (it can fit next to nothing), so that tripling it shows on the small configurations.
-    arch = load_arch(earlier / dc.ARCH_FILE)
-    items = items_from_table(load_traces(earlier / dc.TRACES_DIR), arch)
-    fitted = json.loads((earlier / dc.CALIBRATION_FILE).read_text())["groups"]["gemm float32"]
+    arch = load_arch(earlier / cdir.ARCH_FILE)
+    items = items_from_table(load_traces(earlier / cdir.TRACES_DIR), arch)
+    fitted = json.loads((earlier / cdir.CALIBRATION_FILE).read_text())["groups"]["gemm float32"]
     launch0 = fitted["compute_scale"] * min(project(arch, it.workload, it.working_set).compute_s for it in items)
 
     def set_launch(doc, value):
@@ -76,7 +78,7 @@ def test_changes_are_the_ratios_and_the_projection_follows_them(earlier, tmp_pat
             p["launch_overhead_s"] = value
 
     start = _edited(earlier, tmp_path / "start", lambda doc: set_launch(doc, launch0))
-    base = json.loads((start / dc.CALIBRATION_FILE).read_text())
+    base = json.loads((start / cdir.CALIBRATION_FILE).read_text())
 
     def edit(doc):
         set_launch(doc, 3.0 * launch0)
@@ -113,7 +115,7 @@ def test_changes_are_the_ratios_and_the_projection_follows_them(earlier, tmp_pat
 
 def test_cli_prints_the_comparison(earlier, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(dc, "measure", lambda report: FAKE)
-    monkeypatch.setattr(dc, "calibration_cases", lambda xp, **_: _cases())
+    monkeypatch.setattr(cset, "calibration_cases", lambda xp, **_: _cases())
     out = tmp_path / "now"
     code, stdout, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(earlier),
                                        "--format", "json")
@@ -143,7 +145,7 @@ def test_another_device_exits_2_before_measuring(earlier, tmp_path, capsys, monk
     assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against",
                                  str(tmp_path / "missing")), "--against", "has no calibration.json")
     bare = _edited(earlier, tmp_path / "bare", lambda doc: None)
-    shutil.rmtree(bare / dc.TRACES_DIR)
+    shutil.rmtree(bare / cdir.TRACES_DIR)
     assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(bare)),
                   "--against", "has no traces/")
     assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--backend", "cupy",
@@ -207,7 +209,7 @@ def test_cli_says_when_the_caches_held_another_size(earlier, tmp_path, capsys, m
 
     then = _edited(earlier, tmp_path / "then", lambda doc: doc["measured"].update(caches=caches(30)))
     monkeypatch.setattr(dc, "measure", lambda report: {**FAKE, "caches": caches(60)})
-    monkeypatch.setattr(dc, "calibration_cases", lambda xp, **_: _cases())
+    monkeypatch.setattr(cset, "calibration_cases", lambda xp, **_: _cases())
     code, stdout, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(tmp_path / "now"),
                                        "--against", str(then))
     assert code in (0, None), err
@@ -219,10 +221,10 @@ def test_the_box_own_scatter_and_rank_step_rates_are_compared(earlier, tmp_path)
     fastest of each measured (FAKE's; the arch keeps 6 digits), and a later arch whose L3 rank steps ran 10 % faster
     moves only that rate."""
     later = _edited(earlier, tmp_path / "later", lambda doc: None)
-    arch_doc = yaml.safe_load((later / dc.ARCH_FILE).read_text())
+    arch_doc = yaml.safe_load((later / cdir.ARCH_FILE).read_text())
     (l3,) = [m for m in arch_doc["memory"] if m["name"] == "l3"]
     l3["grouped_bandwidth"] *= 1.1
-    (later / dc.ARCH_FILE).write_text(yaml.safe_dump(arch_doc))
+    (later / cdir.ARCH_FILE).write_text(yaml.safe_dump(arch_doc))
     peaks = {p["name"]: p for p in compare_dirs(earlier, later)["peaks"]}
     assert {k: peaks[k]["a"] for k in peaks if k.split()[0] in ("indexed", "grouped")} == pytest.approx(
         {f"indexed {lvl} GB/s": FAKE["indexed_gbs"][lvl]["max"] for lvl in ("l3", "l2")}

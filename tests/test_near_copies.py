@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import kernels.trace.microbench as mb
 from accelsim.replay import box_state as bs
 from accelsim.replay import cpu_report as cpu
+from accelsim.replay import calibration_dir as cdir
 from accelsim.replay import device_calibration as dc
 from kernels.backend import PAGE_BYTES, page_aligned
 from test_calibrate_device import FAKE, REPORT
@@ -133,7 +134,7 @@ def test_a_calibration_keeps_its_near_copies_and_tunables_through_a_refit(tmp_pa
     meas = {**FAKE, **_near(4.0, 60.0)}
     doc = dc.calibrate_device(tmp_path / "c", 30.0, bench=lambda report: meas, cases=_cases())
     assert doc["measured"]["near_copy_gbs"] == meas["near_copy_gbs"] and doc["glibc_tunables"] == cpu.TUNABLE_FIX
-    again = dc.refit_saved(doc, load_traces(tmp_path / "c" / dc.TRACES_DIR), load_arch(tmp_path / "c" / dc.ARCH_FILE))
+    again = dc.refit_saved(doc, load_traces(tmp_path / "c" / cdir.TRACES_DIR), load_arch(tmp_path / "c" / cdir.ARCH_FILE))
     assert again["measured"]["near_copy_gbs"] == meas["near_copy_gbs"] and again["glibc_tunables"] == cpu.TUNABLE_FIX
 
 

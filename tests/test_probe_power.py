@@ -14,6 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from accelsim.replay import calibration_dir as cdir
 from accelsim.replay import device_calibration as dc
 from accelsim.replay import probe_power as pp
 from accelsim.replay.calibrate import Params
@@ -143,12 +144,12 @@ def test_validate_prices_a_run_in_another_state_by_the_calibrations_power(made, 
     from kernels.trace.microbench import PROBE_WARM_S
 
     out, run = made
-    doc = json.loads((out / dc.CALIBRATION_FILE).read_text())
+    doc = json.loads((out / cdir.CALIBRATION_FILE).read_text())
     reports = {}
     for name, power in (("plain", None), ("powered", {"power": 0.5, "span": 1.3, "passes": 9, "configs": 6})):
         d = tmp_path / name
         shutil.copytree(out, d)
-        (d / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": 160.0,
+        (d / cdir.CALIBRATION_FILE).write_text(json.dumps({**doc, "gemm_probe_gflops": 160.0,
                                                          "gemm_probe_warm_s": PROBE_WARM_S, "probe_power": power}))
         code, stdout, err = run_in_process(capsys, monkeypatch, "validate", "--traces", str(run), "--calibration",
                                            str(d), "--format", "json")
@@ -191,7 +192,7 @@ def test_a_bad_probe_power_is_refused_naming_file_field_and_value(made, tmp_path
     cal, run = made
     out = tmp_path / "cal"
     shutil.copytree(cal, out)
-    doc = json.loads((out / dc.CALIBRATION_FILE).read_text())
-    (out / dc.CALIBRATION_FILE).write_text(json.dumps({**doc, "probe_power": power}))
+    doc = json.loads((out / cdir.CALIBRATION_FILE).read_text())
+    (out / cdir.CALIBRATION_FILE).write_text(json.dumps({**doc, "probe_power": power}))
     assert_exit_2(run_in_process(capsys, monkeypatch, "validate", "--traces", str(run), "--calibration", str(out)),
-                  str(out / dc.CALIBRATION_FILE), needle)
+                  str(out / cdir.CALIBRATION_FILE), needle)

@@ -12,6 +12,8 @@ import statistics
 import numpy as np
 import pytest
 
+from accelsim.replay import calibration_dir as cdir
+from accelsim.replay import calibration_set as cset
 from accelsim.replay import device_calibration as dc
 from accelsim.replay.calibrate import fitted_params
 from accelsim.replay.calibration_diff import compare_dirs
@@ -78,17 +80,17 @@ def saved(tmp_path_factory):
 
 
 def test_a_calibration_states_an_interval_for_each_fitted_parameter(saved):
-    doc = json.loads((saved / dc.CALIBRATION_FILE).read_text())
+    doc = json.loads((saved / cdir.CALIBRATION_FILE).read_text())
     spans = doc["param_intervals"]
     assert set(spans) == set(fitted_params(doc))
     assert all(v["lo"] <= v["hi"] for v in spans.values())
     assert doc["resample"]["rounds"] == 200 and doc["resample"]["percentiles"] == [5.0, 95.0]
-    again = dc.refit_saved(doc, load_traces(saved / dc.TRACES_DIR), load_arch(saved / dc.ARCH_FILE))
+    again = dc.refit_saved(doc, load_traces(saved / cdir.TRACES_DIR), load_arch(saved / cdir.ARCH_FILE))
     assert again["param_intervals"] == spans
 
 
 def test_compare_dirs_says_whether_the_later_value_lies_in_the_earlier_interval(saved, tmp_path):
-    doc = json.loads((saved / dc.CALIBRATION_FILE).read_text())
+    doc = json.loads((saved / cdir.CALIBRATION_FILE).read_text())
     name = "gemm float32.compute_efficiency"
     lo, hi = doc["param_intervals"][name]["lo"], doc["param_intervals"][name]["hi"]
     value = doc["groups"]["gemm float32"]["compute_efficiency"]
@@ -96,10 +98,10 @@ def test_compare_dirs_says_whether_the_later_value_lies_in_the_earlier_interval(
     def later(eff, where):
         dst = tmp_path / where
         shutil.copytree(saved, dst)
-        d = json.loads((dst / dc.CALIBRATION_FILE).read_text())
+        d = json.loads((dst / cdir.CALIBRATION_FILE).read_text())
         d["groups"]["gemm float32"]["compute_efficiency"] = eff
         d["groups"]["gemm float32"]["compute_scale"] = 1 / eff
-        (dst / dc.CALIBRATION_FILE).write_text(json.dumps(d))
+        (dst / cdir.CALIBRATION_FILE).write_text(json.dumps(d))
         return {p["name"]: p for p in compare_dirs(saved, dst)["params"]}[name]
 
     same = later(value, "same")
@@ -114,11 +116,11 @@ def test_calibrate_prints_the_widest_intervals_and_against_says_what_moved_outsi
     from test_calibrate_device import FAKE, _cases
 
     monkeypatch.setattr(dc, "measure", lambda report: FAKE)
-    monkeypatch.setattr(dc, "calibration_cases", lambda xp, **_: _cases())
+    monkeypatch.setattr(cset, "calibration_cases", lambda xp, **_: _cases())
     out = tmp_path / "now"
     code, stdout, err = run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(saved))
     assert code in (0, None), err
-    doc = json.loads((out / dc.CALIBRATION_FILE).read_text())
+    doc = json.loads((out / cdir.CALIBRATION_FILE).read_text())
     widths = sorted(((v["half_width_pct"], k) for k, v in doc["param_intervals"].items()
                      if v["half_width_pct"] is not None), reverse=True)
     text = " ".join(stdout.split())

@@ -40,7 +40,8 @@ def calibrate(
     With --against EARLIER (CPU), it also prints each fitted parameter beside EARLIER's and whether all are within 10 %.
     """
     from accelsim.checks import ensure_writable
-    from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, calibrate_device
+    from accelsim.replay.calibration_dir import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR
+    from accelsim.replay.device_calibration import calibrate_device
     from kernels.errors import InputError
 
     if backend not in ("numpy", "cupy"):
@@ -112,7 +113,8 @@ def calibrate(
 def _check_against(against: Path, backend: str) -> None:
     """Refuse ``--against`` before anything is measured: a GPU run, or a calibration of another CPU or thread count."""
     from accelsim.replay.calibration_diff import check_against
-    from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir, os_report
+    from accelsim.replay.calibration_dir import TRACES_DIR, load_calibration_dir
+    from accelsim.replay.cpu_report import os_report
     from kernels.errors import InputError
 
     if backend != "numpy":

@@ -96,7 +96,7 @@ def run_command(
 def _calibration_here(path: Path, backend: str | None):
     """``(arch, calibration, doc)`` of a calibration directory, refused unless it was made on this device with the
     BLAS thread count this process runs with; checked before the run."""
-    from accelsim.replay.device_calibration import CalibrationDirError, load_calibration_dir
+    from accelsim.replay.calibration_dir import CalibrationDirError, load_calibration_dir
     from kernels.backend import backend_name, device_info, get_xp
     from kernels.trace.microbench import blas_threads
 

@@ -51,7 +51,7 @@ def validate(
     from accelsim.errors import ConfigError
     from accelsim.model.arch import load_arch, parse_overrides
     from accelsim.replay.calibrate import validate as run_validate
-    from accelsim.replay.device_calibration import is_calibration_dir
+    from accelsim.replay.calibration_dir import is_calibration_dir
     from accelsim.replay.network import is_network_run
     from accelsim.replay.traces import load as load_traces
     from kernels.errors import InputError
@@ -110,7 +110,7 @@ def _show_kernels(report: dict, traces, plot, fmt) -> None:
 def _validate_with_dir(traces, cal_dirs, arch, set_, calibrate_on, calibrate_with, save_calibration, plot, fmt):
     """A network run (CPU) or kernel traces (GPU) projected with the arch and parameters `accelsim calibrate`
     wrote to a directory: of several (CPU), the one whose probe rate is nearest the run's."""
-    from accelsim.replay.device_calibration import check_same_device, load_calibration_dir
+    from accelsim.replay.calibration_dir import check_same_device, load_calibration_dir
     from accelsim.replay.gpu_calibration import is_gpu_calibration_dir
     from accelsim.replay.network import is_network_run
     from accelsim.replay.probe_power import priced_choice
@@ -142,7 +142,7 @@ def _validate_with_dir(traces, cal_dirs, arch, set_, calibrate_on, calibrate_wit
 def _validate_with_gpu_dir(traces, cal_dir, plot, fmt) -> None:
     """Kernel traces of the calibrated GPU replayed on its arch with its saved device parameters."""
     from accelsim.replay.device import validate_gpu
-    from accelsim.replay.device_calibration import check_same_device
+    from accelsim.replay.calibration_dir import check_same_device
     from accelsim.replay.gpu_calibration import load_gpu_calibration_dir
     from accelsim.replay.network import is_network_run
     from accelsim.replay.traces import load as load_traces

@@ -101,7 +101,7 @@ def compare_dirs(a, b) -> dict:
     of the projected time of ``a``'s trace configurations when ``b``'s arch and parameters price them (median and
     largest ``|change|``) beside the median change of those configurations' own times, as each calibration measured
     them: where a parameter moved as far as its group's own times did, the box moved, not the fit."""
-    from accelsim.replay.device_calibration import TRACES_DIR, load_calibration_dir
+    from accelsim.replay.calibration_dir import TRACES_DIR, load_calibration_dir
     from accelsim.replay.traces import load
 
     (arch_a, cal_a, doc_a), (arch_b, cal_b, doc_b) = load_calibration_dir(a, "--against"), load_calibration_dir(b)

@@ -1,6 +1,6 @@
 """Calibrate the GPU at hand in one go (``accelsim calibrate --backend cupy``): report, measure, write, record, fit.
 
-The directory holds the CPU path's three files (:mod:`accelsim.replay.device_calibration`), for the GPU unit model:
+The directory holds the CPU path's three files (:mod:`accelsim.replay.calibration_dir`), for the GPU unit model:
 
 - ``arch.yaml``: an arch with a ``gpu:`` section whose SM count, clock, memory, L2 and shared-memory
   sizes are what the driver and NVML report (:func:`kernels.trace.gpu_microbench.driver_report`), whose
@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 from accelsim.errors import AccelsimError
-from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, CalibrationDirError, spread_note
+from accelsim.replay.calibration_dir import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR, CalibrationDirError
+from accelsim.replay.device_calibration import spread_note
 
 __all__ = [
     "FORMAT",

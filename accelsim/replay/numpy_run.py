@@ -88,7 +88,7 @@ calibrations of the 2-vCPU EPYC; with the ``gemm`` scale, 0.86-0.94. GPU records
 
 COLD = "cold_gemm"
 """Family of NumPy GEMMs timed cold (``params.cold_bytes``: the bytes the operand copies it turns over span,
-:func:`~accelsim.replay.device_calibration.cold_case`; records made before, what a copy streamed through the
+:func:`~accelsim.replay.calibration_set.cold_case`; records made before, what a copy streamed through the
 caches before each call), as a layer of ``accelsim run`` finds its operands once the rest of the pass has gone
 through: BLAS's
 compute plus the read of its inputs from where the stream left them (:func:`operand_fetch`,
@@ -101,7 +101,7 @@ stream gave a fraction of 0.16-0.18 where 2 × 60 MiB gave 0.39-0.46 (one thread
 ``bench/bench_cold_fetch.py``), and calibrations with it over-projected the README's loops by 13-32 %. Either way
 the fraction moved 17-68 % between processes run one after another: the L3 kept the operands every call re-read
 against the stream's once-touched lines, as much as the VM's share of it allowed. Turned over copies instead
-(:func:`~accelsim.replay.device_calibration.cold_case`), the operands come back as cold as a run's layers' do,
+(:func:`~accelsim.replay.calibration_set.cold_case`), the operands come back as cold as a run's layers' do,
 and the fraction moved 1.7 % between two processes."""
 
 BLAS_FAMILIES = (RUNTIME, DENSE_TERMS, GATHER, BATCHED, TASD_GATHER, COLD)

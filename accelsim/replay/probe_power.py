@@ -143,7 +143,7 @@ def state_scale(power: dict | None, ratio: float | None) -> float | None:
 
 
 def for_state(cal: dict, doc: dict, state: dict | None) -> tuple[dict, list[str]]:
-    """The calibration ``cal`` (:func:`~accelsim.replay.device_calibration.load_calibration_dir`'s) priced for the
+    """The calibration ``cal`` (:func:`~accelsim.replay.calibration_dir.load_calibration_dir`'s) priced for the
     run's box state (``state``: :func:`~accelsim.replay.box_state.compared_state`) by the power its document
     ``doc`` fitted (``probe_power``, :func:`state_scale`), and a note saying so; ``cal`` as it is, and no note,
     without either or in the calibration's state."""

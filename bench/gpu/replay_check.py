@@ -43,7 +43,7 @@ from accelsim.errors import AccelsimError  # noqa: E402
 from accelsim.model.arch import load_arch  # noqa: E402
 from accelsim.model.gpu import gpu_archs  # noqa: E402
 from accelsim.replay.device import validate_gpu  # noqa: E402
-from accelsim.replay.device_calibration import ARCH_FILE, CALIBRATION_FILE, check_same_device  # noqa: E402
+from accelsim.replay.calibration_dir import ARCH_FILE, CALIBRATION_FILE, check_same_device  # noqa: E402
 from accelsim.replay.gpu_calibration import SUITE, is_gpu_calibration_dir, load_gpu_calibration_dir  # noqa: E402
 from accelsim.replay.project import arch_for  # noqa: E402
 from kernels.trace import read_traces  # noqa: E402
