@@ -10,9 +10,9 @@ A calibration directory (:mod:`accelsim.replay.calibration_dir`) holds three fil
   matmuls (:func:`~accelsim.replay.box_state.gemm_peak`: their fastest run is an extreme a second calibration
   does not meet again); the fit bounds every efficiency by 1 against them; every number carries a comment naming
   its source;
-- ``traces/``: a small spanning set of kernel runs (:mod:`accelsim.replay.calibration_set`: dense GEMM from tiny to 1024³ at float32 and
-  float64, some timed cold as a run's layers find their inputs, N:M SpMM and TASD at the shapes of a small
-  transformer, layers compressing their activation at run time as ``accelsim run`` does), recorded as
+- ``traces/``: a small spanning set of kernel runs (:mod:`accelsim.replay.calibration_set`: dense GEMM from tiny
+  to 1024³ at float32 and float64, some timed cold as a run's layers find their inputs, N:M SpMM and TASD at the
+  shapes of a small transformer, layers compressing their activation at run time as ``accelsim run`` does), recorded as
   ``accelsim kernels run`` records them, each with the BLAS thread count in ``params.blas_threads``; every pass
   timed, of whatever state of the box;
 - ``calibration.json``: the :class:`~accelsim.replay.calibrate.Params` fitted on those configurations
@@ -24,7 +24,8 @@ A calibration directory (:mod:`accelsim.replay.calibration_dir`) holds three fil
   price a run made in another state.
 
 A calibration applies only to traces of the same device name and thread count
-(:func:`~accelsim.replay.calibration_dir.check_same_device`): the fitted efficiencies describe one machine running one BLAS setup.
+(:func:`~accelsim.replay.calibration_dir.check_same_device`): the fitted efficiencies describe one machine running
+one BLAS setup.
 """
 
 from __future__ import annotations
