@@ -35,9 +35,10 @@ def contexts() -> dict:
     import accelsim.replay.device_calibration as dc
     from accelsim.replay import calibration_set as cset
     from accelsim.replay.box_state import pass_buffers
+    from accelsim.replay.cpu_report import os_report
     from kernels.trace import Recorder
 
-    meas = dc.measure(dc.os_report())
+    meas = dc.measure(os_report())
     cases = cset.calibration_cases(np, cold_side=pass_buffers(meas["copy_bytes"])["dram"],
                                    last_level=dc.last_level_bytes(meas["caches"]))
     rec = Recorder(None)

@@ -16,6 +16,7 @@ from accelsim.replay import calibration_dir as cdir
 from accelsim.replay import calibration_set as cset
 from accelsim.replay import device_calibration as dc
 from accelsim.replay.calibration_diff import DRIFT, compare_dirs
+from accelsim.replay.cpu_report import os_report
 from accelsim.replay.project import items_from_table, project
 from accelsim.replay.traces import load as load_traces
 from accelsim.model.arch import load_arch
@@ -138,7 +139,7 @@ def test_another_device_exits_2_before_measuring(earlier, tmp_path, capsys, monk
     other = _edited(earlier, tmp_path / "other", lambda doc: doc.update(device_name="Other CPU 9000"))
     out = tmp_path / "c"
     assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(other)),
-                  "--against", "'Other CPU 9000'", repr(dc.os_report()["device_name"]))
+                  "--against", "'Other CPU 9000'", repr(os_report()["device_name"]))
     threads = _edited(earlier, tmp_path / "threads", lambda doc: doc.update(blas_threads=97))
     assert_exit_2(run_in_process(capsys, monkeypatch, "calibrate", "--out", str(out), "--against", str(threads)),
                   "--against", "97 BLAS threads")

@@ -60,7 +60,6 @@ __all__ = [
     "fit_saved",
     "last_level_bytes",
     "measure",
-    "os_report",
     "refit_saved",
     "spread_note",
 ]
