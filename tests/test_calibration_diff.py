@@ -43,25 +43,32 @@ def test_a_copy_moves_nothing(earlier, tmp_path):
     d = compare_dirs(earlier, _edited(earlier, tmp_path / "same", lambda doc: None))
     assert d["params"] and all(p["change"] in (0.0, None) for p in d["params"])
     assert all(p["change"] == 0.0 for p in d["peaks"]) and d["state"]["same"] in (True, None)
-    assert all(g["median_change"] == 0.0 == g["max_change"] == g["measured_median_change"] for g in d["projection"])
+    assert all(g["median_change"] == 0.0 == g["max_change"] == g["measured_median_change"] == g["measured_max_change"]
+               for g in d["projection"])
     assert d["within"] and sum(g["configs"] for g in d["projection"]) == 6
 
 
 def test_the_cases_own_times_say_how_far_the_box_moved(earlier, tmp_path):
-    """A later calibration whose traces ran every timed call 1.25x slower (parameters as they were): each group's
-    own measured time moved +25 %, its projection not at all. Without traces, no measured change is claimed."""
+    """A later calibration whose traces ran every timed call 1.25x slower but one case's 0.6x (parameters as they
+    were): each group's own measured time moved +25 % in median, the group of that case -40 % at its furthest, and
+    no projection moved. Without traces, no measured change is claimed."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     later = _edited(earlier, tmp_path / "later", lambda doc: None)
     table = load_traces(later / cdir.TRACES_DIR)
-    rows = [{**r, "time_median_s": 1.25 * r["time_median_s"]} for r in table.to_pylist()]
+    first = table.to_pylist()[0]
+    one = {k: first[k] for k in ("kernel", "m", "n", "k", "dtype")}
+    rows = [{**r, "time_median_s": (0.6 if all(r[k] == v for k, v in one.items()) else 1.25) * r["time_median_s"]}
+            for r in table.to_pylist()]
     shutil.rmtree(later / cdir.TRACES_DIR)
     (later / cdir.TRACES_DIR).mkdir()
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), later / cdir.TRACES_DIR / "part-0.parquet")
     d = compare_dirs(earlier, later)
     assert d["projection"] and all(g["median_change"] == 0.0 for g in d["projection"])
     assert all(g["measured_median_change"] == pytest.approx(0.25) for g in d["projection"])
+    furthest = sorted(g["measured_max_change"] for g in d["projection"])
+    assert furthest[0] == pytest.approx(-0.4) and furthest[1:] == pytest.approx([0.25] * (len(furthest) - 1))
     shutil.rmtree(later / cdir.TRACES_DIR)
     assert all(g["measured_median_change"] is None for g in compare_dirs(earlier, later)["projection"])
 
@@ -128,7 +135,7 @@ def test_cli_prints_the_comparison(earlier, tmp_path, capsys, monkeypatch):
                                        "--against", str(earlier))
     assert code in (0, None), err
     assert f"against {earlier}" in stdout.replace("\n", "") and "of the earlier one; the furthest:" in stdout
-    assert "median change per group (the box's own move): gemm float32" in " ".join(stdout.split())
+    assert "median (furthest) change per group (the box's own move): gemm float32" in " ".join(stdout.split())
 
 
 def test_another_device_exits_2_before_measuring(earlier, tmp_path, capsys, monkeypatch):

@@ -155,8 +155,9 @@ def _print_diff(diff: dict) -> None:
                                for g in diff["projection"]))
     own = [g for g in diff["projection"] if g.get("measured_median_change") is not None]
     if own:
-        caption.append("their own times as each calibration measured them, median change per group (the box's own "
-                       "move): " + ", ".join(f"{g['group']} {g['measured_median_change']:+.1%}" for g in own))
+        caption.append("their own times as each calibration measured them, median (furthest) change per group (the "
+                       "box's own move): " + ", ".join(f"{g['group']} {g['measured_median_change']:+.1%} "
+                                                      f"({g['measured_max_change']:+.1%})" for g in own))
     if worst is not None:
         caption.append(("every fitted parameter within" if diff["within"] else "not every fitted parameter within")
                        + f" {DRIFT:.0%} of the earlier one; the furthest: {worst['name']} {worst['change']:+.1%}")

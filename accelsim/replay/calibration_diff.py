@@ -99,8 +99,9 @@ def compare_dirs(a, b) -> dict:
     :func:`~accelsim.replay.box_state.probe_warm_s`; a parameter's also with the median and largest share of ``a``'s
     projected time it prices, ``a``'s interval for it and whether ``b``'s value lies in it), and per group the change
     of the projected time of ``a``'s trace configurations when ``b``'s arch and parameters price them (median and
-    largest ``|change|``) beside the median change of those configurations' own times, as each calibration measured
-    them: where a parameter moved as far as its group's own times did, the box moved, not the fit."""
+    largest ``|change|``) beside the median and largest change of those configurations' own times, as each
+    calibration measured them: where a parameter moved as far as its group's own times did, the box moved, not the
+    fit."""
     from accelsim.replay.calibration_dir import TRACES_DIR, load_calibration_dir
     from accelsim.replay.traces import load
 
@@ -126,7 +127,8 @@ def compare_dirs(a, b) -> dict:
             own.setdefault(group, []).append(mb[key] / ma[key] - 1.0)
     projection = [{"group": g, "configs": len(v), "median_change": statistics.median(v),
                    "max_change": max(v, key=abs),
-                   "measured_median_change": statistics.median(own[g]) if own.get(g) else None}
+                   "measured_median_change": statistics.median(own[g]) if own.get(g) else None,
+                   "measured_max_change": max(own[g], key=abs) if own.get(g) else None}
                   for g, v in sorted(by_group.items())]
     probe_a, probe_b = doc_a.get("gemm_probe_gflops"), doc_b.get("gemm_probe_gflops")
     moved = [p for p in params if p["change"] is not None]
