@@ -10,10 +10,11 @@ made on a steady box (:func:`accelsim.replay.box_state.unsteady_note`); the shar
 first's (the box moved between them beyond its passes' own spread); per group the largest median change of the
 projected time, and of its cases' own times as each calibration measured them (the box's own move), and how far its
 furthest case's own time moved; per rate the box itself was measured at (MAC rates, copies, scatters, rank steps)
-the largest change (where those moved as far as a parameter, the box moved, not the fit). Pairs in two states are counted apart, and also over every pair (what a user
-who cannot choose the box's state sees). With ``--project RUN ...`` (trace directories of ``accelsim run``), each
-run is projected with every calibration: per run and plan, the largest change of the projected whole-run time and of
-the projected gain between two calibrations, over one-state pairs and over all pairs (what a user sees move).
+the largest change (where those moved as far as a parameter, the box moved, not the fit). Pairs in two states are
+counted apart, and also over every pair (what a user who cannot choose the box's state sees). With ``--project RUN
+...`` (trace directories of ``accelsim run``), each run is projected with every calibration: per run and plan, the
+largest change of the projected whole-run time and of the projected gain between two calibrations, over one-state
+pairs and over all pairs (what a user sees move).
 Run: ``python bench/bench_calibration_spread.py --runs 8 --threads 2 --work /tmp/spread [--project RUN ...] [--json F]``.
 """
 
