@@ -176,7 +176,7 @@ def main(argv=None) -> dict:
           "of its furthest case's own time |\n|---|---|---|---|")
     for g in s["groups"]:
         print(f"| {g['group']} | {_pct(g['worst_median_change'])} | {_pct(g['worst_measured_change'])} | "
-              f"{_pct(g.get('worst_case_change'))} |")
+              f"{_pct(g['worst_case_change'])} |")
     if s["projections"]:
         print("\n| run | plan | projected whole run s, per calibration | worst change, one state / any | "
               "worst gain change, one state / any |\n|---|---|---|---|---|")
