@@ -57,10 +57,35 @@ def by_kernel(rows, kernel, **match):
 
 
 def test_gemm_maps_to_dense_gemm(rows):
-    family, w, launches = record_workload(by_kernel(rows, "gemm"), CPU)
+    family, (w, pack), launches = record_workload(by_kernel(rows, "gemm"), CPU)
     assert (family, launches) == ("gemm", 1)
     assert isinstance(w, Gemm) and (w.m, w.n, w.k, w.dtype) == (8, 16, 32, "fp32")
     assert w.weight_sparsity.kind == "dense"
+    # BLAS packs A (8 x 32) and B (32 x 16) and reads and writes C (8 x 16): fp32, read once and written once
+    values = 8 * 32 + 32 * 16 + 8 * 16
+    assert (pack.bytes_read, pack.bytes_written, pack.launches) == (4 * values, 4 * values, 0)
+
+
+def test_a_gemm_of_another_backend_has_no_pack_pass(rows):
+    """The pack pass is what NumPy's BLAS does around its multiply; a GPU record stays the GEMM alone."""
+    family, w, launches = record_workload({**by_kernel(rows, "gemm"), "backend": "cupy"}, CPU)
+    assert (family, launches) == ("gemm", 1) and isinstance(w, Gemm)
+
+
+def test_the_pack_pass_is_priced_at_the_innermost_resident_level_on_top_of_the_multiply(rows):
+    """Projected alone the pass takes its bytes over the read and write bandwidths of the innermost level that holds
+    data across calls (cpu_numpy's L3: its L2, the innermost, is per-call scratch); the record's projection is the
+    GEMM's plus that."""
+    row = {**by_kernel(rows, "gemm"), "m": 96, "n": 80, "k": 72}
+    _, (w, pack), _ = record_workload(row, CPU)
+    l3 = next(lvl for lvl in CPU.memory if lvl.name == "l3")
+    values = 96 * 72 + 72 * 80 + 96 * 80
+    expect = (4 * values / l3.bandwidth + 4 * values / (l3.write_bandwidth or l3.bandwidth)) / (CPU.clock_ghz * 1e9)
+    assert project(CPU, pack).memory_s == pytest.approx(expect, rel=1e-12)
+    both = project(CPU, [w, pack])
+    alone = project(CPU, w)
+    assert both.compute_s == pytest.approx(alone.compute_s, rel=1e-12)
+    assert both.memory_s == pytest.approx(alone.memory_s + expect, rel=1e-12)
 
 
 def without_cpu_path(row: dict) -> dict:

@@ -151,13 +151,15 @@ def test_runtime_tasd_row_is_its_compression_then_a_dense_gemm_per_term():
     assert params["runtime_compress"] and params["compress_layout"] == "element" and params["cpu_path"] == "decompress_blas"
     family, parts, launches = record_workload(row, CPU)
     assert family == RUNTIME
-    assert [type(p) for p in parts] == [Streaming, Streaming, Gemm, Streaming, Gemm]
+    assert [type(p) for p in parts] == [Streaming, Streaming, Gemm, Streaming, Streaming, Gemm, Streaming]
     comp = parts[0]
     ref = total([(8 * 16 * F, 128), (128, 0)] + compress_ops(8, 16, 2, 4) + residual_ops(8, 16, 2, 4)
                 + compress_ops(8, 16, 1, 4))
     assert (comp.bytes_read, comp.bytes_written, comp.launches, comp.bytes_indexed, comp.bytes_grouped) == ref
-    for g in (parts[2], parts[4]):  # dense: the NumPy path multiplies the decompressed term whole
+    for g in (parts[2], parts[5]):  # dense: the NumPy path multiplies the decompressed term whole
         assert (g.m, g.n, g.k) == (8, 12, 16) and g.weight_sparsity.kind == "dense"
+    for pack in (parts[3], parts[6]):  # BLAS packs the decompressed 8 x 16 term and the 16 x 12 B, writes 8 x 12
+        assert (pack.bytes_read, pack.bytes_written, pack.launches) == (F * (8 * 16 + 16 * 12 + 8 * 12),) * 2 + (0,)
     assert launches == 2 + sum(p.launches for p in parts if isinstance(p, Streaming))
 
 
@@ -167,7 +169,7 @@ def test_decompress_blas_row_is_dense_terms():
     row = plan_row(LayerPlan("l", kernel="nm", operand="weight", pattern="2:4"), 8, 12, 16, seed=4)
     assert json.loads(row["params"])["cpu_path"] == "decompress_blas"
     family, parts, launches = record_workload(row, CPU)
-    assert family == DENSE_TERMS and [type(p) for p in parts] == [Streaming, Gemm]
+    assert family == DENSE_TERMS and [type(p) for p in parts] == [Streaming, Gemm, Streaming]
     sc = parts[0]
     assert (sc.bytes_read, sc.bytes_written, sc.launches, sc.bytes_indexed, sc.bytes_grouped) == scatter_traffic(
         12, 16, 8, 2, 4, F)
@@ -216,7 +218,7 @@ def test_tasd_gather_row_is_each_terms_gathers_then_one_add():
 
 def test_runtime_nm_row_compresses_once():
     family, parts, _ = record_workload(runtime_row("nm", "2:4"), CPU)
-    assert family == RUNTIME and [type(p) for p in parts] == [Streaming, Streaming, Gemm]
+    assert family == RUNTIME and [type(p) for p in parts] == [Streaming, Streaming, Gemm, Streaming]
     p = parts[0]
     assert (p.bytes_read, p.bytes_written, p.launches, p.bytes_indexed, p.bytes_grouped) == total(compress_ops(8, 16, 2, 4))
 
@@ -331,11 +333,11 @@ def test_small_batched_gemm_runs_on_one_thread():
     """Attention's 768 products of 8x32 by 32x8: NumPy multiplies them one by one, each far below OpenBLAS's
     threading threshold, so the replay runs them on one of the arch's two units; a big GEMM keeps both;
     a record without its BLAS thread count (older traces) is replayed as before."""
-    _, w, _ = record_workload(gemm_row(8, 8, 32, batch=768), CPU)
+    _, (w, _), _ = record_workload(gemm_row(8, 8, 32, batch=768), CPU)
     assert isinstance(w, OnThreads) and w.threads == 1 and (w.workload.m, w.workload.count) == (8, 768)
-    _, w, _ = record_workload(gemm_row(512, 384, 384), CPU)
+    _, (w, _), _ = record_workload(gemm_row(512, 384, 384), CPU)
     assert isinstance(w, Gemm)
-    _, w, _ = record_workload(gemm_row(8, 8, 32, batch=768, blas_threads=None), CPU)
+    _, (w, _), _ = record_workload(gemm_row(8, 8, 32, batch=768, blas_threads=None), CPU)
     assert isinstance(w, Gemm)
 
 
@@ -346,17 +348,18 @@ def test_batch_beyond_the_last_cache_adds_its_dram_fetch():
     overlaps its loads: both as before."""
     row = gemm_row(128, 128, 32, batch=768)
     family, parts, launches = record_workload(row, CPU)
-    assert family == BATCHED and launches == 768 and [type(p) for p in parts] == [Gemm, Streaming]  # a BLAS call a matrix
+    # a BLAS call a matrix; the GEMMs, their fetch, their pack passes
+    assert family == BATCHED and launches == 768 and [type(p) for p in parts] == [Gemm, Streaming, Streaming]
     fetch = parts[1]
     assert (fetch.bytes_read, fetch.bytes_written, fetch.bytes_indexed) == (F * 768 * 2 * 128 * 32, F * 768 * 128 * 128, 0)
     ws = row["bytes_min"]
-    alone = project(CPU, parts[0], ws)
+    alone = project(CPU, [parts[0], parts[2]], ws)  # the GEMMs and their pack passes
     both = project(CPU, parts, ws)
     assert both.compute_s == alone.compute_s
     moved, held = F * 768 * (2 * 128 * 32 + 128 * 128), 2**25 / ws
     assert ws == moved
     assert both.memory_s - alone.memory_s == pytest.approx(moved * per_byte(held), rel=1e-12)
-    family, w, _ = record_workload(gemm_row(128, 128, 32, batch=48), CPU)
+    family, (w, _), _ = record_workload(gemm_row(128, 128, 32, batch=48), CPU)
     assert family == "gemm" and isinstance(w, Gemm) and w.count == 48
     family, w, _ = record_workload({**row, "backend": "cupy"}, CPU)
     assert family == "gemm" and isinstance(w, Gemm) and w.count == 768
@@ -425,15 +428,16 @@ def test_a_gemm_timed_cold_adds_the_read_of_its_operands():
     32 MiB L3) at the L3's 16.2 B/cycle and the rest at DRAM's 8.76; after 1 MiB, all from the L3 (the replay
     never leaves operands in the innermost level)."""
     row = gemm_row(64, 48, 32)
-    warm_family, gemm, _ = record_workload(row, CPU)
+    warm_family, (gemm, pack), _ = record_workload(row, CPU)
     read = 4 * (64 * 32 + 32 * 48)
     for streamed, held in ((10**9, 2**25 / 10**9), (2**20, 1.0)):
         cold = {**row, "params": json.dumps({**json.loads(row["params"]), "cold_bytes": streamed})}
         family, w, launches = record_workload(cold, CPU)
         assert (warm_family, family, launches) == ("gemm", COLD, 1)
-        assert w[0] == gemm and (w[1].bytes_read, w[1].bytes_written, w[1].working_set) == (read, 0, streamed)
+        assert w[0] == gemm and w[2] == pack
+        assert (w[1].bytes_read, w[1].bytes_written, w[1].working_set) == (read, 0, streamed)
         ws = 4 * (64 * 32 + 32 * 48 + 64 * 48)
-        extra = project(CPU, w, ws).memory_s - project(CPU, gemm, ws).memory_s
+        extra = project(CPU, w, ws).memory_s - project(CPU, [gemm, pack], ws).memory_s
         assert extra == pytest.approx(read * per_byte(held), rel=1e-12)
     bad = {**row, "params": json.dumps({"cold_bytes": -5})}
     with pytest.raises(ReplayError, match="cold_bytes"):

@@ -5,7 +5,9 @@ per-call medians as :mod:`accelsim.replay.traces` does; a calibration's passes b
 one workload:
 
 - ``gemm`` → :class:`~accelsim.model.workload.Gemm` (M, N, K as recorded; ``params["batch"]`` copies
-  as one batched GEMM; on NumPy a batch that outgrows the caches adds its DRAM fetch, family :data:`BATCHED`);
+  as one batched GEMM); on NumPy with BLAS's passes over its operands
+  (:func:`~accelsim.replay.numpy_run.pack_pass`), and a batch that outgrows the caches adds its DRAM fetch, family
+  :data:`BATCHED`;
 - ``nm_spmm`` / ``cusparselt_2_4`` → a Gemm whose *weight* carries the N:M pattern. The kernel's
   sparse operand A (m × k) is compressed along k, so the trace's C = A·B is replayed as
   Cᵀ = Bᵀ·Aᵀ: M = trace n, N = trace m, K = trace k, the sparse A as the weight;
@@ -53,7 +55,7 @@ from accelsim.replay.labels import row_label
 from accelsim.replay.numpy_run import (
     BATCHED, BLAS_FAMILIES, COLD, DENSE_TERMS, GATHER, OPENBLAS_THREAD_MNK, RUNTIME, TASD_GATHER, OnThreads, as_run,
     batch_fetch, blas_threads_used, gather_plans, input_bytes, kron_as_run, on_threads, operand_fetch,
-    threaded_calls,
+    pack_pass, threaded_calls,
 )
 from accelsim.replay.records import (ReplayError, Streaming, arch_dtype, json_field, need, positive_ints, resident_level,
                                      streaming_levels)
@@ -257,14 +259,16 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
     m, n, k = (int(need(row, c)) for c in ("m", "n", "k"))
     if family == "gemm":
         count = positive_ints(row, "params", [params.get("batch", 1)], "'batch'")[0]
-        gemm = on_threads(Gemm(kernel, m, n, k, dtype, count=count), row, params, arch)
-        numpy = row.get("backend") == "numpy"
-        calls = count if numpy else 1  # NumPy calls BLAS once per matrix of a batch
-        if params.get("cold_bytes") is not None and numpy:
+        dense = Gemm(kernel, m, n, k, dtype, count=count)
+        gemm = on_threads(dense, row, params, arch)
+        if row.get("backend") != "numpy":
+            return family, gemm, 1
+        pack = pack_pass(dense, np.dtype(row["dtype"]).itemsize)
+        if params.get("cold_bytes") is not None:
             cold = positive_ints(row, "params", [params["cold_bytes"]], "'cold_bytes'")[0]
-            return COLD, [gemm, operand_fetch(kernel, input_bytes(row, arch), cold)], calls
-        fetch = batch_fetch(row, m, n, k, count, arch)
-        return (BATCHED, [gemm, fetch], calls) if fetch else (family, gemm, calls)
+            return COLD, [gemm, operand_fetch(kernel, input_bytes(row, arch), cold), pack], count
+        fetch = batch_fetch(row, m, n, k, count, arch)  # NumPy calls BLAS once per matrix of a batch
+        return (BATCHED, [gemm, fetch, pack], count) if fetch else (family, [gemm, pack], count)
     if family in ("nm_spmm", "tasd"):
         if family == "nm_spmm":
             workload, launches = Gemm(kernel, n, m, k, dtype, weight_sparsity=Sparsity.parse(need(row, "pattern"))), 1
@@ -359,6 +363,10 @@ def executed(arch: ArchConfig, item: Item) -> str:
     w = item.workload.workload if isinstance(item.workload, OnThreads) else item.workload
     if item.family == BATCHED:
         return "dense, batch fetched from DRAM"
+    if item.family == COLD:
+        return "dense, operands read cold"
+    if item.family == "gemm":
+        return "dense"
     if isinstance(w, list) and any(isinstance(p, Streaming) for p in w):
         path = json_field(item.row, "params").get("cpu_path")
         how = "dense GEMM per term" if path == "decompress_blas" else "sparse"
