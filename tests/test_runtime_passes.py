@@ -26,7 +26,8 @@ from accelsim.model.workload import Gemm
 from accelsim.replay.calibrate import fit_groups
 from accelsim.replay.numpy_passes import compress_traffic, decompose_traffic, scatter_traffic
 from accelsim.replay.project import (
-    BATCHED, COLD, DENSE_TERMS, GATHER, RUNTIME, OnThreads, Projection, ReplayError, Streaming, blas_threads_used, project, record_workload, resident_level,
+    BATCHED, COLD, DENSE_TERMS, GATHER, RUNTIME, OnThreads, Projection, ReplayError, Streaming, blas_threads_used, executed, project,
+    record_workload, resident_level,
 )
 from kernels.trace import Recorder, time_call
 
@@ -420,6 +421,16 @@ def test_a_pass_gemm_beyond_the_caches_adds_its_fetch():
         cold, _ = predict(big, footprint)
         assert cold - warm == pytest.approx(2.5 * F * (m * k + k * n) * per_byte(2**25 / footprint), rel=1e-9)
     assert predict(batched, 10**9)[0] == predict(batched, 0)[0]
+
+
+def test_the_report_calls_plain_and_cold_numpy_gemms_dense():
+    """Their pack pass (and a cold one's fetch) make them lists of parts, as a sparse layer run as passes is; the
+    validate report still says what the arch ran: a dense GEMM, and for the cold one where its operands came from."""
+    row = gemm_row(64, 48, 32)
+    cold = {**row, "params": json.dumps({**json.loads(row["params"]), "cold_bytes": 10**9})}
+    for r, want in ((row, "dense"), (cold, "dense, operands read cold")):
+        family, w, _ = record_workload(r, CPU)
+        assert executed(CPU, types.SimpleNamespace(family=family, workload=w, row=r)) == want
 
 
 def test_a_gemm_timed_cold_adds_the_read_of_its_operands():
