@@ -84,7 +84,8 @@ def measure(calibration: Path, side: int, passes: int, repeats: int, stream: str
         spanned = cold_cases[(m, n, k)].fields["params"].get("cold_bytes", 2 * side)
         row = {"kernel": "gemm", "backend": "numpy", "m": m, "n": n, "k": k, "dtype": "float32",
                "bytes_min": fields["bytes_min"], "params": json.dumps({**fields["params"], "cold_bytes": spanned})}
-        family, (_, read, _), _ = record_workload(row, arch)  # the calibration's own cold record, as the replay prices it
+        # the calibration's own cold record, as the replay prices it: the GEMM, the read of its inputs, its pack pass
+        family, (_, read, _), _ = record_workload(row, arch)
         assert family == COLD
         fetch = project(arch, read).memory_s
         w, c = statistics.median(warm), statistics.median(cold)

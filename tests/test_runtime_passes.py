@@ -26,8 +26,8 @@ from accelsim.model.workload import Gemm
 from accelsim.replay.calibrate import fit_groups
 from accelsim.replay.numpy_passes import compress_traffic, decompose_traffic, scatter_traffic
 from accelsim.replay.project import (
-    BATCHED, COLD, DENSE_TERMS, GATHER, RUNTIME, OnThreads, Projection, ReplayError, Streaming, blas_threads_used, executed, project,
-    record_workload, resident_level,
+    BATCHED, COLD, DENSE_TERMS, GATHER, RUNTIME, OnThreads, Projection, ReplayError, Streaming, blas_threads_used,
+    executed, project, record_workload, resident_level,
 )
 from kernels.trace import Recorder, time_call
 

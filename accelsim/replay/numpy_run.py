@@ -227,9 +227,8 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
       another fraction of the copy bandwidth than BLAS does);
     - ``params.cpu_path == "decompress_blas"`` (the NumPy path for the element layout): per term the scatter to a
       dense buffer and one *dense* ``m × n × k`` GEMM with its :func:`pack_pass`, plus ``out +=`` for each later
-      term, instead of the
-      arch's sparse GEMM, which the NumPy path does not run; without run-time compression such records form
-      the family :data:`DENSE_TERMS`: their GEMMs are BLAS's, not the gather path's small ones;
+      term, instead of the arch's sparse GEMM, which the NumPy path does not run; without run-time compression such
+      records form the family :data:`DENSE_TERMS`: their GEMMs are BLAS's, not the gather path's small ones;
     - ``params.gather`` (one N:M term on NumPy's ``gather_gemm`` path, :func:`kernels.nm.cpu.gather_plan`), or
       ``params.gathers`` (one per TASD term): the copies and row gathers of B, then one ``32 × width × depth`` GEMM
       per vector and panel on the threads the call had, and after the first TASD term an ``out +=`` (family
