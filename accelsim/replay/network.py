@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from accelsim.model.arch import ArchConfig
 from accelsim.replay.calibrate import Params, fit_groups
 from accelsim.replay.noise import few_repeats_warning, gain_range
+from accelsim.replay.numpy_run import GATHER
 from accelsim.replay.project import (
     COLD, ReplayError, check_device, input_bytes, items_from_table, operand_fetch, project, replay_table,
     resident_level,
@@ -71,12 +72,12 @@ def cold_fetch(arch: ArchConfig, item, footprint: int):
     its operands before it computes, so the fetch adds to the warm time. On the 2-vCPU EPYC a call after
     a 96 MB stream took 23–242 µs longer (0.6–11 MB of operands, 27–72 GB/s; from 12 × 128 × 64 × 128 to
     128 × 3072 × 768), against ~42 GB/s for a DRAM copy. GPU kernels overlap their loads: they are left warm.
-    :func:`simulator_predictor` prices every layer's fetch at the fraction fitted on the calibration's cold GEMMs
-    (family :data:`~accelsim.replay.project.COLD`), a gather-path layer's too: the fetch is the same read of
-    evicted operands, and its gathers run after it, from cache. On the 2-vCPU EPYC two 1:8 BERT FFN layers took
-    0.19-0.30 ms longer after a 96 MB stream, for 3.1-3.5 MB: a third of the copy rate, near what cold GEMMs get (a
-    fraction of 0.27-0.35 at one thread on the 2-vCPU Xeon VM). Priced at the gather family's own fraction (0.68
-    there), BERT's 1:8 FFN layers came out 10-25 % fast in the loop.
+    :func:`simulator_predictor` prices a layer's fetch at the fraction fitted on the calibration's cold GEMMs
+    (family :data:`~accelsim.replay.project.COLD`), and a gather-path layer's at its own family's
+    (:data:`~accelsim.replay.numpy_run.GATHER`), fitted on the same shapes timed warm: the run slows those layers by
+    more than their read of evicted operands. With the cold GEMMs' fraction, the plan's 1:8 vector FFN layers of
+    ``bert_base`` came out 5-21 % fast in four one-thread loops on the 2-vCPU EPYC while the dense FFNs, the same
+    shapes, came out -2..+8 %, and the one-thread gain 10-13 % over.
 
     A pass's dense GEMM whose own working set outgrows the caches fetches too (its warm projection streams from
     DRAM behind its tiles): BLAS packs B whole before it multiplies, as in the cold GEMMs the fraction is fitted on.
@@ -93,12 +94,16 @@ def cold_fetch(arch: ArchConfig, item, footprint: int):
 
 
 def fetch_scale(calibration: dict | None, item) -> float:
-    """What a NumPy layer's :func:`cold_fetch` is multiplied by: the memory scale of the calibration's cold GEMMs of
-    its dtype (family :data:`COLD`); 1 (the copy rate) where the calibration has none."""
+    """What a NumPy layer's :func:`cold_fetch` is multiplied by: for a gather-path layer (family
+    :data:`~accelsim.replay.numpy_run.GATHER`) the memory scale it is priced with, else the memory scale of the
+    calibration's cold GEMMs of its dtype (family :data:`COLD`); 1 (the copy rate) where the calibration has
+    neither."""
     if calibration is None:
         return 1.0
-    group = f"{COLD} {item.row.get('dtype', '')}".strip()
-    own = calibration["groups"].get(group) or calibration["families"].get(COLD)
+    own = params_for(calibration, item) if item.family == GATHER else None
+    if own is None or own.memory_scale is None:
+        group = f"{COLD} {item.row.get('dtype', '')}".strip()
+        own = calibration["groups"].get(group) or calibration["families"].get(COLD)
     return (own.memory_scale if own is not None else None) or 1.0
 
 
