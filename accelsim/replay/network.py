@@ -74,10 +74,11 @@ def cold_fetch(arch: ArchConfig, item, footprint: int):
     128 × 3072 × 768), against ~42 GB/s for a DRAM copy. GPU kernels overlap their loads: they are left warm.
     :func:`simulator_predictor` prices a layer's fetch at the fraction fitted on the calibration's cold GEMMs
     (family :data:`~accelsim.replay.project.COLD`), and a gather-path layer's at its own family's
-    (:data:`~accelsim.replay.numpy_run.GATHER`), fitted on the same shapes timed warm: the run slows those layers by
-    more than their read of evicted operands. With the cold GEMMs' fraction, the plan's 1:8 vector FFN layers of
-    ``bert_base`` came out 5-21 % fast in four one-thread loops on the 2-vCPU EPYC while the dense FFNs, the same
-    shapes, came out -2..+8 %, and the one-thread gain 10-13 % over.
+    (:data:`~accelsim.replay.numpy_run.GATHER`, fitted on the same shapes timed warm), which is lower on both boxes
+    measured (0.14-0.25 on the 2-vCPU EPYC and 0.40-0.45 on the 2-vCPU Xeon VM at one thread, the cold GEMMs'
+    0.58-0.69 there). At the cold GEMMs' fraction the plan's 1:8 vector FFN layers of ``bert_base`` came out 5-21 %
+    fast in four one-thread loops on the EPYC, and 11-19 % at two threads on the Xeon VM, while the dense FFNs, the
+    same shapes, came within -2..+8 %; at their own, 6-10 % fast on the Xeon VM (BENCHMARKS.md "Thirtieth slice").
 
     A pass's dense GEMM whose own working set outgrows the caches fetches too (its warm projection streams from
     DRAM behind its tiles): BLAS packs B whole before it multiplies, as in the cold GEMMs the fraction is fitted on.
@@ -95,12 +96,14 @@ def cold_fetch(arch: ArchConfig, item, footprint: int):
 
 def fetch_scale(calibration: dict | None, item) -> float:
     """What a NumPy layer's :func:`cold_fetch` is multiplied by: for a gather-path layer (family
-    :data:`~accelsim.replay.numpy_run.GATHER`) the memory scale it is priced with, else the memory scale of the
-    calibration's cold GEMMs of its dtype (family :data:`COLD`); 1 (the copy rate) where the calibration has
-    neither."""
+    :data:`~accelsim.replay.numpy_run.GATHER`) the memory scale its group (else its family) fitted, else, or where
+    that is undetermined, the memory scale of the calibration's cold GEMMs of its dtype (family :data:`COLD`); 1 (the
+    copy rate) where the calibration has neither."""
     if calibration is None:
         return 1.0
-    own = params_for(calibration, item) if item.family == GATHER else None
+    own = None
+    if item.family == GATHER:
+        own = calibration["groups"].get(item.group) or calibration["families"].get(GATHER)
     if own is None or own.memory_scale is None:
         group = f"{COLD} {item.row.get('dtype', '')}".strip()
         own = calibration["groups"].get(group) or calibration["families"].get(COLD)
