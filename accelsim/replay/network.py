@@ -21,10 +21,9 @@ import pyarrow.compute as pc
 from accelsim.model.arch import ArchConfig
 from accelsim.replay.calibrate import Params, fit_groups
 from accelsim.replay.noise import few_repeats_warning, gain_range
-from accelsim.replay.numpy_run import GATHER
 from accelsim.replay.project import (
-    COLD, ReplayError, check_device, input_bytes, items_from_table, operand_fetch, project, replay_table,
-    resident_level,
+    COLD, GATHER, ReplayError, check_device, group_name, input_bytes, items_from_table, operand_fetch, project,
+    replay_table, resident_level,
 )
 
 __all__ = ["DENSE", "calibration_from", "cold_fetch", "compare_run", "is_network_run", "params_for", "plot_run",
@@ -51,7 +50,12 @@ def params_for(cal: dict | None, item) -> Params:
     else the global fit; uncalibrated without one."""
     if cal is None:
         return Params()
-    return cal["groups"].get(item.group) or cal["families"].get(item.family) or cal["global"]
+    return _fitted(cal, item.family, item.row.get("dtype", "")) or cal["global"]
+
+
+def _fitted(cal: dict, family: str, dtype: str) -> Params | None:
+    """A calibration's own fit for ``family`` at ``dtype``: its group's, else its family's; None where it has neither."""
+    return cal["groups"].get(group_name(family, dtype)) or cal["families"].get(family)
 
 
 def _ratio(a, b):
@@ -101,12 +105,10 @@ def fetch_scale(calibration: dict | None, item) -> float:
     copy rate) where the calibration has neither."""
     if calibration is None:
         return 1.0
-    own = None
-    if item.family == GATHER:
-        own = calibration["groups"].get(item.group) or calibration["families"].get(GATHER)
+    dtype = item.row.get("dtype", "")
+    own = _fitted(calibration, GATHER, dtype) if item.family == GATHER else None
     if own is None or own.memory_scale is None:
-        group = f"{COLD} {item.row.get('dtype', '')}".strip()
-        own = calibration["groups"].get(group) or calibration["families"].get(COLD)
+        own = _fitted(calibration, COLD, dtype)
     return (own.memory_scale if own is not None else None) or 1.0
 
 

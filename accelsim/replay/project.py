@@ -83,6 +83,7 @@ __all__ = [
     "check_device",
     "device_tokens",
     "executed",
+    "group_name",
     "items_from_table",
     "project",
     "record_workload",
@@ -121,6 +122,11 @@ _FORM_FACTORS = {"pcie", "sxm", "sxm4", "sxm5", "nvl"}
 _CPU_WORDS = {"cpu", "numpy"}
 
 
+def group_name(family: str, dtype: str) -> str:
+    """A calibration group's name: family and dtype ('gemm bfloat16'); the family alone without a dtype."""
+    return f"{family} {dtype}".strip()
+
+
 @dataclass
 class Measured:
     """One measured configuration (trace rows merged by :func:`~accelsim.replay.traces.merge_runs`): what a replay is compared with."""
@@ -137,7 +143,7 @@ class Measured:
     @property
     def group(self) -> str:
         """Family and dtype ('gemm bfloat16'): the unit calibration fits, since efficiency differs per dtype."""
-        return f"{self.family} {self.row.get('dtype', '')}".strip()
+        return group_name(self.family, self.row.get("dtype", ""))
 
 
 @dataclass(kw_only=True)
