@@ -7,16 +7,20 @@ Each pass's calibration (``SRC/tT/pP/cal``) is fitted again on its own traces
 ``--blas-core CORE``, records made before ``accelsim`` recorded the BLAS core (``params.blas_core``) get it, the
 core they ran on (threadpoolctl's ``architecture`` on that box); records that have one keep theirs. With
 ``--arch-set compute.k_multiple=1`` (repeatable), each copied arch has that field set (its comments dropped), so a
-change to what ``accelsim calibrate`` writes is judged on calibrations and runs already recorded.
-Run: ``python bench/bench_loop_refit.py SRC DST [--blas-core SkylakeX] [--arch-set KEY=VALUE ...]``.
+change to what ``accelsim calibrate`` writes is judged on calibrations and runs already recorded. With
+``--variant NAME``, a pricing of ``bench/loop_variants.py`` (one judged and not kept) stands in for the replay's
+(repeatable: one that sets the arch, one that prices the layers).
+Loops measured on the 2-vCPU Xeon VM are kept in ``traces/loops-xeon-2vcpu/`` to start from.
+Run: ``python bench/bench_loop_refit.py SRC DST [--blas-core SkylakeX] [--arch-set KEY=VALUE ...] [--variant NAME ...]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,7 +34,10 @@ from accelsim.replay.calibration_dir import ARCH_FILE, CALIBRATION_FILE, TRACES_
 from accelsim.replay.device_calibration import refit_saved
 from accelsim.replay.traces import load
 
-__all__ = ["copy_traces", "main", "set_fields"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loop_variants import VARIANTS  # noqa: E402
+
+__all__ = ["copy_traces", "main", "set_fields", "validated"]
 
 LOOPS = ("seq", "full", "bert")
 
@@ -69,6 +76,23 @@ def set_fields(text: str, settings: list[str]) -> str:
     return yaml.safe_dump(doc, sort_keys=True)
 
 
+def validated(traces: Path, cal: Path, predictor=None) -> str:
+    """``accelsim validate --traces traces --calibration cal --format json``'s output, run here so ``predictor``
+    (a :mod:`loop_variants` pricing) can stand in for :func:`~accelsim.replay.network.simulator_predictor`."""
+    import accelsim.replay.network as net
+    from accelsim.cli import app
+
+    own, out = net.simulator_predictor, io.StringIO()
+    net.simulator_predictor = predictor or own
+    try:
+        with contextlib.redirect_stdout(out):
+            app(["validate", "--traces", str(traces), "--calibration", str(cal), "--format", "json"],
+                standalone_mode=False)
+    finally:
+        net.simulator_predictor = own
+    return out.getvalue()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", type=Path, help="an output directory of bench/bench_loop.sh")
@@ -76,7 +100,14 @@ def main(argv=None) -> None:
     parser.add_argument("--blas-core", help="the BLAS core for records made without one")
     parser.add_argument("--arch-set", action="append", default=[], metavar="KEY=VALUE",
                         help="set a field of each copied arch, e.g. compute.k_multiple=1")
+    parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
+                        help="a pricing of bench/loop_variants.py (repeatable: one arch and one predictor variant)")
     args = parser.parse_args(argv)
+    chosen = [VARIANTS[v] for v in args.variant]
+    predictors = [v.predictor for v in chosen if v.predictor]
+    if len(predictors) > 1:
+        parser.error(f"--variant {' '.join(args.variant)}: at most one of those that price a layer "
+                     f"({', '.join(k for k, v in VARIANTS.items() if v.predictor)})")
     passes = [p for p in sorted(args.src.glob("t*/p*")) if (p / "cal" / CALIBRATION_FILE).is_file()]
     try:  # every arch set before anything is written
         archs = [set_fields(t, args.arch_set) if args.arch_set else t
@@ -86,8 +117,10 @@ def main(argv=None) -> None:
     for pdir, arch_text in zip(passes, archs):
         out = args.dst / pdir.relative_to(args.src)
         copy_traces(pdir / "cal" / TRACES_DIR, out / "cal" / TRACES_DIR, args.blas_core)
-        (out / "cal" / ARCH_FILE).write_text(arch_text)
         doc = json.loads((pdir / "cal" / CALIBRATION_FILE).read_text())
+        for variant in (v for v in chosen if v.arch):
+            arch_text = set_fields(arch_text, variant.arch(load_arch(yaml.safe_load(arch_text)), doc))
+        (out / "cal" / ARCH_FILE).write_text(arch_text)
         new = refit_saved(doc, load(out / "cal" / TRACES_DIR), load_arch(out / "cal" / ARCH_FILE))
         (out / "cal" / CALIBRATION_FILE).write_text(json.dumps(new, indent=1) + "\n")
         for loop in LOOPS:
@@ -95,9 +128,7 @@ def main(argv=None) -> None:
                 continue
             copy_traces(pdir / loop, out / loop, args.blas_core)
             shutil.copy(pdir / f"{loop}.start", out / f"{loop}.start")
-            report = subprocess.run([sys.executable, "-m", "accelsim", "validate", "--traces", str(out / loop),
-                                     "--calibration", str(out / "cal"), "--format", "json"],
-                                    check=True, capture_output=True, text=True).stdout
+            report = validated(out / loop, out / "cal", predictors[0] if predictors else None)
             (out / f"{loop}.json").write_text(report)
         print(f"{out}: held-out MAPE {doc['held_out_mape_pct']:.1f} -> {new['held_out_mape_pct']:.1f} %", flush=True)
 

@@ -519,7 +519,7 @@ def test_compare_with_an_all_zero_energy_arch(run, tmp_path):
     ("0 rows", ["no rows"]),
     ("--peak-gbs 1e-320", ["--peak-gbs", "1e-320", "MIN_RATE"]),
     ("--peak-tflops 1e308", ["--peak-tflops", "1e+308", "MAX_RATE"]),
-    ("CPU and H200 traces with one --peak-tflops", ["3 devices", "--peak-tflops/--peak-gbs give one roof"]),
+    ("every committed device with one --peak-tflops", ["4 devices", "--peak-tflops/--peak-gbs give one roof"]),
 ])
 def test_roofline_inputs(run, tmp_path, case, needles):
     table = pq.read_table(next(CPU_TRACES.glob("*.parquet")))
@@ -528,7 +528,7 @@ def test_roofline_inputs(run, tmp_path, case, needles):
     pq.write_table(table.slice(0, 0).replace_schema_metadata(table.schema.metadata), empty / "part-0.parquet")
     args = {"0 rows": [empty], "--peak-gbs 1e-320": [CPU_TRACES, "--peak-gbs", "1e-320"],
             "--peak-tflops 1e308": [CPU_TRACES, "--peak-tflops", "1e308", "--peak-gbs", "10"],
-            "CPU and H200 traces with one --peak-tflops": [ROOT / "traces", "--peak-tflops", "100"]}[case]
+            "every committed device with one --peak-tflops": [ROOT / "traces", "--peak-tflops", "100"]}[case]
     assert_exit_2(run("traces", "roofline", *args, "--format", "json", "--plot", tmp_path / "r.png"), *needles)
     assert not (tmp_path / "r.png").exists()
 
