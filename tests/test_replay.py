@@ -88,6 +88,45 @@ def test_the_pack_pass_is_priced_at_the_innermost_resident_level_on_top_of_the_m
     assert both.memory_s == pytest.approx(alone.memory_s + expect, rel=1e-12)
 
 
+def on_core(row: dict, core: str, **params) -> dict:
+    """The record as ``accelsim run`` or ``calibrate`` writes it on a BLAS of ``core`` (``params.blas_core``)."""
+    return {**row, "params": json.dumps({**json.loads(row["params"]), "blas_core": core, **params})}
+
+
+@pytest.mark.parametrize("core, m, n, k, batch, packs", [
+    ("SkylakeX", 100, 100, 100, 1, False),   # 100³ multiply-adds: OpenBLAS's small-matrix kernel, no packing
+    ("SkylakeX", 8, 8, 32, 768, False),      # each product of a batch alike
+    ("SapphireRapids", 64, 64, 64, 1, False),
+    ("SkylakeX", 101, 100, 100, 1, True),    # one row over the bound: the blocked path packs
+    ("SkylakeX", 128, 128, 64, 64, True),
+    ("Zen", 8, 8, 32, 768, True),            # a core without small-matrix kernels packs every product
+    ("Haswell", 100, 100, 100, 1, True),
+])
+def test_blas_packs_only_outside_the_small_matrix_kernels(rows, core, m, n, k, batch, packs):
+    """A dense NumPy GEMM's pack pass (2 × 4 B × (m·k + k·n + m·n) per product) is priced where BLAS packs, and the
+    record is the multiply alone where the small-matrix kernel takes it (at most 100³ multiply-adds on a core that
+    has one), so its projection is the multiply's."""
+    row = on_core({**by_kernel(rows, "gemm"), "m": m, "n": n, "k": k}, core, batch=batch)
+    family, w, launches = record_workload(row, CPU)
+    assert (family, launches) == ("gemm", batch)
+    alone = project(CPU, Gemm("g", m, n, k, "fp32", count=batch))
+    got = project(CPU, w)
+    l3 = next(lvl for lvl in CPU.memory if lvl.name == "l3")
+    values = batch * (m * k + k * n + m * n)
+    pack = 2 * 4 * values / l3.bandwidth / (CPU.clock_ghz * 1e9) if packs else 0.0
+    assert got.compute_s == pytest.approx(alone.compute_s, rel=1e-12)
+    assert got.memory_s == pytest.approx(alone.memory_s + pack, rel=1e-12)
+    assert isinstance(w, list) is packs
+
+
+def test_a_small_cold_gemm_on_a_small_matrix_core_is_its_multiply_and_its_fetch(rows):
+    """A calibration's cold case of a small product keeps its fetch; only the pack pass goes."""
+    row = on_core({**by_kernel(rows, "gemm"), "m": 64, "n": 64, "k": 64}, "SkylakeX", cold_bytes=2 ** 27)
+    family, parts, _ = record_workload(row, CPU)
+    assert family == "cold_gemm" and [type(p) for p in parts] == [Gemm, Streaming]
+    assert parts[1].name.endswith(".fetch")
+
+
 def without_cpu_path(row: dict) -> dict:
     """The record as another backend or an older trace writes it: no NumPy ``cpu_path`` in its params."""
     params = json.loads(row["params"])

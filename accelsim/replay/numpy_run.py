@@ -127,8 +127,8 @@ OPENBLAS_THREAD_MNK = 65536 * 4
 
 
 SMALL_MATRIX_MNK = 100**3
-"""At most this many multiply-adds, OpenBLAS's small-matrix kernels take a GEMM whole, on the calling thread, before
-its threading (interface/gemm.c; the permit in kernel/x86_64/sgemm_small_kernel_permit_skylakex.c allows any
+"""At most this many multiply-adds, OpenBLAS's small-matrix kernels take a GEMM whole, on the calling thread and
+without packing its operands (:func:`pack_pass`), before its threading (interface/gemm.c; the permit in kernel/x86_64/sgemm_small_kernel_permit_skylakex.c allows any
 untransposed pair up to 100³). On the 2-vCPU Intel Xeon VM (OpenBLAS 0.3.31, core SkylakeX) fp32 and fp64 batches
 of 128 × 128 × 32, 64 × 64 × 128, 64 × 128 × 96 and 512 × 16 × 64 products ran 1.00-1.09x as fast on 2 threads as on
 1, and 64 × 64 × 256 and 128 × 128 × 64 (just over 100³) 1.02-1.49x: MiniLM's attention at 128 tokens (128 × 128 ×
@@ -271,7 +271,8 @@ def as_run(row: dict, params: dict, family: str, m: int, n: int, k: int, dtype: 
             tr = scatter_traffic(m, k, n, nn, mm, item, first=i == 0)
             parts.append(Streaming(f"{kernel}.t{i}.scatter", tr.read, tr.written, PASS_RESIDENT, tr.calls, tr.indexed))
             term = Gemm(f"{kernel}.t{i}", m, n, k, dtype)
-            parts += [on_threads(term, row, params, arch), pack_pass(term, max(item, 4))]
+            pack = pack_pass(term, max(item, 4), params.get("blas_core"))
+            parts += [on_threads(term, row, params, arch), *([pack] if pack else [])]
         launches = len(pats)
         family = family if family == RUNTIME else DENSE_TERMS
     else:
@@ -292,7 +293,7 @@ def gather_plans(params: dict, family: str) -> list[dict]:
     return plans if isinstance(plans, list) and plans and all(isinstance(p, dict) for p in plans) else []
 
 
-def pack_pass(gemm: Gemm, item: int) -> Streaming:
+def pack_pass(gemm: Gemm, item: int, core: str | None = None) -> Streaming | None:
     """BLAS's passes over a dense GEMM's operands besides its multiply, each matrix of a batch alike: it copies A's and
     B's blocks into packed panels and reads and writes C, counted as one read and one write of ``m·k + k·n + m·n``
     values of ``item`` bytes at :data:`PASS_RESIDENT` (the family's fitted bandwidth fraction says how far below that
@@ -303,7 +304,16 @@ def pack_pass(gemm: Gemm, item: int) -> Streaming:
     the 2-vCPU EPYC (four loops) left 64×384×1536 −8 % and 8×384×384 −36 % at one thread, and at two 1024³ and
     2048×512×512 +13 and +17 % against 128³ −21 % and 64×384×1536 −13 %; with a cost per operand value besides,
     every case from 32³ to 1024³ came within 6 % at one thread, and within 7 % at two but 64³ and 128³ (−18, −11 %).
+
+    None where BLAS does not pack: on a ``core`` of :data:`SMALL_MATRIX_CORES` a product of at most
+    :data:`SMALL_MATRIX_MNK` multiply-adds goes to the small-matrix kernel, which reads A and B where they lie. On the
+    2-vCPU Xeon VM (``SkylakeX``) every such calibration case came out over with the pass priced, the furthest
+    most (each case's median error over five one-thread calibrations: 32³ +41 %, 64³ +76 %, 768 products of 8 × 32 ×
+    8 +161 %, batches of 32 × 64 × 32 +85..+137 %), while the batched cases just above the bound (128 × 128 × 64, 128 ×
+    64 × 128, 256 × 256 × 32) came within −4..+2 %.
     """
+    if core in SMALL_MATRIX_CORES and gemm.m * gemm.n * gemm.k <= SMALL_MATRIX_MNK:
+        return None
     e = gemm.count * (gemm.m * gemm.k + gemm.k * gemm.n + gemm.m * gemm.n) * item
     return Streaming(f"{gemm.name}.pack", e, e, PASS_RESIDENT, launches=0)  # inside the BLAS call
 

@@ -269,12 +269,14 @@ def record_workload(row: dict, arch: ArchConfig) -> tuple[str, object, int]:
         gemm = on_threads(dense, row, params, arch)
         if row.get("backend") != "numpy":
             return family, gemm, 1
-        pack = pack_pass(dense, np.dtype(row["dtype"]).itemsize)
+        pack = [p for p in [pack_pass(dense, np.dtype(row["dtype"]).itemsize, params.get("blas_core"))] if p]
         if params.get("cold_bytes") is not None:
             cold = positive_ints(row, "params", [params["cold_bytes"]], "'cold_bytes'")[0]
-            return COLD, [gemm, operand_fetch(kernel, input_bytes(row, arch), cold), pack], count
+            return COLD, [gemm, operand_fetch(kernel, input_bytes(row, arch), cold), *pack], count
         fetch = batch_fetch(row, m, n, k, count, arch)  # NumPy calls BLAS once per matrix of a batch
-        return (BATCHED, [gemm, fetch, pack], count) if fetch else (family, [gemm, pack], count)
+        if fetch:
+            return BATCHED, [gemm, fetch, *pack], count
+        return family, ([gemm, *pack] if pack else gemm), count
     if family in ("nm_spmm", "tasd"):
         if family == "nm_spmm":
             workload, launches = Gemm(kernel, n, m, k, dtype, weight_sparsity=Sparsity.parse(need(row, "pattern"))), 1
