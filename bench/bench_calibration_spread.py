@@ -14,7 +14,9 @@ the largest change (where those moved as far as a parameter, the box moved, not 
 counted apart, and also over every pair (what a user who cannot choose the box's state sees). With ``--project RUN
 ...`` (trace directories of ``accelsim run``), each run is projected with every calibration: per run and plan, the
 largest change of the projected whole-run time and of the projected gain between two calibrations, over one-state
-pairs and over all pairs (what a user sees move).
+pairs and over all pairs (what a user sees move). With ``--refit DIR``, each calibration is first fitted again on its
+own traces with the replay as it is (:func:`~accelsim.replay.device_calibration.refit_saved`) into ``DIR``, so a
+change to the replay is judged on calibrations already made.
 Run: ``python bench/bench_calibration_spread.py --runs 8 --threads 2 --work /tmp/spread [--project RUN ...] [--json F]``.
 """
 
@@ -140,6 +142,23 @@ def _pct(v):
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
 
+def _refit(src: Path, dst: Path) -> Path:
+    """The calibration directory ``src`` fitted again into ``dst`` (its arch and traces copied, what it measured kept)."""
+    import shutil
+
+    from accelsim.model.arch import load_arch
+    from accelsim.replay.calibration_dir import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR
+    from accelsim.replay.device_calibration import refit_saved
+    from accelsim.replay.traces import load
+
+    shutil.copytree(src / TRACES_DIR, dst / TRACES_DIR, dirs_exist_ok=True)
+    shutil.copy(src / ARCH_FILE, dst / ARCH_FILE)
+    doc = json.loads((src / CALIBRATION_FILE).read_text())
+    doc = refit_saved(doc, load(dst / TRACES_DIR), load_arch(dst / ARCH_FILE))
+    (dst / CALIBRATION_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+    return dst
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=0, help="calibrations to run back to back")
@@ -149,10 +168,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--project", type=Path, nargs="*", default=[],
                         help="trace directories of `accelsim run` to project with every calibration")
     parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("--refit", type=Path, help="fit each calibration again with the replay as it is, into here")
     args = parser.parse_args(argv)
     dirs = list(args.dirs) + (_calibrate(args.work, args.runs, args.threads) if args.runs else [])
     if len(dirs) < 2:
         parser.error("need two calibrations or more (--runs N --work DIR, or --dirs D1 D2 ...)")
+    if args.refit is not None:
+        dirs = [_refit(d, args.refit / f"{i}-{d.name}") for i, d in enumerate(dirs, 1)]
     s = spread(dirs, args.project)
     probes = ", ".join("n/a" if p is None else f"{p:.0f}" for p in s["probes"])
     print(f"{len(dirs)} calibrations, probe {probes} GFLOP/s; "

@@ -90,7 +90,8 @@ def cold_pack(arch, calibration=None):
 def net_peak(arch: ArchConfig, doc: dict) -> list[str]:
     """Each dtype's MAC peak as the multiply alone: the peak size's measured time less its own pack pass
     (:func:`~accelsim.replay.numpy_run.pack_pass` on this arch), since every GEMM is priced with that pass added
-    ("Thirty-first slice": held-out MAPE 1-3 points lower, but the loops' runs priced 2-5 % lower still)."""
+    ("Thirty-first slice": the largest cases within -0.2..+2.4 % and held-out MAPE 1-2 points lower, but the runs priced
+    2-9 % lower, one-thread ``bert_base`` dense -14.3 -> -16.8 % and -14.7 -> -17.4 %)."""
     settings = []
     for dtype, short, item in (("float32", "fp32", 4), ("float64", "fp64", 8)):
         by_size = doc["measured"]["gemm_gflops_by_size"][dtype]

@@ -982,6 +982,24 @@ def test_calibration_spread_counts_pairs_across_states_apart(cal_dir, tmp_path):
     assert eff["worst_same_state"] is None and eff["worst_any"] == pytest.approx(0.5)
 
 
+def test_calibration_spread_refit_fits_each_calibration_again_before_comparing(cal_dir, tmp_path, capsys):
+    """bench/bench_calibration_spread.py --refit: the copy with every time coefficient doubled is fitted again on the
+    traces it shares with the first, so the pair comes back with every parameter as the first's (within 10 %, 0
+    change) where without --refit its efficiencies moved 50 %; the originals are left as they were."""
+    from bench.bench_calibration_spread import main
+
+    out, _ = cal_dir
+    slow = _scaled_copy(out, tmp_path / "slow", 2.0)
+    before = (slow / cdir.CALIBRATION_FILE).read_text()
+    s = main(["--dirs", str(out), str(slow), "--refit", str(tmp_path / "refit")])
+    assert (s["pairs"], s["same_state_pairs"], s["within"]) == (1, 1, 1)
+    assert all(p["worst_same_state"] in (0.0, None) for p in s["params"])
+    assert sorted(p.name for p in (tmp_path / "refit").iterdir()) == ["1-dev", "2-slow"]
+    assert (slow / cdir.CALIBRATION_FILE).read_text() == before
+    assert main(["--dirs", str(out), str(slow)])["within"] == 0
+    capsys.readouterr()
+
+
 def test_cold_fetch_bench_prices_the_fetch_as_the_replay_does(cal_dir):
     """bench/bench_cold_fetch.py: each cold case's modelled fetch is B plus A up to half a unit's innermost level,
     read at the rate of the level that holds the bytes its operand copies span (at least 2 x 4 MiB: this box's

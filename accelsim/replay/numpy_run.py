@@ -128,8 +128,8 @@ OPENBLAS_THREAD_MNK = 65536 * 4
 
 SMALL_MATRIX_MNK = 100**3
 """At most this many multiply-adds, OpenBLAS's small-matrix kernels take a GEMM whole, on the calling thread and
-without packing its operands (:func:`pack_pass`), before its threading (interface/gemm.c; the permit in kernel/x86_64/sgemm_small_kernel_permit_skylakex.c allows any
-untransposed pair up to 100³). On the 2-vCPU Intel Xeon VM (OpenBLAS 0.3.31, core SkylakeX) fp32 and fp64 batches
+without packing its operands (:func:`pack_pass`), before its threading (interface/gemm.c; the permit in
+kernel/x86_64/sgemm_small_kernel_permit_skylakex.c allows any untransposed pair up to 100³). On the 2-vCPU Intel Xeon VM (OpenBLAS 0.3.31, core SkylakeX) fp32 and fp64 batches
 of 128 × 128 × 32, 64 × 64 × 128, 64 × 128 × 96 and 512 × 16 × 64 products ran 1.00-1.09x as fast on 2 threads as on
 1, and 64 × 64 × 256 and 128 × 128 × 64 (just over 100³) 1.02-1.49x: MiniLM's attention at 128 tokens (128 × 128 ×
 32, 768 products a layer) had been priced on 2 threads with 768 threaded calls, 1.8x its measured time."""
