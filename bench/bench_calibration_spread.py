@@ -142,23 +142,6 @@ def _pct(v):
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
 
-def _refit(src: Path, dst: Path) -> Path:
-    """The calibration directory ``src`` fitted again into ``dst`` (its arch and traces copied, what it measured kept)."""
-    import shutil
-
-    from accelsim.model.arch import load_arch
-    from accelsim.replay.calibration_dir import ARCH_FILE, CALIBRATION_FILE, TRACES_DIR
-    from accelsim.replay.device_calibration import refit_saved
-    from accelsim.replay.traces import load
-
-    shutil.copytree(src / TRACES_DIR, dst / TRACES_DIR, dirs_exist_ok=True)
-    shutil.copy(src / ARCH_FILE, dst / ARCH_FILE)
-    doc = json.loads((src / CALIBRATION_FILE).read_text())
-    doc = refit_saved(doc, load(dst / TRACES_DIR), load_arch(dst / ARCH_FILE))
-    (dst / CALIBRATION_FILE).write_text(json.dumps(doc, indent=1) + "\n")
-    return dst
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=0, help="calibrations to run back to back")
@@ -174,7 +157,13 @@ def main(argv=None) -> dict:
     if len(dirs) < 2:
         parser.error("need two calibrations or more (--runs N --work DIR, or --dirs D1 D2 ...)")
     if args.refit is not None:
-        dirs = [_refit(d, args.refit / f"{i}-{d.name}") for i, d in enumerate(dirs, 1)]
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_loop_refit import refit_dir
+
+        refitted = [args.refit / f"{i}-{d.name}" for i, d in enumerate(dirs, 1)]
+        for src, dst in zip(dirs, refitted):
+            refit_dir(src, dst)
+        dirs = refitted
     s = spread(dirs, args.project)
     probes = ", ".join("n/a" if p is None else f"{p:.0f}" for p in s["probes"])
     print(f"{len(dirs)} calibrations, probe {probes} GFLOP/s; "

@@ -37,7 +37,7 @@ from accelsim.replay.traces import load
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loop_variants import VARIANTS  # noqa: E402
 
-__all__ = ["copy_traces", "main", "set_fields", "validated"]
+__all__ = ["copy_traces", "main", "refit_dir", "set_fields", "validated"]
 
 LOOPS = ("seq", "full", "bert")
 
@@ -74,6 +74,17 @@ def set_fields(text: str, settings: list[str]) -> str:
         except ConfigError as e:
             raise ConfigError(f"--arch-set {item}: {e}") from None
     return yaml.safe_dump(doc, sort_keys=True)
+
+
+def refit_dir(src: Path, dst: Path, arch_text: str | None = None, core: str | None = None) -> dict:
+    """The calibration directory ``src`` fitted again into ``dst`` on its own traces (:func:`copy_traces` with
+    ``core``) and arch (``arch_text`` where given), what it measured kept; the new calibration document."""
+    copy_traces(src / TRACES_DIR, dst / TRACES_DIR, core)
+    (dst / ARCH_FILE).write_text(arch_text if arch_text is not None else (src / ARCH_FILE).read_text())
+    doc = json.loads((src / CALIBRATION_FILE).read_text())
+    new = refit_saved(doc, load(dst / TRACES_DIR), load_arch(dst / ARCH_FILE))
+    (dst / CALIBRATION_FILE).write_text(json.dumps(new, indent=1) + "\n")
+    return new
 
 
 def validated(traces: Path, cal: Path, predictor=None) -> str:
@@ -116,13 +127,10 @@ def main(argv=None) -> None:
         parser.error(str(e))
     for pdir, arch_text in zip(passes, archs):
         out = args.dst / pdir.relative_to(args.src)
-        copy_traces(pdir / "cal" / TRACES_DIR, out / "cal" / TRACES_DIR, args.blas_core)
         doc = json.loads((pdir / "cal" / CALIBRATION_FILE).read_text())
         for variant in (v for v in chosen if v.arch):
             arch_text = set_fields(arch_text, variant.arch(load_arch(yaml.safe_load(arch_text)), doc))
-        (out / "cal" / ARCH_FILE).write_text(arch_text)
-        new = refit_saved(doc, load(out / "cal" / TRACES_DIR), load_arch(out / "cal" / ARCH_FILE))
-        (out / "cal" / CALIBRATION_FILE).write_text(json.dumps(new, indent=1) + "\n")
+        new = refit_dir(pdir / "cal", out / "cal", arch_text, args.blas_core)
         for loop in LOOPS:
             if not (pdir / loop).is_dir():
                 continue
