@@ -15,7 +15,7 @@ import accelsim.replay.network as net
 from accelsim.model.arch import ArchConfig
 from accelsim.model.workload import Gemm
 from accelsim.replay.numpy_run import GATHER, PASS_RESIDENT, pack_pass
-from accelsim.replay.project import COLD, group_name, project
+from accelsim.replay.project import COLD, project
 from accelsim.replay.records import Streaming
 
 __all__ = ["VARIANTS", "Variant"]
@@ -30,8 +30,7 @@ class Variant:
 
 
 def _cold_params(calibration: dict, item):
-    return (calibration["groups"].get(group_name(COLD, item.row.get("dtype", "")))
-            or calibration["families"].get(COLD))
+    return net._fitted(calibration, COLD, item.row.get("dtype", ""))  # the cold GEMMs' group, else family
 
 
 def _priced(arch: ArchConfig, calibration: dict | None, params_of, fetch_scale_of, extra=lambda item, params: 0.0):
