@@ -3,8 +3,9 @@
 ``cases CAL [CAL ...]``: each GEMM case of the calibrations' own traces (families ``gemm``, ``cold_gemm``,
 ``batched_gemm``) projected with its saved fit, the median over the calibrations of projected / measured − 1, beside
 the median measured time. ``layers OUT THREADS [--loop bert]``: per variant (dense, plan), layer kind (``q``,
-``ffn1``, ``layer.attention.qk``: the name without its first part and its layer numbers) and kernel, projected / measured − 1 of the summed times of every pass of ``bench/bench_loop.sh``'s
-reports in ``OUT/tTHREADS`` (or ``bench/bench_loop_refit.py``'s), and the kind's share of the measured time.
+``ffn1``, ``layer.attention.qk``: the name without its first part and its layer numbers) and kernel, projected /
+measured − 1 of the summed times of every pass of ``bench/bench_loop.sh``'s reports in ``OUT/tTHREADS`` (or
+``bench/bench_loop_refit.py``'s), and the kind's share of the measured time.
 Run: ``python bench/bench_loop_cases.py cases OUT/t1/p*/cal`` or
 ``python bench/bench_loop_cases.py layers OUT 1 [--loop seq|full|bert]``.
 """

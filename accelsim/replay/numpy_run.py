@@ -46,6 +46,7 @@ __all__ = [
     "operand_fetch",
     "pack_pass",
     "shares_panels",
+    "small_matrix_kernel",
     "threaded_calls",
 ]
 
@@ -129,9 +130,9 @@ OPENBLAS_THREAD_MNK = 65536 * 4
 SMALL_MATRIX_MNK = 100**3
 """At most this many multiply-adds, OpenBLAS's small-matrix kernels take a GEMM whole, on the calling thread and
 without packing its operands (:func:`pack_pass`), before its threading (interface/gemm.c; the permit in
-kernel/x86_64/sgemm_small_kernel_permit_skylakex.c allows any untransposed pair up to 100³). On the 2-vCPU Intel Xeon VM (OpenBLAS 0.3.31, core SkylakeX) fp32 and fp64 batches
-of 128 × 128 × 32, 64 × 64 × 128, 64 × 128 × 96 and 512 × 16 × 64 products ran 1.00-1.09x as fast on 2 threads as on
-1, and 64 × 64 × 256 and 128 × 128 × 64 (just over 100³) 1.02-1.49x: MiniLM's attention at 128 tokens (128 × 128 ×
+kernel/x86_64/sgemm_small_kernel_permit_skylakex.c allows any untransposed pair up to 100³). On the 2-vCPU Intel Xeon
+VM (OpenBLAS 0.3.31, core SkylakeX) fp32 and fp64 batches of 128 × 128 × 32, 64 × 64 × 128, 64 × 128 × 96 and 512 ×
+16 × 64 products ran 1.00-1.09x as fast on 2 threads as on 1, and 64 × 64 × 256 and 128 × 128 × 64 (just over 100³) 1.02-1.49x: MiniLM's attention at 128 tokens (128 × 128 ×
 32, 768 products a layer) had been priced on 2 threads with 768 threaded calls, 1.8x its measured time."""
 
 SMALL_MATRIX_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
@@ -189,11 +190,16 @@ def shares_panels(m: int, n: int, threads: int, core: str | None, itemsize: int 
     return split_rows // div > 1
 
 
+def small_matrix_kernel(mnk: int, core: str | None) -> bool:
+    """Whether OpenBLAS on ``core`` hands an ``mnk``-MAC GEMM to its small-matrix kernel (:data:`SMALL_MATRIX_MNK`)."""
+    return core in SMALL_MATRIX_CORES and mnk <= SMALL_MATRIX_MNK
+
+
 def blas_threads_used(mnk: int, threads: int, core: str | None = None) -> int:
     """Threads OpenBLAS runs an ``mnk``-MAC GEMM (untransposed operands, as NumPy's contiguous arrays give it) on
     when it has ``threads``: 1 up to 2 × 262144, then one per 262144; on a core of :data:`SMALL_MATRIX_CORES`, 1 up
     to :data:`SMALL_MATRIX_MNK`."""
-    if core in SMALL_MATRIX_CORES and mnk <= SMALL_MATRIX_MNK:
+    if small_matrix_kernel(mnk, core):
         return 1
     return max(1, min(threads, mnk // OPENBLAS_THREAD_MNK))
 
@@ -312,7 +318,7 @@ def pack_pass(gemm: Gemm, item: int, core: str | None = None) -> Streaming | Non
     8 +161 %, batches of 32 × 64 × 32 +85..+137 %), while the batched cases just above the bound (128 × 128 × 64, 128 ×
     64 × 128, 256 × 256 × 32) came within −4..+2 %.
     """
-    if core in SMALL_MATRIX_CORES and gemm.m * gemm.n * gemm.k <= SMALL_MATRIX_MNK:
+    if small_matrix_kernel(gemm.m * gemm.n * gemm.k, core):
         return None
     e = gemm.count * (gemm.m * gemm.k + gemm.k * gemm.n + gemm.m * gemm.n) * item
     return Streaming(f"{gemm.name}.pack", e, e, PASS_RESIDENT, launches=0)  # inside the BLAS call
