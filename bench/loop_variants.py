@@ -1,14 +1,19 @@
 """Pricings judged offline and not kept (or kept later), so their figures in BENCHMARKS.md can be made again.
 
+Each is the replay's pricing as it is now with one thing changed; ``fetch_only`` is the replay's own before the
+thirty-second slice.
+
 ``bench/bench_loop_refit.py SRC DST --variant NAME`` projects the stored loops of ``bench/bench_loop.sh`` with one
 of them. A variant changes either how a layer of a run is priced (``predictor(arch, calibration)``, which stands in
-for :func:`accelsim.replay.network.simulator_predictor` while the runs are validated) or the arch a calibration is
-fitted on again (``arch(arch, doc)``, the ``--arch-set`` settings that arch takes). Each says where it was judged.
+for :func:`accelsim.replay.network.simulator_predictor` while the runs are validated: that function with other
+parameters, fetch scales or added seconds) or the arch a calibration is fitted on again (``arch(arch, doc)``, the
+``--arch-set`` settings that arch takes). Each says where it was judged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import accelsim.replay.network as net
@@ -17,6 +22,8 @@ from accelsim.model.workload import Gemm
 from accelsim.replay.numpy_run import GATHER, PASS_RESIDENT, pack_pass
 from accelsim.replay.project import COLD, project
 from accelsim.replay.records import Streaming
+
+_replay = net.simulator_predictor  # bound now: bench_loop_refit.validated puts a variant in its place while it runs
 
 __all__ = ["VARIANTS", "Variant"]
 
@@ -33,48 +40,32 @@ def _cold_params(calibration: dict, item):
     return net._fitted(calibration, COLD, item.row.get("dtype", ""))  # the cold GEMMs' group, else family
 
 
-def _priced(arch: ArchConfig, calibration: dict | None, params_of, fetch_scale_of, extra=lambda item, params: 0.0):
-    """A predictor as :func:`~accelsim.replay.network.simulator_predictor` builds it, with the layer's parameters,
-    its fetch's scale and an added time each given as functions of the item."""
+def _own_params(calibration, item, cold):
+    """A layer's own group's parameters whether it fetches or not: the pricing before the thirty-second slice."""
+    return net.params_for(calibration, item)
 
-    def predict(item, footprint: int = 0):
-        p = project(arch, item.workload, item.working_set)
-        fetch = net.cold_fetch(arch, item, footprint)
-        params = params_of(item, fetch is not None)
-        t = params.predict(p, item.launches, item.threaded_calls)
-        e = p.dynamic_j + p.leakage_w * t
-        if fetch is not None:
-            s = fetch_scale_of(item) * fetch.seconds + extra(item, params)
-            t, e = t + s, e + fetch.dynamic_j + fetch.leakage_w * s
-        return t, e
 
-    return predict
+fetch_only = partial(_replay, params_of=_own_params)
+fetch_only.__doc__ = """A dense GEMM layer that fetches priced at the ``gemm`` group's parameters, only its fetch at the
+cold GEMMs' scale: the replay's pricing before the thirty-second slice (1T ``bert_base`` dense −13.9..−14.7 % over four
+loops; with the cold GEMMs' parameters whole, −7.1..−7.8 %)."""
 
 
 def gather_at_cold(arch, calibration=None):
     """Every layer's fetch at the cold GEMMs' scale, a gather-path layer's too: the pricing before f2b7f70
     (BENCHMARKS.md "Thirtieth slice")."""
-    def scale(item):
+    def scale(calibration, item):
         if calibration is None or item.family != GATHER:
             return net.fetch_scale(calibration, item)
         own = _cold_params(calibration, item)
         return (own.memory_scale if own is not None else None) or 1.0
-    return _priced(arch, calibration, lambda item, cold: net.params_for(calibration, item), scale)
-
-
-def cold_whole(arch, calibration=None):
-    """A dense GEMM layer that fetches priced whole at the cold GEMMs' parameters, not only its fetch ("Thirtieth
-    slice": 1T ``bert_base`` dense −13 → −5 %, but gains +1.5 → +9.7 % and 1T ``seq_len=8`` MAPE 10.6 → 22.0)."""
-    def params_of(item, cold):
-        if cold and calibration is not None and item.family == "gemm":
-            return _cold_params(calibration, item) or net.params_for(calibration, item)
-        return net.params_for(calibration, item)
-    return _priced(arch, calibration, params_of, lambda item: net.fetch_scale(calibration, item))
+    return _replay(arch, calibration, scale_of=scale)
 
 
 def cold_pack(arch, calibration=None):
     """A layer that fetches with its BLAS pack passes at the cold GEMMs' memory scale instead of its own ("Thirtieth
-    slice": 14 of 18 loop medians within against 16 of 18)."""
+    slice": 14 of 18 loop medians within against 16 of 18; "Thirty-second slice", at f26c971's pricing: two-thread
+    ``bert_base`` gains +8.6..+11.4 % over four loops against +6.3..+9.5 %)."""
     def extra(item, params):
         packs = [w for w in (item.workload if isinstance(item.workload, list) else [])
                  if isinstance(w, Streaming) and w.name.endswith(".pack")]
@@ -82,8 +73,7 @@ def cold_pack(arch, calibration=None):
         if not packs or cold is None or not cold.memory_scale or not params.memory_scale:
             return 0.0
         return (cold.memory_scale - params.memory_scale) * project(arch, packs, item.working_set).memory_s
-    return _priced(arch, calibration, lambda item, cold: net.params_for(calibration, item),
-                   lambda item: net.fetch_scale(calibration, item), extra)
+    return _replay(arch, calibration, extra=extra)
 
 
 def net_peak(arch: ArchConfig, doc: dict) -> list[str]:
@@ -103,8 +93,8 @@ def net_peak(arch: ArchConfig, doc: dict) -> list[str]:
 
 
 VARIANTS = {
+    "fetch_only": Variant(predictor=fetch_only),
     "gather_at_cold": Variant(predictor=gather_at_cold),
-    "cold_whole": Variant(predictor=cold_whole),
     "cold_pack": Variant(predictor=cold_pack),
     "net_peak": Variant(arch=net_peak),
 }

@@ -127,3 +127,39 @@ def test_an_unknown_variant_exits_2_and_writes_nothing(one_pass, tmp_path, capsy
         load_script("bench/bench_loop_refit.py").main([str(one_pass), str(tmp_path / "dst"), "--variant", "nosuch"])
     assert e.value.code == 2 and "nosuch" in capsys.readouterr().err
     assert not (tmp_path / "dst").exists()
+
+
+def test_fetch_only_prices_a_fetching_dense_layer_at_the_gemm_groups_fit(tmp_path):
+    """``--variant fetch_only`` (the pricing before the thirty-second slice) on a one-thread pass, whose cold GEMMs
+    fitted a memory scale above the ``gemm`` group's: the dense layers that fetch (``bert_base``'s, every one of them
+    in a pass of 340 MB) come out cheaper than the replay prices them now, by their warm memory time over the two
+    scales' difference; the plan's sparse layers and the measured times as they are."""
+    from accelsim.replay.calibration_dir import load_calibration_dir
+    from accelsim.replay.project import items_from_table, project
+    from accelsim.replay.traces import load as load_traces
+
+    src = tmp_path / "src"
+    shutil.copytree(LOOPS / "f26c971" / "t1" / "p1", src / "t1" / "p1")
+    script = load_script("bench/bench_loop_refit.py")
+    script.main([str(src), str(tmp_path / "now")])
+    script.main([str(src), str(tmp_path / "then"), "--variant", "fetch_only"])
+    arch, cal, _ = load_calibration_dir(tmp_path / "now" / "t1" / "p1" / "cal")
+    cold, gemm = cal["groups"]["cold_gemm float32"], cal["groups"]["gemm float32"]
+    assert cold.memory_scale > gemm.memory_scale
+    table = load_traces(tmp_path / "now" / "t1" / "p1" / "bert")
+    layers = table.filter(pc.not_equal(table.column("kernel"), "network"))
+    memory = {json.loads(it.row["params"])["layer"]: project(arch, it.workload, it.working_set).memory_s
+              for it in items_from_table(layers, arch) if it.family == "gemm"}
+    now, then = ([v for v in json.loads((tmp_path / d / "t1" / "p1" / "bert.json").read_text())["variants"]]
+                 for d in ("now", "then"))
+    dense = 0
+    for v_now, v_then in zip(now, then):
+        for a, b in zip(v_now["layers"], v_then["layers"]):
+            assert a["measured_s"] == b["measured_s"]
+            if a["kernel"] == "gemm" and a["layer"] in memory:
+                dense += 1
+                want = (cold.memory_scale - gemm.memory_scale) * memory[a["layer"]]
+                assert a["projected_s"] - b["projected_s"] == pytest.approx(want, rel=1e-6)
+            else:
+                assert b["projected_s"] == a["projected_s"]
+    assert dense >= 72  # the dense run's 72 projections and FFNs at least

@@ -399,7 +399,10 @@ def test_cold_fetch_of_a_layer_runs_at_the_cold_gemms_fraction_a_gather_layers_a
         # the inputs: a and b of the dense GEMM; the gather layer's compressed weight and b (bytes_min less c)
         inputs = 4 * (np.prod(shapes["a"]) + np.prod(shapes["b"])) if fam == "gemm" else it.row["bytes_min"] - 4 * (
             np.prod(shapes["c"]))
-        assert cold - warm == pytest.approx(per * inputs * per_gb, rel=1e-9)
+        # a dense layer that fetches takes the cold GEMMs' fit whole: its warm memory time at their scale too
+        rescaled = (cold_scale - 1.7) * project(CPU, it.workload, it.working_set).memory_s \
+            if fam == "gemm" and cold_scale else 0.0
+        assert cold - warm == pytest.approx(per * inputs * per_gb + rescaled, rel=1e-9)
 
 
 def test_a_pass_gemm_beyond_the_caches_adds_its_fetch():
@@ -421,10 +424,39 @@ def test_a_pass_gemm_beyond_the_caches_adds_its_fetch():
     groups = {f"{f} float32": Params(0.0, 1.0, s) for f, s in (("gemm", 1.7), (BATCHED, 3.0), (COLD, 2.5))}
     predict = simulator_predictor(CPU, {"global": Params(), "families": {}, "groups": groups})
     warm, _ = predict(big, 0)
+    own = project(CPU, big.workload, big.working_set)
     for footprint in (big.working_set, 10**9):
         cold, _ = predict(big, footprint)
-        assert cold - warm == pytest.approx(2.5 * F * (m * k + k * n) * per_byte(2**25 / footprint), rel=1e-9)
+        fetch = 2.5 * F * (m * k + k * n) * per_byte(2**25 / footprint)
+        assert cold - warm == pytest.approx(fetch + (2.5 - 1.7) * own.memory_s, rel=1e-9)
     assert predict(batched, 10**9)[0] == predict(batched, 0)[0]
+
+
+@pytest.mark.parametrize("shape", [(128, 768, 768), (8, 1536, 384), (300, 200, 700)])
+@pytest.mark.parametrize("footprint", [10**8, 10**9])
+def test_a_run_layer_that_fetches_is_priced_as_the_calibrations_cold_case_of_its_shape(shape, footprint):
+    """A dense GEMM layer whose pass evicts its operands is what the calibration's cold case of its shape times
+    (its operands turned over ``cold_bytes`` apart): both are projected alike, to the second and joule, whatever the
+    cold GEMMs' group fitted (overheads, scales, all unlike the ``gemm`` group's). Left warm (footprint 0) the layer
+    takes the ``gemm`` group's fit."""
+    import pyarrow as pa
+    from accelsim.replay.calibrate import Params
+    from accelsim.replay.network import simulator_predictor
+    from accelsim.replay.project import items_from_table
+
+    row = gemm_row(*shape)
+    params = json.loads(row["params"])
+    case = {**row, "params": json.dumps({**params, "cold_bytes": footprint})}
+    layer, cold_case = items_from_table(pa.Table.from_pylist([row]), CPU)[0], \
+        items_from_table(pa.Table.from_pylist([case]), CPU)[0]
+    assert (layer.family, cold_case.family) == ("gemm", COLD)
+    groups = {"gemm float32": Params(2e-7, 1.1, 1.7, threaded_call_s=3e-6),
+              f"{COLD} float32": Params(5e-7, 1.3, 2.5, threaded_call_s=4e-6)}
+    predict = simulator_predictor(CPU, {"global": Params(), "families": {}, "groups": groups})
+    assert predict(layer, footprint) == pytest.approx(predict(cold_case, 0), rel=1e-12)
+    p = project(CPU, layer.workload, layer.working_set)
+    assert predict(layer, 0)[0] == pytest.approx(groups["gemm float32"].predict(p, 1, layer.threaded_calls),
+                                                 rel=1e-12)
 
 
 def test_the_report_calls_plain_and_cold_numpy_gemms_dense():
