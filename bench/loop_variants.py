@@ -18,8 +18,9 @@ from typing import Callable
 
 import accelsim.replay.network as net
 from accelsim.model.arch import ArchConfig
-from accelsim.model.workload import Gemm
-from accelsim.replay.numpy_run import GATHER, PASS_RESIDENT, pack_pass
+from accelsim.replay.box_state import gemm_peak
+from accelsim.replay.device_calibration import net_peaks
+from accelsim.replay.numpy_run import GATHER
 from accelsim.replay.project import COLD, project
 from accelsim.replay.records import Streaming
 
@@ -77,19 +78,18 @@ def cold_pack(arch, calibration=None):
 
 
 def net_peak(arch: ArchConfig, doc: dict) -> list[str]:
-    """Each dtype's MAC peak as the multiply alone: the peak size's measured time less its own pack pass
-    (:func:`~accelsim.replay.numpy_run.pack_pass` on this arch), since every GEMM is priced with that pass added
-    ("Thirty-first slice": the largest cases within -0.2..+2.4 % and held-out MAPE 1-2 points lower, but the runs priced
-    2-9 % lower, one-thread ``bert_base`` dense -14.3 -> -16.8 % and -14.7 -> -17.4 %)."""
-    settings = []
-    for dtype, short, item in (("float32", "fp32", 4), ("float64", "fp64", 8)):
-        by_size = doc["measured"]["gemm_gflops_by_size"][dtype]
-        rate = doc["measured"]["gemm_gflops"][dtype]["median"]
-        n = int(min(by_size, key=lambda size: abs(by_size[size] - rate)))
-        t = 2 * n ** 3 / (rate * 1e9)
-        pack = project(arch, pack_pass(Gemm("peak", n, n, n, short), item), PASS_RESIDENT).memory_s
-        settings.append(f"compute.macs_per_cycle.{short}={arch.compute.macs_per_cycle[short] * t / (t - pack):.6g}")
-    return settings
+    """Each dtype's MAC peak net of the peak size's own pack pass
+    (:func:`~accelsim.replay.device_calibration.net_peaks`), as ``accelsim calibrate`` writes it since the
+    thirty-second slice: what a calibration stored before then, with the gross peak, needs to be priced as one made
+    now ("Thirty-first slice", on the fetch-only pricing: the largest cases within -0.2..+2.4 % and held-out MAPE 1-2
+    points lower, but one-thread ``bert_base`` dense -14.3 -> -16.8 %; "Thirty-second slice": with a fetching dense
+    layer priced as its cold case, 29 of 30 loop medians within against 27)."""
+    by_size = doc["measured"]["gemm_gflops_by_size"]
+    gflops = doc["measured"]["gemm_gflops"]
+    sizes = {d: int(min(by_size[d], key=lambda n: abs(by_size[d][n] - gemm_peak(gflops[d])))) for d in gflops}
+    net = net_peaks(arch, {"gemm_n": sizes, "gemm_gflops": gflops})
+    return [f"compute.macs_per_cycle.{short}={arch.compute.macs_per_cycle[short] * net[d][0] / gemm_peak(gflops[d]):.6g}"
+            for d, short in (("float32", "fp32"), ("float64", "fp64"))]
 
 
 VARIANTS = {

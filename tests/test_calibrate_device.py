@@ -54,10 +54,12 @@ def test_arch_holds_the_measured_numbers(tmp_path):
     path.write_text(dc.arch_yaml(REPORT, FAKE))
     a = load_arch(path)
     assert a.clock_ghz == pytest.approx(2.0) and a.compute.units == 2
-    # The MAC rate is the median run (the fastest is an extreme of the box's moments): 100 GFLOP/s = 50 GMAC/s
-    # over 2 GHz and 2 units: 12.5 MACs per cycle per unit; fp64 40 -> 5.
-    assert a.compute.macs_per_cycle["fp32"] == pytest.approx(12.5)
-    assert a.compute.macs_per_cycle["fp64"] == pytest.approx(5.0)
+    # The MAC rate is the median run (the fastest is an extreme of the box's moments) less the pack pass the replay
+    # prices beside every GEMM, its own too: one read and one write of A, B and C at the L3's copy rate (61 GB/s).
+    # fp32: 512³ at 100 GFLOP/s takes 2.68 ms, its pass 0.103 ms: 104.0 GFLOP/s = 52.0 GMAC/s over 2 GHz and 2 units.
+    for dtype, short, n, gflops, item in (("float32", "fp32", 512, 100.0, 4), ("float64", "fp64", 1024, 40.0, 8)):
+        t, pack = 2 * n**3 / (gflops * 1e9), 2 * 3 * n * n * item / 61e9
+        assert a.compute.macs_per_cycle[short] == pytest.approx(gflops * t / (t - pack) / 2 / 2 / 2, rel=1e-5)
     levels = {m.name: m for m in a.memory}
     assert [m.name for m in a.memory] == ["dram", "l3", "l2"]
     assert levels["dram"].capacity_bytes == 16 * 2**30 and levels["l3"].capacity_bytes == 8 * 2**20
@@ -75,7 +77,21 @@ def test_arch_holds_the_measured_numbers(tmp_path):
         for line in (l for l in text.splitlines() if l.strip().startswith(key)):
             assert "#" in line, line  # every measured or reported number says where it came from
     assert "measured 100 GFLOP/s (median of 5, fastest 110, slowest 90) of a 512^2 matmul" in text
+    assert "less its pack pass (0.103 of 2.68 ms, as the replay prices it beside every GEMM) = 104 GFLOP/s" in text
     assert "measured 20 GB/s copy" not in text and "measured 21 GB/s copy (read + write; fastest of 5, median 20" in text
+
+
+def test_a_pack_pass_priced_at_half_the_peaks_time_or_more_is_not_taken_off(tmp_path):
+    """Copies measured far slower than the GEMM ran (an L3 of 3 GB/s): the pass as priced would take 2.1 of the 512³
+    fp32 peak's 2.68 ms, so the arch keeps the measured rate and says why; fp64's pass, 16.8 of 53.7 ms, comes off."""
+    slow = {**FAKE, "copy_gbs": {**FAKE["copy_gbs"], "l3": _rate(2.8, 2.5, 3.0)}}
+    path = tmp_path / "arch.yaml"
+    path.write_text(dc.arch_yaml(REPORT, slow))
+    a, text = load_arch(path), path.read_text()
+    assert a.compute.macs_per_cycle["fp32"] == pytest.approx(12.5)
+    t, pack = 2 * 1024**3 / 40e9, 2 * 3 * 1024**2 * 8 / 3e9
+    assert pack < t / 2 and a.compute.macs_per_cycle["fp64"] == pytest.approx(40 * t / (t - pack) / 8, rel=1e-5)
+    assert "its pack pass as priced (2.1 of 2.68 ms) not taken off" in text
 
 
 def test_arch_takes_the_given_name(tmp_path):
