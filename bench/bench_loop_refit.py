@@ -8,8 +8,9 @@ Each pass's calibration (``SRC/tT/pP/cal``) is fitted again on its own traces
 core they ran on (threadpoolctl's ``architecture`` on that box); records that have one keep theirs. With
 ``--arch-set compute.k_multiple=1`` (repeatable), each copied arch has that field set (its comments dropped), so a
 change to what ``accelsim calibrate`` writes is judged on calibrations and runs already recorded. With
-``--variant NAME``, a pricing of ``bench/loop_variants.py`` (one judged and not kept) stands in for the replay's
-(repeatable: one that sets the arch, one that prices the layers).
+``--variant NAME``, a pricing of ``bench/loop_variants.py`` (one judged and not kept, or the replay's before a change)
+stands in for the replay's (repeatable: one that sets the arch, one that prices the layers); ``--variant net_peak``
+gives a calibration written before the thirty-second slice the MAC peaks ``calibrate`` writes now.
 Loops measured on the 2-vCPU Xeon VM are kept in ``traces/loops-xeon-2vcpu/`` to start from.
 Run: ``python bench/bench_loop_refit.py SRC DST [--blas-core SkylakeX] [--arch-set KEY=VALUE ...] [--variant NAME ...]``.
 """
