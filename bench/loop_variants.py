@@ -65,8 +65,8 @@ def gather_at_cold(arch, calibration=None):
 
 def cold_pack(arch, calibration=None):
     """A layer that fetches with its BLAS pack passes at the cold GEMMs' memory scale instead of its own ("Thirtieth
-    slice": 14 of 18 loop medians within against 16 of 18; "Thirty-second slice", at f26c971's pricing: two-thread
-    ``bert_base`` gains +8.6..+11.4 % over four loops against +6.3..+9.5 %)."""
+    slice": 14 of 18 loop medians within against 16 of 18; "Thirty-second slice", beside a cold dense layer priced as
+    its cold case: two-thread ``bert_base`` gains +8.6..+11.4 % in three loops against +6.8..+9.5 %)."""
     def extra(item, params):
         packs = [w for w in (item.workload if isinstance(item.workload, list) else [])
                  if isinstance(w, Streaming) and w.name.endswith(".pack")]
