@@ -21,7 +21,7 @@ from accelsim.model.arch import ArchConfig
 from accelsim.replay.box_state import gemm_peak
 from accelsim.replay.device_calibration import net_peaks
 from accelsim.replay.numpy_run import GATHER
-from accelsim.replay.project import COLD, project
+from accelsim.replay.project import project
 from accelsim.replay.records import Streaming
 
 _replay = net.simulator_predictor  # bound now: bench_loop_refit.validated puts a variant in its place while it runs
@@ -35,10 +35,6 @@ class Variant:
 
     predictor: Callable | None = None
     arch: Callable[[ArchConfig, dict], list[str]] | None = None
-
-
-def _cold_params(calibration: dict, item):
-    return net._fitted(calibration, COLD, item.row.get("dtype", ""))  # the cold GEMMs' group, else family
 
 
 def _own_params(calibration, item, cold):
@@ -58,7 +54,7 @@ def gather_at_cold(arch, calibration=None):
     def scale(calibration, item):
         if calibration is None or item.family != GATHER:
             return net.fetch_scale(calibration, item)
-        own = _cold_params(calibration, item)
+        own = net.cold_fit(calibration, item)
         return (own.memory_scale if own is not None else None) or 1.0
     return _replay(arch, calibration, scale_of=scale)
 
@@ -70,7 +66,7 @@ def cold_pack(arch, calibration=None):
     def extra(item, params):
         packs = [w for w in (item.workload if isinstance(item.workload, list) else [])
                  if isinstance(w, Streaming) and w.name.endswith(".pack")]
-        cold = _cold_params(calibration, item) if calibration is not None else None
+        cold = net.cold_fit(calibration, item) if calibration is not None else None
         if not packs or cold is None or not cold.memory_scale or not params.memory_scale:
             return 0.0
         return (cold.memory_scale - params.memory_scale) * project(arch, packs, item.working_set).memory_s

@@ -26,8 +26,8 @@ from accelsim.replay.project import (
     replay_table, resident_level,
 )
 
-__all__ = ["DENSE", "calibration_from", "cold_fetch", "compare_run", "is_network_run", "layer_params", "params_for",
-           "plot_run", "simulator_predictor"]
+__all__ = ["DENSE", "calibration_from", "cold_fetch", "cold_fit", "compare_run", "is_network_run", "layer_params",
+           "params_for", "plot_run", "simulator_predictor"]
 
 DENSE = "dense"
 
@@ -56,6 +56,12 @@ def params_for(cal: dict | None, item) -> Params:
 def _fitted(cal: dict, family: str, dtype: str) -> Params | None:
     """A calibration's own fit for ``family`` at ``dtype``: its group's, else its family's; None where it has neither."""
     return cal["groups"].get(group_name(family, dtype)) or cal["families"].get(family)
+
+
+def cold_fit(cal: dict, item) -> Params | None:
+    """The calibration's fit of its cold GEMMs (family :data:`COLD`) at ``item``'s dtype: what a layer that fetches
+    is priced with (:func:`layer_params`, :func:`fetch_scale`); None where the calibration timed none."""
+    return _fitted(cal, COLD, item.row.get("dtype", ""))
 
 
 def _ratio(a, b):
@@ -108,7 +114,7 @@ def fetch_scale(calibration: dict | None, item) -> float:
     dtype = item.row.get("dtype", "")
     own = _fitted(calibration, GATHER, dtype) if item.family == GATHER else None
     if own is None or own.memory_scale is None:
-        own = _fitted(calibration, COLD, dtype)
+        own = cold_fit(calibration, item)
     return (own.memory_scale if own is not None else None) or 1.0
 
 
@@ -122,7 +128,7 @@ def layer_params(calibration: dict | None, item, cold: bool) -> Params:
     shape, measured 1.60, was projected 1.63), the run 13.9-14.7 % under in four loops (BENCHMARKS.md "Thirty-second
     slice")."""
     if cold and calibration is not None and item.family == "gemm":
-        own = _fitted(calibration, COLD, item.row.get("dtype", ""))
+        own = cold_fit(calibration, item)
         if own is not None:
             return own
     return params_for(calibration, item)
