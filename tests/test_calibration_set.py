@@ -100,3 +100,20 @@ def test_calibration_cases_time_the_cold_gemms_only_when_asked():
     extra = [c for c in cold if c.key not in {w.key for w in warm}]
     assert len(cold) == len(warm) + len(cset.COLD_CASES) == len(warm) + len(extra)
     assert sorted(c.key[2:5] for c in extra) == sorted(cset.COLD_CASES)
+
+
+def test_grown_batches_stop_at_the_largest_span_asked():
+    """A VM that reports its host's 480 MiB L3 as its own (no copy step found) would grow the six batches beyond the
+    cache to 2 × 480 MiB and more; given ``largest`` (``calibrate``: the DRAM copy's side, at most an eighth of
+    memory), each stops at the most matrices whose 4·(mk + kn + mn) bytes fit in it, and the batches in cache keep
+    their counts. With room to spare the cap changes nothing."""
+    last, largest = 480 * 2**20, 2**30
+    free = cset.batch_cases(last)
+    capped = cset.batch_cases(last, largest=largest)
+    for (c, m, n, k), (cf, *_), (cc, *_) in zip(cset.BATCH_CASES, free, capped):
+        each = 4 * (m * k + k * n + m * n)
+        if each * c <= 32 * 2**20:
+            assert cc == cf == c
+        else:
+            assert cf * each > 2 * last and cc * each <= largest < (cc + 1) * each
+    assert cset.batch_cases(last, largest=2**40) == free

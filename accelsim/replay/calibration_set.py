@@ -52,7 +52,8 @@ every parameter but ``threaded_call_s`` within 5.6 % (one thread) and 3.5 % (two
 _KIB = 1024
 
 
-def calibration_cases(xp, seed: int = 0, cold_side: int | None = None, last_level: int | None = None) -> list:
+def calibration_cases(xp, seed: int = 0, cold_side: int | None = None, last_level: int | None = None,
+                      largest_batch: int | None = None) -> list:
     """The spanning set, interleaved by family so a budget cut keeps every family: dense GEMM from 32³ to
     1024³ (float32; float64 at four sizes), stacked batches of small GEMMs (:data:`BATCH_CASES`), N:M SpMM and
     TASD at the shapes of a 384-wide transformer and of a 768-wide one at 128 tokens (each NumPy path, gather
@@ -63,7 +64,8 @@ def calibration_cases(xp, seed: int = 0, cold_side: int | None = None, last_leve
     are a third to a half of the time: with its only such layer at 128 tokens and the rest near a tenth, its
     fitted fraction ranged 0.59-0.95 over five two-thread calibrations, and BERT's projected 2:4 layers 18 %.
     With ``cold_side`` (NumPy), the GEMMs of :data:`COLD_CASES` are timed cold too (:func:`cold_case`); with
-    ``last_level``, the batches beyond the cache grow with it (:func:`batch_cases`)."""
+    ``last_level``, the batches beyond the cache grow with it, each to ``largest_batch`` bytes at most
+    (:func:`batch_cases`)."""
     from kernels.suites.gemm import dense_case
     from kernels.suites.nm_spmm import nm_case
     from kernels.suites.tasd import tasd_case
@@ -71,7 +73,7 @@ def calibration_cases(xp, seed: int = 0, cold_side: int | None = None, last_leve
     f32 = [dense_case(SUITE, m, n, k, "float32", xp, seed) for m, n, k in (
         (32, 32, 32), (512, 384, 384), (64, 64, 64), (512, 1536, 384), (128, 128, 128), (512, 384, 1536),
         (256, 256, 256), (8, 384, 384), (1024, 1024, 1024), (128, 384, 384), (2048, 512, 512), (64, 384, 1536))]
-    for i, (c, m, n, k) in enumerate(batch_cases(last_level)):  # early in the order: a short budget still times them
+    for i, (c, m, n, k) in enumerate(batch_cases(last_level, largest_batch)):  # early in the order: a short budget still times them
         f32.insert(3 * i + 1, dense_case(SUITE, m, n, k, "float32", xp, seed, batch=c))
     f64 = [dense_case(SUITE, m, n, k, "float64", xp, seed) for m, n, k in (
         (64, 64, 64), (512, 512, 512), (256, 256, 256), (1024, 1024, 1024))]
@@ -120,7 +122,7 @@ BATCH_LAST_LEVEL = 32 * _KIB**2
 """The last cache level :data:`BATCH_CASES`' counts were chosen for (the 2-vCPU EPYC's L3)."""
 
 
-def batch_cases(last_level: int | None = None) -> list[tuple[int, int, int, int]]:
+def batch_cases(last_level: int | None = None, largest: int | None = None) -> list[tuple[int, int, int, int]]:
     """:data:`BATCH_CASES`, each batch beyond :data:`BATCH_LAST_LEVEL` (fp32) grown by twice ``last_level`` over
     it where that is larger, so the same six outgrow twice the cache found. The level is found at the size its
     copies always held; the copy filling twice that is the one that spilled at times
@@ -130,16 +132,24 @@ def batch_cases(last_level: int | None = None) -> list[tuple[int, int, int, int]
     at its bound of 1 in the six calibrations found at 30 and at 0.81-0.91 in the four at 60: each within 10 % of
     its own state's, 15-19 % across. Ungrown, only two outgrew 60 MiB and the group fell back to the global fit,
     which priced MiniLM's full-size attention products (75 MB a batch). On the 2-vCPU EPYC (16 MiB found of 32)
-    nothing grows.
+    nothing grows. No grown batch spans more than ``largest`` bytes (``calibrate`` gives the DRAM copy's side,
+    which an eighth of memory bounds), so a VM reporting its host's cache as its own is not asked for gigabytes.
 
     Examples
     --------
     >>> batch_cases(60 * 2**20)[2], batch_cases(16 * 2**20)[2], batch_cases(30 * 2**20)[2], batch_cases()[1]
     ((1920, 128, 128, 64), (512, 128, 128, 64), (960, 128, 128, 64), (64, 128, 128, 64))
+    >>> batch_cases(480 * 2**20, largest=2**30)[2]
+    (8192, 128, 128, 64)
     """
     grow = max(1.0, 2 * (last_level or 0) / BATCH_LAST_LEVEL)
-    return [(math.ceil(c * grow) if 4 * c * (m * k + k * n + m * n) > BATCH_LAST_LEVEL else c, m, n, k)
-            for c, m, n, k in BATCH_CASES]
+    out = []
+    for c, m, n, k in BATCH_CASES:
+        each = 4 * (m * k + k * n + m * n)
+        if each * c > BATCH_LAST_LEVEL:
+            c = max(c, min(math.ceil(c * grow), (largest or math.inf) // each))
+        out.append((int(c), m, n, k))
+    return out
 
 
 COLD_CASES = ((128, 768, 768), (128, 3072, 768), (128, 768, 3072), (512, 384, 384), (64, 1536, 384),

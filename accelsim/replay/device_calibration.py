@@ -336,7 +336,8 @@ def calibrate_device(out: Path, budget_s: float, *, name: str = "cpu_calibrated"
     with rec:
         last = last_level_bytes(meas.get("caches", report["caches"]))
         cases = cases if cases is not None else cset.calibration_cases(
-            np, cold_side=pass_buffers(meas["copy_bytes"])["dram"], last_level=last)
+            np, cold_side=pass_buffers(meas["copy_bytes"])["dram"], last_level=last,
+            largest_batch=meas["copy_bytes"]["dram"])
         passes = cset.record(rec, cases, start + budget_s, report["blas_threads"], clock=clock,
                              before_pass=sampler and sampler.round, core=report.get("blas_core"))
         kept = list(range(len(passes)))
