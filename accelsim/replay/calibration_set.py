@@ -73,7 +73,8 @@ def calibration_cases(xp, seed: int = 0, cold_side: int | None = None, last_leve
     f32 = [dense_case(SUITE, m, n, k, "float32", xp, seed) for m, n, k in (
         (32, 32, 32), (512, 384, 384), (64, 64, 64), (512, 1536, 384), (128, 128, 128), (512, 384, 1536),
         (256, 256, 256), (8, 384, 384), (1024, 1024, 1024), (128, 384, 384), (2048, 512, 512), (64, 384, 1536))]
-    for i, (c, m, n, k) in enumerate(batch_cases(last_level, largest_batch)):  # early in the order: a short budget still times them
+    # early in the order: a short budget still times them
+    for i, (c, m, n, k) in enumerate(batch_cases(last_level, largest_batch)):
         f32.insert(3 * i + 1, dense_case(SUITE, m, n, k, "float32", xp, seed, batch=c))
     f64 = [dense_case(SUITE, m, n, k, "float64", xp, seed) for m, n, k in (
         (64, 64, 64), (512, 512, 512), (256, 256, 256), (1024, 1024, 1024))]
