@@ -1,0 +1,68 @@
+"""How much slower BERT's plan layers run cold than warm, as the calibration times dense GEMMs cold (issue 26).
+
+The calibration times its N:M paths warm (their operands in cache) and prices a run's plan layer from that warm fit
+with only the read of its operands at the cold GEMMs' scale; a run's dense layer it prices as its cold case
+(:func:`~accelsim.replay.calibration_set.cold_case`). This times ``bert_base``'s dense 128 × 768 × 768 product, its 2:4
+q/k/v/o products (``decompress_blas``) and its 1:8 vector FFN products (the gather path) warm and cold in turn, the
+cold call on the next of :func:`~accelsim.replay.calibration_set.cold_copies` copies of its operands spanning
+``2 × --side-mib``, as ``cold_case`` does: what a cold case of each plan path would measure, to set beside a run's
+layers (``bench/bench_loop_cases.py layers``).
+Run: ``python bench/bench_cold_plan_layers.py [--threads 1] [--side-mib 60] [--repeats 40]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+import numpy as np
+
+__all__ = ["SHAPES", "main", "operand_bytes"]
+
+SHAPES = (("dense", 128, 768, 768, None, "element"), ("2:4", 768, 128, 768, "2:4", "element"),
+          ("2:4", 3072, 128, 768, "2:4", "element"), ("1:8", 3072, 128, 768, "1:8", "vector"),
+          ("1:8", 768, 128, 3072, "1:8", "vector"))
+"""``(label, m, n, k, pattern, layout)``: the dense case is the NumPy shape of a run's q layer (tokens × out × in);
+the N:M ones the kernels' weight-major shape (out × tokens × in), BERT's attention and FFN products."""
+
+
+def operand_bytes(args) -> int:
+    """Bytes of a prepared call's operands: arrays, and the arrays an N:M tensor holds."""
+    arrays = [a for x in args for a in ([x] if isinstance(x, np.ndarray) else vars(x).values())]
+    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
+
+def main(argv=None) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from accelsim.replay.calibration_set import cold_copies
+    from kernels.suites.gemm import dense_case
+    from kernels.suites.nm_spmm import nm_case
+    from kernels.timing import time_call
+    from kernels.trace.microbench import keep_freed_memory
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    parser.add_argument("--side-mib", type=int, default=60, help="the copies span twice this (the calibration's "
+                        "cold side on the 2-vCPU Xeon VM)")
+    parser.add_argument("--repeats", type=int, default=40, help="timed calls each way (the median is kept)")
+    args = parser.parse_args(argv)
+    keep_freed_memory()  # as `accelsim run` and `accelsim calibrate` do
+    print("| product | m × n × k | operands MiB × copies | warm ms | cold ms | cold / warm |\n|---|---|---|---|---|---|")
+    with threadpool_limits(args.threads):
+        for label, m, n, k, pattern, layout in SHAPES:
+            case = (dense_case("bench", m, n, k, "float32", np, 0) if pattern is None
+                    else nm_case("bench", m, n, k, "float32", pattern, np, 0, layout))
+            p = case.prepare()
+            size = operand_bytes(p.args)
+            copies = [copy.deepcopy(p.args) for _ in range(cold_copies(size, args.side_mib * 2**20))]
+            turn = iter(range(10**9))
+            warm = time_call(p.fn, *p.args, repeats=args.repeats, min_window_s=0).median_s
+            cold = time_call(lambda: p.fn(*copies[next(turn) % len(copies)]), repeats=args.repeats, xp=np,
+                             min_window_s=0).median_s
+            print(f"| {label} {layout if pattern else ''} | {m} × {n} × {k} | {size / 2**20:.2f} × {len(copies)} | "
+                  f"{warm * 1e3:.3f} | {cold * 1e3:.3f} | {cold / warm:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
