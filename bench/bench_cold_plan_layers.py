@@ -6,8 +6,9 @@ with only the read of its operands at the cold GEMMs' scale; a run's dense layer
 q/k/v/o products (``decompress_blas``) and its 1:8 vector FFN products (the gather path) warm and cold in turn, the
 cold call on the next of :func:`~accelsim.replay.calibration_set.cold_copies` copies of its operands spanning
 ``2 × --side-mib``, as ``cold_case`` does: what a cold case of each plan path would measure, to set beside a run's
-layers (``bench/bench_loop_cases.py layers``).
-Run: ``python bench/bench_cold_plan_layers.py [--threads 1] [--side-mib 60] [--repeats 40]``.
+layers (``bench/bench_loop_cases.py layers``). With ``--after-ffn2``, an untimed call of the 1:8 FFN2 product (on its
+own turning copies) comes before every timed call, as in a run the previous block's FFN2 comes before ``q``.
+Run: ``python bench/bench_cold_plan_layers.py [--threads 1] [--side-mib 60] [--repeats 40] [--after-ffn2]``.
 """
 
 from __future__ import annotations
@@ -46,8 +47,18 @@ def main(argv=None) -> None:
     parser.add_argument("--side-mib", type=int, default=60, help="the copies span twice this (the calibration's "
                         "cold side on the 2-vCPU Xeon VM)")
     parser.add_argument("--repeats", type=int, default=40, help="timed calls each way (the median is kept)")
+    parser.add_argument("--after-ffn2", action="store_true", help="an untimed 1:8 FFN2 call before each timed one")
     args = parser.parse_args(argv)
     keep_freed_memory()  # as `accelsim run` and `accelsim calibrate` do
+
+    def turning(p):
+        """A call of prepared ``p`` on the next of its copies spanning ``2 × --side-mib``: a cold call."""
+        copies = [copy.deepcopy(p.args) for _ in range(cold_copies(operand_bytes(p.args), args.side_mib * 2**20))]
+        turn = iter(range(10**9))
+        return (lambda: p.fn(*copies[next(turn) % len(copies)])), len(copies)
+
+    before = (turning(nm_case("bench", 768, 128, 3072, "float32", "1:8", np, 1, "vector").prepare())[0]
+              if args.after_ffn2 else None)
     print("| product | m × n × k | operands MiB × copies | warm ms | cold ms | cold / warm |\n|---|---|---|---|---|---|")
     with threadpool_limits(args.threads):
         for label, m, n, k, pattern, layout in SHAPES:
@@ -55,12 +66,10 @@ def main(argv=None) -> None:
                     else nm_case("bench", m, n, k, "float32", pattern, np, 0, layout))
             p = case.prepare()
             size = operand_bytes(p.args)
-            copies = [copy.deepcopy(p.args) for _ in range(cold_copies(size, args.side_mib * 2**20))]
-            turn = iter(range(10**9))
-            warm = time_call(p.fn, *p.args, repeats=args.repeats, min_window_s=0).median_s
-            cold = time_call(lambda: p.fn(*copies[next(turn) % len(copies)]), repeats=args.repeats, xp=np,
-                             min_window_s=0).median_s
-            print(f"| {label} {layout if pattern else ''} | {m} × {n} × {k} | {size / 2**20:.2f} × {len(copies)} | "
+            cold_call, count = turning(p)
+            warm = time_call(p.fn, *p.args, repeats=args.repeats, min_window_s=0, before=before).median_s
+            cold = time_call(cold_call, repeats=args.repeats, xp=np, min_window_s=0, before=before).median_s
+            print(f"| {label} {layout if pattern else ''} | {m} × {n} × {k} | {size / 2**20:.2f} × {count} | "
                   f"{warm * 1e3:.3f} | {cold * 1e3:.3f} | {cold / warm:.2f} |", flush=True)
 
 

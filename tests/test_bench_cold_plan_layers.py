@@ -1,6 +1,7 @@
 """bench/bench_cold_plan_layers.py: the operand bytes its cold copies are counted by, and a run of it."""
 
 import numpy as np
+import pytest
 
 from bench.bench_cold_plan_layers import SHAPES, main, operand_bytes
 from kernels.suites.gemm import dense_case
@@ -19,8 +20,9 @@ def test_operand_bytes_count_an_nm_tensors_values_and_metadata():
     assert operand_bytes(dense) == (128 * 768 + 768 * 768) * 4
 
 
-def test_a_small_run_prints_a_row_per_shape_cold_no_faster_than_a_tenth_of_warm(capsys):
-    main(["--side-mib", "4", "--repeats", "3"])
+@pytest.mark.parametrize("after", [[], ["--after-ffn2"]])
+def test_a_small_run_prints_a_row_per_shape_cold_no_faster_than_a_tenth_of_warm(capsys, after):
+    main(["--side-mib", "4", "--repeats", "3", *after])
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and r[2].isalnum()][1:]
     assert len(rows) == len(SHAPES)
     for r in rows:
