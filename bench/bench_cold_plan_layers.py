@@ -6,15 +6,17 @@ with only the read of its operands at the cold GEMMs' scale; a run's dense layer
 q/k/v/o products (``decompress_blas``) and its 1:8 vector FFN products (the gather path) warm and cold in turn, the
 cold call on the next of :func:`~accelsim.replay.calibration_set.cold_copies` copies of its operands spanning
 ``2 × --side-mib``, as ``cold_case`` does: what a cold case of each plan path would measure, to set beside a run's
-layers (``bench/bench_loop_cases.py layers``). With ``--after-ffn2``, an untimed call of the 1:8 FFN2 product (on its
-own turning copies) comes before every timed call, as in a run the previous block's FFN2 comes before ``q``.
-Run: ``python bench/bench_cold_plan_layers.py [--threads 1] [--side-mib 60] [--repeats 40] [--after-ffn2]``.
+layers (``bench/bench_loop_cases.py layers``). ``--before`` puts an untimed step before every timed call: ``ffn2``
+the 1:8 FFN2 product on its own turning copies (in a run the previous block's FFN2 comes before ``q``), ``layernorm``
+a 128 × 768 normalisation pass, ``sleep1`` / ``sleep20`` an idle 1 or 20 ms.
+Run: ``python bench/bench_cold_plan_layers.py [--threads 1] [--side-mib 60] [--repeats 40] [--before ffn2]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import time
 
 import numpy as np
 
@@ -47,7 +49,8 @@ def main(argv=None) -> None:
     parser.add_argument("--side-mib", type=int, default=60, help="the copies span twice this (the calibration's "
                         "cold side on the 2-vCPU Xeon VM)")
     parser.add_argument("--repeats", type=int, default=40, help="timed calls each way (the median is kept)")
-    parser.add_argument("--after-ffn2", action="store_true", help="an untimed 1:8 FFN2 call before each timed one")
+    parser.add_argument("--before", choices=("none", "ffn2", "layernorm", "sleep1", "sleep20"), default="none",
+                        help="an untimed step before each timed call")
     args = parser.parse_args(argv)
     keep_freed_memory()  # as `accelsim run` and `accelsim calibrate` do
 
@@ -57,8 +60,12 @@ def main(argv=None) -> None:
         turn = iter(range(10**9))
         return (lambda: p.fn(*copies[next(turn) % len(copies)])), len(copies)
 
-    before = (turning(nm_case("bench", 768, 128, 3072, "float32", "1:8", np, 1, "vector").prepare())[0]
-              if args.after_ffn2 else None)
+    x = np.random.default_rng(1).standard_normal((128, 768), dtype=np.float32)
+    before = {"none": None, "sleep1": lambda: time.sleep(1e-3), "sleep20": lambda: time.sleep(2e-2),
+              "layernorm": lambda: (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True),
+              "ffn2": "ffn2"}[args.before]
+    if before == "ffn2":
+        before = turning(nm_case("bench", 768, 128, 3072, "float32", "1:8", np, 1, "vector").prepare())[0]
     print("| product | m × n × k | operands MiB × copies | warm ms | cold ms | cold / warm |\n|---|---|---|---|---|---|")
     with threadpool_limits(args.threads):
         for label, m, n, k, pattern, layout in SHAPES:

@@ -20,7 +20,7 @@ def test_operand_bytes_count_an_nm_tensors_values_and_metadata():
     assert operand_bytes(dense) == (128 * 768 + 768 * 768) * 4
 
 
-@pytest.mark.parametrize("after", [[], ["--after-ffn2"]])
+@pytest.mark.parametrize("after", [[], ["--before", "ffn2"], ["--before", "layernorm"], ["--before", "sleep1"]])
 def test_a_small_run_prints_a_row_per_shape_cold_no_faster_than_a_tenth_of_warm(capsys, after):
     main(["--side-mib", "4", "--repeats", "3", *after])
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and r[2].isalnum()][1:]
