@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from itertools import cycle
 
 import numpy as np
 
@@ -54,18 +55,22 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     keep_freed_memory()  # as `accelsim run` and `accelsim calibrate` do
 
-    def turning(p):
-        """A call of prepared ``p`` on the next of its copies spanning ``2 × --side-mib``: a cold call."""
-        copies = [copy.deepcopy(p.args) for _ in range(cold_copies(operand_bytes(p.args), args.side_mib * 2**20))]
-        turn = iter(range(10**9))
-        return (lambda: p.fn(*copies[next(turn) % len(copies)])), len(copies)
+    def turning(p, size: int):
+        """A call of prepared ``p`` (operands of ``size`` bytes) on the next of its copies spanning ``2 × --side-mib``,
+        as :func:`~accelsim.replay.calibration_set.cold_case` turns them: a cold call; and how many copies."""
+        copies = [copy.deepcopy(p.args) for _ in range(cold_copies(size, args.side_mib * 2**20))]
+        turn = cycle(copies)
+        return (lambda: p.fn(*next(turn))), len(copies)
 
-    x = np.random.default_rng(1).standard_normal((128, 768), dtype=np.float32)
-    before = {"none": None, "sleep1": lambda: time.sleep(1e-3), "sleep20": lambda: time.sleep(2e-2),
-              "layernorm": lambda: (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True),
-              "ffn2": "ffn2"}[args.before]
-    if before == "ffn2":
-        before = turning(nm_case("bench", 768, 128, 3072, "float32", "1:8", np, 1, "vector").prepare())[0]
+    def before_step(name: str):
+        if name == "ffn2":
+            ffn2 = nm_case("bench", 768, 128, 3072, "float32", "1:8", np, 1, "vector").prepare()
+            return turning(ffn2, operand_bytes(ffn2.args))[0]
+        x = np.random.default_rng(1).standard_normal((128, 768), dtype=np.float32)
+        return {"none": None, "sleep1": lambda: time.sleep(1e-3), "sleep20": lambda: time.sleep(2e-2),
+                "layernorm": lambda: (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)}[name]
+
+    before = before_step(args.before)
     print("| product | m × n × k | operands MiB × copies | warm ms | cold ms | cold / warm |\n|---|---|---|---|---|---|")
     with threadpool_limits(args.threads):
         for label, m, n, k, pattern, layout in SHAPES:
@@ -73,7 +78,7 @@ def main(argv=None) -> None:
                     else nm_case("bench", m, n, k, "float32", pattern, np, 0, layout))
             p = case.prepare()
             size = operand_bytes(p.args)
-            cold_call, count = turning(p)
+            cold_call, count = turning(p, size)
             warm = time_call(p.fn, *p.args, repeats=args.repeats, min_window_s=0, before=before).median_s
             cold = time_call(cold_call, repeats=args.repeats, xp=np, min_window_s=0, before=before).median_s
             print(f"| {label} {layout if pattern else ''} | {m} × {n} × {k} | {size / 2**20:.2f} × {count} | "

@@ -149,7 +149,7 @@ def batch_cases(last_level: int | None = None, largest: int | None = None) -> li
         each = 4 * (m * k + k * n + m * n)
         if each * c > BATCH_LAST_LEVEL:
             c = max(c, min(math.ceil(c * grow), (largest or math.inf) // each))
-        out.append((int(c), m, n, k))
+        out.append((c, m, n, k))
     return out
 
 
