@@ -2,8 +2,8 @@
 
 The calibration times its N:M paths warm (their operands in cache) and prices a run's plan layer from that warm fit
 with only the read of its operands at the cold GEMMs' scale; a run's dense layer it prices as its cold case
-(:func:`~accelsim.replay.calibration_set.cold_case`). This times ``bert_base``'s dense 128 × 768 × 768 product, its 2:4
-q/k/v/o products (``decompress_blas``) and its 1:8 vector FFN products (the gather path) warm and cold in turn, the
+(:func:`~accelsim.replay.calibration_set.cold_case`). This times ``bert_base``'s dense 128 × 768 × 768 product, its
+2:4 q/k/v/o products (``decompress_blas``) and its 1:8 vector FFN products (the gather path) warm and cold in turn, the
 cold call on the next of :func:`~accelsim.replay.calibration_set.cold_copies` copies of its operands spanning
 ``2 × --side-mib``, as ``cold_case`` does: what a cold case of each plan path would measure, to set beside a run's
 layers (``bench/bench_loop_cases.py layers``). ``--before`` puts an untimed step before every timed call: ``ffn2``
@@ -71,7 +71,8 @@ def main(argv=None) -> None:
                 "layernorm": lambda: (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)}[name]
 
     before = before_step(args.before)
-    print("| product | m × n × k | operands MiB × copies | warm ms | cold ms | cold / warm |\n|---|---|---|---|---|---|")
+    print("| product | m × n × k | operands MiB × copies | warm ms | cold ms | cold / warm |")
+    print("|---|---|---|---|---|---|")
     with threadpool_limits(args.threads):
         for label, m, n, k, pattern, layout in SHAPES:
             case = (dense_case("bench", m, n, k, "float32", np, 0) if pattern is None
